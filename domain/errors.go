@@ -1,0 +1,47 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error kinds. Every error a rule or a store returns to a caller wraps one of
+// these, so the HTTP layer can map it to a status with errors.Is.
+var (
+	// ErrInvalid is returned when a command or query has bad input; nothing was changed.
+	ErrInvalid = errors.New("domain: invalid input")
+	// ErrNotFound is returned when the named aggregate or read-model row does not exist.
+	ErrNotFound = errors.New("domain: not found")
+	// ErrConflict is returned when a command was decided on a stale version, or
+	// would break a uniqueness rule (an ID document registered twice).
+	ErrConflict = errors.New("domain: conflict")
+	// ErrForbidden is returned when the actor may not do what was asked.
+	ErrForbidden = errors.New("domain: forbidden")
+	// ErrUnauthorized is returned when the caller presented no valid credential.
+	ErrUnauthorized = errors.New("domain: unauthorized")
+	// ErrUnknownEvent is returned when an event's type is not known to this
+	// build, or its schema version is newer than this build understands. Such
+	// an event is never skipped.
+	ErrUnknownEvent = errors.New("domain: unknown event type or schema version")
+)
+
+// FieldError is an ErrInvalid about one named input field.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Reason) }
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Invalid returns a FieldError for field.
+func Invalid(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Errorf wraps kind with a message: Errorf(ErrConflict, "venue %s already reviewed", id).
+func Errorf(kind error, format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), kind)
+}

@@ -1,0 +1,277 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Event type names. They are stored in the log: never rename one.
+const (
+	TypePersonRegistered     = "PersonRegistered"
+	TypePersonVerified       = "PersonVerified"
+	TypeVenueApplied         = "VenueApplied"
+	TypeVenueReviewed        = "VenueReviewed"
+	TypeVenueCodeIssued      = "VenueCodeIssued"
+	TypeSubAdminAdded        = "SubAdminAdded"
+	TypeSubAdminRemoved      = "SubAdminRemoved"
+	TypePassRecorded         = "PassRecorded"
+	TypeHealthStatusRecorded = "HealthStatusRecorded"
+	TypeAlertRaised          = "AlertRaised"
+	TypeArrivalDeclared      = "ArrivalDeclared"
+	TypeTruckPassDeclared    = "TruckPassDeclared"
+	TypeDeclarationReviewed  = "DeclarationReviewed"
+	TypeTraceRequested       = "TraceRequested"
+)
+
+// Sealed is personal data encrypted with the person's data key (AES-256-GCM,
+// base64 of nonce‖ciphertext). Destroying the key erases the data without
+// rewriting the log.
+type Sealed string
+
+// PersonRegistered: a person registered with a real name and an ID document,
+// or a guardian registered a family member (GuardianID set, no phone).
+type PersonRegistered struct {
+	PersonID uuid.UUID `json:"person_id"`
+	IDType   string    `json:"id_type"`
+	// IDHash is the keyed hash (HMAC-SHA256, hex) of id_type and the
+	// normalised ID number: the only lookup key for the document.
+	IDHash   string `json:"id_hash"`
+	Name     Sealed `json:"name"`
+	IDNumber Sealed `json:"id_number"`
+	Phone    Sealed `json:"phone,omitempty"`
+	// GuardianID and Relation are set for a family member (a dependant).
+	GuardianID uuid.UUID `json:"guardian_id,omitempty"`
+	Relation   string    `json:"relation,omitempty"`
+}
+
+// PersonVerified: a person's identity check finished (face or manual review).
+type PersonVerified struct {
+	PersonID uuid.UUID `json:"person_id"`
+	Method   string    `json:"method"` // face | manual
+	Result   string    `json:"result"` // approved | rejected
+}
+
+// VenueApplied: a registered person applied for a venue code and became its manager.
+type VenueApplied struct {
+	VenueID   uuid.UUID `json:"venue_id"`
+	Name      string    `json:"name"`
+	Type      string    `json:"type"`
+	District  string    `json:"district"`
+	Address   string    `json:"address"`
+	Lat       float64   `json:"lat"`
+	Lng       float64   `json:"lng"`
+	ManagerID uuid.UUID `json:"manager_id"`
+	// RequireGreen: only a known green code passes (unknown colour is denied).
+	RequireGreen bool `json:"require_green,omitempty"`
+	// NATWithinHours > 0: a negative nucleic-acid test within that many hours is required.
+	NATWithinHours int `json:"nat_within_hours,omitempty"`
+}
+
+// VenueReviewed: a reviewer approved or rejected a venue application.
+type VenueReviewed struct {
+	VenueID  uuid.UUID `json:"venue_id"`
+	Decision string    `json:"decision"` // approve | reject
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// VenueCodeIssued: the printable venue code was issued for an approved venue.
+type VenueCodeIssued struct {
+	VenueID uuid.UUID `json:"venue_id"`
+	Code    string    `json:"code"`
+}
+
+// SubAdminAdded: the venue manager added a registered person as sub-admin.
+type SubAdminAdded struct {
+	VenueID  uuid.UUID `json:"venue_id"`
+	PersonID uuid.UUID `json:"person_id"`
+}
+
+// SubAdminRemoved: the venue manager removed a sub-admin.
+type SubAdminRemoved struct {
+	VenueID  uuid.UUID `json:"venue_id"`
+	PersonID uuid.UUID `json:"person_id"`
+}
+
+// Screen is the "one screen" shown at a pass, kept in the event so a retry
+// returns the original answer.
+type Screen struct {
+	NameMasked   string    `json:"name"`
+	CodeColour   string    `json:"code_colour"` // green | yellow | red | unknown
+	NATResult    string    `json:"nat_result,omitempty"`
+	NATAt        time.Time `json:"nat_at,omitzero"`
+	VaccineDoses int       `json:"vaccine_doses"`
+	VenueID      uuid.UUID `json:"venue_id"`
+	VenueName    string    `json:"venue_name"`
+	At           time.Time `json:"at"`
+	Direction    string    `json:"direction"`
+	Decision     string    `json:"decision"`
+	Reason       string    `json:"reason,omitempty"`
+}
+
+// PassRecorded: a person crossed a venue boundary (or was refused).
+type PassRecorded struct {
+	VenueID   uuid.UUID `json:"venue_id"`
+	PersonID  uuid.UUID `json:"person_id"`
+	Direction string    `json:"direction"` // in | out
+	Method    string    `json:"method"`    // self_scan | staff_scan | manual
+	Decision  string    `json:"decision"`  // pass | deny
+	Reason    string    `json:"reason,omitempty"`
+	// Operator is the staff member or scanner who recorded it (empty for self scan).
+	Operator string `json:"operator,omitempty"`
+	// GuardianID is set when a guardian passed with this dependant.
+	GuardianID uuid.UUID `json:"guardian_id,omitzero"`
+	Screen     Screen    `json:"screen"`
+}
+
+// HealthStatusRecorded: the health data feed reported a person's status, by
+// ID document hash (the person may not have registered yet).
+type HealthStatusRecorded struct {
+	IDHash       string    `json:"id_hash"`
+	IDType       string    `json:"id_type"`
+	CodeColour   string    `json:"code_colour"` // green | yellow | red
+	NATResult    string    `json:"nat_result"`  // negative | positive | none
+	NATAt        time.Time `json:"nat_at,omitzero"`
+	VaccineDoses int       `json:"vaccine_doses"`
+}
+
+// AlertRaised: a denied or abnormal pass was reported to the district.
+type AlertRaised struct {
+	District    string    `json:"district"`
+	VenueID     uuid.UUID `json:"venue_id"`
+	PersonID    uuid.UUID `json:"person_id"`
+	PassEventID uuid.UUID `json:"pass_event_id"`
+	CodeColour  string    `json:"code_colour"`
+	Decision    string    `json:"decision"`
+	Reason      string    `json:"reason"`
+}
+
+// ArrivalDeclared: a person declared an arrival (入临申报) for themselves and family members.
+type ArrivalDeclared struct {
+	DeclarationID       uuid.UUID   `json:"declaration_id"`
+	PersonID            uuid.UUID   `json:"person_id"`
+	FamilyMemberIDs     []uuid.UUID `json:"family_member_ids,omitempty"`
+	ArrivalDate         string      `json:"arrival_date"` // YYYY-MM-DD
+	Origin              string      `json:"origin"`
+	DestinationDistrict string      `json:"destination_district"`
+	NATResult           string      `json:"nat_result"`
+	NATAt               time.Time   `json:"nat_at,omitzero"`
+}
+
+// TruckPassDeclared: a driver filed a truck pass (货车畅行).
+type TruckPassDeclared struct {
+	DeclarationID    uuid.UUID `json:"declaration_id"`
+	PersonID         uuid.UUID `json:"person_id"`
+	PlateNumber      string    `json:"plate_number"`
+	NATProofAt       time.Time `json:"nat_proof_at"`
+	ItineraryOK      bool      `json:"itinerary_ok"`
+	HealthCodeColour string    `json:"health_code_colour"`
+	LogisticsPark    string    `json:"logistics_park"`
+	District         string    `json:"district"`
+	ContactName      Sealed    `json:"contact_name"`
+	ContactPhone     Sealed    `json:"contact_phone"`
+}
+
+// DeclarationReviewed: a reviewer approved or rejected a declaration.
+type DeclarationReviewed struct {
+	DeclarationID uuid.UUID `json:"declaration_id"`
+	Decision      string    `json:"decision"` // approve | reject
+	Reason        string    `json:"reason,omitempty"`
+}
+
+// TraceRequested: an analyst looked at a person's history (audit).
+type TraceRequested struct {
+	TraceID  uuid.UUID `json:"trace_id"`
+	Analyst  string    `json:"analyst"`
+	PersonID uuid.UUID `json:"person_id"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Depth    int       `json:"depth"`
+	Reason   string    `json:"reason"`
+}
+
+func (PersonRegistered) EventType() string     { return TypePersonRegistered }
+func (PersonVerified) EventType() string       { return TypePersonVerified }
+func (VenueApplied) EventType() string         { return TypeVenueApplied }
+func (VenueReviewed) EventType() string        { return TypeVenueReviewed }
+func (VenueCodeIssued) EventType() string      { return TypeVenueCodeIssued }
+func (SubAdminAdded) EventType() string        { return TypeSubAdminAdded }
+func (SubAdminRemoved) EventType() string      { return TypeSubAdminRemoved }
+func (PassRecorded) EventType() string         { return TypePassRecorded }
+func (HealthStatusRecorded) EventType() string { return TypeHealthStatusRecorded }
+func (AlertRaised) EventType() string          { return TypeAlertRaised }
+func (ArrivalDeclared) EventType() string      { return TypeArrivalDeclared }
+func (TruckPassDeclared) EventType() string    { return TypeTruckPassDeclared }
+func (DeclarationReviewed) EventType() string  { return TypeDeclarationReviewed }
+func (TraceRequested) EventType() string       { return TypeTraceRequested }
+
+func (PersonRegistered) SchemaVersion() int     { return 1 }
+func (PersonVerified) SchemaVersion() int       { return 1 }
+func (VenueApplied) SchemaVersion() int         { return 1 }
+func (VenueReviewed) SchemaVersion() int        { return 1 }
+func (VenueCodeIssued) SchemaVersion() int      { return 1 }
+func (SubAdminAdded) SchemaVersion() int        { return 1 }
+func (SubAdminRemoved) SchemaVersion() int      { return 1 }
+func (PassRecorded) SchemaVersion() int         { return 1 }
+func (HealthStatusRecorded) SchemaVersion() int { return 1 }
+func (AlertRaised) SchemaVersion() int          { return 1 }
+func (ArrivalDeclared) SchemaVersion() int      { return 1 }
+func (TruckPassDeclared) SchemaVersion() int    { return 1 }
+func (DeclarationReviewed) SchemaVersion() int  { return 1 }
+func (TraceRequested) SchemaVersion() int       { return 1 }
+
+// registry maps an event type to a constructor of its current payload type.
+var registry = map[string]func() Event{
+	TypePersonRegistered:     func() Event { return &PersonRegistered{} },
+	TypePersonVerified:       func() Event { return &PersonVerified{} },
+	TypeVenueApplied:         func() Event { return &VenueApplied{} },
+	TypeVenueReviewed:        func() Event { return &VenueReviewed{} },
+	TypeVenueCodeIssued:      func() Event { return &VenueCodeIssued{} },
+	TypeSubAdminAdded:        func() Event { return &SubAdminAdded{} },
+	TypeSubAdminRemoved:      func() Event { return &SubAdminRemoved{} },
+	TypePassRecorded:         func() Event { return &PassRecorded{} },
+	TypeHealthStatusRecorded: func() Event { return &HealthStatusRecorded{} },
+	TypeAlertRaised:          func() Event { return &AlertRaised{} },
+	TypeArrivalDeclared:      func() Event { return &ArrivalDeclared{} },
+	TypeTruckPassDeclared:    func() Event { return &TruckPassDeclared{} },
+	TypeDeclarationReviewed:  func() Event { return &DeclarationReviewed{} },
+	TypeTraceRequested:       func() Event { return &TraceRequested{} },
+}
+
+// upcasters turn an older schema version's payload into the next version's:
+// upcasters[type][v] maps version v to v+1. None exist yet; when a payload
+// changes shape, bump its SchemaVersion and add one here.
+var upcasters = map[string]map[int]func(json.RawMessage) (json.RawMessage, error){}
+
+// Decode returns the envelope's payload as its current Go type (a pointer,
+// e.g. *PersonRegistered), upcasting older schema versions. An unknown type,
+// or a version newer than this build knows, is ErrUnknownEvent: never skipped.
+func Decode(e Envelope) (Event, error) {
+	mk, ok := registry[e.Type]
+	if !ok {
+		return nil, fmt.Errorf("decode event %s at %d: type %q: %w", e.ID, e.Position, e.Type, ErrUnknownEvent)
+	}
+	ev := mk()
+	current := ev.SchemaVersion()
+	if e.SchemaVersion > current || e.SchemaVersion < 1 {
+		return nil, fmt.Errorf("decode event %s at %d: %s schema version %d (this build knows up to %d): %w",
+			e.ID, e.Position, e.Type, e.SchemaVersion, current, ErrUnknownEvent)
+	}
+	payload := e.Payload
+	for v := e.SchemaVersion; v < current; v++ {
+		up, ok := upcasters[e.Type][v]
+		if !ok {
+			return nil, fmt.Errorf("decode event %s: no upcaster for %s v%d: %w", e.ID, e.Type, v, ErrUnknownEvent)
+		}
+		var err error
+		if payload, err = up(payload); err != nil {
+			return nil, fmt.Errorf("upcast %s v%d: %w", e.Type, v, err)
+		}
+	}
+	if err := json.Unmarshal(payload, ev); err != nil {
+		return nil, fmt.Errorf("decode event %s (%s): %w", e.ID, e.Type, err)
+	}
+	return ev, nil
+}

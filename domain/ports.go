@@ -1,0 +1,184 @@
+package domain
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Appended is where an event landed in the log.
+type Appended struct {
+	// Position is the event's global position (stream sequence).
+	Position uint64
+	// Duplicate is true when an event with the same id was already stored;
+	// Position is then the original event's position and nothing new was stored.
+	Duplicate bool
+}
+
+// EventStore is the log of record (JetStream). Implemented by eventstore.Store.
+type EventStore interface {
+	// Load returns one aggregate's events in order and its version: the
+	// position of its last event, 0 when it has none.
+	Load(ctx context.Context, aggregate string) ([]Envelope, uint64, error)
+	// Append appends events to one aggregate if its version is still
+	// expectedVersion (0: the aggregate must not exist yet). A stale version
+	// is ErrConflict and appends nothing. Several events are appended
+	// atomically. An event whose id was already stored is a Duplicate.
+	Append(ctx context.Context, aggregate string, expectedVersion uint64, events ...Envelope) ([]Appended, error)
+	// Record appends events with no version check, gathered with other
+	// concurrent callers into one durable write (group commit). Used for
+	// passes, health records, alerts and audit entries. The result has one
+	// entry per event, in order.
+	Record(ctx context.Context, events ...Envelope) ([]Appended, error)
+	// Get returns the event at a position.
+	Get(ctx context.Context, position uint64) (Envelope, error)
+	// LastPosition returns the position of the newest event in the log.
+	LastPosition(ctx context.Context) (uint64, error)
+}
+
+// Keyring holds each person's data key for Sealed fields. Destroying a key
+// erases that person's personal data from every event that used it.
+type Keyring interface {
+	// Key returns the data key of subject, creating it when create is true
+	// and none exists; ErrNotFound otherwise.
+	Key(ctx context.Context, subject uuid.UUID, create bool) ([]byte, error)
+	// Destroy deletes subject's key.
+	Destroy(ctx context.Context, subject uuid.UUID) error
+}
+
+// Read-model views. Personal data in views is always masked.
+
+// PersonView is a person as the read models know them.
+type PersonView struct {
+	ID            uuid.UUID   `json:"person_id"`
+	NameMasked    string      `json:"name"`
+	IDType        string      `json:"id_type"`
+	IDMasked      string      `json:"id_number"`
+	IDHash        string      `json:"-"`
+	Verification  string      `json:"verification"` // pending | approved | rejected
+	GuardianID    uuid.UUID   `json:"guardian_id,omitzero"`
+	Relation      string      `json:"relation,omitempty"`
+	FamilyMembers []uuid.UUID `json:"family_members"`
+	RegisteredAt  time.Time   `json:"registered_at"`
+	Position      uint64      `json:"-"` // version of the person aggregate
+}
+
+// HealthView is the latest health status known for an ID document.
+type HealthView struct {
+	CodeColour   string    `json:"code_colour"`
+	NATResult    string    `json:"nat_result"`
+	NATAt        time.Time `json:"nat_at,omitzero"`
+	VaccineDoses int       `json:"vaccine_doses"`
+	RecordedAt   time.Time `json:"recorded_at"`
+}
+
+// VenueView is a venue as the read models know it.
+type VenueView struct {
+	ID             uuid.UUID   `json:"venue_id"`
+	Name           string      `json:"name"`
+	Type           string      `json:"type"`
+	District       string      `json:"district"`
+	Address        string      `json:"address"`
+	Lat            float64     `json:"lat"`
+	Lng            float64     `json:"lng"`
+	Status         string      `json:"status"` // pending | approved | rejected
+	Reason         string      `json:"reason,omitempty"`
+	ManagerID      uuid.UUID   `json:"manager_id"`
+	Admins         []uuid.UUID `json:"admins"`
+	RequireGreen   bool        `json:"require_green"`
+	NATWithinHours int         `json:"nat_within_hours"`
+	AppliedAt      time.Time   `json:"applied_at"`
+	ReviewedAt     time.Time   `json:"reviewed_at,omitzero"`
+}
+
+// VenueFilter selects venues; empty fields match all.
+type VenueFilter struct {
+	District string
+	Status   string
+	Limit    int
+}
+
+// Entry is one row of a venue's entry list.
+type Entry struct {
+	EventID    uuid.UUID `json:"event_id"`
+	PersonID   uuid.UUID `json:"person_id"`
+	NameMasked string    `json:"name"`
+	IDMasked   string    `json:"id_number"`
+	At         time.Time `json:"at"`
+	Direction  string    `json:"direction"`
+	Decision   string    `json:"decision"`
+	Method     string    `json:"method"`
+	Operator   string    `json:"operator,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	Position   uint64    `json:"-"`
+}
+
+// EntryQuery asks for a page of a venue's entry list, newest first.
+type EntryQuery struct {
+	VenueID   uuid.UUID
+	From, To  time.Time // zero: unbounded
+	Direction string    // "" | in | out
+	Decision  string    // "" | pass | deny
+	Limit     int
+	// After continues a page: entries strictly older than (At, Position) in
+	// the list's order. Zero: from the newest.
+	AfterAt       time.Time
+	AfterPosition uint64
+}
+
+// Visit is one pass in a person's trace history.
+type Visit struct {
+	EventID   uuid.UUID `json:"event_id"`
+	VenueID   uuid.UUID `json:"venue_id"`
+	VenueName string    `json:"venue_name"`
+	VenueType string    `json:"venue_type"`
+	District  string    `json:"district"`
+	Address   string    `json:"address"`
+	At        time.Time `json:"at"`
+	Direction string    `json:"direction"`
+	Decision  string    `json:"decision"`
+}
+
+// Alert is a district alert raised by a denied or abnormal pass.
+type Alert struct {
+	EventID     uuid.UUID `json:"event_id"`
+	District    string    `json:"district"`
+	VenueID     uuid.UUID `json:"venue_id"`
+	PersonID    uuid.UUID `json:"person_id"`
+	PassEventID uuid.UUID `json:"pass_event_id"`
+	CodeColour  string    `json:"code_colour"`
+	Decision    string    `json:"decision"`
+	Reason      string    `json:"reason"`
+	At          time.Time `json:"at"`
+}
+
+// PassView is a stored pass, found by its event id (retries older than
+// JetStream's duplicate window are answered from here).
+type PassView struct {
+	EventID  uuid.UUID
+	Position uint64
+	Pass     PassRecorded
+}
+
+// ReadModel is the query side of the read models, implemented by the memory
+// and PostgreSQL stores in projections. Every method reflects the state at
+// Position() or later.
+type ReadModel interface {
+	// Position returns the global position of the last event applied.
+	Position(ctx context.Context) (uint64, error)
+	Person(ctx context.Context, id uuid.UUID) (PersonView, error)
+	PersonByIDHash(ctx context.Context, idHash string) (PersonView, error)
+	// Health returns the latest health status of an ID document; ok is false when none is known.
+	Health(ctx context.Context, idHash string) (h HealthView, ok bool, err error)
+	Venue(ctx context.Context, id uuid.UUID) (VenueView, error)
+	Venues(ctx context.Context, f VenueFilter) ([]VenueView, error)
+	Entries(ctx context.Context, q EntryQuery) ([]Entry, error)
+	Trace(ctx context.Context, personID uuid.UUID, from, to time.Time) ([]Visit, error)
+	// Occupancy counts people inside a venue at now: entries minus exits,
+	// where an entry with no exit ends after dwell.
+	Occupancy(ctx context.Context, venueID uuid.UUID, now time.Time, dwell time.Duration) (int, error)
+	Alerts(ctx context.Context, district string, limit int) ([]Alert, error)
+	// Pass returns a stored pass by event id; ok is false when unknown.
+	Pass(ctx context.Context, eventID uuid.UUID) (p PassView, ok bool, err error)
+}
