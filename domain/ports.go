@@ -182,3 +182,18 @@ type ReadModel interface {
 	// Pass returns a stored pass by event id; ok is false when unknown.
 	Pass(ctx context.Context, eventID uuid.UUID) (p PassView, ok bool, err error)
 }
+
+// Log is the reading side of the event store, for projectors and replays.
+// Implemented by eventstore.Store.
+type Log interface {
+	// Follow delivers every event with position > from, in order and in
+	// batches, first from history and then live, with no gap and no
+	// duplicate, until ctx ends or fn returns an error (which Follow returns).
+	Follow(ctx context.Context, from uint64, fn func([]Envelope) error) error
+	// Read delivers the events whose aggregate matches filter (NATS subject
+	// wildcards over aggregate names, e.g. "pass.*.<person>" or "venue.>")
+	// with position > from, in order, up to the log's end when Read started.
+	Read(ctx context.Context, filter string, from uint64, fn func([]Envelope) error) error
+	// LastPosition returns the position of the newest event in the log.
+	LastPosition(ctx context.Context) (uint64, error)
+}
