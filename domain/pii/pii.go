@@ -17,8 +17,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-
-	"github.com/checkin-ledger/ledger/domain"
 )
 
 // ErrOpen is returned by Open when a sealed value cannot be decrypted: the
@@ -73,7 +71,7 @@ func NewKey() ([]byte, error) {
 }
 
 // Seal encrypts plaintext with key (AES-256-GCM).
-func Seal(key []byte, plaintext string) (domain.Sealed, error) {
+func Seal(key []byte, plaintext string) (string, error) {
 	if plaintext == "" {
 		return "", nil
 	}
@@ -86,15 +84,15 @@ func Seal(key []byte, plaintext string) (domain.Sealed, error) {
 		return "", fmt.Errorf("pii: nonce: %w", err)
 	}
 	out := aead.Seal(nonce, nonce, []byte(plaintext), nil)
-	return domain.Sealed(base64.RawStdEncoding.EncodeToString(out)), nil
+	return base64.RawStdEncoding.EncodeToString(out), nil
 }
 
 // Open decrypts a value sealed with key.
-func Open(key []byte, s domain.Sealed) (string, error) {
+func Open(key []byte, s string) (string, error) {
 	if s == "" {
 		return "", nil
 	}
-	raw, err := base64.RawStdEncoding.DecodeString(string(s))
+	raw, err := base64.RawStdEncoding.DecodeString(s)
 	if err != nil {
 		return "", ErrOpen
 	}
