@@ -1,0 +1,36 @@
+# The check-in ledger. `make run` starts the service on its embedded default;
+# `make test` runs every test against a real JetStream (in-process) and a real
+# PostgreSQL (DATABASE_URL, default the local one on 127.0.0.1:5432).
+
+GO        ?= go
+DATA      ?= ./data
+HTTP      ?= :8080
+DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+export DATABASE_URL
+
+.PHONY: run build test test-short bench vet fmt tidy clean
+
+run:
+	$(GO) run ./cmd/ledger serve --data $(DATA) --http $(HTTP)
+
+build:
+	$(GO) build -o bin/ledger ./cmd/ledger
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./eventstore/ ./projections/...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
