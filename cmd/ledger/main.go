@@ -1,0 +1,80 @@
+// Command ledger is the check-in ledger service and its tools.
+//
+//	ledger serve [--data DIR] [--http ADDR] [--nats-url URL] [--replicas N] [--postgres URL]
+//	ledger token issue --role R [--venue V] [--person P] [--ttl D] [--data DIR]
+//	ledger projections status  [--data DIR | --nats-url URL] [--postgres URL]
+//	ledger projections rebuild [NAME] [--data DIR | --nats-url URL] [--postgres URL]
+//
+// cmd is the only place that reads flags and the environment; it builds the
+// parts (event store, read models, projector, command side, HTTP server) and
+// wires them together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "ledger:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: ledger <command> [flags]
+
+commands:
+  serve                       run the service (embedded NATS + in-memory read models by default)
+  token issue --role R        print a bearer token signed with the data dir's key
+  projections status          print each projection's position and lag
+  projections rebuild [NAME]  replay the log into fresh read-model tables and swap them in
+
+Run 'ledger <command> -h' for its flags.
+`
+
+// run dispatches a subcommand; main is a thin shell around it so tests can
+// call it with their own arguments, output and environment.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr, getenv)
+	case "token":
+		if len(args) < 2 || args[1] != "issue" {
+			fmt.Fprint(stderr, usage)
+			return errors.New("token: want 'token issue'")
+		}
+		return tokenIssue(args[2:], stdout, stderr, getenv)
+	case "projections":
+		if len(args) < 2 {
+			fmt.Fprint(stderr, usage)
+			return errors.New("projections: want 'status' or 'rebuild'")
+		}
+		switch args[1] {
+		case "status":
+			return projectionsStatus(ctx, args[2:], stdout, stderr, getenv)
+		case "rebuild":
+			return projectionsRebuild(ctx, args[2:], stdout, stderr, getenv)
+		}
+		return fmt.Errorf("projections: unknown subcommand %q", args[1])
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

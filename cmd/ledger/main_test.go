@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// residentID returns a valid 18-character mainland resident ID number for
+// seq: region 371302 (Lanshan), a real birth date, and the GB 11643 check
+// character.
+func residentID(seq int) string {
+	birth := time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, seq%20000)
+	body := fmt.Sprintf("371302%s%03d", birth.Format("20060102"), seq%1000)
+	weights := []int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+	sum := 0
+	for i, w := range weights {
+		sum += int(body[i]-'0') * w
+	}
+	return body + string("10X98765432"[sum%11])
+}
+
+// service is a `ledger serve` started in this process, as cmd wires it.
+type service struct {
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+	data   string
+}
+
+// startService runs `ledger serve` on 127.0.0.1:0 with data in dir and
+// returns once it listens.
+func startService(t *testing.T, dir string, env map[string]string) *service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	getenv := func(k string) string { return env[k] }
+	s := &service{cancel: cancel, done: make(chan error, 1), data: dir}
+	go func() {
+		err := run(ctx, []string{"serve", "--data", dir, "--http", "127.0.0.1:0"}, pw, io.Discard, getenv)
+		pw.CloseWithError(io.EOF)
+		s.done <- err
+	}()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+				addr <- a
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		s.base = "http://" + a
+	case err := <-s.done:
+		t.Fatalf("serve exited before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not start listening within 30s")
+	}
+	t.Cleanup(func() { s.stop(t) })
+	waitReady(t, s.base)
+	return s
+}
+
+func (s *service) stop(t *testing.T) {
+	t.Helper()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil && err != context.Canceled {
+			t.Errorf("serve returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("serve did not stop within 30s")
+	}
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s/readyz not OK within 30s", base)
+}
+
+// call sends a JSON request and decodes the JSON answer into out (if not nil).
+func call(t *testing.T, method, url, bearer string, body any, out any) (int, http.Header, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 && strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)
+		}
+	}
+	return resp.StatusCode, resp.Header, raw
+}
+
+// issue runs `ledger token issue` against dir and returns the token.
+func issue(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(context.Background(), append([]string{"token", "issue", "--data", dir}, args...), &out, io.Discard, func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("token issue %v: %v", args, err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestEndToEnd walks a citizen and a venue manager through the service as
+// cmd wires it: register → apply → approve → code PNG → pass → entry list.
+func TestEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	s := startService(t, dir, nil)
+	reviewer := issue(t, dir, "--role", "reviewer")
+
+	var reg struct {
+		PersonID string `json:"person_id"`
+		Token    string `json:"token"`
+		EventID  string `json:"event_id"`
+		Position uint64 `json:"position"`
+	}
+	code, _, raw := call(t, "POST", s.base+"/v1/persons", "", map[string]any{
+		"name": "王小明", "id_type": "resident_id", "id_number": residentID(1), "phone": "13800000001",
+	}, &reg)
+	if code != http.StatusCreated || reg.PersonID == "" || reg.Token == "" || reg.EventID == "" || reg.Position == 0 {
+		t.Fatalf("register: %d %s", code, raw)
+	}
+	if strings.Contains(string(raw), residentID(1)) {
+		t.Fatalf("register answer shows the whole ID number: %s", raw)
+	}
+
+	var venue struct {
+		VenueID string `json:"venue_id"`
+		Status  string `json:"status"`
+	}
+	code, _, raw = call(t, "POST", s.base+"/v1/venues", reg.Token, map[string]any{
+		"name": "沂河超市", "type": "supermarket", "district": "371302", "address": "临沂市兰山区沂河路1号",
+		"lat": 35.05, "lng": 118.35,
+	}, &venue)
+	if code != http.StatusCreated || venue.Status != "pending" {
+		t.Fatalf("apply: %d %s", code, raw)
+	}
+
+	code, _, raw = call(t, "POST", s.base+"/v1/venues/"+venue.VenueID+"/review", reviewer,
+		map[string]any{"decision": "approve"}, nil)
+	if code/100 != 2 {
+		t.Fatalf("review: %d %s", code, raw)
+	}
+
+	var got struct {
+		Status string `json:"status"`
+		Code   string `json:"code"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for got.Status != "approved" && time.Now().Before(deadline) {
+		call(t, "GET", s.base+"/v1/venues/"+venue.VenueID, reg.Token, nil, &got)
+	}
+	if got.Status != "approved" || got.Code == "" {
+		t.Fatalf("venue after approval: %+v", got)
+	}
+
+	code, hdr, png := call(t, "GET", s.base+"/v1/venues/"+venue.VenueID+"/code.png", reg.Token, nil, nil)
+	if code != http.StatusOK || hdr.Get("Content-Type") != "image/png" || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Fatalf("code.png: %d %s, %d bytes", code, hdr.Get("Content-Type"), len(png))
+	}
+
+	var pass struct {
+		EventID  string `json:"event_id"`
+		Position uint64 `json:"position"`
+		Decision string `json:"decision"`
+	}
+	code, _, raw = call(t, "POST", s.base+"/v1/passes", reg.Token, map[string]any{
+		"method": "self_scan", "venue_code": got.Code, "direction": "in",
+	}, &pass)
+	if code != http.StatusCreated || pass.Decision != "pass" {
+		t.Fatalf("self scan: %d %s", code, raw)
+	}
+
+	var entries struct {
+		Entries []struct {
+			EventID  string `json:"event_id"`
+			Name     string `json:"name"`
+			IDNumber string `json:"id_number"`
+		} `json:"entries"`
+	}
+	code, _, raw = call(t, "GET", fmt.Sprintf("%s/v1/venues/%s/entries?min_position=%d", s.base, venue.VenueID, pass.Position), reg.Token, nil, &entries)
+	if code != http.StatusOK || len(entries.Entries) != 1 || entries.Entries[0].EventID != pass.EventID {
+		t.Fatalf("entries: %d %s", code, raw)
+	}
+	if e := entries.Entries[0]; e.Name != "王*" || e.IDNumber == residentID(1) || !strings.HasSuffix(e.IDNumber, residentID(1)[14:]) {
+		t.Fatalf("entry not masked as expected: %+v", e)
+	}
+}
+
+// TestRestartKeepsEverything stops the service and starts it again on the
+// same data dir: what was acknowledged is still there.
+func TestRestartKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	s := startService(t, dir, nil)
+	var ids []string
+	for i := range 20 {
+		var reg struct {
+			PersonID string `json:"person_id"`
+		}
+		code, _, raw := call(t, "POST", s.base+"/v1/persons", "", map[string]any{
+			"name": "李四", "id_type": "resident_id", "id_number": residentID(100 + i), "phone": "13900000000",
+		}, &reg)
+		if code != http.StatusCreated {
+			t.Fatalf("register %d: %d %s", i, code, raw)
+		}
+		ids = append(ids, reg.PersonID)
+	}
+	s.stop(t)
+
+	s2 := startService(t, dir, nil)
+	admin := issue(t, dir, "--role", "admin")
+	for _, id := range ids {
+		code, _, raw := call(t, "GET", s2.base+"/v1/persons/"+id, admin, nil, nil)
+		if code != http.StatusOK {
+			t.Fatalf("after restart, person %s: %d %s", id, code, raw)
+		}
+	}
+	// The same document again is still a conflict after the restart.
+	code, _, raw := call(t, "POST", s2.base+"/v1/persons", "", map[string]any{
+		"name": "李四", "id_type": "resident_id", "id_number": residentID(100), "phone": "13900000000",
+	}, nil)
+	if code != http.StatusConflict {
+		t.Fatalf("re-register after restart: %d %s", code, raw)
+	}
+}
+
+func decodeJSON(resp *http.Response, out any) {
+	_ = json.NewDecoder(resp.Body).Decode(out)
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/token"
+)
+
+// tokenIssue prints a bearer token, signed with the data dir's key (or
+// LEDGER_TOKEN_KEY), on its last line of output.
+func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("token issue", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "./data", "data dir holding the signing key")
+	role := fs.String("role", "", "admin | reviewer | person | scanner | analyst | dashboard | health-feed")
+	venue := fs.String("venue", "", "venue id (scanner tokens are bound to one venue)")
+	person := fs.String("person", "", "person id (person tokens)")
+	ttl := fs.Duration("ttl", 30*24*time.Hour, "how long the token is valid")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a := domain.Actor{Role: *role}
+	switch *role {
+	case domain.RoleAdmin, domain.RoleReviewer, domain.RoleAnalyst, domain.RoleDashboard, domain.RoleHealthFeed:
+		a.Subject = *role
+	case domain.RolePerson:
+		id, err := uuid.Parse(*person)
+		if err != nil {
+			return errors.New("token issue: --role person needs --person <uuid>")
+		}
+		a.PersonID, a.Subject = id, "person:"+id.String()
+	case domain.RoleScanner:
+		id, err := uuid.Parse(*venue)
+		if err != nil {
+			return errors.New("token issue: --role scanner needs --venue <uuid>")
+		}
+		a.VenueID, a.Subject = id, "scanner:"+id.String()
+	default:
+		return fmt.Errorf("token issue: unknown --role %q", *role)
+	}
+	sec, err := loadSecrets(*data, getenv, false)
+	if err != nil {
+		return fmt.Errorf("token issue: %w", err)
+	}
+	signer, err := token.NewSigner(sec.Token, time.Now)
+	if err != nil {
+		return err
+	}
+	tok, err := signer.IssueBearer(a, *ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "%s token, valid until %s\n", *role, time.Now().Add(*ttl).UTC().Format(time.RFC3339))
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
