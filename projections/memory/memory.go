@@ -1,0 +1,723 @@
+// Package memory is the in-memory read-model store: the embedded default,
+// rebuilt from the log at every start.
+//
+// Passes dominate its size, so each is one compact struct: venue and person
+// ids are interned to int32 indexes, strings to uint32 indexes into one
+// table, times kept as Unix nanoseconds. Every venue and every person keeps a
+// slice of pass indexes sorted by (at, position); passes mostly arrive in
+// time order and are appended, and an offline scanner's old passes are
+// inserted in place. A store is rebuilt by making a new one.
+package memory
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/google/uuid"
+)
+
+// Options configure a Store. There are none yet; the struct keeps New's
+// signature stable.
+type Options struct{}
+
+// Store holds the read models in memory. It is safe for concurrent use: one
+// writer (the projector) and any number of readers.
+type Store struct {
+	mu  sync.RWMutex
+	cp  projections.Checkpoint
+	str interner
+
+	venues   []venueRow
+	venueIdx map[uuid.UUID]int32
+	people   []personRow
+	personIx map[uuid.UUID]int32
+	byHash   map[string]int32
+
+	passes   []pass
+	passByID map[uuid.UUID]int32
+
+	// seen holds the ids of the non-pass events applied, so a redelivered
+	// registration, review or sub-admin change is a no-op.
+	seen   map[uuid.UUID]struct{}
+	health map[string]*healthRow
+	alerts map[string][]alertRow // by district, sorted by (at, position)
+}
+
+var _ projections.Store = (*Store)(nil)
+
+// New returns an empty store at position 0.
+func New(Options) *Store {
+	s := &Store{
+		venueIdx: make(map[uuid.UUID]int32),
+		personIx: make(map[uuid.UUID]int32),
+		byHash:   make(map[string]int32),
+		passByID: make(map[uuid.UUID]int32),
+		seen:     make(map[uuid.UUID]struct{}),
+		health:   make(map[string]*healthRow),
+		alerts:   make(map[string][]alertRow),
+	}
+	s.str.init()
+	return s
+}
+
+// noTime stands for the zero time.Time in the compact int64 form.
+const noTime = math.MinInt64
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return noTime
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == noTime {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// interner maps strings to uint32 indexes; index 0 is "".
+type interner struct {
+	idx  map[string]uint32
+	strs []string
+}
+
+func (in *interner) init() {
+	in.idx = map[string]uint32{"": 0}
+	in.strs = []string{""}
+}
+
+func (in *interner) id(s string) uint32 {
+	if i, ok := in.idx[s]; ok {
+		return i
+	}
+	i := uint32(len(in.strs))
+	in.strs = append(in.strs, s)
+	in.idx[s] = i
+	return i
+}
+
+// lookup returns s's index, or false when s was never interned (so nothing
+// can match it).
+func (in *interner) lookup(s string) (uint32, bool) {
+	i, ok := in.idx[s]
+	return i, ok
+}
+
+// pass is one PassRecorded, about 120 bytes.
+type pass struct {
+	id       uuid.UUID
+	pos      uint64
+	at       int64
+	sNATAt   int64
+	sAt      int64
+	venue    int32
+	person   int32
+	guardian int32 // -1: none
+	sVenue   int32 // -1: none
+	sDoses   int32
+
+	dir, method, decision, reason, operator            uint32
+	sName, sColour, sNAT, sVenueName, sDir, sDecision uint32
+	sReason                                            uint32
+}
+
+type personRow struct {
+	id           uuid.UUID
+	registered   bool
+	nameMasked   string
+	idMasked     string
+	idType       string
+	idHash       string
+	verification string
+	guardian     uuid.UUID
+	relation     string
+	family       []int32
+	registeredAt time.Time
+	position     uint64
+	passes       []int32 // indexes into Store.passes, sorted by (at, pos)
+}
+
+type venueRow struct {
+	view   domain.VenueView
+	known  bool // a VenueApplied was applied
+	order  uint64
+	passes []int32
+}
+
+type healthRow struct {
+	colourAt  int64 // OccurredAt of the record that set colour and doses
+	colourPos uint64
+	natAt     int64
+	natPos    uint64
+	view      domain.HealthView
+}
+
+type alertRow struct {
+	alert domain.Alert
+	at    int64
+	pos   uint64
+}
+
+func (s *Store) venueIndex(id uuid.UUID) int32 {
+	if i, ok := s.venueIdx[id]; ok {
+		return i
+	}
+	i := int32(len(s.venues))
+	s.venues = append(s.venues, venueRow{view: domain.VenueView{ID: id}})
+	s.venueIdx[id] = i
+	return i
+}
+
+func (s *Store) personIndex(id uuid.UUID) int32 {
+	if i, ok := s.personIx[id]; ok {
+		return i
+	}
+	i := int32(len(s.people))
+	s.people = append(s.people, personRow{id: id})
+	s.personIx[id] = i
+	return i
+}
+
+// Checkpoint implements projections.Writer.
+func (s *Store) Checkpoint(context.Context) (projections.Checkpoint, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cp, nil
+}
+
+// Position implements domain.ReadModel.
+func (s *Store) Position(context.Context) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cp.Position, nil
+}
+
+// Apply implements projections.Writer: the whole batch and the new position
+// are applied under one lock, so readers see all of it or none.
+func (s *Store) Apply(_ context.Context, b projections.Batch) (projections.Checkpoint, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.After > s.cp.Position {
+		return s.cp, fmt.Errorf("memory store at %d, batch after %d: %w", s.cp.Position, b.After, projections.ErrGap)
+	}
+	for i := range b.Changes {
+		c := &b.Changes[i]
+		if c.Position <= s.cp.Position {
+			continue
+		}
+		s.apply(c)
+	}
+	if b.Last > s.cp.Position {
+		s.cp = projections.Checkpoint{Position: b.Last, RecordedAt: b.LastRecordedAt}
+	}
+	return s.cp, nil
+}
+
+func (s *Store) apply(c *projections.Change) {
+	if ev, ok := c.Event.(*domain.PassRecorded); ok {
+		s.applyPass(c, ev)
+		return
+	}
+	if _, dup := s.seen[c.EventID]; dup {
+		return
+	}
+	switch ev := c.Event.(type) {
+	case *domain.PersonRegistered:
+		s.applyPerson(c, ev)
+	case *domain.PersonVerified:
+		i := s.personIndex(ev.PersonID)
+		p := &s.people[i]
+		p.verification = ev.Result
+		p.position = max(p.position, c.Position)
+	case *domain.VenueApplied:
+		v := &s.venues[s.venueIndex(ev.VenueID)]
+		adm, passes := v.view.Admins, v.passes
+		v.view = domain.VenueView{
+			ID: ev.VenueID, Name: ev.Name, Type: ev.Type, District: ev.District, Address: ev.Address,
+			Lat: ev.Lat, Lng: ev.Lng, Status: "pending", ManagerID: ev.ManagerID, Admins: adm,
+			RequireGreen: ev.RequireGreen, NATWithinHours: ev.NATWithinHours, AppliedAt: c.OccurredAt,
+		}
+		v.passes, v.known, v.order = passes, true, c.Position
+	case *domain.VenueReviewed:
+		v := &s.venues[s.venueIndex(ev.VenueID)]
+		v.view.Status = reviewStatus(ev.Decision)
+		v.view.Reason = ev.Reason
+		v.view.ReviewedAt = c.OccurredAt
+	case *domain.SubAdminAdded:
+		v := &s.venues[s.venueIndex(ev.VenueID)]
+		if !slices.Contains(v.view.Admins, ev.PersonID) {
+			v.view.Admins = append(v.view.Admins, ev.PersonID)
+		}
+	case *domain.SubAdminRemoved:
+		v := &s.venues[s.venueIndex(ev.VenueID)]
+		v.view.Admins = slices.DeleteFunc(v.view.Admins, func(id uuid.UUID) bool { return id == ev.PersonID })
+	case *domain.HealthStatusRecorded:
+		s.applyHealth(c, ev)
+	case *domain.AlertRaised:
+		s.applyAlert(c, ev)
+	default:
+		// Other events (declarations, audit, venue codes) do not shape these
+		// read models; their position still counts.
+		return
+	}
+	s.seen[c.EventID] = struct{}{}
+}
+
+// reviewStatus maps a review decision to a venue status.
+func reviewStatus(decision string) string {
+	switch decision {
+	case "approve":
+		return "approved"
+	case "reject":
+		return "rejected"
+	}
+	return decision
+}
+
+func (s *Store) applyPerson(c *projections.Change, ev *domain.PersonRegistered) {
+	i := s.personIndex(ev.PersonID)
+	p := &s.people[i]
+	p.registered = true
+	p.nameMasked, p.idMasked = c.Masks.Name, c.Masks.IDNumber
+	p.idType, p.idHash = ev.IDType, ev.IDHash
+	if p.verification == "" {
+		p.verification = "pending"
+	}
+	p.guardian, p.relation = ev.GuardianID, ev.Relation
+	p.registeredAt = c.OccurredAt
+	p.position = max(p.position, c.Position)
+	if ev.IDHash != "" {
+		s.byHash[ev.IDHash] = i
+	}
+	if ev.GuardianID != uuid.Nil {
+		g := &s.people[s.personIndex(ev.GuardianID)]
+		if !slices.Contains(g.family, i) {
+			g.family = append(g.family, i)
+		}
+	}
+}
+
+func (s *Store) applyHealth(c *projections.Change, ev *domain.HealthStatusRecorded) {
+	h := s.health[ev.IDHash]
+	if h == nil {
+		h = &healthRow{colourAt: noTime, natAt: noTime}
+		s.health[ev.IDHash] = h
+	}
+	at := nanos(c.OccurredAt)
+	if at > h.colourAt || (at == h.colourAt && c.Position > h.colourPos) {
+		h.colourAt, h.colourPos = at, c.Position
+		h.view.CodeColour = ev.CodeColour
+		h.view.VaccineDoses = ev.VaccineDoses
+		h.view.RecordedAt = c.OccurredAt
+		if h.natAt == noTime {
+			// No record has carried a test time yet: the newest record's
+			// result stands.
+			h.view.NATResult = ev.NATResult
+		}
+	}
+	// The nucleic-acid result is the one with the newest test time: a later
+	// record without a test does not erase an earlier test.
+	if !ev.NATAt.IsZero() {
+		nat := ev.NATAt.UnixNano()
+		if nat > h.natAt || (nat == h.natAt && c.Position > h.natPos) {
+			h.natAt, h.natPos = nat, c.Position
+			h.view.NATResult = ev.NATResult
+			h.view.NATAt = ev.NATAt.UTC()
+		}
+	}
+}
+
+func (s *Store) applyAlert(c *projections.Change, ev *domain.AlertRaised) {
+	a := alertRow{
+		alert: domain.Alert{
+			EventID: c.EventID, District: ev.District, VenueID: ev.VenueID, PersonID: ev.PersonID,
+			PassEventID: ev.PassEventID, CodeColour: ev.CodeColour, Decision: ev.Decision, Reason: ev.Reason,
+			At: c.OccurredAt,
+		},
+		at: nanos(c.OccurredAt), pos: c.Position,
+	}
+	list := s.alerts[ev.District]
+	n := len(list)
+	if n == 0 || !alertLess(a, list[n-1]) {
+		s.alerts[ev.District] = append(list, a)
+		return
+	}
+	k := sort.Search(n, func(j int) bool { return alertLess(a, list[j]) })
+	s.alerts[ev.District] = slices.Insert(list, k, a)
+}
+
+func alertLess(a, b alertRow) bool {
+	return a.at < b.at || (a.at == b.at && a.pos < b.pos)
+}
+
+func (s *Store) applyPass(c *projections.Change, ev *domain.PassRecorded) {
+	if _, dup := s.passByID[c.EventID]; dup {
+		return
+	}
+	in := &s.str
+	p := pass{
+		id:         c.EventID,
+		pos:        c.Position,
+		at:         nanos(c.OccurredAt),
+		sNATAt:     nanos(ev.Screen.NATAt),
+		sAt:        nanos(ev.Screen.At),
+		venue:      s.venueIndex(ev.VenueID),
+		person:     s.personIndex(ev.PersonID),
+		guardian:   -1,
+		sVenue:     -1,
+		sDoses:     int32(ev.Screen.VaccineDoses),
+		dir:        in.id(ev.Direction),
+		method:     in.id(ev.Method),
+		decision:   in.id(ev.Decision),
+		reason:     in.id(ev.Reason),
+		operator:   in.id(ev.Operator),
+		sName:      in.id(ev.Screen.NameMasked),
+		sColour:    in.id(ev.Screen.CodeColour),
+		sNAT:       in.id(ev.Screen.NATResult),
+		sVenueName: in.id(ev.Screen.VenueName),
+		sDir:       in.id(ev.Screen.Direction),
+		sDecision:  in.id(ev.Screen.Decision),
+		sReason:    in.id(ev.Screen.Reason),
+	}
+	if ev.GuardianID != uuid.Nil {
+		p.guardian = s.personIndex(ev.GuardianID)
+	}
+	switch ev.Screen.VenueID {
+	case uuid.Nil:
+	case ev.VenueID:
+		p.sVenue = p.venue
+	default:
+		p.sVenue = s.venueIndex(ev.Screen.VenueID)
+	}
+	idx := int32(len(s.passes))
+	s.passes = append(s.passes, p)
+	s.passByID[c.EventID] = idx
+	v := &s.venues[p.venue]
+	v.passes = s.insertSorted(v.passes, idx)
+	pr := &s.people[p.person]
+	pr.passes = s.insertSorted(pr.passes, idx)
+}
+
+// before reports whether pass a sorts before pass b by (at, position).
+func (s *Store) before(a, b int32) bool {
+	pa, pb := &s.passes[a], &s.passes[b]
+	return pa.at < pb.at || (pa.at == pb.at && pa.pos < pb.pos)
+}
+
+func (s *Store) insertSorted(list []int32, idx int32) []int32 {
+	n := len(list)
+	if n == 0 || !s.before(idx, list[n-1]) {
+		return append(list, idx)
+	}
+	k := sort.Search(n, func(j int) bool { return s.before(idx, list[j]) })
+	return slices.Insert(list, k, idx)
+}
+
+// lowerBound returns the first k in list with passes[list[k]].at >= at.
+func (s *Store) lowerBound(list []int32, at int64) int {
+	return sort.Search(len(list), func(k int) bool { return s.passes[list[k]].at >= at })
+}
+
+// window returns the part of list with at in [from, to).
+func (s *Store) window(list []int32, from, to time.Time) []int32 {
+	lo, hi := 0, len(list)
+	if !from.IsZero() {
+		lo = s.lowerBound(list, from.UnixNano())
+	}
+	if !to.IsZero() {
+		hi = s.lowerBound(list, to.UnixNano())
+	}
+	if hi < lo {
+		return nil
+	}
+	return list[lo:hi]
+}
+
+func (s *Store) personView(i int32) domain.PersonView {
+	p := &s.people[i]
+	v := domain.PersonView{
+		ID: p.id, NameMasked: p.nameMasked, IDType: p.idType, IDMasked: p.idMasked, IDHash: p.idHash,
+		Verification: p.verification, GuardianID: p.guardian, Relation: p.relation,
+		FamilyMembers: make([]uuid.UUID, 0, len(p.family)), RegisteredAt: p.registeredAt, Position: p.position,
+	}
+	for _, f := range p.family {
+		if s.people[f].registered {
+			v.FamilyMembers = append(v.FamilyMembers, s.people[f].id)
+		}
+	}
+	return v
+}
+
+// Person implements domain.ReadModel.
+func (s *Store) Person(_ context.Context, id uuid.UUID) (domain.PersonView, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, ok := s.personIx[id]
+	if !ok || !s.people[i].registered {
+		return domain.PersonView{}, domain.Errorf(domain.ErrNotFound, "person %s", id)
+	}
+	return s.personView(i), nil
+}
+
+// PersonByIDHash implements domain.ReadModel.
+func (s *Store) PersonByIDHash(_ context.Context, idHash string) (domain.PersonView, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, ok := s.byHash[idHash]
+	if !ok {
+		return domain.PersonView{}, domain.Errorf(domain.ErrNotFound, "person with that ID document")
+	}
+	return s.personView(i), nil
+}
+
+// Health implements domain.ReadModel.
+func (s *Store) Health(_ context.Context, idHash string) (domain.HealthView, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	h, ok := s.health[idHash]
+	if !ok {
+		return domain.HealthView{}, false, nil
+	}
+	return h.view, true, nil
+}
+
+func (s *Store) venueView(v *venueRow) domain.VenueView {
+	out := v.view
+	out.Admins = append(make([]uuid.UUID, 0, len(v.view.Admins)), v.view.Admins...)
+	return out
+}
+
+// Venue implements domain.ReadModel.
+func (s *Store) Venue(_ context.Context, id uuid.UUID) (domain.VenueView, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, ok := s.venueIdx[id]
+	if !ok || !s.venues[i].known {
+		return domain.VenueView{}, domain.Errorf(domain.ErrNotFound, "venue %s", id)
+	}
+	return s.venueView(&s.venues[i]), nil
+}
+
+// Venues implements domain.ReadModel: in application order.
+func (s *Store) Venues(_ context.Context, f domain.VenueFilter) ([]domain.VenueView, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var rows []*venueRow
+	for i := range s.venues {
+		v := &s.venues[i]
+		if !v.known || (f.District != "" && v.view.District != f.District) || (f.Status != "" && v.view.Status != f.Status) {
+			continue
+		}
+		rows = append(rows, v)
+	}
+	slices.SortFunc(rows, func(a, b *venueRow) int {
+		switch {
+		case a.order < b.order:
+			return -1
+		case a.order > b.order:
+			return 1
+		}
+		return 0
+	})
+	if f.Limit > 0 && len(rows) > f.Limit {
+		rows = rows[:f.Limit]
+	}
+	out := make([]domain.VenueView, 0, len(rows))
+	for _, v := range rows {
+		out = append(out, s.venueView(v))
+	}
+	return out, nil
+}
+
+// Entries implements domain.ReadModel: newest first by (at, position).
+func (s *Store) Entries(_ context.Context, q domain.EntryQuery) ([]domain.Entry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	vi, ok := s.venueIdx[q.VenueID]
+	if !ok {
+		return []domain.Entry{}, nil
+	}
+	var dir, dec uint32
+	if q.Direction != "" {
+		if dir, ok = s.str.lookup(q.Direction); !ok {
+			return []domain.Entry{}, nil
+		}
+	}
+	if q.Decision != "" {
+		if dec, ok = s.str.lookup(q.Decision); !ok {
+			return []domain.Entry{}, nil
+		}
+	}
+	list := s.window(s.venues[vi].passes, q.From, q.To)
+	hi := len(list)
+	if !q.AfterAt.IsZero() {
+		after := q.AfterAt.UnixNano()
+		// First element not strictly older than (after, AfterPosition).
+		hi = sort.Search(len(list), func(k int) bool {
+			p := &s.passes[list[k]]
+			return p.at > after || (p.at == after && p.pos >= q.AfterPosition)
+		})
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	out := make([]domain.Entry, 0, min(limit, hi))
+	for k := hi - 1; k >= 0 && len(out) < limit; k-- {
+		p := &s.passes[list[k]]
+		if (dir != 0 && p.dir != dir) || (dec != 0 && p.decision != dec) {
+			continue
+		}
+		person := &s.people[p.person]
+		out = append(out, domain.Entry{
+			EventID: p.id, PersonID: person.id, NameMasked: person.nameMasked, IDMasked: person.idMasked,
+			At: fromNanos(p.at), Direction: s.str.strs[p.dir], Decision: s.str.strs[p.decision],
+			Method: s.str.strs[p.method], Operator: s.str.strs[p.operator], Reason: s.str.strs[p.reason],
+			Position: p.pos,
+		})
+	}
+	return out, nil
+}
+
+// Trace implements domain.ReadModel: oldest first.
+func (s *Store) Trace(_ context.Context, personID uuid.UUID, from, to time.Time) ([]domain.Visit, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	pi, ok := s.personIx[personID]
+	if !ok {
+		return []domain.Visit{}, nil
+	}
+	list := s.window(s.people[pi].passes, from, to)
+	out := make([]domain.Visit, 0, len(list))
+	for _, k := range list {
+		p := &s.passes[k]
+		v := &s.venues[p.venue].view
+		out = append(out, domain.Visit{
+			EventID: p.id, VenueID: v.ID, VenueName: v.Name, VenueType: v.Type, District: v.District,
+			Address: v.Address, At: fromNanos(p.at), Direction: s.str.strs[p.dir], Decision: s.str.strs[p.decision],
+		})
+	}
+	return out, nil
+}
+
+// Occupancy implements domain.ReadModel: the people whose last pass at the
+// venue in (now−dwell, now] is a passed entry. A person whose last pass is
+// older than dwell has left (an entry with no exit ends after dwell).
+func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, dwell time.Duration) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	vi, ok := s.venueIdx[venueID]
+	if !ok {
+		return 0, nil
+	}
+	in, _ := s.str.lookup("in")
+	pass, _ := s.str.lookup("pass")
+	list := s.venues[vi].passes
+	nowN := now.UnixNano()
+	hi := sort.Search(len(list), func(k int) bool { return s.passes[list[k]].at > nowN })
+	start := nowN - int64(dwell)
+	seen := make(map[int32]struct{})
+	n := 0
+	for k := hi - 1; k >= 0; k-- {
+		p := &s.passes[list[k]]
+		if p.at <= start {
+			break
+		}
+		if _, done := seen[p.person]; done {
+			continue
+		}
+		seen[p.person] = struct{}{}
+		if p.dir == in && p.decision == pass && in != 0 && pass != 0 {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Alerts implements domain.ReadModel: newest first.
+func (s *Store) Alerts(_ context.Context, district string, limit int) ([]domain.Alert, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	list := s.alerts[district]
+	if limit <= 0 {
+		limit = 50
+	}
+	out := make([]domain.Alert, 0, min(limit, len(list)))
+	for k := len(list) - 1; k >= 0 && len(out) < limit; k-- {
+		out = append(out, list[k].alert)
+	}
+	return out, nil
+}
+
+// Pass implements domain.ReadModel.
+func (s *Store) Pass(_ context.Context, eventID uuid.UUID) (domain.PassView, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, ok := s.passByID[eventID]
+	if !ok {
+		return domain.PassView{}, false, nil
+	}
+	p := &s.passes[i]
+	str := s.str.strs
+	ev := domain.PassRecorded{
+		VenueID: s.venues[p.venue].view.ID, PersonID: s.people[p.person].id,
+		Direction: str[p.dir], Method: str[p.method], Decision: str[p.decision], Reason: str[p.reason],
+		Operator: str[p.operator],
+		Screen: domain.Screen{
+			NameMasked: str[p.sName], CodeColour: str[p.sColour], NATResult: str[p.sNAT],
+			NATAt: fromNanos(p.sNATAt), VaccineDoses: int(p.sDoses), VenueName: str[p.sVenueName],
+			At: fromNanos(p.sAt), Direction: str[p.sDir], Decision: str[p.sDecision], Reason: str[p.sReason],
+		},
+	}
+	if p.guardian >= 0 {
+		ev.GuardianID = s.people[p.guardian].id
+	}
+	if p.sVenue >= 0 {
+		ev.Screen.VenueID = s.venues[p.sVenue].view.ID
+	}
+	return domain.PassView{EventID: p.id, Position: p.pos, Pass: ev}, true, nil
+}
+
+func (s *Store) presence(list []int32) []projections.Presence {
+	out := make([]projections.Presence, 0, len(list))
+	for _, k := range list {
+		p := &s.passes[k]
+		out = append(out, projections.Presence{
+			EventID: p.id, VenueID: s.venues[p.venue].view.ID, PersonID: s.people[p.person].id,
+			At: fromNanos(p.at), Direction: s.str.strs[p.dir], Decision: s.str.strs[p.decision],
+			Method: s.str.strs[p.method], Position: p.pos,
+		})
+	}
+	return out
+}
+
+// VenuePasses implements projections.PassReader.
+func (s *Store) VenuePasses(_ context.Context, venueID uuid.UUID, from, to time.Time) ([]projections.Presence, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	vi, ok := s.venueIdx[venueID]
+	if !ok {
+		return []projections.Presence{}, nil
+	}
+	return s.presence(s.window(s.venues[vi].passes, from, to)), nil
+}
+
+// PersonPasses implements projections.PassReader.
+func (s *Store) PersonPasses(_ context.Context, personID uuid.UUID, from, to time.Time) ([]projections.Presence, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	pi, ok := s.personIx[personID]
+	if !ok {
+		return []projections.Presence{}, nil
+	}
+	return s.presence(s.window(s.people[pi].passes, from, to)), nil
+}

@@ -1,0 +1,128 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/domain/pii"
+	"github.com/google/uuid"
+)
+
+// Opener decrypts one sealed personal field of a person. It returns an error
+// wrapping domain.ErrNotFound or pii.ErrOpen when the person's key is gone
+// (erasure); the projector then stores the erased masks.
+type Opener func(ctx context.Context, personID uuid.UUID, s domain.Sealed) (string, error)
+
+// openerCacheSize bounds the keys KeyringOpener keeps: a replay meets each
+// person's registration once or twice, so a small cache serves the
+// registration and its family members without holding every key in memory.
+const openerCacheSize = 4096
+
+// KeyringOpener returns an Opener that fetches the person's data key from k
+// (never creating one) and opens the value with pii.Open. Recently used keys
+// are cached.
+func KeyringOpener(k domain.Keyring) Opener {
+	var (
+		mu    sync.Mutex
+		cache = make(map[uuid.UUID][]byte)
+	)
+	return func(ctx context.Context, personID uuid.UUID, s domain.Sealed) (string, error) {
+		if s == "" {
+			return "", nil
+		}
+		mu.Lock()
+		key, ok := cache[personID]
+		mu.Unlock()
+		if !ok {
+			var err error
+			key, err = k.Key(ctx, personID, false)
+			if err != nil {
+				return "", fmt.Errorf("open sealed field of person %s: %w", personID, err)
+			}
+			mu.Lock()
+			if len(cache) >= openerCacheSize {
+				clear(cache)
+			}
+			cache[personID] = key
+			mu.Unlock()
+		}
+		v, err := pii.Open(key, string(s))
+		if err != nil {
+			return "", fmt.Errorf("open sealed field of person %s: %w", personID, err)
+		}
+		return v, nil
+	}
+}
+
+// ErrDecode marks an event the projector could not decode. It is permanent:
+// the projector stops instead of skipping the event.
+var ErrDecode = errors.New("projections: cannot decode event")
+
+// Prepare decodes envs into changes, masking personal fields with open (nil:
+// every person is treated as erased). A decoding failure wraps ErrDecode and,
+// for an unknown type or newer schema version, domain.ErrUnknownEvent.
+func Prepare(ctx context.Context, envs []domain.Envelope, open Opener) ([]Change, error) {
+	out := make([]Change, len(envs))
+	for i := range envs {
+		if err := prepareOne(ctx, &envs[i], open, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func prepareOne(ctx context.Context, e *domain.Envelope, open Opener, c *Change) error {
+	ev, err := domain.Decode(*e)
+	if err != nil {
+		return fmt.Errorf("project event at %d: %w: %w", e.Position, ErrDecode, err)
+	}
+	*c = Change{
+		EventID:    e.ID,
+		Type:       e.Type,
+		Aggregate:  e.Aggregate,
+		Position:   e.Position,
+		OccurredAt: e.OccurredAt,
+		RecordedAt: e.RecordedAt,
+		Actor:      e.Actor,
+		Event:      ev,
+	}
+	if pr, ok := ev.(*domain.PersonRegistered); ok {
+		m, err := Mask(ctx, pr, open)
+		if err != nil {
+			return fmt.Errorf("project event at %d: %w", e.Position, err)
+		}
+		c.Masks = m
+	}
+	return nil
+}
+
+// Mask opens a registration's name and ID number and returns their masks.
+// A destroyed key (domain.ErrNotFound, pii.ErrOpen) gives ErasedMasks; any
+// other error is returned.
+func Mask(ctx context.Context, pr *domain.PersonRegistered, open Opener) (PersonMasks, error) {
+	if open == nil {
+		return ErasedMasks, nil
+	}
+	name, err := open(ctx, pr.PersonID, pr.Name)
+	if err != nil {
+		if erased(err) {
+			return ErasedMasks, nil
+		}
+		return PersonMasks{}, fmt.Errorf("mask person %s: %w", pr.PersonID, err)
+	}
+	id, err := open(ctx, pr.PersonID, pr.IDNumber)
+	if err != nil {
+		if erased(err) {
+			return ErasedMasks, nil
+		}
+		return PersonMasks{}, fmt.Errorf("mask person %s: %w", pr.PersonID, err)
+	}
+	return PersonMasks{Name: pii.MaskName(name), IDNumber: pii.MaskID(id)}, nil
+}
+
+func erased(err error) bool {
+	return errors.Is(err, domain.ErrNotFound) || errors.Is(err, pii.ErrOpen)
+}

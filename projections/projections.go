@@ -1,0 +1,158 @@
+// Package projections builds the ledger's read models from the log.
+//
+// One Projector follows domain.Log, decodes every event with domain.Decode
+// (an unknown type or a newer schema version stops it: events are never
+// skipped), replaces sealed personal fields with their masks, and hands
+// batches to a Store. A Store (projections/memory, projections/postgres)
+// applies a batch and records the batch's last position atomically, and
+// serves the queries of domain.ReadModel. Rows are keyed by event id, so an
+// event delivered twice (a retry appended again after JetStream's duplicate
+// window) counts once.
+package projections
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/google/uuid"
+)
+
+// DefaultName is the name under which the read models record their position.
+const DefaultName = "read_models"
+
+// ErrGap is returned by Writer.Apply when a batch does not continue from the
+// store's position: the store is behind what the projector believes it
+// applied (another process rebuilt or reset the tables). The projector then
+// reloads the store's checkpoint and follows the log again from there.
+var ErrGap = errors.New("projections: batch does not continue from the store's position")
+
+// Change is one decoded event, ready to be applied to a store.
+type Change struct {
+	EventID    uuid.UUID
+	Type       string
+	Aggregate  string
+	Position   uint64
+	OccurredAt time.Time
+	RecordedAt time.Time
+	Actor      string
+	// Event is the decoded payload, a pointer such as *domain.PassRecorded.
+	Event domain.Event
+	// Masks holds the masked personal fields of a PersonRegistered event;
+	// the sealed values never reach a store.
+	Masks PersonMasks
+}
+
+// PersonMasks are the masked forms of a person's sealed fields.
+type PersonMasks struct {
+	// Name is the surname followed by "*", "" when the data was erased.
+	Name string
+	// IDNumber keeps the first 3 and last 4 characters, "***" when erased.
+	IDNumber string
+}
+
+// ErasedMasks are the masks stored for a person whose data key was destroyed.
+var ErasedMasks = PersonMasks{Name: "", IDNumber: "***"}
+
+// Batch is a run of consecutive changes handed to a Writer.
+type Batch struct {
+	// After is the position the projector had applied before this batch;
+	// every change's Position is greater.
+	After uint64
+	// Changes are in log order. The batch may be empty when every event in
+	// it was skipped by the projector; it still moves the position to Last.
+	Changes []Change
+	// Last is the position of the batch's last event.
+	Last uint64
+	// LastRecordedAt is the RecordedAt of the batch's last event.
+	LastRecordedAt time.Time
+}
+
+// Checkpoint is the position a store has applied, with the RecordedAt of the
+// last event applied (used to report lag in seconds).
+type Checkpoint struct {
+	Position   uint64
+	RecordedAt time.Time
+}
+
+// Writer is the writing side of a read-model store.
+type Writer interface {
+	// Apply applies b and records b.Last as the store's position in one
+	// atomic step (one transaction, one lock). Changes at or below the
+	// store's position are skipped; a change whose event id was already
+	// applied is a no-op. When b.After is beyond the store's position, Apply
+	// returns ErrGap and changes nothing.
+	Apply(ctx context.Context, b Batch) (Checkpoint, error)
+	// Checkpoint returns the store's position.
+	Checkpoint(ctx context.Context) (Checkpoint, error)
+}
+
+// Presence is one pass as contact tracing needs it: who, where, when, which way.
+type Presence struct {
+	EventID   uuid.UUID `json:"event_id"`
+	VenueID   uuid.UUID `json:"venue_id"`
+	PersonID  uuid.UUID `json:"person_id"`
+	At        time.Time `json:"at"`
+	Direction string    `json:"direction"`
+	Decision  string    `json:"decision"`
+	Method    string    `json:"method"`
+	Position  uint64    `json:"position"`
+}
+
+// PassReader answers the window queries that contact tracing builds on.
+// Windows are [from, to): from inclusive, to exclusive, zero unbounded.
+// Results are in ascending (at, position) order.
+type PassReader interface {
+	// VenuePasses returns every pass at a venue in the window.
+	VenuePasses(ctx context.Context, venueID uuid.UUID, from, to time.Time) ([]Presence, error)
+	// PersonPasses returns every pass of a person in the window.
+	PersonPasses(ctx context.Context, personID uuid.UUID, from, to time.Time) ([]Presence, error)
+}
+
+// Store is a read-model store: the queries, the writer and the window reads.
+//
+// Query conventions shared by every store (checked by projections/storetest):
+//   - time windows are [from, to), zero bounds are open;
+//   - Entries are newest first by (at, position); Trace, VenuePasses and
+//     PersonPasses oldest first; Alerts newest first; Venues by application
+//     order (the review queue is first come, first served);
+//   - "at" of a pass is its OccurredAt (the device's clock).
+type Store interface {
+	domain.ReadModel
+	Writer
+	PassReader
+}
+
+// ProjectionStatus is what `ledger projections status` prints and /readyz checks.
+type ProjectionStatus struct {
+	Name string `json:"name"`
+	// Position is the last position applied.
+	Position uint64 `json:"position"`
+	// LogPosition is the log's newest position when the status was taken.
+	LogPosition uint64 `json:"log_position"`
+	// LagEvents is LogPosition − Position (0 when caught up).
+	LagEvents uint64 `json:"lag_events"`
+	// LagSeconds is now − RecordedAt of the last applied event while there
+	// is a lag in events, 0 when caught up.
+	LagSeconds float64 `json:"lag_seconds"`
+	// LastRecordedAt is the RecordedAt of the last applied event.
+	LastRecordedAt time.Time `json:"last_recorded_at,omitzero"`
+	// Error is the projector's last error, empty when it is healthy.
+	Error string `json:"error,omitempty"`
+}
+
+// StatusOf computes a ProjectionStatus from a checkpoint and the log's newest position.
+func StatusOf(name string, cp Checkpoint, logPosition uint64, now time.Time) ProjectionStatus {
+	st := ProjectionStatus{Name: name, Position: cp.Position, LogPosition: logPosition, LastRecordedAt: cp.RecordedAt}
+	if logPosition > cp.Position {
+		st.LagEvents = logPosition - cp.Position
+		if !cp.RecordedAt.IsZero() {
+			st.LagSeconds = now.Sub(cp.RecordedAt).Seconds()
+			if st.LagSeconds < 0 {
+				st.LagSeconds = 0
+			}
+		}
+	}
+	return st
+}

@@ -1,0 +1,301 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+// Options configure a Projector.
+type Options struct {
+	// Name is the projection's name in status reports (DefaultName if empty).
+	Name string
+	// Opener opens sealed personal fields to mask them; nil treats every
+	// person as erased.
+	Opener Opener
+	// MaxBatch caps the events handed to the store in one Apply (default
+	// 5,000). Batches delivered while the store is busy are merged up to it.
+	MaxBatch int
+	// Workers decode in parallel (default GOMAXPROCS).
+	Workers int
+	// Logger receives store errors that the projector retries (default: discard).
+	Logger *slog.Logger
+	// Now is the clock for lag in seconds (default time.Now).
+	Now func() time.Time
+	// RetryMin and RetryMax bound the backoff after a store or log error
+	// (default 100 ms and 5 s).
+	RetryMin, RetryMax time.Duration
+}
+
+// Projector follows the log into one Writer.
+type Projector struct {
+	log domain.Log
+	w   Writer
+	o   Options
+
+	mu      sync.Mutex
+	cp      Checkpoint
+	loaded  bool
+	lastErr error
+	changed chan struct{} // closed and replaced whenever cp moves
+}
+
+// New returns a projector that follows log into w. Call Run to start it.
+func New(log domain.Log, w Writer, o Options) *Projector {
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 5000
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 100 * time.Millisecond
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 5 * time.Second
+	}
+	return &Projector{log: log, w: w, o: o, changed: make(chan struct{})}
+}
+
+// Run follows the log from the store's position until ctx ends, and returns
+// ctx's error then. An event that cannot be decoded (unknown type, newer
+// schema version, bad payload) stops Run with that error: it is never
+// skipped. Store and log errors are logged and retried with backoff from the
+// store's recorded position, so nothing is lost or applied twice.
+func (p *Projector) Run(ctx context.Context) error {
+	delay := p.o.RetryMin
+	for {
+		cp, err := p.w.Checkpoint(ctx)
+		if err == nil {
+			p.setCheckpoint(cp, true)
+			err = p.follow(ctx, cp.Position)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, ErrDecode) || errors.Is(err, domain.ErrUnknownEvent) {
+			p.setErr(err)
+			return fmt.Errorf("projection %s: %w", p.o.Name, err)
+		}
+		if errors.Is(err, ErrGap) {
+			// The tables were rebuilt or reset under us: start again from
+			// what they hold, at once.
+			p.o.Logger.Info("projection restarts from the store's position", "projection", p.o.Name, "err", err)
+			delay = p.o.RetryMin
+			continue
+		}
+		p.setErr(err)
+		p.o.Logger.Error("projection failed, retrying", "projection", p.o.Name, "err", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, p.o.RetryMax)
+	}
+}
+
+// follow runs one Follow of the log from position from. Decoding happens in
+// Follow's callback; applying in a second goroutine, so the next batch is
+// decoded while the store writes the previous one, and batches that queue up
+// while the store is busy are merged into one Apply.
+func (p *Projector) follow(ctx context.Context, from uint64) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	queue := make(chan Batch, 4)
+	applyErr := make(chan error, 1)
+	go func() {
+		err := p.applyLoop(ctx, queue)
+		if err != nil {
+			// Stop Follow, and drain so its callback is not left blocked.
+			cancel(err)
+			for range queue {
+			}
+		}
+		applyErr <- err
+	}()
+
+	next := from
+	err := p.log.Follow(ctx, from, func(envs []domain.Envelope) error {
+		for len(envs) > 0 {
+			n := min(len(envs), p.o.MaxBatch)
+			chunk := envs[:n]
+			envs = envs[n:]
+			// Follow never hands back what it already delivered; an event
+			// at or below next would break that promise.
+			if chunk[0].Position <= next {
+				return fmt.Errorf("log delivered position %d after %d", chunk[0].Position, next)
+			}
+			changes, err := prepareParallel(ctx, chunk, p.o.Opener, p.o.Workers)
+			if err != nil {
+				return err
+			}
+			last := chunk[len(chunk)-1]
+			b := Batch{After: next, Changes: changes, Last: last.Position, LastRecordedAt: last.RecordedAt}
+			next = last.Position
+			select {
+			case queue <- b:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+		return nil
+	})
+	close(queue)
+	aerr := <-applyErr
+	if aerr != nil {
+		return aerr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
+func (p *Projector) applyLoop(ctx context.Context, queue <-chan Batch) error {
+	for b := range queue {
+		// Merge what queued up behind b, up to MaxBatch events.
+	merge:
+		for len(b.Changes) < p.o.MaxBatch {
+			select {
+			case nb, ok := <-queue:
+				if !ok {
+					break merge
+				}
+				b.Changes = append(b.Changes, nb.Changes...)
+				b.Last, b.LastRecordedAt = nb.Last, nb.LastRecordedAt
+			default:
+				break merge
+			}
+		}
+		cp, err := p.w.Apply(ctx, b)
+		if err != nil {
+			return fmt.Errorf("apply events %d..%d: %w", b.After+1, b.Last, err)
+		}
+		p.setCheckpoint(cp, false)
+	}
+	return nil
+}
+
+// prepareParallel decodes envs with up to workers goroutines.
+func prepareParallel(ctx context.Context, envs []domain.Envelope, open Opener, workers int) ([]Change, error) {
+	const minPerWorker = 256
+	if workers <= 1 || len(envs) < 2*minPerWorker {
+		return Prepare(ctx, envs, open)
+	}
+	workers = min(workers, len(envs)/minPerWorker)
+	out := make([]Change, len(envs))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	per := (len(envs) + workers - 1) / workers
+	for w := range workers {
+		lo, hi := w*per, min((w+1)*per, len(envs))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				if err := prepareOne(ctx, &envs[i], open, &out[i]); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (p *Projector) setCheckpoint(cp Checkpoint, reload bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cp = cp
+	p.loaded = true
+	if !reload {
+		p.lastErr = nil
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+func (p *Projector) setErr(err error) {
+	p.mu.Lock()
+	p.lastErr = err
+	p.mu.Unlock()
+}
+
+// Position returns the position the store had applied when the projector
+// last heard from it.
+func (p *Projector) Position() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cp.Position
+}
+
+// WaitFor blocks until the applied position is at least position, or ctx
+// ends (its error is returned). It gives read-your-writes to a client that
+// sends the position of its own write as min_position.
+func (p *Projector) WaitFor(ctx context.Context, position uint64) error {
+	for {
+		p.mu.Lock()
+		if p.loaded && p.cp.Position >= position {
+			p.mu.Unlock()
+			return nil
+		}
+		ch := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for position %d: %w", position, ctx.Err())
+		}
+	}
+}
+
+// CaughtUp reports whether the store has applied every event the log held
+// when it was asked.
+func (p *Projector) CaughtUp(ctx context.Context) (bool, error) {
+	st, err := p.Status(ctx)
+	if err != nil {
+		return false, err
+	}
+	p.mu.Lock()
+	loaded := p.loaded
+	p.mu.Unlock()
+	return loaded && st.LagEvents == 0 && st.Error == "", nil
+}
+
+// Status returns the projection's position and lag behind the log.
+func (p *Projector) Status(ctx context.Context) (ProjectionStatus, error) {
+	last, err := p.log.LastPosition(ctx)
+	if err != nil {
+		return ProjectionStatus{}, fmt.Errorf("projection %s status: %w", p.o.Name, err)
+	}
+	p.mu.Lock()
+	cp, lastErr := p.cp, p.lastErr
+	p.mu.Unlock()
+	st := StatusOf(p.o.Name, cp, last, p.o.Now())
+	if lastErr != nil {
+		st.Error = lastErr.Error()
+	}
+	return st, nil
+}
