@@ -197,3 +197,11 @@ type Log interface {
 	// LastPosition returns the position of the newest event in the log.
 	LastPosition(ctx context.Context) (uint64, error)
 }
+
+// PassesByID is an optional extension of ReadModel: many stored passes by
+// event id in one call. A batch of retried passes is checked against the
+// read model with it when the store offers it, one Pass call per item
+// otherwise. Ids not stored are absent from the map.
+type PassesByID interface {
+	Passes(ctx context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]PassView, error)
+}

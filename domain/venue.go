@@ -1,0 +1,441 @@
+package domain
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Venue statuses.
+const (
+	VenueStatusPending  = "pending"
+	VenueStatusApproved = "approved"
+	VenueStatusRejected = "rejected"
+)
+
+// Review decisions (venues and declarations).
+const (
+	ReviewApprove = "approve"
+	ReviewReject  = "reject"
+)
+
+// Venue types, as used on the wire in a venue's type (PRODUCT.md).
+const (
+	VenueGovernment        = "government"
+	VenuePublicInstitution = "public_institution"
+	VenueServiceHall       = "service_hall"
+	VenueSchool            = "school"
+	VenueHospital          = "hospital"
+	VenueLibrary           = "library"
+	VenueMuseum            = "museum"
+	VenueCulturalCenter    = "cultural_center"
+	VenueElderlyCare       = "elderly_care"
+	VenueRestaurant        = "restaurant"
+	VenueHotel             = "hotel"
+	VenueGuesthouse        = "guesthouse"
+	VenueMall              = "mall"
+	VenueSupermarket       = "supermarket"
+	VenueFarmersMarket     = "farmers_market"
+	VenuePharmacy          = "pharmacy"
+	VenueEntertainment     = "entertainment"
+	VenueTouristSite       = "tourist_site"
+	VenueEnterprise        = "enterprise"
+	VenueTransportStation  = "transport_station"
+	VenuePublicTransport   = "public_transport"
+	VenueColdChain         = "cold_chain"
+	VenueLogistics         = "logistics"
+	VenueResidential       = "residential"
+	VenueConstructionSite  = "construction_site"
+	VenueOther             = "other"
+)
+
+// VenueTypes returns every venue type, in PRODUCT.md's order.
+func VenueTypes() []string {
+	return []string{VenueGovernment, VenuePublicInstitution, VenueServiceHall, VenueSchool,
+		VenueHospital, VenueLibrary, VenueMuseum, VenueCulturalCenter, VenueElderlyCare,
+		VenueRestaurant, VenueHotel, VenueGuesthouse, VenueMall, VenueSupermarket,
+		VenueFarmersMarket, VenuePharmacy, VenueEntertainment, VenueTouristSite,
+		VenueEnterprise, VenueTransportStation, VenuePublicTransport, VenueColdChain,
+		VenueLogistics, VenueResidential, VenueConstructionSite, VenueOther}
+}
+
+// IsVenueType reports whether t is one of VenueTypes.
+func IsVenueType(t string) bool { return slices.Contains(VenueTypes(), t) }
+
+// Limits on venue input.
+const (
+	MaxVenueNameLength = 100 // runes
+	MaxAddressLength   = 200 // runes
+	MaxReasonLength    = 500 // runes
+	// MaxNATWithinHours bounds a venue's nucleic-acid requirement (a week).
+	MaxNATWithinHours = 168
+)
+
+// ValidDistrict reports whether d is a 6-digit administrative division
+// code. Every 6-digit code is accepted: the ledger serves one city today
+// (Linyi, 3713xx), but divisions are renamed and split, and refusing a real
+// code would stop a venue from applying.
+func ValidDistrict(d string) bool { return len(d) == 6 && digits(d) }
+
+// Venue is the venue aggregate, rebuilt only by replaying its events through
+// apply (ReplayVenue).
+type Venue struct {
+	id             uuid.UUID
+	version        uint64
+	applied        bool
+	name           string
+	typ            string
+	district       string
+	address        string
+	lat, lng       float64
+	status         string
+	reason         string
+	manager        uuid.UUID
+	admins         []uuid.UUID // in the order they were added
+	requireGreen   bool
+	natWithinHours int
+	code           string
+}
+
+// ReplayVenue rebuilds a venue from its events, in log order.
+func ReplayVenue(events []Envelope) (Venue, error) {
+	var v Venue
+	for _, e := range events {
+		if err := v.apply(e); err != nil {
+			return Venue{}, err
+		}
+	}
+	return v, nil
+}
+
+// apply folds one event into the venue. It is the only way a Venue changes.
+func (v *Venue) apply(e Envelope) error {
+	ev, err := Decode(e)
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", e.Aggregate, err)
+	}
+	switch ev := ev.(type) {
+	case *VenueApplied:
+		v.id = ev.VenueID
+		v.applied = true
+		v.name, v.typ, v.district, v.address = ev.Name, ev.Type, ev.District, ev.Address
+		v.lat, v.lng = ev.Lat, ev.Lng
+		v.manager = ev.ManagerID
+		v.requireGreen = ev.RequireGreen
+		v.natWithinHours = ev.NATWithinHours
+		v.status = VenueStatusPending
+	case *VenueReviewed:
+		if ev.Decision == ReviewApprove {
+			v.status = VenueStatusApproved
+		} else {
+			v.status = VenueStatusRejected
+		}
+		v.reason = ev.Reason
+	case *VenueCodeIssued:
+		v.code = ev.Code
+	case *SubAdminAdded:
+		if !slices.Contains(v.admins, ev.PersonID) {
+			v.admins = append(v.admins, ev.PersonID)
+		}
+	case *SubAdminRemoved:
+		v.admins = slices.DeleteFunc(v.admins, func(id uuid.UUID) bool { return id == ev.PersonID })
+	default:
+		return fmt.Errorf("replay %s: event %s of type %s does not belong to a venue: %w",
+			e.Aggregate, e.ID, e.Type, ErrUnknownEvent)
+	}
+	v.version = e.Position
+	return nil
+}
+
+// ID returns the venue's id (zero before it was applied for).
+func (v Venue) ID() uuid.UUID { return v.id }
+
+// Version returns the position of the venue's last event (0: none).
+func (v Venue) Version() uint64 { return v.version }
+
+// Exists reports whether the venue was applied for.
+func (v Venue) Exists() bool { return v.applied }
+
+// Name returns the venue's name.
+func (v Venue) Name() string { return v.name }
+
+// Type returns the venue's type (one of VenueTypes).
+func (v Venue) Type() string { return v.typ }
+
+// District returns the venue's 6-digit district code.
+func (v Venue) District() string { return v.district }
+
+// Status returns pending, approved or rejected ("" before the application).
+func (v Venue) Status() string { return v.status }
+
+// Reason returns the reviewer's reason, if any.
+func (v Venue) Reason() string { return v.reason }
+
+// ManagerID returns the person who applied for the venue and manages it.
+func (v Venue) ManagerID() uuid.UUID { return v.manager }
+
+// Admins returns the sub-admins, in the order they were added.
+func (v Venue) Admins() []uuid.UUID { return slices.Clone(v.admins) }
+
+// IsAdmin reports whether person is one of the venue's sub-admins.
+func (v Venue) IsAdmin(person uuid.UUID) bool { return slices.Contains(v.admins, person) }
+
+// Requirements returns the venue's pass requirements.
+func (v Venue) Requirements() (requireGreen bool, natWithinHours int) {
+	return v.requireGreen, v.natWithinHours
+}
+
+// Code returns the issued venue code, if any.
+func (v Venue) Code() string { return v.code }
+
+// validText checks a required free-text field and returns it trimmed.
+func validText(field, s string, limit int) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", Invalid(field, "is required")
+	}
+	return optionalText(field, s, limit)
+}
+
+// optionalText checks an optional free-text field and returns it trimmed.
+func optionalText(field, s string, limit int) (string, error) {
+	s = strings.TrimSpace(s)
+	if !utf8.ValidString(s) {
+		return "", Invalid(field, "is not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(s); n > limit {
+		return "", Invalid(field, "has %d characters, at most %d allowed", n, limit)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return "", Invalid(field, "contains a control character")
+		}
+	}
+	return s, nil
+}
+
+// validateApplyVenue checks an application and returns it normalised.
+func validateApplyVenue(cmd ApplyVenue) (ApplyVenue, error) {
+	var err error
+	if cmd.Name, err = validText("name", cmd.Name, MaxVenueNameLength); err != nil {
+		return cmd, err
+	}
+	if !IsVenueType(cmd.Type) {
+		return cmd, Invalid("type", "must be one of %s", strings.Join(VenueTypes(), ", "))
+	}
+	if cmd.District = strings.TrimSpace(cmd.District); !ValidDistrict(cmd.District) {
+		return cmd, Invalid("district", "must be a 6-digit administrative division code")
+	}
+	if cmd.Address, err = validText("address", cmd.Address, MaxAddressLength); err != nil {
+		return cmd, err
+	}
+	if math.IsNaN(cmd.Lat) || cmd.Lat < -90 || cmd.Lat > 90 {
+		return cmd, Invalid("lat", "must be between -90 and 90")
+	}
+	if math.IsNaN(cmd.Lng) || cmd.Lng < -180 || cmd.Lng > 180 {
+		return cmd, Invalid("lng", "must be between -180 and 180")
+	}
+	if cmd.NATWithinHours < 0 || cmd.NATWithinHours > MaxNATWithinHours {
+		return cmd, Invalid("nat_within_hours", "must be between 0 and %d", MaxNATWithinHours)
+	}
+	return cmd, nil
+}
+
+// decideApplyVenue decides an application for a new venue id by a person.
+func decideApplyVenue(v Venue, venueID uuid.UUID, applicant Person, cmd ApplyVenue) ([]Event, error) {
+	cmd, err := validateApplyVenue(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if !applicant.registered {
+		return nil, Errorf(ErrNotFound, "applicant is not a registered person")
+	}
+	if v.applied {
+		return nil, Errorf(ErrConflict, "venue %s already exists", venueID)
+	}
+	return []Event{VenueApplied{
+		VenueID: venueID, Name: cmd.Name, Type: cmd.Type, District: cmd.District,
+		Address: cmd.Address, Lat: cmd.Lat, Lng: cmd.Lng, ManagerID: applicant.id,
+		RequireGreen: cmd.RequireGreen, NATWithinHours: cmd.NATWithinHours,
+	}}, nil
+}
+
+// validateReview checks a review decision and returns the trimmed reason.
+// A rejection needs a reason.
+func validateReview(decision, reason string) (string, error) {
+	reason, err := optionalText("reason", reason, MaxReasonLength)
+	if err != nil {
+		return "", err
+	}
+	switch decision {
+	case ReviewApprove:
+	case ReviewReject:
+		if reason == "" {
+			return "", Invalid("reason", "is required to reject")
+		}
+	default:
+		return "", Invalid("decision", "must be approve or reject")
+	}
+	return reason, nil
+}
+
+// decideReviewVenue decides a review of a pending venue application.
+func decideReviewVenue(v Venue, cmd ReviewVenue) ([]Event, error) {
+	reason, err := validateReview(cmd.Decision, cmd.Reason)
+	if err != nil {
+		return nil, err
+	}
+	if !v.applied {
+		return nil, Errorf(ErrNotFound, "venue not found")
+	}
+	if v.status != VenueStatusPending {
+		return nil, Errorf(ErrConflict, "venue %s was already reviewed (%s)", v.id, v.status)
+	}
+	return []Event{VenueReviewed{VenueID: v.id, Decision: cmd.Decision, Reason: reason}}, nil
+}
+
+// canManage reports whether actor may manage the venue's sub-admins: its
+// manager, or an admin.
+func (v Venue) canManage(actor Actor) bool {
+	return actor.Role == RoleAdmin || (actor.Role == RolePerson && actor.PersonID == v.manager)
+}
+
+// decideAddSubAdmin decides whether actor may add person as a sub-admin.
+func decideAddSubAdmin(v Venue, actor Actor, person Person) ([]Event, error) {
+	if !v.applied {
+		return nil, Errorf(ErrNotFound, "venue not found")
+	}
+	if !v.canManage(actor) {
+		return nil, Errorf(ErrForbidden, "only the venue's manager or an admin may add sub-admins")
+	}
+	if v.status == VenueStatusRejected {
+		return nil, Errorf(ErrConflict, "venue %s was rejected", v.id)
+	}
+	if !person.registered {
+		return nil, Errorf(ErrNotFound, "a sub-admin must be a registered person")
+	}
+	if person.id == v.manager {
+		return nil, Errorf(ErrConflict, "person %s already manages venue %s", person.id, v.id)
+	}
+	if v.IsAdmin(person.id) {
+		return nil, Errorf(ErrConflict, "person %s is already a sub-admin of venue %s", person.id, v.id)
+	}
+	return []Event{SubAdminAdded{VenueID: v.id, PersonID: person.id}}, nil
+}
+
+// decideRemoveSubAdmin decides whether actor may remove personID from the sub-admins.
+func decideRemoveSubAdmin(v Venue, actor Actor, personID uuid.UUID) ([]Event, error) {
+	if !v.applied {
+		return nil, Errorf(ErrNotFound, "venue not found")
+	}
+	if !v.canManage(actor) {
+		return nil, Errorf(ErrForbidden, "only the venue's manager or an admin may remove sub-admins")
+	}
+	if !v.IsAdmin(personID) {
+		return nil, Errorf(ErrNotFound, "person %s is not a sub-admin of venue %s", personID, v.id)
+	}
+	return []Event{SubAdminRemoved{VenueID: v.id, PersonID: personID}}, nil
+}
+
+// ApplyVenue applies for a venue code. The applicant (a registered person)
+// becomes the venue's manager; the venue starts pending review.
+func (l *Ledger) ApplyVenue(ctx context.Context, actor Actor, cmd ApplyVenue) (Result, error) {
+	if actor.Role != RolePerson || actor.PersonID == uuid.Nil {
+		return Result{}, Errorf(ErrForbidden, "only a registered person may apply for a venue code")
+	}
+	if _, err := validateApplyVenue(cmd); err != nil {
+		return Result{}, err
+	}
+	applicant, _, err := l.loadPerson(ctx, actor.PersonID)
+	if err != nil {
+		return Result{}, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Result{}, fmt.Errorf("apply venue: new id: %w", err)
+	}
+	// A new id has no events: the expected version is 0.
+	events, err := decideApplyVenue(Venue{}, id, applicant, cmd)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := l.append(ctx, VenueAggregate(id), 0, Meta{Actor: actor.Subject}, l.now(), events)
+	if err != nil {
+		return Result{}, err
+	}
+	res.ID = id
+	return res, nil
+}
+
+// ReviewVenue approves or rejects a pending venue application (reviewer or
+// admin). A venue reviewed twice is a conflict.
+func (l *Ledger) ReviewVenue(ctx context.Context, actor Actor, venueID uuid.UUID, cmd ReviewVenue) (Result, error) {
+	if actor.Role != RoleReviewer && actor.Role != RoleAdmin {
+		return Result{}, Errorf(ErrForbidden, "only a reviewer or an admin may review a venue")
+	}
+	if _, err := validateReview(cmd.Decision, cmd.Reason); err != nil {
+		return Result{}, err
+	}
+	return l.updateVenue(ctx, actor, venueID, func(v Venue) ([]Event, error) {
+		return decideReviewVenue(v, cmd)
+	})
+}
+
+// AddSubAdmin adds a registered person as a sub-admin of a venue (its
+// manager, or an admin).
+func (l *Ledger) AddSubAdmin(ctx context.Context, actor Actor, venueID, personID uuid.UUID) (Result, error) {
+	v, version, err := l.loadVenue(ctx, venueID)
+	if err != nil {
+		return Result{}, err
+	}
+	// Authorise before looking at the person, so an outsider learns nothing about them.
+	if v.applied && !v.canManage(actor) {
+		return Result{}, Errorf(ErrForbidden, "only the venue's manager or an admin may add sub-admins")
+	}
+	p, _, err := l.loadPerson(ctx, personID)
+	if err != nil {
+		return Result{}, err
+	}
+	events, err := decideAddSubAdmin(v, actor, p)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := l.append(ctx, VenueAggregate(venueID), version, Meta{Actor: actor.Subject}, l.now(), events)
+	if err != nil {
+		return Result{}, err
+	}
+	res.ID = venueID
+	return res, nil
+}
+
+// RemoveSubAdmin removes a sub-admin from a venue (its manager, or an
+// admin). Removing someone who is not a sub-admin is ErrNotFound.
+func (l *Ledger) RemoveSubAdmin(ctx context.Context, actor Actor, venueID, personID uuid.UUID) (Result, error) {
+	return l.updateVenue(ctx, actor, venueID, func(v Venue) ([]Event, error) {
+		return decideRemoveSubAdmin(v, actor, personID)
+	})
+}
+
+// updateVenue loads a venue, decides, and appends at the loaded version.
+func (l *Ledger) updateVenue(ctx context.Context, actor Actor, venueID uuid.UUID, decide func(Venue) ([]Event, error)) (Result, error) {
+	v, version, err := l.loadVenue(ctx, venueID)
+	if err != nil {
+		return Result{}, err
+	}
+	events, err := decide(v)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := l.append(ctx, VenueAggregate(venueID), version, Meta{Actor: actor.Subject}, l.now(), events)
+	if err != nil {
+		return Result{}, err
+	}
+	res.ID = venueID
+	return res, nil
+}
