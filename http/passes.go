@@ -1,0 +1,341 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/token"
+)
+
+// passRequest is one pass on the wire: a self scan (venue_code), a staff
+// scan (venue_id, personal_code) or a manual entry (venue_id, id_type,
+// id_number). Ids and times are kept as strings so that a bad one is
+// reported with its field name.
+type passRequest struct {
+	Method          string   `json:"method"`
+	Direction       string   `json:"direction"`
+	VenueCode       string   `json:"venue_code"`
+	VenueID         string   `json:"venue_id"`
+	PersonalCode    string   `json:"personal_code"`
+	IDType          string   `json:"id_type"`
+	IDNumber        string   `json:"id_number"`
+	FamilyMemberIDs []string `json:"family_member_ids"`
+	EventID         string   `json:"event_id"`
+	OccurredAt      string   `json:"occurred_at"`
+}
+
+// passResponse is the answer to a pass: the "one screen".
+type passResponse struct {
+	EventID   uuid.UUID     `json:"event_id"`
+	Position  uint64        `json:"position"`
+	Decision  string        `json:"decision"`
+	Screen    domain.Screen `json:"screen"`
+	Duplicate bool          `json:"duplicate,omitempty"`
+	// Family holds the passes of the dependants who passed with a guardian.
+	Family []passResponse `json:"family,omitempty"`
+}
+
+func passResponseOf(r domain.PassResult) passResponse {
+	out := passResponse{EventID: r.EventID, Position: r.Position, Decision: r.Decision, Screen: r.Screen, Duplicate: r.Duplicate}
+	for _, f := range r.Family {
+		out.Family = append(out.Family, passResponseOf(f))
+	}
+	return out
+}
+
+// passCommand turns a pass request into a command for actor a, checking the
+// codes it carries. Whether a may record it at that venue is the ledger's
+// rule (domain.IsVenueStaff).
+func (s *Server) passCommand(a domain.Actor, req *passRequest) (domain.RecordPass, error) {
+	cmd := domain.RecordPass{Method: req.Method, Direction: req.Direction}
+	var err error
+	if cmd.EventID, err = parseOptionalID("event_id", req.EventID); err != nil {
+		return cmd, err
+	}
+	if cmd.OccurredAt, err = parseTime("occurred_at", req.OccurredAt); err != nil {
+		return cmd, err
+	}
+	switch req.Method {
+	case domain.MethodSelfScan:
+		if err := unused(req.Method, "personal_code", req.PersonalCode, "id_type", req.IDType, "id_number", req.IDNumber); err != nil {
+			return cmd, err
+		}
+		if req.VenueCode == "" {
+			return cmd, domain.Invalid("venue_code", "is required for a self scan")
+		}
+		if cmd.VenueID, err = s.signer.ParseVenueCode(req.VenueCode); err != nil {
+			return cmd, codeError("venue_code", err)
+		}
+		if req.VenueID != "" {
+			id, err := parseID("venue_id", req.VenueID)
+			if err != nil {
+				return cmd, err
+			}
+			if id != cmd.VenueID {
+				return cmd, domain.Invalid("venue_id", "does not match venue_code")
+			}
+		}
+		cmd.PersonID = a.PersonID
+	case domain.MethodStaffScan:
+		if err := unused(req.Method, "venue_code", req.VenueCode, "id_type", req.IDType, "id_number", req.IDNumber); err != nil {
+			return cmd, err
+		}
+		if cmd.VenueID, err = parseID("venue_id", req.VenueID); err != nil {
+			return cmd, err
+		}
+		if req.PersonalCode == "" {
+			return cmd, domain.Invalid("personal_code", "is required for a staff scan")
+		}
+		if cmd.PersonID, err = s.signer.ParsePersonalCode(req.PersonalCode); err != nil {
+			return cmd, codeError("personal_code", err)
+		}
+	case domain.MethodManual:
+		if err := unused(req.Method, "venue_code", req.VenueCode, "personal_code", req.PersonalCode); err != nil {
+			return cmd, err
+		}
+		if cmd.VenueID, err = parseID("venue_id", req.VenueID); err != nil {
+			return cmd, err
+		}
+		if req.IDType == "" {
+			return cmd, domain.Invalid("id_type", "is required for a manual entry")
+		}
+		if req.IDNumber == "" {
+			return cmd, domain.Invalid("id_number", "is required for a manual entry")
+		}
+		cmd.IDType, cmd.IDNumber = req.IDType, req.IDNumber
+	default:
+		return cmd, domain.Invalid("method", "must be self_scan, staff_scan or manual")
+	}
+	if len(req.FamilyMemberIDs) > 0 {
+		if len(req.FamilyMemberIDs) > domain.MaxFamilyPerPass {
+			return cmd, domain.Invalid("family_member_ids", "has %d members, at most %d allowed", len(req.FamilyMemberIDs), domain.MaxFamilyPerPass)
+		}
+		cmd.FamilyMemberIDs = make([]uuid.UUID, len(req.FamilyMemberIDs))
+		for i, s := range req.FamilyMemberIDs {
+			if cmd.FamilyMemberIDs[i], err = parseID("family_member_ids["+strconv.Itoa(i)+"]", s); err != nil {
+				return cmd, err
+			}
+		}
+	}
+	return cmd, nil
+}
+
+// unused refuses fields (name, value pairs) that method does not take, so a
+// client that mixes up methods hears about it.
+func unused(method string, pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] != "" {
+			return domain.Invalid(pairs[i], "is not used with method %s", method)
+		}
+	}
+	return nil
+}
+
+// codeError is the validation error for a personal or venue code that was
+// refused: expired, altered, forged or of another kind.
+func codeError(field string, err error) error {
+	if errors.Is(err, token.ErrExpired) {
+		return domain.Invalid(field, "has expired; show a fresh code")
+	}
+	return domain.Invalid(field, "is not a valid code")
+}
+
+// recordPass is POST /v1/passes: 201 with the one screen for a new pass,
+// 200 with the original answer (duplicate: true) when the event id was
+// already recorded.
+func (s *Server) recordPass(w http.ResponseWriter, r *http.Request) {
+	a, err := s.actor(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req passRequest
+	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	cmd, err := s.passCommand(a, &req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.ledger.RecordPass(r.Context(), a, cmd)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, createdOr(res.Duplicate), passResponseOf(res))
+}
+
+type batchRequest struct {
+	Passes []json.RawMessage `json:"passes"`
+}
+
+type batchResult struct {
+	EventID  uuid.UUID `json:"event_id,omitzero"`
+	Status   string    `json:"status"`
+	Position uint64    `json:"position,omitempty"`
+	Decision string    `json:"decision,omitempty"`
+	Error    *Problem  `json:"error,omitempty"`
+}
+
+type batchResponse struct {
+	Results []batchResult `json:"results"`
+	// Position is the highest position among the results.
+	Position uint64 `json:"position"`
+}
+
+// recordPassBatch is POST /v1/passes/batch: up to 1,000 passes from a
+// scanner that was offline, one result per item in order. A bad item is
+// rejected on its own; the rest are recorded with one group commit.
+func (s *Server) recordPassBatch(w http.ResponseWriter, r *http.Request) {
+	a, err := s.actor(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req batchRequest
+	if err := decode(w, r, s.cfg.MaxBatchBodyBytes, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch n := len(req.Passes); {
+	case n == 0:
+		s.writeError(w, r, domain.Invalid("passes", "is required and must not be empty"))
+		return
+	case n > domain.MaxBatchPasses:
+		s.writeError(w, r, domain.Invalid("passes", "has %d items, at most %d allowed", n, domain.MaxBatchPasses))
+		return
+	}
+	results := make([]batchResult, len(req.Passes))
+	cmds := make([]domain.RecordPass, 0, len(req.Passes))
+	index := make([]int, 0, len(req.Passes)) // cmds[k] is item index[k]
+	for i, raw := range req.Passes {
+		var item passRequest
+		err := decodeBytes(raw, &item)
+		var cmd domain.RecordPass
+		if err == nil {
+			cmd, err = s.passCommand(a, &item)
+		}
+		if err != nil {
+			results[i] = s.rejected(r, item.EventID, err)
+			continue
+		}
+		cmds = append(cmds, cmd)
+		index = append(index, i)
+	}
+	if len(cmds) > 0 {
+		items, err := s.ledger.RecordPasses(r.Context(), a, cmds)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if len(items) != len(cmds) {
+			s.writeError(w, r, fmt.Errorf("record passes: ledger answered %d items for %d passes", len(items), len(cmds)))
+			return
+		}
+		for k, it := range items {
+			i := index[k]
+			if it.Err != nil {
+				results[i] = s.rejected(r, "", it.Err)
+				results[i].EventID = it.EventID
+				continue
+			}
+			results[i] = batchResult{EventID: it.Result.EventID, Status: it.Status,
+				Position: it.Result.Position, Decision: it.Result.Decision}
+			if results[i].EventID == uuid.Nil {
+				results[i].EventID = it.EventID
+			}
+		}
+	}
+	resp := batchResponse{Results: results}
+	for _, res := range results {
+		resp.Position = max(resp.Position, res.Position)
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
+}
+
+// rejected is a batch item's result for err, with its event id when the
+// client sent a readable one.
+func (s *Server) rejected(r *http.Request, eventID string, err error) batchResult {
+	p, internal := problemFor(err)
+	if internal {
+		s.logInternal(r, err)
+	}
+	res := batchResult{Status: domain.BatchRejected, Error: &p}
+	if id, perr := uuid.Parse(eventID); perr == nil {
+		res.EventID = id
+	}
+	return res
+}
+
+type healthRequest struct {
+	Records []healthRecord `json:"records"`
+}
+
+type healthRecord struct {
+	IDType       string `json:"id_type"`
+	IDNumber     string `json:"id_number"`
+	CodeColour   string `json:"code_colour"`
+	NATResult    string `json:"nat_result"`
+	NATAt        string `json:"nat_at"`
+	VaccineDoses int    `json:"vaccine_doses"`
+}
+
+type healthResponse struct {
+	Accepted      int    `json:"accepted"`
+	FirstPosition uint64 `json:"first_position"`
+	LastPosition  uint64 `json:"last_position"`
+	Position      uint64 `json:"position"`
+}
+
+// recordHealth is POST /v1/health-status (health feed): up to 10,000
+// records, each an event on the document's health aggregate. One bad record
+// refuses the whole request and nothing is stored.
+func (s *Server) recordHealth(w http.ResponseWriter, r *http.Request) {
+	a, err := s.actor(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if a.Role != domain.RoleHealthFeed {
+		s.writeError(w, r, forbidden("only the health data feed may record health status"))
+		return
+	}
+	var req healthRequest
+	if err := decode(w, r, s.cfg.MaxBatchBodyBytes, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch n := len(req.Records); {
+	case n == 0:
+		s.writeError(w, r, domain.Invalid("records", "is required and must not be empty"))
+		return
+	case n > domain.MaxHealthRecords:
+		s.writeError(w, r, domain.Invalid("records", "has %d records, at most %d allowed", n, domain.MaxHealthRecords))
+		return
+	}
+	recs := make([]domain.HealthRecord, len(req.Records))
+	for i, in := range req.Records {
+		at, err := parseTime("records["+strconv.Itoa(i)+"].nat_at", in.NATAt)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		recs[i] = domain.HealthRecord{IDType: in.IDType, IDNumber: in.IDNumber, CodeColour: in.CodeColour,
+			NATResult: in.NATResult, NATAt: at, VaccineDoses: in.VaccineDoses}
+	}
+	res, err := s.ledger.RecordHealth(r.Context(), a, recs)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, healthResponse{Accepted: res.Accepted, FirstPosition: res.FirstPosition,
+		LastPosition: res.LastPosition, Position: res.LastPosition})
+}

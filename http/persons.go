@@ -1,0 +1,289 @@
+package http
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/skip2/go-qrcode"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+// writeResult is the answer to a write: the event it appended and where.
+type writeResult struct {
+	EventID   uuid.UUID `json:"event_id"`
+	Position  uint64    `json:"position"`
+	Duplicate bool      `json:"duplicate,omitempty"`
+}
+
+func resultOf(r domain.Result) writeResult {
+	return writeResult{EventID: r.EventID, Position: r.Position, Duplicate: r.Duplicate}
+}
+
+// createdOr is 201 for a new event and 200 for a retry answered with the
+// original result.
+func createdOr(duplicate bool) int {
+	if duplicate {
+		return http.StatusOK
+	}
+	return http.StatusCreated
+}
+
+type registerRequest struct {
+	Name     string `json:"name"`
+	IDType   string `json:"id_type"`
+	IDNumber string `json:"id_number"`
+	Phone    string `json:"phone"`
+	// EventID makes a retry idempotent.
+	EventID string `json:"event_id"`
+}
+
+type registerResponse struct {
+	PersonID uuid.UUID `json:"person_id"`
+	Token    string    `json:"token"`
+	writeResult
+}
+
+// registerPerson is POST /v1/persons: public and rate-limited. It answers
+// with a person bearer token for the new person.
+func (s *Server) registerPerson(w http.ResponseWriter, r *http.Request) {
+	var req registerRequest
+	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	eventID, err := parseOptionalID("event_id", req.EventID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.ledger.RegisterPerson(r.Context(), domain.Actor{Subject: "public"}, domain.RegisterPerson{
+		EventID: eventID, Name: req.Name, IDType: req.IDType, IDNumber: req.IDNumber, Phone: req.Phone,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tok, err := s.signer.IssueBearer(domain.Actor{Role: domain.RolePerson, PersonID: res.ID}, s.cfg.BearerTTL)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, createdOr(res.Duplicate), registerResponse{PersonID: res.ID, Token: tok, writeResult: resultOf(res)})
+}
+
+type verifyRequest struct {
+	Method string `json:"method"`
+	Result string `json:"result"`
+}
+
+type personWriteResponse struct {
+	PersonID uuid.UUID `json:"person_id"`
+	writeResult
+}
+
+// verifyPerson is POST /v1/persons/{id}/verification (reviewer or admin).
+func (s *Server) verifyPerson(w http.ResponseWriter, r *http.Request) {
+	a, err := s.actor(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !hasRole(a, domain.RoleReviewer, domain.RoleAdmin) {
+		s.writeError(w, r, forbidden("only a reviewer or an admin may verify a person"))
+		return
+	}
+	id, err := pathID(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req verifyRequest
+	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.ledger.VerifyPerson(r.Context(), a, id, domain.VerifyPerson{Method: req.Method, Result: req.Result})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, personWriteResponse{PersonID: id, writeResult: resultOf(res)})
+}
+
+type familyMemberRequest struct {
+	Name     string `json:"name"`
+	IDType   string `json:"id_type"`
+	IDNumber string `json:"id_number"`
+	Relation string `json:"relation"`
+}
+
+// addFamilyMember is POST /v1/persons/{id}/family-members: the guardian
+// registers a dependant without a phone.
+func (s *Server) addFamilyMember(w http.ResponseWriter, r *http.Request) {
+	a, err := s.actor(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id, err := pathID(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if a.Role != domain.RolePerson || a.PersonID != id {
+		s.writeError(w, r, forbidden("only the guardian may add their family members"))
+		return
+	}
+	var req familyMemberRequest
+	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.ledger.AddFamilyMember(r.Context(), a, id, domain.AddFamilyMember{
+		Name: req.Name, IDType: req.IDType, IDNumber: req.IDNumber, Relation: req.Relation,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusCreated, personWriteResponse{PersonID: res.ID, writeResult: resultOf(res)})
+}
+
+type personResponse struct {
+	domain.PersonView
+	Verified bool               `json:"verified"`
+	Health   *domain.HealthView `json:"health"`
+	Position uint64             `json:"position"`
+}
+
+// mayReadPerson reports whether a may see person p: themself, their
+// guardian, a reviewer or an admin.
+func mayReadPerson(a domain.Actor, p domain.PersonView) bool {
+	switch a.Role {
+	case domain.RoleAdmin, domain.RoleReviewer:
+		return true
+	case domain.RolePerson:
+		return a.PersonID == p.ID || (p.GuardianID != uuid.Nil && a.PersonID == p.GuardianID)
+	}
+	return false
+}
+
+// personFor parses {id} and loads the person for a read by a: only when a
+// may see them. A person that does not exist and one a may not see are told
+// apart only for admins and reviewers; other callers get 403 for both, so
+// ids cannot be probed.
+func (s *Server) personFor(r *http.Request, a domain.Actor) (domain.PersonView, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return domain.PersonView{}, err
+	}
+	if a.Role != domain.RolePerson && !hasRole(a, domain.RoleAdmin, domain.RoleReviewer) {
+		return domain.PersonView{}, forbidden("only the person, their guardian, a reviewer or an admin may read a person")
+	}
+	p, err := s.reads.Person(r.Context(), id)
+	if err != nil {
+		if a.Role == domain.RolePerson && a.PersonID != id && errors.Is(err, domain.ErrNotFound) {
+			return domain.PersonView{}, forbidden("a person may read only themself and their family members")
+		}
+		return domain.PersonView{}, err
+	}
+	if !mayReadPerson(a, p) {
+		return domain.PersonView{}, forbidden("a person may read only themself and their family members")
+	}
+	return p, nil
+}
+
+// getPerson is GET /v1/persons/{id}.
+func (s *Server) getPerson(w http.ResponseWriter, r *http.Request) {
+	a, err := s.actor(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pos, err := s.readPosition(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p, err := s.personFor(r, a)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := personResponse{PersonView: p, Verified: p.Verification == domain.VerificationApproved, Position: pos}
+	if resp.FamilyMembers == nil {
+		resp.FamilyMembers = []uuid.UUID{}
+	}
+	if h, ok, err := s.reads.Health(r.Context(), p.IDHash); err != nil {
+		s.writeError(w, r, err)
+		return
+	} else if ok {
+		resp.Health = &h
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
+}
+
+type codeResponse struct {
+	PersonID  uuid.UUID `json:"person_id"`
+	Code      string    `json:"code"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// personalCode checks that the caller may show the person's code (themself,
+// or their guardian: 亲属码) and issues one.
+func (s *Server) personalCode(r *http.Request) (codeResponse, error) {
+	a, err := s.actor(r)
+	if err != nil {
+		return codeResponse{}, err
+	}
+	if a.Role != domain.RolePerson {
+		return codeResponse{}, forbidden("only the person or their guardian may show a personal code")
+	}
+	if _, err := s.readPosition(r); err != nil {
+		return codeResponse{}, err
+	}
+	p, err := s.personFor(r, a)
+	if err != nil {
+		return codeResponse{}, err
+	}
+	code, exp := s.signer.IssuePersonalCode(p.ID)
+	return codeResponse{PersonID: p.ID, Code: code, ExpiresAt: exp}, nil
+}
+
+// personCode is GET /v1/persons/{id}/code.
+func (s *Server) personCode(w http.ResponseWriter, r *http.Request) {
+	c, err := s.personalCode(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.writeJSON(w, r, http.StatusOK, c)
+}
+
+// personCodePNG is GET /v1/persons/{id}/code.png: the code as a QR image.
+func (s *Server) personCodePNG(w http.ResponseWriter, r *http.Request) {
+	c, err := s.personalCode(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Expires", c.ExpiresAt.UTC().Format(http.TimeFormat))
+	s.writePNG(w, r, c.Code, 384)
+}
+
+// writePNG answers with content as a QR code image of size pixels.
+func (s *Server) writePNG(w http.ResponseWriter, r *http.Request, content string, size int) {
+	png, err := qrcode.Encode(content, qrcode.Medium, size)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.WriteHeader(http.StatusOK)
+	w.Write(png)
+}

@@ -1,0 +1,191 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+// Problem type URIs (RFC 9457 "type"): one per kind of error, stable so that
+// clients can branch on them.
+const (
+	ProblemValidation       = "urn:checkin-ledger:problem:validation"
+	ProblemNotFound         = "urn:checkin-ledger:problem:not-found"
+	ProblemConflict         = "urn:checkin-ledger:problem:conflict"
+	ProblemUnauthorized     = "urn:checkin-ledger:problem:unauthorized"
+	ProblemForbidden        = "urn:checkin-ledger:problem:forbidden"
+	ProblemTooLarge         = "urn:checkin-ledger:problem:too-large"
+	ProblemMethodNotAllowed = "urn:checkin-ledger:problem:method-not-allowed"
+	ProblemRateLimited      = "urn:checkin-ledger:problem:rate-limited"
+	ProblemUnavailable      = "urn:checkin-ledger:problem:unavailable"
+	ProblemTimeout          = "urn:checkin-ledger:problem:timeout"
+	ProblemInternal         = "urn:checkin-ledger:problem:internal"
+)
+
+// Problem is an application/problem+json body (RFC 9457).
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// Errors lists the bad input fields of a validation problem.
+	Errors []FieldProblem `json:"errors,omitempty"`
+}
+
+// FieldProblem is one bad input field.
+type FieldProblem struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+// Errors of the HTTP layer itself, mapped by problemFor like domain errors.
+var (
+	// errWaitTimeout is returned when min_position was not reached in time.
+	errWaitTimeout = errors.New("http: read models did not reach min_position in time")
+	// errUnavailable is returned when a dependency (NATS, the read models) is not ready.
+	errUnavailable = errors.New("http: service unavailable")
+	// errRateLimited is returned when a client exceeded a rate limit.
+	errRateLimited = errors.New("http: too many requests")
+	// errMethodNotAllowed is returned for a known path with another method.
+	errMethodNotAllowed = errors.New("http: method not allowed")
+	// errRouteNotFound is returned for a path no route serves.
+	errRouteNotFound = errors.New("http: no such route")
+)
+
+// problemFor is the one place that maps an error to a status and a problem.
+// It reports internal = true for errors of no known kind, which the caller
+// logs in full; the client sees only a generic message for those.
+func problemFor(err error) (p Problem, internal bool) {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return Problem{Type: ProblemTooLarge, Title: "Request body too large", Status: http.StatusRequestEntityTooLarge,
+			Detail: "the body exceeds the limit for this route"}, false
+	case errors.Is(err, errWaitTimeout):
+		return Problem{Type: ProblemTimeout, Title: "Read models not caught up", Status: http.StatusGatewayTimeout,
+			Detail: message(err, errWaitTimeout)}, false
+	case errors.Is(err, context.DeadlineExceeded):
+		return Problem{Type: ProblemTimeout, Title: "Timed out", Status: http.StatusGatewayTimeout}, false
+	case errors.Is(err, errUnavailable), errors.Is(err, context.Canceled):
+		return Problem{Type: ProblemUnavailable, Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+			Detail: message(err, errUnavailable)}, false
+	case errors.Is(err, errRateLimited):
+		return Problem{Type: ProblemRateLimited, Title: "Too many requests", Status: http.StatusTooManyRequests,
+			Detail: "slow down and retry later"}, false
+	case errors.Is(err, errMethodNotAllowed):
+		return Problem{Type: ProblemMethodNotAllowed, Title: "Method not allowed", Status: http.StatusMethodNotAllowed}, false
+	case errors.Is(err, errRouteNotFound):
+		return Problem{Type: ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
+			Detail: "no such route"}, false
+	case errors.Is(err, domain.ErrInvalid):
+		p := Problem{Type: ProblemValidation, Title: "Invalid input", Status: http.StatusBadRequest,
+			Errors: fieldProblems(err)}
+		if len(p.Errors) == 1 {
+			p.Detail = p.Errors[0].Field + ": " + p.Errors[0].Reason
+		} else {
+			p.Detail = message(err, domain.ErrInvalid)
+		}
+		return p, false
+	case errors.Is(err, domain.ErrUnauthorized):
+		return Problem{Type: ProblemUnauthorized, Title: "Unauthorized", Status: http.StatusUnauthorized,
+			Detail: message(err, domain.ErrUnauthorized)}, false
+	case errors.Is(err, domain.ErrForbidden):
+		return Problem{Type: ProblemForbidden, Title: "Forbidden", Status: http.StatusForbidden,
+			Detail: message(err, domain.ErrForbidden)}, false
+	case errors.Is(err, domain.ErrNotFound):
+		return Problem{Type: ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
+			Detail: message(err, domain.ErrNotFound)}, false
+	case errors.Is(err, domain.ErrConflict):
+		return Problem{Type: ProblemConflict, Title: "Conflict", Status: http.StatusConflict,
+			Detail: message(err, domain.ErrConflict)}, false
+	default:
+		return Problem{Type: ProblemInternal, Title: "Internal server error", Status: http.StatusInternalServerError,
+			Detail: "the error was logged"}, true
+	}
+}
+
+// message returns err's text without the trailing ": <kind>" that
+// domain.Errorf and %w wrapping add.
+func message(err, kind error) string {
+	msg := err.Error()
+	if msg == kind.Error() {
+		return ""
+	}
+	return strings.TrimSuffix(msg, ": "+kind.Error())
+}
+
+// fieldProblems collects every *domain.FieldError in err's tree, in order.
+func fieldProblems(err error) []FieldProblem {
+	var out []FieldProblem
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		if fe, ok := e.(*domain.FieldError); ok {
+			out = append(out, FieldProblem{Field: fe.Field, Reason: fe.Reason})
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, c := range u.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}
+
+var problemContentType = []string{"application/problem+json"}
+
+// writeError answers with err's problem. Internal errors are logged in full
+// with the route pattern (never the raw path or body); the client gets a
+// generic problem.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p, internal := problemFor(err)
+	if internal {
+		s.logInternal(r, err)
+	}
+	writeProblem(w, p)
+}
+
+// logInternal logs an internal error with the request's method and route
+// pattern. Domain errors never hold ID numbers, and the raw path and body
+// are not logged.
+func (s *Server) logInternal(r *http.Request, err error) {
+	s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+		slog.String("method", r.Method), slog.String("route", routePattern(r)), slog.String("err", err.Error()))
+}
+
+func writeProblem(w http.ResponseWriter, p Problem) {
+	h := w.Header()
+	h["Content-Type"] = problemContentType
+	if p.Status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer realm="ledger"`)
+	}
+	b, err := json.Marshal(p)
+	if err != nil { // a Problem always marshals; keep the status anyway
+		b = []byte(`{"type":"` + ProblemInternal + `","title":"Internal server error","status":500}`)
+	}
+	w.WriteHeader(p.Status)
+	w.Write(append(b, '\n'))
+}
+
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if p := rc.RoutePattern(); p != "" {
+			return p
+		}
+	}
+	return "unrouted"
+}

@@ -1,0 +1,285 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+// actor returns the caller proven by the request's bearer token. A missing
+// or bad token is ErrUnauthorized.
+func (s *Server) actor(r *http.Request) (domain.Actor, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return domain.Actor{}, domain.Errorf(domain.ErrUnauthorized, "a bearer token is required")
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return domain.Actor{}, domain.Errorf(domain.ErrUnauthorized, "the Authorization header must be \"Bearer <token>\"")
+	}
+	a, err := s.signer.ParseBearer(strings.TrimSpace(tok))
+	if err != nil {
+		return domain.Actor{}, err
+	}
+	return a, nil
+}
+
+// hasRole reports whether a has one of roles.
+func hasRole(a domain.Actor, roles ...string) bool {
+	return slices.Contains(roles, a.Role)
+}
+
+// forbidden is the error for an actor that may not do what was asked.
+func forbidden(what string) error {
+	return domain.Errorf(domain.ErrForbidden, "%s", what)
+}
+
+// decode reads one JSON value from the body into v, refusing unknown fields,
+// trailing data and bodies over limit bytes (413).
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		return domain.Invalid("body", "must hold exactly one JSON value")
+	}
+	return nil
+}
+
+// decodeBytes decodes one JSON value from b into v, refusing unknown fields.
+func decodeBytes(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a validation error naming the field.
+func jsonError(err error) error {
+	var (
+		syntax    *json.SyntaxError
+		typ       *json.UnmarshalTypeError
+		tooLarge  *http.MaxBytesError
+		fieldErr  *domain.FieldError
+		unknownFx = "json: unknown field "
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return err
+	case errors.As(err, &fieldErr):
+		return err
+	case errors.Is(err, io.EOF):
+		return domain.Invalid("body", "is empty; a JSON object is required")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return domain.Invalid("body", "is truncated JSON")
+	case errors.As(err, &syntax):
+		return domain.Invalid("body", "is not valid JSON (at byte %d)", syntax.Offset)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return domain.Invalid(field, "must be %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value)
+	case strings.HasPrefix(err.Error(), unknownFx):
+		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), unknownFx))
+		if name == "" {
+			name = strings.TrimPrefix(err.Error(), unknownFx)
+		}
+		return domain.Invalid(name, "is not a known field")
+	default:
+		return domain.Invalid("body", "cannot be decoded")
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	default:
+		return "a number"
+	}
+}
+
+var jsonContentType = []string{"application/json"}
+
+// writeJSON answers with status and v as JSON.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// pathID parses the {name} path parameter as a UUID.
+func pathID(r *http.Request, name string) (uuid.UUID, error) {
+	return parseID(name, chi.URLParam(r, name))
+}
+
+// parseID parses a UUID input field; an empty string is an error.
+func parseID(field, s string) (uuid.UUID, error) {
+	if s == "" {
+		return uuid.Nil, domain.Invalid(field, "is required")
+	}
+	id, err := uuid.Parse(s)
+	if err != nil || id == uuid.Nil || len(s) != 36 {
+		return uuid.Nil, domain.Invalid(field, "must be a UUID")
+	}
+	return id, nil
+}
+
+// parseOptionalID parses a UUID that may be absent.
+func parseOptionalID(field, s string) (uuid.UUID, error) {
+	if s == "" {
+		return uuid.Nil, nil
+	}
+	return parseID(field, s)
+}
+
+// parseTime parses an RFC 3339 time with a zone; "" is the zero time.
+func parseTime(field, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, domain.Invalid(field, "must be an RFC 3339 time with a zone, e.g. 2022-05-01T08:00:00+08:00")
+	}
+	return t, nil
+}
+
+// queryLimit reads the limit query parameter: def when absent, 1..max otherwise.
+func queryLimit(r *http.Request, def, max int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, domain.Invalid("limit", "must be a whole number from 1 to %d", max)
+	}
+	return n, nil
+}
+
+// readPosition waits for min_position (when the query asks for it) and
+// returns the read models' position: every read answers with the position
+// it reflects, read before the query so the answer is at least that fresh.
+func (s *Server) readPosition(r *http.Request) (uint64, error) {
+	if v := r.URL.Query().Get("min_position"); v != "" {
+		min, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, domain.Invalid("min_position", "must be a non-negative whole number")
+		}
+		if err := s.waitFor(r.Context(), min); err != nil {
+			return 0, err
+		}
+	}
+	pos, err := s.reads.Position(r.Context())
+	if err != nil {
+		return 0, fmt.Errorf("read models position: %w", err)
+	}
+	return pos, nil
+}
+
+// waitFor blocks until the read models have applied position, up to
+// Config.WaitTimeout.
+func (s *Server) waitFor(ctx context.Context, position uint64) error {
+	if position == 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.WaitTimeout)
+	defer cancel()
+	var err error
+	if s.cfg.Waiter != nil {
+		err = s.cfg.Waiter.WaitFor(wctx, position)
+	} else {
+		err = s.pollPosition(wctx, position)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("position %d not reached within %s: %w", position, s.cfg.WaitTimeout, errWaitTimeout)
+	default:
+		return fmt.Errorf("wait for position %d: %w", position, err)
+	}
+}
+
+func (s *Server) pollPosition(ctx context.Context, position uint64) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		pos, err := s.reads.Position(ctx)
+		if err != nil {
+			return err
+		}
+		if pos >= position {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// cursor is a position in a venue's entry list, newest first: the last
+// entry of the previous page. On the wire it is opaque base64.
+type cursor struct {
+	at       time.Time
+	position uint64
+}
+
+func (c cursor) String() string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(c.at.UnixNano()))
+	binary.BigEndian.PutUint64(b[8:], c.position)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func parseCursor(s string) (cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return cursor{}, domain.Invalid("cursor", "is not a cursor this API returned")
+	}
+	return cursor{
+		at:       time.Unix(0, int64(binary.BigEndian.Uint64(b[:8]))).UTC(),
+		position: binary.BigEndian.Uint64(b[8:]),
+	}, nil
+}

@@ -1,0 +1,232 @@
+// Package http is the ledger's HTTP API: chi routes, JSON in and out, bearer
+// token authentication, and application/problem+json errors. Writes go to
+// the command side (domain.Ledger); reads come from the read models
+// (domain.ReadModel) and say which log position they reflect.
+//
+// Code that imports this package names it ledgerhttp.
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/httprate"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/token"
+)
+
+// Waiter blocks until the read models have applied the event at a position
+// (read-your-writes). The projector implements it.
+type Waiter interface {
+	WaitFor(ctx context.Context, position uint64) error
+}
+
+// Defaults for Config's zero values.
+const (
+	DefaultMaxBodyBytes      = 64 << 10
+	DefaultMaxBatchBodyBytes = 8 << 20
+	DefaultWaitTimeout       = 5 * time.Second
+	DefaultShutdownTimeout   = 15 * time.Second
+)
+
+// Config holds what the server needs. Ledger, Reads and Signer are required.
+type Config struct {
+	// Ledger runs commands (the write side).
+	Ledger *domain.Ledger
+	// Reads answers queries (the read side).
+	Reads domain.ReadModel
+	// Signer issues and checks bearer tokens and codes.
+	Signer *token.Signer
+	// Waiter serves min_position; nil polls Reads.Position instead.
+	Waiter Waiter
+	// Ready reports whether the service can serve (/readyz); nil: always ready.
+	Ready func(ctx context.Context) error
+	// Dwell is how long a person with no exit is taken to stay at a venue
+	// of a type; nil: domain.DefaultDwell.
+	Dwell func(venueType string) time.Duration
+	// Logger receives internal errors; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+	// MaxBodyBytes limits a request body (0: DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// MaxBatchBodyBytes limits the body of batch routes (0: DefaultMaxBatchBodyBytes).
+	MaxBatchBodyBytes int64
+	// RegisterRate is how many registrations (POST /v1/persons) one client
+	// IP may make per minute; 0: no limit. The IP is the connection's
+	// remote address: behind a proxy, put the limit there.
+	RegisterRate int
+	// WaitTimeout bounds a min_position wait (0: DefaultWaitTimeout).
+	WaitTimeout time.Duration
+	// ShutdownTimeout bounds how long Serve waits for in-flight requests
+	// once its context ends (0: DefaultShutdownTimeout).
+	ShutdownTimeout time.Duration
+	// BearerTTL is the lifetime of the token POST /v1/persons returns
+	// (0: token.DefaultBearerTTL).
+	BearerTTL time.Duration
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg    Config
+	ledger *domain.Ledger
+	reads  domain.ReadModel
+	signer *token.Signer
+	log    *slog.Logger
+	now    func() time.Time
+	dwell  func(string) time.Duration
+	router chi.Router
+}
+
+// New returns a server for cfg.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Dwell == nil {
+		cfg.Dwell = domain.DefaultDwell
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxBatchBodyBytes <= 0 {
+		cfg.MaxBatchBodyBytes = DefaultMaxBatchBodyBytes
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = DefaultWaitTimeout
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	s := &Server{
+		cfg:    cfg,
+		ledger: cfg.Ledger,
+		reads:  cfg.Reads,
+		signer: cfg.Signer,
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		dwell:  cfg.Dwell,
+	}
+	s.router = s.routes()
+	return s
+}
+
+// Handler returns the server's routes as one handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// routes lists every route. Issue 4's routes (traces, declarations, audit,
+// admin/poison) join the /v1 group here.
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errRouteNotFound) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errMethodNotAllowed) })
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Get("/openapi.yaml", s.openAPI)
+
+	r.Route("/v1", func(r chi.Router) {
+		r.With(s.registerLimit()).Post("/persons", s.registerPerson)
+		r.Get("/persons/{id}", s.getPerson)
+		r.Post("/persons/{id}/verification", s.verifyPerson)
+		r.Post("/persons/{id}/family-members", s.addFamilyMember)
+		r.Get("/persons/{id}/code", s.personCode)
+		r.Get("/persons/{id}/code.png", s.personCodePNG)
+		r.Get("/persons/{id}/trace", s.personTrace)
+
+		r.Post("/venues", s.applyVenue)
+		r.Get("/venues", s.listVenues)
+		r.Get("/venues/{id}", s.getVenue)
+		r.Post("/venues/{id}/review", s.reviewVenue)
+		r.Get("/venues/{id}/code.png", s.venueCodePNG)
+		r.Post("/venues/{id}/admins", s.addSubAdmin)
+		r.Delete("/venues/{id}/admins/{person_id}", s.removeSubAdmin)
+		r.Get("/venues/{id}/entries", s.venueEntries)
+		r.Get("/venues/{id}/occupancy", s.venueOccupancy)
+
+		r.Post("/passes", s.recordPass)
+		r.Post("/passes/batch", s.recordPassBatch)
+		r.Post("/health-status", s.recordHealth)
+		r.Get("/alerts", s.listAlerts)
+	})
+	return r
+}
+
+// registerLimit limits registrations per client IP.
+func (s *Server) registerLimit() func(http.Handler) http.Handler {
+	if s.cfg.RegisterRate <= 0 {
+		return func(next http.Handler) http.Handler { return next }
+	}
+	return httprate.LimitBy(s.cfg.RegisterRate, time.Minute, clientIP,
+		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, errRateLimited)
+		}))
+}
+
+// clientIP keys the rate limit by the connection's address (IPv6 by /64).
+func clientIP(r *http.Request) (string, error) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return httprate.CanonicalizeIP(host), nil
+}
+
+// recoverer turns a panic in a handler into a logged internal error.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.writeError(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Serve answers requests on ln until ctx ends, then shuts down gracefully:
+// it stops accepting, lets in-flight requests finish (up to
+// Config.ShutdownTimeout) and returns. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err != nil {
+		hs.Close()
+		return fmt.Errorf("shut down http: %w", err)
+	}
+	return nil
+}
