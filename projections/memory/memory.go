@@ -125,9 +125,9 @@ type pass struct {
 	sVenue   int32 // -1: none
 	sDoses   int32
 
-	dir, method, decision, reason, operator            uint32
+	dir, method, decision, reason, operator           uint32
 	sName, sColour, sNAT, sVenueName, sDir, sDecision uint32
-	sReason                                            uint32
+	sReason                                           uint32
 }
 
 type personRow struct {
