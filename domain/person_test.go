@@ -1,0 +1,319 @@
+package domain
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain/idcard"
+)
+
+var testNow = time.Date(2022, 5, 1, 8, 0, 0, 0, time.UTC)
+
+// history wraps events as the log would hold them, positions from 1.
+func history(t *testing.T, aggregate string, events ...Event) []Envelope {
+	t.Helper()
+	out := make([]Envelope, 0, len(events))
+	for i, ev := range events {
+		env, err := NewEnvelope(aggregate, ev, Meta{}, testNow)
+		if err != nil {
+			t.Fatalf("NewEnvelope: %v", err)
+		}
+		env.Position = uint64(i + 1)
+		out = append(out, env)
+	}
+	return out
+}
+
+func replayPerson(t *testing.T, events ...Event) Person {
+	t.Helper()
+	p, err := ReplayPerson(history(t, "person.x", events...))
+	if err != nil {
+		t.Fatalf("ReplayPerson: %v", err)
+	}
+	return p
+}
+
+// residentID returns a valid resident ID with the given 17 first digits.
+func residentID(t *testing.T, first17 string) string {
+	t.Helper()
+	c, ok := idcard.CheckChar(first17)
+	if !ok {
+		t.Fatalf("bad first17 %q", first17)
+	}
+	return first17 + string(c)
+}
+
+func wantKind(t *testing.T, err, kind error) {
+	t.Helper()
+	if kind == nil {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	if !errors.Is(err, kind) {
+		t.Fatalf("error = %v, want kind %v", err, kind)
+	}
+}
+
+func wantField(t *testing.T, err error, field string) {
+	t.Helper()
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		t.Fatalf("error = %v, want a FieldError on %s", err, field)
+	}
+	if fe.Field != field {
+		t.Fatalf("error on field %q, want %q (%v)", fe.Field, field, err)
+	}
+}
+
+func TestPersonApply(t *testing.T) {
+	id, guardian := uuid.New(), uuid.New()
+	tests := []struct {
+		name   string
+		events []Event
+		check  func(t *testing.T, p Person)
+	}{
+		{"no events", nil, func(t *testing.T, p Person) {
+			if p.Registered() || p.Version() != 0 || p.Verification() != "" {
+				t.Fatalf("empty person = %+v", p)
+			}
+		}},
+		{"registered", []Event{PersonRegistered{PersonID: id, IDType: "resident_id", IDHash: "h"}}, func(t *testing.T, p Person) {
+			if !p.Registered() || p.ID() != id || p.IDHash() != "h" || p.IDType() != "resident_id" ||
+				p.Verification() != VerificationPending || p.Version() != 1 || p.Dependant() {
+				t.Fatalf("person = %+v", p)
+			}
+		}},
+		{"verified", []Event{
+			PersonRegistered{PersonID: id},
+			PersonVerified{PersonID: id, Method: VerifyFace, Result: VerifyApproved},
+		}, func(t *testing.T, p Person) {
+			if p.Verification() != VerificationApproved || p.Version() != 2 {
+				t.Fatalf("person = %+v", p)
+			}
+		}},
+		{"rejected then approved", []Event{
+			PersonRegistered{PersonID: id},
+			PersonVerified{PersonID: id, Method: VerifyFace, Result: VerifyRejected},
+			PersonVerified{PersonID: id, Method: VerifyManual, Result: VerifyApproved},
+		}, func(t *testing.T, p Person) {
+			if p.Verification() != VerificationApproved || p.Version() != 3 {
+				t.Fatalf("person = %+v", p)
+			}
+		}},
+		{"rejected", []Event{
+			PersonRegistered{PersonID: id},
+			PersonVerified{PersonID: id, Method: VerifyFace, Result: VerifyRejected},
+		}, func(t *testing.T, p Person) {
+			if p.Verification() != VerificationRejected {
+				t.Fatalf("person = %+v", p)
+			}
+		}},
+		{"family member", []Event{PersonRegistered{PersonID: id, GuardianID: guardian, Relation: RelationChild}}, func(t *testing.T, p Person) {
+			if !p.Dependant() || p.GuardianID() != guardian || p.Relation() != RelationChild {
+				t.Fatalf("person = %+v", p)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.check(t, replayPerson(t, tt.events...))
+		})
+	}
+}
+
+func TestPersonApplyRefusesForeignEvents(t *testing.T) {
+	_, err := ReplayPerson(history(t, "person.x", VenueReviewed{Decision: ReviewApprove}))
+	wantKind(t, err, ErrUnknownEvent)
+
+	env := history(t, "person.x", PersonRegistered{})[0]
+	env.SchemaVersion = 99
+	_, err = ReplayPerson([]Envelope{env})
+	wantKind(t, err, ErrUnknownEvent)
+}
+
+func TestDecideRegisterPerson(t *testing.T) {
+	id := uuid.New()
+	reg := PersonRegistered{PersonID: id, IDType: "resident_id", IDHash: "h"}
+	t.Run("new", func(t *testing.T) {
+		evs, err := decideRegisterPerson(Person{}, reg)
+		wantKind(t, err, nil)
+		if len(evs) != 1 || evs[0].(PersonRegistered).PersonID != id {
+			t.Fatalf("events = %+v", evs)
+		}
+	})
+	t.Run("twice", func(t *testing.T) {
+		_, err := decideRegisterPerson(replayPerson(t, reg), reg)
+		wantKind(t, err, ErrConflict)
+		if !strings.Contains(err.Error(), "already registered") {
+			t.Fatalf("error %q does not say already registered", err)
+		}
+	})
+}
+
+func TestDecideVerifyPerson(t *testing.T) {
+	id := uuid.New()
+	reg := PersonRegistered{PersonID: id}
+	approved := PersonVerified{PersonID: id, Method: VerifyFace, Result: VerifyApproved}
+	rejected := PersonVerified{PersonID: id, Method: VerifyManual, Result: VerifyRejected}
+	ok := VerifyPerson{Method: VerifyFace, Result: VerifyApproved}
+	tests := []struct {
+		name  string
+		past  []Event
+		cmd   VerifyPerson
+		kind  error
+		field string
+	}{
+		{"pending approved", []Event{reg}, ok, nil, ""},
+		{"pending rejected", []Event{reg}, VerifyPerson{Method: VerifyManual, Result: VerifyRejected}, nil, ""},
+		{"after rejected", []Event{reg, rejected}, ok, nil, ""},
+		{"after approved", []Event{reg, approved}, ok, ErrConflict, ""},
+		{"reject after approved", []Event{reg, approved}, VerifyPerson{Method: VerifyManual, Result: VerifyRejected}, ErrConflict, ""},
+		{"not registered", nil, ok, ErrNotFound, ""},
+		{"bad method", []Event{reg}, VerifyPerson{Method: "fingerprint", Result: VerifyApproved}, ErrInvalid, "method"},
+		{"bad result", []Event{reg}, VerifyPerson{Method: VerifyFace, Result: "maybe"}, ErrInvalid, "result"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := decideVerifyPerson(replayPerson(t, tt.past...), tt.cmd)
+			wantKind(t, err, tt.kind)
+			if tt.field != "" {
+				wantField(t, err, tt.field)
+			}
+			if tt.kind == nil {
+				v := evs[0].(PersonVerified)
+				if v.PersonID != id || v.Method != tt.cmd.Method || v.Result != tt.cmd.Result {
+					t.Fatalf("event = %+v", v)
+				}
+			}
+		})
+	}
+}
+
+func TestDecideAddFamilyMember(t *testing.T) {
+	gid, mid := uuid.New(), uuid.New()
+	guardian := replayPerson(t, PersonRegistered{PersonID: gid})
+	dependant := replayPerson(t, PersonRegistered{PersonID: gid, GuardianID: uuid.New()})
+	reg := PersonRegistered{PersonID: mid, IDType: "resident_id", GuardianID: gid, Relation: RelationChild}
+	tests := []struct {
+		name     string
+		guardian Person
+		member   Person
+		reg      PersonRegistered
+		kind     error
+	}{
+		{"new member", guardian, Person{}, reg, nil},
+		{"guardian not registered", Person{}, Person{}, reg, ErrNotFound},
+		{"guardian is a dependant", dependant, Person{}, reg, ErrConflict},
+		{"member already registered", guardian, replayPerson(t, PersonRegistered{PersonID: mid}), reg, ErrConflict},
+		{"registered under someone else", guardian, Person{}, PersonRegistered{PersonID: mid, GuardianID: uuid.New()}, ErrForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := decideAddFamilyMember(tt.guardian, tt.member, tt.reg)
+			wantKind(t, err, tt.kind)
+			if tt.kind == nil && evs[0].(PersonRegistered).GuardianID != gid {
+				t.Fatalf("events = %+v", evs)
+			}
+		})
+	}
+}
+
+func TestValidatePhone(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"13800138000", "13800138000", true},
+		{"199 0000 1111", "19900001111", true},
+		{"+85291234567", "+85291234567", true},
+		{"+1-415-555-2671", "+14155552671", true},
+		{"12800138000", "", false},  // 12x is not a mobile prefix
+		{"1380013800", "", false},   // 10 digits
+		{"138001380001", "", false}, // 12 digits
+		{"0531-1234567", "", false}, // landline
+		{"+0123456789", "", false},
+		{"+12345", "", false},
+		{"+1234567890123456", "", false},
+		{"1380013800a", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ValidatePhone(tt.in)
+			if tt.ok {
+				wantKind(t, err, nil)
+				if got != tt.want {
+					t.Fatalf("ValidatePhone = %q, want %q", got, tt.want)
+				}
+				return
+			}
+			wantKind(t, err, ErrInvalid)
+			wantField(t, err, "phone")
+		})
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	tests := []struct {
+		name, in string
+		ok       bool
+	}{
+		{"chinese", " 张三 ", true},
+		{"latin", "Anna Müller", true},
+		{"empty", "  ", false},
+		{"too long", strings.Repeat("名", MaxNameLength+1), false},
+		{"longest", strings.Repeat("名", MaxNameLength), true},
+		{"control", "张\x00三", false},
+		{"bad utf8", "\xff\xfe", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := validateName("name", tt.in)
+			if tt.ok {
+				wantKind(t, err, nil)
+				if got != strings.TrimSpace(tt.in) {
+					t.Fatalf("validateName = %q", got)
+				}
+				return
+			}
+			wantKind(t, err, ErrInvalid)
+			wantField(t, err, "name")
+		})
+	}
+}
+
+func TestValidateDocument(t *testing.T) {
+	good := residentID(t, "37130219900307123")
+	bad := good[:17] + map[bool]string{true: "1", false: "0"}[good[17] == '0']
+	tests := []struct {
+		name, idType, number, field string
+	}{
+		{"good", idcard.ResidentID, good, ""},
+		{"bad check", idcard.ResidentID, bad, "id_number"},
+		{"bad date", idcard.ResidentID, residentID(t, "37130219990230123"), "id_number"},
+		{"unknown type", "library_card", "12345", "id_type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := validateDocument("id_type", "id_number", tt.idType, tt.number, testNow)
+			if tt.field == "" {
+				wantKind(t, err, nil)
+				if n != good {
+					t.Fatalf("number = %q", n)
+				}
+				return
+			}
+			wantKind(t, err, ErrInvalid)
+			wantField(t, err, tt.field)
+			if strings.Contains(err.Error(), tt.number) {
+				t.Fatalf("error %q holds the whole number", err)
+			}
+		})
+	}
+}

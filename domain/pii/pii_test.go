@@ -1,0 +1,143 @@
+package pii_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/checkin-ledger/ledger/domain/pii"
+)
+
+func TestSealOpen(t *testing.T) {
+	key, err := pii.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := pii.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, plain := range []string{"张三", "110101199003074258", "+85291234567", "x"} {
+		t.Run(plain, func(t *testing.T) {
+			sealed, err := pii.Seal(key, plain)
+			if err != nil {
+				t.Fatalf("Seal: %v", err)
+			}
+			if strings.Contains(sealed, plain) {
+				t.Fatalf("sealed value %q shows the plaintext", sealed)
+			}
+			again, _ := pii.Seal(key, plain)
+			if again == sealed {
+				t.Fatal("two seals of one value are equal: the nonce is not random")
+			}
+			got, err := pii.Open(key, sealed)
+			if err != nil || got != plain {
+				t.Fatalf("Open = %q, %v; want %q", got, err, plain)
+			}
+			if _, err := pii.Open(other, sealed); !errors.Is(err, pii.ErrOpen) {
+				t.Fatalf("Open with the wrong key: %v, want ErrOpen", err)
+			}
+			altered := []byte(sealed)
+			altered[len(altered)/2] ^= 1
+			if altered[len(altered)/2] == '=' {
+				altered[len(altered)/2] = 'A'
+			}
+			if _, err := pii.Open(key, string(altered)); err == nil {
+				t.Fatal("Open accepted an altered value")
+			}
+		})
+	}
+	t.Run("empty", func(t *testing.T) {
+		s, err := pii.Seal(key, "")
+		if err != nil || s != "" {
+			t.Fatalf("Seal empty = %q, %v", s, err)
+		}
+		if p, err := pii.Open(key, ""); err != nil || p != "" {
+			t.Fatalf("Open empty = %q, %v", p, err)
+		}
+	})
+	t.Run("garbage", func(t *testing.T) {
+		for _, s := range []string{"!!!", "AAAA"} {
+			if _, err := pii.Open(key, s); !errors.Is(err, pii.ErrOpen) {
+				t.Fatalf("Open(%q) = %v, want ErrOpen", s, err)
+			}
+		}
+	})
+	t.Run("bad key", func(t *testing.T) {
+		if _, err := pii.Seal([]byte("short"), "x"); err == nil {
+			t.Fatal("Seal with a 5-byte key succeeded")
+		}
+	})
+}
+
+func TestHasher(t *testing.T) {
+	if _, err := pii.NewHasher(make([]byte, 31)); err == nil {
+		t.Fatal("NewHasher accepted a 31-byte key")
+	}
+	k1 := bytes.Repeat([]byte{1}, 32)
+	k2 := bytes.Repeat([]byte{2}, 32)
+	h1, _ := pii.NewHasher(k1)
+	h2, _ := pii.NewHasher(k2)
+	const id = "11010519491231002X"
+	a := h1.IDHash("resident_id", id)
+	tests := []struct {
+		name  string
+		other string
+		same  bool
+	}{
+		{"same input", h1.IDHash("resident_id", id), true},
+		{"normalised lower x and spaces", h1.IDHash("resident_id", " 110105 19491231002x"), true},
+		{"other type", h1.IDHash("passport", id), false},
+		{"other key", h2.IDHash("resident_id", id), false},
+		{"other number", h1.IDHash("resident_id", "110105194912310037"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if (a == tt.other) != tt.same {
+				t.Fatalf("hash equality = %v, want %v", a == tt.other, tt.same)
+			}
+		})
+	}
+	if len(a) != 64 || strings.Contains(a, id) {
+		t.Fatalf("hash %q is not a 64-hex digest", a)
+	}
+	if pii.PersonID(a) != pii.PersonID(a) || pii.PersonID(a) == pii.PersonID(h1.IDHash("passport", "E12345678")) {
+		t.Fatal("PersonID is not a stable function of the hash")
+	}
+}
+
+
+func TestMasks(t *testing.T) {
+	names := []struct{ in, want string }{
+		{"张三", "张*"},
+		{"欧阳娜娜", "欧*"},
+		{" Anna ", "A*"},
+		{"", ""},
+	}
+	for _, tt := range names {
+		t.Run("name "+tt.in, func(t *testing.T) {
+			if got := pii.MaskName(tt.in); got != tt.want {
+				t.Fatalf("MaskName(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+	ids := []struct{ in, want string }{
+		{"110101199003074258", "110***********4258"},
+		{"11010519491231002x", "110***********002X"},
+		{"E12345678", "E12**5678"},
+		{"AB12345", "*****45"},
+		{"12", "**"},
+	}
+	for _, tt := range ids {
+		t.Run("id "+tt.in, func(t *testing.T) {
+			got := pii.MaskID(tt.in)
+			if got != tt.want {
+				t.Fatalf("MaskID(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if len(tt.in) > 2 && strings.Contains(got, pii.Normalize(tt.in)) {
+				t.Fatalf("mask %q shows the whole number", got)
+			}
+		})
+	}
+}

@@ -1,0 +1,165 @@
+package domain
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+func TestDecidePass(t *testing.T) {
+	at := testNow
+	plain := VenueView{ID: uuid.New(), Name: "超市", Status: VenueStatusApproved}
+	green := VenueView{ID: plain.ID, RequireGreen: true}
+	nat24 := VenueView{ID: plain.ID, NATWithinHours: 24}
+	strict := VenueView{ID: plain.ID, RequireGreen: true, NATWithinHours: 48}
+	person := PersonView{ID: uuid.New(), NameMasked: "张*"}
+	h := func(colour, nat string, natAgo time.Duration) *HealthView {
+		v := &HealthView{CodeColour: colour, NATResult: nat}
+		if nat != NATNone && nat != "" {
+			v.NATAt = at.Add(-natAgo)
+		}
+		return v
+	}
+	tests := []struct {
+		name     string
+		venue    VenueView
+		health   *HealthView
+		decision string
+		abnormal bool
+	}{
+		{"green passes", plain, h(ColourGreen, NATNone, 0), DecisionPass, false},
+		{"yellow denied", plain, h(ColourYellow, NATNone, 0), DecisionDeny, true},
+		{"red denied", plain, h(ColourRed, NATNegative, time.Hour), DecisionDeny, true},
+		{"unknown passes", plain, nil, DecisionPass, false},
+		{"empty colour is unknown", plain, &HealthView{}, DecisionPass, false},
+		{"positive test denied", plain, h(ColourGreen, NATPositive, time.Hour), DecisionDeny, true},
+		{"require green, green", green, h(ColourGreen, NATNone, 0), DecisionPass, false},
+		{"require green, unknown", green, nil, DecisionDeny, true},
+		{"require green, yellow", green, h(ColourYellow, NATNone, 0), DecisionDeny, true},
+		{"nat 24h, negative 2h ago", nat24, h(ColourGreen, NATNegative, 2*time.Hour), DecisionPass, false},
+		{"nat 24h, negative exactly 24h ago", nat24, h(ColourGreen, NATNegative, 24*time.Hour), DecisionPass, false},
+		{"nat 24h, negative 25h ago", nat24, h(ColourGreen, NATNegative, 25*time.Hour), DecisionDeny, true},
+		{"nat 24h, test after the pass", nat24, h(ColourGreen, NATNegative, -time.Hour), DecisionPass, false},
+		{"nat 24h, no test", nat24, h(ColourGreen, NATNone, 0), DecisionDeny, true},
+		{"nat 24h, no record", nat24, nil, DecisionDeny, true},
+		{"nat 24h, negative without time", nat24, &HealthView{CodeColour: ColourGreen, NATResult: NATNegative}, DecisionDeny, true},
+		{"nat 24h, unknown colour with test", nat24, h("", NATNegative, time.Hour), DecisionPass, false},
+		{"strict, all good", strict, h(ColourGreen, NATNegative, 47*time.Hour), DecisionPass, false},
+		{"strict, old test", strict, h(ColourGreen, NATNegative, 49*time.Hour), DecisionDeny, true},
+		{"strict, unknown colour", strict, h("", NATNegative, time.Hour), DecisionDeny, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			decision, reason := DecidePass(tt.venue, person, tt.health, at)
+			if decision != tt.decision {
+				t.Fatalf("decision = %s (%s), want %s", decision, reason, tt.decision)
+			}
+			if (decision == DecisionDeny) != (reason != "") {
+				t.Fatalf("decision %s with reason %q", decision, reason)
+			}
+			if got := IsAbnormal(decision, tt.health); got != tt.abnormal {
+				t.Fatalf("IsAbnormal = %v, want %v", got, tt.abnormal)
+			}
+		})
+	}
+}
+
+func TestIsAbnormal(t *testing.T) {
+	tests := []struct {
+		name     string
+		decision string
+		health   *HealthView
+		want     bool
+	}{
+		{"pass green", DecisionPass, &HealthView{CodeColour: ColourGreen}, false},
+		{"pass unknown", DecisionPass, nil, false},
+		{"deny unknown", DecisionDeny, nil, true},
+		{"pass yellow (not decided here)", DecisionPass, &HealthView{CodeColour: ColourYellow}, true},
+		{"pass red", DecisionPass, &HealthView{CodeColour: ColourRed}, true},
+		{"pass positive", DecisionPass, &HealthView{CodeColour: ColourGreen, NATResult: NATPositive}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsAbnormal(tt.decision, tt.health); got != tt.want {
+				t.Fatalf("IsAbnormal = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBuildScreen(t *testing.T) {
+	venue := VenueView{ID: uuid.New(), Name: "临沂书城"}
+	person := PersonView{ID: uuid.New(), NameMasked: "张*"}
+	at := time.Date(2022, 5, 1, 16, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	natAt := at.Add(-5 * time.Hour)
+	t.Run("with health", func(t *testing.T) {
+		h := &HealthView{CodeColour: ColourGreen, NATResult: NATNegative, NATAt: natAt, VaccineDoses: 3}
+		s := BuildScreen(venue, person, h, at, DirectionIn, DecisionPass, "")
+		want := Screen{NameMasked: "张*", CodeColour: ColourGreen, NATResult: NATNegative, NATAt: natAt.UTC(),
+			VaccineDoses: 3, VenueID: venue.ID, VenueName: "临沂书城", At: at.UTC(), Direction: DirectionIn, Decision: DecisionPass}
+		if s != want {
+			t.Fatalf("screen = %+v\nwant     %+v", s, want)
+		}
+	})
+	t.Run("unknown", func(t *testing.T) {
+		s := BuildScreen(venue, person, nil, at, DirectionOut, DecisionDeny, "r")
+		if s.CodeColour != ColourUnknown || s.NATResult != "" || !s.NATAt.IsZero() || s.VaccineDoses != 0 ||
+			s.Decision != DecisionDeny || s.Reason != "r" || s.Direction != DirectionOut || s.At.Location() != time.UTC {
+			t.Fatalf("screen = %+v", s)
+		}
+	})
+}
+
+func TestDwell(t *testing.T) {
+	tests := []struct {
+		venueType string
+		want      time.Duration
+	}{
+		{VenueRestaurant, 2 * time.Hour},
+		{VenueMall, 3 * time.Hour},
+		{VenueHospital, 4 * time.Hour},
+		{VenueHotel, 12 * time.Hour},
+		{VenueGuesthouse, 12 * time.Hour},
+		{VenueResidential, 12 * time.Hour},
+		{VenueSchool, 8 * time.Hour},
+		{VenueEnterprise, 9 * time.Hour},
+		{VenuePublicTransport, time.Hour},
+		{VenueOther, 2 * time.Hour},
+		{"not-a-type", 2 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.venueType, func(t *testing.T) {
+			if got := DefaultDwell(tt.venueType); got != tt.want {
+				t.Fatalf("DefaultDwell = %s, want %s", got, tt.want)
+			}
+			if got := Dwell(nil).For(tt.venueType); got != tt.want {
+				t.Fatalf("nil Dwell.For = %s, want %s", got, tt.want)
+			}
+		})
+	}
+	for _, ty := range VenueTypes() {
+		if DefaultDwell(ty) <= 0 {
+			t.Fatalf("DefaultDwell(%s) = %s", ty, DefaultDwell(ty))
+		}
+	}
+	d := Dwell{VenueMall: 90 * time.Minute, VenueSchool: 0}
+	if got := d.For(VenueMall); got != 90*time.Minute {
+		t.Fatalf("override = %s", got)
+	}
+	if got := d.For(VenueSchool); got != 8*time.Hour {
+		t.Fatalf("zero override = %s, want the default", got)
+	}
+}
+
+func TestDerivedEventIDs(t *testing.T) {
+	pass, member, other := uuid.New(), uuid.New(), uuid.New()
+	if AlertEventID(pass) != AlertEventID(pass) || AlertEventID(pass) == AlertEventID(other) || AlertEventID(pass) == pass {
+		t.Fatal("AlertEventID is not a stable function of the pass id")
+	}
+	if FamilyPassEventID(pass, member) != FamilyPassEventID(pass, member) ||
+		FamilyPassEventID(pass, member) == FamilyPassEventID(pass, other) ||
+		FamilyPassEventID(pass, member) == FamilyPassEventID(other, member) {
+		t.Fatal("FamilyPassEventID is not a stable function of both ids")
+	}
+}
