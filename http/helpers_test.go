@@ -1,0 +1,251 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/domain/idcard"
+	"github.com/checkin-ledger/ledger/domain/pii"
+	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/checkin-ledger/ledger/projections/memory"
+	"github.com/checkin-ledger/ledger/token"
+)
+
+// clock is a settable clock for the token signer, so a test can let codes expire.
+type clock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.off) }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off += d
+}
+
+// testEnv is the API wired as cmd wires it: an embedded JetStream in a temp
+// dir, the memory read models and their projector, the ledger and a signer.
+type testEnv struct {
+	t      *testing.T
+	srv    *Server
+	es     *eventstore.Store
+	reads  *memory.Store
+	proj   *projections.Projector
+	signer *token.Signer
+	clock  *clock
+}
+
+// testKey is 32 bytes of key material for tests.
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// newTestServer builds the API on a real event store. tweak, when given,
+// adjusts the config before the server is made.
+func newTestServer(t *testing.T, tweak ...func(*Config)) *testEnv {
+	t.Helper()
+	ctx := context.Background()
+	es, err := eventstore.Open(ctx, eventstore.Options{Dir: t.TempDir(), MasterKey: testKey})
+	if err != nil {
+		t.Fatalf("open event store: %v", err)
+	}
+	t.Cleanup(func() { es.Close() })
+	reads := memory.New(memory.Options{})
+	proj := projections.New(es, reads, projections.Options{Opener: projections.KeyringOpener(es)})
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- proj.Run(pctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("projector: %v", err)
+		}
+	})
+	hasher, err := pii.NewHasher(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{}
+	signer, err := token.NewSigner(testKey, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Ledger: &domain.Ledger{Events: es, Keys: es, Hasher: hasher, Reads: reads, Now: time.Now,
+			Retention: 30 * 24 * time.Hour, ClockSkew: 5 * time.Minute},
+		Reads:       reads,
+		Signer:      signer,
+		Waiter:      proj,
+		WaitTimeout: 2 * time.Second,
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	return &testEnv{t: t, srv: New(cfg), es: es, reads: reads, proj: proj, signer: signer, clock: clk}
+}
+
+// do sends a request to the API. body may be nil, a string or []byte (sent
+// as is), or any value (sent as JSON).
+func (e *testEnv) do(method, path, tok string, body any) *httptest.ResponseRecorder {
+	e.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req := httptest.NewRequest(method, path, r)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if r != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+// bearer issues a token for actor.
+func (e *testEnv) bearer(a domain.Actor) string {
+	e.t.Helper()
+	tok, err := e.signer.IssueBearer(a, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// lastPosition is the log's newest position.
+func (e *testEnv) lastPosition() uint64 {
+	e.t.Helper()
+	p, err := e.es.LastPosition(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// waitApplied waits until the read models have applied position.
+func (e *testEnv) waitApplied(position uint64) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.proj.WaitFor(ctx, position); err != nil {
+		e.t.Fatalf("read models did not reach %d: %v", position, err)
+	}
+}
+
+// decodeJSON decodes a response body into T.
+func decodeJSON[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+		t.Fatalf("decode %T from %q: %v", v, rec.Body.String(), err)
+	}
+	return v
+}
+
+// wantStatus fails unless rec has status.
+func wantStatus(t *testing.T, rec *httptest.ResponseRecorder, status int) {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status = %d, want %d; body %s", rec.Code, status, rec.Body.String())
+	}
+}
+
+// wantProblem checks that rec is a problem of typ with status and returns it.
+func wantProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, typ string) Problem {
+	t.Helper()
+	wantStatus(t, rec, status)
+	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type = %q, want application/problem+json", ct)
+	}
+	p := decodeJSON[Problem](t, rec)
+	if p.Type != typ || p.Status != status || p.Title == "" {
+		t.Fatalf("problem = %+v, want type %s status %d", p, typ, status)
+	}
+	return p
+}
+
+// hasField reports whether p names field among its errors.
+func hasField(p Problem, field string) bool {
+	for _, f := range p.Errors {
+		if f.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
+// residentID returns a valid 18-character resident ID for serial (0-999).
+func residentID(t *testing.T, serial int) string {
+	t.Helper()
+	first17 := fmt.Sprintf("37130219880115%03d", serial%1000)
+	c, ok := idcard.CheckChar(first17)
+	if !ok {
+		t.Fatalf("no check character for %s", first17)
+	}
+	return first17 + string(c)
+}
+
+// registered is a person registered through the API.
+type registered struct {
+	ID       uuid.UUID `json:"person_id"`
+	Token    string    `json:"token"`
+	EventID  uuid.UUID `json:"event_id"`
+	Position uint64    `json:"position"`
+}
+
+// register registers a person with resident ID serial and returns them.
+func (e *testEnv) register(name string, serial int) registered {
+	e.t.Helper()
+	rec := e.do("POST", "/v1/persons", "", map[string]any{
+		"name": name, "id_type": "resident_id", "id_number": residentID(e.t, serial), "phone": "13800138000",
+	})
+	wantStatus(e.t, rec, http.StatusCreated)
+	return decodeJSON[registered](e.t, rec)
+}
+
+// approvedVenue has manager apply for a venue, a reviewer approve it, and
+// waits until the read models know it is approved.
+func (e *testEnv) approvedVenue(manager registered, name string) uuid.UUID {
+	e.t.Helper()
+	rec := e.do("POST", "/v1/venues", manager.Token, map[string]any{
+		"name": name, "type": "restaurant", "district": "371302", "address": "1 Lanshan Road",
+		"lat": 35.05, "lng": 118.35,
+	})
+	wantStatus(e.t, rec, http.StatusCreated)
+	v := decodeJSON[struct {
+		VenueID uuid.UUID `json:"venue_id"`
+	}](e.t, rec)
+	rec = e.do("POST", "/v1/venues/"+v.VenueID.String()+"/review", e.bearer(domain.Actor{Role: domain.RoleReviewer}),
+		map[string]any{"decision": "approve"})
+	wantStatus(e.t, rec, http.StatusOK)
+	e.waitApplied(decodeJSON[writeResult](e.t, rec).Position)
+	return v.VenueID
+}
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }

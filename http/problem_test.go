@@ -1,0 +1,95 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+func TestProblemFor(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		status   int
+		typ      string
+		internal bool
+		detail   string
+		fields   []string
+	}{
+		{"field error", domain.Invalid("id_number", "has a wrong check character"), 400, ProblemValidation, false,
+			"id_number: has a wrong check character", []string{"id_number"}},
+		{"wrapped field error", fmt.Errorf("register: %w", domain.Invalid("phone", "is required")), 400, ProblemValidation, false,
+			"phone: is required", []string{"phone"}},
+		{"joined field errors", errors.Join(domain.Invalid("name", "is required"), domain.Invalid("phone", "is required")),
+			400, ProblemValidation, false, "", []string{"name", "phone"}},
+		{"plain invalid", domain.Errorf(domain.ErrInvalid, "window too long"), 400, ProblemValidation, false, "window too long", nil},
+		{"not found", domain.Errorf(domain.ErrNotFound, "venue 1 not found"), 404, ProblemNotFound, false, "venue 1 not found", nil},
+		{"conflict", fmt.Errorf("append: %w", domain.Errorf(domain.ErrConflict, "already registered")), 409, ProblemConflict, false,
+			"append: already registered", nil},
+		{"forbidden", domain.ErrForbidden, 403, ProblemForbidden, false, "", nil},
+		{"unauthorized", domain.Errorf(domain.ErrUnauthorized, "token expired"), 401, ProblemUnauthorized, false, "token expired", nil},
+		{"too large", fmt.Errorf("decode: %w", &http.MaxBytesError{Limit: 10}), 413, ProblemTooLarge, false,
+			"the body exceeds the limit for this route", nil},
+		{"wait timeout", fmt.Errorf("position 9: %w", errWaitTimeout), 504, ProblemTimeout, false, "position 9", nil},
+		{"deadline", fmt.Errorf("append: %w", context.DeadlineExceeded), 504, ProblemTimeout, false, "", nil},
+		{"canceled", context.Canceled, 503, ProblemUnavailable, false, "", nil},
+		{"rate limited", errRateLimited, 429, ProblemRateLimited, false, "slow down and retry later", nil},
+		{"no route", errRouteNotFound, 404, ProblemNotFound, false, "no such route", nil},
+		{"method", errMethodNotAllowed, 405, ProblemMethodNotAllowed, false, "", nil},
+		{"unknown event is internal", fmt.Errorf("load: %w", domain.ErrUnknownEvent), 500, ProblemInternal, true,
+			"the error was logged", nil},
+		{"plain error is internal", errors.New("nats: connection closed"), 500, ProblemInternal, true, "the error was logged", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, internal := problemFor(tt.err)
+			if p.Status != tt.status || p.Type != tt.typ || internal != tt.internal {
+				t.Fatalf("problemFor = %+v internal=%v; want status %d type %s internal=%v", p, internal, tt.status, tt.typ, tt.internal)
+			}
+			if tt.detail != "" && p.Detail != tt.detail {
+				t.Errorf("detail = %q, want %q", p.Detail, tt.detail)
+			}
+			if strings.Contains(p.Detail, "domain:") {
+				t.Errorf("detail leaks the kind's text: %q", p.Detail)
+			}
+			var got []string
+			for _, f := range p.Errors {
+				got = append(got, f.Field)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.fields, ",") {
+				t.Errorf("fields = %v, want %v", got, tt.fields)
+			}
+		})
+	}
+}
+
+func TestCursorRoundTrip(t *testing.T) {
+	c := cursor{at: mustTime(t, "2022-05-01T08:00:00.123456789Z"), position: 42}
+	got, err := parseCursor(c.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.at.Equal(c.at) || got.position != c.position {
+		t.Fatalf("cursor = %+v, want %+v", got, c)
+	}
+	for _, bad := range []string{"", "!!", "AAAA", c.String() + "AA"} {
+		if _, err := parseCursor(bad); !errors.Is(err, domain.ErrInvalid) {
+			t.Errorf("parseCursor(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func mustTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	tm, err := parseTime("t", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
