@@ -1,0 +1,270 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// JetStream headers this package writes.
+const (
+	hdrMsgID          = jetstream.MsgIDHeader               // Nats-Msg-Id
+	hdrExpectedSubSeq = jetstream.ExpectedLastSubjSeqHeader // Nats-Expected-Last-Subject-Sequence
+	hdrTTL            = jetstream.MsgTTLHeader              // Nats-TTL
+	hdrBatchID        = "Nats-Batch-Id"
+	hdrBatchSeq       = "Nats-Batch-Sequence"
+	hdrBatchCommit    = "Nats-Batch-Commit"
+)
+
+// JetStream API error codes this package acts on (nats-server errors.json).
+const (
+	errCodeWrongLastSeq         = 10071 // wrong last sequence: {seq}
+	errCodeDuplicateInProcess   = 10158 // duplicate message id is in process (clustered)
+	errCodeWrongLastSeqConstant = 10164 // wrong last sequence
+	errCodeBatchIncomplete      = 10176 // atomic publish batch is incomplete
+	errCodeBatchContainsDup     = 10201 // atomic publish batch contains duplicate message id
+	errCodeBatchTooManyInflight = 10210 // atomic publish too many inflight
+)
+
+// apiError is the error object of a JetStream API answer.
+type apiError struct {
+	Code        int    `json:"code"`
+	ErrCode     int    `json:"err_code"`
+	Description string `json:"description"`
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("jetstream: %s (%d/%d)", e.Description, e.Code, e.ErrCode)
+}
+
+// pubAck is the answer to a publish or to an atomic batch's commit: Seq is
+// the (last) stored sequence, Count the batch's size.
+type pubAck struct {
+	Error     *apiError `json:"error"`
+	Stream    string    `json:"stream"`
+	Seq       uint64    `json:"seq"`
+	Duplicate bool      `json:"duplicate"`
+	Count     int       `json:"count"`
+}
+
+// parseAck reads a publish answer; an API error is returned as *apiError.
+func parseAck(m *nats.Msg) (pubAck, error) {
+	if len(m.Data) == 0 {
+		if st := m.Header.Get("Status"); st == "503" {
+			return pubAck{}, fmt.Errorf("%w: stream %s", nats.ErrNoResponders, StreamName)
+		}
+		return pubAck{}, errors.New("eventstore: empty publish answer")
+	}
+	var a pubAck
+	if err := json.Unmarshal(m.Data, &a); err != nil {
+		return pubAck{}, fmt.Errorf("eventstore: bad publish answer %q: %w", m.Data, err)
+	}
+	if a.Error != nil {
+		return a, a.Error
+	}
+	if a.Stream == "" {
+		return a, fmt.Errorf("eventstore: bad publish answer %q", m.Data)
+	}
+	return a, nil
+}
+
+func apiCode(err error) int {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.ErrCode
+	}
+	return 0
+}
+
+// subject maps an aggregate name to its subject, checking that it names one
+// concrete subject.
+func subject(aggregate string) (string, error) {
+	if err := checkTokens(aggregate, false); err != nil {
+		return "", domain.Invalid("aggregate", "%q: %v", aggregate, err)
+	}
+	return SubjectPrefix + aggregate, nil
+}
+
+// checkTokens checks a dot-separated aggregate name or filter.
+func checkTokens(name string, wildcards bool) error {
+	if name == "" {
+		return errors.New("empty")
+	}
+	tokens := strings.Split(name, ".")
+	for i, t := range tokens {
+		switch {
+		case t == "":
+			return errors.New("empty token")
+		case strings.ContainsAny(t, " \t\r\n"):
+			return errors.New("white space")
+		case t == "*" && wildcards:
+		case t == ">" && wildcards && i == len(tokens)-1:
+		case strings.ContainsAny(t, "*>"):
+			return errors.New("misplaced wildcard")
+		}
+	}
+	return nil
+}
+
+// prepare validates an event and builds its message: body, Nats-Msg-Id and,
+// for passes, Nats-TTL. RecordedAt is set from the store's clock.
+func (s *Store) prepare(e domain.Envelope) (*nats.Msg, error) {
+	subj, err := subject(e.Aggregate)
+	if err != nil {
+		return nil, err
+	}
+	if e.ID == uuid.Nil {
+		return nil, domain.Invalid("id", "event id missing")
+	}
+	if e.Type == "" {
+		return nil, domain.Invalid("type", "event type missing")
+	}
+	if len(e.Payload) > 0 && !json.Valid(e.Payload) {
+		return nil, domain.Invalid("payload", "not JSON")
+	}
+	e.RecordedAt = s.now().UTC()
+	e.OccurredAt = e.OccurredAt.UTC()
+	body := appendEnvelope(make([]byte, 0, 256+len(e.Payload)), &e)
+	if max := s.nc.MaxPayload(); int64(len(body))+200 > max {
+		return nil, domain.Invalid("payload", "event of %d bytes is over the %d the server takes", len(body), max)
+	}
+	h := make(nats.Header, 4)
+	h[hdrMsgID] = []string{e.ID.String()}
+	if domain.AggregateKind(e.Aggregate) == domain.KindPass {
+		h[hdrTTL] = []string{s.ttl}
+	}
+	return &nats.Msg{Subject: subj, Header: h, Data: body}, nil
+}
+
+// Append appends events to one aggregate if its version (the position of its
+// last event) is still expectedVersion; 0 means the aggregate must have no
+// events yet. A stale version returns an error wrapping domain.ErrConflict
+// and appends nothing. Several events are written as one atomic batch: all or
+// none. Retrying an append whose events were already stored (same event ids)
+// returns their original positions with Duplicate set.
+//
+// Events may leave Aggregate empty; one naming another aggregate is invalid.
+func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion uint64, events ...domain.Envelope) ([]domain.Appended, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	subj, err := subject(aggregate)
+	if err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	if len(events) == 0 {
+		return nil, fmt.Errorf("append %s: %w", subj, domain.Invalid("events", "none given"))
+	}
+	if len(events) > serverMaxBatch {
+		return nil, fmt.Errorf("append %s: %w", subj, domain.Invalid("events", "%d events, at most %d in one append", len(events), serverMaxBatch))
+	}
+	msgs := make([]*nats.Msg, len(events))
+	seen := make(map[uuid.UUID]bool, len(events))
+	for i, e := range events {
+		if e.Aggregate == "" {
+			e.Aggregate = aggregate
+		} else if e.Aggregate != aggregate {
+			return nil, fmt.Errorf("append %s: %w", subj, domain.Invalid("aggregate", "event %d is for %q", i, e.Aggregate))
+		}
+		if seen[e.ID] {
+			return nil, fmt.Errorf("append %s: %w", subj, domain.Invalid("id", "event id %s given twice", e.ID))
+		}
+		seen[e.ID] = true
+		if msgs[i], err = s.prepare(e); err != nil {
+			return nil, fmt.Errorf("append %s: %w", subj, err)
+		}
+	}
+	msgs[0].Header.Set(hdrExpectedSubSeq, strconv.FormatUint(expectedVersion, 10))
+
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	ack, err := s.publish(ctx, msgs)
+	if err == nil {
+		if len(msgs) == 1 {
+			return []domain.Appended{{Position: ack.Seq, Duplicate: ack.Duplicate}}, nil
+		}
+		if ack.Count != len(msgs) {
+			return nil, fmt.Errorf("append %s: batch of %d acknowledged as %d", subj, len(msgs), ack.Count)
+		}
+		return consecutive(ack.Seq, len(msgs)), nil
+	}
+	switch apiCode(err) {
+	case errCodeWrongLastSeq, errCodeWrongLastSeqConstant, errCodeBatchContainsDup, errCodeDuplicateInProcess:
+		// A stale version, or (checked first by the server) a retry of
+		// events already stored: find out which.
+		if res, ok := s.storedBefore(ctx, aggregate, events); ok {
+			return res, nil
+		}
+		if apiCode(err) == errCodeBatchContainsDup || apiCode(err) == errCodeDuplicateInProcess {
+			return nil, fmt.Errorf("append %s: %w: some event ids are already stored: %v", subj, domain.ErrConflict, err)
+		}
+		return nil, fmt.Errorf("append %s at version %d: %w: %v", subj, expectedVersion, domain.ErrConflict, err)
+	}
+	return nil, fmt.Errorf("append %s: %w", subj, err)
+}
+
+// storedBefore reports whether every event is already in the aggregate's
+// history, and where. It also answers retries older than the duplicate
+// window.
+func (s *Store) storedBefore(ctx context.Context, aggregate string, events []domain.Envelope) ([]domain.Appended, bool) {
+	history, _, err := s.Load(ctx, aggregate)
+	if err != nil {
+		return nil, false
+	}
+	at := make(map[uuid.UUID]uint64, len(history))
+	for _, h := range history {
+		at[h.ID] = h.Position
+	}
+	res := make([]domain.Appended, len(events))
+	for i, e := range events {
+		pos, ok := at[e.ID]
+		if !ok {
+			return nil, false
+		}
+		res[i] = domain.Appended{Position: pos, Duplicate: true}
+	}
+	return res, true
+}
+
+func consecutive(last uint64, n int) []domain.Appended {
+	res := make([]domain.Appended, n)
+	for i := range res {
+		res[i].Position = last - uint64(n-1-i)
+	}
+	return res
+}
+
+// publish writes one message with a request, or several as one atomic
+// batch: all but the last published without reply, the last (with the
+// commit header) as the request whose answer is the batch's PubAck.
+func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
+	last := msgs[len(msgs)-1]
+	if len(msgs) > 1 {
+		id := nuid.Next()
+		for i, m := range msgs {
+			m.Header.Set(hdrBatchID, id)
+			m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
+			if m == last {
+				m.Header.Set(hdrBatchCommit, "1")
+				break
+			}
+			if err := s.nc.PublishMsg(m); err != nil {
+				return pubAck{}, err
+			}
+		}
+	}
+	reply, err := s.nc.RequestMsgWithContext(ctx, last)
+	if err != nil {
+		return pubAck{}, err
+	}
+	return parseAck(reply)
+}

@@ -1,0 +1,416 @@
+// Package eventstore is the check-in ledger's log of record on NATS
+// JetStream: it sets up the stream and the key bucket, appends events with an
+// expected per-aggregate version and idempotent event ids, gathers
+// concurrent unversioned events into one durable write (group commit), reads
+// one aggregate or a subject filter, follows the whole log from history into
+// live events, keeps the per-person data keys, and runs the embedded
+// nats-server when no external one is given.
+//
+// All events live in one stream, LEDGER, on subjects "ledger.<aggregate>",
+// so the stream sequence is one global position for every read model. See
+// DESIGN.md for the reasoning and the measurements.
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Names of what the store creates in JetStream.
+const (
+	// StreamName is the one stream holding every event.
+	StreamName = "LEDGER"
+	// SubjectPrefix is prepended to an aggregate name to make its subject.
+	SubjectPrefix = "ledger."
+	// KeyBucket is the KV bucket holding the sealed per-person data keys.
+	KeyBucket = "LEDGER_KEYS"
+)
+
+// The ports this package implements.
+var (
+	_ domain.EventStore = (*Store)(nil)
+	_ domain.Log        = (*Store)(nil)
+	_ domain.Keyring    = (*Store)(nil)
+)
+
+// ErrClosed is returned by every method called after Close.
+var ErrClosed = errors.New("eventstore: store closed")
+
+// Options configure Open. The zero value of every field but Dir (or URL)
+// and MasterKey has a sensible default.
+type Options struct {
+	// Dir is the data dir of the embedded server: JetStream file storage
+	// goes under Dir/jetstream. Ignored when URL is set.
+	Dir string
+	// URL names an external NATS/JetStream (cluster), e.g.
+	// "nats://n1:4222,nats://n2:4222". Empty runs an embedded nats-server
+	// that opens no port (DontListen) and fsyncs before every ack.
+	URL string
+	// Replicas is the stream and bucket replica count: 1 (default), 3 in a cluster.
+	Replicas int
+	// DuplicateWindow is how long JetStream remembers event ids to drop
+	// retries (default 10 minutes).
+	DuplicateWindow time.Duration
+	// PassRetention is how long pass events are kept (default 30 days):
+	// they carry a per-message TTL (Nats-TTL header) of this.
+	PassRetention time.Duration
+	// MasterKey (32 bytes) wraps the per-person data keys of the Keyring.
+	// Without it Key and Destroy fail; the log itself works.
+	MasterKey []byte
+	// GroupCommitWait is how long Record gathers concurrent events before
+	// writing them as one batch (default 1ms; negative: do not wait, write
+	// whatever has queued up).
+	GroupCommitWait time.Duration
+	// MaxBatch is the most events written in one atomic batch (default 500;
+	// the server's limit is 1000).
+	MaxBatch int
+	// MaxInflight is how many group-commit batches may be on their way to
+	// the server at once (default 4; the server allows 50 per stream).
+	MaxInflight int
+	// Now is the clock for RecordedAt (default time.Now).
+	Now func() time.Time
+	// Logger receives the store's and the embedded server's log lines
+	// (default: discarded).
+	Logger *slog.Logger
+}
+
+// Store is the event store. It implements domain.EventStore, domain.Log and
+// domain.Keyring. It is safe for concurrent use.
+type Store struct {
+	o      Options
+	log    *slog.Logger
+	srv    *server.Server // nil with an external server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	kv     jetstream.KeyValue
+	now    func() time.Time
+	ttl    string // Nats-TTL header value for passes
+
+	// Group commit (record.go).
+	closeMu  sync.RWMutex
+	closed   bool
+	recq     chan *recordReq
+	slots    chan struct{} // one per batch in flight
+	commitWG sync.WaitGroup
+	flights  sync.WaitGroup
+	replies  *replyMux
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+const (
+	defaultDuplicateWindow = 10 * time.Minute
+	defaultPassRetention   = 30 * 24 * time.Hour
+	defaultGroupCommitWait = time.Millisecond
+	defaultMaxBatch        = 500
+	serverMaxBatch         = 1000
+	defaultMaxInflight     = 4
+	// requestTimeout bounds a request when the caller's context has no deadline.
+	requestTimeout = 10 * time.Second
+)
+
+// Open starts the embedded server when no URL is given, connects, and
+// creates or updates the stream and the key bucket.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.DuplicateWindow <= 0 {
+		o.DuplicateWindow = defaultDuplicateWindow
+	}
+	if o.PassRetention <= 0 {
+		o.PassRetention = defaultPassRetention
+	}
+	if o.PassRetention < time.Second {
+		return nil, fmt.Errorf("eventstore: pass retention %s is under the 1s JetStream allows", o.PassRetention)
+	}
+	if o.GroupCommitWait == 0 {
+		o.GroupCommitWait = defaultGroupCommitWait
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = defaultMaxBatch
+	}
+	if o.MaxBatch > serverMaxBatch {
+		return nil, fmt.Errorf("eventstore: max batch %d is over the server's %d", o.MaxBatch, serverMaxBatch)
+	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = defaultMaxInflight
+	}
+	if o.MasterKey != nil && len(o.MasterKey) != 32 {
+		return nil, fmt.Errorf("eventstore: master key has %d bytes, want 32", len(o.MasterKey))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		o:     o,
+		log:   o.Logger,
+		now:   o.Now,
+		ttl:   fmt.Sprintf("%ds", int64(o.PassRetention/time.Second)),
+		recq:  make(chan *recordReq, 4096),
+		slots: make(chan struct{}, o.MaxInflight),
+	}
+	if err := s.connect(); err != nil {
+		s.shutdown()
+		return nil, err
+	}
+	if err := s.setup(ctx); err != nil {
+		s.shutdown()
+		return nil, err
+	}
+	replies, err := newReplyMux(s.nc)
+	if err != nil {
+		s.shutdown()
+		return nil, err
+	}
+	s.replies = replies
+	s.commitWG.Add(1)
+	go s.commitLoop()
+	return s, nil
+}
+
+func (s *Store) connect() error {
+	name := nats.Name("ledger-eventstore")
+	if s.o.URL != "" {
+		nc, err := nats.Connect(s.o.URL, name, nats.MaxReconnects(-1),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				s.log.Warn("nats disconnected", "err", err)
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			}))
+		if err != nil {
+			return fmt.Errorf("eventstore: connect %s: %w", s.o.URL, err)
+		}
+		s.nc = nc
+	} else {
+		if s.o.Dir == "" {
+			return errors.New("eventstore: neither Dir nor URL set")
+		}
+		srv, err := server.NewServer(&server.Options{
+			ServerName: "ledger",
+			JetStream:  true,
+			StoreDir:   filepath.Join(s.o.Dir, "jetstream"),
+			DontListen: true,
+			// fsync before every ack: acknowledged means on disk. The
+			// default (a sync every 2 minutes) loses acknowledged writes
+			// on power loss.
+			SyncAlways: true,
+			NoSigs:     true,
+		})
+		if err != nil {
+			return fmt.Errorf("eventstore: embedded server: %w", err)
+		}
+		srv.SetLoggerV2(serverLogger{s.log.With("component", "nats-server")}, false, false, false)
+		srv.Start()
+		s.srv = srv
+		if !srv.ReadyForConnections(30 * time.Second) {
+			return errors.New("eventstore: embedded server not ready after 30s")
+		}
+		nc, err := nats.Connect("", name, nats.InProcessServer(srv))
+		if err != nil {
+			return fmt.Errorf("eventstore: connect to embedded server: %w", err)
+		}
+		s.nc = nc
+	}
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return fmt.Errorf("eventstore: jetstream: %w", err)
+	}
+	s.js = js
+	return nil
+}
+
+// streamConfig is the LEDGER stream: every event, file storage, kept
+// forever except passes (per-message TTL), atomic batches allowed.
+func (s *Store) streamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:               StreamName,
+		Description:        "check-in ledger: every event, subject ledger.<aggregate>",
+		Subjects:           []string{SubjectPrefix + ">"},
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardOld,
+		Storage:            jetstream.FileStorage,
+		Replicas:           s.o.Replicas,
+		Duplicates:         s.o.DuplicateWindow,
+		AllowMsgTTL:        true,
+		AllowAtomicPublish: true,
+		DenyDelete:         true,
+	}
+}
+
+func (s *Store) setup(ctx context.Context) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	st, err := s.js.CreateOrUpdateStream(ctx, s.streamConfig())
+	if err != nil {
+		return fmt.Errorf("eventstore: create or update stream %s: %w", StreamName, err)
+	}
+	s.stream = st
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      KeyBucket,
+		Description: "check-in ledger: per-person data keys, sealed with the master key",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.o.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("eventstore: create or update bucket %s: %w", KeyBucket, err)
+	}
+	s.kv = kv
+	return nil
+}
+
+// Close stops taking events, waits for the batches already gathered to be
+// acknowledged, and shuts the embedded server down cleanly (which flushes
+// its files). It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		s.closed = true
+		close(s.recq)
+		s.closeMu.Unlock()
+		s.commitWG.Wait()
+		s.flights.Wait()
+		s.closeErr = s.shutdown()
+	})
+	return s.closeErr
+}
+
+func (s *Store) shutdown() error {
+	var err error
+	if s.replies != nil {
+		s.replies.close()
+	}
+	if s.nc != nil {
+		if ferr := s.nc.FlushTimeout(5 * time.Second); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
+			err = fmt.Errorf("eventstore: flush: %w", ferr)
+		}
+		s.nc.Close()
+	}
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+	}
+	return err
+}
+
+// Ready reports whether NATS is reachable and the stream answers.
+func (s *Store) Ready(ctx context.Context) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("eventstore: nats connection is %s", st)
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if _, err := s.stream.Info(ctx); err != nil {
+		return fmt.Errorf("eventstore: stream %s info: %w", StreamName, err)
+	}
+	return nil
+}
+
+// Conn returns the NATS connection (for watermill and other consumers).
+func (s *Store) Conn() *nats.Conn { return s.nc }
+
+// JetStream returns the JetStream context of the connection.
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+func (s *Store) isClosed() bool {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	return s.closed
+}
+
+// withTimeout gives ctx a deadline when it has none, so no request waits
+// forever on a server that went away.
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, requestTimeout)
+}
+
+// serverLogger sends the embedded server's log lines to slog.
+type serverLogger struct{ l *slog.Logger }
+
+func (g serverLogger) Noticef(format string, v ...any) { g.l.Info(fmt.Sprintf(format, v...)) }
+func (g serverLogger) Warnf(format string, v ...any)   { g.l.Warn(fmt.Sprintf(format, v...)) }
+func (g serverLogger) Fatalf(format string, v ...any)  { g.l.Error(fmt.Sprintf(format, v...)) }
+func (g serverLogger) Errorf(format string, v ...any)  { g.l.Error(fmt.Sprintf(format, v...)) }
+func (g serverLogger) Debugf(format string, v ...any)  { g.l.Debug(fmt.Sprintf(format, v...)) }
+func (g serverLogger) Tracef(format string, v ...any)  { g.l.Debug(fmt.Sprintf(format, v...)) }
+
+// replyMux receives the replies to requests whose answer is awaited later
+// than the request is sent (group-commit batches): one wildcard
+// subscription, a token per request.
+type replyMux struct {
+	prefix string
+	sub    *nats.Subscription
+	mu     sync.Mutex
+	wait   map[string]chan *nats.Msg
+	done   bool
+}
+
+func newReplyMux(nc *nats.Conn) (*replyMux, error) {
+	m := &replyMux{prefix: nats.NewInbox() + ".", wait: make(map[string]chan *nats.Msg)}
+	sub, err := nc.Subscribe(m.prefix+"*", func(msg *nats.Msg) {
+		token := msg.Subject[len(m.prefix):]
+		m.mu.Lock()
+		ch := m.wait[token]
+		delete(m.wait, token)
+		m.mu.Unlock()
+		if ch != nil {
+			ch <- msg
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: reply subscription: %w", err)
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return nil, fmt.Errorf("eventstore: reply subscription: %w", err)
+	}
+	m.sub = sub
+	return m, nil
+}
+
+// expect returns a reply subject and the channel its one reply arrives on.
+func (m *replyMux) expect() (string, chan *nats.Msg) {
+	token := nuid.Next()
+	ch := make(chan *nats.Msg, 1)
+	m.mu.Lock()
+	m.wait[token] = ch
+	m.mu.Unlock()
+	return m.prefix + token, ch
+}
+
+// forget drops a reply subject that timed out.
+func (m *replyMux) forget(subject string) {
+	m.mu.Lock()
+	delete(m.wait, subject[len(m.prefix):])
+	m.mu.Unlock()
+}
+
+func (m *replyMux) close() {
+	m.mu.Lock()
+	m.done = true
+	m.mu.Unlock()
+	_ = m.sub.Unsubscribe()
+}

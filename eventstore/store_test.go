@@ -1,0 +1,727 @@
+package eventstore_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/google/uuid"
+)
+
+func masterKey() []byte { return bytes.Repeat([]byte{7}, 32) }
+
+// open starts a store on an embedded server in dir (a fresh temp dir when
+// empty) and closes it at the end of the test.
+func open(t testing.TB, dir string, mod ...func(*eventstore.Options)) *eventstore.Store {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	o := eventstore.Options{Dir: dir, MasterKey: masterKey()}
+	for _, m := range mod {
+		m(&o)
+	}
+	s, err := eventstore.Open(context.Background(), o)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s
+}
+
+var epoch = time.Date(2022, 5, 1, 8, 0, 0, 0, time.UTC)
+
+// event makes an envelope for aggregate with a small payload.
+func event(aggregate string, n int) domain.Envelope {
+	id, err := uuid.NewV7()
+	if err != nil {
+		panic(err)
+	}
+	return domain.Envelope{
+		ID:            id,
+		Type:          "TestHappened",
+		SchemaVersion: 1,
+		Aggregate:     aggregate,
+		OccurredAt:    epoch.Add(time.Duration(n) * time.Second),
+		Actor:         "test",
+		CorrelationID: fmt.Sprintf("c-%d", n),
+		Payload:       json.RawMessage(fmt.Sprintf(`{"n":%d,"name":"张三 \"quoted\""}`, n)),
+	}
+}
+
+func person() string { return domain.PersonAggregate(uuid.New()) }
+
+func ctx(t testing.TB) context.Context {
+	t.Helper()
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestAppendConcurrencyConflict(t *testing.T) {
+	s := open(t, "")
+	agg := person()
+	first, err := s.Append(ctx(t), agg, 0, event(agg, 1))
+	if err != nil {
+		t.Fatalf("first append: %v", err)
+	}
+	v := first[0].Position
+
+	// Two writers decided on version v at the same time.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = s.Append(ctx(t), agg, v, event(agg, 10+i))
+		})
+	}
+	wg.Wait()
+	wins, conflicts := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, domain.ErrConflict):
+			conflicts++
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if wins != 1 || conflicts != 1 {
+		t.Fatalf("wins=%d conflicts=%d, want 1 and 1", wins, conflicts)
+	}
+	evs, version, err := s.Load(ctx(t), agg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || version != evs[1].Position {
+		t.Fatalf("loaded %d events at version %d, want 2", len(evs), version)
+	}
+
+	t.Run("new aggregate must be empty", func(t *testing.T) {
+		if _, err := s.Append(ctx(t), agg, 0, event(agg, 3)); !errors.Is(err, domain.ErrConflict) {
+			t.Fatalf("append at 0 to an existing aggregate: %v, want conflict", err)
+		}
+	})
+	t.Run("stale batch appends nothing", func(t *testing.T) {
+		before, _ := s.LastPosition(ctx(t))
+		_, err := s.Append(ctx(t), agg, v, event(agg, 4), event(agg, 5), event(agg, 6))
+		if !errors.Is(err, domain.ErrConflict) {
+			t.Fatalf("stale batch: %v, want conflict", err)
+		}
+		after, _ := s.LastPosition(ctx(t))
+		if after != before {
+			t.Fatalf("last position moved from %d to %d", before, after)
+		}
+	})
+}
+
+func TestAppendAtomicBatch(t *testing.T) {
+	s := open(t, "")
+	agg := person()
+	other := person()
+	if _, err := s.Append(ctx(t), other, 0, event(other, 0)); err != nil {
+		t.Fatal(err)
+	}
+	evs := []domain.Envelope{event(agg, 1), event("", 2), event(agg, 3)}
+	res, err := s.Append(ctx(t), agg, 0, evs...)
+	if err != nil {
+		t.Fatalf("append batch: %v", err)
+	}
+	if len(res) != 3 {
+		t.Fatalf("%d results", len(res))
+	}
+	for i, r := range res {
+		if r.Duplicate || r.Position != res[0].Position+uint64(i) {
+			t.Fatalf("result %d = %+v, want consecutive new positions", i, r)
+		}
+		got, err := s.Get(ctx(t), r.Position)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ID != evs[i].ID || got.Aggregate != agg || got.Position != r.Position {
+			t.Fatalf("position %d holds %s/%s", r.Position, got.ID, got.Aggregate)
+		}
+	}
+	loaded, version, err := s.Load(ctx(t), agg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(loaded) != 3 || version != res[2].Position {
+		t.Fatalf("load: %d events, version %d", len(loaded), version)
+	}
+	if string(loaded[0].Payload) != string(evs[0].Payload) || !loaded[0].OccurredAt.Equal(evs[0].OccurredAt) ||
+		loaded[0].RecordedAt.IsZero() || loaded[0].RecordedAt.Location() != time.UTC {
+		t.Fatalf("loaded %+v, want %+v with recorded_at in UTC", loaded[0], evs[0])
+	}
+}
+
+func TestAppendDuplicate(t *testing.T) {
+	s := open(t, "")
+	agg := person()
+	e := event(agg, 1)
+	first, err := s.Append(ctx(t), agg, 0, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		version uint64
+	}{
+		{"same version", 0},                    // a plain retry: refused by the version check first
+		{"current version", first[0].Position}, // decided again on the new state
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			again, err := s.Append(ctx(t), agg, tt.version, e)
+			if err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+			if !again[0].Duplicate || again[0].Position != first[0].Position {
+				t.Fatalf("retry = %+v, want duplicate of %d", again[0], first[0].Position)
+			}
+		})
+	}
+	t.Run("batch retry", func(t *testing.T) {
+		b := []domain.Envelope{event(agg, 2), event(agg, 3)}
+		res, err := s.Append(ctx(t), agg, first[0].Position, b...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.Append(ctx(t), agg, first[0].Position, b...)
+		if err != nil {
+			t.Fatalf("batch retry: %v", err)
+		}
+		for i := range res {
+			if !again[i].Duplicate || again[i].Position != res[i].Position {
+				t.Fatalf("retry %d = %+v, want duplicate of %d", i, again[i], res[i].Position)
+			}
+		}
+	})
+	evs, _, err := s.Load(ctx(t), agg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3 {
+		t.Fatalf("%d events stored, want 3", len(evs))
+	}
+}
+
+func TestAppendInvalid(t *testing.T) {
+	s := open(t, "")
+	agg := person()
+	noID := event(agg, 1)
+	noID.ID = uuid.Nil
+	badPayload := event(agg, 1)
+	badPayload.Payload = json.RawMessage(`{"n":`)
+	same := event(agg, 1)
+	tests := []struct {
+		name      string
+		aggregate string
+		events    []domain.Envelope
+	}{
+		{"no events", agg, nil},
+		{"empty aggregate", "", []domain.Envelope{event("", 1)}},
+		{"wildcard aggregate", "person.*", []domain.Envelope{event("person.*", 1)}},
+		{"empty token", "person..x", []domain.Envelope{event("person..x", 1)}},
+		{"other aggregate", agg, []domain.Envelope{event(person(), 1)}},
+		{"no id", agg, []domain.Envelope{noID}},
+		{"payload not JSON", agg, []domain.Envelope{badPayload}},
+		{"same id twice", agg, []domain.Envelope{same, same}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := s.Append(ctx(t), tt.aggregate, 0, tt.events...); !errors.Is(err, domain.ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
+	if _, err := s.Record(ctx(t), badPayload); !errors.Is(err, domain.ErrInvalid) {
+		t.Fatalf("record: err = %v, want ErrInvalid", err)
+	}
+	if last, _ := s.LastPosition(ctx(t)); last != 0 {
+		t.Fatalf("last position %d after invalid appends, want 0", last)
+	}
+}
+
+func TestRecordConcurrentCallers(t *testing.T) {
+	s := open(t, "")
+	const callers, perCaller = 50, 20
+	type call struct {
+		events []domain.Envelope
+		res    []domain.Appended
+		err    error
+	}
+	calls := make([]call, callers)
+	var wg sync.WaitGroup
+	for c := range calls {
+		wg.Go(func() {
+			venue := uuid.New()
+			var evs []domain.Envelope
+			for i := range perCaller {
+				evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
+			}
+			// Each caller records in three calls; the last repeats the
+			// first call's first event (a retry) and two of its own.
+			parts := [][]domain.Envelope{evs[:10], evs[10:], {evs[0], evs[10], evs[19]}}
+			for _, p := range parts {
+				res, err := s.Record(ctx(t), p...)
+				if err != nil {
+					calls[c].err = err
+					return
+				}
+				calls[c].events = append(calls[c].events, p...)
+				calls[c].res = append(calls[c].res, res...)
+			}
+		})
+	}
+	wg.Wait()
+	positions := map[uint64]uuid.UUID{}
+	for c, cl := range calls {
+		if cl.err != nil {
+			t.Fatalf("caller %d: %v", c, cl.err)
+		}
+		if len(cl.res) != perCaller+3 {
+			t.Fatalf("caller %d: %d results", c, len(cl.res))
+		}
+		for i, r := range cl.res {
+			id := cl.events[i].ID
+			wantDup := i >= perCaller
+			if r.Duplicate != wantDup {
+				t.Fatalf("caller %d event %d: duplicate=%v, want %v", c, i, r.Duplicate, wantDup)
+			}
+			if prev, ok := positions[r.Position]; ok && prev != id {
+				t.Fatalf("position %d given to %s and %s", r.Position, prev, id)
+			}
+			positions[r.Position] = id
+		}
+	}
+	if len(positions) != callers*perCaller {
+		t.Fatalf("%d distinct positions, want %d", len(positions), callers*perCaller)
+	}
+	last, err := s.LastPosition(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != callers*perCaller {
+		t.Fatalf("last position %d, want %d (nothing stored twice)", last, callers*perCaller)
+	}
+	// Every position holds the event its caller was told.
+	for pos, id := range positions {
+		e, err := s.Get(ctx(t), pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.ID != id {
+			t.Fatalf("position %d holds %s, caller was told %s", pos, e.ID, id)
+		}
+	}
+}
+
+func TestRecordDuplicates(t *testing.T) {
+	s := open(t, "")
+	venue := uuid.New()
+	a := event(domain.PassAggregate(venue, uuid.New()), 1)
+	b := event(domain.PassAggregate(venue, uuid.New()), 2)
+	res, err := s.Record(ctx(t), a, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Duplicate || !res[1].Duplicate || res[0].Position != res[1].Position {
+		t.Fatalf("same id twice in one call: %+v", res)
+	}
+	// A batch mixing a stored event with a new one: the atomic batch is
+	// refused, the store falls back to one at a time.
+	res2, err := s.Record(ctx(t), b, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2[0].Duplicate || !res2[1].Duplicate || res2[1].Position != res[0].Position {
+		t.Fatalf("stored + new: %+v", res2)
+	}
+	if last, _ := s.LastPosition(ctx(t)); last != 2 {
+		t.Fatalf("last position %d, want 2", last)
+	}
+}
+
+func TestRecordLargeRequestSplits(t *testing.T) {
+	s := open(t, "", func(o *eventstore.Options) { o.MaxBatch = 100 })
+	venue := uuid.New()
+	var evs []domain.Envelope
+	for i := range 1000 {
+		evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
+	}
+	res, err := s.Record(ctx(t), evs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Position != uint64(i+1) || r.Duplicate {
+			t.Fatalf("result %d = %+v, want position %d", i, r, i+1)
+		}
+	}
+}
+
+func TestRestartKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	s, err := eventstore.Open(context.Background(), eventstore.Options{Dir: dir, MasterKey: masterKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := person()
+	pid := uuid.New()
+	if _, err := s.Append(ctx(t), agg, 0, event(agg, 1), event(agg, 2)); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.Record(ctx(t), event(domain.PassAggregate(uuid.New(), pid), 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := s.Key(ctx(t), pid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(ctx(t), event(agg, 9)); !errors.Is(err, eventstore.ErrClosed) {
+		t.Fatalf("record after close: %v, want ErrClosed", err)
+	}
+
+	s = open(t, dir)
+	evs, version, err := s.Load(ctx(t), agg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || version != 2 {
+		t.Fatalf("after restart: %d events at version %d", len(evs), version)
+	}
+	if last, _ := s.LastPosition(ctx(t)); last != rec[0].Position {
+		t.Fatalf("last position %d, want %d", last, rec[0].Position)
+	}
+	again, err := s.Key(ctx(t), pid, false)
+	if err != nil || !bytes.Equal(again, key) {
+		t.Fatalf("key after restart: %x, %v", again, err)
+	}
+	// Still deduplicating across the restart.
+	res, err := s.Append(ctx(t), agg, 2, evs[1])
+	if err != nil || !res[0].Duplicate {
+		t.Fatalf("retry after restart: %+v, %v", res, err)
+	}
+}
+
+func TestFollowHistoryThenLive(t *testing.T) {
+	s := open(t, "")
+	venue := uuid.New()
+	record := func(n int) {
+		t.Helper()
+		var evs []domain.Envelope
+		for i := range n {
+			evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
+		}
+		if _, err := s.Record(ctx(t), evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(2500) // history
+
+	tests := []struct {
+		name string
+		from uint64
+	}{
+		{"from the start", 0},
+		{"from a position", 1234},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, cancel := context.WithCancel(ctx(t))
+			var (
+				mu      sync.Mutex
+				got     []uint64
+				batches int
+			)
+			errc := make(chan error, 1)
+			go func() {
+				errc <- s.Follow(c, tt.from, func(evs []domain.Envelope) error {
+					mu.Lock()
+					defer mu.Unlock()
+					batches++
+					for _, e := range evs {
+						got = append(got, e.Position)
+					}
+					return nil
+				})
+			}()
+			waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 2500-int(tt.from) })
+			record(300) // live
+			last, _ := s.LastPosition(ctx(t))
+			waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= int(last-tt.from) })
+			cancel()
+			if err := <-errc; !errors.Is(err, context.Canceled) {
+				t.Fatalf("follow returned %v, want context.Canceled", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, p := range got {
+				if p != tt.from+uint64(i)+1 {
+					t.Fatalf("event %d at position %d, want %d (gap or duplicate)", i, p, tt.from+uint64(i)+1)
+				}
+			}
+			if uint64(len(got)) != last-tt.from {
+				t.Fatalf("%d events, want %d", len(got), last-tt.from)
+			}
+			if batches >= len(got) {
+				t.Fatalf("%d batches for %d events: not batched", batches, len(got))
+			}
+		})
+	}
+	// A record in the log that is no longer tracked (the test above
+	// already recorded more): fn's error is Follow's error.
+	t.Run("fn error stops", func(t *testing.T) {
+		stop := errors.New("stop here")
+		if err := s.Follow(ctx(t), 0, func([]domain.Envelope) error { return stop }); !errors.Is(err, stop) {
+			t.Fatalf("follow returned %v, want %v", err, stop)
+		}
+	})
+}
+
+func TestFollowRejectsForeignBody(t *testing.T) {
+	s := open(t, "")
+	agg := person()
+	if _, err := s.Append(ctx(t), agg, 0, event(agg, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.JetStream().Publish(ctx(t), "ledger.person.garbage", []byte(`not an envelope`)); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	err := s.Follow(ctx(t), 0, func(evs []domain.Envelope) error { n += len(evs); return nil })
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("follow over a foreign body returned %v, want a decode error", err)
+	}
+	if _, err := s.Get(ctx(t), 2); err == nil {
+		t.Fatal("get of a foreign body: no error")
+	}
+}
+
+func TestLoadEmptyAndRead(t *testing.T) {
+	s := open(t, "")
+	evs, v, err := s.Load(ctx(t), person())
+	if err != nil || len(evs) != 0 || v != 0 {
+		t.Fatalf("load of an empty aggregate: %d events, version %d, %v", len(evs), v, err)
+	}
+	if err := s.Read(ctx(t), "pass.>", 0, func([]domain.Envelope) error { return errors.New("called") }); err != nil {
+		t.Fatalf("read of an empty log: %v", err)
+	}
+
+	venueA, venueB, p1, p2 := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	var all []domain.Envelope
+	for i, pair := range [][2]uuid.UUID{{venueA, p1}, {venueA, p2}, {venueB, p1}, {venueB, p2}, {venueA, p1}} {
+		all = append(all, event(domain.PassAggregate(pair[0], pair[1]), i))
+	}
+	agg := domain.VenueAggregate(venueA)
+	all = append(all, event(agg, 9))
+	res, err := s.Record(ctx(t), all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		filter string
+		from   uint64
+		want   []int // indexes into all
+	}{
+		{"person's passes", "pass.*." + p1.String(), 0, []int{0, 2, 4}},
+		{"venue's passes", "pass." + venueA.String() + ".*", 0, []int{0, 1, 4}},
+		{"from a position", "pass.*." + p1.String(), res[0].Position, []int{2, 4}},
+		{"all passes", "pass.>", 0, []int{0, 1, 2, 3, 4}},
+		{"venues", "venue.>", 0, []int{5}},
+		{"nothing", "person.>", 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []int
+			err := s.Read(ctx(t), tt.filter, tt.from, func(evs []domain.Envelope) error {
+				for _, e := range evs {
+					for i := range all {
+						if all[i].ID == e.ID && res[i].Position == e.Position {
+							got = append(got, i)
+						}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("read %s from %d: %v, want %v", tt.filter, tt.from, got, tt.want)
+			}
+		})
+	}
+	if err := s.Read(ctx(t), "pass.>.x", 0, func([]domain.Envelope) error { return nil }); !errors.Is(err, domain.ErrInvalid) {
+		t.Fatalf("bad filter: %v, want ErrInvalid", err)
+	}
+	if _, err := s.Get(ctx(t), 999); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("get beyond the end: %v, want ErrNotFound", err)
+	}
+}
+
+func TestPassesCarryTTL(t *testing.T) {
+	s := open(t, "", func(o *eventstore.Options) { o.PassRetention = 2 * time.Second })
+	pass := event(domain.PassAggregate(uuid.New(), uuid.New()), 1)
+	agg := person()
+	reg := event(agg, 2)
+	res, err := s.Record(ctx(t), pass, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.JetStream().Stream(ctx(t), eventstore.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		pos  uint64
+		ttl  string
+	}{
+		{"pass", res[0].Position, "2s"},
+		{"registration", res[1].Position, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := st.GetMsg(ctx(t), tt.pos)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Header.Get("Nats-TTL"); got != tt.ttl {
+				t.Fatalf("Nats-TTL = %q, want %q", got, tt.ttl)
+			}
+			if got := m.Header.Get("Nats-Msg-Id"); got != m.Header.Get("Nats-Msg-Id") || got == "" {
+				t.Fatalf("Nats-Msg-Id missing")
+			}
+		})
+	}
+	// The pass goes when its retention ends; the registration stays.
+	waitFor(t, func() bool {
+		_, err := s.Get(ctx(t), res[0].Position)
+		return errors.Is(err, domain.ErrNotFound)
+	})
+	if _, err := s.Get(ctx(t), res[1].Position); err != nil {
+		t.Fatalf("registration after the pass expired: %v", err)
+	}
+}
+
+func TestKeyring(t *testing.T) {
+	s := open(t, "")
+	id := uuid.New()
+	if _, err := s.Key(ctx(t), id, false); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("key before creation: %v, want ErrNotFound", err)
+	}
+	// Many creators race; all get the winner's key.
+	keys := make([][]byte, 16)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			k, err := s.Key(ctx(t), id, true)
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		})
+	}
+	wg.Wait()
+	for i, k := range keys {
+		if len(k) != 32 || !bytes.Equal(k, keys[0]) {
+			t.Fatalf("creator %d got %x, creator 0 got %x", i, k, keys[0])
+		}
+	}
+	got, err := s.Key(ctx(t), id, false)
+	if err != nil || !bytes.Equal(got, keys[0]) {
+		t.Fatalf("key: %x, %v", got, err)
+	}
+	// The stored value is sealed, not the key itself.
+	kv, err := s.JetStream().KeyValue(ctx(t), eventstore.KeyBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := kv.Get(ctx(t), id.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(entry.Value(), got) {
+		t.Fatal("data key stored in the clear")
+	}
+	other, err := s.Key(ctx(t), uuid.New(), true)
+	if err != nil || bytes.Equal(other, got) {
+		t.Fatalf("another person's key: %x, %v", other, err)
+	}
+
+	if err := s.Destroy(ctx(t), id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Key(ctx(t), id, false); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("key after destroy: %v, want ErrNotFound", err)
+	}
+	// Only the purge marker may remain.
+	history, _ := kv.History(ctx(t), id.String())
+	for _, e := range history {
+		if len(e.Value()) > 0 {
+			t.Fatalf("a revision with a value survived destroy")
+		}
+	}
+
+	t.Run("wrong master key", func(t *testing.T) {
+		dir := t.TempDir()
+		a := open(t, dir)
+		if _, err := a.Key(ctx(t), id, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b := open(t, dir, func(o *eventstore.Options) { o.MasterKey = bytes.Repeat([]byte{8}, 32) })
+		if _, err := b.Key(ctx(t), id, false); !errors.Is(err, eventstore.ErrKeyCorrupt) {
+			t.Fatalf("key under another master key: %v, want ErrKeyCorrupt", err)
+		}
+	})
+	t.Run("no master key", func(t *testing.T) {
+		n := open(t, "", func(o *eventstore.Options) { o.MasterKey = nil })
+		if _, err := n.Key(ctx(t), id, true); !errors.Is(err, eventstore.ErrNoMasterKey) {
+			t.Fatalf("%v, want ErrNoMasterKey", err)
+		}
+	})
+}
+
+func TestReady(t *testing.T) {
+	s := open(t, "")
+	if err := s.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Conn() == nil || s.JetStream() == nil {
+		t.Fatal("no connection")
+	}
+}
+
+// waitFor polls cond until it holds or 20 seconds pass.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
