@@ -1,0 +1,721 @@
+package ledgertest_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/domain/idcard"
+	"github.com/checkin-ledger/ledger/domain/pii"
+	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/checkin-ledger/ledger/projections/memory"
+)
+
+// harness is a ledger wired as cmd wires it, in the test process.
+type harness struct {
+	t      *testing.T
+	ctx    context.Context
+	store  *eventstore.Store
+	reads  *memory.Store
+	proj   *projections.Projector
+	ledger *domain.Ledger
+	seq    int // for generated ID numbers
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := eventstore.Open(ctx, eventstore.Options{
+		Dir:       t.TempDir(),
+		MasterKey: bytes.Repeat([]byte{7}, 32),
+	})
+	if err != nil {
+		cancel()
+		t.Fatalf("eventstore.Open: %v", err)
+	}
+	hasher, err := pii.NewHasher(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := memory.New(memory.Options{})
+	proj := projections.New(store, reads, projections.Options{Opener: projections.KeyringOpener(store)})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = proj.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if err := store.Close(); err != nil {
+			t.Errorf("store.Close: %v", err)
+		}
+	})
+	return &harness{
+		t: t, ctx: ctx, store: store, reads: reads, proj: proj,
+		ledger: &domain.Ledger{
+			Events:    store,
+			Keys:      store,
+			Hasher:    hasher,
+			Reads:     reads,
+			Retention: 30 * 24 * time.Hour,
+			ClockSkew: time.Minute,
+		},
+	}
+}
+
+// caughtUp waits until the read models have applied position.
+func (h *harness) caughtUp(position uint64) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+	defer cancel()
+	if err := h.proj.WaitFor(ctx, position); err != nil {
+		h.t.Fatalf("read models did not reach %d: %v", position, err)
+	}
+}
+
+func (h *harness) lastPosition() uint64 {
+	h.t.Helper()
+	p, err := h.store.LastPosition(h.ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+// newResidentID returns a fresh valid resident ID.
+func (h *harness) newResidentID() string {
+	h.seq++
+	first := "371302" + "19900307" + string(rune('0'+h.seq/100%10)) + string(rune('0'+h.seq/10%10)) + string(rune('0'+h.seq%10))
+	c, _ := idcard.CheckChar(first)
+	return first + string(c)
+}
+
+// register registers a citizen and returns their id and ID number.
+func (h *harness) register(name string) (uuid.UUID, string) {
+	h.t.Helper()
+	number := h.newResidentID()
+	res, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{
+		Name: name, IDType: idcard.ResidentID, IDNumber: number, Phone: "13800138000",
+	})
+	if err != nil {
+		h.t.Fatalf("RegisterPerson: %v", err)
+	}
+	return res.ID, number
+}
+
+func person(id uuid.UUID) domain.Actor {
+	return domain.Actor{Role: domain.RolePerson, PersonID: id, Subject: "person:" + id.String()}
+}
+
+var reviewer = domain.Actor{Role: domain.RoleReviewer, Subject: "reviewer"}
+
+// approvedVenue registers a manager and an approved venue.
+func (h *harness) approvedVenue(cmd domain.ApplyVenue) (venueID, manager uuid.UUID) {
+	h.t.Helper()
+	manager, _ = h.register("王经理")
+	if cmd.Name == "" {
+		cmd = domain.ApplyVenue{Name: "兰山超市", Type: domain.VenueSupermarket, District: "371302",
+			Address: "兰山区解放路1号", Lat: 35.06, Lng: 118.35, RequireGreen: cmd.RequireGreen, NATWithinHours: cmd.NATWithinHours}
+	}
+	res, err := h.ledger.ApplyVenue(h.ctx, person(manager), cmd)
+	if err != nil {
+		h.t.Fatalf("ApplyVenue: %v", err)
+	}
+	if _, err := h.ledger.ReviewVenue(h.ctx, reviewer, res.ID, domain.ReviewVenue{Decision: domain.ReviewApprove}); err != nil {
+		h.t.Fatalf("ReviewVenue: %v", err)
+	}
+	return res.ID, manager
+}
+
+func (h *harness) health(number, colour, nat string, natAt time.Time) {
+	h.t.Helper()
+	_, err := h.ledger.RecordHealth(h.ctx, domain.Actor{Role: domain.RoleHealthFeed, Subject: "health-feed"},
+		[]domain.HealthRecord{{IDType: idcard.ResidentID, IDNumber: number, CodeColour: colour, NATResult: nat, NATAt: natAt, VaccineDoses: 3}})
+	if err != nil {
+		h.t.Fatalf("RecordHealth: %v", err)
+	}
+}
+
+func wantKind(t *testing.T, err, kind error) {
+	t.Helper()
+	if !errors.Is(err, kind) {
+		t.Fatalf("error = %v, want %v", err, kind)
+	}
+}
+
+func TestRegisterPerson(t *testing.T) {
+	h := newHarness(t)
+	number := h.newResidentID()
+	eventID, _ := uuid.NewV7()
+	cmd := domain.RegisterPerson{EventID: eventID, Name: "张三", IDType: idcard.ResidentID, IDNumber: number, Phone: "13912345678"}
+	first, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, cmd)
+	if err != nil {
+		t.Fatalf("RegisterPerson: %v", err)
+	}
+	if first.ID != pii.PersonID(h.ledger.Hasher.IDHash(idcard.ResidentID, number)) || first.EventID != eventID || first.Position == 0 || first.Duplicate {
+		t.Fatalf("result = %+v", first)
+	}
+
+	t.Run("retry with the same event id", func(t *testing.T) {
+		again, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, cmd)
+		if err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+		if !again.Duplicate || again.Position != first.Position || again.ID != first.ID {
+			t.Fatalf("retry = %+v, want the original %+v", again, first)
+		}
+	})
+	t.Run("same document again", func(t *testing.T) {
+		before := h.lastPosition()
+		// A new event id, a lower-case check character: still the same document.
+		other := cmd
+		other.EventID = uuid.Nil
+		other.IDNumber = strings.ToLower(" " + number)
+		_, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, other)
+		wantKind(t, err, domain.ErrConflict)
+		if !strings.Contains(err.Error(), "already registered") || strings.Contains(err.Error(), number) {
+			t.Fatalf("error %q: want 'already registered' and no ID number", err)
+		}
+		if h.lastPosition() != before {
+			t.Fatal("a refused registration appended an event")
+		}
+	})
+	t.Run("bad input appends nothing", func(t *testing.T) {
+		before := h.lastPosition()
+		bad := []domain.RegisterPerson{
+			{Name: "李四", IDType: idcard.ResidentID, IDNumber: number[:17] + "0", Phone: "13912345678"},
+			{Name: "", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Phone: "13912345678"},
+			{Name: "李四", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Phone: "12345"},
+			{Name: "李四", IDType: "card", IDNumber: "123456", Phone: "13912345678"},
+		}
+		for _, c := range bad {
+			if number[17] == '0' && c.IDNumber == number[:17]+"0" {
+				c.IDNumber = number[:17] + "1"
+			}
+			if _, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, c); !errors.Is(err, domain.ErrInvalid) {
+				t.Fatalf("RegisterPerson(%s) = %v, want ErrInvalid", c.Name, err)
+			}
+		}
+		if h.lastPosition() != before {
+			t.Fatal("bad input appended an event")
+		}
+	})
+	t.Run("sealed in the log, masked in the read model", func(t *testing.T) {
+		events, _, err := h.store.Load(h.ctx, domain.PersonAggregate(first.ID))
+		if err != nil || len(events) != 1 {
+			t.Fatalf("Load = %d events, %v", len(events), err)
+		}
+		if bytes.Contains(events[0].Payload, []byte(number)) || bytes.Contains(events[0].Payload, []byte("张三")) ||
+			bytes.Contains(events[0].Payload, []byte("13912345678")) {
+			t.Fatalf("personal data in clear in the log: %s", events[0].Payload)
+		}
+		h.caughtUp(first.Position)
+		v, err := h.reads.Person(h.ctx, first.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.NameMasked != "张*" || v.IDMasked != pii.MaskID(number) || v.Verification != domain.VerificationPending {
+			t.Fatalf("view = %+v", v)
+		}
+	})
+}
+
+func TestVerifyPerson(t *testing.T) {
+	h := newHarness(t)
+	id, _ := h.register("赵六")
+	ok := domain.VerifyPerson{Method: domain.VerifyFace, Result: domain.VerifyApproved}
+	_, err := h.ledger.VerifyPerson(h.ctx, person(id), id, ok)
+	wantKind(t, err, domain.ErrForbidden)
+	_, err = h.ledger.VerifyPerson(h.ctx, reviewer, uuid.New(), ok)
+	wantKind(t, err, domain.ErrNotFound)
+	if _, err := h.ledger.VerifyPerson(h.ctx, reviewer, id, domain.VerifyPerson{Method: domain.VerifyManual, Result: domain.VerifyRejected}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.ledger.VerifyPerson(h.ctx, domain.Actor{Role: domain.RoleAdmin}, id, ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.ledger.VerifyPerson(h.ctx, reviewer, id, ok)
+	wantKind(t, err, domain.ErrConflict)
+	h.caughtUp(res.Position)
+	if v, _ := h.reads.Person(h.ctx, id); v.Verification != domain.VerificationApproved {
+		t.Fatalf("verification = %q", v.Verification)
+	}
+}
+
+func TestFamilyMembers(t *testing.T) {
+	h := newHarness(t)
+	guardian, _ := h.register("张父")
+	member := domain.AddFamilyMember{Name: "张小", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild}
+	_, err := h.ledger.AddFamilyMember(h.ctx, person(uuid.New()), guardian, member)
+	wantKind(t, err, domain.ErrForbidden)
+	bad := member
+	bad.Relation = "cousin"
+	_, err = h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, bad)
+	wantKind(t, err, domain.ErrInvalid)
+
+	res, err := h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, member)
+	if err != nil {
+		t.Fatalf("AddFamilyMember: %v", err)
+	}
+	_, err = h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, member)
+	wantKind(t, err, domain.ErrConflict)
+
+	// A dependant cannot register dependants of their own.
+	_, err = h.ledger.AddFamilyMember(h.ctx, person(res.ID), res.ID, domain.AddFamilyMember{
+		Name: "张孙", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	wantKind(t, err, domain.ErrConflict)
+
+	h.caughtUp(res.Position)
+	v, err := h.reads.Person(h.ctx, res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.GuardianID != guardian || v.Relation != domain.RelationChild || v.NameMasked != "张*" {
+		t.Fatalf("member view = %+v", v)
+	}
+}
+
+func TestVenueLifecycle(t *testing.T) {
+	h := newHarness(t)
+	manager, _ := h.register("王经理")
+	helper, _ := h.register("李助理")
+	app := domain.ApplyVenue{Name: "沂河书店", Type: domain.VenueLibrary, District: "371302", Address: "沂河路8号", Lat: 35.1, Lng: 118.3}
+
+	_, err := h.ledger.ApplyVenue(h.ctx, person(uuid.New()), app)
+	wantKind(t, err, domain.ErrNotFound)
+	_, err = h.ledger.ApplyVenue(h.ctx, reviewer, app)
+	wantKind(t, err, domain.ErrForbidden)
+	badType := app
+	badType.Type = "casino"
+	_, err = h.ledger.ApplyVenue(h.ctx, person(manager), badType)
+	wantKind(t, err, domain.ErrInvalid)
+
+	applied, err := h.ledger.ApplyVenue(h.ctx, person(manager), app)
+	if err != nil {
+		t.Fatalf("ApplyVenue: %v", err)
+	}
+	if applied.ID.Version() != 7 {
+		t.Fatalf("venue id %s is not a UUIDv7", applied.ID)
+	}
+	vid := applied.ID
+
+	_, err = h.ledger.ReviewVenue(h.ctx, person(manager), vid, domain.ReviewVenue{Decision: domain.ReviewApprove})
+	wantKind(t, err, domain.ErrForbidden)
+	_, err = h.ledger.ReviewVenue(h.ctx, reviewer, vid, domain.ReviewVenue{Decision: domain.ReviewReject})
+	wantKind(t, err, domain.ErrInvalid)
+	_, err = h.ledger.ReviewVenue(h.ctx, reviewer, uuid.New(), domain.ReviewVenue{Decision: domain.ReviewApprove})
+	wantKind(t, err, domain.ErrNotFound)
+	if _, err := h.ledger.ReviewVenue(h.ctx, reviewer, vid, domain.ReviewVenue{Decision: domain.ReviewApprove}); err != nil {
+		t.Fatalf("ReviewVenue: %v", err)
+	}
+	_, err = h.ledger.ReviewVenue(h.ctx, reviewer, vid, domain.ReviewVenue{Decision: domain.ReviewReject, Reason: "late"})
+	wantKind(t, err, domain.ErrConflict)
+
+	_, err = h.ledger.AddSubAdmin(h.ctx, person(helper), vid, helper)
+	wantKind(t, err, domain.ErrForbidden)
+	_, err = h.ledger.AddSubAdmin(h.ctx, person(manager), vid, uuid.New())
+	wantKind(t, err, domain.ErrNotFound)
+	if _, err := h.ledger.AddSubAdmin(h.ctx, person(manager), vid, helper); err != nil {
+		t.Fatalf("AddSubAdmin: %v", err)
+	}
+	_, err = h.ledger.AddSubAdmin(h.ctx, person(manager), vid, helper)
+	wantKind(t, err, domain.ErrConflict)
+	res, err := h.ledger.RemoveSubAdmin(h.ctx, domain.Actor{Role: domain.RoleAdmin}, vid, helper)
+	if err != nil {
+		t.Fatalf("RemoveSubAdmin: %v", err)
+	}
+	_, err = h.ledger.RemoveSubAdmin(h.ctx, person(manager), vid, helper)
+	wantKind(t, err, domain.ErrNotFound)
+
+	h.caughtUp(res.Position)
+	v, err := h.reads.Venue(h.ctx, vid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != domain.VenueStatusApproved || v.ManagerID != manager || len(v.Admins) != 0 || v.Type != domain.VenueLibrary {
+		t.Fatalf("venue view = %+v", v)
+	}
+}
+
+// TestConcurrentReviews: of many reviews of one venue at once, exactly one wins.
+func TestConcurrentReviews(t *testing.T) {
+	h := newHarness(t)
+	manager, _ := h.register("王经理")
+	applied, err := h.ledger.ApplyVenue(h.ctx, person(manager), domain.ApplyVenue{
+		Name: "罗庄饭店", Type: domain.VenueRestaurant, District: "371311", Address: "罗庄路2号", Lat: 35, Lng: 118})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = h.ledger.ReviewVenue(h.ctx, reviewer, applied.ID, domain.ReviewVenue{Decision: domain.ReviewApprove})
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case errors.Is(err, domain.ErrConflict):
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	events, _, err := h.store.Load(h.ctx, domain.VenueAggregate(applied.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if won != 1 || len(events) != 2 {
+		t.Fatalf("%d reviews won, %d events stored; want 1 and 2", won, len(events))
+	}
+}
+
+func TestPasses(t *testing.T) {
+	h := newHarness(t)
+	vid, manager := h.approvedVenue(domain.ApplyVenue{})
+	citizen, number := h.register("张三")
+	red, redNumber := h.register("李四")
+	h.health(number, domain.ColourGreen, domain.NATNegative, time.Now().Add(-3*time.Hour))
+	h.health(redNumber, domain.ColourRed, domain.NATPositive, time.Now().Add(-3*time.Hour))
+	h.caughtUp(h.lastPosition())
+
+	t.Run("self scan passes and retries answer the original", func(t *testing.T) {
+		eventID, _ := uuid.NewV7()
+		cmd := domain.RecordPass{EventID: eventID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn}
+		res, err := h.ledger.RecordPass(h.ctx, person(citizen), cmd)
+		if err != nil {
+			t.Fatalf("RecordPass: %v", err)
+		}
+		s := res.Screen
+		if res.Decision != domain.DecisionPass || res.EventID != eventID || s.NameMasked != "张*" || s.CodeColour != domain.ColourGreen ||
+			s.NATResult != domain.NATNegative || s.VaccineDoses != 3 || s.VenueName != "兰山超市" || res.Duplicate {
+			t.Fatalf("result = %+v", res)
+		}
+		// Inside JetStream's duplicate window, before the read model has it.
+		before := h.lastPosition()
+		again, err := h.ledger.RecordPass(h.ctx, person(citizen), cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !again.Duplicate || again.Position != res.Position || again.Screen != res.Screen {
+			t.Fatalf("retry = %+v, want the original %+v", again, res)
+		}
+		// From the read model (what answers after the window has passed).
+		h.caughtUp(res.Position)
+		late := cmd
+		late.OccurredAt = time.Now().Add(-time.Hour) // a different clock must not change the answer
+		again, err = h.ledger.RecordPass(h.ctx, person(citizen), late)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !again.Duplicate || again.Position != res.Position || again.Screen != res.Screen {
+			t.Fatalf("late retry = %+v, want the original %+v", again, res)
+		}
+		if h.lastPosition() != before {
+			t.Fatal("a retry appended an event")
+		}
+	})
+
+	t.Run("red code is denied and raises an alert", func(t *testing.T) {
+		res, err := h.ledger.RecordPass(h.ctx, person(red), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Decision != domain.DecisionDeny || res.Screen.Reason == "" || res.Screen.CodeColour != domain.ColourRed {
+			t.Fatalf("result = %+v", res)
+		}
+		h.caughtUp(h.lastPosition())
+		alerts, err := h.reads.Alerts(h.ctx, "371302", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(alerts) != 1 || alerts[0].PassEventID != res.EventID || alerts[0].PersonID != red || alerts[0].EventID != domain.AlertEventID(res.EventID) {
+			t.Fatalf("alerts = %+v", alerts)
+		}
+	})
+
+	t.Run("staff scan and manual entry", func(t *testing.T) {
+		scanner := domain.Actor{Role: domain.RoleScanner, VenueID: vid, Subject: "scanner:" + vid.String()}
+		res, err := h.ledger.RecordPass(h.ctx, scanner, domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid, PersonID: citizen, Direction: domain.DirectionOut})
+		if err != nil || res.Decision != domain.DecisionPass {
+			t.Fatalf("staff scan = %+v, %v", res, err)
+		}
+		res, err = h.ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodManual, VenueID: vid,
+			IDType: idcard.ResidentID, IDNumber: strings.ToLower(number), Direction: domain.DirectionIn})
+		if err != nil || res.Screen.NameMasked != "张*" {
+			t.Fatalf("manual entry = %+v, %v", res, err)
+		}
+		h.caughtUp(res.Position)
+		p, ok, err := h.reads.Pass(h.ctx, res.EventID)
+		if err != nil || !ok || p.Pass.Operator != "person:"+manager.String() || p.Pass.Method != domain.MethodManual {
+			t.Fatalf("stored pass = %+v, %v, %v", p, ok, err)
+		}
+
+		before := h.lastPosition()
+		_, err = h.ledger.RecordPass(h.ctx, scanner, domain.RecordPass{Method: domain.MethodManual, VenueID: vid,
+			IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Direction: domain.DirectionIn})
+		wantKind(t, err, domain.ErrNotFound)
+		if strings.Contains(err.Error(), "37130219900307") {
+			t.Fatalf("error %q shows the ID number", err)
+		}
+		_, err = h.ledger.RecordPass(h.ctx, domain.Actor{Role: domain.RoleScanner, VenueID: uuid.New()},
+			domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid, PersonID: citizen, Direction: domain.DirectionIn})
+		wantKind(t, err, domain.ErrForbidden)
+		_, err = h.ledger.RecordPass(h.ctx, person(citizen),
+			domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid, PersonID: red, Direction: domain.DirectionIn})
+		wantKind(t, err, domain.ErrForbidden)
+		_, err = h.ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
+			Direction: domain.DirectionIn, OccurredAt: time.Now().Add(time.Hour)})
+		wantKind(t, err, domain.ErrInvalid)
+		_, err = h.ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
+			Direction: domain.DirectionIn, OccurredAt: time.Now().Add(-31 * 24 * time.Hour)})
+		wantKind(t, err, domain.ErrInvalid)
+		if h.lastPosition() != before {
+			t.Fatal("a refused pass appended an event")
+		}
+	})
+
+	t.Run("only approved venues", func(t *testing.T) {
+		applied, err := h.ledger.ApplyVenue(h.ctx, person(manager), domain.ApplyVenue{
+			Name: "待审场所", Type: domain.VenueOther, District: "371302", Address: "某路", Lat: 35, Lng: 118})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.caughtUp(applied.Position)
+		_, err = h.ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: applied.ID, Direction: domain.DirectionIn})
+		wantKind(t, err, domain.ErrConflict)
+		_, err = h.ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: uuid.New(), Direction: domain.DirectionIn})
+		wantKind(t, err, domain.ErrNotFound)
+	})
+}
+
+func TestFamilyPass(t *testing.T) {
+	h := newHarness(t)
+	vid, _ := h.approvedVenue(domain.ApplyVenue{RequireGreen: true})
+	guardian, number := h.register("张父")
+	h.health(number, domain.ColourGreen, domain.NATNone, time.Time{})
+	child, err := h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
+		Name: "张小", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, _ := h.register("陌生人")
+	h.caughtUp(h.lastPosition())
+
+	_, err = h.ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
+		Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{stranger}})
+	wantKind(t, err, domain.ErrForbidden)
+
+	eventID, _ := uuid.NewV7()
+	cmd := domain.RecordPass{EventID: eventID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn,
+		FamilyMemberIDs: []uuid.UUID{child.ID}}
+	res, err := h.ledger.RecordPass(h.ctx, person(guardian), cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Decision != domain.DecisionPass || len(res.Family) != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+	kid := res.Family[0]
+	// The child has no health record and the venue requires a green code.
+	if kid.EventID != domain.FamilyPassEventID(eventID, child.ID) || kid.Decision != domain.DecisionDeny ||
+		kid.Screen.CodeColour != domain.ColourUnknown || kid.Screen.NameMasked != "张*" {
+		t.Fatalf("family result = %+v", kid)
+	}
+	for _, wait := range []bool{false, true} {
+		if wait {
+			h.caughtUp(h.lastPosition())
+		}
+		before := h.lastPosition()
+		again, err := h.ledger.RecordPass(h.ctx, person(guardian), cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !again.Duplicate || len(again.Family) != 1 || !again.Family[0].Duplicate ||
+			again.Family[0].Position != kid.Position || again.Family[0].Screen != kid.Screen {
+			t.Fatalf("retry (read model caught up: %v) = %+v", wait, again)
+		}
+		if h.lastPosition() != before {
+			t.Fatal("retry appended")
+		}
+	}
+	h.caughtUp(h.lastPosition())
+	p, ok, err := h.reads.Pass(h.ctx, kid.EventID)
+	if err != nil || !ok || p.Pass.GuardianID != guardian || p.Pass.PersonID != child.ID {
+		t.Fatalf("child's pass = %+v, %v, %v", p, ok, err)
+	}
+}
+
+func TestRecordPasses(t *testing.T) {
+	h := newHarness(t)
+	vid, _ := h.approvedVenue(domain.ApplyVenue{})
+	a, _ := h.register("张三")
+	b, _ := h.register("李四")
+	h.caughtUp(h.lastPosition())
+	scanner := domain.Actor{Role: domain.RoleScanner, VenueID: vid, Subject: "scanner:" + vid.String()}
+
+	_, err := h.ledger.RecordPasses(h.ctx, scanner, make([]domain.RecordPass, domain.MaxBatchPasses+1))
+	wantKind(t, err, domain.ErrInvalid)
+
+	id1, _ := uuid.NewV7()
+	id2, _ := uuid.NewV7()
+	offline := time.Now().Add(-48 * time.Hour)
+	items := []domain.RecordPass{
+		{EventID: id1, Method: domain.MethodStaffScan, VenueID: vid, PersonID: a, Direction: domain.DirectionIn, OccurredAt: offline},
+		{EventID: id2, Method: domain.MethodStaffScan, VenueID: vid, PersonID: b, Direction: "sideways"},
+		{Method: domain.MethodStaffScan, VenueID: vid, PersonID: uuid.New(), Direction: domain.DirectionIn},
+		{EventID: id1, Method: domain.MethodStaffScan, VenueID: vid, PersonID: a, Direction: domain.DirectionIn, OccurredAt: offline},
+		{Method: domain.MethodStaffScan, VenueID: vid, PersonID: b, Direction: domain.DirectionOut},
+	}
+	got, err := h.ledger.RecordPasses(h.ctx, scanner, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{domain.BatchAccepted, domain.BatchRejected, domain.BatchRejected, domain.BatchDuplicate, domain.BatchAccepted}
+	for i, it := range got {
+		if it.Status != want[i] {
+			t.Fatalf("item %d: status %s (%v), want %s", i, it.Status, it.Err, want[i])
+		}
+	}
+	wantKind(t, got[1].Err, domain.ErrInvalid)
+	wantKind(t, got[2].Err, domain.ErrNotFound)
+	if got[0].EventID != id1 || got[3].Result.Position != got[0].Result.Position || !got[0].Result.Screen.At.Equal(offline) {
+		t.Fatalf("items = %+v", got)
+	}
+
+	// The whole batch again, after the read model has it: every good item a duplicate.
+	h.caughtUp(h.lastPosition())
+	before := h.lastPosition()
+	items[4].EventID = got[4].EventID
+	again, err := h.ledger.RecordPasses(h.ctx, scanner, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, it := range again {
+		wantStatus := domain.BatchDuplicate
+		if want[i] == domain.BatchRejected {
+			wantStatus = domain.BatchRejected
+		}
+		if it.Status != wantStatus || (it.Err == nil && it.Result.Position != got[i].Result.Position) {
+			t.Fatalf("retry item %d = %+v, want %s at %d", i, it, wantStatus, got[i].Result.Position)
+		}
+	}
+	if h.lastPosition() != before {
+		t.Fatal("a retried batch appended")
+	}
+}
+
+func TestRecordHealth(t *testing.T) {
+	h := newHarness(t)
+	feed := domain.Actor{Role: domain.RoleHealthFeed, Subject: "health-feed"}
+	records := make([]domain.HealthRecord, 10)
+	for i := range records {
+		records[i] = domain.HealthRecord{IDType: idcard.ResidentID, IDNumber: h.newResidentID(), CodeColour: domain.ColourGreen, NATResult: domain.NATNone}
+	}
+	bad := append([]domain.HealthRecord(nil), records...)
+	bad[7].CodeColour = "purple"
+	before := h.lastPosition()
+	_, err := h.ledger.RecordHealth(h.ctx, feed, bad)
+	var fe *domain.FieldError
+	if !errors.As(err, &fe) || fe.Field != "records[7].code_colour" {
+		t.Fatalf("RecordHealth = %v, want a FieldError on records[7].code_colour", err)
+	}
+	if h.lastPosition() != before {
+		t.Fatal("an invalid batch appended")
+	}
+	_, err = h.ledger.RecordHealth(h.ctx, reviewer, records)
+	wantKind(t, err, domain.ErrForbidden)
+
+	res, err := h.ledger.RecordHealth(h.ctx, feed, records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accepted != 10 || res.LastPosition-res.FirstPosition != 9 {
+		t.Fatalf("result = %+v", res)
+	}
+
+	// A record that arrived before the person registered applies once they do.
+	early := records[3]
+	id, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{Name: "周七", IDType: early.IDType, IDNumber: early.IDNumber, Phone: "+85291234567"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.caughtUp(id.Position)
+	v, err := h.reads.Person(h.ctx, id.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hv, ok, err := h.reads.Health(h.ctx, v.IDHash)
+	if err != nil || !ok || hv.CodeColour != domain.ColourGreen {
+		t.Fatalf("health = %+v, %v, %v", hv, ok, err)
+	}
+}
+
+// TestRetryInsideDuplicateWindow retries a pass through a ledger whose read
+// models stopped before the pass (and before the person's health record):
+// JetStream drops the retry, and the answer is the stored original, not what
+// the stale read models would decide now.
+func TestRetryInsideDuplicateWindow(t *testing.T) {
+	h := newHarness(t)
+	vid, _ := h.approvedVenue(domain.ApplyVenue{})
+	citizen, number := h.register("张三")
+	h.caughtUp(h.lastPosition())
+
+	stale := memory.New(memory.Options{})
+	ctx, stop := context.WithCancel(h.ctx)
+	proj := projections.New(h.store, stale, projections.Options{Opener: projections.KeyringOpener(h.store)})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = proj.Run(ctx)
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := proj.WaitFor(wctx, h.lastPosition()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	stop()
+	<-done
+
+	h.health(number, domain.ColourGreen, domain.NATNegative, time.Now().Add(-time.Hour))
+	h.caughtUp(h.lastPosition())
+	eventID, _ := uuid.NewV7()
+	cmd := domain.RecordPass{EventID: eventID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn}
+	res, err := h.ledger.RecordPass(h.ctx, person(citizen), cmd)
+	if err != nil || res.Screen.CodeColour != domain.ColourGreen {
+		t.Fatalf("RecordPass = %+v, %v", res, err)
+	}
+
+	behind := *h.ledger
+	behind.Reads = stale
+	if _, ok, _ := stale.Pass(h.ctx, eventID); ok {
+		t.Fatal("the stopped read model has the pass")
+	}
+	before := h.lastPosition()
+	again, err := behind.RecordPass(h.ctx, person(citizen), cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Duplicate || again.Position != res.Position || again.Screen != res.Screen {
+		t.Fatalf("retry = %+v, want the original %+v", again, res)
+	}
+	if h.lastPosition() != before {
+		t.Fatal("the retry appended")
+	}
+}
