@@ -316,7 +316,12 @@ func (l *Ledger) RegisterPerson(ctx context.Context, actor Actor, cmd RegisterPe
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := l.append(ctx, agg, version, Meta{ID: cmd.EventID, Actor: actor.Subject}, now, events)
+	// Registration is public: an anonymous caller is recorded as the new person.
+	subject := actor.Subject
+	if subject == "" {
+		subject = "person:" + id.String()
+	}
+	res, err := l.append(ctx, agg, version, Meta{ID: cmd.EventID, Actor: subject}, now, events)
 	if errors.Is(err, ErrConflict) {
 		return Result{}, errAlreadyRegistered(cmd.IDType)
 	}

@@ -21,7 +21,7 @@ import (
 
 // harness is a ledger wired as cmd wires it, in the test process.
 type harness struct {
-	t      *testing.T
+	tb     testing.TB
 	ctx    context.Context
 	store  *eventstore.Store
 	reads  *memory.Store
@@ -30,7 +30,7 @@ type harness struct {
 	seq    int // for generated ID numbers
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := eventstore.Open(ctx, eventstore.Options{
@@ -60,7 +60,7 @@ func newHarness(t *testing.T) *harness {
 		}
 	})
 	return &harness{
-		t: t, ctx: ctx, store: store, reads: reads, proj: proj,
+		tb: t, ctx: ctx, store: store, reads: reads, proj: proj,
 		ledger: &domain.Ledger{
 			Events:    store,
 			Keys:      store,
@@ -74,19 +74,19 @@ func newHarness(t *testing.T) *harness {
 
 // caughtUp waits until the read models have applied position.
 func (h *harness) caughtUp(position uint64) {
-	h.t.Helper()
+	h.tb.Helper()
 	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
 	defer cancel()
 	if err := h.proj.WaitFor(ctx, position); err != nil {
-		h.t.Fatalf("read models did not reach %d: %v", position, err)
+		h.tb.Fatalf("read models did not reach %d: %v", position, err)
 	}
 }
 
 func (h *harness) lastPosition() uint64 {
-	h.t.Helper()
+	h.tb.Helper()
 	p, err := h.store.LastPosition(h.ctx)
 	if err != nil {
-		h.t.Fatal(err)
+		h.tb.Fatal(err)
 	}
 	return p
 }
@@ -101,13 +101,13 @@ func (h *harness) newResidentID() string {
 
 // register registers a citizen and returns their id and ID number.
 func (h *harness) register(name string) (uuid.UUID, string) {
-	h.t.Helper()
+	h.tb.Helper()
 	number := h.newResidentID()
 	res, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{
 		Name: name, IDType: idcard.ResidentID, IDNumber: number, Phone: "13800138000",
 	})
 	if err != nil {
-		h.t.Fatalf("RegisterPerson: %v", err)
+		h.tb.Fatalf("RegisterPerson: %v", err)
 	}
 	return res.ID, number
 }
@@ -120,7 +120,7 @@ var reviewer = domain.Actor{Role: domain.RoleReviewer, Subject: "reviewer"}
 
 // approvedVenue registers a manager and an approved venue.
 func (h *harness) approvedVenue(cmd domain.ApplyVenue) (venueID, manager uuid.UUID) {
-	h.t.Helper()
+	h.tb.Helper()
 	manager, _ = h.register("王经理")
 	if cmd.Name == "" {
 		cmd = domain.ApplyVenue{Name: "兰山超市", Type: domain.VenueSupermarket, District: "371302",
@@ -128,20 +128,20 @@ func (h *harness) approvedVenue(cmd domain.ApplyVenue) (venueID, manager uuid.UU
 	}
 	res, err := h.ledger.ApplyVenue(h.ctx, person(manager), cmd)
 	if err != nil {
-		h.t.Fatalf("ApplyVenue: %v", err)
+		h.tb.Fatalf("ApplyVenue: %v", err)
 	}
 	if _, err := h.ledger.ReviewVenue(h.ctx, reviewer, res.ID, domain.ReviewVenue{Decision: domain.ReviewApprove}); err != nil {
-		h.t.Fatalf("ReviewVenue: %v", err)
+		h.tb.Fatalf("ReviewVenue: %v", err)
 	}
 	return res.ID, manager
 }
 
 func (h *harness) health(number, colour, nat string, natAt time.Time) {
-	h.t.Helper()
+	h.tb.Helper()
 	_, err := h.ledger.RecordHealth(h.ctx, domain.Actor{Role: domain.RoleHealthFeed, Subject: "health-feed"},
 		[]domain.HealthRecord{{IDType: idcard.ResidentID, IDNumber: number, CodeColour: colour, NATResult: nat, NATAt: natAt, VaccineDoses: 3}})
 	if err != nil {
-		h.t.Fatalf("RecordHealth: %v", err)
+		h.tb.Fatalf("RecordHealth: %v", err)
 	}
 }
 
