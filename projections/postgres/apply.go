@@ -1,0 +1,313 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// passColumns are the columns COPY fills, in order.
+var passColumns = []string{"event_id", "position", "venue_id", "person_id", "at", "direction", "method",
+	"decision", "reason", "operator", "guardian_id", "s_name", "s_colour", "s_nat_result", "s_nat_at",
+	"s_doses", "s_venue_id", "s_venue_name", "s_at", "s_direction", "s_decision", "s_reason"}
+
+// Apply implements projections.Writer. One transaction: lock the position
+// row, skip what the store already holds, write the rows, move the position.
+//
+// Passes are loaded with COPY straight into the passes table: the ids of the
+// batch already stored are looked up first (one index probe per pass, inside
+// the same transaction, serialised with every other writer by the lock on the
+// position row), so COPY never meets a duplicate key and no staging table is
+// needed. Health records and alerts are inserted with one multi-row
+// statement each (ON CONFLICT (event_id) DO NOTHING). The other events are
+// few; they are recorded in applied_events and, if new, applied in log order
+// in one pipelined batch of statements.
+func (s *Store) Apply(ctx context.Context, b projections.Batch) (projections.Checkpoint, error) {
+	cp, err := s.apply(ctx, b)
+	if err != nil {
+		return cp, fmt.Errorf("apply events %d..%d to %s: %w", b.After+1, b.Last, s.schema, err)
+	}
+	return cp, nil
+}
+
+func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Checkpoint, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return projections.Checkpoint{}, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	var (
+		pos int64
+		rec *time.Time
+	)
+	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, s.name).Scan(&pos, &rec); err != nil {
+		return projections.Checkpoint{}, fmt.Errorf("lock position: %w", err)
+	}
+	cp := projections.Checkpoint{Position: uint64(pos)}
+	if rec != nil {
+		cp.RecordedAt = rec.UTC()
+	}
+	if b.After > cp.Position {
+		return cp, fmt.Errorf("store at %d, batch after %d: %w", cp.Position, b.After, projections.ErrGap)
+	}
+	if b.Last <= cp.Position {
+		return cp, nil // all of it is already applied
+	}
+
+	var (
+		passes []*projections.Change
+		health []*projections.Change
+		alerts []*projections.Change
+		others []*projections.Change
+	)
+	for i := range b.Changes {
+		c := &b.Changes[i]
+		if c.Position <= cp.Position {
+			continue
+		}
+		switch c.Event.(type) {
+		case *domain.PassRecorded:
+			passes = append(passes, c)
+		case *domain.HealthStatusRecorded:
+			health = append(health, c)
+		case *domain.AlertRaised:
+			alerts = append(alerts, c)
+		case *domain.PersonRegistered, *domain.PersonVerified, *domain.VenueApplied, *domain.VenueReviewed,
+			*domain.SubAdminAdded, *domain.SubAdminRemoved:
+			others = append(others, c)
+		}
+	}
+	if err := s.applyOthers(ctx, tx, others); err != nil {
+		return cp, err
+	}
+	if err := s.applyHealth(ctx, tx, health); err != nil {
+		return cp, err
+	}
+	if err := s.applyAlerts(ctx, tx, alerts); err != nil {
+		return cp, err
+	}
+	if err := s.applyPasses(ctx, tx, passes); err != nil {
+		return cp, err
+	}
+	var last *time.Time
+	if !b.LastRecordedAt.IsZero() {
+		last = &b.LastRecordedAt
+	}
+	if _, err := tx.Exec(ctx, s.q.setCheckpoint, s.name, int64(b.Last), last); err != nil {
+		return cp, fmt.Errorf("record position: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return cp, fmt.Errorf("commit: %w", err)
+	}
+	return projections.Checkpoint{Position: b.Last, RecordedAt: b.LastRecordedAt}, nil
+}
+
+func (s *Store) applyOthers(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(cs))
+	positions := make([]int64, len(cs))
+	for i, c := range cs {
+		ids[i], positions[i] = c.EventID, int64(c.Position)
+	}
+	rows, err := tx.Query(ctx, s.q.markApplied, ids, positions)
+	if err != nil {
+		return fmt.Errorf("mark applied: %w", err)
+	}
+	fresh := make(map[uuid.UUID]bool, len(cs))
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		fresh[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("mark applied: %w", err)
+	}
+	var batch pgx.Batch
+	for _, c := range cs {
+		if !fresh[c.EventID] {
+			continue
+		}
+		// An event appended twice in one batch is applied once.
+		fresh[c.EventID] = false
+		s.queue(&batch, c)
+	}
+	if batch.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+		return fmt.Errorf("apply registrations and venue changes: %w", err)
+	}
+	return nil
+}
+
+func nullUUID(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func (s *Store) queue(b *pgx.Batch, c *projections.Change) {
+	pos := int64(c.Position)
+	switch ev := c.Event.(type) {
+	case *domain.PersonRegistered:
+		b.Queue(s.q.personRegistered, ev.PersonID, c.Masks.Name, ev.IDType, c.Masks.IDNumber, ev.IDHash,
+			nullUUID(ev.GuardianID), ev.Relation, c.OccurredAt, pos)
+	case *domain.PersonVerified:
+		b.Queue(s.q.personVerified, ev.PersonID, ev.Result, pos)
+	case *domain.VenueApplied:
+		b.Queue(s.q.venueApplied, ev.VenueID, ev.Name, ev.Type, ev.District, ev.Address, ev.Lat, ev.Lng,
+			ev.ManagerID, ev.RequireGreen, ev.NATWithinHours, c.OccurredAt, pos)
+	case *domain.VenueReviewed:
+		status := ev.Decision
+		switch ev.Decision {
+		case "approve":
+			status = "approved"
+		case "reject":
+			status = "rejected"
+		}
+		b.Queue(s.q.venueReviewed, ev.VenueID, status, ev.Reason, c.OccurredAt)
+	case *domain.SubAdminAdded:
+		b.Queue(s.q.subAdminAdded, ev.VenueID, ev.PersonID, pos)
+	case *domain.SubAdminRemoved:
+		b.Queue(s.q.subAdminRemoved, ev.VenueID, ev.PersonID)
+	}
+}
+
+func (s *Store) applyHealth(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	n := len(cs)
+	var (
+		ids     = make([]uuid.UUID, n)
+		pos     = make([]int64, n)
+		hashes  = make([]string, n)
+		at      = make([]time.Time, n)
+		colours = make([]string, n)
+		nats    = make([]string, n)
+		natAt   = make([]*time.Time, n)
+		doses   = make([]int32, n)
+	)
+	for i, c := range cs {
+		ev := c.Event.(*domain.HealthStatusRecorded)
+		ids[i], pos[i], hashes[i], at[i] = c.EventID, int64(c.Position), ev.IDHash, c.OccurredAt
+		colours[i], nats[i], natAt[i], doses[i] = ev.CodeColour, ev.NATResult, nullTime(ev.NATAt), int32(ev.VaccineDoses)
+	}
+	if _, err := tx.Exec(ctx, s.q.insertHealth, ids, pos, hashes, at, colours, nats, natAt, doses); err != nil {
+		return fmt.Errorf("insert health records: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) applyAlerts(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	n := len(cs)
+	var (
+		ids       = make([]uuid.UUID, n)
+		pos       = make([]int64, n)
+		districts = make([]string, n)
+		venues    = make([]uuid.UUID, n)
+		persons   = make([]uuid.UUID, n)
+		passIDs   = make([]uuid.UUID, n)
+		colours   = make([]string, n)
+		decisions = make([]string, n)
+		reasons   = make([]string, n)
+		at        = make([]time.Time, n)
+	)
+	for i, c := range cs {
+		ev := c.Event.(*domain.AlertRaised)
+		ids[i], pos[i], districts[i], venues[i], persons[i] = c.EventID, int64(c.Position), ev.District, ev.VenueID, ev.PersonID
+		passIDs[i], colours[i], decisions[i], reasons[i], at[i] = ev.PassEventID, ev.CodeColour, ev.Decision, ev.Reason, c.OccurredAt
+	}
+	if _, err := tx.Exec(ctx, s.q.insertAlerts, ids, pos, districts, venues, persons, passIDs, colours, decisions, reasons, at); err != nil {
+		return fmt.Errorf("insert alerts: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(cs))
+	for i, c := range cs {
+		ids[i] = c.EventID
+	}
+	rows, err := tx.Query(ctx, s.q.storedPasses, ids)
+	if err != nil {
+		return fmt.Errorf("find stored passes: %w", err)
+	}
+	skip := make(map[uuid.UUID]bool)
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		skip[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("find stored passes: %w", err)
+	}
+	src := &passSource{cs: cs, skip: skip, row: make([]any, len(passColumns))}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "passes"}, passColumns, src); err != nil {
+		return fmt.Errorf("copy passes: %w", err)
+	}
+	return nil
+}
+
+// passSource feeds COPY from a batch's passes, leaving out those already
+// stored and repeats within the batch.
+type passSource struct {
+	cs   []*projections.Change
+	skip map[uuid.UUID]bool
+	i    int
+	row  []any
+}
+
+func (p *passSource) Next() bool {
+	for p.i < len(p.cs) {
+		c := p.cs[p.i]
+		p.i++
+		if p.skip[c.EventID] {
+			continue
+		}
+		p.skip[c.EventID] = true
+		ev := c.Event.(*domain.PassRecorded)
+		sc := &ev.Screen
+		r := p.row
+		r[0], r[1], r[2], r[3], r[4] = c.EventID, int64(c.Position), ev.VenueID, ev.PersonID, c.OccurredAt
+		r[5], r[6], r[7], r[8], r[9] = ev.Direction, ev.Method, ev.Decision, ev.Reason, ev.Operator
+		r[10], r[11], r[12], r[13], r[14] = nullUUID(ev.GuardianID), sc.NameMasked, sc.CodeColour, sc.NATResult, nullTime(sc.NATAt)
+		r[15], r[16], r[17], r[18] = int32(sc.VaccineDoses), nullUUID(sc.VenueID), sc.VenueName, nullTime(sc.At)
+		r[19], r[20], r[21] = sc.Direction, sc.Decision, sc.Reason
+		return true
+	}
+	return false
+}
+
+func (p *passSource) Values() ([]any, error) { return p.row, nil }
+func (p *passSource) Err() error             { return nil }

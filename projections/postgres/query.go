@@ -1,0 +1,455 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// queries are the store's SQL with its schema filled in.
+type queries struct {
+	schema                                                      string
+	checkpoint, lockCheckpoint, setCheckpoint                   string
+	markApplied, storedPasses, insertHealth, insertAlerts       string
+	personRegistered, personVerified                            string
+	venueApplied, venueReviewed, subAdminAdded, subAdminRemoved string
+	person, personByHash, health, venue, alerts, passByID       string
+	occupancy                                                   string
+}
+
+func newQueries(schema string) queries {
+	r := strings.NewReplacer("{s}.", schema+".")
+	q := func(s string) string { return r.Replace(s) }
+	const personCols = `p.person_id, p.name_masked, p.id_type, p.id_masked, p.id_hash, p.verification,
+		p.guardian_id, p.relation, p.registered_at, p.position,
+		ARRAY(SELECT c.person_id FROM {s}.persons c WHERE c.guardian_id = p.person_id AND c.registered ORDER BY c.reg_position)`
+	return queries{
+		schema:         schema,
+		checkpoint:     q(`SELECT position, last_recorded_at FROM {s}.projection_positions WHERE name = $1`),
+		lockCheckpoint: q(`SELECT position, last_recorded_at FROM {s}.projection_positions WHERE name = $1 FOR UPDATE`),
+		setCheckpoint:  q(`UPDATE {s}.projection_positions SET position = $2, updated_at = now(), last_recorded_at = $3 WHERE name = $1`),
+		markApplied: q(`INSERT INTO {s}.applied_events (event_id, position)
+			SELECT * FROM unnest($1::uuid[], $2::bigint[]) ON CONFLICT (event_id) DO NOTHING RETURNING event_id`),
+		storedPasses: q(`SELECT event_id FROM {s}.passes WHERE event_id = ANY($1::uuid[])`),
+		insertHealth: q(`INSERT INTO {s}.health_records
+			(event_id, position, id_hash, occurred_at, code_colour, nat_result, nat_at, vaccine_doses)
+			SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::timestamptz[], $8::int[])
+			ON CONFLICT (event_id) DO NOTHING`),
+		insertAlerts: q(`INSERT INTO {s}.alerts
+			(event_id, position, district, venue_id, person_id, pass_event_id, code_colour, decision, reason, at)
+			SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+			ON CONFLICT (event_id) DO NOTHING`),
+		personRegistered: q(`INSERT INTO {s}.persons AS p
+			(person_id, registered, name_masked, id_type, id_masked, id_hash, verification, guardian_id, relation, registered_at, reg_position, position)
+			VALUES ($1, true, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $9)
+			ON CONFLICT (person_id) DO UPDATE SET registered = true, name_masked = EXCLUDED.name_masked,
+				id_type = EXCLUDED.id_type, id_masked = EXCLUDED.id_masked, id_hash = EXCLUDED.id_hash,
+				verification = CASE WHEN p.verification = '' THEN 'pending' ELSE p.verification END,
+				guardian_id = EXCLUDED.guardian_id, relation = EXCLUDED.relation,
+				registered_at = EXCLUDED.registered_at, reg_position = EXCLUDED.reg_position,
+				position = GREATEST(p.position, EXCLUDED.position)`),
+		personVerified: q(`INSERT INTO {s}.persons AS p (person_id, verification, position) VALUES ($1, $2, $3)
+			ON CONFLICT (person_id) DO UPDATE SET verification = EXCLUDED.verification,
+				position = GREATEST(p.position, EXCLUDED.position)`),
+		venueApplied: q(`INSERT INTO {s}.venues
+			(venue_id, name, type, district, address, lat, lng, status, reason, manager_id, require_green, nat_within_hours, applied_at, reviewed_at, applied_position)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', '', $8, $9, $10, $11, NULL, $12)
+			ON CONFLICT (venue_id) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type, district = EXCLUDED.district,
+				address = EXCLUDED.address, lat = EXCLUDED.lat, lng = EXCLUDED.lng, status = 'pending', reason = '',
+				manager_id = EXCLUDED.manager_id, require_green = EXCLUDED.require_green,
+				nat_within_hours = EXCLUDED.nat_within_hours, applied_at = EXCLUDED.applied_at, reviewed_at = NULL,
+				applied_position = EXCLUDED.applied_position`),
+		venueReviewed:   q(`UPDATE {s}.venues SET status = $2, reason = $3, reviewed_at = $4 WHERE venue_id = $1`),
+		subAdminAdded:   q(`INSERT INTO {s}.venue_admins (venue_id, person_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`),
+		subAdminRemoved: q(`DELETE FROM {s}.venue_admins WHERE venue_id = $1 AND person_id = $2`),
+
+		person:       q(`SELECT ` + personCols + ` FROM {s}.persons p WHERE p.person_id = $1 AND p.registered`),
+		personByHash: q(`SELECT ` + personCols + ` FROM {s}.persons p WHERE p.id_hash = $1 AND p.registered`),
+		health: q(`SELECT c.code_colour, c.vaccine_doses, c.occurred_at, c.nat_result, n.nat_result, n.nat_at
+			FROM (SELECT * FROM {s}.health_records WHERE id_hash = $1 ORDER BY occurred_at DESC, position DESC LIMIT 1) c
+			LEFT JOIN LATERAL (SELECT nat_result, nat_at FROM {s}.health_records
+				WHERE id_hash = $1 AND nat_at IS NOT NULL ORDER BY nat_at DESC, position DESC LIMIT 1) n ON true`),
+		venue: q(`SELECT ` + venueCols + ` FROM {s}.venues v WHERE v.venue_id = $1`),
+		alerts: q(`SELECT event_id, district, venue_id, person_id, pass_event_id, code_colour, decision, reason, at
+			FROM {s}.alerts WHERE district = $1 ORDER BY at DESC, position DESC LIMIT $2`),
+		passByID: q(`SELECT event_id, position, venue_id, person_id, direction, method, decision, reason, operator,
+			guardian_id, s_name, s_colour, s_nat_result, s_nat_at, s_doses, s_venue_id, s_venue_name, s_at,
+			s_direction, s_decision, s_reason FROM {s}.passes WHERE event_id = $1`),
+		occupancy: q(`SELECT count(*) FROM (
+				SELECT DISTINCT ON (person_id) direction, decision FROM {s}.passes
+				WHERE venue_id = $1 AND at > $2 AND at <= $3
+				ORDER BY person_id, at DESC, position DESC) last
+			WHERE direction = 'in' AND decision = 'pass'`),
+	}
+}
+
+const venueCols = `v.venue_id, v.name, v.type, v.district, v.address, v.lat, v.lng, v.status, v.reason,
+	v.manager_id, ARRAY(SELECT a.person_id FROM {s}.venue_admins a WHERE a.venue_id = v.venue_id ORDER BY a.position),
+	v.require_green, v.nat_within_hours, v.applied_at, v.reviewed_at`
+
+func (s *Store) sql(text string) string {
+	return strings.ReplaceAll(text, "{s}.", s.schema+".")
+}
+
+func utc(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func scanPerson(row pgx.Row) (domain.PersonView, error) {
+	var (
+		v        domain.PersonView
+		guardian *uuid.UUID
+		regAt    *time.Time
+		pos      int64
+	)
+	err := row.Scan(&v.ID, &v.NameMasked, &v.IDType, &v.IDMasked, &v.IDHash, &v.Verification,
+		&guardian, &v.Relation, &regAt, &pos, &v.FamilyMembers)
+	if err != nil {
+		return v, err
+	}
+	if guardian != nil {
+		v.GuardianID = *guardian
+	}
+	if v.FamilyMembers == nil {
+		v.FamilyMembers = []uuid.UUID{}
+	}
+	v.RegisteredAt, v.Position = utc(regAt), uint64(pos)
+	return v, nil
+}
+
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.Errorf(domain.ErrNotFound, format, args...)
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
+// Person implements domain.ReadModel.
+func (s *Store) Person(ctx context.Context, id uuid.UUID) (domain.PersonView, error) {
+	v, err := scanPerson(s.pool.QueryRow(ctx, s.q.person, id))
+	if err != nil {
+		return domain.PersonView{}, notFound(err, "person %s", id)
+	}
+	return v, nil
+}
+
+// PersonByIDHash implements domain.ReadModel.
+func (s *Store) PersonByIDHash(ctx context.Context, idHash string) (domain.PersonView, error) {
+	v, err := scanPerson(s.pool.QueryRow(ctx, s.q.personByHash, idHash))
+	if err != nil {
+		return domain.PersonView{}, notFound(err, "person with that ID document")
+	}
+	return v, nil
+}
+
+// Health implements domain.ReadModel: colour and doses from the newest
+// record (by occurred_at, position), the nucleic-acid result from the record
+// with the newest test time (or the newest record when none has one).
+func (s *Store) Health(ctx context.Context, idHash string) (domain.HealthView, bool, error) {
+	var (
+		h               domain.HealthView
+		doses           int32
+		at              time.Time
+		natRes          *string
+		natAt           *time.Time
+		latestNATResult string
+	)
+	err := s.pool.QueryRow(ctx, s.q.health, idHash).Scan(&h.CodeColour, &doses, &at, &latestNATResult, &natRes, &natAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.HealthView{}, false, nil
+	}
+	if err != nil {
+		return domain.HealthView{}, false, fmt.Errorf("health status: %w", err)
+	}
+	h.VaccineDoses, h.RecordedAt, h.NATResult = int(doses), at.UTC(), latestNATResult
+	if natRes != nil {
+		h.NATResult, h.NATAt = *natRes, utc(natAt)
+	}
+	return h, true, nil
+}
+
+func scanVenue(row pgx.Row) (domain.VenueView, error) {
+	var (
+		v          domain.VenueView
+		reviewedAt *time.Time
+		natHours   int32
+	)
+	err := row.Scan(&v.ID, &v.Name, &v.Type, &v.District, &v.Address, &v.Lat, &v.Lng, &v.Status, &v.Reason,
+		&v.ManagerID, &v.Admins, &v.RequireGreen, &natHours, &v.AppliedAt, &reviewedAt)
+	if err != nil {
+		return v, err
+	}
+	if v.Admins == nil {
+		v.Admins = []uuid.UUID{}
+	}
+	v.NATWithinHours, v.AppliedAt, v.ReviewedAt = int(natHours), v.AppliedAt.UTC(), utc(reviewedAt)
+	return v, nil
+}
+
+// Venue implements domain.ReadModel.
+func (s *Store) Venue(ctx context.Context, id uuid.UUID) (domain.VenueView, error) {
+	v, err := scanVenue(s.pool.QueryRow(ctx, s.q.venue, id))
+	if err != nil {
+		return domain.VenueView{}, notFound(err, "venue %s", id)
+	}
+	return v, nil
+}
+
+// Venues implements domain.ReadModel: in application order.
+func (s *Store) Venues(ctx context.Context, f domain.VenueFilter) ([]domain.VenueView, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.District != "" {
+		args = append(args, f.District)
+		where = append(where, "v.district = $"+strconv.Itoa(len(args)))
+	}
+	if f.Status != "" {
+		args = append(args, f.Status)
+		where = append(where, "v.status = $"+strconv.Itoa(len(args)))
+	}
+	text := `SELECT ` + venueCols + ` FROM {s}.venues v`
+	if len(where) > 0 {
+		text += " WHERE " + strings.Join(where, " AND ")
+	}
+	text += " ORDER BY v.applied_position"
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		text += " LIMIT $" + strconv.Itoa(len(args))
+	}
+	rows, err := s.pool.Query(ctx, s.sql(text), args...)
+	if err != nil {
+		return nil, fmt.Errorf("venues: %w", err)
+	}
+	defer rows.Close()
+	out := []domain.VenueView{}
+	for rows.Next() {
+		v, err := scanVenue(rows)
+		if err != nil {
+			return nil, fmt.Errorf("venues: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("venues: %w", err)
+	}
+	return out, nil
+}
+
+// Entries implements domain.ReadModel: newest first by (at, position). The
+// statement is built from the filters present, so the cursor and the window
+// become bounds of the (venue_id, at, position) index scan.
+func (s *Store) Entries(ctx context.Context, q domain.EntryQuery) ([]domain.Entry, error) {
+	args := []any{q.VenueID}
+	where := []string{"p.venue_id = $1"}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if !q.From.IsZero() {
+		add("p.at >= ?", q.From)
+	}
+	if !q.To.IsZero() {
+		add("p.at < ?", q.To)
+	}
+	if q.Direction != "" {
+		add("p.direction = ?", q.Direction)
+	}
+	if q.Decision != "" {
+		add("p.decision = ?", q.Decision)
+	}
+	if !q.AfterAt.IsZero() {
+		args = append(args, q.AfterAt, int64(q.AfterPosition))
+		n := len(args)
+		where = append(where, fmt.Sprintf("(p.at, p.position) < ($%d, $%d)", n-1, n))
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	args = append(args, limit)
+	text := `SELECT p.event_id, p.person_id, COALESCE(pe.name_masked, ''), COALESCE(pe.id_masked, ''), p.at,
+		p.direction, p.decision, p.method, p.operator, p.reason, p.position
+		FROM {s}.passes p LEFT JOIN {s}.persons pe ON pe.person_id = p.person_id AND pe.registered
+		WHERE ` + strings.Join(where, " AND ") + `
+		ORDER BY p.at DESC, p.position DESC LIMIT $` + strconv.Itoa(len(args))
+	rows, err := s.pool.Query(ctx, s.sql(text), args...)
+	if err != nil {
+		return nil, fmt.Errorf("entries of venue %s: %w", q.VenueID, err)
+	}
+	defer rows.Close()
+	out := make([]domain.Entry, 0, min(limit, 64))
+	for rows.Next() {
+		var (
+			e   domain.Entry
+			pos int64
+		)
+		if err := rows.Scan(&e.EventID, &e.PersonID, &e.NameMasked, &e.IDMasked, &e.At, &e.Direction,
+			&e.Decision, &e.Method, &e.Operator, &e.Reason, &pos); err != nil {
+			return nil, fmt.Errorf("entries of venue %s: %w", q.VenueID, err)
+		}
+		e.At, e.Position = e.At.UTC(), uint64(pos)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("entries of venue %s: %w", q.VenueID, err)
+	}
+	return out, nil
+}
+
+// window appends the [from, to) conditions on p.at.
+func window(where []string, args []any, from, to time.Time) ([]string, []any) {
+	if !from.IsZero() {
+		args = append(args, from)
+		where = append(where, "p.at >= $"+strconv.Itoa(len(args)))
+	}
+	if !to.IsZero() {
+		args = append(args, to)
+		where = append(where, "p.at < $"+strconv.Itoa(len(args)))
+	}
+	return where, args
+}
+
+// Trace implements domain.ReadModel: oldest first.
+func (s *Store) Trace(ctx context.Context, personID uuid.UUID, from, to time.Time) ([]domain.Visit, error) {
+	where, args := window([]string{"p.person_id = $1"}, []any{personID}, from, to)
+	text := `SELECT p.event_id, p.venue_id, COALESCE(v.name, ''), COALESCE(v.type, ''), COALESCE(v.district, ''),
+		COALESCE(v.address, ''), p.at, p.direction, p.decision
+		FROM {s}.passes p LEFT JOIN {s}.venues v ON v.venue_id = p.venue_id
+		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY p.at, p.position`
+	rows, err := s.pool.Query(ctx, s.sql(text), args...)
+	if err != nil {
+		return nil, fmt.Errorf("trace of person %s: %w", personID, err)
+	}
+	defer rows.Close()
+	out := []domain.Visit{}
+	for rows.Next() {
+		var v domain.Visit
+		if err := rows.Scan(&v.EventID, &v.VenueID, &v.VenueName, &v.VenueType, &v.District, &v.Address,
+			&v.At, &v.Direction, &v.Decision); err != nil {
+			return nil, fmt.Errorf("trace of person %s: %w", personID, err)
+		}
+		v.At = v.At.UTC()
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("trace of person %s: %w", personID, err)
+	}
+	return out, nil
+}
+
+// Occupancy implements domain.ReadModel: the people whose last pass at the
+// venue in (now−dwell, now] is a passed entry.
+func (s *Store) Occupancy(ctx context.Context, venueID uuid.UUID, now time.Time, dwell time.Duration) (int, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, s.q.occupancy, venueID, now.Add(-dwell), now).Scan(&n); err != nil {
+		return 0, fmt.Errorf("occupancy of venue %s: %w", venueID, err)
+	}
+	return int(n), nil
+}
+
+// Alerts implements domain.ReadModel: newest first.
+func (s *Store) Alerts(ctx context.Context, district string, limit int) ([]domain.Alert, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	rows, err := s.pool.Query(ctx, s.q.alerts, district, limit)
+	if err != nil {
+		return nil, fmt.Errorf("alerts of %s: %w", district, err)
+	}
+	defer rows.Close()
+	out := []domain.Alert{}
+	for rows.Next() {
+		var a domain.Alert
+		if err := rows.Scan(&a.EventID, &a.District, &a.VenueID, &a.PersonID, &a.PassEventID, &a.CodeColour,
+			&a.Decision, &a.Reason, &a.At); err != nil {
+			return nil, fmt.Errorf("alerts of %s: %w", district, err)
+		}
+		a.At = a.At.UTC()
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("alerts of %s: %w", district, err)
+	}
+	return out, nil
+}
+
+// Pass implements domain.ReadModel.
+func (s *Store) Pass(ctx context.Context, eventID uuid.UUID) (domain.PassView, bool, error) {
+	var (
+		v                domain.PassView
+		pos              int64
+		guardian, sVenue *uuid.UUID
+		natAt, sAt       *time.Time
+		doses            int32
+		p                = &v.Pass
+		sc               = &p.Screen
+	)
+	err := s.pool.QueryRow(ctx, s.q.passByID, eventID).Scan(&v.EventID, &pos, &p.VenueID, &p.PersonID,
+		&p.Direction, &p.Method, &p.Decision, &p.Reason, &p.Operator, &guardian, &sc.NameMasked, &sc.CodeColour,
+		&sc.NATResult, &natAt, &doses, &sVenue, &sc.VenueName, &sAt, &sc.Direction, &sc.Decision, &sc.Reason)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.PassView{}, false, nil
+	}
+	if err != nil {
+		return domain.PassView{}, false, fmt.Errorf("pass %s: %w", eventID, err)
+	}
+	v.Position = uint64(pos)
+	if guardian != nil {
+		p.GuardianID = *guardian
+	}
+	if sVenue != nil {
+		sc.VenueID = *sVenue
+	}
+	sc.NATAt, sc.At, sc.VaccineDoses = utc(natAt), utc(sAt), int(doses)
+	return v, true, nil
+}
+
+func (s *Store) presence(ctx context.Context, col string, id uuid.UUID, from, to time.Time) ([]projections.Presence, error) {
+	where, args := window([]string{"p." + col + " = $1"}, []any{id}, from, to)
+	text := `SELECT p.event_id, p.venue_id, p.person_id, p.at, p.direction, p.decision, p.method, p.position
+		FROM {s}.passes p WHERE ` + strings.Join(where, " AND ") + ` ORDER BY p.at, p.position`
+	rows, err := s.pool.Query(ctx, s.sql(text), args...)
+	if err != nil {
+		return nil, fmt.Errorf("passes by %s %s: %w", col, id, err)
+	}
+	defer rows.Close()
+	out := []projections.Presence{}
+	for rows.Next() {
+		var (
+			p   projections.Presence
+			pos int64
+		)
+		if err := rows.Scan(&p.EventID, &p.VenueID, &p.PersonID, &p.At, &p.Direction, &p.Decision, &p.Method, &pos); err != nil {
+			return nil, fmt.Errorf("passes by %s %s: %w", col, id, err)
+		}
+		p.At, p.Position = p.At.UTC(), uint64(pos)
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("passes by %s %s: %w", col, id, err)
+	}
+	return out, nil
+}
+
+// VenuePasses implements projections.PassReader.
+func (s *Store) VenuePasses(ctx context.Context, venueID uuid.UUID, from, to time.Time) ([]projections.Presence, error) {
+	return s.presence(ctx, "venue_id", venueID, from, to)
+}
+
+// PersonPasses implements projections.PassReader.
+func (s *Store) PersonPasses(ctx context.Context, personID uuid.UUID, from, to time.Time) ([]projections.Presence, error) {
+	return s.presence(ctx, "person_id", personID, from, to)
+}
