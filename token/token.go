@@ -1,8 +1,14 @@
 // Package token signs and checks the ledger's tokens: bearer tokens that
 // carry an actor's role, short-lived personal info codes (我的信息码) and
-// printable venue codes. All three are HS256 JSON Web Tokens signed with one
-// key from the data dir; each kind has its own audience and its own derived
-// key, so a token of one kind is never accepted as another.
+// printable venue codes. All three are HS256 JSON Web Tokens, issued with
+// github.com/golang-jwt/jwt/v5 and signed with one key from the data dir;
+// each kind has its own audience and its own key derived from that one, so
+// a token of one kind is never accepted as another.
+//
+// Checking is on the hot path (every pass carries a bearer token and a code),
+// so it is done by a strict verifier (verify.go) that accepts exactly the
+// tokens this package issues, and verified bearer tokens and venue codes are
+// remembered.
 package token
 
 import (
@@ -41,27 +47,31 @@ const MinKeyBytes = 32
 // or code was genuine but has expired.
 var ErrExpired = errors.New("token: expired")
 
-// roles lists the roles a bearer token may carry.
-var roles = map[string]bool{
-	domain.RoleAdmin: true, domain.RoleReviewer: true, domain.RolePerson: true,
-	domain.RoleScanner: true, domain.RoleAnalyst: true, domain.RoleDashboard: true,
-	domain.RoleHealthFeed: true,
+// isRole reports whether a bearer token may carry role.
+func isRole(role string) bool {
+	switch role {
+	case domain.RoleAdmin, domain.RoleReviewer, domain.RolePerson, domain.RoleScanner,
+		domain.RoleAnalyst, domain.RoleDashboard, domain.RoleHealthFeed:
+		return true
+	}
+	return false
 }
 
 // Signer issues and checks tokens. It is safe for concurrent use.
 type Signer struct {
-	bearerKey, personalKey, venueKey []byte
-	now                              func() time.Time
-	method                           jwt.SigningMethod
-	bearerParser                     *jwt.Parser
-	personalParser                   *jwt.Parser
-	venueParser                      *jwt.Parser
+	bearer, personal, venue kind
+	now                     func() time.Time
 
-	// cache remembers bearer tokens already verified, so a scanner that
-	// sends the same token with every pass pays for HMAC and JSON once. A
-	// hit needs the whole token string to match, and expiry is still checked.
-	mu    sync.RWMutex
-	cache map[string]cachedBearer
+	// bearerCache remembers bearer tokens already verified, so a scanner
+	// that sends the same token with every pass pays for HMAC and JSON once.
+	// A hit needs the whole token string to match, and expiry is still checked.
+	bearerMu    sync.RWMutex
+	bearerCache map[string]cachedBearer
+
+	// venueCache remembers venue codes already verified. Venue codes do not
+	// expire and every self scan carries one.
+	venueMu    sync.RWMutex
+	venueCache map[string]uuid.UUID
 }
 
 type cachedBearer struct {
@@ -69,8 +79,11 @@ type cachedBearer struct {
 	expires time.Time
 }
 
-// bearerCacheSize bounds the cache; when full it is emptied and refills.
-const bearerCacheSize = 8192
+// Cache bounds; a full cache is emptied and refills.
+const (
+	bearerCacheSize = 8192
+	venueCacheSize  = 65536
+)
 
 // NewSigner returns a Signer for key (at least MinKeyBytes long). now is the
 // clock used for issuing and expiry checks; nil means time.Now.
@@ -81,26 +94,18 @@ func NewSigner(key []byte, now func() time.Time) (*Signer, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Signer{
-		bearerKey:   derive(key, AudienceBearer),
-		personalKey: derive(key, AudiencePersonalCode),
-		venueKey:    derive(key, AudienceVenueCode),
+	return &Signer{
+		bearer:      newKind(AudienceBearer, derive(key, AudienceBearer)),
+		personal:    newKind(AudiencePersonalCode, derive(key, AudiencePersonalCode)),
+		venue:       newKind(AudienceVenueCode, derive(key, AudienceVenueCode)),
 		now:         now,
-		method:      jwt.SigningMethodHS256,
-		cache:       make(map[string]cachedBearer),
-	}
-	common := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithTimeFunc(now),
-	}
-	s.bearerParser = jwt.NewParser(append(common, jwt.WithAudience(AudienceBearer), jwt.WithExpirationRequired())...)
-	s.personalParser = jwt.NewParser(append(common, jwt.WithAudience(AudiencePersonalCode), jwt.WithExpirationRequired())...)
-	s.venueParser = jwt.NewParser(append(common, jwt.WithAudience(AudienceVenueCode))...)
-	return s, nil
+		bearerCache: make(map[string]cachedBearer),
+		venueCache:  make(map[string]uuid.UUID),
+	}, nil
 }
 
-// derive gives each token kind its own key, so that even a token naming
-// several audiences verifies under one kind's key only.
+// derive gives each token kind its own key, so that a token verifies under
+// one kind's key only, whatever audiences it names.
 func derive(key []byte, kind string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("checkin-ledger token key v1\x00"))
@@ -116,16 +121,11 @@ type bearerClaims struct {
 	jwt.RegisteredClaims
 }
 
-// codeClaims are a personal or venue code's claims: the subject is the id.
-type codeClaims struct {
-	jwt.RegisteredClaims
-}
-
 // IssueBearer returns a bearer token for actor, valid for ttl (0 or less:
 // DefaultBearerTTL). A person token needs PersonID, a scanner token VenueID;
 // an empty Subject is derived from the role and ids.
 func (s *Signer) IssueBearer(actor domain.Actor, ttl time.Duration) (string, error) {
-	if !roles[actor.Role] {
+	if !isRole(actor.Role) {
 		return "", fmt.Errorf("issue bearer token: role %q: %w", actor.Role, domain.ErrInvalid)
 	}
 	if actor.Role == domain.RolePerson && actor.PersonID == uuid.Nil {
@@ -156,11 +156,7 @@ func (s *Signer) IssueBearer(actor domain.Actor, ttl time.Duration) (string, err
 	if actor.VenueID != uuid.Nil {
 		c.VenueID = actor.VenueID.String()
 	}
-	tok, err := jwt.NewWithClaims(s.method, c).SignedString(s.bearerKey)
-	if err != nil {
-		return "", fmt.Errorf("issue bearer token: %w", err)
-	}
-	return tok, nil
+	return s.bearer.sign(c)
 }
 
 // Subject returns the stable audit name of an actor: "person:<id>",
@@ -180,43 +176,44 @@ func Subject(a domain.Actor) string {
 // malformed, altered, signed with another key, of another kind or expired is
 // an error wrapping domain.ErrUnauthorized (and ErrExpired when expired).
 func (s *Signer) ParseBearer(tok string) (domain.Actor, error) {
-	s.mu.RLock()
-	hit, ok := s.cache[tok]
-	s.mu.RUnlock()
-	if ok {
-		if s.now().Before(hit.expires) {
-			return hit.actor, nil
-		}
-		s.mu.Lock()
-		delete(s.cache, tok)
-		s.mu.Unlock()
+	now := s.now()
+	s.bearerMu.RLock()
+	hit, ok := s.bearerCache[tok]
+	s.bearerMu.RUnlock()
+	if ok && now.Before(hit.expires) {
+		return hit.actor, nil
 	}
-	a, exp, err := s.parseBearer(tok)
+	a, exp, err := s.parseBearer(tok, now)
 	if err != nil {
-		return domain.Actor{}, err
+		if ok {
+			s.bearerMu.Lock()
+			delete(s.bearerCache, tok)
+			s.bearerMu.Unlock()
+		}
+		return domain.Actor{}, fmt.Errorf("parse bearer token: %w", err)
 	}
-	s.mu.Lock()
-	if len(s.cache) >= bearerCacheSize {
-		clear(s.cache)
+	s.bearerMu.Lock()
+	if len(s.bearerCache) >= bearerCacheSize {
+		clear(s.bearerCache)
 	}
-	s.cache[tok] = cachedBearer{actor: a, expires: exp}
-	s.mu.Unlock()
+	s.bearerCache[tok] = cachedBearer{actor: a, expires: exp}
+	s.bearerMu.Unlock()
 	return a, nil
 }
 
-func (s *Signer) parseBearer(tok string) (domain.Actor, time.Time, error) {
-	var c bearerClaims
-	if err := s.parse(s.bearerParser, tok, &c, s.bearerKey); err != nil {
-		return domain.Actor{}, time.Time{}, fmt.Errorf("parse bearer token: %w", classify(err, domain.ErrUnauthorized))
+func (s *Signer) parseBearer(tok string, now time.Time) (domain.Actor, time.Time, error) {
+	var c wireClaims
+	exp, err := s.bearer.verify(tok, now, true, &c)
+	if err != nil {
+		return domain.Actor{}, time.Time{}, classify(err, domain.ErrUnauthorized)
 	}
-	a := domain.Actor{Role: c.Role, Subject: c.Subject}
 	bad := func(why string) (domain.Actor, time.Time, error) {
-		return domain.Actor{}, time.Time{}, fmt.Errorf("parse bearer token: %s: %w", why, domain.ErrUnauthorized)
+		return domain.Actor{}, time.Time{}, fmt.Errorf("%s: %w", why, domain.ErrUnauthorized)
 	}
-	if !roles[c.Role] {
+	a := domain.Actor{Role: c.Role, Subject: c.Sub}
+	if !isRole(c.Role) {
 		return bad("unknown role")
 	}
-	var err error
 	if c.PersonID != "" {
 		if a.PersonID, err = uuid.Parse(c.PersonID); err != nil {
 			return bad("bad person id")
@@ -236,7 +233,7 @@ func (s *Signer) parseBearer(tok string) (domain.Actor, time.Time, error) {
 	if a.Subject == "" {
 		a.Subject = Subject(a)
 	}
-	return a, c.ExpiresAt.Time, nil
+	return a, exp, nil
 }
 
 // IssuePersonalCode returns a personal info code for personID and when it
@@ -244,13 +241,12 @@ func (s *Signer) parseBearer(tok string) (domain.Actor, time.Time, error) {
 func (s *Signer) IssuePersonalCode(personID uuid.UUID) (code string, expiresAt time.Time) {
 	now := s.now()
 	expiresAt = now.Add(PersonalCodeTTL).Truncate(time.Second)
-	c := codeClaims{jwt.RegisteredClaims{
+	return s.personal.mustSign(jwt.RegisteredClaims{
 		Subject:   personID.String(),
 		Audience:  jwt.ClaimStrings{AudiencePersonalCode},
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(expiresAt),
-	}}
-	return s.mustSign(c, s.personalKey), expiresAt
+	}), expiresAt
 }
 
 // ParsePersonalCode checks a personal info code and returns the person id.
@@ -258,7 +254,7 @@ func (s *Signer) IssuePersonalCode(personID uuid.UUID) (code string, expiresAt t
 // domain.ErrInvalid (and ErrExpired when expired): it arrives inside a
 // request body, so it is bad input rather than a missing credential.
 func (s *Signer) ParsePersonalCode(code string) (uuid.UUID, error) {
-	id, err := s.parseCode(s.personalParser, code, s.personalKey)
+	id, err := s.parseCode(&s.personal, code, true)
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("parse personal code: %w", err)
 	}
@@ -269,87 +265,51 @@ func (s *Signer) ParsePersonalCode(code string) (uuid.UUID, error) {
 // is the same string every time for the same venue, so a reprint matches the
 // code already posted at the entrance.
 func (s *Signer) IssueVenueCode(venueID uuid.UUID) string {
-	c := codeClaims{jwt.RegisteredClaims{
+	return s.venue.mustSign(jwt.RegisteredClaims{
 		Subject:  venueID.String(),
 		Audience: jwt.ClaimStrings{AudienceVenueCode},
-	}}
-	return s.mustSign(c, s.venueKey)
+	})
 }
 
 // ParseVenueCode checks a venue code and returns the venue id. A forged,
 // altered or other-kind code is an error wrapping domain.ErrInvalid.
 func (s *Signer) ParseVenueCode(code string) (uuid.UUID, error) {
-	id, err := s.parseCode(s.venueParser, code, s.venueKey)
+	s.venueMu.RLock()
+	id, ok := s.venueCache[code]
+	s.venueMu.RUnlock()
+	if ok {
+		return id, nil
+	}
+	id, err := s.parseCode(&s.venue, code, false)
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("parse venue code: %w", err)
 	}
+	s.venueMu.Lock()
+	if len(s.venueCache) >= venueCacheSize {
+		clear(s.venueCache)
+	}
+	s.venueCache[code] = id
+	s.venueMu.Unlock()
 	return id, nil
 }
 
-func (s *Signer) parseCode(p *jwt.Parser, code string, key []byte) (uuid.UUID, error) {
-	var c codeClaims
-	if err := s.parse(p, code, &c, key); err != nil {
+func (s *Signer) parseCode(k *kind, code string, expires bool) (uuid.UUID, error) {
+	var c wireClaims
+	if _, err := k.verify(code, s.now(), expires, &c); err != nil {
 		return uuid.Nil, classify(err, domain.ErrInvalid)
 	}
-	id, err := uuid.Parse(c.Subject)
+	id, err := uuid.Parse(c.Sub)
 	if err != nil || id == uuid.Nil {
 		return uuid.Nil, fmt.Errorf("bad subject: %w", domain.ErrInvalid)
 	}
 	return id, nil
 }
 
-// parse verifies tok with key and checks that it names exactly one audience.
-func (s *Signer) parse(p *jwt.Parser, tok string, claims jwt.Claims, key []byte) error {
-	if tok == "" {
-		return errEmpty
-	}
-	if len(tok) > maxTokenBytes {
-		return errTooLong
-	}
-	_, err := p.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return key, nil })
-	if err != nil {
-		return err
-	}
-	if aud, _ := claims.GetAudience(); len(aud) != 1 {
-		return jwt.ErrTokenInvalidAudience
-	}
-	return nil
-}
-
-// maxTokenBytes bounds what the parser will look at; our tokens are far shorter.
-const maxTokenBytes = 4096
-
-var (
-	errEmpty   = errors.New("empty")
-	errTooLong = errors.New("too long")
-)
-
-// classify turns a jwt error into a short reason wrapping kind. The jwt
-// library's messages are not passed on: they can echo token contents.
+// classify turns a verification error into a short reason wrapping kind.
+// Reasons never echo the token.
 func classify(err error, kind error) error {
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
+	if errors.Is(err, errExpired) {
 		return fmt.Errorf("%w: %w", ErrExpired, kind)
-	case errors.Is(err, errEmpty):
-		return fmt.Errorf("empty token: %w", kind)
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return fmt.Errorf("bad signature: %w", kind)
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return fmt.Errorf("wrong kind of token: %w", kind)
-	case errors.Is(err, jwt.ErrTokenMalformed), errors.Is(err, errTooLong):
-		return fmt.Errorf("malformed token: %w", kind)
-	default:
-		return fmt.Errorf("invalid token: %w", kind)
 	}
-}
-
-// mustSign signs fixed-shape claims. HS256 signing with a byte key and the
-// marshalling of string and number claims cannot fail; if it ever does, that
-// is a programming error in this package.
-func (s *Signer) mustSign(c jwt.Claims, key []byte) string {
-	tok, err := jwt.NewWithClaims(s.method, c).SignedString(key)
-	if err != nil {
-		panic(fmt.Sprintf("token: signing fixed claims failed: %v", err))
-	}
-	return tok
+	return fmt.Errorf("%s: %w", err.Error(), kind)
 }

@@ -166,7 +166,7 @@ func TestRefused(t *testing.T) {
 		Subject:  venue.String(),
 		Audience: jwt.ClaimStrings{AudienceVenueCode, AudienceBearer},
 	})
-	bothTok, err := both.SignedString(s.venueKey)
+	bothTok, err := both.SignedString(s.venue.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,4 +282,143 @@ func BenchmarkParseBearer(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func BenchmarkParsePersonalCode(b *testing.B) {
+	s, err := NewSigner([]byte(keyA), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	code, _ := s.IssuePersonalCode(uuid.New())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.ParsePersonalCode(code); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseVenueCode(b *testing.B) {
+	s, err := NewSigner([]byte(keyA), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	code := s.IssueVenueCode(uuid.New())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.ParseVenueCode(code); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestIssuedTokensAreStandardJWTs checks that golang-jwt's own parser
+// accepts what the signer issues, with the kind's key and audience: the
+// strict verifier narrows what is accepted, not the format.
+func TestIssuedTokensAreStandardJWTs(t *testing.T) {
+	s, _ := newSigner(t, keyA)
+	bearerTok, _ := s.IssueBearer(domain.Actor{Role: domain.RoleAnalyst}, 0)
+	personalCode, _ := s.IssuePersonalCode(uuid.New())
+	venueCode := s.IssueVenueCode(uuid.New())
+	for _, tt := range []struct {
+		tok string
+		k   kind
+	}{{bearerTok, s.bearer}, {personalCode, s.personal}, {venueCode, s.venue}} {
+		if !strings.HasPrefix(tt.tok, hs256Header+".") {
+			t.Errorf("%s token does not start with the HS256 header: %s", tt.k.audience, tt.tok)
+		}
+		_, err := jwt.Parse(tt.tok, func(*jwt.Token) (any, error) { return tt.k.key, nil },
+			jwt.WithValidMethods([]string{"HS256"}), jwt.WithAudience(tt.k.audience), jwt.WithTimeFunc(s.now))
+		if err != nil {
+			t.Errorf("golang-jwt refuses our %s token: %v", tt.k.audience, err)
+		}
+	}
+}
+
+// TestVerifierStrictness signs unusual but genuine tokens with the right
+// key and checks what the verifier makes of them.
+func TestVerifierStrictness(t *testing.T) {
+	s, c := newSigner(t, keyA)
+	person := uuid.New()
+	future := jwt.NewNumericDate(c.Now().Add(time.Hour))
+	sign := func(k kind, claims jwt.Claims, header map[string]any) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+		if header != nil {
+			tok.Header = header
+		}
+		str, err := tok.SignedString(k.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return str
+	}
+	tests := []struct {
+		name string
+		tok  string
+		ok   bool
+	}{
+		{"audience as a plain string", sign(s.personal, jwt.MapClaims{"aud": AudiencePersonalCode, "sub": person.String(), "exp": future.Unix()}, nil), true},
+		{"fractional expiry", sign(s.personal, jwt.MapClaims{"aud": []string{AudiencePersonalCode}, "sub": person.String(), "exp": float64(future.Unix()) + 0.5}, nil), true},
+		{"no expiry", sign(s.personal, jwt.MapClaims{"aud": []string{AudiencePersonalCode}, "sub": person.String()}, nil), false},
+		{"not yet valid", sign(s.personal, jwt.MapClaims{"aud": []string{AudiencePersonalCode}, "sub": person.String(), "exp": future.Unix(), "nbf": future.Unix()}, nil), false},
+		{"no audience", sign(s.personal, jwt.MapClaims{"sub": person.String(), "exp": future.Unix()}, nil), false},
+		{"two audiences", sign(s.personal, jwt.MapClaims{"aud": []string{AudiencePersonalCode, AudiencePersonalCode}, "sub": person.String(), "exp": future.Unix()}, nil), false},
+		{"subject not an id", sign(s.personal, jwt.MapClaims{"aud": []string{AudiencePersonalCode}, "sub": "someone", "exp": future.Unix()}, nil), false},
+		{"other header", sign(s.personal, jwt.MapClaims{"aud": []string{AudiencePersonalCode}, "sub": person.String(), "exp": future.Unix()},
+			map[string]any{"alg": "HS256", "typ": "JWT", "kid": "1"}), false},
+		{"payload not JSON", hs256Header + "." + base64.RawURLEncoding.EncodeToString([]byte("nope")) + "." + "x", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := s.ParsePersonalCode(tt.tok)
+			if tt.ok && (err != nil || id != person) {
+				t.Fatalf("ParsePersonalCode = %v, %v; want %v", id, err, person)
+			}
+			if !tt.ok && !errors.Is(err, domain.ErrInvalid) {
+				t.Fatalf("ParsePersonalCode = %v, %v; want ErrInvalid", id, err)
+			}
+		})
+	}
+	t.Run("extra segment", func(t *testing.T) {
+		code, _ := s.IssuePersonalCode(person)
+		if _, err := s.ParsePersonalCode(code + ".x"); !errors.Is(err, domain.ErrInvalid) {
+			t.Fatalf("a four-segment code was accepted: %v", err)
+		}
+	})
+	t.Run("bearer without expiry", func(t *testing.T) {
+		tok := sign(s.bearer, jwt.MapClaims{"aud": []string{AudienceBearer}, "role": "admin"}, nil)
+		if _, err := s.ParseBearer(tok); !errors.Is(err, domain.ErrUnauthorized) {
+			t.Fatalf("a bearer token without expiry was accepted: %v", err)
+		}
+	})
+}
+
+// FuzzParse checks that no input makes the verifier panic, and that
+// anything it accepts was signed with the right key.
+func FuzzParse(f *testing.F) {
+	s, err := NewSigner([]byte(keyA), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	code, _ := s.IssuePersonalCode(uuid.New())
+	tok, _ := s.IssueBearer(domain.Actor{Role: domain.RoleAdmin}, 0)
+	f.Add(code)
+	f.Add(tok)
+	f.Add(s.IssueVenueCode(uuid.New()))
+	f.Add(hs256Header + "..")
+	f.Fuzz(func(t *testing.T, in string) {
+		for _, k := range []struct {
+			parse func(string) error
+			key   []byte
+		}{{bearer(s), s.bearer.key}, {personal(s), s.personal.key}, {venueFn(s), s.venue.key}} {
+			if k.parse(in) != nil {
+				continue
+			}
+			_, err := jwt.Parse(in, func(*jwt.Token) (any, error) { return k.key, nil },
+				jwt.WithValidMethods([]string{"HS256"}), jwt.WithoutClaimsValidation())
+			if err != nil {
+				t.Fatalf("accepted %q, which golang-jwt refuses: %v", in, err)
+			}
+		}
+	})
 }

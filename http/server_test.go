@@ -1,0 +1,212 @@
+package http
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+func TestMinPosition(t *testing.T) {
+	e := newTestServer(t, func(c *Config) { c.WaitTimeout = 200 * time.Millisecond })
+	p := e.register("冯九", 41)
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin})
+
+	rec := e.do("GET", "/v1/persons/"+p.ID.String()+"?min_position="+itoa(p.Position), p.Token, nil)
+	wantStatus(t, rec, 200)
+	if got := decodeJSON[struct {
+		Position uint64 `json:"position"`
+	}](t, rec); got.Position < p.Position {
+		t.Fatalf("read reflects %d, asked for at least %d", got.Position, p.Position)
+	}
+
+	start := time.Now()
+	wantProblem(t, e.do("GET", "/v1/persons/"+p.ID.String()+"?min_position="+itoa(p.Position+1000), admin, nil),
+		http.StatusGatewayTimeout, ProblemTimeout)
+	if waited := time.Since(start); waited < 200*time.Millisecond || waited > 2*time.Second {
+		t.Fatalf("waited %v for an unreachable position, want about the 200ms timeout", waited)
+	}
+	wantProblem(t, e.do("GET", "/v1/persons/"+p.ID.String()+"?min_position=x", admin, nil), 400, ProblemValidation)
+}
+
+func TestRoutingProblems(t *testing.T) {
+	e := newTestServer(t)
+	wantProblem(t, e.do("GET", "/v1/nothing", "", nil), 404, ProblemNotFound)
+	wantProblem(t, e.do("PUT", "/v1/persons", "", nil), 405, ProblemMethodNotAllowed)
+
+	rec := e.do("GET", "/healthz", "", nil)
+	wantStatus(t, rec, 200)
+	rec = e.do("GET", "/readyz", "", nil)
+	wantStatus(t, rec, 200)
+
+	notReady := newTestServer(t, func(c *Config) {
+		c.Ready = func(context.Context) error { return io.ErrUnexpectedEOF }
+	})
+	wantProblem(t, notReady.do("GET", "/readyz", "", nil), 503, ProblemUnavailable)
+}
+
+// TestOpenAPIDescribesEveryRoute checks that openapi.yaml names every
+// route and method the router serves, and nothing it does not.
+func TestOpenAPIDescribesEveryRoute(t *testing.T) {
+	e := newTestServer(t)
+	rec := e.do("GET", "/openapi.yaml", "", nil)
+	wantStatus(t, rec, 200)
+	spec := specOperations(t, rec.Body.String())
+
+	served := map[string]bool{}
+	err := chi.Walk(e.srv.router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		route = strings.TrimSuffix(route, "/")
+		served[strings.ToLower(method)+" "+route] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for op := range served {
+		if !spec[op] {
+			t.Errorf("route %s is not in openapi.yaml", op)
+		}
+	}
+	for op := range spec {
+		if !served[op] {
+			t.Errorf("openapi.yaml describes %s, which no route serves", op)
+		}
+	}
+	if !strings.HasPrefix(rec.Body.String(), "openapi: 3.1") {
+		t.Error("openapi.yaml is not OpenAPI 3.1")
+	}
+}
+
+// specOperations lists "method path" for each operation under paths: in a
+// YAML document indented by two spaces.
+func specOperations(t *testing.T, doc string) map[string]bool {
+	t.Helper()
+	ops := map[string]bool{}
+	inPaths, path := false, ""
+	sc := bufio.NewScanner(strings.NewReader(doc))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "paths:":
+			inPaths = true
+		case inPaths && line != "" && !strings.HasPrefix(line, " "):
+			inPaths = false
+		case inPaths && strings.HasPrefix(line, "  /") && strings.HasSuffix(line, ":"):
+			path = strings.TrimSuffix(strings.TrimSpace(line), ":")
+		case inPaths && path != "" && strings.HasPrefix(line, "    ") && !strings.HasPrefix(line, "     "):
+			key := strings.TrimSuffix(strings.TrimSpace(line), ":")
+			switch key {
+			case "get", "post", "put", "patch", "delete":
+				ops[key+" "+path] = true
+			}
+		}
+	}
+	if len(ops) == 0 {
+		t.Fatal("no operations found in openapi.yaml")
+	}
+	return ops
+}
+
+func TestOpenAPIFileIsEmbedded(t *testing.T) {
+	onDisk, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded, err := specFS.ReadFile("openapi.yaml")
+	if err != nil || string(embedded) != string(onDisk) {
+		t.Fatalf("embedded spec differs from openapi.yaml (%v)", err)
+	}
+}
+
+// TestServeGracefulShutdown starts Serve on :0, cancels its context while a
+// request is in flight, and checks that the request still gets its whole
+// answer and that Serve returns nil once it has.
+func TestServeGracefulShutdown(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	e := newTestServer(t, func(c *Config) {
+		c.WaitTimeout = 500 * time.Millisecond
+		c.Waiter = signalWaiter{c.Waiter, entered}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ctx, ln) }()
+
+	base := "http://" + ln.Addr().String()
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	// A read that waits for a position that never comes: in flight for the
+	// whole wait timeout.
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin})
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	inflight := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", base+"/v1/venues?min_position=999999", nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			inflight <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		inflight <- answer{status: resp.StatusCode, body: string(b), err: err}
+	}()
+	select {
+	case <-entered: // the request is now waiting (for 500ms)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request never reached its wait")
+	}
+	cancel()
+
+	a := <-inflight
+	if a.err != nil || a.status != http.StatusGatewayTimeout || !strings.Contains(a.body, ProblemTimeout) {
+		t.Fatalf("in-flight request got %d %q, %v; want its full 504 answer", a.status, a.body, a.err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve = %v, want nil after a graceful shutdown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after shutdown")
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Fatal("server still accepts connections after shutdown")
+	}
+}
+
+// signalWaiter passes WaitFor on to the projector and says when a request
+// has started waiting.
+type signalWaiter struct {
+	Waiter
+	entered chan<- struct{}
+}
+
+func (w signalWaiter) WaitFor(ctx context.Context, position uint64) error {
+	select {
+	case w.entered <- struct{}{}:
+	default:
+	}
+	return w.Waiter.WaitFor(ctx, position)
+}
