@@ -1,7 +1,6 @@
 package http
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -51,7 +50,7 @@ func BenchmarkNoopHandler(b *testing.B) {
 // ledger: route, authenticate, decode, check the personal code, and encode
 // the one screen.
 func BenchmarkPassLayer(b *testing.B) {
-	e := newTestServer(&testing.T{})
+	e := newTestServer(b)
 	venue := uuid.New()
 	tok, _ := e.signer.IssueBearer(domain.Actor{Role: domain.RoleScanner, VenueID: venue}, 0)
 	code, _ := e.signer.IssuePersonalCode(uuid.New())
@@ -93,13 +92,7 @@ func BenchmarkPassLayer(b *testing.B) {
 // layer, the ledger's rules, and the durable group-committed append to the
 // embedded JetStream, from many concurrent scanners.
 func BenchmarkRecordPass(b *testing.B) {
-	t := &testing.T{}
-	e := newTestServer(t)
-	defer func() {
-		// newTestServer registered cleanups on t; run them by hand.
-		e.es.Close()
-	}()
-	_ = context.Background()
+	e := newTestServer(b)
 	w := benchWorld(b, e)
 	b.SetParallelism(32)
 	b.ReportAllocs()
@@ -124,7 +117,6 @@ type benchSetup struct {
 
 func benchWorld(b *testing.B, e *testEnv) benchSetup {
 	b.Helper()
-	e.t = &testing.T{}
 	manager := e.register("吴一", 901)
 	visitor := e.register("钱三", 902)
 	venue := e.approvedVenue(manager, "兰山超市")
@@ -132,6 +124,6 @@ func benchWorld(b *testing.B, e *testEnv) benchSetup {
 	// Personal codes last minutes; a long benchmark would outlive one, so
 	// use a manual entry, which needs no code.
 	body := `{"method":"manual","venue_id":"` + venue.String() + `","id_type":"resident_id","id_number":"` +
-		residentID(e.t, 902) + `","direction":"in"}`
+		residentID(b, 902) + `","direction":"in"}`
 	return benchSetup{scanner: e.bearer(domain.Actor{Role: domain.RoleScanner, VenueID: venue}), body: body}
 }

@@ -42,7 +42,7 @@ func (c *clock) Advance(d time.Duration) {
 // testEnv is the API wired as cmd wires it: an embedded JetStream in a temp
 // dir, the memory read models and their projector, the ledger and a signer.
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	es     *eventstore.Store
 	reads  *memory.Store
@@ -56,7 +56,7 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 // newTestServer builds the API on a real event store. tweak, when given,
 // adjusts the config before the server is made.
-func newTestServer(t *testing.T, tweak ...func(*Config)) *testEnv {
+func newTestServer(t testing.TB, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	es, err := eventstore.Open(ctx, eventstore.Options{Dir: t.TempDir(), MasterKey: testKey})
@@ -159,7 +159,7 @@ func (e *testEnv) waitApplied(position uint64) {
 }
 
 // decodeJSON decodes a response body into T.
-func decodeJSON[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
+func decodeJSON[T any](t testing.TB, rec *httptest.ResponseRecorder) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
@@ -169,7 +169,7 @@ func decodeJSON[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
 }
 
 // wantStatus fails unless rec has status.
-func wantStatus(t *testing.T, rec *httptest.ResponseRecorder, status int) {
+func wantStatus(t testing.TB, rec *httptest.ResponseRecorder, status int) {
 	t.Helper()
 	if rec.Code != status {
 		t.Fatalf("status = %d, want %d; body %s", rec.Code, status, rec.Body.String())
@@ -177,7 +177,7 @@ func wantStatus(t *testing.T, rec *httptest.ResponseRecorder, status int) {
 }
 
 // wantProblem checks that rec is a problem of typ with status and returns it.
-func wantProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, typ string) Problem {
+func wantProblem(t testing.TB, rec *httptest.ResponseRecorder, status int, typ string) Problem {
 	t.Helper()
 	wantStatus(t, rec, status)
 	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
@@ -201,7 +201,7 @@ func hasField(p Problem, field string) bool {
 }
 
 // residentID returns a valid 18-character resident ID for serial (0-999).
-func residentID(t *testing.T, serial int) string {
+func residentID(t testing.TB, serial int) string {
 	t.Helper()
 	first17 := fmt.Sprintf("37130219880115%03d", serial%1000)
 	c, ok := idcard.CheckChar(first17)
