@@ -281,23 +281,51 @@ func (d *scanner) eat(c byte) bool {
 // rawString returns the bytes of a string without escapes; false for
 // anything else (including a string with escapes).
 func (d *scanner) rawString() ([]byte, bool) {
-	if !d.eat('"') {
+	b, i := d.b, d.i
+	if i >= len(b) || b[i] != '"' {
 		return nil, false
 	}
-	start := d.i
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		switch {
-		case c == '"':
-			s := d.b[start:d.i]
-			d.i++
-			return s, true
-		case c == '\\' || c < 0x20:
+	rest := b[i+1:]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return nil, false
+	}
+	str := rest[:j]
+	for _, c := range str {
+		if c == '\\' || c < 0x20 {
 			return nil, false
 		}
-		d.i++
 	}
-	return nil, false
+	d.i = i + 1 + j + 1
+	return str, true
+}
+
+// skipString moves past a string, escapes included.
+func (d *scanner) skipString() bool {
+	b := d.b
+	i := d.i + 1 // past the opening quote
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return false
+		}
+		end := i + j
+		// The quote is escaped when an odd number of backslashes precede it.
+		k := end - 1
+		for k >= i && b[k] == '\\' {
+			k--
+		}
+		if (end-1-k)%2 == 0 {
+			for _, c := range b[i:end] {
+				if c < 0x20 {
+					return false
+				}
+			}
+			d.i = end + 1
+			return true
+		}
+		i = end + 1
+	}
 }
 
 // str reads a string (or null as ""), unescaping through encoding/json when
@@ -345,21 +373,7 @@ func (d *scanner) skipValue() bool {
 	}
 	switch c := d.b[d.i]; {
 	case c == '"':
-		d.i++
-		for d.i < len(d.b) {
-			switch c := d.b[d.i]; {
-			case c == '\\':
-				d.i += 2
-				continue
-			case c == '"':
-				d.i++
-				return true
-			case c < 0x20:
-				return false
-			}
-			d.i++
-		}
-		return false
+		return d.skipString()
 	case c == '{' || c == '[':
 		closer := byte('}')
 		if c == '[' {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/nats-io/nats.go"
@@ -18,22 +19,44 @@ const (
 	// pullMessages is how many messages the ordered consumer asks for at a
 	// time; larger keeps the server busy while fn runs.
 	pullMessages = 4096
+	// consumerInactive is how long the server keeps a scan's consumer
+	// after its reader went away without deleting it.
+	consumerInactive = 30 * time.Second
 )
 
 // Load returns one aggregate's events in order and its version: the position
 // of its last event, 0 when it has none.
+//
+// It walks the aggregate's subject with "next message on subject" gets
+// answered by the stream leader, one request per event: aggregates with
+// rules hold a handful of events, and a leader read never misses an event
+// acknowledged before Load was called (a replica's direct get could).
 func (s *Store) Load(ctx context.Context, aggregate string) ([]domain.Envelope, uint64, error) {
+	if s.isClosed() {
+		return nil, 0, ErrClosed
+	}
 	subj, err := subject(aggregate)
 	if err != nil {
 		return nil, 0, fmt.Errorf("load: %w", err)
 	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	var out []domain.Envelope
-	err = s.scan(ctx, subj, 0, true, ^uint64(0), func(evs []domain.Envelope) error {
-		out = append(out, evs...)
-		return nil
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("load %s: %w", subj, err)
+	for seq := uint64(1); ; {
+		m, err := s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("load %s: get from %d: %w", subj, seq, err)
+		}
+		var e domain.Envelope
+		if err := decodeEnvelope(m.Data, &e); err != nil {
+			return nil, 0, fmt.Errorf("load %s: position %d: %w", subj, m.Sequence, err)
+		}
+		e.Position = m.Sequence
+		out = append(out, e)
+		seq = m.Sequence + 1
 	}
 	if len(out) == 0 {
 		return nil, 0, nil
@@ -80,7 +103,13 @@ func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bo
 	if s.isClosed() {
 		return ErrClosed
 	}
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// Deleted at the end of the scan; this bounds what a crashed
+		// process leaves behind (the server allows 1,000 consumers per
+		// stream).
+		InactiveThreshold: consumerInactive,
+	}
 	if filter != "" {
 		cfg.FilterSubjects = []string{filter}
 	}
@@ -94,6 +123,7 @@ func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bo
 	if err != nil {
 		return fmt.Errorf("ordered consumer: %w", err)
 	}
+	defer s.deleteConsumer(cons)
 	if info := cons.CachedInfo(); bounded && info != nil && info.NumPending == 0 {
 		return nil
 	}
@@ -183,6 +213,20 @@ func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bo
 	mu.Lock()
 	mu.Unlock() //nolint:staticcheck // empty critical section: a barrier
 	return err
+}
+
+// deleteConsumer removes a scan's consumer (the ordered consumer only
+// deletes the ones it replaces).
+func (s *Store) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil || s.nc.IsClosed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.js.DeleteConsumer(ctx, StreamName, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.log.Debug("delete consumer", "consumer", info.Name, "err", err)
+	}
 }
 
 // Get returns the event at a position; domain.ErrNotFound when there is none

@@ -578,6 +578,39 @@ func TestLoadEmptyAndRead(t *testing.T) {
 	}
 }
 
+func TestScansLeaveNoConsumers(t *testing.T) {
+	s := open(t, "")
+	agg := person()
+	if _, err := s.Append(ctx(t), agg, 0, event(agg, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if err := s.Read(ctx(t), "person.>", 0, func([]domain.Envelope) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Load(ctx(t), agg); err != nil {
+			t.Fatal(err)
+		}
+		c, cancel := context.WithTimeout(ctx(t), 50*time.Millisecond)
+		err := s.Follow(c, 0, func([]domain.Envelope) error { return nil })
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("follow: %v", err)
+		}
+	}
+	st, err := s.JetStream().Stream(ctx(t), eventstore.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Consumers != 0 {
+		t.Fatalf("%d consumers left behind", info.State.Consumers)
+	}
+}
+
 func TestPassesCarryTTL(t *testing.T) {
 	s := open(t, "", func(o *eventstore.Options) { o.PassRetention = 2 * time.Second })
 	pass := event(domain.PassAggregate(uuid.New(), uuid.New()), 1)
