@@ -11,7 +11,9 @@ package eventstore_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -62,27 +64,73 @@ func BenchmarkAppendParallel(b *testing.B) {
 }
 
 // BenchmarkRecordParallel records one pass per call from many goroutines
-// (GOMAXPROCS × 32): the group commit gathers them into atomic batches.
+// (64 and 256: many scanners at once): the group commit gathers them into
+// atomic batches.
 func BenchmarkRecordParallel(b *testing.B) {
+	for _, goroutines := range []int{64, 256} {
+		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) {
+			s := open(b, "")
+			c := context.Background()
+			venue := uuid.New()
+			var n atomic.Int64
+			b.SetParallelism(max(1, goroutines/runtime.GOMAXPROCS(0)))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.Record(c, event(domain.PassAggregate(venue, uuid.New()), 1)); err != nil {
+						b.Error(err)
+						return
+					}
+					n.Add(1)
+				}
+			})
+			reportEvents(b, n.Load())
+		})
+	}
+}
+
+// BenchmarkRecordSize records batches of one size from one goroutine
+// (no gathering wait): each call is one atomic batch, so ns/op is the
+// latency of a batch of that size — its fixed cost and its cost per event.
+func BenchmarkRecordSize(b *testing.B) {
+	for _, size := range []int{1, 2, 10, 100, 500} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			s := open(b, "", func(o *eventstore.Options) { o.GroupCommitWait = -1 })
+			c := context.Background()
+			venue := uuid.New()
+			evs := make([]domain.Envelope, size)
+			var n int64
+			for b.Loop() {
+				for i := range evs {
+					evs[i] = event(domain.PassAggregate(venue, uuid.New()), i)
+				}
+				if _, err := s.Record(c, evs...); err != nil {
+					b.Fatal(err)
+				}
+				n += int64(size)
+			}
+			reportEvents(b, n)
+		})
+	}
+}
+
+// BenchmarkLoad loads an aggregate of 3 events.
+func BenchmarkLoad(b *testing.B) {
 	s := open(b, "")
 	c := context.Background()
-	venue := uuid.New()
-	var n atomic.Int64
-	b.SetParallelism(32)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := s.Record(c, event(domain.PassAggregate(venue, uuid.New()), 1)); err != nil {
-				b.Error(err)
-				return
-			}
-			n.Add(1)
+	agg := person()
+	if _, err := s.Append(c, agg, 0, event(agg, 1), event(agg, 2), event(agg, 3)); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		evs, _, err := s.Load(c, agg)
+		if err != nil || len(evs) != 3 {
+			b.Fatalf("load: %d events, %v", len(evs), err)
 		}
-	})
-	reportEvents(b, n.Load())
+	}
 }
 
 // BenchmarkRecordBatch records 1,000 passes per call (an offline scanner's
-// batch) from 4 goroutines.
+// batch) from 4 goroutines; the store splits each into MaxBatch (500).
 func BenchmarkRecordBatch(b *testing.B) {
 	s := open(b, "")
 	c := context.Background()

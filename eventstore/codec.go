@@ -125,10 +125,32 @@ func appendJSONString(buf []byte, s string) []byte {
 	return append(buf, '"')
 }
 
+// interner shares the strings that repeat from event to event (types,
+// actors) during one read, instead of allocating each again. It stops
+// growing at internMax entries.
+type interner map[string]string
+
+const internMax = 4096
+
+func (in interner) str(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	if s, ok := in[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(in) < internMax {
+		in[s] = s
+	}
+	return s
+}
+
 // decodeEnvelope decodes a message body into an envelope. Payload aliases
 // body (a NATS message owns its data, so this is safe and saves a copy).
-func decodeEnvelope(body []byte, e *domain.Envelope) error {
-	if err := fastDecode(body, e); err != nil {
+// in may be nil.
+func decodeEnvelope(body []byte, e *domain.Envelope, in interner) error {
+	if err := fastDecode(body, e, in); err != nil {
 		// Not in the shape this package writes: let encoding/json judge.
 		*e = domain.Envelope{}
 		if jerr := json.Unmarshal(body, e); jerr != nil {
@@ -147,7 +169,7 @@ var errFast = errors.New("fast decode not possible")
 // fastDecode parses the envelope object the way appendEnvelope writes it, in
 // any key order and with any whitespace. Strings with escapes, unknown value
 // kinds and anything odd return errFast.
-func fastDecode(b []byte, e *domain.Envelope) error {
+func fastDecode(b []byte, e *domain.Envelope, in interner) error {
 	d := scanner{b: b}
 	d.ws()
 	if !d.eat('{') {
@@ -180,7 +202,7 @@ func fastDecode(b []byte, e *domain.Envelope) error {
 			}
 			e.ID = id
 		case "type":
-			s, ok := d.str()
+			s, ok := d.str(in)
 			if !ok {
 				return errFast
 			}
@@ -192,7 +214,7 @@ func fastDecode(b []byte, e *domain.Envelope) error {
 			}
 			e.SchemaVersion = n
 		case "aggregate":
-			s, ok := d.str()
+			s, ok := d.str(nil)
 			if !ok {
 				return errFast
 			}
@@ -202,8 +224,8 @@ func fastDecode(b []byte, e *domain.Envelope) error {
 			if !ok {
 				return errFast
 			}
-			t, err := time.Parse(time.RFC3339Nano, string(s))
-			if err != nil {
+			var t time.Time
+			if err := t.UnmarshalText(s); err != nil {
 				return errFast
 			}
 			if key[0] == 'o' {
@@ -212,13 +234,13 @@ func fastDecode(b []byte, e *domain.Envelope) error {
 				e.RecordedAt = t
 			}
 		case "actor":
-			s, ok := d.str()
+			s, ok := d.str(in)
 			if !ok {
 				return errFast
 			}
 			e.Actor = s
 		case "correlation_id":
-			s, ok := d.str()
+			s, ok := d.str(nil)
 			if !ok {
 				return errFast
 			}
@@ -330,7 +352,7 @@ func (d *scanner) skipString() bool {
 
 // str reads a string (or null as ""), unescaping through encoding/json when
 // it has escapes.
-func (d *scanner) str() (string, bool) {
+func (d *scanner) str(in interner) (string, bool) {
 	if bytes.HasPrefix(d.b[d.i:], []byte("null")) {
 		d.i += 4
 		return "", true
@@ -340,7 +362,7 @@ func (d *scanner) str() (string, bool) {
 		if !utf8.Valid(s) {
 			return "", false
 		}
-		return string(s), true
+		return in.str(s), true
 	}
 	d.i = start
 	if !d.skipValue() || d.b[start] != '"' {

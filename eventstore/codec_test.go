@@ -62,7 +62,7 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 			// And our decoder reads both the same way.
 			for _, body := range [][]byte{ours, std} {
 				var got domain.Envelope
-				if err := decodeEnvelope(body, &got); err != nil {
+				if err := decodeEnvelope(body, &got, nil); err != nil {
 					t.Fatalf("decode %s: %v", body, err)
 				}
 				if !got.OccurredAt.Equal(fromStd.OccurredAt) || !got.RecordedAt.Equal(fromStd.RecordedAt) {
@@ -100,7 +100,7 @@ func TestDecodeForms(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var e domain.Envelope
-			err := decodeEnvelope([]byte(tt.body), &e)
+			err := decodeEnvelope([]byte(tt.body), &e, make(interner))
 			if tt.ok && err != nil {
 				t.Fatalf("decode: %v", err)
 			}
@@ -128,9 +128,10 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 	body := appendEnvelope(nil, &e)
 	b.Run("ours", func(b *testing.B) {
 		b.ReportAllocs()
+		in := make(interner)
 		for b.Loop() {
 			var got domain.Envelope
-			if err := decodeEnvelope(body, &got); err != nil {
+			if err := decodeEnvelope(body, &got, in); err != nil {
 				b.Fatal(err)
 			}
 		}

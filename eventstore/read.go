@@ -51,7 +51,7 @@ func (s *Store) Load(ctx context.Context, aggregate string) ([]domain.Envelope, 
 			return nil, 0, fmt.Errorf("load %s: get from %d: %w", subj, seq, err)
 		}
 		var e domain.Envelope
-		if err := decodeEnvelope(m.Data, &e); err != nil {
+		if err := decodeEnvelope(m.Data, &e, nil); err != nil {
 			return nil, 0, fmt.Errorf("load %s: position %d: %w", subj, m.Sequence, err)
 		}
 		e.Position = m.Sequence
@@ -88,7 +88,9 @@ func (s *Store) Read(ctx context.Context, filter string, from uint64, fn func([]
 // Follow delivers every event with position > from, in order and in batches
 // (up to 1000, or what is there when the log's end is reached), first from
 // history and then live, with no gap and no duplicate, until ctx ends (its
-// error is returned) or fn returns an error (returned as is).
+// error is returned), fn returns an error (returned as is) or the store is
+// closed (ErrClosed). fn is called from one goroutine at a time and never
+// after Follow returned; it may keep the slice.
 func (s *Store) Follow(ctx context.Context, from uint64, fn func([]domain.Envelope) error) error {
 	return s.scan(ctx, "", from, false, 0, fn)
 }
@@ -134,6 +136,7 @@ func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bo
 		done    = make(chan error, 1)
 		last    = from
 		buf     []domain.Envelope
+		in      = make(interner)
 	)
 	finish := func(err error) {
 		if stopped.CompareAndSwap(false, true) {
@@ -172,7 +175,7 @@ func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bo
 		}
 		buf = append(buf, domain.Envelope{})
 		e := &buf[len(buf)-1]
-		if err := decodeEnvelope(msg.Data(), e); err != nil {
+		if err := decodeEnvelope(msg.Data(), e, in); err != nil {
 			finish(fmt.Errorf("position %d (%s): %w", seq, msg.Subject(), err))
 			return
 		}
@@ -206,6 +209,9 @@ func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bo
 	case <-ctx.Done():
 		stopped.Store(true)
 		err = ctx.Err()
+	case <-s.done:
+		stopped.Store(true)
+		err = ErrClosed
 	}
 	cc.Stop()
 	// Wait until a handler that is running has returned, so fn is never
@@ -248,7 +254,7 @@ func (s *Store) Get(ctx context.Context, position uint64) (domain.Envelope, erro
 		return domain.Envelope{}, fmt.Errorf("get position %d: %w", position, err)
 	}
 	var e domain.Envelope
-	if err := decodeEnvelope(m.Data, &e); err != nil {
+	if err := decodeEnvelope(m.Data, &e, nil); err != nil {
 		return domain.Envelope{}, fmt.Errorf("get position %d (%s): %w", position, m.Subject, err)
 	}
 	e.Position = m.Sequence

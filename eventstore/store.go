@@ -76,7 +76,10 @@ type Options struct {
 	// the server's limit is 1000).
 	MaxBatch int
 	// MaxInflight is how many group-commit batches may be on their way to
-	// the server at once (default 4; the server allows 50 per stream).
+	// the server at once (default 2: one commits while the next is staged;
+	// more splits the same callers into more, smaller batches, and every
+	// batch has a fixed cost on the server, see DESIGN.md; the server
+	// allows 50 per stream).
 	MaxInflight int
 	// Now is the clock for RecordedAt (default time.Now).
 	Now func() time.Time
@@ -107,6 +110,7 @@ type Store struct {
 	flights  sync.WaitGroup
 	replies  *replyMux
 
+	done      chan struct{} // closed when Close starts
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -117,7 +121,7 @@ const (
 	defaultGroupCommitWait = time.Millisecond
 	defaultMaxBatch        = 500
 	serverMaxBatch         = 1000
-	defaultMaxInflight     = 4
+	defaultMaxInflight     = 2
 	// requestTimeout bounds a request when the caller's context has no deadline.
 	requestTimeout = 10 * time.Second
 )
@@ -164,6 +168,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		now:   o.Now,
 		ttl:   fmt.Sprintf("%ds", int64(o.PassRetention/time.Second)),
 		recq:  make(chan *recordReq, 4096),
+		done:  make(chan struct{}),
 		slots: make(chan struct{}, o.MaxInflight),
 	}
 	if err := s.connect(); err != nil {
@@ -278,13 +283,15 @@ func (s *Store) setup(ctx context.Context) error {
 }
 
 // Close stops taking events, waits for the batches already gathered to be
-// acknowledged, and shuts the embedded server down cleanly (which flushes
-// its files). It is safe to call more than once.
+// acknowledged, ends running Follow and Read calls (they return ErrClosed),
+// and shuts the embedded server down cleanly (which flushes its files). It
+// is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closeMu.Lock()
 		s.closed = true
 		close(s.recq)
+		close(s.done)
 		s.closeMu.Unlock()
 		s.commitWG.Wait()
 		s.flights.Wait()

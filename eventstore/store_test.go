@@ -496,6 +496,38 @@ func TestFollowHistoryThenLive(t *testing.T) {
 	})
 }
 
+func TestCloseEndsFollow(t *testing.T) {
+	s, err := eventstore.Open(context.Background(), eventstore.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := person()
+	if _, err := s.Append(ctx(t), agg, 0, event(agg, 1)); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		var once sync.Once
+		errc <- s.Follow(ctx(t), 0, func([]domain.Envelope) error {
+			once.Do(func() { close(started) })
+			return nil
+		})
+	}()
+	<-started
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, eventstore.ErrClosed) {
+			t.Fatalf("follow returned %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("follow still running 10s after close")
+	}
+}
+
 func TestFollowRejectsForeignBody(t *testing.T) {
 	s := open(t, "")
 	agg := person()
