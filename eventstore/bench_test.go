@@ -89,29 +89,45 @@ func BenchmarkRecordParallel(b *testing.B) {
 }
 
 // BenchmarkRecordSize records batches of one size from one goroutine
-// (no gathering wait): each call is one atomic batch, so ns/op is the
-// latency of a batch of that size — its fixed cost and its cost per event.
+// (no gathering wait), written as one atomic batch (MinBatch 1) or event by
+// event (each with its own fsync): ns/op is the latency of one such write.
+// The crossing point of the two is the MinBatch default.
 func BenchmarkRecordSize(b *testing.B) {
-	for _, size := range []int{1, 2, 10, 100, 500} {
-		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
-			s := open(b, "", func(o *eventstore.Options) { o.GroupCommitWait = -1 })
-			c := context.Background()
-			venue := uuid.New()
-			evs := make([]domain.Envelope, size)
-			var n int64
-			for b.Loop() {
-				for i := range evs {
-					evs[i] = event(domain.PassAggregate(venue, uuid.New()), i)
-				}
-				if _, err := s.Record(c, evs...); err != nil {
-					b.Fatal(err)
-				}
-				n += int64(size)
+	modes := []struct {
+		name     string
+		minBatch int
+	}{{"atomic", 1}, {"each", serverMaxBatch + 1}}
+	for _, mode := range modes {
+		for _, size := range []int{2, 4, 8, 16, 100, 500} {
+			if mode.minBatch > 1 && size > 16 {
+				continue
 			}
-			reportEvents(b, n)
-		})
+			b.Run(fmt.Sprintf("%s/size=%d", mode.name, size), func(b *testing.B) {
+				s := open(b, "", func(o *eventstore.Options) {
+					o.GroupCommitWait = -1
+					o.MinBatch = mode.minBatch
+				})
+				c := context.Background()
+				venue := uuid.New()
+				evs := make([]domain.Envelope, size)
+				var n int64
+				for b.Loop() {
+					for i := range evs {
+						evs[i] = event(domain.PassAggregate(venue, uuid.New()), i)
+					}
+					if _, err := s.Record(c, evs...); err != nil {
+						b.Fatal(err)
+					}
+					n += int64(size)
+				}
+				reportEvents(b, n)
+			})
+		}
 	}
 }
+
+// serverMaxBatch is the server's default atomic batch limit.
+const serverMaxBatch = 1000
 
 // BenchmarkLoad loads an aggregate of 3 events.
 func BenchmarkLoad(b *testing.B) {

@@ -222,24 +222,25 @@ func (s *Store) commitLoop() {
 // caller holds an in-flight slot, released when b is settled.
 func (s *Store) sendBatch(b *batch, attempt int) {
 	n := len(b.msgs)
+	if n < s.o.MinBatch || n == 1 {
+		// Cheaper one by one: see MinBatch. Sent here, so batches reach
+		// the server in order; awaited elsewhere.
+		await := s.sendEach(b.msgs)
+		go func() { s.settleBatch(b, await(), nil) }()
+		return
+	}
 	reply, ch := s.replies.expect()
+	id := nuid.Next()
 	var err error
-	if n == 1 {
-		m := b.msgs[0]
-		m.Reply = reply
-		err = s.nc.PublishMsg(m)
-	} else {
-		id := nuid.Next()
-		for i, m := range b.msgs {
-			m.Header[hdrBatchID] = []string{id}
-			m.Header[hdrBatchSeq] = []string{strconv.Itoa(i + 1)}
-			if i == n-1 {
-				m.Header[hdrBatchCommit] = []string{"1"}
-				m.Reply = reply
-			}
-			if err = s.nc.PublishMsg(m); err != nil {
-				break
-			}
+	for i, m := range b.msgs {
+		m.Header[hdrBatchID] = []string{id}
+		m.Header[hdrBatchSeq] = []string{strconv.Itoa(i + 1)}
+		if i == n-1 {
+			m.Header[hdrBatchCommit] = []string{"1"}
+			m.Reply = reply
+		}
+		if err = s.nc.PublishMsg(m); err != nil {
+			break
 		}
 	}
 	if err != nil {
@@ -264,10 +265,6 @@ func (s *Store) awaitBatch(b *batch, reply string, ch chan *nats.Msg, attempt in
 	ack, err := parseAck(msg)
 	if err == nil {
 		n := len(b.msgs)
-		if n == 1 {
-			s.settleBatch(b, []domain.Appended{{Position: ack.Seq, Duplicate: ack.Duplicate}}, nil)
-			return
-		}
 		if ack.Count != n {
 			s.settleBatch(b, nil, fmt.Errorf("batch of %d events acknowledged as %d", n, ack.Count))
 			return
@@ -302,6 +299,12 @@ type resultErr struct {
 // publishEach publishes msgs one at a time (all sent, then all awaited),
 // without batch headers, and returns each one's outcome.
 func (s *Store) publishEach(msgs []*nats.Msg) []resultErr {
+	return s.sendEach(msgs)()
+}
+
+// sendEach sends msgs one by one, without batch headers, and returns the
+// function that awaits their answers.
+func (s *Store) sendEach(msgs []*nats.Msg) (await func() []resultErr) {
 	out := make([]resultErr, len(msgs))
 	chans := make([]chan *nats.Msg, len(msgs))
 	for i, m := range msgs {
@@ -310,14 +313,15 @@ func (s *Store) publishEach(msgs []*nats.Msg) []resultErr {
 		delete(m.Header, hdrBatchCommit)
 		chans[i], out[i].err = s.send(m)
 	}
-	deadline := time.Now().Add(requestTimeout)
-	for i := range msgs {
-		if out[i].err != nil {
-			continue
+	return func() []resultErr {
+		deadline := time.Now().Add(requestTimeout)
+		for i := range msgs {
+			if out[i].err == nil {
+				out[i] = s.awaitOne(msgs[i], chans[i], deadline)
+			}
 		}
-		out[i] = s.awaitOne(msgs[i], chans[i], deadline)
+		return out
 	}
-	return out
 }
 
 // send publishes m with a fresh reply subject.
