@@ -117,7 +117,11 @@ func testDatabase() (string, func(), error) {
 	}
 	srv := run("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "max_connections=200")
-	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
+	logFile, err := os.Create(filepath.Join(dir, "postgres.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	srv.Stdout, srv.Stderr = logFile, logFile
 	if err := srv.Start(); err != nil {
 		return "", nil, fmt.Errorf("start postgres: %w", err)
 	}
