@@ -65,10 +65,20 @@ var ErrDecode = errors.New("projections: cannot decode event")
 // every person is treated as erased). A decoding failure wraps ErrDecode and,
 // for an unknown type or newer schema version, domain.ErrUnknownEvent.
 func Prepare(ctx context.Context, envs []domain.Envelope, open Opener) ([]Change, error) {
+	out, err := preparePrefix(ctx, envs, open)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// preparePrefix decodes envs up to the first failure and returns the
+// changes before it with the failure.
+func preparePrefix(ctx context.Context, envs []domain.Envelope, open Opener) ([]Change, error) {
 	out := make([]Change, len(envs))
 	for i := range envs {
 		if err := prepareOne(ctx, &envs[i], open, &out[i]); err != nil {
-			return nil, err
+			return out[:i], err
 		}
 	}
 	return out, nil

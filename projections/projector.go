@@ -145,6 +145,15 @@ func (p *Projector) follow(ctx context.Context, from uint64) error {
 			}
 			changes, err := prepareParallel(ctx, chunk, p.o.Opener, p.o.Workers)
 			if err != nil {
+				// Apply what precedes the event that failed, so the
+				// projection stops right before it.
+				if changes, _ = preparePrefix(ctx, chunk, p.o.Opener); len(changes) > 0 {
+					last := changes[len(changes)-1]
+					select {
+					case queue <- Batch{After: next, Changes: changes, Last: last.Position, LastRecordedAt: last.RecordedAt}:
+					case <-ctx.Done():
+					}
+				}
 				return err
 			}
 			last := chunk[len(chunk)-1]

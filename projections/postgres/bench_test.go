@@ -1,0 +1,230 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/checkin-ledger/ledger/projections/postgres"
+	"github.com/checkin-ledger/ledger/projections/storetest"
+	"github.com/jackc/pgx/v5"
+)
+
+const (
+	benchPasses = 1_000_000
+	benchPeople = 20_000
+	benchVenues = 1_000
+	benchDays   = 14
+)
+
+var (
+	benchOnce sync.Once
+	benchLog  storetest.Log
+	benchData []projections.Batch
+)
+
+// benchBatches returns the generated city as decoded batches of 5,000
+// events (decoding is not what these benchmarks measure).
+func benchBatches(b *testing.B) (storetest.Log, []projections.Batch) {
+	b.Helper()
+	benchOnce.Do(func() {
+		benchLog = storetest.Generate(benchPeople, benchVenues, benchPasses, benchDays, 3)
+		open := projections.KeyringOpener(benchLog.Keys)
+		var after uint64
+		for envs := benchLog.Envelopes; len(envs) > 0; {
+			n := min(5000, len(envs))
+			ch, err := projections.Prepare(context.Background(), envs[:n], open)
+			if err != nil {
+				panic(err)
+			}
+			last := envs[n-1]
+			benchData = append(benchData, projections.Batch{After: after, Changes: ch, Last: last.Position, LastRecordedAt: last.RecordedAt})
+			after = last.Position
+			envs = envs[n:]
+		}
+	})
+	return benchLog, benchData
+}
+
+func applyAll(b *testing.B, s *postgres.Store, batches []projections.Batch) {
+	b.Helper()
+	for _, bt := range batches {
+		if _, err := s.Apply(context.Background(), bt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPostgresApply projects 1,000,000 passes (and 20,000
+// registrations, 1,000 venues) into fresh tables, 5,000 events per
+// transaction, and in the same run COPYs the same pass rows into a table of
+// the same shape and indexes, one COPY per 5,000 rows: the raw baseline.
+func BenchmarkPostgresApply(b *testing.B) {
+	needDB(b)
+	l, batches := benchBatches(b)
+	events := len(l.Envelopes)
+	ctx := context.Background()
+	var storeTime, rawTime time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		s, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: freshSchema(b)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		applyAll(b, s, batches)
+		storeTime += time.Since(start)
+
+		b.StopTimer()
+		rawTime += rawCopy(b, batches)
+		b.StartTimer()
+	}
+	storeRate := float64(events) * float64(b.N) / storeTime.Seconds()
+	rawRate := float64(benchPasses) * float64(b.N) / rawTime.Seconds()
+	b.ReportMetric(storeRate, "events/s")
+	b.ReportMetric(rawRate, "raw-copy-rows/s")
+	b.ReportMetric(storeRate/rawRate, "ratio")
+}
+
+// rawCopy COPYs the batches' passes into a bare passes table (same columns
+// and indexes, nothing else) and returns the time it took.
+func rawCopy(b *testing.B, batches []projections.Batch) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	schema := freshSchema(b)
+	if err := postgres.Migrate(ctx, testPool, schema); err != nil {
+		b.Fatal(err)
+	}
+	var rows [][][]any
+	for _, bt := range batches {
+		var rs [][]any
+		for _, c := range bt.Changes {
+			ev, ok := c.Event.(*domain.PassRecorded)
+			if !ok {
+				continue
+			}
+			sc := ev.Screen
+			rs = append(rs, []any{c.EventID, int64(c.Position), ev.VenueID, ev.PersonID, c.OccurredAt, ev.Direction,
+				ev.Method, ev.Decision, ev.Reason, ev.Operator, nil, sc.NameMasked, sc.CodeColour, sc.NATResult,
+				sc.NATAt, int32(sc.VaccineDoses), sc.VenueID, sc.VenueName, sc.At, sc.Direction, sc.Decision, sc.Reason})
+		}
+		rows = append(rows, rs)
+	}
+	cols := []string{"event_id", "position", "venue_id", "person_id", "at", "direction", "method",
+		"decision", "reason", "operator", "guardian_id", "s_name", "s_colour", "s_nat_result", "s_nat_at",
+		"s_doses", "s_venue_id", "s_venue_name", "s_at", "s_direction", "s_decision", "s_reason"}
+	start := time.Now()
+	for _, rs := range rows {
+		if len(rs) == 0 {
+			continue
+		}
+		if _, err := testPool.CopyFrom(ctx, pgx.Identifier{schema, "passes"}, cols, pgx.CopyFromRows(rs)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
+var (
+	queryOnce   sync.Once
+	queryStore  *postgres.Store
+	queryErr    error
+	querySchema = "bench_passes_1m"
+)
+
+// loadedStore returns a store holding the generated 1,000,000 passes; it is
+// loaded once and kept in schema bench_passes_1m between runs.
+func loadedStore(b *testing.B) *postgres.Store {
+	b.Helper()
+	needDB(b)
+	queryOnce.Do(func() {
+		ctx := context.Background()
+		l, batches := benchBatches(b)
+		queryStore, queryErr = postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: querySchema})
+		if queryErr != nil {
+			return
+		}
+		cp, err := queryStore.Checkpoint(ctx)
+		if err != nil {
+			queryErr = err
+			return
+		}
+		if want := l.Envelopes[len(l.Envelopes)-1].Position; cp.Position != want {
+			if cp.Position != 0 {
+				_, _ = testPool.Exec(ctx, "DROP SCHEMA "+querySchema+" CASCADE")
+				if queryStore, queryErr = postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: querySchema}); queryErr != nil {
+					return
+				}
+			}
+			for _, bt := range batches {
+				if _, err := queryStore.Apply(ctx, bt); err != nil {
+					queryErr = err
+					return
+				}
+			}
+			_, queryErr = testPool.Exec(ctx, "ANALYZE")
+		}
+	})
+	if queryErr != nil {
+		b.Fatal(queryErr)
+	}
+	return queryStore
+}
+
+// latencies runs fn b.N times and reports p50 and p99 in milliseconds.
+func latencies(b *testing.B, fn func(r *rand.Rand) error) {
+	r := rand.New(rand.NewPCG(9, 9))
+	var ds []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if err := fn(r); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(start))
+	}
+	slices.Sort(ds)
+	pct := func(p float64) float64 {
+		return float64(ds[min(len(ds)-1, int(float64(len(ds))*p))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkPostgresEntriesFirstPage reads the newest 50 entries of a random
+// venue among 1,000 holding 1,000,000 passes.
+func BenchmarkPostgresEntriesFirstPage(b *testing.B) {
+	s := loadedStore(b)
+	l, _ := benchBatches(b)
+	ctx := context.Background()
+	latencies(b, func(r *rand.Rand) error {
+		es, err := s.Entries(ctx, domain.EntryQuery{VenueID: l.Venues[r.IntN(len(l.Venues))], Limit: 50})
+		if err == nil && len(es) != 50 {
+			err = fmt.Errorf("first page has %d entries", len(es))
+		}
+		return err
+	})
+}
+
+// BenchmarkPostgresTrace14d reads a random person's 14-day trace (about 50
+// visits) among 20,000 people and 1,000,000 passes.
+func BenchmarkPostgresTrace14d(b *testing.B) {
+	s := loadedStore(b)
+	l, _ := benchBatches(b)
+	ctx := context.Background()
+	from := storetest.Base
+	to := from.Add(14 * 24 * time.Hour)
+	latencies(b, func(r *rand.Rand) error {
+		vs, err := s.Trace(ctx, l.People[r.IntN(len(l.People))], from, to)
+		if err == nil && len(vs) == 0 {
+			err = fmt.Errorf("empty trace")
+		}
+		return err
+	})
+}
