@@ -88,6 +88,24 @@ func fromNanos(n int64) time.Time {
 type interner struct {
 	idx  map[string]uint32
 	strs []string
+	// last remembers, per field of a pass, the string seen last and its
+	// index: consecutive passes mostly repeat them, and comparing two short
+	// strings is cheaper than hashing one.
+	last [12]struct {
+		s  string
+		id uint32
+	}
+}
+
+// field interns s for the pass field numbered f.
+func (in *interner) field(f int, s string) uint32 {
+	c := &in.last[f]
+	if c.s == s {
+		return c.id
+	}
+	id := in.id(s)
+	c.s, c.id = s, id
+	return id
 }
 
 func (in *interner) init() {
@@ -375,18 +393,18 @@ func (s *Store) applyPass(c *projections.Change, ev *domain.PassRecorded) {
 		guardian:   -1,
 		sVenue:     -1,
 		sDoses:     int32(ev.Screen.VaccineDoses),
-		dir:        in.id(ev.Direction),
-		method:     in.id(ev.Method),
-		decision:   in.id(ev.Decision),
-		reason:     in.id(ev.Reason),
-		operator:   in.id(ev.Operator),
-		sName:      in.id(ev.Screen.NameMasked),
-		sColour:    in.id(ev.Screen.CodeColour),
-		sNAT:       in.id(ev.Screen.NATResult),
-		sVenueName: in.id(ev.Screen.VenueName),
-		sDir:       in.id(ev.Screen.Direction),
-		sDecision:  in.id(ev.Screen.Decision),
-		sReason:    in.id(ev.Screen.Reason),
+		dir:        in.field(0, ev.Direction),
+		method:     in.field(1, ev.Method),
+		decision:   in.field(2, ev.Decision),
+		reason:     in.field(3, ev.Reason),
+		operator:   in.field(4, ev.Operator),
+		sName:      in.field(5, ev.Screen.NameMasked),
+		sColour:    in.field(6, ev.Screen.CodeColour),
+		sNAT:       in.field(7, ev.Screen.NATResult),
+		sVenueName: in.field(8, ev.Screen.VenueName),
+		sDir:       in.field(9, ev.Screen.Direction),
+		sDecision:  in.field(10, ev.Screen.Decision),
+		sReason:    in.field(11, ev.Screen.Reason),
 	}
 	if ev.GuardianID != uuid.Nil {
 		p.guardian = s.personIndex(ev.GuardianID)
