@@ -136,11 +136,18 @@ var (
 	queryOnce   sync.Once
 	queryStore  *postgres.Store
 	queryErr    error
-	querySchema = "bench_passes_1m"
+	querySchema = fmt.Sprintf("bench_passes_%d", time.Now().UnixNano())
 )
 
-// loadedStore returns a store holding the generated 1,000,000 passes; it is
-// loaded once and kept in schema bench_passes_1m between runs.
+// dropBenchSchema drops the query benchmarks' tables (called by TestMain).
+func dropBenchSchema() {
+	if queryStore != nil {
+		_, _ = testPool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+querySchema+" CASCADE")
+	}
+}
+
+// loadedStore returns a store holding the generated 1,000,000 passes,
+// loaded once per test binary and dropped when it exits.
 func loadedStore(b *testing.B) *postgres.Store {
 	b.Helper()
 	needDB(b)

@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	if testPool != nil {
+		dropBenchSchema()
 		testPool.Close()
 	}
 	if stop != nil {
