@@ -93,17 +93,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 
 	var store projections.Store
 	if ef.postgres != "" {
-		pg, err := postgres.Open(ctx, ef.postgres)
+		pg, err := postgres.Open(ctx, postgres.Options{URL: ef.postgres})
 		if err != nil {
 			return fmt.Errorf("open read models: %w", err)
 		}
 		defer pg.Close()
 		store = pg
 	} else {
-		store = memory.New()
+		store = memory.New(memory.Options{})
 	}
 	proj := projections.New(es, store, projections.Options{Opener: projections.KeyringOpener(es), Logger: logger})
 	projCtx, stopProj := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopProj()
 	projDone := make(chan error, 1)
 	go func() { projDone <- proj.Run(projCtx) }()
 

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/checkin-ledger/ledger/projections/postgres"
+)
+
+// projectionsStatus prints each projection's position and lag.
+func projectionsStatus(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("projections status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var ef engineFlags
+	ef.register(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if ef.postgres == "" {
+		return errors.New("projections status: the in-memory read models live inside `ledger serve` (see /readyz); give --postgres or DATABASE_URL")
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sec, err := loadSecrets(ef.data, getenv, false)
+	if err != nil {
+		return err
+	}
+	es, err := ef.openLog(ctx, sec, logger)
+	if err != nil {
+		return fmt.Errorf("open event store: %w", err)
+	}
+	defer es.Close()
+	pg, err := postgres.Open(ctx, postgres.Options{URL: ef.postgres})
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	last, err := es.LastPosition(ctx)
+	if err != nil {
+		return err
+	}
+	statuses, err := pg.Status(ctx, es)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECTION\tPOSITION\tLOG\tLAG EVENTS\tLAG SECONDS")
+	for _, st := range statuses {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\n", st.Name, st.Position, last, st.LagEvents, st.LagSeconds)
+	}
+	return tw.Flush()
+}
+
+// projectionsRebuild replays the log into fresh tables and swaps them in
+// while readers keep reading the old ones.
+func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var ef engineFlags
+	ef.register(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	name := projections.DefaultName
+	if fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	if ef.postgres == "" {
+		return errors.New("projections rebuild: the in-memory read models are rebuilt at every start; give --postgres or DATABASE_URL")
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sec, err := loadSecrets(ef.data, getenv, false)
+	if err != nil {
+		return err
+	}
+	es, err := ef.openLog(ctx, sec, logger)
+	if err != nil {
+		return fmt.Errorf("open event store: %w", err)
+	}
+	defer es.Close()
+
+	var bar *progressbar.ProgressBar
+	start := time.Now()
+	progress := func(done, total uint64) {
+		if bar == nil {
+			bar = progressbar.NewOptions64(int64(total),
+				progressbar.OptionSetWriter(stderr),
+				progressbar.OptionSetDescription("rebuild "+name),
+				progressbar.OptionShowCount(),
+				progressbar.OptionShowIts(),
+				progressbar.OptionSetItsString("events"),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionThrottle(200*time.Millisecond),
+			)
+		}
+		_ = bar.Set64(int64(done))
+	}
+	pg, err := postgres.Open(ctx, postgres.Options{URL: ef.postgres})
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	n, err := postgres.Rebuild(ctx, es, postgres.RebuildOptions{
+		Pool:     pg.Pool(),
+		Name:     name,
+		Opener:   projections.KeyringOpener(es),
+		Progress: progress,
+	})
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "rebuilt %s: %d events in %s (%.0f events/s), swapped in\n", name, n, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	return nil
+}
