@@ -134,8 +134,9 @@ func (s *Store) prepare(e domain.Envelope) (*nats.Msg, error) {
 	e.RecordedAt = s.now().UTC()
 	e.OccurredAt = e.OccurredAt.UTC()
 	body := appendEnvelope(make([]byte, 0, 256+len(e.Payload)), &e)
-	if max := s.nc.MaxPayload(); int64(len(body))+200 > max {
-		return nil, domain.Invalid("payload", "event of %d bytes is over the %d the server takes", len(body), max)
+	// 200 bytes for the headers.
+	if limit := s.nc.MaxPayload(); int64(len(body))+200 > limit {
+		return nil, domain.Invalid("payload", "event of %d bytes is over the %d the server takes", len(body), limit)
 	}
 	h := make(nats.Header, 4)
 	h[hdrMsgID] = []string{e.ID.String()}

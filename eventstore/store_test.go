@@ -496,6 +496,74 @@ func TestFollowHistoryThenLive(t *testing.T) {
 	})
 }
 
+func TestFollowSurvivesConsumerLoss(t *testing.T) {
+	s := open(t, "")
+	venue := uuid.New()
+	record := func(n int) {
+		t.Helper()
+		var evs []domain.Envelope
+		for i := range n {
+			evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
+		}
+		if _, err := s.Record(ctx(t), evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(100)
+	c, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	var (
+		mu  sync.Mutex
+		got []uint64
+	)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.Follow(c, 0, func(evs []domain.Envelope) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range evs {
+				got = append(got, e.Position)
+			}
+			return nil
+		})
+	}()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	waitFor(t, func() bool { return count() == 100 })
+
+	// The server loses the consumer (inactivity, a restart of a cluster
+	// node, an operator): the ordered consumer starts a new one after the
+	// last delivered position.
+	st, err := s.JetStream().Stream(ctx(t), eventstore.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := st.ConsumerNames(ctx(t))
+	deleted := 0
+	for name := range names.Name() {
+		if err := st.DeleteConsumer(ctx(t), name); err != nil {
+			t.Fatal(err)
+		}
+		deleted++
+	}
+	if deleted == 0 {
+		t.Fatal("no consumer to delete")
+	}
+	record(100)
+	waitFor(t, func() bool { return count() >= 200 })
+	cancel()
+	<-errc
+	mu.Lock()
+	defer mu.Unlock()
+	for i, p := range got {
+		if p != uint64(i)+1 {
+			t.Fatalf("event %d at position %d (gap or duplicate)", i, p)
+		}
+	}
+	if len(got) != 200 {
+		t.Fatalf("%d events, want 200", len(got))
+	}
+}
+
 func TestCloseEndsFollow(t *testing.T) {
 	s, err := eventstore.Open(context.Background(), eventstore.Options{Dir: t.TempDir()})
 	if err != nil {
