@@ -295,6 +295,7 @@ type passSource struct {
 	row  []any
 }
 
+// Next implements pgx.CopyFromSource.
 func (p *passSource) Next() bool {
 	for p.i < len(p.cs) {
 		c := p.cs[p.i]
@@ -316,5 +317,8 @@ func (p *passSource) Next() bool {
 	return false
 }
 
+// Values implements pgx.CopyFromSource.
 func (p *passSource) Values() ([]any, error) { return p.row, nil }
-func (p *passSource) Err() error             { return nil }
+
+// Err implements pgx.CopyFromSource.
+func (p *passSource) Err() error { return nil }
