@@ -37,6 +37,14 @@ func TestMain(m *testing.M) {
 	testURL = url
 	if url != "" {
 		pool, err := pgxpool.New(context.Background(), url)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err = pool.Ping(ctx)
+			cancel()
+			if err != nil {
+				pool.Close()
+			}
+		}
 		if err != nil {
 			noDBWhy = err.Error()
 			testURL = ""
