@@ -13,20 +13,6 @@ import (
 	"time"
 )
 
-// residentID returns a valid 18-character mainland resident ID number for
-// seq: region 371302 (Lanshan), a real birth date, and the GB 11643 check
-// character.
-func residentID(seq int) string {
-	birth := time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, seq%20000)
-	body := fmt.Sprintf("371302%s%03d", birth.Format("20060102"), seq%1000)
-	weights := []int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
-	sum := 0
-	for i, w := range weights {
-		sum += int(body[i]-'0') * w
-	}
-	return body + string("10X98765432"[sum%11])
-}
-
 // service is a `ledger serve` started in this process, as cmd wires it.
 type service struct {
 	base   string
