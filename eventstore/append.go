@@ -30,9 +30,7 @@ const (
 	errCodeWrongLastSeq         = 10071 // wrong last sequence: {seq}
 	errCodeDuplicateInProcess   = 10158 // duplicate message id is in process (clustered)
 	errCodeWrongLastSeqConstant = 10164 // wrong last sequence
-	errCodeBatchIncomplete      = 10176 // atomic publish batch is incomplete
 	errCodeBatchContainsDup     = 10201 // atomic publish batch contains duplicate message id
-	errCodeBatchTooManyInflight = 10210 // atomic publish too many inflight
 )
 
 // apiError is the error object of a JetStream API answer.
@@ -91,6 +89,9 @@ func subject(aggregate string) (string, error) {
 	if err := checkTokens(aggregate, false); err != nil {
 		return "", domain.Invalid("aggregate", "%q: %v", aggregate, err)
 	}
+	if domain.AggregateKind(aggregate) == packKind {
+		return "", domain.Invalid("aggregate", "%q: kind %q is the store's own", aggregate, packKind)
+	}
 	return SubjectPrefix + aggregate, nil
 }
 
@@ -115,28 +116,38 @@ func checkTokens(name string, wildcards bool) error {
 	return nil
 }
 
-// prepare validates an event and builds its message: body, Nats-Msg-Id and,
-// for passes, Nats-TTL. RecordedAt is set from the store's clock.
-func (s *Store) prepare(e domain.Envelope) (*nats.Msg, error) {
+// encode validates an event and encodes its envelope, with RecordedAt set
+// from the store's clock; it returns the aggregate's subject and the body. A
+// body over limit bytes is invalid.
+func (s *Store) encode(e domain.Envelope, limit int) (string, []byte, error) {
 	subj, err := subject(e.Aggregate)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	if e.ID == uuid.Nil {
-		return nil, domain.Invalid("id", "event id missing")
+		return "", nil, domain.Invalid("id", "event id missing")
 	}
 	if e.Type == "" {
-		return nil, domain.Invalid("type", "event type missing")
+		return "", nil, domain.Invalid("type", "event type missing")
 	}
 	if len(e.Payload) > 0 && !json.Valid(e.Payload) {
-		return nil, domain.Invalid("payload", "not JSON")
+		return "", nil, domain.Invalid("payload", "not JSON")
 	}
 	e.RecordedAt = s.now().UTC()
 	e.OccurredAt = e.OccurredAt.UTC()
 	body := appendEnvelope(make([]byte, 0, 256+len(e.Payload)), &e)
-	// 200 bytes for the headers.
-	if limit := s.nc.MaxPayload(); int64(len(body))+200 > limit {
-		return nil, domain.Invalid("payload", "event of %d bytes is over the %d the server takes", len(body), limit)
+	if len(body) > limit {
+		return "", nil, domain.Invalid("payload", "event of %d bytes is over the %d the server takes", len(body), limit)
+	}
+	return subj, body, nil
+}
+
+// prepare validates an event and builds its own message: body, Nats-Msg-Id
+// and, for passes, Nats-TTL.
+func (s *Store) prepare(e domain.Envelope) (*nats.Msg, error) {
+	subj, body, err := s.encode(e, s.packBytes)
+	if err != nil {
+		return nil, err
 	}
 	h := make(nats.Header, 4)
 	h[hdrMsgID] = []string{e.ID.String()}
@@ -147,8 +158,9 @@ func (s *Store) prepare(e domain.Envelope) (*nats.Msg, error) {
 }
 
 // Append appends events to one aggregate if its version (the position of its
-// last event) is still expectedVersion; 0 means the aggregate must have no
-// events yet. A stale version returns an error wrapping domain.ErrConflict
+// last event, as Load returns it) is still expectedVersion; 0 means the
+// aggregate must have no events yet. Each event is its own message on the
+// aggregate's subject, so its position is PositionOf(seq, 0). A stale version returns an error wrapping domain.ErrConflict
 // and appends nothing. Several events are written as one atomic batch: all or
 // none. Retrying an append whose events were already stored (same event ids)
 // returns their original positions with Duplicate set.
@@ -184,14 +196,20 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 			return nil, fmt.Errorf("append %s: %w", subj, err)
 		}
 	}
-	msgs[0].Header.Set(hdrExpectedSubSeq, strconv.FormatUint(expectedVersion, 10))
+	expectedSeq, index := SeqOf(expectedVersion)
+	if index != 0 {
+		// Versions of aggregates written by Append are whole messages.
+		return nil, fmt.Errorf("append %s at version %d: %w: the version names an event inside a pack", subj, expectedVersion, domain.ErrConflict)
+	}
+	msgs[0].Header.Set(hdrExpectedSubSeq, strconv.FormatUint(expectedSeq, 10))
 
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	ack, err := s.publish(ctx, msgs)
 	if err == nil {
 		if len(msgs) == 1 {
-			return []domain.Appended{{Position: ack.Seq, Duplicate: ack.Duplicate}}, nil
+			s.counts.put(ack.Seq, 1)
+			return []domain.Appended{{Position: PositionOf(ack.Seq, 0), Duplicate: ack.Duplicate}}, nil
 		}
 		if ack.Count != len(msgs) {
 			return nil, fmt.Errorf("append %s: batch of %d acknowledged as %d", subj, len(msgs), ack.Count)
@@ -236,10 +254,12 @@ func (s *Store) storedBefore(ctx context.Context, aggregate string, events []dom
 	return res, true
 }
 
+// consecutive returns the positions of n one-event messages stored at
+// consecutive sequences ending at last.
 func consecutive(last uint64, n int) []domain.Appended {
 	res := make([]domain.Appended, n)
 	for i := range res {
-		res[i].Position = last - uint64(n-1-i)
+		res[i].Position = PositionOf(last-uint64(n-1-i), 0)
 	}
 	return res
 }

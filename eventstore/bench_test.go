@@ -4,7 +4,7 @@ package eventstore_test
 // fsync before every acknowledgement), the store's only mode. Each reports
 // events/s beside ns/op. Run:
 //
-//	go test -run X -bench . -benchtime 5s ./eventstore
+//	go test -run X -bench 'Append|Record|Load' -benchtime 3s ./eventstore
 //	EVENTSTORE_BENCH_EVENTS=1000000 go test -run X -bench Follow -benchtime 3x ./eventstore
 //
 // DESIGN.md has the figures and the nats bench baseline of the same run.
@@ -65,69 +65,42 @@ func BenchmarkAppendParallel(b *testing.B) {
 
 // BenchmarkRecordParallel records one pass per call from many goroutines
 // (64 and 256: many scanners at once): the group commit gathers them into
-// atomic batches.
+// packs.
 func BenchmarkRecordParallel(b *testing.B) {
 	for _, goroutines := range []int{64, 256} {
 		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) {
-			s := open(b, "")
-			c := context.Background()
-			venue := uuid.New()
-			var n atomic.Int64
-			b.SetParallelism(max(1, goroutines/runtime.GOMAXPROCS(0)))
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := s.Record(c, event(domain.PassAggregate(venue, uuid.New()), 1)); err != nil {
-						b.Error(err)
-						return
-					}
-					n.Add(1)
-				}
-			})
-			reportEvents(b, n.Load())
+			recordParallel(b, goroutines)
 		})
 	}
 }
 
-// BenchmarkRecordSize records batches of one size from one goroutine
-// (no gathering wait), written as one atomic batch (MinBatch 1) or event by
-// event (each with its own fsync): ns/op is the latency of one such write.
-// The crossing point of the two is the MinBatch default.
-func BenchmarkRecordSize(b *testing.B) {
-	modes := []struct {
-		name     string
-		minBatch int
-	}{{"atomic", 1}, {"each", serverMaxBatch + 1}}
-	for _, mode := range modes {
-		for _, size := range []int{2, 4, 8, 16, 100, 500} {
-			if mode.minBatch > 1 && size > 16 {
-				continue
-			}
-			b.Run(fmt.Sprintf("%s/size=%d", mode.name, size), func(b *testing.B) {
-				s := open(b, "", func(o *eventstore.Options) {
-					o.GroupCommitWait = -1
-					o.MinBatch = mode.minBatch
-				})
-				c := context.Background()
-				venue := uuid.New()
-				evs := make([]domain.Envelope, size)
-				var n int64
-				for b.Loop() {
-					for i := range evs {
-						evs[i] = event(domain.PassAggregate(venue, uuid.New()), i)
-					}
-					if _, err := s.Record(c, evs...); err != nil {
-						b.Fatal(err)
-					}
-					n += int64(size)
-				}
-				reportEvents(b, n)
-			})
-		}
+// BenchmarkRecordInflight is BenchmarkRecordParallel with 256 goroutines
+// and 1, 2 or 4 packs in flight.
+func BenchmarkRecordInflight(b *testing.B) {
+	for _, inflight := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
+			recordParallel(b, 256, func(o *eventstore.Options) { o.MaxInflight = inflight })
+		})
 	}
 }
 
-// serverMaxBatch is the server's default atomic batch limit.
-const serverMaxBatch = 1000
+func recordParallel(b *testing.B, goroutines int, mod ...func(*eventstore.Options)) {
+	s := open(b, "", mod...)
+	c := context.Background()
+	venue := uuid.New()
+	var n atomic.Int64
+	b.SetParallelism(max(1, goroutines/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Record(c, event(domain.PassAggregate(venue, uuid.New()), 1)); err != nil {
+				b.Error(err)
+				return
+			}
+			n.Add(1)
+		}
+	})
+	reportEvents(b, n.Load())
+}
 
 // BenchmarkLoad loads an aggregate of 3 events.
 func BenchmarkLoad(b *testing.B) {
@@ -146,7 +119,8 @@ func BenchmarkLoad(b *testing.B) {
 }
 
 // BenchmarkRecordBatch records 1,000 passes per call (an offline scanner's
-// batch) from 4 goroutines; the store splits each into MaxBatch (500).
+// batch) from GOMAXPROCS × 2 goroutines (4 on the test machine); the
+// committer packs what several callers handed it together.
 func BenchmarkRecordBatch(b *testing.B) {
 	s := open(b, "")
 	c := context.Background()

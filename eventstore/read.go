@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,10 +28,14 @@ const (
 // Load returns one aggregate's events in order and its version: the position
 // of its last event, 0 when it has none.
 //
-// It walks the aggregate's subject with "next message on subject" gets
-// answered by the stream leader, one request per event: aggregates with
-// rules hold a handful of events, and a leader read never misses an event
-// acknowledged before Load was called (a replica's direct get could).
+// An aggregate of a kind written by Append (person, venue, declaration) is
+// walked with "next message on subject" gets answered by the stream leader,
+// one request per event: such aggregates hold a handful of events, and a
+// leader read never misses an event acknowledged before Load was called (a
+// replica's direct get could). An aggregate of a packed kind (pass, alert,
+// health, audit) has no subject of its own: Load returns what Read gives for
+// it, and the version is just the position of its last event (Record does
+// not check versions).
 func (s *Store) Load(ctx context.Context, aggregate string) ([]domain.Envelope, uint64, error) {
 	if s.isClosed() {
 		return nil, 0, ErrClosed
@@ -38,6 +43,19 @@ func (s *Store) Load(ctx context.Context, aggregate string) ([]domain.Envelope, 
 	subj, err := subject(aggregate)
 	if err != nil {
 		return nil, 0, fmt.Errorf("load: %w", err)
+	}
+	if packSubjectOf(domain.AggregateKind(aggregate)) != "" {
+		var out []domain.Envelope
+		if err := s.Read(ctx, aggregate, 0, func(evs []domain.Envelope) error {
+			out = append(out, evs...)
+			return nil
+		}); err != nil {
+			return nil, 0, fmt.Errorf("load %s: %w", aggregate, err)
+		}
+		if len(out) == 0 {
+			return nil, 0, nil
+		}
+		return out, out[len(out)-1].Position, nil
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
@@ -52,9 +70,9 @@ func (s *Store) Load(ctx context.Context, aggregate string) ([]domain.Envelope, 
 		}
 		var e domain.Envelope
 		if err := decodeEnvelope(m.Data, &e, nil); err != nil {
-			return nil, 0, fmt.Errorf("load %s: position %d: %w", subj, m.Sequence, err)
+			return nil, 0, fmt.Errorf("load %s: position %d: %w", subj, PositionOf(m.Sequence, 0), err)
 		}
-		e.Position = m.Sequence
+		e.Position = PositionOf(m.Sequence, 0)
 		out = append(out, e)
 		seq = m.Sequence + 1
 	}
@@ -64,60 +82,103 @@ func (s *Store) Load(ctx context.Context, aggregate string) ([]domain.Envelope, 
 	return out, out[len(out)-1].Position, nil
 }
 
+// selection is what a scan reads: the subjects the server filters on (all
+// when empty) and, for packs and for plain messages when plain is set, the
+// pattern their aggregates must match in Go (all when nil).
+type selection struct {
+	subjects []string
+	match    pattern
+	plain    bool
+}
+
+// selectFilter turns a Read filter into a selection. A filter over a packed
+// kind reads that kind's own subjects and its pack subject, and picks the
+// matching events out of the packs; a filter whose kind is a wildcard reads
+// the whole log and matches every event.
+func selectFilter(filter string) (selection, error) {
+	if err := checkTokens(filter, true); err != nil {
+		return selection{}, err
+	}
+	kind := domain.AggregateKind(filter)
+	switch kind {
+	case packKind:
+		return selection{}, fmt.Errorf("kind %q is the store's own", packKind)
+	case "*", ">":
+		return selection{match: newPattern(filter), plain: true}, nil
+	}
+	sel := selection{subjects: []string{SubjectPrefix + filter}}
+	if ps := packSubjectOf(kind); ps != "" {
+		sel.subjects = append(sel.subjects, ps)
+		sel.match = newPattern(filter)
+	}
+	return sel, nil
+}
+
 // Read delivers the events whose aggregate matches filter (NATS wildcards
 // over aggregate names: "pass.*.<person>", "venue.>") with position > from,
 // in order and in batches, up to the end of the log when Read was called.
+//
+// Filters over packed kinds (pass, alert, health, audit) read every pack of
+// that kind and match the aggregates in Go: reading one person's passes
+// costs a scan of all stored passes.
 func (s *Store) Read(ctx context.Context, filter string, from uint64, fn func([]domain.Envelope) error) error {
-	if err := checkTokens(filter, true); err != nil {
+	sel, err := selectFilter(filter)
+	if err != nil {
 		return fmt.Errorf("read: %w", domain.Invalid("filter", "%q: %v", filter, err))
 	}
-	subj := SubjectPrefix + filter
-	last, err := s.LastPosition(ctx)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", subj, err)
+	if s.isClosed() {
+		return ErrClosed
 	}
-	if last <= from {
+	last, err := s.lastSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", filter, err)
+	}
+	if fromSeq, _ := SeqOf(from); last < fromSeq || last == 0 {
 		return nil
 	}
-	if err := s.scan(ctx, subj, from, true, last, fn); err != nil {
-		return fmt.Errorf("read %s: %w", subj, err)
+	if err := s.scan(ctx, sel, from, true, last, fn); err != nil {
+		return fmt.Errorf("read %s: %w", filter, err)
 	}
 	return nil
 }
 
 // Follow delivers every event with position > from, in order and in batches
-// (up to 1000, or what is there when the log's end is reached), first from
-// history and then live, with no gap and no duplicate, until ctx ends (its
-// error is returned), fn returns an error (returned as is) or the store is
-// closed (ErrClosed). fn is called from one goroutine at a time and never
-// after Follow returned; it may keep the slice.
+// (about 1000 events, or what is there when the log's end is reached; the
+// events of one pack always in one batch, so a reader that checkpoints after
+// each batch never stops inside a pack), first from history and then live,
+// with no gap and no duplicate, until ctx ends (its error is returned), fn
+// returns an error (returned as is) or the store is closed (ErrClosed). fn is
+// called from one goroutine at a time and never after Follow returned; it
+// may keep the slice.
+//
+// from may be any position, also one inside a pack: Follow resumes with the
+// event right after it.
 func (s *Store) Follow(ctx context.Context, from uint64, fn func([]domain.Envelope) error) error {
-	return s.scan(ctx, "", from, false, 0, fn)
+	return s.scan(ctx, selection{}, from, false, 0, fn)
 }
 
-// errStop ends a scan without an error.
+// errStop ends a scan or a walk without an error.
 var errStop = errors.New("stop")
 
-// scan runs an ordered consumer over filter (all subjects when empty) from
-// position from+1. Bounded, it ends after the last matching event at or
-// before upTo; unbounded, it follows the log until ctx ends or fn fails.
-func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bool, upTo uint64, fn func([]domain.Envelope) error) error {
+// scan runs an ordered consumer over sel from position from+1. Bounded, it
+// ends after the last matching message at or before stream sequence upTo;
+// unbounded, it follows the log until ctx ends or fn fails.
+func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bool, upTo uint64, fn func([]domain.Envelope) error) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
 	cfg := jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubjects: sel.subjects,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		// Deleted at the end of the scan; this bounds what a crashed
 		// process leaves behind (the server allows 1,000 consumers per
 		// stream).
 		InactiveThreshold: consumerInactive,
 	}
-	if filter != "" {
-		cfg.FilterSubjects = []string{filter}
-	}
-	if from > 0 {
+	// The message holding position from may have events after it.
+	if fromSeq, _ := SeqOf(from); fromSeq > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = from + 1
+		cfg.OptStartSeq = fromSeq
 	}
 	cctx, cancel := withTimeout(ctx)
 	cons, err := s.js.OrderedConsumer(cctx, StreamName, cfg)
@@ -134,7 +195,7 @@ func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bo
 		mu      sync.Mutex // held while the handler runs
 		stopped atomic.Bool
 		done    = make(chan error, 1)
-		last    = from
+		last    = from // position of the last event handled
 		buf     []domain.Envelope
 		in      = make(interner)
 	)
@@ -163,7 +224,7 @@ func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bo
 			return
 		}
 		seq := meta.Sequence.Stream
-		if seq <= last {
+		if lastSeq, _ := SeqOf(last); seq < lastSeq {
 			return // redelivered after a consumer reset
 		}
 		if bounded && seq > upTo {
@@ -173,14 +234,14 @@ func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bo
 		if buf == nil {
 			buf = make([]domain.Envelope, 0, min(deliverBatch, int(meta.NumPending)+1))
 		}
-		buf = append(buf, domain.Envelope{})
-		e := &buf[len(buf)-1]
-		if err := decodeEnvelope(msg.Data(), e, in); err != nil {
-			finish(fmt.Errorf("position %d (%s): %w", seq, msg.Subject(), err))
+		var n int
+		if buf, n, err = decodeMsg(msg, seq, sel, last, buf, in); err != nil {
+			finish(err)
 			return
 		}
-		e.Position = seq
-		last = seq
+		if p := PositionOf(seq, n-1); p > last {
+			last = p
+		}
 		end := bounded && (meta.NumPending == 0 || seq >= upTo)
 		if len(buf) >= deliverBatch || meta.NumPending == 0 || end {
 			if err := flush(); err != nil {
@@ -199,7 +260,7 @@ func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bo
 				finish(ErrClosed)
 				return
 			}
-			s.log.Debug("ordered consumer", "filter", filter, "err", err)
+			s.log.Debug("ordered consumer", "subjects", sel.subjects, "err", err)
 		}))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
@@ -219,6 +280,67 @@ func (s *Store) scan(ctx context.Context, filter string, from uint64, bounded bo
 	mu.Lock()
 	mu.Unlock() //nolint:staticcheck // empty critical section: a barrier
 	return err
+}
+
+// decodeMsg appends the events of the message at seq that sel selects and
+// that lie after position after to buf; n is the number of events the
+// message holds.
+func decodeMsg(msg jetstream.Msg, seq uint64, sel selection, after uint64, buf []domain.Envelope, in interner) (_ []domain.Envelope, n int, _ error) {
+	subj := msg.Subject()
+	if !isPackSubject(subj) {
+		pos := PositionOf(seq, 0)
+		if pos <= after || sel.plain && !sel.match.match(subj[len(SubjectPrefix):]) {
+			return buf, 1, nil
+		}
+		buf = append(buf, domain.Envelope{})
+		e := &buf[len(buf)-1]
+		if err := decodeEnvelope(msg.Data(), e, in); err != nil {
+			return buf, 1, fmt.Errorf("position %d (%s): %w", pos, subj, err)
+		}
+		e.Position = pos
+		return buf, 1, nil
+	}
+	n, err := walkPack(msg.Data(), func(i int, d *scanner) error {
+		pos := PositionOf(seq, i)
+		if pos <= after {
+			return skipElem(d)
+		}
+		if sel.match != nil {
+			if agg, ok := d.peekString("aggregate"); ok {
+				if !matchTokens(sel.match, agg) {
+					return skipElem(d)
+				}
+				// Matches: decode below.
+			} else {
+				// Odd element: decode it and match what it says.
+				var e domain.Envelope
+				if err := decodeAt(d, &e, in); err != nil {
+					return fmt.Errorf("position %d (%s): %w", pos, subj, err)
+				}
+				if sel.match.match(e.Aggregate) {
+					e.Position = pos
+					buf = append(buf, e)
+				}
+				return nil
+			}
+		}
+		buf = append(buf, domain.Envelope{})
+		e := &buf[len(buf)-1]
+		if err := decodeAt(d, e, in); err != nil {
+			return fmt.Errorf("position %d (%s): %w", pos, subj, err)
+		}
+		e.Position = pos
+		return nil
+	})
+	return buf, max(n, 1), err
+}
+
+// skipElem moves d past a pack element.
+func skipElem(d *scanner) error {
+	if !d.skipValue() {
+		return fmt.Errorf("%w: malformed pack element", errNotEnvelope)
+	}
+	return nil
 }
 
 // deleteConsumer removes a scan's consumer (the ordered consumer only
@@ -241,12 +363,13 @@ func (s *Store) Get(ctx context.Context, position uint64) (domain.Envelope, erro
 	if s.isClosed() {
 		return domain.Envelope{}, ErrClosed
 	}
-	if position == 0 {
-		return domain.Envelope{}, fmt.Errorf("get position 0: %w", domain.ErrNotFound)
+	seq, index := SeqOf(position)
+	if seq == 0 {
+		return domain.Envelope{}, fmt.Errorf("get position %d: %w", position, domain.ErrNotFound)
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	m, err := s.stream.GetMsg(ctx, position)
+	m, err := s.stream.GetMsg(ctx, seq)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return domain.Envelope{}, fmt.Errorf("get position %d: %w", position, domain.ErrNotFound)
@@ -254,24 +377,199 @@ func (s *Store) Get(ctx context.Context, position uint64) (domain.Envelope, erro
 		return domain.Envelope{}, fmt.Errorf("get position %d: %w", position, err)
 	}
 	var e domain.Envelope
-	if err := decodeEnvelope(m.Data, &e, nil); err != nil {
+	if !isPackSubject(m.Subject) {
+		if index != 0 {
+			return domain.Envelope{}, fmt.Errorf("get position %d: %w", position, domain.ErrNotFound)
+		}
+		if err := decodeEnvelope(m.Data, &e, nil); err != nil {
+			return domain.Envelope{}, fmt.Errorf("get position %d (%s): %w", position, m.Subject, err)
+		}
+		e.Position = position
+		return e, nil
+	}
+	found := false
+	_, err = walkPack(m.Data, func(i int, d *scanner) error {
+		if i < index {
+			return skipElem(d)
+		}
+		if err := decodeAt(d, &e, nil); err != nil {
+			return err
+		}
+		found = true
+		return errStop
+	})
+	if err != nil && !errors.Is(err, errStop) {
 		return domain.Envelope{}, fmt.Errorf("get position %d (%s): %w", position, m.Subject, err)
 	}
-	e.Position = m.Sequence
+	if !found {
+		return domain.Envelope{}, fmt.Errorf("get position %d: %w", position, domain.ErrNotFound)
+	}
+	e.Position = position
 	return e, nil
 }
 
 // LastPosition returns the position of the newest event in the log (0 when
-// it is empty).
+// it is empty): the last event of the stream's last message.
 func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
 	if s.isClosed() {
 		return 0, ErrClosed
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
+	last, err := s.lastSeq(ctx)
+	if err != nil || last == 0 {
+		return 0, err
+	}
+	n, err := s.countAt(ctx, last)
+	if err != nil {
+		return 0, fmt.Errorf("last position: %w", err)
+	}
+	return PositionOf(last, max(n, 1)-1), nil
+}
+
+// lastSeq returns the stream's last sequence.
+func (s *Store) lastSeq(ctx context.Context) (uint64, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	info, err := s.stream.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("last position: stream info: %w", err)
+		return 0, fmt.Errorf("stream info: %w", err)
 	}
 	return info.State.LastSeq, nil
+}
+
+// countAt returns the number of events in the message at seq (0 when it is
+// gone), from the cache of messages this store wrote or the message itself.
+func (s *Store) countAt(ctx context.Context, seq uint64) (int, error) {
+	if n, ok := s.counts.get(seq); ok {
+		return n, nil
+	}
+	m, err := s.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get %d: %w", seq, err)
+	}
+	n := 1
+	if isPackSubject(m.Subject) {
+		if n, err = strconv.Atoi(m.Header.Get(hdrPackCount)); err != nil || n < 1 {
+			if n, err = walkPack(m.Data, func(_ int, d *scanner) error { return skipElem(d) }); err != nil {
+				return 0, fmt.Errorf("pack at %d: %w", seq, err)
+			}
+		}
+	}
+	s.counts.put(seq, n)
+	return n, nil
+}
+
+// CountAfter returns the number of events with a position after position:
+// the lag, in events, of a reader that has handled everything up to
+// position. One-event messages count 1, packs their Ledger-Pack-Count (read
+// through a headers-only consumer over the packs). While events are being
+// written the answer may miss the events of packs stored during the call.
+func (s *Store) CountAfter(ctx context.Context, position uint64) (uint64, error) {
+	if s.isClosed() {
+		return 0, ErrClosed
+	}
+	seq, index := SeqOf(position)
+	rctx, cancel := withTimeout(ctx)
+	defer cancel()
+	info, err := s.stream.Info(rctx)
+	if err != nil {
+		return 0, fmt.Errorf("count after %d: stream info: %w", position, err)
+	}
+	last := info.State.LastSeq
+	if last == 0 || seq > last {
+		return 0, nil
+	}
+	var total uint64
+	// The rest of the message holding position.
+	if seq > 0 {
+		n, err := s.countAt(rctx, seq)
+		if err != nil {
+			return 0, fmt.Errorf("count after %d: %w", position, err)
+		}
+		if n-1 > index {
+			total += uint64(n - 1 - index)
+		}
+	}
+	if seq == last {
+		return total, nil
+	}
+	// Every message after seq counts 1 ...
+	start := func(c *jetstream.OrderedConsumerConfig) {
+		c.HeadersOnly = true
+		c.InactiveThreshold = consumerInactive
+		if seq > 0 {
+			c.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+			c.OptStartSeq = seq + 1
+		}
+	}
+	packs := jetstream.OrderedConsumerConfig{FilterSubjects: []string{packSubjects}}
+	start(&packs)
+	pc, err := s.js.OrderedConsumer(rctx, StreamName, packs)
+	if err != nil {
+		return 0, fmt.Errorf("count after %d: consumer: %w", position, err)
+	}
+	defer s.deleteConsumer(pc)
+	var k uint64
+	if ci := pc.CachedInfo(); ci != nil {
+		k = ci.NumPending
+	}
+	msgs := info.State.Msgs
+	if seq >= info.State.FirstSeq {
+		var all jetstream.OrderedConsumerConfig
+		start(&all)
+		ac, err := s.js.OrderedConsumer(rctx, StreamName, all)
+		if err != nil {
+			return 0, fmt.Errorf("count after %d: consumer: %w", position, err)
+		}
+		if ci := ac.CachedInfo(); ci != nil {
+			msgs = ci.NumPending
+		}
+		s.deleteConsumer(ac)
+	}
+	total += msgs
+	// ... and a pack its count: add count-1 for each of the k packs.
+	if k == 0 {
+		return total, nil
+	}
+	extra, err := s.sumPackCounts(ctx, pc, k)
+	if err != nil {
+		return 0, fmt.Errorf("count after %d: %w", position, err)
+	}
+	return total + extra, nil
+}
+
+// sumPackCounts reads the first k messages of a headers-only consumer over
+// the packs and returns the sum of their counts minus one each.
+func (s *Store) sumPackCounts(ctx context.Context, cons jetstream.Consumer, k uint64) (uint64, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	it, err := cons.Messages(jetstream.PullMaxMessages(pullMessages))
+	if err != nil {
+		return 0, fmt.Errorf("consume: %w", err)
+	}
+	defer it.Stop()
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
+	var extra uint64
+	for seen := uint64(0); seen < k; seen++ {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, fmt.Errorf("pack headers: %w", err)
+		}
+		n, err := strconv.Atoi(msg.Headers().Get(hdrPackCount))
+		if err != nil || n < 1 {
+			return 0, fmt.Errorf("pack %s: bad %s header %q", msg.Subject(), hdrPackCount, msg.Headers().Get(hdrPackCount))
+		}
+		extra += uint64(n - 1)
+	}
+	return extra, nil
 }

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -9,27 +10,46 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 )
 
 // Group commit.
 //
-// Record hands its prepared messages to one committer goroutine
-// (commitLoop). The committer gathers what callers hand it for up to
-// GroupCommitWait or until MaxBatch events, waits for a free in-flight slot
-// (topping the batch up with whatever arrived meanwhile), and publishes the
-// batch as one JetStream atomic batch: every message on its own subject with
-// its own Nats-Msg-Id, the last one carrying the commit header and a reply
-// subject. The server stores the whole batch with one fsync and answers with
-// the last sequence; the batch's events sit at consecutive positions. A
-// goroutine per batch in flight awaits that answer and hands every caller its
-// results. Publishing happens on the committer only, so batches reach the
-// server, and are stored, in the order they were gathered.
+// Record encodes its events in the caller's goroutine and hands them to one
+// committer goroutine (commitLoop). The committer checks every event id
+// against the dedup table (dedup.go) and puts the new events into packs: one
+// JetStream message holding many events, on ledger.pack.pass for passes (with
+// Nats-TTL) and ledger.pack.event for alerts, health records and audit
+// entries. A pack is sent when
+//
+//   - it is full (MaxPack events, or the connection's max payload), or
+//   - GroupCommitWait has passed since its first event, or
+//   - a pack in flight was acknowledged while events were waiting (natural
+//     batching: while one pack is on its way the next one fills),
+//
+// and only while fewer than MaxInflight packs are on their way. The server
+// stores a pack with one fsync and answers with its stream sequence; event i
+// of the pack is at PositionOf(seq, i). A goroutine per pack awaits that
+// answer and hands every caller its results. Publishing happens on the
+// committer only, so packs reach the server, and are stored, in the order
+// they were gathered.
+//
+// Events of kinds that are not packed (person, venue, declaration, …) are
+// rare in Record; each is sent as its own message on its aggregate's
+// subject, with its event id as Nats-Msg-Id, through the same committer.
+
+// recEvent is one event of a Record call, encoded by the caller.
+type recEvent struct {
+	id      uuid.UUID
+	subject string // the pack subject, or the aggregate's own subject
+	packed  bool
+	body    []byte // the envelope as JSON
+}
 
 // recordReq is one Record call.
 type recordReq struct {
-	msgs []*nats.Msg
+	evs  []recEvent
 	res  []domain.Appended
 	left atomic.Int32
 	mu   sync.Mutex
@@ -52,11 +72,16 @@ func (r *recordReq) settle(i int, a domain.Appended, err error) {
 	}
 }
 
-// Record appends events with no version check, gathered with the events of
-// other concurrent callers into one atomic batch, so that many events share
-// one fsync (group commit). It returns after the server acknowledged them
-// durably, with one result per event in order; an event whose id is already
-// stored is reported as Duplicate with its original position.
+// Record appends events with no version check. Events from concurrent
+// callers are gathered into packs, one JetStream message and one fsync for
+// many events (group commit; see the package's DESIGN.md). It returns after
+// the server acknowledged them durably, with one result per event in order.
+// An event whose id was recorded within the DuplicateWindow (or appears
+// earlier in the same call) is reported as Duplicate with the first one's
+// position, and stored once.
+//
+// Positions grow in the order Record calls return; within one call they
+// grow per pack subject (the passes of a call come before its other events).
 //
 // When ctx ends before the answer, the events may or may not be stored:
 // retry with the same event ids.
@@ -65,16 +90,21 @@ func (s *Store) Record(ctx context.Context, events ...domain.Envelope) ([]domain
 		return nil, nil
 	}
 	r := &recordReq{
-		msgs: make([]*nats.Msg, len(events)),
+		evs:  make([]recEvent, len(events)),
 		res:  make([]domain.Appended, len(events)),
 		done: make(chan struct{}),
 	}
-	for i, e := range events {
-		m, err := s.prepare(e)
+	for i := range events {
+		e := &events[i]
+		subj, body, err := s.encode(*e, s.packBytes-2)
 		if err != nil {
 			return nil, fmt.Errorf("record event %d (%s): %w", i, e.ID, err)
 		}
-		r.msgs[i] = m
+		ev := recEvent{id: e.ID, subject: subj, body: body}
+		if ps := packSubjectOf(domain.AggregateKind(e.Aggregate)); ps != "" {
+			ev.subject, ev.packed = ps, true
+		}
+		r.evs[i] = ev
 	}
 	r.left.Store(int32(len(events)))
 
@@ -101,227 +131,196 @@ func (s *Store) Record(ctx context.Context, events ...domain.Envelope) ([]domain
 	return r.res, nil
 }
 
-// slot is one message of a batch: event i of request req.
+// slot is event i of request req.
 type slot struct {
 	req *recordReq
 	i   int
 }
 
-// batch is what the committer gathered.
-type batch struct {
-	msgs  []*nats.Msg
-	slots []slot
-	index map[string]int // msg id → index in msgs
-	// dups are events whose id already is in this batch: they get the
-	// position of that one (index), flagged Duplicate.
+// pack is one message on its way: events of one pack subject, or a single
+// event of an unpacked kind on its aggregate's subject.
+type pack struct {
+	subject string
+	packed  bool
+	body    []byte // pack: "[" and the elements so far, without "]"
+	ids     []uuid.UUID
+	slots   []slot
+	// dups are later copies of an event in this pack: they get its
+	// position, flagged Duplicate. Guarded by the dedup table's lock.
 	dups []dupSlot
 }
 
 type dupSlot struct {
 	slot
-	of int
+	of int // index of the original in the pack
 }
 
-func (b *batch) size() int { return len(b.msgs) + len(b.dups) }
+// gatherer holds what the committer has taken and not yet sent.
+type gatherer struct {
+	maxPack, maxBytes int
+	pass, event       *pack   // packs being filled
+	singles           []*pack // one-event messages
+	ready             []*pack // sealed, waiting for an in-flight slot, in order
+}
 
-// add takes events of r from index from on, up to max events in the batch;
-// it returns the index of the first event not taken.
-func (b *batch) add(r *recordReq, from, max int) int {
-	for i := from; i < len(r.msgs); i++ {
-		if b.size() >= max {
-			return i
-		}
-		m := r.msgs[i]
-		id := m.Header.Get(hdrMsgID)
-		if j, ok := b.index[id]; ok {
-			b.dups = append(b.dups, dupSlot{slot{r, i}, j})
+// waiting reports whether events are gathered but not sealed.
+func (g *gatherer) waiting() bool { return g.pass != nil || g.event != nil || len(g.singles) > 0 }
+
+// seal moves every gathered message to the ready list: passes first, then
+// the other packs, then one-event messages.
+func (g *gatherer) seal() {
+	if g.pass != nil {
+		g.ready = append(g.ready, g.pass)
+		g.pass = nil
+	}
+	if g.event != nil {
+		g.ready = append(g.ready, g.event)
+		g.event = nil
+	}
+	g.ready = append(g.ready, g.singles...)
+	g.singles = nil
+}
+
+// packFor returns the message ev goes into, sealing a pack that is full.
+func (g *gatherer) packFor(ev *recEvent) *pack {
+	if !ev.packed {
+		p := &pack{subject: ev.subject}
+		g.singles = append(g.singles, p)
+		return p
+	}
+	cur := &g.event
+	if ev.subject == packPassSubject {
+		cur = &g.pass
+	}
+	if p := *cur; p != nil && (len(p.ids) >= g.maxPack || len(p.body)+1+len(ev.body)+1 > g.maxBytes) {
+		g.ready = append(g.ready, p)
+		*cur = nil
+	}
+	if *cur == nil {
+		*cur = &pack{subject: ev.subject, packed: true, body: appendPackStart(make([]byte, 0, 64<<10))}
+	}
+	return *cur
+}
+
+// take puts the events of r into packs. Events already stored are answered
+// at once; copies of events in a pack not yet acknowledged wait for it.
+func (g *gatherer) take(t *dedupTable, r *recordReq) {
+	var known []dupSlot // of is unused: pos holds the position
+	var knownPos []uint64
+	t.mu.Lock()
+	for i := range r.evs {
+		ev := &r.evs[i]
+		if pos, ok := t.stored[ev.id]; ok {
+			known = append(known, dupSlot{slot: slot{r, i}})
+			knownPos = append(knownPos, pos)
 			continue
 		}
-		b.index[id] = len(b.msgs)
-		b.msgs = append(b.msgs, m)
-		b.slots = append(b.slots, slot{r, i})
+		if ref, ok := t.pending[ev.id]; ok {
+			ref.p.dups = append(ref.p.dups, dupSlot{slot{r, i}, ref.i})
+			continue
+		}
+		p := g.packFor(ev)
+		t.pending[ev.id] = packRef{p, len(p.ids)}
+		if p.packed {
+			p.body = appendPackElem(p.body, len(p.ids) == 0, ev.body)
+		} else {
+			p.body = ev.body
+		}
+		p.ids = append(p.ids, ev.id)
+		p.slots = append(p.slots, slot{r, i})
 	}
-	return len(r.msgs)
+	t.mu.Unlock()
+	for j, k := range known {
+		k.req.settle(k.i, domain.Appended{Position: knownPos[j], Duplicate: true}, nil)
+	}
 }
 
 func (s *Store) commitLoop() {
 	defer s.commitWG.Done()
+	g := gatherer{maxPack: s.o.MaxPack, maxBytes: s.packBytes}
 	var (
-		carry  *recordReq // request partly taken into the previous batch
-		from   int
-		closed bool
-		timer  = time.NewTimer(time.Hour)
+		inflight int
+		closed   bool
+		expired  bool // GroupCommitWait passed since the gather began
+		acked    bool // a pack was acknowledged while events waited
+		recq     = s.recq
+		timer    = time.NewTimer(time.Hour)
+		timerC   <-chan time.Time
 	)
 	timer.Stop()
-	max := s.o.MaxBatch
-	take := func(b *batch, r *recordReq) {
-		if n := b.add(r, from, max); n < len(r.msgs) {
-			carry, from = r, n
-		} else {
-			carry, from = nil, 0
-		}
-	}
 	for {
-		b := &batch{index: make(map[string]int, 64)}
-		if carry != nil {
-			take(b, carry)
-		} else if !closed {
-			r, ok := <-s.recq
+		if g.waiting() && inflight < s.o.MaxInflight && (expired || acked || closed) {
+			g.seal()
+			expired, acked = false, false
+			if timerC != nil {
+				timer.Stop()
+				timerC = nil
+			}
+		}
+		for inflight < s.o.MaxInflight && len(g.ready) > 0 {
+			s.sendPack(g.ready[0])
+			g.ready[0] = nil
+			g.ready = g.ready[1:]
+			inflight++
+		}
+		if closed && !g.waiting() && len(g.ready) == 0 && inflight == 0 {
+			return
+		}
+		in := recq
+		if len(g.ready) > 0 {
+			in = nil // full packs wait for a slot: push back on callers
+		}
+		select {
+		case r, ok := <-in:
 			if !ok {
-				return
+				closed, recq = true, nil
+				continue
 			}
-			take(b, r)
-		}
-		if b.size() == 0 {
-			return
-		}
-		// Gather for up to GroupCommitWait.
-		if carry == nil && !closed && s.o.GroupCommitWait > 0 {
-			timer.Reset(s.o.GroupCommitWait)
-		gather:
-			for carry == nil && b.size() < max {
-				select {
-				case r, ok := <-s.recq:
-					if !ok {
-						closed = true
-						break gather
-					}
-					take(b, r)
-				case <-timer.C:
-					break gather
+			was := g.waiting()
+			g.take(s.dedup, r)
+			if !was && g.waiting() {
+				if s.o.GroupCommitWait > 0 {
+					timer.Reset(s.o.GroupCommitWait)
+					timerC = timer.C
+				} else {
+					expired = true
 				}
 			}
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
+		case <-timerC:
+			timerC = nil
+			expired = true
+		case <-s.acks:
+			inflight--
+			if g.waiting() {
+				acked = true
 			}
 		}
-		// Wait for a slot, then top up with what queued meanwhile.
-		s.slots <- struct{}{}
-	topUp:
-		for carry == nil && !closed && b.size() < max {
-			select {
-			case r, ok := <-s.recq:
-				if !ok {
-					closed = true
-					break topUp
-				}
-				take(b, r)
-			default:
-				break topUp
-			}
-		}
-		s.flights.Add(1)
-		s.sendBatch(b, 0)
 	}
 }
 
-// sendBatch publishes b and starts a goroutine that awaits its answer. The
-// caller holds an in-flight slot, released when b is settled.
-func (s *Store) sendBatch(b *batch, attempt int) {
-	n := len(b.msgs)
-	if n < s.o.MinBatch || n == 1 {
-		// Cheaper one by one: see MinBatch. Sent here, so batches reach
-		// the server in order; awaited elsewhere.
-		await := s.sendEach(b.msgs)
-		go func() { s.settleBatch(b, await(), nil) }()
-		return
-	}
-	reply, ch := s.replies.expect()
-	id := nuid.Next()
-	var err error
-	for i, m := range b.msgs {
-		m.Header[hdrBatchID] = []string{id}
-		m.Header[hdrBatchSeq] = []string{strconv.Itoa(i + 1)}
-		if i == n-1 {
-			m.Header[hdrBatchCommit] = []string{"1"}
-			m.Reply = reply
+// sendPack publishes p and starts a goroutine that awaits its answer. The
+// caller counts p as in flight until its token comes back on s.acks.
+func (s *Store) sendPack(p *pack) {
+	s.flights.Add(1)
+	h := make(nats.Header, 4)
+	m := &nats.Msg{Subject: p.subject, Header: h}
+	if p.packed {
+		m.Data = appendPackEnd(p.body)
+		h[hdrMsgID] = []string{uuid.NewString()}
+		h[hdrPackCount] = []string{strconv.Itoa(len(p.ids))}
+		if p.subject == packPassSubject {
+			h[hdrTTL] = []string{s.ttl}
 		}
-		if err = s.nc.PublishMsg(m); err != nil {
-			break
-		}
+	} else {
+		m.Data = p.body
+		h[hdrMsgID] = []string{p.ids[0].String()}
 	}
+	ch, err := s.send(m)
 	if err != nil {
-		s.replies.forget(reply)
-		s.settleBatch(b, nil, fmt.Errorf("publish batch: %w", err))
+		go s.settlePack(p, 0, false, err)
 		return
 	}
-	go s.awaitBatch(b, reply, ch, attempt)
-}
-
-func (s *Store) awaitBatch(b *batch, reply string, ch chan *nats.Msg, attempt int) {
-	t := time.NewTimer(requestTimeout)
-	defer t.Stop()
-	var msg *nats.Msg
-	select {
-	case msg = <-ch:
-	case <-t.C:
-		s.replies.forget(reply)
-		s.settleBatch(b, nil, fmt.Errorf("batch of %d events: no answer within %s", len(b.msgs), requestTimeout))
-		return
-	}
-	ack, err := parseAck(msg)
-	if err == nil {
-		n := len(b.msgs)
-		if ack.Count != n {
-			s.settleBatch(b, nil, fmt.Errorf("batch of %d events acknowledged as %d", n, ack.Count))
-			return
-		}
-		s.settleBatch(b, consecutive(ack.Seq, n), nil)
-		return
-	}
-	switch apiCode(err) {
-	case errCodeBatchContainsDup:
-		// Some event was stored before: the atomic batch refuses as a
-		// whole. Publish its events one by one; each gets its own answer.
-		s.settleBatch(b, s.publishEach(b.msgs), nil)
-		return
-	case errCodeBatchIncomplete, errCodeBatchTooManyInflight, errCodeDuplicateInProcess:
-		// Nothing was stored: try again, a few times.
-		if attempt < 3 {
-			s.log.Warn("group commit batch retried", "events", len(b.msgs), "attempt", attempt+1, "err", err)
-			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
-			s.sendBatch(b, attempt+1)
-			return
-		}
-	}
-	s.settleBatch(b, nil, fmt.Errorf("batch of %d events: %w", len(b.msgs), err))
-}
-
-// resultErr is the outcome of one message published on its own.
-type resultErr struct {
-	a   domain.Appended
-	err error
-}
-
-// publishEach publishes msgs one at a time (all sent, then all awaited),
-// without batch headers, and returns each one's outcome.
-func (s *Store) publishEach(msgs []*nats.Msg) []resultErr {
-	return s.sendEach(msgs)()
-}
-
-// sendEach sends msgs one by one, without batch headers, and returns the
-// function that awaits their answers.
-func (s *Store) sendEach(msgs []*nats.Msg) (await func() []resultErr) {
-	out := make([]resultErr, len(msgs))
-	chans := make([]chan *nats.Msg, len(msgs))
-	for i, m := range msgs {
-		delete(m.Header, hdrBatchID)
-		delete(m.Header, hdrBatchSeq)
-		delete(m.Header, hdrBatchCommit)
-		chans[i], out[i].err = s.send(m)
-	}
-	return func() []resultErr {
-		deadline := time.Now().Add(requestTimeout)
-		for i := range msgs {
-			if out[i].err == nil {
-				out[i] = s.awaitOne(msgs[i], chans[i], deadline)
-			}
-		}
-		return out
-	}
+	go s.awaitPack(p, m, ch)
 }
 
 // send publishes m with a fresh reply subject.
@@ -335,53 +334,100 @@ func (s *Store) send(m *nats.Msg) (chan *nats.Msg, error) {
 	return ch, nil
 }
 
-// awaitOne waits for the answer to m, sent on its own.
-func (s *Store) awaitOne(m *nats.Msg, ch chan *nats.Msg, deadline time.Time) resultErr {
-	for attempt := 0; ; attempt++ {
-		t := time.NewTimer(time.Until(deadline))
+// packAttempts is how often a pack is sent before its callers get an error.
+const packAttempts = 3
+
+// awaitPack waits for the server's answer to p. A pack that got no answer
+// is sent again with the same Nats-Msg-Id, so the server stores it once;
+// answers that say nothing was stored (no stream leader yet, the same id
+// being stored by another request) are retried too.
+func (s *Store) awaitPack(p *pack, m *nats.Msg, ch chan *nats.Msg) {
+	for attempt := 1; ; attempt++ {
+		t := time.NewTimer(requestTimeout)
+		var (
+			ack pubAck
+			err error
+		)
 		select {
 		case reply := <-ch:
 			t.Stop()
-			ack, err := parseAck(reply)
-			if apiCode(err) == errCodeDuplicateInProcess && attempt < 3 {
-				// Clustered: the same id is being stored by another
-				// batch right now. Ask again shortly.
-				time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
-				if ch, err = s.send(m); err != nil {
-					return resultErr{err: err}
-				}
-				continue
+			ack, err = parseAck(reply)
+			if err == nil {
+				s.settlePack(p, ack.Seq, ack.Duplicate && !p.packed, nil)
+				return
 			}
-			return resultErr{domain.Appended{Position: ack.Seq, Duplicate: ack.Duplicate}, err}
+			if apiCode(err) != errCodeDuplicateInProcess && !errors.Is(err, nats.ErrNoResponders) {
+				s.settlePack(p, 0, false, fmt.Errorf("%s: %w", p.subject, err))
+				return
+			}
 		case <-t.C:
 			s.replies.forget(m.Reply)
-			return resultErr{err: fmt.Errorf("no answer within %s", requestTimeout)}
+			err = fmt.Errorf("%s: no answer within %s", p.subject, requestTimeout)
+		}
+		if attempt >= packAttempts {
+			s.settlePack(p, 0, false, err)
+			return
+		}
+		s.log.Warn("group commit pack sent again", "events", len(p.ids), "attempt", attempt+1, "err", err)
+		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
+		if ch, err = s.send(m); err != nil {
+			s.settlePack(p, 0, false, err)
+			return
 		}
 	}
 }
 
-// settleBatch hands every caller of b its results and frees the slot. res
-// is one of nil (err for all), []domain.Appended or []resultErr, in the
-// order of b.msgs.
-func (s *Store) settleBatch(b *batch, res any, err error) {
-	outcome := func(j int) (domain.Appended, error) {
-		switch r := res.(type) {
-		case []domain.Appended:
-			return r[j], nil
-		case []resultErr:
-			return r[j].a, r[j].err
+// settlePack hands every caller of p its results, records p's events in the
+// dedup table and frees p's in-flight slot. serverDup is JetStream's
+// duplicate flag for a one-event message.
+func (s *Store) settlePack(p *pack, seq uint64, serverDup bool, err error) {
+	t := s.dedup
+	now := time.Now()
+	t.mu.Lock()
+	for j, id := range p.ids {
+		delete(t.pending, id)
+		if err == nil {
+			t.addLocked(id, PositionOf(seq, j), now)
 		}
-		return domain.Appended{}, err
 	}
-	for j, sl := range b.slots {
-		a, e := outcome(j)
-		sl.req.settle(sl.i, a, e)
+	dups := p.dups
+	p.dups = nil
+	t.mu.Unlock()
+	if err == nil {
+		s.counts.put(seq, len(p.ids))
 	}
-	for _, d := range b.dups {
-		a, e := outcome(d.of)
-		a.Duplicate = true
-		d.req.settle(d.i, a, e)
+	for j, sl := range p.slots {
+		sl.req.settle(sl.i, domain.Appended{Position: PositionOf(seq, j), Duplicate: serverDup}, err)
 	}
-	<-s.slots
+	for _, d := range dups {
+		d.req.settle(d.i, domain.Appended{Position: PositionOf(seq, d.of), Duplicate: true}, err)
+	}
+	s.acks <- struct{}{}
 	s.flights.Done()
+}
+
+// countCache remembers how many events the last messages this store wrote
+// hold, so LastPosition needs no read of a large pack.
+type countCache struct {
+	mu sync.Mutex
+	e  [64]struct {
+		seq uint64
+		n   int
+	}
+}
+
+func (c *countCache) put(seq uint64, n int) {
+	c.mu.Lock()
+	c.e[seq%uint64(len(c.e))] = struct {
+		seq uint64
+		n   int
+	}{seq, n}
+	c.mu.Unlock()
+}
+
+func (c *countCache) get(seq uint64) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.e[seq%uint64(len(c.e))]
+	return e.n, e.seq == seq && seq != 0
 }

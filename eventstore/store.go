@@ -1,14 +1,17 @@
 // Package eventstore is the check-in ledger's log of record on NATS
 // JetStream: it sets up the stream and the key bucket, appends events with an
 // expected per-aggregate version and idempotent event ids, gathers
-// concurrent unversioned events into one durable write (group commit), reads
-// one aggregate or a subject filter, follows the whole log from history into
-// live events, keeps the per-person data keys, and runs the embedded
-// nats-server when no external one is given.
+// concurrent unversioned events into packs, one durable message for many
+// events (group commit), reads one aggregate or a subject filter, follows the
+// whole log from history into live events, keeps the per-person data keys,
+// and runs the embedded nats-server when no external one is given.
 //
-// All events live in one stream, LEDGER, on subjects "ledger.<aggregate>",
-// so the stream sequence is one global position for every read model. See
-// DESIGN.md for the reasoning and the measurements.
+// All events live in one stream, LEDGER: events with a version on subjects
+// "ledger.<aggregate>", one message each; passes, alerts, health records and
+// audit entries in packs on "ledger.pack.pass" and "ledger.pack.event". An
+// event's position, one global order for every read model, is its message's
+// stream sequence and its index in the message (PositionOf). See DESIGN.md
+// for the reasoning and the measurements.
 package eventstore
 
 import (
@@ -59,8 +62,10 @@ type Options struct {
 	URL string
 	// Replicas is the stream and bucket replica count: 1 (default), 3 in a cluster.
 	Replicas int
-	// DuplicateWindow is how long JetStream remembers event ids to drop
-	// retries (default 10 minutes).
+	// DuplicateWindow is how long retries are dropped: JetStream remembers
+	// message ids (events written by Append, packs) this long, and the
+	// store remembers the ids of the events Record wrote this long
+	// (default 10 minutes).
 	DuplicateWindow time.Duration
 	// PassRetention is how long pass events are kept (default 30 days):
 	// they carry a per-message TTL (Nats-TTL header) of this.
@@ -69,24 +74,23 @@ type Options struct {
 	// Without it Key and Destroy fail; the log itself works.
 	MasterKey []byte
 	// GroupCommitWait is how long Record gathers concurrent events before
-	// writing them as one batch (default 1ms; negative: do not wait, write
-	// whatever has queued up).
+	// writing them as one pack, unless a pack in flight is acknowledged
+	// first (default 1ms; negative: do not wait, write whatever has queued
+	// up).
 	GroupCommitWait time.Duration
-	// MaxBatch is the most events written in one atomic batch (default 500;
-	// the server's limit is 1000).
-	MaxBatch int
-	// MinBatch is the smallest group-commit batch written as one atomic
-	// batch; fewer events are published one by one, each with its own
-	// fsync, which costs less than an atomic batch's fixed overhead
-	// (default 16, measured: see DESIGN.md; 1 makes every batch of two or
-	// more atomic).
-	MinBatch int
-	// MaxInflight is how many group-commit batches may be on their way to
-	// the server at once (default 2: one commits while the next is staged;
-	// more splits the same callers into more, smaller batches, and every
-	// batch has a fixed cost on the server, see DESIGN.md; the server
-	// allows 50 per stream).
+	// MaxPack is the most events in one pack (default 4096, at most
+	// 65536). A pack is also kept under the connection's max payload.
+	MaxPack int
+	// MaxInflight is how many packs may be on their way to the server at
+	// once (default 2: one is stored while the next is sent; see
+	// DESIGN.md).
 	MaxInflight int
+	// MaxDedupEntries bounds the table of recently recorded event ids
+	// (default 1,000,000, about 60 MB): under a load that records more
+	// within DuplicateWindow, the oldest ids leave the table early, and a
+	// retry of one of those is caught by the read models instead (see
+	// DESIGN.md).
+	MaxDedupEntries int
 	// Now is the clock for RecordedAt (default time.Now).
 	Now func() time.Time
 	// Logger receives the store's and the embedded server's log lines
@@ -108,13 +112,16 @@ type Store struct {
 	ttl    string // Nats-TTL header value for passes
 
 	// Group commit (record.go).
-	closeMu  sync.RWMutex
-	closed   bool
-	recq     chan *recordReq
-	slots    chan struct{} // one per batch in flight
-	commitWG sync.WaitGroup
-	flights  sync.WaitGroup
-	replies  *replyMux
+	closeMu   sync.RWMutex
+	closed    bool
+	recq      chan *recordReq
+	acks      chan struct{} // a token per pack settled
+	packBytes int           // the most bytes of one pack's body
+	commitWG  sync.WaitGroup
+	flights   sync.WaitGroup
+	replies   *replyMux
+	dedup     *dedupTable
+	counts    countCache
 
 	done      chan struct{} // closed when Close starts
 	closeOnce sync.Once
@@ -125,10 +132,16 @@ const (
 	defaultDuplicateWindow = 10 * time.Minute
 	defaultPassRetention   = 30 * 24 * time.Hour
 	defaultGroupCommitWait = time.Millisecond
-	defaultMaxBatch        = 500
-	defaultMinBatch        = 16
-	serverMaxBatch         = 1000
+	defaultMaxPack         = 4096
 	defaultMaxInflight     = 2
+	defaultMaxDedup        = 1_000_000
+	// serverMaxBatch is the server's limit on an atomic batch (Append).
+	serverMaxBatch = 1000
+	// embeddedMaxPayload is the embedded server's max payload: packs of
+	// thousands of events fit (an external server's default is 1 MB).
+	embeddedMaxPayload = 8 << 20
+	// packHeadroom is kept free of a pack's body for its headers.
+	packHeadroom = 1024
 	// requestTimeout bounds a request when the caller's context has no deadline.
 	requestTimeout = 10 * time.Second
 )
@@ -151,17 +164,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.GroupCommitWait == 0 {
 		o.GroupCommitWait = defaultGroupCommitWait
 	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = defaultMaxBatch
+	if o.MaxPack <= 0 {
+		o.MaxPack = defaultMaxPack
 	}
-	if o.MaxBatch > serverMaxBatch {
-		return nil, fmt.Errorf("eventstore: max batch %d is over the server's %d", o.MaxBatch, serverMaxBatch)
-	}
-	if o.MinBatch <= 0 {
-		o.MinBatch = defaultMinBatch
+	if o.MaxPack > maxPackEvents {
+		return nil, fmt.Errorf("eventstore: max pack %d is over the %d a position can index", o.MaxPack, maxPackEvents)
 	}
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = defaultMaxInflight
+	}
+	if o.MaxDedupEntries <= 0 {
+		o.MaxDedupEntries = defaultMaxDedup
 	}
 	if o.MasterKey != nil && len(o.MasterKey) != 32 {
 		return nil, fmt.Errorf("eventstore: master key has %d bytes, want 32", len(o.MasterKey))
@@ -179,7 +192,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		ttl:   fmt.Sprintf("%ds", int64(o.PassRetention/time.Second)),
 		recq:  make(chan *recordReq, 4096),
 		done:  make(chan struct{}),
-		slots: make(chan struct{}, o.MaxInflight),
+		acks:  make(chan struct{}, o.MaxInflight),
+		dedup: newDedupTable(o.DuplicateWindow, o.MaxDedupEntries),
 	}
 	if err := s.connect(); err != nil {
 		s.shutdown()
@@ -195,6 +209,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.replies = replies
+	s.packBytes = int(s.nc.MaxPayload()) - packHeadroom
+	if err := s.rebuildDedup(ctx); err != nil {
+		s.shutdown()
+		return nil, err
+	}
 	s.commitWG.Add(1)
 	go s.commitLoop()
 	return s, nil
@@ -223,6 +242,7 @@ func (s *Store) connect() error {
 			JetStream:  true,
 			StoreDir:   filepath.Join(s.o.Dir, "jetstream"),
 			DontListen: true,
+			MaxPayload: embeddedMaxPayload,
 			// fsync before every ack: acknowledged means on disk. The
 			// default (a sync every 2 minutes) loses acknowledged writes
 			// on power loss.
@@ -292,7 +312,7 @@ func (s *Store) setup(ctx context.Context) error {
 	return nil
 }
 
-// Close stops taking events, waits for the batches already gathered to be
+// Close stops taking events, waits for the packs already gathered to be
 // acknowledged, ends running Follow and Read calls (they return ErrClosed),
 // and shuts the embedded server down cleanly (which flushes its files). It
 // is safe to call more than once.
@@ -376,7 +396,7 @@ func (g serverLogger) Debugf(format string, v ...any)  { g.l.Debug(fmt.Sprintf(f
 func (g serverLogger) Tracef(format string, v ...any)  { g.l.Debug(fmt.Sprintf(format, v...)) }
 
 // replyMux receives the replies to requests whose answer is awaited later
-// than the request is sent (group-commit batches): one wildcard
+// than the request is sent (group-commit packs): one wildcard
 // subscription, a token per request.
 type replyMux struct {
 	prefix string

@@ -142,8 +142,10 @@ func TestAppendAtomicBatch(t *testing.T) {
 	if len(res) != 3 {
 		t.Fatalf("%d results", len(res))
 	}
+	first, _ := eventstore.SeqOf(res[0].Position)
 	for i, r := range res {
-		if r.Duplicate || r.Position != res[0].Position+uint64(i) {
+		// One message per event, stored contiguously.
+		if r.Duplicate || r.Position != eventstore.PositionOf(first+uint64(i), 0) {
 			t.Fatalf("result %d = %+v, want consecutive new positions", i, r)
 		}
 		got, err := s.Get(ctx(t), r.Position)
@@ -239,6 +241,7 @@ func TestAppendInvalid(t *testing.T) {
 		{"no id", agg, []domain.Envelope{noID}},
 		{"payload not JSON", agg, []domain.Envelope{badPayload}},
 		{"same id twice", agg, []domain.Envelope{same, same}},
+		{"the store's own kind", "pack.pass", []domain.Envelope{event("pack.pass", 1)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,6 +252,9 @@ func TestAppendInvalid(t *testing.T) {
 	}
 	if _, err := s.Record(ctx(t), badPayload); !errors.Is(err, domain.ErrInvalid) {
 		t.Fatalf("record: err = %v, want ErrInvalid", err)
+	}
+	if _, err := s.Record(ctx(t), event("pack.event", 1)); !errors.Is(err, domain.ErrInvalid) {
+		t.Fatalf("record on the store's own kind: err = %v, want ErrInvalid", err)
 	}
 	if last, _ := s.LastPosition(ctx(t)); last != 0 {
 		t.Fatalf("last position %d after invalid appends, want 0", last)
@@ -310,12 +316,12 @@ func TestRecordConcurrentCallers(t *testing.T) {
 	if len(positions) != callers*perCaller {
 		t.Fatalf("%d distinct positions, want %d", len(positions), callers*perCaller)
 	}
-	last, err := s.LastPosition(ctx(t))
+	stored, err := s.CountAfter(ctx(t), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last != callers*perCaller {
-		t.Fatalf("last position %d, want %d (nothing stored twice)", last, callers*perCaller)
+	if stored != callers*perCaller {
+		t.Fatalf("%d events stored, want %d (nothing stored twice)", stored, callers*perCaller)
 	}
 	// Every position holds the event its caller was told.
 	for pos, id := range positions {
@@ -341,8 +347,7 @@ func TestRecordDuplicates(t *testing.T) {
 	if res[0].Duplicate || !res[1].Duplicate || res[0].Position != res[1].Position {
 		t.Fatalf("same id twice in one call: %+v", res)
 	}
-	// A batch mixing a stored event with a new one: the atomic batch is
-	// refused, the store falls back to one at a time.
+	// A call mixing a stored event with a new one.
 	res2, err := s.Record(ctx(t), b, a)
 	if err != nil {
 		t.Fatal(err)
@@ -350,13 +355,13 @@ func TestRecordDuplicates(t *testing.T) {
 	if res2[0].Duplicate || !res2[1].Duplicate || res2[1].Position != res[0].Position {
 		t.Fatalf("stored + new: %+v", res2)
 	}
-	if last, _ := s.LastPosition(ctx(t)); last != 2 {
-		t.Fatalf("last position %d, want 2", last)
+	if n, _ := s.CountAfter(ctx(t), 0); n != 2 {
+		t.Fatalf("%d events stored, want 2", n)
 	}
 }
 
 func TestRecordLargeRequestSplits(t *testing.T) {
-	s := open(t, "", func(o *eventstore.Options) { o.MaxBatch = 100 })
+	s := open(t, "", func(o *eventstore.Options) { o.MaxPack = 100 })
 	venue := uuid.New()
 	var evs []domain.Envelope
 	for i := range 1000 {
@@ -366,9 +371,11 @@ func TestRecordLargeRequestSplits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Ten packs of 100, one after the other.
 	for i, r := range res {
-		if r.Position != uint64(i+1) || r.Duplicate {
-			t.Fatalf("result %d = %+v, want position %d", i, r, i+1)
+		want := eventstore.PositionOf(uint64(i/100+1), i%100)
+		if r.Position != want || r.Duplicate {
+			t.Fatalf("result %d = %+v, want position %d", i, r, want)
 		}
 	}
 }
@@ -384,7 +391,12 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if _, err := s.Append(ctx(t), agg, 0, event(agg, 1), event(agg, 2)); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := s.Record(ctx(t), event(domain.PassAggregate(uuid.New(), pid), 3))
+	passes := []domain.Envelope{
+		event(domain.PassAggregate(uuid.New(), pid), 3),
+		event(domain.PassAggregate(uuid.New(), pid), 4),
+		event(domain.PassAggregate(uuid.New(), pid), 5),
+	}
+	rec, err := s.Record(ctx(t), passes...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,6 +404,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := readAll(t, s, 0)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -404,44 +417,118 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != 2 || version != 2 {
+	if len(evs) != 2 || version != eventstore.PositionOf(2, 0) {
 		t.Fatalf("after restart: %d events at version %d", len(evs), version)
 	}
-	if last, _ := s.LastPosition(ctx(t)); last != rec[0].Position {
-		t.Fatalf("last position %d, want %d", last, rec[0].Position)
+	// The last event of the last pack, read from its header (the new
+	// store has written nothing).
+	if last, _ := s.LastPosition(ctx(t)); last != rec[2].Position {
+		t.Fatalf("last position %d, want %d", last, rec[2].Position)
+	}
+	if after := readAll(t, s, 0); fmt.Sprint(positions(after)) != fmt.Sprint(positions(before)) {
+		t.Fatalf("log after restart %v, before %v", positions(after), positions(before))
 	}
 	again, err := s.Key(ctx(t), pid, false)
 	if err != nil || !bytes.Equal(again, key) {
 		t.Fatalf("key after restart: %x, %v", again, err)
 	}
 	// Still deduplicating across the restart.
-	res, err := s.Append(ctx(t), agg, 2, evs[1])
+	res, err := s.Append(ctx(t), agg, version, evs[1])
 	if err != nil || !res[0].Duplicate {
 		t.Fatalf("retry after restart: %+v, %v", res, err)
 	}
 }
 
-func TestFollowHistoryThenLive(t *testing.T) {
-	s := open(t, "")
-	venue := uuid.New()
-	record := func(n int) {
-		t.Helper()
-		var evs []domain.Envelope
-		for i := range n {
-			evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
+// readAll follows the log from position from up to its current end.
+func readAll(t *testing.T, s *eventstore.Store, from uint64) []domain.Envelope {
+	t.Helper()
+	last, err := s.LastPosition(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []domain.Envelope
+	if last <= from {
+		return nil
+	}
+	c, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	err = s.Follow(c, from, func(evs []domain.Envelope) error {
+		got = append(got, evs...)
+		if got[len(got)-1].Position >= last {
+			cancel()
 		}
-		if _, err := s.Record(ctx(t), evs...); err != nil {
-			t.Fatal(err)
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("follow: %v", err)
+	}
+	return got
+}
+
+func positions(evs []domain.Envelope) []uint64 {
+	out := make([]uint64, len(evs))
+	for i, e := range evs {
+		out[i] = e.Position
+	}
+	return out
+}
+
+// recorder records passes at one venue and remembers their positions in
+// log order.
+type recorder struct {
+	t     *testing.T
+	s     *eventstore.Store
+	venue uuid.UUID
+	mu    sync.Mutex
+	pos   []uint64
+}
+
+func (r *recorder) record(n int) []domain.Appended {
+	r.t.Helper()
+	var evs []domain.Envelope
+	for i := range n {
+		evs = append(evs, event(domain.PassAggregate(r.venue, uuid.New()), i))
+	}
+	res, err := r.s.Record(ctx(r.t), evs...)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range res {
+		r.pos = append(r.pos, a.Position)
+	}
+	return res
+}
+
+// after returns the recorded positions after from, in order.
+func (r *recorder) after(from uint64) []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []uint64
+	for _, p := range r.pos {
+		if p > from {
+			out = append(out, p)
 		}
 	}
-	record(2500) // history
+	return out
+}
+
+func TestFollowHistoryThenLive(t *testing.T) {
+	s := open(t, "", func(o *eventstore.Options) { o.MaxPack = 300 })
+	r := &recorder{t: t, s: s, venue: uuid.New()}
+	res := r.record(2500) // history: packs of up to 300
+	mid := res[1234].Position
+	if _, i := eventstore.SeqOf(mid); i == 0 {
+		t.Fatalf("position %d is not inside a pack", mid)
+	}
 
 	tests := []struct {
 		name string
 		from uint64
 	}{
 		{"from the start", 0},
-		{"from a position", 1234},
+		{"from inside a pack", mid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -451,6 +538,7 @@ func TestFollowHistoryThenLive(t *testing.T) {
 				got     []uint64
 				batches int
 			)
+			count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
 			errc := make(chan error, 1)
 			go func() {
 				errc <- s.Follow(c, tt.from, func(evs []domain.Envelope) error {
@@ -463,31 +551,24 @@ func TestFollowHistoryThenLive(t *testing.T) {
 					return nil
 				})
 			}()
-			waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 2500-int(tt.from) })
-			record(300) // live
-			last, _ := s.LastPosition(ctx(t))
-			waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= int(last-tt.from) })
+			waitFor(t, func() bool { return count() >= len(r.after(tt.from)) })
+			r.record(300) // live
+			want := r.after(tt.from)
+			waitFor(t, func() bool { return count() >= len(want) })
 			cancel()
 			if err := <-errc; !errors.Is(err, context.Canceled) {
 				t.Fatalf("follow returned %v, want context.Canceled", err)
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			for i, p := range got {
-				if p != tt.from+uint64(i)+1 {
-					t.Fatalf("event %d at position %d, want %d (gap or duplicate)", i, p, tt.from+uint64(i)+1)
-				}
-			}
-			if uint64(len(got)) != last-tt.from {
-				t.Fatalf("%d events, want %d", len(got), last-tt.from)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("followed %d events, want %d (gap, duplicate or order)", len(got), len(want))
 			}
 			if batches >= len(got) {
 				t.Fatalf("%d batches for %d events: not batched", batches, len(got))
 			}
 		})
 	}
-	// A record in the log that is no longer tracked (the test above
-	// already recorded more): fn's error is Follow's error.
 	t.Run("fn error stops", func(t *testing.T) {
 		stop := errors.New("stop here")
 		if err := s.Follow(ctx(t), 0, func([]domain.Envelope) error { return stop }); !errors.Is(err, stop) {
@@ -498,18 +579,8 @@ func TestFollowHistoryThenLive(t *testing.T) {
 
 func TestFollowSurvivesConsumerLoss(t *testing.T) {
 	s := open(t, "")
-	venue := uuid.New()
-	record := func(n int) {
-		t.Helper()
-		var evs []domain.Envelope
-		for i := range n {
-			evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
-		}
-		if _, err := s.Record(ctx(t), evs...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	record(100)
+	r := &recorder{t: t, s: s, venue: uuid.New()}
+	r.record(100)
 	c, cancel := context.WithCancel(ctx(t))
 	defer cancel()
 	var (
@@ -548,19 +619,14 @@ func TestFollowSurvivesConsumerLoss(t *testing.T) {
 	if deleted == 0 {
 		t.Fatal("no consumer to delete")
 	}
-	record(100)
+	r.record(100)
 	waitFor(t, func() bool { return count() >= 200 })
 	cancel()
 	<-errc
 	mu.Lock()
 	defer mu.Unlock()
-	for i, p := range got {
-		if p != uint64(i)+1 {
-			t.Fatalf("event %d at position %d (gap or duplicate)", i, p)
-		}
-	}
-	if len(got) != 200 {
-		t.Fatalf("%d events, want 200", len(got))
+	if want := r.after(0); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("followed %v\nwant %v (gap or duplicate)", got, want)
 	}
 }
 
@@ -610,7 +676,7 @@ func TestFollowRejectsForeignBody(t *testing.T) {
 	if err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("follow over a foreign body returned %v, want a decode error", err)
 	}
-	if _, err := s.Get(ctx(t), 2); err == nil {
+	if _, err := s.Get(ctx(t), eventstore.PositionOf(2, 0)); err == nil {
 		t.Fatal("get of a foreign body: no error")
 	}
 }
@@ -673,8 +739,10 @@ func TestLoadEmptyAndRead(t *testing.T) {
 	if err := s.Read(ctx(t), "pass.>.x", 0, func([]domain.Envelope) error { return nil }); !errors.Is(err, domain.ErrInvalid) {
 		t.Fatalf("bad filter: %v, want ErrInvalid", err)
 	}
-	if _, err := s.Get(ctx(t), 999); !errors.Is(err, domain.ErrNotFound) {
-		t.Fatalf("get beyond the end: %v, want ErrNotFound", err)
+	for _, pos := range []uint64{999, eventstore.PositionOf(999, 0), res[0].Position + 100} {
+		if _, err := s.Get(ctx(t), pos); !errors.Is(err, domain.ErrNotFound) {
+			t.Fatalf("get %d beyond the end: %v, want ErrNotFound", pos, err)
+		}
 	}
 }
 
@@ -714,9 +782,9 @@ func TestScansLeaveNoConsumers(t *testing.T) {
 func TestPassesCarryTTL(t *testing.T) {
 	s := open(t, "", func(o *eventstore.Options) { o.PassRetention = 2 * time.Second })
 	pass := event(domain.PassAggregate(uuid.New(), uuid.New()), 1)
-	agg := person()
-	reg := event(agg, 2)
-	res, err := s.Record(ctx(t), pass, reg)
+	alert := event(domain.AlertAggregate("371302"), 2)
+	reg := event(person(), 3)
+	res, err := s.Record(ctx(t), pass, alert, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -725,34 +793,48 @@ func TestPassesCarryTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name string
-		pos  uint64
-		ttl  string
+		name    string
+		pos     uint64
+		subject string
+		ttl     string
+		count   string
+		msgID   string
 	}{
-		{"pass", res[0].Position, "2s"},
-		{"registration", res[1].Position, ""},
+		{"pass pack", res[0].Position, "ledger.pack.pass", "2s", "1", ""},
+		{"event pack", res[1].Position, "ledger.pack.event", "", "1", ""},
+		{"registration, its own message", res[2].Position, "ledger.person." + reg.Aggregate[len("person."):], "", "", reg.ID.String()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := st.GetMsg(ctx(t), tt.pos)
+			seq, _ := eventstore.SeqOf(tt.pos)
+			m, err := st.GetMsg(ctx(t), seq)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if m.Subject != tt.subject {
+				t.Fatalf("subject %q, want %q", m.Subject, tt.subject)
 			}
 			if got := m.Header.Get("Nats-TTL"); got != tt.ttl {
 				t.Fatalf("Nats-TTL = %q, want %q", got, tt.ttl)
 			}
-			if got := m.Header.Get("Nats-Msg-Id"); got != m.Header.Get("Nats-Msg-Id") || got == "" {
-				t.Fatalf("Nats-Msg-Id missing")
+			if got := m.Header.Get("Ledger-Pack-Count"); got != tt.count {
+				t.Fatalf("Ledger-Pack-Count = %q, want %q", got, tt.count)
+			}
+			id := m.Header.Get("Nats-Msg-Id")
+			if _, err := uuid.Parse(id); err != nil || tt.msgID != "" && id != tt.msgID {
+				t.Fatalf("Nats-Msg-Id = %q, want %q (a fresh uuid for a pack)", id, tt.msgID)
 			}
 		})
 	}
-	// The pass goes when its retention ends; the registration stays.
+	// The pass goes when its retention ends; the others stay.
 	waitFor(t, func() bool {
 		_, err := s.Get(ctx(t), res[0].Position)
 		return errors.Is(err, domain.ErrNotFound)
 	})
-	if _, err := s.Get(ctx(t), res[1].Position); err != nil {
-		t.Fatalf("registration after the pass expired: %v", err)
+	for _, r := range res[1:] {
+		if _, err := s.Get(ctx(t), r.Position); err != nil {
+			t.Fatalf("event at %d after the pass expired: %v", r.Position, err)
+		}
 	}
 }
 

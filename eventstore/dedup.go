@@ -1,0 +1,224 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Deduplication of recorded events.
+//
+// A pack's Nats-Msg-Id names the pack, so JetStream only drops a pack the
+// store itself sent twice; it cannot see that an event inside a new pack was
+// stored before. The store keeps its own table: event id → position for
+// every event Record stored (or found stored) within the last
+// DuplicateWindow, at most MaxDedupEntries of them. The committer consults
+// and fills it, so a retry, two concurrent Records of one id, or one id twice
+// in a pack all get the first one's position with Duplicate set. Events still
+// on their way to the server are in the table as pending, with the pack that
+// carries them: a duplicate of one waits for that pack's answer.
+//
+// Open rebuilds the table from the packs written in the last
+// DuplicateWindow. Older retries are not caught here: the caller checks the
+// read model first (domain.PassesByID) and projections ignore a second copy
+// of an event id.
+
+// dedupChunk is a run of ids added together, evicted together.
+type dedupChunk struct {
+	ids    []uuid.UUID
+	newest time.Time
+}
+
+const dedupChunkSize = 1024
+
+// dedupTable is the event id table. Its lock is taken by the committer (to
+// look up and add pending events) and by the goroutines that settle packs.
+type dedupTable struct {
+	mu      sync.Mutex
+	window  time.Duration
+	max     int
+	stored  map[uuid.UUID]uint64
+	pending map[uuid.UUID]packRef
+	chunks  []*dedupChunk // oldest first
+}
+
+// packRef is an event waiting in a pack: the pack and its index there.
+type packRef struct {
+	p *pack
+	i int
+}
+
+func newDedupTable(window time.Duration, max int) *dedupTable {
+	return &dedupTable{
+		window:  window,
+		max:     max,
+		stored:  make(map[uuid.UUID]uint64),
+		pending: make(map[uuid.UUID]packRef),
+	}
+}
+
+// addLocked records id as stored at pos (at time at); an id already known
+// keeps its first position. The caller holds mu.
+func (t *dedupTable) addLocked(id uuid.UUID, pos uint64, at time.Time) {
+	if _, ok := t.stored[id]; ok {
+		return
+	}
+	t.stored[id] = pos
+	var c *dedupChunk
+	if n := len(t.chunks); n > 0 && len(t.chunks[n-1].ids) < dedupChunkSize {
+		c = t.chunks[n-1]
+	} else {
+		c = &dedupChunk{ids: make([]uuid.UUID, 0, dedupChunkSize)}
+		t.chunks = append(t.chunks, c)
+	}
+	c.ids = append(c.ids, id)
+	if at.After(c.newest) {
+		c.newest = at
+	}
+	t.evictLocked(at)
+}
+
+// evictLocked drops the chunks older than the window, and the oldest ones
+// while the table is over its size.
+func (t *dedupTable) evictLocked(now time.Time) {
+	horizon := now.Add(-t.window)
+	for len(t.chunks) > 1 {
+		c := t.chunks[0]
+		if !c.newest.Before(horizon) && len(t.stored)-len(c.ids) < t.max {
+			return
+		}
+		for _, id := range c.ids {
+			delete(t.stored, id)
+		}
+		t.chunks[0] = nil
+		t.chunks = t.chunks[1:]
+	}
+}
+
+// len returns the number of stored ids.
+func (t *dedupTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.stored)
+}
+
+// rebuildDedup fills the table from every pack stored within the last
+// DuplicateWindow: a consumer delivering by start time, reading only the
+// event ids.
+func (s *Store) rebuildDedup(ctx context.Context) error {
+	rctx, cancel := withTimeout(ctx)
+	defer cancel()
+	info, err := s.stream.Info(rctx)
+	if err != nil {
+		return fmt.Errorf("eventstore: rebuild dedup table: stream info: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	start := time.Now().Add(-s.o.DuplicateWindow)
+	if !info.State.LastTime.IsZero() && info.State.LastTime.Before(start) {
+		return nil // nothing written within the window
+	}
+	cons, err := s.js.OrderedConsumer(rctx, StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{packSubjects},
+		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
+		OptStartTime:      &start,
+		InactiveThreshold: consumerInactive,
+	})
+	if err != nil {
+		return fmt.Errorf("eventstore: rebuild dedup table: consumer: %w", err)
+	}
+	defer s.deleteConsumer(cons)
+	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
+		return nil
+	}
+	var (
+		mu     sync.Mutex
+		done   = make(chan error, 1)
+		finish = func(err error) {
+			select {
+			case done <- err:
+			default:
+			}
+		}
+		stopped bool
+	)
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			stopped = true
+			finish(fmt.Errorf("message metadata: %w", err))
+			return
+		}
+		seq := meta.Sequence.Stream
+		s.dedup.mu.Lock()
+		_, err = walkPack(msg.Data(), func(i int, d *scanner) error {
+			id, err := elemID(d)
+			if err != nil {
+				return err
+			}
+			s.dedup.addLocked(id, PositionOf(seq, i), meta.Timestamp)
+			return nil
+		})
+		s.dedup.mu.Unlock()
+		if err != nil {
+			stopped = true
+			finish(fmt.Errorf("pack at %d: %w", seq, err))
+			return
+		}
+		if meta.NumPending == 0 {
+			stopped = true
+			finish(nil)
+		}
+	}, jetstream.PullMaxMessages(64), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			finish(err)
+		}
+	}))
+	if err != nil {
+		return fmt.Errorf("eventstore: rebuild dedup table: consume: %w", err)
+	}
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	cc.Stop()
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("eventstore: rebuild dedup table: %w", err)
+	}
+	s.log.Debug("dedup table rebuilt", "events", s.dedup.len(), "since", start)
+	return nil
+}
+
+// elemID reads the event id of the pack element at d and moves d past it.
+func elemID(d *scanner) (uuid.UUID, error) {
+	if raw, ok := d.peekString("id"); ok {
+		if id, err := uuid.ParseBytes(raw); err == nil {
+			if !d.skipValue() {
+				return uuid.Nil, fmt.Errorf("%w: malformed pack element", errNotEnvelope)
+			}
+			return id, nil
+		}
+	}
+	var e domain.Envelope
+	if err := decodeAt(d, &e, nil); err != nil {
+		return uuid.Nil, err
+	}
+	return e.ID, nil
+}
