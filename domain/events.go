@@ -24,6 +24,7 @@ const (
 	TypeTruckPassDeclared    = "TruckPassDeclared"
 	TypeDeclarationReviewed  = "DeclarationReviewed"
 	TypeTraceRequested       = "TraceRequested"
+	TypeDeclarationQueued    = "DeclarationQueued"
 )
 
 // Sealed is personal data encrypted with the person's data key (AES-256-GCM,
@@ -181,6 +182,15 @@ type DeclarationReviewed struct {
 	Reason        string    `json:"reason,omitempty"`
 }
 
+// DeclarationQueued: a submitted declaration joined its district's review
+// queue (written by the reactions, in answer to ArrivalDeclared or
+// TruckPassDeclared).
+type DeclarationQueued struct {
+	DeclarationID uuid.UUID `json:"declaration_id"`
+	Kind          string    `json:"kind"` // arrival | truck
+	District      string    `json:"district"`
+}
+
 // TraceRequested: an analyst looked at a person's history (audit).
 type TraceRequested struct {
 	TraceID  uuid.UUID `json:"trace_id"`
@@ -206,6 +216,7 @@ func (ArrivalDeclared) EventType() string      { return TypeArrivalDeclared }
 func (TruckPassDeclared) EventType() string    { return TypeTruckPassDeclared }
 func (DeclarationReviewed) EventType() string  { return TypeDeclarationReviewed }
 func (TraceRequested) EventType() string       { return TypeTraceRequested }
+func (DeclarationQueued) EventType() string    { return TypeDeclarationQueued }
 
 func (PersonRegistered) SchemaVersion() int     { return 1 }
 func (PersonVerified) SchemaVersion() int       { return 1 }
@@ -221,6 +232,7 @@ func (ArrivalDeclared) SchemaVersion() int      { return 1 }
 func (TruckPassDeclared) SchemaVersion() int    { return 1 }
 func (DeclarationReviewed) SchemaVersion() int  { return 1 }
 func (TraceRequested) SchemaVersion() int       { return 1 }
+func (DeclarationQueued) SchemaVersion() int    { return 1 }
 
 // registry maps an event type to a constructor of its current payload type.
 var registry = map[string]func() Event{
@@ -238,6 +250,7 @@ var registry = map[string]func() Event{
 	TypeTruckPassDeclared:    func() Event { return &TruckPassDeclared{} },
 	TypeDeclarationReviewed:  func() Event { return &DeclarationReviewed{} },
 	TypeTraceRequested:       func() Event { return &TraceRequested{} },
+	TypeDeclarationQueued:    func() Event { return &DeclarationQueued{} },
 }
 
 // upcasters turn an older schema version's payload into the next version's:

@@ -105,10 +105,10 @@ func isDomainError(err error) bool {
 }
 
 // RecordPass records one pass (self scan, staff scan or manual entry) and
-// answers with the "one screen". An abnormal pass also raises an alert for
-// the venue's district. A pass whose event id is already stored is not
-// stored again: the original answer comes back with Duplicate set, however
-// long ago it was stored.
+// answers with the "one screen". An abnormal pass is reported to the
+// venue's district by a reaction (RaiseAlerts) once it is in the log. A
+// pass whose event id is already stored is not stored again: the original
+// answer comes back with Duplicate set, however long ago it was stored.
 //
 // Only approved venues take passes: a pass at a venue that is pending or
 // rejected is ErrConflict (the venue exists, it is its state that refuses).
@@ -150,7 +150,7 @@ type passJob struct {
 	done   bool
 	result PassResult
 	// envs are the job's events for the group commit: its pass, then each
-	// dependant's pass, each followed by its alert when abnormal.
+	// dependant's pass.
 	envs  []Envelope
 	first int       // index of envs[0] in the Record call
 	recs  []passEnv // the passes among envs: the main one first
@@ -464,27 +464,9 @@ func (l *Ledger) addPass(ctx context.Context, actor Actor, j *passJob, eventID u
 	}
 	j.recs = append(j.recs, passEnv{at: len(j.envs), rec: rec})
 	j.envs = append(j.envs, env)
-	if !IsAbnormal(decision, health) {
-		return nil
-	}
-	alert := AlertRaised{
-		District:    j.venue.District,
-		VenueID:     j.venue.ID,
-		PersonID:    person.ID,
-		PassEventID: eventID,
-		CodeColour:  rec.Screen.CodeColour,
-		Decision:    decision,
-		Reason:      reason,
-	}
-	if alert.Reason == "" {
-		alert.Reason = "abnormal health status"
-	}
-	meta.ID = AlertEventID(eventID)
-	env, err = NewEnvelope(AlertAggregate(j.venue.District), alert, meta, j.now)
-	if err != nil {
-		return err
-	}
-	j.envs = append(j.envs, env)
+	// An abnormal pass is reported to the district by the reactions
+	// (Ledger.RaiseAlerts), which follow the log: the pass is acknowledged
+	// without waiting for its alert.
 	return nil
 }
 

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -204,4 +205,114 @@ type Log interface {
 // otherwise. Ids not stored are absent from the map.
 type PassesByID interface {
 	Passes(ctx context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]PassView, error)
+}
+
+// ArrivalDetails are what an arrival declaration (入临申报) says.
+type ArrivalDetails struct {
+	ArrivalDate         string    `json:"arrival_date"`
+	Origin              string    `json:"origin"`
+	DestinationDistrict string    `json:"destination_district"`
+	NATResult           string    `json:"nat_result"`
+	NATAt               time.Time `json:"nat_at,omitzero"`
+}
+
+// TruckDetails are what a truck pass (货车畅行) says; the contact's name and
+// phone are masked.
+type TruckDetails struct {
+	PlateNumber      string    `json:"plate_number"`
+	NATProofAt       time.Time `json:"nat_proof_at"`
+	ItineraryOK      bool      `json:"itinerary_ok"`
+	HealthCodeColour string    `json:"health_code_colour"`
+	LogisticsPark    string    `json:"logistics_park"`
+	ContactName      string    `json:"contact_name"`
+	ContactPhone     string    `json:"contact_phone"`
+}
+
+// DeclarationStep is one event in a declaration's history: its submission,
+// its joining the review queue, its review.
+type DeclarationStep struct {
+	EventID  uuid.UUID `json:"event_id"`
+	Type     string    `json:"type"`
+	At       time.Time `json:"at"`
+	Actor    string    `json:"actor,omitempty"`
+	Decision string    `json:"decision,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Position uint64    `json:"position"`
+}
+
+// DeclarationView is a declaration as the read models know it.
+type DeclarationView struct {
+	ID              uuid.UUID         `json:"declaration_id"`
+	Kind            string            `json:"kind"` // arrival | truck
+	PersonID        uuid.UUID         `json:"person_id"`
+	FamilyMemberIDs []uuid.UUID       `json:"family_member_ids"`
+	District        string            `json:"district"`
+	Status          string            `json:"status"` // pending | approved | rejected
+	Reason          string            `json:"reason,omitempty"`
+	Queued          bool              `json:"queued"`
+	SubmittedAt     time.Time         `json:"submitted_at"`
+	QueuedAt        time.Time         `json:"queued_at,omitzero"`
+	ReviewedAt      time.Time         `json:"reviewed_at,omitzero"`
+	Arrival         *ArrivalDetails   `json:"arrival,omitempty"`
+	Truck           *TruckDetails     `json:"truck,omitempty"`
+	History         []DeclarationStep `json:"history"`
+	// QueuePosition orders the review queue (first come, first served).
+	QueuePosition uint64 `json:"-"`
+}
+
+// DeclarationFilter selects declarations in the review queue; empty fields
+// match all.
+type DeclarationFilter struct {
+	District string
+	Status   string
+	Kind     string
+	Limit    int
+}
+
+// DeclarationReads is the query side of declarations, implemented by the
+// read-model stores in projections.
+type DeclarationReads interface {
+	// Declaration returns one declaration with its full history, oldest
+	// step first; ErrNotFound when unknown.
+	Declaration(ctx context.Context, id uuid.UUID) (DeclarationView, error)
+	// Declarations lists the review queue: only declarations that joined
+	// it (DeclarationQueued), in the order they joined.
+	Declarations(ctx context.Context, f DeclarationFilter) ([]DeclarationView, error)
+}
+
+// PoisonEvent is one event of a message a reaction could not handle.
+type PoisonEvent struct {
+	EventID    uuid.UUID       `json:"event_id"`
+	Type       string          `json:"type"`
+	Aggregate  string          `json:"aggregate"`
+	Position   uint64          `json:"position"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// PoisonMessage is a log message whose reaction kept failing and was set
+// aside in the poison queue.
+type PoisonMessage struct {
+	// ID names the entry in the poison queue.
+	ID uint64 `json:"id"`
+	// Reaction is the handler that failed.
+	Reaction string `json:"reaction"`
+	// Reason is the handler's last error.
+	Reason     string    `json:"reason"`
+	PoisonedAt time.Time `json:"poisoned_at"`
+	// Subject and Sequence locate the original message in the log.
+	Subject  string `json:"subject"`
+	Sequence uint64 `json:"sequence"`
+	// Events are the original message's events the reaction acts on.
+	Events []PoisonEvent `json:"events"`
+}
+
+// PoisonQueue holds the reactions that kept failing. Implemented by the
+// reactions router.
+type PoisonQueue interface {
+	// Poisoned lists up to limit entries, oldest first.
+	Poisoned(ctx context.Context, limit int) ([]PoisonMessage, error)
+	// RetryPoisoned runs the entry's reaction again; when it succeeds the
+	// entry leaves the queue. ErrNotFound when there is no such entry.
+	RetryPoisoned(ctx context.Context, id uint64) error
 }

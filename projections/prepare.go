@@ -106,7 +106,35 @@ func prepareOne(ctx context.Context, e *domain.Envelope, open Opener, c *Change)
 		}
 		c.Masks = m
 	}
+	if tp, ok := ev.(*domain.TruckPassDeclared); ok {
+		m, err := MaskContact(ctx, tp, open)
+		if err != nil {
+			return fmt.Errorf("project event at %d: %w", e.Position, err)
+		}
+		c.Contact = m
+	}
 	return nil
+}
+
+// MaskContact opens a truck pass's contact (sealed with the driver's key)
+// and returns its masks. A destroyed key gives the erased masks; any other
+// error is returned.
+func MaskContact(ctx context.Context, tp *domain.TruckPassDeclared, open Opener) (ContactMasks, error) {
+	erasedContact := ContactMasks{Name: "", Phone: "***"}
+	if open == nil {
+		return erasedContact, nil
+	}
+	name, err := open(ctx, tp.PersonID, tp.ContactName)
+	if err == nil {
+		var phone string
+		if phone, err = open(ctx, tp.PersonID, tp.ContactPhone); err == nil {
+			return ContactMasks{Name: pii.MaskName(name), Phone: pii.MaskID(phone)}, nil
+		}
+	}
+	if erased(err) {
+		return erasedContact, nil
+	}
+	return ContactMasks{}, fmt.Errorf("mask contact of declaration %s: %w", tp.DeclarationID, err)
 }
 
 // Mask opens a registration's name and ID number and returns their masks.

@@ -42,6 +42,16 @@ type Change struct {
 	// Masks holds the masked personal fields of a PersonRegistered event;
 	// the sealed values never reach a store.
 	Masks PersonMasks
+	// Contact holds the masked contact of a TruckPassDeclared event.
+	Contact ContactMasks
+}
+
+// ContactMasks are the masked forms of a truck pass's sealed contact.
+type ContactMasks struct {
+	// Name is the surname followed by "*", "" when the data was erased.
+	Name string
+	// Phone keeps the first 3 and last 4 digits, "***" when erased.
+	Phone string
 }
 
 // PersonMasks are the masked forms of a person's sealed fields.
@@ -122,6 +132,7 @@ type Store interface {
 	domain.ReadModel
 	Writer
 	PassReader
+	domain.DeclarationReads
 }
 
 // ProjectionStatus is what `ledger projections status` prints and /readyz checks.

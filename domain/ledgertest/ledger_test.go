@@ -432,13 +432,27 @@ func TestPasses(t *testing.T) {
 		}
 	})
 
-	t.Run("red code is denied and raises an alert", func(t *testing.T) {
+	t.Run("red code is denied and its reaction raises an alert", func(t *testing.T) {
 		res, err := h.ledger.RecordPass(h.ctx, person(red), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Decision != domain.DecisionDeny || res.Screen.Reason == "" || res.Screen.CodeColour != domain.ColourRed {
 			t.Fatalf("result = %+v", res)
+		}
+		if h.lastPosition() != res.Position {
+			t.Fatal("RecordPass appended more than the pass: alerts are the reactions' to raise")
+		}
+		// The reaction (reactions router) raises it from the logged pass;
+		// run twice, as a redelivered pass would, it is the same alert.
+		pass, err := h.store.Get(h.ctx, res.Position)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if n, err := h.ledger.RaiseAlerts(h.ctx, domain.ReactionsActor, []domain.Envelope{pass}); err != nil || n != 1 {
+				t.Fatalf("RaiseAlerts = %d, %v", n, err)
+			}
 		}
 		h.caughtUp(h.lastPosition())
 		alerts, err := h.reads.Alerts(h.ctx, "371302", 10)

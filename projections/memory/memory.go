@@ -48,6 +48,7 @@ type Store struct {
 	seen   map[uuid.UUID]struct{}
 	health map[string]*healthRow
 	alerts map[string][]alertRow // by district, sorted by (at, position)
+	decls  map[uuid.UUID]*domain.DeclarationView
 }
 
 var _ projections.Store = (*Store)(nil)
@@ -62,6 +63,7 @@ func New(Options) *Store {
 		seen:     make(map[uuid.UUID]struct{}),
 		health:   make(map[string]*healthRow),
 		alerts:   make(map[string][]alertRow),
+		decls:    make(map[uuid.UUID]*domain.DeclarationView),
 	}
 	s.str.init()
 	return s
@@ -282,6 +284,8 @@ func (s *Store) apply(c *projections.Change) {
 		s.applyHealth(c, ev)
 	case *domain.AlertRaised:
 		s.applyAlert(c, ev)
+	case *domain.ArrivalDeclared, *domain.TruckPassDeclared, *domain.DeclarationQueued, *domain.DeclarationReviewed:
+		s.applyDeclaration(c)
 	default:
 		// Other events (declarations, audit, venue codes) do not shape these
 		// read models; their position still counts.

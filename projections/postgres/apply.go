@@ -88,6 +88,10 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 		case *domain.PersonRegistered, *domain.PersonVerified, *domain.VenueApplied, *domain.VenueReviewed,
 			*domain.SubAdminAdded, *domain.SubAdminRemoved:
 			others = append(others, c)
+		default:
+			if isDeclarationEvent(c.Event) {
+				others = append(others, c)
+			}
 		}
 	}
 	if err := s.applyOthers(ctx, tx, others); err != nil {
@@ -197,6 +201,8 @@ func (s *Store) queue(b *pgx.Batch, c *projections.Change) {
 		b.Queue(s.q.subAdminAdded, ev.VenueID, ev.PersonID, pos)
 	case *domain.SubAdminRemoved:
 		b.Queue(s.q.subAdminRemoved, ev.VenueID, ev.PersonID)
+	default:
+		s.queueDeclaration(b, c)
 	}
 }
 

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) projections.Store) {
 		{"WindowReads", testWindows},
 		{"PositionGapAndOverlap", testPositions},
 		{"GeneratedCity", testGenerated},
+		{"Declarations", testDeclarations},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

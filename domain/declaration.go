@@ -1,0 +1,565 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Declaration kinds, as used on the wire.
+const (
+	// DeclarationArrival is an arrival declaration (入临申报).
+	DeclarationArrival = "arrival"
+	// DeclarationTruck is a truck pass (货车畅行).
+	DeclarationTruck = "truck"
+)
+
+// Declaration statuses.
+const (
+	DeclarationPending  = "pending"
+	DeclarationApproved = "approved"
+	DeclarationRejected = "rejected"
+)
+
+// Limits on declarations.
+const (
+	// MaxOriginLength bounds an arrival's origin (runes).
+	MaxOriginLength = 100
+	// MaxParkLength bounds a truck pass's logistics park (runes).
+	MaxParkLength = 100
+	// MaxArrivalDays is how far before or after today an arrival date may be.
+	MaxArrivalDays = 30
+	// TruckNATValidity is how old a truck driver's nucleic-acid proof may be.
+	TruckNATValidity = 24 * time.Hour
+	// MaxFamilyPerDeclaration is the most family members one arrival declares.
+	MaxFamilyPerDeclaration = 20
+)
+
+// declarationNamespace is the UUIDv5 namespace of declaration ids derived
+// from a client's event id, so that a retried submission meets the same
+// aggregate.
+var declarationNamespace = uuid.MustParse("3c0f4d52-7a1e-4b8e-9f26-2d5c8e1a7b43")
+
+// DeclarationIDFor returns the declaration id a submission with client event
+// id eventID creates.
+func DeclarationIDFor(eventID uuid.UUID) uuid.UUID {
+	return uuid.NewSHA1(declarationNamespace, eventID[:])
+}
+
+// DeclareArrival declares an arrival (入临申报) for the caller and the family
+// members (dependants) whose guardian the caller is.
+type DeclareArrival struct {
+	// EventID, when set, makes a retry idempotent: the declaration id is
+	// derived from it.
+	EventID             uuid.UUID
+	ArrivalDate         string // YYYY-MM-DD
+	Origin              string
+	DestinationDistrict string
+	NATResult           string // negative | positive | none
+	NATAt               time.Time
+	FamilyMemberIDs     []uuid.UUID
+}
+
+// DeclareTruckPass files a truck pass (货车畅行) for the calling driver.
+type DeclareTruckPass struct {
+	// EventID, when set, makes a retry idempotent.
+	EventID          uuid.UUID
+	PlateNumber      string
+	NATProofAt       time.Time
+	ItineraryOK      bool
+	HealthCodeColour string
+	LogisticsPark    string
+	// District is the logistics park's 6-digit district: the reviewer's.
+	District     string
+	ContactName  string
+	ContactPhone string
+}
+
+// ReviewDeclaration approves or rejects a pending declaration.
+type ReviewDeclaration struct {
+	Decision string // approve | reject
+	Reason   string // required to reject
+}
+
+// Declaration is the declaration aggregate (arrival or truck pass), rebuilt
+// only by replaying its events through apply (ReplayDeclaration).
+type Declaration struct {
+	id         uuid.UUID
+	version    uint64
+	declared   bool
+	declaredBy uuid.UUID // id of the declaring event
+	declaredAt uint64    // its position
+	kind       string
+	declarant  uuid.UUID
+	family     []uuid.UUID
+	district   string
+	status     string
+	queued     bool
+	reason     string
+}
+
+// ReplayDeclaration rebuilds a declaration from its events, in log order.
+func ReplayDeclaration(events []Envelope) (Declaration, error) {
+	var d Declaration
+	for _, e := range events {
+		if err := d.apply(e); err != nil {
+			return Declaration{}, err
+		}
+	}
+	return d, nil
+}
+
+// apply folds one event into the declaration. It is the only way a
+// Declaration changes.
+func (d *Declaration) apply(e Envelope) error {
+	ev, err := Decode(e)
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", e.Aggregate, err)
+	}
+	switch ev := ev.(type) {
+	case *ArrivalDeclared:
+		d.declare(e, ev.DeclarationID, DeclarationArrival, ev.PersonID, ev.DestinationDistrict)
+		d.family = slices.Clone(ev.FamilyMemberIDs)
+	case *TruckPassDeclared:
+		d.declare(e, ev.DeclarationID, DeclarationTruck, ev.PersonID, ev.District)
+	case *DeclarationQueued:
+		d.queued = true
+	case *DeclarationReviewed:
+		if ev.Decision == ReviewApprove {
+			d.status = DeclarationApproved
+		} else {
+			d.status = DeclarationRejected
+		}
+		d.reason = ev.Reason
+	default:
+		return fmt.Errorf("replay %s: event %s of type %s does not belong to a declaration: %w",
+			e.Aggregate, e.ID, e.Type, ErrUnknownEvent)
+	}
+	d.version = e.Position
+	return nil
+}
+
+func (d *Declaration) declare(e Envelope, id uuid.UUID, kind string, declarant uuid.UUID, district string) {
+	d.id, d.kind, d.declarant, d.district = id, kind, declarant, district
+	d.declared, d.declaredBy, d.declaredAt = true, e.ID, e.Position
+	d.status = DeclarationPending
+}
+
+// ID returns the declaration's id (zero before it was submitted).
+func (d Declaration) ID() uuid.UUID { return d.id }
+
+// Version returns the position of the declaration's last event (0: none).
+func (d Declaration) Version() uint64 { return d.version }
+
+// Exists reports whether the declaration was submitted.
+func (d Declaration) Exists() bool { return d.declared }
+
+// Kind returns arrival or truck.
+func (d Declaration) Kind() string { return d.kind }
+
+// DeclarantID returns the person who submitted it.
+func (d Declaration) DeclarantID() uuid.UUID { return d.declarant }
+
+// FamilyMemberIDs returns the family members an arrival declaration covers.
+func (d Declaration) FamilyMemberIDs() []uuid.UUID { return slices.Clone(d.family) }
+
+// District returns the district whose reviewers review it.
+func (d Declaration) District() string { return d.district }
+
+// Status returns pending, approved or rejected ("" before submission).
+func (d Declaration) Status() string { return d.status }
+
+// Queued reports whether it joined its district's review queue.
+func (d Declaration) Queued() bool { return d.queued }
+
+// Reason returns the reviewer's reason, if any.
+func (d Declaration) Reason() string { return d.reason }
+
+// provinces are the one-character province abbreviations that start a
+// mainland licence plate.
+const provinces = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+
+// plateLetter reports whether r may stand in a plate's letter positions:
+// A-Z without I and O, which plates never use (they read as 1 and 0).
+func plateLetter(r rune) bool { return r >= 'A' && r <= 'Z' && r != 'I' && r != 'O' }
+
+func plateDigit(r rune) bool { return r >= '0' && r <= '9' }
+
+func plateAlnum(r rune) bool { return plateLetter(r) || plateDigit(r) }
+
+// ValidatePlate checks a mainland licence plate and returns its canonical
+// form (upper case, without spaces, dots or dashes): a province
+// abbreviation, the issuing authority's letter, then either five letters or
+// digits (the last may be 挂 for a trailer, 学, 警, 港 or 澳), or a new-energy
+// number of six: D or F and five more ending in four digits (small
+// vehicles), or five digits then D or F (large vehicles, such as trucks).
+func ValidatePlate(plate string) (string, error) {
+	p := strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '\t', '·', '•', '.', '-':
+			return -1
+		}
+		if r >= 'a' && r <= 'z' {
+			return r - 'a' + 'A'
+		}
+		return r
+	}, plate)
+	if p == "" {
+		return "", Invalid("plate_number", "is required")
+	}
+	rs := []rune(p)
+	bad := Invalid("plate_number", "is not a mainland licence plate (e.g. 鲁Q12345, 鲁Q1234挂 or 鲁Q12345D)")
+	if len(rs) < 7 || len(rs) > 8 || !strings.ContainsRune(provinces, rs[0]) || !plateLetter(rs[1]) {
+		return "", bad
+	}
+	body := rs[2:]
+	switch len(body) {
+	case 5:
+		for _, r := range body[:4] {
+			if !plateAlnum(r) {
+				return "", bad
+			}
+		}
+		if last := body[4]; !plateAlnum(last) && !strings.ContainsRune("挂学警港澳", last) {
+			return "", bad
+		}
+	case 6:
+		small := (body[0] == 'D' || body[0] == 'F') && plateAlnum(body[1]) &&
+			plateDigit(body[2]) && plateDigit(body[3]) && plateDigit(body[4]) && plateDigit(body[5])
+		large := plateDigit(body[0]) && plateDigit(body[1]) && plateDigit(body[2]) && plateDigit(body[3]) &&
+			plateDigit(body[4]) && (body[5] == 'D' || body[5] == 'F')
+		if !small && !large {
+			return "", bad
+		}
+	}
+	return p, nil
+}
+
+// validateArrival checks an arrival declaration and returns it normalised.
+func validateArrival(cmd DeclareArrival, now time.Time, skew time.Duration) (DeclareArrival, error) {
+	date, err := time.Parse(time.DateOnly, strings.TrimSpace(cmd.ArrivalDate))
+	if err != nil {
+		return cmd, Invalid("arrival_date", "must be a date as YYYY-MM-DD")
+	}
+	cmd.ArrivalDate = date.Format(time.DateOnly)
+	today, _ := time.Parse(time.DateOnly, now.Format(time.DateOnly))
+	if d := date.Sub(today); d > MaxArrivalDays*24*time.Hour || d < -MaxArrivalDays*24*time.Hour {
+		return cmd, Invalid("arrival_date", "must be within %d days of today", MaxArrivalDays)
+	}
+	if cmd.Origin, err = validText("origin", cmd.Origin, MaxOriginLength); err != nil {
+		return cmd, err
+	}
+	if cmd.DestinationDistrict = strings.TrimSpace(cmd.DestinationDistrict); !ValidDistrict(cmd.DestinationDistrict) {
+		return cmd, Invalid("destination_district", "must be a 6-digit administrative division code")
+	}
+	switch cmd.NATResult {
+	case NATNegative, NATPositive:
+		if cmd.NATAt.IsZero() {
+			return cmd, Invalid("nat_at", "is required with a %s result", cmd.NATResult)
+		}
+		if cmd.NATAt.After(now.Add(skew)) {
+			return cmd, Invalid("nat_at", "is in the future")
+		}
+		cmd.NATAt = cmd.NATAt.UTC()
+	case NATNone:
+		cmd.NATAt = time.Time{}
+	default:
+		return cmd, Invalid("nat_result", "must be negative, positive or none")
+	}
+	if len(cmd.FamilyMemberIDs) > MaxFamilyPerDeclaration {
+		return cmd, Invalid("family_member_ids", "has %d members, at most %d allowed", len(cmd.FamilyMemberIDs), MaxFamilyPerDeclaration)
+	}
+	seen := make(map[uuid.UUID]bool, len(cmd.FamilyMemberIDs))
+	for _, id := range cmd.FamilyMemberIDs {
+		if id == uuid.Nil || seen[id] {
+			return cmd, Invalid("family_member_ids", "must be distinct person ids")
+		}
+		seen[id] = true
+	}
+	return cmd, nil
+}
+
+// validateTruckPass checks a truck pass and returns it normalised. The
+// nucleic-acid proof must be at most TruckNATValidity old and not in the
+// future beyond skew.
+func validateTruckPass(cmd DeclareTruckPass, now time.Time, skew time.Duration) (DeclareTruckPass, error) {
+	var err error
+	if cmd.PlateNumber, err = ValidatePlate(cmd.PlateNumber); err != nil {
+		return cmd, err
+	}
+	switch {
+	case cmd.NATProofAt.IsZero():
+		return cmd, Invalid("nat_proof_at", "is required")
+	case cmd.NATProofAt.After(now.Add(skew)):
+		return cmd, Invalid("nat_proof_at", "is in the future")
+	case now.Sub(cmd.NATProofAt) > TruckNATValidity:
+		return cmd, Invalid("nat_proof_at", "is older than %d hours: a truck pass needs a nucleic-acid test from the last %d hours",
+			int(TruckNATValidity/time.Hour), int(TruckNATValidity/time.Hour))
+	}
+	cmd.NATProofAt = cmd.NATProofAt.UTC()
+	switch cmd.HealthCodeColour {
+	case ColourGreen, ColourYellow, ColourRed:
+	default:
+		return cmd, Invalid("health_code_colour", "must be green, yellow or red")
+	}
+	if cmd.LogisticsPark, err = validText("logistics_park", cmd.LogisticsPark, MaxParkLength); err != nil {
+		return cmd, err
+	}
+	if cmd.District = strings.TrimSpace(cmd.District); !ValidDistrict(cmd.District) {
+		return cmd, Invalid("district", "must be the logistics park's 6-digit administrative division code")
+	}
+	if cmd.ContactName, err = validateName("contact_name", cmd.ContactName); err != nil {
+		return cmd, err
+	}
+	if cmd.ContactPhone, err = ValidatePhone(cmd.ContactPhone); err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return cmd, Invalid("contact_phone", "%s", fe.Reason)
+		}
+		return cmd, err
+	}
+	return cmd, nil
+}
+
+// decideDeclareArrival decides an arrival declaration with id by declarant
+// for themself and members (their dependants, in the order given).
+func decideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members []Person, cmd DeclareArrival) ([]Event, error) {
+	if !declarant.registered {
+		return nil, Errorf(ErrNotFound, "declarant is not a registered person")
+	}
+	if d.declared {
+		return nil, Errorf(ErrConflict, "declaration %s already exists", id)
+	}
+	ids := make([]uuid.UUID, 0, len(members))
+	for _, m := range members {
+		if !m.registered {
+			return nil, Errorf(ErrNotFound, "family member is not a registered person")
+		}
+		if m.guardianID != declarant.id {
+			return nil, Errorf(ErrForbidden, "person %s is not a family member of the declarant", m.id)
+		}
+		ids = append(ids, m.id)
+	}
+	return []Event{ArrivalDeclared{
+		DeclarationID: id, PersonID: declarant.id, FamilyMemberIDs: ids, ArrivalDate: cmd.ArrivalDate,
+		Origin: cmd.Origin, DestinationDistrict: cmd.DestinationDistrict, NATResult: cmd.NATResult, NATAt: cmd.NATAt,
+	}}, nil
+}
+
+// decideDeclareTruck decides a truck pass by driver; ev is the validated
+// declaration with its contact fields sealed.
+func decideDeclareTruck(d Declaration, driver Person, ev TruckPassDeclared) ([]Event, error) {
+	if !driver.registered {
+		return nil, Errorf(ErrNotFound, "driver is not a registered person")
+	}
+	if d.declared {
+		return nil, Errorf(ErrConflict, "declaration %s already exists", ev.DeclarationID)
+	}
+	ev.PersonID = driver.id
+	return []Event{ev}, nil
+}
+
+// decideReviewDeclaration decides a review of a pending declaration. A
+// declaration reviewed twice is a conflict.
+func decideReviewDeclaration(d Declaration, cmd ReviewDeclaration) ([]Event, error) {
+	reason, err := validateReview(cmd.Decision, cmd.Reason)
+	if err != nil {
+		return nil, err
+	}
+	if !d.declared {
+		return nil, Errorf(ErrNotFound, "declaration not found")
+	}
+	if d.status != DeclarationPending {
+		return nil, Errorf(ErrConflict, "declaration %s was already reviewed (%s)", d.id, d.status)
+	}
+	return []Event{DeclarationReviewed{DeclarationID: d.id, Decision: cmd.Decision, Reason: reason}}, nil
+}
+
+// decideQueueDeclaration decides whether a submitted declaration joins its
+// district's review queue: once, and only while it is pending (one reviewed
+// before the reaction ran has nothing left to queue for). No events and no
+// error means there is nothing to do.
+func decideQueueDeclaration(d Declaration) ([]Event, error) {
+	if !d.declared {
+		return nil, Errorf(ErrNotFound, "declaration not found")
+	}
+	if d.queued || d.status != DeclarationPending {
+		return nil, nil
+	}
+	return []Event{DeclarationQueued{DeclarationID: d.id, Kind: d.kind, District: d.district}}, nil
+}
+
+// MayReadDeclaration reports whether a may read a declaration: its
+// declarant, reviewers and admins.
+func MayReadDeclaration(a Actor, v DeclarationView) bool {
+	switch a.Role {
+	case RoleReviewer, RoleAdmin:
+		return true
+	case RolePerson:
+		return a.PersonID != uuid.Nil && a.PersonID == v.PersonID
+	}
+	return false
+}
+
+// loadDeclaration loads and replays a declaration, with its version.
+func (l *Ledger) loadDeclaration(ctx context.Context, id uuid.UUID) (Declaration, uint64, error) {
+	agg := DeclarationAggregate(id)
+	events, version, err := l.Events.Load(ctx, agg)
+	if err != nil {
+		return Declaration{}, 0, fmt.Errorf("load %s: %w", agg, err)
+	}
+	d, err := ReplayDeclaration(events)
+	if err != nil {
+		return Declaration{}, 0, err
+	}
+	return d, version, nil
+}
+
+// newDeclaration picks the id of a new declaration and loads its aggregate.
+// A retry (same client event id) meets the declaration it made before: done
+// is then true and res its original result.
+func (l *Ledger) newDeclaration(ctx context.Context, eventID uuid.UUID) (id uuid.UUID, d Declaration, version uint64, res Result, done bool, err error) {
+	if eventID == uuid.Nil {
+		if id, err = uuid.NewV7(); err != nil {
+			return uuid.Nil, Declaration{}, 0, Result{}, false, fmt.Errorf("new declaration id: %w", err)
+		}
+		return id, Declaration{}, 0, Result{}, false, nil
+	}
+	id = DeclarationIDFor(eventID)
+	if d, version, err = l.loadDeclaration(ctx, id); err != nil {
+		return uuid.Nil, Declaration{}, 0, Result{}, false, err
+	}
+	if d.declared && d.declaredBy == eventID {
+		return id, d, version, Result{ID: id, EventID: eventID, Position: d.declaredAt, Duplicate: true}, true, nil
+	}
+	return id, d, version, Result{}, false, nil
+}
+
+// DeclareArrival submits an arrival declaration (入临申报) for the calling
+// person and the family members they are guardian of. It starts pending;
+// the reactions put it in the destination district's review queue.
+func (l *Ledger) DeclareArrival(ctx context.Context, actor Actor, cmd DeclareArrival) (Result, error) {
+	if actor.Role != RolePerson || actor.PersonID == uuid.Nil {
+		return Result{}, Errorf(ErrForbidden, "only a registered person may declare an arrival")
+	}
+	now := l.now()
+	cmd, err := validateArrival(cmd, now, l.clockSkew())
+	if err != nil {
+		return Result{}, err
+	}
+	declarant, _, err := l.loadPerson(ctx, actor.PersonID)
+	if err != nil {
+		return Result{}, err
+	}
+	members := make([]Person, 0, len(cmd.FamilyMemberIDs))
+	for _, mid := range cmd.FamilyMemberIDs {
+		m, _, err := l.loadPerson(ctx, mid)
+		if err != nil {
+			return Result{}, err
+		}
+		if !m.registered {
+			return Result{}, Errorf(ErrNotFound, "family member %s is not a registered person", mid)
+		}
+		members = append(members, m)
+	}
+	id, d, version, res, done, err := l.newDeclaration(ctx, cmd.EventID)
+	if err != nil || done {
+		return res, err
+	}
+	events, err := decideDeclareArrival(d, id, declarant, members, cmd)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err = l.append(ctx, DeclarationAggregate(id), version, Meta{ID: cmd.EventID, Actor: actor.Subject}, now, events)
+	if err != nil {
+		return Result{}, err
+	}
+	res.ID = id
+	return res, nil
+}
+
+// DeclareTruckPass files a truck pass (货车畅行) for the calling driver. The
+// contact's name and phone are sealed with the driver's data key, like
+// their own personal data. A nucleic-acid proof older than 24 hours is
+// refused.
+func (l *Ledger) DeclareTruckPass(ctx context.Context, actor Actor, cmd DeclareTruckPass) (Result, error) {
+	if actor.Role != RolePerson || actor.PersonID == uuid.Nil {
+		return Result{}, Errorf(ErrForbidden, "only a registered person (the driver) may file a truck pass")
+	}
+	now := l.now()
+	cmd, err := validateTruckPass(cmd, now, l.clockSkew())
+	if err != nil {
+		return Result{}, err
+	}
+	driver, _, err := l.loadPerson(ctx, actor.PersonID)
+	if err != nil {
+		return Result{}, err
+	}
+	id, d, version, res, done, err := l.newDeclaration(ctx, cmd.EventID)
+	if err != nil || done {
+		return res, err
+	}
+	ev := TruckPassDeclared{
+		DeclarationID: id, PlateNumber: cmd.PlateNumber, NATProofAt: cmd.NATProofAt, ItineraryOK: cmd.ItineraryOK,
+		HealthCodeColour: cmd.HealthCodeColour, LogisticsPark: cmd.LogisticsPark, District: cmd.District,
+	}
+	// Decide once before sealing, so no data key is made for a refused driver.
+	if _, err := decideDeclareTruck(d, driver, ev); err != nil {
+		return Result{}, err
+	}
+	key, err := l.Keys.Key(ctx, driver.id, true)
+	if err != nil {
+		return Result{}, fmt.Errorf("truck pass: data key: %w", err)
+	}
+	if ev.ContactName, err = seal(key, cmd.ContactName); err != nil {
+		return Result{}, err
+	}
+	if ev.ContactPhone, err = seal(key, cmd.ContactPhone); err != nil {
+		return Result{}, err
+	}
+	events, err := decideDeclareTruck(d, driver, ev)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err = l.append(ctx, DeclarationAggregate(id), version, Meta{ID: cmd.EventID, Actor: actor.Subject}, now, events)
+	if err != nil {
+		return Result{}, err
+	}
+	res.ID = id
+	return res, nil
+}
+
+// ReviewDeclaration approves or rejects a pending declaration (reviewer or
+// admin). It is appended at the version it was decided on, so of two
+// concurrent reviews one wins and the other is a conflict, as is a second
+// review after the first.
+func (l *Ledger) ReviewDeclaration(ctx context.Context, actor Actor, id uuid.UUID, cmd ReviewDeclaration) (Result, error) {
+	if actor.Role != RoleReviewer && actor.Role != RoleAdmin {
+		return Result{}, Errorf(ErrForbidden, "only a reviewer or an admin may review a declaration")
+	}
+	if _, err := validateReview(cmd.Decision, cmd.Reason); err != nil {
+		return Result{}, err
+	}
+	d, version, err := l.loadDeclaration(ctx, id)
+	if err != nil {
+		return Result{}, err
+	}
+	events, err := decideReviewDeclaration(d, cmd)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := l.append(ctx, DeclarationAggregate(id), version, Meta{Actor: actor.Subject}, l.now(), events)
+	if errors.Is(err, ErrConflict) {
+		return Result{}, Errorf(ErrConflict, "declaration %s was reviewed concurrently", id)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	res.ID = id
+	return res, nil
+}

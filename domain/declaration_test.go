@@ -1,0 +1,381 @@
+package domain
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+func replayDeclaration(t *testing.T, events ...Event) Declaration {
+	t.Helper()
+	d, err := ReplayDeclaration(history(t, "declaration.x", events...))
+	if err != nil {
+		t.Fatalf("ReplayDeclaration: %v", err)
+	}
+	return d
+}
+
+func goodArrival() DeclareArrival {
+	return DeclareArrival{ArrivalDate: "2022-05-03", Origin: "上海市浦东新区", DestinationDistrict: "371302",
+		NATResult: NATNegative, NATAt: testNow.Add(-10 * time.Hour)}
+}
+
+func goodTruck() DeclareTruckPass {
+	return DeclareTruckPass{PlateNumber: "鲁Q12345", NATProofAt: testNow.Add(-3 * time.Hour), ItineraryOK: true,
+		HealthCodeColour: ColourGreen, LogisticsPark: "临沂商城国际物流园", District: "371311",
+		ContactName: "王调度", ContactPhone: "138 0013 8000"}
+}
+
+func TestDeclarationApply(t *testing.T) {
+	did, pid, kid := uuid.New(), uuid.New(), uuid.New()
+	arrival := ArrivalDeclared{DeclarationID: did, PersonID: pid, FamilyMemberIDs: []uuid.UUID{kid},
+		ArrivalDate: "2022-05-03", DestinationDistrict: "371302", NATResult: NATNegative}
+	truck := TruckPassDeclared{DeclarationID: did, PersonID: pid, PlateNumber: "鲁Q12345", District: "371311"}
+	tests := []struct {
+		name   string
+		events []Event
+		check  func(t *testing.T, d Declaration)
+	}{
+		{"none", nil, func(t *testing.T, d Declaration) {
+			if d.Exists() || d.Status() != "" || d.Version() != 0 || d.Queued() {
+				t.Fatalf("declaration = %+v", d)
+			}
+		}},
+		{"arrival", []Event{arrival}, func(t *testing.T, d Declaration) {
+			if !d.Exists() || d.ID() != did || d.Kind() != DeclarationArrival || d.DeclarantID() != pid ||
+				d.District() != "371302" || d.Status() != DeclarationPending || !slices.Equal(d.FamilyMemberIDs(), []uuid.UUID{kid}) {
+				t.Fatalf("declaration = %+v", d)
+			}
+		}},
+		{"truck queued", []Event{truck, DeclarationQueued{DeclarationID: did, Kind: DeclarationTruck, District: "371311"}}, func(t *testing.T, d Declaration) {
+			if d.Kind() != DeclarationTruck || d.District() != "371311" || !d.Queued() || d.Version() != 2 {
+				t.Fatalf("declaration = %+v", d)
+			}
+		}},
+		{"approved", []Event{arrival, DeclarationReviewed{DeclarationID: did, Decision: ReviewApprove}}, func(t *testing.T, d Declaration) {
+			if d.Status() != DeclarationApproved || d.Queued() {
+				t.Fatalf("declaration = %+v", d)
+			}
+		}},
+		{"rejected", []Event{arrival, DeclarationReviewed{DeclarationID: did, Decision: ReviewReject, Reason: "positive test"}}, func(t *testing.T, d Declaration) {
+			if d.Status() != DeclarationRejected || d.Reason() != "positive test" {
+				t.Fatalf("declaration = %+v", d)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.check(t, replayDeclaration(t, tt.events...))
+		})
+	}
+	if _, err := ReplayDeclaration(history(t, "declaration.x", VenueApplied{})); err == nil {
+		t.Fatal("a venue's event replayed into a declaration")
+	}
+}
+
+func TestValidatePlate(t *testing.T) {
+	tests := []struct {
+		plate string
+		want  string // "" when invalid
+	}{
+		{"鲁Q12345", "鲁Q12345"},
+		{"鲁q·a1234", "鲁QA1234"},
+		{"鲁Q 1234挂", "鲁Q1234挂"},
+		{"京AD12345", "京AD12345"},
+		{"粤B12345F", "粤B12345F"},
+		{"沪A-F1234", "沪AF1234"},
+		{"鲁QF12345", "鲁QF12345"},
+		{"", ""},
+		{"Q12345", ""},
+		{"鲁112345", ""},
+		{"鲁I12345", ""},
+		{"鲁QO1234", ""},
+		{"鲁Q1234", ""},
+		{"鲁Q123456", ""},
+		{"鲁QA12345", ""},
+		{"台A12345", ""},
+		{"鲁Q1234-", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.plate, func(t *testing.T) {
+			got, err := ValidatePlate(tt.plate)
+			if tt.want == "" {
+				wantKind(t, err, ErrInvalid)
+				wantField(t, err, "plate_number")
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ValidatePlate(%q) = %q, %v; want %q", tt.plate, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateArrival(t *testing.T) {
+	with := func(f func(*DeclareArrival)) DeclareArrival { a := goodArrival(); f(&a); return a }
+	kid := uuid.New()
+	tests := []struct {
+		name  string
+		cmd   DeclareArrival
+		field string // "" when valid
+	}{
+		{"good", goodArrival(), ""},
+		{"no test", with(func(a *DeclareArrival) { a.NATResult = NATNone; a.NATAt = time.Time{} }), ""},
+		{"positive test is declared", with(func(a *DeclareArrival) { a.NATResult = NATPositive }), ""},
+		{"family", with(func(a *DeclareArrival) { a.FamilyMemberIDs = []uuid.UUID{kid} }), ""},
+		{"today", with(func(a *DeclareArrival) { a.ArrivalDate = "2022-05-01" }), ""},
+		{"bad date", with(func(a *DeclareArrival) { a.ArrivalDate = "2022/05/03" }), "arrival_date"},
+		{"no date", with(func(a *DeclareArrival) { a.ArrivalDate = "" }), "arrival_date"},
+		{"date far ahead", with(func(a *DeclareArrival) { a.ArrivalDate = "2022-07-01" }), "arrival_date"},
+		{"date long past", with(func(a *DeclareArrival) { a.ArrivalDate = "2022-03-01" }), "arrival_date"},
+		{"no origin", with(func(a *DeclareArrival) { a.Origin = " " }), "origin"},
+		{"long origin", with(func(a *DeclareArrival) { a.Origin = strings.Repeat("市", MaxOriginLength+1) }), "origin"},
+		{"bad destination", with(func(a *DeclareArrival) { a.DestinationDistrict = "3713" }), "destination_district"},
+		{"bad result", with(func(a *DeclareArrival) { a.NATResult = "maybe" }), "nat_result"},
+		{"result without time", with(func(a *DeclareArrival) { a.NATAt = time.Time{} }), "nat_at"},
+		{"test in the future", with(func(a *DeclareArrival) { a.NATAt = testNow.Add(time.Hour) }), "nat_at"},
+		{"repeated member", with(func(a *DeclareArrival) { a.FamilyMemberIDs = []uuid.UUID{kid, kid} }), "family_member_ids"},
+		{"nil member", with(func(a *DeclareArrival) { a.FamilyMemberIDs = []uuid.UUID{uuid.Nil} }), "family_member_ids"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := validateArrival(tt.cmd, testNow, time.Minute)
+			if tt.field == "" {
+				if err != nil {
+					t.Fatalf("validateArrival: %v", err)
+				}
+				if got.NATResult == NATNone && !got.NATAt.IsZero() {
+					t.Fatalf("a time kept with no test: %+v", got)
+				}
+				return
+			}
+			wantKind(t, err, ErrInvalid)
+			wantField(t, err, tt.field)
+		})
+	}
+}
+
+func TestValidateTruckPass(t *testing.T) {
+	with := func(f func(*DeclareTruckPass)) DeclareTruckPass { c := goodTruck(); f(&c); return c }
+	tests := []struct {
+		name  string
+		cmd   DeclareTruckPass
+		field string
+	}{
+		{"good", goodTruck(), ""},
+		{"test just under 24 hours", with(func(c *DeclareTruckPass) { c.NATProofAt = testNow.Add(-24*time.Hour + time.Second) }), ""},
+		{"test a little ahead of the clock", with(func(c *DeclareTruckPass) { c.NATProofAt = testNow.Add(30 * time.Second) }), ""},
+		{"test older than 24 hours", with(func(c *DeclareTruckPass) { c.NATProofAt = testNow.Add(-25 * time.Hour) }), "nat_proof_at"},
+		{"test in the future", with(func(c *DeclareTruckPass) { c.NATProofAt = testNow.Add(time.Hour) }), "nat_proof_at"},
+		{"no test", with(func(c *DeclareTruckPass) { c.NATProofAt = time.Time{} }), "nat_proof_at"},
+		{"bad plate", with(func(c *DeclareTruckPass) { c.PlateNumber = "ABC123" }), "plate_number"},
+		{"bad colour", with(func(c *DeclareTruckPass) { c.HealthCodeColour = "blue" }), "health_code_colour"},
+		{"no park", with(func(c *DeclareTruckPass) { c.LogisticsPark = "" }), "logistics_park"},
+		{"bad district", with(func(c *DeclareTruckPass) { c.District = "" }), "district"},
+		{"no contact", with(func(c *DeclareTruckPass) { c.ContactName = "" }), "contact_name"},
+		{"bad phone", with(func(c *DeclareTruckPass) { c.ContactPhone = "12345" }), "contact_phone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := validateTruckPass(tt.cmd, testNow, time.Minute)
+			if tt.field == "" {
+				if err != nil {
+					t.Fatalf("validateTruckPass: %v", err)
+				}
+				if got.ContactPhone != "13800138000" || got.PlateNumber != "鲁Q12345" {
+					t.Fatalf("not normalised: %+v", got)
+				}
+				return
+			}
+			wantKind(t, err, ErrInvalid)
+			wantField(t, err, tt.field)
+		})
+	}
+}
+
+func TestDecideDeclareArrival(t *testing.T) {
+	pid, kid, other, did := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	declarant := replayPerson(t, PersonRegistered{PersonID: pid})
+	kidP := replayPerson(t, PersonRegistered{PersonID: kid, GuardianID: pid, Relation: RelationChild})
+	stranger := replayPerson(t, PersonRegistered{PersonID: other})
+	tests := []struct {
+		name      string
+		d         Declaration
+		declarant Person
+		members   []Person
+		kind      error
+	}{
+		{"alone", Declaration{}, declarant, nil, nil},
+		{"with a child", Declaration{}, declarant, []Person{kidP}, nil},
+		{"declarant unknown", Declaration{}, Person{}, nil, ErrNotFound},
+		{"member unknown", Declaration{}, declarant, []Person{{}}, ErrNotFound},
+		{"not their dependant", Declaration{}, declarant, []Person{stranger}, ErrForbidden},
+		{"exists", replayDeclaration(t, ArrivalDeclared{DeclarationID: did, PersonID: pid}), declarant, nil, ErrConflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := decideDeclareArrival(tt.d, did, tt.declarant, tt.members, goodArrival())
+			wantKind(t, err, tt.kind)
+			if tt.kind != nil {
+				return
+			}
+			got := evs[0].(ArrivalDeclared)
+			if got.DeclarationID != did || got.PersonID != pid || len(got.FamilyMemberIDs) != len(tt.members) ||
+				got.DestinationDistrict != "371302" {
+				t.Fatalf("event = %+v", got)
+			}
+		})
+	}
+}
+
+func TestDecideReviewDeclaration(t *testing.T) {
+	did := uuid.New()
+	pending := replayDeclaration(t, TruckPassDeclared{DeclarationID: did, District: "371311"})
+	queued := replayDeclaration(t, TruckPassDeclared{DeclarationID: did, District: "371311"}, DeclarationQueued{DeclarationID: did})
+	reviewed := replayDeclaration(t, TruckPassDeclared{DeclarationID: did}, DeclarationReviewed{DeclarationID: did, Decision: ReviewApprove})
+	tests := []struct {
+		name  string
+		d     Declaration
+		cmd   ReviewDeclaration
+		kind  error
+		field string
+	}{
+		{"approve pending", pending, ReviewDeclaration{Decision: ReviewApprove}, nil, ""},
+		{"approve queued", queued, ReviewDeclaration{Decision: ReviewApprove}, nil, ""},
+		{"reject with reason", queued, ReviewDeclaration{Decision: ReviewReject, Reason: "test too old"}, nil, ""},
+		{"reject without reason", queued, ReviewDeclaration{Decision: ReviewReject}, ErrInvalid, "reason"},
+		{"bad decision", queued, ReviewDeclaration{Decision: "maybe"}, ErrInvalid, "decision"},
+		{"unknown", Declaration{}, ReviewDeclaration{Decision: ReviewApprove}, ErrNotFound, ""},
+		{"reviewed twice", reviewed, ReviewDeclaration{Decision: ReviewReject, Reason: "again"}, ErrConflict, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := decideReviewDeclaration(tt.d, tt.cmd)
+			wantKind(t, err, tt.kind)
+			if tt.field != "" {
+				wantField(t, err, tt.field)
+			}
+			if tt.kind == nil && evs[0].(DeclarationReviewed).DeclarationID != did {
+				t.Fatalf("events = %+v", evs)
+			}
+		})
+	}
+}
+
+func TestDecideQueueDeclaration(t *testing.T) {
+	did := uuid.New()
+	arrival := ArrivalDeclared{DeclarationID: did, DestinationDistrict: "371302"}
+	tests := []struct {
+		name  string
+		d     Declaration
+		queue bool
+		kind  error
+	}{
+		{"submitted", replayDeclaration(t, arrival), true, nil},
+		{"already queued", replayDeclaration(t, arrival, DeclarationQueued{DeclarationID: did}), false, nil},
+		{"reviewed first", replayDeclaration(t, arrival, DeclarationReviewed{DeclarationID: did, Decision: ReviewApprove}), false, nil},
+		{"unknown", Declaration{}, false, ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := decideQueueDeclaration(tt.d)
+			wantKind(t, err, tt.kind)
+			if (len(evs) == 1) != tt.queue {
+				t.Fatalf("events = %+v, want queued %v", evs, tt.queue)
+			}
+			if tt.queue {
+				q := evs[0].(DeclarationQueued)
+				if q.DeclarationID != did || q.District != "371302" || q.Kind != DeclarationArrival {
+					t.Fatalf("event = %+v", q)
+				}
+			}
+		})
+	}
+}
+
+func TestDecideIssueVenueCode(t *testing.T) {
+	vid := uuid.New()
+	applied := VenueApplied{VenueID: vid, District: "371302"}
+	approve := VenueReviewed{VenueID: vid, Decision: ReviewApprove}
+	tests := []struct {
+		name  string
+		v     Venue
+		issue bool
+		kind  error
+	}{
+		{"approved", replayVenue(t, applied, approve), true, nil},
+		{"already issued", replayVenue(t, applied, approve, VenueCodeIssued{VenueID: vid, Code: "c"}), false, nil},
+		{"pending", replayVenue(t, applied), false, nil},
+		{"rejected", replayVenue(t, applied, VenueReviewed{VenueID: vid, Decision: ReviewReject, Reason: "r"}), false, nil},
+		{"unknown", Venue{}, false, ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := decideIssueVenueCode(tt.v, "code")
+			wantKind(t, err, tt.kind)
+			if (len(evs) == 1) != tt.issue {
+				t.Fatalf("events = %+v, want issued %v", evs, tt.issue)
+			}
+		})
+	}
+}
+
+func TestPassIsAbnormal(t *testing.T) {
+	tests := []struct {
+		name     string
+		decision string
+		colour   string
+		nat      string
+		want     bool
+	}{
+		{"green pass", DecisionPass, ColourGreen, NATNegative, false},
+		{"unknown colour pass", DecisionPass, ColourUnknown, "", false},
+		{"denied", DecisionDeny, ColourGreen, NATNegative, true},
+		{"yellow", DecisionPass, ColourYellow, NATNegative, true},
+		{"red", DecisionDeny, ColourRed, "", true},
+		{"positive", DecisionPass, ColourGreen, NATPositive, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := PassRecorded{Decision: tt.decision, Screen: Screen{CodeColour: tt.colour, NATResult: tt.nat}}
+			if got := PassIsAbnormal(p); got != tt.want {
+				t.Fatalf("PassIsAbnormal = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReactionEventIDs(t *testing.T) {
+	a, b := uuid.New(), uuid.New()
+	for name, f := range map[string]func(uuid.UUID) uuid.UUID{
+		"queued": DeclarationQueuedEventID, "code": VenueCodeEventID, "declaration": DeclarationIDFor,
+	} {
+		if f(a) != f(a) || f(a) == f(b) || f(a) == a || f(a) == AlertEventID(a) {
+			t.Fatalf("%s event id is not a distinct stable function of the source id", name)
+		}
+	}
+}
+
+func TestMayReadDeclaration(t *testing.T) {
+	pid := uuid.New()
+	v := DeclarationView{PersonID: pid}
+	tests := []struct {
+		actor Actor
+		want  bool
+	}{
+		{Actor{Role: RolePerson, PersonID: pid}, true},
+		{Actor{Role: RolePerson, PersonID: uuid.New()}, false},
+		{Actor{Role: RoleReviewer}, true},
+		{Actor{Role: RoleAdmin}, true},
+		{Actor{Role: RoleAnalyst}, false},
+		{Actor{Role: RoleScanner}, false},
+	}
+	for _, tt := range tests {
+		if got := MayReadDeclaration(tt.actor, v); got != tt.want {
+			t.Errorf("MayReadDeclaration(%+v) = %v, want %v", tt.actor, got, tt.want)
+		}
+	}
+}
