@@ -45,6 +45,16 @@ type Ledger struct {
 	Retention time.Duration
 	// ClockSkew is how far in the future a device's occurred_at may be.
 	ClockSkew time.Duration
+	// Dwell is how long a person with no exit is taken to stay at a venue
+	// of a type, for contact tracing (the same function the HTTP layer's
+	// occupancy uses); nil: DefaultDwell.
+	Dwell func(venueType string) time.Duration
+	// Traces serves contact tracing's window reads; nil: Reads, when it
+	// implements TraceReads.
+	Traces TraceReads
+	// Log replays a person's passes straight from the log; nil: Events,
+	// when it implements Log.
+	Log Log
 }
 
 // Result is the outcome of a command that created or changed an aggregate.

@@ -200,6 +200,21 @@ type TraceRequested struct {
 	To       time.Time `json:"to"`
 	Depth    int       `json:"depth"`
 	Reason   string    `json:"reason"`
+	// Kind is "contacts" (a contact trace, POST /v1/traces) or "history"
+	// (a person's passes read by an analyst); empty in events written
+	// before it existed.
+	Kind string `json:"kind,omitempty"`
+	// Source is where the answer came from: "read_model" or "log".
+	Source string `json:"source,omitempty"`
+	// AsOf is the moment the answer was given as of: passes recorded after
+	// it were ignored. Replaying the trace with it gives the same answer.
+	AsOf              time.Time `json:"as_of,omitzero"`
+	MinOverlapMinutes int       `json:"min_overlap_minutes,omitempty"`
+	BufferMinutes     int       `json:"buffer_minutes,omitempty"`
+	// Contacts is how many distinct people the answer named (every depth).
+	Contacts int `json:"contacts,omitempty"`
+	// ReadPosition is the read models' position the answer reflects.
+	ReadPosition uint64 `json:"read_position,omitempty"`
 }
 
 func (PersonRegistered) EventType() string     { return TypePersonRegistered }

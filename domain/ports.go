@@ -316,3 +316,69 @@ type PoisonQueue interface {
 	// entry leaves the queue. ErrNotFound when there is no such entry.
 	RetryPoisoned(ctx context.Context, id uint64) error
 }
+
+// VenueWindow asks for one venue's passes with at in [From, To).
+type VenueWindow struct {
+	VenueID  uuid.UUID
+	From, To time.Time
+}
+
+// TraceReads is the read side of contact tracing: window reads in batches,
+// so that a depth-2 trace is a handful of queries rather than one per
+// contact, and the names a trace shows. Implemented by the memory and
+// PostgreSQL read-model stores (projections.Store).
+//
+// Passes come back with every decision (the caller keeps those that count),
+// oldest first by (at, position), each pass once. asOf, when not zero,
+// leaves out the passes recorded after it (RecordedAt > asOf); a pass whose
+// RecordedAt is unknown (zero) is kept.
+type TraceReads interface {
+	// PassesOfPersons returns the passes of the persons with at in [from, to).
+	PassesOfPersons(ctx context.Context, personIDs []uuid.UUID, from, to, asOf time.Time) ([]PassPoint, error)
+	// PassesAtVenues returns the passes in the union of the windows.
+	PassesAtVenues(ctx context.Context, windows []VenueWindow, asOf time.Time) ([]PassPoint, error)
+	// PersonNames returns the masked names of the registered persons among
+	// ids ("" for an erased person); unknown ids are absent.
+	PersonNames(ctx context.Context, personIDs []uuid.UUID) (map[uuid.UUID]string, error)
+	// VenuesByID returns the venues known among ids; unknown ids are absent.
+	VenuesByID(ctx context.Context, venueIDs []uuid.UUID) (map[uuid.UUID]VenueView, error)
+}
+
+// AuditEntry is one recorded look at a person's history (a TraceRequested
+// event), as the audit read model lists it.
+type AuditEntry struct {
+	EventID  uuid.UUID `json:"event_id"`
+	TraceID  uuid.UUID `json:"trace_id"`
+	Analyst  string    `json:"analyst"`
+	PersonID uuid.UUID `json:"person_id"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Depth    int       `json:"depth"`
+	Reason   string    `json:"reason"`
+	// Kind is "contacts" (POST /v1/traces) or "history" (a person's passes).
+	Kind   string `json:"kind,omitempty"`
+	Source string `json:"source,omitempty"`
+	// AsOf is the moment the answer was given as of (zero: not recorded).
+	AsOf              time.Time `json:"as_of,omitzero"`
+	MinOverlapMinutes int       `json:"min_overlap_minutes"`
+	BufferMinutes     int       `json:"buffer_minutes"`
+	Contacts          int       `json:"contacts"`
+	// At is when the look happened (the event's OccurredAt).
+	At       time.Time `json:"at"`
+	Position uint64    `json:"position"`
+}
+
+// AuditQuery asks for the audit entries with at in [From, To) (zero bounds
+// open), oldest first by (at, position), at most Limit of them, strictly
+// after (AfterAt, AfterPosition) when AfterAt is set.
+type AuditQuery struct {
+	From, To      time.Time
+	Limit         int
+	AfterAt       time.Time
+	AfterPosition uint64
+}
+
+// AuditReads lists recorded looks. Implemented by the read-model stores.
+type AuditReads interface {
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+}

@@ -16,11 +16,15 @@ type PassPoint struct {
 	At        time.Time `json:"at"`
 	Direction string    `json:"direction"`
 	Decision  string    `json:"decision"`
+	// Position is the pass's position in the log.
+	Position uint64 `json:"position"`
+	// RecordedAt is when the ledger appended the pass (zero: unknown).
+	RecordedAt time.Time `json:"recorded_at,omitzero"`
 }
 
 // Presence is one person's stay at one venue: from an entry to the matching
 // exit. An entry with no exit ends after the venue type's dwell; an exit with
-// no entry starts that long before it.
+// no entry starts that long before.
 type Presence struct {
 	PersonID uuid.UUID
 	VenueID  uuid.UUID
@@ -28,12 +32,31 @@ type Presence struct {
 	End      time.Time
 }
 
-// Presences turns passes into stays. Only passes with decision "pass" count:
-// a person who was refused did not go in. Passes may come in any order.
+// Presences turns passes into stays, person by person and venue by venue.
+// Passes may come in any order; at the same instant an entry sorts before
+// an exit.
+//
+//   - Only passes with decision "pass" count: a person who was refused did
+//     not go in.
+//   - An entry is closed by the person's next exit at that venue when the
+//     exit comes no later than the venue type's dwell after it: the stay is
+//     entry to exit.
+//   - An entry with no such exit ends after the dwell, or at the person's
+//     next entry at that venue if that comes first.
+//   - An exit that closes no entry starts the dwell before it.
+//
+// So no stay is longer than its venue type's dwell, and a stay depends only
+// on passes less than a dwell apart: a trace can build every stay that
+// touches a window from the passes within one dwell of it. An exit a week
+// after a forgotten exit scan does not make a week-long stay; a real stay
+// longer than the dwell (a hotel night with dwell 12 h and an exit after
+// 20 h) becomes two stays, the entry's and the exit's, which overlap and
+// cover it whole whenever it is shorter than twice the dwell. Configure the
+// dwell per venue type to what a visit there lasts.
 func Presences(passes []PassPoint, dwell func(venueType string) time.Duration) []Presence {
 	ps := make([]PassPoint, 0, len(passes))
 	for _, p := range passes {
-		if p.Decision == "pass" {
+		if p.Decision == DecisionPass && (p.Direction == DirectionIn || p.Direction == DirectionOut) {
 			ps = append(ps, p)
 		}
 	}
@@ -48,41 +71,55 @@ func Presences(passes []PassPoint, dwell func(venueType string) time.Duration) [
 		if !a.At.Equal(b.At) {
 			return a.At.Before(b.At)
 		}
-		return a.Direction == "in" && b.Direction == "out"
+		return a.Direction == DirectionIn && b.Direction == DirectionOut
 	})
 	var out []Presence
 	var open *PassPoint
-	flush := func(next *PassPoint) {
-		if open == nil {
-			return
-		}
-		end := open.At.Add(dwell(open.VenueType))
-		if next != nil && next.At.Before(end) {
-			end = next.At // a second entry before the dwell ran out ends the first stay
-		}
+	closeOpen := func(end time.Time) {
 		out = append(out, Presence{PersonID: open.PersonID, VenueID: open.VenueID, Start: open.At, End: end})
 		open = nil
 	}
 	for i := range ps {
 		p := &ps[i]
 		if open != nil && (open.PersonID != p.PersonID || open.VenueID != p.VenueID) {
-			flush(nil)
+			closeOpen(open.At.Add(dwell(open.VenueType)))
 		}
 		switch p.Direction {
-		case "in":
-			flush(p)
-			open = p
-		case "out":
+		case DirectionIn:
 			if open != nil {
-				out = append(out, Presence{PersonID: p.PersonID, VenueID: p.VenueID, Start: open.At, End: p.At})
-				open = nil
-			} else {
-				out = append(out, Presence{PersonID: p.PersonID, VenueID: p.VenueID, Start: p.At.Add(-dwell(p.VenueType)), End: p.At})
+				end := open.At.Add(dwell(open.VenueType))
+				if p.At.Before(end) {
+					end = p.At // a second entry within the dwell ends the first stay
+				}
+				closeOpen(end)
 			}
+			open = p
+		case DirectionOut:
+			if open != nil {
+				limit := open.At.Add(dwell(open.VenueType))
+				if !p.At.After(limit) {
+					closeOpen(p.At)
+					continue
+				}
+				closeOpen(limit)
+			}
+			out = append(out, Presence{PersonID: p.PersonID, VenueID: p.VenueID, Start: p.At.Add(-dwell(p.VenueType)), End: p.At})
 		}
 	}
-	flush(nil)
+	if open != nil {
+		closeOpen(open.At.Add(dwell(open.VenueType)))
+	}
 	return out
+}
+
+// MaxDwell returns the longest dwell of any venue type (and of an unknown
+// one): no stay is longer.
+func MaxDwell(dwell func(venueType string) time.Duration) time.Duration {
+	longest := dwell("")
+	for _, t := range VenueTypes() {
+		longest = max(longest, dwell(t))
+	}
+	return longest
 }
 
 // Overlap returns the common part of a and b with each widened by buffer on
@@ -118,16 +155,33 @@ type TraceWindow struct {
 // Stays of people in skip are ignored. Results are ordered by person, then
 // overlap start.
 func ContactsOf(via uuid.UUID, viaStays, others []Presence, depth int, w TraceWindow, skip map[uuid.UUID]bool) []Contact {
-	byVenue := map[uuid.UUID][]Presence{}
-	for _, s := range others {
-		if s.PersonID == via || skip[s.PersonID] {
-			continue
+	out := contactsVia(via, viaStays, staysByVenue(others), depth, w, skip)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].PersonID != out[j].PersonID {
+			return lessUUID(out[i].PersonID, out[j].PersonID)
 		}
+		return out[i].OverlapStart.Before(out[j].OverlapStart)
+	})
+	return out
+}
+
+// staysByVenue groups stays by venue, for contactsVia.
+func staysByVenue(stays []Presence) map[uuid.UUID][]Presence {
+	byVenue := make(map[uuid.UUID][]Presence)
+	for _, s := range stays {
 		byVenue[s.VenueID] = append(byVenue[s.VenueID], s)
 	}
+	return byVenue
+}
+
+// contactsVia is ContactsOf over stays already grouped by venue, unsorted.
+func contactsVia(via uuid.UUID, viaStays []Presence, byVenue map[uuid.UUID][]Presence, depth int, w TraceWindow, skip map[uuid.UUID]bool) []Contact {
 	var out []Contact
 	for _, mine := range viaStays {
 		for _, theirs := range byVenue[mine.VenueID] {
+			if theirs.PersonID == via || skip[theirs.PersonID] {
+				continue
+			}
 			start, end, ok := Overlap(mine, theirs, w.Buffer)
 			if !ok {
 				continue
@@ -147,12 +201,36 @@ func ContactsOf(via uuid.UUID, viaStays, others []Presence, depth int, w TraceWi
 			})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].PersonID != out[j].PersonID {
-			return lessUUID(out[i].PersonID, out[j].PersonID)
+	return out
+}
+
+// MergeWindows returns the union of ws as disjoint windows, ordered by venue
+// then start. Windows of a venue that overlap or touch become one; empty
+// windows are dropped.
+func MergeWindows(ws []VenueWindow) []VenueWindow {
+	sorted := make([]VenueWindow, 0, len(ws))
+	for _, w := range ws {
+		if w.To.After(w.From) {
+			sorted = append(sorted, w)
 		}
-		return out[i].OverlapStart.Before(out[j].OverlapStart)
+	}
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.VenueID != b.VenueID {
+			return lessUUID(a.VenueID, b.VenueID)
+		}
+		return a.From.Before(b.From)
 	})
+	out := sorted[:0]
+	for _, w := range sorted {
+		if n := len(out); n > 0 && out[n-1].VenueID == w.VenueID && !w.From.After(out[n-1].To) {
+			if w.To.After(out[n-1].To) {
+				out[n-1].To = w.To
+			}
+			continue
+		}
+		out = append(out, w)
+	}
 	return out
 }
 

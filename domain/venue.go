@@ -171,6 +171,9 @@ func (v Venue) Type() string { return v.typ }
 // District returns the venue's 6-digit district code.
 func (v Venue) District() string { return v.district }
 
+// Address returns the venue's street address.
+func (v Venue) Address() string { return v.address }
+
 // Status returns pending, approved or rejected ("" before the application).
 func (v Venue) Status() string { return v.status }
 

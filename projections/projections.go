@@ -108,6 +108,9 @@ type Presence struct {
 	Decision  string    `json:"decision"`
 	Method    string    `json:"method"`
 	Position  uint64    `json:"position"`
+	// RecordedAt is when the ledger appended the pass (zero: unknown, for
+	// rows stored before the read models kept it).
+	RecordedAt time.Time `json:"recorded_at,omitzero"`
 }
 
 // PassReader answers the window queries that contact tracing builds on.
@@ -127,11 +130,16 @@ type PassReader interface {
 //   - Entries are newest first by (at, position); Trace, VenuePasses and
 //     PersonPasses oldest first; Alerts newest first; Venues by application
 //     order (the review queue is first come, first served);
-//   - "at" of a pass is its OccurredAt (the device's clock).
+//   - "at" of a pass is its OccurredAt (the device's clock);
+//   - the window reads of domain.TraceReads are oldest first by (at,
+//     position) and leave out passes recorded after asOf; audit entries
+//     are oldest first by (at, position).
 type Store interface {
 	domain.ReadModel
 	Writer
 	PassReader
+	domain.TraceReads
+	domain.AuditReads
 	domain.DeclarationReads
 }
 

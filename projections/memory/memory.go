@@ -48,6 +48,7 @@ type Store struct {
 	seen   map[uuid.UUID]struct{}
 	health map[string]*healthRow
 	alerts map[string][]alertRow // by district, sorted by (at, position)
+	audit  []auditRow            // sorted by (at, position)
 	decls  map[uuid.UUID]*domain.DeclarationView
 }
 
@@ -132,11 +133,12 @@ func (in *interner) lookup(s string) (uint32, bool) {
 	return i, ok
 }
 
-// pass is one PassRecorded, about 120 bytes.
+// pass is one PassRecorded, about 128 bytes.
 type pass struct {
 	id       uuid.UUID
 	pos      uint64
 	at       int64
+	rec      int64 // RecordedAt, for contact tracing's as_of
 	sNATAt   int64
 	sAt      int64
 	venue    int32
@@ -284,6 +286,8 @@ func (s *Store) apply(c *projections.Change) {
 		s.applyHealth(c, ev)
 	case *domain.AlertRaised:
 		s.applyAlert(c, ev)
+	case *domain.TraceRequested:
+		s.applyAudit(c, ev)
 	case *domain.ArrivalDeclared, *domain.TruckPassDeclared, *domain.DeclarationQueued, *domain.DeclarationReviewed:
 		s.applyDeclaration(c)
 	default:
@@ -390,6 +394,7 @@ func (s *Store) applyPass(c *projections.Change, ev *domain.PassRecorded) {
 		id:         c.EventID,
 		pos:        c.Position,
 		at:         nanos(c.OccurredAt),
+		rec:        nanos(c.RecordedAt),
 		sNATAt:     nanos(ev.Screen.NATAt),
 		sAt:        nanos(ev.Screen.At),
 		venue:      s.venueIndex(ev.VenueID),
@@ -716,7 +721,7 @@ func (s *Store) presence(list []int32) []projections.Presence {
 		out = append(out, projections.Presence{
 			EventID: p.id, VenueID: s.venues[p.venue].view.ID, PersonID: s.people[p.person].id,
 			At: fromNanos(p.at), Direction: s.str.strs[p.dir], Decision: s.str.strs[p.decision],
-			Method: s.str.strs[p.method], Position: p.pos,
+			Method: s.str.strs[p.method], Position: p.pos, RecordedAt: fromNanos(p.rec),
 		})
 	}
 	return out

@@ -14,7 +14,7 @@ import (
 // passColumns are the columns COPY fills, in order.
 var passColumns = []string{"event_id", "position", "venue_id", "person_id", "at", "direction", "method",
 	"decision", "reason", "operator", "guardian_id", "s_name", "s_colour", "s_nat_result", "s_nat_at",
-	"s_doses", "s_venue_id", "s_venue_name", "s_at", "s_direction", "s_decision", "s_reason"}
+	"s_doses", "s_venue_id", "s_venue_name", "s_at", "s_direction", "s_decision", "s_reason", "recorded_at"}
 
 // Apply implements projections.Writer. One transaction: lock the position
 // row, skip what the store already holds, write the rows, move the position.
@@ -71,6 +71,7 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 		passes []*projections.Change
 		health []*projections.Change
 		alerts []*projections.Change
+		audits []*projections.Change
 		others []*projections.Change
 	)
 	for i := range b.Changes {
@@ -85,6 +86,8 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 			health = append(health, c)
 		case *domain.AlertRaised:
 			alerts = append(alerts, c)
+		case *domain.TraceRequested:
+			audits = append(audits, c)
 		case *domain.PersonRegistered, *domain.PersonVerified, *domain.VenueApplied, *domain.VenueReviewed,
 			*domain.SubAdminAdded, *domain.SubAdminRemoved:
 			others = append(others, c)
@@ -104,6 +107,9 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 		return cp, err
 	}
 	if err := s.applyPasses(ctx, tx, passes); err != nil {
+		return cp, err
+	}
+	if err := s.applyAudit(ctx, tx, audits); err != nil {
 		return cp, err
 	}
 	var last *time.Time
@@ -318,6 +324,7 @@ func (p *passSource) Next() bool {
 		r[10], r[11], r[12], r[13], r[14] = nullUUID(ev.GuardianID), sc.NameMasked, sc.CodeColour, sc.NATResult, nullTime(sc.NATAt)
 		r[15], r[16], r[17], r[18] = int32(sc.VaccineDoses), nullUUID(sc.VenueID), sc.VenueName, nullTime(sc.At)
 		r[19], r[20], r[21] = sc.Direction, sc.Decision, sc.Reason
+		r[22] = nullTime(c.RecordedAt)
 		return true
 	}
 	return false

@@ -419,7 +419,7 @@ func (s *Store) Pass(ctx context.Context, eventID uuid.UUID) (domain.PassView, b
 
 func (s *Store) presence(ctx context.Context, col string, id uuid.UUID, from, to time.Time) ([]projections.Presence, error) {
 	where, args := window([]string{"p." + col + " = $1"}, []any{id}, from, to)
-	text := `SELECT p.event_id, p.venue_id, p.person_id, p.at, p.direction, p.decision, p.method, p.position
+	text := `SELECT p.event_id, p.venue_id, p.person_id, p.at, p.direction, p.decision, p.method, p.position, p.recorded_at
 		FROM {s}.passes p WHERE ` + strings.Join(where, " AND ") + ` ORDER BY p.at, p.position`
 	rows, err := s.pool.Query(ctx, s.sql(text), args...)
 	if err != nil {
@@ -431,11 +431,12 @@ func (s *Store) presence(ctx context.Context, col string, id uuid.UUID, from, to
 		var (
 			p   projections.Presence
 			pos int64
+			rec *time.Time
 		)
-		if err := rows.Scan(&p.EventID, &p.VenueID, &p.PersonID, &p.At, &p.Direction, &p.Decision, &p.Method, &pos); err != nil {
+		if err := rows.Scan(&p.EventID, &p.VenueID, &p.PersonID, &p.At, &p.Direction, &p.Decision, &p.Method, &pos, &rec); err != nil {
 			return nil, fmt.Errorf("passes by %s %s: %w", col, id, err)
 		}
-		p.At, p.Position = p.At.UTC(), uint64(pos)
+		p.At, p.Position, p.RecordedAt = p.At.UTC(), uint64(pos), utc(rec)
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {

@@ -36,6 +36,9 @@ func Run(t *testing.T, newStore func(t *testing.T) projections.Store) {
 		{"WindowReads", testWindows},
 		{"PositionGapAndOverlap", testPositions},
 		{"GeneratedCity", testGenerated},
+		{"TraceReads", testTraceReads},
+		{"Audit", testAudit},
+		{"TraceCity", testTraceCity},
 		{"Declarations", testDeclarations},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,261 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Bounds that stand for an open window or no as_of: the statements always
+// get two bounds on "at", so the planner always scans an index range.
+var (
+	farPast   = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	farFuture = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+func lowBound(t time.Time) time.Time {
+	if t.IsZero() {
+		return farPast
+	}
+	return t
+}
+
+func highBound(t time.Time) time.Time {
+	if t.IsZero() {
+		return farFuture
+	}
+	return t
+}
+
+// pointCols are the columns scanPoints reads; w is the row naming the venue
+// (the pass itself or its window) that venues v is joined on.
+const pointCols = `p.event_id, p.person_id, p.venue_id, COALESCE(v.type, ''), p.at, p.direction, p.decision,
+	p.position, p.recorded_at`
+
+// recordedBy keeps the passes recorded at or before $n (rows stored before
+// migration 0002 have no recorded_at and are kept).
+func recordedBy(n int) string {
+	return `(p.recorded_at IS NULL OR p.recorded_at <= $` + strconv.Itoa(n) + `)`
+}
+
+func scanPoints(rows pgx.Rows, what string) ([]domain.PassPoint, error) {
+	defer rows.Close()
+	out := []domain.PassPoint{}
+	for rows.Next() {
+		var (
+			p   domain.PassPoint
+			pos int64
+			rec *time.Time
+		)
+		if err := rows.Scan(&p.EventID, &p.PersonID, &p.VenueID, &p.VenueType, &p.At, &p.Direction, &p.Decision,
+			&pos, &rec); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		p.At, p.Position, p.RecordedAt = p.At.UTC(), uint64(pos), utc(rec)
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
+// PassesOfPersons implements domain.TraceReads: one range scan of
+// passes_person_at per person, in one statement.
+func (s *Store) PassesOfPersons(ctx context.Context, personIDs []uuid.UUID, from, to, asOf time.Time) ([]domain.PassPoint, error) {
+	if len(personIDs) == 0 {
+		return []domain.PassPoint{}, nil
+	}
+	text := `SELECT ` + pointCols + `
+		FROM {s}.passes p LEFT JOIN {s}.venues v ON v.venue_id = p.venue_id
+		WHERE p.person_id = ANY($1::uuid[]) AND p.at >= $2 AND p.at < $3 AND ` + recordedBy(4) + `
+		ORDER BY p.at, p.position`
+	rows, err := s.pool.Query(ctx, s.sql(text), personIDs, lowBound(from), highBound(to), highBound(asOf))
+	if err != nil {
+		return nil, fmt.Errorf("passes of %d persons: %w", len(personIDs), err)
+	}
+	return scanPoints(rows, fmt.Sprintf("passes of %d persons", len(personIDs)))
+}
+
+// PassesAtVenues implements domain.TraceReads: the windows, merged, are
+// joined to passes as one array each of venues, starts and ends, so every
+// window is one range scan of passes_venue_at in one statement.
+func (s *Store) PassesAtVenues(ctx context.Context, windows []domain.VenueWindow, asOf time.Time) ([]domain.PassPoint, error) {
+	ws := domain.MergeWindows(windows)
+	if len(ws) == 0 {
+		return []domain.PassPoint{}, nil
+	}
+	venues := make([]uuid.UUID, len(ws))
+	froms := make([]time.Time, len(ws))
+	tos := make([]time.Time, len(ws))
+	for i, w := range ws {
+		venues[i], froms[i], tos[i] = w.VenueID, w.From, w.To
+	}
+	text := `SELECT ` + pointCols + `
+		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS w(venue_id, f, t)
+		JOIN {s}.passes p ON p.venue_id = w.venue_id AND p.at >= w.f AND p.at < w.t
+		LEFT JOIN {s}.venues v ON v.venue_id = w.venue_id
+		WHERE ` + recordedBy(4) + `
+		ORDER BY p.at, p.position`
+	rows, err := s.pool.Query(ctx, s.sql(text), venues, froms, tos, highBound(asOf))
+	if err != nil {
+		return nil, fmt.Errorf("passes in %d venue windows: %w", len(ws), err)
+	}
+	return scanPoints(rows, fmt.Sprintf("passes in %d venue windows", len(ws)))
+}
+
+// PersonNames implements domain.TraceReads.
+func (s *Store) PersonNames(ctx context.Context, personIDs []uuid.UUID) (map[uuid.UUID]string, error) {
+	out := make(map[uuid.UUID]string, len(personIDs))
+	if len(personIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, s.sql(`SELECT person_id, name_masked FROM {s}.persons
+		WHERE person_id = ANY($1::uuid[]) AND registered`), personIDs)
+	if err != nil {
+		return nil, fmt.Errorf("names of %d persons: %w", len(personIDs), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id   uuid.UUID
+			name string
+		)
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, fmt.Errorf("names of %d persons: %w", len(personIDs), err)
+		}
+		out[id] = name
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("names of %d persons: %w", len(personIDs), err)
+	}
+	return out, nil
+}
+
+// VenuesByID implements domain.TraceReads.
+func (s *Store) VenuesByID(ctx context.Context, venueIDs []uuid.UUID) (map[uuid.UUID]domain.VenueView, error) {
+	out := make(map[uuid.UUID]domain.VenueView, len(venueIDs))
+	if len(venueIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, s.sql(`SELECT `+venueCols+` FROM {s}.venues v WHERE v.venue_id = ANY($1::uuid[])`), venueIDs)
+	if err != nil {
+		return nil, fmt.Errorf("%d venues: %w", len(venueIDs), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		v, err := scanVenue(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%d venues: %w", len(venueIDs), err)
+		}
+		out[v.ID] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%d venues: %w", len(venueIDs), err)
+	}
+	return out, nil
+}
+
+// Audit implements domain.AuditReads: oldest first by (at, position).
+func (s *Store) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if !q.From.IsZero() {
+		args = append(args, q.From)
+		where = append(where, "at >= $"+strconv.Itoa(len(args)))
+	}
+	if !q.To.IsZero() {
+		args = append(args, q.To)
+		where = append(where, "at < $"+strconv.Itoa(len(args)))
+	}
+	if !q.AfterAt.IsZero() {
+		args = append(args, q.AfterAt, int64(q.AfterPosition))
+		n := len(args)
+		where = append(where, fmt.Sprintf("(at, position) > ($%d, $%d)", n-1, n))
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	args = append(args, limit)
+	text := `SELECT event_id, position, trace_id, analyst, person_id, from_at, to_at, depth, reason, kind, source,
+		as_of, min_overlap_minutes, buffer_minutes, contacts, at FROM {s}.audit_entries`
+	if len(where) > 0 {
+		text += " WHERE " + strings.Join(where, " AND ")
+	}
+	text += " ORDER BY at, position LIMIT $" + strconv.Itoa(len(args))
+	rows, err := s.pool.Query(ctx, s.sql(text), args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit entries: %w", err)
+	}
+	defer rows.Close()
+	out := []domain.AuditEntry{}
+	for rows.Next() {
+		var (
+			e              domain.AuditEntry
+			pos            int64
+			from, to, asOf *time.Time
+			depth, minOv   int32
+			buffer, count  int32
+		)
+		if err := rows.Scan(&e.EventID, &pos, &e.TraceID, &e.Analyst, &e.PersonID, &from, &to, &depth, &e.Reason,
+			&e.Kind, &e.Source, &asOf, &minOv, &buffer, &count, &e.At); err != nil {
+			return nil, fmt.Errorf("audit entries: %w", err)
+		}
+		e.Position, e.From, e.To, e.AsOf, e.At = uint64(pos), utc(from), utc(to), utc(asOf), e.At.UTC()
+		e.Depth, e.MinOverlapMinutes, e.BufferMinutes, e.Contacts = int(depth), int(minOv), int(buffer), int(count)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit entries: %w", err)
+	}
+	return out, nil
+}
+
+// applyAudit inserts the batch's TraceRequested events into audit_entries
+// with one statement; an event already listed is not listed again.
+func (s *Store) applyAudit(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	n := len(cs)
+	var (
+		ids, traces, persons = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+		pos                  = make([]int64, n)
+		analysts, reasons    = make([]string, n), make([]string, n)
+		kinds, sources       = make([]string, n), make([]string, n)
+		froms, tos, asOfs    = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+		depths, minOvs       = make([]int32, n), make([]int32, n)
+		buffers, counts      = make([]int32, n), make([]int32, n)
+		at                   = make([]time.Time, n)
+	)
+	for i, c := range cs {
+		ev := c.Event.(*domain.TraceRequested)
+		ids[i], traces[i], persons[i], pos[i] = c.EventID, ev.TraceID, ev.PersonID, int64(c.Position)
+		analysts[i], reasons[i], kinds[i], sources[i] = ev.Analyst, ev.Reason, ev.Kind, ev.Source
+		froms[i], tos[i], asOfs[i] = nullTime(ev.From), nullTime(ev.To), nullTime(ev.AsOf)
+		depths[i], minOvs[i], buffers[i], counts[i] = int32(ev.Depth), int32(ev.MinOverlapMinutes), int32(ev.BufferMinutes), int32(ev.Contacts)
+		at[i] = c.OccurredAt
+	}
+	_, err := tx.Exec(ctx, s.sql(`INSERT INTO {s}.audit_entries
+		(event_id, position, trace_id, analyst, person_id, from_at, to_at, depth, reason, kind, source, as_of,
+		 min_overlap_minutes, buffer_minutes, contacts, at)
+		SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::uuid[], $6::timestamptz[],
+			$7::timestamptz[], $8::int[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::int[],
+			$14::int[], $15::int[], $16::timestamptz[])
+		ON CONFLICT (event_id) DO NOTHING`),
+		ids, pos, traces, analysts, persons, froms, tos, depths, reasons, kinds, sources, asOfs, minOvs, buffers, counts, at)
+	if err != nil {
+		return fmt.Errorf("insert audit entries: %w", err)
+	}
+	return nil
+}
