@@ -146,3 +146,124 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 		}
 	})
 }
+
+func TestPackCodec(t *testing.T) {
+	a, b := sampleEnvelope(), sampleEnvelope()
+	b.ID = uuid.MustParse("0190a4c2-7d1e-7b3a-9c4d-5e6f7a8b9c0e")
+	b.Aggregate = "alert.371302"
+	b.Payload = json.RawMessage(`{"nested":{"a":[1,2,{"b":"]"}]}}`)
+	body := appendPackStart(nil)
+	for i, e := range []domain.Envelope{a, b} {
+		body = appendPackElem(body, i == 0, appendEnvelope(nil, &e))
+	}
+	body = appendPackEnd(body)
+	var std []domain.Envelope
+	if err := json.Unmarshal(body, &std); err != nil || len(std) != 2 {
+		t.Fatalf("a pack is not a JSON array of envelopes: %v", err)
+	}
+
+	tests := []struct {
+		name string
+		body string
+		want []uuid.UUID // nil: an error
+	}{
+		{"two", string(body), []uuid.UUID{a.ID, b.ID}},
+		{"empty", `[]`, []uuid.UUID{}},
+		{"spaces and an odd element", " [ " + string(appendEnvelope(nil, &a)) + " ,\n" +
+			`{"payload":{},"aggregate":"alert.x","type":"T\u0041","id":"` + b.ID.String() + `"}` + " ] ", []uuid.UUID{a.ID, b.ID}},
+		{"not an array", string(appendEnvelope(nil, &a)), nil},
+		{"truncated", string(body[:len(body)-1]), nil},
+		{"trailing", string(body) + "x", nil},
+		{"element not an envelope", `[{"a":1}]`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []uuid.UUID
+			var aggs []string
+			n, err := walkPack([]byte(tt.body), func(i int, d *scanner) error {
+				var e domain.Envelope
+				if err := decodeAt(d, &e, nil); err != nil {
+					return err
+				}
+				got = append(got, e.ID)
+				aggs = append(aggs, e.Aggregate)
+				return nil
+			})
+			if tt.want == nil {
+				if !errors.Is(err, errNotEnvelope) {
+					t.Fatalf("walk: %v, want errNotEnvelope", err)
+				}
+				return
+			}
+			if err != nil || n != len(tt.want) || !reflect.DeepEqual(append([]uuid.UUID{}, got...), tt.want) {
+				t.Fatalf("walk: %d %v %v, want %v", n, got, err, tt.want)
+			}
+			// Ids alone and aggregates by peeking read the same.
+			var ids []uuid.UUID
+			if _, err := walkPack([]byte(tt.body), func(i int, d *scanner) error {
+				if agg, ok := d.peekString("aggregate"); ok && string(agg) != aggs[i] {
+					t.Errorf("peeked aggregate %q, decoded %q", agg, aggs[i])
+				}
+				id, err := elemID(d)
+				ids = append(ids, id)
+				return err
+			}); err != nil || !reflect.DeepEqual(append([]uuid.UUID{}, ids...), tt.want) {
+				t.Fatalf("ids: %v %v", ids, err)
+			}
+		})
+	}
+}
+
+func TestPatternMatch(t *testing.T) {
+	tests := []struct {
+		filter, aggregate string
+		want              bool
+	}{
+		{"pass.*.p1", "pass.v1.p1", true},
+		{"pass.*.p1", "pass.v1.p2", false},
+		{"pass.*.p1", "pass.v1.p1.x", false},
+		{"pass.*.p1", "pass.v1", false},
+		{"pass.v1.*", "pass.v1.p9", true},
+		{"alert.>", "alert.371302", true},
+		{"alert.>", "alert", false},
+		{">", "health.abc", true},
+		{"*.abc", "health.abc", true},
+		{"health.abc", "health.abcd", false},
+		{"health.abc", "health.abc.", false},
+		{"audit.analyst_1", "audit.analyst_1", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.filter+" "+tt.aggregate, func(t *testing.T) {
+			p := newPattern(tt.filter)
+			if got := p.match(tt.aggregate); got != tt.want {
+				t.Fatalf("match = %v, want %v", got, tt.want)
+			}
+			if got := matchTokens(p, []byte(tt.aggregate)); got != tt.want {
+				t.Fatalf("match over bytes = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func BenchmarkDecodePack(b *testing.B) {
+	e := sampleEnvelope()
+	one := appendEnvelope(nil, &e)
+	body := appendPackStart(nil)
+	for i := range 1000 {
+		body = appendPackElem(body, i == 0, one)
+	}
+	body = appendPackEnd(body)
+	b.ReportAllocs()
+	in := make(interner)
+	buf := make([]domain.Envelope, 0, 1000)
+	for b.Loop() {
+		buf = buf[:0]
+		if _, err := walkPack(body, func(_ int, d *scanner) error {
+			buf = append(buf, domain.Envelope{})
+			return decodeAt(d, &buf[len(buf)-1], in)
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
+}

@@ -45,7 +45,8 @@ func TestPositionEncoding(t *testing.T) {
 }
 
 // TestRecordManyCallers is the group commit under load: 10,000 events from
-// 200 goroutines, one event per call.
+// 200 goroutines, one event per call, passes and some alerts (the two kinds
+// go into packs of their own).
 func TestRecordManyCallers(t *testing.T) {
 	s := open(t, "")
 	const callers, perCaller = 200, 50
@@ -60,6 +61,9 @@ func TestRecordManyCallers(t *testing.T) {
 		wg.Go(func() {
 			for i := range perCaller {
 				e := event(domain.PassAggregate(venue, uuid.New()), i)
+				if (c+i)%9 == 0 {
+					e = event(domain.AlertAggregate("371302"), i)
+				}
 				res, err := s.Record(ctx(t), e)
 				if err != nil {
 					t.Error(err)

@@ -21,16 +21,23 @@ import (
 // against the dedup table (dedup.go) and puts the new events into packs: one
 // JetStream message holding many events, on ledger.pack.pass for passes (with
 // Nats-TTL) and ledger.pack.event for alerts, health records and audit
-// entries. A pack is sent when
+// entries. What one gather collected (its pass pack and its other pack, or
+// the several packs a large call fills) is sent together, a group. While a
+// group is on its way the next one fills (natural batching); it is sent,
+// when fewer than MaxInflight groups are on their way, as soon as
 //
-//   - it is full (MaxPack events, or the connection's max payload), or
-//   - GroupCommitWait has passed since its first event, or
-//   - a pack in flight was acknowledged while events were waiting (natural
-//     batching: while one pack is on its way the next one fills),
+//   - a pack is full (MaxPack events, or the connection's max payload), or
+//   - as many Record calls have joined it as the last acknowledged group
+//     answered (the callers that group released are back, or as many new
+//     ones came: the load of the moment), or
+//   - nothing is on its way and GroupCommitWait has passed since its first
+//     event (the load fell).
 //
-// and only while fewer than MaxInflight packs are on their way. The server
-// stores a pack with one fsync and answers with its stream sequence; event i
-// of the pack is at PositionOf(seq, i). A goroutine per pack awaits that
+// The second rule is what lets callers that resubmit at once (a scanner's
+// next pass) ride in one pack instead of the first of them leaving alone the
+// moment the previous answer frees the way. The server stores a pack with
+// one fsync and answers with its stream sequence; event i of the pack is at
+// PositionOf(seq, i). A goroutine per pack awaits that
 // answer and hands every caller its results. Publishing happens on the
 // committer only, so packs reach the server, and are stored, in the order
 // they were gathered.
@@ -145,9 +152,19 @@ type pack struct {
 	body    []byte // pack: "[" and the elements so far, without "]"
 	ids     []uuid.UUID
 	slots   []slot
+	calls   int        // Record calls with events in the pack
+	last    *recordReq // the call that added the last event
+	group   *group     // the packs sent with this one
 	// dups are later copies of an event in this pack: they get its
 	// position, flagged Duplicate. Guarded by the dedup table's lock.
 	dups []dupSlot
+}
+
+// group is the packs sent together: the committer hears of it, with the
+// most calls any of its packs answered, when the last one is settled.
+type group struct {
+	left  atomic.Int32
+	calls atomic.Int32
 }
 
 type dupSlot struct {
@@ -160,7 +177,8 @@ type gatherer struct {
 	maxPack, maxBytes int
 	pass, event       *pack   // packs being filled
 	singles           []*pack // one-event messages
-	ready             []*pack // sealed, waiting for an in-flight slot, in order
+	ready             []*pack // sealed, waiting to be sent, in order
+	calls             int     // Record calls taken since the last seal
 }
 
 // waiting reports whether events are gathered but not sealed.
@@ -179,6 +197,7 @@ func (g *gatherer) seal() {
 	}
 	g.ready = append(g.ready, g.singles...)
 	g.singles = nil
+	g.calls = 0
 }
 
 // packFor returns the message ev goes into, sealing a pack that is full.
@@ -207,6 +226,7 @@ func (g *gatherer) packFor(ev *recEvent) *pack {
 func (g *gatherer) take(t *dedupTable, r *recordReq) {
 	var known []dupSlot // of is unused: pos holds the position
 	var knownPos []uint64
+	g.calls++
 	t.mu.Lock()
 	for i := range r.evs {
 		ev := &r.evs[i]
@@ -228,6 +248,10 @@ func (g *gatherer) take(t *dedupTable, r *recordReq) {
 		}
 		p.ids = append(p.ids, ev.id)
 		p.slots = append(p.slots, slot{r, i})
+		if p.last != r {
+			p.calls++
+			p.last = r
+		}
 	}
 	t.mu.Unlock()
 	for j, k := range known {
@@ -242,25 +266,30 @@ func (s *Store) commitLoop() {
 		inflight int
 		closed   bool
 		expired  bool // GroupCommitWait passed since the gather began
-		acked    bool // a pack was acknowledged while events waited
+		target   = 1  // Record calls the last acknowledged group answered
 		recq     = s.recq
 		timer    = time.NewTimer(time.Hour)
 		timerC   <-chan time.Time
 	)
 	timer.Stop()
 	for {
-		if g.waiting() && inflight < s.o.MaxInflight && (expired || acked || closed) {
+		if g.waiting() && inflight < s.o.MaxInflight && (g.calls >= target || expired && inflight == 0 || closed) {
 			g.seal()
-			expired, acked = false, false
+			expired = false
 			if timerC != nil {
 				timer.Stop()
 				timerC = nil
 			}
 		}
-		for inflight < s.o.MaxInflight && len(g.ready) > 0 {
-			s.sendPack(g.ready[0])
-			g.ready[0] = nil
-			g.ready = g.ready[1:]
+		if inflight < s.o.MaxInflight && len(g.ready) > 0 {
+			grp := &group{}
+			grp.left.Store(int32(len(g.ready)))
+			for i, p := range g.ready {
+				p.group = grp
+				s.sendPack(p)
+				g.ready[i] = nil
+			}
+			g.ready = g.ready[:0]
 			inflight++
 		}
 		if closed && !g.waiting() && len(g.ready) == 0 && inflight == 0 {
@@ -289,17 +318,16 @@ func (s *Store) commitLoop() {
 		case <-timerC:
 			timerC = nil
 			expired = true
-		case <-s.acks:
+		case calls := <-s.acks:
 			inflight--
-			if g.waiting() {
-				acked = true
-			}
+			target = max(calls, 1)
 		}
 	}
 }
 
 // sendPack publishes p and starts a goroutine that awaits its answer. The
-// caller counts p as in flight until its token comes back on s.acks.
+// caller counts p's group as in flight until its number of calls comes back
+// on s.acks.
 func (s *Store) sendPack(p *pack) {
 	s.flights.Add(1)
 	h := make(nats.Header, 4)
@@ -378,7 +406,8 @@ func (s *Store) awaitPack(p *pack, m *nats.Msg, ch chan *nats.Msg) {
 }
 
 // settlePack hands every caller of p its results, records p's events in the
-// dedup table and frees p's in-flight slot. serverDup is JetStream's
+// dedup table and, for the last pack of its group, frees the group's
+// in-flight slot. serverDup is JetStream's
 // duplicate flag for a one-event message.
 func (s *Store) settlePack(p *pack, seq uint64, serverDup bool, err error) {
 	t := s.dedup
@@ -402,7 +431,16 @@ func (s *Store) settlePack(p *pack, seq uint64, serverDup bool, err error) {
 	for _, d := range dups {
 		d.req.settle(d.i, domain.Appended{Position: PositionOf(seq, d.of), Duplicate: true}, err)
 	}
-	s.acks <- struct{}{}
+	grp := p.group
+	for {
+		c := grp.calls.Load()
+		if int32(p.calls) <= c || grp.calls.CompareAndSwap(c, int32(p.calls)) {
+			break
+		}
+	}
+	if grp.left.Add(-1) == 0 {
+		s.acks <- int(grp.calls.Load())
+	}
 	s.flights.Done()
 }
 

@@ -81,9 +81,12 @@ type Options struct {
 	// MaxPack is the most events in one pack (default 4096, at most
 	// 65536). A pack is also kept under the connection's max payload.
 	MaxPack int
-	// MaxInflight is how many packs may be on their way to the server at
-	// once (default 2: one is stored while the next is sent; see
-	// DESIGN.md).
+	// MaxInflight is how many groups of packs (what one gather sealed:
+	// its pass pack and its other pack) may be on their way to the server
+	// at once (default 1: the server stores one stream's messages one
+	// after the other, and more in flight splits the same callers into
+	// more packs, each with its own fsync; see DESIGN.md. More may help
+	// with an external cluster, where the network round trip counts).
 	MaxInflight int
 	// MaxDedupEntries bounds the table of recently recorded event ids
 	// (default 1,000,000, about 60 MB): under a load that records more
@@ -115,7 +118,7 @@ type Store struct {
 	closeMu   sync.RWMutex
 	closed    bool
 	recq      chan *recordReq
-	acks      chan struct{} // a token per pack settled
+	acks      chan int // per group of packs settled, its most Record calls
 	packBytes int           // the most bytes of one pack's body
 	commitWG  sync.WaitGroup
 	flights   sync.WaitGroup
@@ -133,7 +136,7 @@ const (
 	defaultPassRetention   = 30 * 24 * time.Hour
 	defaultGroupCommitWait = time.Millisecond
 	defaultMaxPack         = 4096
-	defaultMaxInflight     = 2
+	defaultMaxInflight     = 1
 	defaultMaxDedup        = 1_000_000
 	// serverMaxBatch is the server's limit on an atomic batch (Append).
 	serverMaxBatch = 1000
@@ -192,7 +195,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		ttl:   fmt.Sprintf("%ds", int64(o.PassRetention/time.Second)),
 		recq:  make(chan *recordReq, 4096),
 		done:  make(chan struct{}),
-		acks:  make(chan struct{}, o.MaxInflight),
+		acks:  make(chan int, o.MaxInflight),
 		dedup: newDedupTable(o.DuplicateWindow, o.MaxDedupEntries),
 	}
 	if err := s.connect(); err != nil {
