@@ -119,7 +119,7 @@ type Store struct {
 	closed    bool
 	recq      chan *recordReq
 	acks      chan int // per group of packs settled, its most Record calls
-	packBytes int           // the most bytes of one pack's body
+	packBytes int      // the most bytes of one pack's body
 	commitWG  sync.WaitGroup
 	flights   sync.WaitGroup
 	replies   *replyMux
