@@ -13,6 +13,7 @@ package projections
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -161,7 +162,31 @@ type ProjectionStatus struct {
 	Error string `json:"error,omitempty"`
 }
 
-// StatusOf computes a ProjectionStatus from a checkpoint and the log's newest position.
+// EventCounter is implemented by logs whose positions are not dense (the
+// event store packs many events into one message, so positions skip): it
+// counts the events after a position, for an exact lag in events.
+type EventCounter interface {
+	CountAfter(ctx context.Context, position uint64) (uint64, error)
+}
+
+// LagOf fills st.LagEvents with the exact number of events after st.Position
+// when log can count them.
+func LagOf(ctx context.Context, log domain.Log, st *ProjectionStatus) error {
+	c, ok := log.(EventCounter)
+	if !ok || st.LagEvents == 0 {
+		return nil
+	}
+	n, err := c.CountAfter(ctx, st.Position)
+	if err != nil {
+		return fmt.Errorf("projection %s lag: %w", st.Name, err)
+	}
+	st.LagEvents = n
+	return nil
+}
+
+// StatusOf computes a ProjectionStatus from a checkpoint and the log's newest
+// position. LagEvents is the difference of positions, an upper bound when
+// positions are not dense: LagOf makes it exact.
 func StatusOf(name string, cp Checkpoint, logPosition uint64, now time.Time) ProjectionStatus {
 	st := ProjectionStatus{Name: name, Position: cp.Position, LogPosition: logPosition, LastRecordedAt: cp.RecordedAt}
 	if logPosition > cp.Position {

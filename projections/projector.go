@@ -303,6 +303,9 @@ func (p *Projector) Status(ctx context.Context) (ProjectionStatus, error) {
 	cp, lastErr := p.cp, p.lastErr
 	p.mu.Unlock()
 	st := StatusOf(p.o.Name, cp, last, p.o.Now())
+	if err := LagOf(ctx, p.log, &st); err != nil {
+		return ProjectionStatus{}, err
+	}
 	if lastErr != nil {
 		st.Error = lastErr.Error()
 	}

@@ -186,5 +186,13 @@ func (s *Store) Status(ctx context.Context, log domain.Log) ([]projections.Proje
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("projection status: %w", err)
 	}
+	for i := range out {
+		if err := projections.LagOf(ctx, log, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("projection status: %w", err)
+	}
 	return out, nil
 }
