@@ -191,8 +191,5 @@ func (s *Store) Status(ctx context.Context, log domain.Log) ([]projections.Proje
 			return nil, err
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("projection status: %w", err)
-	}
 	return out, nil
 }
