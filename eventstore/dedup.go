@@ -182,7 +182,7 @@ func (s *Store) rebuildDedup(ctx context.Context) error {
 			stopped = true
 			finish(nil)
 		}
-	}, jetstream.PullMaxMessages(64), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxBytes(pullBytes), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if errors.Is(err, nats.ErrConnectionClosed) {
 			finish(err)
 		}

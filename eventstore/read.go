@@ -17,9 +17,15 @@ import (
 const (
 	// deliverBatch is the most events handed to fn at once.
 	deliverBatch = 1000
-	// pullMessages is how many messages the ordered consumer asks for at a
-	// time; larger keeps the server busy while fn runs.
-	pullMessages = 4096
+	// pullBytes is how many bytes of messages a scan's consumer asks for
+	// at a time: enough to keep the server busy while fn runs, and well
+	// under the 64 MB a subscription may hold before the client drops
+	// messages as a slow consumer (a pack is up to 8 MB; counting
+	// messages instead would let a few thousand packs overflow it).
+	pullBytes = 24 << 20
+	// pullHeaders is how many headers-only messages CountAfter asks for
+	// at a time.
+	pullHeaders = 4096
 	// consumerInactive is how long the server keeps a scan's consumer
 	// after its reader went away without deleting it.
 	consumerInactive = 30 * time.Second
@@ -232,7 +238,15 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 			return
 		}
 		if buf == nil {
-			buf = make([]domain.Envelope, 0, min(deliverBatch, int(meta.NumPending)+1))
+			// About a batch: a pack's events, or messages still pending.
+			n := 1
+			if c, err := strconv.Atoi(msg.Headers().Get(hdrPackCount)); err == nil && c > 0 {
+				n = c
+			}
+			if sel.match != nil {
+				n = 16 // few of a pack's events may match
+			}
+			buf = make([]domain.Envelope, 0, max(n, min(deliverBatch, n*(int(meta.NumPending)+1))))
 		}
 		var n int
 		if buf, n, err = decodeMsg(msg, seq, sel, last, buf, in); err != nil {
@@ -254,7 +268,7 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 		}
 	}
 	cc, err := cons.Consume(handler,
-		jetstream.PullMaxMessages(pullMessages),
+		jetstream.PullMaxBytes(pullBytes),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConsumerNotFound) && s.isClosed() {
 				finish(ErrClosed)
@@ -547,7 +561,7 @@ func (s *Store) CountAfter(ctx context.Context, position uint64) (uint64, error)
 func (s *Store) sumPackCounts(ctx context.Context, cons jetstream.Consumer, k uint64) (uint64, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	it, err := cons.Messages(jetstream.PullMaxMessages(pullMessages))
+	it, err := cons.Messages(jetstream.PullMaxMessages(pullHeaders))
 	if err != nil {
 		return 0, fmt.Errorf("consume: %w", err)
 	}
