@@ -23,6 +23,7 @@ import (
 	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
+	"github.com/checkin-ledger/ledger/reactions"
 	"github.com/checkin-ledger/ledger/token"
 )
 
@@ -249,3 +250,31 @@ func (e *testEnv) approvedVenue(manager registered, name string) uuid.UUID {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// startReactions runs the reactions router on the test's event store, as
+// cmd wires it, and serves its poison queue. It stops when the test ends.
+func (e *testEnv) startReactions() *reactions.Router {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := reactions.Open(ctx, reactions.Options{Conn: e.es.Conn(), Ledger: e.srv.ledger, Codes: e.signer,
+		MaxRetries: 1, RetryInterval: time.Millisecond})
+	if err != nil {
+		cancel()
+		e.t.Fatalf("reactions.Open: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	e.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("reactions: %v", err)
+		}
+	})
+	select {
+	case <-r.Running():
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("reactions not running after 10s")
+	}
+	e.srv.cfg.Poison = r
+	return r
+}

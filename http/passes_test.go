@@ -302,6 +302,7 @@ func forge(t *testing.T, tok, old, new string) string {
 func TestHealthFeedAndAlerts(t *testing.T) {
 	w := newPassWorld(t)
 	e := w.e
+	e.startReactions() // alerts are raised by a reaction
 	feed := e.bearer(domain.Actor{Role: domain.RoleHealthFeed})
 	now := time.Now().UTC().Format(time.RFC3339)
 
@@ -383,11 +384,17 @@ func TestHealthFeedAndAlerts(t *testing.T) {
 
 	t.Run("alerts", func(t *testing.T) {
 		dash := e.bearer(domain.Actor{Role: domain.RoleDashboard})
-		rec := e.do("GET", fmt.Sprintf("/v1/alerts?district=371302&min_position=%d", e.lastPosition()), dash, nil)
-		wantStatus(t, rec, 200)
-		al := decodeJSON[struct {
+		var al struct {
 			Alerts []domain.Alert `json:"alerts"`
-		}](t, rec)
+		}
+		for deadline := time.Now().Add(10 * time.Second); len(al.Alerts) == 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+			rec := e.do("GET", fmt.Sprintf("/v1/alerts?district=371302&min_position=%d", e.lastPosition()), dash, nil)
+			wantStatus(t, rec, 200)
+			al = decodeJSON[struct {
+				Alerts []domain.Alert `json:"alerts"`
+			}](t, rec)
+		}
 		if len(al.Alerts) != 1 || al.Alerts[0].PassEventID != denied.EventID || al.Alerts[0].VenueID != w.venueA {
 			t.Fatalf("alerts = %+v", al)
 		}

@@ -42,6 +42,12 @@ type Config struct {
 	Ledger *domain.Ledger
 	// Reads answers queries (the read side).
 	Reads domain.ReadModel
+	// Declarations answers the declaration queries; nil: Reads, when it
+	// serves them.
+	Declarations domain.DeclarationReads
+	// Poison is the reactions' poison queue (GET /v1/admin/poison); nil:
+	// those routes answer 503.
+	Poison domain.PoisonQueue
 	// Signer issues and checks bearer tokens and codes.
 	Signer *token.Signer
 	// Waiter serves min_position; nil polls Reads.Position instead.
@@ -159,6 +165,14 @@ func (s *Server) routes() chi.Router {
 		r.Post("/passes/batch", s.recordPassBatch)
 		r.Post("/health-status", s.recordHealth)
 		r.Get("/alerts", s.listAlerts)
+
+		r.Post("/declarations/arrival", s.declareArrival)
+		r.Post("/declarations/truck", s.declareTruck)
+		r.Get("/declarations", s.listDeclarations)
+		r.Get("/declarations/{id}", s.getDeclaration)
+		r.Post("/declarations/{id}/review", s.reviewDeclaration)
+		r.Get("/admin/poison", s.listPoison)
+		r.Post("/admin/poison/{id}/retry", s.retryPoison)
 	})
 	return r
 }

@@ -1,0 +1,170 @@
+package reactions
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/eventstore"
+)
+
+// A log message's body is one JSON envelope (events appended with a
+// version) or, on a pack subject, a JSON array of envelopes (events
+// recorded by group commit). The unmarshaler turns one such message into
+// one watermill message whose payload holds only the envelopes the reaction
+// acts on (often none), each with its position; the reaction's handler and
+// the poison queue see just those.
+
+// Metadata keys of the watermill messages the unmarshaler makes.
+const (
+	// metaSubject is the log message's subject.
+	metaSubject = "ledger_subject"
+	// metaSequence is the log message's stream sequence.
+	metaSequence = "ledger_sequence"
+	// metaDecodeError is set when the body could not be decoded; the
+	// payload is then the raw body and the handler fails with this reason.
+	metaDecodeError = "ledger_decode_error"
+)
+
+// errUndecodable marks a log message the unmarshaler could not read: a
+// permanent failure, not retried, straight to the poison queue.
+var errUndecodable = errors.New("reactions: log message cannot be decoded")
+
+// wireEvent is an envelope with its position, as a watermill payload holds it.
+type wireEvent struct {
+	Position uint64 `json:"position"`
+	domain.Envelope
+}
+
+// selector picks the events a reaction acts on. An event it cannot judge
+// (its payload does not decode) is picked, so the reaction fails on it
+// visibly instead of skipping it.
+type selector func(e domain.Envelope) bool
+
+// decodeBody reads a log message body: one envelope, or a pack of them.
+// Positions follow the event store's (eventstore.PositionOf).
+func decodeBody(body []byte, seq uint64) ([]domain.Envelope, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	var envs []domain.Envelope
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		if err := json.Unmarshal(trimmed, &envs); err != nil {
+			return nil, fmt.Errorf("pack at %d: %w", seq, err)
+		}
+	} else {
+		var e domain.Envelope
+		if err := json.Unmarshal(trimmed, &e); err != nil {
+			return nil, fmt.Errorf("message at %d: %w", seq, err)
+		}
+		envs = []domain.Envelope{e}
+	}
+	for i := range envs {
+		if envs[i].ID == uuid.Nil || envs[i].Type == "" || envs[i].Aggregate == "" {
+			return nil, fmt.Errorf("message at %d: event %d has no id, type or aggregate", seq, i)
+		}
+		envs[i].Position = eventstore.PositionOf(seq, i)
+	}
+	return envs, nil
+}
+
+// unmarshaler implements the watermill-nats JetStream Unmarshaler for one
+// reaction. It never fails: a body it cannot decode becomes a message that
+// its handler refuses, so it reaches the poison queue with the reason.
+type unmarshaler struct {
+	reaction string
+	pick     selector
+}
+
+// Unmarshal turns one log message into one watermill message.
+func (u unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
+	var seq uint64
+	if meta, err := msg.Metadata(); err == nil {
+		seq = meta.Sequence.Stream
+	}
+	id := u.reaction + "-" + strconv.FormatUint(seq, 10)
+	envs, err := decodeBody(msg.Data(), seq)
+	var m *message.Message
+	if err != nil {
+		m = message.NewMessage(id, append([]byte(nil), msg.Data()...))
+		m.Metadata.Set(metaDecodeError, err.Error())
+	} else {
+		m = message.NewMessage(id, encodeEvents(envs, u.pick))
+	}
+	m.Metadata.Set(metaSubject, msg.Subject())
+	m.Metadata.Set(metaSequence, strconv.FormatUint(seq, 10))
+	return m, nil
+}
+
+// encodeEvents writes the picked envelopes as a JSON array of wireEvents.
+func encodeEvents(envs []domain.Envelope, pick selector) []byte {
+	out := make([]wireEvent, 0, 1)
+	for _, e := range envs {
+		if pick(e) {
+			out = append(out, wireEvent{Position: e.Position, Envelope: e})
+		}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		// Envelopes decoded from JSON always encode again.
+		panic(fmt.Sprintf("reactions: encode events: %v", err))
+	}
+	return b
+}
+
+// eventsOf returns the envelopes a watermill message carries.
+func eventsOf(m *message.Message) ([]domain.Envelope, error) {
+	if reason := m.Metadata.Get(metaDecodeError); reason != "" {
+		return nil, fmt.Errorf("%s (%s #%s): %w", reason, m.Metadata.Get(metaSubject), m.Metadata.Get(metaSequence), errUndecodable)
+	}
+	return decodeEvents(m.Payload)
+}
+
+func decodeEvents(payload []byte) ([]domain.Envelope, error) {
+	var ws []wireEvent
+	if err := json.Unmarshal(payload, &ws); err != nil {
+		return nil, fmt.Errorf("reaction payload: %w: %w", err, errUndecodable)
+	}
+	envs := make([]domain.Envelope, len(ws))
+	for i, w := range ws {
+		envs[i] = w.Envelope
+		envs[i].Position = w.Position
+	}
+	return envs, nil
+}
+
+// Selectors of the three reactions.
+
+// abnormalPasses picks passes that must be reported to their district.
+func abnormalPasses(e domain.Envelope) bool {
+	if e.Type != domain.TypePassRecorded {
+		return false
+	}
+	ev, err := domain.Decode(e)
+	if err != nil {
+		return true
+	}
+	return domain.PassIsAbnormal(*ev.(*domain.PassRecorded))
+}
+
+// submittedDeclarations picks arrival declarations and truck passes.
+func submittedDeclarations(e domain.Envelope) bool {
+	return e.Type == domain.TypeArrivalDeclared || e.Type == domain.TypeTruckPassDeclared
+}
+
+// venueApprovals picks the reviews that approved a venue.
+func venueApprovals(e domain.Envelope) bool {
+	if e.Type != domain.TypeVenueReviewed {
+		return false
+	}
+	ev, err := domain.Decode(e)
+	if err != nil {
+		return true
+	}
+	return ev.(*domain.VenueReviewed).Decision == domain.ReviewApprove
+}

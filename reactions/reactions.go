@@ -1,0 +1,391 @@
+// Package reactions runs the ledger's side effects as watermill handlers:
+// reactions to events already in the log, each writing its outcome back to
+// the log as an event of its own.
+//
+//   - an abnormal pass (denied, yellow or red code, positive test) raises an
+//     alert for its venue's district (AlertRaised);
+//   - a submitted declaration joins its district's review queue
+//     (DeclarationQueued);
+//   - an approved venue has its code issued (VenueCodeIssued).
+//
+// A watermill Router runs one handler per reaction, each subscribed through
+// watermill-nats to the LEDGER stream with a durable JetStream consumer of
+// its own (reactions_<name>), so a restart resumes where the last run
+// acknowledged. The router's middleware retries a failing handler with
+// backoff, turns a panic into an error (Recoverer), and sets a message that
+// keeps failing aside in the poison queue: the POISON stream, subject
+// poison.reactions, outside the ledger's subjects. Entries there are listed
+// and retried with Poisoned and RetryPoisoned (domain.PoisonQueue).
+//
+// Reactions are idempotent: each event they write has an id derived from
+// its source event's id (uuid.NewSHA1), and the declaration and venue
+// reactions decide on the aggregate's state, appended at its version, so a
+// redelivered source changes nothing twice. Alerts are recorded by group
+// commit: a redelivery inside the event store's duplicate window stores
+// nothing; one after it (a consumer reset) appends the same alert id again,
+// which the read models count once (they are keyed by event id).
+package reactions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmjs "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/eventstore"
+)
+
+// Names of the reactions (handler names, and the poison entries' Reaction).
+const (
+	ReactionAlerts       = "alerts"
+	ReactionDeclarations = "declarations"
+	ReactionVenueCodes   = "venue-codes"
+)
+
+// Defaults for Options' zero values.
+const (
+	// DefaultDurable prefixes the durable consumer names: reactions_alerts, ….
+	DefaultDurable = "reactions"
+	// PoisonStream is the stream holding the poison queue.
+	PoisonStream = "POISON"
+	// PoisonSubject is the poison queue's subject (not under ledger.>).
+	PoisonSubject          = "poison.reactions"
+	DefaultMaxRetries      = 5
+	DefaultRetryInterval   = 100 * time.Millisecond
+	DefaultMaxInterval     = 5 * time.Second
+	DefaultAckWait         = 2 * time.Minute
+	DefaultCloseTimeout    = 15 * time.Second
+	defaultPullMaxMessages = 16
+	requestTimeout         = 10 * time.Second
+)
+
+// CodeIssuer issues an approved venue's printable code (token.Signer).
+type CodeIssuer interface {
+	IssueVenueCode(venueID uuid.UUID) string
+}
+
+// Options configure Open. Conn, Ledger and Codes are required.
+type Options struct {
+	// Conn reaches the JetStream holding the ledger's stream. It is shared:
+	// the router never closes or drains it.
+	Conn *nats.Conn
+	// Ledger runs the reactions' commands.
+	Ledger *domain.Ledger
+	// Codes issues venue codes.
+	Codes CodeIssuer
+	// Stream is the ledger's stream (default eventstore.StreamName).
+	Stream string
+	// Durable prefixes the consumer names (default DefaultDurable).
+	Durable string
+	// Replicas of the poison stream (default 1).
+	Replicas int
+	// MaxRetries is how often a failing handler is retried before its
+	// message goes to the poison queue (default DefaultMaxRetries; negative:
+	// none).
+	MaxRetries int
+	// RetryInterval and MaxInterval bound the exponential backoff between
+	// retries (defaults DefaultRetryInterval, DefaultMaxInterval).
+	RetryInterval, MaxInterval time.Duration
+	// AckWait is how long a message may stay unacknowledged before JetStream
+	// redelivers it; it must exceed a handler's retries (default
+	// DefaultAckWait).
+	AckWait time.Duration
+	// CloseTimeout bounds how long Close waits for handlers in flight
+	// (default DefaultCloseTimeout).
+	CloseTimeout time.Duration
+	// Logger receives failed attempts and the router's own log lines
+	// (default: discarded).
+	Logger *slog.Logger
+	// Now is the clock of the poison queue (default time.Now).
+	Now func() time.Time
+}
+
+// reaction is one handler: what it reads and what it does.
+type reaction struct {
+	name string
+	// filters are the LEDGER subjects its consumer reads (empty: all).
+	filters []string
+	pick    selector
+	handle  func(ctx context.Context, events []domain.Envelope) error
+}
+
+// Router runs the reactions. It implements domain.PoisonQueue.
+type Router struct {
+	o         Options
+	log       *slog.Logger
+	js        jetstream.JetStream
+	wm        *message.Router
+	reactions map[string]*reaction
+	poison    jetstream.Stream
+	ledger    jetstream.Stream
+}
+
+var _ domain.PoisonQueue = (*Router)(nil)
+
+// Open creates or updates the poison stream and builds the router with its
+// handlers and middleware. Run starts it.
+func Open(ctx context.Context, o Options) (*Router, error) {
+	if o.Conn == nil || o.Ledger == nil || o.Codes == nil {
+		return nil, errors.New("reactions: Conn, Ledger and Codes are required")
+	}
+	if o.Stream == "" {
+		o.Stream = eventstore.StreamName
+	}
+	if o.Durable == "" {
+		o.Durable = DefaultDurable
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.MaxRetries == 0 {
+		o.MaxRetries = DefaultMaxRetries
+	}
+	if o.MaxRetries < 0 {
+		o.MaxRetries = 0
+	}
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = DefaultRetryInterval
+	}
+	if o.MaxInterval <= 0 {
+		o.MaxInterval = DefaultMaxInterval
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = DefaultAckWait
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = DefaultCloseTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	js, err := jetstream.New(o.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("reactions: jetstream: %w", err)
+	}
+	r := &Router{o: o, log: o.Logger, js: js}
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if r.ledger, err = js.Stream(cctx, o.Stream); err != nil {
+		return nil, fmt.Errorf("reactions: stream %s: %w", o.Stream, err)
+	}
+	if r.poison, err = js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
+		Name:        PoisonStream,
+		Description: "check-in ledger: reactions that kept failing, until retried",
+		Subjects:    []string{"poison.>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+		Duplicates:  2 * time.Minute,
+	}); err != nil {
+		return nil, fmt.Errorf("reactions: create or update stream %s: %w", PoisonStream, err)
+	}
+
+	logger := watermill.NewSlogLoggerWithLevelMapping(o.Logger, map[slog.Level]slog.Level{
+		slog.LevelInfo: slog.LevelDebug, // watermill logs every message at info
+	})
+	r.wm, err = message.NewRouter(message.RouterConfig{CloseTimeout: o.CloseTimeout}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("reactions: router: %w", err)
+	}
+	poison, err := middleware.PoisonQueueWithFilter(poisonPublisher{r}, PoisonSubject, func(err error) bool {
+		// A handler stopped by shutdown is redelivered, not poisoned.
+		return !errors.Is(err, context.Canceled)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reactions: poison queue: %w", err)
+	}
+	retry := middleware.Retry{
+		MaxRetries:          o.MaxRetries,
+		InitialInterval:     o.RetryInterval,
+		MaxInterval:         o.MaxInterval,
+		Multiplier:          2,
+		RandomizationFactor: 0.2,
+		ShouldRetry:         func(p middleware.RetryParams) bool { return !permanent(p.Err) },
+	}
+	// The first added runs outermost: poison(retry(recoverer(handler))).
+	r.wm.AddMiddleware(poison, retry.Middleware, middleware.Recoverer)
+
+	r.reactions = map[string]*reaction{
+		ReactionAlerts: {
+			name: ReactionAlerts,
+			// The whole log: passes are recorded in packs whose subjects
+			// are the event store's business; reading everything keeps
+			// this reaction right whatever they are.
+			filters: nil,
+			pick:    abnormalPasses,
+			handle:  r.raiseAlerts,
+		},
+		ReactionDeclarations: {
+			name:    ReactionDeclarations,
+			filters: []string{eventstore.SubjectPrefix + domain.KindDeclaration + ".>"},
+			pick:    submittedDeclarations,
+			handle:  r.queueDeclarations,
+		},
+		ReactionVenueCodes: {
+			name:    ReactionVenueCodes,
+			filters: []string{eventstore.SubjectPrefix + domain.KindVenue + ".>"},
+			pick:    venueApprovals,
+			handle:  r.issueVenueCodes,
+		},
+	}
+	for _, re := range r.reactions {
+		sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
+			Conn:                o.Conn,
+			Logger:              logger,
+			AckWaitTimeout:      o.AckWait,
+			ResourceInitializer: r.consumer,
+			ConsumeOptions:      []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(defaultPullMaxMessages)},
+			Unmarshaler:         unmarshaler{reaction: re.name, pick: re.pick},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reactions: subscriber %s: %w", re.name, err)
+		}
+		r.wm.AddConsumerHandler(re.name, re.name, sharedConn{sub}, r.handler(re))
+	}
+	return r, nil
+}
+
+// permanent reports whether a handler's error cannot go away by retrying.
+func permanent(err error) bool {
+	return errors.Is(err, errUndecodable) || errors.Is(err, domain.ErrUnknownEvent) || errors.Is(err, domain.ErrInvalid)
+}
+
+// sharedConn keeps the router from closing the shared NATS connection: the
+// watermill-nats subscriber drains its connection on Close. Its
+// subscriptions end with the context the router gave them.
+type sharedConn struct{ message.Subscriber }
+
+// Close implements message.Subscriber without closing the connection.
+func (sharedConn) Close() error { return nil }
+
+// consumerName is the durable consumer of a reaction.
+func (r *Router) consumerName(reaction string) string { return r.o.Durable + "_" + reaction }
+
+// consumer is the watermill-nats ResourceInitializer: the topic is the
+// reaction's name, and its durable consumer on the ledger's stream is
+// created, or updated and resumed.
+func (r *Router) consumer(ctx context.Context, js jetstream.JetStream, topic string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
+	re, ok := r.reactions[topic]
+	if !ok {
+		return nil, nil, fmt.Errorf("reactions: no reaction %q", topic)
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:        r.consumerName(re.name),
+		Description:    "check-in ledger reaction: " + re.name,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        r.o.AckWait + 30*time.Second,
+		MaxDeliver:     -1,
+		FilterSubjects: re.filters,
+	}
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	cons, err := js.CreateOrUpdateConsumer(cctx, r.o.Stream, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reactions: consumer %s: %w", cfg.Durable, err)
+	}
+	return cons, nil, nil // durable: kept when the router stops
+}
+
+// handler runs a reaction on the events a message carries. Every failed
+// attempt is logged; the middleware retries and, in the end, poisons.
+func (r *Router) handler(re *reaction) message.NoPublishHandlerFunc {
+	return func(m *message.Message) error {
+		events, err := eventsOf(m)
+		if err == nil && len(events) > 0 {
+			err = re.handle(m.Context(), events)
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			r.log.Warn("reaction attempt failed", "reaction", re.name,
+				"subject", m.Metadata.Get(metaSubject), "sequence", m.Metadata.Get(metaSequence), "err", err)
+		}
+		return err
+	}
+}
+
+// Run runs the handlers until ctx ends or Close is called, and returns once
+// the handlers in flight have finished (up to Options.CloseTimeout).
+func (r *Router) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			if err := r.wm.Close(); err != nil {
+				r.log.Warn("reactions: close router", "err", err)
+			}
+		case <-done:
+		}
+	}()
+	if err := r.wm.Run(ctx); err != nil {
+		return fmt.Errorf("reactions: run: %w", err)
+	}
+	return nil
+}
+
+// Running is closed once every handler has subscribed.
+func (r *Router) Running() <-chan struct{} { return r.wm.Running() }
+
+// Close stops the handlers, waiting for those in flight. Unacknowledged
+// messages are redelivered to the next run.
+func (r *Router) Close() error {
+	if err := r.wm.Close(); err != nil {
+		return fmt.Errorf("reactions: close: %w", err)
+	}
+	return nil
+}
+
+// ConsumerNames returns the durable consumers of the reactions.
+func (r *Router) ConsumerNames() []string {
+	return []string{r.consumerName(ReactionAlerts), r.consumerName(ReactionDeclarations), r.consumerName(ReactionVenueCodes)}
+}
+
+// raiseAlerts reports abnormal passes to their districts.
+func (r *Router) raiseAlerts(ctx context.Context, events []domain.Envelope) error {
+	if _, err := r.o.Ledger.RaiseAlerts(ctx, domain.ReactionsActor, events); err != nil {
+		return fmt.Errorf("raise alerts: %w", err)
+	}
+	return nil
+}
+
+// queueDeclarations puts submitted declarations in their districts' queues.
+func (r *Router) queueDeclarations(ctx context.Context, events []domain.Envelope) error {
+	for _, e := range events {
+		if _, err := r.o.Ledger.QueueDeclaration(ctx, domain.ReactionsActor, e); err != nil {
+			return fmt.Errorf("queue the declaration of event %s: %w", e.ID, err)
+		}
+	}
+	return nil
+}
+
+// issueVenueCodes records the code issued to each approved venue.
+func (r *Router) issueVenueCodes(ctx context.Context, events []domain.Envelope) error {
+	for _, e := range events {
+		ev, err := domain.Decode(e)
+		if err != nil {
+			return err
+		}
+		rev, ok := ev.(*domain.VenueReviewed)
+		if !ok {
+			return domain.Errorf(domain.ErrInvalid, "event %s is a %s, not a venue review", e.ID, e.Type)
+		}
+		code := r.o.Codes.IssueVenueCode(rev.VenueID)
+		if _, err := r.o.Ledger.IssueVenueCode(ctx, domain.ReactionsActor, e, code); err != nil {
+			return fmt.Errorf("issue the code of venue %s: %w", rev.VenueID, err)
+		}
+	}
+	return nil
+}
