@@ -18,6 +18,7 @@ import (
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/projections/postgres"
+	"github.com/checkin-ledger/ledger/reactions"
 	"github.com/checkin-ledger/ledger/token"
 )
 
@@ -117,9 +118,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Retention: ef.retention,
 		ClockSkew: *skew,
 	}
+	// Reactions (alerts, the declaration queue, venue codes) follow the log
+	// with durable consumers of their own and write back to it.
+	router, err := reactions.Open(ctx, reactions.Options{Conn: es.Conn(), Ledger: ledger, Codes: signer,
+		Replicas: ef.replicas, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("open reactions: %w", err)
+	}
+	reactCtx, stopReactions := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReactions()
+	reactDone := make(chan error, 1)
+	go func() { reactDone <- router.Run(reactCtx) }()
+
 	srv := ledgerhttp.New(ledgerhttp.Config{
 		Ledger: ledger,
 		Reads:  store,
+		Poison: router,
 		Signer: signer,
 		Waiter: proj,
 		Ready: func(ctx context.Context) error {
@@ -149,6 +163,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
 
 	serveErr := srv.Serve(ctx, ln) // returns once in-flight requests have finished
+	// Handlers in flight finish; what they did not acknowledge is
+	// redelivered at the next start.
+	stopReactions()
+	if err := <-reactDone; err != nil {
+		logger.Error("reactions stopped", "err", err)
+	}
 	stopProj()
 	if err := <-projDone; err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("projector stopped", "err", err)
