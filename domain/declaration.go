@@ -364,15 +364,19 @@ func decideDeclareTruck(d Declaration, driver Person, ev TruckPassDeclared) ([]E
 	return []Event{ev}, nil
 }
 
-// decideReviewDeclaration decides a review of a pending declaration. A
-// declaration reviewed twice is a conflict.
-func decideReviewDeclaration(d Declaration, cmd ReviewDeclaration) ([]Event, error) {
+// decideReviewDeclaration decides a review of a pending declaration by
+// actor (a reviewer or an admin). A reviewer of one district reviews only
+// that district's declarations. A declaration reviewed twice is a conflict.
+func decideReviewDeclaration(d Declaration, actor Actor, cmd ReviewDeclaration) ([]Event, error) {
 	reason, err := validateReview(cmd.Decision, cmd.Reason)
 	if err != nil {
 		return nil, err
 	}
 	if !d.declared {
 		return nil, Errorf(ErrNotFound, "declaration not found")
+	}
+	if actor.Role == RoleReviewer && actor.District != "" && actor.District != d.district {
+		return nil, Errorf(ErrForbidden, "a reviewer of district %s may not review district %s's declarations", actor.District, d.district)
 	}
 	if d.status != DeclarationPending {
 		return nil, Errorf(ErrConflict, "declaration %s was already reviewed (%s)", d.id, d.status)
@@ -395,10 +399,13 @@ func decideQueueDeclaration(d Declaration) ([]Event, error) {
 }
 
 // MayReadDeclaration reports whether a may read a declaration: its
-// declarant, reviewers and admins.
+// declarant, reviewers (of its district, when their token names one) and
+// admins.
 func MayReadDeclaration(a Actor, v DeclarationView) bool {
 	switch a.Role {
-	case RoleReviewer, RoleAdmin:
+	case RoleReviewer:
+		return a.District == "" || a.District == v.District
+	case RoleAdmin:
 		return true
 	case RolePerson:
 		return a.PersonID != uuid.Nil && a.PersonID == v.PersonID
@@ -549,7 +556,7 @@ func (l *Ledger) ReviewDeclaration(ctx context.Context, actor Actor, id uuid.UUI
 	if err != nil {
 		return Result{}, err
 	}
-	events, err := decideReviewDeclaration(d, cmd)
+	events, err := decideReviewDeclaration(d, actor, cmd)
 	if err != nil {
 		return Result{}, err
 	}

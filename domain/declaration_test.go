@@ -236,24 +236,29 @@ func TestDecideReviewDeclaration(t *testing.T) {
 	pending := replayDeclaration(t, TruckPassDeclared{DeclarationID: did, District: "371311"})
 	queued := replayDeclaration(t, TruckPassDeclared{DeclarationID: did, District: "371311"}, DeclarationQueued{DeclarationID: did})
 	reviewed := replayDeclaration(t, TruckPassDeclared{DeclarationID: did}, DeclarationReviewed{DeclarationID: did, Decision: ReviewApprove})
+	cityWide := Actor{Role: RoleReviewer}
 	tests := []struct {
 		name  string
 		d     Declaration
+		actor Actor
 		cmd   ReviewDeclaration
 		kind  error
 		field string
 	}{
-		{"approve pending", pending, ReviewDeclaration{Decision: ReviewApprove}, nil, ""},
-		{"approve queued", queued, ReviewDeclaration{Decision: ReviewApprove}, nil, ""},
-		{"reject with reason", queued, ReviewDeclaration{Decision: ReviewReject, Reason: "test too old"}, nil, ""},
-		{"reject without reason", queued, ReviewDeclaration{Decision: ReviewReject}, ErrInvalid, "reason"},
-		{"bad decision", queued, ReviewDeclaration{Decision: "maybe"}, ErrInvalid, "decision"},
-		{"unknown", Declaration{}, ReviewDeclaration{Decision: ReviewApprove}, ErrNotFound, ""},
-		{"reviewed twice", reviewed, ReviewDeclaration{Decision: ReviewReject, Reason: "again"}, ErrConflict, ""},
+		{"approve pending", pending, cityWide, ReviewDeclaration{Decision: ReviewApprove}, nil, ""},
+		{"reviewer of its district", pending, Actor{Role: RoleReviewer, District: "371311"}, ReviewDeclaration{Decision: ReviewApprove}, nil, ""},
+		{"reviewer of another district", pending, Actor{Role: RoleReviewer, District: "371302"}, ReviewDeclaration{Decision: ReviewApprove}, ErrForbidden, ""},
+		{"admin", pending, Actor{Role: RoleAdmin}, ReviewDeclaration{Decision: ReviewApprove}, nil, ""},
+		{"approve queued", queued, cityWide, ReviewDeclaration{Decision: ReviewApprove}, nil, ""},
+		{"reject with reason", queued, cityWide, ReviewDeclaration{Decision: ReviewReject, Reason: "test too old"}, nil, ""},
+		{"reject without reason", queued, cityWide, ReviewDeclaration{Decision: ReviewReject}, ErrInvalid, "reason"},
+		{"bad decision", queued, cityWide, ReviewDeclaration{Decision: "maybe"}, ErrInvalid, "decision"},
+		{"unknown", Declaration{}, cityWide, ReviewDeclaration{Decision: ReviewApprove}, ErrNotFound, ""},
+		{"reviewed twice", reviewed, cityWide, ReviewDeclaration{Decision: ReviewReject, Reason: "again"}, ErrConflict, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := decideReviewDeclaration(tt.d, tt.cmd)
+			evs, err := decideReviewDeclaration(tt.d, tt.actor, tt.cmd)
 			wantKind(t, err, tt.kind)
 			if tt.field != "" {
 				wantField(t, err, tt.field)
@@ -361,7 +366,7 @@ func TestReactionEventIDs(t *testing.T) {
 
 func TestMayReadDeclaration(t *testing.T) {
 	pid := uuid.New()
-	v := DeclarationView{PersonID: pid}
+	v := DeclarationView{PersonID: pid, District: "371302"}
 	tests := []struct {
 		actor Actor
 		want  bool
@@ -369,6 +374,8 @@ func TestMayReadDeclaration(t *testing.T) {
 		{Actor{Role: RolePerson, PersonID: pid}, true},
 		{Actor{Role: RolePerson, PersonID: uuid.New()}, false},
 		{Actor{Role: RoleReviewer}, true},
+		{Actor{Role: RoleReviewer, District: "371302"}, true},
+		{Actor{Role: RoleReviewer, District: "371311"}, false},
 		{Actor{Role: RoleAdmin}, true},
 		{Actor{Role: RoleAnalyst}, false},
 		{Actor{Role: RoleScanner}, false},

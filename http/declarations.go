@@ -169,6 +169,14 @@ func (s *Server) listDeclarations(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Invalid("district", "must be a 6-digit administrative division code"))
 		return
 	}
+	if a.Role == domain.RoleReviewer && a.District != "" {
+		// A district's reviewer sees that district's queue.
+		if f.District != "" && f.District != a.District {
+			s.writeError(w, r, forbidden("a reviewer of district "+a.District+" sees only its queue"))
+			return
+		}
+		f.District = a.District
+	}
 	switch f.Status {
 	case "", domain.DeclarationPending, domain.DeclarationApproved, domain.DeclarationRejected:
 	default:

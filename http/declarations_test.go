@@ -396,3 +396,51 @@ func TestPoisonRoutes(t *testing.T) {
 	}
 	wantProblem(t, e.do("POST", retry, admin, nil), 404, ProblemNotFound)
 }
+
+// TestDistrictReviewer: a reviewer whose token names a district sees that
+// district's queue and declarations only, and reviews only those.
+func TestDistrictReviewer(t *testing.T) {
+	e := newTestServer(t)
+	e.startReactions()
+	person := e.register("李某", 331)
+	driver := e.register("钱司机", 332)
+	lanshan := e.submit("/v1/declarations/arrival", person.Token, arrivalBody())
+	luozhuang := e.submit("/v1/declarations/truck", driver.Token, truckBody("371311"))
+	cityWide := e.bearer(domain.Actor{Role: domain.RoleReviewer})
+	ofLanshan := e.bearer(domain.Actor{Role: domain.RoleReviewer, District: "371302"})
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec := e.do("GET", "/v1/declarations", cityWide, nil)
+		wantStatus(t, rec, 200)
+		if n := len(decodeJSON[struct {
+			Declarations []domain.DeclarationView `json:"declarations"`
+		}](t, rec).Declarations); n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the declarations were not queued")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rec := e.do("GET", "/v1/declarations", ofLanshan, nil)
+	wantStatus(t, rec, 200)
+	got := decodeJSON[struct {
+		Declarations []domain.DeclarationView `json:"declarations"`
+	}](t, rec).Declarations
+	if len(got) != 1 || got[0].ID != lanshan.DeclarationID {
+		t.Fatalf("district reviewer's queue = %+v", got)
+	}
+	wantProblem(t, e.do("GET", "/v1/declarations?district=371311", ofLanshan, nil), 403, ProblemForbidden)
+	wantStatus(t, e.do("GET", "/v1/declarations/"+lanshan.DeclarationID.String(), ofLanshan, nil), 200)
+	wantProblem(t, e.do("GET", "/v1/declarations/"+luozhuang.DeclarationID.String(), ofLanshan, nil), 403, ProblemForbidden)
+	wantProblem(t, e.do("POST", "/v1/declarations/"+luozhuang.DeclarationID.String()+"/review", ofLanshan,
+		map[string]any{"decision": "approve"}), 403, ProblemForbidden)
+	rec = e.do("POST", "/v1/declarations/"+lanshan.DeclarationID.String()+"/review", ofLanshan, map[string]any{"decision": "approve"})
+	wantStatus(t, rec, 200)
+	v := decodeJSON[declarationAnswer](t, e.do("GET", fmt.Sprintf("/v1/declarations/%s?min_position=%d",
+		lanshan.DeclarationID, decodeJSON[declared](t, rec).Position), ofLanshan, nil))
+	if last := v.History[len(v.History)-1]; last.Type != domain.TypeDeclarationReviewed || last.Actor != "reviewer:371302" {
+		t.Fatalf("review step = %+v", last)
+	}
+}

@@ -118,6 +118,8 @@ type bearerClaims struct {
 	Role     string `json:"role"`
 	PersonID string `json:"person_id,omitempty"`
 	VenueID  string `json:"venue_id,omitempty"`
+	// District limits a reviewer to one district (optional).
+	District string `json:"district,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -133,6 +135,9 @@ func (s *Signer) IssueBearer(actor domain.Actor, ttl time.Duration) (string, err
 	}
 	if actor.Role == domain.RoleScanner && actor.VenueID == uuid.Nil {
 		return "", fmt.Errorf("issue bearer token: a scanner token needs a venue id: %w", domain.ErrInvalid)
+	}
+	if actor.District != "" && (actor.Role != domain.RoleReviewer || !domain.ValidDistrict(actor.District)) {
+		return "", fmt.Errorf("issue bearer token: only a reviewer token names a district, of 6 digits: %w", domain.ErrInvalid)
 	}
 	if ttl <= 0 {
 		ttl = DefaultBearerTTL
@@ -156,13 +161,17 @@ func (s *Signer) IssueBearer(actor domain.Actor, ttl time.Duration) (string, err
 	if actor.VenueID != uuid.Nil {
 		c.VenueID = actor.VenueID.String()
 	}
+	c.District = actor.District
 	return s.bearer.sign(c)
 }
 
 // Subject returns the stable audit name of an actor: "person:<id>",
-// "scanner:<venue id>", or the role alone.
+// "scanner:<venue id>", "reviewer:<district>" for a district's reviewer, or
+// the role alone.
 func Subject(a domain.Actor) string {
 	switch {
+	case a.Role == domain.RoleReviewer && a.District != "":
+		return "reviewer:" + a.District
 	case a.Role == domain.RolePerson && a.PersonID != uuid.Nil:
 		return "person:" + a.PersonID.String()
 	case a.Role == domain.RoleScanner && a.VenueID != uuid.Nil:
@@ -229,6 +238,12 @@ func (s *Signer) parseBearer(tok string, now time.Time) (domain.Actor, time.Time
 	}
 	if a.Role == domain.RoleScanner && a.VenueID == uuid.Nil {
 		return bad("scanner token without venue id")
+	}
+	if c.District != "" {
+		if a.Role != domain.RoleReviewer || !domain.ValidDistrict(c.District) {
+			return bad("bad district")
+		}
+		a.District = c.District
 	}
 	if a.Subject == "" {
 		a.Subject = Subject(a)

@@ -80,6 +80,7 @@ type wireClaims struct {
 	Role     string   `json:"role"`
 	PersonID string   `json:"person_id"`
 	VenueID  string   `json:"venue_id"`
+	District string   `json:"district"`
 }
 
 // audience is the aud claim: one string, or an array of strings.

@@ -22,6 +22,7 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 	role := fs.String("role", "", "admin | reviewer | person | scanner | analyst | dashboard | health-feed")
 	venue := fs.String("venue", "", "venue id (scanner tokens are bound to one venue)")
 	person := fs.String("person", "", "person id (person tokens)")
+	district := fs.String("district", "", "6-digit district a reviewer token is limited to (empty: city-wide)")
 	ttl := fs.Duration("ttl", 30*24*time.Hour, "how long the token is valid")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -44,6 +45,13 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 		a.VenueID, a.Subject = id, "scanner:"+id.String()
 	default:
 		return fmt.Errorf("token issue: unknown --role %q", *role)
+	}
+	if *district != "" {
+		if *role != domain.RoleReviewer || !domain.ValidDistrict(*district) {
+			return errors.New("token issue: --district takes a 6-digit district and only with --role reviewer")
+		}
+		a.District = *district
+		a.Subject = token.Subject(a)
 	}
 	sec, err := loadSecrets(*data, getenv, false)
 	if err != nil {
