@@ -48,29 +48,134 @@ type wireEvent struct {
 // visibly instead of skipping it.
 type selector func(e domain.Envelope) bool
 
+// prefilter tells from an encoded envelope whether it may be one a reaction
+// acts on; false must mean certainly not. Packs hold thousands of passes and
+// a reaction acts on few of them: only the elements a prefilter lets through
+// are decoded.
+type prefilter func(raw []byte) bool
+
+// all lets every element through.
+func all([]byte) bool { return true }
+
 // decodeBody reads a log message body: one envelope, or a pack of them.
 // Positions follow the event store's (eventstore.PositionOf).
 func decodeBody(body []byte, seq uint64) ([]domain.Envelope, error) {
+	return decodeSome(body, seq, all)
+}
+
+// decodeSome reads a log message body and returns the envelopes among it
+// that maybe lets through (a single envelope is always decoded, so a body
+// that is not one is always an error), with their positions.
+func decodeSome(body []byte, seq uint64, maybe prefilter) ([]domain.Envelope, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	var envs []domain.Envelope
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		if err := json.Unmarshal(trimmed, &envs); err != nil {
-			return nil, fmt.Errorf("pack at %d: %w", seq, err)
-		}
-	} else {
+	if len(trimmed) == 0 || trimmed[0] != '[' {
 		var e domain.Envelope
 		if err := json.Unmarshal(trimmed, &e); err != nil {
 			return nil, fmt.Errorf("message at %d: %w", seq, err)
 		}
-		envs = []domain.Envelope{e}
-	}
-	for i := range envs {
-		if envs[i].ID == uuid.Nil || envs[i].Type == "" || envs[i].Aggregate == "" {
-			return nil, fmt.Errorf("message at %d: event %d has no id, type or aggregate", seq, i)
+		if err := checkEnvelope(e, seq, 0); err != nil {
+			return nil, err
 		}
-		envs[i].Position = eventstore.PositionOf(seq, i)
+		e.Position = eventstore.PositionOf(seq, 0)
+		return []domain.Envelope{e}, nil
+	}
+	elems, err := splitArray(trimmed)
+	if err != nil {
+		return nil, fmt.Errorf("pack at %d: %w", seq, err)
+	}
+	var envs []domain.Envelope
+	for i, raw := range elems {
+		if !maybe(raw) {
+			continue
+		}
+		var e domain.Envelope
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, fmt.Errorf("pack at %d, event %d: %w", seq, i, err)
+		}
+		if err := checkEnvelope(e, seq, i); err != nil {
+			return nil, err
+		}
+		e.Position = eventstore.PositionOf(seq, i)
+		envs = append(envs, e)
 	}
 	return envs, nil
+}
+
+func checkEnvelope(e domain.Envelope, seq uint64, i int) error {
+	if e.ID == uuid.Nil || e.Type == "" || e.Aggregate == "" {
+		return fmt.Errorf("message at %d: event %d has no id, type or aggregate", seq, i)
+	}
+	return nil
+}
+
+// splitArray returns the elements of a JSON array without decoding them:
+// it tracks strings (and their escapes) and nesting only. An element's own
+// syntax is checked when it is decoded.
+func splitArray(b []byte) ([][]byte, error) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return nil, errors.New("not a JSON array")
+	}
+	i = skipSpace(b, i+1)
+	var out [][]byte
+	if i < len(b) && b[i] == ']' {
+		return out, checkEnd(b, i+1)
+	}
+	for {
+		start, depth, inString := i, 0, false
+	scan:
+		for ; i < len(b); i++ {
+			c := b[i]
+			switch {
+			case inString:
+				if c == '\\' {
+					i++
+				} else if c == '"' {
+					inString = false
+				}
+			case c == '"':
+				inString = true
+			case c == '{' || c == '[':
+				depth++
+			case c == '}' || c == ']':
+				if depth == 0 {
+					break scan
+				}
+				depth--
+			case c == ',' && depth == 0:
+				break scan
+			}
+		}
+		if i >= len(b) || inString {
+			return nil, errors.New("truncated JSON array")
+		}
+		elem := bytes.TrimRight(b[start:i], " \t\r\n")
+		if len(elem) == 0 {
+			return nil, errors.New("empty JSON array element")
+		}
+		out = append(out, elem)
+		if b[i] == ']' {
+			return out, checkEnd(b, i+1)
+		}
+		if b[i] != ',' {
+			return nil, fmt.Errorf("unexpected %q in JSON array", b[i])
+		}
+		i = skipSpace(b, i+1)
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+func checkEnd(b []byte, i int) error {
+	if skipSpace(b, i) != len(b) {
+		return errors.New("data after the JSON array")
+	}
+	return nil
 }
 
 // unmarshaler implements the watermill-nats JetStream Unmarshaler for one
@@ -78,6 +183,7 @@ func decodeBody(body []byte, seq uint64) ([]domain.Envelope, error) {
 // its handler refuses, so it reaches the poison queue with the reason.
 type unmarshaler struct {
 	reaction string
+	maybe    prefilter
 	pick     selector
 }
 
@@ -88,7 +194,7 @@ func (u unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
 		seq = meta.Sequence.Stream
 	}
 	id := u.reaction + "-" + strconv.FormatUint(seq, 10)
-	envs, err := decodeBody(msg.Data(), seq)
+	envs, err := decodeSome(msg.Data(), seq, u.maybe)
 	var m *message.Message
 	if err != nil {
 		m = message.NewMessage(id, append([]byte(nil), msg.Data()...))
@@ -138,7 +244,29 @@ func decodeEvents(payload []byte) ([]domain.Envelope, error) {
 	return envs, nil
 }
 
-// Selectors of the three reactions.
+// Prefilters and selectors of the three reactions.
+
+// mayBeAbnormalPass lets through a pass that holds one of the quoted values
+// that make a pass abnormal ("deny", "yellow", "red", "positive"): whatever
+// the whitespace of its JSON, an abnormal pass holds one of them.
+func mayBeAbnormalPass(raw []byte) bool {
+	return bytes.Contains(raw, []byte(`"`+domain.TypePassRecorded+`"`)) &&
+		(bytes.Contains(raw, []byte(`"`+domain.DecisionDeny+`"`)) ||
+			bytes.Contains(raw, []byte(`"`+domain.ColourRed+`"`)) ||
+			bytes.Contains(raw, []byte(`"`+domain.ColourYellow+`"`)) ||
+			bytes.Contains(raw, []byte(`"`+domain.NATPositive+`"`)))
+}
+
+// mayBeDeclaration lets through a submitted declaration.
+func mayBeDeclaration(raw []byte) bool {
+	return bytes.Contains(raw, []byte(`"`+domain.TypeArrivalDeclared+`"`)) ||
+		bytes.Contains(raw, []byte(`"`+domain.TypeTruckPassDeclared+`"`))
+}
+
+// mayBeVenueReview lets through a venue review.
+func mayBeVenueReview(raw []byte) bool {
+	return bytes.Contains(raw, []byte(`"`+domain.TypeVenueReviewed+`"`))
+}
 
 // abnormalPasses picks passes that must be reported to their district.
 func abnormalPasses(e domain.Envelope) bool {

@@ -192,7 +192,7 @@ func (r *Router) reread(ctx context.Context, seq uint64, re *reaction) ([]domain
 	if err != nil {
 		return nil, fmt.Errorf("read log message %d: %w", seq, err)
 	}
-	envs, err := decodeBody(m.Data, seq)
+	envs, err := decodeSome(m.Data, seq, re.maybe)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, errUndecodable)
 	}

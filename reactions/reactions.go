@@ -115,6 +115,7 @@ type reaction struct {
 	name string
 	// filters are the LEDGER subjects its consumer reads (empty: all).
 	filters []string
+	maybe   prefilter
 	pick    selector
 	handle  func(ctx context.Context, events []domain.Envelope) error
 }
@@ -225,18 +226,21 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 			// are the event store's business; reading everything keeps
 			// this reaction right whatever they are.
 			filters: nil,
+			maybe:   mayBeAbnormalPass,
 			pick:    abnormalPasses,
 			handle:  r.raiseAlerts,
 		},
 		ReactionDeclarations: {
 			name:    ReactionDeclarations,
 			filters: []string{eventstore.SubjectPrefix + domain.KindDeclaration + ".>"},
+			maybe:   mayBeDeclaration,
 			pick:    submittedDeclarations,
 			handle:  r.queueDeclarations,
 		},
 		ReactionVenueCodes: {
 			name:    ReactionVenueCodes,
 			filters: []string{eventstore.SubjectPrefix + domain.KindVenue + ".>"},
+			maybe:   mayBeVenueReview,
 			pick:    venueApprovals,
 			handle:  r.issueVenueCodes,
 		},
@@ -248,7 +252,7 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 			AckWaitTimeout:      o.AckWait,
 			ResourceInitializer: r.consumer,
 			ConsumeOptions:      []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(defaultPullMaxMessages)},
-			Unmarshaler:         unmarshaler{reaction: re.name, pick: re.pick},
+			Unmarshaler:         unmarshaler{reaction: re.name, maybe: re.maybe, pick: re.pick},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("reactions: subscriber %s: %w", re.name, err)
