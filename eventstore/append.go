@@ -95,23 +95,35 @@ func subject(aggregate string) (string, error) {
 	return SubjectPrefix + aggregate, nil
 }
 
-// checkTokens checks a dot-separated aggregate name or filter.
+// checkTokens checks a dot-separated aggregate name or filter: no empty
+// token, no white space, and wildcards ('*' a whole token, '>' the whole
+// last one) only when allowed. It does not allocate: it runs for every
+// event recorded.
 func checkTokens(name string, wildcards bool) error {
 	if name == "" {
 		return errors.New("empty")
 	}
-	tokens := strings.Split(name, ".")
-	for i, t := range tokens {
+	start := 0
+	for i := 0; i <= len(name); i++ {
+		if i < len(name) {
+			switch name[i] {
+			case '.':
+			case ' ', '\t', '\r', '\n':
+				return errors.New("white space")
+			default:
+				continue
+			}
+		}
+		tok := name[start:i]
 		switch {
-		case t == "":
+		case tok == "":
 			return errors.New("empty token")
-		case strings.ContainsAny(t, " \t\r\n"):
-			return errors.New("white space")
-		case t == "*" && wildcards:
-		case t == ">" && wildcards && i == len(tokens)-1:
-		case strings.ContainsAny(t, "*>"):
+		case tok == "*" && wildcards:
+		case tok == ">" && wildcards && i == len(name):
+		case strings.IndexByte(tok, '*') >= 0 || strings.IndexByte(tok, '>') >= 0:
 			return errors.New("misplaced wildcard")
 		}
+		start = i + 1
 	}
 	return nil
 }

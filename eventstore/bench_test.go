@@ -194,3 +194,32 @@ func replay(b *testing.B, s *eventstore.Store, total int) int {
 	}
 	return got
 }
+
+// BenchmarkOpen opens a store holding EVENTSTORE_BENCH_EVENTS passes
+// (default 200,000) recorded just before, within the duplicate window: the
+// server reads its stream and the store rebuilds its dedup table from the
+// packs. One op is one Open and Close.
+func BenchmarkOpen(b *testing.B) {
+	total := 200_000
+	if v, err := strconv.Atoi(os.Getenv("EVENTSTORE_BENCH_EVENTS")); err == nil && v > 0 {
+		total = v
+	}
+	dir := b.TempDir()
+	s, err := eventstore.Open(context.Background(), eventstore.Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fill(b, s, total)
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		s, err := eventstore.Open(context.Background(), eventstore.Options{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -22,8 +22,8 @@ import (
 // DuplicateWindow, at most MaxDedupEntries of them. The committer consults
 // and fills it, so a retry, two concurrent Records of one id, or one id twice
 // in a pack all get the first one's position with Duplicate set. Events still
-// on their way to the server are in the table as pending, with the pack that
-// carries them: a duplicate of one waits for that pack's answer.
+// on their way to the server are in the table as pending, naming the pack
+// that carries them: a duplicate of one waits for that pack's answer.
 //
 // Open rebuilds the table from the packs written in the last
 // DuplicateWindow. Older retries are not caught here: the caller checks the
@@ -40,37 +40,80 @@ const dedupChunkSize = 1024
 
 // dedupTable is the event id table. Its lock is taken by the committer (to
 // look up and add pending events) and by the goroutines that settle packs.
+//
+// One map holds both kinds of entry, so an event costs three map operations
+// (a lookup and an insert when taken, an update when settled): a stored
+// event's value is its position; a pending event's value has pendingBit set
+// and names its pack (a slot in packs) and its index there. Positions never
+// have bit 63 set (sequences stay under 2^47).
 type dedupTable struct {
-	mu      sync.Mutex
-	window  time.Duration
-	max     int
-	stored  map[uuid.UUID]uint64
-	pending map[uuid.UUID]packRef
-	chunks  []*dedupChunk // oldest first
+	mu     sync.Mutex
+	window time.Duration
+	max    int
+	ids    map[uuid.UUID]uint64
+	chunks []*dedupChunk // stored ids, oldest first
+	packs  []*pack       // packs with pending events, by slot
+	free   []int         // free slots of packs
 }
 
-// packRef is an event waiting in a pack: the pack and its index there.
-type packRef struct {
-	p *pack
-	i int
-}
+const pendingBit = 1 << 63
 
 func newDedupTable(window time.Duration, max int) *dedupTable {
-	return &dedupTable{
-		window:  window,
-		max:     max,
-		stored:  make(map[uuid.UUID]uint64),
-		pending: make(map[uuid.UUID]packRef),
+	return &dedupTable{window: window, max: max, ids: make(map[uuid.UUID]uint64)}
+}
+
+// pendingRef is the value of an event pending at index i of the pack in
+// slot.
+func pendingRef(slot, i int) uint64 { return pendingBit | uint64(slot)<<indexBits | uint64(i) }
+
+// pendingPack returns the pack and index a pending value names.
+func (t *dedupTable) pendingPack(v uint64) (*pack, int) {
+	return t.packs[(v&^pendingBit)>>indexBits], int(v & (maxPackEvents - 1))
+}
+
+// slotLocked gives p a slot, so that its pending events can name it.
+func (t *dedupTable) slotLocked(p *pack) {
+	if n := len(t.free); n > 0 {
+		p.slot = t.free[n-1]
+		t.free = t.free[:n-1]
+		t.packs[p.slot] = p
+		return
+	}
+	p.slot = len(t.packs)
+	t.packs = append(t.packs, p)
+}
+
+// settleLocked turns p's pending events into stored ones at their positions
+// (seq's), or drops them when p failed (err), and frees p's slot.
+func (t *dedupTable) settleLocked(p *pack, seq uint64, failed bool, at time.Time) {
+	for j, id := range p.ids {
+		if failed {
+			delete(t.ids, id)
+			continue
+		}
+		t.ids[id] = PositionOf(seq, j)
+		t.chunkLocked(id, at)
+	}
+	t.packs[p.slot] = nil
+	t.free = append(t.free, p.slot)
+	if !failed {
+		t.evictLocked(at)
 	}
 }
 
 // addLocked records id as stored at pos (at time at); an id already known
 // keeps its first position. The caller holds mu.
 func (t *dedupTable) addLocked(id uuid.UUID, pos uint64, at time.Time) {
-	if _, ok := t.stored[id]; ok {
+	if _, ok := t.ids[id]; ok {
 		return
 	}
-	t.stored[id] = pos
+	t.ids[id] = pos
+	t.chunkLocked(id, at)
+	t.evictLocked(at)
+}
+
+// chunkLocked adds a stored id to the newest chunk.
+func (t *dedupTable) chunkLocked(id uuid.UUID, at time.Time) {
 	var c *dedupChunk
 	if n := len(t.chunks); n > 0 && len(t.chunks[n-1].ids) < dedupChunkSize {
 		c = t.chunks[n-1]
@@ -82,7 +125,6 @@ func (t *dedupTable) addLocked(id uuid.UUID, pos uint64, at time.Time) {
 	if at.After(c.newest) {
 		c.newest = at
 	}
-	t.evictLocked(at)
 }
 
 // evictLocked drops the chunks older than the window, and the oldest ones
@@ -91,11 +133,11 @@ func (t *dedupTable) evictLocked(now time.Time) {
 	horizon := now.Add(-t.window)
 	for len(t.chunks) > 1 {
 		c := t.chunks[0]
-		if !c.newest.Before(horizon) && len(t.stored)-len(c.ids) < t.max {
+		if !c.newest.Before(horizon) && len(t.ids)-len(c.ids) < t.max {
 			return
 		}
 		for _, id := range c.ids {
-			delete(t.stored, id)
+			delete(t.ids, id)
 		}
 		t.chunks[0] = nil
 		t.chunks = t.chunks[1:]
@@ -106,7 +148,7 @@ func (t *dedupTable) evictLocked(now time.Time) {
 func (t *dedupTable) len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.stored)
+	return len(t.ids)
 }
 
 // rebuildDedup fills the table from every pack stored within the last

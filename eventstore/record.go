@@ -155,6 +155,7 @@ type pack struct {
 	calls   int        // Record calls with events in the pack
 	last    *recordReq // the call that added the last event
 	group   *group     // the packs sent with this one
+	slot    int        // in the dedup table's packs, while pending
 	// dups are later copies of an event in this pack: they get its
 	// position, flagged Duplicate. Guarded by the dedup table's lock.
 	dups []dupSlot
@@ -179,6 +180,7 @@ type gatherer struct {
 	singles           []*pack // one-event messages
 	ready             []*pack // sealed, waiting to be sent, in order
 	calls             int     // Record calls taken since the last seal
+	lastBytes         int     // body size of the last pack sealed
 }
 
 // waiting reports whether events are gathered but not sealed.
@@ -188,6 +190,7 @@ func (g *gatherer) waiting() bool { return g.pass != nil || g.event != nil || le
 // the other packs, then one-event messages.
 func (g *gatherer) seal() {
 	if g.pass != nil {
+		g.lastBytes = len(g.pass.body)
 		g.ready = append(g.ready, g.pass)
 		g.pass = nil
 	}
@@ -200,10 +203,12 @@ func (g *gatherer) seal() {
 	g.calls = 0
 }
 
-// packFor returns the message ev goes into, sealing a pack that is full.
-func (g *gatherer) packFor(ev *recEvent) *pack {
+// packFor returns the message ev goes into, sealing a pack that is full. A
+// new message gets a slot in t (whose lock the caller holds).
+func (g *gatherer) packFor(t *dedupTable, ev *recEvent) *pack {
 	if !ev.packed {
 		p := &pack{subject: ev.subject}
+		t.slotLocked(p)
 		g.singles = append(g.singles, p)
 		return p
 	}
@@ -212,11 +217,19 @@ func (g *gatherer) packFor(ev *recEvent) *pack {
 		cur = &g.pass
 	}
 	if p := *cur; p != nil && (len(p.ids) >= g.maxPack || len(p.body)+1+len(ev.body)+1 > g.maxBytes) {
+		g.lastBytes = len(p.body)
 		g.ready = append(g.ready, p)
 		*cur = nil
 	}
 	if *cur == nil {
-		*cur = &pack{subject: ev.subject, packed: true, body: appendPackStart(make([]byte, 0, 64<<10))}
+		// About the size of the last pack, so that a pack under load
+		// is not copied over and over as it grows.
+		size := 4 << 10
+		if ev.subject == packPassSubject {
+			size = min(g.maxBytes+1, max(64<<10, g.lastBytes+g.lastBytes/4))
+		}
+		*cur = &pack{subject: ev.subject, packed: true, body: appendPackStart(make([]byte, 0, size))}
+		t.slotLocked(*cur)
 	}
 	return *cur
 }
@@ -230,17 +243,18 @@ func (g *gatherer) take(t *dedupTable, r *recordReq) {
 	t.mu.Lock()
 	for i := range r.evs {
 		ev := &r.evs[i]
-		if pos, ok := t.stored[ev.id]; ok {
-			known = append(known, dupSlot{slot: slot{r, i}})
-			knownPos = append(knownPos, pos)
+		if v, ok := t.ids[ev.id]; ok {
+			if v&pendingBit == 0 {
+				known = append(known, dupSlot{slot: slot{r, i}})
+				knownPos = append(knownPos, v)
+			} else {
+				p, j := t.pendingPack(v)
+				p.dups = append(p.dups, dupSlot{slot{r, i}, j})
+			}
 			continue
 		}
-		if ref, ok := t.pending[ev.id]; ok {
-			ref.p.dups = append(ref.p.dups, dupSlot{slot{r, i}, ref.i})
-			continue
-		}
-		p := g.packFor(ev)
-		t.pending[ev.id] = packRef{p, len(p.ids)}
+		p := g.packFor(t, ev)
+		t.ids[ev.id] = pendingRef(p.slot, len(p.ids))
 		if p.packed {
 			p.body = appendPackElem(p.body, len(p.ids) == 0, ev.body)
 		} else {
@@ -411,14 +425,8 @@ func (s *Store) awaitPack(p *pack, m *nats.Msg, ch chan *nats.Msg) {
 // duplicate flag for a one-event message.
 func (s *Store) settlePack(p *pack, seq uint64, serverDup bool, err error) {
 	t := s.dedup
-	now := time.Now()
 	t.mu.Lock()
-	for j, id := range p.ids {
-		delete(t.pending, id)
-		if err == nil {
-			t.addLocked(id, PositionOf(seq, j), now)
-		}
-	}
+	t.settleLocked(p, seq, err != nil, time.Now())
 	dups := p.dups
 	p.dups = nil
 	t.mu.Unlock()

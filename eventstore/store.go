@@ -73,10 +73,10 @@ type Options struct {
 	// MasterKey (32 bytes) wraps the per-person data keys of the Keyring.
 	// Without it Key and Destroy fail; the log itself works.
 	MasterKey []byte
-	// GroupCommitWait is how long Record gathers concurrent events before
-	// writing them as one pack, unless a pack in flight is acknowledged
-	// first (default 1ms; negative: do not wait, write whatever has queued
-	// up).
+	// GroupCommitWait bounds how long Record, with nothing on its way to
+	// the server, waits for as many callers as the last pack answered
+	// before writing what it gathered (default 1ms; negative: do not wait).
+	// While a pack is on its way the next one fills regardless.
 	GroupCommitWait time.Duration
 	// MaxPack is the most events in one pack (default 4096, at most
 	// 65536). A pack is also kept under the connection's max payload.
