@@ -86,13 +86,22 @@ func apiCode(err error) int {
 // subject maps an aggregate name to its subject, checking that it names one
 // concrete subject.
 func subject(aggregate string) (string, error) {
-	if err := checkTokens(aggregate, false); err != nil {
-		return "", domain.Invalid("aggregate", "%q: %v", aggregate, err)
-	}
-	if domain.AggregateKind(aggregate) == packKind {
-		return "", domain.Invalid("aggregate", "%q: kind %q is the store's own", aggregate, packKind)
+	if err := checkAggregate(aggregate); err != nil {
+		return "", err
 	}
 	return SubjectPrefix + aggregate, nil
+}
+
+// checkAggregate checks that an aggregate name could be a subject of its
+// own.
+func checkAggregate(aggregate string) error {
+	if err := checkTokens(aggregate, false); err != nil {
+		return domain.Invalid("aggregate", "%q: %v", aggregate, err)
+	}
+	if domain.AggregateKind(aggregate) == packKind {
+		return domain.Invalid("aggregate", "%q: kind %q is the store's own", aggregate, packKind)
+	}
+	return nil
 }
 
 // checkTokens checks a dot-separated aggregate name or filter: no empty
@@ -129,38 +138,37 @@ func checkTokens(name string, wildcards bool) error {
 }
 
 // encode validates an event and encodes its envelope, with RecordedAt set
-// from the store's clock; it returns the aggregate's subject and the body. A
-// body over limit bytes is invalid.
-func (s *Store) encode(e domain.Envelope, limit int) (string, []byte, error) {
-	subj, err := subject(e.Aggregate)
-	if err != nil {
-		return "", nil, err
+// from the store's clock. A body over limit bytes is invalid.
+func (s *Store) encode(e domain.Envelope, limit int) ([]byte, error) {
+	if err := checkAggregate(e.Aggregate); err != nil {
+		return nil, err
 	}
 	if e.ID == uuid.Nil {
-		return "", nil, domain.Invalid("id", "event id missing")
+		return nil, domain.Invalid("id", "event id missing")
 	}
 	if e.Type == "" {
-		return "", nil, domain.Invalid("type", "event type missing")
+		return nil, domain.Invalid("type", "event type missing")
 	}
 	if len(e.Payload) > 0 && !json.Valid(e.Payload) {
-		return "", nil, domain.Invalid("payload", "not JSON")
+		return nil, domain.Invalid("payload", "not JSON")
 	}
 	e.RecordedAt = s.now().UTC()
 	e.OccurredAt = e.OccurredAt.UTC()
 	body := appendEnvelope(make([]byte, 0, 256+len(e.Payload)), &e)
 	if len(body) > limit {
-		return "", nil, domain.Invalid("payload", "event of %d bytes is over the %d the server takes", len(body), limit)
+		return nil, domain.Invalid("payload", "event of %d bytes is over the %d the server takes", len(body), limit)
 	}
-	return subj, body, nil
+	return body, nil
 }
 
 // prepare validates an event and builds its own message: body, Nats-Msg-Id
 // and, for passes, Nats-TTL.
 func (s *Store) prepare(e domain.Envelope) (*nats.Msg, error) {
-	subj, body, err := s.encode(e, s.packBytes)
+	body, err := s.encode(e, s.packBytes)
 	if err != nil {
 		return nil, err
 	}
+	subj := SubjectPrefix + e.Aggregate
 	h := make(nats.Header, 4)
 	h[hdrMsgID] = []string{e.ID.String()}
 	if domain.AggregateKind(e.Aggregate) == domain.KindPass {

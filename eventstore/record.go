@@ -103,13 +103,15 @@ func (s *Store) Record(ctx context.Context, events ...domain.Envelope) ([]domain
 	}
 	for i := range events {
 		e := &events[i]
-		subj, body, err := s.encode(*e, s.packBytes-2)
+		body, err := s.encode(*e, s.packBytes-2)
 		if err != nil {
 			return nil, fmt.Errorf("record event %d (%s): %w", i, e.ID, err)
 		}
-		ev := recEvent{id: e.ID, subject: subj, body: body}
-		if ps := packSubjectOf(domain.AggregateKind(e.Aggregate)); ps != "" {
-			ev.subject, ev.packed = ps, true
+		ev := recEvent{id: e.ID, subject: packSubjectOf(domain.AggregateKind(e.Aggregate)), body: body}
+		if ev.subject != "" {
+			ev.packed = true
+		} else {
+			ev.subject = SubjectPrefix + e.Aggregate
 		}
 		r.evs[i] = ev
 	}
