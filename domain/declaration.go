@@ -552,21 +552,29 @@ func (l *Ledger) ReviewDeclaration(ctx context.Context, actor Actor, id uuid.UUI
 	if _, err := validateReview(cmd.Decision, cmd.Reason); err != nil {
 		return Result{}, err
 	}
-	d, version, err := l.loadDeclaration(ctx, id)
-	if err != nil {
-		return Result{}, err
+	// A declaration changed in between (its queueing, written by the
+	// reactions, or another review) is decided again on its new state: a
+	// review that lost the race then meets the first one and conflicts.
+	for attempt := 1; ; attempt++ {
+		d, version, err := l.loadDeclaration(ctx, id)
+		if err != nil {
+			return Result{}, err
+		}
+		events, err := decideReviewDeclaration(d, actor, cmd)
+		if err != nil {
+			return Result{}, err
+		}
+		res, err := l.append(ctx, DeclarationAggregate(id), version, Meta{Actor: actor.Subject}, l.now(), events)
+		if errors.Is(err, ErrConflict) {
+			if attempt < maxReactionAttempts {
+				continue
+			}
+			return Result{}, Errorf(ErrConflict, "declaration %s was changed concurrently", id)
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		res.ID = id
+		return res, nil
 	}
-	events, err := decideReviewDeclaration(d, actor, cmd)
-	if err != nil {
-		return Result{}, err
-	}
-	res, err := l.append(ctx, DeclarationAggregate(id), version, Meta{Actor: actor.Subject}, l.now(), events)
-	if errors.Is(err, ErrConflict) {
-		return Result{}, Errorf(ErrConflict, "declaration %s was reviewed concurrently", id)
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	res.ID = id
-	return res, nil
 }

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -393,7 +394,7 @@ func (l *Ledger) ReviewVenue(ctx context.Context, actor Actor, venueID uuid.UUID
 // AddSubAdmin adds a registered person as a sub-admin of a venue (its
 // manager, or an admin).
 func (l *Ledger) AddSubAdmin(ctx context.Context, actor Actor, venueID, personID uuid.UUID) (Result, error) {
-	v, version, err := l.loadVenue(ctx, venueID)
+	v, _, err := l.loadVenue(ctx, venueID)
 	if err != nil {
 		return Result{}, err
 	}
@@ -405,16 +406,9 @@ func (l *Ledger) AddSubAdmin(ctx context.Context, actor Actor, venueID, personID
 	if err != nil {
 		return Result{}, err
 	}
-	events, err := decideAddSubAdmin(v, actor, p)
-	if err != nil {
-		return Result{}, err
-	}
-	res, err := l.append(ctx, VenueAggregate(venueID), version, Meta{Actor: actor.Subject}, l.now(), events)
-	if err != nil {
-		return Result{}, err
-	}
-	res.ID = venueID
-	return res, nil
+	return l.updateVenue(ctx, actor, venueID, func(v Venue) ([]Event, error) {
+		return decideAddSubAdmin(v, actor, p)
+	})
 }
 
 // RemoveSubAdmin removes a sub-admin from a venue (its manager, or an
@@ -426,19 +420,26 @@ func (l *Ledger) RemoveSubAdmin(ctx context.Context, actor Actor, venueID, perso
 }
 
 // updateVenue loads a venue, decides, and appends at the loaded version.
+// When the venue changed in between (the reactions record its code issuance
+// in the background) it decides again on the new state, a few times.
 func (l *Ledger) updateVenue(ctx context.Context, actor Actor, venueID uuid.UUID, decide func(Venue) ([]Event, error)) (Result, error) {
-	v, version, err := l.loadVenue(ctx, venueID)
-	if err != nil {
-		return Result{}, err
+	for attempt := 1; ; attempt++ {
+		v, version, err := l.loadVenue(ctx, venueID)
+		if err != nil {
+			return Result{}, err
+		}
+		events, err := decide(v)
+		if err != nil {
+			return Result{}, err
+		}
+		res, err := l.append(ctx, VenueAggregate(venueID), version, Meta{Actor: actor.Subject}, l.now(), events)
+		if errors.Is(err, ErrConflict) && attempt < maxReactionAttempts {
+			continue
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		res.ID = venueID
+		return res, nil
 	}
-	events, err := decide(v)
-	if err != nil {
-		return Result{}, err
-	}
-	res, err := l.append(ctx, VenueAggregate(venueID), version, Meta{Actor: actor.Subject}, l.now(), events)
-	if err != nil {
-		return Result{}, err
-	}
-	res.ID = venueID
-	return res, nil
 }

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -129,6 +130,7 @@ type Router struct {
 	reactions map[string]*reaction
 	poison    jetstream.Stream
 	ledger    jetstream.Stream
+	gate      *gate
 }
 
 var _ domain.PoisonQueue = (*Router)(nil)
@@ -176,7 +178,7 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reactions: jetstream: %w", err)
 	}
-	r := &Router{o: o, log: o.Logger, js: js}
+	r := &Router{o: o, log: o.Logger, js: js, gate: &gate{}}
 	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	if r.ledger, err = js.Stream(cctx, o.Stream); err != nil {
@@ -301,7 +303,44 @@ func (r *Router) consumer(ctx context.Context, js jetstream.JetStream, topic str
 	if err != nil {
 		return nil, nil, fmt.Errorf("reactions: consumer %s: %w", cfg.Durable, err)
 	}
-	return cons, nil, nil // durable: kept when the router stops
+	return gatedConsumer{Consumer: cons, g: r.gate}, nil, nil // durable: kept when the router stops
+}
+
+// gate stops deliveries before the router closes. The watermill-nats
+// subscriber closes its output channel when its context ends while a
+// delivery may still be sending on it (a "send on closed channel" panic);
+// shutting the gate first waits for the delivery in flight to be handled
+// and acknowledged, and turns later ones away.
+type gate struct {
+	mu      sync.RWMutex
+	stopped bool
+}
+
+// shut waits for the deliveries in flight and turns later ones away.
+func (g *gate) shut() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+}
+
+// gatedConsumer is a JetStream consumer whose deliveries pass the gate.
+type gatedConsumer struct {
+	jetstream.Consumer
+	g *gate
+}
+
+// Consume implements jetstream.Consumer: a message delivered once the gate
+// is shut is handed back (Nak) for the next run.
+func (c gatedConsumer) Consume(handler jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
+	return c.Consumer.Consume(func(m jetstream.Msg) {
+		c.g.mu.RLock()
+		defer c.g.mu.RUnlock()
+		if c.g.stopped {
+			_ = m.Nak()
+			return
+		}
+		handler(m)
+	}, opts...)
 }
 
 // handler runs a reaction on the events a message carries. Every failed
@@ -328,13 +367,15 @@ func (r *Router) Run(ctx context.Context) error {
 	go func() {
 		select {
 		case <-ctx.Done():
-			if err := r.wm.Close(); err != nil {
+			if err := r.Close(); err != nil {
 				r.log.Warn("reactions: close router", "err", err)
 			}
 		case <-done:
 		}
 	}()
-	if err := r.wm.Run(ctx); err != nil {
+	// The router's context must not end before the gate is shut (see gate):
+	// Close ends it.
+	if err := r.wm.Run(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("reactions: run: %w", err)
 	}
 	return nil
@@ -346,6 +387,7 @@ func (r *Router) Running() <-chan struct{} { return r.wm.Running() }
 // Close stops the handlers, waiting for those in flight. Unacknowledged
 // messages are redelivered to the next run.
 func (r *Router) Close() error {
+	r.gate.shut()
 	if err := r.wm.Close(); err != nil {
 		return fmt.Errorf("reactions: close: %w", err)
 	}

@@ -192,3 +192,47 @@ func TestIssueVenueCodeReaction(t *testing.T) {
 	_, err = h.ledger.IssueVenueCode(h.ctx, domain.ReactionsActor, events[0], "x")
 	wantKind(t, err, domain.ErrInvalid)
 }
+
+// TestCommandsSurviveReactions: a command decided while a reaction appends
+// to the same aggregate (a venue's code issuance, a declaration's queueing)
+// decides again instead of failing with a conflict.
+func TestCommandsSurviveReactions(t *testing.T) {
+	h := newHarness(t)
+	helper, _ := h.register("李助理")
+	driver, _ := h.register("钱司机")
+	for i := range 8 {
+		vid, manager := h.approvedVenue(domain.ApplyVenue{})
+		events, _, err := h.store.Load(h.ctx, domain.VenueAggregate(vid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := h.ledger.DeclareTruckPass(h.ctx, person(driver), truck())
+		if err != nil {
+			t.Fatal(err)
+		}
+		declared, err := h.store.Get(h.ctx, res.Position)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make([]error, 4)
+		var wg sync.WaitGroup
+		wg.Add(4)
+		go func() { defer wg.Done(); _, errs[0] = h.ledger.IssueVenueCode(h.ctx, domain.ReactionsActor, events[1], "code") }()
+		go func() { defer wg.Done(); _, errs[1] = h.ledger.AddSubAdmin(h.ctx, person(manager), vid, helper) }()
+		go func() { defer wg.Done(); _, errs[2] = h.ledger.QueueDeclaration(h.ctx, domain.ReactionsActor, declared) }()
+		go func() {
+			defer wg.Done()
+			_, errs[3] = h.ledger.ReviewDeclaration(h.ctx, reviewer, res.ID, domain.ReviewDeclaration{Decision: domain.ReviewApprove})
+		}()
+		wg.Wait()
+		for j, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, command %d: %v", i, j, err)
+			}
+		}
+		venue, _, err := h.store.Load(h.ctx, domain.VenueAggregate(vid))
+		if err != nil || len(venue) != 4 {
+			t.Fatalf("round %d: venue has %d events (%v), want applied, reviewed, code, sub-admin", i, len(venue), err)
+		}
+	}
+}
