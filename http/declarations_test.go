@@ -159,7 +159,9 @@ func TestArrivalDeclaration(t *testing.T) {
 func TestTruckPassDeclaration(t *testing.T) {
 	e := newTestServer(t)
 	driver := e.register("钱司机", 311)
-	hour := func(h float64) string { return time.Now().Add(time.Duration(h * float64(time.Hour))).Format(time.RFC3339) }
+	hour := func(h float64) string {
+		return time.Now().Add(time.Duration(h * float64(time.Hour))).Format(time.RFC3339)
+	}
 
 	t.Run("refused", func(t *testing.T) {
 		before := e.lastPosition()

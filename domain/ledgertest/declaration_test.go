@@ -217,9 +217,15 @@ func TestCommandsSurviveReactions(t *testing.T) {
 		errs := make([]error, 4)
 		var wg sync.WaitGroup
 		wg.Add(4)
-		go func() { defer wg.Done(); _, errs[0] = h.ledger.IssueVenueCode(h.ctx, domain.ReactionsActor, events[1], "code") }()
+		go func() {
+			defer wg.Done()
+			_, errs[0] = h.ledger.IssueVenueCode(h.ctx, domain.ReactionsActor, events[1], "code")
+		}()
 		go func() { defer wg.Done(); _, errs[1] = h.ledger.AddSubAdmin(h.ctx, person(manager), vid, helper) }()
-		go func() { defer wg.Done(); _, errs[2] = h.ledger.QueueDeclaration(h.ctx, domain.ReactionsActor, declared) }()
+		go func() {
+			defer wg.Done()
+			_, errs[2] = h.ledger.QueueDeclaration(h.ctx, domain.ReactionsActor, declared)
+		}()
 		go func() {
 			defer wg.Done()
 			_, errs[3] = h.ledger.ReviewDeclaration(h.ctx, reviewer, res.ID, domain.ReviewDeclaration{Decision: domain.ReviewApprove})
