@@ -28,6 +28,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for lag in seconds (default time.Now).
 	Now func() time.Time
+	// CheckEvery is how often a following projector compares the store's
+	// position with its own, to notice tables swapped in by a rebuild
+	// (default 1 s).
+	CheckEvery time.Duration
 	// RetryMin and RetryMax bound the backoff after a store or log error
 	// (default 100 ms and 5 s).
 	RetryMin, RetryMax time.Duration
@@ -62,6 +66,9 @@ func New(log domain.Log, w Writer, o Options) *Projector {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CheckEvery <= 0 {
+		o.CheckEvery = time.Second
 	}
 	if o.RetryMin <= 0 {
 		o.RetryMin = 100 * time.Millisecond
@@ -132,6 +139,32 @@ func (p *Projector) follow(ctx context.Context, from uint64) error {
 		applyErr <- err
 	}()
 
+	// Watch for the tables moving back under us (a rebuild swapped in, or
+	// a reset): a live projector with nothing new to apply would otherwise
+	// never find out, and the new tables would stay behind the log.
+	go func() {
+		t := time.NewTicker(p.o.CheckEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			cp, err := p.w.Checkpoint(ctx)
+			if err != nil {
+				continue // the apply loop reports store errors
+			}
+			p.mu.Lock()
+			mine := p.cp.Position
+			p.mu.Unlock()
+			if cp.Position < mine {
+				cancel(fmt.Errorf("store position %d is behind the applied %d: %w", cp.Position, mine, ErrGap))
+				return
+			}
+		}
+	}()
+
 	next := from
 	err := p.log.Follow(ctx, from, func(envs []domain.Envelope) error {
 		for len(envs) > 0 {
@@ -172,8 +205,10 @@ func (p *Projector) follow(ctx context.Context, from uint64) error {
 	if aerr != nil {
 		return aerr
 	}
-	if err == nil {
-		err = ctx.Err()
+	if err == nil || ctx.Err() != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
 	}
 	return err
 }
