@@ -329,7 +329,7 @@ type VenueWindow struct {
 // PostgreSQL read-model stores (projections.Store).
 //
 // Passes come back with every decision (the caller keeps those that count),
-// oldest first by (at, position), each pass once. asOf, when not zero,
+// each pass once, in no particular order. asOf, when not zero,
 // leaves out the passes recorded after it (RecordedAt > asOf); a pass whose
 // RecordedAt is unknown (zero) is kept.
 type TraceReads interface {

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -54,38 +55,60 @@ type Presence struct {
 // cover it whole whenever it is shorter than twice the dwell. Configure the
 // dwell per venue type to what a visit there lasts.
 func Presences(passes []PassPoint, dwell func(venueType string) time.Duration) []Presence {
-	ps := make([]PassPoint, 0, len(passes))
-	for _, p := range passes {
-		if p.Decision == DecisionPass && (p.Direction == DirectionIn || p.Direction == DirectionOut) {
-			ps = append(ps, p)
-		}
+	// Sort small references rather than the passes: a trace turns tens of
+	// thousands of passes into stays. Each (person, venue) gets a group
+	// number in order of first appearance.
+	type ref struct {
+		group int32
+		out   bool
+		at    int64
+		i     int32
 	}
-	sort.Slice(ps, func(i, j int) bool {
-		a, b := ps[i], ps[j]
-		if a.PersonID != b.PersonID {
-			return lessUUID(a.PersonID, b.PersonID)
+	type pair struct{ person, venue uuid.UUID }
+	groups := make(map[pair]int32)
+	refs := make([]ref, 0, len(passes))
+	for i := range passes {
+		p := &passes[i]
+		if p.Decision != DecisionPass || (p.Direction != DirectionIn && p.Direction != DirectionOut) {
+			continue
 		}
-		if a.VenueID != b.VenueID {
-			return lessUUID(a.VenueID, b.VenueID)
+		k := pair{p.PersonID, p.VenueID}
+		g, ok := groups[k]
+		if !ok {
+			g = int32(len(groups))
+			groups[k] = g
 		}
-		if !a.At.Equal(b.At) {
-			return a.At.Before(b.At)
+		refs = append(refs, ref{group: g, out: p.Direction == DirectionOut, at: p.At.UnixNano(), i: int32(i)})
+	}
+	slices.SortFunc(refs, func(a, b ref) int {
+		switch {
+		case a.group != b.group:
+			return int(a.group - b.group)
+		case a.at != b.at:
+			if a.at < b.at {
+				return -1
+			}
+			return 1
+		case a.out != b.out:
+			if b.out { // at the same instant an entry comes first
+				return -1
+			}
+			return 1
 		}
-		return a.Direction == DirectionIn && b.Direction == DirectionOut
+		return 0
 	})
-	var out []Presence
+	out := make([]Presence, 0, len(refs))
 	var open *PassPoint
 	closeOpen := func(end time.Time) {
 		out = append(out, Presence{PersonID: open.PersonID, VenueID: open.VenueID, Start: open.At, End: end})
 		open = nil
 	}
-	for i := range ps {
-		p := &ps[i]
-		if open != nil && (open.PersonID != p.PersonID || open.VenueID != p.VenueID) {
+	for k, r := range refs {
+		p := &passes[r.i]
+		if open != nil && refs[k-1].group != r.group {
 			closeOpen(open.At.Add(dwell(open.VenueType)))
 		}
-		switch p.Direction {
-		case DirectionIn:
+		if !r.out {
 			if open != nil {
 				end := open.At.Add(dwell(open.VenueType))
 				if p.At.Before(end) {
@@ -94,17 +117,17 @@ func Presences(passes []PassPoint, dwell func(venueType string) time.Duration) [
 				closeOpen(end)
 			}
 			open = p
-		case DirectionOut:
-			if open != nil {
-				limit := open.At.Add(dwell(open.VenueType))
-				if !p.At.After(limit) {
-					closeOpen(p.At)
-					continue
-				}
-				closeOpen(limit)
-			}
-			out = append(out, Presence{PersonID: p.PersonID, VenueID: p.VenueID, Start: p.At.Add(-dwell(p.VenueType)), End: p.At})
+			continue
 		}
+		if open != nil {
+			limit := open.At.Add(dwell(open.VenueType))
+			if !p.At.After(limit) {
+				closeOpen(p.At)
+				continue
+			}
+			closeOpen(limit)
+		}
+		out = append(out, Presence{PersonID: p.PersonID, VenueID: p.VenueID, Start: p.At.Add(-dwell(p.VenueType)), End: p.At})
 	}
 	if open != nil {
 		closeOpen(open.At.Add(dwell(open.VenueType)))

@@ -135,16 +135,23 @@ func FindContacts(ctx context.Context, reads TraceReads, s ContactSearch, dwell 
 				return FoundContacts{}, err
 			}
 		}
-		// Where a stay co-present with one of the frontier's can lie: it
-		// must end after max(start−2·buffer, window start−buffer) and start
-		// before min(end+2·buffer, window end+buffer); its passes are
-		// within the venue's dwell of that stretch.
+		// Where a stay co-present with one of the frontier's can lie: to
+		// overlap it by the minimum once both are widened by the buffer,
+		// and within the window, it must end no earlier than
+		// max(start−2·buffer, window start−buffer) + minimum and start no
+		// later than min(end+2·buffer, window end+buffer) − minimum; its
+		// passes are within the venue's dwell of that stretch (Presences),
+		// which is widened by a nanosecond on each side so that a stay
+		// ending or starting right on its edge is built whole too. (When
+		// the minimum makes "to" fall before "from", a stay spanning the
+		// gap may still qualify; the read window is empty, and dropped,
+		// only once the gap is longer than any stay.)
 		var windows []VenueWindow
 		for _, via := range frontier {
 			for _, st := range stays[via] {
-				d := dwell(types[st.VenueID])
-				from := maxTime(st.Start.Add(-2*b), lo)
-				to := minTime(st.End.Add(2*b), hi)
+				d := dwell(types[st.VenueID]) + time.Nanosecond
+				from := maxTime(st.Start.Add(-2*b), lo).Add(w.MinOverlap)
+				to := minTime(st.End.Add(2*b), hi).Add(-w.MinOverlap)
 				windows = append(windows, VenueWindow{VenueID: st.VenueID, From: from.Add(-d), To: to.Add(d)})
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,27 +22,47 @@ const (
 )
 
 type traceResponse struct {
-	PersonID uuid.UUID      `json:"person_id"`
-	From     time.Time      `json:"from"`
-	To       time.Time      `json:"to"`
+	PersonID uuid.UUID `json:"person_id"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	// Source is read_model or log.
+	Source   string         `json:"source"`
 	Passes   []domain.Visit `json:"passes"`
 	Position uint64         `json:"position"`
 }
 
-// personTrace is GET /v1/persons/{id}/trace?from=&to=: a person's passes,
-// for themself, their guardian, or an admin. Analysts trace through POST
-// /v1/traces, which records every look (issue 4).
+// personTrace is GET /v1/persons/{id}/trace?from=&to=&source=&reason=: a
+// person's passes, for themself, their guardian, an admin or an analyst.
+// source=read_model (the default) reads the read models; source=log replays
+// the person's passes straight from the log, with each venue replayed from
+// its own events, and gives the same answer (position is then the log's).
+// An analyst must give a reason, and the look is recorded in their audit
+// trail before the answer is written.
 func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) {
 	a, err := s.actor(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if !hasRole(a, domain.RolePerson, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("a trace history is for the person themself, their guardian or an admin"))
+	if !hasRole(a, domain.RolePerson, domain.RoleAdmin, domain.RoleAnalyst) {
+		s.writeError(w, r, forbidden("a trace history is for the person themself, their guardian, an admin or an analyst"))
 		return
 	}
 	q := r.URL.Query()
+	source := q.Get("source")
+	switch source {
+	case "":
+		source = domain.SourceReadModel
+	case domain.SourceReadModel, domain.SourceLog:
+	default:
+		s.writeError(w, r, domain.Invalid("source", "must be read_model or log"))
+		return
+	}
+	reason := q.Get("reason")
+	if a.Role == domain.RoleAnalyst && strings.TrimSpace(reason) == "" {
+		s.writeError(w, r, domain.Invalid("reason", "is required: an analyst says why they look at this person's history"))
+		return
+	}
 	from, err := parseTime("from", q.Get("from"))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -71,20 +92,40 @@ func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	p, err := s.personFor(r, a)
+	var p domain.PersonView
+	if a.Role == domain.RoleAnalyst {
+		var id uuid.UUID
+		if id, err = pathID(r, "id"); err == nil {
+			p, err = s.reads.Person(r.Context(), id)
+		}
+	} else {
+		p, err = s.personFor(r, a)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	visits, err := s.reads.Trace(r.Context(), p.ID, from, to)
+	var visits []domain.Visit
+	if source == domain.SourceLog {
+		visits, pos, err = s.ledger.ReplayHistory(r.Context(), p.ID, from, to)
+	} else {
+		visits, err = s.reads.Trace(r.Context(), p.ID, from, to)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if a.Role == domain.RoleAnalyst {
+		look := domain.Look{PersonID: p.ID, From: from, To: to, Reason: reason, Source: source, ReadPosition: pos}
+		if _, err := s.ledger.RecordLook(r.Context(), a, look); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	if visits == nil {
 		visits = []domain.Visit{}
 	}
-	s.writeJSON(w, r, http.StatusOK, traceResponse{PersonID: p.ID, From: from.UTC(), To: to.UTC(), Passes: visits, Position: pos})
+	s.writeJSON(w, r, http.StatusOK, traceResponse{PersonID: p.ID, From: from.UTC(), To: to.UTC(), Source: source, Passes: visits, Position: pos})
 }
 
 type alertsResponse struct {

@@ -173,6 +173,9 @@ func (s *Server) routes() chi.Router {
 		r.Post("/declarations/{id}/review", s.reviewDeclaration)
 		r.Get("/admin/poison", s.listPoison)
 		r.Post("/admin/poison/{id}/retry", s.retryPoison)
+
+		r.Post("/traces", s.createTrace)
+		r.Get("/audit", s.listAudit)
 	})
 	return r
 }

@@ -132,9 +132,9 @@ type PassReader interface {
 //     PersonPasses oldest first; Alerts newest first; Venues by application
 //     order (the review queue is first come, first served);
 //   - "at" of a pass is its OccurredAt (the device's clock);
-//   - the window reads of domain.TraceReads are oldest first by (at,
-//     position) and leave out passes recorded after asOf; audit entries
-//     are oldest first by (at, position).
+//   - the window reads of domain.TraceReads come in no particular order
+//     and leave out passes recorded after asOf; audit entries are oldest
+//     first by (at, position).
 type Store interface {
 	domain.ReadModel
 	Writer

@@ -117,6 +117,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Now:       time.Now,
 		Retention: ef.retention,
 		ClockSkew: *skew,
+		Dwell:     dwell, // contact tracing ends open stays as occupancy does
 	}
 	// Reactions (alerts, the declaration queue, venue codes) follow the log
 	// with durable consumers of their own and write back to it.

@@ -88,6 +88,7 @@ func digest(t *testing.T, schema string) map[string]string {
 		"health_records": "event_id",
 		"alerts":         "event_id",
 		"applied_events": "event_id",
+		"audit_entries":  "event_id",
 	}
 	out := map[string]string{}
 	for table, key := range tables {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -39,26 +40,82 @@ func highBound(t time.Time) time.Time {
 const pointCols = `p.event_id, p.person_id, p.venue_id, COALESCE(v.type, ''), p.at, p.direction, p.decision,
 	p.position, p.recorded_at`
 
+// coveredCols are the columns of passes a trace reads: all of them are in
+// passes_venue_at and passes_person_at (migration 0002), so the window
+// reads can be index-only scans.
+const coveredCols = `p.event_id, p.person_id, p.venue_id, p.at, p.direction, p.decision, p.position, p.recorded_at`
+
 // recordedBy keeps the passes recorded at or before $n (rows stored before
 // migration 0002 have no recorded_at and are kept).
 func recordedBy(n int) string {
 	return `(p.recorded_at IS NULL OR p.recorded_at <= $` + strconv.Itoa(n) + `)`
 }
 
+// binaryBE decodes PostgreSQL's big-endian binary integers.
+var binaryBE = binary.BigEndian
+
+// pgEpoch is the zero of PostgreSQL's binary timestamps (microseconds).
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// scanPoints reads the rows of a window read. A trace reads tens of
+// thousands of them, so when every column comes in binary (pgx's default)
+// they are decoded straight from the wire: uuids as 16 bytes, timestamps as
+// microseconds, the few distinct strings (directions, decisions, venue
+// types) shared instead of allocated per row. Otherwise Scan does it.
 func scanPoints(rows pgx.Rows, what string) ([]domain.PassPoint, error) {
 	defer rows.Close()
 	out := []domain.PassPoint{}
+	fds := rows.FieldDescriptions()
+	// pgx asks for text columns in text format, which is their bytes.
+	raw := len(fds) == 9
+	for i, fd := range fds {
+		isText := i == 3 || i == 5 || i == 6
+		raw = raw && (fd.Format == pgx.BinaryFormatCode || isText)
+	}
+	strs := make(map[string]string)
+	intern := func(b []byte) string {
+		if s, ok := strs[string(b)]; ok {
+			return s
+		}
+		s := string(b)
+		strs[s] = s
+		return s
+	}
+	stamp := func(b []byte) (time.Time, error) {
+		if len(b) != 8 {
+			return time.Time{}, fmt.Errorf("timestamp of %d bytes", len(b))
+		}
+		return pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(b))) * time.Microsecond), nil
+	}
 	for rows.Next() {
 		var (
 			p   domain.PassPoint
-			pos int64
-			rec *time.Time
+			err error
 		)
-		if err := rows.Scan(&p.EventID, &p.PersonID, &p.VenueID, &p.VenueType, &p.At, &p.Direction, &p.Decision,
-			&pos, &rec); err != nil {
+		if raw {
+			v := rows.RawValues()
+			if len(v[0]) != 16 || len(v[1]) != 16 || len(v[2]) != 16 || len(v[7]) != 8 {
+				return nil, fmt.Errorf("%s: unexpected binary row", what)
+			}
+			copy(p.EventID[:], v[0])
+			copy(p.PersonID[:], v[1])
+			copy(p.VenueID[:], v[2])
+			p.VenueType, p.Direction, p.Decision = intern(v[3]), intern(v[5]), intern(v[6])
+			p.Position = binaryBE.Uint64(v[7])
+			if p.At, err = stamp(v[4]); err == nil && v[8] != nil {
+				p.RecordedAt, err = stamp(v[8])
+			}
+		} else {
+			var (
+				pos int64
+				rec *time.Time
+			)
+			err = rows.Scan(&p.EventID, &p.PersonID, &p.VenueID, &p.VenueType, &p.At, &p.Direction, &p.Decision, &pos, &rec)
+			p.At, p.Position, p.RecordedAt = p.At.UTC(), uint64(pos), utc(rec)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		p.At, p.Position, p.RecordedAt = p.At.UTC(), uint64(pos), utc(rec)
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
@@ -68,16 +125,19 @@ func scanPoints(rows pgx.Rows, what string) ([]domain.PassPoint, error) {
 }
 
 // PassesOfPersons implements domain.TraceReads: one range scan of
-// passes_person_at per person, in one statement.
+// passes_person_at per person, in one statement. Ids are deduplicated first
+// (a person named twice would be scanned twice).
 func (s *Store) PassesOfPersons(ctx context.Context, personIDs []uuid.UUID, from, to, asOf time.Time) ([]domain.PassPoint, error) {
+	personIDs = distinct(personIDs)
 	if len(personIDs) == 0 {
 		return []domain.PassPoint{}, nil
 	}
 	text := `SELECT ` + pointCols + `
-		FROM {s}.passes p LEFT JOIN {s}.venues v ON v.venue_id = p.venue_id
-		WHERE p.person_id = ANY($1::uuid[]) AND p.at >= $2 AND p.at < $3 AND ` + recordedBy(4) + `
-		ORDER BY p.at, p.position`
-	rows, err := s.pool.Query(ctx, s.sql(text), personIDs, lowBound(from), highBound(to), highBound(asOf))
+		FROM unnest($1::uuid[]) AS w(person_id)
+		CROSS JOIN LATERAL (SELECT ` + coveredCols + ` FROM {s}.passes p
+			WHERE p.person_id = w.person_id AND p.at >= $2 AND p.at < $3 AND ` + recordedBy(4) + ` OFFSET 0) p
+		LEFT JOIN {s}.venues v ON v.venue_id = p.venue_id`
+	rows, err := s.pool.Query(ctx, s.sql(text), rawIDs(personIDs), lowBound(from), highBound(to), highBound(asOf))
 	if err != nil {
 		return nil, fmt.Errorf("passes of %d persons: %w", len(personIDs), err)
 	}
@@ -92,18 +152,21 @@ func (s *Store) PassesAtVenues(ctx context.Context, windows []domain.VenueWindow
 	if len(ws) == 0 {
 		return []domain.PassPoint{}, nil
 	}
-	venues := make([]uuid.UUID, len(ws))
+	venues := make([][16]byte, len(ws))
 	froms := make([]time.Time, len(ws))
 	tos := make([]time.Time, len(ws))
 	for i, w := range ws {
 		venues[i], froms[i], tos[i] = w.VenueID, w.From, w.To
 	}
+	// The LATERAL subquery with OFFSET 0 is not pulled up into a join, so
+	// each window is its own range scan of passes_venue_at: a plain join
+	// lets the planner, which cannot see how few rows each window holds,
+	// hash the whole passes table instead.
 	text := `SELECT ` + pointCols + `
 		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS w(venue_id, f, t)
-		JOIN {s}.passes p ON p.venue_id = w.venue_id AND p.at >= w.f AND p.at < w.t
-		LEFT JOIN {s}.venues v ON v.venue_id = w.venue_id
-		WHERE ` + recordedBy(4) + `
-		ORDER BY p.at, p.position`
+		CROSS JOIN LATERAL (SELECT ` + coveredCols + ` FROM {s}.passes p
+			WHERE p.venue_id = w.venue_id AND p.at >= w.f AND p.at < w.t AND ` + recordedBy(4) + ` OFFSET 0) p
+		LEFT JOIN {s}.venues v ON v.venue_id = w.venue_id`
 	rows, err := s.pool.Query(ctx, s.sql(text), venues, froms, tos, highBound(asOf))
 	if err != nil {
 		return nil, fmt.Errorf("passes in %d venue windows: %w", len(ws), err)
@@ -118,14 +181,14 @@ func (s *Store) PersonNames(ctx context.Context, personIDs []uuid.UUID) (map[uui
 		return out, nil
 	}
 	rows, err := s.pool.Query(ctx, s.sql(`SELECT person_id, name_masked FROM {s}.persons
-		WHERE person_id = ANY($1::uuid[]) AND registered`), personIDs)
+		WHERE person_id = ANY($1::uuid[]) AND registered`), rawIDs(personIDs))
 	if err != nil {
 		return nil, fmt.Errorf("names of %d persons: %w", len(personIDs), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			id   uuid.UUID
+			id   [16]byte // not uuid.UUID, whose Scan goes through its text form
 			name string
 		)
 		if err := rows.Scan(&id, &name); err != nil {
@@ -145,7 +208,7 @@ func (s *Store) VenuesByID(ctx context.Context, venueIDs []uuid.UUID) (map[uuid.
 	if len(venueIDs) == 0 {
 		return out, nil
 	}
-	rows, err := s.pool.Query(ctx, s.sql(`SELECT `+venueCols+` FROM {s}.venues v WHERE v.venue_id = ANY($1::uuid[])`), venueIDs)
+	rows, err := s.pool.Query(ctx, s.sql(`SELECT `+venueCols+` FROM {s}.venues v WHERE v.venue_id = ANY($1::uuid[])`), rawIDs(venueIDs))
 	if err != nil {
 		return nil, fmt.Errorf("%d venues: %w", len(venueIDs), err)
 	}
@@ -258,4 +321,27 @@ func (s *Store) applyAudit(ctx context.Context, tx pgx.Tx, cs []*projections.Cha
 		return fmt.Errorf("insert audit entries: %w", err)
 	}
 	return nil
+}
+
+// distinct returns ids without repeats, in first-seen order.
+func distinct(ids []uuid.UUID) []uuid.UUID {
+	seen := make(map[uuid.UUID]bool, len(ids))
+	out := make([]uuid.UUID, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// rawIDs returns ids as 16-byte arrays, which pgx encodes directly (a
+// uuid.UUID goes through its driver.Valuer, a string per id).
+func rawIDs(ids []uuid.UUID) [][16]byte {
+	out := make([][16]byte, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
 }

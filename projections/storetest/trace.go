@@ -35,7 +35,14 @@ func testTraceReads(t *testing.T, f *feeder) {
 	if len(pp) != 2 || !pp[0].RecordedAt.Equal(t0.Add(10*time.Minute)) || !pp[1].RecordedAt.Equal(late.RecordedAt) {
 		t.Fatalf("person passes carry recorded_at: %+v", pp)
 	}
+	// Window reads come in no particular order: compare them by (at, position).
 	pointIDs := func(ps []domain.PassPoint) []uuid.UUID {
+		slices.SortFunc(ps, func(a, b domain.PassPoint) int {
+			if c := a.At.Compare(b.At); c != 0 {
+				return c
+			}
+			return int(a.Position) - int(b.Position)
+		})
 		return ids(ps, func(p domain.PassPoint) uuid.UUID { return p.EventID })
 	}
 	got := must(f.s.PassesOfPersons(ctx, []uuid.UUID{li, zhang, uuid.New(), li}, time.Time{}, time.Time{}, time.Time{}))(t)
@@ -402,6 +409,7 @@ func testTraceCity(t *testing.T, f *feeder) {
 		asOf  time.Time
 	}{
 		{"depth 1, no buffer", domain.TraceWindow{From: from, To: to}, 1, time.Time{}},
+		{"depth 2, 30 min overlap, no buffer", domain.TraceWindow{From: from, To: to, MinOverlap: 30 * time.Minute}, 2, time.Time{}},
 		{"depth 2, 10 min overlap, 5 min buffer", domain.TraceWindow{From: from, To: to, MinOverlap: 10 * time.Minute, Buffer: 5 * time.Minute}, 2, time.Time{}},
 		{"depth 2, 30 min overlap, 20 min buffer, as of day 2", domain.TraceWindow{From: from, To: to, MinOverlap: 30 * time.Minute, Buffer: 20 * time.Minute}, 2, Base.Add(2*24*time.Hour + 7*time.Hour)},
 	}

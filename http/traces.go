@@ -1,0 +1,253 @@
+package http
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+// traceRequest is the body of POST /v1/traces.
+type traceRequest struct {
+	PersonID          string `json:"person_id"`
+	IDType            string `json:"id_type"`
+	IDNumber          string `json:"id_number"`
+	From              string `json:"from"`
+	To                string `json:"to"`
+	Depth             int    `json:"depth"`
+	MinOverlapMinutes int    `json:"min_overlap_minutes"`
+	BufferMinutes     int    `json:"buffer_minutes"`
+	Reason            string `json:"reason"`
+	AsOf              string `json:"as_of"`
+}
+
+// contactTraceResponse is the answer to POST /v1/traces.
+type contactTraceResponse struct {
+	TraceID uuid.UUID `json:"trace_id"`
+	// EventID and Position name the audit event recorded for the trace.
+	EventID           uuid.UUID             `json:"event_id"`
+	Position          uint64                `json:"position"`
+	ReadPosition      uint64                `json:"read_position"`
+	AsOf              time.Time             `json:"as_of"`
+	From              time.Time             `json:"from"`
+	To                time.Time             `json:"to"`
+	Depth             int                   `json:"depth"`
+	MinOverlapMinutes int                   `json:"min_overlap_minutes"`
+	BufferMinutes     int                   `json:"buffer_minutes"`
+	Index             domain.TraceIndex     `json:"index"`
+	Visits            []domain.TraceVisit   `json:"visits"`
+	Contacts          []domain.TraceContact `json:"contacts"`
+}
+
+// maxMinutes bounds the minute fields before they become durations.
+const maxMinutes = 1 << 20
+
+// createTrace is POST /v1/traces (analyst or admin): the contacts of a
+// person in a window, at depth 1 or 2, as JSON or (Accept: text/csv) as
+// CSV. The trace is recorded in the analyst's audit trail before the answer
+// is written; bad input records nothing.
+//
+// The read models are first brought up to the log's position at the time of
+// the request, so the answer holds every pass recorded before it (and an
+// as_of answer every pass recorded up to as_of).
+func (s *Server) createTrace(w http.ResponseWriter, r *http.Request) {
+	a, err := s.actor(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !hasRole(a, domain.RoleAnalyst, domain.RoleAdmin) {
+		s.writeError(w, r, forbidden("contact tracing is for analysts and admins"))
+		return
+	}
+	var req traceRequest
+	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q, err := req.query()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	last, err := s.ledger.Events.LastPosition(r.Context())
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("log position: %w", err))
+		return
+	}
+	if err := s.waitFor(r.Context(), last); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.ledger.Trace(r.Context(), a, q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if wantsCSV(r) {
+		s.writeTraceCSV(w, r, res)
+		return
+	}
+	s.writeJSON(w, r, http.StatusCreated, contactTraceResponse{
+		TraceID: res.TraceID, EventID: res.EventID, Position: res.Position, ReadPosition: res.ReadPosition,
+		AsOf: res.AsOf, From: res.From, To: res.To, Depth: res.Depth,
+		MinOverlapMinutes: int(res.MinOverlap / time.Minute), BufferMinutes: int(res.Buffer / time.Minute),
+		Index: res.Index, Visits: res.Visits, Contacts: res.Contacts,
+	})
+}
+
+// query turns the request into a domain query; every field that does not
+// parse is reported at once.
+func (req traceRequest) query() (domain.TraceQuery, error) {
+	var errs []error
+	q := domain.TraceQuery{IDType: req.IDType, IDNumber: req.IDNumber, Depth: req.Depth, Reason: req.Reason}
+	var err error
+	if q.PersonID, err = parseOptionalID("person_id", req.PersonID); err != nil {
+		errs = append(errs, err)
+	}
+	if q.From, err = parseTime("from", req.From); err != nil {
+		errs = append(errs, err)
+	}
+	if q.To, err = parseTime("to", req.To); err != nil {
+		errs = append(errs, err)
+	}
+	if q.AsOf, err = parseTime("as_of", req.AsOf); err != nil {
+		errs = append(errs, err)
+	}
+	minutes := func(field string, n int) time.Duration {
+		if n < 0 || n > maxMinutes {
+			errs = append(errs, domain.Invalid(field, "must be a whole number of minutes from 0"))
+			return 0
+		}
+		return time.Duration(n) * time.Minute
+	}
+	q.MinOverlap = minutes("min_overlap_minutes", req.MinOverlapMinutes)
+	q.Buffer = minutes("buffer_minutes", req.BufferMinutes)
+	if len(errs) > 0 {
+		return domain.TraceQuery{}, errors.Join(errs...)
+	}
+	return q, nil
+}
+
+// wantsCSV reports whether the client asked for text/csv.
+func wantsCSV(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "text/csv") {
+			return true
+		}
+	}
+	return false
+}
+
+// csvCell keeps a cell from being read as a formula by a spreadsheet.
+func csvCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// traceCSVHeader is the header row of a trace's CSV.
+var traceCSVHeader = []string{"person_id", "name", "depth", "via_person_id", "venue_id", "venue_name",
+	"overlap_start", "overlap_end", "overlap_minutes"}
+
+// writeTraceCSV writes a trace's contacts as CSV, one row per co-presence,
+// names masked. The trace id and the audit event's position are headers.
+func (s *Server) writeTraceCSV(w http.ResponseWriter, r *http.Request, res domain.TraceResult) {
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="trace-`+res.TraceID.String()+`.csv"`)
+	h.Set("X-Trace-ID", res.TraceID.String())
+	h.Set("X-Position", strconv.FormatUint(res.Position, 10))
+	w.WriteHeader(http.StatusCreated)
+	cw := csv.NewWriter(w)
+	cw.Write(traceCSVHeader)
+	for _, c := range res.Contacts {
+		cw.Write([]string{
+			c.PersonID.String(), csvCell(c.NameMasked), strconv.Itoa(c.Depth), c.ViaPersonID.String(),
+			c.VenueID.String(), csvCell(c.VenueName), c.OverlapStart.Format(time.RFC3339), c.OverlapEnd.Format(time.RFC3339),
+			strconv.Itoa(c.OverlapMinutes),
+		})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		s.logInternal(r, fmt.Errorf("write trace csv: %w", err))
+	}
+}
+
+type auditResponse struct {
+	Entries    []domain.AuditEntry `json:"entries"`
+	NextCursor string              `json:"next_cursor,omitempty"`
+	Position   uint64              `json:"position"`
+}
+
+// listAudit is GET /v1/audit?from=&to=&limit=&cursor= (admin): the recorded
+// looks at persons' histories, oldest first.
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
+	a, err := s.actor(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !hasRole(a, domain.RoleAdmin) {
+		s.writeError(w, r, forbidden("the audit trail is for admins"))
+		return
+	}
+	audit, ok := s.reads.(domain.AuditReads)
+	if !ok {
+		s.writeError(w, r, fmt.Errorf("read models keep no audit list: %w", errUnavailable))
+		return
+	}
+	qs := r.URL.Query()
+	var q domain.AuditQuery
+	if q.From, err = parseTime("from", qs.Get("from")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if q.To, err = parseTime("to", qs.Get("to")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
+		s.writeError(w, r, domain.Invalid("to", "must be after from"))
+		return
+	}
+	if q.Limit, err = queryLimit(r, 100, 1000); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if c := qs.Get("cursor"); c != "" {
+		cur, err := parseCursor(c)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		q.AfterAt, q.AfterPosition = cur.at, cur.position
+	}
+	pos, err := s.readPosition(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	entries, err := audit.Audit(r.Context(), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := auditResponse{Entries: entries, Position: pos}
+	if resp.Entries == nil {
+		resp.Entries = []domain.AuditEntry{}
+	}
+	if n := len(entries); n == q.Limit {
+		resp.NextCursor = cursor{at: entries[n-1].At, position: entries[n-1].Position}.String()
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
+}
