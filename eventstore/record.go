@@ -239,16 +239,18 @@ func (g *gatherer) packFor(t *dedupTable, ev *recEvent) *pack {
 // take puts the events of r into packs. Events already stored are answered
 // at once; copies of events in a pack not yet acknowledged wait for it.
 func (g *gatherer) take(t *dedupTable, r *recordReq) {
-	var known []dupSlot // of is unused: pos holds the position
-	var knownPos []uint64
-	g.calls++
+	type knownSlot struct {
+		slot
+		pos uint64
+	}
+	var known []knownSlot
+	joined := false
 	t.mu.Lock()
 	for i := range r.evs {
 		ev := &r.evs[i]
 		if v, ok := t.ids[ev.id]; ok {
 			if v&pendingBit == 0 {
-				known = append(known, dupSlot{slot: slot{r, i}})
-				knownPos = append(knownPos, v)
+				known = append(known, knownSlot{slot{r, i}, v})
 			} else {
 				p, j := t.pendingPack(v)
 				p.dups = append(p.dups, dupSlot{slot{r, i}, j})
@@ -264,14 +266,18 @@ func (g *gatherer) take(t *dedupTable, r *recordReq) {
 		}
 		p.ids = append(p.ids, ev.id)
 		p.slots = append(p.slots, slot{r, i})
+		joined = true
 		if p.last != r {
 			p.calls++
 			p.last = r
 		}
 	}
 	t.mu.Unlock()
-	for j, k := range known {
-		k.req.settle(k.i, domain.Appended{Position: knownPos[j], Duplicate: true}, nil)
+	if joined {
+		g.calls++
+	}
+	for _, k := range known {
+		k.req.settle(k.i, domain.Appended{Position: k.pos, Duplicate: true}, nil)
 	}
 }
 
