@@ -14,9 +14,12 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/eventstore"
@@ -84,22 +87,40 @@ func BenchmarkRecordInflight(b *testing.B) {
 	}
 }
 
+// recordParallel records one pass per call from goroutines goroutines and
+// reports events/s and the 50th and 99th percentile of a call's latency.
 func recordParallel(b *testing.B, goroutines int, mod ...func(*eventstore.Options)) {
 	s := open(b, "", mod...)
 	c := context.Background()
 	venue := uuid.New()
-	var n atomic.Int64
+	var (
+		n   atomic.Int64
+		mu  sync.Mutex
+		lat []time.Duration
+	)
 	b.SetParallelism(max(1, goroutines/runtime.GOMAXPROCS(0)))
 	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
 		for pb.Next() {
-			if _, err := s.Record(c, event(domain.PassAggregate(venue, uuid.New()), 1)); err != nil {
+			e := event(domain.PassAggregate(venue, uuid.New()), 1)
+			start := time.Now()
+			if _, err := s.Record(c, e); err != nil {
 				b.Error(err)
 				return
 			}
+			mine = append(mine, time.Since(start))
 			n.Add(1)
 		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
 	})
 	reportEvents(b, n.Load())
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
+	}
 }
 
 // BenchmarkLoad loads an aggregate of 3 events.
