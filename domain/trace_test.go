@@ -1,0 +1,72 @@
+package domain
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+func TestPresences(t *testing.T) {
+	person, venue := uuid.New(), uuid.New()
+	t0 := time.Date(2022, 5, 1, 8, 0, 0, 0, time.UTC)
+	dwell := func(string) time.Duration { return time.Hour }
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	type p struct {
+		dir, decision string
+		m             int
+	}
+	stay := func(from, to int) Presence { return Presence{PersonID: person, VenueID: venue, Start: at(from), End: at(to)} }
+	tests := []struct {
+		name   string
+		passes []p
+		want   []Presence
+	}{
+		{"entry and exit", []p{{"in", "pass", 0}, {"out", "pass", 40}}, []Presence{stay(0, 40)}},
+		{"exit listed first", []p{{"out", "pass", 40}, {"in", "pass", 0}}, []Presence{stay(0, 40)}},
+		{"no exit: the dwell", []p{{"in", "pass", 0}}, []Presence{stay(0, 60)}},
+		{"no entry: the dwell before", []p{{"out", "pass", 90}}, []Presence{stay(30, 90)}},
+		{"exit right at the dwell closes", []p{{"in", "pass", 0}, {"out", "pass", 60}}, []Presence{stay(0, 60)}},
+		{"exit after the dwell: two stays", []p{{"in", "pass", 0}, {"out", "pass", 100}}, []Presence{stay(0, 60), stay(40, 100)}},
+		{"second entry ends the first", []p{{"in", "pass", 0}, {"in", "pass", 20}, {"out", "pass", 50}}, []Presence{stay(0, 20), stay(20, 50)}},
+		{"second entry after the dwell", []p{{"in", "pass", 0}, {"in", "pass", 80}}, []Presence{stay(0, 60), stay(80, 140)}},
+		{"entry and exit at one instant", []p{{"out", "pass", 5}, {"in", "pass", 5}}, []Presence{stay(5, 5)}},
+		{"two exits: the second has no entry", []p{{"in", "pass", 0}, {"out", "pass", 10}, {"out", "pass", 30}}, []Presence{stay(0, 10), stay(-30, 30)}},
+		{"refused passes do not count", []p{{"in", "deny", 0}, {"out", "deny", 30}}, nil},
+		{"a refused exit leaves the entry open", []p{{"in", "pass", 0}, {"out", "deny", 30}}, []Presence{stay(0, 60)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ps []PassPoint
+			for _, x := range tt.passes {
+				ps = append(ps, PassPoint{PersonID: person, VenueID: venue, At: at(x.m), Direction: x.dir, Decision: x.decision})
+			}
+			got := Presences(ps, dwell)
+			if len(got) == 0 && len(tt.want) == 0 {
+				return
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("stays:\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMergeWindows(t *testing.T) {
+	a, b := uuid.MustParse("00000000-0000-0000-0000-00000000000a"), uuid.MustParse("00000000-0000-0000-0000-00000000000b")
+	t0 := time.Date(2022, 5, 1, 8, 0, 0, 0, time.UTC)
+	h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+	got := MergeWindows([]VenueWindow{
+		{VenueID: b, From: h(5), To: h(6)},
+		{VenueID: a, From: h(2), To: h(4)},
+		{VenueID: a, From: h(0), To: h(1)},
+		{VenueID: a, From: h(1), To: h(2)}, // touches both neighbours
+		{VenueID: b, From: h(3), To: h(3)}, // empty
+		{VenueID: a, From: h(8), To: h(9)},
+	})
+	want := []VenueWindow{{VenueID: a, From: h(0), To: h(4)}, {VenueID: a, From: h(8), To: h(9)}, {VenueID: b, From: h(5), To: h(6)}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("merged:\n got %+v\nwant %+v", got, want)
+	}
+}
