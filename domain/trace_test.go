@@ -17,7 +17,9 @@ func TestPresences(t *testing.T) {
 		dir, decision string
 		m             int
 	}
-	stay := func(from, to int) Presence { return Presence{PersonID: person, VenueID: venue, Start: at(from), End: at(to)} }
+	stay := func(from, to int) Presence {
+		return Presence{PersonID: person, VenueID: venue, Start: at(from), End: at(to)}
+	}
 	tests := []struct {
 		name   string
 		passes []p
