@@ -4,7 +4,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -o /out/ledger ./cmd/ledger
+RUN CGO_ENABLED=0 GOEXPERIMENT=jsonv2 go build -trimpath -o /out/ledger ./cmd/ledger
 
 FROM gcr.io/distroless/static-debian12
 COPY --from=build /out/ledger /ledger

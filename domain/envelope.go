@@ -33,7 +33,9 @@ type Envelope struct {
 	// Payload is the event's JSON body.
 	Payload json.RawMessage `json:"payload"`
 
-	// Position is the event's global position (JetStream stream sequence).
+	// Position is the event's global position in the log: unique and growing,
+	// not consecutive (the event store encodes the stream sequence and the
+	// index inside a pack of events).
 	// It is set by the event store on append and on read, and not stored in
 	// the body.
 	Position uint64 `json:"-"`

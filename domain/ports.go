@@ -10,7 +10,7 @@ import (
 
 // Appended is where an event landed in the log.
 type Appended struct {
-	// Position is the event's global position (stream sequence).
+	// Position is the event's global position (unique, growing, not consecutive).
 	Position uint64
 	// Duplicate is true when an event with the same id was already stored;
 	// Position is then the original event's position and nothing new was stored.

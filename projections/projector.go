@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -42,6 +43,8 @@ type Projector struct {
 	log domain.Log
 	w   Writer
 	o   Options
+
+	applied atomic.Uint64
 
 	mu      sync.Mutex
 	cp      Checkpoint
@@ -234,9 +237,14 @@ func (p *Projector) applyLoop(ctx context.Context, queue <-chan Batch) error {
 			return fmt.Errorf("apply events %d..%d: %w", b.After+1, b.Last, err)
 		}
 		p.setCheckpoint(cp, false)
+		p.applied.Add(uint64(len(b.Changes)))
 	}
 	return nil
 }
+
+// Applied returns how many events this projector has handed to its store
+// since it was made (a rebuild's progress).
+func (p *Projector) Applied() uint64 { return p.applied.Load() }
 
 // prepareParallel decodes envs with up to workers goroutines.
 func prepareParallel(ctx context.Context, envs []domain.Envelope, open Opener, workers int) ([]Change, error) {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"time"
 
@@ -63,6 +65,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	httpAddr := fs.String("http", ":8080", "HTTP listen address")
 	skew := fs.Duration("clock-skew", 5*time.Minute, "how far in the future a device's occurred_at may be")
 	registerRate := fs.Int("register-rate", 20, "registrations per minute per client IP (0: no limit)")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty")
 	dwellFlag := fs.String("dwell", "", "default dwell per venue type, e.g. restaurant=2h,hotel=12h")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -155,6 +158,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Now:          time.Now,
 		RegisterRate: *registerRate,
 	})
+
+	if *pprofAddr != "" {
+		pl, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", *pprofAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ps := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ps.Serve(pl) }()
+		defer ps.Close()
+		logger.Info("profiler serving", "addr", pl.Addr().String())
+	}
 
 	ln, err := net.Listen("tcp", *httpAddr)
 	if err != nil {

@@ -22,8 +22,8 @@ type RebuildOptions struct {
 	Name string
 	// Opener opens sealed personal fields to mask them.
 	Opener projections.Opener
-	// Progress, when set, is called about every Interval with the position
-	// replayed so far and the log's position when the rebuild started
+	// Progress, when set, is called about every Interval with the events
+	// replayed so far and the events in the log when the rebuild started
 	// (total), and once more at the end. A CLI draws its progress bar
 	// (events/s, ETA) from it.
 	Progress func(done, total uint64)
@@ -40,8 +40,8 @@ type RebuildOptions struct {
 // is dropped. Readers keep reading the old tables until the swap commits
 // and the new ones right after; a projector still writing to the live name
 // finds the new tables' position and continues from it (ErrGap or overlap
-// handling in Apply), so no event is lost or doubled. It returns the
-// position the new tables had reached at the swap.
+// handling in Apply), so no event is lost or doubled. It returns the number
+// of events replayed into the new tables.
 func Rebuild(ctx context.Context, log domain.Log, o RebuildOptions) (uint64, error) {
 	if o.Schema == "" {
 		o.Schema = DefaultSchema
@@ -81,7 +81,15 @@ func Rebuild(ctx context.Context, log domain.Log, o RebuildOptions) (uint64, err
 	runCtx, stop := context.WithCancel(ctx)
 	runErr := make(chan error, 1)
 	go func() { runErr <- p.Run(runCtx) }()
-	waitErr := waitWithProgress(ctx, p, total, o, runErr)
+	// Progress counts events; positions are not consecutive when the log
+	// packs many events into one message, so count them when it can.
+	totalEvents := total
+	if c, ok := log.(projections.EventCounter); ok {
+		if n, err := c.CountAfter(ctx, 0); err == nil {
+			totalEvents = n
+		}
+	}
+	waitErr := waitWithProgress(ctx, p, total, totalEvents, o, runErr)
 	stop()
 	if err := <-runErr; waitErr == nil && err != nil && !errors.Is(err, context.Canceled) {
 		waitErr = err
@@ -89,24 +97,24 @@ func Rebuild(ctx context.Context, log domain.Log, o RebuildOptions) (uint64, err
 	if waitErr != nil {
 		return 0, fmt.Errorf("rebuild %s: %w", o.Schema, waitErr)
 	}
-	pos, err := swap(ctx, o.Pool, o.Schema, fresh)
+	_, err = swap(ctx, o.Pool, o.Schema, fresh)
 	if err != nil {
 		return 0, fmt.Errorf("rebuild %s: %w", o.Schema, err)
 	}
 	swapped = true
 	if o.Progress != nil {
-		o.Progress(pos, total)
+		o.Progress(p.Applied(), totalEvents)
 	}
-	return pos, nil
+	return p.Applied(), nil
 }
 
-func waitWithProgress(ctx context.Context, p *projections.Projector, total uint64, o RebuildOptions, runErr <-chan error) error {
+func waitWithProgress(ctx context.Context, p *projections.Projector, total, totalEvents uint64, o RebuildOptions, runErr <-chan error) error {
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
 	for {
 		done := p.Position()
 		if o.Progress != nil {
-			o.Progress(done, total)
+			o.Progress(min(p.Applied(), totalEvents), totalEvents)
 		}
 		if done >= total {
 			return nil
