@@ -52,17 +52,22 @@ func forbidden(what string) error {
 // decode reads one JSON value from the body into v, refusing unknown fields,
 // trailing data and bodies over limit bytes (413).
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(r.Body)
+	// Read the whole (limited) body first, so an oversized body is always
+	// a MaxBytesError (413), whichever JSON decoder sits behind.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		return domain.Invalid("body", "could not be read")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return err
-		}
 		return domain.Invalid("body", "must hold exactly one JSON value")
 	}
 	return nil
@@ -99,7 +104,7 @@ func jsonError(err error) error {
 	case errors.As(err, &syntax):
 		return domain.Invalid("body", "is not valid JSON (at byte %d)", syntax.Offset)
 	case errors.As(err, &typ):
-		field := typ.Field
+		field := fieldPath(typ.Field)
 		if field == "" {
 			field = "body"
 		}
@@ -113,6 +118,20 @@ func jsonError(err error) error {
 	default:
 		return domain.Invalid("body", "cannot be decoded")
 	}
+}
+
+// fieldPath names a field the same way with either encoding/json
+// implementation: the v2-based one adds array indexes ("tags.1"), v1 does not.
+func fieldPath(p string) string {
+	parts := strings.Split(p, ".")
+	out := parts[:0]
+	for _, part := range parts {
+		if _, err := strconv.Atoi(part); err == nil {
+			continue
+		}
+		out = append(out, part)
+	}
+	return strings.Join(out, ".")
 }
 
 func jsonKind(goKind string) string {

@@ -108,7 +108,10 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 		return err
 	}
 	defer pg.Close()
-	n, err := postgres.Rebuild(ctx, es, postgres.RebuildOptions{
+	var events uint64
+	progressEvents := progress
+	progress = func(done, total uint64) { events = done; progressEvents(done, total) }
+	pos, err := postgres.Rebuild(ctx, es, postgres.RebuildOptions{
 		Pool:     pg.Pool(),
 		Name:     name,
 		Opener:   projections.KeyringOpener(es),
@@ -121,6 +124,6 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
 	el := time.Since(start)
-	fmt.Fprintf(stdout, "rebuilt %s: %d events in %s (%.0f events/s), swapped in\n", name, n, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	fmt.Fprintf(stdout, "rebuilt %s: %d events in %s (%.0f events/s), swapped in at position %d\n", name, events, el.Round(time.Millisecond), float64(events)/el.Seconds(), pos)
 	return nil
 }

@@ -347,7 +347,7 @@ func TestRebuildSwapsUnderReadersAndLiveProjector(t *testing.T) {
 	if reads.Load() == 0 || readErrs.Load() > 0 {
 		t.Fatalf("reads %d, errors %d", reads.Load(), readErrs.Load())
 	}
-	t.Logf("rebuilt %d events, %d reads during the rebuild", rebuilt, reads.Load())
+	t.Logf("rebuilt to %d, %d reads during the rebuild", rebuilt, reads.Load())
 	sameTables(t, digest(t, live), digest(t, cleanBuild(t, l)))
 
 	st, err := store.Status(context.Background(), l)

@@ -40,8 +40,8 @@ type RebuildOptions struct {
 // is dropped. Readers keep reading the old tables until the swap commits
 // and the new ones right after; a projector still writing to the live name
 // finds the new tables' position and continues from it (ErrGap or overlap
-// handling in Apply), so no event is lost or doubled. It returns the number
-// of events replayed into the new tables.
+// handling in Apply), so no event is lost or doubled. It returns the
+// position the new tables had reached at the swap; Progress counts events.
 func Rebuild(ctx context.Context, log domain.Log, o RebuildOptions) (uint64, error) {
 	if o.Schema == "" {
 		o.Schema = DefaultSchema
@@ -97,7 +97,7 @@ func Rebuild(ctx context.Context, log domain.Log, o RebuildOptions) (uint64, err
 	if waitErr != nil {
 		return 0, fmt.Errorf("rebuild %s: %w", o.Schema, waitErr)
 	}
-	_, err = swap(ctx, o.Pool, o.Schema, fresh)
+	pos, err := swap(ctx, o.Pool, o.Schema, fresh)
 	if err != nil {
 		return 0, fmt.Errorf("rebuild %s: %w", o.Schema, err)
 	}
@@ -105,7 +105,7 @@ func Rebuild(ctx context.Context, log domain.Log, o RebuildOptions) (uint64, err
 	if o.Progress != nil {
 		o.Progress(p.Applied(), totalEvents)
 	}
-	return p.Applied(), nil
+	return pos, nil
 }
 
 func waitWithProgress(ctx context.Context, p *projections.Projector, total, totalEvents uint64, o RebuildOptions, runErr <-chan error) error {
