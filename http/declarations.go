@@ -261,23 +261,9 @@ func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) {
 // reviewDeclaration is POST /v1/declarations/{id}/review (reviewer or
 // admin). A declaration reviewed twice is a conflict.
 func (s *Server) reviewDeclaration(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !hasRole(a, domain.RoleReviewer, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("only a reviewer or an admin may review a declaration"))
-		return
-	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req reviewRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
+	a, id, ok := s.startWrite(w, r, "only a reviewer or an admin may review a declaration", []string{domain.RoleReviewer, domain.RoleAdmin}, &req)
+	if !ok {
 		return
 	}
 	res, err := s.ledger.ReviewDeclaration(r.Context(), a, id, domain.ReviewDeclaration{Decision: req.Decision, Reason: req.Reason})

@@ -86,23 +86,9 @@ type personWriteResponse struct {
 
 // verifyPerson is POST /v1/persons/{id}/verification (reviewer or admin).
 func (s *Server) verifyPerson(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !hasRole(a, domain.RoleReviewer, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("only a reviewer or an admin may verify a person"))
-		return
-	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req verifyRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
+	a, id, ok := s.startWrite(w, r, "only a reviewer or an admin may verify a person", []string{domain.RoleReviewer, domain.RoleAdmin}, &req)
+	if !ok {
 		return
 	}
 	res, err := s.ledger.VerifyPerson(r.Context(), a, id, domain.VerifyPerson{Method: req.Method, Result: req.Result})

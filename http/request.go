@@ -164,6 +164,28 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 }
 
 // pathID parses the {name} path parameter as a UUID.
+// startWrite begins a write route on /…/{id}: the caller must hold one of
+// roles (forbidden with why otherwise), {id} must be a UUID and the body
+// must decode into req, in that order. On failure it has written the
+// problem and ok is false.
+func (s *Server) startWrite(w http.ResponseWriter, r *http.Request, why string, roles []string, req any) (a domain.Actor, id uuid.UUID, ok bool) {
+	a, err := s.actor(r)
+	if err == nil && !hasRole(a, roles...) {
+		err = forbidden(why)
+	}
+	if err == nil {
+		id, err = pathID(r, "id")
+	}
+	if err == nil {
+		err = decode(w, r, s.cfg.MaxBodyBytes, req)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return domain.Actor{}, uuid.Nil, false
+	}
+	return a, id, true
+}
+
 func pathID(r *http.Request, name string) (uuid.UUID, error) {
 	return parseID(name, chi.URLParam(r, name))
 }

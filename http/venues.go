@@ -215,23 +215,9 @@ type reviewRequest struct {
 
 // reviewVenue is POST /v1/venues/{id}/review (reviewer or admin).
 func (s *Server) reviewVenue(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !hasRole(a, domain.RoleReviewer, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("only a reviewer or an admin may review a venue"))
-		return
-	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req reviewRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
+	a, id, ok := s.startWrite(w, r, "only a reviewer or an admin may review a venue", []string{domain.RoleReviewer, domain.RoleAdmin}, &req)
+	if !ok {
 		return
 	}
 	res, err := s.ledger.ReviewVenue(r.Context(), a, id, domain.ReviewVenue{Decision: req.Decision, Reason: req.Reason})
@@ -259,23 +245,9 @@ type subAdminResponse struct {
 // addSubAdmin is POST /v1/venues/{id}/admins: the manager adds a registered
 // person as sub-admin.
 func (s *Server) addSubAdmin(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !hasRole(a, domain.RolePerson, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("only the venue's manager may add sub-admins"))
-		return
-	}
-	venueID, err := pathID(r, "id")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req subAdminRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
+	a, venueID, ok := s.startWrite(w, r, "only the venue's manager may add sub-admins", []string{domain.RolePerson, domain.RoleAdmin}, &req)
+	if !ok {
 		return
 	}
 	personID, err := parseID("person_id", req.PersonID)
