@@ -48,8 +48,14 @@ type Store struct {
 	seen   map[uuid.UUID]struct{}
 	health map[string]*healthRow
 	alerts map[string][]alertRow // by district, sorted by (at, position)
-	audit  []auditRow            // sorted by (at, position)
-	decls  map[uuid.UUID]*domain.DeclarationView
+
+	// pendV and pendP gather one Apply's new passes per venue and person,
+	// merged into their sorted lists once at the end of the batch: an
+	// offline batch lands before newer passes, and one sorted insert per
+	// pass would move the list's tail once per pass.
+	pendV, pendP map[int32][]int32
+	audit        []auditRow // sorted by (at, position)
+	decls        map[uuid.UUID]*domain.DeclarationView
 }
 
 var _ projections.Store = (*Store)(nil)
@@ -65,6 +71,8 @@ func New(Options) *Store {
 		health:   make(map[string]*healthRow),
 		alerts:   make(map[string][]alertRow),
 		decls:    make(map[uuid.UUID]*domain.DeclarationView),
+		pendV:    make(map[int32][]int32),
+		pendP:    make(map[int32][]int32),
 	}
 	s.str.init()
 	return s
@@ -238,6 +246,7 @@ func (s *Store) Apply(_ context.Context, b projections.Batch) (projections.Check
 		}
 		s.apply(c)
 	}
+	s.mergePending()
 	if b.Last > s.cp.Position {
 		s.cp = projections.Checkpoint{Position: b.Last, RecordedAt: b.LastRecordedAt}
 	}
@@ -428,10 +437,22 @@ func (s *Store) applyPass(c *projections.Change, ev *domain.PassRecorded) {
 	idx := int32(len(s.passes))
 	s.passes = append(s.passes, p)
 	s.passByID[c.EventID] = idx
-	v := &s.venues[p.venue]
-	v.passes = s.insertSorted(v.passes, idx)
-	pr := &s.people[p.person]
-	pr.passes = s.insertSorted(pr.passes, idx)
+	s.pendV[p.venue] = append(s.pendV[p.venue], idx)
+	s.pendP[p.person] = append(s.pendP[p.person], idx)
+}
+
+// mergePending merges the batch's new passes into the venue and person lists.
+func (s *Store) mergePending() {
+	for vi, add := range s.pendV {
+		v := &s.venues[vi]
+		v.passes = s.mergeSorted(v.passes, add)
+	}
+	for pi, add := range s.pendP {
+		p := &s.people[pi]
+		p.passes = s.mergeSorted(p.passes, add)
+	}
+	clear(s.pendV)
+	clear(s.pendP)
 }
 
 // before reports whether pass a sorts before pass b by (at, position).
@@ -440,13 +461,37 @@ func (s *Store) before(a, b int32) bool {
 	return pa.at < pb.at || (pa.at == pb.at && pa.pos < pb.pos)
 }
 
-func (s *Store) insertSorted(list []int32, idx int32) []int32 {
+// mergeSorted merges add (in any order) into list (sorted by (at,
+// position)) in one pass over the part of list they land in.
+func (s *Store) mergeSorted(list, add []int32) []int32 {
+	slices.SortFunc(add, func(a, b int32) int {
+		if s.before(a, b) {
+			return -1
+		}
+		if s.before(b, a) {
+			return 1
+		}
+		return 0
+	})
 	n := len(list)
-	if n == 0 || !s.before(idx, list[n-1]) {
-		return append(list, idx)
+	if n == 0 || !s.before(add[0], list[n-1]) {
+		return append(list, add...)
 	}
-	k := sort.Search(n, func(j int) bool { return s.before(idx, list[j]) })
-	return slices.Insert(list, k, idx)
+	k := sort.Search(n, func(j int) bool { return s.before(add[0], list[j]) })
+	tail := slices.Clone(list[k:])
+	list = list[:k]
+	i, j := 0, 0
+	for i < len(tail) && j < len(add) {
+		if s.before(add[j], tail[i]) {
+			list = append(list, add[j])
+			j++
+		} else {
+			list = append(list, tail[i])
+			i++
+		}
+	}
+	list = append(list, tail[i:]...)
+	return append(list, add[j:]...)
 }
 
 // lowerBound returns the first k in list with passes[list[k]].at >= at.
