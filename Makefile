@@ -9,17 +9,19 @@ GO        ?= go
 export GOEXPERIMENT := jsonv2
 DATA      ?= ./data
 HTTP      ?= :8080
-DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
-export DATABASE_URL
+# The tests' database; `make run` ignores it (the embedded default keeps the
+# read models in memory: run `ledger serve --postgres URL` for PostgreSQL).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 .PHONY: run build test test-short bench vet fmt tidy clean
 
 run:
-	$(GO) run ./cmd/ledger serve --data $(DATA) --http $(HTTP)
+	env -u DATABASE_URL -u NATS_URL $(GO) run ./cmd/ledger serve --data $(DATA) --http $(HTTP)
 
 build:
 	$(GO) build -o bin/ledger ./cmd/ledger
 
+test: export DATABASE_URL ?= $(TEST_DATABASE_URL)
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
@@ -27,6 +29,7 @@ test:
 test-short:
 	$(GO) test -short -count=1 ./...
 
+bench: export DATABASE_URL ?= $(TEST_DATABASE_URL)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./eventstore/ ./projections/...
 
