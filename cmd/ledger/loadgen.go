@@ -38,6 +38,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	persons := fs.Int("persons", 2000, "people to register in set-up")
 	venues := fs.Int("venues", 20, "venues to register in set-up")
 	batchSize := fs.Int("batch", 1000, "passes per batch request (mode batch)")
+	spacing := fs.Duration("spacing", time.Second, "mode batch: the time between a batch's passes, ending now (a scanner that was offline for batch × spacing)")
 	baseline := fs.Bool("baseline", true, "also load a do-nothing HTTP server in this process for the same time")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -54,7 +55,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc * 2, MaxConnsPerHost: *conc * 2}, Timeout: 30 * time.Second}
-	w := &world{base: *base, client: client, signer: signer, out: stderr}
+	w := &world{base: *base, client: client, signer: signer, out: stderr, spacing: *spacing}
 	fmt.Fprintf(stderr, "set-up: %d people, %d venues\n", *persons, *venues)
 	if err := w.setUp(ctx, *persons, *venues); err != nil {
 		return fmt.Errorf("loadgen set-up: %w", err)
@@ -109,6 +110,7 @@ type world struct {
 	venueIDs   []string
 	venueCodes []string
 	scanners   []string // scanner tokens, one per venue
+	spacing    time.Duration
 }
 
 func (w *world) setUp(ctx context.Context, persons, venues int) error {
@@ -218,7 +220,7 @@ func (w *world) batchBody(rng *rand.Rand, n int) []byte {
 			dir = "out"
 		}
 		fmt.Fprintf(&b, `{"method":"manual","venue_id":"%s","id_type":"resident_id","id_number":"%s","direction":"%s","event_id":"%s","occurred_at":"%s"}`,
-			w.venueIDs[v], w.idNumbers[p], dir, uuid.Must(uuid.NewV7()), now.Add(-time.Duration(n-i)*time.Second).Format(time.RFC3339Nano))
+			w.venueIDs[v], w.idNumbers[p], dir, uuid.Must(uuid.NewV7()), now.Add(-time.Duration(n-i)*w.spacing).Format(time.RFC3339Nano))
 	}
 	b.WriteString(`]}`)
 	return b.Bytes()
