@@ -235,6 +235,14 @@ func (s *Store) connect() error {
 		if err != nil {
 			return fmt.Errorf("eventstore: connect %s: %w", s.o.URL, err)
 		}
+		// Older servers accept the stream config but silently ignore what
+		// the ledger depends on (per-message TTL, atomic batches, consumers
+		// with several filter subjects): refuse them instead.
+		if !versionAtLeast(nc.ConnectedServerVersion(), 2, 12) {
+			v := nc.ConnectedServerVersion()
+			nc.Close()
+			return fmt.Errorf("eventstore: %s runs nats-server %s; the ledger needs 2.12 or newer (per-message TTL, atomic batch publish)", s.o.URL, v)
+		}
 		s.nc = nc
 	} else {
 		if s.o.Dir == "" {
@@ -273,6 +281,16 @@ func (s *Store) connect() error {
 	}
 	s.js = js
 	return nil
+}
+
+// versionAtLeast reports whether a server version "major.minor.patch[-…]"
+// is at least major.minor.
+func versionAtLeast(v string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(v, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
 }
 
 // streamConfig is the LEDGER stream: every event, file storage, kept
