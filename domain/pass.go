@@ -302,28 +302,14 @@ func (l *Ledger) admitPass(ctx context.Context, actor Actor, j *passJob, memo ve
 	return authorisePass(actor, j.cmd.Method, j.venue)
 }
 
-// storedPasses looks up passes by event id in the read model, in one call
-// when it offers PassesByID.
+// storedPasses looks up passes by event id in the read model, in one call.
 func (l *Ledger) storedPasses(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]PassView, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	if many, ok := l.Reads.(PassesByID); ok {
-		found, err := many.Passes(ctx, ids)
-		if err != nil {
-			return nil, fmt.Errorf("look up %d stored passes: %w", len(ids), err)
-		}
-		return found, nil
-	}
-	found := make(map[uuid.UUID]PassView)
-	for _, id := range ids {
-		pv, ok, err := l.Reads.Pass(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("look up stored pass %s: %w", id, err)
-		}
-		if ok {
-			found[id] = pv
-		}
+	found, err := l.Reads.Passes(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("look up %d stored passes: %w", len(ids), err)
 	}
 	return found, nil
 }

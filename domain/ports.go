@@ -182,6 +182,9 @@ type ReadModel interface {
 	Alerts(ctx context.Context, district string, limit int) ([]Alert, error)
 	// Pass returns a stored pass by event id; ok is false when unknown.
 	Pass(ctx context.Context, eventID uuid.UUID) (p PassView, ok bool, err error)
+	// Passes returns the stored passes among eventIDs, by event id, in one
+	// call (a batch of retried passes); ids not stored are absent.
+	Passes(ctx context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]PassView, error)
 }
 
 // Log is the reading side of the event store, for projectors and replays.
@@ -197,14 +200,6 @@ type Log interface {
 	Read(ctx context.Context, filter string, from uint64, fn func([]Envelope) error) error
 	// LastPosition returns the position of the newest event in the log.
 	LastPosition(ctx context.Context) (uint64, error)
-}
-
-// PassesByID is an optional extension of ReadModel: many stored passes by
-// event id in one call. A batch of retried passes is checked against the
-// read model with it when the store offers it, one Pass call per item
-// otherwise. Ids not stored are absent from the map.
-type PassesByID interface {
-	Passes(ctx context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]PassView, error)
 }
 
 // ArrivalDetails are what an arrival declaration (入临申报) says.

@@ -738,6 +738,24 @@ func (s *Store) Pass(_ context.Context, eventID uuid.UUID) (domain.PassView, boo
 	if !ok {
 		return domain.PassView{}, false, nil
 	}
+	return s.passView(i), true, nil
+}
+
+// Passes returns the stored passes among eventIDs.
+func (s *Store) Passes(_ context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]domain.PassView, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	found := make(map[uuid.UUID]domain.PassView)
+	for _, id := range eventIDs {
+		if i, ok := s.passByID[id]; ok {
+			found[id] = s.passView(i)
+		}
+	}
+	return found, nil
+}
+
+// passView rebuilds stored pass i. The read lock is held.
+func (s *Store) passView(i int32) domain.PassView {
 	p := &s.passes[i]
 	str := s.str.strs
 	ev := domain.PassRecorded{
@@ -756,7 +774,7 @@ func (s *Store) Pass(_ context.Context, eventID uuid.UUID) (domain.PassView, boo
 	if p.sVenue >= 0 {
 		ev.Screen.VenueID = s.venues[p.sVenue].view.ID
 	}
-	return domain.PassView{EventID: p.id, Position: p.pos, Pass: ev}, true, nil
+	return domain.PassView{EventID: p.id, Position: p.pos, Pass: ev}
 }
 
 func (s *Store) presence(list []int32) []projections.Presence {

@@ -16,13 +16,13 @@ import (
 
 // queries are the store's SQL with its schema filled in.
 type queries struct {
-	schema                                                      string
-	checkpoint, lockCheckpoint, setCheckpoint                   string
-	markApplied, storedPasses, insertHealth, insertAlerts       string
-	personRegistered, personVerified                            string
-	venueApplied, venueReviewed, subAdminAdded, subAdminRemoved string
-	person, personByHash, health, venue, alerts, passByID       string
-	occupancy                                                   string
+	schema                                                             string
+	checkpoint, lockCheckpoint, setCheckpoint                          string
+	markApplied, storedPasses, insertHealth, insertAlerts              string
+	personRegistered, personVerified                                   string
+	venueApplied, venueReviewed, subAdminAdded, subAdminRemoved        string
+	person, personByHash, health, venue, alerts, passByID, passesByIDs string
+	occupancy                                                          string
 }
 
 func newQueries(schema string) queries {
@@ -83,6 +83,9 @@ func newQueries(schema string) queries {
 		passByID: q(`SELECT event_id, position, venue_id, person_id, direction, method, decision, reason, operator,
 			guardian_id, s_name, s_colour, s_nat_result, s_nat_at, s_doses, s_venue_id, s_venue_name, s_at,
 			s_direction, s_decision, s_reason FROM {s}.passes WHERE event_id = $1`),
+		passesByIDs: q(`SELECT event_id, position, venue_id, person_id, direction, method, decision, reason, operator,
+			guardian_id, s_name, s_colour, s_nat_result, s_nat_at, s_doses, s_venue_id, s_venue_name, s_at,
+			s_direction, s_decision, s_reason FROM {s}.passes WHERE event_id = ANY($1)`),
 		occupancy: q(`SELECT count(*) FROM (
 				SELECT DISTINCT ON (person_id) direction, decision FROM {s}.passes
 				WHERE venue_id = $1 AND at > $2 AND at <= $3
@@ -388,6 +391,39 @@ func (s *Store) Alerts(ctx context.Context, district string, limit int) ([]domai
 
 // Pass implements domain.ReadModel.
 func (s *Store) Pass(ctx context.Context, eventID uuid.UUID) (domain.PassView, bool, error) {
+	v, err := scanPass(s.pool.QueryRow(ctx, s.q.passByID, eventID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.PassView{}, false, nil
+	}
+	if err != nil {
+		return domain.PassView{}, false, fmt.Errorf("pass %s: %w", eventID, err)
+	}
+	return v, true, nil
+}
+
+// Passes returns the stored passes among eventIDs, in one query.
+func (s *Store) Passes(ctx context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]domain.PassView, error) {
+	rows, err := s.pool.Query(ctx, s.q.passesByIDs, eventIDs)
+	if err != nil {
+		return nil, fmt.Errorf("passes by id: %w", err)
+	}
+	defer rows.Close()
+	found := make(map[uuid.UUID]domain.PassView)
+	for rows.Next() {
+		v, err := scanPass(rows)
+		if err != nil {
+			return nil, fmt.Errorf("passes by id: %w", err)
+		}
+		found[v.EventID] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("passes by id: %w", err)
+	}
+	return found, nil
+}
+
+// scanPass reads one row of the passByID / passesByIDs queries.
+func scanPass(row pgx.Row) (domain.PassView, error) {
 	var (
 		v                domain.PassView
 		pos              int64
@@ -397,14 +433,11 @@ func (s *Store) Pass(ctx context.Context, eventID uuid.UUID) (domain.PassView, b
 		p                = &v.Pass
 		sc               = &p.Screen
 	)
-	err := s.pool.QueryRow(ctx, s.q.passByID, eventID).Scan(&v.EventID, &pos, &p.VenueID, &p.PersonID,
+	err := row.Scan(&v.EventID, &pos, &p.VenueID, &p.PersonID,
 		&p.Direction, &p.Method, &p.Decision, &p.Reason, &p.Operator, &guardian, &sc.NameMasked, &sc.CodeColour,
 		&sc.NATResult, &natAt, &doses, &sVenue, &sc.VenueName, &sAt, &sc.Direction, &sc.Decision, &sc.Reason)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return domain.PassView{}, false, nil
-	}
 	if err != nil {
-		return domain.PassView{}, false, fmt.Errorf("pass %s: %w", eventID, err)
+		return domain.PassView{}, err
 	}
 	v.Position = uint64(pos)
 	if guardian != nil {
@@ -414,7 +447,7 @@ func (s *Store) Pass(ctx context.Context, eventID uuid.UUID) (domain.PassView, b
 		sc.VenueID = *sVenue
 	}
 	sc.NATAt, sc.At, sc.VaccineDoses = utc(natAt), utc(sAt), int(doses)
-	return v, true, nil
+	return v, nil
 }
 
 func (s *Store) presence(ctx context.Context, col string, id uuid.UUID, from, to time.Time) ([]projections.Presence, error) {

@@ -600,7 +600,8 @@ func testPassLookup(t *testing.T, f *feeder) {
 			Reason: "nucleic-acid test older than 48 h"},
 	}, at)
 	noScreen := f.pass(v, zhang, "out", "pass", at)
-	e = f.apply(e, noScreen)[0]
+	applied := f.apply(e, noScreen)
+	e, noScreen = applied[0], applied[1]
 	pv, ok, err := f.s.Pass(ctx, e.ID)
 	if err != nil || !ok {
 		t.Fatalf("pass lookup: %v %v", ok, err)
@@ -612,6 +613,20 @@ func testPassLookup(t *testing.T, f *feeder) {
 	}
 	if _, ok, err := f.s.Pass(ctx, uuid.New()); ok || err != nil {
 		t.Fatalf("unknown pass: %v %v", ok, err)
+	}
+	unknown := uuid.New()
+	many, err := f.s.Passes(ctx, []uuid.UUID{e.ID, unknown, noScreen.ID})
+	if err != nil {
+		t.Fatalf("passes lookup: %v", err)
+	}
+	if len(many) != 2 || !reflect.DeepEqual(many[e.ID], pv) {
+		t.Fatalf("passes lookup: got %d passes, %+v for %s; want 2, the same as Pass", len(many), many[e.ID], e.ID)
+	}
+	if _, ok := many[unknown]; ok {
+		t.Fatal("passes lookup answered an unknown id")
+	}
+	if nv, ok := many[noScreen.ID]; !ok || nv.Position != noScreen.Position {
+		t.Fatalf("passes lookup of %s: %+v %v", noScreen.ID, nv, ok)
 	}
 }
 
