@@ -52,9 +52,6 @@ type Ledger struct {
 	// of a type, for contact tracing (the same function the HTTP layer's
 	// occupancy uses); nil: DefaultDwell.
 	Dwell func(venueType string) time.Duration
-	// Traces serves contact tracing's window reads; nil: Reads, when it
-	// implements TraceReads.
-	Traces TraceReads
 	// Log replays a person's passes straight from the log; nil: Events,
 	// when it implements Log.
 	Log Log

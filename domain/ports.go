@@ -166,6 +166,10 @@ type PassView struct {
 // and PostgreSQL stores in projections. Every method reflects the state at
 // Position() or later.
 type ReadModel interface {
+	TraceReads
+	AuditReads
+	DeclarationReads
+
 	// Position returns the global position of the last event applied.
 	Position(ctx context.Context) (uint64, error)
 	Person(ctx context.Context, id uuid.UUID) (PersonView, error)

@@ -284,16 +284,6 @@ func (l *Ledger) dwell() func(string) time.Duration {
 	return DefaultDwell
 }
 
-func (l *Ledger) traceReads() (TraceReads, error) {
-	if l.Traces != nil {
-		return l.Traces, nil
-	}
-	if tr, ok := l.Reads.(TraceReads); ok {
-		return tr, nil
-	}
-	return nil, errors.New("trace: the read models serve no window reads (domain.TraceReads)")
-}
-
 func (l *Ledger) log() (Log, error) {
 	if l.Log != nil {
 		return l.Log, nil
@@ -402,10 +392,6 @@ func (l *Ledger) Trace(ctx context.Context, actor Actor, q TraceQuery) (TraceRes
 	if err != nil {
 		return TraceResult{}, err
 	}
-	reads, err := l.traceReads()
-	if err != nil {
-		return TraceResult{}, err
-	}
 	readPos, err := l.Reads.Position(ctx)
 	if err != nil {
 		return TraceResult{}, fmt.Errorf("trace: read models position: %w", err)
@@ -420,7 +406,7 @@ func (l *Ledger) Trace(ctx context.Context, actor Actor, q TraceQuery) (TraceRes
 		return TraceResult{}, fmt.Errorf("trace: index person: %w", err)
 	}
 	search.PersonID = index.ID
-	found, err := FindContacts(ctx, reads, search, l.dwell())
+	found, err := FindContacts(ctx, l.Reads, search, l.dwell())
 	if err != nil {
 		return TraceResult{}, err
 	}
@@ -443,11 +429,11 @@ func (l *Ledger) Trace(ctx context.Context, actor Actor, q TraceQuery) (TraceRes
 			venueIDs = append(venueIDs, st.VenueID)
 		}
 	}
-	names, err := reads.PersonNames(ctx, personIDs)
+	names, err := l.Reads.PersonNames(ctx, personIDs)
 	if err != nil {
 		return TraceResult{}, fmt.Errorf("trace: names of %d contacts: %w", len(personIDs), err)
 	}
-	venues, err := reads.VenuesByID(ctx, venueIDs)
+	venues, err := l.Reads.VenuesByID(ctx, venueIDs)
 	if err != nil {
 		return TraceResult{}, fmt.Errorf("trace: %d venues: %w", len(venueIDs), err)
 	}

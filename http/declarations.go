@@ -43,18 +43,6 @@ type declarationWriteResponse struct {
 	writeResult
 }
 
-// declarationReads returns the declarations' read side: Config.Declarations,
-// or the read models when they serve it.
-func (s *Server) declarationReads() (domain.DeclarationReads, error) {
-	if s.cfg.Declarations != nil {
-		return s.cfg.Declarations, nil
-	}
-	if d, ok := s.reads.(domain.DeclarationReads); ok {
-		return d, nil
-	}
-	return nil, errUnavailableWith("the read models do not serve declarations")
-}
-
 // errUnavailableWith is errUnavailable with a reason.
 func errUnavailableWith(reason string) error { return fmt.Errorf("%s: %w", reason, errUnavailable) }
 
@@ -193,17 +181,12 @@ func (s *Server) listDeclarations(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	reads, err := s.declarationReads()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	pos, err := s.readPosition(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	ds, err := reads.Declarations(r.Context(), f)
+	ds, err := s.reads.Declarations(r.Context(), f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -236,17 +219,12 @@ func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	reads, err := s.declarationReads()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	pos, err := s.readPosition(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	d, err := reads.Declaration(r.Context(), id)
+	d, err := s.reads.Declaration(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

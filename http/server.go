@@ -42,9 +42,6 @@ type Config struct {
 	Ledger *domain.Ledger
 	// Reads answers queries (the read side).
 	Reads domain.ReadModel
-	// Declarations answers the declaration queries; nil: Reads, when it
-	// serves them.
-	Declarations domain.DeclarationReads
 	// Poison is the reactions' poison queue (GET /v1/admin/poison); nil:
 	// those routes answer 503.
 	Poison domain.PoisonQueue

@@ -201,11 +201,6 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, forbidden("the audit trail is for admins"))
 		return
 	}
-	audit, ok := s.reads.(domain.AuditReads)
-	if !ok {
-		s.writeError(w, r, fmt.Errorf("read models keep no audit list: %w", errUnavailable))
-		return
-	}
 	qs := r.URL.Query()
 	var q domain.AuditQuery
 	if q.From, err = parseTime("from", qs.Get("from")); err != nil {
@@ -237,7 +232,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	entries, err := audit.Audit(r.Context(), q)
+	entries, err := s.reads.Audit(r.Context(), q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -139,9 +139,6 @@ type Store interface {
 	domain.ReadModel
 	Writer
 	PassReader
-	domain.TraceReads
-	domain.AuditReads
-	domain.DeclarationReads
 }
 
 // ProjectionStatus is what `ledger projections status` prints and /readyz checks.
