@@ -99,37 +99,11 @@ type Writer interface {
 	Checkpoint(ctx context.Context) (Checkpoint, error)
 }
 
-// Presence is one pass as contact tracing needs it: who, where, when, which way.
-type Presence struct {
-	EventID   uuid.UUID `json:"event_id"`
-	VenueID   uuid.UUID `json:"venue_id"`
-	PersonID  uuid.UUID `json:"person_id"`
-	At        time.Time `json:"at"`
-	Direction string    `json:"direction"`
-	Decision  string    `json:"decision"`
-	Method    string    `json:"method"`
-	Position  uint64    `json:"position"`
-	// RecordedAt is when the ledger appended the pass (zero: unknown, for
-	// rows stored before the read models kept it).
-	RecordedAt time.Time `json:"recorded_at,omitzero"`
-}
-
-// PassReader answers the window queries that contact tracing builds on.
-// Windows are [from, to): from inclusive, to exclusive, zero unbounded.
-// Results are in ascending (at, position) order.
-type PassReader interface {
-	// VenuePasses returns every pass at a venue in the window.
-	VenuePasses(ctx context.Context, venueID uuid.UUID, from, to time.Time) ([]Presence, error)
-	// PersonPasses returns every pass of a person in the window.
-	PersonPasses(ctx context.Context, personID uuid.UUID, from, to time.Time) ([]Presence, error)
-}
-
 // Store is a read-model store: the queries, the writer and the window reads.
 //
 // Query conventions shared by every store (checked by projections/storetest):
 //   - time windows are [from, to), zero bounds are open;
-//   - Entries are newest first by (at, position); Trace, VenuePasses and
-//     PersonPasses oldest first; Alerts newest first; Venues by application
+//   - Entries are newest first by (at, position); Trace oldest first; Alerts newest first; Venues by application
 //     order (the review queue is first come, first served);
 //   - "at" of a pass is its OccurredAt (the device's clock);
 //   - the window reads of domain.TraceReads come in no particular order
@@ -138,7 +112,6 @@ type PassReader interface {
 type Store interface {
 	domain.ReadModel
 	Writer
-	PassReader
 }
 
 // ProjectionStatus is what `ledger projections status` prints and /readyz checks.

@@ -776,38 +776,3 @@ func (s *Store) passView(i int32) domain.PassView {
 	}
 	return domain.PassView{EventID: p.id, Position: p.pos, Pass: ev}
 }
-
-func (s *Store) presence(list []int32) []projections.Presence {
-	out := make([]projections.Presence, 0, len(list))
-	for _, k := range list {
-		p := &s.passes[k]
-		out = append(out, projections.Presence{
-			EventID: p.id, VenueID: s.venues[p.venue].view.ID, PersonID: s.people[p.person].id,
-			At: fromNanos(p.at), Direction: s.str.strs[p.dir], Decision: s.str.strs[p.decision],
-			Method: s.str.strs[p.method], Position: p.pos, RecordedAt: fromNanos(p.rec),
-		})
-	}
-	return out
-}
-
-// VenuePasses implements projections.PassReader.
-func (s *Store) VenuePasses(_ context.Context, venueID uuid.UUID, from, to time.Time) ([]projections.Presence, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	vi, ok := s.venueIdx[venueID]
-	if !ok {
-		return []projections.Presence{}, nil
-	}
-	return s.presence(s.window(s.venues[vi].passes, from, to)), nil
-}
-
-// PersonPasses implements projections.PassReader.
-func (s *Store) PersonPasses(_ context.Context, personID uuid.UUID, from, to time.Time) ([]projections.Presence, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	pi, ok := s.personIx[personID]
-	if !ok {
-		return []projections.Presence{}, nil
-	}
-	return s.presence(s.window(s.people[pi].passes, from, to)), nil
-}

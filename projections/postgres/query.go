@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
-	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -448,42 +447,4 @@ func scanPass(row pgx.Row) (domain.PassView, error) {
 	}
 	sc.NATAt, sc.At, sc.VaccineDoses = utc(natAt), utc(sAt), int(doses)
 	return v, nil
-}
-
-func (s *Store) presence(ctx context.Context, col string, id uuid.UUID, from, to time.Time) ([]projections.Presence, error) {
-	where, args := window([]string{"p." + col + " = $1"}, []any{id}, from, to)
-	text := `SELECT p.event_id, p.venue_id, p.person_id, p.at, p.direction, p.decision, p.method, p.position, p.recorded_at
-		FROM {s}.passes p WHERE ` + strings.Join(where, " AND ") + ` ORDER BY p.at, p.position`
-	rows, err := s.pool.Query(ctx, s.sql(text), args...)
-	if err != nil {
-		return nil, fmt.Errorf("passes by %s %s: %w", col, id, err)
-	}
-	defer rows.Close()
-	out := []projections.Presence{}
-	for rows.Next() {
-		var (
-			p   projections.Presence
-			pos int64
-			rec *time.Time
-		)
-		if err := rows.Scan(&p.EventID, &p.VenueID, &p.PersonID, &p.At, &p.Direction, &p.Decision, &p.Method, &pos, &rec); err != nil {
-			return nil, fmt.Errorf("passes by %s %s: %w", col, id, err)
-		}
-		p.At, p.Position, p.RecordedAt = p.At.UTC(), uint64(pos), utc(rec)
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("passes by %s %s: %w", col, id, err)
-	}
-	return out, nil
-}
-
-// VenuePasses implements projections.PassReader.
-func (s *Store) VenuePasses(ctx context.Context, venueID uuid.UUID, from, to time.Time) ([]projections.Presence, error) {
-	return s.presence(ctx, "venue_id", venueID, from, to)
-}
-
-// PersonPasses implements projections.PassReader.
-func (s *Store) PersonPasses(ctx context.Context, personID uuid.UUID, from, to time.Time) ([]projections.Presence, error) {
-	return s.presence(ctx, "person_id", personID, from, to)
 }

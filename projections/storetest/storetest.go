@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -640,19 +641,23 @@ func testWindows(t *testing.T, f *feeder) {
 		f.pass(v, li, "out", "pass", t0.Add(2*time.Hour)),
 	}
 	f.apply(envs...)
-	vp := must(f.s.VenuePasses(ctx, v, t0.Add(time.Minute), t0.Add(2*time.Hour)))(t)
-	if got := ids(vp, func(p projections.Presence) uuid.UUID { return p.EventID }); !slices.Equal(got, []uuid.UUID{envs[1].ID, envs[2].ID}) {
+	byPosition := func(ps []domain.PassPoint) []domain.PassPoint {
+		slices.SortFunc(ps, func(a, b domain.PassPoint) int { return cmp.Compare(a.Position, b.Position) })
+		return ps
+	}
+	vp := byPosition(must(f.s.PassesAtVenues(ctx, []domain.VenueWindow{{VenueID: v, From: t0.Add(time.Minute), To: t0.Add(2 * time.Hour)}}, time.Time{}))(t))
+	if got := ids(vp, func(p domain.PassPoint) uuid.UUID { return p.EventID }); !slices.Equal(got, []uuid.UUID{envs[1].ID, envs[2].ID}) {
 		t.Fatalf("venue window: %v", got)
 	}
 	if p := vp[1]; p.PersonID != zhang || p.VenueID != v || p.Direction != "out" || p.Decision != "pass" ||
-		p.Method != "staff_scan" || !p.At.Equal(t0.Add(40*time.Minute)) || p.Position != envs[2].Position {
-		t.Fatalf("presence row: %+v", p)
+		!p.At.Equal(t0.Add(40*time.Minute)) || p.Position != envs[2].Position {
+		t.Fatalf("pass row: %+v", p)
 	}
-	pp := must(f.s.PersonPasses(ctx, li, time.Time{}, time.Time{}))(t)
-	if got := ids(pp, func(p projections.Presence) uuid.UUID { return p.EventID }); !slices.Equal(got, []uuid.UUID{envs[1].ID, envs[3].ID}) {
+	pp := byPosition(must(f.s.PassesOfPersons(ctx, []uuid.UUID{li}, t0.Add(-time.Hour), t0.Add(3*time.Hour), time.Time{}))(t))
+	if got := ids(pp, func(p domain.PassPoint) uuid.UUID { return p.EventID }); !slices.Equal(got, []uuid.UUID{envs[1].ID, envs[3].ID}) {
 		t.Fatalf("person window: %v", got)
 	}
-	if none := must(f.s.PersonPasses(ctx, uuid.New(), time.Time{}, time.Time{}))(t); len(none) != 0 {
+	if none := must(f.s.PassesOfPersons(ctx, []uuid.UUID{uuid.New()}, t0.Add(-time.Hour), t0.Add(3*time.Hour), time.Time{}))(t); len(none) != 0 {
 		t.Fatalf("unknown person's passes: %v", none)
 	}
 }

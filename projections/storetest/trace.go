@@ -31,7 +31,8 @@ func testTraceReads(t *testing.T, f *feeder) {
 	)
 	all := []uuid.UUID{envs[0].ID, envs[1].ID, envs[2].ID, envs[3].ID}
 
-	pp := must(f.s.PersonPasses(ctx, li, time.Time{}, time.Time{}))(t)
+	pp := must(f.s.PassesOfPersons(ctx, []uuid.UUID{li}, time.Time{}, time.Time{}, time.Time{}))(t)
+	slices.SortFunc(pp, func(a, b domain.PassPoint) int { return a.At.Compare(b.At) })
 	if len(pp) != 2 || !pp[0].RecordedAt.Equal(t0.Add(10*time.Minute)) || !pp[1].RecordedAt.Equal(late.RecordedAt) {
 		t.Fatalf("person passes carry recorded_at: %+v", pp)
 	}
