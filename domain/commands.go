@@ -52,8 +52,8 @@ type Ledger struct {
 	// of a type, for contact tracing (the same function the HTTP layer's
 	// occupancy uses); nil: DefaultDwell.
 	Dwell func(venueType string) time.Duration
-	// Log replays a person's passes straight from the log; nil: Events,
-	// when it implements Log.
+	// Log is the log's reading side, to replay a person's passes straight
+	// from it (the event store implements both EventStore and Log).
 	Log Log
 }
 

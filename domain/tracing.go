@@ -284,16 +284,6 @@ func (l *Ledger) dwell() func(string) time.Duration {
 	return DefaultDwell
 }
 
-func (l *Ledger) log() (Log, error) {
-	if l.Log != nil {
-		return l.Log, nil
-	}
-	if lg, ok := l.Events.(Log); ok {
-		return lg, nil
-	}
-	return nil, errors.New("replay: the event store offers no reading side (domain.Log)")
-}
-
 // auditSubject is the name an audit event records for actor.
 func auditSubject(actor Actor) string {
 	if actor.Subject != "" {
@@ -540,11 +530,7 @@ func (l *Ledger) RecordLook(ctx context.Context, actor Actor, look Look) (Result
 // (a retry after the duplicate window) counts once, at its first position,
 // as in the read models. position is the log position the answer reflects.
 func (l *Ledger) ReplayHistory(ctx context.Context, personID uuid.UUID, from, to time.Time) (visits []Visit, position uint64, err error) {
-	lg, err := l.log()
-	if err != nil {
-		return nil, 0, err
-	}
-	last, err := lg.LastPosition(ctx)
+	last, err := l.Log.LastPosition(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("replay passes of %s: %w", personID, err)
 	}
@@ -555,7 +541,7 @@ func (l *Ledger) ReplayHistory(ctx context.Context, personID uuid.UUID, from, to
 	var rows []row
 	seen := make(map[uuid.UUID]bool)
 	filter := KindPass + ".*." + personID.String()
-	err = lg.Read(ctx, filter, 0, func(envs []Envelope) error {
+	err = l.Log.Read(ctx, filter, 0, func(envs []Envelope) error {
 		for _, e := range envs {
 			if e.Position > last || e.Type != TypePassRecorded || seen[e.ID] {
 				continue

@@ -86,7 +86,7 @@ func newTestServer(t testing.TB, tweak ...func(*Config)) *testEnv {
 		t.Fatal(err)
 	}
 	cfg := Config{
-		Ledger: &domain.Ledger{Events: es, Keys: es, Hasher: hasher, Reads: reads, Now: time.Now,
+		Ledger: &domain.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: reads, Now: time.Now,
 			Retention: 30 * 24 * time.Hour, ClockSkew: 5 * time.Minute},
 		Reads:       reads,
 		Signer:      signer,

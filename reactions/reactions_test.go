@@ -85,7 +85,7 @@ func newHarness(t *testing.T, withProjector bool) *harness {
 	}
 	reads := memory.New(memory.Options{})
 	h := &harness{t: t, ctx: ctx, es: es, reads: reads, signer: signer, logs: &syncBuffer{},
-		ledger: &domain.Ledger{Events: es, Keys: es, Hasher: hasher, Reads: reads,
+		ledger: &domain.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: reads,
 			Retention: 30 * 24 * time.Hour, ClockSkew: time.Minute}}
 	done := make(chan struct{})
 	if withProjector {

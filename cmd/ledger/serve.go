@@ -114,6 +114,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 
 	ledger := &domain.Ledger{
 		Events:    es,
+		Log:       es,
 		Keys:      es,
 		Hasher:    hasher,
 		Reads:     store,

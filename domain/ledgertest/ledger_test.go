@@ -63,6 +63,7 @@ func newHarness(t testing.TB) *harness {
 		tb: t, ctx: ctx, store: store, reads: reads, proj: proj,
 		ledger: &domain.Ledger{
 			Events:    store,
+			Log:       store,
 			Keys:      store,
 			Hasher:    hasher,
 			Reads:     reads,

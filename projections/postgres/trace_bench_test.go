@@ -47,7 +47,7 @@ func benchTrace(b *testing.B, depth int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ledger := &domain.Ledger{Events: es, Keys: es, Hasher: hasher, Reads: s, Dwell: domain.DefaultDwell,
+	ledger := &domain.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: s, Dwell: domain.DefaultDwell,
 		Now: func() time.Time { return storetest.Base.Add(15 * 24 * time.Hour) }}
 	analyst := domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:bench"}
 	var contacts, people, traces int
