@@ -1,7 +1,6 @@
 package ledgertest_test
 
 import (
-	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -119,27 +118,10 @@ func TestTruckPassReviewAndQueue(t *testing.T) {
 	}
 
 	// Concurrent reviews: exactly one wins, the others conflict.
-	const n = 6
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = h.ledger.ReviewDeclaration(h.ctx, reviewer, res.ID, domain.ReviewDeclaration{Decision: domain.ReviewApprove})
-		}()
-	}
-	wg.Wait()
-	won := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case errors.Is(err, domain.ErrConflict):
-		default:
-			t.Fatalf("unexpected error: %v", err)
-		}
-	}
+	won := raceOnce(t, 6, func() error {
+		_, err := h.ledger.ReviewDeclaration(h.ctx, reviewer, res.ID, domain.ReviewDeclaration{Decision: domain.ReviewApprove})
+		return err
+	})
 	events, _, err := h.store.Load(h.ctx, domain.DeclarationAggregate(res.ID))
 	if err != nil {
 		t.Fatal(err)

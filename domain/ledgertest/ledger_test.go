@@ -357,27 +357,10 @@ func TestConcurrentReviews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 8
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = h.ledger.ReviewVenue(h.ctx, reviewer, applied.ID, domain.ReviewVenue{Decision: domain.ReviewApprove})
-		}()
-	}
-	wg.Wait()
-	won := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case errors.Is(err, domain.ErrConflict):
-		default:
-			t.Fatalf("unexpected error: %v", err)
-		}
-	}
+	won := raceOnce(t, 8, func() error {
+		_, err := h.ledger.ReviewVenue(h.ctx, reviewer, applied.ID, domain.ReviewVenue{Decision: domain.ReviewApprove})
+		return err
+	})
 	events, _, err := h.store.Load(h.ctx, domain.VenueAggregate(applied.ID))
 	if err != nil {
 		t.Fatal(err)
@@ -733,4 +716,27 @@ func TestRetryInsideDuplicateWindow(t *testing.T) {
 	if h.lastPosition() != before {
 		t.Fatal("the retry appended")
 	}
+}
+
+// raceOnce runs command from n goroutines at once and returns how many
+// succeeded; every other must fail with a conflict.
+func raceOnce(t *testing.T, n int, command func() error) int {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = command() })
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case errors.Is(err, domain.ErrConflict):
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	return won
 }
