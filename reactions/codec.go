@@ -51,7 +51,9 @@ type selector func(e domain.Envelope) bool
 // prefilter tells from an encoded envelope whether it may be one a reaction
 // acts on; false must mean certainly not. Packs hold thousands of passes and
 // a reaction acts on few of them: only the elements a prefilter lets through
-// are decoded.
+// are decoded. A prefilter must also be monotone (true for a part of a body
+// means true for the whole, as a test of contained substrings is): a pack
+// it refuses as a whole is skipped without being split.
 type prefilter func(raw []byte) bool
 
 // all lets every element through.
@@ -78,6 +80,10 @@ func decodeSome(body []byte, seq uint64, maybe prefilter) ([]domain.Envelope, er
 		}
 		e.Position = eventstore.PositionOf(seq, 0)
 		return []domain.Envelope{e}, nil
+	}
+	if !maybe(trimmed) {
+		// No element can pass: most packs of passes are all green.
+		return nil, nil
 	}
 	elems, err := splitArray(trimmed)
 	if err != nil {

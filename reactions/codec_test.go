@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/eventstore"
 )
 
 // pack builds the body of a pack of n passes, every abnormalEvery-th one
@@ -144,6 +145,24 @@ func TestPrefilterKeepsEveryAbnormalPass(t *testing.T) {
 	}
 	if a, b := string(encodeEvents(whole, abnormalPasses)), string(encodeEvents(some, abnormalPasses)); a != b || len(some) != 72 {
 		t.Fatalf("prefiltered pick differs from the whole pick (%d prefiltered)", len(some))
+	}
+}
+
+// TestPrefilterSkipsNormalPacks: a pack with no abnormal pass gives nothing
+// (without being split), and one abnormal pass among normal ones is found
+// wherever it sits.
+func TestPrefilterSkipsNormalPacks(t *testing.T) {
+	normal := pack(t, 300, 0)
+	envs, err := decodeSome(normal, 3, mayBeAbnormalPass)
+	if err != nil || len(envs) != 0 {
+		t.Fatalf("all-normal pack: %d events, %v; want none", len(envs), err)
+	}
+	for _, n := range []int{1, 2, 300} {
+		body := pack(t, n, n) // the first pass of n is abnormal
+		envs, err := decodeSome(body, 3, mayBeAbnormalPass)
+		if err != nil || len(envs) != 1 || envs[0].Position != eventstore.PositionOf(3, 0) {
+			t.Fatalf("pack of %d with one abnormal pass: %d events, %v", n, len(envs), err)
+		}
 	}
 }
 
