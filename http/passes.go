@@ -200,12 +200,32 @@ func (s *Server) recordPassBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req batchRequest
-	if err := decode(w, r, s.cfg.MaxBatchBodyBytes, &req); err != nil {
+	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	switch n := len(req.Passes); {
+	// Most batches are well formed: decode every item in one go. Only when
+	// that fails is each item decoded on its own, so that a bad item is
+	// rejected alone with its own error.
+	var (
+		req     batchRequest
+		items   []passRequest
+		itemErr []error
+	)
+	if err := decodeOne(body, &struct {
+		Passes *[]passRequest `json:"passes"`
+	}{&items}); err != nil {
+		if err := decodeOne(body, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		items, itemErr = make([]passRequest, len(req.Passes)), make([]error, len(req.Passes))
+		for i, raw := range req.Passes {
+			itemErr[i] = decodeBytes(raw, &items[i])
+		}
+	}
+	switch n := len(items); {
 	case n == 0:
 		s.writeError(w, r, domain.Invalid("passes", "is required and must not be empty"))
 		return
@@ -213,15 +233,18 @@ func (s *Server) recordPassBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Invalid("passes", "has %d items, at most %d allowed", n, domain.MaxBatchPasses))
 		return
 	}
-	results := make([]batchResult, len(req.Passes))
-	cmds := make([]domain.RecordPass, 0, len(req.Passes))
-	index := make([]int, 0, len(req.Passes)) // cmds[k] is item index[k]
-	for i, raw := range req.Passes {
-		var item passRequest
-		err := decodeBytes(raw, &item)
+	results := make([]batchResult, len(items))
+	cmds := make([]domain.RecordPass, 0, len(items))
+	index := make([]int, 0, len(items)) // cmds[k] is item index[k]
+	for i := range items {
+		item := &items[i]
+		var err error
+		if itemErr != nil {
+			err = itemErr[i]
+		}
 		var cmd domain.RecordPass
 		if err == nil {
-			cmd, err = s.passCommand(a, &item)
+			cmd, err = s.passCommand(a, item)
 		}
 		if err != nil {
 			results[i] = s.rejected(r, item.EventID, err)

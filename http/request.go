@@ -52,16 +52,30 @@ func forbidden(what string) error {
 // decode reads one JSON value from the body into v, refusing unknown fields,
 // trailing data and bodies over limit bytes (413).
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	// Read the whole (limited) body first, so an oversized body is always
-	// a MaxBytesError (413), whichever JSON decoder sits behind.
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	return decodeOne(body, v)
+}
+
+// readBody reads the whole (limited) body first, so an oversized body is
+// always a MaxBytesError (413), whichever JSON decoder sits behind.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return err
+			return nil, err
 		}
-		return domain.Invalid("body", "could not be read")
+		return nil, domain.Invalid("body", "could not be read")
 	}
+	return body, nil
+}
+
+// decodeOne decodes body, which must hold exactly one JSON value, into v,
+// refusing unknown fields.
+func decodeOne(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
