@@ -188,4 +188,14 @@ func BenchmarkUnmarshalPack(b *testing.B) {
 			b.ReportMetric(float64(4096*b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+	normal := pack(b, 4096, 0)
+	b.Run("all-normal", func(b *testing.B) {
+		b.SetBytes(int64(len(normal)))
+		for b.Loop() {
+			if envs, err := decodeSome(normal, 1, mayBeAbnormalPass); err != nil || len(envs) > 0 {
+				b.Fatal(len(envs), err)
+			}
+		}
+		b.ReportMetric(float64(4096*b.N)/b.Elapsed().Seconds(), "events/s")
+	})
 }
