@@ -239,6 +239,10 @@ func BenchmarkOpen(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// Until Ready the table of recent ids is still being rebuilt.
+		for s.Ready(context.Background()) != nil {
+			time.Sleep(time.Millisecond)
+		}
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
 		}

@@ -117,6 +117,13 @@ func (s *Store) Record(ctx context.Context, events ...domain.Envelope) ([]domain
 	}
 	r.left.Store(int32(len(events)))
 
+	// Before the lock: Close must not wait for a rebuild it is stopping.
+	if err := s.dedupReady(ctx); err != nil {
+		if s.isClosed() {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("record: %w", err)
+	}
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()

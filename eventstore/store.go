@@ -125,6 +125,12 @@ type Store struct {
 	replies   *replyMux
 	dedup     *dedupTable
 	counts    countCache
+	// dedupDone is closed once the dedup table is rebuilt from the log
+	// (dedupErr says how that went). Open does not wait for it: a restart
+	// reads the log for the read models at the same time. Record waits.
+	dedupDone   chan struct{}
+	dedupErr    error
+	stopRebuild context.CancelFunc
 
 	done      chan struct{} // closed when Close starts
 	closeOnce sync.Once
@@ -213,13 +219,25 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	s.replies = replies
 	s.packBytes = int(s.nc.MaxPayload()) - packHeadroom
-	if err := s.rebuildDedup(ctx); err != nil {
-		s.shutdown()
-		return nil, err
-	}
+	rebuildCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopRebuild, s.dedupDone = stop, make(chan struct{})
 	s.commitWG.Add(1)
-	go s.commitLoop()
+	go func() {
+		s.dedupErr = s.rebuildDedup(rebuildCtx)
+		close(s.dedupDone)
+		s.commitLoop()
+	}()
 	return s, nil
+}
+
+// dedupReady waits until the dedup table is rebuilt and says whether it was.
+func (s *Store) dedupReady(ctx context.Context) error {
+	select {
+	case <-s.dedupDone:
+		return s.dedupErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (s *Store) connect() error {
@@ -339,6 +357,7 @@ func (s *Store) setup(ctx context.Context) error {
 // is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopRebuild()
 		s.closeMu.Lock()
 		s.closed = true
 		close(s.recq)
@@ -369,10 +388,19 @@ func (s *Store) shutdown() error {
 	return err
 }
 
-// Ready reports whether NATS is reachable and the stream answers.
+// Ready reports whether NATS is reachable, the stream answers and the dedup
+// table is rebuilt (Record takes passes).
 func (s *Store) Ready(ctx context.Context) error {
 	if s.isClosed() {
 		return ErrClosed
+	}
+	select {
+	case <-s.dedupDone:
+		if s.dedupErr != nil {
+			return s.dedupErr
+		}
+	default:
+		return errors.New("eventstore: rebuilding the table of recent event ids")
 	}
 	if st := s.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("eventstore: nats connection is %s", st)

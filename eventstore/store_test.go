@@ -921,11 +921,25 @@ func TestKeyring(t *testing.T) {
 
 func TestReady(t *testing.T) {
 	s := open(t, "")
+	// Open rebuilds the table of recent ids in the background; Record
+	// waits for it, and Ready says so until it is done.
+	if _, err := s.Record(ctx(t), event(domain.PassAggregate(uuid.New(), uuid.New()), 1)); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Ready(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	if s.Conn() == nil || s.JetStream() == nil {
 		t.Fatal("no connection")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(ctx(t), event(domain.PassAggregate(uuid.New(), uuid.New()), 1)); !errors.Is(err, eventstore.ErrClosed) {
+		t.Fatalf("record after close: %v, want ErrClosed", err)
+	}
+	if err := s.Ready(ctx(t)); !errors.Is(err, eventstore.ErrClosed) {
+		t.Fatalf("ready after close: %v, want ErrClosed", err)
 	}
 }
 
