@@ -4,9 +4,10 @@
 // Passes dominate its size, so each is one compact struct: venue and person
 // ids are interned to int32 indexes, strings to uint32 indexes into one
 // table, times kept as Unix nanoseconds. Every venue and every person keeps a
-// slice of pass indexes sorted by (at, position); passes mostly arrive in
-// time order and are appended, and an offline scanner's old passes are
-// inserted in place. A store is rebuilt by making a new one.
+// passList of its passes sorted by (at, position), in chunks: passes mostly
+// arrive in time order and are appended, and an offline scanner's old passes
+// are merged into the chunks they land in. A store is rebuilt by making a
+// new one.
 package memory
 
 import (
@@ -50,10 +51,10 @@ type Store struct {
 	alerts map[string][]alertRow // by district, sorted by (at, position)
 
 	// pendV and pendP gather one Apply's new passes per venue and person,
-	// merged into their sorted lists once at the end of the batch: an
-	// offline batch lands before newer passes, and one sorted insert per
-	// pass would move the list's tail once per pass.
+	// merged into their lists once at the end of the batch, as one sorted
+	// run each (made in run).
 	pendV, pendP map[int32][]int32
+	run          []entry
 	audit        []auditRow // sorted by (at, position)
 	decls        map[uuid.UUID]*domain.DeclarationView
 }
@@ -173,14 +174,14 @@ type personRow struct {
 	family       []int32
 	registeredAt time.Time
 	position     uint64
-	passes       []int32 // indexes into Store.passes, sorted by (at, pos)
+	passes       passList
 }
 
 type venueRow struct {
 	view   domain.VenueView
 	known  bool // a VenueApplied was applied
 	order  uint64
-	passes []int32
+	passes passList
 }
 
 type healthRow struct {
@@ -444,15 +445,25 @@ func (s *Store) applyPass(c *projections.Change, ev *domain.PassRecorded) {
 // mergePending merges the batch's new passes into the venue and person lists.
 func (s *Store) mergePending() {
 	for vi, add := range s.pendV {
-		v := &s.venues[vi]
-		v.passes = s.mergeSorted(v.passes, add)
+		s.venues[vi].passes.insert(s.sortedRun(add))
 	}
 	for pi, add := range s.pendP {
-		p := &s.people[pi]
-		p.passes = s.mergeSorted(p.passes, add)
+		s.people[pi].passes.insert(s.sortedRun(add))
 	}
 	clear(s.pendV)
 	clear(s.pendP)
+}
+
+// sortedRun returns the entries of passes ks sorted by (at, position), in
+// s.run (valid until the next call).
+func (s *Store) sortedRun(ks []int32) []entry {
+	run := s.run[:0]
+	for _, k := range ks {
+		run = append(run, entry{at: s.passes[k].at, i: k})
+	}
+	slices.SortFunc(run, compareEntries)
+	s.run = run
+	return run
 }
 
 // before reports whether pass a sorts before pass b by (at, position).
@@ -461,57 +472,20 @@ func (s *Store) before(a, b int32) bool {
 	return pa.at < pb.at || (pa.at == pb.at && pa.pos < pb.pos)
 }
 
-// mergeSorted merges add (in any order) into list (sorted by (at,
-// position)) in one pass over the part of list they land in.
-func (s *Store) mergeSorted(list, add []int32) []int32 {
-	slices.SortFunc(add, func(a, b int32) int {
-		if s.before(a, b) {
-			return -1
-		}
-		if s.before(b, a) {
-			return 1
-		}
-		return 0
-	})
-	n := len(list)
-	if n == 0 || !s.before(add[0], list[n-1]) {
-		return append(list, add...)
-	}
-	k := sort.Search(n, func(j int) bool { return s.before(add[0], list[j]) })
-	tail := slices.Clone(list[k:])
-	list = list[:k]
-	i, j := 0, 0
-	for i < len(tail) && j < len(add) {
-		if s.before(add[j], tail[i]) {
-			list = append(list, add[j])
-			j++
-		} else {
-			list = append(list, tail[i])
-			i++
-		}
-	}
-	list = append(list, tail[i:]...)
-	return append(list, add[j:]...)
-}
-
-// lowerBound returns the first k in list with passes[list[k]].at >= at.
-func (s *Store) lowerBound(list []int32, at int64) int {
-	return sort.Search(len(list), func(k int) bool { return s.passes[list[k]].at >= at })
-}
-
-// window returns the part of list with at in [from, to).
-func (s *Store) window(list []int32, from, to time.Time) []int32 {
-	lo, hi := 0, len(list)
+// window returns the places in l that bound its passes with at in
+// [from, to) (a zero time: no bound); lo is not before hi when there are
+// none.
+func (l *passList) window(from, to time.Time) (lo, hi place) {
+	lo, hi = l.start(), l.end()
 	if !from.IsZero() {
-		lo = s.lowerBound(list, from.UnixNano())
+		f := from.UnixNano()
+		lo = l.search(func(e entry) bool { return e.at >= f })
 	}
 	if !to.IsZero() {
-		hi = s.lowerBound(list, to.UnixNano())
+		t := to.UnixNano()
+		hi = l.search(func(e entry) bool { return e.at >= t })
 	}
-	if hi < lo {
-		return nil
-	}
-	return list[lo:hi]
+	return lo, hi
 }
 
 func (s *Store) personView(i int32) domain.PersonView {
@@ -629,23 +603,27 @@ func (s *Store) Entries(_ context.Context, q domain.EntryQuery) ([]domain.Entry,
 			return []domain.Entry{}, nil
 		}
 	}
-	list := s.window(s.venues[vi].passes, q.From, q.To)
-	hi := len(list)
+	list := &s.venues[vi].passes
+	lo, hi := list.window(q.From, q.To)
 	if !q.AfterAt.IsZero() {
 		after := q.AfterAt.UnixNano()
-		// First element not strictly older than (after, AfterPosition).
-		hi = sort.Search(len(list), func(k int) bool {
-			p := &s.passes[list[k]]
-			return p.at > after || (p.at == after && p.pos >= q.AfterPosition)
-		})
+		// First entry not strictly older than (after, AfterPosition).
+		if a := list.search(func(e entry) bool {
+			return e.at > after || (e.at == after && s.passes[e.i].pos >= q.AfterPosition)
+		}); a.before(hi) {
+			hi = a
+		}
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	out := make([]domain.Entry, 0, min(limit, hi))
-	for k := hi - 1; k >= 0 && len(out) < limit; k-- {
-		p := &s.passes[list[k]]
+	out := make([]domain.Entry, 0, min(limit, list.count()))
+	for e := range list.descend(lo, hi) {
+		if len(out) == limit {
+			break
+		}
+		p := &s.passes[e.i]
 		if (dir != 0 && p.dir != dir) || (dec != 0 && p.decision != dec) {
 			continue
 		}
@@ -668,10 +646,10 @@ func (s *Store) Trace(_ context.Context, personID uuid.UUID, from, to time.Time)
 	if !ok {
 		return []domain.Visit{}, nil
 	}
-	list := s.window(s.people[pi].passes, from, to)
-	out := make([]domain.Visit, 0, len(list))
-	for _, k := range list {
-		p := &s.passes[k]
+	list := &s.people[pi].passes
+	out := []domain.Visit{}
+	for e := range list.ascend(list.window(from, to)) {
+		p := &s.passes[e.i]
 		v := &s.venues[p.venue].view
 		out = append(out, domain.Visit{
 			EventID: p.id, VenueID: v.ID, VenueName: v.Name, VenueType: v.Type, District: v.District,
@@ -693,17 +671,17 @@ func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, d
 	}
 	in, _ := s.str.lookup("in")
 	pass, _ := s.str.lookup("pass")
-	list := s.venues[vi].passes
+	list := &s.venues[vi].passes
 	nowN := now.UnixNano()
-	hi := sort.Search(len(list), func(k int) bool { return s.passes[list[k]].at > nowN })
+	hi := list.search(func(e entry) bool { return e.at > nowN })
 	start := nowN - int64(dwell)
 	seen := make(map[int32]struct{})
 	n := 0
-	for k := hi - 1; k >= 0; k-- {
-		p := &s.passes[list[k]]
-		if p.at <= start {
+	for e := range list.descend(list.start(), hi) {
+		if e.at <= start {
 			break
 		}
+		p := &s.passes[e.i]
 		if _, done := seen[p.person]; done {
 			continue
 		}

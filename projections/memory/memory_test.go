@@ -76,19 +76,9 @@ func BenchmarkMemoryReplay(b *testing.B) {
 
 func prepared(b *testing.B, l storetest.Log) []projections.Batch {
 	b.Helper()
-	var out []projections.Batch
-	open := projections.KeyringOpener(l.Keys)
-	var after uint64
-	for envs := l.Envelopes; len(envs) > 0; {
-		n := min(5000, len(envs))
-		ch, err := projections.Prepare(context.Background(), envs[:n], open)
-		if err != nil {
-			b.Fatal(err)
-		}
-		last := envs[n-1]
-		out = append(out, projections.Batch{After: after, Changes: ch, Last: last.Position, LastRecordedAt: last.RecordedAt})
-		after = last.Position
-		envs = envs[n:]
+	out, err := batchesOf(l)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return out
 }

@@ -104,9 +104,10 @@ func (s *Store) PassesOfPersons(_ context.Context, personIDs []uuid.UUID, from, 
 			continue
 		}
 		done[pi] = true
-		for _, k := range s.window(s.people[pi].passes, from, to) {
-			if s.recordedBy(k, cut) {
-				ks = append(ks, k)
+		list := &s.people[pi].passes
+		for e := range list.ascend(list.window(from, to)) {
+			if s.recordedBy(e.i, cut) {
+				ks = append(ks, e.i)
 			}
 		}
 	}
@@ -125,9 +126,10 @@ func (s *Store) PassesAtVenues(_ context.Context, windows []domain.VenueWindow, 
 		if !ok {
 			continue
 		}
-		for _, k := range s.window(s.venues[vi].passes, w.From, w.To) {
-			if s.recordedBy(k, cut) {
-				ks = append(ks, k)
+		list := &s.venues[vi].passes
+		for e := range list.ascend(list.window(w.From, w.To)) {
+			if s.recordedBy(e.i, cut) {
+				ks = append(ks, e.i)
 			}
 		}
 	}
