@@ -41,7 +41,7 @@ type Store struct {
 	personIx map[uuid.UUID]int32
 	byHash   map[string]int32
 
-	passes   []pass
+	passes   passTable
 	passByID map[uuid.UUID]int32
 
 	// seen holds the ids of the non-pass events applied, so a redelivered
@@ -159,6 +159,35 @@ type pass struct {
 	dir, method, decision, reason, operator           uint32
 	sName, sColour, sNAT, sVenueName, sDir, sDecision uint32
 	sReason                                           uint32
+}
+
+// passTable holds the passes in fixed chunks: adding never copies the
+// passes already held (one growing slice of a million 120-byte passes is
+// copied, and its new pages faulted in, every time it grows).
+type passTable struct {
+	chunks [][]pass
+	n      int32
+}
+
+const (
+	passChunkBits = 13
+	passChunk     = 1 << passChunkBits
+)
+
+// add appends p and returns its index.
+func (t *passTable) add(p pass) int32 {
+	if int(t.n)>>passChunkBits == len(t.chunks) {
+		t.chunks = append(t.chunks, make([]pass, 0, passChunk))
+	}
+	c := &t.chunks[len(t.chunks)-1]
+	*c = append(*c, p)
+	t.n++
+	return t.n - 1
+}
+
+// at returns the pass at index i.
+func (t *passTable) at(i int32) *pass {
+	return &t.chunks[i>>passChunkBits][i&(passChunk-1)]
 }
 
 type personRow struct {
@@ -435,8 +464,7 @@ func (s *Store) applyPass(c *projections.Change, ev *domain.PassRecorded) {
 	default:
 		p.sVenue = s.venueIndex(ev.Screen.VenueID)
 	}
-	idx := int32(len(s.passes))
-	s.passes = append(s.passes, p)
+	idx := s.passes.add(p)
 	s.passByID[c.EventID] = idx
 	s.pendV[p.venue] = append(s.pendV[p.venue], idx)
 	s.pendP[p.person] = append(s.pendP[p.person], idx)
@@ -459,7 +487,7 @@ func (s *Store) mergePending() {
 func (s *Store) sortedRun(ks []int32) []entry {
 	run := s.run[:0]
 	for _, k := range ks {
-		run = append(run, entry{at: s.passes[k].at, i: k})
+		run = append(run, entry{at: s.passes.at(k).at, i: k})
 	}
 	slices.SortFunc(run, compareEntries)
 	s.run = run
@@ -468,7 +496,7 @@ func (s *Store) sortedRun(ks []int32) []entry {
 
 // before reports whether pass a sorts before pass b by (at, position).
 func (s *Store) before(a, b int32) bool {
-	pa, pb := &s.passes[a], &s.passes[b]
+	pa, pb := s.passes.at(a), s.passes.at(b)
 	return pa.at < pb.at || (pa.at == pb.at && pa.pos < pb.pos)
 }
 
@@ -609,7 +637,7 @@ func (s *Store) Entries(_ context.Context, q domain.EntryQuery) ([]domain.Entry,
 		after := q.AfterAt.UnixNano()
 		// First entry not strictly older than (after, AfterPosition).
 		if a := list.search(func(e entry) bool {
-			return e.at > after || (e.at == after && s.passes[e.i].pos >= q.AfterPosition)
+			return e.at > after || (e.at == after && s.passes.at(e.i).pos >= q.AfterPosition)
 		}); a.before(hi) {
 			hi = a
 		}
@@ -623,7 +651,7 @@ func (s *Store) Entries(_ context.Context, q domain.EntryQuery) ([]domain.Entry,
 		if len(out) == limit {
 			break
 		}
-		p := &s.passes[e.i]
+		p := s.passes.at(e.i)
 		if (dir != 0 && p.dir != dir) || (dec != 0 && p.decision != dec) {
 			continue
 		}
@@ -649,7 +677,7 @@ func (s *Store) Trace(_ context.Context, personID uuid.UUID, from, to time.Time)
 	list := &s.people[pi].passes
 	out := []domain.Visit{}
 	for e := range list.ascend(list.window(from, to)) {
-		p := &s.passes[e.i]
+		p := s.passes.at(e.i)
 		v := &s.venues[p.venue].view
 		out = append(out, domain.Visit{
 			EventID: p.id, VenueID: v.ID, VenueName: v.Name, VenueType: v.Type, District: v.District,
@@ -681,7 +709,7 @@ func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, d
 		if e.at <= start {
 			break
 		}
-		p := &s.passes[e.i]
+		p := s.passes.at(e.i)
 		if _, done := seen[p.person]; done {
 			continue
 		}
@@ -734,7 +762,7 @@ func (s *Store) Passes(_ context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]d
 
 // passView rebuilds stored pass i. The read lock is held.
 func (s *Store) passView(i int32) domain.PassView {
-	p := &s.passes[i]
+	p := s.passes.at(i)
 	str := s.str.strs
 	ev := domain.PassRecorded{
 		VenueID: s.venues[p.venue].view.ID, PersonID: s.people[p.person].id,

@@ -75,7 +75,7 @@ func (s *Store) Audit(_ context.Context, q domain.AuditQuery) ([]domain.AuditEnt
 
 // point returns pass k as contact tracing reads it.
 func (s *Store) point(k int32) domain.PassPoint {
-	p := &s.passes[k]
+	p := s.passes.at(k)
 	v := &s.venues[p.venue].view
 	return domain.PassPoint{
 		EventID: p.id, PersonID: s.people[p.person].id, VenueID: v.ID, VenueType: v.Type,
@@ -87,7 +87,7 @@ func (s *Store) point(k int32) domain.PassPoint {
 // recordedBy reports whether pass k was recorded at or before asOf (zero:
 // always). A pass with no recorded time is kept.
 func (s *Store) recordedBy(k int32, asOf int64) bool {
-	rec := s.passes[k].rec
+	rec := s.passes.at(k).rec
 	return asOf == noTime || rec == noTime || rec <= asOf
 }
 
