@@ -62,7 +62,17 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 // readBody reads the whole (limited) body first, so an oversized body is
 // always a MaxBytesError (413), whichever JSON decoder sits behind.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	var body []byte
+	var err error
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		// The usual case: the server's body reader ends at Content-Length,
+		// so read exactly that into one buffer instead of growing one.
+		body = make([]byte, n)
+		_, err = io.ReadFull(rd, body)
+	} else {
+		body, err = io.ReadAll(rd)
+	}
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -174,8 +184,11 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	}
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
+	w.Write(newline)
 }
+
+var newline = []byte{'\n'}
 
 // pathID parses the {name} path parameter as a UUID.
 // startWrite begins a write route on /…/{id}: the caller must hold one of
