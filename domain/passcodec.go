@@ -492,8 +492,31 @@ func appendPass(b []byte, p *PassRecorded) ([]byte, bool) {
 		e.b = append(e.b, `,"guardian_id":`...)
 		e.uuid(p.GuardianID)
 	}
-	s := &p.Screen
-	e.b = append(e.b, `,"screen":{"name":`...)
+	e.b = append(e.b, `,"screen":`...)
+	e.screen(&p.Screen)
+	e.b = append(e.b, '}')
+	return e.b, e.ok
+}
+
+// AppendScreenJSON appends s to b as json.Marshal writes it. It returns
+// false when s holds a string encoding/json would escape or a time it
+// cannot write (see appendPass): json.Marshal must then write it.
+func AppendScreenJSON(b []byte, s *Screen) ([]byte, bool) {
+	e := passEncoder{b: b, ok: true}
+	e.screen(s)
+	return e.b, e.ok
+}
+
+// AppendJSONString appends s to b quoted as json.Marshal writes it, or
+// returns false when s needs an escape.
+func AppendJSONString(b []byte, s string) ([]byte, bool) {
+	e := passEncoder{b: b, ok: true}
+	e.str(s)
+	return e.b, e.ok
+}
+
+func (e *passEncoder) screen(s *Screen) {
+	e.b = append(e.b, `{"name":`...)
 	e.str(s.NameMasked)
 	e.b = append(e.b, `,"code_colour":`...)
 	e.str(s.CodeColour)
@@ -521,9 +544,9 @@ func appendPass(b []byte, p *PassRecorded) ([]byte, bool) {
 		e.b = append(e.b, `,"reason":`...)
 		e.str(s.Reason)
 	}
-	e.b = append(e.b, "}}"...)
-	return e.b, e.ok
+	e.b = append(e.b, '}')
 }
+
 
 // passEncoder appends to b; ok turns false for a value it cannot write.
 type passEncoder struct {

@@ -155,8 +155,8 @@ func (s *Server) recordPass(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req passRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+	req, err := s.readPassRequest(w, r)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -170,7 +170,35 @@ func (s *Server) recordPass(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, createdOr(res.Duplicate), passResponseOf(res))
+	s.writePass(w, r, res)
+}
+
+// readPassRequest reads the body of a single pass: by hand in its plain
+// shape, by encoding/json otherwise (which also names what is wrong).
+func (s *Server) readPassRequest(w http.ResponseWriter, r *http.Request) (passRequest, error) {
+	var req passRequest
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return req, err
+	}
+	if decodePassRequest(body, &req) {
+		return req, nil
+	}
+	req = passRequest{}
+	return req, decodeOne(body, &req)
+}
+
+// writePass answers a pass with its one screen: 201, or 200 for a retry.
+func (s *Server) writePass(w http.ResponseWriter, r *http.Request, res domain.PassResult) {
+	resp := passResponseOf(res)
+	b, ok := appendPassResponse(make([]byte, 0, 512), &resp)
+	if !ok {
+		s.writeJSON(w, r, createdOr(res.Duplicate), resp)
+		return
+	}
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(createdOr(res.Duplicate))
+	w.Write(append(b, '\n'))
 }
 
 type batchRequest struct {
