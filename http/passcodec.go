@@ -22,14 +22,65 @@ import (
 // decodeOne then decodes it and names the error.
 func decodePassRequest(body []byte, req *passRequest) bool {
 	d := reqScanner{b: body}
-	var seen uint16
 	d.ws()
+	return d.passObject(req) && d.end()
+}
+
+// decodeBatchRequest reads a batch body {"passes": [...]} whose items all
+// have the plain shape decodePassRequest reads; false for anything else.
+func decodeBatchRequest(body []byte) ([]passRequest, bool) {
+	d := reqScanner{b: body}
+	d.ws()
+	if !d.eat('{') {
+		return nil, false
+	}
+	d.ws()
+	if key, ok := d.str(); !ok || string(key) != "passes" {
+		return nil, false
+	}
+	d.ws()
+	if !d.eat(':') {
+		return nil, false
+	}
+	d.ws()
+	if !d.eat('[') {
+		return nil, false
+	}
+	items := []passRequest{}
+	d.ws()
+	if !d.eat(']') {
+		for {
+			d.ws()
+			items = append(items, passRequest{})
+			if !d.passObject(&items[len(items)-1]) {
+				return nil, false
+			}
+			d.ws()
+			if d.eat(',') {
+				continue
+			}
+			if !d.eat(']') {
+				return nil, false
+			}
+			break
+		}
+	}
+	d.ws()
+	if !d.eat('}') || !d.end() {
+		return nil, false
+	}
+	return items, true
+}
+
+// passObject reads one pass request object at the scanner's position.
+func (d *reqScanner) passObject(req *passRequest) bool {
+	var seen uint16
 	if !d.eat('{') {
 		return false
 	}
 	d.ws()
 	if d.eat('}') {
-		return d.end()
+		return true
 	}
 	for {
 		d.ws()
@@ -62,10 +113,7 @@ func decodePassRequest(body []byte, req *passRequest) bool {
 		if d.eat(',') {
 			continue
 		}
-		if d.eat('}') {
-			return d.end()
-		}
-		return false
+		return d.eat('}')
 	}
 }
 

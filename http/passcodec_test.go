@@ -69,6 +69,57 @@ func TestDecodePassRequest(t *testing.T) {
 	}
 }
 
+// checkBatchRequest holds decodeBatchRequest to encoding/json the same way.
+func checkBatchRequest(t *testing.T, body string) (fast bool) {
+	t.Helper()
+	got, ok := decodeBatchRequest([]byte(body))
+	if !ok {
+		return false
+	}
+	var want struct {
+		Passes []passRequest `json:"passes"`
+	}
+	if err := decodeOne([]byte(body), &want); err != nil {
+		t.Fatalf("fast decoder took %q, encoding/json refuses it: %v", body, err)
+	}
+	if !reflect.DeepEqual(got, want.Passes) {
+		t.Fatalf("body %q:\nfast %+v\njson %+v", body, got, want.Passes)
+	}
+	return true
+}
+
+func TestDecodeBatchRequest(t *testing.T) {
+	item := `{"method":"manual","venue_id":"v","id_type":"resident_id","id_number":"1","direction":"in","event_id":"e","occurred_at":"t"}`
+	tests := []struct {
+		body string
+		fast bool
+	}{
+		{`{"passes":[` + item + `]}`, true},
+		{` { "passes" : [ ` + item + ` , ` + item + ` ] } `, true},
+		{`{"passes":[]}`, true},
+		{`{"passes":[{}]}`, true},
+		{`{"passes":null}`, false},
+		{`{"passes":[null]}`, false},
+		{`{"passes":[` + item + `],"more":1}`, false},
+		{`{"passes":[` + item + `,]}`, false},
+		{`{"passes":[{"method":"a","bad":"b"}]}`, false},
+		{`{"Passes":[]}`, false},
+		{`{"passes":[]} x`, false},
+		{`{"passes":[` + item + `]`, false},
+	}
+	for _, tt := range tests {
+		if fast := checkBatchRequest(t, tt.body); fast != tt.fast {
+			t.Errorf("%q: fast path %v, want %v", tt.body, fast, tt.fast)
+		}
+	}
+}
+
+func FuzzDecodeBatchRequest(f *testing.F) {
+	f.Add(`{"passes":[{"method":"manual","venue_id":"v","direction":"in"},{"method":"x","family_member_ids":["a"]}]}`)
+	f.Add(`{"passes":[]}`)
+	f.Fuzz(func(t *testing.T, body string) { checkBatchRequest(t, body) })
+}
+
 func FuzzDecodePassRequest(f *testing.F) {
 	f.Add(`{"method":"self_scan","venue_code":"eyJ.a.b","direction":"in","family_member_ids":["x"]}`)
 	f.Add(`{"method":"manual","venue_id":"v","id_type":"resident_id","id_number":"1","direction":"out","event_id":"e","occurred_at":"t"}`)

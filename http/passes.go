@@ -233,24 +233,28 @@ func (s *Server) recordPassBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	// Most batches are well formed: decode every item in one go. Only when
-	// that fails is each item decoded on its own, so that a bad item is
-	// rejected alone with its own error.
+	// Most batches are well formed: read every item in one go, by hand in
+	// the plain shape, else with encoding/json. Only when that fails is
+	// each item decoded on its own, so that a bad item is rejected alone
+	// with its own error.
 	var (
 		req     batchRequest
-		items   []passRequest
 		itemErr []error
 	)
-	if err := decodeOne(body, &struct {
-		Passes *[]passRequest `json:"passes"`
-	}{&items}); err != nil {
-		if err := decodeOne(body, &req); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		items, itemErr = make([]passRequest, len(req.Passes)), make([]error, len(req.Passes))
-		for i, raw := range req.Passes {
-			itemErr[i] = decodeBytes(raw, &items[i])
+	items, fast := decodeBatchRequest(body)
+	if !fast {
+		items = nil
+		if err := decodeOne(body, &struct {
+			Passes *[]passRequest `json:"passes"`
+		}{&items}); err != nil {
+			if err := decodeOne(body, &req); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			items, itemErr = make([]passRequest, len(req.Passes)), make([]error, len(req.Passes))
+			for i, raw := range req.Passes {
+				itemErr[i] = decodeBytes(raw, &items[i])
+			}
 		}
 	}
 	switch n := len(items); {
