@@ -224,6 +224,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.commitWG.Add(1)
 	go func() {
 		s.dedupErr = s.rebuildDedup(rebuildCtx)
+		if s.dedupErr != nil && rebuildCtx.Err() == nil {
+			// Record refuses passes and Ready says why until a restart.
+			s.log.Error("the table of recent event ids could not be rebuilt; passes are refused", "err", s.dedupErr)
+		}
 		close(s.dedupDone)
 		s.commitLoop()
 	}()
