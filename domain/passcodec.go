@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/internal/jsonscan"
 )
 
 // A hand-written decoder for the PassRecorded payload, the event a replay
@@ -26,16 +28,13 @@ import (
 // other shape; p is then partly written and must be reset before decoding b
 // otherwise.
 func decodePass(b []byte, p *PassRecorded) bool {
-	d := passDecoder{b: b}
-	return d.pass(p) && d.i == len(b)
+	d := passDecoder{jsonscan.Scanner{B: b}}
+	return d.pass(p) && d.I == len(b)
 }
 
 // passDecoder reads b from i. Every method returns false, leaving i
 // anywhere, when the input is not in the shape it accepts.
-type passDecoder struct {
-	b []byte
-	i int
-}
+type passDecoder struct{ jsonscan.Scanner }
 
 // Bits of the fields seen in an object, to refuse a repeated one.
 const (
@@ -51,10 +50,10 @@ const (
 )
 
 func (d *passDecoder) pass(p *PassRecorded) bool {
-	if !d.eat('{') {
+	if !d.Eat('{') {
 		return false
 	}
-	if d.eat('}') {
+	if d.Eat('}') {
 		return true
 	}
 	var seen uint
@@ -91,10 +90,10 @@ func (d *passDecoder) pass(p *PassRecorded) bool {
 			return false
 		}
 		seen |= bit
-		if d.eat(',') {
+		if d.Eat(',') {
 			continue
 		}
-		return d.eat('}')
+		return d.Eat('}')
 	}
 }
 
@@ -114,10 +113,10 @@ const (
 )
 
 func (d *passDecoder) screen(s *Screen) bool {
-	if !d.eat('{') {
+	if !d.Eat('{') {
 		return false
 	}
-	if d.eat('}') {
+	if d.Eat('}') {
 		return true
 	}
 	var seen uint
@@ -158,86 +157,31 @@ func (d *passDecoder) screen(s *Screen) bool {
 			return false
 		}
 		seen |= bit
-		if d.eat(',') {
+		if d.Eat(',') {
 			continue
 		}
-		return d.eat('}')
+		return d.Eat('}')
 	}
-}
-
-func (d *passDecoder) eat(c byte) bool {
-	if d.i < len(d.b) && d.b[d.i] == c {
-		d.i++
-		return true
-	}
-	return false
 }
 
 // name reads an object member's name and the colon after it. want is the
 // name json.Marshal writes next: when it is there, it costs a comparison
 // instead of a scan.
 func (d *passDecoder) name(want string) ([]byte, bool) {
-	rest := d.b[d.i:]
+	rest := d.B[d.I:]
 	if n := len(want); len(rest) > n+2 && rest[0] == '"' && rest[n+1] == '"' && rest[n+2] == ':' &&
 		string(rest[1:n+1]) == want {
-		d.i += n + 3
+		d.I += n + 3
 		return rest[1 : n+1], true
 	}
-	n, ok := d.raw()
-	return n, ok && d.eat(':')
+	n, ok := d.Plain()
+	return n, ok && d.Eat(':')
 }
-
-// raw reads a string without escapes or control characters, in valid
-// UTF-8, and returns its content (aliasing b).
-func (d *passDecoder) raw() ([]byte, bool) {
-	if !d.eat('"') {
-		return nil, false
-	}
-	rest := d.b[d.i:]
-	ascii := true
-	for n, c := range rest {
-		switch strByte[c] {
-		case strPlain:
-			continue
-		case strNonASCII:
-			ascii = false
-			continue
-		case strQuote:
-			s := rest[:n]
-			d.i += n + 1
-			return s, ascii || utf8.Valid(s)
-		}
-		return nil, false
-	}
-	return nil, false
-}
-
-// Classes of a byte inside a JSON string, for raw.
-const (
-	strPlain    = iota
-	strNonASCII // part of a UTF-8 sequence
-	strQuote    // the closing quote
-	strRefused  // a backslash (an escape) or a control character
-)
-
-var strByte = func() (t [256]uint8) {
-	for c := range t {
-		switch {
-		case c < 0x20 || c == '\\':
-			t[c] = strRefused
-		case c == '"':
-			t[c] = strQuote
-		case c >= utf8.RuneSelf:
-			t[c] = strNonASCII
-		}
-	}
-	return t
-}()
 
 // str reads a string into *s. The values that repeat from pass to pass
 // (the domain's constants) are shared instead of allocated.
 func (d *passDecoder) str(s *string) bool {
-	b, ok := d.raw()
+	b, ok := d.Plain()
 	if !ok {
 		return false
 	}
@@ -283,10 +227,10 @@ func (d *passDecoder) str(s *string) bool {
 func (d *passDecoder) uuid(u *uuid.UUID) bool {
 	// The hex digits and dashes checked below leave no room for an
 	// escape or a quote: the string is the 36 bytes between two quotes.
-	if len(d.b)-d.i < 38 || d.b[d.i] != '"' || d.b[d.i+37] != '"' {
+	if len(d.B)-d.I < 38 || d.B[d.I] != '"' || d.B[d.I+37] != '"' {
 		return false
 	}
-	b := d.b[d.i+1 : d.i+37]
+	b := d.B[d.I+1 : d.I+37]
 	if b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
 		return false
 	}
@@ -297,7 +241,7 @@ func (d *passDecoder) uuid(u *uuid.UUID) bool {
 		}
 		u[i] = hi<<4 | lo
 	}
-	d.i += 38
+	d.I += 38
 	return true
 }
 
@@ -321,18 +265,18 @@ var unhex = func() (t [256]byte) {
 // int reads a JSON integer of at most nine digits (no fraction or
 // exponent).
 func (d *passDecoder) int(v *int) bool {
-	neg := d.eat('-')
-	start := d.i
+	neg := d.Eat('-')
+	start := d.I
 	n := 0
-	for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-		n = n*10 + int(d.b[d.i]-'0')
-		d.i++
+	for d.I < len(d.B) && '0' <= d.B[d.I] && d.B[d.I] <= '9' {
+		n = n*10 + int(d.B[d.I]-'0')
+		d.I++
 	}
-	digits := d.i - start
-	if digits == 0 || digits > 9 || (digits > 1 && d.b[start] == '0') {
+	digits := d.I - start
+	if digits == 0 || digits > 9 || (digits > 1 && d.B[start] == '0') {
 		return false
 	}
-	if d.i < len(d.b) && (d.b[d.i] == '.' || d.b[d.i] == 'e' || d.b[d.i] == 'E') {
+	if d.I < len(d.B) && (d.B[d.I] == '.' || d.B[d.I] == 'e' || d.B[d.I] == 'E') {
 		return false
 	}
 	if neg {
@@ -349,7 +293,7 @@ func (d *passDecoder) int(v *int) bool {
 // Local has that offset at that instant, else into a fixed zone), so it
 // equals encoding/json's. Anything time.Parse would refuse is refused.
 func (d *passDecoder) time(t *time.Time) bool {
-	b, ok := d.raw()
+	b, ok := d.Plain()
 	if !ok || len(b) < len("2006-01-02T15:04:05Z") ||
 		b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
 		return false
@@ -546,7 +490,6 @@ func (e *passEncoder) screen(s *Screen) {
 	}
 	e.b = append(e.b, '}')
 }
-
 
 // passEncoder appends to b; ok turns false for a value it cannot write.
 type passEncoder struct {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/internal/jsonscan"
 	"github.com/google/uuid"
 )
 
@@ -150,9 +151,9 @@ func (in interner) str(b []byte) string {
 // aliases body (a NATS message owns its data, so this is safe and saves a
 // copy). in may be nil.
 func decodeEnvelope(body []byte, e *domain.Envelope, in interner) error {
-	d := scanner{b: body}
-	d.ws()
-	if err := d.envelope(e, in); err != nil || !d.atEnd() {
+	d := scanner{jsonscan.Scanner{B: body}}
+	d.WS()
+	if err := d.envelope(e, in); err != nil || !d.AtEnd() {
 		// Not in the shape this package writes: let encoding/json judge.
 		*e = domain.Envelope{}
 		if jerr := json.Unmarshal(body, e); jerr != nil {
@@ -192,31 +193,31 @@ func appendPackEnd(buf []byte) []byte { return append(buf, ']') }
 // after the element (decodeAt and skipValue do). It returns the number of
 // elements.
 func walkPack(body []byte, visit func(i int, d *scanner) error) (int, error) {
-	d := &scanner{b: body}
-	d.ws()
-	if !d.eat('[') {
+	d := &scanner{jsonscan.Scanner{B: body}}
+	d.WS()
+	if !d.Eat('[') {
 		return 0, fmt.Errorf("%w: pack is not a JSON array", errNotEnvelope)
 	}
-	d.ws()
+	d.WS()
 	n := 0
-	if !d.eat(']') {
+	if !d.Eat(']') {
 		for {
-			d.ws()
+			d.WS()
 			if err := visit(n, d); err != nil {
 				return n, err
 			}
 			n++
-			d.ws()
-			if d.eat(',') {
+			d.WS()
+			if d.Eat(',') {
 				continue
 			}
-			if d.eat(']') {
+			if d.Eat(']') {
 				break
 			}
 			return n, fmt.Errorf("%w: pack element %d is not followed by ',' or ']'", errNotEnvelope, n-1)
 		}
 	}
-	if !d.atEnd() {
+	if !d.AtEnd() {
 		return n, fmt.Errorf("%w: data after the pack", errNotEnvelope)
 	}
 	return n, nil
@@ -225,14 +226,14 @@ func walkPack(body []byte, visit func(i int, d *scanner) error) (int, error) {
 // decodeAt decodes the envelope starting at d's position and moves d past
 // it. Payload aliases d's buffer.
 func decodeAt(d *scanner, e *domain.Envelope, in interner) error {
-	start := d.i
+	start := d.I
 	if err := d.envelope(e, in); err != nil {
 		*e = domain.Envelope{}
-		d.i = start
+		d.I = start
 		if !d.skipValue() {
 			return fmt.Errorf("%w: malformed pack element", errNotEnvelope)
 		}
-		if jerr := json.Unmarshal(d.b[start:d.i], e); jerr != nil {
+		if jerr := json.Unmarshal(d.B[start:d.I], e); jerr != nil {
 			return fmt.Errorf("%w: %v", errNotEnvelope, jerr)
 		}
 	}
@@ -243,28 +244,28 @@ func decodeAt(d *scanner, e *domain.Envelope, in interner) error {
 // object starting at d's position, without moving d; false when there is
 // none, when it has escapes, or anything is odd (then decode fully).
 func (d scanner) peekString(key string) ([]byte, bool) {
-	if !d.eat('{') {
+	if !d.Eat('{') {
 		return nil, false
 	}
 	for {
-		d.ws()
-		k, ok := d.rawString()
+		d.WS()
+		k, ok := d.Plain()
 		if !ok {
 			return nil, false
 		}
-		d.ws()
-		if !d.eat(':') {
+		d.WS()
+		if !d.Eat(':') {
 			return nil, false
 		}
-		d.ws()
+		d.WS()
 		if string(k) == key {
-			return d.rawString()
+			return d.Plain()
 		}
 		if !d.skipValue() {
 			return nil, false
 		}
-		d.ws()
-		if !d.eat(',') {
+		d.WS()
+		if !d.Eat(',') {
 			return nil, false
 		}
 	}
@@ -278,28 +279,28 @@ var errFast = errors.New("fast decode not possible")
 // moves d past it. Strings with escapes, unknown value kinds and anything
 // odd return errFast.
 func (d *scanner) envelope(e *domain.Envelope, in interner) error {
-	b := d.b
-	if !d.eat('{') {
+	b := d.B
+	if !d.Eat('{') {
 		return errFast
 	}
-	d.ws()
-	if d.eat('}') {
+	d.WS()
+	if d.Eat('}') {
 		return nil
 	}
 	for {
-		d.ws()
-		key, ok := d.rawString()
+		d.WS()
+		key, ok := d.Plain()
 		if !ok {
 			return errFast
 		}
-		d.ws()
-		if !d.eat(':') {
+		d.WS()
+		if !d.Eat(':') {
 			return errFast
 		}
-		d.ws()
+		d.WS()
 		switch string(key) {
 		case "id":
-			s, ok := d.rawString()
+			s, ok := d.Plain()
 			if !ok {
 				return errFast
 			}
@@ -327,7 +328,7 @@ func (d *scanner) envelope(e *domain.Envelope, in interner) error {
 			}
 			e.Aggregate = s
 		case "occurred_at", "recorded_at":
-			s, ok := d.rawString()
+			s, ok := d.Plain()
 			if !ok {
 				return errFast
 			}
@@ -353,11 +354,11 @@ func (d *scanner) envelope(e *domain.Envelope, in interner) error {
 			}
 			e.CorrelationID = s
 		case "payload":
-			start := d.i
+			start := d.I
 			if !d.skipValue() {
 				return errFast
 			}
-			raw := b[start:d.i:d.i]
+			raw := b[start:d.I:d.I]
 			if string(raw) == "null" {
 				raw = nil
 			}
@@ -367,73 +368,23 @@ func (d *scanner) envelope(e *domain.Envelope, in interner) error {
 				return errFast
 			}
 		}
-		d.ws()
-		if d.eat(',') {
+		d.WS()
+		if d.Eat(',') {
 			continue
 		}
-		if d.eat('}') {
+		if d.Eat('}') {
 			return nil
 		}
 		return errFast
 	}
 }
 
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (d *scanner) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
-
-// atEnd reports whether only white space is left.
-func (d *scanner) atEnd() bool {
-	d.ws()
-	return d.i == len(d.b)
-}
-
-func (d *scanner) eat(c byte) bool {
-	if d.i < len(d.b) && d.b[d.i] == c {
-		d.i++
-		return true
-	}
-	return false
-}
-
-// rawString returns the bytes of a string without escapes; false for
-// anything else (including a string with escapes).
-func (d *scanner) rawString() ([]byte, bool) {
-	b, i := d.b, d.i
-	if i >= len(b) || b[i] != '"' {
-		return nil, false
-	}
-	rest := b[i+1:]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 {
-		return nil, false
-	}
-	str := rest[:j]
-	for _, c := range str {
-		if c == '\\' || c < 0x20 {
-			return nil, false
-		}
-	}
-	d.i = i + 1 + j + 1
-	return str, true
-}
+type scanner struct{ jsonscan.Scanner }
 
 // skipString moves past a string, escapes included.
 func (d *scanner) skipString() bool {
-	b := d.b
-	i := d.i + 1 // past the opening quote
+	b := d.B
+	i := d.I + 1 // past the opening quote
 	for {
 		j := bytes.IndexByte(b[i:], '"')
 		if j < 0 {
@@ -451,57 +402,54 @@ func (d *scanner) skipString() bool {
 					return false
 				}
 			}
-			d.i = end + 1
+			d.I = end + 1
 			return true
 		}
 		i = end + 1
 	}
 }
 
-// str reads a string (or null as ""), unescaping through encoding/json when
-// it has escapes.
+// str reads a string (or null as ""), through encoding/json when it has
+// escapes or is not valid UTF-8 (which encoding/json replaces).
 func (d *scanner) str(in interner) (string, bool) {
-	if bytes.HasPrefix(d.b[d.i:], []byte("null")) {
-		d.i += 4
+	if bytes.HasPrefix(d.B[d.I:], []byte("null")) {
+		d.I += 4
 		return "", true
 	}
-	start := d.i
-	if s, ok := d.rawString(); ok {
-		if !utf8.Valid(s) {
-			return "", false
-		}
+	start := d.I
+	if s, ok := d.Plain(); ok {
 		return in.str(s), true
 	}
-	d.i = start
-	if !d.skipValue() || d.b[start] != '"' {
+	d.I = start
+	if !d.skipValue() || d.B[start] != '"' {
 		return "", false
 	}
 	var s string
-	if err := json.Unmarshal(d.b[start:d.i], &s); err != nil {
+	if err := json.Unmarshal(d.B[start:d.I], &s); err != nil {
 		return "", false
 	}
 	return s, true
 }
 
 func (d *scanner) int() (int, bool) {
-	start := d.i
-	if d.i < len(d.b) && d.b[d.i] == '-' {
-		d.i++
+	start := d.I
+	if d.I < len(d.B) && d.B[d.I] == '-' {
+		d.I++
 	}
-	for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
-		d.i++
+	for d.I < len(d.B) && d.B[d.I] >= '0' && d.B[d.I] <= '9' {
+		d.I++
 	}
-	n, err := strconv.Atoi(string(d.b[start:d.i]))
+	n, err := strconv.Atoi(string(d.B[start:d.I]))
 	return n, err == nil
 }
 
 // skipValue moves past one JSON value, checking its structure (brackets,
 // strings, literals) but not every detail of numbers.
 func (d *scanner) skipValue() bool {
-	if d.i >= len(d.b) {
+	if d.I >= len(d.B) {
 		return false
 	}
-	switch c := d.b[d.i]; {
+	switch c := d.B[d.I]; {
 	case c == '"':
 		return d.skipString()
 	case c == '{' || c == '[':
@@ -509,31 +457,31 @@ func (d *scanner) skipValue() bool {
 		if c == '[' {
 			closer = ']'
 		}
-		d.i++
-		d.ws()
-		if d.eat(closer) {
+		d.I++
+		d.WS()
+		if d.Eat(closer) {
 			return true
 		}
 		for {
-			d.ws()
+			d.WS()
 			if c == '{' {
-				if d.i >= len(d.b) || d.b[d.i] != '"' || !d.skipValue() {
+				if d.I >= len(d.B) || d.B[d.I] != '"' || !d.skipValue() {
 					return false
 				}
-				d.ws()
-				if !d.eat(':') {
+				d.WS()
+				if !d.Eat(':') {
 					return false
 				}
-				d.ws()
+				d.WS()
 			}
 			if !d.skipValue() {
 				return false
 			}
-			d.ws()
-			if d.eat(',') {
+			d.WS()
+			if d.Eat(',') {
 				continue
 			}
-			return d.eat(closer)
+			return d.Eat(closer)
 		}
 	case c == 't':
 		return d.lit("true")
@@ -542,24 +490,24 @@ func (d *scanner) skipValue() bool {
 	case c == 'n':
 		return d.lit("null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		start := d.i
+		start := d.I
 	number:
-		for d.i < len(d.b) {
-			switch c := d.b[d.i]; {
+		for d.I < len(d.B) {
+			switch c := d.B[d.I]; {
 			case c >= '0' && c <= '9', c == '-', c == '+', c == '.', c == 'e', c == 'E':
-				d.i++
+				d.I++
 			default:
 				break number
 			}
 		}
-		return d.i > start
+		return d.I > start
 	}
 	return false
 }
 
 func (d *scanner) lit(s string) bool {
-	if bytes.HasPrefix(d.b[d.i:], []byte(s)) {
-		d.i += len(s)
+	if bytes.HasPrefix(d.B[d.I:], []byte(s)) {
+		d.I += len(s)
 		return true
 	}
 	return false

@@ -1,13 +1,12 @@
 package http
 
 import (
-	"bytes"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/internal/jsonscan"
 )
 
 // The pass route is the hot path: its request and its answer are read and
@@ -21,52 +20,52 @@ import (
 // (null, a number, an escape, an unknown or repeated field, bad UTF-8):
 // decodeOne then decodes it and names the error.
 func decodePassRequest(body []byte, req *passRequest) bool {
-	d := reqScanner{b: body}
-	d.ws()
-	return d.passObject(req) && d.end()
+	d := reqScanner{jsonscan.Scanner{B: body}}
+	d.WS()
+	return d.passObject(req) && d.AtEnd()
 }
 
 // decodeBatchRequest reads a batch body {"passes": [...]} whose items all
 // have the plain shape decodePassRequest reads; false for anything else.
 func decodeBatchRequest(body []byte) ([]passRequest, bool) {
-	d := reqScanner{b: body}
-	d.ws()
-	if !d.eat('{') {
+	d := reqScanner{jsonscan.Scanner{B: body}}
+	d.WS()
+	if !d.Eat('{') {
 		return nil, false
 	}
-	d.ws()
-	if key, ok := d.str(); !ok || string(key) != "passes" {
+	d.WS()
+	if key, ok := d.Plain(); !ok || string(key) != "passes" {
 		return nil, false
 	}
-	d.ws()
-	if !d.eat(':') {
+	d.WS()
+	if !d.Eat(':') {
 		return nil, false
 	}
-	d.ws()
-	if !d.eat('[') {
+	d.WS()
+	if !d.Eat('[') {
 		return nil, false
 	}
 	items := []passRequest{}
-	d.ws()
-	if !d.eat(']') {
+	d.WS()
+	if !d.Eat(']') {
 		for {
-			d.ws()
+			d.WS()
 			items = append(items, passRequest{})
 			if !d.passObject(&items[len(items)-1]) {
 				return nil, false
 			}
-			d.ws()
-			if d.eat(',') {
+			d.WS()
+			if d.Eat(',') {
 				continue
 			}
-			if !d.eat(']') {
+			if !d.Eat(']') {
 				return nil, false
 			}
 			break
 		}
 	}
-	d.ws()
-	if !d.eat('}') || !d.end() {
+	d.WS()
+	if !d.Eat('}') || !d.AtEnd() {
 		return nil, false
 	}
 	return items, true
@@ -75,24 +74,24 @@ func decodeBatchRequest(body []byte) ([]passRequest, bool) {
 // passObject reads one pass request object at the scanner's position.
 func (d *reqScanner) passObject(req *passRequest) bool {
 	var seen uint16
-	if !d.eat('{') {
+	if !d.Eat('{') {
 		return false
 	}
-	d.ws()
-	if d.eat('}') {
+	d.WS()
+	if d.Eat('}') {
 		return true
 	}
 	for {
-		d.ws()
-		key, ok := d.str()
+		d.WS()
+		key, ok := d.Plain()
 		if !ok {
 			return false
 		}
-		d.ws()
-		if !d.eat(':') {
+		d.WS()
+		if !d.Eat(':') {
 			return false
 		}
-		d.ws()
+		d.WS()
 		f := passField(key)
 		if f < 0 || seen&(1<<f) != 0 {
 			return false
@@ -103,17 +102,17 @@ func (d *reqScanner) passObject(req *passRequest) bool {
 				return false
 			}
 		} else {
-			v, ok := d.str()
+			v, ok := d.Plain()
 			if !ok {
 				return false
 			}
 			*req.field(f) = string(v)
 		}
-		d.ws()
-		if d.eat(',') {
+		d.WS()
+		if d.Eat(',') {
 			continue
 		}
-		return d.eat('}')
+		return d.Eat('}')
 	}
 }
 
@@ -152,83 +151,32 @@ func (req *passRequest) field(f int) *string {
 		&req.IDType, &req.IDNumber, nil, &req.EventID, &req.OccurredAt}[f]
 }
 
-type reqScanner struct {
-	b []byte
-	i int
-}
-
-func (d *reqScanner) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
-
-func (d *reqScanner) eat(c byte) bool {
-	if d.i < len(d.b) && d.b[d.i] == c {
-		d.i++
-		return true
-	}
-	return false
-}
-
-// end reports whether only white space is left.
-func (d *reqScanner) end() bool {
-	d.ws()
-	return d.i == len(d.b)
-}
-
-// str reads a string with no escape and no control character, valid UTF-8.
-func (d *reqScanner) str() ([]byte, bool) {
-	if !d.eat('"') {
-		return nil, false
-	}
-	j := bytes.IndexByte(d.b[d.i:], '"')
-	if j < 0 {
-		return nil, false
-	}
-	s := d.b[d.i : d.i+j]
-	ascii := true
-	for _, c := range s {
-		if c == '\\' || c < 0x20 {
-			return nil, false
-		}
-		ascii = ascii && c < utf8.RuneSelf
-	}
-	if !ascii && !utf8.Valid(s) {
-		return nil, false
-	}
-	d.i += j + 1
-	return s, true
-}
+// reqScanner reads a pass request.
+type reqScanner struct{ jsonscan.Scanner }
 
 // strings reads an array of plain strings.
 func (d *reqScanner) strings(out *[]string) bool {
-	if !d.eat('[') {
+	if !d.Eat('[') {
 		return false
 	}
 	list := []string{}
-	d.ws()
-	if d.eat(']') {
+	d.WS()
+	if d.Eat(']') {
 		*out = list
 		return true
 	}
 	for {
-		d.ws()
-		v, ok := d.str()
+		d.WS()
+		v, ok := d.Plain()
 		if !ok {
 			return false
 		}
 		list = append(list, string(v))
-		d.ws()
-		if d.eat(',') {
+		d.WS()
+		if d.Eat(',') {
 			continue
 		}
-		if !d.eat(']') {
+		if !d.Eat(']') {
 			return false
 		}
 		*out = list
