@@ -173,6 +173,31 @@ func (s *Server) recordPass(w http.ResponseWriter, r *http.Request) {
 	s.writePass(w, r, res)
 }
 
+// decodeBatch reads a batch body. Most batches are well formed: every item
+// is read in one go, by hand in the plain shape, else with encoding/json.
+// Only when that fails is each item decoded on its own, so that a bad item
+// is rejected alone with its own error (itemErr[i], when itemErr is set);
+// err is for a body that is not a batch at all.
+func decodeBatch(body []byte) (items []passRequest, itemErr []error, err error) {
+	if items, ok := decodeBatchRequest(body); ok {
+		return items, nil, nil
+	}
+	if err := decodeOne(body, &struct {
+		Passes *[]passRequest `json:"passes"`
+	}{&items}); err == nil {
+		return items, nil, nil
+	}
+	var req batchRequest
+	if err := decodeOne(body, &req); err != nil {
+		return nil, nil, err
+	}
+	items, itemErr = make([]passRequest, len(req.Passes)), make([]error, len(req.Passes))
+	for i, raw := range req.Passes {
+		itemErr[i] = decodeBytes(raw, &items[i])
+	}
+	return items, itemErr, nil
+}
+
 // readPassRequest reads the body of a single pass: by hand in its plain
 // shape, by encoding/json otherwise (which also names what is wrong).
 func (s *Server) readPassRequest(w http.ResponseWriter, r *http.Request) (passRequest, error) {
@@ -233,29 +258,10 @@ func (s *Server) recordPassBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	// Most batches are well formed: read every item in one go, by hand in
-	// the plain shape, else with encoding/json. Only when that fails is
-	// each item decoded on its own, so that a bad item is rejected alone
-	// with its own error.
-	var (
-		req     batchRequest
-		itemErr []error
-	)
-	items, fast := decodeBatchRequest(body)
-	if !fast {
-		items = nil
-		if err := decodeOne(body, &struct {
-			Passes *[]passRequest `json:"passes"`
-		}{&items}); err != nil {
-			if err := decodeOne(body, &req); err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-			items, itemErr = make([]passRequest, len(req.Passes)), make([]error, len(req.Passes))
-			for i, raw := range req.Passes {
-				itemErr[i] = decodeBytes(raw, &items[i])
-			}
-		}
+	items, itemErr, err := decodeBatch(body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	switch n := len(items); {
 	case n == 0:
