@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -240,8 +239,8 @@ func ValidatePlate(plate string) (string, error) {
 	return p, nil
 }
 
-// validateArrival checks an arrival declaration and returns it normalised.
-func validateArrival(cmd DeclareArrival, now time.Time, skew time.Duration) (DeclareArrival, error) {
+// ValidateArrival checks an arrival declaration and returns it normalised.
+func ValidateArrival(cmd DeclareArrival, now time.Time, skew time.Duration) (DeclareArrival, error) {
 	date, err := time.Parse(time.DateOnly, strings.TrimSpace(cmd.ArrivalDate))
 	if err != nil {
 		return cmd, Invalid("arrival_date", "must be a date as YYYY-MM-DD")
@@ -284,10 +283,10 @@ func validateArrival(cmd DeclareArrival, now time.Time, skew time.Duration) (Dec
 	return cmd, nil
 }
 
-// validateTruckPass checks a truck pass and returns it normalised. The
+// ValidateTruckPass checks a truck pass and returns it normalised. The
 // nucleic-acid proof must be at most TruckNATValidity old and not in the
 // future beyond skew.
-func validateTruckPass(cmd DeclareTruckPass, now time.Time, skew time.Duration) (DeclareTruckPass, error) {
+func ValidateTruckPass(cmd DeclareTruckPass, now time.Time, skew time.Duration) (DeclareTruckPass, error) {
 	var err error
 	if cmd.PlateNumber, err = ValidatePlate(cmd.PlateNumber); err != nil {
 		return cmd, err
@@ -313,7 +312,7 @@ func validateTruckPass(cmd DeclareTruckPass, now time.Time, skew time.Duration) 
 	if cmd.District = strings.TrimSpace(cmd.District); !ValidDistrict(cmd.District) {
 		return cmd, Invalid("district", "must be the logistics park's 6-digit administrative division code")
 	}
-	if cmd.ContactName, err = validateName("contact_name", cmd.ContactName); err != nil {
+	if cmd.ContactName, err = ValidateName("contact_name", cmd.ContactName); err != nil {
 		return cmd, err
 	}
 	if cmd.ContactPhone, err = ValidatePhone(cmd.ContactPhone); err != nil {
@@ -326,9 +325,9 @@ func validateTruckPass(cmd DeclareTruckPass, now time.Time, skew time.Duration) 
 	return cmd, nil
 }
 
-// decideDeclareArrival decides an arrival declaration with id by declarant
+// DecideDeclareArrival decides an arrival declaration with id by declarant
 // for themself and members (their dependants, in the order given).
-func decideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members []Person, cmd DeclareArrival) ([]Event, error) {
+func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members []Person, cmd DeclareArrival) ([]Event, error) {
 	if !declarant.registered {
 		return nil, Errorf(ErrNotFound, "declarant is not a registered person")
 	}
@@ -351,9 +350,9 @@ func decideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members
 	}}, nil
 }
 
-// decideDeclareTruck decides a truck pass by driver; ev is the validated
+// DecideDeclareTruck decides a truck pass by driver; ev is the validated
 // declaration with its contact fields sealed.
-func decideDeclareTruck(d Declaration, driver Person, ev TruckPassDeclared) ([]Event, error) {
+func DecideDeclareTruck(d Declaration, driver Person, ev TruckPassDeclared) ([]Event, error) {
 	if !driver.registered {
 		return nil, Errorf(ErrNotFound, "driver is not a registered person")
 	}
@@ -364,11 +363,11 @@ func decideDeclareTruck(d Declaration, driver Person, ev TruckPassDeclared) ([]E
 	return []Event{ev}, nil
 }
 
-// decideReviewDeclaration decides a review of a pending declaration by
+// DecideReviewDeclaration decides a review of a pending declaration by
 // actor (a reviewer or an admin). A reviewer of one district reviews only
 // that district's declarations. A declaration reviewed twice is a conflict.
-func decideReviewDeclaration(d Declaration, actor Actor, cmd ReviewDeclaration) ([]Event, error) {
-	reason, err := validateReview(cmd.Decision, cmd.Reason)
+func DecideReviewDeclaration(d Declaration, actor Actor, cmd ReviewDeclaration) ([]Event, error) {
+	reason, err := ValidateReview(cmd.Decision, cmd.Reason)
 	if err != nil {
 		return nil, err
 	}
@@ -384,11 +383,11 @@ func decideReviewDeclaration(d Declaration, actor Actor, cmd ReviewDeclaration) 
 	return []Event{DeclarationReviewed{DeclarationID: d.id, Decision: cmd.Decision, Reason: reason}}, nil
 }
 
-// decideQueueDeclaration decides whether a submitted declaration joins its
+// DecideQueueDeclaration decides whether a submitted declaration joins its
 // district's review queue: once, and only while it is pending (one reviewed
 // before the reaction ran has nothing left to queue for). No events and no
 // error means there is nothing to do.
-func decideQueueDeclaration(d Declaration) ([]Event, error) {
+func DecideQueueDeclaration(d Declaration) ([]Event, error) {
 	if !d.declared {
 		return nil, Errorf(ErrNotFound, "declaration not found")
 	}
@@ -413,168 +412,8 @@ func MayReadDeclaration(a Actor, v DeclarationView) bool {
 	return false
 }
 
-// loadDeclaration loads and replays a declaration, with its version.
-func (l *Ledger) loadDeclaration(ctx context.Context, id uuid.UUID) (Declaration, uint64, error) {
-	agg := DeclarationAggregate(id)
-	events, version, err := l.Events.Load(ctx, agg)
-	if err != nil {
-		return Declaration{}, 0, fmt.Errorf("load %s: %w", agg, err)
-	}
-	d, err := ReplayDeclaration(events)
-	if err != nil {
-		return Declaration{}, 0, err
-	}
-	return d, version, nil
-}
-
-// newDeclaration picks the id of a new declaration and loads its aggregate.
-// A retry (same client event id) meets the declaration it made before: done
-// is then true and res its original result.
-func (l *Ledger) newDeclaration(ctx context.Context, eventID uuid.UUID) (id uuid.UUID, d Declaration, version uint64, res Result, done bool, err error) {
-	if eventID == uuid.Nil {
-		if id, err = uuid.NewV7(); err != nil {
-			return uuid.Nil, Declaration{}, 0, Result{}, false, fmt.Errorf("new declaration id: %w", err)
-		}
-		return id, Declaration{}, 0, Result{}, false, nil
-	}
-	id = DeclarationIDFor(eventID)
-	if d, version, err = l.loadDeclaration(ctx, id); err != nil {
-		return uuid.Nil, Declaration{}, 0, Result{}, false, err
-	}
-	if d.declared && d.declaredBy == eventID {
-		return id, d, version, Result{ID: id, EventID: eventID, Position: d.declaredAt, Duplicate: true}, true, nil
-	}
-	return id, d, version, Result{}, false, nil
-}
-
-// DeclareArrival submits an arrival declaration (入临申报) for the calling
-// person and the family members they are guardian of. It starts pending;
-// the reactions put it in the destination district's review queue.
-func (l *Ledger) DeclareArrival(ctx context.Context, actor Actor, cmd DeclareArrival) (Result, error) {
-	if actor.Role != RolePerson || actor.PersonID == uuid.Nil {
-		return Result{}, Errorf(ErrForbidden, "only a registered person may declare an arrival")
-	}
-	now := l.now()
-	cmd, err := validateArrival(cmd, now, l.clockSkew())
-	if err != nil {
-		return Result{}, err
-	}
-	declarant, _, err := l.loadPerson(ctx, actor.PersonID)
-	if err != nil {
-		return Result{}, err
-	}
-	members := make([]Person, 0, len(cmd.FamilyMemberIDs))
-	for _, mid := range cmd.FamilyMemberIDs {
-		m, _, err := l.loadPerson(ctx, mid)
-		if err != nil {
-			return Result{}, err
-		}
-		if !m.registered {
-			return Result{}, Errorf(ErrNotFound, "family member %s is not a registered person", mid)
-		}
-		members = append(members, m)
-	}
-	id, d, version, res, done, err := l.newDeclaration(ctx, cmd.EventID)
-	if err != nil || done {
-		return res, err
-	}
-	events, err := decideDeclareArrival(d, id, declarant, members, cmd)
-	if err != nil {
-		return Result{}, err
-	}
-	res, err = l.append(ctx, DeclarationAggregate(id), version, Meta{ID: cmd.EventID, Actor: actor.Subject}, now, events)
-	if err != nil {
-		return Result{}, err
-	}
-	res.ID = id
-	return res, nil
-}
-
-// DeclareTruckPass files a truck pass (货车畅行) for the calling driver. The
-// contact's name and phone are sealed with the driver's data key, like
-// their own personal data. A nucleic-acid proof older than 24 hours is
-// refused.
-func (l *Ledger) DeclareTruckPass(ctx context.Context, actor Actor, cmd DeclareTruckPass) (Result, error) {
-	if actor.Role != RolePerson || actor.PersonID == uuid.Nil {
-		return Result{}, Errorf(ErrForbidden, "only a registered person (the driver) may file a truck pass")
-	}
-	now := l.now()
-	cmd, err := validateTruckPass(cmd, now, l.clockSkew())
-	if err != nil {
-		return Result{}, err
-	}
-	driver, _, err := l.loadPerson(ctx, actor.PersonID)
-	if err != nil {
-		return Result{}, err
-	}
-	id, d, version, res, done, err := l.newDeclaration(ctx, cmd.EventID)
-	if err != nil || done {
-		return res, err
-	}
-	ev := TruckPassDeclared{
-		DeclarationID: id, PlateNumber: cmd.PlateNumber, NATProofAt: cmd.NATProofAt, ItineraryOK: cmd.ItineraryOK,
-		HealthCodeColour: cmd.HealthCodeColour, LogisticsPark: cmd.LogisticsPark, District: cmd.District,
-	}
-	// Decide once before sealing, so no data key is made for a refused driver.
-	if _, err := decideDeclareTruck(d, driver, ev); err != nil {
-		return Result{}, err
-	}
-	key, err := l.Keys.Key(ctx, driver.id, true)
-	if err != nil {
-		return Result{}, fmt.Errorf("truck pass: data key: %w", err)
-	}
-	if ev.ContactName, err = seal(key, cmd.ContactName); err != nil {
-		return Result{}, err
-	}
-	if ev.ContactPhone, err = seal(key, cmd.ContactPhone); err != nil {
-		return Result{}, err
-	}
-	events, err := decideDeclareTruck(d, driver, ev)
-	if err != nil {
-		return Result{}, err
-	}
-	res, err = l.append(ctx, DeclarationAggregate(id), version, Meta{ID: cmd.EventID, Actor: actor.Subject}, now, events)
-	if err != nil {
-		return Result{}, err
-	}
-	res.ID = id
-	return res, nil
-}
-
-// ReviewDeclaration approves or rejects a pending declaration (reviewer or
-// admin). It is appended at the version it was decided on, so of two
-// concurrent reviews one wins and the other is a conflict, as is a second
-// review after the first.
-func (l *Ledger) ReviewDeclaration(ctx context.Context, actor Actor, id uuid.UUID, cmd ReviewDeclaration) (Result, error) {
-	if actor.Role != RoleReviewer && actor.Role != RoleAdmin {
-		return Result{}, Errorf(ErrForbidden, "only a reviewer or an admin may review a declaration")
-	}
-	if _, err := validateReview(cmd.Decision, cmd.Reason); err != nil {
-		return Result{}, err
-	}
-	// A declaration changed in between (its queueing, written by the
-	// reactions, or another review) is decided again on its new state: a
-	// review that lost the race then meets the first one and conflicts.
-	for attempt := 1; ; attempt++ {
-		d, version, err := l.loadDeclaration(ctx, id)
-		if err != nil {
-			return Result{}, err
-		}
-		events, err := decideReviewDeclaration(d, actor, cmd)
-		if err != nil {
-			return Result{}, err
-		}
-		res, err := l.append(ctx, DeclarationAggregate(id), version, Meta{Actor: actor.Subject}, l.now(), events)
-		if errors.Is(err, ErrConflict) {
-			if attempt < maxReactionAttempts {
-				continue
-			}
-			return Result{}, Errorf(ErrConflict, "declaration %s was changed concurrently", id)
-		}
-		if err != nil {
-			return Result{}, err
-		}
-		res.ID = id
-		return res, nil
-	}
+// DeclaredBy returns the event id and position of the declaration's
+// submission (zero before it).
+func (d Declaration) DeclaredBy() (eventID uuid.UUID, position uint64) {
+	return d.declaredBy, d.declaredAt
 }

@@ -142,10 +142,10 @@ func TestValidateArrival(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := validateArrival(tt.cmd, testNow, time.Minute)
+			got, err := ValidateArrival(tt.cmd, testNow, time.Minute)
 			if tt.field == "" {
 				if err != nil {
-					t.Fatalf("validateArrival: %v", err)
+					t.Fatalf("ValidateArrival: %v", err)
 				}
 				if got.NATResult == NATNone && !got.NATAt.IsZero() {
 					t.Fatalf("a time kept with no test: %+v", got)
@@ -180,10 +180,10 @@ func TestValidateTruckPass(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := validateTruckPass(tt.cmd, testNow, time.Minute)
+			got, err := ValidateTruckPass(tt.cmd, testNow, time.Minute)
 			if tt.field == "" {
 				if err != nil {
-					t.Fatalf("validateTruckPass: %v", err)
+					t.Fatalf("ValidateTruckPass: %v", err)
 				}
 				if got.ContactPhone != "13800138000" || got.PlateNumber != "鲁Q12345" {
 					t.Fatalf("not normalised: %+v", got)
@@ -217,7 +217,7 @@ func TestDecideDeclareArrival(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := decideDeclareArrival(tt.d, did, tt.declarant, tt.members, goodArrival())
+			evs, err := DecideDeclareArrival(tt.d, did, tt.declarant, tt.members, goodArrival())
 			wantKind(t, err, tt.kind)
 			if tt.kind != nil {
 				return
@@ -258,7 +258,7 @@ func TestDecideReviewDeclaration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := decideReviewDeclaration(tt.d, tt.actor, tt.cmd)
+			evs, err := DecideReviewDeclaration(tt.d, tt.actor, tt.cmd)
 			wantKind(t, err, tt.kind)
 			if tt.field != "" {
 				wantField(t, err, tt.field)
@@ -286,7 +286,7 @@ func TestDecideQueueDeclaration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := decideQueueDeclaration(tt.d)
+			evs, err := DecideQueueDeclaration(tt.d)
 			wantKind(t, err, tt.kind)
 			if (len(evs) == 1) != tt.queue {
 				t.Fatalf("events = %+v, want queued %v", evs, tt.queue)
@@ -319,7 +319,7 @@ func TestDecideIssueVenueCode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := decideIssueVenueCode(tt.v, "code")
+			evs, err := DecideIssueVenueCode(tt.v, "code")
 			wantKind(t, err, tt.kind)
 			if (len(evs) == 1) != tt.issue {
 				t.Fatalf("events = %+v, want issued %v", evs, tt.issue)

@@ -37,7 +37,7 @@ func TestValidatePassShape(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := validatePassShape(tt.cmd)
+			err := ValidatePassShape(tt.cmd)
 			if tt.field == "" {
 				wantKind(t, err, nil)
 				return
@@ -72,7 +72,7 @@ func TestAuthorisePass(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantKind(t, authorisePass(tt.actor, tt.method, venue), tt.kind)
+			wantKind(t, AuthorisePass(tt.actor, tt.method, venue), tt.kind)
 		})
 	}
 }
@@ -95,7 +95,7 @@ func TestValidateOccurredAt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := validateOccurredAt(tt.at, now, skew, tt.retention)
+			err := ValidateOccurredAt(tt.at, now, skew, tt.retention)
 			if tt.ok {
 				wantKind(t, err, nil)
 				return
@@ -133,7 +133,7 @@ func TestValidateHealthRecord(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, number, err := validateHealthRecord(fmt.Sprintf("records[%d]", 7), tt.rec, testNow, time.Minute)
+			ev, number, err := ValidateHealthRecord(fmt.Sprintf("records[%d]", 7), tt.rec, testNow, time.Minute)
 			if tt.field == "" {
 				wantKind(t, err, nil)
 				if number != id || ev.CodeColour != tt.rec.CodeColour || ev.VaccineDoses != tt.rec.VaccineDoses {

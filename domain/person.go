@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -139,19 +138,19 @@ func (p Person) Dependant() bool { return p.guardianID != uuid.Nil }
 // Verification returns pending, approved or rejected ("" before registration).
 func (p Person) Verification() string { return p.verification }
 
-// decideRegisterPerson decides a registration (or a family member's, when
+// DecideRegisterPerson decides a registration (or a family member's, when
 // reg.GuardianID is set) on the aggregate of the document's person id. The
 // personal fields in reg are already sealed.
-func decideRegisterPerson(p Person, reg PersonRegistered) ([]Event, error) {
+func DecideRegisterPerson(p Person, reg PersonRegistered) ([]Event, error) {
 	if p.registered {
 		return nil, Errorf(ErrConflict, "this %s document is already registered", reg.IDType)
 	}
 	return []Event{reg}, nil
 }
 
-// decideVerifyPerson decides the outcome of a face check or manual review.
-func decideVerifyPerson(p Person, cmd VerifyPerson) ([]Event, error) {
-	if err := validateVerify(cmd); err != nil {
+// DecideVerifyPerson decides the outcome of a face check or manual review.
+func DecideVerifyPerson(p Person, cmd VerifyPerson) ([]Event, error) {
+	if err := ValidateVerify(cmd); err != nil {
 		return nil, err
 	}
 	if !p.registered {
@@ -163,9 +162,9 @@ func decideVerifyPerson(p Person, cmd VerifyPerson) ([]Event, error) {
 	return []Event{PersonVerified{PersonID: p.id, Method: cmd.Method, Result: cmd.Result}}, nil
 }
 
-// decideAddFamilyMember decides whether guardian may register member (the
+// DecideAddFamilyMember decides whether guardian may register member (the
 // aggregate of the member's document); reg is the member's sealed registration.
-func decideAddFamilyMember(guardian, member Person, reg PersonRegistered) ([]Event, error) {
+func DecideAddFamilyMember(guardian, member Person, reg PersonRegistered) ([]Event, error) {
 	if !guardian.registered {
 		return nil, Errorf(ErrNotFound, "guardian not registered")
 	}
@@ -175,10 +174,10 @@ func decideAddFamilyMember(guardian, member Person, reg PersonRegistered) ([]Eve
 	if reg.GuardianID != guardian.id {
 		return nil, Errorf(ErrForbidden, "family member must be registered under the guardian")
 	}
-	return decideRegisterPerson(member, reg)
+	return DecideRegisterPerson(member, reg)
 }
 
-func validateVerify(cmd VerifyPerson) error {
+func ValidateVerify(cmd VerifyPerson) error {
 	switch cmd.Method {
 	case VerifyFace, VerifyManual:
 	default:
@@ -192,8 +191,8 @@ func validateVerify(cmd VerifyPerson) error {
 	return nil
 }
 
-// validateName checks a person's real name and returns it trimmed.
-func validateName(field, name string) (string, error) {
+// ValidateName checks a person's real name and returns it trimmed.
+func ValidateName(field, name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
 		return "", Invalid(field, "is required")
@@ -248,10 +247,10 @@ func digits(s string) bool {
 	return s != ""
 }
 
-// validateDocument checks an ID document and returns its canonical number.
+// ValidateDocument checks an ID document and returns its canonical number.
 // The error is a FieldError on idType's or number's field and never holds
 // the number.
-func validateDocument(typeField, numberField, idType, number string, now time.Time) (string, error) {
+func ValidateDocument(typeField, numberField, idType, number string, now time.Time) (string, error) {
 	n, err := idcard.Validate(idType, number, now)
 	if err != nil {
 		var e *idcard.Error
@@ -266,167 +265,11 @@ func validateDocument(typeField, numberField, idType, number string, now time.Ti
 	return n, nil
 }
 
-// RegisterPerson registers a citizen with a real name, an ID document and a
-// phone. Anyone may call it. The person id is derived from the document's
-// keyed hash, so the same document registering twice meets the same
-// aggregate and is a conflict. A retry with the same EventID returns the
-// original result with Duplicate set.
-func (l *Ledger) RegisterPerson(ctx context.Context, actor Actor, cmd RegisterPerson) (Result, error) {
-	now := l.now()
-	name, err := validateName("name", cmd.Name)
-	if err != nil {
-		return Result{}, err
-	}
-	number, err := validateDocument("id_type", "id_number", cmd.IDType, cmd.IDNumber, now)
-	if err != nil {
-		return Result{}, err
-	}
-	phone, err := ValidatePhone(cmd.Phone)
-	if err != nil {
-		return Result{}, err
-	}
-	hash := l.Hasher.IDHash(cmd.IDType, number)
-	id := pii.PersonID(hash)
-	agg := PersonAggregate(id)
-	p, version, err := l.loadPerson(ctx, id)
-	if err != nil {
-		return Result{}, err
-	}
-	if cmd.EventID != uuid.Nil && p.registered && p.registeredBy == cmd.EventID {
-		return Result{ID: id, EventID: cmd.EventID, Position: p.registeredAt, Duplicate: true}, nil
-	}
-	if p.registered {
-		return Result{}, errAlreadyRegistered(cmd.IDType)
-	}
-	key, err := l.Keys.Key(ctx, id, true)
-	if err != nil {
-		return Result{}, fmt.Errorf("register person: data key: %w", err)
-	}
-	reg := PersonRegistered{PersonID: id, IDType: cmd.IDType, IDHash: hash}
-	if reg.Name, err = seal(key, name); err != nil {
-		return Result{}, err
-	}
-	if reg.IDNumber, err = seal(key, number); err != nil {
-		return Result{}, err
-	}
-	if reg.Phone, err = seal(key, phone); err != nil {
-		return Result{}, err
-	}
-	events, err := decideRegisterPerson(p, reg)
-	if err != nil {
-		return Result{}, err
-	}
-	// Registration is public: an anonymous caller is recorded as the new person.
-	subject := actor.Subject
-	if subject == "" {
-		subject = "person:" + id.String()
-	}
-	res, err := l.append(ctx, agg, version, Meta{ID: cmd.EventID, Actor: subject}, now, events)
-	if errors.Is(err, ErrConflict) {
-		return Result{}, errAlreadyRegistered(cmd.IDType)
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	res.ID = id
-	return res, nil
-}
-
-func errAlreadyRegistered(idType string) error {
+func AlreadyRegistered(idType string) error {
 	return Errorf(ErrConflict, "this %s document is already registered", idType)
 }
 
-// VerifyPerson records the outcome of a face check or a manual review of a
-// person's identity. Reviewers and admins only; a person already approved
-// cannot be verified again (conflict), a rejected one can.
-func (l *Ledger) VerifyPerson(ctx context.Context, actor Actor, personID uuid.UUID, cmd VerifyPerson) (Result, error) {
-	if actor.Role != RoleReviewer && actor.Role != RoleAdmin {
-		return Result{}, Errorf(ErrForbidden, "only a reviewer or an admin may verify a person")
-	}
-	if err := validateVerify(cmd); err != nil {
-		return Result{}, err
-	}
-	p, version, err := l.loadPerson(ctx, personID)
-	if err != nil {
-		return Result{}, err
-	}
-	if !p.registered {
-		return Result{}, Errorf(ErrNotFound, "person %s not registered", personID)
-	}
-	events, err := decideVerifyPerson(p, cmd)
-	if err != nil {
-		return Result{}, err
-	}
-	res, err := l.append(ctx, PersonAggregate(personID), version, Meta{Actor: actor.Subject}, l.now(), events)
-	if err != nil {
-		return Result{}, err
-	}
-	res.ID = personID
-	return res, nil
-}
-
-// AddFamilyMember registers a dependant (no phone) under a guardian. Only
-// the guardian themself may do it, and a family member cannot be a
-// guardian. The member becomes a person of their own, whose id is derived
-// from their document like any other person's.
-func (l *Ledger) AddFamilyMember(ctx context.Context, actor Actor, guardianID uuid.UUID, cmd AddFamilyMember) (Result, error) {
-	if actor.Role != RolePerson || actor.PersonID != guardianID {
-		return Result{}, Errorf(ErrForbidden, "only the guardian may add their family members")
-	}
-	now := l.now()
-	name, err := validateName("name", cmd.Name)
-	if err != nil {
-		return Result{}, err
-	}
-	number, err := validateDocument("id_type", "id_number", cmd.IDType, cmd.IDNumber, now)
-	if err != nil {
-		return Result{}, err
-	}
-	if !validRelation(cmd.Relation) {
-		return Result{}, Invalid("relation", "must be one of %s", strings.Join(Relations(), ", "))
-	}
-	guardian, _, err := l.loadPerson(ctx, guardianID)
-	if err != nil {
-		return Result{}, err
-	}
-	hash := l.Hasher.IDHash(cmd.IDType, number)
-	id := pii.PersonID(hash)
-	member, version, err := l.loadPerson(ctx, id)
-	if err != nil {
-		return Result{}, err
-	}
-	// Decide once before sealing, so no data key is made for a refused member.
-	probe := PersonRegistered{PersonID: id, IDType: cmd.IDType, GuardianID: guardianID}
-	if _, err := decideAddFamilyMember(guardian, member, probe); err != nil {
-		return Result{}, err
-	}
-	key, err := l.Keys.Key(ctx, id, true)
-	if err != nil {
-		return Result{}, fmt.Errorf("add family member: data key: %w", err)
-	}
-	reg := PersonRegistered{PersonID: id, IDType: cmd.IDType, IDHash: hash, GuardianID: guardianID, Relation: cmd.Relation}
-	if reg.Name, err = seal(key, name); err != nil {
-		return Result{}, err
-	}
-	if reg.IDNumber, err = seal(key, number); err != nil {
-		return Result{}, err
-	}
-	events, err := decideAddFamilyMember(guardian, member, reg)
-	if err != nil {
-		return Result{}, err
-	}
-	res, err := l.append(ctx, PersonAggregate(id), version, Meta{Actor: actor.Subject}, now, events)
-	if errors.Is(err, ErrConflict) {
-		return Result{}, errAlreadyRegistered(cmd.IDType)
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	res.ID = id
-	return res, nil
-}
-
-func validRelation(r string) bool {
+func ValidRelation(r string) bool {
 	for _, v := range Relations() {
 		if r == v {
 			return true
@@ -435,10 +278,16 @@ func validRelation(r string) bool {
 	return false
 }
 
-func seal(key []byte, plaintext string) (Sealed, error) {
+func SealField(key []byte, plaintext string) (Sealed, error) {
 	s, err := pii.Seal(key, plaintext)
 	if err != nil {
-		return "", fmt.Errorf("seal personal data: %w", err)
+		return "", fmt.Errorf("SealField personal data: %w", err)
 	}
 	return Sealed(s), nil
+}
+
+// RegisteredBy returns the event id and position of the person's
+// registration (zero before it).
+func (p Person) RegisteredBy() (eventID uuid.UUID, position uint64) {
+	return p.registeredBy, p.registeredAt
 }

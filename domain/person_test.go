@@ -141,14 +141,14 @@ func TestDecideRegisterPerson(t *testing.T) {
 	id := uuid.New()
 	reg := PersonRegistered{PersonID: id, IDType: "resident_id", IDHash: "h"}
 	t.Run("new", func(t *testing.T) {
-		evs, err := decideRegisterPerson(Person{}, reg)
+		evs, err := DecideRegisterPerson(Person{}, reg)
 		wantKind(t, err, nil)
 		if len(evs) != 1 || evs[0].(PersonRegistered).PersonID != id {
 			t.Fatalf("events = %+v", evs)
 		}
 	})
 	t.Run("twice", func(t *testing.T) {
-		_, err := decideRegisterPerson(replayPerson(t, reg), reg)
+		_, err := DecideRegisterPerson(replayPerson(t, reg), reg)
 		wantKind(t, err, ErrConflict)
 		if !strings.Contains(err.Error(), "already registered") {
 			t.Fatalf("error %q does not say already registered", err)
@@ -180,7 +180,7 @@ func TestDecideVerifyPerson(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := decideVerifyPerson(replayPerson(t, tt.past...), tt.cmd)
+			evs, err := DecideVerifyPerson(replayPerson(t, tt.past...), tt.cmd)
 			wantKind(t, err, tt.kind)
 			if tt.field != "" {
 				wantField(t, err, tt.field)
@@ -215,7 +215,7 @@ func TestDecideAddFamilyMember(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := decideAddFamilyMember(tt.guardian, tt.member, tt.reg)
+			evs, err := DecideAddFamilyMember(tt.guardian, tt.member, tt.reg)
 			wantKind(t, err, tt.kind)
 			if tt.kind == nil && evs[0].(PersonRegistered).GuardianID != gid {
 				t.Fatalf("events = %+v", evs)
@@ -274,11 +274,11 @@ func TestValidateName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := validateName("name", tt.in)
+			got, err := ValidateName("name", tt.in)
 			if tt.ok {
 				wantKind(t, err, nil)
 				if got != strings.TrimSpace(tt.in) {
-					t.Fatalf("validateName = %q", got)
+					t.Fatalf("ValidateName = %q", got)
 				}
 				return
 			}
@@ -301,7 +301,7 @@ func TestValidateDocument(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, err := validateDocument("id_type", "id_number", tt.idType, tt.number, testNow)
+			n, err := ValidateDocument("id_type", "id_number", tt.idType, tt.number, testNow)
 			if tt.field == "" {
 				wantKind(t, err, nil)
 				if n != good {

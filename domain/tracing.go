@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -59,6 +58,20 @@ type ContactSearch struct {
 	AsOf time.Time
 }
 
+// ContactReads is what a contact search reads: window reads in batches, so
+// that a depth-2 search is a handful of reads rather than one per contact.
+// The application layer adapts the read models' TraceReads to it.
+//
+// Passes come back with every decision (FindContacts keeps those that
+// count), each pass once, in no particular order; asOf, when not zero,
+// leaves out the passes recorded after it.
+type ContactReads interface {
+	// PassesOfPersons returns the passes of the persons with at in [from, to).
+	PassesOfPersons(personIDs []uuid.UUID, from, to, asOf time.Time) ([]PassPoint, error)
+	// PassesAtVenues returns the passes in the union of the windows.
+	PassesAtVenues(windows []VenueWindow, asOf time.Time) ([]PassPoint, error)
+}
+
 // FoundContacts is FindContacts' answer.
 type FoundContacts struct {
 	// Stays are the index person's stays the search looked at (those that
@@ -83,7 +96,7 @@ type FoundContacts struct {
 // the index person's. Depth 2 repeats this from every depth-1 contact at
 // once, skipping the index person and the depth-1 contacts, so a depth-2
 // search is four window reads however many contacts there are.
-func FindContacts(ctx context.Context, reads TraceReads, s ContactSearch, dwell func(venueType string) time.Duration) (FoundContacts, error) {
+func FindContacts(reads ContactReads, s ContactSearch, dwell func(venueType string) time.Duration) (FoundContacts, error) {
 	if dwell == nil {
 		dwell = DefaultDwell
 	}
@@ -106,7 +119,7 @@ func FindContacts(ctx context.Context, reads TraceReads, s ContactSearch, dwell 
 	// staysOf reads the persons' passes and keeps the stays that come
 	// within the buffer of the window, by person.
 	staysOf := func(persons []uuid.UUID) (map[uuid.UUID][]Presence, error) {
-		passes, err := reads.PassesOfPersons(ctx, persons, w.From.Add(-margin), w.To.Add(margin), s.AsOf)
+		passes, err := reads.PassesOfPersons(persons, w.From.Add(-margin), w.To.Add(margin), s.AsOf)
 		if err != nil {
 			return nil, fmt.Errorf("trace: passes of %d persons: %w", len(persons), err)
 		}
@@ -158,7 +171,7 @@ func FindContacts(ctx context.Context, reads TraceReads, s ContactSearch, dwell 
 		if len(windows) == 0 {
 			break
 		}
-		passes, err := reads.PassesAtVenues(ctx, MergeWindows(windows), s.AsOf)
+		passes, err := reads.PassesAtVenues(MergeWindows(windows), s.AsOf)
 		if err != nil {
 			return FoundContacts{}, fmt.Errorf("trace: passes at venues, depth %d: %w", depth, err)
 		}
@@ -227,73 +240,16 @@ func presenceLess(a, b Presence) bool {
 	return a.End.Before(b.End)
 }
 
-// TraceIndex sums up the index person of a trace.
-type TraceIndex struct {
-	PersonID   uuid.UUID `json:"person_id"`
-	NameMasked string    `json:"name"`
-	// Visits is how many stays of theirs the trace looked at.
-	Visits int `json:"visits"`
-	// Contacts and SecondContacts count the distinct people found at
-	// depth 1 and depth 2.
-	Contacts       int `json:"contacts"`
-	SecondContacts int `json:"second_contacts"`
-}
-
-// TraceVisit is one stay of the index person.
-type TraceVisit struct {
-	VenueID   uuid.UUID `json:"venue_id"`
-	VenueName string    `json:"venue_name"`
-	VenueType string    `json:"venue_type"`
-	District  string    `json:"district"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
-}
-
-// TraceContact is a contact with the names to show: the person's masked
-// name and the venue's name.
-type TraceContact struct {
-	Contact
-	NameMasked string `json:"name"`
-	VenueName  string `json:"venue_name"`
-}
-
-// TraceResult is the answer to a trace, given once its audit event is in
-// the log.
-type TraceResult struct {
-	TraceID uuid.UUID
-	// EventID and Position name the TraceRequested event recorded for it.
-	EventID  uuid.UUID
-	Position uint64
-	// ReadPosition is the read models' position the answer reflects.
-	ReadPosition uint64
-	// AsOf is the moment the answer was given as of.
-	AsOf       time.Time
-	From, To   time.Time
-	Depth      int
-	MinOverlap time.Duration
-	Buffer     time.Duration
-	Index      TraceIndex
-	Visits     []TraceVisit
-	Contacts   []TraceContact
-}
-
-func (l *Ledger) dwell() func(string) time.Duration {
-	if l.Dwell != nil {
-		return l.Dwell
-	}
-	return DefaultDwell
-}
-
-// auditSubject is the name an audit event records for actor.
-func auditSubject(actor Actor) string {
+// AuditSubject is the name an audit event records for actor.
+func AuditSubject(actor Actor) string {
 	if actor.Subject != "" {
 		return actor.Subject
 	}
 	return actor.Role
 }
 
-// validReason checks an audit reason: required, at most MaxReasonLength runes.
-func validReason(reason string) (string, error) {
+// ValidateReason checks an audit reason: required, at most MaxReasonLength runes.
+func ValidateReason(reason string) (string, error) {
 	reason = strings.TrimSpace(reason)
 	switch {
 	case reason == "":
@@ -306,10 +262,10 @@ func validReason(reason string) (string, error) {
 	return reason, nil
 }
 
-// validateTrace checks a trace query and returns its search; every bad
+// ValidateTrace checks a trace query and returns its search; every bad
 // field is reported at once. number is the canonical ID number when the
 // person is named by document.
-func validateTrace(q TraceQuery, now, latest time.Time) (s ContactSearch, reason, number string, err error) {
+func ValidateTrace(q TraceQuery, now, latest time.Time) (s ContactSearch, reason, number string, err error) {
 	var errs []error
 	byDocument := q.IDType != "" || q.IDNumber != ""
 	switch {
@@ -318,7 +274,7 @@ func validateTrace(q TraceQuery, now, latest time.Time) (s ContactSearch, reason
 	case q.PersonID == uuid.Nil && !byDocument:
 		errs = append(errs, Invalid("person_id", "is required (or id_type and id_number)"))
 	case byDocument:
-		if number, err = validateDocument("id_type", "id_number", q.IDType, q.IDNumber, now); err != nil {
+		if number, err = ValidateDocument("id_type", "id_number", q.IDType, q.IDNumber, now); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -344,7 +300,7 @@ func validateTrace(q TraceQuery, now, latest time.Time) (s ContactSearch, reason
 	if q.Buffer < 0 || q.Buffer > MaxTraceBuffer {
 		errs = append(errs, Invalid("buffer_minutes", "must be from 0 to %d", int(MaxTraceBuffer/time.Minute)))
 	}
-	if reason, err = validReason(q.Reason); err != nil {
+	if reason, err = ValidateReason(q.Reason); err != nil {
 		errs = append(errs, err)
 	}
 	asOf := q.AsOf
@@ -362,234 +318,4 @@ func validateTrace(q TraceQuery, now, latest time.Time) (s ContactSearch, reason
 		Depth:    q.Depth,
 		AsOf:     asOf.UTC(),
 	}, reason, number, nil
-}
-
-// Trace finds the contacts of a person in a window (analysts and admins).
-// Every trace is recorded as a TraceRequested event in the analyst's audit
-// trail before the answer is returned: when the event cannot be appended
-// there is no answer. Bad input is ErrInvalid and appends nothing; an index
-// person the read models do not know is ErrNotFound.
-//
-// See FindContacts for how contacts are found and Presences for what a
-// stay is. Only passes with decision "pass" count: a person who was refused
-// at the door did not go in.
-func (l *Ledger) Trace(ctx context.Context, actor Actor, q TraceQuery) (TraceResult, error) {
-	if actor.Role != RoleAnalyst && actor.Role != RoleAdmin {
-		return TraceResult{}, Errorf(ErrForbidden, "only analysts and admins may trace contacts")
-	}
-	now := l.now()
-	search, reason, number, err := validateTrace(q, now, now.Add(l.clockSkew()))
-	if err != nil {
-		return TraceResult{}, err
-	}
-	readPos, err := l.Reads.Position(ctx)
-	if err != nil {
-		return TraceResult{}, fmt.Errorf("trace: read models position: %w", err)
-	}
-	var index PersonView
-	if search.PersonID != uuid.Nil {
-		index, err = l.Reads.Person(ctx, search.PersonID)
-	} else {
-		index, err = l.Reads.PersonByIDHash(ctx, l.Hasher.IDHash(q.IDType, number))
-	}
-	if err != nil {
-		return TraceResult{}, fmt.Errorf("trace: index person: %w", err)
-	}
-	search.PersonID = index.ID
-	found, err := FindContacts(ctx, l.Reads, search, l.dwell())
-	if err != nil {
-		return TraceResult{}, err
-	}
-
-	var personIDs, venueIDs []uuid.UUID
-	seenP, seenV := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
-	for _, c := range found.Contacts {
-		if !seenP[c.PersonID] {
-			seenP[c.PersonID] = true
-			personIDs = append(personIDs, c.PersonID)
-		}
-		if !seenV[c.VenueID] {
-			seenV[c.VenueID] = true
-			venueIDs = append(venueIDs, c.VenueID)
-		}
-	}
-	for _, st := range found.Stays {
-		if !seenV[st.VenueID] {
-			seenV[st.VenueID] = true
-			venueIDs = append(venueIDs, st.VenueID)
-		}
-	}
-	names, err := l.Reads.PersonNames(ctx, personIDs)
-	if err != nil {
-		return TraceResult{}, fmt.Errorf("trace: names of %d contacts: %w", len(personIDs), err)
-	}
-	venues, err := l.Reads.VenuesByID(ctx, venueIDs)
-	if err != nil {
-		return TraceResult{}, fmt.Errorf("trace: %d venues: %w", len(venueIDs), err)
-	}
-
-	res := TraceResult{
-		ReadPosition: readPos, AsOf: search.AsOf, From: search.Window.From, To: search.Window.To,
-		Depth: search.Depth, MinOverlap: search.Window.MinOverlap, Buffer: search.Window.Buffer,
-		Index: TraceIndex{
-			PersonID: index.ID, NameMasked: index.NameMasked, Visits: len(found.Stays),
-			Contacts: found.Persons[1], SecondContacts: found.Persons[2],
-		},
-		Visits:   make([]TraceVisit, 0, len(found.Stays)),
-		Contacts: make([]TraceContact, 0, len(found.Contacts)),
-	}
-	for _, st := range found.Stays {
-		v := venues[st.VenueID]
-		res.Visits = append(res.Visits, TraceVisit{VenueID: st.VenueID, VenueName: v.Name, VenueType: v.Type,
-			District: v.District, Start: st.Start.UTC(), End: st.End.UTC()})
-	}
-	for _, c := range found.Contacts {
-		c.OverlapStart, c.OverlapEnd = c.OverlapStart.UTC(), c.OverlapEnd.UTC()
-		res.Contacts = append(res.Contacts, TraceContact{Contact: c, NameMasked: names[c.PersonID], VenueName: venues[c.VenueID].Name})
-	}
-
-	if res.TraceID, err = uuid.NewV7(); err != nil {
-		return TraceResult{}, fmt.Errorf("trace: new trace id: %w", err)
-	}
-	ev := TraceRequested{
-		TraceID: res.TraceID, Analyst: auditSubject(actor), PersonID: index.ID,
-		From: res.From, To: res.To, Depth: res.Depth, Reason: reason,
-		Kind: LookContacts, Source: SourceReadModel, AsOf: res.AsOf,
-		MinOverlapMinutes: int(res.MinOverlap / time.Minute), BufferMinutes: int(res.Buffer / time.Minute),
-		Contacts: found.Persons[1] + found.Persons[2], ReadPosition: readPos,
-	}
-	if res.EventID, res.Position, err = l.recordAudit(ctx, actor, ev, now); err != nil {
-		return TraceResult{}, err
-	}
-	return res, nil
-}
-
-// recordAudit appends a TraceRequested event to the actor's audit trail.
-func (l *Ledger) recordAudit(ctx context.Context, actor Actor, ev TraceRequested, now time.Time) (uuid.UUID, uint64, error) {
-	subject := auditSubject(actor)
-	agg := AuditAggregate(subject)
-	env, err := NewEnvelope(agg, ev, Meta{Actor: subject, CorrelationID: ev.TraceID.String()}, now)
-	if err != nil {
-		return uuid.Nil, 0, err
-	}
-	appended, err := l.Events.Record(ctx, env)
-	if err != nil {
-		return uuid.Nil, 0, fmt.Errorf("record %s: %w", agg, err)
-	}
-	if len(appended) != 1 {
-		return uuid.Nil, 0, fmt.Errorf("record %s: store answered %d results for 1 event", agg, len(appended))
-	}
-	return env.ID, appended[0].Position, nil
-}
-
-// Look is an analyst's read of a person's passes (GET
-// /v1/persons/{id}/trace), recorded by RecordLook.
-type Look struct {
-	PersonID uuid.UUID
-	From, To time.Time
-	Reason   string
-	// Source is SourceReadModel or SourceLog.
-	Source string
-	// ReadPosition is the position the answer reflects.
-	ReadPosition uint64
-}
-
-// RecordLook records an analyst's look at a person's passes in their audit
-// trail, as a TraceRequested event of kind "history". The caller gives the
-// answer only once this returned without error. The reason is required.
-func (l *Ledger) RecordLook(ctx context.Context, actor Actor, look Look) (Result, error) {
-	reason, err := validReason(look.Reason)
-	if err != nil {
-		return Result{}, err
-	}
-	if look.PersonID == uuid.Nil {
-		return Result{}, Invalid("person_id", "is required")
-	}
-	now := l.now()
-	traceID, err := uuid.NewV7()
-	if err != nil {
-		return Result{}, fmt.Errorf("record look: new trace id: %w", err)
-	}
-	ev := TraceRequested{
-		TraceID: traceID, Analyst: auditSubject(actor), PersonID: look.PersonID,
-		From: look.From.UTC(), To: look.To.UTC(), Reason: reason, Kind: LookHistory, Source: look.Source,
-		AsOf: now.UTC(), ReadPosition: look.ReadPosition,
-	}
-	id, pos, err := l.recordAudit(ctx, actor, ev, now)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{ID: traceID, EventID: id, Position: pos}, nil
-}
-
-// ReplayHistory returns a person's passes with at (the device's time) in
-// [from, to), oldest first by (at, position), replayed straight from the log
-// rather than from a read model: the person's pass streams are read with
-// the filter "pass.*.<person>" and each venue's name, type, district and
-// address come from replaying the venue's aggregate. A pass appended twice
-// (a retry after the duplicate window) counts once, at its first position,
-// as in the read models. position is the log position the answer reflects.
-func (l *Ledger) ReplayHistory(ctx context.Context, personID uuid.UUID, from, to time.Time) (visits []Visit, position uint64, err error) {
-	last, err := l.Log.LastPosition(ctx)
-	if err != nil {
-		return nil, 0, fmt.Errorf("replay passes of %s: %w", personID, err)
-	}
-	type row struct {
-		v   Visit
-		pos uint64
-	}
-	var rows []row
-	seen := make(map[uuid.UUID]bool)
-	filter := KindPass + ".*." + personID.String()
-	err = l.Log.Read(ctx, filter, 0, func(envs []Envelope) error {
-		for _, e := range envs {
-			if e.Position > last || e.Type != TypePassRecorded || seen[e.ID] {
-				continue
-			}
-			seen[e.ID] = true
-			ev, err := Decode(e)
-			if err != nil {
-				return err
-			}
-			p := ev.(*PassRecorded)
-			if p.PersonID != personID {
-				continue
-			}
-			at := e.OccurredAt.UTC()
-			if (!from.IsZero() && at.Before(from)) || (!to.IsZero() && !at.Before(to)) {
-				continue
-			}
-			rows = append(rows, row{v: Visit{EventID: e.ID, VenueID: p.VenueID, At: at, Direction: p.Direction, Decision: p.Decision}, pos: e.Position})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("replay passes of %s: %w", personID, err)
-	}
-	slices.SortFunc(rows, func(a, b row) int {
-		if c := a.v.At.Compare(b.v.At); c != 0 {
-			return c
-		}
-		switch {
-		case a.pos < b.pos:
-			return -1
-		case a.pos > b.pos:
-			return 1
-		}
-		return 0
-	})
-	venues := make(map[uuid.UUID]Venue)
-	visits = make([]Visit, 0, len(rows))
-	for _, r := range rows {
-		v, ok := venues[r.v.VenueID]
-		if !ok {
-			if v, _, err = l.loadVenue(ctx, r.v.VenueID); err != nil {
-				return nil, 0, err
-			}
-			venues[r.v.VenueID] = v
-		}
-		r.v.VenueName, r.v.VenueType, r.v.District, r.v.Address = v.Name(), v.Type(), v.District(), v.Address()
-		visits = append(visits, r.v)
-	}
-	return visits, last, nil
 }

@@ -1,8 +1,6 @@
 package domain
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -224,8 +222,8 @@ func optionalText(field, s string, limit int) (string, error) {
 	return s, nil
 }
 
-// validateApplyVenue checks an application and returns it normalised.
-func validateApplyVenue(cmd ApplyVenue) (ApplyVenue, error) {
+// ValidateApplyVenue checks an application and returns it normalised.
+func ValidateApplyVenue(cmd ApplyVenue) (ApplyVenue, error) {
 	var err error
 	if cmd.Name, err = validText("name", cmd.Name, MaxVenueNameLength); err != nil {
 		return cmd, err
@@ -251,9 +249,9 @@ func validateApplyVenue(cmd ApplyVenue) (ApplyVenue, error) {
 	return cmd, nil
 }
 
-// decideApplyVenue decides an application for a new venue id by a person.
-func decideApplyVenue(v Venue, venueID uuid.UUID, applicant Person, cmd ApplyVenue) ([]Event, error) {
-	cmd, err := validateApplyVenue(cmd)
+// DecideApplyVenue decides an application for a new venue id by a person.
+func DecideApplyVenue(v Venue, venueID uuid.UUID, applicant Person, cmd ApplyVenue) ([]Event, error) {
+	cmd, err := ValidateApplyVenue(cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -270,9 +268,9 @@ func decideApplyVenue(v Venue, venueID uuid.UUID, applicant Person, cmd ApplyVen
 	}}, nil
 }
 
-// validateReview checks a review decision and returns the trimmed reason.
+// ValidateReview checks a review decision and returns the trimmed reason.
 // A rejection needs a reason.
-func validateReview(decision, reason string) (string, error) {
+func ValidateReview(decision, reason string) (string, error) {
 	reason, err := optionalText("reason", reason, MaxReasonLength)
 	if err != nil {
 		return "", err
@@ -289,9 +287,9 @@ func validateReview(decision, reason string) (string, error) {
 	return reason, nil
 }
 
-// decideReviewVenue decides a review of a pending venue application.
-func decideReviewVenue(v Venue, cmd ReviewVenue) ([]Event, error) {
-	reason, err := validateReview(cmd.Decision, cmd.Reason)
+// DecideReviewVenue decides a review of a pending venue application.
+func DecideReviewVenue(v Venue, cmd ReviewVenue) ([]Event, error) {
+	reason, err := ValidateReview(cmd.Decision, cmd.Reason)
 	if err != nil {
 		return nil, err
 	}
@@ -304,18 +302,18 @@ func decideReviewVenue(v Venue, cmd ReviewVenue) ([]Event, error) {
 	return []Event{VenueReviewed{VenueID: v.id, Decision: cmd.Decision, Reason: reason}}, nil
 }
 
-// canManage reports whether actor may manage the venue's sub-admins: its
+// CanManage reports whether actor may manage the venue's sub-admins: its
 // manager, or an admin.
-func (v Venue) canManage(actor Actor) bool {
+func (v Venue) CanManage(actor Actor) bool {
 	return actor.Role == RoleAdmin || (actor.Role == RolePerson && actor.PersonID == v.manager)
 }
 
-// decideAddSubAdmin decides whether actor may add person as a sub-admin.
-func decideAddSubAdmin(v Venue, actor Actor, person Person) ([]Event, error) {
+// DecideAddSubAdmin decides whether actor may add person as a sub-admin.
+func DecideAddSubAdmin(v Venue, actor Actor, person Person) ([]Event, error) {
 	if !v.applied {
 		return nil, Errorf(ErrNotFound, "venue not found")
 	}
-	if !v.canManage(actor) {
+	if !v.CanManage(actor) {
 		return nil, Errorf(ErrForbidden, "only the venue's manager or an admin may add sub-admins")
 	}
 	if v.status == VenueStatusRejected {
@@ -333,113 +331,16 @@ func decideAddSubAdmin(v Venue, actor Actor, person Person) ([]Event, error) {
 	return []Event{SubAdminAdded{VenueID: v.id, PersonID: person.id}}, nil
 }
 
-// decideRemoveSubAdmin decides whether actor may remove personID from the sub-admins.
-func decideRemoveSubAdmin(v Venue, actor Actor, personID uuid.UUID) ([]Event, error) {
+// DecideRemoveSubAdmin decides whether actor may remove personID from the sub-admins.
+func DecideRemoveSubAdmin(v Venue, actor Actor, personID uuid.UUID) ([]Event, error) {
 	if !v.applied {
 		return nil, Errorf(ErrNotFound, "venue not found")
 	}
-	if !v.canManage(actor) {
+	if !v.CanManage(actor) {
 		return nil, Errorf(ErrForbidden, "only the venue's manager or an admin may remove sub-admins")
 	}
 	if !v.IsAdmin(personID) {
 		return nil, Errorf(ErrNotFound, "person %s is not a sub-admin of venue %s", personID, v.id)
 	}
 	return []Event{SubAdminRemoved{VenueID: v.id, PersonID: personID}}, nil
-}
-
-// ApplyVenue applies for a venue code. The applicant (a registered person)
-// becomes the venue's manager; the venue starts pending review.
-func (l *Ledger) ApplyVenue(ctx context.Context, actor Actor, cmd ApplyVenue) (Result, error) {
-	if actor.Role != RolePerson || actor.PersonID == uuid.Nil {
-		return Result{}, Errorf(ErrForbidden, "only a registered person may apply for a venue code")
-	}
-	if _, err := validateApplyVenue(cmd); err != nil {
-		return Result{}, err
-	}
-	applicant, _, err := l.loadPerson(ctx, actor.PersonID)
-	if err != nil {
-		return Result{}, err
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return Result{}, fmt.Errorf("apply venue: new id: %w", err)
-	}
-	// A new id has no events: the expected version is 0.
-	events, err := decideApplyVenue(Venue{}, id, applicant, cmd)
-	if err != nil {
-		return Result{}, err
-	}
-	res, err := l.append(ctx, VenueAggregate(id), 0, Meta{Actor: actor.Subject}, l.now(), events)
-	if err != nil {
-		return Result{}, err
-	}
-	res.ID = id
-	return res, nil
-}
-
-// ReviewVenue approves or rejects a pending venue application (reviewer or
-// admin). A venue reviewed twice is a conflict.
-func (l *Ledger) ReviewVenue(ctx context.Context, actor Actor, venueID uuid.UUID, cmd ReviewVenue) (Result, error) {
-	if actor.Role != RoleReviewer && actor.Role != RoleAdmin {
-		return Result{}, Errorf(ErrForbidden, "only a reviewer or an admin may review a venue")
-	}
-	if _, err := validateReview(cmd.Decision, cmd.Reason); err != nil {
-		return Result{}, err
-	}
-	return l.updateVenue(ctx, actor, venueID, func(v Venue) ([]Event, error) {
-		return decideReviewVenue(v, cmd)
-	})
-}
-
-// AddSubAdmin adds a registered person as a sub-admin of a venue (its
-// manager, or an admin).
-func (l *Ledger) AddSubAdmin(ctx context.Context, actor Actor, venueID, personID uuid.UUID) (Result, error) {
-	v, _, err := l.loadVenue(ctx, venueID)
-	if err != nil {
-		return Result{}, err
-	}
-	// Authorise before looking at the person, so an outsider learns nothing about them.
-	if v.applied && !v.canManage(actor) {
-		return Result{}, Errorf(ErrForbidden, "only the venue's manager or an admin may add sub-admins")
-	}
-	p, _, err := l.loadPerson(ctx, personID)
-	if err != nil {
-		return Result{}, err
-	}
-	return l.updateVenue(ctx, actor, venueID, func(v Venue) ([]Event, error) {
-		return decideAddSubAdmin(v, actor, p)
-	})
-}
-
-// RemoveSubAdmin removes a sub-admin from a venue (its manager, or an
-// admin). Removing someone who is not a sub-admin is ErrNotFound.
-func (l *Ledger) RemoveSubAdmin(ctx context.Context, actor Actor, venueID, personID uuid.UUID) (Result, error) {
-	return l.updateVenue(ctx, actor, venueID, func(v Venue) ([]Event, error) {
-		return decideRemoveSubAdmin(v, actor, personID)
-	})
-}
-
-// updateVenue loads a venue, decides, and appends at the loaded version.
-// When the venue changed in between (the reactions record its code issuance
-// in the background) it decides again on the new state, a few times.
-func (l *Ledger) updateVenue(ctx context.Context, actor Actor, venueID uuid.UUID, decide func(Venue) ([]Event, error)) (Result, error) {
-	for attempt := 1; ; attempt++ {
-		v, version, err := l.loadVenue(ctx, venueID)
-		if err != nil {
-			return Result{}, err
-		}
-		events, err := decide(v)
-		if err != nil {
-			return Result{}, err
-		}
-		res, err := l.append(ctx, VenueAggregate(venueID), version, Meta{Actor: actor.Subject}, l.now(), events)
-		if errors.Is(err, ErrConflict) && attempt < maxReactionAttempts {
-			continue
-		}
-		if err != nil {
-			return Result{}, err
-		}
-		res.ID = venueID
-		return res, nil
-	}
 }

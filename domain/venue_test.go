@@ -112,7 +112,7 @@ func TestDecideApplyVenue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := decideApplyVenue(tt.venue, vid, tt.applicant, tt.cmd)
+			evs, err := DecideApplyVenue(tt.venue, vid, tt.applicant, tt.cmd)
 			wantKind(t, err, tt.kind)
 			if tt.field != "" {
 				wantField(t, err, tt.field)
@@ -170,7 +170,7 @@ func TestDecideReviewVenue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := decideReviewVenue(tt.venue, tt.cmd)
+			evs, err := DecideReviewVenue(tt.venue, tt.cmd)
 			wantKind(t, err, tt.kind)
 			if tt.field != "" {
 				wantField(t, err, tt.field)
@@ -222,7 +222,7 @@ func TestDecideSubAdmins(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				evs, err := decideAddSubAdmin(tt.venue, tt.actor, tt.person)
+				evs, err := DecideAddSubAdmin(tt.venue, tt.actor, tt.person)
 				wantKind(t, err, tt.kind)
 				if tt.kind == nil {
 					if got := evs[0].(SubAdminAdded); got.VenueID != vid || got.PersonID != tt.person.ID() {
@@ -249,7 +249,7 @@ func TestDecideSubAdmins(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				evs, err := decideRemoveSubAdmin(tt.venue, tt.actor, tt.person)
+				evs, err := DecideRemoveSubAdmin(tt.venue, tt.actor, tt.person)
 				wantKind(t, err, tt.kind)
 				if tt.kind == nil {
 					if got := evs[0].(SubAdminRemoved); got.VenueID != vid || got.PersonID != tt.person {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -186,7 +187,7 @@ func (s *Store) prepare(e domain.Envelope) (*nats.Msg, error) {
 // returns their original positions with Duplicate set.
 //
 // Events may leave Aggregate empty; one naming another aggregate is invalid.
-func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion uint64, events ...domain.Envelope) ([]domain.Appended, error) {
+func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion uint64, events ...domain.Envelope) ([]ledger.Appended, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
@@ -229,7 +230,7 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 	if err == nil {
 		if len(msgs) == 1 {
 			s.counts.put(ack.Seq, 1)
-			return []domain.Appended{{Position: PositionOf(ack.Seq, 0), Duplicate: ack.Duplicate}}, nil
+			return []ledger.Appended{{Position: PositionOf(ack.Seq, 0), Duplicate: ack.Duplicate}}, nil
 		}
 		if ack.Count != len(msgs) {
 			return nil, fmt.Errorf("append %s: batch of %d acknowledged as %d", subj, len(msgs), ack.Count)
@@ -254,7 +255,7 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 // storedBefore reports whether every event is already in the aggregate's
 // history, and where. It also answers retries older than the duplicate
 // window.
-func (s *Store) storedBefore(ctx context.Context, aggregate string, events []domain.Envelope) ([]domain.Appended, bool) {
+func (s *Store) storedBefore(ctx context.Context, aggregate string, events []domain.Envelope) ([]ledger.Appended, bool) {
 	history, _, err := s.Load(ctx, aggregate)
 	if err != nil {
 		return nil, false
@@ -263,21 +264,21 @@ func (s *Store) storedBefore(ctx context.Context, aggregate string, events []dom
 	for _, h := range history {
 		at[h.ID] = h.Position
 	}
-	res := make([]domain.Appended, len(events))
+	res := make([]ledger.Appended, len(events))
 	for i, e := range events {
 		pos, ok := at[e.ID]
 		if !ok {
 			return nil, false
 		}
-		res[i] = domain.Appended{Position: pos, Duplicate: true}
+		res[i] = ledger.Appended{Position: pos, Duplicate: true}
 	}
 	return res, true
 }
 
 // consecutive returns the positions of n one-event messages stored at
 // consecutive sequences ending at last.
-func consecutive(last uint64, n int) []domain.Appended {
-	res := make([]domain.Appended, n)
+func consecutive(last uint64, n int) []ledger.Appended {
+	res := make([]ledger.Appended, n)
 	for i := range res {
 		res[i].Position = PositionOf(last-uint64(n-1-i), 0)
 	}

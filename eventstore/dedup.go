@@ -27,7 +27,7 @@ import (
 //
 // Open rebuilds the table from the packs written in the last
 // DuplicateWindow. Older retries are not caught here: the caller checks the
-// read model first (domain.ReadModel.Passes) and projections ignore a second copy
+// read model first (ledger.ReadModel.Passes) and projections ignore a second copy
 // of an event id.
 
 // dedupChunk is a run of ids added together, evicted together.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/google/uuid"
 )
 
@@ -177,7 +178,7 @@ func TestRecordDedup(t *testing.T) {
 		// Many concurrent callers send the same event: they land in
 		// one pack (or wait for the one carrying it).
 		e := pass()
-		res := make([]domain.Appended, 20)
+		res := make([]ledger.Appended, 20)
 		var wg sync.WaitGroup
 		for i := range res {
 			wg.Go(func() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 )
@@ -57,14 +58,14 @@ type recEvent struct {
 // recordReq is one Record call.
 type recordReq struct {
 	evs  []recEvent
-	res  []domain.Appended
+	res  []ledger.Appended
 	left atomic.Int32
 	mu   sync.Mutex
 	err  error
 	done chan struct{}
 }
 
-func (r *recordReq) settle(i int, a domain.Appended, err error) {
+func (r *recordReq) settle(i int, a ledger.Appended, err error) {
 	if err != nil {
 		r.mu.Lock()
 		if r.err == nil {
@@ -92,13 +93,13 @@ func (r *recordReq) settle(i int, a domain.Appended, err error) {
 //
 // When ctx ends before the answer, the events may or may not be stored:
 // retry with the same event ids.
-func (s *Store) Record(ctx context.Context, events ...domain.Envelope) ([]domain.Appended, error) {
+func (s *Store) Record(ctx context.Context, events ...domain.Envelope) ([]ledger.Appended, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
 	r := &recordReq{
 		evs:  make([]recEvent, len(events)),
-		res:  make([]domain.Appended, len(events)),
+		res:  make([]ledger.Appended, len(events)),
 		done: make(chan struct{}),
 	}
 	for i := range events {
@@ -284,7 +285,7 @@ func (g *gatherer) take(t *dedupTable, r *recordReq) {
 		g.calls++
 	}
 	for _, k := range known {
-		k.req.settle(k.i, domain.Appended{Position: k.pos, Duplicate: true}, nil)
+		k.req.settle(k.i, ledger.Appended{Position: k.pos, Duplicate: true}, nil)
 	}
 }
 
@@ -449,10 +450,10 @@ func (s *Store) settlePack(p *pack, seq uint64, serverDup bool, err error) {
 		s.counts.put(seq, len(p.ids))
 	}
 	for j, sl := range p.slots {
-		sl.req.settle(sl.i, domain.Appended{Position: PositionOf(seq, j), Duplicate: serverDup}, err)
+		sl.req.settle(sl.i, ledger.Appended{Position: PositionOf(seq, j), Duplicate: serverDup}, err)
 	}
 	for _, d := range dups {
-		d.req.settle(d.i, domain.Appended{Position: PositionOf(seq, d.of), Duplicate: true}, err)
+		d.req.settle(d.i, ledger.Appended{Position: PositionOf(seq, d.of), Duplicate: true}, err)
 	}
 	grp := p.group
 	for {

@@ -23,7 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,9 +42,9 @@ const (
 
 // The ports this package implements.
 var (
-	_ domain.EventStore = (*Store)(nil)
-	_ domain.Log        = (*Store)(nil)
-	_ domain.Keyring    = (*Store)(nil)
+	_ ledger.EventStore = (*Store)(nil)
+	_ ledger.Log        = (*Store)(nil)
+	_ ledger.Keyring    = (*Store)(nil)
 )
 
 // ErrClosed is returned by every method called after Close.
@@ -101,8 +101,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Store is the event store. It implements domain.EventStore, domain.Log and
-// domain.Keyring. It is safe for concurrent use.
+// Store is the event store. It implements ledger.EventStore, ledger.Log and
+// ledger.Keyring. It is safe for concurrent use.
 type Store struct {
 	o      Options
 	log    *slog.Logger

@@ -12,6 +12,7 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/google/uuid"
 )
 
@@ -266,7 +267,7 @@ func TestRecordConcurrentCallers(t *testing.T) {
 	const callers, perCaller = 50, 20
 	type call struct {
 		events []domain.Envelope
-		res    []domain.Appended
+		res    []ledger.Appended
 		err    error
 	}
 	calls := make([]call, callers)
@@ -483,7 +484,7 @@ type recorder struct {
 	pos   []uint64
 }
 
-func (r *recorder) record(n int) []domain.Appended {
+func (r *recorder) record(n int) []ledger.Appended {
 	r.t.Helper()
 	var evs []domain.Envelope
 	for i := range n {

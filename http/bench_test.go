@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/token"
 )
 
@@ -61,7 +62,7 @@ func BenchmarkPassLayer(b *testing.B) {
 	tok, _ := e.signer.IssueBearer(domain.Actor{Role: domain.RoleScanner, VenueID: venue}, 0)
 	code, _ := e.signer.IssuePersonalCode(uuid.New())
 	body := passBody(venue, code)
-	res := domain.PassResult{EventID: uuid.New(), Position: 123456, Decision: "pass",
+	res := ledger.PassResult{EventID: uuid.New(), Position: 123456, Decision: "pass",
 		Screen: domain.Screen{NameMasked: "张*", CodeColour: "green", VenueID: venue, VenueName: "兰山超市",
 			At: time.Now(), Direction: "in", Decision: "pass", VaccineDoses: 3}}
 	r := e.srv.router

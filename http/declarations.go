@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // arrivalRequest is an arrival declaration (入临申报) on the wire. Ids and
@@ -257,7 +258,7 @@ func (s *Server) reviewDeclaration(w http.ResponseWriter, r *http.Request) {
 }
 
 type poisonListResponse struct {
-	Entries []domain.PoisonMessage `json:"entries"`
+	Entries []ledger.PoisonMessage `json:"entries"`
 }
 
 type poisonRetryResponse struct {
@@ -279,7 +280,7 @@ func (s *Server) admin(r *http.Request) error {
 
 // poisonQueue returns the reactions' poison queue, unavailable when the
 // service runs no reactions.
-func (s *Server) poisonQueue() (domain.PoisonQueue, error) {
+func (s *Server) poisonQueue() (ledger.PoisonQueue, error) {
 	if s.cfg.Poison == nil {
 		return nil, errUnavailableWith("this service runs no reactions")
 	}
@@ -309,7 +310,7 @@ func (s *Server) listPoison(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if entries == nil {
-		entries = []domain.PoisonMessage{}
+		entries = []ledger.PoisonMessage{}
 	}
 	s.writeJSON(w, r, http.StatusOK, poisonListResponse{Entries: entries})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // declared is the answer to a submission or a review.
@@ -354,7 +355,7 @@ func TestPoisonRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	type entries struct {
-		Entries []domain.PoisonMessage `json:"entries"`
+		Entries []ledger.PoisonMessage `json:"entries"`
 	}
 	var got entries
 	for deadline := time.Now().Add(10 * time.Second); len(got.Entries) == 0; {

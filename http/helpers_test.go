@@ -21,6 +21,7 @@ import (
 	"github.com/checkin-ledger/ledger/domain/idcard"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/reactions"
@@ -86,7 +87,7 @@ func newTestServer(t testing.TB, tweak ...func(*Config)) *testEnv {
 		t.Fatal(err)
 	}
 	cfg := Config{
-		Ledger: &domain.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: reads, Now: time.Now,
+		Ledger: &ledger.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: reads, Now: time.Now,
 			Retention: 30 * 24 * time.Hour, ClockSkew: 5 * time.Minute},
 		Reads:       reads,
 		Signer:      signer,

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/token"
 )
 
@@ -41,7 +42,7 @@ type passResponse struct {
 	Family []passResponse `json:"family,omitempty"`
 }
 
-func passResponseOf(r domain.PassResult) passResponse {
+func passResponseOf(r ledger.PassResult) passResponse {
 	out := passResponse{EventID: r.EventID, Position: r.Position, Decision: r.Decision, Screen: r.Screen, Duplicate: r.Duplicate}
 	for _, f := range r.Family {
 		out.Family = append(out.Family, passResponseOf(f))
@@ -214,7 +215,7 @@ func (s *Server) readPassRequest(w http.ResponseWriter, r *http.Request) (passRe
 }
 
 // writePass answers a pass with its one screen: 201, or 200 for a retry.
-func (s *Server) writePass(w http.ResponseWriter, r *http.Request, res domain.PassResult) {
+func (s *Server) writePass(w http.ResponseWriter, r *http.Request, res ledger.PassResult) {
 	resp := passResponseOf(res)
 	b, ok := appendPassResponse(make([]byte, 0, 512), &resp)
 	if !ok {

@@ -9,6 +9,7 @@ import (
 	"github.com/skip2/go-qrcode"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // writeResult is the answer to a write: the event it appended and where.
@@ -18,7 +19,7 @@ type writeResult struct {
 	Duplicate bool      `json:"duplicate,omitempty"`
 }
 
-func resultOf(r domain.Result) writeResult {
+func resultOf(r ledger.Result) writeResult {
 	return writeResult{EventID: r.EventID, Position: r.Position, Duplicate: r.Duplicate}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // Trace windows.
@@ -116,7 +117,7 @@ func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.Role == domain.RoleAnalyst {
-		look := domain.Look{PersonID: p.ID, From: from, To: to, Reason: reason, Source: source, ReadPosition: pos}
+		look := ledger.Look{PersonID: p.ID, From: from, To: to, Reason: reason, Source: source, ReadPosition: pos}
 		if _, err := s.ledger.RecordLook(r.Context(), a, look); err != nil {
 			s.writeError(w, r, err)
 			return

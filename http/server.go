@@ -1,7 +1,7 @@
 // Package http is the ledger's HTTP API: chi routes, JSON in and out, bearer
 // token authentication, and application/problem+json errors. Writes go to
-// the command side (domain.Ledger); reads come from the read models
-// (domain.ReadModel) and say which log position they reflect.
+// the command side (ledger.Ledger); reads come from the read models
+// (ledger.ReadModel) and say which log position they reflect.
 //
 // Code that imports this package names it ledgerhttp.
 package http
@@ -19,6 +19,7 @@ import (
 	"github.com/go-chi/httprate"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/token"
 )
 
@@ -39,12 +40,12 @@ const (
 // Config holds what the server needs. Ledger, Reads and Signer are required.
 type Config struct {
 	// Ledger runs commands (the write side).
-	Ledger *domain.Ledger
+	Ledger *ledger.Ledger
 	// Reads answers queries (the read side).
-	Reads domain.ReadModel
+	Reads ledger.ReadModel
 	// Poison is the reactions' poison queue (GET /v1/admin/poison); nil:
 	// those routes answer 503.
-	Poison domain.PoisonQueue
+	Poison ledger.PoisonQueue
 	// Signer issues and checks bearer tokens and codes.
 	Signer *token.Signer
 	// Waiter serves min_position; nil polls Reads.Position instead.
@@ -79,8 +80,8 @@ type Config struct {
 // Server is the HTTP API.
 type Server struct {
 	cfg    Config
-	ledger *domain.Ledger
-	reads  domain.ReadModel
+	ledger *ledger.Ledger
+	reads  ledger.ReadModel
 	signer *token.Signer
 	log    *slog.Logger
 	now    func() time.Time

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // traceRequest is the body of POST /v1/traces.
@@ -41,9 +42,9 @@ type contactTraceResponse struct {
 	Depth             int                   `json:"depth"`
 	MinOverlapMinutes int                   `json:"min_overlap_minutes"`
 	BufferMinutes     int                   `json:"buffer_minutes"`
-	Index             domain.TraceIndex     `json:"index"`
-	Visits            []domain.TraceVisit   `json:"visits"`
-	Contacts          []domain.TraceContact `json:"contacts"`
+	Index             ledger.TraceIndex     `json:"index"`
+	Visits            []ledger.TraceVisit   `json:"visits"`
+	Contacts          []ledger.TraceContact `json:"contacts"`
 }
 
 // maxMinutes bounds the minute fields before they become durations.
@@ -161,7 +162,7 @@ var traceCSVHeader = []string{"person_id", "name", "depth", "via_person_id", "ve
 
 // writeTraceCSV writes a trace's contacts as CSV, one row per co-presence,
 // names masked. The trace id and the audit event's position are headers.
-func (s *Server) writeTraceCSV(w http.ResponseWriter, r *http.Request, res domain.TraceResult) {
+func (s *Server) writeTraceCSV(w http.ResponseWriter, r *http.Request, res ledger.TraceResult) {
 	h := w.Header()
 	h.Set("Content-Type", "text/csv; charset=utf-8")
 	h.Set("Content-Disposition", `attachment; filename="trace-`+res.TraceID.String()+`.csv"`)

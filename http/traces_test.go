@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 type traceAnswer struct {
@@ -24,9 +25,9 @@ type traceAnswer struct {
 	AsOf              time.Time             `json:"as_of"`
 	Depth             int                   `json:"depth"`
 	MinOverlapMinutes int                   `json:"min_overlap_minutes"`
-	Index             domain.TraceIndex     `json:"index"`
-	Visits            []domain.TraceVisit   `json:"visits"`
-	Contacts          []domain.TraceContact `json:"contacts"`
+	Index             ledger.TraceIndex     `json:"index"`
+	Visits            []ledger.TraceVisit   `json:"visits"`
+	Contacts          []ledger.TraceContact `json:"contacts"`
 }
 
 // traceWorld is a small town: an index person who had dinner with c1 at
@@ -139,7 +140,7 @@ func TestContactTrace(t *testing.T) {
 		if v := tr.Visits[0]; v.VenueID != w.venueA || v.VenueName != "兰山饭店" || !v.Start.Equal(w.t0) || !v.End.Equal(w.t0.Add(time.Hour)) {
 			t.Fatalf("visit = %+v", v)
 		}
-		want := []domain.TraceContact{
+		want := []ledger.TraceContact{
 			{Contact: domain.Contact{PersonID: w.c1.ID, Depth: 1, ViaPersonID: w.index.ID, VenueID: w.venueA,
 				OverlapStart: w.t0.Add(10 * time.Minute).UTC(), OverlapEnd: w.t0.Add(50 * time.Minute).UTC(), OverlapMinutes: 40},
 				NameMasked: "钱*", VenueName: "兰山饭店"},
@@ -365,11 +366,11 @@ func TestAuditAndLogHistory(t *testing.T) {
 
 // recordFails is the real event store with Record failing: the audit
 // append of a trace cannot land.
-type recordFails struct{ domain.EventStore }
+type recordFails struct{ ledger.EventStore }
 
 var errRecordDown = errors.New("record: stream unavailable")
 
-func (recordFails) Record(context.Context, ...domain.Envelope) ([]domain.Appended, error) {
+func (recordFails) Record(context.Context, ...domain.Envelope) ([]ledger.Appended, error) {
 	return nil, errRecordDown
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/pii"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/google/uuid"
 )
 
@@ -24,7 +25,7 @@ const openerCacheSize = 4096
 // KeyringOpener returns an Opener that fetches the person's data key from k
 // (never creating one) and opens the value with pii.Open. Recently used keys
 // are cached.
-func KeyringOpener(k domain.Keyring) Opener {
+func KeyringOpener(k ledger.Keyring) Opener {
 	var (
 		mu    sync.Mutex
 		cache = make(map[uuid.UUID][]byte)

@@ -1,11 +1,11 @@
 // Package projections builds the ledger's read models from the log.
 //
-// One Projector follows domain.Log, decodes every event with domain.Decode
+// One Projector follows ledger.Log, decodes every event with domain.Decode
 // (an unknown type or a newer schema version stops it: events are never
 // skipped), replaces sealed personal fields with their masks, and hands
 // batches to a Store. A Store (projections/memory, projections/postgres)
 // applies a batch and records the batch's last position atomically, and
-// serves the queries of domain.ReadModel. Rows are keyed by event id, so an
+// serves the queries of ledger.ReadModel. Rows are keyed by event id, so an
 // event delivered twice (a retry appended again after JetStream's duplicate
 // window) counts once.
 package projections
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/google/uuid"
 )
 
@@ -106,11 +107,11 @@ type Writer interface {
 //   - Entries are newest first by (at, position); Trace oldest first; Alerts newest first; Venues by application
 //     order (the review queue is first come, first served);
 //   - "at" of a pass is its OccurredAt (the device's clock);
-//   - the window reads of domain.TraceReads come in no particular order
+//   - the window reads of ledger.TraceReads come in no particular order
 //     and leave out passes recorded after asOf; audit entries are oldest
 //     first by (at, position).
 type Store interface {
-	domain.ReadModel
+	ledger.ReadModel
 	Writer
 }
 
@@ -141,7 +142,7 @@ type EventCounter interface {
 
 // LagOf fills st.LagEvents with the exact number of events after st.Position
 // when log can count them.
-func LagOf(ctx context.Context, log domain.Log, st *ProjectionStatus) error {
+func LagOf(ctx context.Context, log ledger.Log, st *ProjectionStatus) error {
 	c, ok := log.(EventCounter)
 	if !ok || st.LagEvents == 0 {
 		return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // Options configure a Projector.
@@ -40,7 +41,7 @@ type Options struct {
 
 // Projector follows the log into one Writer.
 type Projector struct {
-	log domain.Log
+	log ledger.Log
 	w   Writer
 	o   Options
 
@@ -54,7 +55,7 @@ type Projector struct {
 }
 
 // New returns a projector that follows log into w. Call Run to start it.
-func New(log domain.Log, w Writer, o Options) *Projector {
+func New(log ledger.Log, w Writer, o Options) *Projector {
 	if o.Name == "" {
 		o.Name = DefaultName
 	}

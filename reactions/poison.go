@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // maxReasonBytes bounds the reason kept with a poison entry (a panic's
@@ -102,9 +103,9 @@ func (r *Router) entry(ctx context.Context, seq uint64) (poisonRecord, error) {
 }
 
 // view turns an entry into what the admin API shows.
-func (rec poisonRecord) view(id uint64) domain.PoisonMessage {
-	pm := domain.PoisonMessage{ID: id, Reaction: rec.Reaction, Reason: rec.Reason, PoisonedAt: rec.PoisonedAt,
-		Subject: rec.Subject, Sequence: rec.Sequence, Events: []domain.PoisonEvent{}}
+func (rec poisonRecord) view(id uint64) ledger.PoisonMessage {
+	pm := ledger.PoisonMessage{ID: id, Reaction: rec.Reaction, Reason: rec.Reason, PoisonedAt: rec.PoisonedAt,
+		Subject: rec.Subject, Sequence: rec.Sequence, Events: []ledger.PoisonEvent{}}
 	if rec.DecodeError != "" {
 		return pm
 	}
@@ -113,20 +114,20 @@ func (rec poisonRecord) view(id uint64) domain.PoisonMessage {
 		return pm
 	}
 	for _, e := range envs {
-		pm.Events = append(pm.Events, domain.PoisonEvent{EventID: e.ID, Type: e.Type, Aggregate: e.Aggregate,
+		pm.Events = append(pm.Events, ledger.PoisonEvent{EventID: e.ID, Type: e.Type, Aggregate: e.Aggregate,
 			Position: e.Position, OccurredAt: e.OccurredAt, Payload: e.Payload})
 	}
 	return pm
 }
 
-// Poisoned implements domain.PoisonQueue: up to limit entries, oldest first.
-func (r *Router) Poisoned(ctx context.Context, limit int) ([]domain.PoisonMessage, error) {
+// Poisoned implements ledger.PoisonQueue: up to limit entries, oldest first.
+func (r *Router) Poisoned(ctx context.Context, limit int) ([]ledger.PoisonMessage, error) {
 	if limit <= 0 {
 		limit = 100
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	out := []domain.PoisonMessage{}
+	out := []ledger.PoisonMessage{}
 	for seq := uint64(1); len(out) < limit; {
 		m, err := r.poison.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(PoisonSubject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -145,7 +146,7 @@ func (r *Router) Poisoned(ctx context.Context, limit int) ([]domain.PoisonMessag
 	return out, nil
 }
 
-// RetryPoisoned implements domain.PoisonQueue: it runs the entry's reaction
+// RetryPoisoned implements ledger.PoisonQueue: it runs the entry's reaction
 // again, here and now, and removes the entry when it succeeds. An entry
 // whose original message could not be decoded is read again from the log,
 // so a build that has learnt its event type can handle it. When the

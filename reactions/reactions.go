@@ -15,7 +15,7 @@
 // backoff, turns a panic into an error (Recoverer), and sets a message that
 // keeps failing aside in the poison queue: the POISON stream, subject
 // poison.reactions, outside the ledger's subjects. Entries there are listed
-// and retried with Poisoned and RetryPoisoned (domain.PoisonQueue).
+// and retried with Poisoned and RetryPoisoned (ledger.PoisonQueue).
 //
 // Reactions are idempotent: each event they write has an id derived from
 // its source event's id (uuid.NewSHA1), and the declaration and venue
@@ -44,6 +44,7 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // Names of the reactions (handler names, and the poison entries' Reaction).
@@ -81,7 +82,7 @@ type Options struct {
 	// the router never closes or drains it.
 	Conn *nats.Conn
 	// Ledger runs the reactions' commands.
-	Ledger *domain.Ledger
+	Ledger *ledger.Ledger
 	// Codes issues venue codes.
 	Codes CodeIssuer
 	// Stream is the ledger's stream (default eventstore.StreamName).
@@ -121,7 +122,7 @@ type reaction struct {
 	handle  func(ctx context.Context, events []domain.Envelope) error
 }
 
-// Router runs the reactions. It implements domain.PoisonQueue.
+// Router runs the reactions. It implements ledger.PoisonQueue.
 type Router struct {
 	o         Options
 	log       *slog.Logger
@@ -133,7 +134,7 @@ type Router struct {
 	gate      *gate
 }
 
-var _ domain.PoisonQueue = (*Router)(nil)
+var _ ledger.PoisonQueue = (*Router)(nil)
 
 // Open creates or updates the poison stream and builds the router with its
 // handlers and middleware. Run starts it.

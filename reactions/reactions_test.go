@@ -16,6 +16,7 @@ import (
 	"github.com/checkin-ledger/ledger/domain/idcard"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/reactions"
@@ -32,7 +33,7 @@ type harness struct {
 	es     *eventstore.Store
 	reads  *memory.Store
 	proj   *projections.Projector
-	ledger *domain.Ledger
+	ledger *ledger.Ledger
 	signer *token.Signer
 	logs   *syncBuffer
 	serial int
@@ -85,7 +86,7 @@ func newHarness(t *testing.T, withProjector bool) *harness {
 	}
 	reads := memory.New(memory.Options{})
 	h := &harness{t: t, ctx: ctx, es: es, reads: reads, signer: signer, logs: &syncBuffer{},
-		ledger: &domain.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: reads,
+		ledger: &ledger.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: reads,
 			Retention: 30 * 24 * time.Hour, ClockSkew: time.Minute}}
 	done := make(chan struct{})
 	if withProjector {
@@ -383,7 +384,7 @@ func TestPoisonQueue(t *testing.T) {
 
 	missing := uuid.New()
 	pass := h.abnormalPass(missing)
-	var entries []domain.PoisonMessage
+	var entries []ledger.PoisonMessage
 	h.eventually("the pass lands in the poison queue", func() bool {
 		var err error
 		entries, err = r.Poisoned(h.ctx, 10)
@@ -443,7 +444,7 @@ func TestUndecodableMessageIsPoisoned(t *testing.T) {
 	if _, err := h.es.JetStream().Publish(h.ctx, eventstore.SubjectPrefix+"venue."+uuid.NewString(), []byte("not an envelope")); err != nil {
 		t.Fatal(err)
 	}
-	var entries []domain.PoisonMessage
+	var entries []ledger.PoisonMessage
 	h.eventually("both reactions reading venues poison it", func() bool {
 		var err error
 		entries, err = r.Poisoned(h.ctx, 10)

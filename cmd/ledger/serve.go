@@ -13,10 +13,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
 	ledgerhttp "github.com/checkin-ledger/ledger/http"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/projections/postgres"
@@ -112,7 +112,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	projDone := make(chan error, 1)
 	go func() { projDone <- proj.Run(projCtx) }()
 
-	ledger := &domain.Ledger{
+	ledger := &ledger.Ledger{
 		Events:    es,
 		Log:       es,
 		Keys:      es,

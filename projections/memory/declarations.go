@@ -76,7 +76,7 @@ func declarationView(d *domain.DeclarationView) domain.DeclarationView {
 	return out
 }
 
-// Declaration implements domain.DeclarationReads.
+// Declaration implements ledger.DeclarationReads.
 func (s *Store) Declaration(_ context.Context, id uuid.UUID) (domain.DeclarationView, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -87,7 +87,7 @@ func (s *Store) Declaration(_ context.Context, id uuid.UUID) (domain.Declaration
 	return declarationView(d), nil
 }
 
-// Declarations implements domain.DeclarationReads: the queued declarations
+// Declarations implements ledger.DeclarationReads: the queued declarations
 // that match f, in the order they joined the queue.
 func (s *Store) Declarations(_ context.Context, f domain.DeclarationFilter) ([]domain.DeclarationView, error) {
 	s.mu.RLock()

@@ -254,7 +254,7 @@ func (s *Store) Checkpoint(context.Context) (projections.Checkpoint, error) {
 	return s.cp, nil
 }
 
-// Position implements domain.ReadModel.
+// Position implements ledger.ReadModel.
 func (s *Store) Position(context.Context) (uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -531,7 +531,7 @@ func (s *Store) personView(i int32) domain.PersonView {
 	return v
 }
 
-// Person implements domain.ReadModel.
+// Person implements ledger.ReadModel.
 func (s *Store) Person(_ context.Context, id uuid.UUID) (domain.PersonView, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -542,7 +542,7 @@ func (s *Store) Person(_ context.Context, id uuid.UUID) (domain.PersonView, erro
 	return s.personView(i), nil
 }
 
-// PersonByIDHash implements domain.ReadModel.
+// PersonByIDHash implements ledger.ReadModel.
 func (s *Store) PersonByIDHash(_ context.Context, idHash string) (domain.PersonView, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -553,7 +553,7 @@ func (s *Store) PersonByIDHash(_ context.Context, idHash string) (domain.PersonV
 	return s.personView(i), nil
 }
 
-// Health implements domain.ReadModel.
+// Health implements ledger.ReadModel.
 func (s *Store) Health(_ context.Context, idHash string) (domain.HealthView, bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -570,7 +570,7 @@ func (s *Store) venueView(v *venueRow) domain.VenueView {
 	return out
 }
 
-// Venue implements domain.ReadModel.
+// Venue implements ledger.ReadModel.
 func (s *Store) Venue(_ context.Context, id uuid.UUID) (domain.VenueView, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -581,7 +581,7 @@ func (s *Store) Venue(_ context.Context, id uuid.UUID) (domain.VenueView, error)
 	return s.venueView(&s.venues[i]), nil
 }
 
-// Venues implements domain.ReadModel: in application order.
+// Venues implements ledger.ReadModel: in application order.
 func (s *Store) Venues(_ context.Context, f domain.VenueFilter) ([]domain.VenueView, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -612,7 +612,7 @@ func (s *Store) Venues(_ context.Context, f domain.VenueFilter) ([]domain.VenueV
 	return out, nil
 }
 
-// Entries implements domain.ReadModel: newest first by (at, position).
+// Entries implements ledger.ReadModel: newest first by (at, position).
 func (s *Store) Entries(_ context.Context, q domain.EntryQuery) ([]domain.Entry, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -666,7 +666,7 @@ func (s *Store) Entries(_ context.Context, q domain.EntryQuery) ([]domain.Entry,
 	return out, nil
 }
 
-// Trace implements domain.ReadModel: oldest first.
+// Trace implements ledger.ReadModel: oldest first.
 func (s *Store) Trace(_ context.Context, personID uuid.UUID, from, to time.Time) ([]domain.Visit, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -687,7 +687,7 @@ func (s *Store) Trace(_ context.Context, personID uuid.UUID, from, to time.Time)
 	return out, nil
 }
 
-// Occupancy implements domain.ReadModel: the people whose last pass at the
+// Occupancy implements ledger.ReadModel: the people whose last pass at the
 // venue in (now−dwell, now] is a passed entry. A person whose last pass is
 // older than dwell has left (an entry with no exit ends after dwell).
 func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, dwell time.Duration) (int, error) {
@@ -721,7 +721,7 @@ func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, d
 	return n, nil
 }
 
-// Alerts implements domain.ReadModel: newest first.
+// Alerts implements ledger.ReadModel: newest first.
 func (s *Store) Alerts(_ context.Context, district string, limit int) ([]domain.Alert, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -736,7 +736,7 @@ func (s *Store) Alerts(_ context.Context, district string, limit int) ([]domain.
 	return out, nil
 }
 
-// Pass implements domain.ReadModel.
+// Pass implements ledger.ReadModel.
 func (s *Store) Pass(_ context.Context, eventID uuid.UUID) (domain.PassView, bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -93,7 +93,7 @@ func apply(b *testing.B, batches []projections.Batch) *memory.Store {
 	return s
 }
 
-// sliceLog is a domain.Log over envelopes in memory, for the replay
+// sliceLog is a ledger.Log over envelopes in memory, for the replay
 // benchmark: it measures the projector and the store, not the event store.
 type sliceLog []domain.Envelope
 

@@ -40,7 +40,7 @@ func auditLess(a, b auditRow) bool {
 	return a.at < b.at || (a.at == b.at && a.entry.Position < b.entry.Position)
 }
 
-// Audit implements domain.AuditReads: oldest first by (at, position).
+// Audit implements ledger.AuditReads: oldest first by (at, position).
 func (s *Store) Audit(_ context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -91,7 +91,7 @@ func (s *Store) recordedBy(k int32, asOf int64) bool {
 	return asOf == noTime || rec == noTime || rec <= asOf
 }
 
-// PassesOfPersons implements domain.TraceReads.
+// PassesOfPersons implements ledger.TraceReads.
 func (s *Store) PassesOfPersons(_ context.Context, personIDs []uuid.UUID, from, to, asOf time.Time) ([]domain.PassPoint, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -114,7 +114,7 @@ func (s *Store) PassesOfPersons(_ context.Context, personIDs []uuid.UUID, from, 
 	return s.points(ks), nil
 }
 
-// PassesAtVenues implements domain.TraceReads.
+// PassesAtVenues implements ledger.TraceReads.
 func (s *Store) PassesAtVenues(_ context.Context, windows []domain.VenueWindow, asOf time.Time) ([]domain.PassPoint, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -154,7 +154,7 @@ func (s *Store) points(ks []int32) []domain.PassPoint {
 	return out
 }
 
-// PersonNames implements domain.TraceReads.
+// PersonNames implements ledger.TraceReads.
 func (s *Store) PersonNames(_ context.Context, personIDs []uuid.UUID) (map[uuid.UUID]string, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -167,7 +167,7 @@ func (s *Store) PersonNames(_ context.Context, personIDs []uuid.UUID) (map[uuid.
 	return out, nil
 }
 
-// VenuesByID implements domain.TraceReads.
+// VenuesByID implements ledger.TraceReads.
 func (s *Store) VenuesByID(_ context.Context, venueIDs []uuid.UUID) (map[uuid.UUID]domain.VenueView, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -166,7 +166,7 @@ func (s *Store) withSteps(ctx context.Context, vs []domain.DeclarationView) erro
 	return rows.Err()
 }
 
-// Declaration implements domain.DeclarationReads.
+// Declaration implements ledger.DeclarationReads.
 func (s *Store) Declaration(ctx context.Context, id uuid.UUID) (domain.DeclarationView, error) {
 	v, err := scanDeclaration(s.pool.QueryRow(ctx,
 		s.sql(`SELECT `+declarationCols+` FROM {s}.declarations d WHERE d.declaration_id = $1 AND d.kind <> ''`), id))
@@ -183,7 +183,7 @@ func (s *Store) Declaration(ctx context.Context, id uuid.UUID) (domain.Declarati
 	return vs[0], nil
 }
 
-// Declarations implements domain.DeclarationReads: the queued declarations
+// Declarations implements ledger.DeclarationReads: the queued declarations
 // that match f, in the order they joined the queue.
 func (s *Store) Declarations(ctx context.Context, f domain.DeclarationFilter) ([]domain.DeclarationView, error) {
 	where := []string{"d.queued", "d.kind <> ''"}

@@ -209,7 +209,7 @@ func (s *Store) Checkpoint(ctx context.Context) (projections.Checkpoint, error) 
 	return cp, nil
 }
 
-// Position implements domain.ReadModel.
+// Position implements ledger.ReadModel.
 func (s *Store) Position(ctx context.Context) (uint64, error) {
 	cp, err := s.Checkpoint(ctx)
 	return cp.Position, err

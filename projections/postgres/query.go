@@ -137,7 +137,7 @@ func notFound(err error, format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, err)...)
 }
 
-// Person implements domain.ReadModel.
+// Person implements ledger.ReadModel.
 func (s *Store) Person(ctx context.Context, id uuid.UUID) (domain.PersonView, error) {
 	v, err := scanPerson(s.pool.QueryRow(ctx, s.q.person, id))
 	if err != nil {
@@ -146,7 +146,7 @@ func (s *Store) Person(ctx context.Context, id uuid.UUID) (domain.PersonView, er
 	return v, nil
 }
 
-// PersonByIDHash implements domain.ReadModel.
+// PersonByIDHash implements ledger.ReadModel.
 func (s *Store) PersonByIDHash(ctx context.Context, idHash string) (domain.PersonView, error) {
 	v, err := scanPerson(s.pool.QueryRow(ctx, s.q.personByHash, idHash))
 	if err != nil {
@@ -155,7 +155,7 @@ func (s *Store) PersonByIDHash(ctx context.Context, idHash string) (domain.Perso
 	return v, nil
 }
 
-// Health implements domain.ReadModel: colour and doses from the newest
+// Health implements ledger.ReadModel: colour and doses from the newest
 // record (by occurred_at, position), the nucleic-acid result from the record
 // with the newest test time (or the newest record when none has one).
 func (s *Store) Health(ctx context.Context, idHash string) (domain.HealthView, bool, error) {
@@ -199,7 +199,7 @@ func scanVenue(row pgx.Row) (domain.VenueView, error) {
 	return v, nil
 }
 
-// Venue implements domain.ReadModel.
+// Venue implements ledger.ReadModel.
 func (s *Store) Venue(ctx context.Context, id uuid.UUID) (domain.VenueView, error) {
 	v, err := scanVenue(s.pool.QueryRow(ctx, s.q.venue, id))
 	if err != nil {
@@ -208,7 +208,7 @@ func (s *Store) Venue(ctx context.Context, id uuid.UUID) (domain.VenueView, erro
 	return v, nil
 }
 
-// Venues implements domain.ReadModel: in application order.
+// Venues implements ledger.ReadModel: in application order.
 func (s *Store) Venues(ctx context.Context, f domain.VenueFilter) ([]domain.VenueView, error) {
 	var (
 		where []string
@@ -250,7 +250,7 @@ func (s *Store) Venues(ctx context.Context, f domain.VenueFilter) ([]domain.Venu
 	return out, nil
 }
 
-// Entries implements domain.ReadModel: newest first by (at, position). The
+// Entries implements ledger.ReadModel: newest first by (at, position). The
 // statement is built from the filters present, so the cursor and the window
 // become bounds of the (venue_id, at, position) index scan.
 func (s *Store) Entries(ctx context.Context, q domain.EntryQuery) ([]domain.Entry, error) {
@@ -324,7 +324,7 @@ func window(where []string, args []any, from, to time.Time) ([]string, []any) {
 	return where, args
 }
 
-// Trace implements domain.ReadModel: oldest first.
+// Trace implements ledger.ReadModel: oldest first.
 func (s *Store) Trace(ctx context.Context, personID uuid.UUID, from, to time.Time) ([]domain.Visit, error) {
 	where, args := window([]string{"p.person_id = $1"}, []any{personID}, from, to)
 	text := `SELECT p.event_id, p.venue_id, COALESCE(v.name, ''), COALESCE(v.type, ''), COALESCE(v.district, ''),
@@ -352,7 +352,7 @@ func (s *Store) Trace(ctx context.Context, personID uuid.UUID, from, to time.Tim
 	return out, nil
 }
 
-// Occupancy implements domain.ReadModel: the people whose last pass at the
+// Occupancy implements ledger.ReadModel: the people whose last pass at the
 // venue in (now−dwell, now] is a passed entry.
 func (s *Store) Occupancy(ctx context.Context, venueID uuid.UUID, now time.Time, dwell time.Duration) (int, error) {
 	var n int64
@@ -362,7 +362,7 @@ func (s *Store) Occupancy(ctx context.Context, venueID uuid.UUID, now time.Time,
 	return int(n), nil
 }
 
-// Alerts implements domain.ReadModel: newest first.
+// Alerts implements ledger.ReadModel: newest first.
 func (s *Store) Alerts(ctx context.Context, district string, limit int) ([]domain.Alert, error) {
 	if limit <= 0 {
 		limit = 50
@@ -388,7 +388,7 @@ func (s *Store) Alerts(ctx context.Context, district string, limit int) ([]domai
 	return out, nil
 }
 
-// Pass implements domain.ReadModel.
+// Pass implements ledger.ReadModel.
 func (s *Store) Pass(ctx context.Context, eventID uuid.UUID) (domain.PassView, bool, error) {
 	v, err := scanPass(s.pool.QueryRow(ctx, s.q.passByID, eventID))
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -42,7 +42,7 @@ type RebuildOptions struct {
 // finds the new tables' position and continues from it (ErrGap or overlap
 // handling in Apply), so no event is lost or doubled. It returns the
 // position the new tables had reached at the swap; Progress counts events.
-func Rebuild(ctx context.Context, log domain.Log, o RebuildOptions) (uint64, error) {
+func Rebuild(ctx context.Context, log ledger.Log, o RebuildOptions) (uint64, error) {
 	if o.Schema == "" {
 		o.Schema = DefaultSchema
 	}
@@ -168,7 +168,7 @@ func swap(ctx context.Context, pool *pgxpool.Pool, live, fresh string) (uint64, 
 
 // Status returns every projection recorded in the store's schema with its
 // position and lag behind log, for `ledger projections status`.
-func (s *Store) Status(ctx context.Context, log domain.Log) ([]projections.ProjectionStatus, error) {
+func (s *Store) Status(ctx context.Context, log ledger.Log) ([]projections.ProjectionStatus, error) {
 	last, err := log.LastPosition(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("projection status: %w", err)

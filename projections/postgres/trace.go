@@ -124,7 +124,7 @@ func scanPoints(rows pgx.Rows, what string) ([]domain.PassPoint, error) {
 	return out, nil
 }
 
-// PassesOfPersons implements domain.TraceReads: one range scan of
+// PassesOfPersons implements ledger.TraceReads: one range scan of
 // passes_person_at per person, in one statement. Ids are deduplicated first
 // (a person named twice would be scanned twice).
 func (s *Store) PassesOfPersons(ctx context.Context, personIDs []uuid.UUID, from, to, asOf time.Time) ([]domain.PassPoint, error) {
@@ -144,7 +144,7 @@ func (s *Store) PassesOfPersons(ctx context.Context, personIDs []uuid.UUID, from
 	return scanPoints(rows, fmt.Sprintf("passes of %d persons", len(personIDs)))
 }
 
-// PassesAtVenues implements domain.TraceReads: the windows, merged, are
+// PassesAtVenues implements ledger.TraceReads: the windows, merged, are
 // joined to passes as one array each of venues, starts and ends, so every
 // window is one range scan of passes_venue_at in one statement.
 func (s *Store) PassesAtVenues(ctx context.Context, windows []domain.VenueWindow, asOf time.Time) ([]domain.PassPoint, error) {
@@ -174,7 +174,7 @@ func (s *Store) PassesAtVenues(ctx context.Context, windows []domain.VenueWindow
 	return scanPoints(rows, fmt.Sprintf("passes in %d venue windows", len(ws)))
 }
 
-// PersonNames implements domain.TraceReads.
+// PersonNames implements ledger.TraceReads.
 func (s *Store) PersonNames(ctx context.Context, personIDs []uuid.UUID) (map[uuid.UUID]string, error) {
 	out := make(map[uuid.UUID]string, len(personIDs))
 	if len(personIDs) == 0 {
@@ -202,7 +202,7 @@ func (s *Store) PersonNames(ctx context.Context, personIDs []uuid.UUID) (map[uui
 	return out, nil
 }
 
-// VenuesByID implements domain.TraceReads.
+// VenuesByID implements ledger.TraceReads.
 func (s *Store) VenuesByID(ctx context.Context, venueIDs []uuid.UUID) (map[uuid.UUID]domain.VenueView, error) {
 	out := make(map[uuid.UUID]domain.VenueView, len(venueIDs))
 	if len(venueIDs) == 0 {
@@ -226,7 +226,7 @@ func (s *Store) VenuesByID(ctx context.Context, venueIDs []uuid.UUID) (map[uuid.
 	return out, nil
 }
 
-// Audit implements domain.AuditReads: oldest first by (at, position).
+// Audit implements ledger.AuditReads: oldest first by (at, position).
 func (s *Store) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error) {
 	var (
 		where []string

@@ -12,6 +12,7 @@ import (
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections/storetest"
 )
 
@@ -47,7 +48,7 @@ func benchTrace(b *testing.B, depth int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ledger := &domain.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: s, Dwell: domain.DefaultDwell,
+	ledger := &ledger.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: s, Dwell: domain.DefaultDwell,
 		Now: func() time.Time { return storetest.Base.Add(15 * 24 * time.Hour) }}
 	analyst := domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:bench"}
 	var contacts, people, traces int

@@ -18,7 +18,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Keyring is a domain.Keyring held in a map, for tests and benchmarks.
+// Keyring is a ledger.Keyring held in a map, for tests and benchmarks.
 type Keyring struct {
 	mu   sync.Mutex
 	keys map[uuid.UUID][]byte
@@ -27,7 +27,7 @@ type Keyring struct {
 // NewKeyring returns an empty keyring.
 func NewKeyring() *Keyring { return &Keyring{keys: make(map[uuid.UUID][]byte)} }
 
-// Key implements domain.Keyring.
+// Key implements ledger.Keyring.
 func (k *Keyring) Key(_ context.Context, subject uuid.UUID, create bool) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -45,7 +45,7 @@ func (k *Keyring) Key(_ context.Context, subject uuid.UUID, create bool) ([]byte
 	return key, nil
 }
 
-// Destroy implements domain.Keyring.
+// Destroy implements ledger.Keyring.
 func (k *Keyring) Destroy(_ context.Context, subject uuid.UUID) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
 )
 
-// testTraceReads checks the window reads of domain.TraceReads: recorded_at
+// testTraceReads checks the window reads of ledger.TraceReads: recorded_at
 // carried and filtered by asOf, batches of persons and of venue windows
 // (overlapping windows give each pass once), venue types, names.
 func testTraceReads(t *testing.T, f *feeder) {
@@ -421,7 +422,7 @@ func testTraceCity(t *testing.T, f *feeder) {
 		t.Run(tc.name, func(t *testing.T) {
 			stays := city.bruteStays(tc.asOf, dwell)
 			for _, p := range index {
-				got, err := domain.FindContacts(context.Background(), f.s, domain.ContactSearch{PersonID: p, Window: tc.w, Depth: tc.depth, AsOf: tc.asOf}, dwell)
+				got, err := domain.FindContacts(ledger.BindTraceReads(context.Background(), f.s), domain.ContactSearch{PersonID: p, Window: tc.w, Depth: tc.depth, AsOf: tc.asOf}, dwell)
 				if err != nil {
 					t.Fatal(err)
 				}

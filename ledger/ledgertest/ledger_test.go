@@ -15,6 +15,7 @@ import (
 	"github.com/checkin-ledger/ledger/domain/idcard"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 )
@@ -26,7 +27,7 @@ type harness struct {
 	store  *eventstore.Store
 	reads  *memory.Store
 	proj   *projections.Projector
-	ledger *domain.Ledger
+	ledger *ledger.Ledger
 	seq    int // for generated ID numbers
 }
 
@@ -61,7 +62,7 @@ func newHarness(t testing.TB) *harness {
 	})
 	return &harness{
 		tb: t, ctx: ctx, store: store, reads: reads, proj: proj,
-		ledger: &domain.Ledger{
+		ledger: &ledger.Ledger{
 			Events:    store,
 			Log:       store,
 			Keys:      store,
