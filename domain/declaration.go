@@ -397,21 +397,6 @@ func DecideQueueDeclaration(d Declaration) ([]Event, error) {
 	return []Event{DeclarationQueued{DeclarationID: d.id, Kind: d.kind, District: d.district}}, nil
 }
 
-// MayReadDeclaration reports whether a may read a declaration: its
-// declarant, reviewers (of its district, when their token names one) and
-// admins.
-func MayReadDeclaration(a Actor, v DeclarationView) bool {
-	switch a.Role {
-	case RoleReviewer:
-		return a.District == "" || a.District == v.District
-	case RoleAdmin:
-		return true
-	case RolePerson:
-		return a.PersonID != uuid.Nil && a.PersonID == v.PersonID
-	}
-	return false
-}
-
 // DeclaredBy returns the event id and position of the declaration's
 // submission (zero before it).
 func (d Declaration) DeclaredBy() (eventID uuid.UUID, position uint64) {

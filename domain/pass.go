@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,33 +20,6 @@ const (
 	BatchDuplicate = "duplicate"
 	BatchRejected  = "rejected"
 )
-
-// IsVenueStaff reports whether actor works a venue: a scanner bound to it,
-// or a person who manages it or is one of its sub-admins.
-func IsVenueStaff(actor Actor, venue VenueView) bool {
-	switch actor.Role {
-	case RoleScanner:
-		return actor.VenueID != uuid.Nil && actor.VenueID == venue.ID
-	case RolePerson:
-		return actor.PersonID != uuid.Nil &&
-			(venue.ManagerID == actor.PersonID || slices.Contains(venue.Admins, actor.PersonID))
-	}
-	return false
-}
-
-// AuthorisePass decides whether actor may record a pass by method at venue.
-func AuthorisePass(actor Actor, method string, venue VenueView) error {
-	if method == MethodSelfScan {
-		if actor.Role != RolePerson || actor.PersonID == uuid.Nil {
-			return Errorf(ErrForbidden, "a self scan needs a person's token")
-		}
-		return nil
-	}
-	if !IsVenueStaff(actor, venue) {
-		return Errorf(ErrForbidden, "only venue %s's staff or scanners may record its %s passes", venue.ID, method)
-	}
-	return nil
-}
 
 // ValidatePassShape checks what a pass says about itself, before any lookup.
 func ValidatePassShape(cmd RecordPass) error {

@@ -1,0 +1,120 @@
+package domain
+
+import (
+	"slices"
+
+	"github.com/google/uuid"
+)
+
+// Who may do what: every "may" rule of the ledger is in this file. The HTTP
+// routes gate on the role sets (a caller outside a route's set is refused
+// before anything is read); the use cases and the decide functions apply
+// the finer rules below (whose venue, which person, which district) once,
+// where the decision is made.
+
+// Roles is the set of roles that may call one kind of operation.
+type Roles []string
+
+// Allow reports whether a holds one of the roles.
+func (rs Roles) Allow(a Actor) bool { return slices.Contains(rs, a.Role) }
+
+// The role sets of the API's operations.
+var (
+	// Reviewers review identities, venue applications and declarations,
+	// and read the review queue.
+	Reviewers = Roles{RoleReviewer, RoleAdmin}
+	// Admins run the ledger's administrative operations (the poison queue).
+	Admins = Roles{RoleAdmin}
+	// Persons are registered citizens acting for themselves (and as venue
+	// staff, for the venues they manage).
+	Persons = Roles{RolePerson}
+	// HealthFeeds push health records.
+	HealthFeeds = Roles{RoleHealthFeed}
+	// Tracers run contact traces and read the audit trail.
+	Tracers = Roles{RoleAnalyst, RoleAdmin}
+	// HistoryReaders read a person's pass history.
+	HistoryReaders = Roles{RolePerson, RoleAdmin, RoleAnalyst}
+	// CityReaders list venues and read district alerts.
+	CityReaders = Roles{RoleAdmin, RoleReviewer, RoleDashboard, RoleAnalyst}
+	// PersonReaders read a person (MayReadPerson narrows a person's reads).
+	PersonReaders = Roles{RolePerson, RoleAdmin, RoleReviewer}
+	// DeclarationReaders read one declaration (MayReadDeclaration narrows).
+	DeclarationReaders = Roles{RolePerson, RoleReviewer, RoleAdmin}
+	// SubAdminManagers add and remove a venue's sub-admins (the venue's
+	// manager, checked by Venue.CanManage, or an admin).
+	SubAdminManagers = Roles{RolePerson, RoleAdmin}
+)
+
+// IsVenueStaff reports whether actor works a venue: a scanner bound to it,
+// or a person who manages it or is one of its sub-admins.
+func IsVenueStaff(actor Actor, venue VenueView) bool {
+	switch actor.Role {
+	case RoleScanner:
+		return actor.VenueID != uuid.Nil && actor.VenueID == venue.ID
+	case RolePerson:
+		return actor.PersonID != uuid.Nil &&
+			(venue.ManagerID == actor.PersonID || slices.Contains(venue.Admins, actor.PersonID))
+	}
+	return false
+}
+
+// AuthorisePass decides whether actor may record a pass by method at venue.
+func AuthorisePass(actor Actor, method string, venue VenueView) error {
+	if method == MethodSelfScan {
+		if actor.Role != RolePerson || actor.PersonID == uuid.Nil {
+			return Errorf(ErrForbidden, "a self scan needs a person's token")
+		}
+		return nil
+	}
+	if !IsVenueStaff(actor, venue) {
+		return Errorf(ErrForbidden, "only venue %s's staff or scanners may record its %s passes", venue.ID, method)
+	}
+	return nil
+}
+
+// MayReadDeclaration reports whether a may read a declaration: its
+// declarant, reviewers (of its district, when their token names one) and
+// admins.
+func MayReadDeclaration(a Actor, v DeclarationView) bool {
+	switch a.Role {
+	case RoleReviewer:
+		return a.District == "" || a.District == v.District
+	case RoleAdmin:
+		return true
+	case RolePerson:
+		return a.PersonID != uuid.Nil && a.PersonID == v.PersonID
+	}
+	return false
+}
+
+// MayReadPerson reports whether a may see person p: themself, their
+// guardian, a reviewer or an admin.
+func MayReadPerson(a Actor, p PersonView) bool {
+	switch a.Role {
+	case RoleAdmin, RoleReviewer:
+		return true
+	case RolePerson:
+		return a.PersonID == p.ID || (p.GuardianID != uuid.Nil && a.PersonID == p.GuardianID)
+	}
+	return false
+}
+
+// MayPrintVenueCode reports whether a may see and print v's code: its staff,
+// reviewers and admins.
+func MayPrintVenueCode(a Actor, v VenueView) bool {
+	return Reviewers.Allow(a) || IsVenueStaff(a, v)
+}
+
+// MayReadVenueStaffView reports whether a may read v's staff-only views
+// (entry list, occupancy): its staff and scanners, admins, and the roles in
+// also.
+func MayReadVenueStaffView(a Actor, v VenueView, also Roles) bool {
+	return IsVenueStaff(a, v) || a.Role == RoleAdmin || also.Allow(a)
+}
+
+// InDistrict reports whether a may act on or read what belongs to district:
+// a reviewer bound to a district (Actor.District) only in that district,
+// everyone else wherever their role allows.
+func InDistrict(a Actor, district string) bool {
+	return a.Role != RoleReviewer || a.District == "" || a.District == district
+}
