@@ -325,14 +325,16 @@ func ValidateTruckPass(cmd DeclareTruckPass, now time.Time, skew time.Duration) 
 	return cmd, nil
 }
 
-// DecideDeclareArrival decides an arrival declaration with id by declarant
-// for themself and members (their dependants, in the order given).
+// DecideDeclareArrival decides an arrival declaration by declarant (with
+// the family members they are guardian of) as declaration id; cmd is
+// validated (ValidateArrival). The same declaration again (cmd.EventID
+// already declared d) decides nothing: it is a retry.
 func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members []Person, cmd DeclareArrival) ([]Event, error) {
 	if !declarant.registered {
 		return nil, Errorf(ErrNotFound, "declarant is not a registered person")
 	}
 	if d.declared {
-		return nil, Errorf(ErrConflict, "declaration %s already exists", id)
+		return d.retried(id, cmd.EventID)
 	}
 	ids := make([]uuid.UUID, 0, len(members))
 	for _, m := range members {
@@ -350,32 +352,54 @@ func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members
 	}}, nil
 }
 
-// DecideDeclareTruck decides a truck pass by driver; ev is the validated
-// declaration with its contact fields sealed.
-func DecideDeclareTruck(d Declaration, driver Person, ev TruckPassDeclared) ([]Event, error) {
+// DecideDeclareTruck decides a truck pass by driver as declaration id; cmd
+// is validated (ValidateTruckPass). The contact's name and phone are sealed
+// with seal (the driver's data key). The same declaration again decides
+// nothing: it is a retry.
+func DecideDeclareTruck(d Declaration, id uuid.UUID, driver Person, cmd DeclareTruckPass, seal Sealer) ([]Event, error) {
 	if !driver.registered {
 		return nil, Errorf(ErrNotFound, "driver is not a registered person")
 	}
 	if d.declared {
-		return nil, Errorf(ErrConflict, "declaration %s already exists", ev.DeclarationID)
+		return d.retried(id, cmd.EventID)
 	}
-	ev.PersonID = driver.id
+	ev := TruckPassDeclared{
+		DeclarationID: id, PersonID: driver.id, PlateNumber: cmd.PlateNumber, NATProofAt: cmd.NATProofAt,
+		ItineraryOK: cmd.ItineraryOK, HealthCodeColour: cmd.HealthCodeColour, LogisticsPark: cmd.LogisticsPark,
+		District: cmd.District,
+	}
+	var err error
+	if ev.ContactName, err = seal(cmd.ContactName); err != nil {
+		return nil, err
+	}
+	if ev.ContactPhone, err = seal(cmd.ContactPhone); err != nil {
+		return nil, err
+	}
 	return []Event{ev}, nil
+}
+
+// retried answers a declaration that already exists: nothing to decide
+// when eventID is the one that declared it (a retry), a conflict otherwise.
+func (d Declaration) retried(id, eventID uuid.UUID) ([]Event, error) {
+	if eventID != uuid.Nil && eventID == d.declaredBy {
+		return nil, nil
+	}
+	return nil, Errorf(ErrConflict, "declaration %s already exists", id)
 }
 
 // DecideReviewDeclaration decides a review of a pending declaration by
 // actor (a reviewer or an admin). A reviewer of one district reviews only
 // that district's declarations. A declaration reviewed twice is a conflict.
 func DecideReviewDeclaration(d Declaration, actor Actor, cmd ReviewDeclaration) ([]Event, error) {
+	if err := MayReview(actor, "declaration", d.district); err != nil {
+		return nil, err
+	}
 	reason, err := ValidateReview(cmd.Decision, cmd.Reason)
 	if err != nil {
 		return nil, err
 	}
 	if !d.declared {
 		return nil, Errorf(ErrNotFound, "declaration not found")
-	}
-	if actor.Role == RoleReviewer && actor.District != "" && actor.District != d.district {
-		return nil, Errorf(ErrForbidden, "a reviewer of district %s may not review district %s's declarations", actor.District, d.district)
 	}
 	if d.status != DeclarationPending {
 		return nil, Errorf(ErrConflict, "declaration %s was already reviewed (%s)", d.id, d.status)

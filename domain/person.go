@@ -138,18 +138,99 @@ func (p Person) Dependant() bool { return p.guardianID != uuid.Nil }
 // Verification returns pending, approved or rejected ("" before registration).
 func (p Person) Verification() string { return p.verification }
 
-// DecideRegisterPerson decides a registration (or a family member's, when
-// reg.GuardianID is set) on the aggregate of the document's person id. The
-// personal fields in reg are already sealed.
-func DecideRegisterPerson(p Person, reg PersonRegistered) ([]Event, error) {
+// Sealer seals one personal field with its person's data key. The
+// application layer fetches the key on the first call only, so a decide
+// function that refuses before sealing makes no key.
+type Sealer func(plaintext string) (Sealed, error)
+
+// Registration is a validated registration, a citizen's or a family
+// member's: canonical fields, not sealed yet. ValidateRegistration and
+// ValidateFamilyMember make one; PersonID and IDHash are filled in by the
+// caller from the document's keyed hash.
+type Registration struct {
+	// EventID is the client's event id (zero: none): the same id again is
+	// a retry of the same registration.
+	EventID  uuid.UUID
+	PersonID uuid.UUID
+	IDHash   string
+	Name     string
+	IDType   string
+	IDNumber string
+	Phone    string // "" for a family member
+	// GuardianID and Relation are set for a family member.
+	GuardianID uuid.UUID
+	Relation   string
+}
+
+// ValidateRegistration checks a citizen's registration and returns its
+// canonical fields.
+func ValidateRegistration(cmd RegisterPerson, now time.Time) (Registration, error) {
+	name, err := ValidateName("name", cmd.Name)
+	if err != nil {
+		return Registration{}, err
+	}
+	number, err := ValidateDocument("id_type", "id_number", cmd.IDType, cmd.IDNumber, now)
+	if err != nil {
+		return Registration{}, err
+	}
+	phone, err := ValidatePhone(cmd.Phone)
+	if err != nil {
+		return Registration{}, err
+	}
+	return Registration{EventID: cmd.EventID, Name: name, IDType: cmd.IDType, IDNumber: number, Phone: phone}, nil
+}
+
+// ValidateFamilyMember checks a family member's registration under
+// guardian and returns its canonical fields.
+func ValidateFamilyMember(guardian uuid.UUID, cmd AddFamilyMember, now time.Time) (Registration, error) {
+	name, err := ValidateName("name", cmd.Name)
+	if err != nil {
+		return Registration{}, err
+	}
+	number, err := ValidateDocument("id_type", "id_number", cmd.IDType, cmd.IDNumber, now)
+	if err != nil {
+		return Registration{}, err
+	}
+	if !ValidRelation(cmd.Relation) {
+		return Registration{}, Invalid("relation", "must be one of %s", strings.Join(Relations(), ", "))
+	}
+	return Registration{Name: name, IDType: cmd.IDType, IDNumber: number, GuardianID: guardian, Relation: cmd.Relation}, nil
+}
+
+// DecideRegisterPerson decides a registration (a citizen's, or a family
+// member's when r.GuardianID is set) on the aggregate of the document's
+// person id, sealing the personal fields with seal. The same registration
+// again (r.EventID is the one that registered p) decides nothing: it is a
+// retry.
+func DecideRegisterPerson(p Person, r Registration, seal Sealer) ([]Event, error) {
 	if p.registered {
-		return nil, Errorf(ErrConflict, "this %s document is already registered", reg.IDType)
+		if r.EventID != uuid.Nil && r.EventID == p.registeredBy {
+			return nil, nil
+		}
+		return nil, AlreadyRegistered(r.IDType)
+	}
+	reg := PersonRegistered{PersonID: r.PersonID, IDType: r.IDType, IDHash: r.IDHash, GuardianID: r.GuardianID, Relation: r.Relation}
+	var err error
+	if reg.Name, err = seal(r.Name); err != nil {
+		return nil, err
+	}
+	if reg.IDNumber, err = seal(r.IDNumber); err != nil {
+		return nil, err
+	}
+	if r.Phone != "" {
+		if reg.Phone, err = seal(r.Phone); err != nil {
+			return nil, err
+		}
 	}
 	return []Event{reg}, nil
 }
 
-// DecideVerifyPerson decides the outcome of a face check or manual review.
-func DecideVerifyPerson(p Person, cmd VerifyPerson) ([]Event, error) {
+// DecideVerifyPerson decides the outcome of a face check or manual review
+// (reviewers and admins).
+func DecideVerifyPerson(p Person, actor Actor, cmd VerifyPerson) ([]Event, error) {
+	if !Reviewers.Allow(actor) {
+		return nil, Errorf(ErrForbidden, "only a reviewer or an admin may verify a person")
+	}
 	if err := ValidateVerify(cmd); err != nil {
 		return nil, err
 	}
@@ -163,18 +244,18 @@ func DecideVerifyPerson(p Person, cmd VerifyPerson) ([]Event, error) {
 }
 
 // DecideAddFamilyMember decides whether guardian may register member (the
-// aggregate of the member's document); reg is the member's sealed registration.
-func DecideAddFamilyMember(guardian, member Person, reg PersonRegistered) ([]Event, error) {
+// aggregate of the member's document) with r, and seals r.
+func DecideAddFamilyMember(guardian, member Person, r Registration, seal Sealer) ([]Event, error) {
 	if !guardian.registered {
 		return nil, Errorf(ErrNotFound, "guardian not registered")
 	}
 	if guardian.Dependant() {
 		return nil, Errorf(ErrConflict, "person %s is a family member and cannot register family members", guardian.id)
 	}
-	if reg.GuardianID != guardian.id {
+	if r.GuardianID != guardian.id {
 		return nil, Errorf(ErrForbidden, "family member must be registered under the guardian")
 	}
-	return DecideRegisterPerson(member, reg)
+	return DecideRegisterPerson(member, r, seal)
 }
 
 func ValidateVerify(cmd VerifyPerson) error {

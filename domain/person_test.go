@@ -137,21 +137,37 @@ func TestPersonApplyRefusesForeignEvents(t *testing.T) {
 	wantKind(t, err, ErrUnknownEvent)
 }
 
+// plainSealer "seals" by tagging, so a test can see what was sealed; calls
+// counts its uses.
+func plainSealer(calls *int) Sealer {
+	return func(s string) (Sealed, error) {
+		*calls++
+		return Sealed("sealed:" + s), nil
+	}
+}
+
 func TestDecideRegisterPerson(t *testing.T) {
-	id := uuid.New()
-	reg := PersonRegistered{PersonID: id, IDType: "resident_id", IDHash: "h"}
+	id, eventID := uuid.New(), uuid.New()
+	r := Registration{EventID: eventID, PersonID: id, IDHash: "h", Name: "王小明", IDType: "resident_id", IDNumber: "11010519491231002X", Phone: "13800000001"}
 	t.Run("new", func(t *testing.T) {
-		evs, err := DecideRegisterPerson(Person{}, reg)
+		var calls int
+		evs, err := DecideRegisterPerson(Person{}, r, plainSealer(&calls))
 		wantKind(t, err, nil)
-		if len(evs) != 1 || evs[0].(PersonRegistered).PersonID != id {
-			t.Fatalf("events = %+v", evs)
+		reg := evs[0].(PersonRegistered)
+		if len(evs) != 1 || reg.PersonID != id || reg.IDHash != "h" || reg.Name != "sealed:王小明" || reg.Phone != "sealed:13800000001" || calls != 3 {
+			t.Fatalf("events = %+v, %d seals", evs, calls)
 		}
 	})
+	registered := replayPerson(t, PersonRegistered{PersonID: id, IDType: "resident_id", IDHash: "h"})
 	t.Run("twice", func(t *testing.T) {
-		_, err := DecideRegisterPerson(replayPerson(t, reg), reg)
+		var calls int
+		_, err := DecideRegisterPerson(registered, r, plainSealer(&calls))
 		wantKind(t, err, ErrConflict)
 		if !strings.Contains(err.Error(), "already registered") {
 			t.Fatalf("error %q does not say already registered", err)
+		}
+		if calls != 0 {
+			t.Fatalf("a refused registration sealed %d fields: it must make no data key", calls)
 		}
 	})
 }
@@ -180,7 +196,7 @@ func TestDecideVerifyPerson(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := DecideVerifyPerson(replayPerson(t, tt.past...), tt.cmd)
+			evs, err := DecideVerifyPerson(replayPerson(t, tt.past...), Actor{Role: RoleReviewer}, tt.cmd)
 			wantKind(t, err, tt.kind)
 			if tt.field != "" {
 				wantField(t, err, tt.field)
@@ -199,26 +215,32 @@ func TestDecideAddFamilyMember(t *testing.T) {
 	gid, mid := uuid.New(), uuid.New()
 	guardian := replayPerson(t, PersonRegistered{PersonID: gid})
 	dependant := replayPerson(t, PersonRegistered{PersonID: gid, GuardianID: uuid.New()})
-	reg := PersonRegistered{PersonID: mid, IDType: "resident_id", GuardianID: gid, Relation: RelationChild}
+	r := Registration{PersonID: mid, Name: "王小红", IDType: "resident_id", IDNumber: "11010519491231002X", GuardianID: gid, Relation: RelationChild}
+	elsewhere := r
+	elsewhere.GuardianID = uuid.New()
 	tests := []struct {
 		name     string
 		guardian Person
 		member   Person
-		reg      PersonRegistered
+		r        Registration
 		kind     error
 	}{
-		{"new member", guardian, Person{}, reg, nil},
-		{"guardian not registered", Person{}, Person{}, reg, ErrNotFound},
-		{"guardian is a dependant", dependant, Person{}, reg, ErrConflict},
-		{"member already registered", guardian, replayPerson(t, PersonRegistered{PersonID: mid}), reg, ErrConflict},
-		{"registered under someone else", guardian, Person{}, PersonRegistered{PersonID: mid, GuardianID: uuid.New()}, ErrForbidden},
+		{"new member", guardian, Person{}, r, nil},
+		{"guardian not registered", Person{}, Person{}, r, ErrNotFound},
+		{"guardian is a dependant", dependant, Person{}, r, ErrConflict},
+		{"member already registered", guardian, replayPerson(t, PersonRegistered{PersonID: mid}), r, ErrConflict},
+		{"registered under someone else", guardian, Person{}, elsewhere, ErrForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := DecideAddFamilyMember(tt.guardian, tt.member, tt.reg)
+			var calls int
+			evs, err := DecideAddFamilyMember(tt.guardian, tt.member, tt.r, plainSealer(&calls))
 			wantKind(t, err, tt.kind)
-			if tt.kind == nil && evs[0].(PersonRegistered).GuardianID != gid {
+			if tt.kind == nil && (evs[0].(PersonRegistered).GuardianID != gid || evs[0].(PersonRegistered).Phone != "") {
 				t.Fatalf("events = %+v", evs)
+			}
+			if tt.kind != nil && calls != 0 {
+				t.Fatalf("a refused member sealed %d fields", calls)
 			}
 		})
 	}

@@ -41,7 +41,7 @@ var (
 	// DeclarationReaders read one declaration (MayReadDeclaration narrows).
 	DeclarationReaders = Roles{RolePerson, RoleReviewer, RoleAdmin}
 	// SubAdminManagers add and remove a venue's sub-admins (the venue's
-	// manager, checked by Venue.CanManage, or an admin).
+	// manager, checked by MayManageSubAdmins, or an admin).
 	SubAdminManagers = Roles{RolePerson, RoleAdmin}
 )
 
@@ -117,4 +117,45 @@ func MayReadVenueStaffView(a Actor, v VenueView, also Roles) bool {
 // everyone else wherever their role allows.
 func InDistrict(a Actor, district string) bool {
 	return a.Role != RoleReviewer || a.District == "" || a.District == district
+}
+
+// MayAddFamilyMember decides whether a may register family members under
+// guardian: only the guardian themself.
+func MayAddFamilyMember(a Actor, guardian uuid.UUID) error {
+	if a.Role != RolePerson || a.PersonID != guardian {
+		return Errorf(ErrForbidden, "only the guardian may add their family members")
+	}
+	return nil
+}
+
+// MayApply decides whether a may apply for something in their own name (a
+// venue code, a declaration): a registered person's token.
+func MayApply(a Actor, what string) error {
+	if a.Role != RolePerson || a.PersonID == uuid.Nil {
+		return Errorf(ErrForbidden, "only a registered person may %s", what)
+	}
+	return nil
+}
+
+// MayReview decides whether a may review a thing ("venue", "declaration")
+// of district: reviewers and admins, and a reviewer bound to a district
+// only in that district. An empty district (the thing does not exist, so
+// it has none) checks the role only.
+func MayReview(a Actor, thing, district string) error {
+	if !Reviewers.Allow(a) {
+		return Errorf(ErrForbidden, "only a reviewer or an admin may review a %s", thing)
+	}
+	if district != "" && !InDistrict(a, district) {
+		return Errorf(ErrForbidden, "a reviewer of district %s may not review district %s's %ss", a.District, district, thing)
+	}
+	return nil
+}
+
+// MayManageSubAdmins decides whether a may add or remove v's sub-admins:
+// its manager, or an admin.
+func MayManageSubAdmins(a Actor, v Venue) error {
+	if a.Role == RoleAdmin || (a.Role == RolePerson && a.PersonID == v.manager) {
+		return nil
+	}
+	return Errorf(ErrForbidden, "only the venue's manager or an admin may change its sub-admins")
 }

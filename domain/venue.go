@@ -287,8 +287,11 @@ func ValidateReview(decision, reason string) (string, error) {
 	return reason, nil
 }
 
-// DecideReviewVenue decides a review of a pending venue application.
-func DecideReviewVenue(v Venue, cmd ReviewVenue) ([]Event, error) {
+// DecideReviewVenue decides actor's review of a pending venue application.
+func DecideReviewVenue(v Venue, actor Actor, cmd ReviewVenue) ([]Event, error) {
+	if err := MayReview(actor, "venue", v.district); err != nil {
+		return nil, err
+	}
 	reason, err := ValidateReview(cmd.Decision, cmd.Reason)
 	if err != nil {
 		return nil, err
@@ -302,19 +305,13 @@ func DecideReviewVenue(v Venue, cmd ReviewVenue) ([]Event, error) {
 	return []Event{VenueReviewed{VenueID: v.id, Decision: cmd.Decision, Reason: reason}}, nil
 }
 
-// CanManage reports whether actor may manage the venue's sub-admins: its
-// manager, or an admin.
-func (v Venue) CanManage(actor Actor) bool {
-	return actor.Role == RoleAdmin || (actor.Role == RolePerson && actor.PersonID == v.manager)
-}
-
 // DecideAddSubAdmin decides whether actor may add person as a sub-admin.
 func DecideAddSubAdmin(v Venue, actor Actor, person Person) ([]Event, error) {
 	if !v.applied {
 		return nil, Errorf(ErrNotFound, "venue not found")
 	}
-	if !v.CanManage(actor) {
-		return nil, Errorf(ErrForbidden, "only the venue's manager or an admin may add sub-admins")
+	if err := MayManageSubAdmins(actor, v); err != nil {
+		return nil, err
 	}
 	if v.status == VenueStatusRejected {
 		return nil, Errorf(ErrConflict, "venue %s was rejected", v.id)
@@ -336,8 +333,8 @@ func DecideRemoveSubAdmin(v Venue, actor Actor, personID uuid.UUID) ([]Event, er
 	if !v.applied {
 		return nil, Errorf(ErrNotFound, "venue not found")
 	}
-	if !v.CanManage(actor) {
-		return nil, Errorf(ErrForbidden, "only the venue's manager or an admin may remove sub-admins")
+	if err := MayManageSubAdmins(actor, v); err != nil {
+		return nil, err
 	}
 	if !v.IsAdmin(personID) {
 		return nil, Errorf(ErrNotFound, "person %s is not a sub-admin of venue %s", personID, v.id)

@@ -1,0 +1,152 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/google/uuid"
+)
+
+// maxAttempts bounds how often update decides again on an aggregate that
+// changed between its load and its append.
+const maxAttempts = 3
+
+// kind says how one kind of versioned aggregate is named and replayed.
+type kind[S any] struct {
+	aggregate func(id uuid.UUID) string
+	replay    func(events []domain.Envelope) (S, error)
+}
+
+// The versioned aggregates.
+var (
+	persons      = kind[domain.Person]{domain.PersonAggregate, domain.ReplayPerson}
+	venues       = kind[domain.Venue]{domain.VenueAggregate, domain.ReplayVenue}
+	declarations = kind[domain.Declaration]{domain.DeclarationAggregate, domain.ReplayDeclaration}
+)
+
+// load replays aggregate id of kind k and returns its state with its
+// version (the position of its last event, 0 when it has none: the zero
+// state).
+func load[S any](ctx context.Context, l *Ledger, k kind[S], id uuid.UUID) (S, uint64, error) {
+	agg := k.aggregate(id)
+	events, version, err := l.Events.Load(ctx, agg)
+	if err != nil {
+		var zero S
+		return zero, 0, fmt.Errorf("load %s: %w", agg, err)
+	}
+	s, err := k.replay(events)
+	return s, version, err
+}
+
+// conflictPolicy says what update does when the aggregate changed between
+// its load and its append.
+type conflictPolicy int
+
+const (
+	// failOnConflict answers the stale append's ErrConflict.
+	failOnConflict conflictPolicy = iota
+	// retryOnConflict loads and decides again, up to maxAttempts times: for
+	// commands that race the reactions (which append to the same venue or
+	// declaration in the background), so the loser decides on the state
+	// that won.
+	retryOnConflict
+)
+
+// update is the one command path of the versioned aggregates: load id's
+// state, decide on it, append what was decided at the loaded version (a
+// concurrent writer makes that a conflict, never an overwrite), and, with
+// retryOnConflict, decide again on the new state when it lost the race.
+//
+// meta.ID, when set, is the first decided event's id. A decide that returns
+// no events and no error means there is nothing to do: update then appends
+// nothing and returns the state it decided on with a zero Result.EventID.
+// The Result's ID is id.
+func update[S any](ctx context.Context, l *Ledger, k kind[S], id uuid.UUID, meta domain.Meta, onConflict conflictPolicy,
+	decide func(S) ([]domain.Event, error)) (S, Result, error) {
+	for attempt := 1; ; attempt++ {
+		s, version, err := load(ctx, l, k, id)
+		if err != nil {
+			return s, Result{}, err
+		}
+		events, err := decide(s)
+		if err != nil {
+			return s, Result{}, err
+		}
+		if len(events) == 0 {
+			return s, Result{ID: id}, nil
+		}
+		res, err := l.append(ctx, k.aggregate(id), version, meta, l.now(), events)
+		if errors.Is(err, domain.ErrConflict) && onConflict == retryOnConflict {
+			if attempt < maxAttempts {
+				continue
+			}
+			return s, Result{}, domain.Errorf(domain.ErrConflict, "%s was changed concurrently %d times; try again", k.aggregate(id), maxAttempts)
+		}
+		if err != nil {
+			return s, Result{}, err
+		}
+		res.ID = id
+		return s, res, nil
+	}
+}
+
+// append wraps decided events in envelopes and appends them to aggregate
+// at expectedVersion. meta.ID, when set, is the first event's id. The
+// result names the last event.
+func (l *Ledger) append(ctx context.Context, aggregate string, expectedVersion uint64, meta domain.Meta, now time.Time, events []domain.Event) (Result, error) {
+	envs := make([]domain.Envelope, 0, len(events))
+	for i, ev := range events {
+		m := meta
+		if i > 0 {
+			m.ID = uuid.Nil
+		}
+		env, err := domain.NewEnvelope(aggregate, ev, m, now)
+		if err != nil {
+			return Result{}, err
+		}
+		envs = append(envs, env)
+	}
+	appended, err := l.Events.Append(ctx, aggregate, expectedVersion, envs...)
+	if err != nil {
+		return Result{}, fmt.Errorf("append %s: %w", aggregate, err)
+	}
+	if len(appended) != len(envs) {
+		return Result{}, fmt.Errorf("append %s: store answered %d results for %d events", aggregate, len(appended), len(envs))
+	}
+	last := appended[len(appended)-1]
+	return Result{EventID: envs[len(envs)-1].ID, Position: last.Position, Duplicate: last.Duplicate}, nil
+}
+
+// record is the one path of the group-committed kinds (passes, health
+// records, alerts, audit entries): no version to check, one durable write
+// shared with concurrent callers, one result per event, in order.
+func (l *Ledger) record(ctx context.Context, what string, envs ...domain.Envelope) ([]Appended, error) {
+	appended, err := l.Events.Record(ctx, envs...)
+	if err != nil {
+		return nil, fmt.Errorf("record %d %s: %w", len(envs), what, err)
+	}
+	if len(appended) != len(envs) {
+		return nil, fmt.Errorf("record %s: store answered %d results for %d events", what, len(appended), len(envs))
+	}
+	return appended, nil
+}
+
+// sealer returns a domain.Sealer for subject's personal fields that fetches
+// (or creates) the subject's data key on its first use only, so that a
+// command refused by its decide function makes no key.
+func (l *Ledger) sealer(ctx context.Context, subject uuid.UUID) domain.Sealer {
+	var key []byte
+	return func(plaintext string) (domain.Sealed, error) {
+		if key == nil {
+			k, err := l.Keys.Key(ctx, subject, true)
+			if err != nil {
+				return "", fmt.Errorf("data key of %s: %w", subject, err)
+			}
+			key = k
+		}
+		return domain.SealField(key, plaintext)
+	}
+}
