@@ -65,3 +65,164 @@ func ValidateOccurredAt(at, now time.Time, skew, retention time.Duration) error 
 	}
 	return nil
 }
+
+// PassFacts is what the read models knew, in one read, of everything the
+// passes of one call are about: deciding them reads nothing else.
+type PassFacts struct {
+	Venues map[uuid.UUID]VenueView
+	// Persons holds the persons named by id (self and staff scans, family
+	// members) and those found by their document's keyed hash (manual
+	// entries), by id.
+	Persons map[uuid.UUID]PersonView
+	// ByIDHash maps a document's keyed hash to its person's id.
+	ByIDHash map[string]uuid.UUID
+	// Health is the latest health status of every person above, by ID hash
+	// (absent: none known).
+	Health map[string]HealthView
+	// Stored holds the passes already stored among the call's client event
+	// ids (and their family members' passes), by event id.
+	Stored map[uuid.UUID]PassView
+}
+
+// PassClock is the ledger's clock and the bounds a pass's time must keep.
+type PassClock struct {
+	Now       time.Time
+	ClockSkew time.Duration
+	Retention time.Duration
+}
+
+// PassDocument checks a manual entry's ID document and returns its
+// canonical number, for the application layer to hash before it gathers
+// the facts.
+func PassDocument(cmd RecordPass, now time.Time) (string, error) {
+	return ValidateDocument("id_type", "id_number", cmd.IDType, cmd.IDNumber, now)
+}
+
+// AdmitPass checks a pass's shape, finds its venue and authorises actor
+// there. Nothing here depends on whether the pass was seen before.
+func AdmitPass(actor Actor, cmd RecordPass, f *PassFacts) (VenueView, error) {
+	if err := ValidatePassShape(cmd); err != nil {
+		return VenueView{}, err
+	}
+	v, ok := f.Venues[cmd.VenueID]
+	if !ok {
+		return VenueView{}, Errorf(ErrNotFound, "venue %s not found", cmd.VenueID)
+	}
+	return v, AuthorisePass(actor, cmd.Method, v)
+}
+
+// CheckPassRetry decides whether cmd, whose client event id is already
+// stored as stored, is a retry of that pass: the same venue and, for a self
+// scan, the same person (or their guardian).
+func CheckPassRetry(actor Actor, cmd RecordPass, stored PassView) error {
+	p := stored.Pass
+	if p.VenueID != cmd.VenueID {
+		return Errorf(ErrConflict, "event id %s was already used for a pass at another venue", stored.EventID)
+	}
+	if cmd.Method == MethodSelfScan && p.PersonID != actor.PersonID && p.GuardianID != actor.PersonID {
+		return Errorf(ErrConflict, "event id %s was already used for another person's pass", stored.EventID)
+	}
+	return nil
+}
+
+// DecideNewPass decides a pass that is not stored yet at venue (admitted by
+// AdmitPass) and builds its events: the person's pass with id eventID, then
+// each family member's (FamilyPassEventID). idHash is the keyed hash of a
+// manual entry's document ("" when PassDocument refused it).
+func DecideNewPass(actor Actor, cmd RecordPass, venue VenueView, eventID uuid.UUID, idHash string, f *PassFacts, c PassClock) ([]Envelope, []PassRecorded, error) {
+	at := cmd.OccurredAt
+	if at.IsZero() {
+		at = c.Now
+	}
+	if err := ValidateOccurredAt(at, c.Now, c.ClockSkew, c.Retention); err != nil {
+		return nil, nil, err
+	}
+	if venue.Status != VenueStatusApproved {
+		return nil, nil, Errorf(ErrConflict, "venue %s is %s: only approved venues take passes", venue.ID, venue.Status)
+	}
+	person, err := passPerson(actor, cmd, idHash, f, c.Now)
+	if err != nil {
+		return nil, nil, err
+	}
+	members := make([]PersonView, 0, len(cmd.FamilyMemberIDs))
+	for _, id := range cmd.FamilyMemberIDs {
+		m, ok := f.Persons[id]
+		if !ok {
+			return nil, nil, Errorf(ErrNotFound, "family member %s: person not found", id)
+		}
+		if m.GuardianID != person.ID {
+			return nil, nil, Errorf(ErrForbidden, "person %s is not a family member of the scanning person", id)
+		}
+		members = append(members, m)
+	}
+	operator := ""
+	if cmd.Method != MethodSelfScan {
+		operator = actor.Subject
+	}
+	envs := make([]Envelope, 0, 1+len(members))
+	recs := make([]PassRecorded, 0, 1+len(members))
+	add := func(id uuid.UUID, p PersonView, guardian uuid.UUID) error {
+		var health *HealthView
+		if h, ok := f.Health[p.IDHash]; ok && p.IDHash != "" {
+			health = &h
+		}
+		decision, reason := DecidePass(venue, p, health, at)
+		rec := PassRecorded{
+			VenueID: venue.ID, PersonID: p.ID, Direction: cmd.Direction, Method: cmd.Method,
+			Decision: decision, Reason: reason, Operator: operator, GuardianID: guardian,
+			Screen: BuildScreen(venue, p, health, at, cmd.Direction, decision, reason),
+		}
+		meta := Meta{ID: id, OccurredAt: at, Actor: actor.Subject, CorrelationID: eventID.String()}
+		env, err := NewEnvelope(PassAggregate(venue.ID, p.ID), rec, meta, c.Now)
+		if err != nil {
+			return err
+		}
+		envs, recs = append(envs, env), append(recs, rec)
+		return nil
+	}
+	if err := add(eventID, person, uuid.Nil); err != nil {
+		return nil, nil, err
+	}
+	for _, m := range members {
+		if err := add(FamilyPassEventID(eventID, m.ID), m, person.ID); err != nil {
+			return nil, nil, err
+		}
+	}
+	// An abnormal pass is reported to the district by the reactions, which
+	// follow the log: the pass is acknowledged without waiting for its alert.
+	return envs, recs, nil
+}
+
+// passPerson finds the person a pass is about among the facts.
+func passPerson(actor Actor, cmd RecordPass, idHash string, f *PassFacts, now time.Time) (PersonView, error) {
+	switch cmd.Method {
+	case MethodSelfScan:
+		if cmd.PersonID != uuid.Nil && cmd.PersonID != actor.PersonID {
+			return PersonView{}, Errorf(ErrForbidden, "a self scan records the scanning person only")
+		}
+		return knownPerson(f, actor.PersonID)
+	case MethodStaffScan:
+		if cmd.PersonID == uuid.Nil {
+			return PersonView{}, Invalid("personal_code", "is required for a staff scan")
+		}
+		return knownPerson(f, cmd.PersonID)
+	default: // MethodManual
+		if idHash == "" {
+			_, err := PassDocument(cmd, now)
+			return PersonView{}, err
+		}
+		id, ok := f.ByIDHash[idHash]
+		if !ok {
+			return PersonView{}, Errorf(ErrNotFound, "no registered person holds this %s document", cmd.IDType)
+		}
+		return knownPerson(f, id)
+	}
+}
+
+func knownPerson(f *PassFacts, id uuid.UUID) (PersonView, error) {
+	p, ok := f.Persons[id]
+	if !ok {
+		return PersonView{}, Errorf(ErrNotFound, "person %s not found", id)
+	}
+	return p, nil
+}

@@ -78,6 +78,20 @@ type ReadModel interface {
 	// Passes returns the stored passes among eventIDs, by event id, in one
 	// call (a batch of retried passes); ids not stored are absent.
 	Passes(ctx context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]domain.PassView, error)
+	// PassFacts returns, in one read, what deciding one call's passes
+	// needs: the venues, the persons named by id or by document hash and
+	// their health, the passes already stored among the event ids. Unknown
+	// names are absent from the answer, not errors.
+	PassFacts(ctx context.Context, q PassFactsQuery) (domain.PassFacts, error)
+}
+
+// PassFactsQuery names what the passes of one call are about (ids may
+// repeat; the zero id is never found).
+type PassFactsQuery struct {
+	Venues   []uuid.UUID
+	Persons  []uuid.UUID
+	IDHashes []string
+	EventIDs []uuid.UUID
 }
 
 // Log is the reading side of the event store, for projectors and replays.

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
 )
@@ -781,4 +782,46 @@ func (s *Store) passView(i int32) domain.PassView {
 		ev.Screen.VenueID = s.venues[p.sVenue].view.ID
 	}
 	return domain.PassView{EventID: p.id, Position: p.pos, Pass: ev}
+}
+
+// PassFacts implements ledger.ReadModel: every fact under one read lock.
+func (s *Store) PassFacts(_ context.Context, q ledger.PassFactsQuery) (domain.PassFacts, error) {
+	f := domain.PassFacts{
+		Venues:   make(map[uuid.UUID]domain.VenueView, len(q.Venues)),
+		Persons:  make(map[uuid.UUID]domain.PersonView, len(q.Persons)+len(q.IDHashes)),
+		ByIDHash: make(map[string]uuid.UUID, len(q.IDHashes)),
+		Health:   make(map[string]domain.HealthView),
+		Stored:   make(map[uuid.UUID]domain.PassView),
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, id := range q.Venues {
+		if i, ok := s.venueIdx[id]; ok && s.venues[i].known {
+			f.Venues[id] = s.venueView(&s.venues[i])
+		}
+	}
+	person := func(i int32) {
+		v := s.personView(i)
+		f.Persons[v.ID] = v
+		if h, ok := s.health[v.IDHash]; ok && v.IDHash != "" {
+			f.Health[v.IDHash] = h.view
+		}
+	}
+	for _, id := range q.Persons {
+		if i, ok := s.personIx[id]; ok && s.people[i].registered {
+			person(i)
+		}
+	}
+	for _, h := range q.IDHashes {
+		if i, ok := s.byHash[h]; ok {
+			person(i)
+			f.ByIDHash[h] = s.people[i].id
+		}
+	}
+	for _, id := range q.EventIDs {
+		if i, ok := s.passByID[id]; ok {
+			f.Stored[id] = s.passView(i)
+		}
+	}
+	return f, nil
 }

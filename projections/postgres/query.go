@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -22,6 +23,7 @@ type queries struct {
 	venueApplied, venueReviewed, subAdminAdded, subAdminRemoved        string
 	person, personByHash, health, venue, alerts, passByID, passesByIDs string
 	occupancy                                                          string
+	factVenues, factPersons, factHealth                                string
 }
 
 func newQueries(schema string) queries {
@@ -85,6 +87,16 @@ func newQueries(schema string) queries {
 		passesByIDs: q(`SELECT event_id, position, venue_id, person_id, direction, method, decision, reason, operator,
 			guardian_id, s_name, s_colour, s_nat_result, s_nat_at, s_doses, s_venue_id, s_venue_name, s_at,
 			s_direction, s_decision, s_reason FROM {s}.passes WHERE event_id = ANY($1)`),
+		factVenues:  q(`SELECT ` + venueCols + ` FROM {s}.venues v WHERE v.venue_id = ANY($1::uuid[])`),
+		factPersons: q(`SELECT ` + personCols + ` FROM {s}.persons p WHERE p.registered AND (p.person_id = ANY($1::uuid[]) OR p.id_hash = ANY($2::text[]))`),
+		// The same choice of record as health, for every person of the facts.
+		factHealth: q(`SELECT h.id_hash, c.code_colour, c.vaccine_doses, c.occurred_at, c.nat_result, n.nat_result, n.nat_at
+			FROM (SELECT DISTINCT p.id_hash FROM {s}.persons p
+				WHERE p.registered AND p.id_hash <> '' AND (p.person_id = ANY($1::uuid[]) OR p.id_hash = ANY($2::text[]))) h
+			CROSS JOIN LATERAL (SELECT * FROM {s}.health_records r WHERE r.id_hash = h.id_hash
+				ORDER BY occurred_at DESC, position DESC LIMIT 1) c
+			LEFT JOIN LATERAL (SELECT nat_result, nat_at FROM {s}.health_records r
+				WHERE r.id_hash = h.id_hash AND nat_at IS NOT NULL ORDER BY nat_at DESC, position DESC LIMIT 1) n ON true`),
 		occupancy: q(`SELECT count(*) FROM (
 				SELECT DISTINCT ON (person_id) direction, decision FROM {s}.passes
 				WHERE venue_id = $1 AND at > $2 AND at <= $3
@@ -159,6 +171,19 @@ func (s *Store) PersonByIDHash(ctx context.Context, idHash string) (domain.Perso
 // record (by occurred_at, position), the nucleic-acid result from the record
 // with the newest test time (or the newest record when none has one).
 func (s *Store) Health(ctx context.Context, idHash string) (domain.HealthView, bool, error) {
+	h, err := scanHealth(s.pool.QueryRow(ctx, s.q.health, idHash))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.HealthView{}, false, nil
+	}
+	if err != nil {
+		return domain.HealthView{}, false, fmt.Errorf("health status: %w", err)
+	}
+	return h, true, nil
+}
+
+// scanHealth reads the columns of the health query (after any leading ones
+// given in lead).
+func scanHealth(row pgx.Row, lead ...any) (domain.HealthView, error) {
 	var (
 		h               domain.HealthView
 		doses           int32
@@ -167,18 +192,84 @@ func (s *Store) Health(ctx context.Context, idHash string) (domain.HealthView, b
 		natAt           *time.Time
 		latestNATResult string
 	)
-	err := s.pool.QueryRow(ctx, s.q.health, idHash).Scan(&h.CodeColour, &doses, &at, &latestNATResult, &natRes, &natAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return domain.HealthView{}, false, nil
-	}
-	if err != nil {
-		return domain.HealthView{}, false, fmt.Errorf("health status: %w", err)
+	if err := row.Scan(append(lead, &h.CodeColour, &doses, &at, &latestNATResult, &natRes, &natAt)...); err != nil {
+		return domain.HealthView{}, err
 	}
 	h.VaccineDoses, h.RecordedAt, h.NATResult = int(doses), at.UTC(), latestNATResult
 	if natRes != nil {
 		h.NATResult, h.NATAt = *natRes, utc(natAt)
 	}
-	return h, true, nil
+	return h, nil
+}
+
+// PassFacts implements ledger.ReadModel: four queries sent in one batch,
+// one round trip.
+func (s *Store) PassFacts(ctx context.Context, q ledger.PassFactsQuery) (domain.PassFacts, error) {
+	f := domain.PassFacts{
+		Venues:   make(map[uuid.UUID]domain.VenueView, len(q.Venues)),
+		Persons:  make(map[uuid.UUID]domain.PersonView, len(q.Persons)+len(q.IDHashes)),
+		ByIDHash: make(map[string]uuid.UUID, len(q.IDHashes)),
+		Health:   make(map[string]domain.HealthView),
+		Stored:   make(map[uuid.UUID]domain.PassView),
+	}
+	hashes := q.IDHashes
+	if hashes == nil {
+		hashes = []string{}
+	}
+	wanted := make(map[string]bool, len(hashes))
+	for _, h := range hashes {
+		wanted[h] = true
+	}
+	var b pgx.Batch
+	b.Queue(s.q.factVenues, q.Venues).Query(func(rows pgx.Rows) error {
+		return eachRow(rows, func() error {
+			v, err := scanVenue(rows)
+			f.Venues[v.ID] = v
+			return err
+		})
+	})
+	b.Queue(s.q.factPersons, q.Persons, hashes).Query(func(rows pgx.Rows) error {
+		return eachRow(rows, func() error {
+			v, err := scanPerson(rows)
+			f.Persons[v.ID] = v
+			if wanted[v.IDHash] {
+				f.ByIDHash[v.IDHash] = v.ID
+			}
+			return err
+		})
+	})
+	b.Queue(s.q.factHealth, q.Persons, hashes).Query(func(rows pgx.Rows) error {
+		return eachRow(rows, func() error {
+			var hash string
+			h, err := scanHealth(rows, &hash)
+			f.Health[hash] = h
+			return err
+		})
+	})
+	if len(q.EventIDs) > 0 {
+		b.Queue(s.q.passesByIDs, q.EventIDs).Query(func(rows pgx.Rows) error {
+			return eachRow(rows, func() error {
+				v, err := scanPass(rows)
+				f.Stored[v.EventID] = v
+				return err
+			})
+		})
+	}
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return domain.PassFacts{}, fmt.Errorf("pass facts: %w", err)
+	}
+	return f, nil
+}
+
+// eachRow calls scan for every row of rows and closes them.
+func eachRow(rows pgx.Rows, scan func() error) error {
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 func scanVenue(row pgx.Row) (domain.VenueView, error) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
 )
@@ -34,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) projections.Store) {
 		{"Occupancy", testOccupancy},
 		{"Alerts", testAlerts},
 		{"PassLookup", testPassLookup},
+		{"PassFacts", testPassFacts},
 		{"WindowReads", testWindows},
 		{"PositionGapAndOverlap", testPositions},
 		{"GeneratedCity", testGenerated},
@@ -749,5 +751,50 @@ func testGenerated(t *testing.T, f *feeder) {
 	}
 	if pos := must(f.s.Position(ctx))(t); pos != l.Envelopes[len(l.Envelopes)-1].Position {
 		t.Fatalf("position %d", pos)
+	}
+}
+
+// testPassFacts checks the pass command's one read against the single
+// reads it stands for: every fact equal, unknown names absent.
+func testPassFacts(t *testing.T, f *feeder) {
+	v, zhang, li := setupVenue(f)
+	zv := must(f.s.Person(ctx, zhang))(t)
+	lv := must(f.s.Person(ctx, li))(t)
+	at := Base.Add(2 * time.Hour)
+	f.apply(f.env(domain.HealthAggregate(zv.IDHash), &domain.HealthStatusRecorded{
+		IDHash: zv.IDHash, IDType: "resident_id", CodeColour: "yellow", NATResult: "negative", NATAt: at.Add(-time.Hour), VaccineDoses: 2,
+	}, at))
+	stored := f.apply(f.pass(v, zhang, "in", "pass", at))[0]
+	unknown := uuid.New()
+	got, err := f.s.PassFacts(ctx, ledger.PassFactsQuery{
+		Venues:   []uuid.UUID{v, unknown, v},
+		Persons:  []uuid.UUID{zhang, unknown, uuid.Nil},
+		IDHashes: []string{lv.IDHash, "no-such-hash"},
+		EventIDs: []uuid.UUID{stored.ID, unknown},
+	})
+	if err != nil {
+		t.Fatalf("pass facts: %v", err)
+	}
+	want := domain.PassFacts{
+		Venues:   map[uuid.UUID]domain.VenueView{v: must(f.s.Venue(ctx, v))(t)},
+		Persons:  map[uuid.UUID]domain.PersonView{zhang: zv, li: lv},
+		ByIDHash: map[string]uuid.UUID{lv.IDHash: li},
+		Health:   map[string]domain.HealthView{},
+		Stored:   must(f.s.Passes(ctx, []uuid.UUID{stored.ID}))(t),
+	}
+	for _, p := range []domain.PersonView{zv, lv} {
+		if h, ok := must2(t)(f.s.Health(ctx, p.IDHash)); ok {
+			want.Health[p.IDHash] = h
+		}
+	}
+	if len(want.Health) != 1 || len(want.Stored) != 1 {
+		t.Fatalf("fixture: %d health records, %d stored passes; want 1 and 1", len(want.Health), len(want.Stored))
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("pass facts:\n got %+v\nwant %+v", got, want)
+	}
+	empty, err := f.s.PassFacts(ctx, ledger.PassFactsQuery{})
+	if err != nil || len(empty.Venues)+len(empty.Persons)+len(empty.Health)+len(empty.Stored) != 0 {
+		t.Fatalf("empty pass facts: %+v %v", empty, err)
 	}
 }
