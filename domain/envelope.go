@@ -58,7 +58,7 @@ type Meta struct {
 // NewEnvelope wraps ev for aggregate with meta. RecordedAt is left for the
 // event store to set.
 func NewEnvelope(aggregate string, ev Event, meta Meta, now time.Time) (Envelope, error) {
-	payload, err := encodeEvent(ev) // json.Marshal, faster for a PassRecorded
+	payload, err := marshalEvent(ev)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("encode %s: %w", ev.EventType(), err)
 	}

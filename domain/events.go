@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/google/uuid"
@@ -298,17 +299,31 @@ func Decode(e Envelope) (Event, error) {
 			return nil, fmt.Errorf("upcast %s v%d: %w", e.Type, v, err)
 		}
 	}
-	if p, ok := ev.(*PassRecorded); ok && e.SchemaVersion == current {
-		// The most frequent event: a hand-written decoder for the JSON
-		// encoding/json writes (passcodec.go); anything else goes on to
-		// encoding/json below, so the result never differs.
-		if decodePass(payload, p) {
-			return p, nil
-		}
-		*p = PassRecorded{}
-	}
-	if err := json.Unmarshal(payload, ev); err != nil {
+	if err := unmarshalEvent(payload, ev); err != nil {
 		return nil, fmt.Errorf("decode event %s (%s): %w", e.ID, e.Type, err)
 	}
 	return ev, nil
+}
+
+// unmarshalEvent is json.Unmarshal(payload, ev); an event that reads its
+// own JSON (PassRecorded) is asked directly, which spares encoding/json's
+// check of the whole payload before it (the event's reader checks as it
+// goes, and hands anything unusual to encoding/json).
+func unmarshalEvent(payload []byte, ev Event) error {
+	if u, ok := ev.(json.Unmarshaler); ok {
+		return u.UnmarshalJSON(payload)
+	}
+	return json.Unmarshal(payload, ev)
+}
+
+// marshalEvent is json.Marshal(ev); an event that writes its own JSON
+// (PassRecorded) is asked directly, which spares encoding/json's check of
+// what it wrote.
+func marshalEvent(ev Event) ([]byte, error) {
+	if m, ok := ev.(json.Marshaler); ok {
+		if v := reflect.ValueOf(ev); v.Kind() != reflect.Pointer || !v.IsNil() {
+			return m.MarshalJSON()
+		}
+	}
+	return json.Marshal(ev)
 }

@@ -19,9 +19,10 @@ import (
 // with at most nine fractional digits, small integers — and refuses
 // anything else (escapes, whitespace, unknown or repeated fields, nulls,
 // other number or time forms), so that Decode hands it to encoding/json and
-// behaviour never changes. appendPass is the matching encoder for
-// NewEnvelope: byte for byte what json.Marshal writes, or it declines.
-// passcodec_test.go checks both against encoding/json, with fuzz targets.
+// behaviour never changes. appendPass is the matching encoder: byte for
+// byte what json.Marshal writes, or it declines. PassRecorded's MarshalJSON
+// and UnmarshalJSON use them, so the codec belongs to the type it encodes;
+// passjson_test.go checks both against encoding/json, with fuzz targets.
 
 // decodePass decodes b, a PassRecorded payload as encoding/json writes it,
 // into p, which must be the zero value. It returns false when b is in any
@@ -378,22 +379,29 @@ func daysIn(month, year int) int {
 	return 31
 }
 
-// encodeEvent is json.Marshal(ev), with a PassRecorded written by
-// appendPass when it can.
-func encodeEvent(ev Event) ([]byte, error) {
-	var p *PassRecorded
-	switch v := ev.(type) {
-	case PassRecorded:
-		p = &v
-	case *PassRecorded:
-		p = v
+// passJSON is PassRecorded without its methods: encoding/json's own
+// encoding, which the fast paths below reproduce byte for byte and fall back
+// to for anything they decline.
+type passJSON PassRecorded
+
+// MarshalJSON writes p exactly as encoding/json would by default, by hand
+// when it can (appendPass).
+func (p PassRecorded) MarshalJSON() ([]byte, error) {
+	if b, ok := appendPass(make([]byte, 0, passSize(&p)), &p); ok {
+		return b, nil
 	}
-	if p != nil {
-		if b, ok := appendPass(make([]byte, 0, passSize(p)), p); ok {
-			return b, nil
-		}
+	return json.Marshal(passJSON(p))
+}
+
+// UnmarshalJSON reads p exactly as encoding/json would by default, by hand
+// when b has the shape MarshalJSON writes (decodePass).
+func (p *PassRecorded) UnmarshalJSON(b []byte) error {
+	*p = PassRecorded{}
+	if decodePass(b, p) {
+		return nil
 	}
-	return json.Marshal(ev)
+	*p = PassRecorded{}
+	return json.Unmarshal(b, (*passJSON)(p))
 }
 
 // passSize bounds the length of p's JSON written by appendPass: the names
