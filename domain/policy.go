@@ -18,6 +18,14 @@ type Roles []string
 // Allow reports whether a holds one of the roles.
 func (rs Roles) Allow(a Actor) bool { return slices.Contains(rs, a.Role) }
 
+// Require returns ErrForbidden with message unless a holds one of the roles.
+func (rs Roles) Require(a Actor, message string) error {
+	if !rs.Allow(a) {
+		return Errorf(ErrForbidden, "%s", message)
+	}
+	return nil
+}
+
 // The role sets of the API's operations.
 var (
 	// Reviewers review identities, venue applications and declarations,

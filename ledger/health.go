@@ -15,8 +15,8 @@ import (
 // people who have not registered yet are kept until they do. All records
 // are stored with one group commit.
 func (l *Ledger) RecordHealth(ctx context.Context, actor domain.Actor, records []domain.HealthRecord) (HealthResult, error) {
-	if actor.Role != domain.RoleHealthFeed {
-		return HealthResult{}, domain.Errorf(domain.ErrForbidden, "only the health data feed may record health status")
+	if err := domain.HealthFeeds.Require(actor, "only the health data feed may record health status"); err != nil {
+		return HealthResult{}, err
 	}
 	if len(records) == 0 {
 		return HealthResult{}, domain.Invalid("records", "is empty")

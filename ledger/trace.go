@@ -78,8 +78,8 @@ func (l *Ledger) dwell() func(string) time.Duration {
 // stay is. Only passes with decision "pass" count: a person who was refused
 // at the door did not go in.
 func (l *Ledger) Trace(ctx context.Context, actor domain.Actor, q domain.TraceQuery) (TraceResult, error) {
-	if actor.Role != domain.RoleAnalyst && actor.Role != domain.RoleAdmin {
-		return TraceResult{}, domain.Errorf(domain.ErrForbidden, "only analysts and admins may trace contacts")
+	if err := domain.Tracers.Require(actor, "only analysts and admins may trace contacts"); err != nil {
+		return TraceResult{}, err
 	}
 	now := l.now()
 	search, reason, number, err := domain.ValidateTrace(q, now, now.Add(l.clockSkew()))
