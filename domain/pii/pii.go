@@ -148,15 +148,15 @@ func MaskName(name string) string {
 	return string(r) + "*"
 }
 
-// MaskID keeps the first 3 and last 4 characters of an ID number and masks
-// the rest with '*'. Short numbers are masked whole but for the last 2.
+// MaskID shows at most half of an ID number and masks the rest with '*':
+// a long number (14 characters or more: a resident ID) keeps its first 3
+// and last 4 characters, a shorter one (passports, permits) its last
+// min(4, n/2) characters only.
 func MaskID(idNumber string) string {
 	n := []rune(Normalize(idNumber))
-	if len(n) <= 7 {
-		if len(n) <= 2 {
-			return strings.Repeat("*", len(n))
-		}
-		return strings.Repeat("*", len(n)-2) + string(n[len(n)-2:])
+	if len(n) >= 14 {
+		return string(n[:3]) + strings.Repeat("*", len(n)-7) + string(n[len(n)-4:])
 	}
-	return string(n[:3]) + strings.Repeat("*", len(n)-7) + string(n[len(n)-4:])
+	shown := min(4, len(n)/2)
+	return strings.Repeat("*", len(n)-shown) + string(n[len(n)-shown:])
 }

@@ -169,9 +169,12 @@ func TestMasks(t *testing.T) {
 	ids := []struct{ in, want string }{
 		{"110101199003074258", "110***********4258"},
 		{"11010519491231002x", "110***********002X"},
-		{"E12345678", "E12**5678"},
-		{"AB12345", "*****45"},
-		{"12", "**"},
+		{"E12345678", "*****5678"},
+		{"12345678", "****5678"}, // a Taiwan permit: half
+		{"H1234567801", "*******7801"},
+		{"AB12345", "****345"},
+		{"12", "*2"},
+		{"1", "*"},
 	}
 	for _, tt := range ids {
 		t.Run("id "+tt.in, func(t *testing.T) {
@@ -179,8 +182,10 @@ func TestMasks(t *testing.T) {
 			if got != tt.want {
 				t.Fatalf("MaskID(%q) = %q, want %q", tt.in, got, tt.want)
 			}
-			if len(tt.in) > 2 && strings.Contains(got, pii.Normalize(tt.in)) {
-				t.Fatalf("mask %q shows the whole number", got)
+			n := len([]rune(pii.Normalize(tt.in)))
+			shown := n - strings.Count(got, "*")
+			if len([]rune(got)) != n || shown > n/2 || (n < 14 && shown > 4) {
+				t.Fatalf("mask %q of a %d-character number shows %d characters: at most half, and at most 4 of a short one", got, n, shown)
 			}
 		})
 	}
