@@ -58,6 +58,12 @@ type Meta struct {
 // NewEnvelope wraps ev for aggregate with meta. RecordedAt is left for the
 // event store to set.
 func NewEnvelope(aggregate string, ev Event, meta Meta, now time.Time) (Envelope, error) {
+	if err := checkStrings(ev); err != nil {
+		return Envelope{}, fmt.Errorf("event %s: %w", ev.EventType(), err)
+	}
+	if err := checkStrings(meta); err != nil {
+		return Envelope{}, fmt.Errorf("event %s: %w", ev.EventType(), err)
+	}
 	payload, err := marshalEvent(ev)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("encode %s: %w", ev.EventType(), err)

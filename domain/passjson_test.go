@@ -3,6 +3,7 @@ package domain
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -426,8 +427,16 @@ func TestAppendPassRandom(t *testing.T) {
 		} else if !escapes && !odd {
 			t.Fatalf("appendPass refused %s", want)
 		}
+		unclean := checkStrings(p)
 		for _, ev := range []Event{p, &p} {
 			env, err := NewEnvelope("pass.x", ev, Meta{ID: uuid.New()}, time.Now())
+			if unclean != nil {
+				// Control characters and invalid UTF-8 never enter the log.
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("NewEnvelope of a pass with an unclean string (%v): %v, want ErrInvalid", unclean, err)
+				}
+				continue
+			}
 			if werr != nil {
 				if err == nil || err.Error() != "encode PassRecorded: "+werr.Error() {
 					t.Fatalf("NewEnvelope error %v, json.Marshal's %v", err, werr)

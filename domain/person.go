@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -274,22 +272,7 @@ func ValidateVerify(cmd VerifyPerson) error {
 
 // ValidateName checks a person's real name and returns it trimmed.
 func ValidateName(field, name string) (string, error) {
-	name = strings.TrimSpace(name)
-	if name == "" {
-		return "", Invalid(field, "is required")
-	}
-	if !utf8.ValidString(name) {
-		return "", Invalid(field, "is not valid UTF-8")
-	}
-	if n := utf8.RuneCountInString(name); n > MaxNameLength {
-		return "", Invalid(field, "has %d characters, at most %d allowed", n, MaxNameLength)
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) {
-			return "", Invalid(field, "contains a control character")
-		}
-	}
-	return name, nil
+	return Text(field, name, MaxNameLength, true)
 }
 
 // ValidatePhone checks a phone number and returns its canonical form: an

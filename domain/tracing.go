@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -250,16 +249,10 @@ func AuditSubject(actor Actor) string {
 
 // ValidateReason checks an audit reason: required, at most MaxReasonLength runes.
 func ValidateReason(reason string) (string, error) {
-	reason = strings.TrimSpace(reason)
-	switch {
-	case reason == "":
+	if strings.TrimSpace(reason) == "" {
 		return "", Invalid("reason", "is required: say why you look at this person's history")
-	case utf8.RuneCountInString(reason) > MaxReasonLength:
-		return "", Invalid("reason", "is longer than %d characters", MaxReasonLength)
-	case !utf8.ValidString(reason):
-		return "", Invalid("reason", "is not valid UTF-8")
 	}
-	return reason, nil
+	return Text("reason", reason, MaxReasonLength, true)
 }
 
 // ValidateTrace checks a trace query and returns its search; every bad

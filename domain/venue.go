@@ -5,8 +5,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -196,31 +194,11 @@ func (v Venue) Requirements() (requireGreen bool, natWithinHours int) {
 // Code returns the issued venue code, if any.
 func (v Venue) Code() string { return v.code }
 
-// validText checks a required free-text field and returns it trimmed.
-func validText(field, s string, limit int) (string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", Invalid(field, "is required")
-	}
-	return optionalText(field, s, limit)
-}
+// validText checks a required free-text field (Text).
+func validText(field, s string, limit int) (string, error) { return Text(field, s, limit, true) }
 
-// optionalText checks an optional free-text field and returns it trimmed.
-func optionalText(field, s string, limit int) (string, error) {
-	s = strings.TrimSpace(s)
-	if !utf8.ValidString(s) {
-		return "", Invalid(field, "is not valid UTF-8")
-	}
-	if n := utf8.RuneCountInString(s); n > limit {
-		return "", Invalid(field, "has %d characters, at most %d allowed", n, limit)
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return "", Invalid(field, "contains a control character")
-		}
-	}
-	return s, nil
-}
+// optionalText checks an optional free-text field (Text).
+func optionalText(field, s string, limit int) (string, error) { return Text(field, s, limit, false) }
 
 // ValidateApplyVenue checks an application and returns it normalised.
 func ValidateApplyVenue(cmd ApplyVenue) (ApplyVenue, error) {
