@@ -208,7 +208,7 @@ func TestTruckPassDeclaration(t *testing.T) {
 	v := decodeJSON[declarationAnswer](t, rec)
 	if v.Kind != "truck" || v.District != "371311" || v.Truck == nil || v.Truck.PlateNumber != "鲁Q12345" ||
 		v.Truck.ContactName != "赵*" || v.Truck.ContactPhone != "139****1111" || !v.Truck.ItineraryOK {
-		t.Fatalf("truck pass = %+v", v)
+		t.Fatalf("truck pass = %+v, truck %+v", v, v.Truck)
 	}
 }
 

@@ -129,7 +129,7 @@ func MaskContact(ctx context.Context, tp *domain.TruckPassDeclared, open Opener)
 	if err == nil {
 		var phone string
 		if phone, err = open(ctx, tp.PersonID, tp.ContactPhone); err == nil {
-			return ContactMasks{Name: pii.MaskName(name), Phone: pii.MaskID(phone)}, nil
+			return ContactMasks{Name: pii.MaskName(name), Phone: pii.MaskPhone(phone)}, nil
 		}
 	}
 	if erased(err) {

@@ -160,3 +160,14 @@ func MaskID(idNumber string) string {
 	shown := min(4, len(n)/2)
 	return strings.Repeat("*", len(n)-shown) + string(n[len(n)-shown:])
 }
+
+// MaskPhone keeps the first 3 and last 4 digits of a phone number, the way
+// a mainland mobile number is shown masked ("139****1111"); a shorter one
+// is masked as a document number (MaskID).
+func MaskPhone(phone string) string {
+	n := []rune(phone)
+	if len(n) < 11 {
+		return MaskID(phone)
+	}
+	return string(n[:3]) + strings.Repeat("*", len(n)-7) + string(n[len(n)-4:])
+}

@@ -166,6 +166,11 @@ func TestMasks(t *testing.T) {
 			}
 		})
 	}
+	for in, want := range map[string]string{"13900001111": "139****1111", "+8613900001111": "+86*******1111", "1234567": "****567"} {
+		if got := pii.MaskPhone(in); got != want {
+			t.Fatalf("MaskPhone(%q) = %q, want %q", in, got, want)
+		}
+	}
 	ids := []struct{ in, want string }{
 		{"110101199003074258", "110***********4258"},
 		{"11010519491231002x", "110***********002X"},
