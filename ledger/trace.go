@@ -1,0 +1,319 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+// TraceIndex sums up the index person of a trace.
+type TraceIndex struct {
+	PersonID   uuid.UUID `json:"person_id"`
+	NameMasked string    `json:"name"`
+	// Visits is how many stays of theirs the trace looked at.
+	Visits int `json:"visits"`
+	// Contacts and SecondContacts count the distinct people found at
+	// depth 1 and depth 2.
+	Contacts       int `json:"contacts"`
+	SecondContacts int `json:"second_contacts"`
+}
+
+// TraceVisit is one stay of the index person.
+type TraceVisit struct {
+	VenueID   uuid.UUID `json:"venue_id"`
+	VenueName string    `json:"venue_name"`
+	VenueType string    `json:"venue_type"`
+	District  string    `json:"district"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+}
+
+// TraceContact is a contact with the names to show: the person's masked
+// name and the venue's name.
+type TraceContact struct {
+	domain.Contact
+	NameMasked string `json:"name"`
+	VenueName  string `json:"venue_name"`
+}
+
+// TraceResult is the answer to a trace, given once its audit event is in
+// the log.
+type TraceResult struct {
+	TraceID uuid.UUID
+	// EventID and Position name the TraceRequested event recorded for it.
+	EventID  uuid.UUID
+	Position uint64
+	// ReadPosition is the read models' position the answer reflects.
+	ReadPosition uint64
+	// AsOf is the moment the answer was given as of.
+	AsOf       time.Time
+	From, To   time.Time
+	Depth      int
+	MinOverlap time.Duration
+	Buffer     time.Duration
+	Index      TraceIndex
+	Visits     []TraceVisit
+	Contacts   []TraceContact
+}
+
+func (l *Ledger) dwell() func(string) time.Duration {
+	if l.Dwell != nil {
+		return l.Dwell
+	}
+	return domain.DefaultDwell
+}
+
+// Trace finds the contacts of a person in a window (analysts and admins).
+// Every trace is recorded as a TraceRequested event in the analyst's audit
+// trail before the answer is returned: when the event cannot be appended
+// there is no answer. Bad input is ErrInvalid and appends nothing; an index
+// person the read models do not know is ErrNotFound.
+//
+// See FindContacts for how contacts are found and Presences for what a
+// stay is. Only passes with decision "pass" count: a person who was refused
+// at the door did not go in.
+func (l *Ledger) Trace(ctx context.Context, actor domain.Actor, q domain.TraceQuery) (TraceResult, error) {
+	if actor.Role != domain.RoleAnalyst && actor.Role != domain.RoleAdmin {
+		return TraceResult{}, domain.Errorf(domain.ErrForbidden, "only analysts and admins may trace contacts")
+	}
+	now := l.now()
+	search, reason, number, err := domain.ValidateTrace(q, now, now.Add(l.clockSkew()))
+	if err != nil {
+		return TraceResult{}, err
+	}
+	readPos, err := l.Reads.Position(ctx)
+	if err != nil {
+		return TraceResult{}, fmt.Errorf("trace: read models position: %w", err)
+	}
+	var index domain.PersonView
+	if search.PersonID != uuid.Nil {
+		index, err = l.Reads.Person(ctx, search.PersonID)
+	} else {
+		index, err = l.Reads.PersonByIDHash(ctx, l.Hasher.IDHash(q.IDType, number))
+	}
+	if err != nil {
+		return TraceResult{}, fmt.Errorf("trace: index person: %w", err)
+	}
+	search.PersonID = index.ID
+	found, err := domain.FindContacts(BindTraceReads(ctx, l.Reads), search, l.dwell())
+	if err != nil {
+		return TraceResult{}, err
+	}
+
+	var personIDs, venueIDs []uuid.UUID
+	seenP, seenV := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
+	for _, c := range found.Contacts {
+		if !seenP[c.PersonID] {
+			seenP[c.PersonID] = true
+			personIDs = append(personIDs, c.PersonID)
+		}
+		if !seenV[c.VenueID] {
+			seenV[c.VenueID] = true
+			venueIDs = append(venueIDs, c.VenueID)
+		}
+	}
+	for _, st := range found.Stays {
+		if !seenV[st.VenueID] {
+			seenV[st.VenueID] = true
+			venueIDs = append(venueIDs, st.VenueID)
+		}
+	}
+	names, err := l.Reads.PersonNames(ctx, personIDs)
+	if err != nil {
+		return TraceResult{}, fmt.Errorf("trace: names of %d contacts: %w", len(personIDs), err)
+	}
+	venues, err := l.Reads.VenuesByID(ctx, venueIDs)
+	if err != nil {
+		return TraceResult{}, fmt.Errorf("trace: %d venues: %w", len(venueIDs), err)
+	}
+
+	res := TraceResult{
+		ReadPosition: readPos, AsOf: search.AsOf, From: search.Window.From, To: search.Window.To,
+		Depth: search.Depth, MinOverlap: search.Window.MinOverlap, Buffer: search.Window.Buffer,
+		Index: TraceIndex{
+			PersonID: index.ID, NameMasked: index.NameMasked, Visits: len(found.Stays),
+			Contacts: found.Persons[1], SecondContacts: found.Persons[2],
+		},
+		Visits:   make([]TraceVisit, 0, len(found.Stays)),
+		Contacts: make([]TraceContact, 0, len(found.Contacts)),
+	}
+	for _, st := range found.Stays {
+		v := venues[st.VenueID]
+		res.Visits = append(res.Visits, TraceVisit{VenueID: st.VenueID, VenueName: v.Name, VenueType: v.Type,
+			District: v.District, Start: st.Start.UTC(), End: st.End.UTC()})
+	}
+	for _, c := range found.Contacts {
+		c.OverlapStart, c.OverlapEnd = c.OverlapStart.UTC(), c.OverlapEnd.UTC()
+		res.Contacts = append(res.Contacts, TraceContact{Contact: c, NameMasked: names[c.PersonID], VenueName: venues[c.VenueID].Name})
+	}
+
+	if res.TraceID, err = uuid.NewV7(); err != nil {
+		return TraceResult{}, fmt.Errorf("trace: new trace id: %w", err)
+	}
+	ev := domain.TraceRequested{
+		TraceID: res.TraceID, Analyst: domain.AuditSubject(actor), PersonID: index.ID,
+		From: res.From, To: res.To, Depth: res.Depth, Reason: reason,
+		Kind: domain.LookContacts, Source: domain.SourceReadModel, AsOf: res.AsOf,
+		MinOverlapMinutes: int(res.MinOverlap / time.Minute), BufferMinutes: int(res.Buffer / time.Minute),
+		Contacts: found.Persons[1] + found.Persons[2], ReadPosition: readPos,
+	}
+	if res.EventID, res.Position, err = l.recordAudit(ctx, actor, ev, now); err != nil {
+		return TraceResult{}, err
+	}
+	return res, nil
+}
+
+// recordAudit appends a TraceRequested event to the actor's audit trail.
+func (l *Ledger) recordAudit(ctx context.Context, actor domain.Actor, ev domain.TraceRequested, now time.Time) (uuid.UUID, uint64, error) {
+	subject := domain.AuditSubject(actor)
+	agg := domain.AuditAggregate(subject)
+	env, err := domain.NewEnvelope(agg, ev, domain.Meta{Actor: subject, CorrelationID: ev.TraceID.String()}, now)
+	if err != nil {
+		return uuid.Nil, 0, err
+	}
+	appended, err := l.Events.Record(ctx, env)
+	if err != nil {
+		return uuid.Nil, 0, fmt.Errorf("record %s: %w", agg, err)
+	}
+	if len(appended) != 1 {
+		return uuid.Nil, 0, fmt.Errorf("record %s: store answered %d results for 1 event", agg, len(appended))
+	}
+	return env.ID, appended[0].Position, nil
+}
+
+// Look is an analyst's read of a person's passes (GET
+// /v1/persons/{id}/trace), recorded by RecordLook.
+type Look struct {
+	PersonID uuid.UUID
+	From, To time.Time
+	Reason   string
+	// Source is SourceReadModel or SourceLog.
+	Source string
+	// ReadPosition is the position the answer reflects.
+	ReadPosition uint64
+}
+
+// RecordLook records an analyst's look at a person's passes in their audit
+// trail, as a TraceRequested event of kind "history". The caller gives the
+// answer only once this returned without error. The reason is required.
+func (l *Ledger) RecordLook(ctx context.Context, actor domain.Actor, look Look) (Result, error) {
+	reason, err := domain.ValidateReason(look.Reason)
+	if err != nil {
+		return Result{}, err
+	}
+	if look.PersonID == uuid.Nil {
+		return Result{}, domain.Invalid("person_id", "is required")
+	}
+	now := l.now()
+	traceID, err := uuid.NewV7()
+	if err != nil {
+		return Result{}, fmt.Errorf("record look: new trace id: %w", err)
+	}
+	ev := domain.TraceRequested{
+		TraceID: traceID, Analyst: domain.AuditSubject(actor), PersonID: look.PersonID,
+		From: look.From.UTC(), To: look.To.UTC(), Reason: reason, Kind: domain.LookHistory, Source: look.Source,
+		AsOf: now.UTC(), ReadPosition: look.ReadPosition,
+	}
+	id, pos, err := l.recordAudit(ctx, actor, ev, now)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{ID: traceID, EventID: id, Position: pos}, nil
+}
+
+// ReplayHistory returns a person's passes with at (the device's time) in
+// [from, to), oldest first by (at, position), replayed straight from the log
+// rather than from a read model: the person's pass streams are read with
+// the filter "pass.*.<person>" and each venue's name, type, district and
+// address come from replaying the venue's aggregate. A pass appended twice
+// (a retry after the duplicate window) counts once, at its first position,
+// as in the read models. position is the log position the answer reflects.
+func (l *Ledger) ReplayHistory(ctx context.Context, personID uuid.UUID, from, to time.Time) (visits []domain.Visit, position uint64, err error) {
+	last, err := l.Log.LastPosition(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("replay passes of %s: %w", personID, err)
+	}
+	type row struct {
+		v   domain.Visit
+		pos uint64
+	}
+	var rows []row
+	seen := make(map[uuid.UUID]bool)
+	filter := domain.KindPass + ".*." + personID.String()
+	err = l.Log.Read(ctx, filter, 0, func(envs []domain.Envelope) error {
+		for _, e := range envs {
+			if e.Position > last || e.Type != domain.TypePassRecorded || seen[e.ID] {
+				continue
+			}
+			seen[e.ID] = true
+			ev, err := domain.Decode(e)
+			if err != nil {
+				return err
+			}
+			p := ev.(*domain.PassRecorded)
+			if p.PersonID != personID {
+				continue
+			}
+			at := e.OccurredAt.UTC()
+			if (!from.IsZero() && at.Before(from)) || (!to.IsZero() && !at.Before(to)) {
+				continue
+			}
+			rows = append(rows, row{v: domain.Visit{EventID: e.ID, VenueID: p.VenueID, At: at, Direction: p.Direction, Decision: p.Decision}, pos: e.Position})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("replay passes of %s: %w", personID, err)
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		if c := a.v.At.Compare(b.v.At); c != 0 {
+			return c
+		}
+		switch {
+		case a.pos < b.pos:
+			return -1
+		case a.pos > b.pos:
+			return 1
+		}
+		return 0
+	})
+	venues := make(map[uuid.UUID]domain.Venue)
+	visits = make([]domain.Visit, 0, len(rows))
+	for _, r := range rows {
+		v, ok := venues[r.v.VenueID]
+		if !ok {
+			if v, _, err = l.loadVenue(ctx, r.v.VenueID); err != nil {
+				return nil, 0, err
+			}
+			venues[r.v.VenueID] = v
+		}
+		r.v.VenueName, r.v.VenueType, r.v.District, r.v.Address = v.Name(), v.Type(), v.District(), v.Address()
+		visits = append(visits, r.v)
+	}
+	return visits, last, nil
+}
+
+// BindTraceReads gives domain.FindContacts the read models' window reads,
+// bound to one request's context.
+func BindTraceReads(ctx context.Context, r TraceReads) domain.ContactReads {
+	return contactReads{ctx, r}
+}
+
+// contactReads is BindTraceReads' answer.
+type contactReads struct {
+	ctx   context.Context
+	reads TraceReads
+}
+
+func (c contactReads) PassesOfPersons(personIDs []uuid.UUID, from, to, asOf time.Time) ([]domain.PassPoint, error) {
+	return c.reads.PassesOfPersons(c.ctx, personIDs, from, to, asOf)
+}
+
+func (c contactReads) PassesAtVenues(windows []domain.VenueWindow, asOf time.Time) ([]domain.PassPoint, error) {
+	return c.reads.PassesAtVenues(c.ctx, windows, asOf)
+}
