@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
 )
 
@@ -193,7 +194,7 @@ func (r *Router) reread(ctx context.Context, seq uint64, re *reaction) ([]domain
 	if err != nil {
 		return nil, fmt.Errorf("read log message %d: %w", seq, err)
 	}
-	envs, err := decodeSome(m.Data, seq, re.maybe)
+	envs, err := eventstore.DecodeMessage(m.Subject, seq, m.Data, re.maybe)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, errUndecodable)
 	}
