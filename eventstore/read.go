@@ -361,7 +361,7 @@ func decodeMsg(msg jetstream.Msg, seq uint64, sel selection, after uint64, buf [
 // skipElem moves d past a pack element.
 func skipElem(d *scanner) error {
 	if !d.skipValue() {
-		return fmt.Errorf("%w: malformed pack element", errNotEnvelope)
+		return fmt.Errorf("%w: malformed pack element", ErrNotEnvelope)
 	}
 	return nil
 }
