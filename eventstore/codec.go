@@ -22,8 +22,10 @@ import (
 // fast decoder does not understand is handed to encoding/json before it is
 // called an error.
 
-// errNotEnvelope is wrapped by decode errors: the body is not an envelope.
-var errNotEnvelope = errors.New("eventstore: message body is not an event envelope")
+// ErrNotEnvelope is wrapped by the errors of a log message whose body is
+// not an event envelope or a pack of them (DecodeMessage, Subscriber.Reread,
+// and the reads of a damaged log).
+var ErrNotEnvelope = errors.New("eventstore: message body is not an event envelope")
 
 // appendEnvelope appends e as JSON to buf. Payload must be valid JSON (an
 // empty payload is written as null).
@@ -157,7 +159,7 @@ func decodeEnvelope(body []byte, e *domain.Envelope, in interner) error {
 		// Not in the shape this package writes: let encoding/json judge.
 		*e = domain.Envelope{}
 		if jerr := json.Unmarshal(body, e); jerr != nil {
-			return fmt.Errorf("%w: %v", errNotEnvelope, jerr)
+			return fmt.Errorf("%w: %v", ErrNotEnvelope, jerr)
 		}
 	}
 	return checkEnvelope(e)
@@ -165,7 +167,7 @@ func decodeEnvelope(body []byte, e *domain.Envelope, in interner) error {
 
 func checkEnvelope(e *domain.Envelope) error {
 	if e.ID == uuid.Nil || e.Type == "" || e.Aggregate == "" {
-		return fmt.Errorf("%w: id, type or aggregate missing", errNotEnvelope)
+		return fmt.Errorf("%w: id, type or aggregate missing", ErrNotEnvelope)
 	}
 	return nil
 }
@@ -196,7 +198,7 @@ func walkPack(body []byte, visit func(i int, d *scanner) error) (int, error) {
 	d := &scanner{jsonscan.Scanner{B: body}}
 	d.WS()
 	if !d.Eat('[') {
-		return 0, fmt.Errorf("%w: pack is not a JSON array", errNotEnvelope)
+		return 0, fmt.Errorf("%w: pack is not a JSON array", ErrNotEnvelope)
 	}
 	d.WS()
 	n := 0
@@ -214,11 +216,11 @@ func walkPack(body []byte, visit func(i int, d *scanner) error) (int, error) {
 			if d.Eat(']') {
 				break
 			}
-			return n, fmt.Errorf("%w: pack element %d is not followed by ',' or ']'", errNotEnvelope, n-1)
+			return n, fmt.Errorf("%w: pack element %d is not followed by ',' or ']'", ErrNotEnvelope, n-1)
 		}
 	}
 	if !d.AtEnd() {
-		return n, fmt.Errorf("%w: data after the pack", errNotEnvelope)
+		return n, fmt.Errorf("%w: data after the pack", ErrNotEnvelope)
 	}
 	return n, nil
 }
@@ -231,10 +233,10 @@ func decodeAt(d *scanner, e *domain.Envelope, in interner) error {
 		*e = domain.Envelope{}
 		d.I = start
 		if !d.skipValue() {
-			return fmt.Errorf("%w: malformed pack element", errNotEnvelope)
+			return fmt.Errorf("%w: malformed pack element", ErrNotEnvelope)
 		}
 		if jerr := json.Unmarshal(d.B[start:d.I], e); jerr != nil {
-			return fmt.Errorf("%w: %v", errNotEnvelope, jerr)
+			return fmt.Errorf("%w: %v", ErrNotEnvelope, jerr)
 		}
 	}
 	return checkEnvelope(e)

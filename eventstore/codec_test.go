@@ -104,8 +104,8 @@ func TestDecodeForms(t *testing.T) {
 			if tt.ok && err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			if !tt.ok && !errors.Is(err, errNotEnvelope) {
-				t.Fatalf("decode %s: %v, want errNotEnvelope", tt.body, err)
+			if !tt.ok && !errors.Is(err, ErrNotEnvelope) {
+				t.Fatalf("decode %s: %v, want ErrNotEnvelope", tt.body, err)
 			}
 			if tt.ok && (e.Type[0] != 'T' || e.Aggregate != "person.x") {
 				t.Fatalf("decoded %+v", e)
@@ -190,8 +190,8 @@ func TestPackCodec(t *testing.T) {
 				return nil
 			})
 			if tt.want == nil {
-				if !errors.Is(err, errNotEnvelope) {
-					t.Fatalf("walk: %v, want errNotEnvelope", err)
+				if !errors.Is(err, ErrNotEnvelope) {
+					t.Fatalf("walk: %v, want ErrNotEnvelope", err)
 				}
 				return
 			}

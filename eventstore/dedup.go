@@ -253,7 +253,7 @@ func elemID(d *scanner) (uuid.UUID, error) {
 	if raw, ok := d.peekString("id"); ok {
 		if id, err := uuid.ParseBytes(raw); err == nil {
 			if !d.skipValue() {
-				return uuid.Nil, fmt.Errorf("%w: malformed pack element", errNotEnvelope)
+				return uuid.Nil, fmt.Errorf("%w: malformed pack element", ErrNotEnvelope)
 			}
 			return id, nil
 		}

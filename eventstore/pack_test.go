@@ -383,6 +383,18 @@ func TestReadAndLoadPackedKinds(t *testing.T) {
 			t.Fatalf("read from %d: %v, want %v", wantP1[2], got, wantP1[3:])
 		}
 	})
+	t.Run("passes of a person", func(t *testing.T) {
+		var got []uint64
+		if err := s.ReadPassesOf(ctx(t), p1, wantP1[1], func(evs []domain.Envelope) error {
+			got = append(got, positions(evs)...)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(wantP1[2:]) {
+			t.Fatalf("passes of %s from %d: %v, want %v", p1, wantP1[1], got, wantP1[2:])
+		}
+	})
 	t.Run("load", func(t *testing.T) {
 		agg := all[7].Aggregate
 		evs, version, err := s.Load(ctx(t), agg)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -146,6 +147,14 @@ func (s *Store) Read(ctx context.Context, filter string, from uint64, fn func([]
 		return fmt.Errorf("read %s: %w", filter, err)
 	}
 	return nil
+}
+
+// ReadPassesOf implements ledger.Log: it delivers the events of personID's
+// pass aggregates (domain.PassAggregate(venue, personID), any venue) with
+// position > from, as Read does for the filter "pass.*.<person>": a scan of
+// every stored pack of passes.
+func (s *Store) ReadPassesOf(ctx context.Context, personID uuid.UUID, from uint64, fn func([]domain.Envelope) error) error {
+	return s.Read(ctx, domain.KindPass+".*."+personID.String(), from, fn)
 }
 
 // Follow delivers every event with position > from, in order and in batches
@@ -352,7 +361,7 @@ func decodeMsg(msg jetstream.Msg, seq uint64, sel selection, after uint64, buf [
 // skipElem moves d past a pack element.
 func skipElem(d *scanner) error {
 	if !d.skipValue() {
-		return fmt.Errorf("%w: malformed pack element", errNotEnvelope)
+		return fmt.Errorf("%w: malformed pack element", ErrNotEnvelope)
 	}
 	return nil
 }

@@ -5,6 +5,9 @@
 // events (group commit), reads one aggregate or a subject filter, follows the
 // whole log from history into live events, keeps the per-person data keys,
 // and runs the embedded nats-server when no external one is given.
+// Followers with durable consumers of their own (the reactions) get a
+// Subscriber: the consumers, the decoding of their messages (DecodeMessage),
+// a watermill subscriber and the POISON stream of messages that kept failing.
 //
 // All events live in one stream, LEDGER: events with a version on subjects
 // "ledger.<aggregate>", one message each; passes, alerts, health records and
@@ -416,12 +419,6 @@ func (s *Store) Ready(ctx context.Context) error {
 	}
 	return nil
 }
-
-// Conn returns the NATS connection (for watermill and other consumers).
-func (s *Store) Conn() *nats.Conn { return s.nc }
-
-// JetStream returns the JetStream context of the connection.
-func (s *Store) JetStream() jetstream.JetStream { return s.js }
 
 func (s *Store) isClosed() bool {
 	s.closeMu.RLock()

@@ -257,7 +257,7 @@ func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 func (e *testEnv) startReactions() *reactions.Router {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := reactions.Open(ctx, reactions.Options{Conn: e.es.Conn(), Ledger: e.srv.ledger, Codes: e.signer,
+	r, err := reactions.Open(ctx, reactions.Options{Log: e.es.Subscriber(), Ledger: e.srv.ledger, Codes: e.signer,
 		MaxRetries: 1, RetryInterval: time.Millisecond})
 	if err != nil {
 		cancel()

@@ -101,10 +101,10 @@ type Log interface {
 	// batches, first from history and then live, with no gap and no
 	// duplicate, until ctx ends or fn returns an error (which Follow returns).
 	Follow(ctx context.Context, from uint64, fn func([]domain.Envelope) error) error
-	// Read delivers the events whose aggregate matches filter (NATS subject
-	// wildcards over aggregate names, e.g. "pass.*.<person>" or "venue.>")
-	// with position > from, in order, up to the log's end when Read started.
-	Read(ctx context.Context, filter string, from uint64, fn func([]domain.Envelope) error) error
+	// ReadPassesOf delivers the events of every pass aggregate of personID
+	// (domain.PassAggregate(venue, personID) for any venue) with position >
+	// from, in order and in batches, up to the log's end when it started.
+	ReadPassesOf(ctx context.Context, personID uuid.UUID, from uint64, fn func([]domain.Envelope) error) error
 	// LastPosition returns the position of the newest event in the log.
 	LastPosition(ctx context.Context) (uint64, error)
 }

@@ -226,7 +226,7 @@ func (l *Ledger) RecordLook(ctx context.Context, actor domain.Actor, look Look) 
 // ReplayHistory returns a person's passes with at (the device's time) in
 // [from, to), oldest first by (at, position), replayed straight from the log
 // rather than from a read model: the person's pass streams are read with
-// the filter "pass.*.<person>" and each venue's name, type, district and
+// Log.ReadPassesOf and each venue's name, type, district and
 // address come from replaying the venue's aggregate. A pass appended twice
 // (a retry after the duplicate window) counts once, at its first position,
 // as in the read models. position is the log position the answer reflects.
@@ -241,8 +241,7 @@ func (l *Ledger) ReplayHistory(ctx context.Context, personID uuid.UUID, from, to
 	}
 	var rows []row
 	seen := make(map[uuid.UUID]bool)
-	filter := domain.KindPass + ".*." + personID.String()
-	err = l.Log.Read(ctx, filter, 0, func(envs []domain.Envelope) error {
+	err = l.Log.ReadPassesOf(ctx, personID, 0, func(envs []domain.Envelope) error {
 		for _, e := range envs {
 			if e.Position > last || e.Type != domain.TypePassRecorded || seen[e.ID] {
 				continue

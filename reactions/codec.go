@@ -8,19 +8,17 @@ import (
 	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/eventstore"
 )
 
-// A log message's body is one JSON envelope (events appended with a
-// version) or, on a pack subject, a JSON array of envelopes (events
-// recorded by group commit). The unmarshaler turns one such message into
-// one watermill message whose payload holds only the envelopes the reaction
-// acts on (often none), each with its position; the reaction's handler and
-// the poison queue see just those.
+// A log message holds one event or a pack of them; eventstore.DecodeMessage
+// reads it. The unmarshaler turns one such message into one watermill
+// message whose payload holds only the envelopes the reaction acts on (often
+// none), each with its position; the reaction's handler and the poison
+// queue see just those.
 
 // Metadata keys of the watermill messages the unmarshaler makes.
 const (
@@ -51,138 +49,11 @@ type selector func(e domain.Envelope) bool
 // prefilter tells from an encoded envelope whether it may be one a reaction
 // acts on; false must mean certainly not. Packs hold thousands of passes and
 // a reaction acts on few of them: only the elements a prefilter lets through
-// are decoded. A prefilter must also be monotone (true for a part of a body
-// means true for the whole, as a test of contained substrings is): a pack
-// it refuses as a whole is skipped without being split.
+// are decoded (it is eventstore.DecodeMessage's keep). A prefilter must also
+// be monotone (true for a part of a body means true for the whole, as a test
+// of contained substrings is): a pack it refuses as a whole is skipped
+// without being split.
 type prefilter func(raw []byte) bool
-
-// all lets every element through.
-func all([]byte) bool { return true }
-
-// decodeBody reads a log message body: one envelope, or a pack of them.
-// Positions follow the event store's (eventstore.PositionOf).
-func decodeBody(body []byte, seq uint64) ([]domain.Envelope, error) {
-	return decodeSome(body, seq, all)
-}
-
-// decodeSome reads a log message body and returns the envelopes among it
-// that maybe lets through (a single envelope is always decoded, so a body
-// that is not one is always an error), with their positions.
-func decodeSome(body []byte, seq uint64, maybe prefilter) ([]domain.Envelope, error) {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '[' {
-		var e domain.Envelope
-		if err := json.Unmarshal(trimmed, &e); err != nil {
-			return nil, fmt.Errorf("message at %d: %w", seq, err)
-		}
-		if err := checkEnvelope(e, seq, 0); err != nil {
-			return nil, err
-		}
-		e.Position = eventstore.PositionOf(seq, 0)
-		return []domain.Envelope{e}, nil
-	}
-	if !maybe(trimmed) {
-		// No element can pass: most packs of passes are all green.
-		return nil, nil
-	}
-	elems, err := splitArray(trimmed)
-	if err != nil {
-		return nil, fmt.Errorf("pack at %d: %w", seq, err)
-	}
-	var envs []domain.Envelope
-	for i, raw := range elems {
-		if !maybe(raw) {
-			continue
-		}
-		var e domain.Envelope
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, fmt.Errorf("pack at %d, event %d: %w", seq, i, err)
-		}
-		if err := checkEnvelope(e, seq, i); err != nil {
-			return nil, err
-		}
-		e.Position = eventstore.PositionOf(seq, i)
-		envs = append(envs, e)
-	}
-	return envs, nil
-}
-
-func checkEnvelope(e domain.Envelope, seq uint64, i int) error {
-	if e.ID == uuid.Nil || e.Type == "" || e.Aggregate == "" {
-		return fmt.Errorf("message at %d: event %d has no id, type or aggregate", seq, i)
-	}
-	return nil
-}
-
-// splitArray returns the elements of a JSON array without decoding them:
-// it tracks strings (and their escapes) and nesting only. An element's own
-// syntax is checked when it is decoded.
-func splitArray(b []byte) ([][]byte, error) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '[' {
-		return nil, errors.New("not a JSON array")
-	}
-	i = skipSpace(b, i+1)
-	var out [][]byte
-	if i < len(b) && b[i] == ']' {
-		return out, checkEnd(b, i+1)
-	}
-	for {
-		start, depth, inString := i, 0, false
-	scan:
-		for ; i < len(b); i++ {
-			c := b[i]
-			switch {
-			case inString:
-				if c == '\\' {
-					i++
-				} else if c == '"' {
-					inString = false
-				}
-			case c == '"':
-				inString = true
-			case c == '{' || c == '[':
-				depth++
-			case c == '}' || c == ']':
-				if depth == 0 {
-					break scan
-				}
-				depth--
-			case c == ',' && depth == 0:
-				break scan
-			}
-		}
-		if i >= len(b) || inString {
-			return nil, errors.New("truncated JSON array")
-		}
-		elem := bytes.TrimRight(b[start:i], " \t\r\n")
-		if len(elem) == 0 {
-			return nil, errors.New("empty JSON array element")
-		}
-		out = append(out, elem)
-		if b[i] == ']' {
-			return out, checkEnd(b, i+1)
-		}
-		if b[i] != ',' {
-			return nil, fmt.Errorf("unexpected %q in JSON array", b[i])
-		}
-		i = skipSpace(b, i+1)
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
-}
-
-func checkEnd(b []byte, i int) error {
-	if skipSpace(b, i) != len(b) {
-		return errors.New("data after the JSON array")
-	}
-	return nil
-}
 
 // unmarshaler implements the watermill-nats JetStream Unmarshaler for one
 // reaction. It never fails: a body it cannot decode becomes a message that
@@ -200,7 +71,7 @@ func (u unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
 		seq = meta.Sequence.Stream
 	}
 	id := u.reaction + "-" + strconv.FormatUint(seq, 10)
-	envs, err := decodeSome(msg.Data(), seq, u.maybe)
+	envs, err := eventstore.DecodeMessage(msg.Subject(), seq, msg.Data(), u.maybe)
 	var m *message.Message
 	if err != nil {
 		m = message.NewMessage(id, append([]byte(nil), msg.Data()...))

@@ -10,10 +10,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
 )
 
@@ -37,7 +36,8 @@ type poisonRecord struct {
 }
 
 // poisonPublisher writes the messages the PoisonQueue middleware sets aside
-// to the poison stream. It implements message.Publisher.
+// to the event store's poison queue, whatever the topic. It implements
+// message.Publisher.
 type poisonPublisher struct{ r *Router }
 
 // Publish stores each message as a poison entry. The message's id (the
@@ -63,14 +63,11 @@ func (p poisonPublisher) Publish(topic string, msgs ...*message.Message) error {
 		if err != nil {
 			return fmt.Errorf("encode poison entry: %w", err)
 		}
-		msg := nats.NewMsg(topic)
-		msg.Data = body
-		msg.Header.Set(jetstream.MsgIDHeader, m.UUID)
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		_, err = p.r.js.PublishMsg(ctx, msg)
+		err = p.r.poison.Put(ctx, m.UUID, body)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("publish poison entry for %s: %w", m.UUID, err)
+			return err
 		}
 		p.r.log.Error("reaction poisoned", "reaction", rec.Reaction, "subject", rec.Subject,
 			"sequence", rec.Sequence, "reason", rec.Reason)
@@ -85,18 +82,12 @@ func (poisonPublisher) Close() error { return nil }
 func (r *Router) entry(ctx context.Context, seq uint64) (poisonRecord, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	m, err := r.poison.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return poisonRecord{}, domain.Errorf(domain.ErrNotFound, "poison entry %d", seq)
-	}
+	body, err := r.poison.Get(ctx, seq)
 	if err != nil {
-		return poisonRecord{}, fmt.Errorf("poison entry %d: %w", seq, err)
-	}
-	if m.Subject != PoisonSubject {
-		return poisonRecord{}, domain.Errorf(domain.ErrNotFound, "poison entry %d", seq)
+		return poisonRecord{}, err
 	}
 	var rec poisonRecord
-	if err := json.Unmarshal(m.Data, &rec); err != nil {
+	if err := json.Unmarshal(body, &rec); err != nil {
 		return poisonRecord{}, fmt.Errorf("poison entry %d: %w", seq, err)
 	}
 	return rec, nil
@@ -127,21 +118,17 @@ func (r *Router) Poisoned(ctx context.Context, limit int) ([]ledger.PoisonMessag
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
+	entries, err := r.poison.List(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
 	out := []ledger.PoisonMessage{}
-	for seq := uint64(1); len(out) < limit; {
-		m, err := r.poison.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(PoisonSubject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("poison queue: %w", err)
-		}
+	for _, e := range entries {
 		var rec poisonRecord
-		if err := json.Unmarshal(m.Data, &rec); err != nil {
-			return nil, fmt.Errorf("poison entry %d: %w", m.Sequence, err)
+		if err := json.Unmarshal(e.Body, &rec); err != nil {
+			return nil, fmt.Errorf("poison entry %d: %w", e.Seq, err)
 		}
-		out = append(out, rec.view(m.Sequence))
-		seq = m.Sequence + 1
+		out = append(out, rec.view(e.Seq))
 	}
 	return out, nil
 }
@@ -177,8 +164,8 @@ func (r *Router) RetryPoisoned(ctx context.Context, id uint64) error {
 	}
 	dctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	if err := r.poison.DeleteMsg(dctx, id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("remove poison entry %d: %w", id, err)
+	if err := r.poison.Delete(dctx, id); err != nil {
+		return err
 	}
 	r.log.Info("poisoned reaction retried", "reaction", rec.Reaction, "entry", id, "sequence", rec.Sequence)
 	return nil
@@ -189,13 +176,12 @@ func (r *Router) RetryPoisoned(ctx context.Context, id uint64) error {
 func (r *Router) reread(ctx context.Context, seq uint64, re *reaction) ([]domain.Envelope, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	m, err := r.ledger.GetMsg(ctx, seq)
-	if err != nil {
-		return nil, fmt.Errorf("read log message %d: %w", seq, err)
-	}
-	envs, err := decodeSome(m.Data, seq, re.maybe)
-	if err != nil {
+	envs, err := r.o.Log.Reread(ctx, seq, re.maybe)
+	if errors.Is(err, eventstore.ErrNotEnvelope) {
 		return nil, fmt.Errorf("%w: %w", err, errUndecodable)
+	}
+	if err != nil {
+		return nil, err
 	}
 	var picked []domain.Envelope
 	for _, e := range envs {

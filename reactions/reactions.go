@@ -9,13 +9,13 @@
 //   - an approved venue has its code issued (VenueCodeIssued).
 //
 // A watermill Router runs one handler per reaction, each subscribed through
-// watermill-nats to the LEDGER stream with a durable JetStream consumer of
-// its own (reactions_<name>), so a restart resumes where the last run
-// acknowledged. The router's middleware retries a failing handler with
-// backoff, turns a panic into an error (Recoverer), and sets a message that
-// keeps failing aside in the poison queue: the POISON stream, subject
-// poison.reactions, outside the ledger's subjects. Entries there are listed
-// and retried with Poisoned and RetryPoisoned (ledger.PoisonQueue).
+// the event store's watermill subscriber (eventstore.Subscriber) with a
+// durable consumer of its own (reactions_<name>) over the kinds it reacts
+// to, so a restart resumes where the last run acknowledged. The router's
+// middleware retries a failing handler with backoff, turns a panic into an
+// error (Recoverer), and sets a message that keeps failing aside in the
+// event store's poison queue, outside the log. Entries there are listed and
+// retried with Poisoned and RetryPoisoned (ledger.PoisonQueue).
 //
 // Reactions are idempotent: each event they write has an id derived from
 // its source event's id (uuid.NewSHA1), and the declaration and venue
@@ -35,11 +35,9 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	wmjs "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -57,11 +55,7 @@ const (
 // Defaults for Options' zero values.
 const (
 	// DefaultDurable prefixes the durable consumer names: reactions_alerts, ….
-	DefaultDurable = "reactions"
-	// PoisonStream is the stream holding the poison queue.
-	PoisonStream = "POISON"
-	// PoisonSubject is the poison queue's subject (not under ledger.>).
-	PoisonSubject          = "poison.reactions"
+	DefaultDurable         = "reactions"
 	DefaultMaxRetries      = 5
 	DefaultRetryInterval   = 100 * time.Millisecond
 	DefaultMaxInterval     = 5 * time.Second
@@ -69,6 +63,9 @@ const (
 	DefaultCloseTimeout    = 15 * time.Second
 	defaultPullMaxMessages = 16
 	requestTimeout         = 10 * time.Second
+	// poisonTopic is the watermill topic of the poison queue (the
+	// publisher puts everything in the event store's one poison queue).
+	poisonTopic = "poison"
 )
 
 // CodeIssuer issues an approved venue's printable code (token.Signer).
@@ -76,17 +73,15 @@ type CodeIssuer interface {
 	IssueVenueCode(venueID uuid.UUID) string
 }
 
-// Options configure Open. Conn, Ledger and Codes are required.
+// Options configure Open. Log, Ledger and Codes are required.
 type Options struct {
-	// Conn reaches the JetStream holding the ledger's stream. It is shared:
-	// the router never closes or drains it.
-	Conn *nats.Conn
+	// Log is the event store's Subscriber (eventstore.Store.Subscriber):
+	// the durable consumers, their decoding and the poison queue.
+	Log *eventstore.Subscriber
 	// Ledger runs the reactions' commands.
 	Ledger *ledger.Ledger
 	// Codes issues venue codes.
 	Codes CodeIssuer
-	// Stream is the ledger's stream (default eventstore.StreamName).
-	Stream string
 	// Durable prefixes the consumer names (default DefaultDurable).
 	Durable string
 	// Replicas of the poison stream (default 1).
@@ -115,22 +110,20 @@ type Options struct {
 // reaction is one handler: what it reads and what it does.
 type reaction struct {
 	name string
-	// filters are the LEDGER subjects its consumer reads (empty: all).
-	filters []string
-	maybe   prefilter
-	pick    selector
-	handle  func(ctx context.Context, events []domain.Envelope) error
+	// kinds are the aggregate kinds its consumer reads (empty: the whole log).
+	kinds  []string
+	maybe  prefilter
+	pick   selector
+	handle func(ctx context.Context, events []domain.Envelope) error
 }
 
 // Router runs the reactions. It implements ledger.PoisonQueue.
 type Router struct {
 	o         Options
 	log       *slog.Logger
-	js        jetstream.JetStream
 	wm        *message.Router
 	reactions map[string]*reaction
-	poison    jetstream.Stream
-	ledger    jetstream.Stream
+	poison    *eventstore.PoisonQueue
 	gate      *gate
 }
 
@@ -139,11 +132,8 @@ var _ ledger.PoisonQueue = (*Router)(nil)
 // Open creates or updates the poison stream and builds the router with its
 // handlers and middleware. Run starts it.
 func Open(ctx context.Context, o Options) (*Router, error) {
-	if o.Conn == nil || o.Ledger == nil || o.Codes == nil {
-		return nil, errors.New("reactions: Conn, Ledger and Codes are required")
-	}
-	if o.Stream == "" {
-		o.Stream = eventstore.StreamName
+	if o.Log == nil || o.Ledger == nil || o.Codes == nil {
+		return nil, errors.New("reactions: Log, Ledger and Codes are required")
 	}
 	if o.Durable == "" {
 		o.Durable = DefaultDurable
@@ -175,26 +165,12 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	js, err := jetstream.New(o.Conn)
-	if err != nil {
-		return nil, fmt.Errorf("reactions: jetstream: %w", err)
-	}
-	r := &Router{o: o, log: o.Logger, js: js, gate: &gate{}}
+	r := &Router{o: o, log: o.Logger, gate: &gate{}}
 	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	if r.ledger, err = js.Stream(cctx, o.Stream); err != nil {
-		return nil, fmt.Errorf("reactions: stream %s: %w", o.Stream, err)
-	}
-	if r.poison, err = js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
-		Name:        PoisonStream,
-		Description: "check-in ledger: reactions that kept failing, until retried",
-		Subjects:    []string{"poison.>"},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
-		Replicas:    o.Replicas,
-		Duplicates:  2 * time.Minute,
-	}); err != nil {
-		return nil, fmt.Errorf("reactions: create or update stream %s: %w", PoisonStream, err)
+	var err error
+	if r.poison, err = o.Log.PoisonQueue(cctx, o.Replicas); err != nil {
+		return nil, fmt.Errorf("reactions: %w", err)
 	}
 
 	logger := watermill.NewSlogLoggerWithLevelMapping(o.Logger, map[slog.Level]slog.Level{
@@ -204,7 +180,7 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reactions: router: %w", err)
 	}
-	poison, err := middleware.PoisonQueueWithFilter(poisonPublisher{r}, PoisonSubject, func(err error) bool {
+	poison, err := middleware.PoisonQueueWithFilter(poisonPublisher{r}, poisonTopic, func(err error) bool {
 		// A handler stopped by shutdown is redelivered, not poisoned.
 		return !errors.Is(err, context.Canceled)
 	})
@@ -225,42 +201,40 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 	r.reactions = map[string]*reaction{
 		ReactionAlerts: {
 			name: ReactionAlerts,
-			// The whole log: passes are recorded in packs whose subjects
-			// are the event store's business; reading everything keeps
-			// this reaction right whatever they are.
-			filters: nil,
-			maybe:   mayBeAbnormalPass,
-			pick:    abnormalPasses,
-			handle:  r.raiseAlerts,
+			// The whole log: passes, and whatever else may one day make
+			// an alert.
+			kinds:  nil,
+			maybe:  mayBeAbnormalPass,
+			pick:   abnormalPasses,
+			handle: r.raiseAlerts,
 		},
 		ReactionDeclarations: {
-			name:    ReactionDeclarations,
-			filters: []string{eventstore.SubjectPrefix + domain.KindDeclaration + ".>"},
-			maybe:   mayBeDeclaration,
-			pick:    submittedDeclarations,
-			handle:  r.queueDeclarations,
+			name:   ReactionDeclarations,
+			kinds:  []string{domain.KindDeclaration},
+			maybe:  mayBeDeclaration,
+			pick:   submittedDeclarations,
+			handle: r.queueDeclarations,
 		},
 		ReactionVenueCodes: {
-			name:    ReactionVenueCodes,
-			filters: []string{eventstore.SubjectPrefix + domain.KindVenue + ".>"},
-			maybe:   mayBeVenueReview,
-			pick:    venueApprovals,
-			handle:  r.issueVenueCodes,
+			name:   ReactionVenueCodes,
+			kinds:  []string{domain.KindVenue},
+			maybe:  mayBeVenueReview,
+			pick:   venueApprovals,
+			handle: r.issueVenueCodes,
 		},
 	}
 	for _, re := range r.reactions {
-		sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
-			Conn:                o.Conn,
-			Logger:              logger,
-			AckWaitTimeout:      o.AckWait,
-			ResourceInitializer: r.consumer,
-			ConsumeOptions:      []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(defaultPullMaxMessages)},
-			Unmarshaler:         unmarshaler{reaction: re.name, maybe: re.maybe, pick: re.pick},
+		sub, err := o.Log.Watermill(eventstore.WatermillOptions{
+			Logger:         logger,
+			AckWait:        o.AckWait,
+			Consumer:       r.consumer,
+			ConsumeOptions: []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(defaultPullMaxMessages)},
+			Unmarshaler:    unmarshaler{reaction: re.name, maybe: re.maybe, pick: re.pick},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("reactions: subscriber %s: %w", re.name, err)
 		}
-		r.wm.AddConsumerHandler(re.name, re.name, sharedConn{sub}, r.handler(re))
+		r.wm.AddConsumerHandler(re.name, re.name, sub, r.handler(re))
 	}
 	return r, nil
 }
@@ -270,41 +244,29 @@ func permanent(err error) bool {
 	return errors.Is(err, errUndecodable) || errors.Is(err, domain.ErrUnknownEvent) || errors.Is(err, domain.ErrInvalid)
 }
 
-// sharedConn keeps the router from closing the shared NATS connection: the
-// watermill-nats subscriber drains its connection on Close. Its
-// subscriptions end with the context the router gave them.
-type sharedConn struct{ message.Subscriber }
-
-// Close implements message.Subscriber without closing the connection.
-func (sharedConn) Close() error { return nil }
-
 // consumerName is the durable consumer of a reaction.
 func (r *Router) consumerName(reaction string) string { return r.o.Durable + "_" + reaction }
 
-// consumer is the watermill-nats ResourceInitializer: the topic is the
-// reaction's name, and its durable consumer on the ledger's stream is
-// created, or updated and resumed.
-func (r *Router) consumer(ctx context.Context, js jetstream.JetStream, topic string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
+// consumer gives the watermill subscriber a topic's consumer: the topic is
+// the reaction's name, and its durable consumer is created, or updated and
+// resumed.
+func (r *Router) consumer(ctx context.Context, topic string) (jetstream.Consumer, error) {
 	re, ok := r.reactions[topic]
 	if !ok {
-		return nil, nil, fmt.Errorf("reactions: no reaction %q", topic)
-	}
-	cfg := jetstream.ConsumerConfig{
-		Durable:        r.consumerName(re.name),
-		Description:    "check-in ledger reaction: " + re.name,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        r.o.AckWait + 30*time.Second,
-		MaxDeliver:     -1,
-		FilterSubjects: re.filters,
+		return nil, fmt.Errorf("reactions: no reaction %q", topic)
 	}
 	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	cons, err := js.CreateOrUpdateConsumer(cctx, r.o.Stream, cfg)
+	cons, err := r.o.Log.Consumer(cctx, eventstore.Durable{
+		Name:        r.consumerName(re.name),
+		Description: "check-in ledger reaction: " + re.name,
+		Kinds:       re.kinds,
+		AckWait:     r.o.AckWait + 30*time.Second,
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("reactions: consumer %s: %w", cfg.Durable, err)
+		return nil, fmt.Errorf("reactions: %w", err)
 	}
-	return gatedConsumer{Consumer: cons, g: r.gate}, nil, nil // durable: kept when the router stops
+	return gatedConsumer{Consumer: cons, g: r.gate}, nil
 }
 
 // gate stops deliveries before the router closes. The watermill-nats

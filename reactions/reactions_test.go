@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	natstest "github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/idcard"
@@ -70,8 +74,15 @@ func (s *syncBuffer) count(parts ...string) int {
 
 func newHarness(t *testing.T, withProjector bool) *harness {
 	t.Helper()
+	return newHarnessOn(t, withProjector, "")
+}
+
+// newHarnessOn is newHarness on the NATS server at url (empty: the event
+// store's embedded one).
+func newHarnessOn(t *testing.T, withProjector bool, url string) *harness {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	es, err := eventstore.Open(ctx, eventstore.Options{Dir: t.TempDir(), MasterKey: testKey})
+	es, err := eventstore.Open(ctx, eventstore.Options{Dir: t.TempDir(), URL: url, MasterKey: testKey})
 	if err != nil {
 		cancel()
 		t.Fatalf("open event store: %v", err)
@@ -108,11 +119,11 @@ func newHarness(t *testing.T, withProjector bool) *harness {
 	return h
 }
 
-// start opens a router with o (Conn, Ledger, Codes and Logger filled in)
+// start opens a router with o (Log, Ledger, Codes and Logger filled in)
 // and runs it until the test ends or the returned stop is called.
 func (h *harness) start(o reactions.Options) (*reactions.Router, func()) {
 	h.t.Helper()
-	o.Conn, o.Ledger, o.Codes = h.es.Conn(), h.ledger, h.signer
+	o.Log, o.Ledger, o.Codes = h.es.Subscriber(), h.ledger, h.signer
 	o.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := reactions.Open(h.ctx, o)
 	if err != nil {
@@ -216,11 +227,7 @@ var reviewer = domain.Actor{Role: domain.RoleReviewer, Subject: "reviewer"}
 // had acknowledged everything in the log.
 func (h *harness) consumersIdle(r *reactions.Router) bool {
 	for _, name := range r.ConsumerNames() {
-		c, err := h.es.JetStream().Consumer(h.ctx, eventstore.StreamName, name)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(h.ctx)
+		info, err := h.es.Subscriber().ConsumerInfo(h.ctx, name)
 		if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
 			return false
 		}
@@ -299,7 +306,7 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 	// the log's beginning.
 	stop()
 	for _, name := range r.ConsumerNames() {
-		if err := h.es.JetStream().DeleteConsumer(h.ctx, eventstore.StreamName, name); err != nil {
+		if err := h.es.Subscriber().DeleteConsumer(h.ctx, name); err != nil {
 			t.Fatalf("delete consumer %s: %v", name, err)
 		}
 	}
@@ -307,11 +314,11 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 	h.eventually("every source redelivered and handled", func() bool { return h.consumersIdle(r2) })
 	check("redelivery")
 	for _, name := range r2.ConsumerNames() {
-		c, err := h.es.JetStream().Consumer(h.ctx, eventstore.StreamName, name)
+		info, err := h.es.Subscriber().ConsumerInfo(h.ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info := c.CachedInfo(); info.AckFloor.Consumer == 0 {
+		if info.AckFloor.Consumer == 0 {
 			t.Fatalf("consumer %s was delivered nothing the second time", name)
 		}
 	}
@@ -439,9 +446,22 @@ func TestPoisonQueue(t *testing.T) {
 // event envelope is set aside at once (retrying cannot help) by the
 // reactions that read it, and listed with the reason.
 func TestUndecodableMessageIsPoisoned(t *testing.T) {
-	h := newHarness(t, false)
+	// A foreign writer on the store's server: the store itself never
+	// writes such a message, nor hands out its connection.
+	srv := natstest.RunServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir()})
+	t.Cleanup(srv.Shutdown)
+	h := newHarnessOn(t, false, srv.ClientURL())
 	r, _ := h.start(reactions.Options{MaxRetries: 3, RetryInterval: 5 * time.Millisecond})
-	if _, err := h.es.JetStream().Publish(h.ctx, eventstore.SubjectPrefix+"venue."+uuid.NewString(), []byte("not an envelope")); err != nil {
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(h.ctx, eventstore.SubjectPrefix+"venue."+uuid.NewString(), []byte("not an envelope")); err != nil {
 		t.Fatal(err)
 	}
 	var entries []ledger.PoisonMessage

@@ -125,7 +125,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	// Reactions (alerts, the declaration queue, venue codes) follow the log
 	// with durable consumers of their own and write back to it.
-	router, err := reactions.Open(ctx, reactions.Options{Conn: es.Conn(), Ledger: ledger, Codes: signer,
+	router, err := reactions.Open(ctx, reactions.Options{Log: es.Subscriber(), Ledger: ledger, Codes: signer,
 		Replicas: ef.replicas, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("open reactions: %w", err)

@@ -9,6 +9,7 @@ import (
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/projections/storetest"
+	"github.com/google/uuid"
 )
 
 func TestContract(t *testing.T) {
@@ -113,7 +114,7 @@ func (l sliceLog) Follow(ctx context.Context, from uint64, fn func([]domain.Enve
 	return ctx.Err()
 }
 
-func (l sliceLog) Read(ctx context.Context, filter string, from uint64, fn func([]domain.Envelope) error) error {
+func (l sliceLog) ReadPassesOf(ctx context.Context, personID uuid.UUID, from uint64, fn func([]domain.Envelope) error) error {
 	return domain.Errorf(domain.ErrInvalid, "not supported")
 }
 

@@ -1,0 +1,119 @@
+package eventstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/google/uuid"
+)
+
+// passPack builds the body of a pack of n passes, every abnormalEvery-th one
+// denied (0: none): a JSON array of envelopes, as encoding/json writes it.
+func passPack(tb testing.TB, n, abnormalEvery int) []byte {
+	tb.Helper()
+	envs := make([]domain.Envelope, n)
+	venue := uuid.New()
+	at := time.Date(2022, 5, 1, 8, 0, 0, 0, time.UTC)
+	for i := range envs {
+		p := domain.PassRecorded{VenueID: venue, PersonID: uuid.New(), Direction: "in", Method: "self_scan", Decision: "pass",
+			Screen: domain.Screen{NameMasked: "张*", CodeColour: "green", NATResult: "negative", NATAt: at, VaccineDoses: 3,
+				VenueID: venue, VenueName: "兰山超市", At: at, Direction: "in", Decision: "pass"}}
+		if abnormalEvery > 0 && i%abnormalEvery == 0 {
+			p.Decision, p.Reason, p.Screen.CodeColour, p.Screen.Decision = "deny", "red health code", "red", "deny"
+		}
+		e, err := domain.NewEnvelope(domain.PassAggregate(venue, p.PersonID), p, domain.Meta{Actor: "scanner"}, at)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		e.RecordedAt = at
+		envs[i] = e
+	}
+	b, err := json.Marshal(envs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func TestDecodeMessage(t *testing.T) {
+	body := passPack(t, 5, 2)
+	envs, err := DecodeMessage(packPassSubject, 7, body, nil)
+	if err != nil || len(envs) != 5 {
+		t.Fatalf("decode pack: %d events, %v", len(envs), err)
+	}
+	for i, e := range envs {
+		if e.Position != 7<<16|uint64(i) || e.Position != PositionOf(7, i) || e.Type != domain.TypePassRecorded {
+			t.Fatalf("event %d: position %d type %s", i, e.Position, e.Type)
+		}
+	}
+	one, err := json.Marshal(envs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DecodeMessage(SubjectPrefix+envs[0].Aggregate, 9, one, nil); err != nil || len(got) != 1 || got[0].Position != 9<<16 || got[0].ID != envs[0].ID {
+		t.Fatalf("decode one envelope: %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "{}", "[{}]", "not json", `[{"id":"x"}]`} {
+		if _, err := DecodeMessage(packPassSubject, 1, []byte(bad), nil); err == nil {
+			t.Errorf("DecodeMessage(%q) accepted", bad)
+		}
+	}
+	// keep decides which elements are decoded; a pack it refuses whole is
+	// not split, even when it is malformed.
+	denied := func(raw []byte) bool { return bytes.Contains(raw, []byte(`"deny"`)) }
+	picked, err := DecodeMessage(packPassSubject, 7, body, denied)
+	if err != nil || len(picked) != 3 || picked[1].Position != envs[2].Position || picked[1].ID != envs[2].ID {
+		t.Fatalf("kept %d denied passes (%v), want 3 with their positions", len(picked), err)
+	}
+	if got, err := DecodeMessage(packPassSubject, 7, []byte(`[{"a":`), func([]byte) bool { return false }); err != nil || got != nil {
+		t.Fatalf("a refused pack: %v, %v; want nothing", got, err)
+	}
+}
+
+// TestWalkPackSplits: a pack's elements are found by their JSON structure
+// (strings and their escapes, nesting), whatever they hold.
+func TestWalkPackSplits(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string // nil: an error
+	}{
+		{`[]`, []string{}},
+		{` [ {"a":1} ] `, []string{`{"a":1}`}},
+		{`[{"a":"x,]}"},{"b":[1,{"c":"\\"}]} , 3]`, []string{`{"a":"x,]}"}`, `{"b":[1,{"c":"\\"}]}`, `3`}},
+		{`[{"a":"\"]"}]`, []string{`{"a":"\"]"}`}},
+		{`[{"a":1}`, nil},
+		{`[{"a":1},]`, nil},
+		{`[{"a":"1}]`, nil},
+		{`[1] x`, nil},
+		{`{"a":1}`, nil},
+	}
+	for _, tt := range tests {
+		var got []string
+		_, err := walkPack([]byte(tt.in), func(_ int, d *scanner) error {
+			start := d.I
+			if err := skipElem(d); err != nil {
+				return err
+			}
+			got = append(got, string(d.B[start:d.I]))
+			return nil
+		})
+		if tt.want == nil {
+			if err == nil {
+				t.Errorf("walkPack(%s) = %q, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || len(got) != len(tt.want) {
+			t.Errorf("walkPack(%s) = %q, %v; want %q", tt.in, got, err, tt.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Errorf("walkPack(%s)[%d] = %s, want %s", tt.in, i, got[i], tt.want[i])
+			}
+		}
+	}
+}
