@@ -1,19 +1,22 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 )
 
-// service is a `ledger serve` started in this process, as cmd wires it.
+// service is a `ledger serve` started in this process, as cmd wires it:
+// the app, from the command's own flags.
 type service struct {
 	base   string
 	cancel context.CancelFunc
@@ -21,36 +24,26 @@ type service struct {
 	data   string
 }
 
-// startService runs `ledger serve` on 127.0.0.1:0 with data in dir and
-// returns once it listens.
+// startService opens the app as `ledger serve --data dir --http
+// 127.0.0.1:0` would, runs it and returns once it is ready.
 func startService(t *testing.T, dir string, env map[string]string) *service {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
 	getenv := func(k string) string { return env[k] }
-	s := &service{cancel: cancel, done: make(chan error, 1), data: dir}
-	go func() {
-		err := run(ctx, []string{"serve", "--data", dir, "--http", "127.0.0.1:0"}, pw, io.Discard, getenv)
-		pw.CloseWithError(io.EOF)
-		s.done <- err
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-				addr <- a
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		s.base = "http://" + a
-	case err := <-s.done:
-		t.Fatalf("serve exited before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start listening within 30s")
+	cfg, err := parseServe([]string{"--data", dir, "--http", "127.0.0.1:0"}, io.Discard, getenv)
+	if err != nil {
+		t.Fatalf("serve flags: %v", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := open(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatalf("open the app: %v", err)
+	}
+	s := &service{base: "http://" + a.Addr().String(), cancel: cancel, done: make(chan error, 1), data: dir}
+	go func() {
+		err := a.Run(ctx)
+		s.done <- errors.Join(err, a.Close())
+	}()
 	t.Cleanup(func() { s.stop(t) })
 	waitReady(t, s.base)
 	return s
@@ -75,18 +68,17 @@ func (s *service) stop(t *testing.T) {
 
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	ready := ledgertest.Poll(30*time.Second, func() bool {
 		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ready {
+		t.Fatalf("%s/readyz not OK within 30s", base)
 	}
-	t.Fatalf("%s/readyz not OK within 30s", base)
 }
 
 // call sends a JSON request and decodes the JSON answer into out (if not nil).
