@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
 	ledgerhttp "github.com/checkin-ledger/ledger/http"
@@ -75,7 +76,7 @@ func open(ctx context.Context, cfg config) (a *app, err error) {
 		}
 	}()
 
-	sec, err := loadSecrets(cfg.engine.data, cfg.getenv, true)
+	sec, err := secrets.Load(cfg.engine.data, cfg.getenv, true)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
 	"github.com/checkin-ledger/ledger/eventstore"
 )
 
@@ -30,7 +31,7 @@ func (f *engineFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 }
 
 // openLog opens the event store the flags name.
-func (f *engineFlags) openLog(ctx context.Context, sec secrets, logger *slog.Logger) (*eventstore.Store, error) {
+func (f *engineFlags) openLog(ctx context.Context, sec secrets.Keys, logger *slog.Logger) (*eventstore.Store, error) {
 	dir, err := filepath.Abs(f.data)
 	if err != nil {
 		return nil, err
