@@ -61,18 +61,17 @@ type app struct {
 
 // open builds the service and binds its listeners; nothing runs until Run.
 // On error what was opened is closed again.
-func open(ctx context.Context, cfg config) (a *app, err error) {
+func open(ctx context.Context, cfg config) (_ *app, err error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if cfg.getenv == nil {
 		cfg.getenv = func(string) string { return "" }
 	}
-	a = &app{cfg: cfg, log: cfg.logger}
+	a := &app{cfg: cfg, log: cfg.logger}
 	defer func() {
 		if err != nil {
-			a.Close()
-			a = nil
+			a.Close() // what was opened before the error
 		}
 	}()
 

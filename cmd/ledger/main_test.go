@@ -270,3 +270,31 @@ func residentID(seq int) string {
 	}
 	return body + string("10X98765432"[sum%11])
 }
+
+// TestOpenFailsCleanly: when open fails after the event store is up (here:
+// the API address cannot be bound) it returns the error, having closed what
+// it opened, and the data dir opens again; an app that never ran closes
+// without error.
+func TestOpenFailsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := parseServe([]string{"--data", dir, "--http", "127.0.0.1:-1"}, io.Discard, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := open(context.Background(), cfg)
+	if err == nil {
+		a.Close()
+		t.Fatal("open with an address that cannot be bound succeeded")
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:-1") {
+		t.Fatalf("open: %v, want the address in the error", err)
+	}
+	cfg.httpAddr = "127.0.0.1:0"
+	a, err = open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open after a failed open: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatalf("close an app that never ran: %v", err)
+	}
+}
