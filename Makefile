@@ -20,6 +20,7 @@ run:
 
 build:
 	$(GO) build -o bin/ledger ./cmd/ledger
+	$(GO) build -o bin/loadgen ./cmd/loadgen
 
 test: export DATABASE_URL ?= $(TEST_DATABASE_URL)
 test:

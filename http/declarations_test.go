@@ -13,6 +13,7 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 )
 
 // declared is the answer to a submission or a review.
@@ -238,12 +239,8 @@ func TestDeclarationReviewQueue(t *testing.T) {
 		}
 		return out
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(list(t, "")) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the queue reaction did not queue the declarations: %+v", list(t, ""))
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !ledgertest.Poll(10*time.Second, func() bool { return len(list(t, "")) >= 3 }) {
+		t.Fatalf("the queue reaction did not queue the declarations: %+v", list(t, ""))
 	}
 
 	t.Run("filters", func(t *testing.T) {
@@ -358,14 +355,13 @@ func TestPoisonRoutes(t *testing.T) {
 		Entries []ledger.PoisonMessage `json:"entries"`
 	}
 	var got entries
-	for deadline := time.Now().Add(10 * time.Second); len(got.Entries) == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("nothing reached the poison queue")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !ledgertest.Poll(10*time.Second, func() bool {
 		rec := e.do("GET", "/v1/admin/poison", admin, nil)
 		wantStatus(t, rec, 200)
 		got = decodeJSON[entries](t, rec)
+		return len(got.Entries) > 0
+	}) {
+		t.Fatal("nothing reached the poison queue")
 	}
 	p := got.Entries[0]
 	if len(got.Entries) != 1 || p.Reaction != "alerts" || !strings.Contains(p.Reason, venue.String()) ||
@@ -412,19 +408,14 @@ func TestDistrictReviewer(t *testing.T) {
 	cityWide := e.bearer(domain.Actor{Role: domain.RoleReviewer})
 	ofLanshan := e.bearer(domain.Actor{Role: domain.RoleReviewer, District: "371302"})
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	if !ledgertest.Poll(10*time.Second, func() bool {
 		rec := e.do("GET", "/v1/declarations", cityWide, nil)
 		wantStatus(t, rec, 200)
-		if n := len(decodeJSON[struct {
+		return len(decodeJSON[struct {
 			Declarations []domain.DeclarationView `json:"declarations"`
-		}](t, rec).Declarations); n == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the declarations were not queued")
-		}
-		time.Sleep(5 * time.Millisecond)
+		}](t, rec).Declarations) == 2
+	}) {
+		t.Fatal("the declarations were not queued")
 	}
 	rec := e.do("GET", "/v1/declarations", ofLanshan, nil)
 	wantStatus(t, rec, 200)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,9 +18,8 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/idcard"
-	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
-	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/reactions"
@@ -60,44 +58,20 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 // adjusts the config before the server is made.
 func newTestServer(t testing.TB, tweak ...func(*Config)) *testEnv {
 	t.Helper()
-	ctx := context.Background()
-	es, err := eventstore.Open(ctx, eventstore.Options{Dir: t.TempDir(), MasterKey: testKey})
-	if err != nil {
-		t.Fatalf("open event store: %v", err)
-	}
-	t.Cleanup(func() { es.Close() })
-	reads := memory.New(memory.Options{})
-	proj := projections.New(es, reads, projections.Options{Opener: projections.KeyringOpener(es)})
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- proj.Run(pctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("projector: %v", err)
-		}
-	})
-	hasher, err := pii.NewHasher(testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := &clock{}
-	signer, err := token.NewSigner(testKey, clk.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := ledgertest.Start(t, ledgertest.Options{MasterKey: testKey, HashKey: testKey, SignerNow: clk.Now,
+		ClockSkew: 5 * time.Minute})
 	cfg := Config{
-		Ledger: &ledger.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: reads, Now: time.Now,
-			Retention: 30 * 24 * time.Hour, ClockSkew: 5 * time.Minute},
-		Reads:       reads,
-		Signer:      signer,
-		Waiter:      proj,
+		Ledger:      env.Ledger,
+		Reads:       env.Reads,
+		Signer:      env.Signer,
+		Waiter:      env.Projector,
 		WaitTimeout: 2 * time.Second,
 	}
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	return &testEnv{t: t, srv: New(cfg), es: es, reads: reads, proj: proj, signer: signer, clock: clk}
+	return &testEnv{t: t, srv: New(cfg), es: env.Store, reads: env.Reads, proj: env.Projector, signer: env.Signer, clock: clk}
 }
 
 // do sends a request to the API. body may be nil, a string or []byte (sent

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/checkin-ledger/ledger/token"
 )
 
@@ -389,14 +390,14 @@ func TestHealthFeedAndAlerts(t *testing.T) {
 		var al struct {
 			Alerts []domain.Alert `json:"alerts"`
 		}
-		for deadline := time.Now().Add(10 * time.Second); len(al.Alerts) == 0 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
+		ledgertest.Poll(10*time.Second, func() bool {
 			rec := e.do("GET", fmt.Sprintf("/v1/alerts?district=371302&min_position=%d", e.lastPosition()), dash, nil)
 			wantStatus(t, rec, 200)
 			al = decodeJSON[struct {
 				Alerts []domain.Alert `json:"alerts"`
 			}](t, rec)
-		}
+			return len(al.Alerts) > 0
+		}) // the assertion below says what is missing
 		if len(al.Alerts) != 1 || al.Alerts[0].PassEventID != denied.EventID || al.Alerts[0].VenueID != w.venueA {
 			t.Fatalf("alerts = %+v", al)
 		}

@@ -9,23 +9,21 @@ import (
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/google/uuid"
 )
 
+// openLog opens an event store on an embedded JetStream; the projector
+// tests run their own projectors over it, so ledgertest starts none.
 func openLog(t *testing.T) *eventstore.Store {
 	t.Helper()
 	key := make([]byte, 32)
 	for i := range key {
 		key[i] = byte(i)
 	}
-	es, err := eventstore.Open(context.Background(), eventstore.Options{Dir: t.TempDir(), MasterKey: key})
-	if err != nil {
-		t.Fatalf("open event store: %v", err)
-	}
-	t.Cleanup(func() { es.Close() })
-	return es
+	return ledgertest.Start(t, ledgertest.Options{MasterKey: key, NoProjector: true}).Store
 }
 
 func envelope(t *testing.T, agg string, ev domain.Event) domain.Envelope {

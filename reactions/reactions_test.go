@@ -18,9 +18,9 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/idcard"
-	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/reactions"
@@ -81,42 +81,9 @@ func newHarness(t *testing.T, withProjector bool) *harness {
 // store's embedded one).
 func newHarnessOn(t *testing.T, withProjector bool, url string) *harness {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	es, err := eventstore.Open(ctx, eventstore.Options{Dir: t.TempDir(), URL: url, MasterKey: testKey})
-	if err != nil {
-		cancel()
-		t.Fatalf("open event store: %v", err)
-	}
-	hasher, err := pii.NewHasher(testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := token.NewSigner(testKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reads := memory.New(memory.Options{})
-	h := &harness{t: t, ctx: ctx, es: es, reads: reads, signer: signer, logs: &syncBuffer{},
-		ledger: &ledger.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: reads,
-			Retention: 30 * 24 * time.Hour, ClockSkew: time.Minute}}
-	done := make(chan struct{})
-	if withProjector {
-		h.proj = projections.New(es, reads, projections.Options{Opener: projections.KeyringOpener(es)})
-		go func() {
-			defer close(done)
-			_ = h.proj.Run(ctx)
-		}()
-	} else {
-		close(done)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if err := es.Close(); err != nil {
-			t.Errorf("close event store: %v", err)
-		}
-	})
-	return h
+	env := ledgertest.Start(t, ledgertest.Options{MasterKey: testKey, HashKey: testKey, NoProjector: !withProjector, NATSURL: url})
+	return &harness{t: t, ctx: t.Context(), es: env.Store, reads: env.Reads, proj: env.Projector,
+		ledger: env.Ledger, signer: env.Signer, logs: &syncBuffer{}}
 }
 
 // start opens a router with o (Log, Ledger, Codes and Logger filled in)
@@ -160,12 +127,8 @@ func (h *harness) start(o reactions.Options) (*reactions.Router, func()) {
 // eventually polls cond until it holds or the deadline passes.
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("not within 15s: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !ledgertest.Poll(15*time.Second, cond) {
+		h.t.Fatalf("not within 15s: %s", what)
 	}
 }
 

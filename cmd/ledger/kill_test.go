@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 )
 
 // buildLedger compiles cmd/ledger into a temp dir.
@@ -101,16 +103,11 @@ func TestSIGKILLLosesNoAcknowledgedEvent(t *testing.T) {
 		}()
 	}
 	// Let appends stream for a while, then kill without warning.
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	ledgertest.Poll(20*time.Second, func() bool {
 		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= 300 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(acked) >= 300
+	})
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

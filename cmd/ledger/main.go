@@ -39,7 +39,6 @@ commands:
   token issue --role R        print a bearer token signed with the data dir's key
   projections status          print each projection's position and lag
   projections rebuild [NAME]  replay the log into fresh read-model tables and swap them in
-  loadgen                     load a running server with passes; report throughput and latency
 
 Run 'ledger <command> -h' for its flags.
 `
@@ -72,8 +71,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return projectionsRebuild(ctx, args[2:], stdout, stderr, getenv)
 		}
 		return fmt.Errorf("projections: unknown subcommand %q", args[1])
-	case "loadgen":
-		return loadgen(ctx, args[1:], stdout, stderr, getenv)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

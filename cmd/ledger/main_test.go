@@ -1,19 +1,22 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 )
 
-// service is a `ledger serve` started in this process, as cmd wires it.
+// service is a `ledger serve` started in this process, as cmd wires it:
+// the app, from the command's own flags.
 type service struct {
 	base   string
 	cancel context.CancelFunc
@@ -21,36 +24,26 @@ type service struct {
 	data   string
 }
 
-// startService runs `ledger serve` on 127.0.0.1:0 with data in dir and
-// returns once it listens.
+// startService opens the app as `ledger serve --data dir --http
+// 127.0.0.1:0` would, runs it and returns once it is ready.
 func startService(t *testing.T, dir string, env map[string]string) *service {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
 	getenv := func(k string) string { return env[k] }
-	s := &service{cancel: cancel, done: make(chan error, 1), data: dir}
-	go func() {
-		err := run(ctx, []string{"serve", "--data", dir, "--http", "127.0.0.1:0"}, pw, io.Discard, getenv)
-		pw.CloseWithError(io.EOF)
-		s.done <- err
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-				addr <- a
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		s.base = "http://" + a
-	case err := <-s.done:
-		t.Fatalf("serve exited before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start listening within 30s")
+	cfg, err := parseServe([]string{"--data", dir, "--http", "127.0.0.1:0"}, io.Discard, getenv)
+	if err != nil {
+		t.Fatalf("serve flags: %v", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := open(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatalf("open the app: %v", err)
+	}
+	s := &service{base: "http://" + a.Addr().String(), cancel: cancel, done: make(chan error, 1), data: dir}
+	go func() {
+		err := a.Run(ctx)
+		s.done <- errors.Join(err, a.Close())
+	}()
 	t.Cleanup(func() { s.stop(t) })
 	waitReady(t, s.base)
 	return s
@@ -75,18 +68,17 @@ func (s *service) stop(t *testing.T) {
 
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	ready := ledgertest.Poll(30*time.Second, func() bool {
 		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ready {
+		t.Fatalf("%s/readyz not OK within 30s", base)
 	}
-	t.Fatalf("%s/readyz not OK within 30s", base)
 }
 
 // call sends a JSON request and decodes the JSON answer into out (if not nil).
@@ -263,4 +255,46 @@ func TestRestartKeepsEverything(t *testing.T) {
 
 func decodeJSON(resp *http.Response, out any) {
 	_ = json.NewDecoder(resp.Body).Decode(out)
+}
+
+// residentID (as cmd/loadgen makes them) returns a valid 18-character mainland resident ID number for
+// seq: region 371302 (Lanshan), a real birth date, and the GB 11643 check
+// character. Different seq give different numbers up to 20,000,000.
+func residentID(seq int) string {
+	birth := time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, (seq/1000)%20000)
+	body := fmt.Sprintf("371302%s%03d", birth.Format("20060102"), seq%1000)
+	weights := []int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+	sum := 0
+	for i, w := range weights {
+		sum += int(body[i]-'0') * w
+	}
+	return body + string("10X98765432"[sum%11])
+}
+
+// TestOpenFailsCleanly: when open fails after the event store is up (here:
+// the API address cannot be bound) it returns the error, having closed what
+// it opened, and the data dir opens again; an app that never ran closes
+// without error.
+func TestOpenFailsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := parseServe([]string{"--data", dir, "--http", "127.0.0.1:-1"}, io.Discard, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := open(context.Background(), cfg)
+	if err == nil {
+		a.Close()
+		t.Fatal("open with an address that cannot be bound succeeded")
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:-1") {
+		t.Fatalf("open: %v, want the address in the error", err)
+	}
+	cfg.httpAddr = "127.0.0.1:0"
+	a, err = open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open after a failed open: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatalf("close an app that never ran: %v", err)
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/postgres"
 )
@@ -29,7 +30,7 @@ func projectionsStatus(ctx context.Context, args []string, stdout, stderr io.Wri
 		return errors.New("projections status: the in-memory read models live inside `ledger serve` (see /readyz); give --postgres or DATABASE_URL")
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sec, err := loadSecrets(ef.data, getenv, false)
+	sec, err := secrets.Load(ef.data, getenv, false)
 	if err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 		return errors.New("projections rebuild: the in-memory read models are rebuilt at every start; give --postgres or DATABASE_URL")
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sec, err := loadSecrets(ef.data, getenv, false)
+	sec, err := secrets.Load(ef.data, getenv, false)
 	if err != nil {
 		return err
 	}

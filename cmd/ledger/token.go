@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/token"
 )
@@ -53,7 +54,7 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 		a.District = *district
 		a.Subject = token.Subject(a)
 	}
-	sec, err := loadSecrets(*data, getenv, false)
+	sec, err := secrets.Load(*data, getenv, false)
 	if err != nil {
 		return fmt.Errorf("token issue: %w", err)
 	}

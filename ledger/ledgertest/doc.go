@@ -1,5 +1,11 @@
-// Package ledgertest holds the integration tests of ledger.Ledger: its
-// commands run against the real event store (JetStream in an embedded
-// nats-server) and the in-memory read models fed by the real projector.
-// It has no code of its own.
+// Package ledgertest starts the stack as cmd wires it, in a test process:
+// Start gives an embedded JetStream (in-process nats-server with its store
+// in the test's temp dir), the memory read models fed by the real
+// projector, the ledger.Ledger and a token signer, all stopped by the
+// test's cleanup; Eventually and Poll wait for a condition with a deadline.
+// Every integration test uses it, the way nats-server's own tests use
+// test.RunServer.
+//
+// Its own tests are the integration tests of ledger.Ledger: its commands
+// run against the real event store and read models.
 package ledgertest

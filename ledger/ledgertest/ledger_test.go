@@ -16,6 +16,7 @@ import (
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 )
@@ -33,45 +34,8 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	store, err := eventstore.Open(ctx, eventstore.Options{
-		Dir:       t.TempDir(),
-		MasterKey: bytes.Repeat([]byte{7}, 32),
-	})
-	if err != nil {
-		cancel()
-		t.Fatalf("eventstore.Open: %v", err)
-	}
-	hasher, err := pii.NewHasher(bytes.Repeat([]byte{9}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reads := memory.New(memory.Options{})
-	proj := projections.New(store, reads, projections.Options{Opener: projections.KeyringOpener(store)})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = proj.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if err := store.Close(); err != nil {
-			t.Errorf("store.Close: %v", err)
-		}
-	})
-	return &harness{
-		tb: t, ctx: ctx, store: store, reads: reads, proj: proj,
-		ledger: &ledger.Ledger{
-			Events:    store,
-			Log:       store,
-			Keys:      store,
-			Hasher:    hasher,
-			Reads:     reads,
-			Retention: 30 * 24 * time.Hour,
-			ClockSkew: time.Minute,
-		},
-	}
+	env := ledgertest.Start(t, ledgertest.Options{})
+	return &harness{tb: t, ctx: t.Context(), store: env.Store, reads: env.Reads, proj: env.Projector, ledger: env.Ledger}
 }
 
 // caughtUp waits until the read models have applied position.

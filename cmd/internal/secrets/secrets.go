@@ -1,4 +1,9 @@
-package main
+// Package secrets holds the check-in ledger's keys: one root secret (the
+// data dir's ledger.key, or LEDGER_TOKEN_KEY) and the keys derived from it.
+// It is shared by the commands under cmd/ (the service signs tokens with the
+// key the load generator signs its test tokens with), and only they may
+// import it.
+package secrets
 
 import (
 	"crypto/hkdf"
@@ -13,36 +18,36 @@ import (
 	"strings"
 )
 
-// keyFile is the root secret's file name inside the data dir.
-const keyFile = "ledger.key"
+// KeyFile is the root secret's file name inside the data dir.
+const KeyFile = "ledger.key"
 
-// secrets are the keys the service derives from one root secret.
-type secrets struct {
+// Keys are the keys the service derives from one root secret.
+type Keys struct {
 	Token  []byte // signs bearer tokens, personal codes and venue codes
 	IDHash []byte // keys the ID-document hash
 	Master []byte // wraps each person's data key in the keyring
 }
 
-// loadSecrets returns the keys derived from the root secret: LEDGER_TOKEN_KEY
+// Load returns the keys derived from the root secret: LEDGER_TOKEN_KEY
 // when set (every replica of a cluster must share it), else the data dir's
 // key file, created on first start when create is true.
-func loadSecrets(dataDir string, getenv func(string) string, create bool) (secrets, error) {
+func Load(dataDir string, getenv func(string) string, create bool) (Keys, error) {
 	root, err := rootSecret(dataDir, getenv, create)
 	if err != nil {
-		return secrets{}, err
+		return Keys{}, err
 	}
 	derive := func(purpose string) ([]byte, error) {
 		return hkdf.Key(sha256.New, root, nil, "checkin-ledger "+purpose, 32)
 	}
-	var s secrets
+	var s Keys
 	if s.Token, err = derive("token"); err != nil {
-		return secrets{}, err
+		return Keys{}, err
 	}
 	if s.IDHash, err = derive("id-hash"); err != nil {
-		return secrets{}, err
+		return Keys{}, err
 	}
 	if s.Master, err = derive("keyring"); err != nil {
-		return secrets{}, err
+		return Keys{}, err
 	}
 	return s, nil
 }
@@ -54,7 +59,7 @@ func rootSecret(dataDir string, getenv func(string) string, create bool) ([]byte
 		}
 		return []byte(v), nil
 	}
-	path := filepath.Join(dataDir, keyFile)
+	path := filepath.Join(dataDir, KeyFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:

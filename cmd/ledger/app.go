@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
+	"github.com/checkin-ledger/ledger/domain/pii"
+	"github.com/checkin-ledger/ledger/eventstore"
+	ledgerhttp "github.com/checkin-ledger/ledger/http"
+	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/checkin-ledger/ledger/projections/memory"
+	"github.com/checkin-ledger/ledger/projections/postgres"
+	"github.com/checkin-ledger/ledger/reactions"
+	"github.com/checkin-ledger/ledger/token"
+)
+
+// config is what `ledger serve` is told: its flags and environment, parsed.
+type config struct {
+	engine engineFlags
+	// getenv reads the environment (LEDGER_TOKEN_KEY).
+	getenv func(string) string
+	// httpAddr is the API's listen address; "127.0.0.1:0" picks a port.
+	httpAddr string
+	// pprofAddr serves net/http/pprof when not empty.
+	pprofAddr    string
+	clockSkew    time.Duration
+	registerRate int
+	// dwell is the default stay per venue type.
+	dwell  func(venueType string) time.Duration
+	logger *slog.Logger
+}
+
+// app is the service as cmd wires it: the one place where the event store,
+// keyring, read models, projector, ledger, token signer, reactions and HTTP
+// server are built (open) and started (Run). serve and the end-to-end tests
+// use it.
+type app struct {
+	cfg    config
+	log    *slog.Logger
+	es     *eventstore.Store // also the keyring and the log's reading side
+	pg     *postgres.Store   // nil: the read models are in memory
+	store  projections.Store
+	proj   *projections.Projector
+	ledger *ledger.Ledger
+	signer *token.Signer
+	router *reactions.Router
+	srv    *ledgerhttp.Server
+	ln     net.Listener // the API's
+	pprof  *http.Server // nil without cfg.pprofAddr
+	pprofL net.Listener
+}
+
+// open builds the service and binds its listeners; nothing runs until Run.
+// On error what was opened is closed again.
+func open(ctx context.Context, cfg config) (_ *app, err error) {
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.getenv == nil {
+		cfg.getenv = func(string) string { return "" }
+	}
+	a := &app{cfg: cfg, log: cfg.logger}
+	defer func() {
+		if err != nil {
+			a.Close() // what was opened before the error
+		}
+	}()
+
+	sec, err := secrets.Load(cfg.engine.data, cfg.getenv, true)
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := pii.NewHasher(sec.IDHash)
+	if err != nil {
+		return nil, err
+	}
+	if a.signer, err = token.NewSigner(sec.Token, time.Now); err != nil {
+		return nil, err
+	}
+	if a.es, err = cfg.engine.openLog(ctx, sec, a.log); err != nil {
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	if cfg.engine.postgres != "" {
+		if a.pg, err = postgres.Open(ctx, postgres.Options{URL: cfg.engine.postgres}); err != nil {
+			return nil, fmt.Errorf("open read models: %w", err)
+		}
+		a.store = a.pg
+	} else {
+		a.store = memory.New(memory.Options{})
+	}
+	a.proj = projections.New(a.es, a.store, projections.Options{Opener: projections.KeyringOpener(a.es), Logger: a.log})
+
+	a.ledger = &ledger.Ledger{
+		Events:    a.es,
+		Log:       a.es,
+		Keys:      a.es,
+		Hasher:    hasher,
+		Reads:     a.store,
+		Now:       time.Now,
+		Retention: cfg.engine.retention,
+		ClockSkew: cfg.clockSkew,
+		Dwell:     cfg.dwell, // contact tracing ends open stays as occupancy does
+	}
+
+	if cfg.pprofAddr != "" {
+		if a.pprofL, err = net.Listen("tcp", cfg.pprofAddr); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", cfg.pprofAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		a.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	if a.ln, err = net.Listen("tcp", cfg.httpAddr); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.httpAddr, err)
+	}
+
+	// Reactions (alerts, the declaration queue, venue codes) follow the log
+	// with durable consumers of their own and write back to it.
+	if a.router, err = reactions.Open(ctx, reactions.Options{Log: a.es.Subscriber(), Ledger: a.ledger, Codes: a.signer,
+		Replicas: cfg.engine.replicas, Logger: a.log}); err != nil {
+		return nil, fmt.Errorf("open reactions: %w", err)
+	}
+
+	a.srv = ledgerhttp.New(ledgerhttp.Config{
+		Ledger:       a.ledger,
+		Reads:        a.store,
+		Poison:       a.router,
+		Signer:       a.signer,
+		Waiter:       a.proj,
+		Ready:        a.ready,
+		Dwell:        cfg.dwell,
+		Logger:       a.log,
+		Now:          time.Now,
+		RegisterRate: cfg.registerRate,
+	})
+	return a, nil
+}
+
+// ready is /readyz: the log answers and the read models have caught up.
+func (a *app) ready(ctx context.Context) error {
+	if err := a.es.Ready(ctx); err != nil {
+		return err
+	}
+	ok, err := a.proj.CaughtUp(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("read models are catching up")
+	}
+	return nil
+}
+
+// Addr is the API's listen address.
+func (a *app) Addr() net.Addr { return a.ln.Addr() }
+
+// Run runs the projector, the reactions, the profiler (if asked for) and
+// the API until ctx ends. Then the API stops taking requests and lets those
+// in flight finish, and only after that do the reactions and the projector
+// stop: what a request appended still reaches them. Run returns the API's
+// error, nil after a clean shutdown.
+func (a *app) Run(ctx context.Context) error {
+	// The projector and the reactions outlive ctx until the API has drained.
+	projCtx, stopProj := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopProj()
+	projDone := make(chan error, 1)
+	go func() { projDone <- a.proj.Run(projCtx) }()
+
+	reactCtx, stopReactions := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReactions()
+	reactDone := make(chan error, 1)
+	go func() { reactDone <- a.router.Run(reactCtx) }()
+
+	if a.pprof != nil {
+		go func() { _ = a.pprof.Serve(a.pprofL) }()
+		a.log.Info("profiler serving", "addr", a.pprofL.Addr().String())
+	}
+
+	e := a.cfg.engine
+	a.log.Info("ledger serving", "http", a.ln.Addr().String(), "data", e.data, "nats", natsMode(e.natsURL), "read_models", storeMode(e.postgres))
+	serveErr := a.srv.Serve(ctx, a.ln) // returns once in-flight requests have finished
+	// Handlers in flight finish; what they did not acknowledge is
+	// redelivered at the next start.
+	stopReactions()
+	if err := <-reactDone; err != nil {
+		a.log.Error("reactions stopped", "err", err)
+	}
+	stopProj()
+	if err := <-projDone; err != nil && !errors.Is(err, context.Canceled) {
+		a.log.Error("projector stopped", "err", err)
+	}
+	a.log.Info("ledger stopped")
+	return serveErr
+}
+
+// Close releases what open opened: the listeners, the profiler, the read
+// models' database and the event store (which closes an embedded server
+// last). Call it after Run has returned, or instead of Run.
+func (a *app) Close() error {
+	var errs []error
+	if a.pprof != nil {
+		errs = append(errs, a.pprof.Close())
+	}
+	if a.pprofL != nil {
+		if err := a.pprofL.Close(); !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if a.ln != nil {
+		// Serve closes it; an app that never ran still holds it.
+		if err := a.ln.Close(); !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if a.pg != nil {
+		a.pg.Close()
+	}
+	if a.es != nil {
+		errs = append(errs, a.es.Close())
+	}
+	return errors.Join(errs...)
+}

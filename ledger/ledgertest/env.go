@@ -1,0 +1,190 @@
+package ledgertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain/pii"
+	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/checkin-ledger/ledger/projections/memory"
+	"github.com/checkin-ledger/ledger/token"
+)
+
+// Options adjust the stack Start builds. The zero value is what most tests
+// want.
+type Options struct {
+	// MasterKey is the event store's master key (the keyring's data keys
+	// derive from it); nil: 32 bytes of 7.
+	MasterKey []byte
+	// HashKey keys the ID-document hash; nil: 32 bytes of 9.
+	HashKey []byte
+	// SigningKey is the token signer's key; nil: MasterKey.
+	SigningKey []byte
+	// Now is the ledger's clock; nil: time.Now.
+	Now func() time.Time
+	// SignerNow is the token signer's clock, so a test can let tokens and
+	// codes expire; nil: time.Now.
+	SignerNow func() time.Time
+	// ClockSkew is how far in the future a device's occurred_at may be;
+	// zero: a minute.
+	ClockSkew time.Duration
+	// Retention is how long passes are kept; zero: 30 days.
+	Retention time.Duration
+	// Dwell is the ledger's default stay per venue type; nil: the ledger's
+	// default.
+	Dwell func(venueType string) time.Duration
+	// NoProjector leaves the projector out (Env.Projector is nil and
+	// nothing feeds Env.Reads), for tests that run their own projector or
+	// none.
+	NoProjector bool
+	// NATSURL points the event store at a NATS server of the test's own
+	// (empty: the store's embedded one), for a test that must also write
+	// to the log as an outsider.
+	NATSURL string
+}
+
+// Env is the stack as cmd wires it, in the test process: an embedded
+// JetStream in a temporary directory, the memory read models and the
+// projector that feeds them, the ledger and a token signer.
+type Env struct {
+	Store     *eventstore.Store
+	Reads     *memory.Store
+	Projector *projections.Projector // nil with Options.NoProjector
+	Ledger    *ledger.Ledger
+	Signer    *token.Signer
+}
+
+// Start builds the stack for one test and runs the projector. The test's
+// cleanup stops the projector (failing the test if it stopped with an error)
+// and closes the event store.
+func Start(tb testing.TB, opts Options) *Env {
+	tb.Helper()
+	master := opts.MasterKey
+	if master == nil {
+		master = bytes.Repeat([]byte{7}, 32)
+	}
+	hashKey := opts.HashKey
+	if hashKey == nil {
+		hashKey = bytes.Repeat([]byte{9}, 32)
+	}
+	signingKey := opts.SigningKey
+	if signingKey == nil {
+		signingKey = master
+	}
+	if opts.ClockSkew == 0 {
+		opts.ClockSkew = time.Minute
+	}
+	if opts.Retention == 0 {
+		opts.Retention = 30 * 24 * time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+
+	hasher, err := pii.NewHasher(hashKey)
+	if err != nil {
+		tb.Fatalf("ledgertest: %v", err)
+	}
+	signer, err := token.NewSigner(signingKey, opts.SignerNow)
+	if err != nil {
+		tb.Fatalf("ledgertest: %v", err)
+	}
+	// StoreDir is the test's temp dir: nothing outlives the test, and
+	// parallel tests never share a stream.
+	es, err := eventstore.Open(context.Background(), eventstore.Options{Dir: tb.TempDir(), URL: opts.NATSURL, MasterKey: master})
+	if err != nil {
+		tb.Fatalf("ledgertest: open event store: %v", err)
+	}
+	reads := memory.New(memory.Options{})
+	e := &Env{
+		Store:  es,
+		Reads:  reads,
+		Signer: signer,
+		Ledger: &ledger.Ledger{
+			Events:    es,
+			Log:       es,
+			Keys:      es,
+			Hasher:    hasher,
+			Reads:     reads,
+			Now:       opts.Now,
+			Retention: opts.Retention,
+			ClockSkew: opts.ClockSkew,
+			Dwell:     opts.Dwell,
+		},
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	if opts.NoProjector {
+		done <- nil
+	} else {
+		e.Projector = projections.New(es, reads, projections.Options{Opener: projections.KeyringOpener(es)})
+		go func() { done <- e.Projector.Run(ctx) }()
+	}
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			tb.Errorf("ledgertest: projector: %v", err)
+		}
+		if err := es.Close(); err != nil {
+			tb.Errorf("ledgertest: close event store: %v", err)
+		}
+	})
+	return e
+}
+
+// WaitApplied waits (up to Wait) until the read models have applied
+// position, and fails the test if they do not.
+func (e *Env) WaitApplied(tb testing.TB, position uint64) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	if err := e.Projector.WaitFor(ctx, position); err != nil {
+		tb.Fatalf("read models did not reach %d: %v", position, err)
+	}
+}
+
+// LastPosition is the log's newest position.
+func (e *Env) LastPosition(tb testing.TB) uint64 {
+	tb.Helper()
+	p, err := e.Store.LastPosition(context.Background())
+	if err != nil {
+		tb.Fatalf("last position: %v", err)
+	}
+	return p
+}
+
+// Wait is how long Eventually and WaitApplied wait before failing a test.
+const Wait = 10 * time.Second
+
+// pollInterval is how often Poll checks its condition.
+const pollInterval = 5 * time.Millisecond
+
+// Poll checks cond every few milliseconds until it holds or within has
+// passed, and reports whether it held. cond runs on the caller's goroutine,
+// so it may call t.Fatal.
+func Poll(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pollInterval)
+	}
+	return true
+}
+
+// Eventually polls cond until it holds, and fails the test if it does not
+// within Wait: a test waits for what happens in the background (reactions,
+// projections) by polling a condition with a deadline, never by sleeping.
+func Eventually(tb testing.TB, cond func() bool) {
+	tb.Helper()
+	if !Poll(Wait, cond) {
+		tb.Fatalf("condition not met within %s", Wait)
+	}
+}
