@@ -66,23 +66,20 @@ func BenchmarkPassLayer(b *testing.B) {
 		Screen: domain.Screen{NameMasked: "张*", CodeColour: "green", VenueID: venue, VenueName: "兰山超市",
 			At: time.Now(), Direction: "in", Decision: "pass", VaccineDoses: 3}}
 	r := e.srv.router
-	r.Post("/bench/passes", func(w http.ResponseWriter, r *http.Request) {
+	r.Post("/bench/passes", e.srv.handle(func(w http.ResponseWriter, r *http.Request) error {
 		a, err := e.srv.actor(r)
 		if err != nil {
-			e.srv.writeError(w, r, err)
-			return
+			return err
 		}
 		req, err := e.srv.readPassRequest(w, r)
 		if err != nil {
-			e.srv.writeError(w, r, err)
-			return
+			return err
 		}
 		if _, err := e.srv.passCommand(a, &req); err != nil {
-			e.srv.writeError(w, r, err)
-			return
+			return err
 		}
-		e.srv.writePass(w, r, res)
-	})
+		return writePass(w, res)
+	}))
 	b.ReportAllocs()
 	for b.Loop() {
 		req := httptest.NewRequest("POST", "/bench/passes", strings.NewReader(body))

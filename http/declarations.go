@@ -61,77 +61,65 @@ func (s *Server) declarant(r *http.Request, what string) (domain.Actor, error) {
 
 // declareArrival is POST /v1/declarations/arrival: a person declares an
 // arrival for themself and the family members they are guardian of.
-func (s *Server) declareArrival(w http.ResponseWriter, r *http.Request) {
+func (s *Server) declareArrival(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.declarant(r, "declare an arrival")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var req arrivalRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	cmd := domain.DeclareArrival{ArrivalDate: req.ArrivalDate, Origin: req.Origin,
 		DestinationDistrict: req.DestinationDistrict, NATResult: req.NATResult}
 	if cmd.EventID, err = parseOptionalID("event_id", req.EventID); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if cmd.NATAt, err = parseTime("nat_at", req.NATAt); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	for i, id := range req.FamilyMemberIDs {
 		mid, err := parseID("family_member_ids["+strconv.Itoa(i)+"]", id)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		cmd.FamilyMemberIDs = append(cmd.FamilyMemberIDs, mid)
 	}
 	res, err := s.ledger.DeclareArrival(r.Context(), a, cmd)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, createdOr(res.Duplicate), declarationWriteResponse{DeclarationID: res.ID,
+	return writeJSON(w, createdOr(res.Duplicate), declarationWriteResponse{DeclarationID: res.ID,
 		Status: domain.DeclarationPending, writeResult: resultOf(res)})
 }
 
 // declareTruck is POST /v1/declarations/truck: a driver files a truck pass.
-func (s *Server) declareTruck(w http.ResponseWriter, r *http.Request) {
+func (s *Server) declareTruck(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.declarant(r, "file a truck pass")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var req truckRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if req.ItineraryOK == nil {
-		s.writeError(w, r, domain.Invalid("itinerary_ok", "is required"))
-		return
+		return domain.Invalid("itinerary_ok", "is required")
 	}
 	cmd := domain.DeclareTruckPass{PlateNumber: req.PlateNumber, ItineraryOK: *req.ItineraryOK,
 		HealthCodeColour: req.HealthCodeColour, LogisticsPark: req.LogisticsPark, District: req.District,
 		ContactName: req.ContactName, ContactPhone: req.ContactPhone}
 	if cmd.EventID, err = parseOptionalID("event_id", req.EventID); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if cmd.NATProofAt, err = parseTime("nat_proof_at", req.NATProofAt); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.ledger.DeclareTruckPass(r.Context(), a, cmd)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, createdOr(res.Duplicate), declarationWriteResponse{DeclarationID: res.ID,
+	return writeJSON(w, createdOr(res.Duplicate), declarationWriteResponse{DeclarationID: res.ID,
 		Status: domain.DeclarationPending, writeResult: resultOf(res)})
 }
 
@@ -142,60 +130,51 @@ type declarationListResponse struct {
 
 // listDeclarations is GET /v1/declarations?district=&status=&kind=: the
 // review queue (reviewers and admins), first come first served.
-func (s *Server) listDeclarations(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listDeclarations(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !hasRole(a, domain.RoleReviewer, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("the review queue is for reviewers and admins"))
-		return
+		return forbidden("the review queue is for reviewers and admins")
 	}
 	q := r.URL.Query()
 	f := domain.DeclarationFilter{District: q.Get("district"), Status: q.Get("status"), Kind: q.Get("kind")}
 	if f.District != "" && !domain.ValidDistrict(f.District) {
-		s.writeError(w, r, domain.Invalid("district", "must be a 6-digit administrative division code"))
-		return
+		return domain.Invalid("district", "must be a 6-digit administrative division code")
 	}
 	if a.Role == domain.RoleReviewer && a.District != "" {
 		// A district's reviewer sees that district's queue.
 		if f.District != "" && f.District != a.District {
-			s.writeError(w, r, forbidden("a reviewer of district "+a.District+" sees only its queue"))
-			return
+			return forbidden("a reviewer of district " + a.District + " sees only its queue")
 		}
 		f.District = a.District
 	}
 	switch f.Status {
 	case "", domain.DeclarationPending, domain.DeclarationApproved, domain.DeclarationRejected:
 	default:
-		s.writeError(w, r, domain.Invalid("status", "must be pending, approved or rejected"))
-		return
+		return domain.Invalid("status", "must be pending, approved or rejected")
 	}
 	switch f.Kind {
 	case "", domain.DeclarationArrival, domain.DeclarationTruck:
 	default:
-		s.writeError(w, r, domain.Invalid("kind", "must be arrival or truck"))
-		return
+		return domain.Invalid("kind", "must be arrival or truck")
 	}
 	if f.Limit, err = queryLimit(r, 100, 1000); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ds, err := s.reads.Declarations(r.Context(), f)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if ds == nil {
 		ds = []domain.DeclarationView{}
 	}
-	s.writeJSON(w, r, http.StatusOK, declarationListResponse{Declarations: ds, Position: pos})
+	return writeJSON(w, http.StatusOK, declarationListResponse{Declarations: ds, Position: pos})
 }
 
 type declarationResponse struct {
@@ -205,56 +184,49 @@ type declarationResponse struct {
 
 // getDeclaration is GET /v1/declarations/{id}: a declaration with its full
 // history, for its declarant, reviewers and admins.
-func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !hasRole(a, domain.RolePerson, domain.RoleReviewer, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("a declaration is for its declarant, reviewers and admins"))
-		return
+		return forbidden("a declaration is for its declarant, reviewers and admins")
 	}
 	id, err := pathID(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	d, err := s.reads.Declaration(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !domain.MayReadDeclaration(a, d) {
-		s.writeError(w, r, forbidden("a declaration is for its declarant, reviewers and admins"))
-		return
+		return forbidden("a declaration is for its declarant, reviewers and admins")
 	}
-	s.writeJSON(w, r, http.StatusOK, declarationResponse{DeclarationView: d, Position: pos})
+	return writeJSON(w, http.StatusOK, declarationResponse{DeclarationView: d, Position: pos})
 }
 
 // reviewDeclaration is POST /v1/declarations/{id}/review (reviewer or
 // admin). A declaration reviewed twice is a conflict.
-func (s *Server) reviewDeclaration(w http.ResponseWriter, r *http.Request) {
+func (s *Server) reviewDeclaration(w http.ResponseWriter, r *http.Request) error {
 	var req reviewRequest
-	a, id, ok := s.startWrite(w, r, "only a reviewer or an admin may review a declaration", []string{domain.RoleReviewer, domain.RoleAdmin}, &req)
-	if !ok {
-		return
+	a, id, err := s.startWrite(w, r, "only a reviewer or an admin may review a declaration", []string{domain.RoleReviewer, domain.RoleAdmin}, &req)
+	if err != nil {
+		return err
 	}
 	res, err := s.ledger.ReviewDeclaration(r.Context(), a, id, domain.ReviewDeclaration{Decision: req.Decision, Reason: req.Reason})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	status := domain.DeclarationRejected
 	if req.Decision == domain.ReviewApprove {
 		status = domain.DeclarationApproved
 	}
-	s.writeJSON(w, r, http.StatusOK, declarationWriteResponse{DeclarationID: id, Status: status, writeResult: resultOf(res)})
+	return writeJSON(w, http.StatusOK, declarationWriteResponse{DeclarationID: id, Status: status, writeResult: resultOf(res)})
 }
 
 type poisonListResponse struct {
@@ -289,53 +261,45 @@ func (s *Server) poisonQueue() (ledger.PoisonQueue, error) {
 
 // listPoison is GET /v1/admin/poison: the reactions that kept failing,
 // oldest first, with the reason and the original events.
-func (s *Server) listPoison(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listPoison(w http.ResponseWriter, r *http.Request) error {
 	if err := s.admin(r); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	limit, err := queryLimit(r, 100, 1000)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pq, err := s.poisonQueue()
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	entries, err := pq.Poisoned(r.Context(), limit)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if entries == nil {
 		entries = []ledger.PoisonMessage{}
 	}
-	s.writeJSON(w, r, http.StatusOK, poisonListResponse{Entries: entries})
+	return writeJSON(w, http.StatusOK, poisonListResponse{Entries: entries})
 }
 
 // retryPoison is POST /v1/admin/poison/{id}/retry: runs the entry's
 // reaction again; on success the entry leaves the queue, otherwise the
 // answer is a conflict that says why.
-func (s *Server) retryPoison(w http.ResponseWriter, r *http.Request) {
+func (s *Server) retryPoison(w http.ResponseWriter, r *http.Request) error {
 	if err := s.admin(r); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	id, err := strconv.ParseUint(chi.URLParam(r, "id"), 10, 64)
 	if err != nil || id == 0 {
-		s.writeError(w, r, domain.Invalid("id", "must be a poison entry id (a positive whole number)"))
-		return
+		return domain.Invalid("id", "must be a poison entry id (a positive whole number)")
 	}
 	pq, err := s.poisonQueue()
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if err := pq.RetryPoisoned(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, poisonRetryResponse{ID: id, Retried: true})
+	return writeJSON(w, http.StatusOK, poisonRetryResponse{ID: id, Retried: true})
 }

@@ -39,15 +39,13 @@ type traceResponse struct {
 // its own events, and gives the same answer (position is then the log's).
 // An analyst must give a reason, and the look is recorded in their audit
 // trail before the answer is written.
-func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) {
+func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !hasRole(a, domain.RolePerson, domain.RoleAdmin, domain.RoleAnalyst) {
-		s.writeError(w, r, forbidden("a trace history is for the person themself, their guardian, an admin or an analyst"))
-		return
+		return forbidden("a trace history is for the person themself, their guardian, an admin or an analyst")
 	}
 	q := r.URL.Query()
 	source := q.Get("source")
@@ -56,23 +54,19 @@ func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) {
 		source = domain.SourceReadModel
 	case domain.SourceReadModel, domain.SourceLog:
 	default:
-		s.writeError(w, r, domain.Invalid("source", "must be read_model or log"))
-		return
+		return domain.Invalid("source", "must be read_model or log")
 	}
 	reason := q.Get("reason")
 	if a.Role == domain.RoleAnalyst && strings.TrimSpace(reason) == "" {
-		s.writeError(w, r, domain.Invalid("reason", "is required: an analyst says why they look at this person's history"))
-		return
+		return domain.Invalid("reason", "is required: an analyst says why they look at this person's history")
 	}
 	from, err := parseTime("from", q.Get("from"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	to, err := parseTime("to", q.Get("to"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if to.IsZero() {
 		to = s.now()
@@ -82,16 +76,13 @@ func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case to.Before(from):
-		s.writeError(w, r, domain.Invalid("to", "must not be before from"))
-		return
+		return domain.Invalid("to", "must not be before from")
 	case to.Sub(from) > MaxTraceWindow:
-		s.writeError(w, r, domain.Invalid("from", "the window may span at most %d days", int(MaxTraceWindow/(24*time.Hour))))
-		return
+		return domain.Invalid("from", "the window may span at most %d days", int(MaxTraceWindow/(24*time.Hour)))
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var p domain.PersonView
 	if a.Role == domain.RoleAnalyst {
@@ -103,8 +94,7 @@ func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) {
 		p, err = s.personFor(r, a)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var visits []domain.Visit
 	if source == domain.SourceLog {
@@ -113,20 +103,18 @@ func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) {
 		visits, err = s.reads.Trace(r.Context(), p.ID, from, to)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if a.Role == domain.RoleAnalyst {
 		look := ledger.Look{PersonID: p.ID, From: from, To: to, Reason: reason, Source: source, ReadPosition: pos}
 		if _, err := s.ledger.RecordLook(r.Context(), a, look); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	if visits == nil {
 		visits = []domain.Visit{}
 	}
-	s.writeJSON(w, r, http.StatusOK, traceResponse{PersonID: p.ID, From: from.UTC(), To: to.UTC(), Source: source, Passes: visits, Position: pos})
+	return writeJSON(w, http.StatusOK, traceResponse{PersonID: p.ID, From: from.UTC(), To: to.UTC(), Source: source, Passes: visits, Position: pos})
 }
 
 type alertsResponse struct {
@@ -137,40 +125,34 @@ type alertsResponse struct {
 
 // listAlerts is GET /v1/alerts?district=: a district's alerts, newest
 // first, for reviewers, admins, dashboards and analysts.
-func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !hasRole(a, domain.RoleAdmin, domain.RoleReviewer, domain.RoleDashboard, domain.RoleAnalyst) {
-		s.writeError(w, r, forbidden("alerts are for reviewers, admins, dashboards and analysts"))
-		return
+		return forbidden("alerts are for reviewers, admins, dashboards and analysts")
 	}
 	district := r.URL.Query().Get("district")
 	if !domain.ValidDistrict(district) {
-		s.writeError(w, r, domain.Invalid("district", "must be a 6-digit administrative division code"))
-		return
+		return domain.Invalid("district", "must be a 6-digit administrative division code")
 	}
 	limit, err := queryLimit(r, 100, 1000)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	alerts, err := s.reads.Alerts(r.Context(), district, limit)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if alerts == nil {
 		alerts = []domain.Alert{}
 	}
-	s.writeJSON(w, r, http.StatusOK, alertsResponse{District: district, Alerts: alerts, Position: pos})
+	return writeJSON(w, http.StatusOK, alertsResponse{District: district, Alerts: alerts, Position: pos})
 }
 
 type statusResponse struct {
@@ -179,27 +161,26 @@ type statusResponse struct {
 }
 
 // healthz is GET /healthz: the process is up.
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, r, http.StatusOK, statusResponse{Status: "ok"})
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, statusResponse{Status: "ok"})
 }
 
 // readyz is GET /readyz: NATS reachable and the read models caught up.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
 			writeProblem(w, Problem{Type: ProblemUnavailable, Title: "Not ready", Status: http.StatusServiceUnavailable,
 				Detail: err.Error()})
-			return
+			return nil
 		}
 	}
 	pos, err := s.reads.Position(r.Context())
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, statusResponse{Status: "ready", Position: pos})
+	return writeJSON(w, http.StatusOK, statusResponse{Status: "ready", Position: pos})
 }
 
 // specFS holds the hand-written OpenAPI description served at /openapi.yaml.
@@ -208,14 +189,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 var specFS embed.FS
 
 // openAPI is GET /openapi.yaml: the hand-written description of every route.
-func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) error {
 	spec, err := specFS.ReadFile("openapi.yaml")
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("read embedded openapi.yaml: %w", err))
-		return
+		return fmt.Errorf("read embedded openapi.yaml: %w", err)
 	}
 	w.Header().Set("Content-Type", "application/yaml")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.WriteHeader(http.StatusOK)
 	w.Write(spec)
+	return nil
 }

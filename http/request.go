@@ -175,44 +175,44 @@ func jsonKind(goKind string) string {
 
 var jsonContentType = []string{"application/json"}
 
-// writeJSON answers with status and v as JSON.
-func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+// writeJSON answers with status and v as JSON. Nothing is written when v
+// does not encode: the error is the handler's to return.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
-		return
+		return fmt.Errorf("encode response: %w", err)
 	}
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	w.Write(b)
 	w.Write(newline)
+	return nil
 }
 
 var newline = []byte{'\n'}
 
-// pathID parses the {name} path parameter as a UUID.
 // startWrite begins a write route on /…/{id}: the caller must hold one of
 // roles (forbidden with why otherwise), {id} must be a UUID and the body
-// must decode into req, in that order. On failure it has written the
-// problem and ok is false.
-func (s *Server) startWrite(w http.ResponseWriter, r *http.Request, why string, roles []string, req any) (a domain.Actor, id uuid.UUID, ok bool) {
+// must decode into req, in that order.
+func (s *Server) startWrite(w http.ResponseWriter, r *http.Request, why string, roles []string, req any) (domain.Actor, uuid.UUID, error) {
 	a, err := s.actor(r)
-	if err == nil && !hasRole(a, roles...) {
-		err = forbidden(why)
-	}
-	if err == nil {
-		id, err = pathID(r, "id")
-	}
-	if err == nil {
-		err = decode(w, r, s.cfg.MaxBodyBytes, req)
-	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return domain.Actor{}, uuid.Nil, false
+		return domain.Actor{}, uuid.Nil, err
 	}
-	return a, id, true
+	if !hasRole(a, roles...) {
+		return domain.Actor{}, uuid.Nil, forbidden(why)
+	}
+	id, err := pathID(r, "id")
+	if err != nil {
+		return domain.Actor{}, uuid.Nil, err
+	}
+	if err := decode(w, r, s.cfg.MaxBodyBytes, req); err != nil {
+		return domain.Actor{}, uuid.Nil, err
+	}
+	return a, id, nil
 }
 
+// pathID parses the {name} path parameter as a UUID.
 func pathID(r *http.Request, name string) (uuid.UUID, error) {
 	return parseID(name, chi.URLParam(r, name))
 }

@@ -133,49 +133,64 @@ func (s *Server) Handler() http.Handler { return s.router }
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	r.Use(s.recoverer)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errRouteNotFound) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errMethodNotAllowed) })
+	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }))
+	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }))
 
-	r.Get("/healthz", s.healthz)
-	r.Get("/readyz", s.readyz)
-	r.Get("/openapi.yaml", s.openAPI)
+	r.Get("/healthz", s.handle(s.healthz))
+	r.Get("/readyz", s.handle(s.readyz))
+	r.Get("/openapi.yaml", s.handle(s.openAPI))
 
 	r.Route("/v1", func(r chi.Router) {
-		r.With(s.registerLimit()).Post("/persons", s.registerPerson)
-		r.Get("/persons/{id}", s.getPerson)
-		r.Post("/persons/{id}/verification", s.verifyPerson)
-		r.Post("/persons/{id}/family-members", s.addFamilyMember)
-		r.Get("/persons/{id}/code", s.personCode)
-		r.Get("/persons/{id}/code.png", s.personCodePNG)
-		r.Get("/persons/{id}/trace", s.personTrace)
+		r.With(s.registerLimit()).Post("/persons", s.handle(s.registerPerson))
+		r.Get("/persons/{id}", s.handle(s.getPerson))
+		r.Post("/persons/{id}/verification", s.handle(s.verifyPerson))
+		r.Post("/persons/{id}/family-members", s.handle(s.addFamilyMember))
+		r.Get("/persons/{id}/code", s.handle(s.personCode))
+		r.Get("/persons/{id}/code.png", s.handle(s.personCodePNG))
+		r.Get("/persons/{id}/trace", s.handle(s.personTrace))
 
-		r.Post("/venues", s.applyVenue)
-		r.Get("/venues", s.listVenues)
-		r.Get("/venues/{id}", s.getVenue)
-		r.Post("/venues/{id}/review", s.reviewVenue)
-		r.Get("/venues/{id}/code.png", s.venueCodePNG)
-		r.Post("/venues/{id}/admins", s.addSubAdmin)
-		r.Delete("/venues/{id}/admins/{person_id}", s.removeSubAdmin)
-		r.Get("/venues/{id}/entries", s.venueEntries)
-		r.Get("/venues/{id}/occupancy", s.venueOccupancy)
+		r.Post("/venues", s.handle(s.applyVenue))
+		r.Get("/venues", s.handle(s.listVenues))
+		r.Get("/venues/{id}", s.handle(s.getVenue))
+		r.Post("/venues/{id}/review", s.handle(s.reviewVenue))
+		r.Get("/venues/{id}/code.png", s.handle(s.venueCodePNG))
+		r.Post("/venues/{id}/admins", s.handle(s.addSubAdmin))
+		r.Delete("/venues/{id}/admins/{person_id}", s.handle(s.removeSubAdmin))
+		r.Get("/venues/{id}/entries", s.handle(s.venueEntries))
+		r.Get("/venues/{id}/occupancy", s.handle(s.venueOccupancy))
 
-		r.Post("/passes", s.recordPass)
-		r.Post("/passes/batch", s.recordPassBatch)
-		r.Post("/health-status", s.recordHealth)
-		r.Get("/alerts", s.listAlerts)
+		r.Post("/passes", s.handle(s.recordPass))
+		r.Post("/passes/batch", s.handle(s.recordPassBatch))
+		r.Post("/health-status", s.handle(s.recordHealth))
+		r.Get("/alerts", s.handle(s.listAlerts))
 
-		r.Post("/declarations/arrival", s.declareArrival)
-		r.Post("/declarations/truck", s.declareTruck)
-		r.Get("/declarations", s.listDeclarations)
-		r.Get("/declarations/{id}", s.getDeclaration)
-		r.Post("/declarations/{id}/review", s.reviewDeclaration)
-		r.Get("/admin/poison", s.listPoison)
-		r.Post("/admin/poison/{id}/retry", s.retryPoison)
+		r.Post("/declarations/arrival", s.handle(s.declareArrival))
+		r.Post("/declarations/truck", s.handle(s.declareTruck))
+		r.Get("/declarations", s.handle(s.listDeclarations))
+		r.Get("/declarations/{id}", s.handle(s.getDeclaration))
+		r.Post("/declarations/{id}/review", s.handle(s.reviewDeclaration))
+		r.Get("/admin/poison", s.handle(s.listPoison))
+		r.Post("/admin/poison/{id}/retry", s.handle(s.retryPoison))
 
-		r.Post("/traces", s.createTrace)
-		r.Get("/audit", s.listAudit)
+		r.Post("/traces", s.handle(s.createTrace))
+		r.Get("/audit", s.handle(s.listAudit))
 	})
 	return r
+}
+
+// handlerFunc is a handler that returns its error instead of answering it:
+// parse, call, render, and return whatever went wrong.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle adapts h to net/http: an error h returns becomes its problem+json
+// answer (pkgsite's errorHandler). h must not have written anything when it
+// returns an error.
+func (s *Server) handle(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
 }
 
 // registerLimit limits registrations per client IP.
@@ -184,9 +199,7 @@ func (s *Server) registerLimit() func(http.Handler) http.Handler {
 		return func(next http.Handler) http.Handler { return next }
 	}
 	return httprate.LimitBy(s.cfg.RegisterRate, time.Minute, clientIP,
-		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
-			s.writeError(w, r, errRateLimited)
-		}))
+		httprate.WithLimitHandler(s.handle(func(http.ResponseWriter, *http.Request) error { return errRateLimited })))
 }
 
 // clientIP keys the rate limit by the connection's address (IPv6 by /64).

@@ -58,45 +58,38 @@ const maxMinutes = 1 << 20
 // The read models are first brought up to the log's position at the time of
 // the request, so the answer holds every pass recorded before it (and an
 // as_of answer every pass recorded up to as_of).
-func (s *Server) createTrace(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createTrace(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !hasRole(a, domain.RoleAnalyst, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("contact tracing is for analysts and admins"))
-		return
+		return forbidden("contact tracing is for analysts and admins")
 	}
 	var req traceRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	q, err := req.query()
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	last, err := s.ledger.Events.LastPosition(r.Context())
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("log position: %w", err))
-		return
+		return fmt.Errorf("log position: %w", err)
 	}
 	if err := s.waitFor(r.Context(), last); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.ledger.Trace(r.Context(), a, q)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if wantsCSV(r) {
 		s.writeTraceCSV(w, r, res)
-		return
+		return nil
 	}
-	s.writeJSON(w, r, http.StatusCreated, contactTraceResponse{
+	return writeJSON(w, http.StatusCreated, contactTraceResponse{
 		TraceID: res.TraceID, EventID: res.EventID, Position: res.Position, ReadPosition: res.ReadPosition,
 		AsOf: res.AsOf, From: res.From, To: res.To, Depth: res.Depth,
 		MinOverlapMinutes: int(res.MinOverlap / time.Minute), BufferMinutes: int(res.Buffer / time.Minute),
@@ -192,51 +185,42 @@ type auditResponse struct {
 
 // listAudit is GET /v1/audit?from=&to=&limit=&cursor= (admin): the recorded
 // looks at persons' histories, oldest first.
-func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !hasRole(a, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("the audit trail is for admins"))
-		return
+		return forbidden("the audit trail is for admins")
 	}
 	qs := r.URL.Query()
 	var q domain.AuditQuery
 	if q.From, err = parseTime("from", qs.Get("from")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if q.To, err = parseTime("to", qs.Get("to")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
-		s.writeError(w, r, domain.Invalid("to", "must be after from"))
-		return
+		return domain.Invalid("to", "must be after from")
 	}
 	if q.Limit, err = queryLimit(r, 100, 1000); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if c := qs.Get("cursor"); c != "" {
 		cur, err := parseCursor(c)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		q.AfterAt, q.AfterPosition = cur.at, cur.position
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	entries, err := s.reads.Audit(r.Context(), q)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	resp := auditResponse{Entries: entries, Position: pos}
 	if resp.Entries == nil {
@@ -245,5 +229,5 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	if n := len(entries); n == q.Limit {
 		resp.NextCursor = cursor{at: entries[n-1].At, position: entries[n-1].Position}.String()
 	}
-	s.writeJSON(w, r, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, resp)
 }

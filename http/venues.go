@@ -27,38 +27,32 @@ type venueWriteResponse struct {
 }
 
 // applyVenue is POST /v1/venues: a person applies and becomes the manager.
-func (s *Server) applyVenue(w http.ResponseWriter, r *http.Request) {
+func (s *Server) applyVenue(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if a.Role != domain.RolePerson {
-		s.writeError(w, r, forbidden("only a registered person may apply for a venue code"))
-		return
+		return forbidden("only a registered person may apply for a venue code")
 	}
 	var req applyVenueRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if req.Lat == nil {
-		s.writeError(w, r, domain.Invalid("lat", "is required"))
-		return
+		return domain.Invalid("lat", "is required")
 	}
 	if req.Lng == nil {
-		s.writeError(w, r, domain.Invalid("lng", "is required"))
-		return
+		return domain.Invalid("lng", "is required")
 	}
 	res, err := s.ledger.ApplyVenue(r.Context(), a, domain.ApplyVenue{
 		Name: req.Name, Type: req.Type, District: req.District, Address: req.Address,
 		Lat: *req.Lat, Lng: *req.Lng, RequireGreen: req.RequireGreen, NATWithinHours: req.NATWithinHours,
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusCreated, venueWriteResponse{VenueID: res.ID, Status: "pending", writeResult: resultOf(res)})
+	return writeJSON(w, http.StatusCreated, venueWriteResponse{VenueID: res.ID, Status: "pending", writeResult: resultOf(res)})
 }
 
 type venueListResponse struct {
@@ -68,46 +62,39 @@ type venueListResponse struct {
 
 // listVenues is GET /v1/venues?district=&status=: the registry and the
 // review queue (reviewers, admins, dashboards, analysts).
-func (s *Server) listVenues(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listVenues(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !hasRole(a, domain.RoleAdmin, domain.RoleReviewer, domain.RoleDashboard, domain.RoleAnalyst) {
-		s.writeError(w, r, forbidden("the venue registry is for reviewers, admins, dashboards and analysts"))
-		return
+		return forbidden("the venue registry is for reviewers, admins, dashboards and analysts")
 	}
 	q := r.URL.Query()
 	f := domain.VenueFilter{District: q.Get("district"), Status: q.Get("status")}
 	if f.District != "" && !domain.ValidDistrict(f.District) {
-		s.writeError(w, r, domain.Invalid("district", "must be a 6-digit administrative division code"))
-		return
+		return domain.Invalid("district", "must be a 6-digit administrative division code")
 	}
 	switch f.Status {
 	case "", "pending", "approved", "rejected":
 	default:
-		s.writeError(w, r, domain.Invalid("status", "must be pending, approved or rejected"))
-		return
+		return domain.Invalid("status", "must be pending, approved or rejected")
 	}
 	if f.Limit, err = queryLimit(r, 100, 1000); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	vs, err := s.reads.Venues(r.Context(), f)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if vs == nil {
 		vs = []domain.VenueView{}
 	}
-	s.writeJSON(w, r, http.StatusOK, venueListResponse{Venues: vs, Position: pos})
+	return writeJSON(w, http.StatusOK, venueListResponse{Venues: vs, Position: pos})
 }
 
 // venueResponse is a venue as its staff, reviewers, admins, dashboards and
@@ -138,31 +125,26 @@ func mayPrint(a domain.Actor, v domain.VenueView) bool {
 }
 
 // getVenue is GET /v1/venues/{id}.
-func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	id, err := pathID(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	v, err := s.reads.Venue(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !mayPrint(a, v) && !hasRole(a, domain.RoleDashboard, domain.RoleAnalyst) {
-		s.writeJSON(w, r, http.StatusOK, publicVenueResponse{ID: v.ID, Name: v.Name, Type: v.Type,
+		return writeJSON(w, http.StatusOK, publicVenueResponse{ID: v.ID, Name: v.Name, Type: v.Type,
 			District: v.District, Address: v.Address, Lat: v.Lat, Lng: v.Lng, Status: v.Status, Position: pos})
-		return
 	}
 	resp := venueResponse{VenueView: v, Position: pos}
 	if resp.Admins == nil {
@@ -171,41 +153,35 @@ func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) {
 	if v.Status == domain.VenueStatusApproved && mayPrint(a, v) {
 		resp.Code = s.signer.IssueVenueCode(v.ID)
 	}
-	s.writeJSON(w, r, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, resp)
 }
 
 // venueCodePNG is GET /v1/venues/{id}/code.png: the printable QR image of
 // an approved venue's code.
-func (s *Server) venueCodePNG(w http.ResponseWriter, r *http.Request) {
+func (s *Server) venueCodePNG(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	id, err := pathID(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if _, err := s.readPosition(r); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	v, err := s.reads.Venue(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !mayPrint(a, v) {
-		s.writeError(w, r, forbidden("only the venue's staff, reviewers and admins may print its code"))
-		return
+		return forbidden("only the venue's staff, reviewers and admins may print its code")
 	}
 	if v.Status != domain.VenueStatusApproved {
-		s.writeError(w, r, domain.Errorf(domain.ErrConflict, "venue is %s: a code is issued only once it is approved", v.Status))
-		return
+		return domain.Errorf(domain.ErrConflict, "venue is %s: a code is issued only once it is approved", v.Status)
 	}
 	w.Header().Set("Cache-Control", "private, max-age=3600")
-	s.writePNG(w, r, s.signer.IssueVenueCode(v.ID), 1024)
+	return writePNG(w, s.signer.IssueVenueCode(v.ID), 1024)
 }
 
 type reviewRequest struct {
@@ -214,22 +190,21 @@ type reviewRequest struct {
 }
 
 // reviewVenue is POST /v1/venues/{id}/review (reviewer or admin).
-func (s *Server) reviewVenue(w http.ResponseWriter, r *http.Request) {
+func (s *Server) reviewVenue(w http.ResponseWriter, r *http.Request) error {
 	var req reviewRequest
-	a, id, ok := s.startWrite(w, r, "only a reviewer or an admin may review a venue", []string{domain.RoleReviewer, domain.RoleAdmin}, &req)
-	if !ok {
-		return
+	a, id, err := s.startWrite(w, r, "only a reviewer or an admin may review a venue", []string{domain.RoleReviewer, domain.RoleAdmin}, &req)
+	if err != nil {
+		return err
 	}
 	res, err := s.ledger.ReviewVenue(r.Context(), a, id, domain.ReviewVenue{Decision: req.Decision, Reason: req.Reason})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	status := "rejected"
 	if req.Decision == domain.ReviewApprove {
 		status = "approved"
 	}
-	s.writeJSON(w, r, http.StatusOK, venueWriteResponse{VenueID: id, Status: status, writeResult: resultOf(res)})
+	return writeJSON(w, http.StatusOK, venueWriteResponse{VenueID: id, Status: status, writeResult: resultOf(res)})
 }
 
 type subAdminRequest struct {
@@ -244,52 +219,45 @@ type subAdminResponse struct {
 
 // addSubAdmin is POST /v1/venues/{id}/admins: the manager adds a registered
 // person as sub-admin.
-func (s *Server) addSubAdmin(w http.ResponseWriter, r *http.Request) {
+func (s *Server) addSubAdmin(w http.ResponseWriter, r *http.Request) error {
 	var req subAdminRequest
-	a, venueID, ok := s.startWrite(w, r, "only the venue's manager may add sub-admins", []string{domain.RolePerson, domain.RoleAdmin}, &req)
-	if !ok {
-		return
+	a, venueID, err := s.startWrite(w, r, "only the venue's manager may add sub-admins", []string{domain.RolePerson, domain.RoleAdmin}, &req)
+	if err != nil {
+		return err
 	}
 	personID, err := parseID("person_id", req.PersonID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.ledger.AddSubAdmin(r.Context(), a, venueID, personID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, createdOr(res.Duplicate), subAdminResponse{VenueID: venueID, PersonID: personID, writeResult: resultOf(res)})
+	return writeJSON(w, createdOr(res.Duplicate), subAdminResponse{VenueID: venueID, PersonID: personID, writeResult: resultOf(res)})
 }
 
 // removeSubAdmin is DELETE /v1/venues/{id}/admins/{person_id}.
-func (s *Server) removeSubAdmin(w http.ResponseWriter, r *http.Request) {
+func (s *Server) removeSubAdmin(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !hasRole(a, domain.RolePerson, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("only the venue's manager may remove sub-admins"))
-		return
+		return forbidden("only the venue's manager may remove sub-admins")
 	}
 	venueID, err := pathID(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	personID, err := pathID(r, "person_id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.ledger.RemoveSubAdmin(r.Context(), a, venueID, personID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, subAdminResponse{VenueID: venueID, PersonID: personID, writeResult: resultOf(res)})
+	return writeJSON(w, http.StatusOK, subAdminResponse{VenueID: venueID, PersonID: personID, writeResult: resultOf(res)})
 }
 
 // staffVenue authenticates a and loads venue {id} for a staff read: its
@@ -321,67 +289,56 @@ type entriesResponse struct {
 
 // venueEntries is GET /v1/venues/{id}/entries: the venue's entry and exit
 // list, newest first, for its own staff and scanners (and admins).
-func (s *Server) venueEntries(w http.ResponseWriter, r *http.Request) {
+func (s *Server) venueEntries(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	q := r.URL.Query()
 	eq := domain.EntryQuery{Direction: q.Get("direction"), Decision: q.Get("decision")}
 	if eq.From, err = parseTime("from", q.Get("from")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if eq.To, err = parseTime("to", q.Get("to")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !eq.From.IsZero() && !eq.To.IsZero() && eq.To.Before(eq.From) {
-		s.writeError(w, r, domain.Invalid("to", "must not be before from"))
-		return
+		return domain.Invalid("to", "must not be before from")
 	}
 	switch eq.Direction {
 	case "", "in", "out":
 	default:
-		s.writeError(w, r, domain.Invalid("direction", "must be in or out"))
-		return
+		return domain.Invalid("direction", "must be in or out")
 	}
 	switch eq.Decision {
 	case "", "pass", "deny":
 	default:
-		s.writeError(w, r, domain.Invalid("decision", "must be pass or deny"))
-		return
+		return domain.Invalid("decision", "must be pass or deny")
 	}
 	limit, err := queryLimit(r, 50, 500)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if c := q.Get("cursor"); c != "" {
 		cur, err := parseCursor(c)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		eq.AfterAt, eq.AfterPosition = cur.at, cur.position
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	v, err := s.staffVenue(r, a)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	eq.VenueID = v.ID
 	eq.Limit = limit + 1 // one more tells whether another page follows
 	entries, err := s.reads.Entries(r.Context(), eq)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	resp := entriesResponse{VenueID: v.ID, Entries: entries, Position: pos}
 	if len(entries) > limit {
@@ -392,7 +349,7 @@ func (s *Server) venueEntries(w http.ResponseWriter, r *http.Request) {
 	if resp.Entries == nil {
 		resp.Entries = []domain.Entry{}
 	}
-	s.writeJSON(w, r, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, resp)
 }
 
 type occupancyResponse struct {
@@ -406,29 +363,25 @@ type occupancyResponse struct {
 // venueOccupancy is GET /v1/venues/{id}/occupancy: people inside now
 // (entries minus exits; an entry with no exit ends after the venue type's
 // dwell). For the venue's staff, admins and dashboards.
-func (s *Server) venueOccupancy(w http.ResponseWriter, r *http.Request) {
+func (s *Server) venueOccupancy(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.actor(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	v, err := s.staffVenue(r, a, domain.RoleDashboard)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	now := s.now().UTC()
 	dwell := s.dwell(v.Type)
 	n, err := s.reads.Occupancy(r.Context(), v.ID, now, dwell)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, occupancyResponse{VenueID: v.ID, Occupancy: n, At: now,
+	return writeJSON(w, http.StatusOK, occupancyResponse{VenueID: v.ID, Occupancy: n, At: now,
 		DwellSeconds: int64(dwell / time.Second), Position: pos})
 }
