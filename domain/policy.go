@@ -43,6 +43,9 @@ var (
 	// SubAdminManagers add and remove a venue's sub-admins (the venue's
 	// manager, checked by Venue.CanManage, or an admin).
 	SubAdminManagers = Roles{RolePerson, RoleAdmin}
+	// Dashboards read a venue's occupancy besides its staff and admins
+	// (MayReadVenueStaffView's also).
+	Dashboards = Roles{RoleDashboard}
 )
 
 // IsVenueStaff reports whether actor works a venue: a scanner bound to it,

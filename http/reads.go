@@ -40,13 +40,7 @@ type traceResponse struct {
 // An analyst must give a reason, and the look is recorded in their audit
 // trail before the answer is written.
 func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
-	if !hasRole(a, domain.RolePerson, domain.RoleAdmin, domain.RoleAnalyst) {
-		return forbidden("a trace history is for the person themself, their guardian, an admin or an analyst")
-	}
+	a := actorOf(r)
 	q := r.URL.Query()
 	source := q.Get("source")
 	switch source {
@@ -126,13 +120,6 @@ type alertsResponse struct {
 // listAlerts is GET /v1/alerts?district=: a district's alerts, newest
 // first, for reviewers, admins, dashboards and analysts.
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
-	if !hasRole(a, domain.RoleAdmin, domain.RoleReviewer, domain.RoleDashboard, domain.RoleAnalyst) {
-		return forbidden("alerts are for reviewers, admins, dashboards and analysts")
-	}
 	district := r.URL.Query().Get("district")
 	if !domain.ValidDistrict(district) {
 		return domain.Invalid("district", "must be a 6-digit administrative division code")

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,9 +38,53 @@ func (s *Server) actor(r *http.Request) (domain.Actor, error) {
 	return a, nil
 }
 
-// hasRole reports whether a has one of roles.
-func hasRole(a domain.Actor, roles ...string) bool {
-	return slices.Contains(roles, a.Role)
+// actorKey is the request context's key for the caller that roles and
+// authenticated let through.
+type actorKey struct{}
+
+// roles gates a route on a role set: the caller must present a valid
+// bearer token (401 otherwise) of one of rs's roles (403 with why
+// otherwise), checked before anything is read. The handler finds the
+// caller with actorOf.
+func (s *Server) roles(rs domain.Roles, why string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+			a, err := s.actor(r)
+			if err != nil {
+				return err
+			}
+			if !rs.Allow(a) {
+				return forbidden(why)
+			}
+			next.ServeHTTP(w, withActor(r, a))
+			return nil
+		})
+	}
+}
+
+// authenticated gates a route on a valid bearer token of any role: what
+// the caller may do there depends on the resource, and is decided with it
+// (the domain.May* rules, the ledger's decide functions).
+func (s *Server) authenticated(next http.Handler) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		a, err := s.actor(r)
+		if err != nil {
+			return err
+		}
+		next.ServeHTTP(w, withActor(r, a))
+		return nil
+	})
+}
+
+func withActor(r *http.Request, a domain.Actor) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), actorKey{}, a))
+}
+
+// actorOf returns the caller that the route's gate (roles, authenticated)
+// let through.
+func actorOf(r *http.Request) domain.Actor {
+	a, _ := r.Context().Value(actorKey{}).(domain.Actor)
+	return a
 }
 
 // forbidden is the error for an actor that may not do what was asked.
@@ -191,25 +234,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 
 var newline = []byte{'\n'}
 
-// startWrite begins a write route on /…/{id}: the caller must hold one of
-// roles (forbidden with why otherwise), {id} must be a UUID and the body
-// must decode into req, in that order.
-func (s *Server) startWrite(w http.ResponseWriter, r *http.Request, why string, roles []string, req any) (domain.Actor, uuid.UUID, error) {
-	a, err := s.actor(r)
-	if err != nil {
-		return domain.Actor{}, uuid.Nil, err
-	}
-	if !hasRole(a, roles...) {
-		return domain.Actor{}, uuid.Nil, forbidden(why)
-	}
+// startWrite begins a write route on /…/{id}: {id} must be a UUID and the
+// body must decode into req, in that order.
+func (s *Server) startWrite(w http.ResponseWriter, r *http.Request, req any) (uuid.UUID, error) {
 	id, err := pathID(r, "id")
 	if err != nil {
-		return domain.Actor{}, uuid.Nil, err
+		return uuid.Nil, err
 	}
-	if err := decode(w, r, s.cfg.MaxBodyBytes, req); err != nil {
-		return domain.Actor{}, uuid.Nil, err
-	}
-	return a, id, nil
+	return id, decode(w, r, s.cfg.MaxBodyBytes, req)
 }
 
 // pathID parses the {name} path parameter as a UUID.

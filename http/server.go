@@ -140,40 +140,65 @@ func (s *Server) routes() chi.Router {
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Get("/openapi.yaml", s.handle(s.openAPI))
 
+	// Each route names who may call it: roles(set, why) refuses a caller
+	// outside the set before anything is read; authenticated routes decide
+	// with the resource (domain.May*, the ledger's rules).
 	r.Route("/v1", func(r chi.Router) {
 		r.With(s.registerLimit()).Post("/persons", s.handle(s.registerPerson))
-		r.Get("/persons/{id}", s.handle(s.getPerson))
-		r.Post("/persons/{id}/verification", s.handle(s.verifyPerson))
-		r.Post("/persons/{id}/family-members", s.handle(s.addFamilyMember))
-		r.Get("/persons/{id}/code", s.handle(s.personCode))
-		r.Get("/persons/{id}/code.png", s.handle(s.personCodePNG))
-		r.Get("/persons/{id}/trace", s.handle(s.personTrace))
+		r.With(s.roles(domain.PersonReaders, "only the person, their guardian, a reviewer or an admin may read a person")).
+			Get("/persons/{id}", s.handle(s.getPerson))
+		r.With(s.roles(domain.Reviewers, "only a reviewer or an admin may verify a person")).
+			Post("/persons/{id}/verification", s.handle(s.verifyPerson))
+		r.With(s.roles(domain.Persons, familyOnly)).
+			Post("/persons/{id}/family-members", s.handle(s.addFamilyMember))
+		r.With(s.roles(domain.Persons, "only the person or their guardian may show a personal code")).
+			Get("/persons/{id}/code", s.handle(s.personCode))
+		r.With(s.roles(domain.Persons, "only the person or their guardian may show a personal code")).
+			Get("/persons/{id}/code.png", s.handle(s.personCodePNG))
+		r.With(s.roles(domain.HistoryReaders, "a trace history is for the person themself, their guardian, an admin or an analyst")).
+			Get("/persons/{id}/trace", s.handle(s.personTrace))
 
-		r.Post("/venues", s.handle(s.applyVenue))
-		r.Get("/venues", s.handle(s.listVenues))
-		r.Get("/venues/{id}", s.handle(s.getVenue))
-		r.Post("/venues/{id}/review", s.handle(s.reviewVenue))
-		r.Get("/venues/{id}/code.png", s.handle(s.venueCodePNG))
-		r.Post("/venues/{id}/admins", s.handle(s.addSubAdmin))
-		r.Delete("/venues/{id}/admins/{person_id}", s.handle(s.removeSubAdmin))
-		r.Get("/venues/{id}/entries", s.handle(s.venueEntries))
-		r.Get("/venues/{id}/occupancy", s.handle(s.venueOccupancy))
+		r.With(s.roles(domain.Persons, "only a registered person may apply for a venue code")).
+			Post("/venues", s.handle(s.applyVenue))
+		r.With(s.roles(domain.CityReaders, "the venue registry is for reviewers, admins, dashboards and analysts")).
+			Get("/venues", s.handle(s.listVenues))
+		r.With(s.authenticated).Get("/venues/{id}", s.handle(s.getVenue))
+		r.With(s.roles(domain.Reviewers, "only a reviewer or an admin may review a venue")).
+			Post("/venues/{id}/review", s.handle(s.reviewVenue))
+		r.With(s.authenticated).Get("/venues/{id}/code.png", s.handle(s.venueCodePNG))
+		r.With(s.roles(domain.SubAdminManagers, "only the venue's manager may add sub-admins")).
+			Post("/venues/{id}/admins", s.handle(s.addSubAdmin))
+		r.With(s.roles(domain.SubAdminManagers, "only the venue's manager may remove sub-admins")).
+			Delete("/venues/{id}/admins/{person_id}", s.handle(s.removeSubAdmin))
+		r.With(s.authenticated).Get("/venues/{id}/entries", s.handle(s.venueEntries))
+		r.With(s.authenticated).Get("/venues/{id}/occupancy", s.handle(s.venueOccupancy))
 
-		r.Post("/passes", s.handle(s.recordPass))
-		r.Post("/passes/batch", s.handle(s.recordPassBatch))
-		r.Post("/health-status", s.handle(s.recordHealth))
-		r.Get("/alerts", s.handle(s.listAlerts))
+		r.With(s.authenticated).Post("/passes", s.handle(s.recordPass))
+		r.With(s.authenticated).Post("/passes/batch", s.handle(s.recordPassBatch))
+		r.With(s.roles(domain.HealthFeeds, "only the health data feed may record health status")).
+			Post("/health-status", s.handle(s.recordHealth))
+		r.With(s.roles(domain.CityReaders, "alerts are for reviewers, admins, dashboards and analysts")).
+			Get("/alerts", s.handle(s.listAlerts))
 
-		r.Post("/declarations/arrival", s.handle(s.declareArrival))
-		r.Post("/declarations/truck", s.handle(s.declareTruck))
-		r.Get("/declarations", s.handle(s.listDeclarations))
-		r.Get("/declarations/{id}", s.handle(s.getDeclaration))
-		r.Post("/declarations/{id}/review", s.handle(s.reviewDeclaration))
-		r.Get("/admin/poison", s.handle(s.listPoison))
-		r.Post("/admin/poison/{id}/retry", s.handle(s.retryPoison))
+		r.With(s.roles(domain.Persons, "only a registered person may declare an arrival")).
+			Post("/declarations/arrival", s.handle(s.declareArrival))
+		r.With(s.roles(domain.Persons, "only a registered person may file a truck pass")).
+			Post("/declarations/truck", s.handle(s.declareTruck))
+		r.With(s.roles(domain.Reviewers, "the review queue is for reviewers and admins")).
+			Get("/declarations", s.handle(s.listDeclarations))
+		r.With(s.roles(domain.DeclarationReaders, declarationReaders)).
+			Get("/declarations/{id}", s.handle(s.getDeclaration))
+		r.With(s.roles(domain.Reviewers, "only a reviewer or an admin may review a declaration")).
+			Post("/declarations/{id}/review", s.handle(s.reviewDeclaration))
+		r.With(s.roles(domain.Admins, "only an admin may see the poison queue")).
+			Get("/admin/poison", s.handle(s.listPoison))
+		r.With(s.roles(domain.Admins, "only an admin may see the poison queue")).
+			Post("/admin/poison/{id}/retry", s.handle(s.retryPoison))
 
-		r.Post("/traces", s.handle(s.createTrace))
-		r.Get("/audit", s.handle(s.listAudit))
+		r.With(s.roles(domain.Tracers, "contact tracing is for analysts and admins")).
+			Post("/traces", s.handle(s.createTrace))
+		r.With(s.roles(domain.Admins, "the audit trail is for admins")).
+			Get("/audit", s.handle(s.listAudit))
 	})
 	return r
 }

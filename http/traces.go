@@ -59,13 +59,7 @@ const maxMinutes = 1 << 20
 // the request, so the answer holds every pass recorded before it (and an
 // as_of answer every pass recorded up to as_of).
 func (s *Server) createTrace(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
-	if !hasRole(a, domain.RoleAnalyst, domain.RoleAdmin) {
-		return forbidden("contact tracing is for analysts and admins")
-	}
+	a := actorOf(r)
 	var req traceRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
 		return err
@@ -186,13 +180,7 @@ type auditResponse struct {
 // listAudit is GET /v1/audit?from=&to=&limit=&cursor= (admin): the recorded
 // looks at persons' histories, oldest first.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
-	if !hasRole(a, domain.RoleAdmin) {
-		return forbidden("the audit trail is for admins")
-	}
+	var err error
 	qs := r.URL.Query()
 	var q domain.AuditQuery
 	if q.From, err = parseTime("from", qs.Get("from")); err != nil {

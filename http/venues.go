@@ -28,13 +28,7 @@ type venueWriteResponse struct {
 
 // applyVenue is POST /v1/venues: a person applies and becomes the manager.
 func (s *Server) applyVenue(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
-	if a.Role != domain.RolePerson {
-		return forbidden("only a registered person may apply for a venue code")
-	}
+	a := actorOf(r)
 	var req applyVenueRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
 		return err
@@ -63,13 +57,7 @@ type venueListResponse struct {
 // listVenues is GET /v1/venues?district=&status=: the registry and the
 // review queue (reviewers, admins, dashboards, analysts).
 func (s *Server) listVenues(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
-	if !hasRole(a, domain.RoleAdmin, domain.RoleReviewer, domain.RoleDashboard, domain.RoleAnalyst) {
-		return forbidden("the venue registry is for reviewers, admins, dashboards and analysts")
-	}
+	var err error
 	q := r.URL.Query()
 	f := domain.VenueFilter{District: q.Get("district"), Status: q.Get("status")}
 	if f.District != "" && !domain.ValidDistrict(f.District) {
@@ -119,17 +107,9 @@ type publicVenueResponse struct {
 	Position uint64    `json:"position"`
 }
 
-// mayPrint reports whether a may see and print v's code: its staff, reviewers and admins.
-func mayPrint(a domain.Actor, v domain.VenueView) bool {
-	return hasRole(a, domain.RoleAdmin, domain.RoleReviewer) || domain.IsVenueStaff(a, v)
-}
-
 // getVenue is GET /v1/venues/{id}.
 func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
+	a := actorOf(r)
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
@@ -142,7 +122,7 @@ func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !mayPrint(a, v) && !hasRole(a, domain.RoleDashboard, domain.RoleAnalyst) {
+	if !domain.MayPrintVenueCode(a, v) && !domain.CityReaders.Allow(a) {
 		return writeJSON(w, http.StatusOK, publicVenueResponse{ID: v.ID, Name: v.Name, Type: v.Type,
 			District: v.District, Address: v.Address, Lat: v.Lat, Lng: v.Lng, Status: v.Status, Position: pos})
 	}
@@ -150,7 +130,7 @@ func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
 	if resp.Admins == nil {
 		resp.Admins = []uuid.UUID{}
 	}
-	if v.Status == domain.VenueStatusApproved && mayPrint(a, v) {
+	if v.Status == domain.VenueStatusApproved && domain.MayPrintVenueCode(a, v) {
 		resp.Code = s.signer.IssueVenueCode(v.ID)
 	}
 	return writeJSON(w, http.StatusOK, resp)
@@ -159,10 +139,7 @@ func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
 // venueCodePNG is GET /v1/venues/{id}/code.png: the printable QR image of
 // an approved venue's code.
 func (s *Server) venueCodePNG(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
+	a := actorOf(r)
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
@@ -174,7 +151,7 @@ func (s *Server) venueCodePNG(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !mayPrint(a, v) {
+	if !domain.MayPrintVenueCode(a, v) {
 		return forbidden("only the venue's staff, reviewers and admins may print its code")
 	}
 	if v.Status != domain.VenueStatusApproved {
@@ -192,7 +169,8 @@ type reviewRequest struct {
 // reviewVenue is POST /v1/venues/{id}/review (reviewer or admin).
 func (s *Server) reviewVenue(w http.ResponseWriter, r *http.Request) error {
 	var req reviewRequest
-	a, id, err := s.startWrite(w, r, "only a reviewer or an admin may review a venue", []string{domain.RoleReviewer, domain.RoleAdmin}, &req)
+	a := actorOf(r)
+	id, err := s.startWrite(w, r, &req)
 	if err != nil {
 		return err
 	}
@@ -221,7 +199,8 @@ type subAdminResponse struct {
 // person as sub-admin.
 func (s *Server) addSubAdmin(w http.ResponseWriter, r *http.Request) error {
 	var req subAdminRequest
-	a, venueID, err := s.startWrite(w, r, "only the venue's manager may add sub-admins", []string{domain.RolePerson, domain.RoleAdmin}, &req)
+	a := actorOf(r)
+	venueID, err := s.startWrite(w, r, &req)
 	if err != nil {
 		return err
 	}
@@ -238,13 +217,7 @@ func (s *Server) addSubAdmin(w http.ResponseWriter, r *http.Request) error {
 
 // removeSubAdmin is DELETE /v1/venues/{id}/admins/{person_id}.
 func (s *Server) removeSubAdmin(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
-	if !hasRole(a, domain.RolePerson, domain.RoleAdmin) {
-		return forbidden("only the venue's manager may remove sub-admins")
-	}
+	a := actorOf(r)
 	venueID, err := pathID(r, "id")
 	if err != nil {
 		return err
@@ -260,9 +233,10 @@ func (s *Server) removeSubAdmin(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, subAdminResponse{VenueID: venueID, PersonID: personID, writeResult: resultOf(res)})
 }
 
-// staffVenue authenticates a and loads venue {id} for a staff read: its
-// staff and scanners, admins, and the extra roles given.
-func (s *Server) staffVenue(r *http.Request, a domain.Actor, extra ...string) (domain.VenueView, error) {
+// staffVenue loads venue {id} for a staff read by a: its staff and
+// scanners, admins, and the roles in also (domain.MayReadVenueStaffView).
+// A scanner of another venue is refused before the read.
+func (s *Server) staffVenue(r *http.Request, a domain.Actor, also domain.Roles) (domain.VenueView, error) {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return domain.VenueView{}, err
@@ -274,7 +248,7 @@ func (s *Server) staffVenue(r *http.Request, a domain.Actor, extra ...string) (d
 	if err != nil {
 		return domain.VenueView{}, err
 	}
-	if !domain.IsVenueStaff(a, v) && a.Role != domain.RoleAdmin && !hasRole(a, extra...) {
+	if !domain.MayReadVenueStaffView(a, v, also) {
 		return domain.VenueView{}, forbidden("only the venue's own staff may read it")
 	}
 	return v, nil
@@ -290,10 +264,8 @@ type entriesResponse struct {
 // venueEntries is GET /v1/venues/{id}/entries: the venue's entry and exit
 // list, newest first, for its own staff and scanners (and admins).
 func (s *Server) venueEntries(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
+	a := actorOf(r)
+	var err error
 	q := r.URL.Query()
 	eq := domain.EntryQuery{Direction: q.Get("direction"), Decision: q.Get("decision")}
 	if eq.From, err = parseTime("from", q.Get("from")); err != nil {
@@ -330,7 +302,7 @@ func (s *Server) venueEntries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.staffVenue(r, a)
+	v, err := s.staffVenue(r, a, nil)
 	if err != nil {
 		return err
 	}
@@ -364,15 +336,12 @@ type occupancyResponse struct {
 // (entries minus exits; an entry with no exit ends after the venue type's
 // dwell). For the venue's staff, admins and dashboards.
 func (s *Server) venueOccupancy(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
+	a := actorOf(r)
 	pos, err := s.readPosition(r)
 	if err != nil {
 		return err
 	}
-	v, err := s.staffVenue(r, a, domain.RoleDashboard)
+	v, err := s.staffVenue(r, a, domain.Dashboards)
 	if err != nil {
 		return err
 	}
