@@ -115,45 +115,36 @@ type declarationListResponse struct {
 // listDeclarations is GET /v1/declarations?district=&status=&kind=: the
 // review queue (reviewers and admins), first come first served.
 func (s *Server) listDeclarations(w http.ResponseWriter, r *http.Request) error {
+	return list(s, w, r, declarationFilter, s.reads.Declarations, func(_ domain.DeclarationFilter, ds []domain.DeclarationView, pos uint64) any {
+		return declarationListResponse{Declarations: ds, Position: pos}
+	})
+}
+
+// declarationFilter reads GET /v1/declarations' query. A district's
+// reviewer sees that district's queue.
+func declarationFilter(r *http.Request) (domain.DeclarationFilter, error) {
 	a := actorOf(r)
-	var err error
 	q := r.URL.Query()
 	f := domain.DeclarationFilter{District: q.Get("district"), Status: q.Get("status"), Kind: q.Get("kind")}
-	if f.District != "" && !domain.ValidDistrict(f.District) {
-		return domain.Invalid("district", "must be a 6-digit administrative division code")
+	if err := districtParam(f.District, false); err != nil {
+		return f, err
 	}
-	// A district's reviewer sees that district's queue.
 	if f.District != "" && !domain.InDistrict(a, f.District) {
-		return forbidden("a reviewer of district " + a.District + " sees only its queue")
+		return f, forbidden("a reviewer of district " + a.District + " sees only its queue")
 	}
 	if a.Role == domain.RoleReviewer && a.District != "" {
 		f.District = a.District
 	}
-	switch f.Status {
-	case "", domain.DeclarationPending, domain.DeclarationApproved, domain.DeclarationRejected:
-	default:
-		return domain.Invalid("status", "must be pending, approved or rejected")
+	if err := oneOf("status", f.Status, "must be pending, approved or rejected",
+		domain.DeclarationPending, domain.DeclarationApproved, domain.DeclarationRejected); err != nil {
+		return f, err
 	}
-	switch f.Kind {
-	case "", domain.DeclarationArrival, domain.DeclarationTruck:
-	default:
-		return domain.Invalid("kind", "must be arrival or truck")
+	if err := oneOf("kind", f.Kind, "must be arrival or truck", domain.DeclarationArrival, domain.DeclarationTruck); err != nil {
+		return f, err
 	}
-	if f.Limit, err = queryLimit(r, 100, 1000); err != nil {
-		return err
-	}
-	pos, err := s.readPosition(r)
-	if err != nil {
-		return err
-	}
-	ds, err := s.reads.Declarations(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	if ds == nil {
-		ds = []domain.DeclarationView{}
-	}
-	return writeJSON(w, http.StatusOK, declarationListResponse{Declarations: ds, Position: pos})
+	var err error
+	f.Limit, err = queryLimit(r, 100, 1000)
+	return f, err
 }
 
 type declarationResponse struct {

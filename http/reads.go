@@ -120,26 +120,27 @@ type alertsResponse struct {
 // listAlerts is GET /v1/alerts?district=: a district's alerts, newest
 // first, for reviewers, admins, dashboards and analysts.
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
-	district := r.URL.Query().Get("district")
-	if !domain.ValidDistrict(district) {
-		return domain.Invalid("district", "must be a 6-digit administrative division code")
+	return list(s, w, r, alertQueryOf, func(ctx context.Context, q alertQuery) ([]domain.Alert, error) {
+		return s.reads.Alerts(ctx, q.district, q.limit)
+	}, func(q alertQuery, alerts []domain.Alert, pos uint64) any {
+		return alertsResponse{District: q.district, Alerts: alerts, Position: pos}
+	})
+}
+
+// alertQuery is GET /v1/alerts' query.
+type alertQuery struct {
+	district string
+	limit    int
+}
+
+func alertQueryOf(r *http.Request) (alertQuery, error) {
+	q := alertQuery{district: r.URL.Query().Get("district")}
+	if err := districtParam(q.district, true); err != nil {
+		return q, err
 	}
-	limit, err := queryLimit(r, 100, 1000)
-	if err != nil {
-		return err
-	}
-	pos, err := s.readPosition(r)
-	if err != nil {
-		return err
-	}
-	alerts, err := s.reads.Alerts(r.Context(), district, limit)
-	if err != nil {
-		return err
-	}
-	if alerts == nil {
-		alerts = []domain.Alert{}
-	}
-	return writeJSON(w, http.StatusOK, alertsResponse{District: district, Alerts: alerts, Position: pos})
+	var err error
+	q.limit, err = queryLimit(r, 100, 1000)
+	return q, err
 }
 
 type statusResponse struct {

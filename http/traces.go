@@ -180,42 +180,33 @@ type auditResponse struct {
 // listAudit is GET /v1/audit?from=&to=&limit=&cursor= (admin): the recorded
 // looks at persons' histories, oldest first.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
-	var err error
+	return list(s, w, r, auditQuery, s.reads.Audit, func(q domain.AuditQuery, entries []domain.AuditEntry, pos uint64) any {
+		resp := auditResponse{Entries: entries, Position: pos}
+		if n := len(entries); n == q.Limit {
+			resp.NextCursor = cursor{at: entries[n-1].At, position: entries[n-1].Position}.String()
+		}
+		return resp
+	})
+}
+
+// auditQuery reads GET /v1/audit's query.
+func auditQuery(r *http.Request) (domain.AuditQuery, error) {
 	qs := r.URL.Query()
 	var q domain.AuditQuery
+	var err error
 	if q.From, err = parseTime("from", qs.Get("from")); err != nil {
-		return err
+		return q, err
 	}
 	if q.To, err = parseTime("to", qs.Get("to")); err != nil {
-		return err
+		return q, err
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
-		return domain.Invalid("to", "must be after from")
+		return q, domain.Invalid("to", "must be after from")
 	}
 	if q.Limit, err = queryLimit(r, 100, 1000); err != nil {
-		return err
+		return q, err
 	}
-	if c := qs.Get("cursor"); c != "" {
-		cur, err := parseCursor(c)
-		if err != nil {
-			return err
-		}
-		q.AfterAt, q.AfterPosition = cur.at, cur.position
-	}
-	pos, err := s.readPosition(r)
-	if err != nil {
-		return err
-	}
-	entries, err := s.reads.Audit(r.Context(), q)
-	if err != nil {
-		return err
-	}
-	resp := auditResponse{Entries: entries, Position: pos}
-	if resp.Entries == nil {
-		resp.Entries = []domain.AuditEntry{}
-	}
-	if n := len(entries); n == q.Limit {
-		resp.NextCursor = cursor{at: entries[n-1].At, position: entries[n-1].Position}.String()
-	}
-	return writeJSON(w, http.StatusOK, resp)
+	cur, err := queryCursor(r)
+	q.AfterAt, q.AfterPosition = cur.at, cur.position
+	return q, err
 }

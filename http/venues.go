@@ -57,32 +57,24 @@ type venueListResponse struct {
 // listVenues is GET /v1/venues?district=&status=: the registry and the
 // review queue (reviewers, admins, dashboards, analysts).
 func (s *Server) listVenues(w http.ResponseWriter, r *http.Request) error {
-	var err error
+	return list(s, w, r, venueFilter, s.reads.Venues, func(_ domain.VenueFilter, vs []domain.VenueView, pos uint64) any {
+		return venueListResponse{Venues: vs, Position: pos}
+	})
+}
+
+// venueFilter reads GET /v1/venues' query.
+func venueFilter(r *http.Request) (domain.VenueFilter, error) {
 	q := r.URL.Query()
 	f := domain.VenueFilter{District: q.Get("district"), Status: q.Get("status")}
-	if f.District != "" && !domain.ValidDistrict(f.District) {
-		return domain.Invalid("district", "must be a 6-digit administrative division code")
+	if err := districtParam(f.District, false); err != nil {
+		return f, err
 	}
-	switch f.Status {
-	case "", "pending", "approved", "rejected":
-	default:
-		return domain.Invalid("status", "must be pending, approved or rejected")
+	if err := oneOf("status", f.Status, "must be pending, approved or rejected", "pending", "approved", "rejected"); err != nil {
+		return f, err
 	}
-	if f.Limit, err = queryLimit(r, 100, 1000); err != nil {
-		return err
-	}
-	pos, err := s.readPosition(r)
-	if err != nil {
-		return err
-	}
-	vs, err := s.reads.Venues(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	if vs == nil {
-		vs = []domain.VenueView{}
-	}
-	return writeJSON(w, http.StatusOK, venueListResponse{Venues: vs, Position: pos})
+	var err error
+	f.Limit, err = queryLimit(r, 100, 1000)
+	return f, err
 }
 
 // venueResponse is a venue as its staff, reviewers, admins, dashboards and
@@ -277,27 +269,21 @@ func (s *Server) venueEntries(w http.ResponseWriter, r *http.Request) error {
 	if !eq.From.IsZero() && !eq.To.IsZero() && eq.To.Before(eq.From) {
 		return domain.Invalid("to", "must not be before from")
 	}
-	switch eq.Direction {
-	case "", "in", "out":
-	default:
-		return domain.Invalid("direction", "must be in or out")
+	if err := oneOf("direction", eq.Direction, "must be in or out", "in", "out"); err != nil {
+		return err
 	}
-	switch eq.Decision {
-	case "", "pass", "deny":
-	default:
-		return domain.Invalid("decision", "must be pass or deny")
+	if err := oneOf("decision", eq.Decision, "must be pass or deny", "pass", "deny"); err != nil {
+		return err
 	}
 	limit, err := queryLimit(r, 50, 500)
 	if err != nil {
 		return err
 	}
-	if c := q.Get("cursor"); c != "" {
-		cur, err := parseCursor(c)
-		if err != nil {
-			return err
-		}
-		eq.AfterAt, eq.AfterPosition = cur.at, cur.position
+	cur, err := queryCursor(r)
+	if err != nil {
+		return err
 	}
+	eq.AfterAt, eq.AfterPosition = cur.at, cur.position
 	pos, err := s.readPosition(r)
 	if err != nil {
 		return err
