@@ -57,7 +57,7 @@ func BenchmarkPassLayer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := &testEnv{t: b, srv: New(Config{Signer: signer}), signer: signer}
+	e := &testEnv{t: b, srv: New(Options{Signer: signer}), signer: signer}
 	venue := uuid.New()
 	tok, _ := e.signer.IssueBearer(domain.Actor{Role: domain.RoleScanner, VenueID: venue}, 0)
 	code, _ := e.signer.IssuePersonalCode(uuid.New())

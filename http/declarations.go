@@ -1,15 +1,12 @@
 package http
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
-	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // arrivalRequest is an arrival declaration (入临申报) on the wire. Ids and
@@ -44,16 +41,13 @@ type declarationWriteResponse struct {
 	writeResult
 }
 
-// errUnavailableWith is errUnavailable with a reason.
-func errUnavailableWith(reason string) error { return fmt.Errorf("%s: %w", reason, errUnavailable) }
-
 // declareArrival is POST /v1/declarations/arrival: a person declares an
 // arrival for themself and the family members they are guardian of.
 func (s *Server) declareArrival(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
 	var err error
 	var req arrivalRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
 	cmd := domain.DeclareArrival{ArrivalDate: req.ArrivalDate, Origin: req.Origin,
@@ -84,7 +78,7 @@ func (s *Server) declareTruck(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
 	var err error
 	var req truckRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
 	if req.ItineraryOK == nil {
@@ -195,61 +189,4 @@ func (s *Server) reviewDeclaration(w http.ResponseWriter, r *http.Request) error
 		status = domain.DeclarationApproved
 	}
 	return writeJSON(w, http.StatusOK, declarationWriteResponse{DeclarationID: id, Status: status, writeResult: resultOf(res)})
-}
-
-type poisonListResponse struct {
-	Entries []ledger.PoisonMessage `json:"entries"`
-}
-
-type poisonRetryResponse struct {
-	ID      uint64 `json:"id"`
-	Retried bool   `json:"retried"`
-}
-
-// poisonQueue returns the reactions' poison queue, unavailable when the
-// service runs no reactions.
-func (s *Server) poisonQueue() (ledger.PoisonQueue, error) {
-	if s.cfg.Poison == nil {
-		return nil, errUnavailableWith("this service runs no reactions")
-	}
-	return s.cfg.Poison, nil
-}
-
-// listPoison is GET /v1/admin/poison: the reactions that kept failing,
-// oldest first, with the reason and the original events.
-func (s *Server) listPoison(w http.ResponseWriter, r *http.Request) error {
-	limit, err := queryLimit(r, 100, 1000)
-	if err != nil {
-		return err
-	}
-	pq, err := s.poisonQueue()
-	if err != nil {
-		return err
-	}
-	entries, err := pq.Poisoned(r.Context(), limit)
-	if err != nil {
-		return err
-	}
-	if entries == nil {
-		entries = []ledger.PoisonMessage{}
-	}
-	return writeJSON(w, http.StatusOK, poisonListResponse{Entries: entries})
-}
-
-// retryPoison is POST /v1/admin/poison/{id}/retry: runs the entry's
-// reaction again; on success the entry leaves the queue, otherwise the
-// answer is a conflict that says why.
-func (s *Server) retryPoison(w http.ResponseWriter, r *http.Request) error {
-	id, err := strconv.ParseUint(chi.URLParam(r, "id"), 10, 64)
-	if err != nil || id == 0 {
-		return domain.Invalid("id", "must be a poison entry id (a positive whole number)")
-	}
-	pq, err := s.poisonQueue()
-	if err != nil {
-		return err
-	}
-	if err := pq.RetryPoisoned(r.Context(), id); err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, poisonRetryResponse{ID: id, Retried: true})
 }

@@ -58,7 +58,7 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 // newTestServer builds the API on a real event store. tweak, when given,
 // adjusts the config before the server is made.
-func newTestServer(t testing.TB, tweak ...func(*Config)) *testEnv {
+func newTestServer(t testing.TB, tweak ...func(*Options)) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	es, err := eventstore.Open(ctx, eventstore.Options{Dir: t.TempDir(), MasterKey: testKey})
@@ -86,7 +86,7 @@ func newTestServer(t testing.TB, tweak ...func(*Config)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{
+	cfg := Options{
 		Ledger: &ledger.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: reads, Now: time.Now,
 			Retention: 30 * 24 * time.Hour, ClockSkew: 5 * time.Minute},
 		Reads:       reads,
@@ -276,6 +276,6 @@ func (e *testEnv) startReactions() *reactions.Router {
 	case <-time.After(10 * time.Second):
 		e.t.Fatal("reactions not running after 10s")
 	}
-	e.srv.cfg.Poison = r
+	e.srv.opts.Poison = r
 	return r
 }

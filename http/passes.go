@@ -196,7 +196,7 @@ func decodeBatch(body []byte) (items []passRequest, itemErr []error, err error) 
 // shape, by encoding/json otherwise (which also names what is wrong).
 func (s *Server) readPassRequest(w http.ResponseWriter, r *http.Request) (passRequest, error) {
 	var req passRequest
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	body, err := readBody(w, r, s.opts.MaxBodyBytes)
 	if err != nil {
 		return req, err
 	}
@@ -243,7 +243,7 @@ type batchResponse struct {
 // rejected on its own; the rest are recorded with one group commit.
 func (s *Server) recordPassBatch(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
-	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
+	body, err := readBody(w, r, s.opts.MaxBatchBodyBytes)
 	if err != nil {
 		return err
 	}
@@ -346,7 +346,7 @@ type healthResponse struct {
 func (s *Server) recordHealth(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
 	var req healthRequest
-	if err := decode(w, r, s.cfg.MaxBatchBodyBytes, &req); err != nil {
+	if err := decode(w, r, s.opts.MaxBatchBodyBytes, &req); err != nil {
 		return err
 	}
 	switch n := len(req.Records); {

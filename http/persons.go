@@ -51,7 +51,7 @@ type registerResponse struct {
 // with a person bearer token for the new person.
 func (s *Server) registerPerson(w http.ResponseWriter, r *http.Request) error {
 	var req registerRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
 	eventID, err := parseOptionalID("event_id", req.EventID)
@@ -64,7 +64,7 @@ func (s *Server) registerPerson(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	tok, err := s.signer.IssueBearer(domain.Actor{Role: domain.RolePerson, PersonID: res.ID}, s.cfg.BearerTTL)
+	tok, err := s.signer.IssueBearer(domain.Actor{Role: domain.RolePerson, PersonID: res.ID}, s.opts.BearerTTL)
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func (s *Server) addFamilyMember(w http.ResponseWriter, r *http.Request) error {
 		return forbidden(familyOnly)
 	}
 	var req familyMemberRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
 	res, err := s.ledger.AddFamilyMember(r.Context(), a, id, domain.AddFamilyMember{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -58,6 +59,9 @@ var (
 	// errRouteNotFound is returned for a path no route serves.
 	errRouteNotFound = errors.New("http: no such route")
 )
+
+// errUnavailableWith is errUnavailable with a reason.
+func errUnavailableWith(reason string) error { return fmt.Errorf("%s: %w", reason, errUnavailable) }
 
 // problemFor is the one place that maps an error to a status and a problem.
 // It reports internal = true for errors of no known kind, which the caller

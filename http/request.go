@@ -241,7 +241,7 @@ func (s *Server) startWrite(w http.ResponseWriter, r *http.Request, req any) (uu
 	if err != nil {
 		return uuid.Nil, err
 	}
-	return id, decode(w, r, s.cfg.MaxBodyBytes, req)
+	return id, decode(w, r, s.opts.MaxBodyBytes, req)
 }
 
 // pathID parses the {name} path parameter as a UUID.
@@ -315,16 +315,16 @@ func (s *Server) readPosition(r *http.Request) (uint64, error) {
 }
 
 // waitFor blocks until the read models have applied position, up to
-// Config.WaitTimeout.
+// Options.WaitTimeout.
 func (s *Server) waitFor(ctx context.Context, position uint64) error {
 	if position == 0 {
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.WaitTimeout)
+	wctx, cancel := context.WithTimeout(ctx, s.opts.WaitTimeout)
 	defer cancel()
 	var err error
-	if s.cfg.Waiter != nil {
-		err = s.cfg.Waiter.WaitFor(wctx, position)
+	if s.opts.Waiter != nil {
+		err = s.opts.Waiter.WaitFor(wctx, position)
 	} else {
 		err = s.pollPosition(wctx, position)
 	}
@@ -334,7 +334,7 @@ func (s *Server) waitFor(ctx context.Context, position uint64) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("position %d not reached within %s: %w", position, s.cfg.WaitTimeout, errWaitTimeout)
+		return fmt.Errorf("position %d not reached within %s: %w", position, s.opts.WaitTimeout, errWaitTimeout)
 	default:
 		return fmt.Errorf("wait for position %d: %w", position, err)
 	}

@@ -8,6 +8,7 @@ package http
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,7 @@ type Waiter interface {
 	WaitFor(ctx context.Context, position uint64) error
 }
 
-// Defaults for Config's zero values.
+// Defaults for the zero values of Options' fields.
 const (
 	DefaultMaxBodyBytes      = 64 << 10
 	DefaultMaxBatchBodyBytes = 8 << 20
@@ -37,8 +38,8 @@ const (
 	DefaultShutdownTimeout   = 15 * time.Second
 )
 
-// Config holds what the server needs. Ledger, Reads and Signer are required.
-type Config struct {
+// Options holds what the server needs. Ledger, Reads and Signer are required.
+type Options struct {
 	// Ledger runs commands (the write side).
 	Ledger *ledger.Ledger
 	// Reads answers queries (the read side).
@@ -79,7 +80,7 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg    Config
+	opts   Options
 	ledger *ledger.Ledger
 	reads  ledger.ReadModel
 	signer *token.Signer
@@ -89,37 +90,37 @@ type Server struct {
 	router chi.Router
 }
 
-// New returns a server for cfg.
-func New(cfg Config) *Server {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+// New returns a server for opts.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	if cfg.Dwell == nil {
-		cfg.Dwell = domain.DefaultDwell
+	if opts.Dwell == nil {
+		opts.Dwell = domain.DefaultDwell
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if cfg.MaxBatchBodyBytes <= 0 {
-		cfg.MaxBatchBodyBytes = DefaultMaxBatchBodyBytes
+	if opts.MaxBatchBodyBytes <= 0 {
+		opts.MaxBatchBodyBytes = DefaultMaxBatchBodyBytes
 	}
-	if cfg.WaitTimeout <= 0 {
-		cfg.WaitTimeout = DefaultWaitTimeout
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = DefaultWaitTimeout
 	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	s := &Server{
-		cfg:    cfg,
-		ledger: cfg.Ledger,
-		reads:  cfg.Reads,
-		signer: cfg.Signer,
-		log:    cfg.Logger,
-		now:    cfg.Now,
-		dwell:  cfg.Dwell,
+		opts:   opts,
+		ledger: opts.Ledger,
+		reads:  opts.Reads,
+		signer: opts.Signer,
+		log:    opts.Logger,
+		now:    opts.Now,
+		dwell:  opts.Dwell,
 	}
 	s.router = s.routes()
 	return s
@@ -128,8 +129,7 @@ func New(cfg Config) *Server {
 // Handler returns the server's routes as one handler.
 func (s *Server) Handler() http.Handler { return s.router }
 
-// routes lists every route. Issue 4's routes (traces, declarations, audit,
-// admin/poison) join the /v1 group here.
+// routes lists every route with who may call it.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	r.Use(s.recoverer)
@@ -220,10 +220,10 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 
 // registerLimit limits registrations per client IP.
 func (s *Server) registerLimit() func(http.Handler) http.Handler {
-	if s.cfg.RegisterRate <= 0 {
+	if s.opts.RegisterRate <= 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
-	return httprate.LimitBy(s.cfg.RegisterRate, time.Minute, clientIP,
+	return httprate.LimitBy(s.opts.RegisterRate, time.Minute, clientIP,
 		httprate.WithLimitHandler(s.handle(func(http.ResponseWriter, *http.Request) error { return errRateLimited })))
 }
 
@@ -253,7 +253,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 
 // Serve answers requests on ln until ctx ends, then shuts down gracefully:
 // it stops accepting, lets in-flight requests finish (up to
-// Config.ShutdownTimeout) and returns. It returns nil after a clean shutdown.
+// Options.ShutdownTimeout) and returns. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.router,
@@ -271,7 +271,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 	defer cancel()
 	err := hs.Shutdown(sctx)
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
@@ -281,5 +281,51 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.Close()
 		return fmt.Errorf("shut down http: %w", err)
 	}
+	return nil
+}
+
+type statusResponse struct {
+	Status   string `json:"status"`
+	Position uint64 `json:"position,omitempty"`
+}
+
+// healthz is GET /healthz: the process is up.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, statusResponse{Status: "ok"})
+}
+
+// readyz is GET /readyz: NATS reachable and the read models caught up.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			writeProblem(w, Problem{Type: ProblemUnavailable, Title: "Not ready", Status: http.StatusServiceUnavailable,
+				Detail: err.Error()})
+			return nil
+		}
+	}
+	pos, err := s.reads.Position(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, statusResponse{Status: "ready", Position: pos})
+}
+
+// specFS holds the hand-written OpenAPI description served at /openapi.yaml.
+//
+//go:embed openapi.yaml
+var specFS embed.FS
+
+// openAPI is GET /openapi.yaml: the hand-written description of every route.
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) error {
+	spec, err := specFS.ReadFile("openapi.yaml")
+	if err != nil {
+		return fmt.Errorf("read embedded openapi.yaml: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.WriteHeader(http.StatusOK)
+	w.Write(spec)
 	return nil
 }

@@ -61,7 +61,7 @@ const maxMinutes = 1 << 20
 func (s *Server) createTrace(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
 	var req traceRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
 	q, err := req.query()
@@ -209,4 +209,101 @@ func auditQuery(r *http.Request) (domain.AuditQuery, error) {
 	cur, err := queryCursor(r)
 	q.AfterAt, q.AfterPosition = cur.at, cur.position
 	return q, err
+}
+
+// Trace windows.
+const (
+	// DefaultTraceWindow is the window of a trace with no from.
+	DefaultTraceWindow = 14 * 24 * time.Hour
+	// MaxTraceWindow is the longest window one trace request may ask for.
+	MaxTraceWindow = 90 * 24 * time.Hour
+)
+
+type traceResponse struct {
+	PersonID uuid.UUID `json:"person_id"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	// Source is read_model or log.
+	Source   string         `json:"source"`
+	Passes   []domain.Visit `json:"passes"`
+	Position uint64         `json:"position"`
+}
+
+// personTrace is GET /v1/persons/{id}/trace?from=&to=&source=&reason=: a
+// person's passes, for themself, their guardian, an admin or an analyst.
+// source=read_model (the default) reads the read models; source=log replays
+// the person's passes straight from the log, with each venue replayed from
+// its own events, and gives the same answer (position is then the log's).
+// An analyst must give a reason, and the look is recorded in their audit
+// trail before the answer is written.
+func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
+	q := r.URL.Query()
+	source := q.Get("source")
+	switch source {
+	case "":
+		source = domain.SourceReadModel
+	case domain.SourceReadModel, domain.SourceLog:
+	default:
+		return domain.Invalid("source", "must be read_model or log")
+	}
+	reason := q.Get("reason")
+	if a.Role == domain.RoleAnalyst && strings.TrimSpace(reason) == "" {
+		return domain.Invalid("reason", "is required: an analyst says why they look at this person's history")
+	}
+	from, err := parseTime("from", q.Get("from"))
+	if err != nil {
+		return err
+	}
+	to, err := parseTime("to", q.Get("to"))
+	if err != nil {
+		return err
+	}
+	if to.IsZero() {
+		to = s.now()
+	}
+	if from.IsZero() {
+		from = to.Add(-DefaultTraceWindow)
+	}
+	switch {
+	case to.Before(from):
+		return domain.Invalid("to", "must not be before from")
+	case to.Sub(from) > MaxTraceWindow:
+		return domain.Invalid("from", "the window may span at most %d days", int(MaxTraceWindow/(24*time.Hour)))
+	}
+	pos, err := s.readPosition(r)
+	if err != nil {
+		return err
+	}
+	var p domain.PersonView
+	if a.Role == domain.RoleAnalyst {
+		var id uuid.UUID
+		if id, err = pathID(r, "id"); err == nil {
+			p, err = s.reads.Person(r.Context(), id)
+		}
+	} else {
+		p, err = s.personFor(r, a)
+	}
+	if err != nil {
+		return err
+	}
+	var visits []domain.Visit
+	if source == domain.SourceLog {
+		visits, pos, err = s.ledger.ReplayHistory(r.Context(), p.ID, from, to)
+	} else {
+		visits, err = s.reads.Trace(r.Context(), p.ID, from, to)
+	}
+	if err != nil {
+		return err
+	}
+	if a.Role == domain.RoleAnalyst {
+		look := ledger.Look{PersonID: p.ID, From: from, To: to, Reason: reason, Source: source, ReadPosition: pos}
+		if _, err := s.ledger.RecordLook(r.Context(), a, look); err != nil {
+			return err
+		}
+	}
+	if visits == nil {
+		visits = []domain.Visit{}
+	}
+	return writeJSON(w, http.StatusOK, traceResponse{PersonID: p.ID, From: from.UTC(), To: to.UTC(), Source: source, Passes: visits, Position: pos})
 }

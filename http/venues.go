@@ -30,7 +30,7 @@ type venueWriteResponse struct {
 func (s *Server) applyVenue(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
 	var req applyVenueRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
 	if req.Lat == nil {

@@ -135,7 +135,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	reactDone := make(chan error, 1)
 	go func() { reactDone <- router.Run(reactCtx) }()
 
-	srv := ledgerhttp.New(ledgerhttp.Config{
+	srv := ledgerhttp.New(ledgerhttp.Options{
 		Ledger: ledger,
 		Reads:  store,
 		Poison: router,
