@@ -334,7 +334,7 @@ func (s *Server) waitFor(ctx context.Context, position uint64) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("position %d not reached within %s: %w", position, s.opts.WaitTimeout, errWaitTimeout)
+		return domain.Errorf(errWaitTimeout, "position %d not reached within %s", position, s.opts.WaitTimeout)
 	default:
 		return fmt.Errorf("wait for position %d: %w", position, err)
 	}
