@@ -8,9 +8,9 @@ import (
 )
 
 type alertsResponse struct {
-	District string         `json:"district"`
-	Alerts   []domain.Alert `json:"alerts"`
-	Position uint64         `json:"position"`
+	District string      `json:"district"`
+	Alerts   []alertJSON `json:"alerts"`
+	Position uint64      `json:"position"`
 }
 
 // listAlerts is GET /v1/alerts?district=: a district's alerts, newest
@@ -19,7 +19,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
 	return list(s, w, r, alertQueryOf, func(ctx context.Context, q alertQuery) ([]domain.Alert, error) {
 		return s.reads.Alerts(ctx, q.district, q.limit)
 	}, func(q alertQuery, alerts []domain.Alert, pos uint64) any {
-		return alertsResponse{District: q.district, Alerts: alerts, Position: pos}
+		return alertsResponse{District: q.district, Alerts: mapSlice(alerts, alertOf), Position: pos}
 	})
 }
 

@@ -102,15 +102,15 @@ func (s *Server) declareTruck(w http.ResponseWriter, r *http.Request) error {
 }
 
 type declarationListResponse struct {
-	Declarations []domain.DeclarationView `json:"declarations"`
-	Position     uint64                   `json:"position"`
+	Declarations []declarationJSON `json:"declarations"`
+	Position     uint64            `json:"position"`
 }
 
 // listDeclarations is GET /v1/declarations?district=&status=&kind=: the
 // review queue (reviewers and admins), first come first served.
 func (s *Server) listDeclarations(w http.ResponseWriter, r *http.Request) error {
 	return list(s, w, r, declarationFilter, s.reads.Declarations, func(_ domain.DeclarationFilter, ds []domain.DeclarationView, pos uint64) any {
-		return declarationListResponse{Declarations: ds, Position: pos}
+		return declarationListResponse{Declarations: mapSlice(ds, declarationOf), Position: pos}
 	})
 }
 
@@ -142,7 +142,7 @@ func declarationFilter(r *http.Request) (domain.DeclarationFilter, error) {
 }
 
 type declarationResponse struct {
-	domain.DeclarationView
+	declarationJSON
 	Position uint64 `json:"position"`
 }
 
@@ -168,7 +168,7 @@ func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) error {
 	if !domain.MayReadDeclaration(a, d) {
 		return forbidden(declarationReaders)
 	}
-	return writeJSON(w, http.StatusOK, declarationResponse{DeclarationView: d, Position: pos})
+	return writeJSON(w, http.StatusOK, declarationResponse{declarationJSON: declarationOf(d), Position: pos})
 }
 
 // reviewDeclaration is POST /v1/declarations/{id}/review (reviewer or

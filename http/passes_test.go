@@ -180,9 +180,9 @@ func TestPasses(t *testing.T) {
 		rec := e.do("GET", path, w.managerA.Token, nil)
 		wantStatus(t, rec, 200)
 		list := decodeJSON[struct {
-			Entries    []domain.Entry `json:"entries"`
-			NextCursor string         `json:"next_cursor"`
-			Position   uint64         `json:"position"`
+			Entries    []entryJSON `json:"entries"`
+			NextCursor string      `json:"next_cursor"`
+			Position   uint64      `json:"position"`
 		}](t, rec)
 		if len(list.Entries) != 4 || list.Position < last || list.NextCursor != "" {
 			t.Fatalf("entries = %+v", list)
@@ -206,8 +206,8 @@ func TestPasses(t *testing.T) {
 			rec := e.do("GET", "/v1/venues/"+w.venueA.String()+"/entries?limit=1&cursor="+cursor, w.scannerA, nil)
 			wantStatus(t, rec, 200)
 			page := decodeJSON[struct {
-				Entries    []domain.Entry `json:"entries"`
-				NextCursor string         `json:"next_cursor"`
+				Entries    []entryJSON `json:"entries"`
+				NextCursor string      `json:"next_cursor"`
 			}](t, rec)
 			for _, en := range page.Entries {
 				paged = append(paged, en.EventID)
@@ -275,7 +275,7 @@ func TestPasses(t *testing.T) {
 		rec := e.do("GET", "/v1/persons/"+w.visitor.ID.String()+"/trace", w.visitor.Token, nil)
 		wantStatus(t, rec, 200)
 		tr := decodeJSON[struct {
-			Passes []domain.Visit `json:"passes"`
+			Passes []visitJSON `json:"passes"`
 		}](t, rec)
 		if len(tr.Passes) != 3 || tr.Passes[0].VenueID != w.venueA || tr.Passes[0].VenueName != "兰山超市" {
 			t.Fatalf("trace = %+v", tr)
@@ -387,14 +387,14 @@ func TestHealthFeedAndAlerts(t *testing.T) {
 	t.Run("alerts", func(t *testing.T) {
 		dash := e.bearer(domain.Actor{Role: domain.RoleDashboard})
 		var al struct {
-			Alerts []domain.Alert `json:"alerts"`
+			Alerts []alertJSON `json:"alerts"`
 		}
 		for deadline := time.Now().Add(10 * time.Second); len(al.Alerts) == 0 && time.Now().Before(deadline); {
 			time.Sleep(5 * time.Millisecond)
 			rec := e.do("GET", fmt.Sprintf("/v1/alerts?district=371302&min_position=%d", e.lastPosition()), dash, nil)
 			wantStatus(t, rec, 200)
 			al = decodeJSON[struct {
-				Alerts []domain.Alert `json:"alerts"`
+				Alerts []alertJSON `json:"alerts"`
 			}](t, rec)
 		}
 		if len(al.Alerts) != 1 || al.Alerts[0].PassEventID != denied.EventID || al.Alerts[0].VenueID != w.venueA {

@@ -131,10 +131,10 @@ func (s *Server) addFamilyMember(w http.ResponseWriter, r *http.Request) error {
 }
 
 type personResponse struct {
-	domain.PersonView
-	Verified bool               `json:"verified"`
-	Health   *domain.HealthView `json:"health"`
-	Position uint64             `json:"position"`
+	personJSON
+	Verified bool        `json:"verified"`
+	Health   *healthJSON `json:"health"`
+	Position uint64      `json:"position"`
 }
 
 // personFor parses {id} and loads the person for a read by a: only when a
@@ -170,14 +170,15 @@ func (s *Server) getPerson(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := personResponse{PersonView: p, Verified: p.Verification == domain.VerificationApproved, Position: pos}
+	resp := personResponse{personJSON: personOf(p), Verified: p.Verification == domain.VerificationApproved, Position: pos}
 	if resp.FamilyMembers == nil {
 		resp.FamilyMembers = []uuid.UUID{}
 	}
 	if h, ok, err := s.reads.Health(r.Context(), p.IDHash); err != nil {
 		return err
 	} else if ok {
-		resp.Health = &h
+		hj := healthOf(h)
+		resp.Health = &hj
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }

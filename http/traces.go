@@ -172,16 +172,16 @@ func (s *Server) writeTraceCSV(w http.ResponseWriter, r *http.Request, res ledge
 }
 
 type auditResponse struct {
-	Entries    []domain.AuditEntry `json:"entries"`
-	NextCursor string              `json:"next_cursor,omitempty"`
-	Position   uint64              `json:"position"`
+	Entries    []auditEntryJSON `json:"entries"`
+	NextCursor string           `json:"next_cursor,omitempty"`
+	Position   uint64           `json:"position"`
 }
 
 // listAudit is GET /v1/audit?from=&to=&limit=&cursor= (admin): the recorded
 // looks at persons' histories, oldest first.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	return list(s, w, r, auditQuery, s.reads.Audit, func(q domain.AuditQuery, entries []domain.AuditEntry, pos uint64) any {
-		resp := auditResponse{Entries: entries, Position: pos}
+		resp := auditResponse{Entries: mapSlice(entries, auditEntryOf), Position: pos}
 		if n := len(entries); n == q.Limit {
 			resp.NextCursor = cursor{at: entries[n-1].At, position: entries[n-1].Position}.String()
 		}
@@ -224,9 +224,9 @@ type traceResponse struct {
 	From     time.Time `json:"from"`
 	To       time.Time `json:"to"`
 	// Source is read_model or log.
-	Source   string         `json:"source"`
-	Passes   []domain.Visit `json:"passes"`
-	Position uint64         `json:"position"`
+	Source   string      `json:"source"`
+	Passes   []visitJSON `json:"passes"`
+	Position uint64      `json:"position"`
 }
 
 // personTrace is GET /v1/persons/{id}/trace?from=&to=&source=&reason=: a
@@ -305,5 +305,5 @@ func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) error {
 	if visits == nil {
 		visits = []domain.Visit{}
 	}
-	return writeJSON(w, http.StatusOK, traceResponse{PersonID: p.ID, From: from.UTC(), To: to.UTC(), Source: source, Passes: visits, Position: pos})
+	return writeJSON(w, http.StatusOK, traceResponse{PersonID: p.ID, From: from.UTC(), To: to.UTC(), Source: source, Passes: mapSlice(visits, visitOf), Position: pos})
 }

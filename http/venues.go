@@ -50,15 +50,15 @@ func (s *Server) applyVenue(w http.ResponseWriter, r *http.Request) error {
 }
 
 type venueListResponse struct {
-	Venues   []domain.VenueView `json:"venues"`
-	Position uint64             `json:"position"`
+	Venues   []venueJSON `json:"venues"`
+	Position uint64      `json:"position"`
 }
 
 // listVenues is GET /v1/venues?district=&status=: the registry and the
 // review queue (reviewers, admins, dashboards, analysts).
 func (s *Server) listVenues(w http.ResponseWriter, r *http.Request) error {
 	return list(s, w, r, venueFilter, s.reads.Venues, func(_ domain.VenueFilter, vs []domain.VenueView, pos uint64) any {
-		return venueListResponse{Venues: vs, Position: pos}
+		return venueListResponse{Venues: mapSlice(vs, venueOf), Position: pos}
 	})
 }
 
@@ -80,7 +80,7 @@ func venueFilter(r *http.Request) (domain.VenueFilter, error) {
 // venueResponse is a venue as its staff, reviewers, admins, dashboards and
 // analysts see it.
 type venueResponse struct {
-	domain.VenueView
+	venueJSON
 	// Code is the venue code, for staff, reviewers and admins once approved.
 	Code     string `json:"code,omitempty"`
 	Position uint64 `json:"position"`
@@ -118,7 +118,7 @@ func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, publicVenueResponse{ID: v.ID, Name: v.Name, Type: v.Type,
 			District: v.District, Address: v.Address, Lat: v.Lat, Lng: v.Lng, Status: v.Status, Position: pos})
 	}
-	resp := venueResponse{VenueView: v, Position: pos}
+	resp := venueResponse{venueJSON: venueOf(v), Position: pos}
 	if resp.Admins == nil {
 		resp.Admins = []uuid.UUID{}
 	}
@@ -247,10 +247,10 @@ func (s *Server) staffVenue(r *http.Request, a domain.Actor, also domain.Roles) 
 }
 
 type entriesResponse struct {
-	VenueID    uuid.UUID      `json:"venue_id"`
-	Entries    []domain.Entry `json:"entries"`
-	NextCursor string         `json:"next_cursor,omitempty"`
-	Position   uint64         `json:"position"`
+	VenueID    uuid.UUID   `json:"venue_id"`
+	Entries    []entryJSON `json:"entries"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+	Position   uint64      `json:"position"`
 }
 
 // venueEntries is GET /v1/venues/{id}/entries: the venue's entry and exit
@@ -298,14 +298,15 @@ func (s *Server) venueEntries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := entriesResponse{VenueID: v.ID, Entries: entries, Position: pos}
+	resp := entriesResponse{VenueID: v.ID, Position: pos}
 	if len(entries) > limit {
-		resp.Entries = entries[:limit]
-		last := resp.Entries[limit-1]
+		entries = entries[:limit]
+		last := entries[limit-1]
 		resp.NextCursor = cursor{at: last.At, position: last.Position}.String()
 	}
-	if resp.Entries == nil {
-		resp.Entries = []domain.Entry{}
+	resp.Entries = make([]entryJSON, len(entries))
+	for i, e := range entries {
+		resp.Entries[i] = entryOf(e)
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }
