@@ -41,7 +41,23 @@ func Invalid(field, format string, args ...any) error {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Errorf wraps kind with a message: Errorf(ErrConflict, "venue %s already reviewed", id).
+// Error is an error of a kind with a message for the caller: what Errorf
+// returns. errors.Is(err, kind) holds, and the HTTP layer shows Msg.
+type Error struct {
+	// Kind is one of the kinds above (or a kind of the caller's own).
+	Kind error
+	// Msg says what went wrong, without the kind.
+	Msg string
+}
+
+// Error is "<Msg>: <Kind>", e.g. "venue 1 not found: domain: not found".
+func (e *Error) Error() string { return e.Msg + ": " + e.Kind.Error() }
+
+// Unwrap makes errors.Is(err, e.Kind) true.
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Errorf returns an *Error of kind with a message:
+// Errorf(ErrConflict, "venue %s already reviewed", id).
 func Errorf(kind error, format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), kind)
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
 }

@@ -51,6 +51,9 @@ var (
 	// SubAdminManagers add and remove a venue's sub-admins (the venue's
 	// manager, checked by MayManageSubAdmins, or an admin).
 	SubAdminManagers = Roles{RolePerson, RoleAdmin}
+	// Dashboards read a venue's occupancy besides its staff and admins
+	// (MayReadVenueStaffView's also).
+	Dashboards = Roles{RoleDashboard}
 )
 
 // IsVenueStaff reports whether actor works a venue: a scanner bound to it,

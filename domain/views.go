@@ -8,45 +8,45 @@ import (
 
 // PersonView is a person as the read models know them.
 type PersonView struct {
-	ID            uuid.UUID   `json:"person_id"`
-	NameMasked    string      `json:"name"`
-	IDType        string      `json:"id_type"`
-	IDMasked      string      `json:"id_number"`
-	IDHash        string      `json:"-"`
-	Verification  string      `json:"verification"` // pending | approved | rejected
-	GuardianID    uuid.UUID   `json:"guardian_id,omitzero"`
-	Relation      string      `json:"relation,omitempty"`
-	FamilyMembers []uuid.UUID `json:"family_members"`
-	RegisteredAt  time.Time   `json:"registered_at"`
-	Position      uint64      `json:"-"` // version of the person aggregate
+	ID            uuid.UUID
+	NameMasked    string
+	IDType        string
+	IDMasked      string
+	IDHash        string
+	Verification  string // pending | approved | rejected
+	GuardianID    uuid.UUID
+	Relation      string
+	FamilyMembers []uuid.UUID
+	RegisteredAt  time.Time
+	Position      uint64 // version of the person aggregate
 }
 
 // HealthView is the latest health status known for an ID document.
 type HealthView struct {
-	CodeColour   string    `json:"code_colour"`
-	NATResult    string    `json:"nat_result"`
-	NATAt        time.Time `json:"nat_at,omitzero"`
-	VaccineDoses int       `json:"vaccine_doses"`
-	RecordedAt   time.Time `json:"recorded_at"`
+	CodeColour   string
+	NATResult    string
+	NATAt        time.Time
+	VaccineDoses int
+	RecordedAt   time.Time
 }
 
 // VenueView is a venue as the read models know it.
 type VenueView struct {
-	ID             uuid.UUID   `json:"venue_id"`
-	Name           string      `json:"name"`
-	Type           string      `json:"type"`
-	District       string      `json:"district"`
-	Address        string      `json:"address"`
-	Lat            float64     `json:"lat"`
-	Lng            float64     `json:"lng"`
-	Status         string      `json:"status"` // pending | approved | rejected
-	Reason         string      `json:"reason,omitempty"`
-	ManagerID      uuid.UUID   `json:"manager_id"`
-	Admins         []uuid.UUID `json:"admins"`
-	RequireGreen   bool        `json:"require_green"`
-	NATWithinHours int         `json:"nat_within_hours"`
-	AppliedAt      time.Time   `json:"applied_at"`
-	ReviewedAt     time.Time   `json:"reviewed_at,omitzero"`
+	ID             uuid.UUID
+	Name           string
+	Type           string
+	District       string
+	Address        string
+	Lat            float64
+	Lng            float64
+	Status         string // pending | approved | rejected
+	Reason         string
+	ManagerID      uuid.UUID
+	Admins         []uuid.UUID
+	RequireGreen   bool
+	NATWithinHours int
+	AppliedAt      time.Time
+	ReviewedAt     time.Time
 }
 
 // VenueFilter selects venues; empty fields match all.
@@ -58,17 +58,17 @@ type VenueFilter struct {
 
 // Entry is one row of a venue's entry list.
 type Entry struct {
-	EventID    uuid.UUID `json:"event_id"`
-	PersonID   uuid.UUID `json:"person_id"`
-	NameMasked string    `json:"name"`
-	IDMasked   string    `json:"id_number"`
-	At         time.Time `json:"at"`
-	Direction  string    `json:"direction"`
-	Decision   string    `json:"decision"`
-	Method     string    `json:"method"`
-	Operator   string    `json:"operator,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
-	Position   uint64    `json:"-"`
+	EventID    uuid.UUID
+	PersonID   uuid.UUID
+	NameMasked string
+	IDMasked   string
+	At         time.Time
+	Direction  string
+	Decision   string
+	Method     string
+	Operator   string
+	Reason     string
+	Position   uint64
 }
 
 // EntryQuery asks for a page of a venue's entry list, newest first.
@@ -86,28 +86,28 @@ type EntryQuery struct {
 
 // Visit is one pass in a person's trace history.
 type Visit struct {
-	EventID   uuid.UUID `json:"event_id"`
-	VenueID   uuid.UUID `json:"venue_id"`
-	VenueName string    `json:"venue_name"`
-	VenueType string    `json:"venue_type"`
-	District  string    `json:"district"`
-	Address   string    `json:"address"`
-	At        time.Time `json:"at"`
-	Direction string    `json:"direction"`
-	Decision  string    `json:"decision"`
+	EventID   uuid.UUID
+	VenueID   uuid.UUID
+	VenueName string
+	VenueType string
+	District  string
+	Address   string
+	At        time.Time
+	Direction string
+	Decision  string
 }
 
 // Alert is a district alert raised by a denied or abnormal pass.
 type Alert struct {
-	EventID     uuid.UUID `json:"event_id"`
-	District    string    `json:"district"`
-	VenueID     uuid.UUID `json:"venue_id"`
-	PersonID    uuid.UUID `json:"person_id"`
-	PassEventID uuid.UUID `json:"pass_event_id"`
-	CodeColour  string    `json:"code_colour"`
-	Decision    string    `json:"decision"`
-	Reason      string    `json:"reason"`
-	At          time.Time `json:"at"`
+	EventID     uuid.UUID
+	District    string
+	VenueID     uuid.UUID
+	PersonID    uuid.UUID
+	PassEventID uuid.UUID
+	CodeColour  string
+	Decision    string
+	Reason      string
+	At          time.Time
 }
 
 // PassView is a stored pass, found by its event id (retries older than
@@ -120,55 +120,55 @@ type PassView struct {
 
 // ArrivalDetails are what an arrival declaration (入临申报) says.
 type ArrivalDetails struct {
-	ArrivalDate         string    `json:"arrival_date"`
-	Origin              string    `json:"origin"`
-	DestinationDistrict string    `json:"destination_district"`
-	NATResult           string    `json:"nat_result"`
-	NATAt               time.Time `json:"nat_at,omitzero"`
+	ArrivalDate         string
+	Origin              string
+	DestinationDistrict string
+	NATResult           string
+	NATAt               time.Time
 }
 
 // TruckDetails are what a truck pass (货车畅行) says; the contact's name and
 // phone are masked.
 type TruckDetails struct {
-	PlateNumber      string    `json:"plate_number"`
-	NATProofAt       time.Time `json:"nat_proof_at"`
-	ItineraryOK      bool      `json:"itinerary_ok"`
-	HealthCodeColour string    `json:"health_code_colour"`
-	LogisticsPark    string    `json:"logistics_park"`
-	ContactName      string    `json:"contact_name"`
-	ContactPhone     string    `json:"contact_phone"`
+	PlateNumber      string
+	NATProofAt       time.Time
+	ItineraryOK      bool
+	HealthCodeColour string
+	LogisticsPark    string
+	ContactName      string
+	ContactPhone     string
 }
 
 // DeclarationStep is one event in a declaration's history: its submission,
 // its joining the review queue, its review.
 type DeclarationStep struct {
-	EventID  uuid.UUID `json:"event_id"`
-	Type     string    `json:"type"`
-	At       time.Time `json:"at"`
-	Actor    string    `json:"actor,omitempty"`
-	Decision string    `json:"decision,omitempty"`
-	Reason   string    `json:"reason,omitempty"`
-	Position uint64    `json:"position"`
+	EventID  uuid.UUID
+	Type     string
+	At       time.Time
+	Actor    string
+	Decision string
+	Reason   string
+	Position uint64
 }
 
 // DeclarationView is a declaration as the read models know it.
 type DeclarationView struct {
-	ID              uuid.UUID         `json:"declaration_id"`
-	Kind            string            `json:"kind"` // arrival | truck
-	PersonID        uuid.UUID         `json:"person_id"`
-	FamilyMemberIDs []uuid.UUID       `json:"family_member_ids"`
-	District        string            `json:"district"`
-	Status          string            `json:"status"` // pending | approved | rejected
-	Reason          string            `json:"reason,omitempty"`
-	Queued          bool              `json:"queued"`
-	SubmittedAt     time.Time         `json:"submitted_at"`
-	QueuedAt        time.Time         `json:"queued_at,omitzero"`
-	ReviewedAt      time.Time         `json:"reviewed_at,omitzero"`
-	Arrival         *ArrivalDetails   `json:"arrival,omitempty"`
-	Truck           *TruckDetails     `json:"truck,omitempty"`
-	History         []DeclarationStep `json:"history"`
+	ID              uuid.UUID
+	Kind            string // arrival | truck
+	PersonID        uuid.UUID
+	FamilyMemberIDs []uuid.UUID
+	District        string
+	Status          string // pending | approved | rejected
+	Reason          string
+	Queued          bool
+	SubmittedAt     time.Time
+	QueuedAt        time.Time
+	ReviewedAt      time.Time
+	Arrival         *ArrivalDetails
+	Truck           *TruckDetails
+	History         []DeclarationStep
 	// QueuePosition orders the review queue (first come, first served).
-	QueuePosition uint64 `json:"-"`
+	QueuePosition uint64
 }
 
 // DeclarationFilter selects declarations in the review queue; empty fields
@@ -189,25 +189,25 @@ type VenueWindow struct {
 // AuditEntry is one recorded look at a person's history (a TraceRequested
 // event), as the audit read model lists it.
 type AuditEntry struct {
-	EventID  uuid.UUID `json:"event_id"`
-	TraceID  uuid.UUID `json:"trace_id"`
-	Analyst  string    `json:"analyst"`
-	PersonID uuid.UUID `json:"person_id"`
-	From     time.Time `json:"from"`
-	To       time.Time `json:"to"`
-	Depth    int       `json:"depth"`
-	Reason   string    `json:"reason"`
+	EventID  uuid.UUID
+	TraceID  uuid.UUID
+	Analyst  string
+	PersonID uuid.UUID
+	From     time.Time
+	To       time.Time
+	Depth    int
+	Reason   string
 	// Kind is "contacts" (POST /v1/traces) or "history" (a person's passes).
-	Kind   string `json:"kind,omitempty"`
-	Source string `json:"source,omitempty"`
+	Kind   string
+	Source string
 	// AsOf is the moment the answer was given as of (zero: not recorded).
-	AsOf              time.Time `json:"as_of,omitzero"`
-	MinOverlapMinutes int       `json:"min_overlap_minutes"`
-	BufferMinutes     int       `json:"buffer_minutes"`
-	Contacts          int       `json:"contacts"`
+	AsOf              time.Time
+	MinOverlapMinutes int
+	BufferMinutes     int
+	Contacts          int
 	// At is when the look happened (the event's OccurredAt).
-	At       time.Time `json:"at"`
-	Position uint64    `json:"position"`
+	At       time.Time
+	Position uint64
 }
 
 // AuditQuery asks for the audit entries with at in [From, To) (zero bounds

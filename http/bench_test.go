@@ -57,7 +57,7 @@ func BenchmarkPassLayer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := &testEnv{t: b, srv: New(Config{Signer: signer}), signer: signer}
+	e := &testEnv{t: b, srv: New(Options{Signer: signer}), signer: signer}
 	venue := uuid.New()
 	tok, _ := e.signer.IssueBearer(domain.Actor{Role: domain.RoleScanner, VenueID: venue}, 0)
 	code, _ := e.signer.IssuePersonalCode(uuid.New())
@@ -66,23 +66,17 @@ func BenchmarkPassLayer(b *testing.B) {
 		Screen: domain.Screen{NameMasked: "张*", CodeColour: "green", VenueID: venue, VenueName: "兰山超市",
 			At: time.Now(), Direction: "in", Decision: "pass", VaccineDoses: 3}}
 	r := e.srv.router
-	r.Post("/bench/passes", func(w http.ResponseWriter, r *http.Request) {
-		a, err := e.srv.actor(r)
-		if err != nil {
-			e.srv.writeError(w, r, err)
-			return
-		}
+	r.With(e.srv.authenticated).Post("/bench/passes", e.srv.handle(func(w http.ResponseWriter, r *http.Request) error {
+		a := actorOf(r)
 		req, err := e.srv.readPassRequest(w, r)
 		if err != nil {
-			e.srv.writeError(w, r, err)
-			return
+			return err
 		}
 		if _, err := e.srv.passCommand(a, &req); err != nil {
-			e.srv.writeError(w, r, err)
-			return
+			return err
 		}
-		e.srv.writePass(w, r, res)
-	})
+		return writePass(w, res)
+	}))
 	b.ReportAllocs()
 	for b.Loop() {
 		req := httptest.NewRequest("POST", "/bench/passes", strings.NewReader(body))

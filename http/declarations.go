@@ -1,15 +1,12 @@
 package http
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
-	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // arrivalRequest is an arrival declaration (入临申报) on the wire. Ids and
@@ -44,298 +41,152 @@ type declarationWriteResponse struct {
 	writeResult
 }
 
-// errUnavailableWith is errUnavailable with a reason.
-func errUnavailableWith(reason string) error { return fmt.Errorf("%s: %w", reason, errUnavailable) }
-
-// declarant authenticates a person who submits a declaration.
-func (s *Server) declarant(r *http.Request, what string) (domain.Actor, error) {
-	a, err := s.actor(r)
-	if err != nil {
-		return a, err
-	}
-	if a.Role != domain.RolePerson {
-		return a, forbidden("only a registered person may " + what)
-	}
-	return a, nil
-}
-
 // declareArrival is POST /v1/declarations/arrival: a person declares an
 // arrival for themself and the family members they are guardian of.
-func (s *Server) declareArrival(w http.ResponseWriter, r *http.Request) {
-	a, err := s.declarant(r, "declare an arrival")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) declareArrival(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
+	var err error
 	var req arrivalRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
+		return err
 	}
 	cmd := domain.DeclareArrival{ArrivalDate: req.ArrivalDate, Origin: req.Origin,
 		DestinationDistrict: req.DestinationDistrict, NATResult: req.NATResult}
 	if cmd.EventID, err = parseOptionalID("event_id", req.EventID); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if cmd.NATAt, err = parseTime("nat_at", req.NATAt); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	for i, id := range req.FamilyMemberIDs {
 		mid, err := parseID("family_member_ids["+strconv.Itoa(i)+"]", id)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		cmd.FamilyMemberIDs = append(cmd.FamilyMemberIDs, mid)
 	}
 	res, err := s.ledger.DeclareArrival(r.Context(), a, cmd)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, createdOr(res.Duplicate), declarationWriteResponse{DeclarationID: res.ID,
+	return writeJSON(w, createdOr(res.Duplicate), declarationWriteResponse{DeclarationID: res.ID,
 		Status: domain.DeclarationPending, writeResult: resultOf(res)})
 }
 
 // declareTruck is POST /v1/declarations/truck: a driver files a truck pass.
-func (s *Server) declareTruck(w http.ResponseWriter, r *http.Request) {
-	a, err := s.declarant(r, "file a truck pass")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) declareTruck(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
+	var err error
 	var req truckRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
+		return err
 	}
 	if req.ItineraryOK == nil {
-		s.writeError(w, r, domain.Invalid("itinerary_ok", "is required"))
-		return
+		return domain.Invalid("itinerary_ok", "is required")
 	}
 	cmd := domain.DeclareTruckPass{PlateNumber: req.PlateNumber, ItineraryOK: *req.ItineraryOK,
 		HealthCodeColour: req.HealthCodeColour, LogisticsPark: req.LogisticsPark, District: req.District,
 		ContactName: req.ContactName, ContactPhone: req.ContactPhone}
 	if cmd.EventID, err = parseOptionalID("event_id", req.EventID); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if cmd.NATProofAt, err = parseTime("nat_proof_at", req.NATProofAt); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.ledger.DeclareTruckPass(r.Context(), a, cmd)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, createdOr(res.Duplicate), declarationWriteResponse{DeclarationID: res.ID,
+	return writeJSON(w, createdOr(res.Duplicate), declarationWriteResponse{DeclarationID: res.ID,
 		Status: domain.DeclarationPending, writeResult: resultOf(res)})
 }
 
 type declarationListResponse struct {
-	Declarations []domain.DeclarationView `json:"declarations"`
-	Position     uint64                   `json:"position"`
+	Declarations []declarationJSON `json:"declarations"`
+	Position     uint64            `json:"position"`
 }
 
 // listDeclarations is GET /v1/declarations?district=&status=&kind=: the
 // review queue (reviewers and admins), first come first served.
-func (s *Server) listDeclarations(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !hasRole(a, domain.RoleReviewer, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("the review queue is for reviewers and admins"))
-		return
-	}
+func (s *Server) listDeclarations(w http.ResponseWriter, r *http.Request) error {
+	return list(s, w, r, declarationFilter, s.reads.Declarations, func(_ domain.DeclarationFilter, ds []domain.DeclarationView, pos uint64) any {
+		return declarationListResponse{Declarations: mapSlice(ds, declarationOf), Position: pos}
+	})
+}
+
+// declarationFilter reads GET /v1/declarations' query. A district's
+// reviewer sees that district's queue.
+func declarationFilter(r *http.Request) (domain.DeclarationFilter, error) {
+	a := actorOf(r)
 	q := r.URL.Query()
 	f := domain.DeclarationFilter{District: q.Get("district"), Status: q.Get("status"), Kind: q.Get("kind")}
-	if f.District != "" && !domain.ValidDistrict(f.District) {
-		s.writeError(w, r, domain.Invalid("district", "must be a 6-digit administrative division code"))
-		return
+	if err := districtParam(f.District, false); err != nil {
+		return f, err
+	}
+	if f.District != "" && !domain.InDistrict(a, f.District) {
+		return f, forbidden("a reviewer of district " + a.District + " sees only its queue")
 	}
 	if a.Role == domain.RoleReviewer && a.District != "" {
-		// A district's reviewer sees that district's queue.
-		if f.District != "" && f.District != a.District {
-			s.writeError(w, r, forbidden("a reviewer of district "+a.District+" sees only its queue"))
-			return
-		}
 		f.District = a.District
 	}
-	switch f.Status {
-	case "", domain.DeclarationPending, domain.DeclarationApproved, domain.DeclarationRejected:
-	default:
-		s.writeError(w, r, domain.Invalid("status", "must be pending, approved or rejected"))
-		return
+	if err := oneOf("status", f.Status, "must be pending, approved or rejected",
+		domain.DeclarationPending, domain.DeclarationApproved, domain.DeclarationRejected); err != nil {
+		return f, err
 	}
-	switch f.Kind {
-	case "", domain.DeclarationArrival, domain.DeclarationTruck:
-	default:
-		s.writeError(w, r, domain.Invalid("kind", "must be arrival or truck"))
-		return
+	if err := oneOf("kind", f.Kind, "must be arrival or truck", domain.DeclarationArrival, domain.DeclarationTruck); err != nil {
+		return f, err
 	}
-	if f.Limit, err = queryLimit(r, 100, 1000); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	pos, err := s.readPosition(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ds, err := s.reads.Declarations(r.Context(), f)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if ds == nil {
-		ds = []domain.DeclarationView{}
-	}
-	s.writeJSON(w, r, http.StatusOK, declarationListResponse{Declarations: ds, Position: pos})
+	var err error
+	f.Limit, err = queryLimit(r, 100, 1000)
+	return f, err
 }
 
 type declarationResponse struct {
-	domain.DeclarationView
+	declarationJSON
 	Position uint64 `json:"position"`
 }
 
+// declarationReaders is why a caller may not read a declaration.
+const declarationReaders = "a declaration is for its declarant, reviewers and admins"
+
 // getDeclaration is GET /v1/declarations/{id}: a declaration with its full
 // history, for its declarant, reviewers and admins.
-func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !hasRole(a, domain.RolePerson, domain.RoleReviewer, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("a declaration is for its declarant, reviewers and admins"))
-		return
-	}
+func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	id, err := pathID(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	d, err := s.reads.Declaration(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !domain.MayReadDeclaration(a, d) {
-		s.writeError(w, r, forbidden("a declaration is for its declarant, reviewers and admins"))
-		return
+		return forbidden(declarationReaders)
 	}
-	s.writeJSON(w, r, http.StatusOK, declarationResponse{DeclarationView: d, Position: pos})
+	return writeJSON(w, http.StatusOK, declarationResponse{declarationJSON: declarationOf(d), Position: pos})
 }
 
 // reviewDeclaration is POST /v1/declarations/{id}/review (reviewer or
 // admin). A declaration reviewed twice is a conflict.
-func (s *Server) reviewDeclaration(w http.ResponseWriter, r *http.Request) {
+func (s *Server) reviewDeclaration(w http.ResponseWriter, r *http.Request) error {
 	var req reviewRequest
-	a, id, ok := s.startWrite(w, r, "only a reviewer or an admin may review a declaration", []string{domain.RoleReviewer, domain.RoleAdmin}, &req)
-	if !ok {
-		return
+	a := actorOf(r)
+	id, err := s.startWrite(w, r, &req)
+	if err != nil {
+		return err
 	}
 	res, err := s.ledger.ReviewDeclaration(r.Context(), a, id, domain.ReviewDeclaration{Decision: req.Decision, Reason: req.Reason})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	status := domain.DeclarationRejected
 	if req.Decision == domain.ReviewApprove {
 		status = domain.DeclarationApproved
 	}
-	s.writeJSON(w, r, http.StatusOK, declarationWriteResponse{DeclarationID: id, Status: status, writeResult: resultOf(res)})
-}
-
-type poisonListResponse struct {
-	Entries []ledger.PoisonMessage `json:"entries"`
-}
-
-type poisonRetryResponse struct {
-	ID      uint64 `json:"id"`
-	Retried bool   `json:"retried"`
-}
-
-// admin authenticates an admin.
-func (s *Server) admin(r *http.Request) error {
-	a, err := s.actor(r)
-	if err != nil {
-		return err
-	}
-	if a.Role != domain.RoleAdmin {
-		return forbidden("only an admin may see the poison queue")
-	}
-	return nil
-}
-
-// poisonQueue returns the reactions' poison queue, unavailable when the
-// service runs no reactions.
-func (s *Server) poisonQueue() (ledger.PoisonQueue, error) {
-	if s.cfg.Poison == nil {
-		return nil, errUnavailableWith("this service runs no reactions")
-	}
-	return s.cfg.Poison, nil
-}
-
-// listPoison is GET /v1/admin/poison: the reactions that kept failing,
-// oldest first, with the reason and the original events.
-func (s *Server) listPoison(w http.ResponseWriter, r *http.Request) {
-	if err := s.admin(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	limit, err := queryLimit(r, 100, 1000)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	pq, err := s.poisonQueue()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	entries, err := pq.Poisoned(r.Context(), limit)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if entries == nil {
-		entries = []ledger.PoisonMessage{}
-	}
-	s.writeJSON(w, r, http.StatusOK, poisonListResponse{Entries: entries})
-}
-
-// retryPoison is POST /v1/admin/poison/{id}/retry: runs the entry's
-// reaction again; on success the entry leaves the queue, otherwise the
-// answer is a conflict that says why.
-func (s *Server) retryPoison(w http.ResponseWriter, r *http.Request) {
-	if err := s.admin(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	id, err := strconv.ParseUint(chi.URLParam(r, "id"), 10, 64)
-	if err != nil || id == 0 {
-		s.writeError(w, r, domain.Invalid("id", "must be a poison entry id (a positive whole number)"))
-		return
-	}
-	pq, err := s.poisonQueue()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := pq.RetryPoisoned(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, poisonRetryResponse{ID: id, Retried: true})
+	return writeJSON(w, http.StatusOK, declarationWriteResponse{DeclarationID: id, Status: status, writeResult: resultOf(res)})
 }

@@ -26,7 +26,7 @@ type declared struct {
 }
 
 type declarationAnswer struct {
-	domain.DeclarationView
+	declarationJSON
 	Position uint64 `json:"position"`
 }
 
@@ -224,15 +224,15 @@ func TestDeclarationReviewQueue(t *testing.T) {
 	truck := e.submit("/v1/declarations/truck", driver.Token, truckBody("371311"))
 	luozhuang := e.submit("/v1/declarations/arrival", driver.Token, with(arrivalBody(), "destination_district", "371311"))
 
-	list := func(t *testing.T, query string) []domain.DeclarationView {
+	list := func(t *testing.T, query string) []declarationJSON {
 		t.Helper()
 		rec := e.do("GET", "/v1/declarations"+query, reviewer, nil)
 		wantStatus(t, rec, 200)
 		return decodeJSON[struct {
-			Declarations []domain.DeclarationView `json:"declarations"`
+			Declarations []declarationJSON `json:"declarations"`
 		}](t, rec).Declarations
 	}
-	ids := func(vs []domain.DeclarationView) []uuid.UUID {
+	ids := func(vs []declarationJSON) []uuid.UUID {
 		out := []uuid.UUID{}
 		for _, v := range vs {
 			out = append(out, v.ID)
@@ -412,7 +412,7 @@ func TestDistrictReviewer(t *testing.T) {
 		rec := e.do("GET", "/v1/declarations", cityWide, nil)
 		wantStatus(t, rec, 200)
 		return len(decodeJSON[struct {
-			Declarations []domain.DeclarationView `json:"declarations"`
+			Declarations []declarationJSON `json:"declarations"`
 		}](t, rec).Declarations) == 2
 	}) {
 		t.Fatal("the declarations were not queued")
@@ -420,7 +420,7 @@ func TestDistrictReviewer(t *testing.T) {
 	rec := e.do("GET", "/v1/declarations", ofLanshan, nil)
 	wantStatus(t, rec, 200)
 	got := decodeJSON[struct {
-		Declarations []domain.DeclarationView `json:"declarations"`
+		Declarations []declarationJSON `json:"declarations"`
 	}](t, rec).Declarations
 	if len(got) != 1 || got[0].ID != lanshan.DeclarationID {
 		t.Fatalf("district reviewer's queue = %+v", got)

@@ -56,12 +56,12 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 // newTestServer builds the API on a real event store. tweak, when given,
 // adjusts the config before the server is made.
-func newTestServer(t testing.TB, tweak ...func(*Config)) *testEnv {
+func newTestServer(t testing.TB, tweak ...func(*Options)) *testEnv {
 	t.Helper()
 	clk := &clock{}
 	env := ledgertest.Start(t, ledgertest.Options{MasterKey: testKey, HashKey: testKey, SignerNow: clk.Now,
 		ClockSkew: 5 * time.Minute})
-	cfg := Config{
+	cfg := Options{
 		Ledger:      env.Ledger,
 		Reads:       env.Reads,
 		Signer:      env.Signer,
@@ -250,6 +250,6 @@ func (e *testEnv) startReactions() *reactions.Router {
 	case <-time.After(10 * time.Second):
 		e.t.Fatal("reactions not running after 10s")
 	}
-	e.srv.cfg.Poison = r
+	e.srv.opts.Poison = r
 	return r
 }

@@ -150,28 +150,21 @@ func codeError(field string, err error) error {
 // recordPass is POST /v1/passes: 201 with the one screen for a new pass,
 // 200 with the original answer (duplicate: true) when the event id was
 // already recorded.
-func (s *Server) recordPass(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) recordPass(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	req, err := s.readPassRequest(w, r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	cmd, err := s.passCommand(a, &req)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.ledger.RecordPass(r.Context(), a, cmd)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writePass(w, r, res)
+	return writePass(w, res)
 }
 
 // decodeBatch reads a batch body. Most batches are well formed: every item
@@ -203,7 +196,7 @@ func decodeBatch(body []byte) (items []passRequest, itemErr []error, err error) 
 // shape, by encoding/json otherwise (which also names what is wrong).
 func (s *Server) readPassRequest(w http.ResponseWriter, r *http.Request) (passRequest, error) {
 	var req passRequest
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	body, err := readBody(w, r, s.opts.MaxBodyBytes)
 	if err != nil {
 		return req, err
 	}
@@ -215,16 +208,16 @@ func (s *Server) readPassRequest(w http.ResponseWriter, r *http.Request) (passRe
 }
 
 // writePass answers a pass with its one screen: 201, or 200 for a retry.
-func (s *Server) writePass(w http.ResponseWriter, r *http.Request, res ledger.PassResult) {
+func writePass(w http.ResponseWriter, res ledger.PassResult) error {
 	resp := passResponseOf(res)
 	b, ok := appendPassResponse(make([]byte, 0, 512), &resp)
 	if !ok {
-		s.writeJSON(w, r, createdOr(res.Duplicate), resp)
-		return
+		return writeJSON(w, createdOr(res.Duplicate), resp)
 	}
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(createdOr(res.Duplicate))
 	w.Write(append(b, '\n'))
+	return nil
 }
 
 type batchRequest struct {
@@ -248,29 +241,21 @@ type batchResponse struct {
 // recordPassBatch is POST /v1/passes/batch: up to 1,000 passes from a
 // scanner that was offline, one result per item in order. A bad item is
 // rejected on its own; the rest are recorded with one group commit.
-func (s *Server) recordPassBatch(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
+func (s *Server) recordPassBatch(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
+	body, err := readBody(w, r, s.opts.MaxBatchBodyBytes)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	items, itemErr, err := decodeBatch(body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	switch n := len(items); {
 	case n == 0:
-		s.writeError(w, r, domain.Invalid("passes", "is required and must not be empty"))
-		return
+		return domain.Invalid("passes", "is required and must not be empty")
 	case n > domain.MaxBatchPasses:
-		s.writeError(w, r, domain.Invalid("passes", "has %d items, at most %d allowed", n, domain.MaxBatchPasses))
-		return
+		return domain.Invalid("passes", "has %d items, at most %d allowed", n, domain.MaxBatchPasses)
 	}
 	results := make([]batchResult, len(items))
 	cmds := make([]domain.RecordPass, 0, len(items))
@@ -295,12 +280,10 @@ func (s *Server) recordPassBatch(w http.ResponseWriter, r *http.Request) {
 	if len(cmds) > 0 {
 		items, err := s.ledger.RecordPasses(r.Context(), a, cmds)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		if len(items) != len(cmds) {
-			s.writeError(w, r, fmt.Errorf("record passes: ledger answered %d items for %d passes", len(items), len(cmds)))
-			return
+			return fmt.Errorf("record passes: ledger answered %d items for %d passes", len(items), len(cmds))
 		}
 		for k, it := range items {
 			i := index[k]
@@ -320,7 +303,7 @@ func (s *Server) recordPassBatch(w http.ResponseWriter, r *http.Request) {
 	for _, res := range results {
 		resp.Position = max(resp.Position, res.Position)
 	}
-	s.writeJSON(w, r, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, resp)
 }
 
 // rejected is a batch item's result for err, with its event id when the
@@ -360,44 +343,31 @@ type healthResponse struct {
 // recordHealth is POST /v1/health-status (health feed): up to 10,000
 // records, each an event on the document's health aggregate. One bad record
 // refuses the whole request and nothing is stored.
-func (s *Server) recordHealth(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if a.Role != domain.RoleHealthFeed {
-		s.writeError(w, r, forbidden("only the health data feed may record health status"))
-		return
-	}
+func (s *Server) recordHealth(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	var req healthRequest
-	if err := decode(w, r, s.cfg.MaxBatchBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+	if err := decode(w, r, s.opts.MaxBatchBodyBytes, &req); err != nil {
+		return err
 	}
 	switch n := len(req.Records); {
 	case n == 0:
-		s.writeError(w, r, domain.Invalid("records", "is required and must not be empty"))
-		return
+		return domain.Invalid("records", "is required and must not be empty")
 	case n > domain.MaxHealthRecords:
-		s.writeError(w, r, domain.Invalid("records", "has %d records, at most %d allowed", n, domain.MaxHealthRecords))
-		return
+		return domain.Invalid("records", "has %d records, at most %d allowed", n, domain.MaxHealthRecords)
 	}
 	recs := make([]domain.HealthRecord, len(req.Records))
 	for i, in := range req.Records {
 		at, err := parseTime("records["+strconv.Itoa(i)+"].nat_at", in.NATAt)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		recs[i] = domain.HealthRecord{IDType: in.IDType, IDNumber: in.IDNumber, CodeColour: in.CodeColour,
 			NATResult: in.NATResult, NATAt: at, VaccineDoses: in.VaccineDoses}
 	}
 	res, err := s.ledger.RecordHealth(r.Context(), a, recs)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, healthResponse{Accepted: res.Accepted, FirstPosition: res.FirstPosition,
+	return writeJSON(w, http.StatusOK, healthResponse{Accepted: res.Accepted, FirstPosition: res.FirstPosition,
 		LastPosition: res.LastPosition, Position: res.LastPosition})
 }

@@ -181,9 +181,9 @@ func TestPasses(t *testing.T) {
 		rec := e.do("GET", path, w.managerA.Token, nil)
 		wantStatus(t, rec, 200)
 		list := decodeJSON[struct {
-			Entries    []domain.Entry `json:"entries"`
-			NextCursor string         `json:"next_cursor"`
-			Position   uint64         `json:"position"`
+			Entries    []entryJSON `json:"entries"`
+			NextCursor string      `json:"next_cursor"`
+			Position   uint64      `json:"position"`
 		}](t, rec)
 		if len(list.Entries) != 4 || list.Position < last || list.NextCursor != "" {
 			t.Fatalf("entries = %+v", list)
@@ -207,8 +207,8 @@ func TestPasses(t *testing.T) {
 			rec := e.do("GET", "/v1/venues/"+w.venueA.String()+"/entries?limit=1&cursor="+cursor, w.scannerA, nil)
 			wantStatus(t, rec, 200)
 			page := decodeJSON[struct {
-				Entries    []domain.Entry `json:"entries"`
-				NextCursor string         `json:"next_cursor"`
+				Entries    []entryJSON `json:"entries"`
+				NextCursor string      `json:"next_cursor"`
 			}](t, rec)
 			for _, en := range page.Entries {
 				paged = append(paged, en.EventID)
@@ -276,7 +276,7 @@ func TestPasses(t *testing.T) {
 		rec := e.do("GET", "/v1/persons/"+w.visitor.ID.String()+"/trace", w.visitor.Token, nil)
 		wantStatus(t, rec, 200)
 		tr := decodeJSON[struct {
-			Passes []domain.Visit `json:"passes"`
+			Passes []visitJSON `json:"passes"`
 		}](t, rec)
 		if len(tr.Passes) != 3 || tr.Passes[0].VenueID != w.venueA || tr.Passes[0].VenueName != "兰山超市" {
 			t.Fatalf("trace = %+v", tr)
@@ -388,13 +388,13 @@ func TestHealthFeedAndAlerts(t *testing.T) {
 	t.Run("alerts", func(t *testing.T) {
 		dash := e.bearer(domain.Actor{Role: domain.RoleDashboard})
 		var al struct {
-			Alerts []domain.Alert `json:"alerts"`
+			Alerts []alertJSON `json:"alerts"`
 		}
 		ledgertest.Poll(10*time.Second, func() bool {
 			rec := e.do("GET", fmt.Sprintf("/v1/alerts?district=371302&min_position=%d", e.lastPosition()), dash, nil)
 			wantStatus(t, rec, 200)
 			al = decodeJSON[struct {
-				Alerts []domain.Alert `json:"alerts"`
+				Alerts []alertJSON `json:"alerts"`
 			}](t, rec)
 			return len(al.Alerts) > 0
 		}) // the assertion below says what is missing

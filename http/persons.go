@@ -49,30 +49,26 @@ type registerResponse struct {
 
 // registerPerson is POST /v1/persons: public and rate-limited. It answers
 // with a person bearer token for the new person.
-func (s *Server) registerPerson(w http.ResponseWriter, r *http.Request) {
+func (s *Server) registerPerson(w http.ResponseWriter, r *http.Request) error {
 	var req registerRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
+		return err
 	}
 	eventID, err := parseOptionalID("event_id", req.EventID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.ledger.RegisterPerson(r.Context(), domain.Actor{Subject: "public"}, domain.RegisterPerson{
 		EventID: eventID, Name: req.Name, IDType: req.IDType, IDNumber: req.IDNumber, Phone: req.Phone,
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	tok, err := s.signer.IssueBearer(domain.Actor{Role: domain.RolePerson, PersonID: res.ID}, s.cfg.BearerTTL)
+	tok, err := s.signer.IssueBearer(domain.Actor{Role: domain.RolePerson, PersonID: res.ID}, s.opts.BearerTTL)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, createdOr(res.Duplicate), registerResponse{PersonID: res.ID, Token: tok, writeResult: resultOf(res)})
+	return writeJSON(w, createdOr(res.Duplicate), registerResponse{PersonID: res.ID, Token: tok, writeResult: resultOf(res)})
 }
 
 type verifyRequest struct {
@@ -86,18 +82,18 @@ type personWriteResponse struct {
 }
 
 // verifyPerson is POST /v1/persons/{id}/verification (reviewer or admin).
-func (s *Server) verifyPerson(w http.ResponseWriter, r *http.Request) {
+func (s *Server) verifyPerson(w http.ResponseWriter, r *http.Request) error {
 	var req verifyRequest
-	a, id, ok := s.startWrite(w, r, "only a reviewer or an admin may verify a person", []string{domain.RoleReviewer, domain.RoleAdmin}, &req)
-	if !ok {
-		return
+	a := actorOf(r)
+	id, err := s.startWrite(w, r, &req)
+	if err != nil {
+		return err
 	}
 	res, err := s.ledger.VerifyPerson(r.Context(), a, id, domain.VerifyPerson{Method: req.Method, Result: req.Result})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, personWriteResponse{PersonID: id, writeResult: resultOf(res)})
+	return writeJSON(w, http.StatusOK, personWriteResponse{PersonID: id, writeResult: resultOf(res)})
 }
 
 type familyMemberRequest struct {
@@ -107,55 +103,38 @@ type familyMemberRequest struct {
 	Relation string `json:"relation"`
 }
 
+// familyOnly is why a caller may not add family members to a person.
+const familyOnly = "only the guardian may add their family members"
+
 // addFamilyMember is POST /v1/persons/{id}/family-members: the guardian
 // registers a dependant without a phone.
-func (s *Server) addFamilyMember(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) addFamilyMember(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	id, err := pathID(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	if a.Role != domain.RolePerson || a.PersonID != id {
-		s.writeError(w, r, forbidden("only the guardian may add their family members"))
-		return
+	if a.PersonID != id {
+		return forbidden(familyOnly)
 	}
 	var req familyMemberRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
+		return err
 	}
 	res, err := s.ledger.AddFamilyMember(r.Context(), a, id, domain.AddFamilyMember{
 		Name: req.Name, IDType: req.IDType, IDNumber: req.IDNumber, Relation: req.Relation,
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusCreated, personWriteResponse{PersonID: res.ID, writeResult: resultOf(res)})
+	return writeJSON(w, http.StatusCreated, personWriteResponse{PersonID: res.ID, writeResult: resultOf(res)})
 }
 
 type personResponse struct {
-	domain.PersonView
-	Verified bool               `json:"verified"`
-	Health   *domain.HealthView `json:"health"`
-	Position uint64             `json:"position"`
-}
-
-// mayReadPerson reports whether a may see person p: themself, their
-// guardian, a reviewer or an admin.
-func mayReadPerson(a domain.Actor, p domain.PersonView) bool {
-	switch a.Role {
-	case domain.RoleAdmin, domain.RoleReviewer:
-		return true
-	case domain.RolePerson:
-		return a.PersonID == p.ID || (p.GuardianID != uuid.Nil && a.PersonID == p.GuardianID)
-	}
-	return false
+	personJSON
+	Verified bool        `json:"verified"`
+	Health   *healthJSON `json:"health"`
+	Position uint64      `json:"position"`
 }
 
 // personFor parses {id} and loads the person for a read by a: only when a
@@ -167,9 +146,6 @@ func (s *Server) personFor(r *http.Request, a domain.Actor) (domain.PersonView, 
 	if err != nil {
 		return domain.PersonView{}, err
 	}
-	if a.Role != domain.RolePerson && !hasRole(a, domain.RoleAdmin, domain.RoleReviewer) {
-		return domain.PersonView{}, forbidden("only the person, their guardian, a reviewer or an admin may read a person")
-	}
 	p, err := s.reads.Person(r.Context(), id)
 	if err != nil {
 		if a.Role == domain.RolePerson && a.PersonID != id && errors.Is(err, domain.ErrNotFound) {
@@ -177,40 +153,34 @@ func (s *Server) personFor(r *http.Request, a domain.Actor) (domain.PersonView, 
 		}
 		return domain.PersonView{}, err
 	}
-	if !mayReadPerson(a, p) {
+	if !domain.MayReadPerson(a, p) {
 		return domain.PersonView{}, forbidden("a person may read only themself and their family members")
 	}
 	return p, nil
 }
 
 // getPerson is GET /v1/persons/{id}.
-func (s *Server) getPerson(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) getPerson(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	p, err := s.personFor(r, a)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	resp := personResponse{PersonView: p, Verified: p.Verification == domain.VerificationApproved, Position: pos}
+	resp := personResponse{personJSON: personOf(p), Verified: p.Verification == domain.VerificationApproved, Position: pos}
 	if resp.FamilyMembers == nil {
 		resp.FamilyMembers = []uuid.UUID{}
 	}
 	if h, ok, err := s.reads.Health(r.Context(), p.IDHash); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	} else if ok {
-		resp.Health = &h
+		hj := healthOf(h)
+		resp.Health = &hj
 	}
-	s.writeJSON(w, r, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, resp)
 }
 
 type codeResponse struct {
@@ -222,13 +192,7 @@ type codeResponse struct {
 // personalCode checks that the caller may show the person's code (themself,
 // or their guardian: 亲属码) and issues one.
 func (s *Server) personalCode(r *http.Request) (codeResponse, error) {
-	a, err := s.actor(r)
-	if err != nil {
-		return codeResponse{}, err
-	}
-	if a.Role != domain.RolePerson {
-		return codeResponse{}, forbidden("only the person or their guardian may show a personal code")
-	}
+	a := actorOf(r)
 	if _, err := s.readPosition(r); err != nil {
 		return codeResponse{}, err
 	}
@@ -241,36 +205,34 @@ func (s *Server) personalCode(r *http.Request) (codeResponse, error) {
 }
 
 // personCode is GET /v1/persons/{id}/code.
-func (s *Server) personCode(w http.ResponseWriter, r *http.Request) {
+func (s *Server) personCode(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.personalCode(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	s.writeJSON(w, r, http.StatusOK, c)
+	return writeJSON(w, http.StatusOK, c)
 }
 
 // personCodePNG is GET /v1/persons/{id}/code.png: the code as a QR image.
-func (s *Server) personCodePNG(w http.ResponseWriter, r *http.Request) {
+func (s *Server) personCodePNG(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.personalCode(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Expires", c.ExpiresAt.UTC().Format(http.TimeFormat))
-	s.writePNG(w, r, c.Code, 384)
+	return writePNG(w, c.Code, 384)
 }
 
 // writePNG answers with content as a QR code image of size pixels.
-func (s *Server) writePNG(w http.ResponseWriter, r *http.Request, content string, size int) {
+func writePNG(w http.ResponseWriter, content string, size int) error {
 	png, err := qrcode.Encode(content, qrcode.Medium, size)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Content-Type", "image/png")
 	w.WriteHeader(http.StatusOK)
 	w.Write(png)
+	return nil
 }

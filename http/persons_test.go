@@ -68,7 +68,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestRegisterBadInputAppendsNothing(t *testing.T) {
-	e := newTestServer(t, func(c *Config) { c.MaxBodyBytes = 1024 })
+	e := newTestServer(t, func(c *Options) { c.MaxBodyBytes = 1024 })
 	good := residentID(t, 7)
 	wrongCheck := good[:17] + map[bool]string{true: "1", false: "0"}[good[17] == '0']
 	tests := []struct {
@@ -114,7 +114,7 @@ func TestRegisterBadInputAppendsNothing(t *testing.T) {
 }
 
 func TestRegisterRateLimit(t *testing.T) {
-	e := newTestServer(t, func(c *Config) { c.RegisterRate = 2 })
+	e := newTestServer(t, func(c *Options) { c.RegisterRate = 2 })
 	for range 2 { // counted even though refused
 		wantProblem(t, e.do("POST", "/v1/persons", "", `{}`), 400, ProblemValidation)
 	}

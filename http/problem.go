@@ -59,6 +59,9 @@ var (
 	errRouteNotFound = errors.New("http: no such route")
 )
 
+// errUnavailableWith is errUnavailable with a reason.
+func errUnavailableWith(reason string) error { return domain.Errorf(errUnavailable, "%s", reason) }
+
 // problemFor is the one place that maps an error to a status and a problem.
 // It reports internal = true for errors of no known kind, which the caller
 // logs in full; the client sees only a generic message for those.
@@ -111,9 +114,15 @@ func problemFor(err error) (p Problem, internal bool) {
 	}
 }
 
-// message returns err's text without the trailing ": <kind>" that
-// domain.Errorf and %w wrapping add.
+// message is the client's text for err of kind: the message of a
+// *domain.Error (what domain.Errorf makes), nothing for the bare kind.
+// An error that wraps the kind on its way up with %w ("append: %w", as the
+// token signer and the event store do) has no message field: its text is
+// kept without the trailing ": <kind>", so what the wrapping said stays.
 func message(err, kind error) string {
+	if de, ok := err.(*domain.Error); ok && de.Kind == kind {
+		return de.Msg
+	}
 	msg := err.Error()
 	if msg == kind.Error() {
 		return ""

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,9 +38,53 @@ func (s *Server) actor(r *http.Request) (domain.Actor, error) {
 	return a, nil
 }
 
-// hasRole reports whether a has one of roles.
-func hasRole(a domain.Actor, roles ...string) bool {
-	return slices.Contains(roles, a.Role)
+// actorKey is the request context's key for the caller that roles and
+// authenticated let through.
+type actorKey struct{}
+
+// roles gates a route on a role set: the caller must present a valid
+// bearer token (401 otherwise) of one of rs's roles (403 with why
+// otherwise), checked before anything is read. The handler finds the
+// caller with actorOf.
+func (s *Server) roles(rs domain.Roles, why string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+			a, err := s.actor(r)
+			if err != nil {
+				return err
+			}
+			if !rs.Allow(a) {
+				return forbidden(why)
+			}
+			next.ServeHTTP(w, withActor(r, a))
+			return nil
+		})
+	}
+}
+
+// authenticated gates a route on a valid bearer token of any role: what
+// the caller may do there depends on the resource, and is decided with it
+// (the domain.May* rules, the ledger's decide functions).
+func (s *Server) authenticated(next http.Handler) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		a, err := s.actor(r)
+		if err != nil {
+			return err
+		}
+		next.ServeHTTP(w, withActor(r, a))
+		return nil
+	})
+}
+
+func withActor(r *http.Request, a domain.Actor) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), actorKey{}, a))
+}
+
+// actorOf returns the caller that the route's gate (roles, authenticated)
+// let through.
+func actorOf(r *http.Request) domain.Actor {
+	a, _ := r.Context().Value(actorKey{}).(domain.Actor)
+	return a
 }
 
 // forbidden is the error for an actor that may not do what was asked.
@@ -175,44 +218,33 @@ func jsonKind(goKind string) string {
 
 var jsonContentType = []string{"application/json"}
 
-// writeJSON answers with status and v as JSON.
-func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+// writeJSON answers with status and v as JSON. Nothing is written when v
+// does not encode: the error is the handler's to return.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
-		return
+		return fmt.Errorf("encode response: %w", err)
 	}
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	w.Write(b)
 	w.Write(newline)
+	return nil
 }
 
 var newline = []byte{'\n'}
 
-// pathID parses the {name} path parameter as a UUID.
-// startWrite begins a write route on /…/{id}: the caller must hold one of
-// roles (forbidden with why otherwise), {id} must be a UUID and the body
-// must decode into req, in that order. On failure it has written the
-// problem and ok is false.
-func (s *Server) startWrite(w http.ResponseWriter, r *http.Request, why string, roles []string, req any) (a domain.Actor, id uuid.UUID, ok bool) {
-	a, err := s.actor(r)
-	if err == nil && !hasRole(a, roles...) {
-		err = forbidden(why)
-	}
-	if err == nil {
-		id, err = pathID(r, "id")
-	}
-	if err == nil {
-		err = decode(w, r, s.cfg.MaxBodyBytes, req)
-	}
+// startWrite begins a write route on /…/{id}: {id} must be a UUID and the
+// body must decode into req, in that order.
+func (s *Server) startWrite(w http.ResponseWriter, r *http.Request, req any) (uuid.UUID, error) {
+	id, err := pathID(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return domain.Actor{}, uuid.Nil, false
+		return uuid.Nil, err
 	}
-	return a, id, true
+	return id, decode(w, r, s.opts.MaxBodyBytes, req)
 }
 
+// pathID parses the {name} path parameter as a UUID.
 func pathID(r *http.Request, name string) (uuid.UUID, error) {
 	return parseID(name, chi.URLParam(r, name))
 }
@@ -283,16 +315,16 @@ func (s *Server) readPosition(r *http.Request) (uint64, error) {
 }
 
 // waitFor blocks until the read models have applied position, up to
-// Config.WaitTimeout.
+// Options.WaitTimeout.
 func (s *Server) waitFor(ctx context.Context, position uint64) error {
 	if position == 0 {
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.WaitTimeout)
+	wctx, cancel := context.WithTimeout(ctx, s.opts.WaitTimeout)
 	defer cancel()
 	var err error
-	if s.cfg.Waiter != nil {
-		err = s.cfg.Waiter.WaitFor(wctx, position)
+	if s.opts.Waiter != nil {
+		err = s.opts.Waiter.WaitFor(wctx, position)
 	} else {
 		err = s.pollPosition(wctx, position)
 	}
@@ -302,7 +334,7 @@ func (s *Server) waitFor(ctx context.Context, position uint64) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("position %d not reached within %s: %w", position, s.cfg.WaitTimeout, errWaitTimeout)
+		return domain.Errorf(errWaitTimeout, "position %d not reached within %s", position, s.opts.WaitTimeout)
 	default:
 		return fmt.Errorf("wait for position %d: %w", position, err)
 	}

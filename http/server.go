@@ -8,6 +8,7 @@ package http
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,7 @@ type Waiter interface {
 	WaitFor(ctx context.Context, position uint64) error
 }
 
-// Defaults for Config's zero values.
+// Defaults for the zero values of Options' fields.
 const (
 	DefaultMaxBodyBytes      = 64 << 10
 	DefaultMaxBatchBodyBytes = 8 << 20
@@ -37,8 +38,8 @@ const (
 	DefaultShutdownTimeout   = 15 * time.Second
 )
 
-// Config holds what the server needs. Ledger, Reads and Signer are required.
-type Config struct {
+// Options holds what the server needs. Ledger, Reads and Signer are required.
+type Options struct {
 	// Ledger runs commands (the write side).
 	Ledger *ledger.Ledger
 	// Reads answers queries (the read side).
@@ -79,7 +80,7 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg    Config
+	opts   Options
 	ledger *ledger.Ledger
 	reads  ledger.ReadModel
 	signer *token.Signer
@@ -89,37 +90,37 @@ type Server struct {
 	router chi.Router
 }
 
-// New returns a server for cfg.
-func New(cfg Config) *Server {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+// New returns a server for opts.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	if cfg.Dwell == nil {
-		cfg.Dwell = domain.DefaultDwell
+	if opts.Dwell == nil {
+		opts.Dwell = domain.DefaultDwell
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if cfg.MaxBatchBodyBytes <= 0 {
-		cfg.MaxBatchBodyBytes = DefaultMaxBatchBodyBytes
+	if opts.MaxBatchBodyBytes <= 0 {
+		opts.MaxBatchBodyBytes = DefaultMaxBatchBodyBytes
 	}
-	if cfg.WaitTimeout <= 0 {
-		cfg.WaitTimeout = DefaultWaitTimeout
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = DefaultWaitTimeout
 	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	s := &Server{
-		cfg:    cfg,
-		ledger: cfg.Ledger,
-		reads:  cfg.Reads,
-		signer: cfg.Signer,
-		log:    cfg.Logger,
-		now:    cfg.Now,
-		dwell:  cfg.Dwell,
+		opts:   opts,
+		ledger: opts.Ledger,
+		reads:  opts.Reads,
+		signer: opts.Signer,
+		log:    opts.Logger,
+		now:    opts.Now,
+		dwell:  opts.Dwell,
 	}
 	s.router = s.routes()
 	return s
@@ -128,65 +129,102 @@ func New(cfg Config) *Server {
 // Handler returns the server's routes as one handler.
 func (s *Server) Handler() http.Handler { return s.router }
 
-// routes lists every route. Issue 4's routes (traces, declarations, audit,
-// admin/poison) join the /v1 group here.
+// routes lists every route with who may call it.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	r.Use(s.recoverer)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errRouteNotFound) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errMethodNotAllowed) })
+	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }))
+	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }))
 
-	r.Get("/healthz", s.healthz)
-	r.Get("/readyz", s.readyz)
-	r.Get("/openapi.yaml", s.openAPI)
+	r.Get("/healthz", s.handle(s.healthz))
+	r.Get("/readyz", s.handle(s.readyz))
+	r.Get("/openapi.yaml", s.handle(s.openAPI))
 
+	// Each route names who may call it: roles(set, why) refuses a caller
+	// outside the set before anything is read; authenticated routes decide
+	// with the resource (domain.May*, the ledger's rules).
 	r.Route("/v1", func(r chi.Router) {
-		r.With(s.registerLimit()).Post("/persons", s.registerPerson)
-		r.Get("/persons/{id}", s.getPerson)
-		r.Post("/persons/{id}/verification", s.verifyPerson)
-		r.Post("/persons/{id}/family-members", s.addFamilyMember)
-		r.Get("/persons/{id}/code", s.personCode)
-		r.Get("/persons/{id}/code.png", s.personCodePNG)
-		r.Get("/persons/{id}/trace", s.personTrace)
+		r.With(s.registerLimit()).Post("/persons", s.handle(s.registerPerson))
+		r.With(s.roles(domain.PersonReaders, "only the person, their guardian, a reviewer or an admin may read a person")).
+			Get("/persons/{id}", s.handle(s.getPerson))
+		r.With(s.roles(domain.Reviewers, "only a reviewer or an admin may verify a person")).
+			Post("/persons/{id}/verification", s.handle(s.verifyPerson))
+		r.With(s.roles(domain.Persons, familyOnly)).
+			Post("/persons/{id}/family-members", s.handle(s.addFamilyMember))
+		r.With(s.roles(domain.Persons, "only the person or their guardian may show a personal code")).
+			Get("/persons/{id}/code", s.handle(s.personCode))
+		r.With(s.roles(domain.Persons, "only the person or their guardian may show a personal code")).
+			Get("/persons/{id}/code.png", s.handle(s.personCodePNG))
+		r.With(s.roles(domain.HistoryReaders, "a trace history is for the person themself, their guardian, an admin or an analyst")).
+			Get("/persons/{id}/trace", s.handle(s.personTrace))
 
-		r.Post("/venues", s.applyVenue)
-		r.Get("/venues", s.listVenues)
-		r.Get("/venues/{id}", s.getVenue)
-		r.Post("/venues/{id}/review", s.reviewVenue)
-		r.Get("/venues/{id}/code.png", s.venueCodePNG)
-		r.Post("/venues/{id}/admins", s.addSubAdmin)
-		r.Delete("/venues/{id}/admins/{person_id}", s.removeSubAdmin)
-		r.Get("/venues/{id}/entries", s.venueEntries)
-		r.Get("/venues/{id}/occupancy", s.venueOccupancy)
+		r.With(s.roles(domain.Persons, "only a registered person may apply for a venue code")).
+			Post("/venues", s.handle(s.applyVenue))
+		r.With(s.roles(domain.CityReaders, "the venue registry is for reviewers, admins, dashboards and analysts")).
+			Get("/venues", s.handle(s.listVenues))
+		r.With(s.authenticated).Get("/venues/{id}", s.handle(s.getVenue))
+		r.With(s.roles(domain.Reviewers, "only a reviewer or an admin may review a venue")).
+			Post("/venues/{id}/review", s.handle(s.reviewVenue))
+		r.With(s.authenticated).Get("/venues/{id}/code.png", s.handle(s.venueCodePNG))
+		r.With(s.roles(domain.SubAdminManagers, "only the venue's manager may add sub-admins")).
+			Post("/venues/{id}/admins", s.handle(s.addSubAdmin))
+		r.With(s.roles(domain.SubAdminManagers, "only the venue's manager may remove sub-admins")).
+			Delete("/venues/{id}/admins/{person_id}", s.handle(s.removeSubAdmin))
+		r.With(s.authenticated).Get("/venues/{id}/entries", s.handle(s.venueEntries))
+		r.With(s.authenticated).Get("/venues/{id}/occupancy", s.handle(s.venueOccupancy))
 
-		r.Post("/passes", s.recordPass)
-		r.Post("/passes/batch", s.recordPassBatch)
-		r.Post("/health-status", s.recordHealth)
-		r.Get("/alerts", s.listAlerts)
+		r.With(s.authenticated).Post("/passes", s.handle(s.recordPass))
+		r.With(s.authenticated).Post("/passes/batch", s.handle(s.recordPassBatch))
+		r.With(s.roles(domain.HealthFeeds, "only the health data feed may record health status")).
+			Post("/health-status", s.handle(s.recordHealth))
+		r.With(s.roles(domain.CityReaders, "alerts are for reviewers, admins, dashboards and analysts")).
+			Get("/alerts", s.handle(s.listAlerts))
 
-		r.Post("/declarations/arrival", s.declareArrival)
-		r.Post("/declarations/truck", s.declareTruck)
-		r.Get("/declarations", s.listDeclarations)
-		r.Get("/declarations/{id}", s.getDeclaration)
-		r.Post("/declarations/{id}/review", s.reviewDeclaration)
-		r.Get("/admin/poison", s.listPoison)
-		r.Post("/admin/poison/{id}/retry", s.retryPoison)
+		r.With(s.roles(domain.Persons, "only a registered person may declare an arrival")).
+			Post("/declarations/arrival", s.handle(s.declareArrival))
+		r.With(s.roles(domain.Persons, "only a registered person may file a truck pass")).
+			Post("/declarations/truck", s.handle(s.declareTruck))
+		r.With(s.roles(domain.Reviewers, "the review queue is for reviewers and admins")).
+			Get("/declarations", s.handle(s.listDeclarations))
+		r.With(s.roles(domain.DeclarationReaders, declarationReaders)).
+			Get("/declarations/{id}", s.handle(s.getDeclaration))
+		r.With(s.roles(domain.Reviewers, "only a reviewer or an admin may review a declaration")).
+			Post("/declarations/{id}/review", s.handle(s.reviewDeclaration))
+		r.With(s.roles(domain.Admins, "only an admin may see the poison queue")).
+			Get("/admin/poison", s.handle(s.listPoison))
+		r.With(s.roles(domain.Admins, "only an admin may see the poison queue")).
+			Post("/admin/poison/{id}/retry", s.handle(s.retryPoison))
 
-		r.Post("/traces", s.createTrace)
-		r.Get("/audit", s.listAudit)
+		r.With(s.roles(domain.Tracers, "contact tracing is for analysts and admins")).
+			Post("/traces", s.handle(s.createTrace))
+		r.With(s.roles(domain.Admins, "the audit trail is for admins")).
+			Get("/audit", s.handle(s.listAudit))
 	})
 	return r
 }
 
+// handlerFunc is a handler that returns its error instead of answering it:
+// parse, call, render, and return whatever went wrong.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle adapts h to net/http: an error h returns becomes its problem+json
+// answer (pkgsite's errorHandler). h must not have written anything when it
+// returns an error.
+func (s *Server) handle(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
 // registerLimit limits registrations per client IP.
 func (s *Server) registerLimit() func(http.Handler) http.Handler {
-	if s.cfg.RegisterRate <= 0 {
+	if s.opts.RegisterRate <= 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
-	return httprate.LimitBy(s.cfg.RegisterRate, time.Minute, clientIP,
-		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
-			s.writeError(w, r, errRateLimited)
-		}))
+	return httprate.LimitBy(s.opts.RegisterRate, time.Minute, clientIP,
+		httprate.WithLimitHandler(s.handle(func(http.ResponseWriter, *http.Request) error { return errRateLimited })))
 }
 
 // clientIP keys the rate limit by the connection's address (IPv6 by /64).
@@ -215,7 +253,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 
 // Serve answers requests on ln until ctx ends, then shuts down gracefully:
 // it stops accepting, lets in-flight requests finish (up to
-// Config.ShutdownTimeout) and returns. It returns nil after a clean shutdown.
+// Options.ShutdownTimeout) and returns. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.router,
@@ -233,7 +271,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 	defer cancel()
 	err := hs.Shutdown(sctx)
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
@@ -243,5 +281,51 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.Close()
 		return fmt.Errorf("shut down http: %w", err)
 	}
+	return nil
+}
+
+type statusResponse struct {
+	Status   string `json:"status"`
+	Position uint64 `json:"position,omitempty"`
+}
+
+// healthz is GET /healthz: the process is up.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, statusResponse{Status: "ok"})
+}
+
+// readyz is GET /readyz: NATS reachable and the read models caught up.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			writeProblem(w, Problem{Type: ProblemUnavailable, Title: "Not ready", Status: http.StatusServiceUnavailable,
+				Detail: err.Error()})
+			return nil
+		}
+	}
+	pos, err := s.reads.Position(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, statusResponse{Status: "ready", Position: pos})
+}
+
+// specFS holds the hand-written OpenAPI description served at /openapi.yaml.
+//
+//go:embed openapi.yaml
+var specFS embed.FS
+
+// openAPI is GET /openapi.yaml: the hand-written description of every route.
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) error {
+	spec, err := specFS.ReadFile("openapi.yaml")
+	if err != nil {
+		return fmt.Errorf("read embedded openapi.yaml: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.WriteHeader(http.StatusOK)
+	w.Write(spec)
 	return nil
 }

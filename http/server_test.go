@@ -17,7 +17,7 @@ import (
 )
 
 func TestMinPosition(t *testing.T) {
-	e := newTestServer(t, func(c *Config) { c.WaitTimeout = 200 * time.Millisecond })
+	e := newTestServer(t, func(c *Options) { c.WaitTimeout = 200 * time.Millisecond })
 	p := e.register("冯九", 41)
 	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin})
 
@@ -48,7 +48,7 @@ func TestRoutingProblems(t *testing.T) {
 	rec = e.do("GET", "/readyz", "", nil)
 	wantStatus(t, rec, 200)
 
-	notReady := newTestServer(t, func(c *Config) {
+	notReady := newTestServer(t, func(c *Options) {
 		c.Ready = func(context.Context) error { return io.ErrUnexpectedEOF }
 	})
 	wantProblem(t, notReady.do("GET", "/readyz", "", nil), 503, ProblemUnavailable)
@@ -132,7 +132,7 @@ func TestOpenAPIFileIsEmbedded(t *testing.T) {
 // answer and that Serve returns nil once it has.
 func TestServeGracefulShutdown(t *testing.T) {
 	entered := make(chan struct{}, 1)
-	e := newTestServer(t, func(c *Config) {
+	e := newTestServer(t, func(c *Options) {
 		c.WaitTimeout = 500 * time.Millisecond
 		c.Waiter = signalWaiter{c.Waiter, entered}
 	})

@@ -58,45 +58,32 @@ const maxMinutes = 1 << 20
 // The read models are first brought up to the log's position at the time of
 // the request, so the answer holds every pass recorded before it (and an
 // as_of answer every pass recorded up to as_of).
-func (s *Server) createTrace(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !hasRole(a, domain.RoleAnalyst, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("contact tracing is for analysts and admins"))
-		return
-	}
+func (s *Server) createTrace(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	var req traceRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
+		return err
 	}
 	q, err := req.query()
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	last, err := s.ledger.Events.LastPosition(r.Context())
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("log position: %w", err))
-		return
+		return fmt.Errorf("log position: %w", err)
 	}
 	if err := s.waitFor(r.Context(), last); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.ledger.Trace(r.Context(), a, q)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if wantsCSV(r) {
 		s.writeTraceCSV(w, r, res)
-		return
+		return nil
 	}
-	s.writeJSON(w, r, http.StatusCreated, contactTraceResponse{
+	return writeJSON(w, http.StatusCreated, contactTraceResponse{
 		TraceID: res.TraceID, EventID: res.EventID, Position: res.Position, ReadPosition: res.ReadPosition,
 		AsOf: res.AsOf, From: res.From, To: res.To, Depth: res.Depth,
 		MinOverlapMinutes: int(res.MinOverlap / time.Minute), BufferMinutes: int(res.Buffer / time.Minute),
@@ -185,65 +172,138 @@ func (s *Server) writeTraceCSV(w http.ResponseWriter, r *http.Request, res ledge
 }
 
 type auditResponse struct {
-	Entries    []domain.AuditEntry `json:"entries"`
-	NextCursor string              `json:"next_cursor,omitempty"`
-	Position   uint64              `json:"position"`
+	Entries    []auditEntryJSON `json:"entries"`
+	NextCursor string           `json:"next_cursor,omitempty"`
+	Position   uint64           `json:"position"`
 }
 
 // listAudit is GET /v1/audit?from=&to=&limit=&cursor= (admin): the recorded
 // looks at persons' histories, oldest first.
-func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !hasRole(a, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("the audit trail is for admins"))
-		return
-	}
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
+	return list(s, w, r, auditQuery, s.reads.Audit, func(q domain.AuditQuery, entries []domain.AuditEntry, pos uint64) any {
+		resp := auditResponse{Entries: mapSlice(entries, auditEntryOf), Position: pos}
+		if n := len(entries); n == q.Limit {
+			resp.NextCursor = cursor{at: entries[n-1].At, position: entries[n-1].Position}.String()
+		}
+		return resp
+	})
+}
+
+// auditQuery reads GET /v1/audit's query.
+func auditQuery(r *http.Request) (domain.AuditQuery, error) {
 	qs := r.URL.Query()
 	var q domain.AuditQuery
+	var err error
 	if q.From, err = parseTime("from", qs.Get("from")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return q, err
 	}
 	if q.To, err = parseTime("to", qs.Get("to")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return q, err
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
-		s.writeError(w, r, domain.Invalid("to", "must be after from"))
-		return
+		return q, domain.Invalid("to", "must be after from")
 	}
 	if q.Limit, err = queryLimit(r, 100, 1000); err != nil {
-		s.writeError(w, r, err)
-		return
+		return q, err
 	}
-	if c := qs.Get("cursor"); c != "" {
-		cur, err := parseCursor(c)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		q.AfterAt, q.AfterPosition = cur.at, cur.position
+	cur, err := queryCursor(r)
+	q.AfterAt, q.AfterPosition = cur.at, cur.position
+	return q, err
+}
+
+// Trace windows.
+const (
+	// DefaultTraceWindow is the window of a trace with no from.
+	DefaultTraceWindow = 14 * 24 * time.Hour
+	// MaxTraceWindow is the longest window one trace request may ask for.
+	MaxTraceWindow = 90 * 24 * time.Hour
+)
+
+type traceResponse struct {
+	PersonID uuid.UUID `json:"person_id"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	// Source is read_model or log.
+	Source   string      `json:"source"`
+	Passes   []visitJSON `json:"passes"`
+	Position uint64      `json:"position"`
+}
+
+// personTrace is GET /v1/persons/{id}/trace?from=&to=&source=&reason=: a
+// person's passes, for themself, their guardian, an admin or an analyst.
+// source=read_model (the default) reads the read models; source=log replays
+// the person's passes straight from the log, with each venue replayed from
+// its own events, and gives the same answer (position is then the log's).
+// An analyst must give a reason, and the look is recorded in their audit
+// trail before the answer is written.
+func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
+	q := r.URL.Query()
+	source := q.Get("source")
+	switch source {
+	case "":
+		source = domain.SourceReadModel
+	case domain.SourceReadModel, domain.SourceLog:
+	default:
+		return domain.Invalid("source", "must be read_model or log")
+	}
+	reason := q.Get("reason")
+	if a.Role == domain.RoleAnalyst && strings.TrimSpace(reason) == "" {
+		return domain.Invalid("reason", "is required: an analyst says why they look at this person's history")
+	}
+	from, err := parseTime("from", q.Get("from"))
+	if err != nil {
+		return err
+	}
+	to, err := parseTime("to", q.Get("to"))
+	if err != nil {
+		return err
+	}
+	if to.IsZero() {
+		to = s.now()
+	}
+	if from.IsZero() {
+		from = to.Add(-DefaultTraceWindow)
+	}
+	switch {
+	case to.Before(from):
+		return domain.Invalid("to", "must not be before from")
+	case to.Sub(from) > MaxTraceWindow:
+		return domain.Invalid("from", "the window may span at most %d days", int(MaxTraceWindow/(24*time.Hour)))
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	entries, err := s.reads.Audit(r.Context(), q)
+	var p domain.PersonView
+	if a.Role == domain.RoleAnalyst {
+		var id uuid.UUID
+		if id, err = pathID(r, "id"); err == nil {
+			p, err = s.reads.Person(r.Context(), id)
+		}
+	} else {
+		p, err = s.personFor(r, a)
+	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	resp := auditResponse{Entries: entries, Position: pos}
-	if resp.Entries == nil {
-		resp.Entries = []domain.AuditEntry{}
+	var visits []domain.Visit
+	if source == domain.SourceLog {
+		visits, pos, err = s.ledger.ReplayHistory(r.Context(), p.ID, from, to)
+	} else {
+		visits, err = s.reads.Trace(r.Context(), p.ID, from, to)
 	}
-	if n := len(entries); n == q.Limit {
-		resp.NextCursor = cursor{at: entries[n-1].At, position: entries[n-1].Position}.String()
+	if err != nil {
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, resp)
+	if a.Role == domain.RoleAnalyst {
+		look := ledger.Look{PersonID: p.ID, From: from, To: to, Reason: reason, Source: source, ReadPosition: pos}
+		if _, err := s.ledger.RecordLook(r.Context(), a, look); err != nil {
+			return err
+		}
+	}
+	if visits == nil {
+		visits = []domain.Visit{}
+	}
+	return writeJSON(w, http.StatusOK, traceResponse{PersonID: p.ID, From: from.UTC(), To: to.UTC(), Source: source, Passes: mapSlice(visits, visitOf), Position: pos})
 }

@@ -43,7 +43,7 @@ type traceWorld struct {
 	t0                                  time.Time
 }
 
-func newTraceWorld(t *testing.T, tweak ...func(*Config)) *traceWorld {
+func newTraceWorld(t *testing.T, tweak ...func(*Options)) *traceWorld {
 	t.Helper()
 	e := newTestServer(t, tweak...)
 	w := &traceWorld{e: e}

@@ -27,93 +27,60 @@ type venueWriteResponse struct {
 }
 
 // applyVenue is POST /v1/venues: a person applies and becomes the manager.
-func (s *Server) applyVenue(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if a.Role != domain.RolePerson {
-		s.writeError(w, r, forbidden("only a registered person may apply for a venue code"))
-		return
-	}
+func (s *Server) applyVenue(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	var req applyVenueRequest
-	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
+		return err
 	}
 	if req.Lat == nil {
-		s.writeError(w, r, domain.Invalid("lat", "is required"))
-		return
+		return domain.Invalid("lat", "is required")
 	}
 	if req.Lng == nil {
-		s.writeError(w, r, domain.Invalid("lng", "is required"))
-		return
+		return domain.Invalid("lng", "is required")
 	}
 	res, err := s.ledger.ApplyVenue(r.Context(), a, domain.ApplyVenue{
 		Name: req.Name, Type: req.Type, District: req.District, Address: req.Address,
 		Lat: *req.Lat, Lng: *req.Lng, RequireGreen: req.RequireGreen, NATWithinHours: req.NATWithinHours,
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusCreated, venueWriteResponse{VenueID: res.ID, Status: "pending", writeResult: resultOf(res)})
+	return writeJSON(w, http.StatusCreated, venueWriteResponse{VenueID: res.ID, Status: "pending", writeResult: resultOf(res)})
 }
 
 type venueListResponse struct {
-	Venues   []domain.VenueView `json:"venues"`
-	Position uint64             `json:"position"`
+	Venues   []venueJSON `json:"venues"`
+	Position uint64      `json:"position"`
 }
 
 // listVenues is GET /v1/venues?district=&status=: the registry and the
 // review queue (reviewers, admins, dashboards, analysts).
-func (s *Server) listVenues(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !hasRole(a, domain.RoleAdmin, domain.RoleReviewer, domain.RoleDashboard, domain.RoleAnalyst) {
-		s.writeError(w, r, forbidden("the venue registry is for reviewers, admins, dashboards and analysts"))
-		return
-	}
+func (s *Server) listVenues(w http.ResponseWriter, r *http.Request) error {
+	return list(s, w, r, venueFilter, s.reads.Venues, func(_ domain.VenueFilter, vs []domain.VenueView, pos uint64) any {
+		return venueListResponse{Venues: mapSlice(vs, venueOf), Position: pos}
+	})
+}
+
+// venueFilter reads GET /v1/venues' query.
+func venueFilter(r *http.Request) (domain.VenueFilter, error) {
 	q := r.URL.Query()
 	f := domain.VenueFilter{District: q.Get("district"), Status: q.Get("status")}
-	if f.District != "" && !domain.ValidDistrict(f.District) {
-		s.writeError(w, r, domain.Invalid("district", "must be a 6-digit administrative division code"))
-		return
+	if err := districtParam(f.District, false); err != nil {
+		return f, err
 	}
-	switch f.Status {
-	case "", "pending", "approved", "rejected":
-	default:
-		s.writeError(w, r, domain.Invalid("status", "must be pending, approved or rejected"))
-		return
+	if err := oneOf("status", f.Status, "must be pending, approved or rejected", "pending", "approved", "rejected"); err != nil {
+		return f, err
 	}
-	if f.Limit, err = queryLimit(r, 100, 1000); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	pos, err := s.readPosition(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	vs, err := s.reads.Venues(r.Context(), f)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if vs == nil {
-		vs = []domain.VenueView{}
-	}
-	s.writeJSON(w, r, http.StatusOK, venueListResponse{Venues: vs, Position: pos})
+	var err error
+	f.Limit, err = queryLimit(r, 100, 1000)
+	return f, err
 }
 
 // venueResponse is a venue as its staff, reviewers, admins, dashboards and
 // analysts see it.
 type venueResponse struct {
-	domain.VenueView
+	venueJSON
 	// Code is the venue code, for staff, reviewers and admins once approved.
 	Code     string `json:"code,omitempty"`
 	Position uint64 `json:"position"`
@@ -132,80 +99,58 @@ type publicVenueResponse struct {
 	Position uint64    `json:"position"`
 }
 
-// mayPrint reports whether a may see and print v's code: its staff, reviewers and admins.
-func mayPrint(a domain.Actor, v domain.VenueView) bool {
-	return hasRole(a, domain.RoleAdmin, domain.RoleReviewer) || domain.IsVenueStaff(a, v)
-}
-
 // getVenue is GET /v1/venues/{id}.
-func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	id, err := pathID(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	v, err := s.reads.Venue(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	if !mayPrint(a, v) && !hasRole(a, domain.RoleDashboard, domain.RoleAnalyst) {
-		s.writeJSON(w, r, http.StatusOK, publicVenueResponse{ID: v.ID, Name: v.Name, Type: v.Type,
+	if !domain.MayPrintVenueCode(a, v) && !domain.CityReaders.Allow(a) {
+		return writeJSON(w, http.StatusOK, publicVenueResponse{ID: v.ID, Name: v.Name, Type: v.Type,
 			District: v.District, Address: v.Address, Lat: v.Lat, Lng: v.Lng, Status: v.Status, Position: pos})
-		return
 	}
-	resp := venueResponse{VenueView: v, Position: pos}
+	resp := venueResponse{venueJSON: venueOf(v), Position: pos}
 	if resp.Admins == nil {
 		resp.Admins = []uuid.UUID{}
 	}
-	if v.Status == domain.VenueStatusApproved && mayPrint(a, v) {
+	if v.Status == domain.VenueStatusApproved && domain.MayPrintVenueCode(a, v) {
 		resp.Code = s.signer.IssueVenueCode(v.ID)
 	}
-	s.writeJSON(w, r, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, resp)
 }
 
 // venueCodePNG is GET /v1/venues/{id}/code.png: the printable QR image of
 // an approved venue's code.
-func (s *Server) venueCodePNG(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) venueCodePNG(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	id, err := pathID(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if _, err := s.readPosition(r); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	v, err := s.reads.Venue(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	if !mayPrint(a, v) {
-		s.writeError(w, r, forbidden("only the venue's staff, reviewers and admins may print its code"))
-		return
+	if !domain.MayPrintVenueCode(a, v) {
+		return forbidden("only the venue's staff, reviewers and admins may print its code")
 	}
 	if v.Status != domain.VenueStatusApproved {
-		s.writeError(w, r, domain.Errorf(domain.ErrConflict, "venue is %s: a code is issued only once it is approved", v.Status))
-		return
+		return domain.Errorf(domain.ErrConflict, "venue is %s: a code is issued only once it is approved", v.Status)
 	}
 	w.Header().Set("Cache-Control", "private, max-age=3600")
-	s.writePNG(w, r, s.signer.IssueVenueCode(v.ID), 1024)
+	return writePNG(w, s.signer.IssueVenueCode(v.ID), 1024)
 }
 
 type reviewRequest struct {
@@ -214,22 +159,22 @@ type reviewRequest struct {
 }
 
 // reviewVenue is POST /v1/venues/{id}/review (reviewer or admin).
-func (s *Server) reviewVenue(w http.ResponseWriter, r *http.Request) {
+func (s *Server) reviewVenue(w http.ResponseWriter, r *http.Request) error {
 	var req reviewRequest
-	a, id, ok := s.startWrite(w, r, "only a reviewer or an admin may review a venue", []string{domain.RoleReviewer, domain.RoleAdmin}, &req)
-	if !ok {
-		return
+	a := actorOf(r)
+	id, err := s.startWrite(w, r, &req)
+	if err != nil {
+		return err
 	}
 	res, err := s.ledger.ReviewVenue(r.Context(), a, id, domain.ReviewVenue{Decision: req.Decision, Reason: req.Reason})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	status := "rejected"
 	if req.Decision == domain.ReviewApprove {
 		status = "approved"
 	}
-	s.writeJSON(w, r, http.StatusOK, venueWriteResponse{VenueID: id, Status: status, writeResult: resultOf(res)})
+	return writeJSON(w, http.StatusOK, venueWriteResponse{VenueID: id, Status: status, writeResult: resultOf(res)})
 }
 
 type subAdminRequest struct {
@@ -244,57 +189,46 @@ type subAdminResponse struct {
 
 // addSubAdmin is POST /v1/venues/{id}/admins: the manager adds a registered
 // person as sub-admin.
-func (s *Server) addSubAdmin(w http.ResponseWriter, r *http.Request) {
+func (s *Server) addSubAdmin(w http.ResponseWriter, r *http.Request) error {
 	var req subAdminRequest
-	a, venueID, ok := s.startWrite(w, r, "only the venue's manager may add sub-admins", []string{domain.RolePerson, domain.RoleAdmin}, &req)
-	if !ok {
-		return
+	a := actorOf(r)
+	venueID, err := s.startWrite(w, r, &req)
+	if err != nil {
+		return err
 	}
 	personID, err := parseID("person_id", req.PersonID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.ledger.AddSubAdmin(r.Context(), a, venueID, personID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, createdOr(res.Duplicate), subAdminResponse{VenueID: venueID, PersonID: personID, writeResult: resultOf(res)})
+	return writeJSON(w, createdOr(res.Duplicate), subAdminResponse{VenueID: venueID, PersonID: personID, writeResult: resultOf(res)})
 }
 
 // removeSubAdmin is DELETE /v1/venues/{id}/admins/{person_id}.
-func (s *Server) removeSubAdmin(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !hasRole(a, domain.RolePerson, domain.RoleAdmin) {
-		s.writeError(w, r, forbidden("only the venue's manager may remove sub-admins"))
-		return
-	}
+func (s *Server) removeSubAdmin(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	venueID, err := pathID(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	personID, err := pathID(r, "person_id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.ledger.RemoveSubAdmin(r.Context(), a, venueID, personID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, subAdminResponse{VenueID: venueID, PersonID: personID, writeResult: resultOf(res)})
+	return writeJSON(w, http.StatusOK, subAdminResponse{VenueID: venueID, PersonID: personID, writeResult: resultOf(res)})
 }
 
-// staffVenue authenticates a and loads venue {id} for a staff read: its
-// staff and scanners, admins, and the extra roles given.
-func (s *Server) staffVenue(r *http.Request, a domain.Actor, extra ...string) (domain.VenueView, error) {
+// staffVenue loads venue {id} for a staff read by a: its staff and
+// scanners, admins, and the roles in also (domain.MayReadVenueStaffView).
+// A scanner of another venue is refused before the read.
+func (s *Server) staffVenue(r *http.Request, a domain.Actor, also domain.Roles) (domain.VenueView, error) {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return domain.VenueView{}, err
@@ -306,93 +240,75 @@ func (s *Server) staffVenue(r *http.Request, a domain.Actor, extra ...string) (d
 	if err != nil {
 		return domain.VenueView{}, err
 	}
-	if !domain.IsVenueStaff(a, v) && a.Role != domain.RoleAdmin && !hasRole(a, extra...) {
+	if !domain.MayReadVenueStaffView(a, v, also) {
 		return domain.VenueView{}, forbidden("only the venue's own staff may read it")
 	}
 	return v, nil
 }
 
 type entriesResponse struct {
-	VenueID    uuid.UUID      `json:"venue_id"`
-	Entries    []domain.Entry `json:"entries"`
-	NextCursor string         `json:"next_cursor,omitempty"`
-	Position   uint64         `json:"position"`
+	VenueID    uuid.UUID   `json:"venue_id"`
+	Entries    []entryJSON `json:"entries"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+	Position   uint64      `json:"position"`
 }
 
 // venueEntries is GET /v1/venues/{id}/entries: the venue's entry and exit
 // list, newest first, for its own staff and scanners (and admins).
-func (s *Server) venueEntries(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) venueEntries(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
+	var err error
 	q := r.URL.Query()
 	eq := domain.EntryQuery{Direction: q.Get("direction"), Decision: q.Get("decision")}
 	if eq.From, err = parseTime("from", q.Get("from")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if eq.To, err = parseTime("to", q.Get("to")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !eq.From.IsZero() && !eq.To.IsZero() && eq.To.Before(eq.From) {
-		s.writeError(w, r, domain.Invalid("to", "must not be before from"))
-		return
+		return domain.Invalid("to", "must not be before from")
 	}
-	switch eq.Direction {
-	case "", "in", "out":
-	default:
-		s.writeError(w, r, domain.Invalid("direction", "must be in or out"))
-		return
+	if err := oneOf("direction", eq.Direction, "must be in or out", "in", "out"); err != nil {
+		return err
 	}
-	switch eq.Decision {
-	case "", "pass", "deny":
-	default:
-		s.writeError(w, r, domain.Invalid("decision", "must be pass or deny"))
-		return
+	if err := oneOf("decision", eq.Decision, "must be pass or deny", "pass", "deny"); err != nil {
+		return err
 	}
 	limit, err := queryLimit(r, 50, 500)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	if c := q.Get("cursor"); c != "" {
-		cur, err := parseCursor(c)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		eq.AfterAt, eq.AfterPosition = cur.at, cur.position
+	cur, err := queryCursor(r)
+	if err != nil {
+		return err
 	}
+	eq.AfterAt, eq.AfterPosition = cur.at, cur.position
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	v, err := s.staffVenue(r, a)
+	v, err := s.staffVenue(r, a, nil)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	eq.VenueID = v.ID
 	eq.Limit = limit + 1 // one more tells whether another page follows
 	entries, err := s.reads.Entries(r.Context(), eq)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	resp := entriesResponse{VenueID: v.ID, Entries: entries, Position: pos}
+	resp := entriesResponse{VenueID: v.ID, Position: pos}
 	if len(entries) > limit {
-		resp.Entries = entries[:limit]
-		last := resp.Entries[limit-1]
+		entries = entries[:limit]
+		last := entries[limit-1]
 		resp.NextCursor = cursor{at: last.At, position: last.Position}.String()
 	}
-	if resp.Entries == nil {
-		resp.Entries = []domain.Entry{}
+	resp.Entries = make([]entryJSON, len(entries))
+	for i, e := range entries {
+		resp.Entries[i] = entryOf(e)
 	}
-	s.writeJSON(w, r, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, resp)
 }
 
 type occupancyResponse struct {
@@ -406,29 +322,22 @@ type occupancyResponse struct {
 // venueOccupancy is GET /v1/venues/{id}/occupancy: people inside now
 // (entries minus exits; an entry with no exit ends after the venue type's
 // dwell). For the venue's staff, admins and dashboards.
-func (s *Server) venueOccupancy(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) venueOccupancy(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	pos, err := s.readPosition(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	v, err := s.staffVenue(r, a, domain.RoleDashboard)
+	v, err := s.staffVenue(r, a, domain.Dashboards)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	now := s.now().UTC()
 	dwell := s.dwell(v.Type)
 	n, err := s.reads.Occupancy(r.Context(), v.ID, now, dwell)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, occupancyResponse{VenueID: v.ID, Occupancy: n, At: now,
+	return writeJSON(w, http.StatusOK, occupancyResponse{VenueID: v.ID, Occupancy: n, At: now,
 		DwellSeconds: int64(dwell / time.Second), Position: pos})
 }

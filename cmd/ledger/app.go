@@ -132,7 +132,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		return nil, fmt.Errorf("open reactions: %w", err)
 	}
 
-	a.srv = ledgerhttp.New(ledgerhttp.Config{
+	a.srv = ledgerhttp.New(ledgerhttp.Options{
 		Ledger:       a.ledger,
 		Reads:        a.store,
 		Poison:       a.router,

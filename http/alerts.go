@@ -1,0 +1,40 @@
+package http
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+type alertsResponse struct {
+	District string      `json:"district"`
+	Alerts   []alertJSON `json:"alerts"`
+	Position uint64      `json:"position"`
+}
+
+// listAlerts is GET /v1/alerts?district=: a district's alerts, newest
+// first, for reviewers, admins, dashboards and analysts.
+func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
+	return list(s, w, r, alertQueryOf, func(ctx context.Context, q alertQuery) ([]domain.Alert, error) {
+		return s.reads.Alerts(ctx, q.district, q.limit)
+	}, func(q alertQuery, alerts []domain.Alert, pos uint64) any {
+		return alertsResponse{District: q.district, Alerts: mapSlice(alerts, alertOf), Position: pos}
+	})
+}
+
+// alertQuery is GET /v1/alerts' query.
+type alertQuery struct {
+	district string
+	limit    int
+}
+
+func alertQueryOf(r *http.Request) (alertQuery, error) {
+	q := alertQuery{district: r.URL.Query().Get("district")}
+	if err := districtParam(q.district, true); err != nil {
+		return q, err
+	}
+	var err error
+	q.limit, err = queryLimit(r, 100, 1000)
+	return q, err
+}

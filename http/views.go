@@ -1,0 +1,238 @@
+package http
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+// The API's JSON shapes of the read models' views. The domain views carry
+// no JSON tags: what a client sees, under which names, is decided here, and
+// a field added to a view is not on the wire until it is added here.
+// testdata/views.golden holds the bytes these render to.
+
+// personJSON is a person (GET /v1/persons/{id}).
+type personJSON struct {
+	ID            uuid.UUID   `json:"person_id"`
+	NameMasked    string      `json:"name"`
+	IDType        string      `json:"id_type"`
+	IDMasked      string      `json:"id_number"`
+	Verification  string      `json:"verification"` // pending | approved | rejected
+	GuardianID    uuid.UUID   `json:"guardian_id,omitzero"`
+	Relation      string      `json:"relation,omitempty"`
+	FamilyMembers []uuid.UUID `json:"family_members"`
+	RegisteredAt  time.Time   `json:"registered_at"`
+}
+
+func personOf(v domain.PersonView) personJSON {
+	return personJSON{ID: v.ID, NameMasked: v.NameMasked, IDType: v.IDType, IDMasked: v.IDMasked,
+		Verification: v.Verification, GuardianID: v.GuardianID, Relation: v.Relation,
+		FamilyMembers: v.FamilyMembers, RegisteredAt: v.RegisteredAt}
+}
+
+// healthJSON is a person's latest health status.
+type healthJSON struct {
+	CodeColour   string    `json:"code_colour"`
+	NATResult    string    `json:"nat_result"`
+	NATAt        time.Time `json:"nat_at,omitzero"`
+	VaccineDoses int       `json:"vaccine_doses"`
+	RecordedAt   time.Time `json:"recorded_at"`
+}
+
+func healthOf(v domain.HealthView) healthJSON {
+	return healthJSON{CodeColour: v.CodeColour, NATResult: v.NATResult, NATAt: v.NATAt,
+		VaccineDoses: v.VaccineDoses, RecordedAt: v.RecordedAt}
+}
+
+// venueJSON is a venue as its staff, reviewers, admins, dashboards and
+// analysts see it (publicVenueResponse is everyone else's).
+type venueJSON struct {
+	ID             uuid.UUID   `json:"venue_id"`
+	Name           string      `json:"name"`
+	Type           string      `json:"type"`
+	District       string      `json:"district"`
+	Address        string      `json:"address"`
+	Lat            float64     `json:"lat"`
+	Lng            float64     `json:"lng"`
+	Status         string      `json:"status"` // pending | approved | rejected
+	Reason         string      `json:"reason,omitempty"`
+	ManagerID      uuid.UUID   `json:"manager_id"`
+	Admins         []uuid.UUID `json:"admins"`
+	RequireGreen   bool        `json:"require_green"`
+	NATWithinHours int         `json:"nat_within_hours"`
+	AppliedAt      time.Time   `json:"applied_at"`
+	ReviewedAt     time.Time   `json:"reviewed_at,omitzero"`
+}
+
+func venueOf(v domain.VenueView) venueJSON {
+	return venueJSON{ID: v.ID, Name: v.Name, Type: v.Type, District: v.District, Address: v.Address,
+		Lat: v.Lat, Lng: v.Lng, Status: v.Status, Reason: v.Reason, ManagerID: v.ManagerID, Admins: v.Admins,
+		RequireGreen: v.RequireGreen, NATWithinHours: v.NATWithinHours, AppliedAt: v.AppliedAt, ReviewedAt: v.ReviewedAt}
+}
+
+// entryJSON is one row of a venue's entry list.
+type entryJSON struct {
+	EventID    uuid.UUID `json:"event_id"`
+	PersonID   uuid.UUID `json:"person_id"`
+	NameMasked string    `json:"name"`
+	IDMasked   string    `json:"id_number"`
+	At         time.Time `json:"at"`
+	Direction  string    `json:"direction"`
+	Decision   string    `json:"decision"`
+	Method     string    `json:"method"`
+	Operator   string    `json:"operator,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+}
+
+func entryOf(v domain.Entry) entryJSON {
+	return entryJSON{EventID: v.EventID, PersonID: v.PersonID, NameMasked: v.NameMasked, IDMasked: v.IDMasked,
+		At: v.At, Direction: v.Direction, Decision: v.Decision, Method: v.Method, Operator: v.Operator, Reason: v.Reason}
+}
+
+// visitJSON is one pass in a person's trace history.
+type visitJSON struct {
+	EventID   uuid.UUID `json:"event_id"`
+	VenueID   uuid.UUID `json:"venue_id"`
+	VenueName string    `json:"venue_name"`
+	VenueType string    `json:"venue_type"`
+	District  string    `json:"district"`
+	Address   string    `json:"address"`
+	At        time.Time `json:"at"`
+	Direction string    `json:"direction"`
+	Decision  string    `json:"decision"`
+}
+
+func visitOf(v domain.Visit) visitJSON {
+	return visitJSON{EventID: v.EventID, VenueID: v.VenueID, VenueName: v.VenueName, VenueType: v.VenueType,
+		District: v.District, Address: v.Address, At: v.At, Direction: v.Direction, Decision: v.Decision}
+}
+
+// alertJSON is a district alert.
+type alertJSON struct {
+	EventID     uuid.UUID `json:"event_id"`
+	District    string    `json:"district"`
+	VenueID     uuid.UUID `json:"venue_id"`
+	PersonID    uuid.UUID `json:"person_id"`
+	PassEventID uuid.UUID `json:"pass_event_id"`
+	CodeColour  string    `json:"code_colour"`
+	Decision    string    `json:"decision"`
+	Reason      string    `json:"reason"`
+	At          time.Time `json:"at"`
+}
+
+func alertOf(v domain.Alert) alertJSON {
+	return alertJSON{EventID: v.EventID, District: v.District, VenueID: v.VenueID, PersonID: v.PersonID,
+		PassEventID: v.PassEventID, CodeColour: v.CodeColour, Decision: v.Decision, Reason: v.Reason, At: v.At}
+}
+
+// declarationJSON is a declaration with its history.
+type declarationJSON struct {
+	ID              uuid.UUID             `json:"declaration_id"`
+	Kind            string                `json:"kind"` // arrival | truck
+	PersonID        uuid.UUID             `json:"person_id"`
+	FamilyMemberIDs []uuid.UUID           `json:"family_member_ids"`
+	District        string                `json:"district"`
+	Status          string                `json:"status"` // pending | approved | rejected
+	Reason          string                `json:"reason,omitempty"`
+	Queued          bool                  `json:"queued"`
+	SubmittedAt     time.Time             `json:"submitted_at"`
+	QueuedAt        time.Time             `json:"queued_at,omitzero"`
+	ReviewedAt      time.Time             `json:"reviewed_at,omitzero"`
+	Arrival         *arrivalJSON          `json:"arrival,omitempty"`
+	Truck           *truckJSON            `json:"truck,omitempty"`
+	History         []declarationStepJSON `json:"history"`
+}
+
+// arrivalJSON is what an arrival declaration says.
+type arrivalJSON struct {
+	ArrivalDate         string    `json:"arrival_date"`
+	Origin              string    `json:"origin"`
+	DestinationDistrict string    `json:"destination_district"`
+	NATResult           string    `json:"nat_result"`
+	NATAt               time.Time `json:"nat_at,omitzero"`
+}
+
+// truckJSON is what a truck pass says, the contact masked.
+type truckJSON struct {
+	PlateNumber      string    `json:"plate_number"`
+	NATProofAt       time.Time `json:"nat_proof_at"`
+	ItineraryOK      bool      `json:"itinerary_ok"`
+	HealthCodeColour string    `json:"health_code_colour"`
+	LogisticsPark    string    `json:"logistics_park"`
+	ContactName      string    `json:"contact_name"`
+	ContactPhone     string    `json:"contact_phone"`
+}
+
+// declarationStepJSON is one event in a declaration's history.
+type declarationStepJSON struct {
+	EventID  uuid.UUID `json:"event_id"`
+	Type     string    `json:"type"`
+	At       time.Time `json:"at"`
+	Actor    string    `json:"actor,omitempty"`
+	Decision string    `json:"decision,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Position uint64    `json:"position"`
+}
+
+func declarationOf(v domain.DeclarationView) declarationJSON {
+	out := declarationJSON{ID: v.ID, Kind: v.Kind, PersonID: v.PersonID, FamilyMemberIDs: v.FamilyMemberIDs,
+		District: v.District, Status: v.Status, Reason: v.Reason, Queued: v.Queued, SubmittedAt: v.SubmittedAt,
+		QueuedAt: v.QueuedAt, ReviewedAt: v.ReviewedAt,
+		History: mapSlice(v.History, func(s domain.DeclarationStep) declarationStepJSON {
+			return declarationStepJSON{EventID: s.EventID, Type: s.Type, At: s.At, Actor: s.Actor,
+				Decision: s.Decision, Reason: s.Reason, Position: s.Position}
+		})}
+	if a := v.Arrival; a != nil {
+		out.Arrival = &arrivalJSON{ArrivalDate: a.ArrivalDate, Origin: a.Origin,
+			DestinationDistrict: a.DestinationDistrict, NATResult: a.NATResult, NATAt: a.NATAt}
+	}
+	if t := v.Truck; t != nil {
+		out.Truck = &truckJSON{PlateNumber: t.PlateNumber, NATProofAt: t.NATProofAt, ItineraryOK: t.ItineraryOK,
+			HealthCodeColour: t.HealthCodeColour, LogisticsPark: t.LogisticsPark,
+			ContactName: t.ContactName, ContactPhone: t.ContactPhone}
+	}
+	return out
+}
+
+// auditEntryJSON is one recorded look at a person's history.
+type auditEntryJSON struct {
+	EventID  uuid.UUID `json:"event_id"`
+	TraceID  uuid.UUID `json:"trace_id"`
+	Analyst  string    `json:"analyst"`
+	PersonID uuid.UUID `json:"person_id"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Depth    int       `json:"depth"`
+	Reason   string    `json:"reason"`
+	// Kind is "contacts" (POST /v1/traces) or "history" (a person's passes).
+	Kind              string    `json:"kind,omitempty"`
+	Source            string    `json:"source,omitempty"`
+	AsOf              time.Time `json:"as_of,omitzero"`
+	MinOverlapMinutes int       `json:"min_overlap_minutes"`
+	BufferMinutes     int       `json:"buffer_minutes"`
+	Contacts          int       `json:"contacts"`
+	At                time.Time `json:"at"`
+	Position          uint64    `json:"position"`
+}
+
+func auditEntryOf(v domain.AuditEntry) auditEntryJSON {
+	return auditEntryJSON{EventID: v.EventID, TraceID: v.TraceID, Analyst: v.Analyst, PersonID: v.PersonID,
+		From: v.From, To: v.To, Depth: v.Depth, Reason: v.Reason, Kind: v.Kind, Source: v.Source, AsOf: v.AsOf,
+		MinOverlapMinutes: v.MinOverlapMinutes, BufferMinutes: v.BufferMinutes, Contacts: v.Contacts,
+		At: v.At, Position: v.Position}
+}
+
+// mapSlice renders each of xs with f; nil stays nil (null on the wire)
+// and empty stays empty ([]).
+func mapSlice[A, B any](xs []A, f func(A) B) []B {
+	if xs == nil {
+		return nil
+	}
+	out := make([]B, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
+	}
+	return out
+}
