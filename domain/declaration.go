@@ -100,6 +100,9 @@ type Declaration struct {
 	status     string
 	queued     bool
 	reason     string
+	// declaration is the ArrivalDeclared or TruckPassDeclared event as
+	// stored, to tell a retry from another declaration reusing its id.
+	declaration Event
 }
 
 // ReplayDeclaration rebuilds a declaration from its events, in log order.
@@ -124,8 +127,10 @@ func (d *Declaration) apply(e Envelope) error {
 	case *ArrivalDeclared:
 		d.declare(e, ev.DeclarationID, DeclarationArrival, ev.PersonID, ev.DestinationDistrict)
 		d.family = slices.Clone(ev.FamilyMemberIDs)
+		d.declaration = *ev
 	case *TruckPassDeclared:
 		d.declare(e, ev.DeclarationID, DeclarationTruck, ev.PersonID, ev.District)
+		d.declaration = *ev
 	case *DeclarationQueued:
 		d.queued = true
 	case *DeclarationReviewed:
@@ -333,9 +338,6 @@ func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members
 	if !declarant.registered {
 		return nil, Errorf(ErrNotFound, "declarant is not a registered person")
 	}
-	if d.declared {
-		return d.retried(id, cmd.EventID)
-	}
 	ids := make([]uuid.UUID, 0, len(members))
 	for _, m := range members {
 		if !m.registered {
@@ -346,27 +348,36 @@ func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members
 		}
 		ids = append(ids, m.id)
 	}
-	return []Event{ArrivalDeclared{
+	ev := ArrivalDeclared{
 		DeclarationID: id, PersonID: declarant.id, FamilyMemberIDs: ids, ArrivalDate: cmd.ArrivalDate,
 		Origin: cmd.Origin, DestinationDistrict: cmd.DestinationDistrict, NATResult: cmd.NATResult, NATAt: cmd.NATAt,
-	}}, nil
+	}
+	if d.declared {
+		stored, ok := d.declaration.(ArrivalDeclared)
+		return nil, d.retried(id, cmd.EventID, ok && sameArrival(stored, ev))
+	}
+	return []Event{ev}, nil
 }
 
 // DecideDeclareTruck decides a truck pass by driver as declaration id; cmd
 // is validated (ValidateTruckPass). The contact's name and phone are sealed
 // with seal (the driver's data key). The same declaration again decides
 // nothing: it is a retry.
-func DecideDeclareTruck(d Declaration, id uuid.UUID, driver Person, cmd DeclareTruckPass, seal Sealer) ([]Event, error) {
+func DecideDeclareTruck(d Declaration, id uuid.UUID, driver Person, cmd DeclareTruckPass, seal Sealer, open Opener) ([]Event, error) {
 	if !driver.registered {
 		return nil, Errorf(ErrNotFound, "driver is not a registered person")
-	}
-	if d.declared {
-		return d.retried(id, cmd.EventID)
 	}
 	ev := TruckPassDeclared{
 		DeclarationID: id, PersonID: driver.id, PlateNumber: cmd.PlateNumber, NATProofAt: cmd.NATProofAt,
 		ItineraryOK: cmd.ItineraryOK, HealthCodeColour: cmd.HealthCodeColour, LogisticsPark: cmd.LogisticsPark,
 		District: cmd.District,
+	}
+	if d.declared {
+		same, err := sameTruckPass(d.declaration, ev, cmd, open)
+		if err != nil {
+			return nil, err
+		}
+		return nil, d.retried(id, cmd.EventID, same)
 	}
 	var err error
 	if ev.ContactName, err = seal(cmd.ContactName); err != nil {
@@ -379,12 +390,47 @@ func DecideDeclareTruck(d Declaration, id uuid.UUID, driver Person, cmd DeclareT
 }
 
 // retried answers a declaration that already exists: nothing to decide
-// when eventID is the one that declared it (a retry), a conflict otherwise.
-func (d Declaration) retried(id, eventID uuid.UUID) ([]Event, error) {
+// when eventID is the one that declared it with the same content (a retry),
+// a conflict otherwise. An event id names one fact.
+func (d Declaration) retried(id, eventID uuid.UUID, same bool) error {
 	if eventID != uuid.Nil && eventID == d.declaredBy {
-		return nil, nil
+		if same {
+			return nil
+		}
+		return Errorf(ErrConflict, "event id %s was already used for another declaration", eventID)
 	}
-	return nil, Errorf(ErrConflict, "declaration %s already exists", id)
+	return Errorf(ErrConflict, "declaration %s already exists", id)
+}
+
+// sameArrival reports whether two arrival declarations say the same.
+func sameArrival(a, b ArrivalDeclared) bool {
+	return a.DeclarationID == b.DeclarationID && a.PersonID == b.PersonID && slices.Equal(a.FamilyMemberIDs, b.FamilyMemberIDs) &&
+		a.ArrivalDate == b.ArrivalDate && a.Origin == b.Origin && a.DestinationDistrict == b.DestinationDistrict &&
+		a.NATResult == b.NATResult && a.NATAt.Equal(b.NATAt)
+}
+
+// sameTruckPass reports whether stored is the truck pass ev (not sealed
+// yet) with cmd's contact; the stored contact is opened to compare.
+func sameTruckPass(stored Event, ev TruckPassDeclared, cmd DeclareTruckPass, open Opener) (bool, error) {
+	t, ok := stored.(TruckPassDeclared)
+	if !ok || t.DeclarationID != ev.DeclarationID || t.PersonID != ev.PersonID || t.PlateNumber != ev.PlateNumber ||
+		!t.NATProofAt.Equal(ev.NATProofAt) || t.ItineraryOK != ev.ItineraryOK || t.HealthCodeColour != ev.HealthCodeColour ||
+		t.LogisticsPark != ev.LogisticsPark || t.District != ev.District {
+		return false, nil
+	}
+	for _, f := range []struct {
+		sealed Sealed
+		want   string
+	}{{t.ContactName, cmd.ContactName}, {t.ContactPhone, cmd.ContactPhone}} {
+		got, err := open(f.sealed)
+		if err != nil {
+			return false, err
+		}
+		if got != f.want {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // DecideReviewDeclaration decides a review of a pending declaration by

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -112,17 +113,68 @@ func AdmitPass(actor Actor, cmd RecordPass, f *PassFacts) (VenueView, error) {
 }
 
 // CheckPassRetry decides whether cmd, whose client event id is already
-// stored as stored, is a retry of that pass: the same venue and, for a self
-// scan, the same person (or their guardian).
-func CheckPassRetry(actor Actor, cmd RecordPass, stored PassView) error {
-	p := stored.Pass
-	if p.VenueID != cmd.VenueID {
-		return Errorf(ErrConflict, "event id %s was already used for a pass at another venue", stored.EventID)
+// stored as stored, is a retry of that pass. An event id names one fact: a
+// retry is the same request again (same venue, method, direction, person,
+// family members and, when given, time); anything else is a conflict, never
+// the stored pass's answer. idHash is a manual entry's document hash.
+func CheckPassRetry(actor Actor, cmd RecordPass, idHash string, stored PassView, f *PassFacts, c PassClock) error {
+	if !cmd.OccurredAt.IsZero() {
+		if err := ValidateOccurredAt(cmd.OccurredAt, c.Now, c.ClockSkew, c.Retention); err != nil {
+			return err
+		}
 	}
-	if cmd.Method == MethodSelfScan && p.PersonID != actor.PersonID && p.GuardianID != actor.PersonID {
-		return Errorf(ErrConflict, "event id %s was already used for another person's pass", stored.EventID)
+	p := stored.Pass
+	conflict := func(what string) error {
+		return Errorf(ErrConflict, "event id %s was already used for %s", stored.EventID, what)
+	}
+	var person uuid.UUID
+	switch cmd.Method {
+	case MethodSelfScan:
+		person = actor.PersonID
+	case MethodStaffScan:
+		person = cmd.PersonID
+	case MethodManual:
+		person = f.ByIDHash[idHash]
+	}
+	switch {
+	case p.VenueID != cmd.VenueID:
+		return conflict("a pass at another venue")
+	case p.PersonID != person:
+		return conflict("another person's pass")
+	case p.Method != cmd.Method || p.Direction != cmd.Direction:
+		return conflict("a pass with another method or direction")
+	case !cmd.OccurredAt.IsZero() && !p.Screen.At.IsZero() && !sameMicrosecond(cmd.OccurredAt, p.Screen.At):
+		return conflict("a pass at another time")
+	}
+	for _, m := range cmd.FamilyMemberIDs {
+		if _, ok := f.Stored[FamilyPassEventID(stored.EventID, m)]; !ok {
+			return conflict("a pass with other family members")
+		}
 	}
 	return nil
+}
+
+// SameRecordPass reports whether two pass commands ask the same.
+func SameRecordPass(a, b RecordPass) bool {
+	return a.EventID == b.EventID && a.OccurredAt.Equal(b.OccurredAt) && a.Method == b.Method && a.VenueID == b.VenueID &&
+		a.PersonID == b.PersonID && a.IDType == b.IDType && a.IDNumber == b.IDNumber && a.Direction == b.Direction &&
+		slices.Equal(a.FamilyMemberIDs, b.FamilyMemberIDs)
+}
+
+// SamePass reports whether decided, a pass decided just now under an event
+// id the log turned out to hold already (a retry racing its original), is
+// the stored pass again: same venue, person, method and direction, and the
+// same time when the request gave one.
+func SamePass(stored, decided PassRecorded, timeGiven bool) bool {
+	return stored.VenueID == decided.VenueID && stored.PersonID == decided.PersonID && stored.GuardianID == decided.GuardianID &&
+		stored.Method == decided.Method && stored.Direction == decided.Direction &&
+		(!timeGiven || stored.Screen.At.IsZero() || sameMicrosecond(stored.Screen.At, decided.Screen.At))
+}
+
+// sameMicrosecond compares two instants at the read models' precision
+// (PostgreSQL keeps microseconds).
+func sameMicrosecond(a, b time.Time) bool {
+	return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
 }
 
 // DecideNewPass decides a pass that is not stored yet at venue (admitted by

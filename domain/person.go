@@ -64,6 +64,10 @@ type Person struct {
 	guardianID   uuid.UUID
 	relation     string
 	verification string
+	// registration is the PersonRegistered event as stored (its personal
+	// fields sealed), to tell a retry from another registration that
+	// reuses its event id.
+	registration PersonRegistered
 }
 
 // ReplayPerson rebuilds a person from their events, in log order.
@@ -94,6 +98,7 @@ func (p *Person) apply(e Envelope) error {
 		p.guardianID = ev.GuardianID
 		p.relation = ev.Relation
 		p.verification = VerificationPending
+		p.registration = *ev
 	case *PersonVerified:
 		if ev.Result == VerifyApproved {
 			p.verification = VerificationApproved
@@ -140,6 +145,10 @@ func (p Person) Verification() string { return p.verification }
 // application layer fetches the key on the first call only, so a decide
 // function that refuses before sealing makes no key.
 type Sealer func(plaintext string) (Sealed, error)
+
+// Opener opens a sealed field with its person's data key, so a decide
+// function can compare what was stored with what is asked again.
+type Opener func(Sealed) (string, error)
 
 // Registration is a validated registration, a citizen's or a family
 // member's: canonical fields, not sealed yet. ValidateRegistration and
@@ -197,13 +206,14 @@ func ValidateFamilyMember(guardian uuid.UUID, cmd AddFamilyMember, now time.Time
 
 // DecideRegisterPerson decides a registration (a citizen's, or a family
 // member's when r.GuardianID is set) on the aggregate of the document's
-// person id, sealing the personal fields with seal. The same registration
-// again (r.EventID is the one that registered p) decides nothing: it is a
-// retry.
-func DecideRegisterPerson(p Person, r Registration, seal Sealer) ([]Event, error) {
+// person id, sealing the personal fields with seal. An event id names one
+// fact: the same registration again (r.EventID registered p, with the same
+// name, phone and guardian, compared through open) decides nothing, it is a
+// retry; anything else under that event id is a conflict.
+func DecideRegisterPerson(p Person, r Registration, seal Sealer, open Opener) ([]Event, error) {
 	if p.registered {
 		if r.EventID != uuid.Nil && r.EventID == p.registeredBy {
-			return nil, nil
+			return nil, sameRegistration(p.registration, r, open)
 		}
 		return nil, AlreadyRegistered(r.IDType)
 	}
@@ -221,6 +231,33 @@ func DecideRegisterPerson(p Person, r Registration, seal Sealer) ([]Event, error
 		}
 	}
 	return []Event{reg}, nil
+}
+
+// sameRegistration reports, as a conflict, how r differs from stored, the
+// registration that used r's event id; nil when r is the same registration.
+// The document is the same (it names the aggregate); the sealed name and
+// phone are opened to compare.
+func sameRegistration(stored PersonRegistered, r Registration, open Opener) error {
+	conflict := Errorf(ErrConflict, "event id %s was already used for another registration", r.EventID)
+	if stored.IDType != r.IDType || stored.GuardianID != r.GuardianID || stored.Relation != r.Relation {
+		return conflict
+	}
+	for _, f := range []struct {
+		sealed Sealed
+		want   string
+	}{{stored.Name, r.Name}, {stored.Phone, r.Phone}} {
+		if f.sealed == "" && f.want == "" {
+			continue
+		}
+		got, err := open(f.sealed)
+		if err != nil {
+			return err
+		}
+		if got != f.want {
+			return conflict
+		}
+	}
+	return nil
 }
 
 // DecideVerifyPerson decides the outcome of a face check or manual review
@@ -243,7 +280,7 @@ func DecideVerifyPerson(p Person, actor Actor, cmd VerifyPerson) ([]Event, error
 
 // DecideAddFamilyMember decides whether guardian may register member (the
 // aggregate of the member's document) with r, and seals r.
-func DecideAddFamilyMember(guardian, member Person, r Registration, seal Sealer) ([]Event, error) {
+func DecideAddFamilyMember(guardian, member Person, r Registration, seal Sealer, open Opener) ([]Event, error) {
 	if !guardian.registered {
 		return nil, Errorf(ErrNotFound, "guardian not registered")
 	}
@@ -253,7 +290,7 @@ func DecideAddFamilyMember(guardian, member Person, r Registration, seal Sealer)
 	if r.GuardianID != guardian.id {
 		return nil, Errorf(ErrForbidden, "family member must be registered under the guardian")
 	}
-	return DecideRegisterPerson(member, r, seal)
+	return DecideRegisterPerson(member, r, seal, open)
 }
 
 func ValidateVerify(cmd VerifyPerson) error {
@@ -342,10 +379,11 @@ func ValidRelation(r string) bool {
 	return false
 }
 
+// SealField seals plaintext with a person's data key.
 func SealField(key []byte, plaintext string) (Sealed, error) {
 	s, err := pii.Seal(key, plaintext)
 	if err != nil {
-		return "", fmt.Errorf("SealField personal data: %w", err)
+		return "", fmt.Errorf("seal personal data: %w", err)
 	}
 	return Sealed(s), nil
 }

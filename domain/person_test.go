@@ -146,12 +146,15 @@ func plainSealer(calls *int) Sealer {
 	}
 }
 
+// plainOpener opens what plainSealer sealed.
+func plainOpener(s Sealed) (string, error) { return strings.TrimPrefix(string(s), "sealed:"), nil }
+
 func TestDecideRegisterPerson(t *testing.T) {
 	id, eventID := uuid.New(), uuid.New()
 	r := Registration{EventID: eventID, PersonID: id, IDHash: "h", Name: "王小明", IDType: "resident_id", IDNumber: "11010519491231002X", Phone: "13800000001"}
 	t.Run("new", func(t *testing.T) {
 		var calls int
-		evs, err := DecideRegisterPerson(Person{}, r, plainSealer(&calls))
+		evs, err := DecideRegisterPerson(Person{}, r, plainSealer(&calls), plainOpener)
 		wantKind(t, err, nil)
 		reg := evs[0].(PersonRegistered)
 		if len(evs) != 1 || reg.PersonID != id || reg.IDHash != "h" || reg.Name != "sealed:王小明" || reg.Phone != "sealed:13800000001" || calls != 3 {
@@ -161,7 +164,7 @@ func TestDecideRegisterPerson(t *testing.T) {
 	registered := replayPerson(t, PersonRegistered{PersonID: id, IDType: "resident_id", IDHash: "h"})
 	t.Run("twice", func(t *testing.T) {
 		var calls int
-		_, err := DecideRegisterPerson(registered, r, plainSealer(&calls))
+		_, err := DecideRegisterPerson(registered, r, plainSealer(&calls), plainOpener)
 		wantKind(t, err, ErrConflict)
 		if !strings.Contains(err.Error(), "already registered") {
 			t.Fatalf("error %q does not say already registered", err)
@@ -170,6 +173,48 @@ func TestDecideRegisterPerson(t *testing.T) {
 			t.Fatalf("a refused registration sealed %d fields: it must make no data key", calls)
 		}
 	})
+	// The same event id: a retry when it asks the same again, a conflict
+	// (never the stored registration's answer) when anything differs.
+	var calls int
+	first, err := DecideRegisterPerson(Person{}, r, plainSealer(&calls), plainOpener)
+	wantKind(t, err, nil)
+	stored := replayPersonEnvs(t, eventID, first[0])
+	for _, tt := range []struct {
+		name string
+		edit func(*Registration)
+		kind error
+	}{
+		{"same again", func(*Registration) {}, nil},
+		{"other name", func(r *Registration) { r.Name = "李四" }, ErrConflict},
+		{"other phone", func(r *Registration) { r.Phone = "13900000002" }, ErrConflict},
+		{"as a family member", func(r *Registration) { r.GuardianID = uuid.New() }, ErrConflict},
+		{"other event id", func(r *Registration) { r.EventID = uuid.New() }, ErrConflict},
+	} {
+		t.Run("retry "+tt.name, func(t *testing.T) {
+			again := r
+			tt.edit(&again)
+			evs, err := DecideRegisterPerson(stored, again, plainSealer(&calls), plainOpener)
+			wantKind(t, err, tt.kind)
+			if len(evs) != 0 {
+				t.Fatalf("a retry decided %+v", evs)
+			}
+		})
+	}
+}
+
+// replayPersonEnvs replays ev as the aggregate's first event, with event id id.
+func replayPersonEnvs(t *testing.T, id uuid.UUID, ev Event) Person {
+	t.Helper()
+	env, err := NewEnvelope("person.x", ev, Meta{ID: id}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Position = 1
+	p, err := ReplayPerson([]Envelope{env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestDecideVerifyPerson(t *testing.T) {
@@ -234,7 +279,7 @@ func TestDecideAddFamilyMember(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var calls int
-			evs, err := DecideAddFamilyMember(tt.guardian, tt.member, tt.r, plainSealer(&calls))
+			evs, err := DecideAddFamilyMember(tt.guardian, tt.member, tt.r, plainSealer(&calls), plainOpener)
 			wantKind(t, err, tt.kind)
 			if tt.kind == nil && (evs[0].(PersonRegistered).GuardianID != gid || evs[0].(PersonRegistered).Phone != "") {
 				t.Fatalf("events = %+v", evs)

@@ -57,7 +57,7 @@ func (l *Ledger) DeclareTruckPass(ctx context.Context, actor domain.Actor, cmd d
 		return Result{}, err
 	}
 	return l.declare(ctx, actor, cmd.EventID, func(d domain.Declaration, id uuid.UUID) ([]domain.Event, error) {
-		return domain.DecideDeclareTruck(d, id, driver, cmd, l.sealer(ctx, driver.ID()))
+		return domain.DecideDeclareTruck(d, id, driver, cmd, l.sealer(ctx, driver.ID()), l.opener(ctx, driver.ID()))
 	})
 }
 

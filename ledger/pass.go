@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -79,7 +80,7 @@ func (l *Ledger) recordPasses(ctx context.Context, actor domain.Actor, cmds []do
 	// original result.
 	for i := range jobs {
 		j := &jobs[i]
-		if j.sameAs >= 0 {
+		if j.sameAs >= 0 || j.err != nil {
 			continue
 		}
 		if j.venue, j.err = domain.AdmitPass(actor, j.cmd, &facts); j.err != nil {
@@ -90,7 +91,7 @@ func (l *Ledger) recordPasses(ctx context.Context, actor domain.Actor, cmds []do
 				return nil, fmt.Errorf("new pass event id: %w", err)
 			}
 		} else if pv, ok := facts.Stored[j.eventID]; ok {
-			if j.err = domain.CheckPassRetry(actor, j.cmd, pv); j.err == nil {
+			if j.err = domain.CheckPassRetry(actor, j.cmd, j.idHash, pv, &facts, clock); j.err == nil {
 				j.result, j.done = storedResult(j.cmd, pv, &facts), true
 			}
 			continue
@@ -130,6 +131,10 @@ func (l *Ledger) recordPasses(ctx context.Context, actor domain.Actor, cmds []do
 			items[i] = BatchItem{EventID: j.eventID, Status: domain.BatchDuplicate, Result: j.result}
 		default:
 			res, err := l.appendedResult(ctx, j, appended[j.first:j.first+len(j.envs)])
+			if errors.Is(err, domain.ErrConflict) {
+				items[i] = BatchItem{EventID: j.cmd.EventID, Status: domain.BatchRejected, Err: err}
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -155,6 +160,9 @@ func (l *Ledger) passFactsQuery(actor domain.Actor, cmds []domain.RecordPass, jo
 		if cmd.EventID != uuid.Nil {
 			if k, ok := seen[cmd.EventID]; ok {
 				j.sameAs = k
+				if !domain.SameRecordPass(cmd, cmds[k]) {
+					j.sameAs, j.err = -1, domain.Errorf(domain.ErrConflict, "event id %s is used by an earlier item of this batch for another pass", cmd.EventID)
+				}
 				continue
 			}
 			seen[cmd.EventID] = i
@@ -206,6 +214,9 @@ func (l *Ledger) appendedResult(ctx context.Context, j *passJob, appended []Appe
 			orig, err := l.originalPass(ctx, a.Position)
 			if err != nil {
 				return PassResult{}, err
+			}
+			if !domain.SamePass(orig, rec, !j.cmd.OccurredAt.IsZero()) {
+				return PassResult{}, domain.Errorf(domain.ErrConflict, "event id %s was already used for another pass", j.envs[i].ID)
 			}
 			r.Decision, r.Screen, r.Duplicate = orig.Decision, orig.Screen, true
 		}

@@ -27,7 +27,7 @@ func (l *Ledger) RegisterPerson(ctx context.Context, actor domain.Actor, cmd dom
 		subject = "person:" + r.PersonID.String()
 	}
 	return l.register(ctx, r, domain.Meta{ID: cmd.EventID, Actor: subject}, func(p domain.Person) ([]domain.Event, error) {
-		return domain.DecideRegisterPerson(p, r, l.sealer(ctx, r.PersonID))
+		return domain.DecideRegisterPerson(p, r, l.sealer(ctx, r.PersonID), l.opener(ctx, r.PersonID))
 	})
 }
 
@@ -50,7 +50,7 @@ func (l *Ledger) AddFamilyMember(ctx context.Context, actor domain.Actor, guardi
 	r.IDHash = l.Hasher.IDHash(r.IDType, r.IDNumber)
 	r.PersonID = pii.PersonID(r.IDHash)
 	return l.register(ctx, r, domain.Meta{Actor: actor.Subject}, func(member domain.Person) ([]domain.Event, error) {
-		return domain.DecideAddFamilyMember(guardian, member, r, l.sealer(ctx, r.PersonID))
+		return domain.DecideAddFamilyMember(guardian, member, r, l.sealer(ctx, r.PersonID), l.opener(ctx, r.PersonID))
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/google/uuid"
 )
 
@@ -148,5 +149,25 @@ func (l *Ledger) sealer(ctx context.Context, subject uuid.UUID) domain.Sealer {
 			key = k
 		}
 		return domain.SealField(key, plaintext)
+	}
+}
+
+// opener returns a domain.Opener for subject's sealed fields, fetching the
+// subject's data key on its first use only.
+func (l *Ledger) opener(ctx context.Context, subject uuid.UUID) domain.Opener {
+	var key []byte
+	return func(s domain.Sealed) (string, error) {
+		if key == nil {
+			k, err := l.Keys.Key(ctx, subject, false)
+			if err != nil {
+				return "", fmt.Errorf("data key of %s: %w", subject, err)
+			}
+			key = k
+		}
+		v, err := pii.Open(key, string(s))
+		if err != nil {
+			return "", fmt.Errorf("open a sealed field of %s: %w", subject, err)
+		}
+		return v, nil
 	}
 }

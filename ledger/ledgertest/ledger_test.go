@@ -367,14 +367,25 @@ func TestPasses(t *testing.T) {
 		}
 		// From the read model (what answers after the window has passed).
 		h.caughtUp(res.Position)
-		late := cmd
-		late.OccurredAt = time.Now().Add(-time.Hour) // a different clock must not change the answer
-		again, err = h.ledger.RecordPass(h.ctx, person(citizen), late)
+		again, err = h.ledger.RecordPass(h.ctx, person(citizen), cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !again.Duplicate || again.Position != res.Position || again.Screen != res.Screen {
 			t.Fatalf("late retry = %+v, want the original %+v", again, res)
+		}
+		// An event id names one fact: the same id saying another time, at
+		// another venue or for another direction is a conflict, not a retry.
+		for _, edit := range []func(*domain.RecordPass){
+			func(c *domain.RecordPass) { c.OccurredAt = time.Now().Add(-time.Hour) },
+			func(c *domain.RecordPass) { c.Direction = domain.DirectionOut },
+			func(c *domain.RecordPass) { c.VenueID = uuid.New() },
+		} {
+			other := cmd
+			edit(&other)
+			if _, err := h.ledger.RecordPass(h.ctx, person(citizen), other); !errors.Is(err, domain.ErrConflict) && !errors.Is(err, domain.ErrNotFound) {
+				t.Fatalf("the same event id with another body: %v, want a conflict", err)
+			}
 		}
 		if h.lastPosition() != before {
 			t.Fatal("a retry appended an event")
