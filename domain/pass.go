@@ -218,7 +218,7 @@ func DecideNewPass(actor Actor, cmd RecordPass, venue VenueView, eventID uuid.UU
 		if h, ok := f.Health[p.IDHash]; ok && p.IDHash != "" {
 			health = &h
 		}
-		decision, reason := DecidePass(venue, p, health, at)
+		decision, reason := DecidePass(venue, p, health, cmd.Direction, at)
 		rec := PassRecorded{
 			VenueID: venue.ID, PersonID: p.ID, Direction: cmd.Direction, Method: cmd.Method,
 			Decision: decision, Reason: reason, Operator: operator, GuardianID: guardian,

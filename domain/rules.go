@@ -45,9 +45,14 @@ const (
 //     ledger keeps only the latest test, and a scanner replaying offline
 //     passes must not deny a person for having been tested since).
 //
-// The direction does not matter: a person refused at the door is refused
-// whichever way they were going, and the refusal is what gets reported.
-func DecidePass(venue VenueView, person PersonView, health *HealthView, at time.Time) (decision, reason string) {
+// An exit is never refused: whoever is inside may leave, and the exit
+// closes their stay. The screen still shows their status, and an abnormal
+// status still raises an alert (IsAbnormal). A refused entry means the
+// person did not go in: contact tracing and occupancy count no stay for it.
+func DecidePass(venue VenueView, person PersonView, health *HealthView, direction string, at time.Time) (decision, reason string) {
+	if direction == DirectionOut {
+		return DecisionPass, ""
+	}
 	colour := ColourUnknown
 	if health != nil && health.CodeColour != "" {
 		colour = health.CodeColour
@@ -134,6 +139,63 @@ func DefaultDwell(venueType string) time.Duration {
 		// transport_station and other.
 		return 2 * time.Hour
 	}
+}
+
+// DefaultMaxStay is the longest stay a recorded entry and exit may close at
+// a venue of a type: a guard against a missing exit, so an exit days after
+// a forgotten exit scan is not taken for one long stay. Places where people
+// stay the night or longer get days; elsewhere a day.
+func DefaultMaxStay(venueType string) time.Duration {
+	switch venueType {
+	case VenueHotel, VenueGuesthouse, VenueElderlyCare, VenueHospital:
+		return 14 * 24 * time.Hour
+	case VenueResidential:
+		return 3 * 24 * time.Hour
+	case VenuePublicTransport:
+		return 6 * time.Hour
+	default:
+		return 24 * time.Hour
+	}
+}
+
+// StayRules say how long stays at a venue of each type last where the
+// passes leave an end open, and how long a recorded stay may be. The zero
+// value is the defaults.
+type StayRules struct {
+	// Dwell is the stay assumed where its entry or its exit is missing;
+	// nil: DefaultDwell.
+	Dwell func(venueType string) time.Duration
+	// MaxStay is the longest stay an entry and the exit after it close;
+	// nil: DefaultMaxStay. It is never shorter than the dwell.
+	MaxStay func(venueType string) time.Duration
+}
+
+// DwellOf returns the dwell of venueType.
+func (r StayRules) DwellOf(venueType string) time.Duration {
+	if r.Dwell == nil {
+		return DefaultDwell(venueType)
+	}
+	return r.Dwell(venueType)
+}
+
+// MaxStayOf returns the longest recorded stay at venueType (at least its dwell).
+func (r StayRules) MaxStayOf(venueType string) time.Duration {
+	m := DefaultMaxStay(venueType)
+	if r.MaxStay != nil {
+		m = r.MaxStay(venueType)
+	}
+	return max(m, r.DwellOf(venueType))
+}
+
+// Longest returns the longest stay of any venue type (and of an unknown
+// one): no stay is longer, and a stay depends only on passes less than
+// that apart.
+func (r StayRules) Longest() time.Duration {
+	longest := r.MaxStayOf("")
+	for _, t := range VenueTypes() {
+		longest = max(longest, r.MaxStayOf(t))
+	}
+	return longest
 }
 
 // Dwell overrides DefaultDwell per venue type (configuration). A nil or

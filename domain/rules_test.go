@@ -51,7 +51,15 @@ func TestDecidePass(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			decision, reason := DecidePass(tt.venue, person, tt.health, at)
+			// An exit is never refused; its alert follows the status alone.
+			if d, r := DecidePass(tt.venue, person, tt.health, DirectionOut, at); d != DecisionPass || r != "" {
+				t.Fatalf("exit decision = %s (%s), want pass", d, r)
+			}
+			statusAbnormal := tt.health != nil && (tt.health.CodeColour == ColourYellow || tt.health.CodeColour == ColourRed || tt.health.NATResult == NATPositive)
+			if got := IsAbnormal(DecisionPass, tt.health); got != statusAbnormal {
+				t.Fatalf("IsAbnormal of the exit = %v, want %v", got, statusAbnormal)
+			}
+			decision, reason := DecidePass(tt.venue, person, tt.health, DirectionIn, at)
 			if decision != tt.decision {
 				t.Fatalf("decision = %s (%s), want %s", decision, reason, tt.decision)
 			}

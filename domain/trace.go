@@ -23,9 +23,9 @@ type PassPoint struct {
 	RecordedAt time.Time `json:"recorded_at,omitzero"`
 }
 
-// Presence is one person's stay at one venue: from an entry to the matching
-// exit. An entry with no exit ends after the venue type's dwell; an exit with
-// no entry starts that long before.
+// Presence is one person's stay at one venue: from an entry to the exit
+// that closes it. An entry with no exit ends after the venue type's dwell;
+// an exit with no entry starts that long before.
 type Presence struct {
 	PersonID uuid.UUID
 	VenueID  uuid.UUID
@@ -37,24 +37,24 @@ type Presence struct {
 // Passes may come in any order; at the same instant an entry sorts before
 // an exit.
 //
-//   - Only passes with decision "pass" count: a person who was refused did
-//     not go in.
-//   - An entry is closed by the person's next exit at that venue when the
-//     exit comes no later than the venue type's dwell after it: the stay is
-//     entry to exit.
+//   - A denied entry is a refusal at the door: the person did not go in, so
+//     it is no stay and changes no stay. An exit always counts, whatever
+//     its decision (an exit is never refused; older logs may hold denied
+//     exits, and those people did leave).
+//   - An entry is closed by the person's next exit at that venue when it
+//     comes no later than the venue type's maximum stay after it: the stay
+//     is entry to exit, however long (a hotel night, a shift).
 //   - An entry with no such exit ends after the dwell, or at the person's
 //     next entry at that venue if that comes first.
 //   - An exit that closes no entry starts the dwell before it.
 //
-// So no stay is longer than its venue type's dwell, and a stay depends only
-// on passes less than a dwell apart: a trace can build every stay that
-// touches a window from the passes within one dwell of it. An exit a week
-// after a forgotten exit scan does not make a week-long stay; a real stay
-// longer than the dwell (a hotel night with dwell 12 h and an exit after
-// 20 h) becomes two stays, the entry's and the exit's, which overlap and
-// cover it whole whenever it is shorter than twice the dwell. Configure the
-// dwell per venue type to what a visit there lasts.
-func Presences(passes []PassPoint, dwell func(venueType string) time.Duration) []Presence {
+// The dwell fills in only an end that is missing; the maximum stay guards a
+// missing exit (an exit a week after a forgotten exit scan is not a
+// week-long stay, but the exit of a stay whose entry was missed). So no stay
+// is longer than its type's maximum stay, and a stay depends only on passes
+// less than that apart: a trace builds every stay that touches a window
+// from the passes within rules.Longest() of it.
+func Presences(passes []PassPoint, rules StayRules) []Presence {
 	// Sort small references rather than the passes: a trace turns tens of
 	// thousands of passes into stays. Each (person, venue) gets a group
 	// number in order of first appearance.
@@ -69,7 +69,8 @@ func Presences(passes []PassPoint, dwell func(venueType string) time.Duration) [
 	refs := make([]ref, 0, len(passes))
 	for i := range passes {
 		p := &passes[i]
-		if p.Decision != DecisionPass || (p.Direction != DirectionIn && p.Direction != DirectionOut) {
+		counts := p.Direction == DirectionOut || (p.Direction == DirectionIn && p.Decision == DecisionPass)
+		if !counts {
 			continue
 		}
 		k := pair{p.PersonID, p.VenueID}
@@ -106,11 +107,11 @@ func Presences(passes []PassPoint, dwell func(venueType string) time.Duration) [
 	for k, r := range refs {
 		p := &passes[r.i]
 		if open != nil && refs[k-1].group != r.group {
-			closeOpen(open.At.Add(dwell(open.VenueType)))
+			closeOpen(open.At.Add(rules.DwellOf(open.VenueType)))
 		}
 		if !r.out {
 			if open != nil {
-				end := open.At.Add(dwell(open.VenueType))
+				end := open.At.Add(rules.DwellOf(open.VenueType))
 				if p.At.Before(end) {
 					end = p.At // a second entry within the dwell ends the first stay
 				}
@@ -120,29 +121,18 @@ func Presences(passes []PassPoint, dwell func(venueType string) time.Duration) [
 			continue
 		}
 		if open != nil {
-			limit := open.At.Add(dwell(open.VenueType))
-			if !p.At.After(limit) {
+			if !p.At.After(open.At.Add(rules.MaxStayOf(open.VenueType))) {
 				closeOpen(p.At)
 				continue
 			}
-			closeOpen(limit)
+			closeOpen(open.At.Add(rules.DwellOf(open.VenueType)))
 		}
-		out = append(out, Presence{PersonID: p.PersonID, VenueID: p.VenueID, Start: p.At.Add(-dwell(p.VenueType)), End: p.At})
+		out = append(out, Presence{PersonID: p.PersonID, VenueID: p.VenueID, Start: p.At.Add(-rules.DwellOf(p.VenueType)), End: p.At})
 	}
 	if open != nil {
-		closeOpen(open.At.Add(dwell(open.VenueType)))
+		closeOpen(open.At.Add(rules.DwellOf(open.VenueType)))
 	}
 	return out
-}
-
-// MaxDwell returns the longest dwell of any venue type (and of an unknown
-// one): no stay is longer.
-func MaxDwell(dwell func(venueType string) time.Duration) time.Duration {
-	longest := dwell("")
-	for _, t := range VenueTypes() {
-		longest = max(longest, dwell(t))
-	}
-	return longest
 }
 
 // Overlap returns the common part of a and b with each widened by buffer on

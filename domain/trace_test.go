@@ -11,7 +11,8 @@ import (
 func TestPresences(t *testing.T) {
 	person, venue := uuid.New(), uuid.New()
 	t0 := time.Date(2022, 5, 1, 8, 0, 0, 0, time.UTC)
-	dwell := func(string) time.Duration { return time.Hour }
+	// Dwell an hour, maximum stay three hours.
+	rules := StayRules{Dwell: func(string) time.Duration { return time.Hour }, MaxStay: func(string) time.Duration { return 3 * time.Hour }}
 	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
 	type p struct {
 		dir, decision string
@@ -30,13 +31,17 @@ func TestPresences(t *testing.T) {
 		{"no exit: the dwell", []p{{"in", "pass", 0}}, []Presence{stay(0, 60)}},
 		{"no entry: the dwell before", []p{{"out", "pass", 90}}, []Presence{stay(30, 90)}},
 		{"exit right at the dwell closes", []p{{"in", "pass", 0}, {"out", "pass", 60}}, []Presence{stay(0, 60)}},
-		{"exit after the dwell: two stays", []p{{"in", "pass", 0}, {"out", "pass", 100}}, []Presence{stay(0, 60), stay(40, 100)}},
+		{"exit after the dwell closes the stay whole", []p{{"in", "pass", 0}, {"out", "pass", 100}}, []Presence{stay(0, 100)}},
+		{"exit right at the maximum stay closes", []p{{"in", "pass", 0}, {"out", "pass", 180}}, []Presence{stay(0, 180)}},
+		{"exit after the maximum stay: two stays", []p{{"in", "pass", 0}, {"out", "pass", 200}}, []Presence{stay(0, 60), stay(140, 200)}},
 		{"second entry ends the first", []p{{"in", "pass", 0}, {"in", "pass", 20}, {"out", "pass", 50}}, []Presence{stay(0, 20), stay(20, 50)}},
 		{"second entry after the dwell", []p{{"in", "pass", 0}, {"in", "pass", 80}}, []Presence{stay(0, 60), stay(80, 140)}},
 		{"entry and exit at one instant", []p{{"out", "pass", 5}, {"in", "pass", 5}}, []Presence{stay(5, 5)}},
 		{"two exits: the second has no entry", []p{{"in", "pass", 0}, {"out", "pass", 10}, {"out", "pass", 30}}, []Presence{stay(0, 10), stay(-30, 30)}},
-		{"refused passes do not count", []p{{"in", "deny", 0}, {"out", "deny", 30}}, nil},
-		{"a refused exit leaves the entry open", []p{{"in", "pass", 0}, {"out", "deny", 30}}, []Presence{stay(0, 60)}},
+		{"a refused entry is no stay", []p{{"in", "deny", 0}}, nil},
+		{"a refused entry changes no stay", []p{{"in", "pass", 0}, {"in", "deny", 20}, {"out", "pass", 90}}, []Presence{stay(0, 90)}},
+		{"an exit counts whatever its decision", []p{{"in", "pass", 0}, {"out", "deny", 30}}, []Presence{stay(0, 30)}},
+		{"a refused entry, then an exit", []p{{"in", "deny", 0}, {"out", "deny", 30}}, []Presence{stay(-30, 30)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,7 +49,7 @@ func TestPresences(t *testing.T) {
 			for _, x := range tt.passes {
 				ps = append(ps, PassPoint{PersonID: person, VenueID: venue, At: at(x.m), Direction: x.dir, Decision: x.decision})
 			}
-			got := Presences(ps, dwell)
+			got := Presences(ps, rules)
 			if len(got) == 0 && len(tt.want) == 0 {
 				return
 			}

@@ -87,22 +87,20 @@ type FoundContacts struct {
 // FindContacts runs a contact search on the read models' window reads.
 //
 // The index person's passes are read over the window widened by the buffer
-// and the longest dwell, which gives every stay that comes within the buffer
-// of the window exactly (see Presences: a stay depends only on passes less
-// than a dwell apart). For each such stay the venue's passes are read over
-// the stretch where a co-present stay could lie, widened by that venue's
-// dwell, all venues in one read; the stays built from them are paired with
+// and the longest stay (rules.Longest), which gives every stay that comes
+// within the buffer of the window exactly (see Presences: a stay depends
+// only on passes less than its type's maximum stay apart). For each such
+// stay the venue's passes are read over the stretch where a co-present stay
+// could lie, widened by that venue type's maximum stay, all venues in one
+// read; the stays built from them are paired with
 // the index person's. Depth 2 repeats this from every depth-1 contact at
 // once, skipping the index person and the depth-1 contacts, so a depth-2
 // search is four window reads however many contacts there are.
-func FindContacts(reads ContactReads, s ContactSearch, dwell func(venueType string) time.Duration) (FoundContacts, error) {
-	if dwell == nil {
-		dwell = DefaultDwell
-	}
+func FindContacts(reads ContactReads, s ContactSearch, rules StayRules) (FoundContacts, error) {
 	w := s.Window
 	b := w.Buffer
 	lo, hi := w.From.Add(-b), w.To.Add(b)
-	margin := b + MaxDwell(dwell)
+	margin := b + rules.Longest()
 	types := make(map[uuid.UUID]string)
 	counted := func(ps []PassPoint) []PassPoint {
 		out := ps[:0]
@@ -123,7 +121,7 @@ func FindContacts(reads ContactReads, s ContactSearch, dwell func(venueType stri
 			return nil, fmt.Errorf("trace: passes of %d persons: %w", len(persons), err)
 		}
 		out := make(map[uuid.UUID][]Presence, len(persons))
-		for _, st := range Presences(counted(passes), dwell) {
+		for _, st := range Presences(counted(passes), rules) {
 			if st.Start.Before(hi) && st.End.After(lo) {
 				out[st.PersonID] = append(out[st.PersonID], st)
 			}
@@ -152,7 +150,7 @@ func FindContacts(reads ContactReads, s ContactSearch, dwell func(venueType stri
 		// and within the window, it must end no earlier than
 		// max(start−2·buffer, window start−buffer) + minimum and start no
 		// later than min(end+2·buffer, window end+buffer) − minimum; its
-		// passes are within the venue's dwell of that stretch (Presences),
+		// passes are within the venue type's maximum stay of that stretch (Presences),
 		// which is widened by a nanosecond on each side so that a stay
 		// ending or starting right on its edge is built whole too. (When
 		// the minimum makes "to" fall before "from", a stay spanning the
@@ -161,7 +159,7 @@ func FindContacts(reads ContactReads, s ContactSearch, dwell func(venueType stri
 		var windows []VenueWindow
 		for _, via := range frontier {
 			for _, st := range stays[via] {
-				d := dwell(types[st.VenueID]) + time.Nanosecond
+				d := rules.MaxStayOf(types[st.VenueID]) + time.Nanosecond
 				from := maxTime(st.Start.Add(-2*b), lo).Add(w.MinOverlap)
 				to := minTime(st.End.Add(2*b), hi).Add(-w.MinOverlap)
 				windows = append(windows, VenueWindow{VenueID: st.VenueID, From: from.Add(-d), To: to.Add(d)})
@@ -174,7 +172,7 @@ func FindContacts(reads ContactReads, s ContactSearch, dwell func(venueType stri
 		if err != nil {
 			return FoundContacts{}, fmt.Errorf("trace: passes at venues, depth %d: %w", depth, err)
 		}
-		byVenue := staysByVenue(Presences(counted(passes), dwell))
+		byVenue := staysByVenue(Presences(counted(passes), rules))
 		var next []uuid.UUID
 		isNext := make(map[uuid.UUID]bool)
 		for _, via := range frontier {

@@ -24,10 +24,13 @@ type Ledger struct {
 	Retention time.Duration
 	// ClockSkew is how far in the future a device's occurred_at may be.
 	ClockSkew time.Duration
-	// Dwell is how long a person with no exit is taken to stay at a venue
-	// of a type, for contact tracing (the same function the HTTP layer's
-	// occupancy uses); nil: DefaultDwell.
+	// Dwell is how long a stay at a venue of a type is taken to last where
+	// its entry or exit is missing, for contact tracing (the same function
+	// the HTTP layer's occupancy uses); nil: domain.DefaultDwell.
 	Dwell func(venueType string) time.Duration
+	// MaxStay is the longest stay a recorded entry and exit close at a
+	// venue of a type; nil: domain.DefaultMaxStay.
+	MaxStay func(venueType string) time.Duration
 	// Log is the log's reading side, to replay a person's passes straight
 	// from it (the event store implements both EventStore and Log).
 	Log Log

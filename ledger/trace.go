@@ -61,11 +61,9 @@ type TraceResult struct {
 	Contacts   []TraceContact
 }
 
-func (l *Ledger) dwell() func(string) time.Duration {
-	if l.Dwell != nil {
-		return l.Dwell
-	}
-	return domain.DefaultDwell
+// stays returns the ledger's stay rules.
+func (l *Ledger) stays() domain.StayRules {
+	return domain.StayRules{Dwell: l.Dwell, MaxStay: l.MaxStay}
 }
 
 // Trace finds the contacts of a person in a window (analysts and admins).
@@ -74,9 +72,9 @@ func (l *Ledger) dwell() func(string) time.Duration {
 // there is no answer. Bad input is ErrInvalid and appends nothing; an index
 // person the read models do not know is ErrNotFound.
 //
-// See FindContacts for how contacts are found and Presences for what a
-// stay is. Only passes with decision "pass" count: a person who was refused
-// at the door did not go in.
+// See domain.FindContacts for how contacts are found and domain.Presences
+// for what a stay is: a refused entry is no stay (the person did not go
+// in); an exit always closes one.
 func (l *Ledger) Trace(ctx context.Context, actor domain.Actor, q domain.TraceQuery) (TraceResult, error) {
 	if err := domain.Tracers.Require(actor, "only analysts and admins may trace contacts"); err != nil {
 		return TraceResult{}, err
@@ -100,7 +98,7 @@ func (l *Ledger) Trace(ctx context.Context, actor domain.Actor, q domain.TraceQu
 		return TraceResult{}, fmt.Errorf("trace: index person: %w", err)
 	}
 	search.PersonID = index.ID
-	found, err := domain.FindContacts(BindTraceReads(ctx, l.Reads), search, l.dwell())
+	found, err := domain.FindContacts(BindTraceReads(ctx, l.Reads), search, l.stays())
 	if err != nil {
 		return TraceResult{}, err
 	}

@@ -35,8 +35,10 @@ type config struct {
 	clockSkew    time.Duration
 	registerRate int
 	// dwell is the default stay per venue type.
-	dwell  func(venueType string) time.Duration
-	logger *slog.Logger
+	dwell func(venueType string) time.Duration
+	// maxStay is the longest recorded stay per venue type.
+	maxStay func(venueType string) time.Duration
+	logger  *slog.Logger
 }
 
 // app is the service as cmd wires it: the one place where the event store,
@@ -109,6 +111,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		Retention: cfg.engine.retention,
 		ClockSkew: cfg.clockSkew,
 		Dwell:     cfg.dwell, // contact tracing ends open stays as occupancy does
+		MaxStay:   cfg.maxStay,
 	}
 
 	if cfg.pprofAddr != "" {

@@ -78,12 +78,16 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.DurationVar(&cfg.clockSkew, "clock-skew", 5*time.Minute, "how far in the future a device's occurred_at may be")
 	fs.IntVar(&cfg.registerRate, "register-rate", 20, "registrations per minute per client IP (0: no limit)")
 	fs.StringVar(&cfg.pprofAddr, "pprof", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty")
-	dwellFlag := fs.String("dwell", "", "default dwell per venue type, e.g. restaurant=2h,hotel=12h")
+	dwellFlag := fs.String("dwell", "", "the stay assumed per venue type where an entry or exit is missing, e.g. restaurant=2h,hotel=12h")
+	maxStayFlag := fs.String("max-stay", "", "the longest stay an entry and its exit close per venue type, e.g. hotel=336h (a later exit is taken for a missed entry's)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	var err error
 	if cfg.dwell, err = parseDwell(*dwellFlag); err != nil {
+		return config{}, err
+	}
+	if cfg.maxStay, err = parseMaxStay(*maxStayFlag); err != nil {
 		return config{}, err
 	}
 	cfg.logger = slog.New(slog.NewTextHandler(stderr, nil))

@@ -711,11 +711,14 @@ func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, d
 			break
 		}
 		p := s.passes.at(e.i)
+		if p.dir == in && p.decision != pass {
+			continue // a refused entry: the person did not go in, and it changes no stay
+		}
 		if _, done := seen[p.person]; done {
 			continue
 		}
 		seen[p.person] = struct{}{}
-		if p.dir == in && p.decision == pass && in != 0 && pass != 0 {
+		if p.dir == in && in != 0 {
 			n++
 		}
 	}

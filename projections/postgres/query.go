@@ -97,11 +97,13 @@ func newQueries(schema string) queries {
 				ORDER BY occurred_at DESC, position DESC LIMIT 1) c
 			LEFT JOIN LATERAL (SELECT nat_result, nat_at FROM {s}.health_records r
 				WHERE r.id_hash = h.id_hash AND nat_at IS NOT NULL ORDER BY nat_at DESC, position DESC LIMIT 1) n ON true`),
+		// The last pass that counts, per person: a refused entry does not
+		// (the person did not go in), an exit always does.
 		occupancy: q(`SELECT count(*) FROM (
-				SELECT DISTINCT ON (person_id) direction, decision FROM {s}.passes
-				WHERE venue_id = $1 AND at > $2 AND at <= $3
+				SELECT DISTINCT ON (person_id) direction FROM {s}.passes
+				WHERE venue_id = $1 AND at > $2 AND at <= $3 AND (direction = 'out' OR decision = 'pass')
 				ORDER BY person_id, at DESC, position DESC) last
-			WHERE direction = 'in' AND decision = 'pass'`),
+			WHERE direction = 'in'`),
 	}
 }
 

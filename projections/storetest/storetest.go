@@ -525,7 +525,9 @@ func testOccupancy(t *testing.T, f *feeder) {
 	v, zhang, li := setupVenue(f)
 	wang, _, r := f.person("王五", "371302199001015678")
 	zhao, _, r2 := f.person("赵六", "371302199001019999")
-	f.apply(r, r2)
+	qian, _, r3 := f.person("钱七", "371302199001012222")
+	sun, _, r4 := f.person("孙八", "371302199001013333")
+	f.apply(r, r2, r3, r4)
 	t0 := Base.Add(24 * time.Hour)
 	f.apply(
 		f.pass(v, zhang, "in", "pass", t0),                   // still in
@@ -534,6 +536,13 @@ func testOccupancy(t *testing.T, f *feeder) {
 		f.pass(v, wang, "in", "deny", t0.Add(time.Minute)),   // refused
 		f.pass(v, zhao, "in", "pass", t0.Add(-3*time.Hour)),  // dwell ran out
 		f.pass(v, zhang, "out", "pass", t0.Add(5*time.Hour)), // exits later
+		// A refused second entry changes no stay: still inside.
+		f.pass(v, qian, "in", "pass", t0.Add(-time.Hour)),
+		f.pass(v, qian, "in", "deny", t0.Add(time.Minute)),
+		f.pass(v, qian, "out", "pass", t0.Add(3*time.Minute)),
+		// An exit an older log recorded as denied still closes the stay.
+		f.pass(v, sun, "in", "pass", t0.Add(-time.Hour)),
+		f.pass(v, sun, "out", "deny", t0.Add(time.Minute)),
 	)
 	dwell := 2 * time.Hour
 	tests := []struct {
@@ -543,8 +552,9 @@ func testOccupancy(t *testing.T, f *feeder) {
 	}{
 		{"before anyone", t0.Add(-4 * time.Hour), 0},
 		{"only the early visitor", t0.Add(-2 * time.Hour), 1},
-		{"entries count at their own instant", t0, 2},
-		{"after one exit", t0.Add(2 * time.Minute), 1},
+		{"entries count at their own instant", t0, 4},
+		{"after two exits; a refused entry leaves its person inside", t0.Add(2 * time.Minute), 2},
+		{"after three exits", t0.Add(4 * time.Minute), 1},
 		{"dwell elapsed", t0.Add(dwell + time.Minute), 0},
 		{"after the last exit", t0.Add(6 * time.Hour), 0},
 	}

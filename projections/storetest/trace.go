@@ -161,7 +161,7 @@ var cityTypes = []string{domain.VenueRestaurant, domain.VenueSupermarket, domain
 
 // GenerateTraceCity makes a city of people and venues with visits over
 // days days, deterministic for a seed. Times are whole seconds.
-func GenerateTraceCity(people, venues, visits, days int, dwell func(string) time.Duration, seed uint64) TraceCity {
+func GenerateTraceCity(people, venues, visits, days int, rules domain.StayRules, seed uint64) TraceCity {
 	r := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
 	c := TraceCity{Log: Log{Keys: NewKeyring()}}
 	var pre []domain.Envelope
@@ -211,9 +211,12 @@ func GenerateTraceCity(people, venues, visits, days int, dwell func(string) time
 		// Popular venues and busy people: contacts cluster.
 		v := c.Venues[int(float64(venues)*r.Float64()*r.Float64())]
 		p := c.People[int(float64(people)*r.Float64()*r.Float64())]
-		d := dwell(types[v])
+		d := rules.DwellOf(types[v])
 		start := Base.Add(time.Duration(r.Int64N(span)) * time.Second)
 		length := time.Duration(60+r.Int64N(int64(d/time.Second)*3/2)) * time.Second // up to 1.5 dwells
+		if r.IntN(8) == 0 { // a long stay: up to 1.2 maximum stays, so some exits close no entry
+			length = time.Duration(60+r.Int64N(int64(rules.MaxStayOf(types[v])/time.Second)*6/5)) * time.Second
+		}
 		who := []uuid.UUID{p}
 		if r.IntN(20) == 0 { // a companion passes at the same instants
 			who = append(who, c.People[r.IntN(people)])
@@ -273,16 +276,17 @@ type bruteStay struct {
 
 // BruteStays builds every stay of the city from all its passes recorded at
 // or before asOf (zero: all), without windows: a second, independent
-// statement of the rule in domain.Presences. A pass looks only at its
+// statement of the rule in domain.Presences. A refused entry is no pass at
+// all; an exit counts whatever its decision. A pass looks only at its
 // neighbours in its person's passes at its venue: an entry ends at the next
 // pass when that is an entry within the dwell or an exit no later than the
-// dwell, else after the dwell; an exit no entry claimed starts the dwell
-// before it.
-func (c TraceCity) bruteStays(asOf time.Time, dwell func(string) time.Duration) []bruteStay {
+// maximum stay, else after the dwell; an exit no entry claimed starts the
+// dwell before it.
+func (c TraceCity) bruteStays(asOf time.Time, rules domain.StayRules) []bruteStay {
 	type key struct{ person, venue uuid.UUID }
 	groups := make(map[key][]CityPass)
 	for _, p := range c.Passes {
-		if p.Decision != "pass" || (!asOf.IsZero() && p.RecordedAt.After(asOf)) {
+		if (p.Direction == "in" && p.Decision != "pass") || (!asOf.IsZero() && p.RecordedAt.After(asOf)) {
 			continue
 		}
 		k := key{p.PersonID, p.VenueID}
@@ -298,7 +302,7 @@ func (c TraceCity) bruteStays(asOf time.Time, dwell func(string) time.Duration) 
 		})
 		claimed := make([]bool, len(g))
 		for i, p := range g {
-			d := dwell(p.VenueType)
+			d := rules.DwellOf(p.VenueType)
 			if p.Direction == "in" {
 				end := p.At.Add(d)
 				if i+1 < len(g) {
@@ -306,7 +310,7 @@ func (c TraceCity) bruteStays(asOf time.Time, dwell func(string) time.Duration) 
 					switch {
 					case n.Direction == "in" && n.At.Before(end):
 						end = n.At
-					case n.Direction == "out" && !n.At.After(end):
+					case n.Direction == "out" && !n.At.After(p.At.Add(rules.MaxStayOf(p.VenueType))):
 						end = n.At
 						claimed[i+1] = true
 					}
@@ -322,8 +326,8 @@ func (c TraceCity) bruteStays(asOf time.Time, dwell func(string) time.Duration) 
 
 // BruteContacts computes a trace by brute force: every stay of the traced
 // people against every stay in the city.
-func (c TraceCity) BruteContacts(index uuid.UUID, w domain.TraceWindow, depth int, asOf time.Time, dwell func(string) time.Duration) (stays []domain.Presence, contacts []domain.Contact) {
-	return bruteContacts(c.bruteStays(asOf, dwell), index, w, depth)
+func (c TraceCity) BruteContacts(index uuid.UUID, w domain.TraceWindow, depth int, asOf time.Time, rules domain.StayRules) (stays []domain.Presence, contacts []domain.Contact) {
+	return bruteContacts(c.bruteStays(asOf, rules), index, w, depth)
 }
 
 func bruteContacts(all []bruteStay, index uuid.UUID, w domain.TraceWindow, depth int) (stays []domain.Presence, contacts []domain.Contact) {
@@ -398,7 +402,8 @@ func bruteContacts(all []bruteStay, index uuid.UUID, w domain.TraceWindow, depth
 // past moment, and compares them with the brute force over all stays.
 func testTraceCity(t *testing.T, f *feeder) {
 	dwell := domain.Dwell{domain.VenueRestaurant: 90 * time.Minute, domain.VenueHotel: 10 * time.Hour}.For
-	city := GenerateTraceCity(2500, 300, 9000, 4, dwell, 11)
+	rules := domain.StayRules{Dwell: dwell, MaxStay: func(t string) time.Duration { return 3 * dwell(t) }}
+	city := GenerateTraceCity(2500, 300, 9000, 4, rules, 11)
 	if err := Feed(ctx, f.s, city.Envelopes, projections.KeyringOpener(city.Keys), 2000); err != nil {
 		t.Fatal(err)
 	}
@@ -417,12 +422,23 @@ func testTraceCity(t *testing.T, f *feeder) {
 	}
 	index := []uuid.UUID{city.Busy[0], city.Busy[1], city.Busy[2], city.Busy[100], city.Busy[1000]}
 	var sawDepth2, sawAsOf bool
-	allStays := city.bruteStays(time.Time{}, dwell)
+	allStays := city.bruteStays(time.Time{}, rules)
+	// The city has recorded stays longer than their dwell (closed whole by
+	// their exit) and exits too late for their entry (two stays).
+	long := 0
+	for _, st := range allStays {
+		if st.end.Sub(st.start) > 90*time.Minute {
+			long++
+		}
+	}
+	if long < 100 {
+		t.Fatalf("only %d stays longer than the shortest dwell: the city does not test long stays", long)
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			stays := city.bruteStays(tc.asOf, dwell)
+			stays := city.bruteStays(tc.asOf, rules)
 			for _, p := range index {
-				got, err := domain.FindContacts(ledger.BindTraceReads(context.Background(), f.s), domain.ContactSearch{PersonID: p, Window: tc.w, Depth: tc.depth, AsOf: tc.asOf}, dwell)
+				got, err := domain.FindContacts(ledger.BindTraceReads(context.Background(), f.s), domain.ContactSearch{PersonID: p, Window: tc.w, Depth: tc.depth, AsOf: tc.asOf}, rules)
 				if err != nil {
 					t.Fatal(err)
 				}
