@@ -86,17 +86,10 @@ type venueResponse struct {
 	Position uint64 `json:"position"`
 }
 
-// publicVenueResponse is a venue as anyone else sees it: no managers, no code.
+// publicVenueResponse is a venue as anyone else sees it.
 type publicVenueResponse struct {
-	ID       uuid.UUID `json:"venue_id"`
-	Name     string    `json:"name"`
-	Type     string    `json:"type"`
-	District string    `json:"district"`
-	Address  string    `json:"address"`
-	Lat      float64   `json:"lat"`
-	Lng      float64   `json:"lng"`
-	Status   string    `json:"status"`
-	Position uint64    `json:"position"`
+	publicVenueJSON
+	Position uint64 `json:"position"`
 }
 
 // getVenue is GET /v1/venues/{id}.
@@ -115,8 +108,7 @@ func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !domain.MayPrintVenueCode(a, v) && !domain.CityReaders.Allow(a) {
-		return writeJSON(w, http.StatusOK, publicVenueResponse{ID: v.ID, Name: v.Name, Type: v.Type,
-			District: v.District, Address: v.Address, Lat: v.Lat, Lng: v.Lng, Status: v.Status, Position: pos})
+		return writeJSON(w, http.StatusOK, publicVenueResponse{publicVenueJSON: publicVenueOf(v), Position: pos})
 	}
 	resp := venueResponse{venueJSON: venueOf(v), Position: pos}
 	if resp.Admins == nil {
