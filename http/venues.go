@@ -95,15 +95,7 @@ type publicVenueResponse struct {
 // getVenue is GET /v1/venues/{id}.
 func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	pos, err := s.readPosition(r)
-	if err != nil {
-		return err
-	}
-	v, err := s.reads.Venue(r.Context(), id)
+	v, pos, err := readByID(s, r, s.reads.Venue)
 	if err != nil {
 		return err
 	}
@@ -124,14 +116,7 @@ func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
 // an approved venue's code.
 func (s *Server) venueCodePNG(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	if _, err := s.readPosition(r); err != nil {
-		return err
-	}
-	v, err := s.reads.Venue(r.Context(), id)
+	v, _, err := readByID(s, r, s.reads.Venue)
 	if err != nil {
 		return err
 	}
