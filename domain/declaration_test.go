@@ -11,11 +11,7 @@ import (
 
 func replayDeclaration(t *testing.T, events ...Event) Declaration {
 	t.Helper()
-	d, err := ReplayDeclaration(history(t, "declaration.x", events...))
-	if err != nil {
-		t.Fatalf("ReplayDeclaration: %v", err)
-	}
-	return d
+	return replay(t, ReplayDeclaration, "declaration.x", events...)
 }
 
 func goodArrival() DeclareArrival {

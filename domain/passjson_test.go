@@ -552,35 +552,25 @@ func passPayloads(b *testing.B) [][]byte {
 func BenchmarkDecodePass(b *testing.B) {
 	payloads := passPayloads(b)
 	b.Run("json", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if _, err := jsonPass(payloads[i%len(payloads)]); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
+		benchEach(b, payloads, func(p []byte) error {
+			_, err := jsonPass(p)
+			return err
+		})
 	})
 	b.Run("fast", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			var p PassRecorded
-			if !decodePass(payloads[i%len(payloads)], &p) {
-				b.Fatal("refused")
+		benchEach(b, payloads, func(p []byte) error {
+			var pass PassRecorded
+			if !decodePass(p, &pass) {
+				return errors.New("refused")
 			}
-			i++
-		}
+			return nil
+		})
 	})
 	b.Run("Decode", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if _, err := Decode(Envelope{Type: TypePassRecorded, SchemaVersion: 1, Payload: payloads[i%len(payloads)]}); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
+		benchEach(b, payloads, func(p []byte) error {
+			_, err := Decode(Envelope{Type: TypePassRecorded, SchemaVersion: 1, Payload: p})
+			return err
+		})
 	})
 }
 
@@ -596,23 +586,28 @@ func BenchmarkEncodePass(b *testing.B) {
 		}
 	}
 	b.Run("json", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if _, err := jsonEvent(passes[i%len(passes)]); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
+		benchEach(b, passes, func(p PassRecorded) error {
+			_, err := jsonEvent(p)
+			return err
+		})
 	})
 	b.Run("fast", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if _, err := marshalEvent(passes[i%len(passes)]); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
+		benchEach(b, passes, func(p PassRecorded) error {
+			_, err := marshalEvent(p)
+			return err
+		})
 	})
+}
+
+// benchEach runs do once a loop on inputs in turn, reporting allocations;
+// an error from do fails the benchmark.
+func benchEach[T any](b *testing.B, inputs []T, do func(T) error) {
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := do(inputs[i%len(inputs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }

@@ -28,13 +28,20 @@ func history(t *testing.T, aggregate string, events ...Event) []Envelope {
 	return out
 }
 
+// replay rebuilds an aggregate with its Replay function (ReplayPerson,
+// ReplayVenue, ReplayDeclaration) from events on the aggregate's subject.
+func replay[A any](t *testing.T, rebuild func([]Envelope) (A, error), aggregate string, events ...Event) A {
+	t.Helper()
+	a, err := rebuild(history(t, aggregate, events...))
+	if err != nil {
+		t.Fatalf("replay %s: %v", aggregate, err)
+	}
+	return a
+}
+
 func replayPerson(t *testing.T, events ...Event) Person {
 	t.Helper()
-	p, err := ReplayPerson(history(t, "person.x", events...))
-	if err != nil {
-		t.Fatalf("ReplayPerson: %v", err)
-	}
-	return p
+	return replay(t, ReplayPerson, "person.x", events...)
 }
 
 // residentID returns a valid resident ID with the given 17 first digits.
@@ -73,6 +80,13 @@ func wantField(t *testing.T, err error, field string) {
 
 func TestPersonApply(t *testing.T) {
 	id, guardian := uuid.New(), uuid.New()
+	verification := func(status string, version uint64) func(*testing.T, Person) {
+		return func(t *testing.T, p Person) {
+			if p.Verification() != status || p.Version() != version {
+				t.Fatalf("person = %+v; want verification %q at version %d", p, status, version)
+			}
+		}
+	}
 	tests := []struct {
 		name   string
 		events []Event
@@ -92,28 +106,16 @@ func TestPersonApply(t *testing.T) {
 		{"verified", []Event{
 			PersonRegistered{PersonID: id},
 			PersonVerified{PersonID: id, Method: VerifyFace, Result: VerifyApproved},
-		}, func(t *testing.T, p Person) {
-			if p.Verification() != VerificationApproved || p.Version() != 2 {
-				t.Fatalf("person = %+v", p)
-			}
-		}},
+		}, verification(VerificationApproved, 2)},
 		{"rejected then approved", []Event{
 			PersonRegistered{PersonID: id},
 			PersonVerified{PersonID: id, Method: VerifyFace, Result: VerifyRejected},
 			PersonVerified{PersonID: id, Method: VerifyManual, Result: VerifyApproved},
-		}, func(t *testing.T, p Person) {
-			if p.Verification() != VerificationApproved || p.Version() != 3 {
-				t.Fatalf("person = %+v", p)
-			}
-		}},
+		}, verification(VerificationApproved, 3)},
 		{"rejected", []Event{
 			PersonRegistered{PersonID: id},
 			PersonVerified{PersonID: id, Method: VerifyFace, Result: VerifyRejected},
-		}, func(t *testing.T, p Person) {
-			if p.Verification() != VerificationRejected {
-				t.Fatalf("person = %+v", p)
-			}
-		}},
+		}, verification(VerificationRejected, 2)},
 		{"family member", []Event{PersonRegistered{PersonID: id, GuardianID: guardian, Relation: RelationChild}}, func(t *testing.T, p Person) {
 			if !p.Dependant() || p.GuardianID() != guardian || p.Relation() != RelationChild {
 				t.Fatalf("person = %+v", p)

@@ -11,11 +11,7 @@ import (
 
 func replayVenue(t *testing.T, events ...Event) Venue {
 	t.Helper()
-	v, err := ReplayVenue(history(t, "venue.x", events...))
-	if err != nil {
-		t.Fatalf("ReplayVenue: %v", err)
-	}
-	return v
+	return replay(t, ReplayVenue, "venue.x", events...)
 }
 
 func goodApplication() ApplyVenue {

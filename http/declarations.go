@@ -153,15 +153,7 @@ const declarationReaders = "a declaration is for its declarant, reviewers and ad
 // history, for its declarant, reviewers and admins.
 func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	pos, err := s.readPosition(r)
-	if err != nil {
-		return err
-	}
-	d, err := s.reads.Declaration(r.Context(), id)
+	d, pos, err := readByID(s, r, s.reads.Declaration)
 	if err != nil {
 		return err
 	}

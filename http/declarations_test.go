@@ -16,15 +16,6 @@ import (
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 )
 
-// declared is the answer to a submission or a review.
-type declared struct {
-	DeclarationID uuid.UUID `json:"declaration_id"`
-	Status        string    `json:"status"`
-	EventID       uuid.UUID `json:"event_id"`
-	Position      uint64    `json:"position"`
-	Duplicate     bool      `json:"duplicate"`
-}
-
 type declarationAnswer struct {
 	declarationJSON
 	Position uint64 `json:"position"`
@@ -63,11 +54,11 @@ func with(body map[string]any, key string, value any) map[string]any {
 }
 
 // submit posts a declaration and returns its answer.
-func (e *testEnv) submit(path, tok string, body any) declared {
+func (e *testEnv) submit(path, tok string, body any) declarationWriteResponse {
 	e.t.Helper()
 	rec := e.do("POST", path, tok, body)
 	wantStatus(e.t, rec, http.StatusCreated)
-	d := decodeJSON[declared](e.t, rec)
+	d := decodeJSON[declarationWriteResponse](e.t, rec)
 	if d.DeclarationID == uuid.Nil || d.Status != "pending" || d.EventID == uuid.Nil || d.Position == 0 {
 		e.t.Fatalf("submission answer = %+v", d)
 	}
@@ -133,7 +124,7 @@ func TestArrivalDeclaration(t *testing.T) {
 	t.Run("retry with the same event id", func(t *testing.T) {
 		rec := e.do("POST", "/v1/declarations/arrival", mother.Token, with(arrivalBody(kid.ID), "event_id", eventID.String()))
 		wantStatus(t, rec, http.StatusOK)
-		again := decodeJSON[declared](t, rec)
+		again := decodeJSON[declarationWriteResponse](t, rec)
 		if !again.Duplicate || again.DeclarationID != d.DeclarationID || again.Position != d.Position {
 			t.Fatalf("retry = %+v, want the original %+v", again, d)
 		}
@@ -279,7 +270,7 @@ func TestDeclarationReviewQueue(t *testing.T) {
 
 		rec := e.do("POST", path, reviewer, map[string]any{"decision": "approve"})
 		wantStatus(t, rec, 200)
-		r := decodeJSON[declared](t, rec)
+		r := decodeJSON[declarationWriteResponse](t, rec)
 		if r.Status != "approved" || r.DeclarationID != lanshan.DeclarationID || r.Position == 0 {
 			t.Fatalf("review answer = %+v", r)
 		}
@@ -433,7 +424,7 @@ func TestDistrictReviewer(t *testing.T) {
 	rec = e.do("POST", "/v1/declarations/"+lanshan.DeclarationID.String()+"/review", ofLanshan, map[string]any{"decision": "approve"})
 	wantStatus(t, rec, 200)
 	v := decodeJSON[declarationAnswer](t, e.do("GET", fmt.Sprintf("/v1/declarations/%s?min_position=%d",
-		lanshan.DeclarationID, decodeJSON[declared](t, rec).Position), ofLanshan, nil))
+		lanshan.DeclarationID, decodeJSON[declarationWriteResponse](t, rec).Position), ofLanshan, nil))
 	if last := v.History[len(v.History)-1]; last.Type != domain.TypeDeclarationReviewed || last.Actor != "reviewer:371302" {
 		t.Fatalf("review step = %+v", last)
 	}

@@ -15,15 +15,6 @@ import (
 	"github.com/checkin-ledger/ledger/token"
 )
 
-type passAnswer struct {
-	EventID   uuid.UUID     `json:"event_id"`
-	Position  uint64        `json:"position"`
-	Decision  string        `json:"decision"`
-	Screen    domain.Screen `json:"screen"`
-	Duplicate bool          `json:"duplicate"`
-	Family    []passAnswer  `json:"family"`
-}
-
 // passWorld is two approved venues, their managers, a scanner of venue A
 // and a visitor with a dependant.
 type passWorld struct {
@@ -70,7 +61,7 @@ func TestPasses(t *testing.T) {
 		"event_id": "0190c2a4-2222-7000-8000-000000000001", "family_member_ids": []string{w.child.ID.String()}}
 	rec := e.do("POST", "/v1/passes", w.visitor.Token, self)
 	wantStatus(t, rec, http.StatusCreated)
-	first := decodeJSON[passAnswer](t, rec)
+	first := decodeJSON[passResponse](t, rec)
 	if first.EventID.String() != self["event_id"] || first.Position == 0 || first.Decision != "pass" ||
 		first.Screen.NameMasked != "钱*" || first.Screen.CodeColour != "unknown" || first.Screen.VenueID != w.venueA {
 		t.Fatalf("self scan answer = %+v", first)
@@ -83,7 +74,7 @@ func TestPasses(t *testing.T) {
 		before := e.lastPosition()
 		rec := e.do("POST", "/v1/passes", w.visitor.Token, self)
 		wantStatus(t, rec, http.StatusOK)
-		again := decodeJSON[passAnswer](t, rec)
+		again := decodeJSON[passResponse](t, rec)
 		if !again.Duplicate || again.Position != first.Position || again.Decision != first.Decision {
 			t.Fatalf("retry = %+v, want the original %+v", again, first)
 		}
@@ -380,7 +371,7 @@ func TestHealthFeedAndAlerts(t *testing.T) {
 	rec = e.do("POST", "/v1/passes", w.visitor.Token, map[string]any{"method": "self_scan",
 		"venue_code": e.signer.IssueVenueCode(w.venueA), "direction": "in"})
 	wantStatus(t, rec, http.StatusCreated)
-	denied := decodeJSON[passAnswer](t, rec)
+	denied := decodeJSON[passResponse](t, rec)
 	if denied.Decision != "deny" || denied.Screen.CodeColour != "red" || denied.Screen.Reason == "" {
 		t.Fatalf("a red code passed: %+v", denied)
 	}
@@ -412,7 +403,7 @@ func TestPassBatch(t *testing.T) {
 	earlier := e.do("POST", "/v1/passes", w.scannerA, map[string]any{"method": "staff_scan", "venue_id": w.venueA,
 		"personal_code": w.personalCode(t), "direction": "in", "event_id": "0190c2a4-3333-7000-8000-000000000001"})
 	wantStatus(t, earlier, http.StatusCreated)
-	orig := decodeJSON[passAnswer](t, earlier)
+	orig := decodeJSON[passResponse](t, earlier)
 
 	offline := time.Now().Add(-26 * time.Hour).UTC().Format(time.RFC3339)
 	items := []any{

@@ -244,6 +244,23 @@ func (s *Server) startWrite(w http.ResponseWriter, r *http.Request, req any) (uu
 	return id, decode(w, r, s.opts.MaxBodyBytes, req)
 }
 
+// readByID reads what the {id} path parameter names with fetch, once the
+// read models have reached min_position: a malformed id is refused before
+// the wait. It returns the item and the position the read reflects.
+func readByID[T any](s *Server, r *http.Request, fetch func(context.Context, uuid.UUID) (T, error)) (T, uint64, error) {
+	var zero T
+	id, err := pathID(r, "id")
+	if err != nil {
+		return zero, 0, err
+	}
+	pos, err := s.readPosition(r)
+	if err != nil {
+		return zero, 0, err
+	}
+	v, err := fetch(r.Context(), id)
+	return v, pos, err
+}
+
 // pathID parses the {name} path parameter as a UUID.
 func pathID(r *http.Request, name string) (uuid.UUID, error) {
 	return parseID(name, chi.URLParam(r, name))

@@ -17,19 +17,6 @@ import (
 	"github.com/checkin-ledger/ledger/ledger"
 )
 
-type traceAnswer struct {
-	TraceID           uuid.UUID             `json:"trace_id"`
-	EventID           uuid.UUID             `json:"event_id"`
-	Position          uint64                `json:"position"`
-	ReadPosition      uint64                `json:"read_position"`
-	AsOf              time.Time             `json:"as_of"`
-	Depth             int                   `json:"depth"`
-	MinOverlapMinutes int                   `json:"min_overlap_minutes"`
-	Index             ledger.TraceIndex     `json:"index"`
-	Visits            []ledger.TraceVisit   `json:"visits"`
-	Contacts          []ledger.TraceContact `json:"contacts"`
-}
-
 // traceWorld is a small town: an index person who had dinner with c1 at
 // restaurant A; c1 went on to shop B where c2 came in (no exit); a person
 // refused at A's door (red code) while the index was inside; someone at A
@@ -117,11 +104,11 @@ func (w *traceWorld) body(extra map[string]any) map[string]any {
 	return b
 }
 
-func (w *traceWorld) trace(t *testing.T, extra map[string]any) traceAnswer {
+func (w *traceWorld) trace(t *testing.T, extra map[string]any) contactTraceResponse {
 	t.Helper()
 	rec := w.e.do("POST", "/v1/traces", w.analyst, w.body(extra))
 	wantStatus(t, rec, http.StatusCreated)
-	return decodeJSON[traceAnswer](t, rec)
+	return decodeJSON[contactTraceResponse](t, rec)
 }
 
 func TestContactTrace(t *testing.T) {
@@ -265,7 +252,7 @@ func TestTraceAsOf(t *testing.T) {
 
 	then := w.trace(t, map[string]any{"as_of": asOf.Format(time.RFC3339Nano), "depth": 1})
 	now := w.trace(t, map[string]any{"depth": 1})
-	people := func(tr traceAnswer) []uuid.UUID {
+	people := func(tr contactTraceResponse) []uuid.UUID {
 		var out []uuid.UUID
 		for _, c := range tr.Contacts {
 			out = append(out, c.PersonID)

@@ -86,37 +86,21 @@ type venueResponse struct {
 	Position uint64 `json:"position"`
 }
 
-// publicVenueResponse is a venue as anyone else sees it: no managers, no code.
+// publicVenueResponse is a venue as anyone else sees it.
 type publicVenueResponse struct {
-	ID       uuid.UUID `json:"venue_id"`
-	Name     string    `json:"name"`
-	Type     string    `json:"type"`
-	District string    `json:"district"`
-	Address  string    `json:"address"`
-	Lat      float64   `json:"lat"`
-	Lng      float64   `json:"lng"`
-	Status   string    `json:"status"`
-	Position uint64    `json:"position"`
+	publicVenueJSON
+	Position uint64 `json:"position"`
 }
 
 // getVenue is GET /v1/venues/{id}.
 func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	pos, err := s.readPosition(r)
-	if err != nil {
-		return err
-	}
-	v, err := s.reads.Venue(r.Context(), id)
+	v, pos, err := readByID(s, r, s.reads.Venue)
 	if err != nil {
 		return err
 	}
 	if !domain.MayPrintVenueCode(a, v) && !domain.CityReaders.Allow(a) {
-		return writeJSON(w, http.StatusOK, publicVenueResponse{ID: v.ID, Name: v.Name, Type: v.Type,
-			District: v.District, Address: v.Address, Lat: v.Lat, Lng: v.Lng, Status: v.Status, Position: pos})
+		return writeJSON(w, http.StatusOK, publicVenueResponse{publicVenueJSON: publicVenueOf(v), Position: pos})
 	}
 	resp := venueResponse{venueJSON: venueOf(v), Position: pos}
 	if resp.Admins == nil {
@@ -132,14 +116,7 @@ func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
 // an approved venue's code.
 func (s *Server) venueCodePNG(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	if _, err := s.readPosition(r); err != nil {
-		return err
-	}
-	v, err := s.reads.Venue(r.Context(), id)
+	v, _, err := readByID(s, r, s.reads.Venue)
 	if err != nil {
 		return err
 	}

@@ -46,17 +46,27 @@ func healthOf(v domain.HealthView) healthJSON {
 		VaccineDoses: v.VaccineDoses, RecordedAt: v.RecordedAt}
 }
 
+// publicVenueJSON is what anyone may see of a venue: no managers, no code.
+type publicVenueJSON struct {
+	ID       uuid.UUID `json:"venue_id"`
+	Name     string    `json:"name"`
+	Type     string    `json:"type"`
+	District string    `json:"district"`
+	Address  string    `json:"address"`
+	Lat      float64   `json:"lat"`
+	Lng      float64   `json:"lng"`
+	Status   string    `json:"status"` // pending | approved | rejected
+}
+
+func publicVenueOf(v domain.VenueView) publicVenueJSON {
+	return publicVenueJSON{ID: v.ID, Name: v.Name, Type: v.Type, District: v.District, Address: v.Address,
+		Lat: v.Lat, Lng: v.Lng, Status: v.Status}
+}
+
 // venueJSON is a venue as its staff, reviewers, admins, dashboards and
-// analysts see it (publicVenueResponse is everyone else's).
+// analysts see it: the public fields first, then the rest.
 type venueJSON struct {
-	ID             uuid.UUID   `json:"venue_id"`
-	Name           string      `json:"name"`
-	Type           string      `json:"type"`
-	District       string      `json:"district"`
-	Address        string      `json:"address"`
-	Lat            float64     `json:"lat"`
-	Lng            float64     `json:"lng"`
-	Status         string      `json:"status"` // pending | approved | rejected
+	publicVenueJSON
 	Reason         string      `json:"reason,omitempty"`
 	ManagerID      uuid.UUID   `json:"manager_id"`
 	Admins         []uuid.UUID `json:"admins"`
@@ -67,8 +77,7 @@ type venueJSON struct {
 }
 
 func venueOf(v domain.VenueView) venueJSON {
-	return venueJSON{ID: v.ID, Name: v.Name, Type: v.Type, District: v.District, Address: v.Address,
-		Lat: v.Lat, Lng: v.Lng, Status: v.Status, Reason: v.Reason, ManagerID: v.ManagerID, Admins: v.Admins,
+	return venueJSON{publicVenueJSON: publicVenueOf(v), Reason: v.Reason, ManagerID: v.ManagerID, Admins: v.Admins,
 		RequireGreen: v.RequireGreen, NATWithinHours: v.NATWithinHours, AppliedAt: v.AppliedAt, ReviewedAt: v.ReviewedAt}
 }
 

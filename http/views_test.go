@@ -93,6 +93,7 @@ func TestViewsJSON(t *testing.T) {
 			vr.Admins = []uuid.UUID{}
 		}
 		add(c.name+"/venue", vr)
+		add(c.name+"/venue_public", publicVenueResponse{publicVenueJSON: publicVenueOf(v.venue), Position: 9})
 		add(c.name+"/venues", venueListResponse{Venues: mapSlice([]domain.VenueView{v.venue, v.venue}, venueOf), Position: 9})
 		add(c.name+"/venues_empty", venueListResponse{Venues: mapSlice([]domain.VenueView{}, venueOf), Position: 9})
 		add(c.name+"/entries", entriesResponse{VenueID: v.venue.ID, Entries: []entryJSON{entryOf(v.entry)}, NextCursor: "c", Position: 9})

@@ -171,16 +171,8 @@ func mayBeVenueReview(raw []byte) bool {
 }
 
 // abnormalPasses picks passes that must be reported to their district.
-func abnormalPasses(e domain.Envelope) bool {
-	if e.Type != domain.TypePassRecorded {
-		return false
-	}
-	ev, err := domain.Decode(e)
-	if err != nil {
-		return true
-	}
-	return domain.PassIsAbnormal(*ev.(*domain.PassRecorded))
-}
+var abnormalPasses = pickDecoded(domain.TypePassRecorded,
+	func(p *domain.PassRecorded) bool { return domain.PassIsAbnormal(*p) })
 
 // submittedDeclarations picks arrival declarations and truck passes.
 func submittedDeclarations(e domain.Envelope) bool {
@@ -188,13 +180,21 @@ func submittedDeclarations(e domain.Envelope) bool {
 }
 
 // venueApprovals picks the reviews that approved a venue.
-func venueApprovals(e domain.Envelope) bool {
-	if e.Type != domain.TypeVenueReviewed {
-		return false
+var venueApprovals = pickDecoded(domain.TypeVenueReviewed,
+	func(v *domain.VenueReviewed) bool { return v.Decision == domain.ReviewApprove })
+
+// pickDecoded picks the events of type typ whose payload, decoded (as the
+// pointer P that domain.Decode returns for typ), keep holds for. One that does not decode is picked all the same, so the
+// reaction's handler meets it and its error is not silently dropped.
+func pickDecoded[P domain.Event](typ string, keep func(P) bool) func(domain.Envelope) bool {
+	return func(e domain.Envelope) bool {
+		if e.Type != typ {
+			return false
+		}
+		ev, err := domain.Decode(e)
+		if err != nil {
+			return true
+		}
+		return keep(ev.(P))
 	}
-	ev, err := domain.Decode(e)
-	if err != nil {
-		return true
-	}
-	return ev.(*domain.VenueReviewed).Decision == domain.ReviewApprove
 }

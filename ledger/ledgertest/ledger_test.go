@@ -322,17 +322,10 @@ func TestConcurrentReviews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	won := raceOnce(t, 8, func() error {
+	h.raceOnce(t, 8, domain.VenueAggregate(applied.ID), 2, func() error {
 		_, err := h.ledger.ReviewVenue(h.ctx, reviewer, applied.ID, domain.ReviewVenue{Decision: domain.ReviewApprove})
 		return err
 	})
-	events, _, err := h.store.Load(h.ctx, domain.VenueAggregate(applied.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if won != 1 || len(events) != 2 {
-		t.Fatalf("%d reviews won, %d events stored; want 1 and 2", won, len(events))
-	}
 }
 
 func TestPasses(t *testing.T) {
@@ -694,9 +687,10 @@ func TestRetryInsideDuplicateWindow(t *testing.T) {
 	}
 }
 
-// raceOnce runs command from n goroutines at once and returns how many
-// succeeded; every other must fail with a conflict.
-func raceOnce(t *testing.T, n int, command func() error) int {
+// raceOnce runs command n times at once and checks that exactly one run
+// won, the others conflicting, and that aggregate then holds wantEvents
+// events.
+func (h *harness) raceOnce(t *testing.T, n int, aggregate string, wantEvents int, command func() error) {
 	t.Helper()
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -714,5 +708,11 @@ func raceOnce(t *testing.T, n int, command func() error) int {
 			t.Fatalf("unexpected error: %v", err)
 		}
 	}
-	return won
+	events, _, err := h.store.Load(h.ctx, aggregate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if won != 1 || len(events) != wantEvents {
+		t.Fatalf("%d of %d runs won, %d events stored; want 1 and %d", won, n, len(events), wantEvents)
+	}
 }
