@@ -338,6 +338,9 @@ func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members
 	if !declarant.registered {
 		return nil, Errorf(ErrNotFound, "declarant is not a registered person")
 	}
+	if err := MayActAsSelf(declarant, "declare"); err != nil {
+		return nil, err
+	}
 	ids := make([]uuid.UUID, 0, len(members))
 	for _, m := range members {
 		if !m.registered {
@@ -366,6 +369,9 @@ func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members
 func DecideDeclareTruck(d Declaration, id uuid.UUID, driver Person, cmd DeclareTruckPass, seal Sealer, open Opener) ([]Event, error) {
 	if !driver.registered {
 		return nil, Errorf(ErrNotFound, "driver is not a registered person")
+	}
+	if err := MayActAsSelf(driver, "declare"); err != nil {
+		return nil, err
 	}
 	ev := TruckPassDeclared{
 		DeclarationID: id, PersonID: driver.id, PlateNumber: cmd.PlateNumber, NATProofAt: cmd.NATProofAt,

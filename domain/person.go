@@ -287,6 +287,9 @@ func DecideAddFamilyMember(guardian, member Person, r Registration, seal Sealer,
 	if guardian.Dependant() {
 		return nil, Errorf(ErrConflict, "person %s is a family member and cannot register family members", guardian.id)
 	}
+	if err := MayActAsSelf(guardian, "register family members"); err != nil {
+		return nil, err
+	}
 	if r.GuardianID != guardian.id {
 		return nil, Errorf(ErrForbidden, "family member must be registered under the guardian")
 	}

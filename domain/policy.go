@@ -170,3 +170,24 @@ func MayManageSubAdmins(a Actor, v Venue) error {
 	}
 	return Errorf(ErrForbidden, "only the venue's manager or an admin may change its sub-admins")
 }
+
+// What an identity check means. A person starts pending; a face check or a
+// manual review approves or rejects them (and a rejected person may be
+// checked again).
+//   - Pending: may pass, apply for a venue code and declare (each of those
+//     is reviewed in its turn, and the reviewer sees the verification),
+//     register family members and be a sub-admin.
+//   - Rejected: their identity is not established, so whatever they do in
+//     their own name is refused: an entry is denied (an exit still passes),
+//     and they may not apply for a venue code, have one approved, be a
+//     sub-admin, declare or register family members.
+//   - Approved: everything their role allows.
+
+// MayActAsSelf decides whether p may act in their own name (what), as
+// above: anyone registered and not rejected.
+func MayActAsSelf(p Person, what string) error {
+	if p.registered && p.verification == VerificationRejected {
+		return Errorf(ErrForbidden, "a person whose identity check was rejected may not %s until a new check approves them", what)
+	}
+	return nil
+}

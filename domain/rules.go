@@ -45,6 +45,8 @@ const (
 //     ledger keeps only the latest test, and a scanner replaying offline
 //     passes must not deny a person for having been tested since).
 //
+// A person whose identity check was rejected is denied entry.
+//
 // An exit is never refused: whoever is inside may leave, and the exit
 // closes their stay. The screen still shows their status, and an abnormal
 // status still raises an alert (IsAbnormal). A refused entry means the
@@ -52,6 +54,9 @@ const (
 func DecidePass(venue VenueView, person PersonView, health *HealthView, direction string, at time.Time) (decision, reason string) {
 	if direction == DirectionOut {
 		return DecisionPass, ""
+	}
+	if person.Verification == VerificationRejected {
+		return DecisionDeny, "identity check was rejected"
 	}
 	colour := ColourUnknown
 	if health != nil && health.CodeColour != "" {

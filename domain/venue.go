@@ -236,6 +236,9 @@ func DecideApplyVenue(v Venue, venueID uuid.UUID, applicant Person, cmd ApplyVen
 	if !applicant.registered {
 		return nil, Errorf(ErrNotFound, "applicant is not a registered person")
 	}
+	if err := MayActAsSelf(applicant, "apply for a venue code"); err != nil {
+		return nil, err
+	}
 	if v.applied {
 		return nil, Errorf(ErrConflict, "venue %s already exists", venueID)
 	}
@@ -265,8 +268,9 @@ func ValidateReview(decision, reason string) (string, error) {
 	return reason, nil
 }
 
-// DecideReviewVenue decides actor's review of a pending venue application.
-func DecideReviewVenue(v Venue, actor Actor, cmd ReviewVenue) ([]Event, error) {
+// DecideReviewVenue decides actor's review of a pending venue application
+// managed by manager (a rejected manager's venue cannot be approved).
+func DecideReviewVenue(v Venue, actor Actor, cmd ReviewVenue, manager Person) ([]Event, error) {
 	if err := MayReview(actor, "venue", v.district); err != nil {
 		return nil, err
 	}
@@ -279,6 +283,11 @@ func DecideReviewVenue(v Venue, actor Actor, cmd ReviewVenue) ([]Event, error) {
 	}
 	if v.status != VenueStatusPending {
 		return nil, Errorf(ErrConflict, "venue %s was already reviewed (%s)", v.id, v.status)
+	}
+	if cmd.Decision == ReviewApprove {
+		if err := MayActAsSelf(manager, "have a venue code approved"); err != nil {
+			return nil, Errorf(ErrConflict, "venue %s cannot be approved: its applicant's identity check was rejected", v.id)
+		}
 	}
 	return []Event{VenueReviewed{VenueID: v.id, Decision: cmd.Decision, Reason: reason}}, nil
 }
@@ -296,6 +305,9 @@ func DecideAddSubAdmin(v Venue, actor Actor, person Person) ([]Event, error) {
 	}
 	if !person.registered {
 		return nil, Errorf(ErrNotFound, "a sub-admin must be a registered person")
+	}
+	if err := MayActAsSelf(person, "be a sub-admin"); err != nil {
+		return nil, err
 	}
 	if person.id == v.manager {
 		return nil, Errorf(ErrConflict, "person %s already manages venue %s", person.id, v.id)

@@ -166,7 +166,7 @@ func TestDecideReviewVenue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := DecideReviewVenue(tt.venue, Actor{Role: RoleReviewer}, tt.cmd)
+			evs, err := DecideReviewVenue(tt.venue, Actor{Role: RoleReviewer}, tt.cmd, Person{})
 			wantKind(t, err, tt.kind)
 			if tt.field != "" {
 				wantField(t, err, tt.field)

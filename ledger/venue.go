@@ -41,7 +41,11 @@ func (l *Ledger) ReviewVenue(ctx context.Context, actor domain.Actor, venueID uu
 		return Result{}, err // before any read: bad input costs nothing
 	}
 	_, res, err := update(ctx, l, venues, venueID, domain.Meta{Actor: actor.Subject}, retryOnConflict, func(v domain.Venue) ([]domain.Event, error) {
-		return domain.DecideReviewVenue(v, actor, cmd)
+		manager, _, err := load(ctx, l, persons, v.ManagerID())
+		if err != nil {
+			return nil, err
+		}
+		return domain.DecideReviewVenue(v, actor, cmd, manager)
 	})
 	return res, err
 }
