@@ -191,3 +191,27 @@ func MayActAsSelf(p Person, what string) error {
 	}
 	return nil
 }
+
+// MayReadHistory reports whether a may read person p's pass history:
+// analysts and admins anyone's, a person their own and their family
+// members'.
+func MayReadHistory(a Actor, p PersonView) bool {
+	switch a.Role {
+	case RoleAnalyst, RoleAdmin:
+		return true
+	case RolePerson:
+		return a.PersonID == p.ID || (p.GuardianID != uuid.Nil && a.PersonID == p.GuardianID)
+	}
+	return false
+}
+
+// MayProbePersons reports whether a may learn that a person id exists
+// without being allowed to read them (a 404 rather than a 403): the roles
+// that read anyone.
+func MayProbePersons(a Actor) bool {
+	return a.Role == RoleAdmin || a.Role == RoleReviewer || a.Role == RoleAnalyst
+}
+
+// LookNeedsReason reports whether a must say why they look at a person's
+// movements: an analyst looks at other people's for a living.
+func LookNeedsReason(a Actor) bool { return a.Role == RoleAnalyst }

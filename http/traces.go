@@ -237,20 +237,11 @@ type traceResponse struct {
 // An analyst must give a reason, and the look is recorded in their audit
 // trail before the answer is written.
 func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) error {
-	a := actorOf(r)
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
 	q := r.URL.Query()
-	source := q.Get("source")
-	switch source {
-	case "":
-		source = domain.SourceReadModel
-	case domain.SourceReadModel, domain.SourceLog:
-	default:
-		return domain.Invalid("source", "must be read_model or log")
-	}
-	reason := q.Get("reason")
-	if a.Role == domain.RoleAnalyst && strings.TrimSpace(reason) == "" {
-		return domain.Invalid("reason", "is required: an analyst says why they look at this person's history")
-	}
 	from, err := parseTime("from", q.Get("from"))
 	if err != nil {
 		return err
@@ -275,35 +266,14 @@ func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var p domain.PersonView
-	if a.Role == domain.RoleAnalyst {
-		var id uuid.UUID
-		if id, err = pathID(r, "id"); err == nil {
-			p, err = s.reads.Person(r.Context(), id)
-		}
-	} else {
-		p, err = s.personFor(r, a)
-	}
+	hq := ledger.HistoryQuery{PersonID: id, From: from, To: to, Source: q.Get("source"), Reason: q.Get("reason"), ReadPosition: pos}
+	visits, pos, err := s.ledger.History(r.Context(), actorOf(r), hq)
 	if err != nil {
 		return err
 	}
-	var visits []domain.Visit
-	if source == domain.SourceLog {
-		visits, pos, err = s.ledger.ReplayHistory(r.Context(), p.ID, from, to)
-	} else {
-		visits, err = s.reads.Trace(r.Context(), p.ID, from, to)
+	source := hq.Source
+	if source == "" {
+		source = domain.SourceReadModel
 	}
-	if err != nil {
-		return err
-	}
-	if a.Role == domain.RoleAnalyst {
-		look := ledger.Look{PersonID: p.ID, From: from, To: to, Reason: reason, Source: source, ReadPosition: pos}
-		if _, err := s.ledger.RecordLook(r.Context(), a, look); err != nil {
-			return err
-		}
-	}
-	if visits == nil {
-		visits = []domain.Visit{}
-	}
-	return writeJSON(w, http.StatusOK, traceResponse{PersonID: p.ID, From: from.UTC(), To: to.UTC(), Source: source, Passes: mapSlice(visits, visitOf), Position: pos})
+	return writeJSON(w, http.StatusOK, traceResponse{PersonID: id, From: from.UTC(), To: to.UTC(), Source: source, Passes: mapSlice(visits, visitOf), Position: pos})
 }

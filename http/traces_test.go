@@ -315,8 +315,10 @@ func TestAuditAndLogHistory(t *testing.T) {
 		rec := e.do("GET", "/v1/audit?min_position="+itoa(last), w.admin, nil)
 		wantStatus(t, rec, 200)
 		a := decodeJSON[auditResponse](t, rec)
-		// One trace and, from the subtest above, eight analyst looks.
-		if len(a.Entries) != 9 || a.Position < last {
+		// One trace and, from the subtests above, eight analyst looks and
+		// the index person's look at their own history: every read of a
+		// person's history is audited, whoever reads.
+		if len(a.Entries) != 10 || a.Position < last {
 			t.Fatalf("audit: %d entries at %d: %+v", len(a.Entries), a.Position, a.Entries)
 		}
 		first := a.Entries[0]
@@ -326,7 +328,10 @@ func TestAuditAndLogHistory(t *testing.T) {
 			t.Fatalf("trace's audit entry: %+v (trace %+v)", first, tr)
 		}
 		var logLooks int
-		for _, en := range a.Entries[1:] {
+		if own := a.Entries[9]; own.Kind != "history" || own.Analyst != "person:"+w.index.ID.String() || own.PersonID != w.index.ID {
+			t.Fatalf("the person's own look: %+v", own)
+		}
+		for _, en := range a.Entries[1:9] {
 			if en.Kind != "history" || en.Reason != "核查" || en.Analyst != "analyst:wang" {
 				t.Fatalf("look entry: %+v", en)
 			}
@@ -339,7 +344,7 @@ func TestAuditAndLogHistory(t *testing.T) {
 		}
 		page := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit?limit=5", w.admin, nil))
 		next := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit?limit=5&cursor="+page.NextCursor, w.admin, nil))
-		if len(page.Entries) != 5 || page.NextCursor == "" || len(next.Entries) != 4 || next.Entries[0].EventID != a.Entries[5].EventID {
+		if len(page.Entries) != 5 || page.NextCursor == "" || len(next.Entries) != 5 || next.Entries[0].EventID != a.Entries[5].EventID {
 			t.Fatalf("audit pages: %d + %d entries", len(page.Entries), len(next.Entries))
 		}
 		window := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit?to="+first.At.Add(time.Nanosecond).Format(time.RFC3339Nano), w.admin, nil))

@@ -181,46 +181,6 @@ func (l *Ledger) recordAudit(ctx context.Context, actor domain.Actor, ev domain.
 	return env.ID, appended[0].Position, nil
 }
 
-// Look is an analyst's read of a person's passes (GET
-// /v1/persons/{id}/trace), recorded by RecordLook.
-type Look struct {
-	PersonID uuid.UUID
-	From, To time.Time
-	Reason   string
-	// Source is SourceReadModel or SourceLog.
-	Source string
-	// ReadPosition is the position the answer reflects.
-	ReadPosition uint64
-}
-
-// RecordLook records an analyst's look at a person's passes in their audit
-// trail, as a TraceRequested event of kind "history". The caller gives the
-// answer only once this returned without error. The reason is required.
-func (l *Ledger) RecordLook(ctx context.Context, actor domain.Actor, look Look) (Result, error) {
-	reason, err := domain.ValidateReason(look.Reason)
-	if err != nil {
-		return Result{}, err
-	}
-	if look.PersonID == uuid.Nil {
-		return Result{}, domain.Invalid("person_id", "is required")
-	}
-	now := l.now()
-	traceID, err := uuid.NewV7()
-	if err != nil {
-		return Result{}, fmt.Errorf("record look: new trace id: %w", err)
-	}
-	ev := domain.TraceRequested{
-		TraceID: traceID, Analyst: domain.AuditSubject(actor), PersonID: look.PersonID,
-		From: look.From.UTC(), To: look.To.UTC(), Reason: reason, Kind: domain.LookHistory, Source: look.Source,
-		AsOf: now.UTC(), ReadPosition: look.ReadPosition,
-	}
-	id, pos, err := l.recordAudit(ctx, actor, ev, now)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{ID: traceID, EventID: id, Position: pos}, nil
-}
-
 // ReplayHistory returns a person's passes with at (the device's time) in
 // [from, to), oldest first by (at, position), replayed straight from the log
 // rather than from a read model: the person's pass streams are read with

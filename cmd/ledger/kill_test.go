@@ -119,7 +119,7 @@ func TestSIGKILLLosesNoAcknowledgedEvent(t *testing.T) {
 	}
 
 	_, base2 := startProcess(t, bin, dir)
-	admin := issue(t, dir, "--role", "admin")
+	admin := issue(t, dir, "--role", "admin", "--subject", "ops")
 	for _, id := range acked {
 		code, _, raw := call(t, "GET", base2+"/v1/persons/"+id, admin, nil, nil)
 		if code != http.StatusOK {

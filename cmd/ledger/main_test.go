@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
+	"github.com/google/uuid"
 )
 
 // service is a `ledger serve` started in this process, as cmd wires it:
@@ -133,7 +135,7 @@ func issue(t *testing.T, dir string, args ...string) string {
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	s := startService(t, dir, nil)
-	reviewer := issue(t, dir, "--role", "reviewer")
+	reviewer := issue(t, dir, "--role", "reviewer", "--subject", "wang")
 
 	var reg struct {
 		PersonID string `json:"person_id"`
@@ -237,7 +239,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	s.stop(t)
 
 	s2 := startService(t, dir, nil)
-	admin := issue(t, dir, "--role", "admin")
+	admin := issue(t, dir, "--role", "admin", "--subject", "ops")
 	for _, id := range ids {
 		code, _, raw := call(t, "GET", s2.base+"/v1/persons/"+id, admin, nil, nil)
 		if code != http.StatusOK {
@@ -296,5 +298,67 @@ func TestOpenFailsCleanly(t *testing.T) {
 	}
 	if err := a.Close(); err != nil {
 		t.Fatalf("close an app that never ran: %v", err)
+	}
+}
+
+// TestTokenIssueNamesItsHolder: every token but a person's names its
+// holder, and the subject carries the name into the audit trail.
+func TestTokenIssueNamesItsHolder(t *testing.T) {
+	dir := t.TempDir()
+	env := func(k string) string {
+		if k == "LEDGER_TOKEN_KEY" {
+			return "a-test-root-key-of-more-than-32-characters"
+		}
+		return ""
+	}
+	issueWith := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"token", "issue", "--data", dir}, args...), &out, io.Discard, env)
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		return lines[len(lines)-1], err
+	}
+	subject := func(tok string) string {
+		parts := strings.Split(tok, ".")
+		if len(parts) != 3 {
+			t.Fatalf("token %q is not a JWT", tok)
+		}
+		body, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			Sub string `json:"sub"`
+		}
+		if err := json.Unmarshal(body, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c.Sub
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--role", "analyst", "--subject", "li.wei"}, "analyst:li.wei"},
+		{[]string{"--role", "reviewer", "--district", "371302", "--subject", "王审核"}, "reviewer:371302:王审核"},
+		{[]string{"--role", "admin", "--subject", "ops"}, "admin:ops"},
+	} {
+		tok, err := issueWith(tc.args...)
+		if err != nil {
+			t.Fatalf("token issue %v: %v", tc.args, err)
+		}
+		if got := subject(tok); got != tc.want {
+			t.Errorf("token issue %v: subject %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	for _, args := range [][]string{
+		{"--role", "analyst"},
+		{"--role", "analyst", "--subject", "li wei"},
+		{"--role", "analyst", "--subject", "a:b"},
+		{"--role", "analyst", "--subject", "x\x00"},
+		{"--role", "person", "--person", uuid.NewString(), "--subject", "me"},
+	} {
+		if tok, err := issueWith(args...); err == nil {
+			t.Errorf("token issue %q: no error, printed %q", args, tok)
+		}
 	}
 }

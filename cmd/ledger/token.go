@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,6 +25,7 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 	venue := fs.String("venue", "", "venue id (scanner tokens are bound to one venue)")
 	person := fs.String("person", "", "person id (person tokens)")
 	district := fs.String("district", "", "6-digit district a reviewer token is limited to (empty: city-wide)")
+	holder := fs.String("subject", "", "who holds the token, e.g. li.wei or gate-2 (required for every role but person): it names them in the audit trail and in every event they cause")
 	ttl := fs.Duration("ttl", 30*24*time.Hour, "how long the token is valid")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -53,6 +55,18 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 		}
 		a.District = *district
 		a.Subject = token.Subject(a)
+	}
+	switch {
+	case *holder == "" && *role != domain.RolePerson:
+		return fmt.Errorf("token issue: --role %s needs --subject NAME, the token's holder (their looks and actions are recorded under it)", *role)
+	case *holder != "" && *role == domain.RolePerson:
+		return errors.New("token issue: a person token is named by --person; --subject is for the other roles")
+	case *holder != "":
+		name, err := domain.Text("subject", *holder, 64, true)
+		if err != nil || strings.ContainsAny(name, ": ") {
+			return errors.New("token issue: --subject takes a name of at most 64 characters without spaces, colons or control characters")
+		}
+		a.Subject = token.Subject(a) + ":" + name
 	}
 	sec, err := secrets.Load(*data, getenv, false)
 	if err != nil {
