@@ -83,6 +83,10 @@ type RecordPass struct {
 	IDNumber        string
 	Direction       string // in | out
 	FamilyMemberIDs []uuid.UUID
+	// CodeID names the personal code a staff scan read (a digest of it):
+	// the pass's event id is then derived from it (CodePassEventID), so a
+	// code records at most one pass per venue and direction in its life.
+	CodeID string
 }
 
 // HealthRecord is one record of the health data feed.

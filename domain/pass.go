@@ -143,7 +143,9 @@ func CheckPassRetry(actor Actor, cmd RecordPass, idHash string, stored PassView,
 		return conflict("another person's pass")
 	case p.Method != cmd.Method || p.Direction != cmd.Direction:
 		return conflict("a pass with another method or direction")
-	case !cmd.OccurredAt.IsZero() && !p.Screen.At.IsZero() && !sameMicrosecond(cmd.OccurredAt, p.Screen.At):
+	case cmd.CodeID == "" && !cmd.OccurredAt.IsZero() && !p.Screen.At.IsZero() && !sameMicrosecond(cmd.OccurredAt, p.Screen.At):
+		// (A personal code's pass is the code's at that venue that way,
+		// whenever it is scanned again.)
 		return conflict("a pass at another time")
 	}
 	for _, m := range cmd.FamilyMemberIDs {
@@ -156,7 +158,7 @@ func CheckPassRetry(actor Actor, cmd RecordPass, idHash string, stored PassView,
 
 // SameRecordPass reports whether two pass commands ask the same.
 func SameRecordPass(a, b RecordPass) bool {
-	return a.EventID == b.EventID && a.OccurredAt.Equal(b.OccurredAt) && a.Method == b.Method && a.VenueID == b.VenueID &&
+	return a.EventID == b.EventID && a.CodeID == b.CodeID && a.OccurredAt.Equal(b.OccurredAt) && a.Method == b.Method && a.VenueID == b.VenueID &&
 		a.PersonID == b.PersonID && a.IDType == b.IDType && a.IDNumber == b.IDNumber && a.Direction == b.Direction &&
 		slices.Equal(a.FamilyMemberIDs, b.FamilyMemberIDs)
 }

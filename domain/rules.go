@@ -216,6 +216,16 @@ func (d Dwell) For(venueType string) time.Duration {
 	return DefaultDwell(venueType)
 }
 
+// codePassNamespace is the UUIDv5 namespace of passes read from a personal code.
+var codePassNamespace = uuid.MustParse("5d0c7a2e-9b14-4c3f-8e61-2f7a9d3b1c40")
+
+// CodePassEventID is the event id of the pass a personal code (named by
+// codeID) records at a venue in a direction: one code, one pass there that
+// way, however often it is scanned; a replay answers the original pass.
+func CodePassEventID(codeID string, venueID uuid.UUID, direction string) uuid.UUID {
+	return uuid.NewSHA1(codePassNamespace, []byte(codeID+"\x00"+venueID.String()+"\x00"+direction))
+}
+
 // alertNamespace is the UUIDv5 namespace of alert event ids.
 var alertNamespace = uuid.MustParse("8f1c2b6e-3a57-4f0d-9c1e-5b7a2d4e6f80")
 

@@ -253,3 +253,15 @@ func (e *testEnv) startReactions() *reactions.Router {
 	e.srv.opts.Poison = r
 	return r
 }
+
+// personalCodeAt returns the personal code person's phone showed at at (a
+// signer with the test key and a clock stopped at at).
+func (e *testEnv) personalCodeAt(person uuid.UUID, at time.Time) string {
+	e.t.Helper()
+	s, err := token.NewSigner(testKey, func() time.Time { return at })
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	code, _ := s.IssuePersonalCode(person)
+	return code
+}

@@ -93,9 +93,17 @@ func (s *Server) passCommand(a domain.Actor, req *passRequest) (domain.RecordPas
 		if req.PersonalCode == "" {
 			return cmd, domain.Invalid("personal_code", "is required for a staff scan")
 		}
-		if cmd.PersonID, err = s.signer.ParsePersonalCode(req.PersonalCode); err != nil {
+		// The code is checked as the scanner saw it: at the pass's time,
+		// within the clock skew when a device's clock says when.
+		skew := s.opts.ClockSkew
+		if cmd.OccurredAt.IsZero() {
+			skew = 0 // now, by the signer's clock
+		}
+		pc, err := s.signer.ParsePersonalCodeAt(req.PersonalCode, cmd.OccurredAt, skew)
+		if err != nil {
 			return cmd, codeError("personal_code", err)
 		}
+		cmd.PersonID, cmd.CodeID = pc.PersonID, pc.ID
 	case domain.MethodManual:
 		if err := unused(req.Method, "venue_code", req.VenueCode, "personal_code", req.PersonalCode); err != nil {
 			return cmd, err

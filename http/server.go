@@ -40,6 +40,10 @@ const (
 
 // Options holds what the server needs. Ledger, Reads and Signer are required.
 type Options struct {
+	// ClockSkew is how far a device's clock may be off: a personal code a
+	// scanner read offline is checked at the pass's occurred_at, this much
+	// either side.
+	ClockSkew time.Duration
 	// Ledger runs commands (the write side).
 	Ledger *ledger.Ledger
 	// Reads answers queries (the read side).

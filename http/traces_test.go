@@ -75,7 +75,7 @@ func (w *traceWorld) passes(venue uuid.UUID, ps []pass) {
 	scanner := w.e.bearer(domain.Actor{Role: domain.RoleScanner, VenueID: venue})
 	items := make([]map[string]any, len(ps))
 	for i, p := range ps {
-		code, _ := w.e.signer.IssuePersonalCode(p.who.ID)
+		code := w.e.personalCodeAt(p.who.ID, w.t0.Add(p.at).Add(-time.Minute))
 		items[i] = map[string]any{"method": "staff_scan", "venue_id": venue.String(), "personal_code": code,
 			"direction": p.dir, "occurred_at": w.t0.Add(p.at).Format(time.RFC3339)}
 	}

@@ -156,11 +156,15 @@ func (l *Ledger) passFactsQuery(actor domain.Actor, cmds []domain.RecordPass, jo
 	seen := make(map[uuid.UUID]int, len(cmds))
 	for i, cmd := range cmds {
 		j := &jobs[i]
+		if cmd.CodeID != "" {
+			// One personal code, one pass per venue and direction.
+			cmd.EventID = domain.CodePassEventID(cmd.CodeID, cmd.VenueID, cmd.Direction)
+		}
 		*j = passJob{cmd: cmd, eventID: cmd.EventID, sameAs: -1}
 		if cmd.EventID != uuid.Nil {
 			if k, ok := seen[cmd.EventID]; ok {
 				j.sameAs = k
-				if !domain.SameRecordPass(cmd, cmds[k]) {
+				if !domain.SameRecordPass(cmd, jobs[k].cmd) && cmd.CodeID == "" {
 					j.sameAs, j.err = -1, domain.Errorf(domain.ErrConflict, "event id %s is used by an earlier item of this batch for another pass", cmd.EventID)
 				}
 				continue
@@ -215,7 +219,7 @@ func (l *Ledger) appendedResult(ctx context.Context, j *passJob, appended []Appe
 			if err != nil {
 				return PassResult{}, err
 			}
-			if !domain.SamePass(orig, rec, !j.cmd.OccurredAt.IsZero()) {
+			if !domain.SamePass(orig, rec, !j.cmd.OccurredAt.IsZero() && j.cmd.CodeID == "") {
 				return PassResult{}, domain.Errorf(domain.ErrConflict, "event id %s was already used for another pass", j.envs[i].ID)
 			}
 			r.Decision, r.Screen, r.Duplicate = orig.Decision, orig.Screen, true

@@ -77,6 +77,7 @@ type wireClaims struct {
 	Sub      string   `json:"sub"`
 	Exp      *float64 `json:"exp"`
 	Nbf      *float64 `json:"nbf"`
+	Iat      *float64 `json:"iat"`
 	Role     string   `json:"role"`
 	PersonID string   `json:"person_id"`
 	VenueID  string   `json:"venue_id"`

@@ -136,6 +136,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	}
 
 	a.srv = ledgerhttp.New(ledgerhttp.Options{
+		ClockSkew:    cfg.clockSkew,
 		Ledger:       a.ledger,
 		Reads:        a.store,
 		Poison:       a.router,
