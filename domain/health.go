@@ -45,3 +45,54 @@ func ValidateHealthRecord(prefix string, r HealthRecord, now time.Time, skew tim
 	}
 	return ev, number, nil
 }
+
+// HealthRecordFact is one record of the health feed as the read models keep
+// it: what HealthAsOf folds.
+type HealthRecordFact struct {
+	OccurredAt   time.Time
+	Position     uint64
+	CodeColour   string
+	NATResult    string
+	NATAt        time.Time // zero: the record carries no test
+	VaccineDoses int
+}
+
+// HealthAsOf folds a document's health records into the status the ledger
+// knew at at (zero: now, all of them): only records that occurred no later
+// than at count; the colour and doses come from the newest of them (by
+// occurred_at, then position), the nucleic-acid result and time from the one
+// with the newest test time (the newest record's result when none carries a
+// test). ok is false when no record counts. This is what an online scanner
+// would have shown at at, so a pass uploaded later by a scanner that was
+// offline is decided on it.
+func HealthAsOf(records []HealthRecordFact, at time.Time) (h HealthView, ok bool) {
+	var newest, newestNAT *HealthRecordFact
+	later := func(a, b *HealthRecordFact, at func(*HealthRecordFact) time.Time) bool {
+		if c := at(a).Compare(at(b)); c != 0 {
+			return c > 0
+		}
+		return a.Position > b.Position
+	}
+	occurred := func(r *HealthRecordFact) time.Time { return r.OccurredAt }
+	tested := func(r *HealthRecordFact) time.Time { return r.NATAt }
+	for i := range records {
+		r := &records[i]
+		if !at.IsZero() && r.OccurredAt.After(at) {
+			continue
+		}
+		if newest == nil || later(r, newest, occurred) {
+			newest = r
+		}
+		if !r.NATAt.IsZero() && (newestNAT == nil || later(r, newestNAT, tested)) {
+			newestNAT = r
+		}
+	}
+	if newest == nil {
+		return HealthView{}, false
+	}
+	h = HealthView{CodeColour: newest.CodeColour, NATResult: newest.NATResult, VaccineDoses: newest.VaccineDoses, RecordedAt: newest.OccurredAt}
+	if newestNAT != nil {
+		h.NATResult, h.NATAt = newestNAT.NATResult, newestNAT.NATAt.UTC()
+	}
+	return h, true
+}

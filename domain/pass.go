@@ -77,9 +77,9 @@ type PassFacts struct {
 	Persons map[uuid.UUID]PersonView
 	// ByIDHash maps a document's keyed hash to its person's id.
 	ByIDHash map[string]uuid.UUID
-	// Health is the latest health status of every person above, by ID hash
-	// (absent: none known).
-	Health map[string]HealthView
+	// Health holds the health records of every person above, by ID hash
+	// (absent: none known), for HealthAsOf each pass's time.
+	Health map[string][]HealthRecordFact
 	// Stored holds the passes already stored among the call's client event
 	// ids (and their family members' passes), by event id.
 	Stored map[uuid.UUID]PassView
@@ -216,8 +216,10 @@ func DecideNewPass(actor Actor, cmd RecordPass, venue VenueView, eventID uuid.UU
 	envs := make([]Envelope, 0, 1+len(members))
 	recs := make([]PassRecorded, 0, 1+len(members))
 	add := func(id uuid.UUID, p PersonView, guardian uuid.UUID) error {
+		// The status the ledger knew at the pass's time: what an online
+		// scanner would have shown, also for a pass uploaded later.
 		var health *HealthView
-		if h, ok := f.Health[p.IDHash]; ok && p.IDHash != "" {
+		if h, ok := HealthAsOf(f.Health[p.IDHash], at); ok && p.IDHash != "" {
 			health = &h
 		}
 		decision, reason := DecidePass(venue, p, health, cmd.Direction, at)

@@ -171,3 +171,45 @@ func TestDerivedEventIDs(t *testing.T) {
 		t.Fatal("FamilyPassEventID is not a stable function of both ids")
 	}
 }
+
+func TestHealthAsOf(t *testing.T) {
+	t0 := testNow
+	rec := func(minutes int, pos uint64, colour, nat string, natAgo int) HealthRecordFact {
+		r := HealthRecordFact{OccurredAt: t0.Add(time.Duration(minutes) * time.Minute), Position: pos, CodeColour: colour, NATResult: nat, VaccineDoses: int(pos)}
+		if natAgo >= 0 {
+			r.NATAt = r.OccurredAt.Add(-time.Duration(natAgo) * time.Minute)
+		}
+		return r
+	}
+	records := []HealthRecordFact{
+		rec(60, 3, ColourRed, NATPositive, 10),  // turned red at +60
+		rec(0, 1, ColourGreen, NATNegative, 30), // green at 0, tested at -30
+		rec(30, 2, ColourGreen, NATNone, -1),    // green again at +30, no test
+		rec(60, 4, ColourYellow, NATNone, -1),   // same instant as the red one, later position
+	}
+	tests := []struct {
+		name   string
+		at     time.Time
+		ok     bool
+		colour string
+		nat    string
+		natAt  time.Time
+	}{
+		{"before any record", t0.Add(-time.Minute), false, "", "", time.Time{}},
+		{"the first record", t0, true, ColourGreen, NATNegative, t0.Add(-30 * time.Minute)},
+		{"a record without a test keeps the earlier test", t0.Add(45 * time.Minute), true, ColourGreen, NATNegative, t0.Add(-30 * time.Minute)},
+		{"same instant: the later position wins the colour, the newest test the result", t0.Add(time.Hour), true, ColourYellow, NATPositive, t0.Add(50 * time.Minute)},
+		{"now: all of them", time.Time{}, true, ColourYellow, NATPositive, t0.Add(50 * time.Minute)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, ok := HealthAsOf(records, tt.at)
+			if ok != tt.ok || h.CodeColour != tt.colour || h.NATResult != tt.nat || !h.NATAt.Equal(tt.natAt) {
+				t.Fatalf("HealthAsOf = %+v %v, want %s %s %v (%v)", h, ok, tt.colour, tt.nat, tt.natAt, tt.ok)
+			}
+		})
+	}
+	if _, ok := HealthAsOf(nil, time.Time{}); ok {
+		t.Fatal("no records: ok")
+	}
+}

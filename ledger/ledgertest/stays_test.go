@@ -64,3 +64,38 @@ func TestRecordedStayLongerThanDwell(t *testing.T) {
 		t.Fatalf("stays: %+v, want one from entry to exit", res.Visits)
 	}
 }
+
+// TestOfflinePassDecidedOnTheStatusKnownThen: a pass uploaded later by a
+// scanner that was offline is decided on the health status the ledger knew
+// at its occurred_at, as an online scanner would have been.
+func TestOfflinePassDecidedOnTheStatusKnownThen(t *testing.T) {
+	h := newHarness(t)
+	vid, manager := h.approvedVenue(domain.ApplyVenue{})
+	p, number := h.register("张三")
+	now := time.Now()
+	at := func(ago time.Duration) func() time.Time { return func() time.Time { return now.Add(-ago) } }
+	h.ledger.Now = at(5 * time.Hour)
+	h.health(number, domain.ColourGreen, domain.NATNegative, now.Add(-6*time.Hour))
+	h.ledger.Now = at(time.Hour)
+	h.health(number, domain.ColourRed, domain.NATPositive, now.Add(-2*time.Hour))
+	h.ledger.Now = time.Now
+	h.caughtUp(h.lastPosition())
+	for _, tc := range []struct {
+		name     string
+		at       time.Time
+		colour   string
+		decision string
+	}{
+		{"offline, three hours ago: green then", now.Add(-3 * time.Hour), domain.ColourGreen, domain.DecisionPass},
+		{"online: red now", time.Time{}, domain.ColourRed, domain.DecisionDeny},
+	} {
+		res, err := h.ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid,
+			PersonID: p, Direction: domain.DirectionIn, OccurredAt: tc.at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Decision != tc.decision || res.Screen.CodeColour != tc.colour {
+			t.Fatalf("%s: %s with %s shown, want %s with %s", tc.name, res.Decision, res.Screen.CodeColour, tc.decision, tc.colour)
+		}
+	}
+}

@@ -215,11 +215,10 @@ type venueRow struct {
 }
 
 type healthRow struct {
-	colourAt  int64 // OccurredAt of the record that set colour and doses
-	colourPos uint64
-	natAt     int64
-	natPos    uint64
-	view      domain.HealthView
+	// records are the document's health records; view folds them
+	// (domain.HealthAsOf), refreshed at each record.
+	records []domain.HealthRecordFact
+	view    domain.HealthView
 }
 
 type alertRow struct {
@@ -375,31 +374,12 @@ func (s *Store) applyPerson(c *projections.Change, ev *domain.PersonRegistered) 
 func (s *Store) applyHealth(c *projections.Change, ev *domain.HealthStatusRecorded) {
 	h := s.health[ev.IDHash]
 	if h == nil {
-		h = &healthRow{colourAt: noTime, natAt: noTime}
+		h = &healthRow{}
 		s.health[ev.IDHash] = h
 	}
-	at := nanos(c.OccurredAt)
-	if at > h.colourAt || (at == h.colourAt && c.Position > h.colourPos) {
-		h.colourAt, h.colourPos = at, c.Position
-		h.view.CodeColour = ev.CodeColour
-		h.view.VaccineDoses = ev.VaccineDoses
-		h.view.RecordedAt = c.OccurredAt
-		if h.natAt == noTime {
-			// No record has carried a test time yet: the newest record's
-			// result stands.
-			h.view.NATResult = ev.NATResult
-		}
-	}
-	// The nucleic-acid result is the one with the newest test time: a later
-	// record without a test does not erase an earlier test.
-	if !ev.NATAt.IsZero() {
-		nat := ev.NATAt.UnixNano()
-		if nat > h.natAt || (nat == h.natAt && c.Position > h.natPos) {
-			h.natAt, h.natPos = nat, c.Position
-			h.view.NATResult = ev.NATResult
-			h.view.NATAt = ev.NATAt.UTC()
-		}
-	}
+	h.records = append(h.records, domain.HealthRecordFact{OccurredAt: c.OccurredAt, Position: c.Position,
+		CodeColour: ev.CodeColour, NATResult: ev.NATResult, NATAt: ev.NATAt, VaccineDoses: ev.VaccineDoses})
+	h.view, _ = domain.HealthAsOf(h.records, time.Time{})
 }
 
 func (s *Store) applyAlert(c *projections.Change, ev *domain.AlertRaised) {
@@ -793,7 +773,7 @@ func (s *Store) PassFacts(_ context.Context, q ledger.PassFactsQuery) (domain.Pa
 		Venues:   make(map[uuid.UUID]domain.VenueView, len(q.Venues)),
 		Persons:  make(map[uuid.UUID]domain.PersonView, len(q.Persons)+len(q.IDHashes)),
 		ByIDHash: make(map[string]uuid.UUID, len(q.IDHashes)),
-		Health:   make(map[string]domain.HealthView),
+		Health:   make(map[string][]domain.HealthRecordFact),
 		Stored:   make(map[uuid.UUID]domain.PassView),
 	}
 	s.mu.RLock()
@@ -807,7 +787,7 @@ func (s *Store) PassFacts(_ context.Context, q ledger.PassFactsQuery) (domain.Pa
 		v := s.personView(i)
 		f.Persons[v.ID] = v
 		if h, ok := s.health[v.IDHash]; ok && v.IDHash != "" {
-			f.Health[v.IDHash] = h.view
+			f.Health[v.IDHash] = slices.Clone(h.records)
 		}
 	}
 	for _, id := range q.Persons {

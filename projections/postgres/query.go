@@ -89,16 +89,12 @@ func newQueries(schema string) queries {
 			s_direction, s_decision, s_reason FROM {s}.passes WHERE event_id = ANY($1)`),
 		factVenues:  q(`SELECT ` + venueCols + ` FROM {s}.venues v WHERE v.venue_id = ANY($1::uuid[])`),
 		factPersons: q(`SELECT ` + personCols + ` FROM {s}.persons p WHERE p.registered AND (p.person_id = ANY($1::uuid[]) OR p.id_hash = ANY($2::text[]))`),
-		// The same choice of record as health, for every person of the facts.
-		factHealth: q(`SELECT h.id_hash, c.code_colour, c.vaccine_doses, c.occurred_at, c.nat_result, n.nat_result, n.nat_at
-			FROM (SELECT DISTINCT p.id_hash FROM {s}.persons p
-				WHERE p.registered AND p.id_hash <> '' AND (p.person_id = ANY($1::uuid[]) OR p.id_hash = ANY($2::text[]))) h
-			CROSS JOIN LATERAL (SELECT * FROM {s}.health_records r WHERE r.id_hash = h.id_hash
-				ORDER BY occurred_at DESC, position DESC LIMIT 1) c
-			LEFT JOIN LATERAL (SELECT nat_result, nat_at FROM {s}.health_records r
-				WHERE r.id_hash = h.id_hash AND nat_at IS NOT NULL ORDER BY nat_at DESC, position DESC LIMIT 1) n ON true`),
-		// The last pass that counts, per person: a refused entry does not
-		// (the person did not go in), an exit always does.
+		// Every health record of every person of the facts: domain.HealthAsOf
+		// folds them at each pass's time.
+		factHealth: q(`SELECT r.id_hash, r.occurred_at, r.position, r.code_colour, r.nat_result, r.nat_at, r.vaccine_doses
+			FROM {s}.health_records r
+			WHERE r.id_hash IN (SELECT p.id_hash FROM {s}.persons p
+				WHERE p.registered AND p.id_hash <> '' AND (p.person_id = ANY($1::uuid[]) OR p.id_hash = ANY($2::text[])))`),
 		occupancy: q(`SELECT count(*) FROM (
 				SELECT DISTINCT ON (person_id) direction FROM {s}.passes
 				WHERE venue_id = $1 AND at > $2 AND at <= $3 AND (direction = 'out' OR decision = 'pass')
@@ -183,9 +179,8 @@ func (s *Store) Health(ctx context.Context, idHash string) (domain.HealthView, b
 	return h, true, nil
 }
 
-// scanHealth reads the columns of the health query (after any leading ones
-// given in lead).
-func scanHealth(row pgx.Row, lead ...any) (domain.HealthView, error) {
+// scanHealth reads the columns of the health query.
+func scanHealth(row pgx.Row) (domain.HealthView, error) {
 	var (
 		h               domain.HealthView
 		doses           int32
@@ -194,7 +189,7 @@ func scanHealth(row pgx.Row, lead ...any) (domain.HealthView, error) {
 		natAt           *time.Time
 		latestNATResult string
 	)
-	if err := row.Scan(append(lead, &h.CodeColour, &doses, &at, &latestNATResult, &natRes, &natAt)...); err != nil {
+	if err := row.Scan(&h.CodeColour, &doses, &at, &latestNATResult, &natRes, &natAt); err != nil {
 		return domain.HealthView{}, err
 	}
 	h.VaccineDoses, h.RecordedAt, h.NATResult = int(doses), at.UTC(), latestNATResult
@@ -211,7 +206,7 @@ func (s *Store) PassFacts(ctx context.Context, q ledger.PassFactsQuery) (domain.
 		Venues:   make(map[uuid.UUID]domain.VenueView, len(q.Venues)),
 		Persons:  make(map[uuid.UUID]domain.PersonView, len(q.Persons)+len(q.IDHashes)),
 		ByIDHash: make(map[string]uuid.UUID, len(q.IDHashes)),
-		Health:   make(map[string]domain.HealthView),
+		Health:   make(map[string][]domain.HealthRecordFact),
 		Stored:   make(map[uuid.UUID]domain.PassView),
 	}
 	hashes := q.IDHashes
@@ -242,10 +237,19 @@ func (s *Store) PassFacts(ctx context.Context, q ledger.PassFactsQuery) (domain.
 	})
 	b.Queue(s.q.factHealth, q.Persons, hashes).Query(func(rows pgx.Rows) error {
 		return eachRow(rows, func() error {
-			var hash string
-			h, err := scanHealth(rows, &hash)
-			f.Health[hash] = h
-			return err
+			var (
+				hash  string
+				r     domain.HealthRecordFact
+				pos   int64
+				natAt *time.Time
+				doses int32
+			)
+			if err := rows.Scan(&hash, &r.OccurredAt, &pos, &r.CodeColour, &r.NATResult, &natAt, &doses); err != nil {
+				return err
+			}
+			r.OccurredAt, r.Position, r.NATAt, r.VaccineDoses = r.OccurredAt.UTC(), uint64(pos), utc(natAt), int(doses)
+			f.Health[hash] = append(f.Health[hash], r)
+			return nil
 		})
 	})
 	if len(q.EventIDs) > 0 {
