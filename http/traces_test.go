@@ -46,13 +46,18 @@ func newTraceWorld(t *testing.T, tweak ...func(*Options)) *traceWorld {
 	w.venueB = e.approvedVenue(manager, "罗庄超市")
 	w.analyst = e.bearer(domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:wang"})
 	w.admin = e.bearer(domain.Actor{Role: domain.RoleAdmin})
+	w.t0 = time.Now().Add(-4 * time.Hour).Truncate(time.Second)
+	// The red code was known before anyone came: the feed ran (by the
+	// ledger's clock) six hours before t0. Passes are decided on the status
+	// known at their time.
+	e.srv.ledger.Now = func() time.Time { return w.t0.Add(-6 * time.Hour) }
 	rec := e.do("POST", "/v1/health-status", e.bearer(domain.Actor{Role: domain.RoleHealthFeed}), map[string]any{"records": []map[string]any{
 		{"id_type": "resident_id", "id_number": residentID(t, 45), "code_colour": "red", "nat_result": "none"},
 	}})
+	e.srv.ledger.Now = time.Now
 	wantStatus(t, rec, http.StatusOK)
 	e.waitApplied(e.lastPosition())
 
-	w.t0 = time.Now().Add(-4 * time.Hour).Truncate(time.Second)
 	w.passes(w.venueA, []pass{
 		{w.earlier, "in", -2 * time.Hour}, {w.earlier, "out", -110 * time.Minute},
 		{w.index, "in", 0}, {w.c1, "in", 10 * time.Minute}, {w.refused, "in", 15 * time.Minute},
