@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
@@ -273,6 +275,40 @@ func TestClusterKeyReadAfterCreate(t *testing.T) {
 	}
 	if _, err := stores[1].Key(ctx(t), id, false); !errors.Is(err, domain.ErrNotFound) || errors.Is(err, eventstore.ErrKeyMissing) {
 		t.Fatalf("destroyed key: %v, want ErrNotFound and not ErrKeyMissing", err)
+	}
+}
+
+// Item 3: a registration whose key the keyring has no trace of is not
+// masked as erased: the opener retries and then reports the error.
+func TestMissingKeyIsNotErasure(t *testing.T) {
+	s := open(t, "")
+	sealed := func(id uuid.UUID) domain.Sealed {
+		t.Helper()
+		key, err := s.Key(ctx(t), id, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := pii.Seal(key, "王五")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return domain.Sealed(v)
+	}
+	destroyed := uuid.New()
+	pr := &domain.PersonRegistered{PersonID: destroyed, Name: sealed(destroyed), IDNumber: sealed(destroyed)}
+	if err := s.Destroy(ctx(t), destroyed); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := projections.Mask(ctx(t), pr, projections.KeyringOpener(s)); err != nil || m != projections.ErasedMasks {
+		t.Fatalf("destroyed key: %+v %v, want the erased masks", m, err)
+	}
+	missing := *pr
+	missing.PersonID = uuid.New() // no key was ever stored for this one
+	c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	m, err := projections.Mask(c, &missing, projections.KeyringOpener(s))
+	if err == nil || m == projections.ErasedMasks {
+		t.Fatalf("missing key: %+v %v, want an error and no erased masks", m, err)
 	}
 }
 
