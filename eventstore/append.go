@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/ledger"
@@ -191,6 +192,9 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
+	if s.o.ReadOnly {
+		return nil, ErrReadOnly
+	}
 	subj, err := subject(aggregate)
 	if err != nil {
 		return nil, fmt.Errorf("append: %w", err)
@@ -224,9 +228,9 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 	}
 	msgs[0].Header.Set(hdrExpectedSubSeq, strconv.FormatUint(expectedSeq, 10))
 
+	ack, err := s.publish(ctx, msgs)
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	ack, err := s.publish(ctx, msgs)
 	if err == nil {
 		if len(msgs) == 1 {
 			s.counts.put(ack.Seq, 1)
@@ -288,7 +292,36 @@ func consecutive(last uint64, n int) []ledger.Appended {
 // publish writes one message with a request, or several as one atomic
 // batch: all but the last published without reply, the last (with the
 // commit header) as the request whose answer is the batch's PubAck.
+//
+// An attempt that gets no answer within AckTimeout, or is told there is no
+// stream leader, is sent again (the same message ids and expected version:
+// one that was stored after all comes back as a conflict or a duplicate,
+// which Append answers as the original) until WriteTimeout, after which
+// the error wraps ErrUnavailable. The caller's context ending first gives
+// its error.
 func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
+	deadline := time.Now().Add(s.o.WriteTimeout)
+	wait := 10 * time.Millisecond
+	for {
+		ack, err := s.publishOnce(ctx, msgs, deadline)
+		if err == nil || ctx.Err() != nil {
+			return ack, err
+		}
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) &&
+			!errors.Is(err, nats.ErrNoResponders) && apiCode(err) != errCodeDuplicateInProcess {
+			return ack, err
+		}
+		if time.Now().After(deadline) {
+			return pubAck{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+			sleep(wait, deadline)
+			wait = min(2*wait, 250*time.Millisecond)
+		}
+	}
+}
+
+func (s *Store) publishOnce(ctx context.Context, msgs []*nats.Msg, deadline time.Time) (pubAck, error) {
 	last := msgs[len(msgs)-1]
 	if len(msgs) > 1 {
 		id := nuid.Next()
@@ -304,7 +337,9 @@ func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
 			}
 		}
 	}
-	reply, err := s.nc.RequestMsgWithContext(ctx, last)
+	actx, cancel := context.WithTimeout(ctx, max(min(s.o.AckTimeout, time.Until(deadline)), time.Millisecond))
+	defer cancel()
+	reply, err := s.nc.RequestMsgWithContext(actx, last)
 	if err != nil {
 		return pubAck{}, err
 	}

@@ -153,20 +153,33 @@ func (t *dedupTable) len() int {
 
 // rebuildDedup fills the table from every pack stored within the last
 // DuplicateWindow: a consumer delivering by start time, reading only the
-// event ids.
-func (s *Store) rebuildDedup(ctx context.Context) error {
+// event ids. It returns, per pack subject, the last sequence whose ids the
+// table now holds (or that is older than the window): where the subject's
+// chain starts (chain.go). That sequence is read first, so every pack up to
+// it is either in the table or too old for it.
+func (s *Store) rebuildDedup(ctx context.Context) (map[string]uint64, error) {
 	rctx, cancel := withTimeout(ctx)
 	defer cancel()
+	known := make(map[string]uint64, 2)
+	for _, subj := range []string{packPassSubject, packEventSubject} {
+		m, err := s.stream.GetLastMsgForSubject(rctx, subj)
+		switch {
+		case err == nil:
+			known[subj] = m.Sequence
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil, fmt.Errorf("eventstore: rebuild dedup table: last pack on %s: %w", subj, err)
+		}
+	}
 	info, err := s.stream.Info(rctx)
 	if err != nil {
-		return fmt.Errorf("eventstore: rebuild dedup table: stream info: %w", err)
+		return nil, fmt.Errorf("eventstore: rebuild dedup table: stream info: %w", err)
 	}
 	if info.State.Msgs == 0 {
-		return nil
+		return known, nil
 	}
 	start := time.Now().Add(-s.o.DuplicateWindow)
 	if !info.State.LastTime.IsZero() && info.State.LastTime.Before(start) {
-		return nil // nothing written within the window
+		return known, nil // nothing written within the window
 	}
 	cons, err := s.js.OrderedConsumer(rctx, StreamName, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{packSubjects},
@@ -175,11 +188,11 @@ func (s *Store) rebuildDedup(ctx context.Context) error {
 		InactiveThreshold: consumerInactive,
 	})
 	if err != nil {
-		return fmt.Errorf("eventstore: rebuild dedup table: consumer: %w", err)
+		return nil, fmt.Errorf("eventstore: rebuild dedup table: consumer: %w", err)
 	}
 	defer s.deleteConsumer(cons)
 	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
-		return nil
+		return known, nil
 	}
 	var (
 		mu     sync.Mutex
@@ -205,6 +218,7 @@ func (s *Store) rebuildDedup(ctx context.Context) error {
 			return
 		}
 		seq := meta.Sequence.Stream
+		known[msg.Subject()] = max(known[msg.Subject()], seq)
 		s.dedup.mu.Lock()
 		_, err = walkPack(msg.Data(), func(i int, d *scanner) error {
 			id, err := elemID(d)
@@ -230,7 +244,7 @@ func (s *Store) rebuildDedup(ctx context.Context) error {
 		}
 	}))
 	if err != nil {
-		return fmt.Errorf("eventstore: rebuild dedup table: consume: %w", err)
+		return nil, fmt.Errorf("eventstore: rebuild dedup table: consume: %w", err)
 	}
 	select {
 	case err = <-done:
@@ -242,10 +256,10 @@ func (s *Store) rebuildDedup(ctx context.Context) error {
 	stopped = true
 	mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("eventstore: rebuild dedup table: %w", err)
+		return nil, fmt.Errorf("eventstore: rebuild dedup table: %w", err)
 	}
 	s.log.Debug("dedup table rebuilt", "events", s.dedup.len(), "since", start)
-	return nil
+	return known, nil
 }
 
 // elemID reads the event id of the pack element at d and moves d past it.

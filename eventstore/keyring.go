@@ -1,10 +1,12 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -23,8 +25,37 @@ var ErrNoMasterKey = errors.New("eventstore: no master key configured")
 // altered.
 var ErrKeyCorrupt = errors.New("eventstore: data key cannot be unsealed")
 
+// ErrKeyMissing is returned by Key (create false) when the bucket holds
+// nothing at all for the person: no key and no tombstone of a destroyed one.
+// It matches domain.ErrNotFound (the port's "no key"), but a missing key is
+// never erasure: a reader that took it for one would store blank masks for a
+// person who exists. Its KeyMissing method lets a reader that does not
+// import this package (projections.KeyringOpener) tell it from a destroyed
+// key, and retry or report it.
+var ErrKeyMissing error = keyMissingError{}
+
+type keyMissingError struct{}
+
+func (keyMissingError) Error() string {
+	return "eventstore: no data key stored for this person, and none destroyed"
+}
+
+// Is makes ErrKeyMissing match domain.ErrNotFound.
+func (keyMissingError) Is(target error) bool { return target == domain.ErrNotFound }
+
+// KeyMissing marks the error as "missing, not destroyed".
+func (keyMissingError) KeyMissing() bool { return true }
+
 // Key returns the data key of subject (a person), creating it when create is
-// true and none exists; domain.ErrNotFound otherwise (also after Destroy).
+// true and none exists. Without create: an error wrapping
+// domain.ErrNotFound after Destroy (the key's tombstone is there), and
+// ErrKeyMissing (which matches domain.ErrNotFound too) when there never was
+// a key.
+//
+// Reads are consistent: they go through the bucket's stream leader (a
+// JetStream "message get" request, not the KV's direct get, which any
+// replica answers and a lagging one answers "not found" right after the key
+// was created), so a key whose creation was acknowledged is always found.
 // Two concurrent creators get the same key: the KV create is
 // compare-and-set, and the loser reads the winner's key.
 //
@@ -42,7 +73,7 @@ func (s *Store) Key(ctx context.Context, subject uuid.UUID, create bool) ([]byte
 	defer cancel()
 	name := subject.String()
 	key, err := s.getKey(ctx, name)
-	if err == nil || !errors.Is(err, domain.ErrNotFound) || !create {
+	if err == nil || !create || !errors.Is(err, domain.ErrNotFound) {
 		return key, err
 	}
 	key, err = pii.NewKey()
@@ -63,18 +94,59 @@ func (s *Store) Key(ctx context.Context, subject uuid.UUID, create bool) ([]byte
 }
 
 func (s *Store) getKey(ctx context.Context, name string) ([]byte, error) {
-	e, err := s.kv.Get(ctx, name)
+	value, err := s.leaderGetKey(ctx, name)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-			return nil, fmt.Errorf("key %s: %w", name, domain.ErrNotFound)
-		}
-		return nil, fmt.Errorf("key %s: get: %w", name, err)
+		return nil, fmt.Errorf("key %s: %w", name, err)
 	}
-	key, err := s.openKey(name, e.Value())
+	key, err := s.openKey(name, value)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", name, err)
 	}
 	return key, nil
+}
+
+// kvMsgGet is the answer to a JetStream message get request.
+type kvMsgGet struct {
+	Error   *apiError `json:"error"`
+	Message *struct {
+		Seq  uint64 `json:"seq"`
+		Hdrs []byte `json:"hdrs"`
+		Data []byte `json:"data"`
+	} `json:"message"`
+}
+
+// errCodeMessageNotFound is JetStream's "no message found".
+const errCodeMessageNotFound = 10037
+
+// leaderGetKey reads the last value of a key through the stream leader
+// ($JS.API.STREAM.MSG.GET, which only the leader answers). It returns the
+// value; domain.ErrNotFound for a key deleted or purged (Destroy's
+// tombstone); ErrKeyMissing when the bucket has no message for it at all.
+func (s *Store) leaderGetKey(ctx context.Context, name string) ([]byte, error) {
+	req, err := json.Marshal(map[string]string{"last_by_subj": "$KV." + KeyBucket + "." + name})
+	if err != nil {
+		return nil, err
+	}
+	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+KeyBucket, req)
+	if err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	var a kvMsgGet
+	if err := json.Unmarshal(reply.Data, &a); err != nil {
+		return nil, fmt.Errorf("get: bad answer %q: %w", reply.Data, err)
+	}
+	switch {
+	case a.Error != nil && a.Error.ErrCode == errCodeMessageNotFound:
+		return nil, ErrKeyMissing
+	case a.Error != nil:
+		return nil, fmt.Errorf("get: %w", a.Error)
+	case a.Message == nil:
+		return nil, fmt.Errorf("get: answer without a message: %q", reply.Data)
+	case bytes.Contains(a.Message.Hdrs, []byte("KV-Operation")):
+		// DEL or PURGE: the key was destroyed.
+		return nil, domain.ErrNotFound
+	}
+	return a.Message.Data, nil
 }
 
 // Destroy deletes subject's data key and purges every stored revision of

@@ -35,15 +35,14 @@ type PoisonEntry struct {
 	Body []byte
 }
 
-// PoisonQueue creates or updates the poison queue's stream, with replicas
-// replicas.
+// PoisonQueue finds or creates the poison queue's stream, with replicas
+// replicas when it creates it (an existing stream keeps its count unless
+// the store's ApplyReplicas is set; see setup.go).
 func (sub *Subscriber) PoisonQueue(ctx context.Context, replicas int) (*PoisonQueue, error) {
 	if sub.s.isClosed() {
 		return nil, ErrClosed
 	}
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	st, err := sub.s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	st, err := sub.s.ensureStream(ctx, jetstream.StreamConfig{
 		Name:        poisonStream,
 		Description: "check-in ledger: reactions that kept failing, until retried",
 		Subjects:    []string{"poison.>"},
@@ -53,7 +52,7 @@ func (sub *Subscriber) PoisonQueue(ctx context.Context, replicas int) (*PoisonQu
 		Duplicates:  2 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create or update stream %s: %w", poisonStream, err)
+		return nil, err
 	}
 	return &PoisonQueue{s: sub.s, stream: st}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,6 +168,9 @@ type pack struct {
 	// dups are later copies of an event in this pack: they get its
 	// position, flagged Duplicate. Guarded by the dedup table's lock.
 	dups []dupSlot
+	// removed are events a catch-up found stored by another pack
+	// (chain.go), taken out before p is sent. Guarded by the same lock.
+	removed []removal
 }
 
 // group is the packs sent together: the committer hears of it, with the
@@ -291,6 +293,7 @@ func (g *gatherer) take(t *dedupTable, r *recordReq) {
 
 func (s *Store) commitLoop() {
 	defer s.commitWG.Done()
+	defer s.stopChains()
 	g := gatherer{maxPack: s.o.MaxPack, maxBytes: s.packBytes}
 	var (
 		inflight int
@@ -355,30 +358,20 @@ func (s *Store) commitLoop() {
 	}
 }
 
-// sendPack publishes p and starts a goroutine that awaits its answer. The
+// sendPack hands a pack to its subject's chain (chain.go), or publishes a
+// one-event message and starts a goroutine that awaits its answer. The
 // caller counts p's group as in flight until its number of calls comes back
 // on s.acks.
 func (s *Store) sendPack(p *pack) {
 	s.flights.Add(1)
-	h := make(nats.Header, 4)
-	m := &nats.Msg{Subject: p.subject, Header: h}
 	if p.packed {
-		m.Data = appendPackEnd(p.body)
-		h[hdrMsgID] = []string{uuid.NewString()}
-		h[hdrPackCount] = []string{strconv.Itoa(len(p.ids))}
-		if p.subject == packPassSubject {
-			h[hdrTTL] = []string{s.ttl}
-		}
-	} else {
-		m.Data = p.body
-		h[hdrMsgID] = []string{p.ids[0].String()}
-	}
-	ch, err := s.send(m)
-	if err != nil {
-		go s.settlePack(p, 0, false, err)
+		s.chains[p.subject].q <- p
 		return
 	}
-	go s.awaitPack(p, m, ch)
+	h := make(nats.Header, 2)
+	h[hdrMsgID] = []string{p.ids[0].String()}
+	m := &nats.Msg{Subject: p.subject, Header: h, Data: p.body}
+	go s.awaitSingle(p, m)
 }
 
 // send publishes m with a fresh reply subject.
@@ -392,45 +385,31 @@ func (s *Store) send(m *nats.Msg) (chan *nats.Msg, error) {
 	return ch, nil
 }
 
-// packAttempts is how often a pack is sent before its callers get an error.
-const packAttempts = 3
-
-// awaitPack waits for the server's answer to p. A pack that got no answer
-// is sent again with the same Nats-Msg-Id, so the server stores it once;
-// answers that say nothing was stored (no stream leader yet, the same id
-// being stored by another request) are retried too.
-func (s *Store) awaitPack(p *pack, m *nats.Msg, ch chan *nats.Msg) {
-	for attempt := 1; ; attempt++ {
-		t := time.NewTimer(requestTimeout)
-		var (
-			ack pubAck
-			err error
-		)
-		select {
-		case reply := <-ch:
-			t.Stop()
-			ack, err = parseAck(reply)
-			if err == nil {
-				s.settlePack(p, ack.Seq, ack.Duplicate && !p.packed, nil)
-				return
-			}
-			if apiCode(err) != errCodeDuplicateInProcess && !errors.Is(err, nats.ErrNoResponders) {
-				s.settlePack(p, 0, false, fmt.Errorf("%s: %w", p.subject, err))
-				return
-			}
-		case <-t.C:
-			s.replies.forget(m.Reply)
-			err = fmt.Errorf("%s: no answer within %s", p.subject, requestTimeout)
-		}
-		if attempt >= packAttempts {
-			s.settlePack(p, 0, false, err)
+// awaitSingle writes a one-event message: an attempt that gets no answer
+// within AckTimeout is sent again with the same Nats-Msg-Id, so the server
+// stores it once; answers that say nothing was stored (no stream leader
+// yet, the same id being stored by another request) are retried too, until
+// WriteTimeout (then ErrUnavailable).
+func (s *Store) awaitSingle(p *pack, m *nats.Msg) {
+	deadline := time.Now().Add(s.o.WriteTimeout)
+	wait := 10 * time.Millisecond
+	for {
+		ack, err := s.attempt(m, deadline)
+		if err == nil {
+			s.settlePack(p, ack.Seq, ack.Duplicate, nil)
 			return
 		}
-		s.log.Warn("group commit pack sent again", "events", len(p.ids), "attempt", attempt+1, "err", err)
-		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
-		if ch, err = s.send(m); err != nil {
-			s.settlePack(p, 0, false, err)
+		if !errors.Is(err, errAttemptTimeout) && !errors.Is(err, nats.ErrNoResponders) && apiCode(err) != errCodeDuplicateInProcess {
+			s.settlePack(p, 0, false, fmt.Errorf("%s: %w", p.subject, err))
 			return
+		}
+		if time.Now().After(deadline) {
+			s.settlePack(p, 0, false, fmt.Errorf("%s: %w: %w", p.subject, ErrUnavailable, err))
+			return
+		}
+		if !errors.Is(err, errAttemptTimeout) {
+			sleep(wait, deadline)
+			wait = min(2*wait, 250*time.Millisecond)
 		}
 	}
 }

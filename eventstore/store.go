@@ -53,6 +53,26 @@ var (
 // ErrClosed is returned by every method called after Close.
 var ErrClosed = errors.New("eventstore: store closed")
 
+// ErrReadOnly is returned by Append and Record of a store opened ReadOnly.
+var ErrReadOnly = errors.New("eventstore: store opened read-only")
+
+// ErrUnavailable is wrapped by the error of a write that JetStream did not
+// acknowledge within the store's WriteTimeout (no stream leader, no
+// quorum, no server reachable). The write may or may not have been stored:
+// retrying it with the same event ids is safe and gets the original answer.
+// Its Unavailable method lets a caller that does not import this package
+// (the HTTP layer answers 503 with Retry-After) recognise it.
+var ErrUnavailable error = unavailableError{}
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string {
+	return "eventstore: JetStream did not acknowledge the write in time; retry with the same event ids"
+}
+
+// Unavailable marks the error as a temporary unavailability.
+func (unavailableError) Unavailable() bool { return true }
+
 // Options configure Open. The zero value of every field but Dir (or URL)
 // and MasterKey has a sensible default.
 type Options struct {
@@ -63,8 +83,32 @@ type Options struct {
 	// "nats://n1:4222,nats://n2:4222". Empty runs an embedded nats-server
 	// that opens no port (DontListen) and fsyncs before every ack.
 	URL string
-	// Replicas is the stream and bucket replica count: 1 (default), 3 in a cluster.
+	// Replicas is the replica count of the stream and the bucket when Open
+	// creates them: 1 (default), 3 in a cluster. An existing stream keeps
+	// its count: a different Replicas is logged, not applied, unless
+	// ApplyReplicas is set (a command that forgot the flag must not shrink a
+	// cluster).
 	Replicas int
+	// ApplyReplicas makes Open change the replica count of an existing
+	// stream and bucket to Replicas (the operator asked for it).
+	ApplyReplicas bool
+	// ReadOnly opens the log for reading only: Open creates and updates
+	// nothing (the stream must exist), the table of recent event ids is not
+	// rebuilt, and Append and Record fail. For commands that only read.
+	ReadOnly bool
+	// StartTimeout bounds how long Open keeps trying to find or create the
+	// stream and the bucket while the cluster forms or another replica
+	// creates them at the same moment (default 60s).
+	StartTimeout time.Duration
+	// AckTimeout is how long one attempt to write waits for the server's
+	// acknowledgement before it is sent again with the same message ids
+	// (JetStream's dedup stores it once), default 1s: a write lost with a
+	// stream leader that died is resent as soon as a new leader is up.
+	AckTimeout time.Duration
+	// WriteTimeout bounds a write's attempts when the caller's context has
+	// no earlier deadline (default 10s); after it the write fails with
+	// ErrUnavailable.
+	WriteTimeout time.Duration
 	// DuplicateWindow is how long retries are dropped: JetStream remembers
 	// message ids (events written by Append, packs) this long, and the
 	// store remembers the ids of the events Record wrote this long
@@ -132,6 +176,7 @@ type Store struct {
 	// (dedupErr says how that went). Open does not wait for it: a restart
 	// reads the log for the read models at the same time. Record waits.
 	dedupDone   chan struct{}
+	chains      map[string]*chain // per pack subject (chain.go)
 	dedupErr    error
 	stopRebuild context.CancelFunc
 
@@ -155,7 +200,17 @@ const (
 	// packHeadroom is kept free of a pack's body for its headers.
 	packHeadroom = 1024
 	// requestTimeout bounds a request when the caller's context has no deadline.
-	requestTimeout = 10 * time.Second
+	requestTimeout      = 10 * time.Second
+	defaultStartTimeout = 60 * time.Second
+	defaultAckTimeout   = time.Second
+	defaultWriteTimeout = 10 * time.Second
+	// Client liveness towards an external server: a frozen node (SIGSTOP)
+	// answers no ping; after pingInterval × maxPingsOut without a pong the
+	// client drops it and reconnects to another node of the cluster.
+	pingInterval   = time.Second
+	maxPingsOut    = 3
+	reconnectWait  = 250 * time.Millisecond
+	connectTimeout = 2 * time.Second
 )
 
 // Open starts the embedded server when no URL is given, connects, and
@@ -190,6 +245,15 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	if o.MasterKey != nil && len(o.MasterKey) != 32 {
 		return nil, fmt.Errorf("eventstore: master key has %d bytes, want 32", len(o.MasterKey))
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = defaultStartTimeout
+	}
+	if o.AckTimeout <= 0 {
+		o.AckTimeout = defaultAckTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = defaultWriteTimeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -226,8 +290,15 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.stopRebuild, s.dedupDone = stop, make(chan struct{})
 	s.commitWG.Add(1)
 	go func() {
-		s.dedupErr = s.rebuildDedup(rebuildCtx)
-		if s.dedupErr != nil && rebuildCtx.Err() == nil {
+		if o.ReadOnly {
+			s.dedupErr = ErrReadOnly
+		} else {
+			var known map[string]uint64
+			if known, s.dedupErr = s.rebuildDedup(rebuildCtx); s.dedupErr == nil {
+				s.startChains(known)
+			}
+		}
+		if s.dedupErr != nil && rebuildCtx.Err() == nil && !o.ReadOnly {
 			// Record refuses passes and Ready says why until a restart.
 			s.log.Error("the table of recent event ids could not be rebuilt; passes are refused", "err", s.dedupErr)
 		}
@@ -251,6 +322,9 @@ func (s *Store) connect() error {
 	name := nats.Name("ledger-eventstore")
 	if s.o.URL != "" {
 		nc, err := nats.Connect(s.o.URL, name, nats.MaxReconnects(-1),
+			nats.PingInterval(pingInterval), nats.MaxPingsOutstanding(maxPingsOut),
+			nats.ReconnectWait(reconnectWait), nats.ReconnectJitter(100*time.Millisecond, 100*time.Millisecond),
+			nats.Timeout(connectTimeout), nats.RetryOnFailedConnect(false),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				s.log.Warn("nats disconnected", "err", err)
 			}),
@@ -336,28 +410,6 @@ func (s *Store) streamConfig() jetstream.StreamConfig {
 	}
 }
 
-func (s *Store) setup(ctx context.Context) error {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	st, err := s.js.CreateOrUpdateStream(ctx, s.streamConfig())
-	if err != nil {
-		return fmt.Errorf("eventstore: create or update stream %s: %w", StreamName, err)
-	}
-	s.stream = st
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      KeyBucket,
-		Description: "check-in ledger: per-person data keys, sealed with the master key",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    s.o.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("eventstore: create or update bucket %s: %w", KeyBucket, err)
-	}
-	s.kv = kv
-	return nil
-}
-
 // Close stops taking events, waits for the packs already gathered to be
 // acknowledged, ends running Follow and Read calls (they return ErrClosed),
 // and shuts the embedded server down cleanly (which flushes its files). It
@@ -403,7 +455,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	}
 	select {
 	case <-s.dedupDone:
-		if s.dedupErr != nil {
+		if s.dedupErr != nil && !s.o.ReadOnly {
 			return s.dedupErr
 		}
 	default:

@@ -945,7 +945,7 @@ func TestReady(t *testing.T) {
 }
 
 // waitFor polls cond until it holds or 20 seconds pass.
-func waitFor(t *testing.T, cond func() bool) {
+func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {

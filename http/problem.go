@@ -74,9 +74,9 @@ func problemFor(err error) (p Problem, internal bool) {
 	case errors.Is(err, errWaitTimeout):
 		return Problem{Type: ProblemTimeout, Title: "Read models not caught up", Status: http.StatusGatewayTimeout,
 			Detail: message(err, errWaitTimeout)}, false
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) && !errors.As(err, new(interface{ Unavailable() bool })):
 		return Problem{Type: ProblemTimeout, Title: "Timed out", Status: http.StatusGatewayTimeout}, false
-	case errors.Is(err, errUnavailable), errors.Is(err, context.Canceled):
+	case errors.Is(err, errUnavailable), errors.Is(err, context.Canceled), errors.As(err, new(interface{ Unavailable() bool })): // the log did not acknowledge in time (eventstore.ErrUnavailable)
 		return Problem{Type: ProblemUnavailable, Title: "Service unavailable", Status: http.StatusServiceUnavailable,
 			Detail: message(err, errUnavailable)}, false
 	case errors.Is(err, errRateLimited):
@@ -181,6 +181,9 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 	h["Content-Type"] = problemContentType
 	if p.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="ledger"`)
+	}
+	if p.Status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
 	}
 	b, err := json.Marshal(p)
 	if err != nil { // a Problem always marshals; keep the status anyway

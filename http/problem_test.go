@@ -39,6 +39,7 @@ func TestProblemFor(t *testing.T) {
 		{"wait timeout", fmt.Errorf("position 9: %w", errWaitTimeout), 504, ProblemTimeout, false, "position 9", nil},
 		{"deadline", fmt.Errorf("append: %w", context.DeadlineExceeded), 504, ProblemTimeout, false, "", nil},
 		{"canceled", context.Canceled, 503, ProblemUnavailable, false, "", nil},
+		{"store unavailable", fmt.Errorf("record: %w: %w", unavailableErr{}, context.DeadlineExceeded), 503, ProblemUnavailable, false, "", nil},
 		{"rate limited", errRateLimited, 429, ProblemRateLimited, false, "slow down and retry later", nil},
 		{"no route", errRouteNotFound, 404, ProblemNotFound, false, "no such route", nil},
 		{"method", errMethodNotAllowed, 405, ProblemMethodNotAllowed, false, "", nil},
@@ -93,3 +94,10 @@ func mustTime(t *testing.T, s string) time.Time {
 	}
 	return tm
 }
+
+// unavailableErr stands for eventstore.ErrUnavailable, recognised by its
+// Unavailable method.
+type unavailableErr struct{}
+
+func (unavailableErr) Error() string     { return "eventstore: unavailable" }
+func (unavailableErr) Unavailable() bool { return true }

@@ -43,7 +43,7 @@ type EventStore interface {
 // erases that person's personal data from every event that used it.
 type Keyring interface {
 	// Key returns the data key of subject, creating it when create is true
-	// and none exists; ErrNotFound otherwise.
+	// and none exists; ErrNotFound otherwise (a key that was never there may say so apart from a destroyed one: see eventstore.ErrKeyMissing).
 	Key(ctx context.Context, subject uuid.UUID, create bool) ([]byte, error)
 	// Destroy deletes subject's key.
 	Destroy(ctx context.Context, subject uuid.UUID) error

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/pii"
@@ -25,6 +26,14 @@ const openerCacheSize = 4096
 // KeyringOpener returns an Opener that fetches the person's data key from k
 // (never creating one) and opens the value with pii.Open. Recently used keys
 // are cached.
+//
+// Only a destroyed key (domain.ErrNotFound, or a key that does not open the
+// value) is erasure. Any other failure to
+// get a key — a key the keyring has no trace of (eventstore.ErrKeyMissing), a
+// timeout — is retried with backoff for up to keyRetryFor and then returned,
+// so the projector stops at that event instead of storing blank masks for a
+// person who exists (issue 10: a lagging key read once did, and passes then
+// copied the blank name from the person read model into the log).
 func KeyringOpener(k ledger.Keyring) Opener {
 	var (
 		mu    sync.Mutex
@@ -39,7 +48,7 @@ func KeyringOpener(k ledger.Keyring) Opener {
 		mu.Unlock()
 		if !ok {
 			var err error
-			key, err = k.Key(ctx, personID, false)
+			key, err = keyWithRetry(ctx, k, personID)
 			if err != nil {
 				return "", fmt.Errorf("open sealed field of person %s: %w", personID, err)
 			}
@@ -55,6 +64,28 @@ func KeyringOpener(k ledger.Keyring) Opener {
 			return "", fmt.Errorf("open sealed field of person %s: %w", personID, err)
 		}
 		return v, nil
+	}
+}
+
+// keyRetryFor bounds how long KeyringOpener retries a key it could not get
+// for a reason other than erasure.
+const keyRetryFor = 10 * time.Second
+
+// keyWithRetry gets personID's key, retrying what is not erasure.
+func keyWithRetry(ctx context.Context, k ledger.Keyring, personID uuid.UUID) ([]byte, error) {
+	deadline := time.Now().Add(keyRetryFor)
+	wait := 20 * time.Millisecond
+	for {
+		key, err := k.Key(ctx, personID, false)
+		if err == nil || erased(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return key, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, err
+		}
+		wait = min(2*wait, time.Second)
 	}
 }
 
@@ -162,6 +193,15 @@ func Mask(ctx context.Context, pr *domain.PersonRegistered, open Opener) (Person
 	return PersonMasks{Name: pii.MaskName(name), IDNumber: pii.MaskID(id)}, nil
 }
 
+// erased reports a destroyed key: not found (but not merely missing) or
+// not opening the value.
 func erased(err error) bool {
-	return errors.Is(err, domain.ErrNotFound) || errors.Is(err, pii.ErrOpen)
+	return errors.Is(err, domain.ErrNotFound) && !missingKey(err) || errors.Is(err, pii.ErrOpen)
+}
+
+// missingKey reports a keyring's "no key, and none destroyed"
+// (eventstore.ErrKeyMissing, recognised by its KeyMissing method): it
+// matches domain.ErrNotFound, but a missing key is never erasure.
+func missingKey(err error) bool {
+	return errors.As(err, new(interface{ KeyMissing() bool }))
 }

@@ -21,7 +21,7 @@ import (
 func projectionsStatus(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("projections status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var ef engineFlags
+	ef := engineFlags{readOnly: true} // reads the log: changes no stream
 	ef.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,7 +65,7 @@ func projectionsStatus(ctx context.Context, args []string, stdout, stderr io.Wri
 func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var ef engineFlags
+	ef := engineFlags{readOnly: true} // reads the log: changes no stream
 	ef.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -20,12 +20,19 @@ type engineFlags struct {
 	replicas  int
 	postgres  string
 	retention time.Duration
+	// applyReplicas changes existing streams to replicas (--apply-replicas);
+	// without it a mismatch is only logged.
+	applyReplicas bool
+	// readOnly opens the log without creating or changing anything: set by
+	// the commands that only read it (projections status, rebuild).
+	readOnly bool
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&f.data, "data", "./data", "data dir: embedded JetStream storage and the signing key")
 	fs.StringVar(&f.natsURL, "nats-url", getenv("NATS_URL"), "external NATS/JetStream URL(s); empty runs an embedded server (env NATS_URL)")
-	fs.IntVar(&f.replicas, "replicas", 1, "stream replicas (3 in a cluster)")
+	fs.IntVar(&f.replicas, "replicas", 1, "stream replicas when creating them (3 in a cluster); an existing stream keeps its count")
+	fs.BoolVar(&f.applyReplicas, "apply-replicas", false, "change existing streams to --replicas (without it a mismatch is logged, not applied)")
 	fs.StringVar(&f.postgres, "postgres", getenv("DATABASE_URL"), "PostgreSQL URL for the read models; empty keeps them in memory (env DATABASE_URL)")
 	fs.DurationVar(&f.retention, "retention", 30*24*time.Hour, "how long passes are kept")
 }
@@ -40,6 +47,8 @@ func (f *engineFlags) openLog(ctx context.Context, sec secrets.Keys, logger *slo
 		Dir:           dir,
 		URL:           f.natsURL,
 		Replicas:      f.replicas,
+		ApplyReplicas: f.applyReplicas,
+		ReadOnly:      f.readOnly,
 		PassRetention: f.retention,
 		MasterKey:     sec.Master,
 		Logger:        logger,

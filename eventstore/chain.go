@@ -1,0 +1,271 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Chains: per-event dedup across ledger replicas.
+//
+// A pack's Nats-Msg-Id only names the pack, and each store's dedup table
+// only knows what that store has seen, so two replicas could both store an
+// event retried to both (issue 10). Every pack is therefore published with
+// Nats-Expected-Last-Subject-Sequence: the last sequence of its pack subject
+// whose event ids this store's table holds. The server stores it only if no
+// other pack was stored on that subject since; otherwise it answers "wrong
+// last sequence", and the store reads the packs it missed (leader gets,
+// "next message on the subject"), adds their ids to its table, takes out of
+// its own packs the events they already hold (answered with the stored
+// position, Duplicate), and sends the rest again. So the packs stored on a
+// subject form one chain in which every pack was checked against all
+// before it: one event id, one stored event, whichever replica takes it, and
+// both callers get the same position.
+//
+// Each pack subject has one goroutine that sends its packs one at a time,
+// in the order the committer sealed them (the chain needs the previous
+// pack's sequence). One replica alone pays only the header: its expected
+// sequence is always right.
+//
+// Failover: an attempt that gets no answer within AckTimeout is sent again,
+// unchanged (same Nats-Msg-Id, same expected sequence): a pack lost with a
+// stream leader that died is written as soon as a new leader answers, and a
+// pack that was stored after all comes back as "wrong last sequence" and is
+// found, with its Nats-Msg-Id, by the catch-up: stored once, callers get
+// its positions. After WriteTimeout the callers get ErrUnavailable; a retry
+// with the same ids finds the pack if it was stored late.
+
+// chain sends the packs of one pack subject.
+type chain struct {
+	subject string
+	q       chan *pack
+	known   uint64 // last sequence of subject whose ids the table holds
+}
+
+// removal is an event of a pending pack found stored by another pack.
+type removal struct {
+	index int
+	pos   uint64
+	dup   bool // stored by another pack than this one's own earlier attempt
+}
+
+func (s *Store) startChains(known map[string]uint64) {
+	s.chains = make(map[string]*chain, 2)
+	for _, subj := range []string{packPassSubject, packEventSubject} {
+		c := &chain{subject: subj, q: make(chan *pack, 1024), known: known[subj]}
+		s.chains[subj] = c
+		s.commitWG.Add(1)
+		go func() {
+			defer s.commitWG.Done()
+			for p := range c.q {
+				s.writePack(c, p)
+			}
+		}()
+	}
+}
+
+func (s *Store) stopChains() {
+	for _, c := range s.chains {
+		close(c.q)
+	}
+}
+
+// writePack stores p as the next link of c, as the comment above says, and
+// settles its callers.
+func (s *Store) writePack(c *chain, p *pack) {
+	deadline := time.Now().Add(s.o.WriteTimeout)
+	var (
+		ids  []string // the Nats-Msg-Ids p was sent with
+		m    *nats.Msg
+		wait = 10 * time.Millisecond
+	)
+	for {
+		if s.compact(p) || m == nil {
+			if len(p.ids) == 0 {
+				s.settlePack(p, 0, false, nil) // every event was stored by another pack
+				return
+			}
+			ids = append(ids, uuid.NewString())
+			h := make(nats.Header, 5)
+			h[hdrMsgID] = []string{ids[len(ids)-1]}
+			h[hdrPackCount] = []string{strconv.Itoa(len(p.ids))}
+			if p.subject == packPassSubject {
+				h[hdrTTL] = []string{s.ttl}
+			}
+			m = &nats.Msg{Subject: p.subject, Header: h, Data: appendPackEnd(p.body)}
+		}
+		m.Header[hdrExpectedSubSeq] = []string{strconv.FormatUint(c.known, 10)}
+		ack, err := s.attempt(m, deadline)
+		if err == nil {
+			c.known = ack.Seq
+			s.settlePack(p, ack.Seq, false, nil)
+			return
+		}
+		code := apiCode(err)
+		switch {
+		case code == errCodeWrongLastSeq || code == errCodeWrongLastSeqConstant:
+			// Another pack was stored on the subject, or is being
+			// stored (constant): read what we missed.
+			before := c.known
+			if cerr := s.catchUp(c, ids, deadline); cerr != nil {
+				s.settlePack(p, 0, false, fmt.Errorf("%s: catch up after %v: %w", p.subject, err, cerr))
+				return
+			}
+			if c.known != before {
+				wait = 10 * time.Millisecond
+				continue // compact and send again at once
+			}
+		case errors.Is(err, errAttemptTimeout), errors.Is(err, nats.ErrNoResponders), code == errCodeDuplicateInProcess:
+			// No leader (yet), or the answer was lost: send the same again.
+		default:
+			s.settlePack(p, 0, false, fmt.Errorf("%s: %w", p.subject, err))
+			return
+		}
+		if time.Now().After(deadline) {
+			s.settlePack(p, 0, false, fmt.Errorf("%s: %w: %w", p.subject, ErrUnavailable, err))
+			return
+		}
+		if !errors.Is(err, errAttemptTimeout) {
+			sleep(wait, deadline)
+			wait = min(2*wait, 250*time.Millisecond)
+		}
+		s.log.Debug("group commit pack sent again", "events", len(p.ids), "err", err)
+	}
+}
+
+// errAttemptTimeout is an attempt that got no answer within AckTimeout.
+var errAttemptTimeout = errors.New("no answer")
+
+// attempt publishes m once and waits up to AckTimeout (and at most until
+// deadline) for its answer.
+func (s *Store) attempt(m *nats.Msg, deadline time.Time) (pubAck, error) {
+	ch, err := s.send(m)
+	if err != nil {
+		return pubAck{}, err
+	}
+	t := time.NewTimer(max(min(s.o.AckTimeout, time.Until(deadline)), time.Millisecond))
+	defer t.Stop()
+	select {
+	case reply := <-ch:
+		return parseAck(reply)
+	case <-t.C:
+		s.replies.forget(m.Reply)
+		return pubAck{}, fmt.Errorf("%w within %s", errAttemptTimeout, s.o.AckTimeout)
+	}
+}
+
+func sleep(d time.Duration, deadline time.Time) {
+	time.Sleep(max(0, min(d, time.Until(deadline))))
+}
+
+// catchUp reads the packs stored on c's subject after c.known, adds their
+// ids to the table, and marks the events of pending packs of the subject
+// they already hold. ownIDs are the Nats-Msg-Ids of the pack being sent: a
+// pack with one of them is its own earlier attempt, stored after all.
+func (s *Store) catchUp(c *chain, ownIDs []string, deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(s.o.AckTimeout))
+	defer cancel()
+	for {
+		m, err := s.stream.GetMsg(ctx, c.known+1, jetstream.WithGetMsgSubject(c.subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get after %d: %w", c.known, err)
+		}
+		own := slices.Contains(ownIDs, m.Header.Get(hdrMsgID))
+		seq := m.Sequence
+		t := s.dedup
+		t.mu.Lock()
+		_, err = walkPack(m.Data, func(i int, d *scanner) error {
+			id, err := elemID(d)
+			if err != nil {
+				return err
+			}
+			pos := PositionOf(seq, i)
+			if v, ok := t.ids[id]; ok && v&pendingBit != 0 {
+				q, j := t.pendingPack(v)
+				if q.subject == c.subject {
+					q.removed = append(q.removed, removal{index: j, pos: pos, dup: !own})
+					t.ids[id] = pos
+					t.chunkLocked(id, m.Time)
+				}
+				return nil
+			}
+			t.addLocked(id, pos, m.Time)
+			return nil
+		})
+		t.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("pack at %d: %w", seq, err)
+		}
+		s.counts.put(seq, int(max(1, countHeader(m.Header))))
+		c.known = seq
+	}
+}
+
+func countHeader(h nats.Header) int64 {
+	n, _ := strconv.ParseInt(h.Get(hdrPackCount), 10, 64)
+	return n
+}
+
+// compact takes out of p the events a catch-up found stored, answering
+// their callers (and their copies waiting on them) with the stored
+// position. It reports whether p changed.
+func (s *Store) compact(p *pack) bool {
+	t := s.dedup
+	t.mu.Lock()
+	if len(p.removed) == 0 {
+		t.mu.Unlock()
+		return false
+	}
+	type answer struct {
+		slot
+		a ledger.Appended
+	}
+	var answers []answer
+	gone := make(map[int]removal, len(p.removed))
+	for _, r := range p.removed {
+		gone[r.index] = r
+	}
+	p.removed = nil
+	remap := make([]int, len(p.ids))
+	ids, slots := p.ids[:0:0], p.slots[:0:0]
+	body := appendPackStart(make([]byte, 0, len(p.body)))
+	for j, id := range p.ids {
+		if r, ok := gone[j]; ok {
+			remap[j] = -1
+			answers = append(answers, answer{p.slots[j], ledger.Appended{Position: r.pos, Duplicate: r.dup}})
+			continue
+		}
+		remap[j] = len(ids)
+		sl := p.slots[j]
+		body = appendPackElem(body, len(ids) == 0, sl.req.evs[sl.i].body)
+		t.ids[id] = pendingRef(p.slot, len(ids))
+		ids = append(ids, id)
+		slots = append(slots, sl)
+	}
+	dups := p.dups[:0]
+	for _, d := range p.dups {
+		if remap[d.of] < 0 {
+			answers = append(answers, answer{d.slot, ledger.Appended{Position: gone[d.of].pos, Duplicate: true}})
+			continue
+		}
+		d.of = remap[d.of]
+		dups = append(dups, d)
+	}
+	p.ids, p.slots, p.body, p.dups = ids, slots, body, dups
+	t.mu.Unlock()
+	for _, a := range answers {
+		a.req.settle(a.i, a.a, nil)
+	}
+	return true
+}
