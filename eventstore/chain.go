@@ -151,6 +151,12 @@ func (s *Store) attempt(m *nats.Msg, deadline time.Time) (pubAck, error) {
 	if err != nil {
 		return pubAck{}, err
 	}
+	return s.answer(m, ch, deadline)
+}
+
+// answer waits up to AckTimeout (and at most until deadline) for the answer
+// to m, published with reply channel ch.
+func (s *Store) answer(m *nats.Msg, ch chan *nats.Msg, deadline time.Time) (pubAck, error) {
 	t := time.NewTimer(max(min(s.o.AckTimeout, time.Until(deadline)), time.Millisecond))
 	defer t.Stop()
 	select {

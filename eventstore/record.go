@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -358,20 +359,34 @@ func (s *Store) commitLoop() {
 	}
 }
 
-// sendPack hands a pack to its subject's chain (chain.go), or publishes a
-// one-event message and starts a goroutine that awaits its answer. The
-// caller counts p's group as in flight until its number of calls comes back
-// on s.acks.
+// sendPack hands a pack to its subject's chain (chain.go) when other
+// ledger replicas may write the same subjects, or publishes it (or a
+// one-event message) and starts a goroutine that awaits its answer, so
+// several packs are in flight at once. The caller counts p's group as in
+// flight until its number of calls comes back on s.acks.
 func (s *Store) sendPack(p *pack) {
 	s.flights.Add(1)
-	if p.packed {
+	if p.packed && s.chains != nil {
 		s.chains[p.subject].q <- p
 		return
 	}
-	h := make(nats.Header, 2)
-	h[hdrMsgID] = []string{p.ids[0].String()}
-	m := &nats.Msg{Subject: p.subject, Header: h, Data: p.body}
-	go s.awaitSingle(p, m)
+	h := make(nats.Header, 4)
+	m := &nats.Msg{Subject: p.subject, Header: h}
+	if p.packed {
+		m.Data = appendPackEnd(p.body)
+		h[hdrMsgID] = []string{uuid.NewString()}
+		h[hdrPackCount] = []string{strconv.Itoa(len(p.ids))}
+		if p.subject == packPassSubject {
+			h[hdrTTL] = []string{s.ttl}
+		}
+	} else {
+		m.Data = p.body
+		h[hdrMsgID] = []string{p.ids[0].String()}
+	}
+	// Publish now, in the committer's order, so the log holds the packs in
+	// the order they were sealed; await the answer aside.
+	ch, err := s.send(m)
+	go s.awaitMessage(p, m, ch, err)
 }
 
 // send publishes m with a fresh reply subject.
@@ -385,18 +400,32 @@ func (s *Store) send(m *nats.Msg) (chan *nats.Msg, error) {
 	return ch, nil
 }
 
-// awaitSingle writes a one-event message: an attempt that gets no answer
+// awaitMessage waits for the answer to m, p's message, first sent on first
+// (or failed to send with sendErr): an attempt that gets no answer
 // within AckTimeout is sent again with the same Nats-Msg-Id, so the server
 // stores it once; answers that say nothing was stored (no stream leader
 // yet, the same id being stored by another request) are retried too, until
-// WriteTimeout (then ErrUnavailable).
-func (s *Store) awaitSingle(p *pack, m *nats.Msg) {
+// WriteTimeout (then ErrUnavailable). A pack that comes back as a duplicate
+// is this pack stored by an earlier attempt: its positions stand.
+func (s *Store) awaitMessage(p *pack, m *nats.Msg, first chan *nats.Msg, sendErr error) {
 	deadline := time.Now().Add(s.o.WriteTimeout)
 	wait := 10 * time.Millisecond
 	for {
-		ack, err := s.attempt(m, deadline)
+		var (
+			ack pubAck
+			err error
+		)
+		switch {
+		case first != nil:
+			ack, err = s.answer(m, first, deadline)
+			first = nil
+		case sendErr != nil:
+			err, sendErr = sendErr, nil
+		default:
+			ack, err = s.attempt(m, deadline)
+		}
 		if err == nil {
-			s.settlePack(p, ack.Seq, ack.Duplicate, nil)
+			s.settlePack(p, ack.Seq, ack.Duplicate && !p.packed, nil)
 			return
 		}
 		if !errors.Is(err, errAttemptTimeout) && !errors.Is(err, nats.ErrNoResponders) && apiCode(err) != errCodeDuplicateInProcess {

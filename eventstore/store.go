@@ -294,7 +294,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			s.dedupErr = ErrReadOnly
 		} else {
 			var known map[string]uint64
-			if known, s.dedupErr = s.rebuildDedup(rebuildCtx); s.dedupErr == nil {
+			if known, s.dedupErr = s.rebuildDedup(rebuildCtx); s.dedupErr == nil && o.URL != "" {
+				// Other ledger replicas may write the pack subjects of an
+				// external server: packs are chained (chain.go). The
+				// embedded server has no port, so this store is its only
+				// writer and its packs stay pipelined.
 				s.startChains(known)
 			}
 		}
