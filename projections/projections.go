@@ -24,6 +24,10 @@ import (
 // DefaultName is the name under which the read models record their position.
 const DefaultName = "read_models"
 
+// Names are the projections this build knows: what `ledger projections
+// rebuild NAME` accepts.
+var Names = []string{DefaultName}
+
 // ErrGap is returned by Writer.Apply when a batch does not continue from the
 // store's position: the store is behind what the projector believes it
 // applied (another process rebuilt or reset the tables). The projector then

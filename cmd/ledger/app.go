@@ -47,6 +47,7 @@ type app struct {
 	cfg    config
 	log    *slog.Logger
 	es     *eventstore.Store // also the keyring and the log's reading side
+	lock   *dataLock         // the data dir's, with the embedded server
 	pg     *postgres.Store   // nil: the read models are in memory
 	store  projections.Store
 	proj   *projections.Projector
@@ -86,7 +87,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	if a.signer, err = token.NewSigner(sec.Token, time.Now); err != nil {
 		return nil, err
 	}
-	if a.es, err = cfg.engine.openLog(ctx, sec, a.log); err != nil {
+	if a.es, a.lock, err = cfg.engine.openLog(ctx, sec, a.log); err != nil {
 		return nil, fmt.Errorf("open event store: %w", err)
 	}
 	if cfg.engine.postgres != "" {
@@ -229,5 +230,7 @@ func (a *app) Close() error {
 	if a.es != nil {
 		errs = append(errs, a.es.Close())
 	}
+	// Only once the embedded server has closed its files.
+	errs = append(errs, a.lock.Unlock())
 	return errors.Join(errs...)
 }

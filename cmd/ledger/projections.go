@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -34,10 +36,11 @@ func projectionsStatus(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	es, err := ef.openLog(ctx, sec, logger)
+	es, lock, err := ef.openLog(ctx, sec, logger)
 	if err != nil {
 		return fmt.Errorf("open event store: %w", err)
 	}
+	defer lock.Unlock()
 	defer es.Close()
 	pg, err := postgres.Open(ctx, postgres.Options{URL: ef.postgres})
 	if err != nil {
@@ -60,6 +63,26 @@ func projectionsStatus(ctx context.Context, args []string, stdout, stderr io.Wri
 	return tw.Flush()
 }
 
+// parseNameAndFlags parses `[flags] [NAME] [flags]`: the flag package stops
+// at the first argument that is not a flag, so the flags after NAME are
+// parsed in a second round. More than one NAME is an error.
+func parseNameAndFlags(fs *flag.FlagSet, args []string) (string, error) {
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() == 0 {
+		return "", nil
+	}
+	name := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args())
+	}
+	return name, nil
+}
+
 // projectionsRebuild replays the log into fresh tables and swaps them in
 // while readers keep reading the old ones.
 func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -67,12 +90,15 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 	fs.SetOutput(stderr)
 	var ef engineFlags
 	ef.register(fs, getenv)
-	if err := fs.Parse(args); err != nil {
+	name, err := parseNameAndFlags(fs, args)
+	if err != nil {
 		return err
 	}
-	name := projections.DefaultName
-	if fs.NArg() > 0 {
-		name = fs.Arg(0)
+	if name == "" {
+		name = projections.DefaultName
+	}
+	if !slices.Contains(projections.Names, name) {
+		return fmt.Errorf("projections rebuild: unknown projection %q (known: %s)", name, strings.Join(projections.Names, ", "))
 	}
 	if ef.postgres == "" {
 		return errors.New("projections rebuild: the in-memory read models are rebuilt at every start; give --postgres or DATABASE_URL")
@@ -82,10 +108,11 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	es, err := ef.openLog(ctx, sec, logger)
+	es, lock, err := ef.openLog(ctx, sec, logger)
 	if err != nil {
 		return fmt.Errorf("open event store: %w", err)
 	}
+	defer lock.Unlock()
 	defer es.Close()
 
 	var bar *progressbar.ProgressBar

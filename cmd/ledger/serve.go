@@ -30,13 +30,22 @@ func (f *engineFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&f.retention, "retention", 30*24*time.Hour, "how long passes are kept")
 }
 
-// openLog opens the event store the flags name.
-func (f *engineFlags) openLog(ctx context.Context, sec secrets.Keys, logger *slog.Logger) (*eventstore.Store, error) {
+// openLog opens the event store the flags name. With the embedded server it
+// first takes the data dir's lock (lockData), held until the returned lock
+// is released, so that no second process opens the same JetStream files; a
+// dir in use is errDataInUse. The lock is nil with an external NATS.
+func (f *engineFlags) openLog(ctx context.Context, sec secrets.Keys, logger *slog.Logger) (*eventstore.Store, *dataLock, error) {
 	dir, err := filepath.Abs(f.data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return eventstore.Open(ctx, eventstore.Options{
+	var lock *dataLock
+	if f.natsURL == "" {
+		if lock, err = lockData(dir); err != nil {
+			return nil, nil, err
+		}
+	}
+	es, err := eventstore.Open(ctx, eventstore.Options{
 		Dir:           dir,
 		URL:           f.natsURL,
 		Replicas:      f.replicas,
@@ -44,6 +53,11 @@ func (f *engineFlags) openLog(ctx context.Context, sec secrets.Keys, logger *slo
 		MasterKey:     sec.Master,
 		Logger:        logger,
 	})
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, err
+	}
+	return es, lock, nil
 }
 
 // serve is `ledger serve`: it parses the flags into a config and runs the
