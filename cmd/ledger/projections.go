@@ -55,12 +55,47 @@ func projectionsStatus(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECTION\tPOSITION\tLOG\tLAG EVENTS\tLAG SECONDS")
-	for _, st := range statuses {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\n", st.Name, st.Position, last, st.LagEvents, st.LagSeconds)
+	logID, err := es.LogID(ctx)
+	if err != nil {
+		return err
 	}
-	return tw.Flush()
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECTION\tPOSITION\tLOG\tLAG EVENTS\tLAG SECONDS\tPARKED\tFOLLOWS")
+	var mismatch []string
+	for _, st := range statuses {
+		follows := st.LogID
+		switch {
+		case follows == "":
+			follows = "(not recorded yet)"
+		case follows != logID:
+			follows += " (NOT this log: " + logID + ")"
+			mismatch = append(mismatch, st.Name)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%d\t%s\n", st.Name, st.Position, last, st.LagEvents, st.LagSeconds, st.ParkedEvents, follows)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	parked, err := pg.ParkedEvents(ctx, 100)
+	if err != nil {
+		return err
+	}
+	if len(parked) > 0 {
+		fmt.Fprintln(stdout, "\nparked events (the store could not hold them; the projection went on without them):")
+		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "POSITION\tEVENT ID\tTYPE\tPARKED AT\tREASON")
+		for _, e := range parked {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Position, e.EventID, e.Type, e.ParkedAt.UTC().Format(time.RFC3339), e.Reason)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "fix the cause (a build that can hold them), then `ledger projections rebuild` applies them again")
+	}
+	if len(mismatch) > 0 {
+		return fmt.Errorf("projections %s were built from another log: run `ledger projections rebuild` against this one", strings.Join(mismatch, ", "))
+	}
+	return nil
 }
 
 // parseNameAndFlags parses `[flags] [NAME] [flags]`: the flag package stops
