@@ -52,9 +52,10 @@ type config struct {
 type app struct {
 	cfg    config
 	log    *slog.Logger
-	es     *eventstore.Store // also the keyring and the log's reading side
-	lock   *dataLock         // the data dir's, with the embedded server
-	pg     *postgres.Store   // nil: the read models are in memory
+	es     *eventstore.Store     // also the keyring and the log's reading side
+	passes *eventstore.PassIndex // the log with each person's passes indexed
+	lock   *dataLock             // the data dir's, with the embedded server
+	pg     *postgres.Store       // nil: the read models are in memory
 	store  projections.Store
 	proj   *projections.Projector
 	ledger *ledger.Ledger
@@ -122,9 +123,10 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	}
 	a.proj = projections.New(a.es, a.store, popts)
 
+	a.passes = eventstore.NewPassIndex(a.es)
 	a.ledger = &ledger.Ledger{
 		Events: a.es,
-		Log:    a.es,
+		Log:    a.passes, // a person's replay from the log reads only their packs
 		Keys:   a.es,
 		Hasher: hasher,
 		// Commands wait for the start-up replay (a venue that exists is
@@ -200,6 +202,8 @@ func (a *app) Run(ctx context.Context) error {
 	defer stopProj()
 	projDone := make(chan error, 1)
 	go func() { projDone <- a.proj.Run(projCtx) }()
+	indexDone := make(chan error, 1)
+	go func() { indexDone <- a.passes.Run(projCtx) }()
 
 	reactCtx, stopReactions := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReactions()
@@ -223,6 +227,9 @@ func (a *app) Run(ctx context.Context) error {
 	stopProj()
 	if err := <-projDone; err != nil && !errors.Is(err, context.Canceled) {
 		a.log.Error("projector stopped", "err", err)
+	}
+	if err := <-indexDone; err != nil && !errors.Is(err, context.Canceled) {
+		a.log.Error("pass index stopped", "err", err)
 	}
 	a.log.Info("ledger stopped")
 	return serveErr
