@@ -13,7 +13,7 @@ HTTP      ?= :8080
 # read models in memory: run `ledger serve --postgres URL` for PostgreSQL).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: run build test test-short bench vet fmt tidy clean
+.PHONY: run build test test-short bench vet fmt tidy clean cluster cluster-down
 
 run:
 	env -u DATABASE_URL -u NATS_URL $(GO) run ./cmd/ledger serve --data $(DATA) --http $(HTTP)
@@ -39,6 +39,16 @@ vet:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# The production shape on this machine, no Docker: 3 nats-server nodes built
+# from the module version go.mod pins (bin/nats-server), 2 ledger replicas
+# with PostgreSQL read models (CLUSTER_DATABASE_URL, default database
+# ledger_cluster on the local server). State in ./cluster. See README.
+cluster:
+	deploy/cluster.sh up
+
+cluster-down:
+	deploy/cluster.sh down
 
 clean:
 	rm -rf bin

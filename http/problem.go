@@ -6,7 +6,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -37,6 +39,15 @@ type Problem struct {
 	Detail string `json:"detail,omitempty"`
 	// Errors lists the bad input fields of a validation problem.
 	Errors []FieldProblem `json:"errors,omitempty"`
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter time.Duration `json:"-"`
+}
+
+// retryLater is implemented by errors of a part that is not ready yet but
+// will be (the read models replaying at start): 503 with Retry-After.
+type retryLater interface {
+	error
+	RetryAfter() time.Duration
 }
 
 // FieldProblem is one bad input field.
@@ -66,8 +77,14 @@ func errUnavailableWith(reason string) error { return domain.Errorf(errUnavailab
 // It reports internal = true for errors of no known kind, which the caller
 // logs in full; the client sees only a generic message for those.
 func problemFor(err error) (p Problem, internal bool) {
-	var tooLarge *http.MaxBytesError
+	var (
+		tooLarge *http.MaxBytesError
+		later    retryLater
+	)
 	switch {
+	case errors.As(err, &later):
+		return Problem{Type: ProblemUnavailable, Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+			Detail: later.Error(), RetryAfter: later.RetryAfter()}, false
 	case errors.As(err, &tooLarge):
 		return Problem{Type: ProblemTooLarge, Title: "Request body too large", Status: http.StatusRequestEntityTooLarge,
 			Detail: "the body exceeds the limit for this route"}, false
@@ -182,7 +199,10 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 	if p.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="ledger"`)
 	}
-	if p.Status == http.StatusServiceUnavailable {
+	switch {
+	case p.RetryAfter > 0:
+		h.Set("Retry-After", strconv.Itoa(int(max(p.RetryAfter.Round(time.Second), time.Second)/time.Second)))
+	case p.Status == http.StatusServiceUnavailable:
 		h.Set("Retry-After", "1")
 	}
 	b, err := json.Marshal(p)

@@ -24,6 +24,10 @@ import (
 // DefaultName is the name under which the read models record their position.
 const DefaultName = "read_models"
 
+// Names are the projections this build knows: what `ledger projections
+// rebuild NAME` accepts.
+var Names = []string{DefaultName}
+
 // ErrGap is returned by Writer.Apply when a batch does not continue from the
 // store's position: the store is behind what the projector believes it
 // applied (another process rebuilt or reset the tables). The projector then
@@ -131,6 +135,16 @@ type ProjectionStatus struct {
 	LastRecordedAt time.Time `json:"last_recorded_at,omitzero"`
 	// Error is the projector's last error, empty when it is healthy.
 	Error string `json:"error,omitempty"`
+	// Role is RoleActive when this process applies the projection,
+	// RoleStandby when it waits for the lease (another replica applies);
+	// empty in a report read from the store alone.
+	Role string `json:"role,omitempty"`
+	// ParkedEvents counts the events the store could not hold, set aside
+	// (see Parker): by this projector since it started, or, read from the
+	// store, all of them.
+	ParkedEvents int `json:"parked_events,omitempty"`
+	// LogID names the log the store follows (see LogIdentifier).
+	LogID string `json:"log_id,omitempty"`
 }
 
 // EventCounter is implemented by logs whose positions are not dense (the

@@ -37,6 +37,9 @@ type Options struct {
 	// RetryMin and RetryMax bound the backoff after a store or log error
 	// (default 100 ms and 5 s).
 	RetryMin, RetryMax time.Duration
+	// Lease, when set, lets this projector apply only while it holds the
+	// lease (one replica at a time per store); nil: it always applies.
+	Lease Lease
 }
 
 // Projector follows the log into one Writer.
@@ -52,6 +55,16 @@ type Projector struct {
 	loaded  bool
 	lastErr error
 	changed chan struct{} // closed and replaced whenever cp moves
+
+	// Start-up (ready.go): the log's position when Run started, and a
+	// channel closed once the store has reached it.
+	target    uint64
+	targetSet bool
+	started   chan struct{}
+	// caughtUpAt is the last time a status found the store at the log's end.
+	caughtUpAt time.Time
+	role       string
+	parked     int // events parked by this projector since it started
 }
 
 // New returns a projector that follows log into w. Call Run to start it.
@@ -80,15 +93,84 @@ func New(log ledger.Log, w Writer, o Options) *Projector {
 	if o.RetryMax <= 0 {
 		o.RetryMax = 5 * time.Second
 	}
-	return &Projector{log: log, w: w, o: o, changed: make(chan struct{})}
+	return &Projector{log: log, w: w, o: o, changed: make(chan struct{}), started: make(chan struct{})}
 }
 
 // Run follows the log from the store's position until ctx ends, and returns
 // ctx's error then. An event that cannot be decoded (unknown type, newer
 // schema version, bad payload) stops Run with that error: it is never
 // skipped. Store and log errors are logged and retried with backoff from the
-// store's recorded position, so nothing is lost or applied twice.
+// store's recorded position, so nothing is lost or applied twice; a batch
+// the store rejects (ErrRejected) is bisected and the one event it cannot
+// hold is parked (see park.go), so no single event stops the projection.
+//
+// Before it applies anything Run records the log's position (the start-up
+// target, see StartupDone) and checks that the store follows this log
+// (ErrOtherLog stops it). With Options.Lease it applies only while it holds
+// the lease; until then it is a standby that follows the store's position
+// as another process moves it.
 func (p *Projector) Run(ctx context.Context) error {
+	if err := p.retry(ctx, p.initTarget); err != nil {
+		return err
+	}
+	if err := p.retry(ctx, p.bindLog); err != nil {
+		return err
+	}
+	if p.o.Lease == nil {
+		p.setRole(RoleActive)
+		return p.runApplying(ctx)
+	}
+	for {
+		p.setRole(RoleStandby)
+		held, release, err := p.standby(ctx)
+		if err != nil {
+			return err // ctx ended
+		}
+		p.setRole(RoleActive)
+		p.o.Logger.Info("projection lease acquired: applying", "projection", p.o.Name)
+		err = p.runApplying(held)
+		release()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, context.Canceled) {
+			return err // a stop of its own (an unknown event)
+		}
+		p.o.Logger.Warn("projection lease lost: standing by", "projection", p.o.Name)
+	}
+}
+
+// retry calls f until it succeeds, ctx ends or f fails permanently
+// (ErrOtherLog); other errors are logged and retried with backoff.
+func (p *Projector) retry(ctx context.Context, f func(context.Context) error) error {
+	delay := p.o.RetryMin
+	for {
+		err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.setErr(err)
+		if errors.Is(err, ErrOtherLog) {
+			p.o.Logger.Error("projection refuses its store", "projection", p.o.Name, "err", err)
+			return fmt.Errorf("projection %s: %w", p.o.Name, err)
+		}
+		p.o.Logger.Error("projection cannot start, retrying", "projection", p.o.Name, "err", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, p.o.RetryMax)
+	}
+}
+
+// runApplying follows the log into the store until ctx ends.
+func (p *Projector) runApplying(ctx context.Context) error {
 	delay := p.o.RetryMin
 	for {
 		cp, err := p.w.Checkpoint(ctx)
@@ -233,7 +315,7 @@ func (p *Projector) applyLoop(ctx context.Context, queue <-chan Batch) error {
 				break merge
 			}
 		}
-		cp, err := p.w.Apply(ctx, b)
+		cp, err := p.apply(ctx, b)
 		if err != nil {
 			return fmt.Errorf("apply events %d..%d: %w", b.After+1, b.Last, err)
 		}
@@ -286,6 +368,7 @@ func (p *Projector) setCheckpoint(cp Checkpoint, reload bool) {
 	if !reload {
 		p.lastErr = nil
 	}
+	p.checkStartedLocked()
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
@@ -337,19 +420,41 @@ func (p *Projector) CaughtUp(ctx context.Context) (bool, error) {
 	return loaded && st.LagEvents == 0 && st.Error == "", nil
 }
 
-// Status returns the projection's position and lag behind the log.
+// Status returns the projection's position and lag behind the log, with
+// the exact lag in events (one more pass over the log's headers when it is
+// behind: for `ledger projections status`, not for a probe; see Ready).
 func (p *Projector) Status(ctx context.Context) (ProjectionStatus, error) {
+	st, err := p.status(ctx)
+	if err != nil {
+		return ProjectionStatus{}, err
+	}
+	if err := LagOf(ctx, p.log, &st); err != nil {
+		return ProjectionStatus{}, err
+	}
+	return st, nil
+}
+
+// status is Status without the exact count: LagEvents is a difference of
+// positions (an upper bound), LagSeconds as Status gives it.
+func (p *Projector) status(ctx context.Context) (ProjectionStatus, error) {
 	last, err := p.log.LastPosition(ctx)
 	if err != nil {
 		return ProjectionStatus{}, fmt.Errorf("projection %s status: %w", p.o.Name, err)
 	}
+	now := p.o.Now()
 	p.mu.Lock()
 	cp, lastErr := p.cp, p.lastErr
-	p.mu.Unlock()
-	st := StatusOf(p.o.Name, cp, last, p.o.Now())
-	if err := LagOf(ctx, p.log, &st); err != nil {
-		return ProjectionStatus{}, err
+	st := StatusOf(p.o.Name, cp, last, now)
+	// Lag in seconds is how long the store has been behind: not more
+	// than since the last status that found it at the log's end (after a
+	// quiet hour the first new event is not an hour late).
+	if st.LagEvents == 0 && p.loaded {
+		p.caughtUpAt = now
+	} else if !p.caughtUpAt.IsZero() {
+		st.LagSeconds = min(st.LagSeconds, max(now.Sub(p.caughtUpAt).Seconds(), 0))
 	}
+	st.Role, st.ParkedEvents = p.role, p.parked
+	p.mu.Unlock()
 	if lastErr != nil {
 		st.Error = lastErr.Error()
 	}

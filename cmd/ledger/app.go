@@ -34,6 +34,12 @@ type config struct {
 	pprofAddr    string
 	clockSkew    time.Duration
 	registerRate int
+	// readyLag is the most the read models may be behind the log for
+	// /readyz to answer ready.
+	readyLag time.Duration
+	// startupWait bounds how long a command waits for the start-up replay
+	// before it answers 503 with Retry-After.
+	startupWait time.Duration
 	// dwell is the default stay per venue type.
 	dwell func(venueType string) time.Duration
 	// maxStay is the longest recorded stay per venue type.
@@ -48,8 +54,10 @@ type config struct {
 type app struct {
 	cfg    config
 	log    *slog.Logger
-	es     *eventstore.Store // also the keyring and the log's reading side
-	pg     *postgres.Store   // nil: the read models are in memory
+	es     *eventstore.Store     // also the keyring and the log's reading side
+	passes *eventstore.PassIndex // the log with each person's passes indexed
+	lock   *dataLock             // the data dir's, with the embedded server
+	pg     *postgres.Store       // nil: the read models are in memory
 	store  projections.Store
 	proj   *projections.Projector
 	ledger *ledger.Ledger
@@ -70,6 +78,12 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	if cfg.getenv == nil {
 		cfg.getenv = func(string) string { return "" }
 	}
+	if cfg.readyLag <= 0 {
+		cfg.readyLag = 5 * time.Second
+	}
+	if cfg.startupWait <= 0 {
+		cfg.startupWait = 5 * time.Second
+	}
 	a := &app{cfg: cfg, log: cfg.logger}
 	defer func() {
 		if err != nil {
@@ -88,7 +102,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	if a.signer, err = token.NewSigner(sec.Token, time.Now); err != nil {
 		return nil, err
 	}
-	if a.es, err = cfg.engine.openLog(ctx, sec, a.log); err != nil {
+	if a.es, a.lock, err = cfg.engine.openLog(ctx, sec, a.log); err != nil {
 		return nil, fmt.Errorf("open event store: %w", err)
 	}
 	if cfg.engine.postgres != "" {
@@ -99,14 +113,27 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	} else {
 		a.store = memory.New(memory.Options{})
 	}
-	a.proj = projections.New(a.es, a.store, projections.Options{Opener: projections.KeyringOpener(a.es), Logger: a.log})
+	popts := projections.Options{Opener: projections.KeyringOpener(a.es), Logger: a.log}
+	if a.pg != nil {
+		// Tables of another log are refused before anything is served.
+		if err := projections.CheckLog(ctx, a.es, a.pg); err != nil {
+			return nil, fmt.Errorf("open read models: %w (e.g. `ledger projections rebuild --postgres URL`, with this serve's --nats-url or --data)", err)
+		}
+		// One replica applies to the shared tables at a time; the
+		// others stand by and take over when it goes.
+		popts.Lease = a.pg.Lease(postgres.LeaseOptions{})
+	}
+	a.proj = projections.New(a.es, a.store, popts)
 
+	a.passes = eventstore.NewPassIndex(a.es)
 	a.ledger = &ledger.Ledger{
-		Events:    a.es,
-		Log:       a.es,
-		Keys:      a.es,
-		Hasher:    hasher,
-		Reads:     a.store,
+		Events: a.es,
+		Log:    a.passes, // a person's replay from the log reads only their packs
+		Keys:   a.es,
+		Hasher: hasher,
+		// Commands wait for the start-up replay (a venue that exists is
+		// never "not found" because the tables are still filling).
+		Reads:     projections.Gate(a.store, a.proj, cfg.startupWait),
 		Now:       time.Now,
 		Retention: cfg.engine.retention,
 		ClockSkew: cfg.clockSkew,
@@ -151,19 +178,18 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	return a, nil
 }
 
-// ready is /readyz: the log answers and the read models have caught up.
+// ready is /readyz: the log answers, the read models' start-up replay is
+// done, and they are less than cfg.readyLag behind the log; the error says
+// what is missing.
 func (a *app) ready(ctx context.Context) error {
+	var errs []error
 	if err := a.es.Ready(ctx); err != nil {
-		return err
+		errs = append(errs, fmt.Errorf("event store: %w", err))
 	}
-	ok, err := a.proj.CaughtUp(ctx)
-	if err != nil {
-		return err
+	if err := a.proj.Ready(ctx, a.cfg.readyLag); err != nil {
+		errs = append(errs, err)
 	}
-	if !ok {
-		return errors.New("read models are catching up")
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Addr is the API's listen address.
@@ -180,6 +206,8 @@ func (a *app) Run(ctx context.Context) error {
 	defer stopProj()
 	projDone := make(chan error, 1)
 	go func() { projDone <- a.proj.Run(projCtx) }()
+	indexDone := make(chan error, 1)
+	go func() { indexDone <- a.passes.Run(projCtx) }()
 
 	reactCtx, stopReactions := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReactions()
@@ -203,6 +231,9 @@ func (a *app) Run(ctx context.Context) error {
 	stopProj()
 	if err := <-projDone; err != nil && !errors.Is(err, context.Canceled) {
 		a.log.Error("projector stopped", "err", err)
+	}
+	if err := <-indexDone; err != nil && !errors.Is(err, context.Canceled) {
+		a.log.Error("pass index stopped", "err", err)
 	}
 	a.log.Info("ledger stopped")
 	return serveErr
@@ -233,5 +264,7 @@ func (a *app) Close() error {
 	if a.es != nil {
 		errs = append(errs, a.es.Close())
 	}
+	// Only once the embedded server has closed its files.
+	errs = append(errs, a.lock.Unlock())
 	return errors.Join(errs...)
 }

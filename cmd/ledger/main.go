@@ -4,6 +4,7 @@
 //	ledger token issue --role R [--venue V] [--person P] [--ttl D] [--data DIR]
 //	ledger projections status  [--data DIR | --nats-url URL] [--postgres URL]
 //	ledger projections rebuild [NAME] [--data DIR | --nats-url URL] [--postgres URL]
+//	ledger probe [URL]
 //
 // cmd is the only place that reads flags and the environment; it builds the
 // parts (event store, read models, projector, command side, HTTP server) and
@@ -39,6 +40,7 @@ commands:
   token issue --role R        print a bearer token signed with the data dir's key
   projections status          print each projection's position and lag
   projections rebuild [NAME]  replay the log into fresh read-model tables and swap them in
+  probe [URL]                 exit 0 when URL (default http://127.0.0.1:8080/readyz) answers 200
 
 Run 'ledger <command> -h' for its flags.
 `
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return projectionsRebuild(ctx, args[2:], stdout, stderr, getenv)
 		}
 		return fmt.Errorf("projections: unknown subcommand %q", args[1])
+	case "probe":
+		return probe(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -34,10 +36,11 @@ func projectionsStatus(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	es, err := ef.openLog(ctx, sec, logger)
+	es, lock, err := ef.openLog(ctx, sec, logger)
 	if err != nil {
 		return fmt.Errorf("open event store: %w", err)
 	}
+	defer lock.Unlock()
 	defer es.Close()
 	pg, err := postgres.Open(ctx, postgres.Options{URL: ef.postgres})
 	if err != nil {
@@ -52,12 +55,67 @@ func projectionsStatus(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECTION\tPOSITION\tLOG\tLAG EVENTS\tLAG SECONDS")
-	for _, st := range statuses {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\n", st.Name, st.Position, last, st.LagEvents, st.LagSeconds)
+	logID, err := es.LogID(ctx)
+	if err != nil {
+		return err
 	}
-	return tw.Flush()
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECTION\tPOSITION\tLOG\tLAG EVENTS\tLAG SECONDS\tPARKED\tFOLLOWS")
+	var mismatch []string
+	for _, st := range statuses {
+		follows := st.LogID
+		switch {
+		case follows == "":
+			follows = "(not recorded yet)"
+		case follows != logID:
+			follows += " (NOT this log: " + logID + ")"
+			mismatch = append(mismatch, st.Name)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%d\t%s\n", st.Name, st.Position, last, st.LagEvents, st.LagSeconds, st.ParkedEvents, follows)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	parked, err := pg.ParkedEvents(ctx, 100)
+	if err != nil {
+		return err
+	}
+	if len(parked) > 0 {
+		fmt.Fprintln(stdout, "\nparked events (the store could not hold them; the projection went on without them):")
+		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "POSITION\tEVENT ID\tTYPE\tPARKED AT\tREASON")
+		for _, e := range parked {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Position, e.EventID, e.Type, e.ParkedAt.UTC().Format(time.RFC3339), e.Reason)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "fix the cause (a build that can hold them), then `ledger projections rebuild` applies them again")
+	}
+	if len(mismatch) > 0 {
+		return fmt.Errorf("projections %s were built from another log: run `ledger projections rebuild` against this one", strings.Join(mismatch, ", "))
+	}
+	return nil
+}
+
+// parseNameAndFlags parses `[flags] [NAME] [flags]`: the flag package stops
+// at the first argument that is not a flag, so the flags after NAME are
+// parsed in a second round. More than one NAME is an error.
+func parseNameAndFlags(fs *flag.FlagSet, args []string) (string, error) {
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() == 0 {
+		return "", nil
+	}
+	name := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args())
+	}
+	return name, nil
 }
 
 // projectionsRebuild replays the log into fresh tables and swaps them in
@@ -67,12 +125,15 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 	fs.SetOutput(stderr)
 	ef := engineFlags{readOnly: true} // reads the log: changes no stream
 	ef.register(fs, getenv)
-	if err := fs.Parse(args); err != nil {
+	name, err := parseNameAndFlags(fs, args)
+	if err != nil {
 		return err
 	}
-	name := projections.DefaultName
-	if fs.NArg() > 0 {
-		name = fs.Arg(0)
+	if name == "" {
+		name = projections.DefaultName
+	}
+	if !slices.Contains(projections.Names, name) {
+		return fmt.Errorf("projections rebuild: unknown projection %q (known: %s)", name, strings.Join(projections.Names, ", "))
 	}
 	if ef.postgres == "" {
 		return errors.New("projections rebuild: the in-memory read models are rebuilt at every start; give --postgres or DATABASE_URL")
@@ -82,10 +143,11 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	es, err := ef.openLog(ctx, sec, logger)
+	es, lock, err := ef.openLog(ctx, sec, logger)
 	if err != nil {
 		return fmt.Errorf("open event store: %w", err)
 	}
+	defer lock.Unlock()
 	defer es.Close()
 
 	var bar *progressbar.ProgressBar

@@ -37,13 +37,22 @@ func (f *engineFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&f.retention, "retention", 30*24*time.Hour, "how long passes are kept")
 }
 
-// openLog opens the event store the flags name.
-func (f *engineFlags) openLog(ctx context.Context, sec secrets.Keys, logger *slog.Logger) (*eventstore.Store, error) {
+// openLog opens the event store the flags name. With the embedded server it
+// first takes the data dir's lock (lockData), held until the returned lock
+// is released, so that no second process opens the same JetStream files; a
+// dir in use is errDataInUse. The lock is nil with an external NATS.
+func (f *engineFlags) openLog(ctx context.Context, sec secrets.Keys, logger *slog.Logger) (*eventstore.Store, *dataLock, error) {
 	dir, err := filepath.Abs(f.data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return eventstore.Open(ctx, eventstore.Options{
+	var lock *dataLock
+	if f.natsURL == "" {
+		if lock, err = lockData(dir); err != nil {
+			return nil, nil, err
+		}
+	}
+	es, err := eventstore.Open(ctx, eventstore.Options{
 		Dir:           dir,
 		URL:           f.natsURL,
 		Replicas:      f.replicas,
@@ -53,6 +62,11 @@ func (f *engineFlags) openLog(ctx context.Context, sec secrets.Keys, logger *slo
 		MasterKey:     sec.Master,
 		Logger:        logger,
 	})
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, err
+	}
+	return es, lock, nil
 }
 
 // serve is `ledger serve`: it parses the flags into a config and runs the
@@ -86,6 +100,8 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.StringVar(&cfg.httpAddr, "http", ":8080", "HTTP listen address")
 	fs.DurationVar(&cfg.clockSkew, "clock-skew", 5*time.Minute, "how far in the future a device's occurred_at may be")
 	fs.IntVar(&cfg.registerRate, "register-rate", 20, "registrations per minute per client IP (0: no limit)")
+	fs.DurationVar(&cfg.readyLag, "ready-lag", 5*time.Second, "/readyz answers ready while the read models are less than this behind the log")
+	fs.DurationVar(&cfg.startupWait, "startup-wait", 5*time.Second, "how long a write waits for the read models' start-up replay before it answers 503 with Retry-After")
 	fs.StringVar(&cfg.pprofAddr, "pprof", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty")
 	dwellFlag := fs.String("dwell", "", "the stay assumed per venue type where an entry or exit is missing, e.g. restaurant=2h,hotel=12h")
 	maxStayFlag := fs.String("max-stay", "", "the longest stay an entry and its exit close per venue type, e.g. hotel=336h (a later exit is taken for a missed entry's)")

@@ -30,6 +30,9 @@ var passColumns = []string{"event_id", "position", "venue_id", "person_id", "at"
 func (s *Store) Apply(ctx context.Context, b projections.Batch) (projections.Checkpoint, error) {
 	cp, err := s.apply(ctx, b)
 	if err != nil {
+		if rejected(err) {
+			return cp, fmt.Errorf("apply events %d..%d to %s: %w: %w", b.After+1, b.Last, s.schema, projections.ErrRejected, err)
+		}
 		return cp, fmt.Errorf("apply events %d..%d to %s: %w", b.After+1, b.Last, s.schema, err)
 	}
 	return cp, nil

@@ -173,7 +173,9 @@ func (s *Store) Status(ctx context.Context, log ledger.Log) ([]projections.Proje
 	if err != nil {
 		return nil, fmt.Errorf("projection status: %w", err)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT name, position, last_recorded_at FROM `+s.schema+`.projection_positions ORDER BY name`)
+	rows, err := s.pool.Query(ctx, `SELECT p.name, p.position, p.last_recorded_at, COALESCE(p.log_id, ''),
+		(SELECT count(*) FROM `+s.schema+`.parked_events e WHERE e.name = p.name)
+		FROM `+s.schema+`.projection_positions p ORDER BY p.name`)
 	if err != nil {
 		return nil, fmt.Errorf("projection status: %w", err)
 	}
@@ -182,14 +184,16 @@ func (s *Store) Status(ctx context.Context, log ledger.Log) ([]projections.Proje
 	var out []projections.ProjectionStatus
 	for rows.Next() {
 		var (
-			name string
-			pos  int64
-			rec  *time.Time
+			name, logID string
+			pos, parked int64
+			rec         *time.Time
 		)
-		if err := rows.Scan(&name, &pos, &rec); err != nil {
+		if err := rows.Scan(&name, &pos, &rec, &logID, &parked); err != nil {
 			return nil, fmt.Errorf("projection status: %w", err)
 		}
-		out = append(out, projections.StatusOf(name, projections.Checkpoint{Position: uint64(pos), RecordedAt: utc(rec)}, last, now))
+		st := projections.StatusOf(name, projections.Checkpoint{Position: uint64(pos), RecordedAt: utc(rec)}, last, now)
+		st.LogID, st.ParkedEvents = logID, int(parked)
+		out = append(out, st)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("projection status: %w", err)
