@@ -48,6 +48,8 @@ func Relations() []string {
 const (
 	// MaxNameLength is the most characters (runes) a person's name may have.
 	MaxNameLength = 64
+	// MaxFamilyMembers is the most family members one guardian registers.
+	MaxFamilyMembers = 10
 )
 
 // Person is the person aggregate, rebuilt only by replaying its events
@@ -278,9 +280,10 @@ func DecideVerifyPerson(p Person, actor Actor, cmd VerifyPerson) ([]Event, error
 	return []Event{PersonVerified{PersonID: p.id, Method: cmd.Method, Result: cmd.Result}}, nil
 }
 
-// DecideAddFamilyMember decides whether guardian may register member (the
-// aggregate of the member's document) with r, and seals r.
-func DecideAddFamilyMember(guardian, member Person, r Registration, seal Sealer, open Opener) ([]Event, error) {
+// DecideAddFamilyMember decides whether guardian, who has family members
+// already, may register member (the aggregate of the member's document)
+// with r, and seals r. A guardian registers at most MaxFamilyMembers.
+func DecideAddFamilyMember(guardian, member Person, family int, r Registration, seal Sealer, open Opener) ([]Event, error) {
 	if !guardian.registered {
 		return nil, Errorf(ErrNotFound, "guardian not registered")
 	}
@@ -292,6 +295,9 @@ func DecideAddFamilyMember(guardian, member Person, r Registration, seal Sealer,
 	}
 	if r.GuardianID != guardian.id {
 		return nil, Errorf(ErrForbidden, "family member must be registered under the guardian")
+	}
+	if family >= MaxFamilyMembers && !(member.registered && r.EventID != uuid.Nil && r.EventID == member.registeredBy) {
+		return nil, Errorf(ErrConflict, "a guardian registers at most %d family members", MaxFamilyMembers)
 	}
 	return DecideRegisterPerson(member, r, seal, open)
 }

@@ -269,19 +269,22 @@ func TestDecideAddFamilyMember(t *testing.T) {
 		name     string
 		guardian Person
 		member   Person
+		family   int
 		r        Registration
 		kind     error
 	}{
-		{"new member", guardian, Person{}, r, nil},
-		{"guardian not registered", Person{}, Person{}, r, ErrNotFound},
-		{"guardian is a dependant", dependant, Person{}, r, ErrConflict},
-		{"member already registered", guardian, replayPerson(t, PersonRegistered{PersonID: mid}), r, ErrConflict},
-		{"registered under someone else", guardian, Person{}, elsewhere, ErrForbidden},
+		{"new member", guardian, Person{}, 0, r, nil},
+		{"the last one allowed", guardian, Person{}, MaxFamilyMembers - 1, r, nil},
+		{"one too many", guardian, Person{}, MaxFamilyMembers, r, ErrConflict},
+		{"guardian not registered", Person{}, Person{}, 0, r, ErrNotFound},
+		{"guardian is a dependant", dependant, Person{}, 0, r, ErrConflict},
+		{"member already registered", guardian, replayPerson(t, PersonRegistered{PersonID: mid}), 0, r, ErrConflict},
+		{"registered under someone else", guardian, Person{}, 0, elsewhere, ErrForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var calls int
-			evs, err := DecideAddFamilyMember(tt.guardian, tt.member, tt.r, plainSealer(&calls), plainOpener)
+			evs, err := DecideAddFamilyMember(tt.guardian, tt.member, tt.family, tt.r, plainSealer(&calls), plainOpener)
 			wantKind(t, err, tt.kind)
 			if tt.kind == nil && (evs[0].(PersonRegistered).GuardianID != gid || evs[0].(PersonRegistered).Phone != "") {
 				t.Fatalf("events = %+v", evs)

@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -199,4 +200,20 @@ func TestPersonAccess(t *testing.T) {
 			t.Fatalf("not verified after approval: %s", rec.Body.String())
 		}
 	})
+}
+
+// TestFamilyRegistrationsAreLimited: one guardian registers a few family
+// members an hour, then 429; another guardian is not held back by them.
+func TestFamilyRegistrationsAreLimited(t *testing.T) {
+	e := newTestServer(t, func(o *Options) { o.FamilyRate = 2 })
+	g := e.register("钱一", 61)
+	other := e.register("钱二", 62)
+	add := func(who registered, n int) *httptest.ResponseRecorder {
+		return e.do("POST", "/v1/persons/"+who.ID.String()+"/family-members", who.Token, map[string]any{
+			"name": "钱小", "id_type": "resident_id", "id_number": residentID(t, n), "relation": "child"})
+	}
+	wantStatus(t, add(g, 63), http.StatusCreated)
+	wantStatus(t, add(g, 64), http.StatusCreated)
+	wantProblem(t, add(g, 65), http.StatusTooManyRequests, ProblemRateLimited)
+	wantStatus(t, add(other, 66), http.StatusCreated)
 }

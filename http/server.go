@@ -72,6 +72,12 @@ type Options struct {
 	// IP may make per minute; 0: no limit. The IP is the connection's
 	// remote address: behind a proxy, put the limit there.
 	RegisterRate int
+	// FamilyRate is how many family members one guardian may register an
+	// hour (POST /v1/persons/{id}/family-members); 0: no limit. With the
+	// cap (domain.MaxFamilyMembers) it keeps one account from squatting
+	// many strangers' documents, and makes "already registered" answers
+	// useless for finding out who is registered.
+	FamilyRate int
 	// WaitTimeout bounds a min_position wait (0: DefaultWaitTimeout).
 	WaitTimeout time.Duration
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
@@ -153,7 +159,7 @@ func (s *Server) routes() chi.Router {
 			Get("/persons/{id}", s.handle(s.getPerson))
 		r.With(s.roles(domain.Reviewers, "only a reviewer or an admin may verify a person")).
 			Post("/persons/{id}/verification", s.handle(s.verifyPerson))
-		r.With(s.roles(domain.Persons, familyOnly)).
+		r.With(s.roles(domain.Persons, familyOnly), s.familyLimit()).
 			Post("/persons/{id}/family-members", s.handle(s.addFamilyMember))
 		r.With(s.roles(domain.Persons, "only the person or their guardian may show a personal code")).
 			Get("/persons/{id}/code", s.handle(s.personCode))
@@ -229,6 +235,17 @@ func (s *Server) registerLimit() func(http.Handler) http.Handler {
 	}
 	return httprate.LimitBy(s.opts.RegisterRate, time.Minute, clientIP,
 		httprate.WithLimitHandler(s.handle(func(http.ResponseWriter, *http.Request) error { return errRateLimited })))
+}
+
+// familyLimit limits family registrations per guardian (Options.FamilyRate
+// an hour). It runs after the route's role gate, which names the caller.
+func (s *Server) familyLimit() func(http.Handler) http.Handler {
+	if s.opts.FamilyRate <= 0 {
+		return func(next http.Handler) http.Handler { return next }
+	}
+	return httprate.LimitBy(s.opts.FamilyRate, time.Hour, func(r *http.Request) (string, error) {
+		return actorOf(r).PersonID.String(), nil
+	}, httprate.WithLimitHandler(s.handle(func(http.ResponseWriter, *http.Request) error { return errRateLimited })))
 }
 
 // clientIP keys the rate limit by the connection's address (IPv6 by /64).

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/pii"
@@ -47,10 +48,19 @@ func (l *Ledger) AddFamilyMember(ctx context.Context, actor domain.Actor, guardi
 	if err != nil {
 		return Result{}, err
 	}
+	// How many family members the guardian has: the read models know (the
+	// members are aggregates of their own). A burst faster than the
+	// projector is bounded by the HTTP route's rate limit.
+	family := 0
+	if gv, err := l.Reads.Person(ctx, guardianID); err == nil {
+		family = len(gv.FamilyMembers)
+	} else if !errors.Is(err, domain.ErrNotFound) {
+		return Result{}, fmt.Errorf("family of %s: %w", guardianID, err)
+	}
 	r.IDHash = l.Hasher.IDHash(r.IDType, r.IDNumber)
 	r.PersonID = pii.PersonID(r.IDHash)
 	return l.register(ctx, r, domain.Meta{Actor: actor.Subject}, func(member domain.Person) ([]domain.Event, error) {
-		return domain.DecideAddFamilyMember(guardian, member, r, l.sealer(ctx, r.PersonID), l.opener(ctx, r.PersonID))
+		return domain.DecideAddFamilyMember(guardian, member, family, r, l.sealer(ctx, r.PersonID), l.opener(ctx, r.PersonID))
 	})
 }
 

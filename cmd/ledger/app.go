@@ -34,6 +34,7 @@ type config struct {
 	pprofAddr    string
 	clockSkew    time.Duration
 	registerRate int
+	familyRate   int
 	// readyLag is the most the read models may be behind the log for
 	// /readyz to answer ready.
 	readyLag time.Duration
@@ -174,6 +175,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		Logger:       a.log,
 		Now:          time.Now,
 		RegisterRate: cfg.registerRate,
+		FamilyRate:   cfg.familyRate,
 	})
 	return a, nil
 }

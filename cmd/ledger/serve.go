@@ -100,6 +100,7 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.StringVar(&cfg.httpAddr, "http", ":8080", "HTTP listen address")
 	fs.DurationVar(&cfg.clockSkew, "clock-skew", 5*time.Minute, "how far in the future a device's occurred_at may be")
 	fs.IntVar(&cfg.registerRate, "register-rate", 20, "registrations per minute per client IP (0: no limit)")
+	fs.IntVar(&cfg.familyRate, "family-rate", 5, "family members one guardian may register per hour (0: no limit)")
 	fs.DurationVar(&cfg.readyLag, "ready-lag", 5*time.Second, "/readyz answers ready while the read models are less than this behind the log")
 	fs.DurationVar(&cfg.startupWait, "startup-wait", 5*time.Second, "how long a write waits for the read models' start-up replay before it answers 503 with Retry-After")
 	fs.StringVar(&cfg.pprofAddr, "pprof", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty")

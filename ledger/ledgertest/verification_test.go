@@ -67,3 +67,28 @@ func TestRejectedIdentity(t *testing.T) {
 		t.Fatalf("sub-admin after a new check: %v", err)
 	}
 }
+
+// TestFamilyCap: a guardian registers at most domain.MaxFamilyMembers.
+func TestFamilyCap(t *testing.T) {
+	h := newHarness(t)
+	g, _ := h.register("张三")
+	h.caughtUp(h.lastPosition())
+	add := func() error {
+		_, err := h.ledger.AddFamilyMember(h.ctx, person(g), g, domain.AddFamilyMember{Name: "张小三",
+			IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+		return err
+	}
+	for i := range domain.MaxFamilyMembers {
+		if err := add(); err != nil {
+			t.Fatalf("member %d: %v", i+1, err)
+		}
+		h.caughtUp(h.lastPosition())
+	}
+	before := h.lastPosition()
+	if err := add(); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("one member too many: %v, want a conflict", err)
+	}
+	if h.lastPosition() != before {
+		t.Fatal("a refused member was appended")
+	}
+}
