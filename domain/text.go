@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -32,8 +33,22 @@ func Text(field, s string, limit int, required bool) (string, error) {
 	return s, nil
 }
 
-// cleanString reports why s may not enter the log, or nil.
+// cleanString reports why s may not enter the log, or nil. It runs on
+// every string of every event (checkStrings), so the common case (ASCII
+// printable, or valid UTF-8 without C1 controls) takes one pass.
 func cleanString(s string) error {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < 0x20 || b == 0x7f {
+			return fmt.Errorf("contains a control character (U+%04X)", b)
+		} else if b >= 0x80 {
+			return cleanUTF8(s[i:])
+		}
+	}
+	return nil
+}
+
+// cleanUTF8 is cleanString past the first non-ASCII byte.
+func cleanUTF8(s string) error {
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("is not valid UTF-8")
 	}
@@ -45,31 +60,70 @@ func cleanString(s string) error {
 	return nil
 }
 
-// checkStrings is NewEnvelope's backstop: every string in ev (an event or its meta) (fields,
-// nested structs, slices) is clean (cleanString) and at most MaxEventString
-// bytes, whichever command made it. The error names the field by its JSON
-// name.
+// checkStrings is NewEnvelope's backstop: every string in ev (an event or
+// its meta: fields, nested structs, slices) is clean (cleanString) and at
+// most MaxEventString bytes, whichever command made it. The error names the
+// field by its JSON name. Where the strings of a type lie is worked out once
+// per type (stringsOf).
 func checkStrings(ev any) error {
-	return walkStrings(reflect.ValueOf(ev), "")
-}
-
-func walkStrings(v reflect.Value, path string) error {
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface:
+	v := reflect.ValueOf(ev)
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
 		if v.IsNil() {
 			return nil
 		}
-		return walkStrings(v.Elem(), path)
+		v = v.Elem()
+	}
+	return stringsOf(v.Type()).check(v)
+}
+
+// stringPlan says where the strings of one type lie.
+type stringPlan struct {
+	fields []stringField
+	// elem is the plan of a slice's or array's elements (nil: none hold strings).
+	elem *stringPlan
+	// isString: the type is a string itself.
+	isString bool
+	// path names where the value lies, by JSON names ("screen.name").
+	path string
+}
+
+// stringField is a field of a struct that holds strings.
+type stringField struct {
+	index int
+	plan  *stringPlan
+}
+
+var stringPlans sync.Map // reflect.Type → *stringPlan
+
+// stringsOf returns t's plan (nil when t holds no strings).
+func stringsOf(t reflect.Type) *stringPlan {
+	if p, ok := stringPlans.Load(t); ok {
+		return p.(*stringPlan)
+	}
+	p := planStrings(t, "", map[reflect.Type]bool{})
+	stringPlans.Store(t, p)
+	return p
+}
+
+// planStrings plans t, found at path (the fields' names are made here, once,
+// so a check that finds nothing allocates nothing).
+func planStrings(t reflect.Type, path string, seen map[reflect.Type]bool) *stringPlan {
+	switch t.Kind() {
 	case reflect.String:
-		s := v.String()
-		if len(s) > MaxEventString {
-			return Invalid(path, "is longer than %d bytes", MaxEventString)
-		}
-		if err := cleanString(s); err != nil {
-			return Invalid(path, "%s", err)
+		return &stringPlan{isString: true, path: path}
+	case reflect.Pointer:
+		return planStrings(t.Elem(), path, seen)
+	case reflect.Slice, reflect.Array:
+		if e := planStrings(t.Elem(), path+"[]", seen); e != nil {
+			return &stringPlan{elem: e, path: path}
 		}
 	case reflect.Struct:
-		t := v.Type()
+		if seen[t] {
+			return nil
+		}
+		seen[t] = true
+		defer delete(seen, t)
+		p := stringPlan{path: path}
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if !f.IsExported() {
@@ -82,16 +136,46 @@ func walkStrings(v reflect.Value, path string) error {
 			if path != "" {
 				name = path + "." + name
 			}
-			if err := walkStrings(v.Field(i), name); err != nil {
+			if fp := planStrings(f.Type, name, seen); fp != nil {
+				p.fields = append(p.fields, stringField{index: i, plan: fp})
+			}
+		}
+		if len(p.fields) > 0 {
+			return &p
+		}
+	}
+	return nil
+}
+
+// check applies the plan to v.
+func (p *stringPlan) check(v reflect.Value) error {
+	if p == nil {
+		return nil
+	}
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	switch {
+	case p.isString:
+		s := v.String()
+		if len(s) > MaxEventString {
+			return Invalid(p.path, "is longer than %d bytes", MaxEventString)
+		}
+		if err := cleanString(s); err != nil {
+			return Invalid(p.path, "%s", err)
+		}
+	case p.elem != nil:
+		for i := range v.Len() {
+			if err := p.elem.check(v.Index(i)); err != nil {
 				return err
 			}
 		}
-	case reflect.Slice, reflect.Array:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			return nil // bytes, e.g. a UUID
-		}
-		for i := range v.Len() {
-			if err := walkStrings(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+	default:
+		for _, f := range p.fields {
+			if err := f.plan.check(v.Field(f.index)); err != nil {
 				return err
 			}
 		}

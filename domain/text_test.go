@@ -93,3 +93,14 @@ func TestNewEnvelopeRefusesUncleanStrings(t *testing.T) {
 		t.Fatalf("a NUL in the actor: %v, want ErrInvalid", err)
 	}
 }
+
+func BenchmarkCheckStrings(b *testing.B) {
+	p := PassRecorded{Direction: DirectionIn, Method: MethodStaffScan, Decision: DecisionPass, Operator: "scanner:0190c2a4-2222-7000-8000-000000000001",
+		Screen: Screen{NameMasked: "张*", CodeColour: ColourGreen, NATResult: NATNegative, VenueName: "临沂大学图书馆", Direction: DirectionIn, Decision: DecisionPass}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := checkStrings(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
