@@ -52,18 +52,14 @@ func (s *Server) declareArrival(w http.ResponseWriter, r *http.Request) error {
 	}
 	cmd := domain.DeclareArrival{ArrivalDate: req.ArrivalDate, Origin: req.Origin,
 		DestinationDistrict: req.DestinationDistrict, NATResult: req.NATResult}
-	if cmd.EventID, err = parseOptionalID("event_id", req.EventID); err != nil {
-		return err
-	}
-	if cmd.NATAt, err = parseTime("nat_at", req.NATAt); err != nil {
-		return err
-	}
+	var errs fieldErrs
+	cmd.EventID = errs.id(parseOptionalID("event_id", req.EventID))
+	cmd.NATAt = errs.at(parseTime("nat_at", req.NATAt))
 	for i, id := range req.FamilyMemberIDs {
-		mid, err := parseID("family_member_ids["+strconv.Itoa(i)+"]", id)
-		if err != nil {
-			return err
-		}
-		cmd.FamilyMemberIDs = append(cmd.FamilyMemberIDs, mid)
+		cmd.FamilyMemberIDs = append(cmd.FamilyMemberIDs, errs.id(parseID("family_member_ids["+strconv.Itoa(i)+"]", id)))
+	}
+	if err := errs.err(); err != nil {
+		return err
 	}
 	res, err := s.ledger.DeclareArrival(r.Context(), a, cmd)
 	if err != nil {
@@ -81,16 +77,16 @@ func (s *Server) declareTruck(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
+	var errs fieldErrs
 	if req.ItineraryOK == nil {
-		return domain.Invalid("itinerary_ok", "is required")
+		errs.add(domain.Invalid("itinerary_ok", "is required"))
 	}
-	cmd := domain.DeclareTruckPass{PlateNumber: req.PlateNumber, ItineraryOK: *req.ItineraryOK,
+	cmd := domain.DeclareTruckPass{PlateNumber: req.PlateNumber, ItineraryOK: req.ItineraryOK != nil && *req.ItineraryOK,
 		HealthCodeColour: req.HealthCodeColour, LogisticsPark: req.LogisticsPark, District: req.District,
 		ContactName: req.ContactName, ContactPhone: req.ContactPhone}
-	if cmd.EventID, err = parseOptionalID("event_id", req.EventID); err != nil {
-		return err
-	}
-	if cmd.NATProofAt, err = parseTime("nat_proof_at", req.NATProofAt); err != nil {
+	cmd.EventID = errs.id(parseOptionalID("event_id", req.EventID))
+	cmd.NATProofAt = errs.at(parseTime("nat_proof_at", req.NATProofAt))
+	if err := errs.err(); err != nil {
 		return err
 	}
 	res, err := s.ledger.DeclareTruckPass(r.Context(), a, cmd)

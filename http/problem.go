@@ -22,6 +22,7 @@ const (
 	ProblemUnauthorized     = "urn:checkin-ledger:problem:unauthorized"
 	ProblemForbidden        = "urn:checkin-ledger:problem:forbidden"
 	ProblemTooLarge         = "urn:checkin-ledger:problem:too-large"
+	ProblemUnsupportedType  = "urn:checkin-ledger:problem:unsupported-media-type"
 	ProblemMethodNotAllowed = "urn:checkin-ledger:problem:method-not-allowed"
 	ProblemRateLimited      = "urn:checkin-ledger:problem:rate-limited"
 	ProblemUnavailable      = "urn:checkin-ledger:problem:unavailable"
@@ -51,6 +52,9 @@ var (
 	errWaitTimeout = errors.New("http: read models did not reach min_position in time")
 	// errUnavailable is returned when a dependency (NATS, the read models) is not ready.
 	errUnavailable = errors.New("http: service unavailable")
+	// errUnsupportedMediaType is returned when a JSON route's body is not
+	// said to be application/json.
+	errUnsupportedMediaType = errors.New("http: unsupported media type")
 	// errRateLimited is returned when a client exceeded a rate limit.
 	errRateLimited = errors.New("http: too many requests")
 	// errMethodNotAllowed is returned for a known path with another method.
@@ -71,6 +75,9 @@ func problemFor(err error) (p Problem, internal bool) {
 	case errors.As(err, &tooLarge):
 		return Problem{Type: ProblemTooLarge, Title: "Request body too large", Status: http.StatusRequestEntityTooLarge,
 			Detail: "the body exceeds the limit for this route"}, false
+	case errors.Is(err, errUnsupportedMediaType):
+		return Problem{Type: ProblemUnsupportedType, Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType,
+			Detail: message(err, errUnsupportedMediaType)}, false
 	case errors.Is(err, errWaitTimeout):
 		return Problem{Type: ProblemTimeout, Title: "Read models not caught up", Status: http.StatusGatewayTimeout,
 			Detail: message(err, errWaitTimeout)}, false

@@ -172,6 +172,7 @@ func TestContactTrace(t *testing.T) {
 			`","depth":2,"min_overlap_minutes":10,"buffer_minutes":0,"reason":"导出"}`))
 		req.Header.Set("Authorization", "Bearer "+w.analyst)
 		req.Header.Set("Accept", "text/csv")
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		e.srv.Handler().ServeHTTP(rec, req)
 		wantStatus(t, rec, http.StatusCreated)

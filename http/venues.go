@@ -33,11 +33,15 @@ func (s *Server) applyVenue(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
+	var errs fieldErrs
 	if req.Lat == nil {
-		return domain.Invalid("lat", "is required")
+		errs.add(domain.Invalid("lat", "is required"))
 	}
 	if req.Lng == nil {
-		return domain.Invalid("lng", "is required")
+		errs.add(domain.Invalid("lng", "is required"))
+	}
+	if err := errs.err(); err != nil {
+		return err
 	}
 	res, err := s.ledger.ApplyVenue(r.Context(), a, domain.ApplyVenue{
 		Name: req.Name, Type: req.Type, District: req.District, Address: req.Address,
