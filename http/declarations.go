@@ -119,11 +119,9 @@ func declarationFilter(r *http.Request) (domain.DeclarationFilter, error) {
 	if err := districtParam(f.District, false); err != nil {
 		return f, err
 	}
-	if f.District != "" && !domain.InDistrict(a, f.District) {
-		return f, forbidden("a reviewer of district " + a.District + " sees only its queue")
-	}
-	if a.Role == domain.RoleReviewer && a.District != "" {
-		f.District = a.District
+	var err error
+	if f.District, err = domain.DistrictScope(a, f.District); err != nil {
+		return f, err
 	}
 	if err := oneOf("status", f.Status, "must be pending, approved or rejected",
 		domain.DeclarationPending, domain.DeclarationApproved, domain.DeclarationRejected); err != nil {
@@ -132,7 +130,6 @@ func declarationFilter(r *http.Request) (domain.DeclarationFilter, error) {
 	if err := oneOf("kind", f.Kind, "must be arrival or truck", domain.DeclarationArrival, domain.DeclarationTruck); err != nil {
 		return f, err
 	}
-	var err error
 	f.Limit, err = queryLimit(r, 100, 1000)
 	return f, err
 }
