@@ -6,11 +6,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // Problem type URIs (RFC 9457 "type"): one per kind of error, stable so that
@@ -38,7 +40,13 @@ type Problem struct {
 	Detail string `json:"detail,omitempty"`
 	// Errors lists the bad input fields of a validation problem.
 	Errors []FieldProblem `json:"errors,omitempty"`
+	// retryAfter, in seconds, is sent as the Retry-After header when > 0.
+	retryAfter int
 }
+
+// OutageRetryAfter is the Retry-After, in seconds, of a 503 answered
+// because the read models could not be reached (ledger.ErrUnavailable).
+const OutageRetryAfter = 5
 
 // FieldProblem is one bad input field.
 type FieldProblem struct {
@@ -78,6 +86,10 @@ func problemFor(err error) (p Problem, internal bool) {
 	case errors.Is(err, errUnsupportedMediaType):
 		return Problem{Type: ProblemUnsupportedType, Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType,
 			Detail: message(err, errUnsupportedMediaType)}, false
+	case errors.Is(err, ledger.ErrUnavailable):
+		// Before the deadline case: a store that timed out is an outage.
+		return Problem{Type: ProblemUnavailable, Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "the read models cannot be reached; retry later", retryAfter: OutageRetryAfter}, false
 	case errors.Is(err, errWaitTimeout):
 		return Problem{Type: ProblemTimeout, Title: "Read models not caught up", Status: http.StatusGatewayTimeout,
 			Detail: message(err, errWaitTimeout)}, false
@@ -188,6 +200,9 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 	h["Content-Type"] = problemContentType
 	if p.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="ledger"`)
+	}
+	if p.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(p.retryAfter))
 	}
 	b, err := json.Marshal(p)
 	if err != nil { // a Problem always marshals; keep the status anyway
