@@ -110,10 +110,37 @@ func MayReadPerson(a Actor, p PersonView) bool {
 	return false
 }
 
-// MayPrintVenueCode reports whether a may see and print v's code: its staff,
-// reviewers and admins.
+// MayPrintVenueCode reports whether a may see and print v's code: its staff
+// (its manager and sub-admins, not its scanners: a scanner scans personal
+// codes, and a device that can show the venue's code could hand it to
+// anyone), reviewers of its district and admins.
 func MayPrintVenueCode(a Actor, v VenueView) bool {
-	return Reviewers.Allow(a) || IsVenueStaff(a, v)
+	if a.Role == RoleScanner {
+		return false
+	}
+	return (Reviewers.Allow(a) && InDistrict(a, v.District)) || IsVenueStaff(a, v)
+}
+
+// MayReadVenueRecord reports whether a may read v's full record (its
+// manager, sub-admins and status history) rather than its public face: its
+// staff and scanners, and the city's readers (CityReaders), a reviewer
+// bound to a district only in that district.
+func MayReadVenueRecord(a Actor, v VenueView) bool {
+	return IsVenueStaff(a, v) || (CityReaders.Allow(a) && InDistrict(a, v.District))
+}
+
+// DistrictScope returns the district a district-wide read by a covers when
+// asked names one ("" for every district): what was asked, except that a
+// reviewer bound to a district reads only theirs, so "" is theirs and
+// another district is ErrForbidden.
+func DistrictScope(a Actor, asked string) (string, error) {
+	if a.Role != RoleReviewer || a.District == "" {
+		return asked, nil
+	}
+	if asked != "" && asked != a.District {
+		return "", Errorf(ErrForbidden, "a reviewer of district %s reads only that district, not %s", a.District, asked)
+	}
+	return a.District, nil
 }
 
 // MayReadVenueStaffView reports whether a may read v's staff-only views

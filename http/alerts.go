@@ -14,7 +14,8 @@ type alertsResponse struct {
 }
 
 // listAlerts is GET /v1/alerts?district=: a district's alerts, newest
-// first, for reviewers, admins, dashboards and analysts.
+// first, for reviewers (of that district, when bound to one), admins,
+// dashboards and analysts.
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
 	return list(s, w, r, alertQueryOf, func(ctx context.Context, q alertQuery) ([]domain.Alert, error) {
 		return s.reads.Alerts(ctx, q.district, q.limit)
@@ -29,12 +30,19 @@ type alertQuery struct {
 	limit    int
 }
 
+// A reviewer bound to a district reads only that district's alerts, and
+// may leave district out; everyone else must name one.
 func alertQueryOf(r *http.Request) (alertQuery, error) {
+	a := actorOf(r)
 	q := alertQuery{district: r.URL.Query().Get("district")}
-	if err := districtParam(q.district, true); err != nil {
+	bound := a.Role == domain.RoleReviewer && a.District != ""
+	if err := districtParam(q.district, !bound); err != nil {
 		return q, err
 	}
 	var err error
+	if q.district, err = domain.DistrictScope(a, q.district); err != nil {
+		return q, err
+	}
 	q.limit, err = queryLimit(r, 100, 1000)
 	return q, err
 }

@@ -81,6 +81,7 @@ func BenchmarkPassLayer(b *testing.B) {
 	for b.Loop() {
 		req := httptest.NewRequest("POST", "/bench/passes", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		r.ServeHTTP(rec, req)
 		if rec.Code != http.StatusCreated {
@@ -101,6 +102,7 @@ func BenchmarkRecordPass(b *testing.B) {
 		for pb.Next() {
 			req := httptest.NewRequest("POST", "/v1/passes", strings.NewReader(w.body))
 			req.Header.Set("Authorization", "Bearer "+w.scanner)
+			req.Header.Set("Content-Type", "application/json")
 			rec := httptest.NewRecorder()
 			e.srv.Handler().ServeHTTP(rec, req)
 			if rec.Code != http.StatusCreated {

@@ -52,18 +52,14 @@ func (s *Server) declareArrival(w http.ResponseWriter, r *http.Request) error {
 	}
 	cmd := domain.DeclareArrival{ArrivalDate: req.ArrivalDate, Origin: req.Origin,
 		DestinationDistrict: req.DestinationDistrict, NATResult: req.NATResult}
-	if cmd.EventID, err = parseOptionalID("event_id", req.EventID); err != nil {
-		return err
-	}
-	if cmd.NATAt, err = parseTime("nat_at", req.NATAt); err != nil {
-		return err
-	}
+	var errs fieldErrs
+	cmd.EventID = errs.id(parseOptionalID("event_id", req.EventID))
+	cmd.NATAt = errs.at(parseTime("nat_at", req.NATAt))
 	for i, id := range req.FamilyMemberIDs {
-		mid, err := parseID("family_member_ids["+strconv.Itoa(i)+"]", id)
-		if err != nil {
-			return err
-		}
-		cmd.FamilyMemberIDs = append(cmd.FamilyMemberIDs, mid)
+		cmd.FamilyMemberIDs = append(cmd.FamilyMemberIDs, errs.id(parseID("family_member_ids["+strconv.Itoa(i)+"]", id)))
+	}
+	if err := errs.err(); err != nil {
+		return err
 	}
 	res, err := s.ledger.DeclareArrival(r.Context(), a, cmd)
 	if err != nil {
@@ -81,16 +77,16 @@ func (s *Server) declareTruck(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
+	var errs fieldErrs
 	if req.ItineraryOK == nil {
-		return domain.Invalid("itinerary_ok", "is required")
+		errs.add(domain.Invalid("itinerary_ok", "is required"))
 	}
-	cmd := domain.DeclareTruckPass{PlateNumber: req.PlateNumber, ItineraryOK: *req.ItineraryOK,
+	cmd := domain.DeclareTruckPass{PlateNumber: req.PlateNumber, ItineraryOK: req.ItineraryOK != nil && *req.ItineraryOK,
 		HealthCodeColour: req.HealthCodeColour, LogisticsPark: req.LogisticsPark, District: req.District,
 		ContactName: req.ContactName, ContactPhone: req.ContactPhone}
-	if cmd.EventID, err = parseOptionalID("event_id", req.EventID); err != nil {
-		return err
-	}
-	if cmd.NATProofAt, err = parseTime("nat_proof_at", req.NATProofAt); err != nil {
+	cmd.EventID = errs.id(parseOptionalID("event_id", req.EventID))
+	cmd.NATProofAt = errs.at(parseTime("nat_proof_at", req.NATProofAt))
+	if err := errs.err(); err != nil {
 		return err
 	}
 	res, err := s.ledger.DeclareTruckPass(r.Context(), a, cmd)
@@ -123,11 +119,9 @@ func declarationFilter(r *http.Request) (domain.DeclarationFilter, error) {
 	if err := districtParam(f.District, false); err != nil {
 		return f, err
 	}
-	if f.District != "" && !domain.InDistrict(a, f.District) {
-		return f, forbidden("a reviewer of district " + a.District + " sees only its queue")
-	}
-	if a.Role == domain.RoleReviewer && a.District != "" {
-		f.District = a.District
+	var err error
+	if f.District, err = domain.DistrictScope(a, f.District); err != nil {
+		return f, err
 	}
 	if err := oneOf("status", f.Status, "must be pending, approved or rejected",
 		domain.DeclarationPending, domain.DeclarationApproved, domain.DeclarationRejected); err != nil {
@@ -136,7 +130,6 @@ func declarationFilter(r *http.Request) (domain.DeclarationFilter, error) {
 	if err := oneOf("kind", f.Kind, "must be arrival or truck", domain.DeclarationArrival, domain.DeclarationTruck); err != nil {
 		return f, err
 	}
-	var err error
 	f.Limit, err = queryLimit(r, 100, 1000)
 	return f, err
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,17 +14,27 @@ import (
 	"github.com/checkin-ledger/ledger/domain"
 )
 
-// checkPassRequest holds the fast decoder to decodeOne: when it takes a
-// body, decodeOne takes it too and gives the same request.
+// checkPassRequest holds the fast decoder to decodeOne, the strict
+// decoder: when it takes a body, decodeOne takes it too and gives the same
+// request; and the pass route's decoding (fast path, then fallback) takes
+// and refuses exactly what decodeOne does.
 func checkPassRequest(t *testing.T, body string) (fast bool) {
 	t.Helper()
+	var want passRequest
+	strictErr := decodeOne([]byte(body), &want)
+	route, routeErr := passRequestOf([]byte(body))
+	if (routeErr == nil) != (strictErr == nil) {
+		t.Fatalf("body %q: pass route error %v, strict decoder %v", body, routeErr, strictErr)
+	}
+	if strictErr == nil && !reflect.DeepEqual(route, want) {
+		t.Fatalf("body %q:\nroute  %+v\nstrict %+v", body, route, want)
+	}
 	var got passRequest
 	if !decodePassRequest([]byte(body), &got) {
 		return false
 	}
-	var want passRequest
-	if err := decodeOne([]byte(body), &want); err != nil {
-		t.Fatalf("fast decoder took %q, encoding/json refuses it: %v", body, err)
+	if strictErr != nil {
+		t.Fatalf("fast decoder took %q, the strict decoder refuses it: %v", body, strictErr)
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("body %q:\nfast %+v\njson %+v", body, got, want)
@@ -50,7 +61,11 @@ func TestDecodePassRequest(t *testing.T) {
 		{`{"method":"a\"b"}`, false},
 		{`{"method":"\u0041"}`, false},
 		{`{"Method":"self_scan"}`, false},
+		{`{"METHOD":"self_scan"}`, false},
 		{`{"method":"a","method":"b"}`, false},
+		{`{"method":"a","method":"a"}`, false},
+		{`{"family_member_ids":["a"],"family_member_ids":["b"]}`, false},
+		{`{"id_number":"1","direction":"in","id_number":"2"}`, false},
 		{`{"method":1}`, false},
 		{`{"admin":"x"}`, false},
 		{`{"method":"a"} {}`, false},
@@ -69,18 +84,29 @@ func TestDecodePassRequest(t *testing.T) {
 	}
 }
 
-// checkBatchRequest holds decodeBatchRequest to encoding/json the same way.
+// checkBatchRequest holds decodeBatchRequest and decodeBatch to the strict
+// decoder the same way: the batch route takes a whole batch exactly when
+// decodeOne does.
 func checkBatchRequest(t *testing.T, body string) (fast bool) {
 	t.Helper()
+	var want struct {
+		Passes []passRequest `json:"passes"`
+	}
+	strictErr := decodeOne([]byte(body), &want)
+	items, itemErr, err := decodeBatch([]byte(body))
+	whole := err == nil && !slices.ContainsFunc(itemErr, func(e error) bool { return e != nil })
+	if whole != (strictErr == nil) {
+		t.Fatalf("body %q: batch route errors %v %v, strict decoder %v", body, err, itemErr, strictErr)
+	}
+	if strictErr == nil && !reflect.DeepEqual(items, want.Passes) {
+		t.Fatalf("body %q:\nroute  %+v\nstrict %+v", body, items, want.Passes)
+	}
 	got, ok := decodeBatchRequest([]byte(body))
 	if !ok {
 		return false
 	}
-	var want struct {
-		Passes []passRequest `json:"passes"`
-	}
-	if err := decodeOne([]byte(body), &want); err != nil {
-		t.Fatalf("fast decoder took %q, encoding/json refuses it: %v", body, err)
+	if strictErr != nil {
+		t.Fatalf("fast decoder took %q, the strict decoder refuses it: %v", body, strictErr)
 	}
 	if !reflect.DeepEqual(got, want.Passes) {
 		t.Fatalf("body %q:\nfast %+v\njson %+v", body, got, want.Passes)
@@ -104,6 +130,9 @@ func TestDecodeBatchRequest(t *testing.T) {
 		{`{"passes":[` + item + `,]}`, false},
 		{`{"passes":[{"method":"a","bad":"b"}]}`, false},
 		{`{"Passes":[]}`, false},
+		{`{"passes":[],"passes":[]}`, false},
+		{`{"passes":[{"method":"a","METHOD":"b"}]}`, false},
+		{`{"passes":[{"id_number":"1","id_number":"2"}]}`, false},
 		{`{"passes":[]} x`, false},
 		{`{"passes":[` + item + `]`, false},
 	}
@@ -117,6 +146,7 @@ func TestDecodeBatchRequest(t *testing.T) {
 func FuzzDecodeBatchRequest(f *testing.F) {
 	f.Add(`{"passes":[{"method":"manual","venue_id":"v","direction":"in"},{"method":"x","family_member_ids":["a"]}]}`)
 	f.Add(`{"passes":[]}`)
+	f.Add(`{"passes":[{"method":"a","method":"b"}]}`)
 	f.Fuzz(func(t *testing.T, body string) { checkBatchRequest(t, body) })
 }
 
@@ -124,6 +154,8 @@ func FuzzDecodePassRequest(f *testing.F) {
 	f.Add(`{"method":"self_scan","venue_code":"eyJ.a.b","direction":"in","family_member_ids":["x"]}`)
 	f.Add(`{"method":"manual","venue_id":"v","id_type":"resident_id","id_number":"1","direction":"out","event_id":"e","occurred_at":"t"}`)
 	f.Add(`{"method":"a","method":"b"}`)
+	f.Add(`{"METHOD":"a"}`)
+	f.Add("{\"method\":\"\xff\"}")
 	f.Fuzz(func(t *testing.T, body string) { checkPassRequest(t, body) })
 }
 

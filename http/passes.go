@@ -51,99 +51,84 @@ func passResponseOf(r ledger.PassResult) passResponse {
 }
 
 // passCommand turns a pass request into a command for actor a, checking the
-// codes it carries. Whether a may record it at that venue is the ledger's
-// rule (domain.IsVenueStaff).
+// codes it carries; every field that does not parse is reported at once.
+// Whether a may record it at that venue is the ledger's rule
+// (domain.IsVenueStaff).
 func (s *Server) passCommand(a domain.Actor, req *passRequest) (domain.RecordPass, error) {
 	cmd := domain.RecordPass{Method: req.Method, Direction: req.Direction}
-	var err error
-	if cmd.EventID, err = parseOptionalID("event_id", req.EventID); err != nil {
-		return cmd, err
-	}
-	if cmd.OccurredAt, err = parseTime("occurred_at", req.OccurredAt); err != nil {
-		return cmd, err
-	}
+	var errs fieldErrs
+	cmd.EventID = errs.id(parseOptionalID("event_id", req.EventID))
+	cmd.OccurredAt = errs.at(parseTime("occurred_at", req.OccurredAt))
 	switch req.Method {
 	case domain.MethodSelfScan:
-		if err := unused(req.Method, "personal_code", req.PersonalCode, "id_type", req.IDType, "id_number", req.IDNumber); err != nil {
-			return cmd, err
-		}
+		errs.add(unused(req.Method, "personal_code", req.PersonalCode, "id_type", req.IDType, "id_number", req.IDNumber))
 		if req.VenueCode == "" {
-			return cmd, domain.Invalid("venue_code", "is required for a self scan")
-		}
-		if cmd.VenueID, err = s.signer.ParseVenueCode(req.VenueCode); err != nil {
-			return cmd, codeError("venue_code", err)
+			errs.add(domain.Invalid("venue_code", "is required for a self scan"))
+		} else if id, err := s.signer.ParseVenueCode(req.VenueCode); err != nil {
+			errs.add(codeError("venue_code", err))
+		} else {
+			cmd.VenueID = id
 		}
 		if req.VenueID != "" {
-			id, err := parseID("venue_id", req.VenueID)
-			if err != nil {
-				return cmd, err
-			}
-			if id != cmd.VenueID {
-				return cmd, domain.Invalid("venue_id", "does not match venue_code")
+			if id := errs.id(parseID("venue_id", req.VenueID)); id != uuid.Nil && cmd.VenueID != uuid.Nil && id != cmd.VenueID {
+				errs.add(domain.Invalid("venue_id", "does not match venue_code"))
 			}
 		}
 		cmd.PersonID = a.PersonID
 	case domain.MethodStaffScan:
-		if err := unused(req.Method, "venue_code", req.VenueCode, "id_type", req.IDType, "id_number", req.IDNumber); err != nil {
-			return cmd, err
-		}
-		if cmd.VenueID, err = parseID("venue_id", req.VenueID); err != nil {
-			return cmd, err
-		}
+		errs.add(unused(req.Method, "venue_code", req.VenueCode, "id_type", req.IDType, "id_number", req.IDNumber))
+		cmd.VenueID = errs.id(parseID("venue_id", req.VenueID))
 		if req.PersonalCode == "" {
-			return cmd, domain.Invalid("personal_code", "is required for a staff scan")
+			errs.add(domain.Invalid("personal_code", "is required for a staff scan"))
+		} else {
+			// The code is checked as the scanner saw it: at the pass's
+			// time, within the clock skew when a device's clock says when.
+			skew := s.opts.ClockSkew
+			if cmd.OccurredAt.IsZero() {
+				skew = 0 // now, by the signer's clock
+			}
+			if pc, err := s.signer.ParsePersonalCodeAt(req.PersonalCode, cmd.OccurredAt, skew); err != nil {
+				errs.add(codeError("personal_code", err))
+			} else {
+				cmd.PersonID, cmd.CodeID = pc.PersonID, pc.ID
+			}
 		}
-		// The code is checked as the scanner saw it: at the pass's time,
-		// within the clock skew when a device's clock says when.
-		skew := s.opts.ClockSkew
-		if cmd.OccurredAt.IsZero() {
-			skew = 0 // now, by the signer's clock
-		}
-		pc, err := s.signer.ParsePersonalCodeAt(req.PersonalCode, cmd.OccurredAt, skew)
-		if err != nil {
-			return cmd, codeError("personal_code", err)
-		}
-		cmd.PersonID, cmd.CodeID = pc.PersonID, pc.ID
 	case domain.MethodManual:
-		if err := unused(req.Method, "venue_code", req.VenueCode, "personal_code", req.PersonalCode); err != nil {
-			return cmd, err
-		}
-		if cmd.VenueID, err = parseID("venue_id", req.VenueID); err != nil {
-			return cmd, err
-		}
+		errs.add(unused(req.Method, "venue_code", req.VenueCode, "personal_code", req.PersonalCode))
+		cmd.VenueID = errs.id(parseID("venue_id", req.VenueID))
 		if req.IDType == "" {
-			return cmd, domain.Invalid("id_type", "is required for a manual entry")
+			errs.add(domain.Invalid("id_type", "is required for a manual entry"))
 		}
 		if req.IDNumber == "" {
-			return cmd, domain.Invalid("id_number", "is required for a manual entry")
+			errs.add(domain.Invalid("id_number", "is required for a manual entry"))
 		}
 		cmd.IDType, cmd.IDNumber = req.IDType, req.IDNumber
 	default:
-		return cmd, domain.Invalid("method", "must be self_scan, staff_scan or manual")
+		errs.add(domain.Invalid("method", "must be self_scan, staff_scan or manual"))
 	}
 	if len(req.FamilyMemberIDs) > 0 {
 		if len(req.FamilyMemberIDs) > domain.MaxFamilyPerPass {
-			return cmd, domain.Invalid("family_member_ids", "has %d members, at most %d allowed", len(req.FamilyMemberIDs), domain.MaxFamilyPerPass)
-		}
-		cmd.FamilyMemberIDs = make([]uuid.UUID, len(req.FamilyMemberIDs))
-		for i, s := range req.FamilyMemberIDs {
-			if cmd.FamilyMemberIDs[i], err = parseID("family_member_ids["+strconv.Itoa(i)+"]", s); err != nil {
-				return cmd, err
+			errs.add(domain.Invalid("family_member_ids", "has %d members, at most %d allowed", len(req.FamilyMemberIDs), domain.MaxFamilyPerPass))
+		} else {
+			cmd.FamilyMemberIDs = make([]uuid.UUID, len(req.FamilyMemberIDs))
+			for i, s := range req.FamilyMemberIDs {
+				cmd.FamilyMemberIDs[i] = errs.id(parseID("family_member_ids["+strconv.Itoa(i)+"]", s))
 			}
 		}
 	}
-	return cmd, nil
+	return cmd, errs.err()
 }
 
 // unused refuses fields (name, value pairs) that method does not take, so a
-// client that mixes up methods hears about it.
+// client that mixes up methods hears about it; every such field at once.
 func unused(method string, pairs ...string) error {
+	var errs []error
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if pairs[i+1] != "" {
-			return domain.Invalid(pairs[i], "is not used with method %s", method)
+			errs = append(errs, domain.Invalid(pairs[i], "is not used with method %s", method))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // codeError is the validation error for a personal or venue code that was
@@ -208,6 +193,15 @@ func (s *Server) readPassRequest(w http.ResponseWriter, r *http.Request) (passRe
 	if err != nil {
 		return req, err
 	}
+	return passRequestOf(body)
+}
+
+// passRequestOf decodes a single pass's body: by hand in its plain shape,
+// by the strict decoder otherwise. It takes and refuses exactly what
+// decodeOne does (the fast path takes only bodies decodeOne takes, with
+// the same result; the tests hold it to that).
+func passRequestOf(body []byte) (passRequest, error) {
+	var req passRequest
 	if decodePassRequest(body, &req) {
 		return req, nil
 	}
@@ -364,13 +358,14 @@ func (s *Server) recordHealth(w http.ResponseWriter, r *http.Request) error {
 		return domain.Invalid("records", "has %d records, at most %d allowed", n, domain.MaxHealthRecords)
 	}
 	recs := make([]domain.HealthRecord, len(req.Records))
+	var errs fieldErrs
 	for i, in := range req.Records {
-		at, err := parseTime("records["+strconv.Itoa(i)+"].nat_at", in.NATAt)
-		if err != nil {
-			return err
-		}
+		at := errs.at(parseTime("records["+strconv.Itoa(i)+"].nat_at", in.NATAt))
 		recs[i] = domain.HealthRecord{IDType: in.IDType, IDNumber: in.IDNumber, CodeColour: in.CodeColour,
 			NATResult: in.NATResult, NATAt: at, VaccineDoses: in.VaccineDoses}
+	}
+	if err := errs.err(); err != nil {
+		return err
 	}
 	res, err := s.ledger.RecordHealth(r.Context(), a, recs)
 	if err != nil {

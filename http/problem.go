@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // Problem type URIs (RFC 9457 "type"): one per kind of error, stable so that
@@ -24,6 +25,7 @@ const (
 	ProblemUnauthorized     = "urn:checkin-ledger:problem:unauthorized"
 	ProblemForbidden        = "urn:checkin-ledger:problem:forbidden"
 	ProblemTooLarge         = "urn:checkin-ledger:problem:too-large"
+	ProblemUnsupportedType  = "urn:checkin-ledger:problem:unsupported-media-type"
 	ProblemMethodNotAllowed = "urn:checkin-ledger:problem:method-not-allowed"
 	ProblemRateLimited      = "urn:checkin-ledger:problem:rate-limited"
 	ProblemUnavailable      = "urn:checkin-ledger:problem:unavailable"
@@ -50,6 +52,10 @@ type retryLater interface {
 	RetryAfter() time.Duration
 }
 
+// OutageRetryAfter is the Retry-After of a 503 answered because the read
+// models could not be reached (ledger.ErrUnavailable).
+const OutageRetryAfter = 5 * time.Second
+
 // FieldProblem is one bad input field.
 type FieldProblem struct {
 	Field  string `json:"field"`
@@ -62,6 +68,9 @@ var (
 	errWaitTimeout = errors.New("http: read models did not reach min_position in time")
 	// errUnavailable is returned when a dependency (NATS, the read models) is not ready.
 	errUnavailable = errors.New("http: service unavailable")
+	// errUnsupportedMediaType is returned when a JSON route's body is not
+	// said to be application/json.
+	errUnsupportedMediaType = errors.New("http: unsupported media type")
 	// errRateLimited is returned when a client exceeded a rate limit.
 	errRateLimited = errors.New("http: too many requests")
 	// errMethodNotAllowed is returned for a known path with another method.
@@ -88,6 +97,13 @@ func problemFor(err error) (p Problem, internal bool) {
 	case errors.As(err, &tooLarge):
 		return Problem{Type: ProblemTooLarge, Title: "Request body too large", Status: http.StatusRequestEntityTooLarge,
 			Detail: "the body exceeds the limit for this route"}, false
+	case errors.Is(err, errUnsupportedMediaType):
+		return Problem{Type: ProblemUnsupportedType, Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType,
+			Detail: message(err, errUnsupportedMediaType)}, false
+	case errors.Is(err, ledger.ErrUnavailable):
+		// Before the deadline case: a store that timed out is an outage.
+		return Problem{Type: ProblemUnavailable, Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "the read models cannot be reached; retry later", RetryAfter: OutageRetryAfter}, false
 	case errors.Is(err, errWaitTimeout):
 		return Problem{Type: ProblemTimeout, Title: "Read models not caught up", Status: http.StatusGatewayTimeout,
 			Detail: message(err, errWaitTimeout)}, false

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 func TestProblemFor(t *testing.T) {
@@ -30,6 +31,12 @@ func TestProblemFor(t *testing.T) {
 			400, ProblemValidation, false, "", []string{"name", "phone"}},
 		{"plain invalid", domain.Errorf(domain.ErrInvalid, "window too long"), 400, ProblemValidation, false, "window too long", nil},
 		{"not found", domain.Errorf(domain.ErrNotFound, "venue 1 not found"), 404, ProblemNotFound, false, "venue 1 not found", nil},
+		{"read models unavailable", fmt.Errorf("venues: %w", fmt.Errorf("%w: read position: closed pool", ledger.ErrUnavailable)), 503, ProblemUnavailable, false,
+			"the read models cannot be reached; retry later", nil},
+		{"store deadline", fmt.Errorf("%w: venues: %w", ledger.ErrUnavailable, context.DeadlineExceeded), 503, ProblemUnavailable, false,
+			"the read models cannot be reached; retry later", nil},
+		{"unsupported media type", domain.Errorf(errUnsupportedMediaType, "Content-Type must be application/json"), 415, ProblemUnsupportedType, false,
+			"Content-Type must be application/json", nil},
 		{"conflict", fmt.Errorf("append: %w", domain.Errorf(domain.ErrConflict, "already registered")), 409, ProblemConflict, false,
 			"append: already registered", nil},
 		{"forbidden", domain.ErrForbidden, 403, ProblemForbidden, false, "", nil},

@@ -6,10 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/json/jsontext"
+	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -92,8 +96,8 @@ func forbidden(what string) error {
 	return domain.Errorf(domain.ErrForbidden, "%s", what)
 }
 
-// decode reads one JSON value from the body into v, refusing unknown fields,
-// trailing data and bodies over limit bytes (413).
+// decode reads one JSON value from the body into v with the strict decoder
+// (decodeOne), after checking the Content-Type (415) and the size (413).
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	body, err := readBody(w, r, limit)
 	if err != nil {
@@ -102,9 +106,14 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	return decodeOne(body, v)
 }
 
-// readBody reads the whole (limited) body first, so an oversized body is
-// always a MaxBytesError (413), whichever JSON decoder sits behind.
+// readBody reads the whole (limited) body of a JSON route, after checking
+// that the request says it is JSON (errUnsupportedMediaType otherwise). It
+// reads the whole body first, so an oversized body is always a
+// MaxBytesError (413), whichever JSON decoder sits behind.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if err := jsonMediaType(r.Header.Get("Content-Type")); err != nil {
+		return nil, err
+	}
 	rd := http.MaxBytesReader(w, r.Body, limit)
 	var body []byte
 	var err error
@@ -126,65 +135,282 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return body, nil
 }
 
-// decodeOne decodes body, which must hold exactly one JSON value, into v,
-// refusing unknown fields.
+// jsonMediaType checks a JSON route's Content-Type: application/json, with
+// no parameter but charset=utf-8. A missing header is refused too: the
+// body's type is then unknown (curl -d sends a form type), and a route that
+// guessed would take a form post from a browser page as JSON.
+func jsonMediaType(ct string) error {
+	if ct == "application/json" { // what every client of ours sends
+		return nil
+	}
+	if ct == "" {
+		return domain.Errorf(errUnsupportedMediaType, "Content-Type is missing: send application/json")
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return domain.Errorf(errUnsupportedMediaType, "Content-Type must be application/json")
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return domain.Errorf(errUnsupportedMediaType, "Content-Type application/json takes no parameter but charset=utf-8")
+		}
+	}
+	return nil
+}
+
+// strictJSON is how every request body is decoded: encoding/json/v2's
+// defaults (member names matched exactly, so "METHOD" is not "method"; a
+// name given twice, invalid UTF-8 and trailing data refused) and unknown
+// members refused.
+var strictJSON = jsonv2.RejectUnknownMembers(true)
+
+// decodeOne decodes body, which must hold exactly one JSON value, into v
+// with the strict decoder. What it refuses is told field by field: every
+// unknown, repeated or mistyped member at once (fieldErrors), else the one
+// syntax error.
 func decodeOne(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+	err := jsonv2.Unmarshal(body, v, strictJSON)
+	if err == nil {
+		return nil
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return domain.Invalid("body", "must hold exactly one JSON value")
+	if errs := fieldErrors(body, reflect.TypeOf(v)); len(errs) > 0 {
+		return errors.Join(errs...)
 	}
-	return nil
+	return jsonError(body, err)
 }
 
-// decodeBytes decodes one JSON value from b into v, refusing unknown fields.
-func decodeBytes(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	return nil
-}
+// decodeBytes decodes one JSON value from b into v, as decodeOne does.
+func decodeBytes(b []byte, v any) error { return decodeOne(b, v) }
 
-// jsonError turns a decoding error into a validation error naming the field.
-func jsonError(err error) error {
+// jsonError turns a strict decoding error into a validation error naming
+// the field.
+func jsonError(body []byte, err error) error {
 	var (
-		syntax    *json.SyntaxError
-		typ       *json.UnmarshalTypeError
-		tooLarge  *http.MaxBytesError
-		fieldErr  *domain.FieldError
-		unknownFx = "json: unknown field "
+		syntax   *jsontext.SyntacticError
+		semantic *jsonv2.SemanticError
+		tooLarge *http.MaxBytesError
+		fieldErr *domain.FieldError
 	)
 	switch {
 	case errors.As(err, &tooLarge):
 		return err
 	case errors.As(err, &fieldErr):
 		return err
-	case errors.Is(err, io.EOF):
+	case len(bytes.TrimSpace(body)) == 0:
 		return domain.Invalid("body", "is empty; a JSON object is required")
+	case errors.Is(err, jsontext.ErrDuplicateName) && errors.As(err, &syntax):
+		return domain.Invalid(pointerField(syntax.JSONPointer), "appears more than once")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return domain.Invalid("body", "is truncated JSON")
 	case errors.As(err, &syntax):
-		return domain.Invalid("body", "is not valid JSON (at byte %d)", syntax.Offset)
-	case errors.As(err, &typ):
-		field := fieldPath(typ.Field)
-		if field == "" {
-			field = "body"
+		if strings.Contains(syntax.Err.Error(), "invalid UTF-8") {
+			return domain.Invalid(pointerField(syntax.JSONPointer), "is not valid UTF-8")
 		}
-		return domain.Invalid(field, "must be %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value)
-	case strings.HasPrefix(err.Error(), unknownFx):
-		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), unknownFx))
-		if name == "" {
-			name = strings.TrimPrefix(err.Error(), unknownFx)
+		if strings.Contains(syntax.Err.Error(), "after top-level value") {
+			return domain.Invalid("body", "must hold exactly one JSON value")
 		}
-		return domain.Invalid(name, "is not a known field")
+		return domain.Invalid("body", "is not valid JSON (at byte %d)", syntax.ByteOffset)
+	case errors.Is(err, jsonv2.ErrUnknownName) && errors.As(err, &semantic):
+		return domain.Invalid(pointerField(semantic.JSONPointer), "is not a known field")
+	case errors.As(err, &semantic):
+		field := pointerField(semantic.JSONPointer)
+		if semantic.GoType == nil {
+			return domain.Invalid(field, "cannot be decoded")
+		}
+		return domain.Invalid(field, "must be %s, not %s", jsonKind(semantic.GoType.Kind().String()), kindName(semantic.JSONKind))
 	default:
 		return domain.Invalid("body", "cannot be decoded")
 	}
+}
+
+// pointerField names the member at a JSON pointer as fieldPath does
+// ("records.nat_at" for /records/3/nat_at); "body" for the whole value.
+func pointerField(p jsontext.Pointer) string {
+	var names []string
+	for tok := range p.Tokens() {
+		names = append(names, tok)
+	}
+	if f := fieldPath(strings.Join(names, ".")); f != "" {
+		return f
+	}
+	return "body"
+}
+
+// kindName is a JSON value kind as a client would name it.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	}
+	return "invalid JSON"
+}
+
+// fieldErrors lists every member of body that the strict decoder refuses
+// when decoding into a value of type t (a pointer): unknown names (names
+// are matched exactly), names given twice and values of the wrong kind, at
+// any depth. It explains a failed decodeOne; it is never what accepts a
+// body. A syntax error ends the walk with what was found before it.
+func fieldErrors(body []byte, t reflect.Type) []error {
+	w := walker{dec: jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))}
+	w.value(t, "")
+	return w.errs
+}
+
+type walker struct {
+	dec  *jsontext.Decoder
+	errs []error
+}
+
+var rawMessageType = reflect.TypeFor[json.RawMessage]()
+
+// value walks one JSON value that is to decode into t; false once the
+// input can no longer be read.
+func (w *walker) value(t reflect.Type, path string) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	k := w.dec.PeekKind()
+	switch k {
+	case 'n', 't', 'f', '"', '0', '{', '[':
+	default:
+		return false // not the start of a value: a syntax error, for jsonError
+	}
+	if k == 'n' || t == rawMessageType || t.Kind() == reflect.Interface {
+		return w.dec.SkipValue() == nil
+	}
+	field := path
+	if field == "" {
+		field = "body"
+	}
+	want := map[reflect.Kind]jsontext.Kind{reflect.Struct: '{', reflect.Map: '{', reflect.Slice: '[', reflect.Array: '[',
+		reflect.String: '"', reflect.Bool: 't'}[t.Kind()]
+	if want == 0 {
+		want = '0' // the numbers
+	}
+	if k == 'f' {
+		k = 't'
+	}
+	if k != want {
+		w.errs = append(w.errs, domain.Invalid(field, "must be %s, not %s", jsonKind(t.Kind().String()), kindName(k)))
+		return w.dec.SkipValue() == nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		return w.object(t, path)
+	case reflect.Slice, reflect.Array:
+		if _, err := w.dec.ReadToken(); err != nil {
+			return false
+		}
+		for w.dec.PeekKind() != ']' {
+			if !w.value(t.Elem(), path) {
+				return false
+			}
+		}
+		_, err := w.dec.ReadToken()
+		return err == nil
+	}
+	v, err := w.dec.ReadValue()
+	if err != nil {
+		return false
+	}
+	var ok bool
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		_, perr := strconv.ParseInt(string(v), 10, t.Bits())
+		ok = perr == nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		_, perr := strconv.ParseUint(string(v), 10, t.Bits())
+		ok = perr == nil
+	case reflect.Float32, reflect.Float64:
+		_, perr := strconv.ParseFloat(string(v), t.Bits())
+		ok = perr == nil
+	default:
+		ok = true
+	}
+	if !ok {
+		w.errs = append(w.errs, domain.Invalid(field, "must be a number a %s holds, not %s", t.Kind(), v))
+	}
+	return true
+}
+
+// object walks an object that is to decode into struct type t.
+func (w *walker) object(t reflect.Type, path string) bool {
+	if _, err := w.dec.ReadToken(); err != nil {
+		return false
+	}
+	seen := map[string]bool{}
+	for w.dec.PeekKind() != '}' {
+		tok, err := w.dec.ReadToken()
+		if err != nil {
+			return false
+		}
+		name := tok.String()
+		field := name
+		if path != "" {
+			field = path + "." + name
+		}
+		ft, known := structField(t, name)
+		switch {
+		case seen[name]:
+			w.errs = append(w.errs, domain.Invalid(field, "appears more than once"))
+		case !known:
+			w.errs = append(w.errs, domain.Invalid(field, "is not a known field"))
+		}
+		first := !seen[name]
+		seen[name] = true
+		if !known || !first {
+			if w.dec.SkipValue() != nil {
+				return false
+			}
+			continue
+		}
+		if !w.value(ft, field) {
+			return false
+		}
+	}
+	_, err := w.dec.ReadToken()
+	return err == nil
+}
+
+// structField finds the field of struct type t whose JSON name is exactly
+// name, looking into embedded structs.
+func structField(t reflect.Type, name string) (reflect.Type, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" || (!f.IsExported() && !f.Anonymous) {
+			continue
+		}
+		if f.Anonymous && tag == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				if got, ok := structField(ft, name); ok {
+					return got, true
+				}
+				continue
+			}
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == name {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 // fieldPath names a field the same way with either encoding/json
@@ -261,6 +487,32 @@ func readByID[T any](s *Server, r *http.Request, fetch func(context.Context, uui
 	return v, pos, err
 }
 
+// fieldErrs gathers the validation errors of one request, so that every bad
+// field is reported at once (errors.Join; problemFor lists each).
+type fieldErrs []error
+
+// add records err unless it is nil.
+func (e *fieldErrs) add(err error) {
+	if err != nil {
+		*e = append(*e, err)
+	}
+}
+
+// err is the joined errors, nil when there are none.
+func (e fieldErrs) err() error { return errors.Join(e...) }
+
+// id records a UUID parse's error and returns its value.
+func (e *fieldErrs) id(v uuid.UUID, err error) uuid.UUID {
+	e.add(err)
+	return v
+}
+
+// at records a time parse's error and returns its value.
+func (e *fieldErrs) at(v time.Time, err error) time.Time {
+	e.add(err)
+	return v
+}
+
 // pathID parses the {name} path parameter as a UUID.
 func pathID(r *http.Request, name string) (uuid.UUID, error) {
 	return parseID(name, chi.URLParam(r, name))
@@ -286,7 +538,11 @@ func parseOptionalID(field, s string) (uuid.UUID, error) {
 	return parseID(field, s)
 }
 
-// parseTime parses an RFC 3339 time with a zone; "" is the zero time.
+// parseTime parses an RFC 3339 time with a zone; "" (the field left out)
+// is the zero time. An explicit zero time (0001-01-01T00:00:00Z) is refused
+// rather than read as "left out", and so is an offset outside RFC 3339's
+// grammar (+24:00, +23:60) or beyond the offsets zones use (−12:00 to
+// +14:00), which time.Parse alone lets through.
 func parseTime(field, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -294,6 +550,21 @@ func parseTime(field, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, domain.Invalid(field, "must be an RFC 3339 time with a zone, e.g. 2022-05-01T08:00:00+08:00")
+	}
+	if t.IsZero() {
+		return time.Time{}, domain.Invalid(field, "must not be the zero time; leave the field out instead")
+	}
+	if s[len(s)-1] != 'Z' {
+		off := s[len(s)-6:] // time.Parse took it: ±hh:mm
+		hh, _ := strconv.Atoi(off[1:3])
+		mm, _ := strconv.Atoi(off[4:6])
+		mins := hh*60 + mm
+		if off[0] == '-' {
+			mins = -mins
+		}
+		if hh > 23 || mm > 59 || mins < -12*60 || mins > 14*60 {
+			return time.Time{}, domain.Invalid(field, "has an invalid zone offset %s (from -12:00 to +14:00)", off)
+		}
 	}
 	return t, nil
 }

@@ -177,6 +177,7 @@ func TestContactTrace(t *testing.T) {
 			`","depth":2,"min_overlap_minutes":10,"buffer_minutes":0,"reason":"导出"}`))
 		req.Header.Set("Authorization", "Bearer "+w.analyst)
 		req.Header.Set("Accept", "text/csv")
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		e.srv.Handler().ServeHTTP(rec, req)
 		wantStatus(t, rec, http.StatusCreated)
@@ -225,11 +226,15 @@ func TestContactTrace(t *testing.T) {
 			{"bad document", w.analyst, w.body(map[string]any{"person_id": nil, "id_type": "resident_id", "id_number": "371302198801150001"}), 400, "id_number"},
 			{"unknown field", w.analyst, w.body(map[string]any{"radius": 5}), 400, "radius"},
 			{"unknown person", w.analyst, w.body(map[string]any{"person_id": uuid.New().String()}), 404, ""},
+			{"document nobody holds", w.analyst, w.body(map[string]any{"person_id": nil, "id_type": "resident_id", "id_number": residentID(t, 999)}), 404, ""},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				rec := e.do("POST", "/v1/traces", tt.tok, tt.body)
 				wantStatus(t, rec, tt.status)
+				if tt.status == http.StatusNotFound {
+					wantProblem(t, rec, http.StatusNotFound, ProblemNotFound)
+				}
 				if tt.field != "" && !hasField(decodeJSON[Problem](t, rec), tt.field) {
 					t.Fatalf("problem does not name %s: %s", tt.field, rec.Body.String())
 				}

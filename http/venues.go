@@ -33,11 +33,15 @@ func (s *Server) applyVenue(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
+	var errs fieldErrs
 	if req.Lat == nil {
-		return domain.Invalid("lat", "is required")
+		errs.add(domain.Invalid("lat", "is required"))
 	}
 	if req.Lng == nil {
-		return domain.Invalid("lng", "is required")
+		errs.add(domain.Invalid("lng", "is required"))
+	}
+	if err := errs.err(); err != nil {
+		return err
 	}
 	res, err := s.ledger.ApplyVenue(r.Context(), a, domain.ApplyVenue{
 		Name: req.Name, Type: req.Type, District: req.District, Address: req.Address,
@@ -55,7 +59,8 @@ type venueListResponse struct {
 }
 
 // listVenues is GET /v1/venues?district=&status=: the registry and the
-// review queue (reviewers, admins, dashboards, analysts).
+// review queue (reviewers, admins, dashboards, analysts). A reviewer bound
+// to a district lists only that district (domain.DistrictScope).
 func (s *Server) listVenues(w http.ResponseWriter, r *http.Request) error {
 	return list(s, w, r, venueFilter, s.reads.Venues, func(_ domain.VenueFilter, vs []domain.VenueView, pos uint64) any {
 		return venueListResponse{Venues: mapSlice(vs, venueOf), Position: pos}
@@ -69,10 +74,13 @@ func venueFilter(r *http.Request) (domain.VenueFilter, error) {
 	if err := districtParam(f.District, false); err != nil {
 		return f, err
 	}
+	var err error
+	if f.District, err = domain.DistrictScope(actorOf(r), f.District); err != nil {
+		return f, err
+	}
 	if err := oneOf("status", f.Status, "must be pending, approved or rejected", "pending", "approved", "rejected"); err != nil {
 		return f, err
 	}
-	var err error
 	f.Limit, err = queryLimit(r, 100, 1000)
 	return f, err
 }
@@ -92,14 +100,17 @@ type publicVenueResponse struct {
 	Position uint64 `json:"position"`
 }
 
-// getVenue is GET /v1/venues/{id}.
+// getVenue is GET /v1/venues/{id}: the full record for those who may read
+// it (domain.MayReadVenueRecord), with the code for those who may print it
+// (domain.MayPrintVenueCode: not a scanner, not a reviewer of another
+// district); the public face for anyone else.
 func (s *Server) getVenue(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
 	v, pos, err := readByID(s, r, s.reads.Venue)
 	if err != nil {
 		return err
 	}
-	if !domain.MayPrintVenueCode(a, v) && !domain.CityReaders.Allow(a) {
+	if !domain.MayReadVenueRecord(a, v) && !domain.MayPrintVenueCode(a, v) {
 		return writeJSON(w, http.StatusOK, publicVenueResponse{publicVenueJSON: publicVenueOf(v), Position: pos})
 	}
 	resp := venueResponse{venueJSON: venueOf(v), Position: pos}
@@ -121,7 +132,7 @@ func (s *Server) venueCodePNG(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !domain.MayPrintVenueCode(a, v) {
-		return forbidden("only the venue's staff, reviewers and admins may print its code")
+		return forbidden("only the venue's manager and sub-admins, reviewers of its district and admins may print its code")
 	}
 	if v.Status != domain.VenueStatusApproved {
 		return domain.Errorf(domain.ErrConflict, "venue is %s: a code is issued only once it is approved", v.Status)

@@ -3,11 +3,18 @@ package ledger
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/google/uuid"
 )
+
+// ErrUnavailable is wrapped by a read-model store's error when the store
+// could not be reached or did not answer in time (a connection refused,
+// dropped or closed, a deadline): an outage to retry later, not a bug and
+// not an answer. The HTTP layer answers it 503 with Retry-After.
+var ErrUnavailable = errors.New("ledger: read models unavailable")
 
 // Appended is where an event landed in the log.
 type Appended struct {

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -174,11 +173,11 @@ func (s *Store) Declaration(ctx context.Context, id uuid.UUID) (domain.Declarati
 		return domain.DeclarationView{}, domain.Errorf(domain.ErrNotFound, "declaration %s", id)
 	}
 	if err != nil {
-		return domain.DeclarationView{}, fmt.Errorf("declaration %s: %w", id, err)
+		return domain.DeclarationView{}, readErr("declaration %s: %w", id, err)
 	}
 	vs := []domain.DeclarationView{v}
 	if err := s.withSteps(ctx, vs); err != nil {
-		return domain.DeclarationView{}, fmt.Errorf("history of declaration %s: %w", id, err)
+		return domain.DeclarationView{}, readErr("history of declaration %s: %w", id, err)
 	}
 	return vs[0], nil
 }
@@ -205,23 +204,23 @@ func (s *Store) Declarations(ctx context.Context, f domain.DeclarationFilter) ([
 	}
 	rows, err := s.pool.Query(ctx, s.sql(text), args...)
 	if err != nil {
-		return nil, fmt.Errorf("declarations: %w", err)
+		return nil, readErr("declarations: %w", err)
 	}
 	out := []domain.DeclarationView{}
 	for rows.Next() {
 		v, err := scanDeclaration(rows)
 		if err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("declarations: %w", err)
+			return nil, readErr("declarations: %w", err)
 		}
 		out = append(out, v)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("declarations: %w", err)
+		return nil, readErr("declarations: %w", err)
 	}
 	if err := s.withSteps(ctx, out); err != nil {
-		return nil, fmt.Errorf("declarations' history: %w", err)
+		return nil, readErr("declarations' history: %w", err)
 	}
 	return out, nil
 }

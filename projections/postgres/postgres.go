@@ -212,5 +212,8 @@ func (s *Store) Checkpoint(ctx context.Context) (projections.Checkpoint, error) 
 // Position implements ledger.ReadModel.
 func (s *Store) Position(ctx context.Context) (uint64, error) {
 	cp, err := s.Checkpoint(ctx)
-	return cp.Position, err
+	if err != nil {
+		return 0, readErr("%w", err) // an outage wraps ledger.ErrUnavailable
+	}
+	return cp.Position, nil
 }

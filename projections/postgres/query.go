@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // queries are the store's SQL with its schema filled in.
@@ -144,7 +147,46 @@ func notFound(err error, format string, args ...any) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return domain.Errorf(domain.ErrNotFound, format, args...)
 	}
-	return fmt.Errorf(format+": %w", append(args, err)...)
+	return readErr(format+": %w", append(args, err)...)
+}
+
+// readErr is fmt.Errorf for a read's error, which also wraps
+// ledger.ErrUnavailable when the error (the last of args) says that
+// PostgreSQL could not be reached or did not answer: the pool is closed, a
+// connection could not be made or was lost (the server shut it down), or
+// the deadline passed. Any other error (bad SQL, a scan that does not fit)
+// stays a bug.
+func readErr(format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	if cause, ok := args[len(args)-1].(error); ok && outage(cause) {
+		return fmt.Errorf("%w: %w", ledger.ErrUnavailable, err)
+	}
+	return err
+}
+
+// outage reports whether err means PostgreSQL is out of reach.
+func outage(err error) bool {
+	var connect *pgconn.ConnectError
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return false // the caller left; not the store's failure
+	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
+		return true
+	case errors.As(err, &connect), errors.Is(err, pgconn.ErrConnClosed), errors.As(err, &netErr),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 57P01-57P03: the server is
+		// shutting down or starting (pg_terminate_backend is 57P01);
+		// 53300: too many connections.
+		c := pgErr.Code
+		return strings.HasPrefix(c, "08") || c == "57P01" || c == "57P02" || c == "57P03" || c == "53300"
+	}
+	// pgxpool answers a closed pool with puddle's ErrClosedPool, a module
+	// this package does not import.
+	return err.Error() == "closed pool" || strings.HasSuffix(err.Error(), ": closed pool")
 }
 
 // Person implements ledger.ReadModel.
@@ -174,7 +216,7 @@ func (s *Store) Health(ctx context.Context, idHash string) (domain.HealthView, b
 		return domain.HealthView{}, false, nil
 	}
 	if err != nil {
-		return domain.HealthView{}, false, fmt.Errorf("health status: %w", err)
+		return domain.HealthView{}, false, readErr("health status: %w", err)
 	}
 	return h, true, nil
 }
@@ -262,7 +304,7 @@ func (s *Store) PassFacts(ctx context.Context, q ledger.PassFactsQuery) (domain.
 		})
 	}
 	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
-		return domain.PassFacts{}, fmt.Errorf("pass facts: %w", err)
+		return domain.PassFacts{}, readErr("pass facts: %w", err)
 	}
 	return f, nil
 }
@@ -330,19 +372,19 @@ func (s *Store) Venues(ctx context.Context, f domain.VenueFilter) ([]domain.Venu
 	}
 	rows, err := s.pool.Query(ctx, s.sql(text), args...)
 	if err != nil {
-		return nil, fmt.Errorf("venues: %w", err)
+		return nil, readErr("venues: %w", err)
 	}
 	defer rows.Close()
 	out := []domain.VenueView{}
 	for rows.Next() {
 		v, err := scanVenue(rows)
 		if err != nil {
-			return nil, fmt.Errorf("venues: %w", err)
+			return nil, readErr("venues: %w", err)
 		}
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("venues: %w", err)
+		return nil, readErr("venues: %w", err)
 	}
 	return out, nil
 }
@@ -386,7 +428,7 @@ func (s *Store) Entries(ctx context.Context, q domain.EntryQuery) ([]domain.Entr
 		ORDER BY p.at DESC, p.position DESC LIMIT $` + strconv.Itoa(len(args))
 	rows, err := s.pool.Query(ctx, s.sql(text), args...)
 	if err != nil {
-		return nil, fmt.Errorf("entries of venue %s: %w", q.VenueID, err)
+		return nil, readErr("entries of venue %s: %w", q.VenueID, err)
 	}
 	defer rows.Close()
 	out := make([]domain.Entry, 0, min(limit, 64))
@@ -397,13 +439,13 @@ func (s *Store) Entries(ctx context.Context, q domain.EntryQuery) ([]domain.Entr
 		)
 		if err := rows.Scan(&e.EventID, &e.PersonID, &e.NameMasked, &e.IDMasked, &e.At, &e.Direction,
 			&e.Decision, &e.Method, &e.Operator, &e.Reason, &pos); err != nil {
-			return nil, fmt.Errorf("entries of venue %s: %w", q.VenueID, err)
+			return nil, readErr("entries of venue %s: %w", q.VenueID, err)
 		}
 		e.At, e.Position = e.At.UTC(), uint64(pos)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("entries of venue %s: %w", q.VenueID, err)
+		return nil, readErr("entries of venue %s: %w", q.VenueID, err)
 	}
 	return out, nil
 }
@@ -430,7 +472,7 @@ func (s *Store) Trace(ctx context.Context, personID uuid.UUID, from, to time.Tim
 		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY p.at, p.position`
 	rows, err := s.pool.Query(ctx, s.sql(text), args...)
 	if err != nil {
-		return nil, fmt.Errorf("trace of person %s: %w", personID, err)
+		return nil, readErr("trace of person %s: %w", personID, err)
 	}
 	defer rows.Close()
 	out := []domain.Visit{}
@@ -438,13 +480,13 @@ func (s *Store) Trace(ctx context.Context, personID uuid.UUID, from, to time.Tim
 		var v domain.Visit
 		if err := rows.Scan(&v.EventID, &v.VenueID, &v.VenueName, &v.VenueType, &v.District, &v.Address,
 			&v.At, &v.Direction, &v.Decision); err != nil {
-			return nil, fmt.Errorf("trace of person %s: %w", personID, err)
+			return nil, readErr("trace of person %s: %w", personID, err)
 		}
 		v.At = v.At.UTC()
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("trace of person %s: %w", personID, err)
+		return nil, readErr("trace of person %s: %w", personID, err)
 	}
 	return out, nil
 }
@@ -454,7 +496,7 @@ func (s *Store) Trace(ctx context.Context, personID uuid.UUID, from, to time.Tim
 func (s *Store) Occupancy(ctx context.Context, venueID uuid.UUID, now time.Time, dwell time.Duration) (int, error) {
 	var n int64
 	if err := s.pool.QueryRow(ctx, s.q.occupancy, venueID, now.Add(-dwell), now).Scan(&n); err != nil {
-		return 0, fmt.Errorf("occupancy of venue %s: %w", venueID, err)
+		return 0, readErr("occupancy of venue %s: %w", venueID, err)
 	}
 	return int(n), nil
 }
@@ -466,7 +508,7 @@ func (s *Store) Alerts(ctx context.Context, district string, limit int) ([]domai
 	}
 	rows, err := s.pool.Query(ctx, s.q.alerts, district, limit)
 	if err != nil {
-		return nil, fmt.Errorf("alerts of %s: %w", district, err)
+		return nil, readErr("alerts of %s: %w", district, err)
 	}
 	defer rows.Close()
 	out := []domain.Alert{}
@@ -474,13 +516,13 @@ func (s *Store) Alerts(ctx context.Context, district string, limit int) ([]domai
 		var a domain.Alert
 		if err := rows.Scan(&a.EventID, &a.District, &a.VenueID, &a.PersonID, &a.PassEventID, &a.CodeColour,
 			&a.Decision, &a.Reason, &a.At); err != nil {
-			return nil, fmt.Errorf("alerts of %s: %w", district, err)
+			return nil, readErr("alerts of %s: %w", district, err)
 		}
 		a.At = a.At.UTC()
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("alerts of %s: %w", district, err)
+		return nil, readErr("alerts of %s: %w", district, err)
 	}
 	return out, nil
 }
@@ -492,7 +534,7 @@ func (s *Store) Pass(ctx context.Context, eventID uuid.UUID) (domain.PassView, b
 		return domain.PassView{}, false, nil
 	}
 	if err != nil {
-		return domain.PassView{}, false, fmt.Errorf("pass %s: %w", eventID, err)
+		return domain.PassView{}, false, readErr("pass %s: %w", eventID, err)
 	}
 	return v, true, nil
 }
@@ -501,19 +543,19 @@ func (s *Store) Pass(ctx context.Context, eventID uuid.UUID) (domain.PassView, b
 func (s *Store) Passes(ctx context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]domain.PassView, error) {
 	rows, err := s.pool.Query(ctx, s.q.passesByIDs, eventIDs)
 	if err != nil {
-		return nil, fmt.Errorf("passes by id: %w", err)
+		return nil, readErr("passes by id: %w", err)
 	}
 	defer rows.Close()
 	found := make(map[uuid.UUID]domain.PassView)
 	for rows.Next() {
 		v, err := scanPass(rows)
 		if err != nil {
-			return nil, fmt.Errorf("passes by id: %w", err)
+			return nil, readErr("passes by id: %w", err)
 		}
 		found[v.EventID] = v
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("passes by id: %w", err)
+		return nil, readErr("passes by id: %w", err)
 	}
 	return found, nil
 }

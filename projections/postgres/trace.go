@@ -83,7 +83,7 @@ func scanPoints(rows pgx.Rows, what string) ([]domain.PassPoint, error) {
 	}
 	stamp := func(b []byte) (time.Time, error) {
 		if len(b) != 8 {
-			return time.Time{}, fmt.Errorf("timestamp of %d bytes", len(b))
+			return time.Time{}, readErr("timestamp of %d bytes", len(b))
 		}
 		return pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(b))) * time.Microsecond), nil
 	}
@@ -95,7 +95,7 @@ func scanPoints(rows pgx.Rows, what string) ([]domain.PassPoint, error) {
 		if raw {
 			v := rows.RawValues()
 			if len(v[0]) != 16 || len(v[1]) != 16 || len(v[2]) != 16 || len(v[7]) != 8 {
-				return nil, fmt.Errorf("%s: unexpected binary row", what)
+				return nil, readErr("%s: unexpected binary row", what)
 			}
 			copy(p.EventID[:], v[0])
 			copy(p.PersonID[:], v[1])
@@ -114,12 +114,12 @@ func scanPoints(rows pgx.Rows, what string) ([]domain.PassPoint, error) {
 			p.At, p.Position, p.RecordedAt = p.At.UTC(), uint64(pos), utc(rec)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
+			return nil, readErr("%s: %w", what, err)
 		}
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, readErr("%s: %w", what, err)
 	}
 	return out, nil
 }
@@ -139,7 +139,7 @@ func (s *Store) PassesOfPersons(ctx context.Context, personIDs []uuid.UUID, from
 		LEFT JOIN {s}.venues v ON v.venue_id = p.venue_id`
 	rows, err := s.pool.Query(ctx, s.sql(text), rawIDs(personIDs), lowBound(from), highBound(to), highBound(asOf))
 	if err != nil {
-		return nil, fmt.Errorf("passes of %d persons: %w", len(personIDs), err)
+		return nil, readErr("passes of %d persons: %w", len(personIDs), err)
 	}
 	return scanPoints(rows, fmt.Sprintf("passes of %d persons", len(personIDs)))
 }
@@ -169,7 +169,7 @@ func (s *Store) PassesAtVenues(ctx context.Context, windows []domain.VenueWindow
 		LEFT JOIN {s}.venues v ON v.venue_id = w.venue_id`
 	rows, err := s.pool.Query(ctx, s.sql(text), venues, froms, tos, highBound(asOf))
 	if err != nil {
-		return nil, fmt.Errorf("passes in %d venue windows: %w", len(ws), err)
+		return nil, readErr("passes in %d venue windows: %w", len(ws), err)
 	}
 	return scanPoints(rows, fmt.Sprintf("passes in %d venue windows", len(ws)))
 }
@@ -183,7 +183,7 @@ func (s *Store) PersonNames(ctx context.Context, personIDs []uuid.UUID) (map[uui
 	rows, err := s.pool.Query(ctx, s.sql(`SELECT person_id, name_masked FROM {s}.persons
 		WHERE person_id = ANY($1::uuid[]) AND registered`), rawIDs(personIDs))
 	if err != nil {
-		return nil, fmt.Errorf("names of %d persons: %w", len(personIDs), err)
+		return nil, readErr("names of %d persons: %w", len(personIDs), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -192,12 +192,12 @@ func (s *Store) PersonNames(ctx context.Context, personIDs []uuid.UUID) (map[uui
 			name string
 		)
 		if err := rows.Scan(&id, &name); err != nil {
-			return nil, fmt.Errorf("names of %d persons: %w", len(personIDs), err)
+			return nil, readErr("names of %d persons: %w", len(personIDs), err)
 		}
 		out[id] = name
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("names of %d persons: %w", len(personIDs), err)
+		return nil, readErr("names of %d persons: %w", len(personIDs), err)
 	}
 	return out, nil
 }
@@ -210,18 +210,18 @@ func (s *Store) VenuesByID(ctx context.Context, venueIDs []uuid.UUID) (map[uuid.
 	}
 	rows, err := s.pool.Query(ctx, s.sql(`SELECT `+venueCols+` FROM {s}.venues v WHERE v.venue_id = ANY($1::uuid[])`), rawIDs(venueIDs))
 	if err != nil {
-		return nil, fmt.Errorf("%d venues: %w", len(venueIDs), err)
+		return nil, readErr("%d venues: %w", len(venueIDs), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		v, err := scanVenue(rows)
 		if err != nil {
-			return nil, fmt.Errorf("%d venues: %w", len(venueIDs), err)
+			return nil, readErr("%d venues: %w", len(venueIDs), err)
 		}
 		out[v.ID] = v
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%d venues: %w", len(venueIDs), err)
+		return nil, readErr("%d venues: %w", len(venueIDs), err)
 	}
 	return out, nil
 }
@@ -258,7 +258,7 @@ func (s *Store) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditE
 	text += " ORDER BY at, position LIMIT $" + strconv.Itoa(len(args))
 	rows, err := s.pool.Query(ctx, s.sql(text), args...)
 	if err != nil {
-		return nil, fmt.Errorf("audit entries: %w", err)
+		return nil, readErr("audit entries: %w", err)
 	}
 	defer rows.Close()
 	out := []domain.AuditEntry{}
@@ -272,14 +272,14 @@ func (s *Store) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditE
 		)
 		if err := rows.Scan(&e.EventID, &pos, &e.TraceID, &e.Analyst, &e.PersonID, &from, &to, &depth, &e.Reason,
 			&e.Kind, &e.Source, &asOf, &minOv, &buffer, &count, &e.At); err != nil {
-			return nil, fmt.Errorf("audit entries: %w", err)
+			return nil, readErr("audit entries: %w", err)
 		}
 		e.Position, e.From, e.To, e.AsOf, e.At = uint64(pos), utc(from), utc(to), utc(asOf), e.At.UTC()
 		e.Depth, e.MinOverlapMinutes, e.BufferMinutes, e.Contacts = int(depth), int(minOv), int(buffer), int(count)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("audit entries: %w", err)
+		return nil, readErr("audit entries: %w", err)
 	}
 	return out, nil
 }
