@@ -467,6 +467,14 @@ func AppendJSONString(b []byte, s string) ([]byte, bool) {
 	return e.b, e.ok
 }
 
+// AppendJSONTime appends t quoted as json.Marshal writes it, or returns
+// false when json.Marshal would refuse it.
+func AppendJSONTime(b []byte, t time.Time) ([]byte, bool) {
+	e := passEncoder{b: b, ok: true}
+	e.time(t)
+	return e.b, e.ok
+}
+
 func (e *passEncoder) screen(s *Screen) {
 	e.b = append(e.b, `{"name":`...)
 	e.str(s.NameMasked)

@@ -200,6 +200,10 @@ func appendPassResponse(b []byte, r *passResponse) ([]byte, bool) {
 	if b, ok = domain.AppendScreenJSON(b, &r.Screen); !ok {
 		return b, false
 	}
+	b = append(b, `,"health_as_of":`...)
+	if b, ok = domain.AppendJSONTime(b, r.HealthAsOf); !ok {
+		return b, false
+	}
 	if r.Duplicate {
 		b = append(b, `,"duplicate":true`...)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -33,17 +34,21 @@ type passRequest struct {
 
 // passResponse is the answer to a pass: the "one screen".
 type passResponse struct {
-	EventID   uuid.UUID     `json:"event_id"`
-	Position  uint64        `json:"position"`
-	Decision  string        `json:"decision"`
-	Screen    domain.Screen `json:"screen"`
-	Duplicate bool          `json:"duplicate,omitempty"`
+	EventID  uuid.UUID     `json:"event_id"`
+	Position uint64        `json:"position"`
+	Decision string        `json:"decision"`
+	Screen   domain.Screen `json:"screen"`
+	// HealthAsOf is the moment whose health status the screen shows and
+	// the decision was made on: the pass's time, so a pass a scanner
+	// uploads later is decided on what the ledger knew then.
+	HealthAsOf time.Time `json:"health_as_of"`
+	Duplicate  bool      `json:"duplicate,omitempty"`
 	// Family holds the passes of the dependants who passed with a guardian.
 	Family []passResponse `json:"family,omitempty"`
 }
 
 func passResponseOf(r ledger.PassResult) passResponse {
-	out := passResponse{EventID: r.EventID, Position: r.Position, Decision: r.Decision, Screen: r.Screen, Duplicate: r.Duplicate}
+	out := passResponse{EventID: r.EventID, Position: r.Position, Decision: r.Decision, Screen: r.Screen, HealthAsOf: r.Screen.At, Duplicate: r.Duplicate}
 	for _, f := range r.Family {
 		out.Family = append(out.Family, passResponseOf(f))
 	}
