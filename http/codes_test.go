@@ -25,6 +25,9 @@ func TestPersonalCodeOnePassPerVenueAndDirection(t *testing.T) {
 		return decodeJSON[passResponse](t, rec)
 	}
 	first := scan("in", w.scannerA, w.venueA.String())
+	if first.HealthAsOf.IsZero() || !first.HealthAsOf.Equal(first.Screen.At) {
+		t.Fatalf("health_as_of %v, want the pass's time %v", first.HealthAsOf, first.Screen.At)
+	}
 	again := scan("in", w.scannerA, w.venueA.String())
 	if !again.Duplicate || again.EventID != first.EventID || again.Position != first.Position {
 		t.Fatalf("the same code scanned in again: %+v, want the original %+v", again, first)
