@@ -61,3 +61,22 @@ func (e *Error) Unwrap() error { return e.Kind }
 func Errorf(kind error, format string, args ...any) error {
 	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
 }
+
+// fieldErrs gathers every bad field of one command, so that the caller
+// hears of all of them at once (errors.Join: errors.Is(err, ErrInvalid)
+// holds, and each FieldError is in the tree).
+type fieldErrs []error
+
+func (e *fieldErrs) add(err error) {
+	if err != nil {
+		*e = append(*e, err)
+	}
+}
+
+// text adds err and returns v: for validators that return a value and an error.
+func (e *fieldErrs) text(v string, err error) string {
+	e.add(err)
+	return v
+}
+
+func (e fieldErrs) err() error { return errors.Join(e...) }

@@ -172,38 +172,36 @@ type Registration struct {
 }
 
 // ValidateRegistration checks a citizen's registration and returns its
-// canonical fields.
+// canonical fields; every bad field is reported at once.
 func ValidateRegistration(cmd RegisterPerson, now time.Time) (Registration, error) {
-	name, err := ValidateName("name", cmd.Name)
-	if err != nil {
-		return Registration{}, err
-	}
-	number, err := ValidateDocument("id_type", "id_number", cmd.IDType, cmd.IDNumber, now)
-	if err != nil {
-		return Registration{}, err
-	}
-	phone, err := ValidatePhone(cmd.Phone)
-	if err != nil {
-		return Registration{}, err
-	}
-	return Registration{EventID: cmd.EventID, Name: name, IDType: cmd.IDType, IDNumber: number, Phone: phone}, nil
+	var errs fieldErrs
+	r := validateHolder(&errs, cmd.Name, cmd.IDType, cmd.IDNumber, now)
+	r.EventID = cmd.EventID
+	r.Phone = errs.text(ValidatePhone(cmd.Phone))
+	return r, errs.err()
 }
 
 // ValidateFamilyMember checks a family member's registration under
-// guardian and returns its canonical fields.
+// guardian and returns its canonical fields; every bad field is reported at
+// once.
 func ValidateFamilyMember(guardian uuid.UUID, cmd AddFamilyMember, now time.Time) (Registration, error) {
-	name, err := ValidateName("name", cmd.Name)
-	if err != nil {
-		return Registration{}, err
-	}
-	number, err := ValidateDocument("id_type", "id_number", cmd.IDType, cmd.IDNumber, now)
-	if err != nil {
-		return Registration{}, err
-	}
+	var errs fieldErrs
+	r := validateHolder(&errs, cmd.Name, cmd.IDType, cmd.IDNumber, now)
 	if !ValidRelation(cmd.Relation) {
-		return Registration{}, Invalid("relation", "must be one of %s", strings.Join(Relations(), ", "))
+		errs.add(Invalid("relation", "must be one of %s", strings.Join(Relations(), ", ")))
 	}
-	return Registration{Name: name, IDType: cmd.IDType, IDNumber: number, GuardianID: guardian, Relation: cmd.Relation}, nil
+	r.GuardianID, r.Relation = guardian, cmd.Relation
+	return r, errs.err()
+}
+
+// validateHolder checks the name and document of a person being
+// registered, into errs.
+func validateHolder(errs *fieldErrs, name, idType, idNumber string, now time.Time) Registration {
+	return Registration{
+		Name:     errs.text(ValidateName("name", name)),
+		IDType:   idType,
+		IDNumber: errs.text(ValidateDocument("id_type", "id_number", idType, idNumber, now)),
+	}
 }
 
 // DecideRegisterPerson decides a registration (a citizen's, or a family

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -388,4 +389,42 @@ func TestValidateDocument(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestValidateRegistrationListsEveryField: every bad field is reported at
+// once, each as a FieldError under ErrInvalid.
+func TestValidateRegistrationListsEveryField(t *testing.T) {
+	_, err := ValidateRegistration(RegisterPerson{Name: "a\x00", IDType: "resident_id", IDNumber: "123", Phone: "x"}, time.Now())
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v, want ErrInvalid", err)
+	}
+	if got := fieldsOf(err); !slices.Equal(got, []string{"name", "id_number", "phone"}) {
+		t.Fatalf("fields %v, want name, id_number and phone (%v)", got, err)
+	}
+	_, err = ValidateFamilyMember(uuid.New(), AddFamilyMember{Name: "", IDType: "passport", IDNumber: "", Relation: "cousin"}, time.Now())
+	if got := fieldsOf(err); !slices.Equal(got, []string{"name", "id_number", "relation"}) {
+		t.Fatalf("fields %v, want name, id_number and relation (%v)", got, err)
+	}
+}
+
+// fieldsOf lists the fields of every FieldError in err's tree, in order.
+func fieldsOf(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(e error) {
+		if fe, ok := e.(*FieldError); ok {
+			out = append(out, fe.Field)
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, c := range u.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
 }

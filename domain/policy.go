@@ -101,13 +101,13 @@ func MayReadDeclaration(a Actor, v DeclarationView) bool {
 // MayReadPerson reports whether a may see person p: themself, their
 // guardian, a reviewer or an admin.
 func MayReadPerson(a Actor, p PersonView) bool {
-	switch a.Role {
-	case RoleAdmin, RoleReviewer:
-		return true
-	case RolePerson:
-		return a.PersonID == p.ID || (p.GuardianID != uuid.Nil && a.PersonID == p.GuardianID)
-	}
-	return false
+	return a.Role == RoleAdmin || a.Role == RoleReviewer || isSelfOrGuardian(a, p)
+}
+
+// isSelfOrGuardian reports whether a is person p or p's guardian.
+func isSelfOrGuardian(a Actor, p PersonView) bool {
+	return a.Role == RolePerson && a.PersonID != uuid.Nil &&
+		(a.PersonID == p.ID || (p.GuardianID != uuid.Nil && a.PersonID == p.GuardianID))
 }
 
 // MayPrintVenueCode reports whether a may see and print v's code: its staff
@@ -223,13 +223,7 @@ func MayActAsSelf(p Person, what string) error {
 // analysts and admins anyone's, a person their own and their family
 // members'.
 func MayReadHistory(a Actor, p PersonView) bool {
-	switch a.Role {
-	case RoleAnalyst, RoleAdmin:
-		return true
-	case RolePerson:
-		return a.PersonID == p.ID || (p.GuardianID != uuid.Nil && a.PersonID == p.GuardianID)
-	}
-	return false
+	return a.Role == RoleAnalyst || a.Role == RoleAdmin || isSelfOrGuardian(a, p)
 }
 
 // MayProbePersons reports whether a may learn that a person id exists

@@ -13,14 +13,8 @@ import (
 // person and the family members they are guardian of. It starts pending;
 // the reactions put it in the destination district's review queue.
 func (l *Ledger) DeclareArrival(ctx context.Context, actor domain.Actor, cmd domain.DeclareArrival) (Result, error) {
-	if err := domain.MayApply(actor, "declare an arrival"); err != nil {
-		return Result{}, err
-	}
 	cmd, err := domain.ValidateArrival(cmd, l.now(), l.clockSkew())
-	if err != nil {
-		return Result{}, err
-	}
-	declarant, _, err := load(ctx, l, persons, actor.PersonID)
+	declarant, err := l.declarant(ctx, actor, "declare an arrival", err)
 	if err != nil {
 		return Result{}, err
 	}
@@ -45,20 +39,27 @@ func (l *Ledger) DeclareArrival(ctx context.Context, actor domain.Actor, cmd dom
 // their own personal data. A nucleic-acid proof older than 24 hours is
 // refused.
 func (l *Ledger) DeclareTruckPass(ctx context.Context, actor domain.Actor, cmd domain.DeclareTruckPass) (Result, error) {
-	if err := domain.MayApply(actor, "file a truck pass (as its driver)"); err != nil {
-		return Result{}, err
-	}
 	cmd, err := domain.ValidateTruckPass(cmd, l.now(), l.clockSkew())
-	if err != nil {
-		return Result{}, err
-	}
-	driver, _, err := load(ctx, l, persons, actor.PersonID)
+	driver, err := l.declarant(ctx, actor, "file a truck pass (as its driver)", err)
 	if err != nil {
 		return Result{}, err
 	}
 	return l.declare(ctx, actor, cmd.EventID, func(d domain.Declaration, id uuid.UUID) ([]domain.Event, error) {
 		return domain.DecideDeclareTruck(d, id, driver, cmd, l.sealer(ctx, driver.ID()), l.opener(ctx, driver.ID()))
 	})
+}
+
+// declarant checks that actor may declare (what) — before the command's
+// validation error invalid, if any — and loads them.
+func (l *Ledger) declarant(ctx context.Context, actor domain.Actor, what string, invalid error) (domain.Person, error) {
+	if err := domain.MayApply(actor, what); err != nil {
+		return domain.Person{}, err
+	}
+	if invalid != nil {
+		return domain.Person{}, invalid
+	}
+	p, _, err := load(ctx, l, persons, actor.PersonID)
+	return p, err
 }
 
 // declare appends a new declaration. Its id is derived from the client's
