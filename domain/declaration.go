@@ -2,7 +2,6 @@ package domain
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -107,21 +106,15 @@ type Declaration struct {
 
 // ReplayDeclaration rebuilds a declaration from its events, in log order.
 func ReplayDeclaration(events []Envelope) (Declaration, error) {
-	var d Declaration
-	for _, e := range events {
-		if err := d.apply(e); err != nil {
-			return Declaration{}, err
-		}
-	}
-	return d, nil
+	return replay(events, (*Declaration).apply)
 }
 
 // apply folds one event into the declaration. It is the only way a
 // Declaration changes.
 func (d *Declaration) apply(e Envelope) error {
-	ev, err := Decode(e)
+	ev, err := decodeForReplay(e)
 	if err != nil {
-		return fmt.Errorf("replay %s: %w", e.Aggregate, err)
+		return err
 	}
 	switch ev := ev.(type) {
 	case *ArrivalDeclared:
@@ -141,8 +134,7 @@ func (d *Declaration) apply(e Envelope) error {
 		}
 		d.reason = ev.Reason
 	default:
-		return fmt.Errorf("replay %s: event %s of type %s does not belong to a declaration: %w",
-			e.Aggregate, e.ID, e.Type, ErrUnknownEvent)
+		return notPartOf(e, "a declaration")
 	}
 	d.version = e.Position
 	return nil

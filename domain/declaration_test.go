@@ -11,7 +11,7 @@ import (
 
 func replayDeclaration(t *testing.T, events ...Event) Declaration {
 	t.Helper()
-	return replay(t, ReplayDeclaration, "declaration.x", events...)
+	return replayAt(t, ReplayDeclaration, "declaration.x", events...)
 }
 
 func goodArrival() DeclareArrival {

@@ -135,3 +135,31 @@ func AggregateKind(aggregate string) string {
 	kind, _, _ := strings.Cut(aggregate, ".")
 	return kind
 }
+
+// replay rebuilds an aggregate's state from its events, in log order,
+// through its one apply.
+func replay[S any](events []Envelope, apply func(*S, Envelope) error) (S, error) {
+	var s S
+	for _, e := range events {
+		if err := apply(&s, e); err != nil {
+			var zero S
+			return zero, err
+		}
+	}
+	return s, nil
+}
+
+// decodeForReplay decodes e for an aggregate's apply.
+func decodeForReplay(e Envelope) (Event, error) {
+	ev, err := Decode(e)
+	if err != nil {
+		return nil, fmt.Errorf("replay %s: %w", e.Aggregate, err)
+	}
+	return ev, nil
+}
+
+// notPartOf is apply's answer to an event of a type the aggregate (what)
+// does not hold.
+func notPartOf(e Envelope, what string) error {
+	return fmt.Errorf("replay %s: event %s of type %s does not belong to %s: %w", e.Aggregate, e.ID, e.Type, what, ErrUnknownEvent)
+}

@@ -80,3 +80,26 @@ func (e *fieldErrs) text(v string, err error) string {
 }
 
 func (e fieldErrs) err() error { return errors.Join(e...) }
+
+// FieldErrors returns every *FieldError in err's tree (errors.Join and
+// wrapping included), in order: all the bad fields of one request.
+func FieldErrors(err error) []*FieldError {
+	var out []*FieldError
+	var walk func(error)
+	walk = func(e error) {
+		if fe, ok := e.(*FieldError); ok {
+			out = append(out, fe)
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, c := range u.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}

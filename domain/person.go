@@ -74,20 +74,14 @@ type Person struct {
 
 // ReplayPerson rebuilds a person from their events, in log order.
 func ReplayPerson(events []Envelope) (Person, error) {
-	var p Person
-	for _, e := range events {
-		if err := p.apply(e); err != nil {
-			return Person{}, err
-		}
-	}
-	return p, nil
+	return replay(events, (*Person).apply)
 }
 
 // apply folds one event into the person. It is the only way a Person changes.
 func (p *Person) apply(e Envelope) error {
-	ev, err := Decode(e)
+	ev, err := decodeForReplay(e)
 	if err != nil {
-		return fmt.Errorf("replay %s: %w", e.Aggregate, err)
+		return err
 	}
 	switch ev := ev.(type) {
 	case *PersonRegistered:
@@ -108,8 +102,7 @@ func (p *Person) apply(e Envelope) error {
 			p.verification = VerificationRejected
 		}
 	default:
-		return fmt.Errorf("replay %s: event %s of type %s does not belong to a person: %w",
-			e.Aggregate, e.ID, e.Type, ErrUnknownEvent)
+		return notPartOf(e, "a person")
 	}
 	p.version = e.Position
 	return nil

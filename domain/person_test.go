@@ -29,9 +29,9 @@ func history(t *testing.T, aggregate string, events ...Event) []Envelope {
 	return out
 }
 
-// replay rebuilds an aggregate with its Replay function (ReplayPerson,
+// replayAt rebuilds an aggregate with its Replay function (ReplayPerson,
 // ReplayVenue, ReplayDeclaration) from events on the aggregate's subject.
-func replay[A any](t *testing.T, rebuild func([]Envelope) (A, error), aggregate string, events ...Event) A {
+func replayAt[A any](t *testing.T, rebuild func([]Envelope) (A, error), aggregate string, events ...Event) A {
 	t.Helper()
 	a, err := rebuild(history(t, aggregate, events...))
 	if err != nil {
@@ -42,7 +42,7 @@ func replay[A any](t *testing.T, rebuild func([]Envelope) (A, error), aggregate 
 
 func replayPerson(t *testing.T, events ...Event) Person {
 	t.Helper()
-	return replay(t, ReplayPerson, "person.x", events...)
+	return replayAt(t, ReplayPerson, "person.x", events...)
 }
 
 // residentID returns a valid resident ID with the given 17 first digits.
@@ -410,21 +410,8 @@ func TestValidateRegistrationListsEveryField(t *testing.T) {
 // fieldsOf lists the fields of every FieldError in err's tree, in order.
 func fieldsOf(err error) []string {
 	var out []string
-	var walk func(error)
-	walk = func(e error) {
-		if fe, ok := e.(*FieldError); ok {
-			out = append(out, fe.Field)
-			return
-		}
-		switch u := e.(type) {
-		case interface{ Unwrap() []error }:
-			for _, c := range u.Unwrap() {
-				walk(c)
-			}
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap())
-		}
+	for _, fe := range FieldErrors(err) {
+		out = append(out, fe.Field)
 	}
-	walk(err)
 	return out
 }

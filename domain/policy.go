@@ -38,7 +38,7 @@ var (
 	Persons = Roles{RolePerson}
 	// HealthFeeds push health records.
 	HealthFeeds = Roles{RoleHealthFeed}
-	// Tracers run contact traces and read the audit trail.
+	// Tracers run contact traces (the audit trail is for Admins).
 	Tracers = Roles{RoleAnalyst, RoleAdmin}
 	// HistoryReaders read a person's pass history.
 	HistoryReaders = Roles{RolePerson, RoleAdmin, RoleAnalyst}

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -102,20 +101,14 @@ type Venue struct {
 
 // ReplayVenue rebuilds a venue from its events, in log order.
 func ReplayVenue(events []Envelope) (Venue, error) {
-	var v Venue
-	for _, e := range events {
-		if err := v.apply(e); err != nil {
-			return Venue{}, err
-		}
-	}
-	return v, nil
+	return replay(events, (*Venue).apply)
 }
 
 // apply folds one event into the venue. It is the only way a Venue changes.
 func (v *Venue) apply(e Envelope) error {
-	ev, err := Decode(e)
+	ev, err := decodeForReplay(e)
 	if err != nil {
-		return fmt.Errorf("replay %s: %w", e.Aggregate, err)
+		return err
 	}
 	switch ev := ev.(type) {
 	case *VenueApplied:
@@ -143,8 +136,7 @@ func (v *Venue) apply(e Envelope) error {
 	case *SubAdminRemoved:
 		v.admins = slices.DeleteFunc(v.admins, func(id uuid.UUID) bool { return id == ev.PersonID })
 	default:
-		return fmt.Errorf("replay %s: event %s of type %s does not belong to a venue: %w",
-			e.Aggregate, e.ID, e.Type, ErrUnknownEvent)
+		return notPartOf(e, "a venue")
 	}
 	v.version = e.Position
 	return nil

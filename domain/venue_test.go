@@ -11,7 +11,7 @@ import (
 
 func replayVenue(t *testing.T, events ...Event) Venue {
 	t.Helper()
-	return replay(t, ReplayVenue, "venue.x", events...)
+	return replayAt(t, ReplayVenue, "venue.x", events...)
 }
 
 func goodApplication() ApplyVenue {

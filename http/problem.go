@@ -163,28 +163,12 @@ func message(err, kind error) string {
 	return strings.TrimSuffix(msg, ": "+kind.Error())
 }
 
-// fieldProblems collects every *domain.FieldError in err's tree, in order.
+// fieldProblems lists every *domain.FieldError in err's tree, in order.
 func fieldProblems(err error) []FieldProblem {
 	var out []FieldProblem
-	var walk func(error)
-	walk = func(e error) {
-		if e == nil {
-			return
-		}
-		if fe, ok := e.(*domain.FieldError); ok {
-			out = append(out, FieldProblem{Field: fe.Field, Reason: fe.Reason})
-			return
-		}
-		switch u := e.(type) {
-		case interface{ Unwrap() []error }:
-			for _, c := range u.Unwrap() {
-				walk(c)
-			}
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap())
-		}
+	for _, fe := range domain.FieldErrors(err) {
+		out = append(out, FieldProblem{Field: fe.Field, Reason: fe.Reason})
 	}
-	walk(err)
 	return out
 }
 

@@ -151,64 +151,57 @@ func (s *Server) routes() chi.Router {
 	r.Get("/openapi.yaml", s.handle(s.openAPI))
 
 	// Each route names who may call it: roles(set, why) refuses a caller
-	// outside the set before anything is read; authenticated routes decide
-	// with the resource (domain.May*, the ledger's rules).
+	// outside the set before anything is read; a nil gate only
+	// authenticates, and the handler decides with the resource (domain.May*,
+	// the ledger's rules). One table, so every route × role reads at a
+	// glance.
+	type middleware = func(http.Handler) http.Handler
+	roles := func(rs domain.Roles, why string, more ...middleware) []middleware {
+		return append([]middleware{s.roles(rs, why)}, more...)
+	}
+	public := func(ms ...middleware) []middleware { return ms }
 	r.Route("/v1", func(r chi.Router) {
-		r.With(s.registerLimit()).Post("/persons", s.handle(s.registerPerson))
-		r.With(s.roles(domain.PersonReaders, "only the person, their guardian, a reviewer or an admin may read a person")).
-			Get("/persons/{id}", s.handle(s.getPerson))
-		r.With(s.roles(domain.Reviewers, "only a reviewer or an admin may verify a person")).
-			Post("/persons/{id}/verification", s.handle(s.verifyPerson))
-		r.With(s.roles(domain.Persons, familyOnly), s.familyLimit()).
-			Post("/persons/{id}/family-members", s.handle(s.addFamilyMember))
-		r.With(s.roles(domain.Persons, "only the person or their guardian may show a personal code")).
-			Get("/persons/{id}/code", s.handle(s.personCode))
-		r.With(s.roles(domain.Persons, "only the person or their guardian may show a personal code")).
-			Get("/persons/{id}/code.png", s.handle(s.personCodePNG))
-		r.With(s.roles(domain.HistoryReaders, "a trace history is for the person themself, their guardian, an admin or an analyst")).
-			Get("/persons/{id}/trace", s.handle(s.personTrace))
-
-		r.With(s.roles(domain.Persons, "only a registered person may apply for a venue code")).
-			Post("/venues", s.handle(s.applyVenue))
-		r.With(s.roles(domain.CityReaders, "the venue registry is for reviewers, admins, dashboards and analysts")).
-			Get("/venues", s.handle(s.listVenues))
-		r.With(s.authenticated).Get("/venues/{id}", s.handle(s.getVenue))
-		r.With(s.roles(domain.Reviewers, "only a reviewer or an admin may review a venue")).
-			Post("/venues/{id}/review", s.handle(s.reviewVenue))
-		r.With(s.authenticated).Get("/venues/{id}/code.png", s.handle(s.venueCodePNG))
-		r.With(s.roles(domain.SubAdminManagers, "only the venue's manager may add sub-admins")).
-			Post("/venues/{id}/admins", s.handle(s.addSubAdmin))
-		r.With(s.roles(domain.SubAdminManagers, "only the venue's manager may remove sub-admins")).
-			Delete("/venues/{id}/admins/{person_id}", s.handle(s.removeSubAdmin))
-		r.With(s.authenticated).Get("/venues/{id}/entries", s.handle(s.venueEntries))
-		r.With(s.authenticated).Get("/venues/{id}/occupancy", s.handle(s.venueOccupancy))
-
-		r.With(s.authenticated).Post("/passes", s.handle(s.recordPass))
-		r.With(s.authenticated).Post("/passes/batch", s.handle(s.recordPassBatch))
-		r.With(s.roles(domain.HealthFeeds, "only the health data feed may record health status")).
-			Post("/health-status", s.handle(s.recordHealth))
-		r.With(s.roles(domain.CityReaders, "alerts are for reviewers, admins, dashboards and analysts")).
-			Get("/alerts", s.handle(s.listAlerts))
-
-		r.With(s.roles(domain.Persons, "only a registered person may declare an arrival")).
-			Post("/declarations/arrival", s.handle(s.declareArrival))
-		r.With(s.roles(domain.Persons, "only a registered person may file a truck pass")).
-			Post("/declarations/truck", s.handle(s.declareTruck))
-		r.With(s.roles(domain.Reviewers, "the review queue is for reviewers and admins")).
-			Get("/declarations", s.handle(s.listDeclarations))
-		r.With(s.roles(domain.DeclarationReaders, declarationReaders)).
-			Get("/declarations/{id}", s.handle(s.getDeclaration))
-		r.With(s.roles(domain.Reviewers, "only a reviewer or an admin may review a declaration")).
-			Post("/declarations/{id}/review", s.handle(s.reviewDeclaration))
-		r.With(s.roles(domain.Admins, "only an admin may see the poison queue")).
-			Get("/admin/poison", s.handle(s.listPoison))
-		r.With(s.roles(domain.Admins, "only an admin may see the poison queue")).
-			Post("/admin/poison/{id}/retry", s.handle(s.retryPoison))
-
-		r.With(s.roles(domain.Tracers, "contact tracing is for analysts and admins")).
-			Post("/traces", s.handle(s.createTrace))
-		r.With(s.roles(domain.Admins, "the audit trail is for admins")).
-			Get("/audit", s.handle(s.listAudit))
+		for _, rt := range []struct {
+			method, pattern string
+			gate            []middleware
+			h               handlerFunc
+		}{
+			{"POST", "/persons", public(s.registerLimit()), s.registerPerson}, // anyone may register
+			{"GET", "/persons/{id}", roles(domain.PersonReaders, "only the person, their guardian, a reviewer or an admin may read a person"), s.getPerson},
+			{"POST", "/persons/{id}/verification", roles(domain.Reviewers, "only a reviewer or an admin may verify a person"), s.verifyPerson},
+			{"POST", "/persons/{id}/family-members", roles(domain.Persons, familyOnly, s.familyLimit()), s.addFamilyMember},
+			{"GET", "/persons/{id}/code", roles(domain.Persons, "only the person or their guardian may show a personal code"), s.personCode},
+			{"GET", "/persons/{id}/code.png", roles(domain.Persons, "only the person or their guardian may show a personal code"), s.personCodePNG},
+			{"GET", "/persons/{id}/trace", roles(domain.HistoryReaders, "a trace history is for the person themself, their guardian, an admin or an analyst"), s.personTrace},
+			{"POST", "/venues", roles(domain.Persons, "only a registered person may apply for a venue code"), s.applyVenue},
+			{"GET", "/venues", roles(domain.CityReaders, "the venue registry is for reviewers, admins, dashboards and analysts"), s.listVenues},
+			{"GET", "/venues/{id}", nil, s.getVenue},
+			{"POST", "/venues/{id}/review", roles(domain.Reviewers, "only a reviewer or an admin may review a venue"), s.reviewVenue},
+			{"GET", "/venues/{id}/code.png", nil, s.venueCodePNG},
+			{"POST", "/venues/{id}/admins", roles(domain.SubAdminManagers, "only the venue's manager may add sub-admins"), s.addSubAdmin},
+			{"DELETE", "/venues/{id}/admins/{person_id}", roles(domain.SubAdminManagers, "only the venue's manager may remove sub-admins"), s.removeSubAdmin},
+			{"GET", "/venues/{id}/entries", nil, s.venueEntries},
+			{"GET", "/venues/{id}/occupancy", nil, s.venueOccupancy},
+			{"POST", "/passes", nil, s.recordPass},
+			{"POST", "/passes/batch", nil, s.recordPassBatch},
+			{"POST", "/health-status", roles(domain.HealthFeeds, "only the health data feed may record health status"), s.recordHealth},
+			{"GET", "/alerts", roles(domain.CityReaders, "alerts are for reviewers, admins, dashboards and analysts"), s.listAlerts},
+			{"POST", "/declarations/arrival", roles(domain.Persons, "only a registered person may declare an arrival"), s.declareArrival},
+			{"POST", "/declarations/truck", roles(domain.Persons, "only a registered person may file a truck pass"), s.declareTruck},
+			{"GET", "/declarations", roles(domain.Reviewers, "the review queue is for reviewers and admins"), s.listDeclarations},
+			{"GET", "/declarations/{id}", roles(domain.DeclarationReaders, declarationReaders), s.getDeclaration},
+			{"POST", "/declarations/{id}/review", roles(domain.Reviewers, "only a reviewer or an admin may review a declaration"), s.reviewDeclaration},
+			{"GET", "/admin/poison", roles(domain.Admins, "only an admin may see the poison queue"), s.listPoison},
+			{"POST", "/admin/poison/{id}/retry", roles(domain.Admins, "only an admin may see the poison queue"), s.retryPoison},
+			{"POST", "/traces", roles(domain.Tracers, "contact tracing is for analysts and admins"), s.createTrace},
+			{"GET", "/audit", roles(domain.Admins, "the audit trail is for admins"), s.listAudit},
+		} {
+			gate := rt.gate
+			if gate == nil {
+				gate = []middleware{s.authenticated}
+			}
+			r.With(gate...).Method(rt.method, rt.pattern, s.handle(rt.h))
+		}
 	})
 	return r
 }
