@@ -17,6 +17,7 @@ import (
 	ledgerhttp "github.com/checkin-ledger/ledger/http"
 	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
+	"github.com/checkin-ledger/ledger/projections/facts"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/projections/postgres"
 	"github.com/checkin-ledger/ledger/reactions"
@@ -61,13 +62,18 @@ type app struct {
 	pg     *postgres.Store       // nil: the read models are in memory
 	store  projections.Store
 	proj   *projections.Projector
-	ledger *ledger.Ledger
-	signer *token.Signer
-	router *reactions.Router
-	srv    *ledgerhttp.Server
-	ln     net.Listener // the API's
-	pprof  *http.Server // nil without cfg.pprofAddr
-	pprofL net.Listener
+	// With PostgreSQL read models the command side decides passes on facts
+	// kept in memory by a projector of their own (projections/facts);
+	// nil with the memory read models, which answer them themselves.
+	facts     *facts.Store
+	factsProj *projections.Projector
+	ledger    *ledger.Ledger
+	signer    *token.Signer
+	router    *reactions.Router
+	srv       *ledgerhttp.Server
+	ln        net.Listener // the API's
+	pprof     *http.Server // nil without cfg.pprofAddr
+	pprofL    net.Listener
 }
 
 // open builds the service and binds its listeners; nothing runs until Run.
@@ -115,6 +121,8 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		a.store = memory.New(memory.Options{})
 	}
 	popts := projections.Options{Opener: projections.KeyringOpener(a.es), Logger: a.log}
+	var writer projections.Writer = a.store
+	var commandReads ledger.ReadModel = a.store
 	if a.pg != nil {
 		// Tables of another log are refused before anything is served.
 		if err := projections.CheckLog(ctx, a.es, a.pg); err != nil {
@@ -123,8 +131,20 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		// One replica applies to the shared tables at a time; the
 		// others stand by and take over when it goes.
 		popts.Lease = a.pg.Lease(postgres.LeaseOptions{})
+
+		// The command side reads its facts from memory, not from the
+		// tables: a second follower of the log keeps them (sharing the
+		// opener's key cache), and the tracker tells PassFacts how far
+		// the tables are, so it never decides on less than a query saw.
+		tracker := facts.NewTracker(a.pg)
+		popts.Lease = tracker.Lease(popts.Lease)
+		writer = tracker
+		a.facts = facts.NewStore()
+		a.factsProj = projections.New(a.es, a.facts, projections.Options{Name: "command_facts", Opener: popts.Opener, Logger: a.log})
+		commandReads = facts.NewReadModel(facts.Options{Tables: a.pg, Store: a.facts, Projector: a.factsProj,
+			Tracker: tracker, Older: a.pg.HasPassBefore})
 	}
-	a.proj = projections.New(a.es, a.store, popts)
+	a.proj = projections.New(a.es, writer, popts)
 
 	a.passes = eventstore.NewPassIndex(a.es)
 	a.ledger = &ledger.Ledger{
@@ -134,7 +154,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		Hasher: hasher,
 		// Commands wait for the start-up replay (a venue that exists is
 		// never "not found" because the tables are still filling).
-		Reads:     projections.Gate(a.store, a.proj, cfg.startupWait),
+		Reads:     projections.Gate(commandReads, a.proj, cfg.startupWait),
 		Now:       time.Now,
 		Retention: cfg.engine.retention,
 		ClockSkew: cfg.clockSkew,
@@ -210,6 +230,12 @@ func (a *app) Run(ctx context.Context) error {
 	go func() { projDone <- a.proj.Run(projCtx) }()
 	indexDone := make(chan error, 1)
 	go func() { indexDone <- a.passes.Run(projCtx) }()
+	factsDone := make(chan error, 1)
+	if a.factsProj != nil {
+		go func() { factsDone <- a.factsProj.Run(projCtx) }()
+	} else {
+		factsDone <- nil
+	}
 
 	reactCtx, stopReactions := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReactions()
@@ -236,6 +262,9 @@ func (a *app) Run(ctx context.Context) error {
 	}
 	if err := <-indexDone; err != nil && !errors.Is(err, context.Canceled) {
 		a.log.Error("pass index stopped", "err", err)
+	}
+	if err := <-factsDone; err != nil && !errors.Is(err, context.Canceled) {
+		a.log.Error("command facts projector stopped", "err", err)
 	}
 	a.log.Info("ledger stopped")
 	return serveErr

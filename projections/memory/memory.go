@@ -25,9 +25,15 @@ import (
 	"github.com/google/uuid"
 )
 
-// Options configure a Store. There are none yet; the struct keeps New's
-// signature stable.
-type Options struct{}
+// Options configure a Store.
+type Options struct {
+	// FactsOnly keeps only what ledger.ReadModel.PassFacts, Person, Venue,
+	// Health and Pass(es) answer: the passes are held by event id but not
+	// listed per venue and per person, so Entries, Trace, Occupancy and the
+	// window reads see no passes. For a command-side copy of the facts
+	// beside read models kept elsewhere (projections/facts).
+	FactsOnly bool
+}
 
 // Store holds the read models in memory. It is safe for concurrent use: one
 // writer (the projector) and any number of readers.
@@ -58,23 +64,25 @@ type Store struct {
 	run          []entry
 	audit        []auditRow // sorted by (at, position)
 	decls        map[uuid.UUID]*domain.DeclarationView
+	factsOnly    bool
 }
 
 var _ projections.Store = (*Store)(nil)
 
 // New returns an empty store at position 0.
-func New(Options) *Store {
+func New(o Options) *Store {
 	s := &Store{
-		venueIdx: make(map[uuid.UUID]int32),
-		personIx: make(map[uuid.UUID]int32),
-		byHash:   make(map[string]int32),
-		passByID: make(map[uuid.UUID]int32),
-		seen:     make(map[uuid.UUID]struct{}),
-		health:   make(map[string]*healthRow),
-		alerts:   make(map[string][]alertRow),
-		decls:    make(map[uuid.UUID]*domain.DeclarationView),
-		pendV:    make(map[int32][]int32),
-		pendP:    make(map[int32][]int32),
+		factsOnly: o.FactsOnly,
+		venueIdx:  make(map[uuid.UUID]int32),
+		personIx:  make(map[uuid.UUID]int32),
+		byHash:    make(map[string]int32),
+		passByID:  make(map[uuid.UUID]int32),
+		seen:      make(map[uuid.UUID]struct{}),
+		health:    make(map[string]*healthRow),
+		alerts:    make(map[string][]alertRow),
+		decls:     make(map[uuid.UUID]*domain.DeclarationView),
+		pendV:     make(map[int32][]int32),
+		pendP:     make(map[int32][]int32),
 	}
 	s.str.init()
 	return s
@@ -447,6 +455,9 @@ func (s *Store) applyPass(c *projections.Change, ev *domain.PassRecorded) {
 	}
 	idx := s.passes.add(p)
 	s.passByID[c.EventID] = idx
+	if s.factsOnly {
+		return
+	}
 	s.pendV[p.venue] = append(s.pendV[p.venue], idx)
 	s.pendP[p.person] = append(s.pendP[p.person], idx)
 }

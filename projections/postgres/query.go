@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -586,4 +587,18 @@ func scanPass(row pgx.Row) (domain.PassView, error) {
 	}
 	sc.NATAt, sc.At, sc.VaccineDoses = utc(natAt), utc(sAt), int(doses)
 	return v, nil
+}
+
+// HasPassBefore reports whether the read models hold a pass at a position
+// below position. projections/facts asks it once, to learn whether its
+// copy of the passes, replayed from the log, may lack passes the log no
+// longer holds (expired after the retention) while the tables still do.
+func (s *Store) HasPassBefore(ctx context.Context, position uint64) (bool, error) {
+	var found bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+s.schema+`.passes WHERE position < $1)`,
+		int64(min(position, math.MaxInt64))).Scan(&found)
+	if err != nil {
+		return false, fmt.Errorf("passes before %d: %w", position, err)
+	}
+	return found, nil
 }

@@ -1,0 +1,45 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/checkin-ledger/ledger/projections/facts"
+	"github.com/checkin-ledger/ledger/projections/storetest"
+)
+
+// factsOverTables is the production shape of the command side with
+// PostgreSQL read models (cmd/ledger wires it): PassFacts from the
+// in-memory facts store, everything else from the tables. Batches reach the
+// facts store first, as its own projector is ahead of the tables'.
+type factsOverTables struct {
+	*facts.ReadModel
+	store   *facts.Store
+	tracker *facts.Tracker
+}
+
+func (s *factsOverTables) Apply(ctx context.Context, b projections.Batch) (projections.Checkpoint, error) {
+	if _, err := s.store.Apply(ctx, b); err != nil {
+		return projections.Checkpoint{}, err
+	}
+	return s.tracker.Apply(ctx, b)
+}
+
+func (s *factsOverTables) Checkpoint(ctx context.Context) (projections.Checkpoint, error) {
+	return s.tracker.Checkpoint(ctx)
+}
+
+// TestContractFacts runs the contract suite on the tables with PassFacts
+// answered from the facts store.
+func TestContractFacts(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) projections.Store {
+		pg := openStore(t)
+		fs := facts.NewStore()
+		tr := facts.NewTracker(pg)
+		return &factsOverTables{
+			ReadModel: facts.NewReadModel(facts.Options{Tables: pg, Store: fs, Tracker: tr, Older: pg.HasPassBefore}),
+			store:     fs, tracker: tr,
+		}
+	})
+}
