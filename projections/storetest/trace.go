@@ -214,7 +214,8 @@ func GenerateTraceCity(people, venues, visits, days int, rules domain.StayRules,
 		d := rules.DwellOf(types[v])
 		start := Base.Add(time.Duration(r.Int64N(span)) * time.Second)
 		length := time.Duration(60+r.Int64N(int64(d/time.Second)*3/2)) * time.Second // up to 1.5 dwells
-		if r.IntN(8) == 0 {                                                          // a long stay: up to 1.2 maximum stays, so some exits close no entry
+		// A long stay: up to 1.2 maximum stays, so some exits close no entry.
+		if r.IntN(8) == 0 {
 			length = time.Duration(60+r.Int64N(int64(rules.MaxStayOf(types[v])/time.Second)*6/5)) * time.Second
 		}
 		who := []uuid.UUID{p}
