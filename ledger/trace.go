@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -225,16 +226,7 @@ func (l *Ledger) ReplayHistory(ctx context.Context, personID uuid.UUID, from, to
 		return nil, 0, fmt.Errorf("replay passes of %s: %w", personID, err)
 	}
 	slices.SortFunc(rows, func(a, b row) int {
-		if c := a.v.At.Compare(b.v.At); c != 0 {
-			return c
-		}
-		switch {
-		case a.pos < b.pos:
-			return -1
-		case a.pos > b.pos:
-			return 1
-		}
-		return 0
+		return cmp.Or(a.v.At.Compare(b.v.At), cmp.Compare(a.pos, b.pos))
 	})
 	known := make(map[uuid.UUID]domain.Venue)
 	visits = make([]domain.Visit, 0, len(rows))

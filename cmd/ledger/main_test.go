@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkin-ledger/ledger/domain/idcard"
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/google/uuid"
 )
@@ -259,19 +260,8 @@ func decodeJSON(resp *http.Response, out any) {
 	_ = json.NewDecoder(resp.Body).Decode(out)
 }
 
-// residentID (as cmd/loadgen makes them) returns a valid 18-character mainland resident ID number for
-// seq: region 371302 (Lanshan), a real birth date, and the GB 11643 check
-// character. Different seq give different numbers up to 20,000,000.
-func residentID(seq int) string {
-	birth := time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, (seq/1000)%20000)
-	body := fmt.Sprintf("371302%s%03d", birth.Format("20060102"), seq%1000)
-	weights := []int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
-	sum := 0
-	for i, w := range weights {
-		sum += int(body[i]-'0') * w
-	}
-	return body + string("10X98765432"[sum%11])
-}
+// residentID returns a valid resident ID number for seq (idcard.Sample).
+func residentID(seq int) string { return idcard.Sample(seq) }
 
 // TestOpenFailsCleanly: when open fails after the event store is up (here:
 // the API address cannot be bound) it returns the error, having closed what

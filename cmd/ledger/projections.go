@@ -15,6 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
+	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/postgres"
 )
@@ -31,17 +32,11 @@ func projectionsStatus(ctx context.Context, args []string, stdout, stderr io.Wri
 	if ef.postgres == "" {
 		return errors.New("projections status: the in-memory read models live inside `ledger serve` (see /readyz); give --postgres or DATABASE_URL")
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sec, err := secrets.Load(ef.data, getenv, false)
+	es, closeLog, err := ef.openLogForCommand(ctx, stderr, getenv)
 	if err != nil {
 		return err
 	}
-	es, lock, err := ef.openLog(ctx, sec, logger)
-	if err != nil {
-		return fmt.Errorf("open event store: %w", err)
-	}
-	defer lock.Unlock()
-	defer es.Close()
+	defer closeLog()
 	pg, err := postgres.Open(ctx, postgres.Options{URL: ef.postgres})
 	if err != nil {
 		return err
@@ -138,17 +133,11 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 	if ef.postgres == "" {
 		return errors.New("projections rebuild: the in-memory read models are rebuilt at every start; give --postgres or DATABASE_URL")
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sec, err := secrets.Load(ef.data, getenv, false)
+	es, closeLog, err := ef.openLogForCommand(ctx, stderr, getenv)
 	if err != nil {
 		return err
 	}
-	es, lock, err := ef.openLog(ctx, sec, logger)
-	if err != nil {
-		return fmt.Errorf("open event store: %w", err)
-	}
-	defer lock.Unlock()
-	defer es.Close()
+	defer closeLog()
 
 	var bar *progressbar.ProgressBar
 	start := time.Now()
@@ -189,4 +178,20 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 	el := time.Since(start)
 	fmt.Fprintf(stdout, "rebuilt %s: %d events in %s (%.0f events/s), swapped in at position %d\n", name, events, el.Round(time.Millisecond), float64(events)/el.Seconds(), pos)
 	return nil
+}
+
+// openLogForCommand opens the log for an operational command (read-only
+// when ef says so), logging warnings to stderr; close releases the data
+// dir's lock and the store.
+func (ef *engineFlags) openLogForCommand(ctx context.Context, stderr io.Writer, getenv func(string) string) (*eventstore.Store, func(), error) {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sec, err := secrets.Load(ef.data, getenv, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	es, lock, err := ef.openLog(ctx, sec, logger)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open event store: %w", err)
+	}
+	return es, func() { es.Close(); lock.Unlock() }, nil
 }

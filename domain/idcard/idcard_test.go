@@ -178,3 +178,14 @@ func TestValidateAllChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestSample(t *testing.T) {
+	seen := map[string]bool{}
+	for _, seq := range []int{0, 1, 999, 1000, 123456, 19_999_999} {
+		n := idcard.Sample(seq)
+		if _, err := idcard.Validate(idcard.ResidentID, n, time.Now()); err != nil || seen[n] {
+			t.Fatalf("Sample(%d) = %s: %v (seen before: %v)", seq, n, err, seen[n])
+		}
+		seen[n] = true
+	}
+}

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"slices"
 
@@ -101,13 +102,7 @@ func (s *Store) Declarations(_ context.Context, f domain.DeclarationFilter) ([]d
 		rows = append(rows, d)
 	}
 	slices.SortFunc(rows, func(a, b *domain.DeclarationView) int {
-		switch {
-		case a.QueuePosition < b.QueuePosition:
-			return -1
-		case a.QueuePosition > b.QueuePosition:
-			return 1
-		}
-		return 0
+		return cmp.Compare(a.QueuePosition, b.QueuePosition)
 	})
 	if f.Limit > 0 && len(rows) > f.Limit {
 		rows = rows[:f.Limit]

@@ -11,6 +11,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -586,13 +587,7 @@ func (s *Store) Venues(_ context.Context, f domain.VenueFilter) ([]domain.VenueV
 		rows = append(rows, v)
 	}
 	slices.SortFunc(rows, func(a, b *venueRow) int {
-		switch {
-		case a.order < b.order:
-			return -1
-		case a.order > b.order:
-			return 1
-		}
-		return 0
+		return cmp.Compare(a.order, b.order)
 	})
 	if f.Limit > 0 && len(rows) > f.Limit {
 		rows = rows[:f.Limit]
