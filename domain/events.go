@@ -13,6 +13,7 @@ import (
 const (
 	TypePersonRegistered     = "PersonRegistered"
 	TypePersonVerified       = "PersonVerified"
+	TypePersonReleased       = "PersonReleased"
 	TypeVenueApplied         = "VenueApplied"
 	TypeVenueReviewed        = "VenueReviewed"
 	TypeVenueCodeIssued      = "VenueCodeIssued"
@@ -54,6 +55,16 @@ type PersonVerified struct {
 	PersonID uuid.UUID `json:"person_id"`
 	Method   string    `json:"method"` // face | manual
 	Result   string    `json:"result"` // approved | rejected
+}
+
+// PersonReleased: a reviewer, having checked the document's owner in
+// person, voided a family member's registration of their document (someone
+// registered a stranger's document as "family"): the document is free, and
+// its owner registers it as their own.
+type PersonReleased struct {
+	PersonID   uuid.UUID `json:"person_id"`
+	GuardianID uuid.UUID `json:"guardian_id"` // the guardian it was registered under
+	Reason     string    `json:"reason"`
 }
 
 // VenueApplied: a registered person applied for a venue code and became its manager.
@@ -220,6 +231,7 @@ type TraceRequested struct {
 
 func (PersonRegistered) EventType() string     { return TypePersonRegistered }
 func (PersonVerified) EventType() string       { return TypePersonVerified }
+func (PersonReleased) EventType() string       { return TypePersonReleased }
 func (VenueApplied) EventType() string         { return TypeVenueApplied }
 func (VenueReviewed) EventType() string        { return TypeVenueReviewed }
 func (VenueCodeIssued) EventType() string      { return TypeVenueCodeIssued }
@@ -236,6 +248,7 @@ func (DeclarationQueued) EventType() string    { return TypeDeclarationQueued }
 
 func (PersonRegistered) SchemaVersion() int     { return 1 }
 func (PersonVerified) SchemaVersion() int       { return 1 }
+func (PersonReleased) SchemaVersion() int       { return 1 }
 func (VenueApplied) SchemaVersion() int         { return 1 }
 func (VenueReviewed) SchemaVersion() int        { return 1 }
 func (VenueCodeIssued) SchemaVersion() int      { return 1 }
@@ -254,6 +267,7 @@ func (DeclarationQueued) SchemaVersion() int    { return 1 }
 var registry = map[string]func() Event{
 	TypePersonRegistered:     func() Event { return &PersonRegistered{} },
 	TypePersonVerified:       func() Event { return &PersonVerified{} },
+	TypePersonReleased:       func() Event { return &PersonReleased{} },
 	TypeVenueApplied:         func() Event { return &VenueApplied{} },
 	TypeVenueReviewed:        func() Event { return &VenueReviewed{} },
 	TypeVenueCodeIssued:      func() Event { return &VenueCodeIssued{} },

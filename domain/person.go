@@ -95,6 +95,9 @@ func (p *Person) apply(e Envelope) error {
 		p.relation = ev.Relation
 		p.verification = VerificationPending
 		p.registration = *ev
+	case *PersonReleased:
+		// The family registration is void; its history stays in the log.
+		*p = Person{id: p.id, version: p.version}
 	case *PersonVerified:
 		if ev.Result == VerifyApproved {
 			p.verification = VerificationApproved
@@ -269,6 +272,34 @@ func DecideVerifyPerson(p Person, actor Actor, cmd VerifyPerson) ([]Event, error
 		return nil, Errorf(ErrConflict, "person %s is already verified", p.id)
 	}
 	return []Event{PersonVerified{PersonID: p.id, Method: cmd.Method, Result: cmd.Result}}, nil
+}
+
+// ReleasePerson asks to void a family member's registration of a document
+// its owner claims (manual review at a service desk).
+type ReleasePerson struct {
+	Reason string
+}
+
+// DecideReleasePerson decides a reviewer's release of p, a family member's
+// registration, so that the document's owner can register it: the way a
+// document squatted by a stranger's "family" registration is reclaimed.
+// Only a family member's registration is released (a person who registered
+// themself keeps theirs), and the reviewer gives the reason.
+func DecideReleasePerson(p Person, actor Actor, cmd ReleasePerson) ([]Event, error) {
+	if !Reviewers.Allow(actor) {
+		return nil, Errorf(ErrForbidden, "only a reviewer or an admin may release a registration")
+	}
+	reason, err := Text("reason", cmd.Reason, MaxReasonLength, true)
+	if err != nil {
+		return nil, err
+	}
+	if !p.registered {
+		return nil, Errorf(ErrNotFound, "person not registered")
+	}
+	if !p.Dependant() {
+		return nil, Errorf(ErrConflict, "person %s registered themself: only a family member's registration is released", p.id)
+	}
+	return []Event{PersonReleased{PersonID: p.id, GuardianID: p.guardianID, Reason: reason}}, nil
 }
 
 // DecideAddFamilyMember decides whether guardian, who has family members

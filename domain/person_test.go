@@ -415,3 +415,46 @@ func fieldsOf(err error) []string {
 	}
 	return out
 }
+
+func TestDecideReleasePerson(t *testing.T) {
+	gid, kid := uuid.New(), uuid.New()
+	dependant := replayPerson(t, PersonRegistered{PersonID: kid, GuardianID: gid, Relation: RelationChild})
+	citizen := replayPerson(t, PersonRegistered{PersonID: kid})
+	reviewer := Actor{Role: RoleReviewer}
+	ok := ReleasePerson{Reason: "owner checked in person"}
+	tests := []struct {
+		name  string
+		p     Person
+		actor Actor
+		cmd   ReleasePerson
+		kind  error
+	}{
+		{"a family registration", dependant, reviewer, ok, nil},
+		{"an admin may", dependant, Actor{Role: RoleAdmin}, ok, nil},
+		{"the guardian may not", dependant, Actor{Role: RolePerson, PersonID: gid}, ok, ErrForbidden},
+		{"no reason", dependant, reviewer, ReleasePerson{}, ErrInvalid},
+		{"a NUL in the reason", dependant, reviewer, ReleasePerson{Reason: "a\x00"}, ErrInvalid},
+		{"a person who registered themself", citizen, reviewer, ok, ErrConflict},
+		{"nobody", Person{}, reviewer, ok, ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := DecideReleasePerson(tt.p, tt.actor, tt.cmd)
+			wantKind(t, err, tt.kind)
+			if tt.kind == nil {
+				if r := evs[0].(PersonReleased); r.PersonID != kid || r.GuardianID != gid {
+					t.Fatalf("event %+v", r)
+				}
+			}
+		})
+	}
+	// Replayed, a release leaves the document free for its owner.
+	envs := history(t, "person.x", PersonRegistered{PersonID: kid, GuardianID: gid}, PersonReleased{PersonID: kid, GuardianID: gid, Reason: "x"})
+	p, err := ReplayPerson(envs)
+	if err != nil || p.Registered() || p.Dependant() {
+		t.Fatalf("after a release: registered %v, dependant %v, %v", p.Registered(), p.Dependant(), err)
+	}
+	if evs, err := DecideRegisterPerson(p, Registration{PersonID: kid, Name: "郑乙", IDType: "resident_id", IDNumber: "x", Phone: "13800000001"}, func(s string) (Sealed, error) { return Sealed(s), nil }, plainOpener); err != nil || len(evs) != 1 {
+		t.Fatalf("the owner's registration after a release: %v %v", evs, err)
+	}
+}

@@ -96,6 +96,27 @@ func (s *Server) verifyPerson(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, personWriteResponse{PersonID: id, writeResult: resultOf(res)})
 }
 
+type releaseRequest struct {
+	Reason string `json:"reason"`
+}
+
+// releasePerson is POST /v1/persons/{id}/release: a reviewer who checked
+// the document's owner in person voids a family member's registration of
+// it, so the owner can register (a stranger had registered their document as
+// "family").
+func (s *Server) releasePerson(w http.ResponseWriter, r *http.Request) error {
+	var req releaseRequest
+	id, err := s.startWrite(w, r, &req)
+	if err != nil {
+		return err
+	}
+	res, err := s.ledger.ReleasePerson(r.Context(), actorOf(r), id, domain.ReleasePerson{Reason: req.Reason})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, personWriteResponse{PersonID: id, writeResult: resultOf(res)})
+}
+
 type familyMemberRequest struct {
 	Name     string `json:"name"`
 	IDType   string `json:"id_type"`

@@ -217,3 +217,48 @@ func TestFamilyRegistrationsAreLimited(t *testing.T) {
 	wantProblem(t, add(g, 65), http.StatusTooManyRequests, ProblemRateLimited)
 	wantStatus(t, add(other, 66), http.StatusCreated)
 }
+
+// TestReclaimASquattedDocument: a stranger registers someone's document as
+// their "family"; its owner meets a conflict on their own registration; a
+// reviewer who checked the owner in person releases the family
+// registration; the owner registers and gets their own token, and the
+// squatter's family list no longer holds the document. Only reviewers and
+// admins may release, and only a family member's registration.
+func TestReclaimASquattedDocument(t *testing.T) {
+	e := newTestServer(t)
+	squatter := e.register("吴甲", 71)
+	rec := e.do("POST", "/v1/persons/"+squatter.ID.String()+"/family-members", squatter.Token, map[string]any{
+		"name": "冒名", "id_type": "resident_id", "id_number": residentID(t, 72), "relation": "child"})
+	wantStatus(t, rec, http.StatusCreated)
+	squatted := decodeJSON[registered](t, rec)
+	owner := map[string]any{"name": "郑乙", "id_type": "resident_id", "id_number": residentID(t, 72), "phone": "13800000072"}
+	wantProblem(t, e.do("POST", "/v1/persons", "", owner), http.StatusConflict, ProblemConflict)
+
+	release := func(token string, id uuid.UUID) *httptest.ResponseRecorder {
+		return e.do("POST", "/v1/persons/"+id.String()+"/release", token, map[string]any{"reason": "owner checked at the service hall"})
+	}
+	reviewer := e.bearer(domain.Actor{Role: domain.RoleReviewer, Subject: "reviewer:li"})
+	for _, who := range []string{squatter.Token, e.bearer(domain.Actor{Role: domain.RoleAnalyst})} {
+		wantProblem(t, release(who, squatted.ID), http.StatusForbidden, ProblemForbidden)
+	}
+	wantProblem(t, release(reviewer, squatter.ID), http.StatusConflict, ProblemConflict) // registered themself
+	wantStatus(t, release(reviewer, squatted.ID), http.StatusOK)
+
+	rec = e.do("POST", "/v1/persons", "", owner)
+	wantStatus(t, rec, http.StatusCreated)
+	mine := decodeJSON[registered](t, rec)
+	if mine.ID != squatted.ID || mine.Token == "" {
+		t.Fatalf("the owner's registration: %+v (the document's person is %s)", mine, squatted.ID)
+	}
+	e.waitApplied(e.lastPosition())
+	rec = e.do("GET", "/v1/persons/"+squatter.ID.String(), squatter.Token, nil)
+	wantStatus(t, rec, http.StatusOK)
+	if strings.Contains(rec.Body.String(), squatted.ID.String()) {
+		t.Fatalf("the squatter still lists the document's person: %s", rec.Body)
+	}
+	rec = e.do("GET", "/v1/persons/"+mine.ID.String(), mine.Token, nil)
+	wantStatus(t, rec, http.StatusOK)
+	if !strings.Contains(rec.Body.String(), `"name":"郑*"`) {
+		t.Fatalf("the owner reads themself: %s", rec.Body)
+	}
+}

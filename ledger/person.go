@@ -91,3 +91,14 @@ func (l *Ledger) VerifyPerson(ctx context.Context, actor domain.Actor, personID 
 	})
 	return res, err
 }
+
+// ReleasePerson voids a family member's registration of a document whose
+// owner a reviewer has checked in person (a stranger registered it as their
+// "family"): the document is free again, and its owner registers it as their
+// own. Reviewers and admins only; the reason is recorded.
+func (l *Ledger) ReleasePerson(ctx context.Context, actor domain.Actor, personID uuid.UUID, cmd domain.ReleasePerson) (Result, error) {
+	_, res, err := update(ctx, l, persons, personID, domain.Meta{Actor: actor.Subject}, failOnConflict, func(p domain.Person) ([]domain.Event, error) {
+		return domain.DecideReleasePerson(p, actor, cmd)
+	})
+	return res, err
+}

@@ -303,6 +303,21 @@ func (s *Store) apply(c *projections.Change) {
 	switch ev := c.Event.(type) {
 	case *domain.PersonRegistered:
 		s.applyPerson(c, ev)
+	case *domain.PersonReleased:
+		// The family registration is void: the person is unregistered (their
+		// guardian's family list leaves them out) until the document's owner
+		// registers it.
+		i := s.personIndex(ev.PersonID)
+		p := &s.people[i]
+		if p.guardian != uuid.Nil {
+			g := &s.people[s.personIndex(p.guardian)]
+			g.family = slices.DeleteFunc(g.family, func(f int32) bool { return f == i })
+		}
+		p.registered, p.guardian, p.relation, p.verification = false, uuid.Nil, "", ""
+		if j, ok := s.byHash[p.idHash]; ok && j == i {
+			delete(s.byHash, p.idHash)
+		}
+		p.position = max(p.position, c.Position)
 	case *domain.PersonVerified:
 		i := s.personIndex(ev.PersonID)
 		p := &s.people[i]

@@ -91,7 +91,7 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 			alerts = append(alerts, c)
 		case *domain.TraceRequested:
 			audits = append(audits, c)
-		case *domain.PersonRegistered, *domain.PersonVerified, *domain.VenueApplied, *domain.VenueReviewed,
+		case *domain.PersonRegistered, *domain.PersonVerified, *domain.PersonReleased, *domain.VenueApplied, *domain.VenueReviewed,
 			*domain.SubAdminAdded, *domain.SubAdminRemoved:
 			others = append(others, c)
 		default:
@@ -194,6 +194,8 @@ func (s *Store) queue(b *pgx.Batch, c *projections.Change) {
 			nullUUID(ev.GuardianID), ev.Relation, c.OccurredAt, pos)
 	case *domain.PersonVerified:
 		b.Queue(s.q.personVerified, ev.PersonID, ev.Result, pos)
+	case *domain.PersonReleased:
+		b.Queue(s.q.personReleased, ev.PersonID, pos)
 	case *domain.VenueApplied:
 		b.Queue(s.q.venueApplied, ev.VenueID, ev.Name, ev.Type, ev.District, ev.Address, ev.Lat, ev.Lng,
 			ev.ManagerID, ev.RequireGreen, ev.NATWithinHours, c.OccurredAt, pos)

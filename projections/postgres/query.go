@@ -23,7 +23,7 @@ type queries struct {
 	schema                                                             string
 	checkpoint, lockCheckpoint, setCheckpoint                          string
 	markApplied, storedPasses, insertHealth, insertAlerts              string
-	personRegistered, personVerified                                   string
+	personRegistered, personVerified, personReleased                   string
 	venueApplied, venueReviewed, subAdminAdded, subAdminRemoved        string
 	person, personByHash, health, venue, alerts, passByID, passesByIDs string
 	occupancy                                                          string
@@ -61,6 +61,10 @@ func newQueries(schema string) queries {
 				guardian_id = EXCLUDED.guardian_id, relation = EXCLUDED.relation,
 				registered_at = EXCLUDED.registered_at, reg_position = EXCLUDED.reg_position,
 				position = GREATEST(p.position, EXCLUDED.position)`),
+		// A released family registration: unregistered until the
+		// document's owner registers it.
+		personReleased: q(`UPDATE {s}.persons SET registered = false, guardian_id = NULL, relation = '', verification = '',
+			position = GREATEST(position, $2) WHERE person_id = $1`),
 		personVerified: q(`INSERT INTO {s}.persons AS p (person_id, verification, position) VALUES ($1, $2, $3)
 			ON CONFLICT (person_id) DO UPDATE SET verification = EXCLUDED.verification,
 				position = GREATEST(p.position, EXCLUDED.position)`),

@@ -24,6 +24,7 @@ func Run(t *testing.T, newStore func(t *testing.T) projections.Store) {
 		fn   func(t *testing.T, f *feeder)
 	}{
 		{"PersonsAndFamily", testPersons},
+		{"ReleasedFamilyRegistration", testRelease},
 		{"Erasure", testErasure},
 		{"HealthBeforeRegistration", testHealth},
 		{"VenuesAndReviewQueue", testVenues},
@@ -812,5 +813,37 @@ func testPassFacts(t *testing.T, f *feeder) {
 	empty, err := f.s.PassFacts(ctx, ledger.PassFactsQuery{})
 	if err != nil || len(empty.Venues)+len(empty.Persons)+len(empty.Health)+len(empty.Stored) != 0 {
 		t.Fatalf("empty pass facts: %+v %v", empty, err)
+	}
+}
+
+// testRelease: a released family registration leaves the person
+// unregistered and out of the guardian's family; the document's owner then
+// registers it as their own, pending verification, in no one's family.
+func testRelease(t *testing.T, f *feeder) {
+	gid, _, greg := f.person("吴甲", "110101199003078888")
+	kid, khash, kreg := f.person("冒名", "110101199003079999")
+	kreg.Payload = mustPayload(t, kreg, func(p *domain.PersonRegistered) { p.GuardianID = gid; p.Relation = "child" })
+	verify := f.env(domain.PersonAggregate(kid), &domain.PersonVerified{PersonID: kid, Method: "face", Result: "approved"}, Base.Add(time.Minute))
+	release := f.env(domain.PersonAggregate(kid), &domain.PersonReleased{PersonID: kid, GuardianID: gid, Reason: "owner checked"}, Base.Add(2*time.Minute))
+	f.apply(greg, kreg, verify)
+	f.apply(release)
+	if _, err := f.s.Person(ctx, kid); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("a released person: %v, want ErrNotFound", err)
+	}
+	if _, err := f.s.PersonByIDHash(ctx, khash); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("a released document by hash: %v, want ErrNotFound", err)
+	}
+	if g := must(f.s.Person(ctx, gid))(t); len(g.FamilyMembers) != 0 {
+		t.Fatalf("the guardian's family after the release: %v", g.FamilyMembers)
+	}
+	f.apply(f.env(domain.PersonAggregate(kid), &domain.PersonRegistered{PersonID: kid, IDType: "resident_id", IDHash: khash,
+		Name: f.keys.Seal(kid, "郑乙"), IDNumber: f.keys.Seal(kid, "110101199003079999"), Phone: f.keys.Seal(kid, "13800000000")},
+		Base.Add(3*time.Minute)))
+	k := must(f.s.PersonByIDHash(ctx, khash))(t)
+	if k.ID != kid || k.GuardianID != uuid.Nil || k.Relation != "" || k.Verification != "pending" || k.NameMasked != "郑*" {
+		t.Fatalf("the owner's registration: %+v", k)
+	}
+	if g := must(f.s.Person(ctx, gid))(t); len(g.FamilyMembers) != 0 {
+		t.Fatalf("the guardian's family after the owner registered: %v", g.FamilyMembers)
 	}
 }
