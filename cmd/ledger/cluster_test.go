@@ -164,8 +164,12 @@ func TestClusterFaults(t *testing.T) {
 	freezeResumed := lg.firstAfter(thawElectedAt).Sub(thawElectedAt)
 	replicaStall := lg.longestGap(replicaKilledAt, time.Now())
 	calm := lg.countAfter(writing) - lg.countAfter(killedAt)
-	t.Logf("%d passes acknowledged (%d before the first fault, %.0f/s; %d answered as duplicates of a resend), %d answers 503, %d resends after a lost connection, %d passes of the killed replica's writers sent through the other",
-		len(acks), calm, float64(calm)/killedAt.Sub(writing).Seconds(), lg.dups, lg.unavailable.Load(), lg.resent.Load(), lg.moved.Load())
+	distinct := map[uuid.UUID]bool{}
+	for _, a := range acks {
+		distinct[a.id] = true
+	}
+	t.Logf("%d passes acknowledged (%d answers before the first fault, %.0f/s; %d sent to both replicas at once, both answers at one position; %d resends answered as duplicates), %d answers 503, %d resends after a lost connection, %d passes of the killed replica's writers sent through the other",
+		len(distinct), calm, float64(calm)/killedAt.Sub(writing).Seconds(), lg.doubled.Load(), lg.dups, lg.unavailable.Load(), lg.resent.Load(), lg.moved.Load())
 	t.Logf("leader kill: longest gap between acknowledged writes %s, writes resumed %s after the new leader was elected",
 		killStall.Round(time.Millisecond), killResumed.Round(time.Millisecond))
 	t.Logf("leader frozen: longest gap %s, writes resumed %s after the new leader was elected; replica kill: longest gap %s",
@@ -602,7 +606,7 @@ type passLog struct {
 	dups     int
 	failures []string
 	// Counts of what the writers went through.
-	unavailable, resent, moved atomic.Int64
+	unavailable, resent, moved, doubled atomic.Int64
 }
 
 func (l *passLog) add(a ack, dup bool) {
@@ -678,7 +682,9 @@ func (l *passLog) longestGap(from, to time.Time) time.Duration {
 // write records passes of person i through replica r until ctx ends. Each
 // pass keeps its event id and body until it is answered 201 or 200: a 503 is
 // retried after a moment, a lost connection is resent, to the other replica
-// once r is dead. Anything else is a failure.
+// once r is dead. Every fifth pass is sent to both replicas at once, as a
+// client retrying through another replica would: both answers must name one
+// position. Anything else is a failure.
 func (w *world) write(ctx context.Context, i, r int, dead *[2]atomic.Bool, lg *passLog) {
 	tok := w.tokens[i%len(w.tokens)]
 	code := w.codes[i%len(w.codes)]
@@ -690,51 +696,83 @@ func (w *world) write(ctx context.Context, i, r int, dead *[2]atomic.Bool, lg *p
 		}
 		body := fmt.Sprintf(`{"method":"self_scan","venue_code":%q,"direction":%q,"event_id":%q,"occurred_at":%q}`,
 			code, dir, id, time.Now().UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano))
-		deadline := time.Now().Add(90 * time.Second)
-		for attempt := 0; ; attempt++ {
-			if time.Now().After(deadline) {
-				lg.fail("pass %s: no answer within 90s", id)
+		if n%5 != 4 {
+			a, dup, ok := w.send(tok, body, id, r, dead, lg)
+			if !ok {
 				return
 			}
-			target := r
-			if dead[r].Load() {
-				target = 1 - r
-				if attempt == 0 {
-					lg.moved.Add(1)
-				}
+			lg.add(a, dup)
+			continue
+		}
+		type answer struct {
+			a  ack
+			ok bool
+		}
+		other := make(chan answer, 1)
+		go func() {
+			a, _, ok := w.send(tok, body, id, 1-r, dead, lg)
+			other <- answer{a, ok}
+		}()
+		a, _, ok := w.send(tok, body, id, r, dead, lg)
+		b := <-other
+		if !ok || !b.ok {
+			return
+		}
+		if a.pos != b.a.pos {
+			lg.fail("pass %s sent to both replicas: answered at %d and at %d", id, a.pos, b.a.pos)
+			return
+		}
+		lg.doubled.Add(1)
+		lg.add(a, false) // one of the two is the other's duplicate
+		lg.add(b.a, false)
+	}
+}
+
+// send posts body until it is answered 201 or 200 (or fails: ok false),
+// through replica r while it lives and the other one after.
+func (w *world) send(tok, body string, id uuid.UUID, r int, dead *[2]atomic.Bool, lg *passLog) (_ ack, dup, ok bool) {
+	deadline := time.Now().Add(90 * time.Second)
+	for attempt := 0; ; attempt++ {
+		if time.Now().After(deadline) {
+			lg.fail("pass %s: no answer within 90s", id)
+			return ack{}, false, false
+		}
+		target := r
+		if dead[r].Load() {
+			target = 1 - r
+			if attempt == 0 {
+				lg.moved.Add(1)
 			}
-			req, _ := http.NewRequest("POST", w.bases[target]+"/v1/passes", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+tok)
-			resp, err := w.client.Do(req)
-			if err != nil {
-				lg.resent.Add(1)
-				time.Sleep(100 * time.Millisecond)
-				continue
+		}
+		req, _ := http.NewRequest("POST", w.bases[target]+"/v1/passes", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := w.client.Do(req)
+		if err != nil {
+			lg.resent.Add(1)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusCreated, http.StatusOK:
+			var res struct {
+				EventID   uuid.UUID `json:"event_id"`
+				Position  uint64    `json:"position"`
+				Duplicate bool      `json:"duplicate"`
 			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			switch resp.StatusCode {
-			case http.StatusCreated, http.StatusOK:
-				var res struct {
-					EventID   uuid.UUID `json:"event_id"`
-					Position  uint64    `json:"position"`
-					Duplicate bool      `json:"duplicate"`
-				}
-				if err := json.Unmarshal(raw, &res); err != nil || res.EventID != id || res.Position == 0 {
-					lg.fail("pass %s: %d %s", id, resp.StatusCode, raw)
-					return
-				}
-				lg.add(ack{id: id, pos: res.Position, at: time.Now()}, res.Duplicate)
-			case http.StatusServiceUnavailable:
-				lg.unavailable.Add(1)
-				time.Sleep(250 * time.Millisecond)
-				continue
-			default:
-				lg.fail("pass %s via %s (attempt %d): %d %s", id, w.bases[target], attempt, resp.StatusCode, raw)
-				return
+			if err := json.Unmarshal(raw, &res); err != nil || res.EventID != id || res.Position == 0 {
+				lg.fail("pass %s: %d %s", id, resp.StatusCode, raw)
+				return ack{}, false, false
 			}
-			break
+			return ack{id: id, pos: res.Position, at: time.Now()}, res.Duplicate, true
+		case http.StatusServiceUnavailable:
+			lg.unavailable.Add(1)
+			time.Sleep(250 * time.Millisecond)
+		default:
+			lg.fail("pass %s via %s (attempt %d): %d %s", id, w.bases[target], attempt, resp.StatusCode, raw)
+			return ack{}, false, false
 		}
 	}
 }
