@@ -171,6 +171,35 @@ func transient(err error) bool {
 	return false
 }
 
+// untilAnswered runs op, a read or write that must reach a stream leader
+// (a key bucket read or create, a Load), until it is answered: an attempt that meets a failover (transient: no answer within
+// AckTimeout, no responders, a 503 while the bucket's new leader takes
+// over) is tried again with backoff until WriteTimeout or ctx's deadline,
+// whichever comes first, after which the error wraps ErrUnavailable (the
+// HTTP layer answers 503 with Retry-After, not a bare timeout). A create
+// tried again after a lost answer that was stored after all comes back as
+// ErrKeyExists, and Key reads the stored key.
+func (s *Store) untilAnswered(ctx context.Context, op func(context.Context) error) error {
+	deadline := time.Now().Add(s.o.WriteTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	wait := 10 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, min(s.o.AckTimeout, time.Until(deadline)))
+		err := op(actx)
+		cancel()
+		if err == nil || !transient(err) { // a cancelled ctx is not transient
+			return err
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		sleep(wait, deadline)
+		wait = min(2*wait, 250*time.Millisecond)
+	}
+}
+
 // attempt publishes m once and waits up to AckTimeout (and at most until
 // deadline) for its answer.
 func (s *Store) attempt(m *nats.Msg, deadline time.Time) (pubAck, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,5 +35,51 @@ func TestTransientErrors(t *testing.T) {
 		if got := transient(tc.err); got != tc.want {
 			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// Key bucket reads and writes are tried again while they meet a failover,
+// and give ErrUnavailable once WriteTimeout has passed; anything else is
+// returned at once.
+func TestUntilAnswered(t *testing.T) {
+	s := &Store{o: Options{WriteTimeout: 100 * time.Millisecond, AckTimeout: 20 * time.Millisecond}}
+	unavailable := &apiError{Code: 503, ErrCode: 10008, Description: "JetStream system temporarily unavailable"}
+	calls := 0
+	err := s.untilAnswered(context.Background(), func(context.Context) error {
+		if calls++; calls < 3 {
+			return fmt.Errorf("get: %w", unavailable)
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Fatalf("transient twice, then answered: err %v after %d calls", err, calls)
+	}
+	calls = 0
+	err = s.untilAnswered(context.Background(), func(ctx context.Context) error {
+		calls++
+		<-ctx.Done() // no answer within AckTimeout
+		return ctx.Err()
+	})
+	if !errors.Is(err, ErrUnavailable) || calls < 2 {
+		t.Fatalf("never answered: err %v after %d calls, want ErrUnavailable after several", err, calls)
+	}
+	// The caller's deadline, earlier than WriteTimeout, ends it the same way.
+	s.o.WriteTimeout = time.Hour
+	c, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err = s.untilAnswered(c, func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("never answered before the caller's deadline: err %v, want ErrUnavailable", err)
+	}
+	calls = 0
+	err = s.untilAnswered(context.Background(), func(context.Context) error {
+		calls++
+		return ErrKeyMissing
+	})
+	if !errors.Is(err, ErrKeyMissing) || calls != 1 {
+		t.Fatalf("a missing key: err %v after %d calls, want ErrKeyMissing at once", err, calls)
 	}
 }
