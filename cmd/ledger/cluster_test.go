@@ -100,6 +100,10 @@ func TestClusterFaults(t *testing.T) {
 	for i := range 8 {
 		wg.Go(func() { w.write(ctx, i, i%2, &dead, lg) })
 	}
+	// And registrations (versioned appends and key writes), one at a
+	// time, alternately through each replica.
+	regs := &regLog{}
+	wg.Go(func() { w.register(ctx, &dead, regs, lg) })
 	stopWriters := func() {
 		stop()
 		wg.Wait()
@@ -235,6 +239,12 @@ func TestClusterFaults(t *testing.T) {
 			t.Errorf("after %s, writes stalled %s, want under %s", f.what, f.stall, stallBound)
 		}
 	}
+
+	// Every acknowledged registration is there.
+	for _, p := range regs.acked {
+		w.readModel(t, fmt.Sprintf("%s/v1/persons/%s", bases[1], p))
+	}
+	t.Logf("%d registrations acknowledged through the faults, all there", len(regs.acked))
 
 	// The surviving replica's read models equal a clean replay: a fresh
 	// replica with memory read models and an empty data dir.
@@ -773,6 +783,62 @@ func (w *world) send(tok, body string, id uuid.UUID, r int, dead *[2]atomic.Bool
 		default:
 			lg.fail("pass %s via %s (attempt %d): %d %s", id, w.bases[target], attempt, resp.StatusCode, raw)
 			return ack{}, false, false
+		}
+	}
+}
+
+// regLog gathers the registrations acknowledged (201, or 200: the answer
+// to a resend) during the faults.
+type regLog struct {
+	acked []string // person ids
+}
+
+// register registers new people, each with an event id, until ctx ends,
+// alternately through each live replica; a 503 or a lost connection is
+// retried with the same body, whose answer is then the original one.
+// Anything else goes to lg's failures.
+func (w *world) register(ctx context.Context, dead *[2]atomic.Bool, regs *regLog, lg *passLog) {
+	seed := 10_000_000 + int(time.Now().UnixNano()%1_000_000)
+	for k := 0; ctx.Err() == nil; k++ {
+		body := fmt.Sprintf(`{"name":"故障%d","id_type":"resident_id","id_number":%q,"phone":"13900000000","event_id":%q}`,
+			k, residentID(seed+k), uuid.Must(uuid.NewV7()))
+		deadline := time.Now().Add(90 * time.Second)
+		for attempt := 0; ; attempt++ {
+			if time.Now().After(deadline) {
+				lg.fail("registration %d: no answer within 90s", k)
+				return
+			}
+			target := (k + attempt) % 2
+			if dead[target].Load() {
+				target = 1 - target
+			}
+			resp, err := w.client.Post(w.bases[target]+"/v1/persons", "application/json", strings.NewReader(body))
+			if err != nil {
+				lg.resent.Add(1)
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusCreated, http.StatusOK:
+				var reg struct {
+					PersonID string `json:"person_id"`
+				}
+				if err := json.Unmarshal(raw, &reg); err != nil || reg.PersonID == "" {
+					lg.fail("registration %d: %s", k, raw)
+					return
+				}
+				regs.acked = append(regs.acked, reg.PersonID)
+			case http.StatusServiceUnavailable:
+				lg.unavailable.Add(1)
+				time.Sleep(250 * time.Millisecond)
+				continue
+			default:
+				lg.fail("registration %d via %s (attempt %d): %d %s", k, w.bases[target], attempt, resp.StatusCode, raw)
+				return
+			}
+			break
 		}
 	}
 }
