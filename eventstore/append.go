@@ -294,7 +294,7 @@ func consecutive(last uint64, n int) []ledger.Appended {
 // commit header) as the request whose answer is the batch's PubAck.
 //
 // An attempt that gets no answer within AckTimeout, or is told there is no
-// stream leader, is sent again (the same message ids and expected version:
+// stream leader (no responders, a 503 API error), is sent again (the same message ids and expected version:
 // one that was stored after all comes back as a conflict or a duplicate,
 // which Append answers as the original) until WriteTimeout, after which
 // the error wraps ErrUnavailable. The caller's context ending first gives
@@ -307,8 +307,7 @@ func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
 		if err == nil || ctx.Err() != nil {
 			return ack, err
 		}
-		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) &&
-			!errors.Is(err, nats.ErrNoResponders) && apiCode(err) != errCodeDuplicateInProcess {
+		if !transient(err) {
 			return ack, err
 		}
 		if time.Now().After(deadline) {

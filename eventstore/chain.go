@@ -116,14 +116,20 @@ func (s *Store) writePack(c *chain, p *pack) {
 			// stored (constant): read what we missed.
 			before := c.known
 			if cerr := s.catchUp(c, ids, deadline); cerr != nil {
-				s.settlePack(p, 0, false, fmt.Errorf("%s: catch up after %v: %w", p.subject, err, cerr))
-				return
-			}
-			if c.known != before {
+				if !transient(cerr) {
+					s.settlePack(p, 0, false, fmt.Errorf("%s: catch up after %v: %w", p.subject, err, cerr))
+					return
+				}
+				// The reads of a catch-up meet a failover too (no
+				// leader, "temporarily unavailable"): what was read
+				// is kept, the pack is sent again and refused again
+				// until the catch-up gets through or time is up.
+				err = fmt.Errorf("catch up after %v: %w", err, cerr)
+			} else if c.known != before {
 				wait = 10 * time.Millisecond
 				continue // compact and send again at once
 			}
-		case errors.Is(err, errAttemptTimeout), errors.Is(err, nats.ErrNoResponders), code == errCodeDuplicateInProcess:
+		case transient(err):
 			// No leader (yet), or the answer was lost: send the same again.
 		default:
 			s.settlePack(p, 0, false, fmt.Errorf("%s: %w", p.subject, err))
@@ -143,6 +149,56 @@ func (s *Store) writePack(c *chain, p *pack) {
 
 // errAttemptTimeout is an attempt that got no answer within AckTimeout.
 var errAttemptTimeout = errors.New("no answer")
+
+// transient reports whether err says that nothing was done because the
+// stream has no leader that answers now (a failover): no answer within the
+// attempt's time, no responders, the same message id in process on
+// another leader, or a JetStream API error with status 503 ("JetStream
+// system temporarily unavailable", 10008, while a new leader takes over).
+// Such a write or read is tried again until WriteTimeout.
+func transient(err error) bool {
+	var ae *apiError
+	var jae *jetstream.APIError
+	switch {
+	case errors.Is(err, errAttemptTimeout), errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse),
+		errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &ae):
+		return ae.ErrCode == errCodeDuplicateInProcess || ae.Code == 503
+	case errors.As(err, &jae):
+		return jae.Code == 503
+	}
+	return false
+}
+
+// untilAnswered runs op, a read or write that must reach a stream leader
+// (a key bucket read or create, a Load), until it is answered: an attempt that meets a failover (transient: no answer within
+// AckTimeout, no responders, a 503 while the bucket's new leader takes
+// over) is tried again with backoff until WriteTimeout or ctx's deadline,
+// whichever comes first, after which the error wraps ErrUnavailable (the
+// HTTP layer answers 503 with Retry-After, not a bare timeout). A create
+// tried again after a lost answer that was stored after all comes back as
+// ErrKeyExists, and Key reads the stored key.
+func (s *Store) untilAnswered(ctx context.Context, op func(context.Context) error) error {
+	deadline := time.Now().Add(s.o.WriteTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	wait := 10 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, min(s.o.AckTimeout, time.Until(deadline)))
+		err := op(actx)
+		cancel()
+		if err == nil || !transient(err) { // a cancelled ctx is not transient
+			return err
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		sleep(wait, deadline)
+		wait = min(2*wait, 250*time.Millisecond)
+	}
+}
 
 // attempt publishes m once and waits up to AckTimeout (and at most until
 // deadline) for its answer.
@@ -180,7 +236,12 @@ func (s *Store) catchUp(c *chain, ownIDs []string, deadline time.Time) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(s.o.AckTimeout))
 	defer cancel()
 	for {
-		m, err := s.stream.GetMsg(ctx, c.known+1, jetstream.WithGetMsgSubject(c.subject))
+		// Each read waits AckTimeout at most, as a write attempt does:
+		// one sent to a leader that died is not waited for until the
+		// deadline.
+		gctx, gcancel := context.WithTimeout(ctx, s.o.AckTimeout)
+		m, err := s.stream.GetMsg(gctx, c.known+1, jetstream.WithGetMsgSubject(c.subject))
+		gcancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		}

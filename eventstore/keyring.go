@@ -84,7 +84,10 @@ func (s *Store) Key(ctx context.Context, subject uuid.UUID, create bool) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", name, err)
 	}
-	if _, err := s.kv.Create(ctx, name, sealed); err != nil {
+	if err := s.untilAnswered(ctx, func(ctx context.Context) error {
+		_, err := s.kv.Create(ctx, name, sealed)
+		return err
+	}); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return s.getKey(ctx, name) // another creator won
 		}
@@ -94,7 +97,11 @@ func (s *Store) Key(ctx context.Context, subject uuid.UUID, create bool) ([]byte
 }
 
 func (s *Store) getKey(ctx context.Context, name string) ([]byte, error) {
-	value, err := s.leaderGetKey(ctx, name)
+	var value []byte
+	err := s.untilAnswered(ctx, func(ctx context.Context) (err error) {
+		value, err = s.leaderGetKey(ctx, name)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", name, err)
 	}

@@ -68,7 +68,11 @@ func (s *Store) Load(ctx context.Context, aggregate string) ([]domain.Envelope, 
 	defer cancel()
 	var out []domain.Envelope
 	for seq := uint64(1); ; {
-		m, err := s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		var m *jetstream.RawStreamMsg
+		err := s.untilAnswered(ctx, func(ctx context.Context) (err error) {
+			m, err = s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+			return err
+		})
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}

@@ -428,7 +428,7 @@ func (s *Store) awaitMessage(p *pack, m *nats.Msg, first chan *nats.Msg, sendErr
 			s.settlePack(p, ack.Seq, ack.Duplicate && !p.packed, nil)
 			return
 		}
-		if !errors.Is(err, errAttemptTimeout) && !errors.Is(err, nats.ErrNoResponders) && apiCode(err) != errCodeDuplicateInProcess {
+		if !transient(err) {
 			s.settlePack(p, 0, false, fmt.Errorf("%s: %w", p.subject, err))
 			return
 		}

@@ -27,11 +27,37 @@ func buildLedger(t *testing.T) string {
 	return bin
 }
 
-// startProcess runs `ledger serve` as a child process and returns its base URL.
+// startProcess runs `ledger serve` as a child process on the embedded
+// default and returns its base URL.
 func startProcess(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--register-rate", "0")
-	cmd.Env = append(os.Environ(), "DATABASE_URL=", "NATS_URL=", "LEDGER_TOKEN_KEY=")
+	p := launchServe(t, bin, []string{"DATABASE_URL=", "NATS_URL=", "LEDGER_TOKEN_KEY="}, "",
+		"--data", dir, "--http", "127.0.0.1:0", "--register-rate", "0")
+	return p.cmd, p.wait(t, 60*time.Second)
+}
+
+// serveProcess is a `ledger serve` child process that has been started.
+type serveProcess struct {
+	cmd  *exec.Cmd
+	addr chan string // its "listening on" address, once
+}
+
+// launchServe starts `ledger serve args...` with env added to the
+// environment and its stderr in logPath (discarded when empty), without
+// waiting for it: several replicas can start at the same moment. It is
+// killed at cleanup.
+func launchServe(t *testing.T, bin string, env []string, logPath string, args ...string) *serveProcess {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	if logPath != "" {
+		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		cmd.Stderr = f
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -40,24 +66,31 @@ func startProcess(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := make(chan string, 1)
+	p := &serveProcess{cmd: cmd, addr: make(chan string, 1)}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-				addr <- a
+				p.addr <- a
 			}
 		}
 	}()
+	return p
+}
+
+// wait waits until the process listens and answers /readyz, and returns
+// its base URL.
+func (p *serveProcess) wait(t *testing.T, within time.Duration) string {
+	t.Helper()
 	select {
-	case a := <-addr:
+	case a := <-p.addr:
 		base := "http://" + a
-		waitReady(t, base)
-		return cmd, base
-	case <-time.After(60 * time.Second):
-		t.Fatal("ledger serve did not listen within 60s")
+		waitReadyWithin(t, base, within)
+		return base
+	case <-time.After(within):
+		t.Fatalf("ledger serve did not listen within %s", within)
 	}
-	return nil, ""
+	return ""
 }
 
 // TestSIGKILLLosesNoAcknowledgedEvent kills `ledger serve` with SIGKILL while

@@ -71,7 +71,13 @@ func (s *service) stop(t *testing.T) {
 
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	ready := ledgertest.Poll(30*time.Second, func() bool {
+	waitReadyWithin(t, base, 30*time.Second)
+}
+
+// waitReadyWithin polls base's /readyz until it answers 200.
+func waitReadyWithin(t *testing.T, base string, within time.Duration) {
+	t.Helper()
+	ready := ledgertest.Poll(within, func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false
@@ -80,7 +86,7 @@ func waitReady(t *testing.T, base string) {
 		return resp.StatusCode == http.StatusOK
 	})
 	if !ready {
-		t.Fatalf("%s/readyz not OK within 30s", base)
+		t.Fatalf("%s/readyz not OK within %s", base, within)
 	}
 }
 
