@@ -52,6 +52,8 @@ up() {
 	fi
 	$GO build -o bin/ledger ./cmd/ledger
 
+	fresh=false
+	[ -d "$DIR/n1" ] || fresh=true # a new log: its read models start empty too
 	for n in 1 2 3; do
 		cat >"$DIR/n$n.conf" <<CONF
 server_name: n$n
@@ -74,6 +76,12 @@ CONF
 	db=${DB_URL##*/}
 	db=${db%%\?*}
 	admin=${DB_URL%/*}/postgres?${DB_URL#*\?}
+	if $fresh && [ -z "${CLUSTER_DATABASE_URL:-}" ] && psql "$DB_URL" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+		# The default database belongs to this cluster: a new log gets new
+		# read models (the replicas refuse tables built from another log).
+		echo "a new log in $DIR: recreating database $db for its read models"
+		psql "$admin" -qc "DROP DATABASE $db WITH (FORCE)"
+	fi
 	if ! psql "$DB_URL" -Atqc 'SELECT 1' >/dev/null 2>&1; then
 		psql "$admin" -qc "CREATE DATABASE $db"
 	fi
@@ -87,7 +95,7 @@ CONF
 	cat <<MSG
 
 cluster up: ledger on http://127.0.0.1:18080 and http://127.0.0.1:18081
-  tokens: LEDGER_TOKEN_KEY=\$(cat cluster/token.key) bin/ledger token issue --role reviewer
+  tokens: LEDGER_TOKEN_KEY=\$(cat cluster/token.key) bin/ledger token issue --role reviewer --subject NAME
   status: bin/ledger projections status --nats-url $NATS_URLS --replicas 3 --postgres '$DB_URL'
   stop:   make cluster-down
 MSG
