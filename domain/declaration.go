@@ -238,88 +238,82 @@ func ValidatePlate(plate string) (string, error) {
 
 // ValidateArrival checks an arrival declaration and returns it normalised.
 func ValidateArrival(cmd DeclareArrival, now time.Time, skew time.Duration) (DeclareArrival, error) {
-	date, err := time.Parse(time.DateOnly, strings.TrimSpace(cmd.ArrivalDate))
-	if err != nil {
-		return cmd, Invalid("arrival_date", "must be a date as YYYY-MM-DD")
+	var errs fieldErrs
+	if date, err := time.Parse(time.DateOnly, strings.TrimSpace(cmd.ArrivalDate)); err != nil {
+		errs.add(Invalid("arrival_date", "must be a date as YYYY-MM-DD"))
+	} else {
+		cmd.ArrivalDate = date.Format(time.DateOnly)
+		today, _ := time.Parse(time.DateOnly, now.Format(time.DateOnly))
+		if d := date.Sub(today); d > MaxArrivalDays*24*time.Hour || d < -MaxArrivalDays*24*time.Hour {
+			errs.add(Invalid("arrival_date", "must be within %d days of today", MaxArrivalDays))
+		}
 	}
-	cmd.ArrivalDate = date.Format(time.DateOnly)
-	today, _ := time.Parse(time.DateOnly, now.Format(time.DateOnly))
-	if d := date.Sub(today); d > MaxArrivalDays*24*time.Hour || d < -MaxArrivalDays*24*time.Hour {
-		return cmd, Invalid("arrival_date", "must be within %d days of today", MaxArrivalDays)
-	}
-	if cmd.Origin, err = validText("origin", cmd.Origin, MaxOriginLength); err != nil {
-		return cmd, err
-	}
+	cmd.Origin = errs.text(validText("origin", cmd.Origin, MaxOriginLength))
 	if cmd.DestinationDistrict = strings.TrimSpace(cmd.DestinationDistrict); !ValidDistrict(cmd.DestinationDistrict) {
-		return cmd, Invalid("destination_district", "must be a 6-digit administrative division code")
+		errs.add(Invalid("destination_district", "must be a 6-digit administrative division code"))
 	}
 	switch cmd.NATResult {
 	case NATNegative, NATPositive:
-		if cmd.NATAt.IsZero() {
-			return cmd, Invalid("nat_at", "is required with a %s result", cmd.NATResult)
-		}
-		if cmd.NATAt.After(now.Add(skew)) {
-			return cmd, Invalid("nat_at", "is in the future")
+		switch {
+		case cmd.NATAt.IsZero():
+			errs.add(Invalid("nat_at", "is required with a %s result", cmd.NATResult))
+		case cmd.NATAt.After(now.Add(skew)):
+			errs.add(Invalid("nat_at", "is in the future"))
 		}
 		cmd.NATAt = cmd.NATAt.UTC()
 	case NATNone:
 		cmd.NATAt = time.Time{}
 	default:
-		return cmd, Invalid("nat_result", "must be negative, positive or none")
+		errs.add(Invalid("nat_result", "must be negative, positive or none"))
 	}
 	if len(cmd.FamilyMemberIDs) > MaxFamilyPerDeclaration {
-		return cmd, Invalid("family_member_ids", "has %d members, at most %d allowed", len(cmd.FamilyMemberIDs), MaxFamilyPerDeclaration)
-	}
-	seen := make(map[uuid.UUID]bool, len(cmd.FamilyMemberIDs))
-	for _, id := range cmd.FamilyMemberIDs {
-		if id == uuid.Nil || seen[id] {
-			return cmd, Invalid("family_member_ids", "must be distinct person ids")
+		errs.add(Invalid("family_member_ids", "has %d members, at most %d allowed", len(cmd.FamilyMemberIDs), MaxFamilyPerDeclaration))
+	} else {
+		seen := make(map[uuid.UUID]bool, len(cmd.FamilyMemberIDs))
+		for _, id := range cmd.FamilyMemberIDs {
+			if id == uuid.Nil || seen[id] {
+				errs.add(Invalid("family_member_ids", "must be distinct person ids"))
+				break
+			}
+			seen[id] = true
 		}
-		seen[id] = true
 	}
-	return cmd, nil
+	return cmd, errs.err()
 }
 
 // ValidateTruckPass checks a truck pass and returns it normalised. The
 // nucleic-acid proof must be at most TruckNATValidity old and not in the
 // future beyond skew.
 func ValidateTruckPass(cmd DeclareTruckPass, now time.Time, skew time.Duration) (DeclareTruckPass, error) {
-	var err error
-	if cmd.PlateNumber, err = ValidatePlate(cmd.PlateNumber); err != nil {
-		return cmd, err
-	}
+	var errs fieldErrs
+	cmd.PlateNumber = errs.text(ValidatePlate(cmd.PlateNumber))
 	switch {
 	case cmd.NATProofAt.IsZero():
-		return cmd, Invalid("nat_proof_at", "is required")
+		errs.add(Invalid("nat_proof_at", "is required"))
 	case cmd.NATProofAt.After(now.Add(skew)):
-		return cmd, Invalid("nat_proof_at", "is in the future")
+		errs.add(Invalid("nat_proof_at", "is in the future"))
 	case now.Sub(cmd.NATProofAt) > TruckNATValidity:
-		return cmd, Invalid("nat_proof_at", "is older than %d hours: a truck pass needs a nucleic-acid test from the last %d hours",
-			int(TruckNATValidity/time.Hour), int(TruckNATValidity/time.Hour))
+		errs.add(Invalid("nat_proof_at", "is older than %d hours: a truck pass needs a nucleic-acid test from the last %d hours",
+			int(TruckNATValidity/time.Hour), int(TruckNATValidity/time.Hour)))
 	}
 	cmd.NATProofAt = cmd.NATProofAt.UTC()
 	switch cmd.HealthCodeColour {
 	case ColourGreen, ColourYellow, ColourRed:
 	default:
-		return cmd, Invalid("health_code_colour", "must be green, yellow or red")
+		errs.add(Invalid("health_code_colour", "must be green, yellow or red"))
 	}
-	if cmd.LogisticsPark, err = validText("logistics_park", cmd.LogisticsPark, MaxParkLength); err != nil {
-		return cmd, err
-	}
+	cmd.LogisticsPark = errs.text(validText("logistics_park", cmd.LogisticsPark, MaxParkLength))
 	if cmd.District = strings.TrimSpace(cmd.District); !ValidDistrict(cmd.District) {
-		return cmd, Invalid("district", "must be the logistics park's 6-digit administrative division code")
+		errs.add(Invalid("district", "must be the logistics park's 6-digit administrative division code"))
 	}
-	if cmd.ContactName, err = ValidateName("contact_name", cmd.ContactName); err != nil {
-		return cmd, err
+	cmd.ContactName = errs.text(ValidateName("contact_name", cmd.ContactName))
+	phone, err := ValidatePhone(cmd.ContactPhone)
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		err = Invalid("contact_phone", "%s", fe.Reason)
 	}
-	if cmd.ContactPhone, err = ValidatePhone(cmd.ContactPhone); err != nil {
-		var fe *FieldError
-		if errors.As(err, &fe) {
-			return cmd, Invalid("contact_phone", "%s", fe.Reason)
-		}
-		return cmd, err
-	}
-	return cmd, nil
+	cmd.ContactPhone = errs.text(phone, err)
+	return cmd, errs.err()
 }
 
 // DecideDeclareArrival decides an arrival declaration by declarant (with

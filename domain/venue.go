@@ -192,31 +192,28 @@ func validText(field, s string, limit int) (string, error) { return Text(field, 
 // optionalText checks an optional free-text field (Text).
 func optionalText(field, s string, limit int) (string, error) { return Text(field, s, limit, false) }
 
-// ValidateApplyVenue checks an application and returns it normalised.
+// ValidateApplyVenue checks an application and returns it normalised;
+// every bad field is reported at once.
 func ValidateApplyVenue(cmd ApplyVenue) (ApplyVenue, error) {
-	var err error
-	if cmd.Name, err = validText("name", cmd.Name, MaxVenueNameLength); err != nil {
-		return cmd, err
-	}
+	var errs fieldErrs
+	cmd.Name = errs.text(validText("name", cmd.Name, MaxVenueNameLength))
 	if !IsVenueType(cmd.Type) {
-		return cmd, Invalid("type", "must be one of %s", strings.Join(VenueTypes(), ", "))
+		errs.add(Invalid("type", "must be one of %s", strings.Join(VenueTypes(), ", ")))
 	}
 	if cmd.District = strings.TrimSpace(cmd.District); !ValidDistrict(cmd.District) {
-		return cmd, Invalid("district", "must be a 6-digit administrative division code")
+		errs.add(Invalid("district", "must be a 6-digit administrative division code"))
 	}
-	if cmd.Address, err = validText("address", cmd.Address, MaxAddressLength); err != nil {
-		return cmd, err
-	}
+	cmd.Address = errs.text(validText("address", cmd.Address, MaxAddressLength))
 	if math.IsNaN(cmd.Lat) || cmd.Lat < -90 || cmd.Lat > 90 {
-		return cmd, Invalid("lat", "must be between -90 and 90")
+		errs.add(Invalid("lat", "must be between -90 and 90"))
 	}
 	if math.IsNaN(cmd.Lng) || cmd.Lng < -180 || cmd.Lng > 180 {
-		return cmd, Invalid("lng", "must be between -180 and 180")
+		errs.add(Invalid("lng", "must be between -180 and 180"))
 	}
 	if cmd.NATWithinHours < 0 || cmd.NATWithinHours > MaxNATWithinHours {
-		return cmd, Invalid("nat_within_hours", "must be between 0 and %d", MaxNATWithinHours)
+		errs.add(Invalid("nat_within_hours", "must be between 0 and %d", MaxNATWithinHours))
 	}
-	return cmd, nil
+	return cmd, errs.err()
 }
 
 // DecideApplyVenue decides an application for a new venue id by a person.

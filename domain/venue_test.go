@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -263,5 +264,23 @@ func TestValidDistrict(t *testing.T) {
 		if got := ValidDistrict(d); got != want {
 			t.Errorf("ValidDistrict(%q) = %v, want %v", d, got, want)
 		}
+	}
+}
+
+// TestValidationListsEveryField: a venue application, an arrival and a truck
+// pass each report every bad field at once.
+func TestValidationListsEveryField(t *testing.T) {
+	now := time.Now()
+	_, err := ValidateApplyVenue(ApplyVenue{Name: "", Type: "castle", District: "12", Address: "x", Lat: 91, Lng: 0})
+	if got := fieldsOf(err); !slices.Equal(got, []string{"name", "type", "district", "lat"}) {
+		t.Fatalf("venue application: fields %v (%v)", got, err)
+	}
+	_, err = ValidateArrival(DeclareArrival{ArrivalDate: "soon", Origin: "\x00", DestinationDistrict: "1", NATResult: "maybe"}, now, time.Minute)
+	if got := fieldsOf(err); !slices.Equal(got, []string{"arrival_date", "origin", "destination_district", "nat_result"}) {
+		t.Fatalf("arrival: fields %v (%v)", got, err)
+	}
+	_, err = ValidateTruckPass(DeclareTruckPass{PlateNumber: "x", HealthCodeColour: "blue", LogisticsPark: "园", District: "371302", ContactName: "赵", ContactPhone: "1"}, now, time.Minute)
+	if got := fieldsOf(err); !slices.Equal(got, []string{"plate_number", "nat_proof_at", "health_code_colour", "contact_phone"}) {
+		t.Fatalf("truck pass: fields %v (%v)", got, err)
 	}
 }
