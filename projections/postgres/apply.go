@@ -128,6 +128,28 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 	return projections.Checkpoint{Position: b.Last, RecordedAt: b.LastRecordedAt}, nil
 }
 
+// queryIDs runs sql, a statement named what in its errors that returns one
+// column of event ids, and answers the set of them.
+func queryIDs(ctx context.Context, tx pgx.Tx, what, sql string, args ...any) (map[uuid.UUID]bool, error) {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	set := make(map[uuid.UUID]bool)
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		set[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return set, nil
+}
+
 func (s *Store) applyOthers(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
 	if len(cs) == 0 {
 		return nil
@@ -137,22 +159,9 @@ func (s *Store) applyOthers(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	for i, c := range cs {
 		ids[i], positions[i] = c.EventID, int64(c.Position)
 	}
-	rows, err := tx.Query(ctx, s.q.markApplied, ids, positions)
+	fresh, err := queryIDs(ctx, tx, "mark applied", s.q.markApplied, ids, positions)
 	if err != nil {
-		return fmt.Errorf("mark applied: %w", err)
-	}
-	fresh := make(map[uuid.UUID]bool, len(cs))
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		fresh[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("mark applied: %w", err)
+		return err
 	}
 	var batch pgx.Batch
 	for _, c := range cs {
@@ -279,22 +288,9 @@ func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	for i, c := range cs {
 		ids[i] = c.EventID
 	}
-	rows, err := tx.Query(ctx, s.q.storedPasses, ids)
+	skip, err := queryIDs(ctx, tx, "find stored passes", s.q.storedPasses, ids)
 	if err != nil {
-		return fmt.Errorf("find stored passes: %w", err)
-	}
-	skip := make(map[uuid.UUID]bool)
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		skip[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("find stored passes: %w", err)
+		return err
 	}
 	src := &passSource{cs: cs, skip: skip, row: make([]any, len(passColumns))}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "passes"}, passColumns, src); err != nil {
