@@ -202,22 +202,9 @@ func (s *Store) Declarations(ctx context.Context, f domain.DeclarationFilter) ([
 		args = append(args, f.Limit)
 		text += " LIMIT $" + strconv.Itoa(len(args))
 	}
-	rows, err := s.pool.Query(ctx, s.sql(text), args...)
+	out, err := appendRows(ctx, s, []domain.DeclarationView{}, "declarations", scanDeclaration, s.sql(text), args...)
 	if err != nil {
-		return nil, readErr("declarations: %w", err)
-	}
-	out := []domain.DeclarationView{}
-	for rows.Next() {
-		v, err := scanDeclaration(rows)
-		if err != nil {
-			rows.Close()
-			return nil, readErr("declarations: %w", err)
-		}
-		out = append(out, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, readErr("declarations: %w", err)
+		return nil, err
 	}
 	if err := s.withSteps(ctx, out); err != nil {
 		return nil, readErr("declarations' history: %w", err)

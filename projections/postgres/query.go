@@ -169,6 +169,22 @@ func readErr(format string, args ...any) error {
 	return err
 }
 
+// appendRows runs text, a read of many rows named what in its errors (through
+// readErr), and appends each row, as scan reads it, to out: callers start
+// from an empty list, so a read of no rows answers [] and not null.
+func appendRows[T any](ctx context.Context, s *Store, out []T, what string, scan func(pgx.Row) (T, error),
+	text string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, text, args...)
+	if err != nil {
+		return nil, readErr("%s: %w", what, err)
+	}
+	out, err = pgx.AppendRows(out, rows, func(row pgx.CollectableRow) (T, error) { return scan(row) })
+	if err != nil {
+		return nil, readErr("%s: %w", what, err)
+	}
+	return out, nil
+}
+
 // outage reports whether err means PostgreSQL is out of reach.
 func outage(err error) bool {
 	var connect *pgconn.ConnectError
@@ -375,23 +391,7 @@ func (s *Store) Venues(ctx context.Context, f domain.VenueFilter) ([]domain.Venu
 		args = append(args, f.Limit)
 		text += " LIMIT $" + strconv.Itoa(len(args))
 	}
-	rows, err := s.pool.Query(ctx, s.sql(text), args...)
-	if err != nil {
-		return nil, readErr("venues: %w", err)
-	}
-	defer rows.Close()
-	out := []domain.VenueView{}
-	for rows.Next() {
-		v, err := scanVenue(rows)
-		if err != nil {
-			return nil, readErr("venues: %w", err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, readErr("venues: %w", err)
-	}
-	return out, nil
+	return appendRows(ctx, s, []domain.VenueView{}, "venues", scanVenue, s.sql(text), args...)
 }
 
 // Entries implements ledger.ReadModel: newest first by (at, position). The
@@ -431,28 +431,19 @@ func (s *Store) Entries(ctx context.Context, q domain.EntryQuery) ([]domain.Entr
 		FROM {s}.passes p LEFT JOIN {s}.persons pe ON pe.person_id = p.person_id AND pe.registered
 		WHERE ` + strings.Join(where, " AND ") + `
 		ORDER BY p.at DESC, p.position DESC LIMIT $` + strconv.Itoa(len(args))
-	rows, err := s.pool.Query(ctx, s.sql(text), args...)
-	if err != nil {
-		return nil, readErr("entries of venue %s: %w", q.VenueID, err)
-	}
-	defer rows.Close()
 	out := make([]domain.Entry, 0, min(limit, 64))
-	for rows.Next() {
-		var (
-			e   domain.Entry
-			pos int64
-		)
-		if err := rows.Scan(&e.EventID, &e.PersonID, &e.NameMasked, &e.IDMasked, &e.At, &e.Direction,
-			&e.Decision, &e.Method, &e.Operator, &e.Reason, &pos); err != nil {
-			return nil, readErr("entries of venue %s: %w", q.VenueID, err)
-		}
-		e.At, e.Position = e.At.UTC(), uint64(pos)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, readErr("entries of venue %s: %w", q.VenueID, err)
-	}
-	return out, nil
+	return appendRows(ctx, s, out, "entries of venue "+q.VenueID.String(), scanEntry, s.sql(text), args...)
+}
+
+func scanEntry(row pgx.Row) (domain.Entry, error) {
+	var (
+		e   domain.Entry
+		pos int64
+	)
+	err := row.Scan(&e.EventID, &e.PersonID, &e.NameMasked, &e.IDMasked, &e.At, &e.Direction,
+		&e.Decision, &e.Method, &e.Operator, &e.Reason, &pos)
+	e.At, e.Position = e.At.UTC(), uint64(pos)
+	return e, err
 }
 
 // window appends the [from, to) conditions on p.at.
@@ -475,25 +466,15 @@ func (s *Store) Trace(ctx context.Context, personID uuid.UUID, from, to time.Tim
 		COALESCE(v.address, ''), p.at, p.direction, p.decision
 		FROM {s}.passes p LEFT JOIN {s}.venues v ON v.venue_id = p.venue_id
 		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY p.at, p.position`
-	rows, err := s.pool.Query(ctx, s.sql(text), args...)
-	if err != nil {
-		return nil, readErr("trace of person %s: %w", personID, err)
-	}
-	defer rows.Close()
-	out := []domain.Visit{}
-	for rows.Next() {
-		var v domain.Visit
-		if err := rows.Scan(&v.EventID, &v.VenueID, &v.VenueName, &v.VenueType, &v.District, &v.Address,
-			&v.At, &v.Direction, &v.Decision); err != nil {
-			return nil, readErr("trace of person %s: %w", personID, err)
-		}
-		v.At = v.At.UTC()
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, readErr("trace of person %s: %w", personID, err)
-	}
-	return out, nil
+	return appendRows(ctx, s, []domain.Visit{}, "trace of person "+personID.String(), scanVisit, s.sql(text), args...)
+}
+
+func scanVisit(row pgx.Row) (domain.Visit, error) {
+	var v domain.Visit
+	err := row.Scan(&v.EventID, &v.VenueID, &v.VenueName, &v.VenueType, &v.District, &v.Address,
+		&v.At, &v.Direction, &v.Decision)
+	v.At = v.At.UTC()
+	return v, err
 }
 
 // Occupancy implements ledger.ReadModel: the people whose last pass at the
@@ -511,25 +492,15 @@ func (s *Store) Alerts(ctx context.Context, district string, limit int) ([]domai
 	if limit <= 0 {
 		limit = 50
 	}
-	rows, err := s.pool.Query(ctx, s.q.alerts, district, limit)
-	if err != nil {
-		return nil, readErr("alerts of %s: %w", district, err)
-	}
-	defer rows.Close()
-	out := []domain.Alert{}
-	for rows.Next() {
-		var a domain.Alert
-		if err := rows.Scan(&a.EventID, &a.District, &a.VenueID, &a.PersonID, &a.PassEventID, &a.CodeColour,
-			&a.Decision, &a.Reason, &a.At); err != nil {
-			return nil, readErr("alerts of %s: %w", district, err)
-		}
-		a.At = a.At.UTC()
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, readErr("alerts of %s: %w", district, err)
-	}
-	return out, nil
+	return appendRows(ctx, s, []domain.Alert{}, "alerts of "+district, scanAlert, s.q.alerts, district, limit)
+}
+
+func scanAlert(row pgx.Row) (domain.Alert, error) {
+	var a domain.Alert
+	err := row.Scan(&a.EventID, &a.District, &a.VenueID, &a.PersonID, &a.PassEventID, &a.CodeColour,
+		&a.Decision, &a.Reason, &a.At)
+	a.At = a.At.UTC()
+	return a, err
 }
 
 // Pass implements ledger.ReadModel.

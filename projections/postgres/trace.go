@@ -256,32 +256,22 @@ func (s *Store) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditE
 		text += " WHERE " + strings.Join(where, " AND ")
 	}
 	text += " ORDER BY at, position LIMIT $" + strconv.Itoa(len(args))
-	rows, err := s.pool.Query(ctx, s.sql(text), args...)
-	if err != nil {
-		return nil, readErr("audit entries: %w", err)
-	}
-	defer rows.Close()
-	out := []domain.AuditEntry{}
-	for rows.Next() {
-		var (
-			e              domain.AuditEntry
-			pos            int64
-			from, to, asOf *time.Time
-			depth, minOv   int32
-			buffer, count  int32
-		)
-		if err := rows.Scan(&e.EventID, &pos, &e.TraceID, &e.Analyst, &e.PersonID, &from, &to, &depth, &e.Reason,
-			&e.Kind, &e.Source, &asOf, &minOv, &buffer, &count, &e.At); err != nil {
-			return nil, readErr("audit entries: %w", err)
-		}
-		e.Position, e.From, e.To, e.AsOf, e.At = uint64(pos), utc(from), utc(to), utc(asOf), e.At.UTC()
-		e.Depth, e.MinOverlapMinutes, e.BufferMinutes, e.Contacts = int(depth), int(minOv), int(buffer), int(count)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, readErr("audit entries: %w", err)
-	}
-	return out, nil
+	return appendRows(ctx, s, []domain.AuditEntry{}, "audit entries", scanAuditEntry, s.sql(text), args...)
+}
+
+func scanAuditEntry(row pgx.Row) (domain.AuditEntry, error) {
+	var (
+		e              domain.AuditEntry
+		pos            int64
+		from, to, asOf *time.Time
+		depth, minOv   int32
+		buffer, count  int32
+	)
+	err := row.Scan(&e.EventID, &pos, &e.TraceID, &e.Analyst, &e.PersonID, &from, &to, &depth, &e.Reason,
+		&e.Kind, &e.Source, &asOf, &minOv, &buffer, &count, &e.At)
+	e.Position, e.From, e.To, e.AsOf, e.At = uint64(pos), utc(from), utc(to), utc(asOf), e.At.UTC()
+	e.Depth, e.MinOverlapMinutes, e.BufferMinutes, e.Contacts = int(depth), int(minOv), int(buffer), int(count)
+	return e, err
 }
 
 // applyAudit inserts the batch's TraceRequested events into audit_entries
