@@ -443,10 +443,7 @@ func TestClusterDedupAcrossStores(t *testing.T) {
 	}
 	venue := uuid.New()
 	const n = 400
-	evs := make([]domain.Envelope, n)
-	for i := range evs {
-		evs[i] = event(domain.PassAggregate(venue, uuid.New()), i)
-	}
+	evs := passes(venue, n)
 	// Each event goes to both stores at the same moment, from many
 	// goroutines, so that packs of both contend.
 	resA, resB := make([]ledger.Appended, n), make([]ledger.Appended, n)

@@ -61,6 +61,16 @@ func event(aggregate string, n int) domain.Envelope {
 	}
 }
 
+// passes makes n pass events at venue, each of another person, numbered
+// from 0 as event numbers them.
+func passes(venue uuid.UUID, n int) []domain.Envelope {
+	evs := make([]domain.Envelope, n)
+	for i := range evs {
+		evs[i] = event(domain.PassAggregate(venue, uuid.New()), i)
+	}
+	return evs
+}
+
 func person() string { return domain.PersonAggregate(uuid.New()) }
 
 func ctx(t testing.TB) context.Context {
@@ -275,10 +285,7 @@ func TestRecordConcurrentCallers(t *testing.T) {
 	for c := range calls {
 		wg.Go(func() {
 			venue := uuid.New()
-			var evs []domain.Envelope
-			for i := range perCaller {
-				evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
-			}
+			evs := passes(venue, perCaller)
 			// Each caller records in three calls; the last repeats the
 			// first call's first event (a retry) and two of its own.
 			parts := [][]domain.Envelope{evs[:10], evs[10:], {evs[0], evs[10], evs[19]}}
@@ -364,10 +371,7 @@ func TestRecordDuplicates(t *testing.T) {
 func TestRecordLargeRequestSplits(t *testing.T) {
 	s := open(t, "", func(o *eventstore.Options) { o.MaxPack = 100 })
 	venue := uuid.New()
-	var evs []domain.Envelope
-	for i := range 1000 {
-		evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
-	}
+	evs := passes(venue, 1000)
 	res, err := s.Record(ctx(t), evs...)
 	if err != nil {
 		t.Fatal(err)
