@@ -370,69 +370,38 @@ func (s *Store) Venue(ctx context.Context, id uuid.UUID) (domain.VenueView, erro
 
 // Venues implements ledger.ReadModel: in application order.
 func (s *Store) Venues(ctx context.Context, f domain.VenueFilter) ([]domain.VenueView, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.District != "" {
-		args = append(args, f.District)
-		where = append(where, "v.district = $"+strconv.Itoa(len(args)))
-	}
-	if f.Status != "" {
-		args = append(args, f.Status)
-		where = append(where, "v.status = $"+strconv.Itoa(len(args)))
-	}
-	text := `SELECT ` + venueCols + ` FROM {s}.venues v`
-	if len(where) > 0 {
-		text += " WHERE " + strings.Join(where, " AND ")
-	}
-	text += " ORDER BY v.applied_position"
+	var c conds
+	c.equal("v.district", f.District)
+	c.equal("v.status", f.Status)
+	text := `SELECT ` + venueCols + ` FROM {s}.venues v` + c.where() + " ORDER BY v.applied_position"
 	if f.Limit > 0 {
-		args = append(args, f.Limit)
-		text += " LIMIT $" + strconv.Itoa(len(args))
+		text += " LIMIT " + c.arg(f.Limit)
 	}
-	return appendRows(ctx, s, []domain.VenueView{}, "venues", scanVenue, s.sql(text), args...)
+	return appendRows(ctx, s, []domain.VenueView{}, "venues", scanVenue, s.sql(text), c.args...)
 }
 
 // Entries implements ledger.ReadModel: newest first by (at, position). The
 // statement is built from the filters present, so the cursor and the window
 // become bounds of the (venue_id, at, position) index scan.
 func (s *Store) Entries(ctx context.Context, q domain.EntryQuery) ([]domain.Entry, error) {
-	args := []any{q.VenueID}
-	where := []string{"p.venue_id = $1"}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
-	}
-	if !q.From.IsZero() {
-		add("p.at >= ?", q.From)
-	}
-	if !q.To.IsZero() {
-		add("p.at < ?", q.To)
-	}
-	if q.Direction != "" {
-		add("p.direction = ?", q.Direction)
-	}
-	if q.Decision != "" {
-		add("p.decision = ?", q.Decision)
-	}
+	var c conds
+	c.add("p.venue_id = ?", q.VenueID)
+	c.window("p.at", q.From, q.To)
+	c.equal("p.direction", q.Direction)
+	c.equal("p.decision", q.Decision)
 	if !q.AfterAt.IsZero() {
-		args = append(args, q.AfterAt, int64(q.AfterPosition))
-		n := len(args)
-		where = append(where, fmt.Sprintf("(p.at, p.position) < ($%d, $%d)", n-1, n))
+		c.add("(p.at, p.position) < (?, ?)", q.AfterAt, int64(q.AfterPosition))
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	args = append(args, limit)
 	text := `SELECT p.event_id, p.person_id, COALESCE(pe.name_masked, ''), COALESCE(pe.id_masked, ''), p.at,
 		p.direction, p.decision, p.method, p.operator, p.reason, p.position
-		FROM {s}.passes p LEFT JOIN {s}.persons pe ON pe.person_id = p.person_id AND pe.registered
-		WHERE ` + strings.Join(where, " AND ") + `
-		ORDER BY p.at DESC, p.position DESC LIMIT $` + strconv.Itoa(len(args))
+		FROM {s}.passes p LEFT JOIN {s}.persons pe ON pe.person_id = p.person_id AND pe.registered` + c.where() + `
+		ORDER BY p.at DESC, p.position DESC LIMIT ` + c.arg(limit)
 	out := make([]domain.Entry, 0, min(limit, 64))
-	return appendRows(ctx, s, out, "entries of venue "+q.VenueID.String(), scanEntry, s.sql(text), args...)
+	return appendRows(ctx, s, out, "entries of venue "+q.VenueID.String(), scanEntry, s.sql(text), c.args...)
 }
 
 func scanEntry(row pgx.Row) (domain.Entry, error) {
@@ -446,27 +415,63 @@ func scanEntry(row pgx.Row) (domain.Entry, error) {
 	return e, err
 }
 
-// window appends the [from, to) conditions on p.at.
-func window(where []string, args []any, from, to time.Time) ([]string, []any) {
+// conds gathers the WHERE conditions of a statement built from the filters
+// present, with their arguments: each ? in a condition stands for the
+// placeholder ($1, $2, ...) of the next of its values.
+type conds struct {
+	conds []string
+	args  []any
+}
+
+// add appends cond with the values of its ?s.
+func (c *conds) add(cond string, values ...any) {
+	for _, v := range values {
+		cond = strings.Replace(cond, "?", c.arg(v), 1)
+	}
+	c.conds = append(c.conds, cond)
+}
+
+// equal appends col = v when v is set: a filter left empty matches all.
+func (c *conds) equal(col, v string) {
+	if v != "" {
+		c.add(col+" = ?", v)
+	}
+}
+
+// window appends the [from, to) conditions on col; a zero time is no bound.
+func (c *conds) window(col string, from, to time.Time) {
 	if !from.IsZero() {
-		args = append(args, from)
-		where = append(where, "p.at >= $"+strconv.Itoa(len(args)))
+		c.add(col+" >= ?", from)
 	}
 	if !to.IsZero() {
-		args = append(args, to)
-		where = append(where, "p.at < $"+strconv.Itoa(len(args)))
+		c.add(col+" < ?", to)
 	}
-	return where, args
+}
+
+// arg appends v, an argument of the statement, and returns its placeholder.
+func (c *conds) arg(v any) string {
+	c.args = append(c.args, v)
+	return "$" + strconv.Itoa(len(c.args))
+}
+
+// where returns the WHERE clause, with a leading space, of the conditions;
+// "" when there are none.
+func (c *conds) where() string {
+	if len(c.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(c.conds, " AND ")
 }
 
 // Trace implements ledger.ReadModel: oldest first.
 func (s *Store) Trace(ctx context.Context, personID uuid.UUID, from, to time.Time) ([]domain.Visit, error) {
-	where, args := window([]string{"p.person_id = $1"}, []any{personID}, from, to)
+	var c conds
+	c.add("p.person_id = ?", personID)
+	c.window("p.at", from, to)
 	text := `SELECT p.event_id, p.venue_id, COALESCE(v.name, ''), COALESCE(v.type, ''), COALESCE(v.district, ''),
 		COALESCE(v.address, ''), p.at, p.direction, p.decision
-		FROM {s}.passes p LEFT JOIN {s}.venues v ON v.venue_id = p.venue_id
-		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY p.at, p.position`
-	return appendRows(ctx, s, []domain.Visit{}, "trace of person "+personID.String(), scanVisit, s.sql(text), args...)
+		FROM {s}.passes p LEFT JOIN {s}.venues v ON v.venue_id = p.venue_id` + c.where() + ` ORDER BY p.at, p.position`
+	return appendRows(ctx, s, []domain.Visit{}, "trace of person "+personID.String(), scanVisit, s.sql(text), c.args...)
 }
 
 func scanVisit(row pgx.Row) (domain.Visit, error) {
