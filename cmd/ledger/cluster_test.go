@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/eventstore/eventstoretest"
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -286,16 +286,6 @@ func randBytes(n int) []byte {
 	return b
 }
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // clusterReadModels returns a PostgreSQL URL for a database of the test's
 // own (dropped at cleanup) when DATABASE_URL answers, or "" for memory read
 // models, and says which.
@@ -362,7 +352,7 @@ func startNATSCluster(t *testing.T, bin, dir string) *natsCluster {
 	var routes []string
 	ports := make([][3]int, 3)
 	for i := range ports {
-		ports[i] = [3]int{freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)}
+		ports[i] = [3]int{eventstoretest.FreePort(t), eventstoretest.FreePort(t), eventstoretest.FreePort(t)}
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i][1]))
 	}
 	for i, p := range ports {

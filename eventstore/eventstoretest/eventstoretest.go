@@ -1,9 +1,11 @@
-// Package eventstoretest holds test fixtures for the event store's bytes,
-// shared by the tests of eventstore and of the packages that read its log.
+// Package eventstoretest holds test fixtures shared by the tests of
+// eventstore and of the packages that read its log or run its servers: the
+// bytes of a pack, a free port for a nats-server of a test cluster.
 package eventstoretest
 
 import (
 	"encoding/json"
+	"net"
 	"testing"
 	"time"
 
@@ -39,4 +41,16 @@ func PassPack(tb testing.TB, n, abnormalEvery int) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// FreePort returns a loopback TCP port that is free now, for a listener of a
+// test's nats-server (a cluster route, say) that cannot take port 0.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
