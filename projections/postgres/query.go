@@ -13,6 +13,7 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -265,13 +266,7 @@ func scanHealth(row pgx.Row) (domain.HealthView, error) {
 // PassFacts implements ledger.ReadModel: four queries sent in one batch,
 // one round trip.
 func (s *Store) PassFacts(ctx context.Context, q ledger.PassFactsQuery) (domain.PassFacts, error) {
-	f := domain.PassFacts{
-		Venues:   make(map[uuid.UUID]domain.VenueView, len(q.Venues)),
-		Persons:  make(map[uuid.UUID]domain.PersonView, len(q.Persons)+len(q.IDHashes)),
-		ByIDHash: make(map[string]uuid.UUID, len(q.IDHashes)),
-		Health:   make(map[string][]domain.HealthRecordFact),
-		Stored:   make(map[uuid.UUID]domain.PassView),
-	}
+	f := projections.NewPassFacts(q)
 	hashes := q.IDHashes
 	if hashes == nil {
 		hashes = []string{}
