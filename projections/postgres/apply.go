@@ -115,15 +115,26 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 	if err := s.applyAudit(ctx, tx, audits); err != nil {
 		return cp, err
 	}
+	next, err := s.commitBatch(ctx, tx, b)
+	if err != nil {
+		return cp, err
+	}
+	return next, nil
+}
+
+// commitBatch records b's last position (and when it was recorded) as the
+// projection's checkpoint in tx and commits tx, so that a batch's changes
+// and the position that says they are applied land together.
+func (s *Store) commitBatch(ctx context.Context, tx pgx.Tx, b projections.Batch) (projections.Checkpoint, error) {
 	var last *time.Time
 	if !b.LastRecordedAt.IsZero() {
 		last = &b.LastRecordedAt
 	}
 	if _, err := tx.Exec(ctx, s.q.setCheckpoint, s.name, int64(b.Last), last); err != nil {
-		return cp, fmt.Errorf("record position: %w", err)
+		return projections.Checkpoint{}, fmt.Errorf("record position: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return cp, fmt.Errorf("commit: %w", err)
+		return projections.Checkpoint{}, fmt.Errorf("commit: %w", err)
 	}
 	return projections.Checkpoint{Position: b.Last, RecordedAt: b.LastRecordedAt}, nil
 }
