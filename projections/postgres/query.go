@@ -414,8 +414,8 @@ func scanEntry(row pgx.Row) (domain.Entry, error) {
 // present, with their arguments: each ? in a condition stands for the
 // placeholder ($1, $2, ...) of the next of its values.
 type conds struct {
-	conds []string
-	args  []any
+	list []string
+	args []any
 }
 
 // add appends cond with the values of its ?s.
@@ -423,7 +423,7 @@ func (c *conds) add(cond string, values ...any) {
 	for _, v := range values {
 		cond = strings.Replace(cond, "?", c.arg(v), 1)
 	}
-	c.conds = append(c.conds, cond)
+	c.list = append(c.list, cond)
 }
 
 // equal appends col = v when v is set: a filter left empty matches all.
@@ -452,10 +452,10 @@ func (c *conds) arg(v any) string {
 // where returns the WHERE clause, with a leading space, of the conditions;
 // "" when there are none.
 func (c *conds) where() string {
-	if len(c.conds) == 0 {
+	if len(c.list) == 0 {
 		return ""
 	}
-	return " WHERE " + strings.Join(c.conds, " AND ")
+	return " WHERE " + strings.Join(c.list, " AND ")
 }
 
 // Trace implements ledger.ReadModel: oldest first.
