@@ -135,16 +135,28 @@ func (s *Store) writePack(c *chain, p *pack) {
 			s.settlePack(p, 0, false, fmt.Errorf("%s: %w", p.subject, err))
 			return
 		}
-		if time.Now().After(deadline) {
-			s.settlePack(p, 0, false, fmt.Errorf("%s: %w: %w", p.subject, ErrUnavailable, err))
+		if !s.retryPack(p, err, &wait, deadline) {
 			return
-		}
-		if !errors.Is(err, errAttemptTimeout) {
-			sleep(wait, deadline)
-			wait = min(2*wait, 250*time.Millisecond)
 		}
 		s.log.Debug("group commit pack sent again", "events", len(p.ids), "err", err)
 	}
+}
+
+// retryPack ends an attempt at p that failed with err, an error p may be sent
+// again after: past deadline it settles p with ErrUnavailable and reports
+// false; otherwise it waits *wait (not after an attempt that got no answer:
+// that one has waited its AckTimeout already), doubles *wait up to 250ms and
+// reports true. writePack and awaitMessage retry through it.
+func (s *Store) retryPack(p *pack, err error, wait *time.Duration, deadline time.Time) bool {
+	if time.Now().After(deadline) {
+		s.settlePack(p, 0, false, fmt.Errorf("%s: %w: %w", p.subject, ErrUnavailable, err))
+		return false
+	}
+	if !errors.Is(err, errAttemptTimeout) {
+		sleep(*wait, deadline)
+		*wait = min(*wait*2, 250*time.Millisecond)
+	}
+	return true
 }
 
 // errAttemptTimeout is an attempt that got no answer within AckTimeout.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/eventstore/eventstoretest"
 	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
@@ -26,19 +26,9 @@ type cluster struct {
 	srvs []*server.Server
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
-	ports := []int{freePort(t), freePort(t), freePort(t)}
+	ports := []int{eventstoretest.FreePort(t), eventstoretest.FreePort(t), eventstoretest.FreePort(t)}
 	var routes []string
 	for _, p := range ports {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
@@ -443,10 +433,7 @@ func TestClusterDedupAcrossStores(t *testing.T) {
 	}
 	venue := uuid.New()
 	const n = 400
-	evs := make([]domain.Envelope, n)
-	for i := range evs {
-		evs[i] = event(domain.PassAggregate(venue, uuid.New()), i)
-	}
+	evs := passes(venue, n)
 	// Each event goes to both stores at the same moment, from many
 	// goroutines, so that packs of both contend.
 	resA, resB := make([]ledger.Appended, n), make([]ledger.Appended, n)

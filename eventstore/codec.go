@@ -312,11 +312,9 @@ func (d *scanner) envelope(e *domain.Envelope, in interner) error {
 			}
 			e.ID = id
 		case "type":
-			s, ok := d.str(in)
-			if !ok {
+			if !d.strTo(&e.Type, in) {
 				return errFast
 			}
-			e.Type = s
 		case "schema_version":
 			n, ok := d.int()
 			if !ok {
@@ -324,11 +322,9 @@ func (d *scanner) envelope(e *domain.Envelope, in interner) error {
 			}
 			e.SchemaVersion = n
 		case "aggregate":
-			s, ok := d.str(nil)
-			if !ok {
+			if !d.strTo(&e.Aggregate, nil) {
 				return errFast
 			}
-			e.Aggregate = s
 		case "occurred_at", "recorded_at":
 			s, ok := d.Plain()
 			if !ok {
@@ -344,17 +340,13 @@ func (d *scanner) envelope(e *domain.Envelope, in interner) error {
 				e.RecordedAt = t
 			}
 		case "actor":
-			s, ok := d.str(in)
-			if !ok {
+			if !d.strTo(&e.Actor, in) {
 				return errFast
 			}
-			e.Actor = s
 		case "correlation_id":
-			s, ok := d.str(nil)
-			if !ok {
+			if !d.strTo(&e.CorrelationID, nil) {
 				return errFast
 			}
-			e.CorrelationID = s
 		case "payload":
 			start := d.I
 			if !d.skipValue() {
@@ -431,6 +423,16 @@ func (d *scanner) str(in interner) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// strTo reads a string as str does into *dst, which it leaves alone if
+// there is none; it reports whether there was.
+func (d *scanner) strTo(dst *string, in interner) bool {
+	s, ok := d.str(in)
+	if ok {
+		*dst = s
+	}
+	return ok
 }
 
 func (d *scanner) int() (int, bool) {

@@ -13,3 +13,6 @@ func (s *Store) Conn() *nats.Conn { return s.nc }
 
 // JetStream returns the JetStream context of the connection.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+// Gets returns how many messages ReadPassesOf fetched through the index.
+func (x *PassIndex) Gets() int64 { return x.gets.Load() }

@@ -256,10 +256,7 @@ func TestDedupRebuiltAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	venue := uuid.New()
-	var evs []domain.Envelope
-	for i := range 30 {
-		evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
-	}
+	evs := passes(venue, 30)
 	evs = append(evs, event(domain.HealthAggregate("h1"), 99))
 	first, err := s.Record(ctx(t), evs...)
 	if err != nil {
@@ -424,10 +421,7 @@ func TestGetLastPositionCountAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	venue := uuid.New()
-	var evs []domain.Envelope
-	for i := range 10 {
-		evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
-	}
+	evs := passes(venue, 10)
 	pack, err := s.Record(ctx(t), evs...)
 	if err != nil {
 		t.Fatal(err)

@@ -93,15 +93,7 @@ func TestPassIndexReadsOnlyThePersonsPacks(t *testing.T) {
 	if got := readPasses(t, x, persons[0], 0); !slices.Equal(got, want[persons[0]]) {
 		t.Fatalf("before Run: %v, want %v", got, want[persons[0]])
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- x.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	last, _ := s.LastPosition(context.Background())
-	lastSeq, _ := eventstore.SeqOf(last)
-	if !ledgertest.Poll(10*time.Second, func() bool { return x.IndexedUpTo() >= lastSeq }) {
-		t.Fatalf("index at %d, log at %d", x.IndexedUpTo(), lastSeq)
-	}
+	runIndex(t, s, x, 10*time.Second)
 	// More after it caught up, one person only in these.
 	late := uuid.New()
 	for k, v := range fillPasses(t, s, append(persons[:10:10], late), venues, 400, 50, rnd) {
@@ -162,16 +154,8 @@ func TestPassIndexAtAMillionPasses(t *testing.T) {
 	want := fillPasses(t, s, persons, venues, n, 1000, rnd)
 	t.Logf("loaded %d passes in %s", n, time.Since(start).Round(time.Millisecond))
 	x := eventstore.NewPassIndex(s)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	start = time.Now()
-	go func() { done <- x.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	last, _ := s.LastPosition(context.Background())
-	lastSeq, _ := eventstore.SeqOf(last)
-	if !ledgertest.Poll(120*time.Second, func() bool { return x.IndexedUpTo() >= lastSeq }) {
-		t.Fatal("index did not catch up")
-	}
+	runIndex(t, s, x, 120*time.Second)
 	t.Logf("index built in %s", time.Since(start).Round(time.Millisecond))
 	var idx, scan []time.Duration
 	for i := range 5 {
@@ -192,5 +176,20 @@ func TestPassIndexAtAMillionPasses(t *testing.T) {
 	t.Logf("a person's passes (~%d) at %d passes: index median %s (max %s), full scan %v", len(want[persons[0]]), n, idx[2], idx[4], scan)
 	if idx[2] > time.Second {
 		t.Errorf("index median %s, bound 1 s", idx[2])
+	}
+}
+
+// runIndex runs x until the test ends and waits, up to within, until it has
+// indexed all of s's log.
+func runIndex(t *testing.T, s *eventstore.Store, x *eventstore.PassIndex, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- x.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	last, _ := s.LastPosition(context.Background())
+	lastSeq, _ := eventstore.SeqOf(last)
+	if !ledgertest.Poll(within, func() bool { return x.IndexedUpTo() >= lastSeq }) {
+		t.Fatalf("index at %d, log at %d", x.IndexedUpTo(), lastSeq)
 	}
 }

@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -432,13 +431,8 @@ func (s *Store) awaitMessage(p *pack, m *nats.Msg, first chan *nats.Msg, sendErr
 			s.settlePack(p, 0, false, fmt.Errorf("%s: %w", p.subject, err))
 			return
 		}
-		if time.Now().After(deadline) {
-			s.settlePack(p, 0, false, fmt.Errorf("%s: %w: %w", p.subject, ErrUnavailable, err))
+		if !s.retryPack(p, err, &wait, deadline) {
 			return
-		}
-		if !errors.Is(err, errAttemptTimeout) {
-			sleep(wait, deadline)
-			wait = min(2*wait, 250*time.Millisecond)
 		}
 	}
 }

@@ -61,6 +61,16 @@ func event(aggregate string, n int) domain.Envelope {
 	}
 }
 
+// passes makes n pass events at venue, each of another person, numbered
+// from 0 as event numbers them.
+func passes(venue uuid.UUID, n int) []domain.Envelope {
+	evs := make([]domain.Envelope, n)
+	for i := range evs {
+		evs[i] = event(domain.PassAggregate(venue, uuid.New()), i)
+	}
+	return evs
+}
+
 func person() string { return domain.PersonAggregate(uuid.New()) }
 
 func ctx(t testing.TB) context.Context {
@@ -275,10 +285,7 @@ func TestRecordConcurrentCallers(t *testing.T) {
 	for c := range calls {
 		wg.Go(func() {
 			venue := uuid.New()
-			var evs []domain.Envelope
-			for i := range perCaller {
-				evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
-			}
+			evs := passes(venue, perCaller)
 			// Each caller records in three calls; the last repeats the
 			// first call's first event (a retry) and two of its own.
 			parts := [][]domain.Envelope{evs[:10], evs[10:], {evs[0], evs[10], evs[19]}}
@@ -364,10 +371,7 @@ func TestRecordDuplicates(t *testing.T) {
 func TestRecordLargeRequestSplits(t *testing.T) {
 	s := open(t, "", func(o *eventstore.Options) { o.MaxPack = 100 })
 	venue := uuid.New()
-	var evs []domain.Envelope
-	for i := range 1000 {
-		evs = append(evs, event(domain.PassAggregate(venue, uuid.New()), i))
-	}
+	evs := passes(venue, 1000)
 	res, err := s.Record(ctx(t), evs...)
 	if err != nil {
 		t.Fatal(err)
@@ -466,6 +470,56 @@ func readAll(t *testing.T, s *eventstore.Store, from uint64) []domain.Envelope {
 	return got
 }
 
+// follower follows a store in the background and gathers the positions it
+// is handed, and in how many batches.
+type follower struct {
+	cancel context.CancelFunc
+	errc   chan error
+
+	mu      sync.Mutex
+	got     []uint64
+	batches int
+}
+
+// follow starts a follower of s from position from.
+func follow(t *testing.T, s *eventstore.Store, from uint64) *follower {
+	c, cancel := context.WithCancel(ctx(t))
+	t.Cleanup(cancel)
+	f := &follower{cancel: cancel, errc: make(chan error, 1)}
+	go func() {
+		f.errc <- s.Follow(c, from, func(evs []domain.Envelope) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.batches++
+			for _, e := range evs {
+				f.got = append(f.got, e.Position)
+			}
+			return nil
+		})
+	}()
+	return f
+}
+
+// count is how many events f has been handed so far.
+func (f *follower) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.got)
+}
+
+// stop ends f's Follow, checks that it ended for that reason, and returns
+// the positions f was handed and in how many batches.
+func (f *follower) stop(t *testing.T) ([]uint64, int) {
+	t.Helper()
+	f.cancel()
+	if err := <-f.errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("follow returned %v, want context.Canceled", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.got, f.batches
+}
+
 func positions(evs []domain.Envelope) []uint64 {
 	out := make([]uint64, len(evs))
 	for i, e := range evs {
@@ -533,35 +587,12 @@ func TestFollowHistoryThenLive(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, cancel := context.WithCancel(ctx(t))
-			var (
-				mu      sync.Mutex
-				got     []uint64
-				batches int
-			)
-			count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
-			errc := make(chan error, 1)
-			go func() {
-				errc <- s.Follow(c, tt.from, func(evs []domain.Envelope) error {
-					mu.Lock()
-					defer mu.Unlock()
-					batches++
-					for _, e := range evs {
-						got = append(got, e.Position)
-					}
-					return nil
-				})
-			}()
-			waitFor(t, func() bool { return count() >= len(r.after(tt.from)) })
+			f := follow(t, s, tt.from)
+			waitFor(t, func() bool { return f.count() >= len(r.after(tt.from)) })
 			r.record(300) // live
 			want := r.after(tt.from)
-			waitFor(t, func() bool { return count() >= len(want) })
-			cancel()
-			if err := <-errc; !errors.Is(err, context.Canceled) {
-				t.Fatalf("follow returned %v, want context.Canceled", err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
+			waitFor(t, func() bool { return f.count() >= len(want) })
+			got, batches := f.stop(t)
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("followed %d events, want %d (gap, duplicate or order)", len(got), len(want))
 			}
@@ -582,25 +613,8 @@ func TestFollowSurvivesConsumerLoss(t *testing.T) {
 	s := open(t, "")
 	r := &recorder{t: t, s: s, venue: uuid.New()}
 	r.record(100)
-	c, cancel := context.WithCancel(ctx(t))
-	defer cancel()
-	var (
-		mu  sync.Mutex
-		got []uint64
-	)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- s.Follow(c, 0, func(evs []domain.Envelope) error {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, e := range evs {
-				got = append(got, e.Position)
-			}
-			return nil
-		})
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
-	waitFor(t, func() bool { return count() == 100 })
+	f := follow(t, s, 0)
+	waitFor(t, func() bool { return f.count() == 100 })
 
 	// The server loses the consumer (inactivity, a restart of a cluster
 	// node, an operator): the ordered consumer starts a new one after the
@@ -621,11 +635,8 @@ func TestFollowSurvivesConsumerLoss(t *testing.T) {
 		t.Fatal("no consumer to delete")
 	}
 	r.record(100)
-	waitFor(t, func() bool { return count() >= 200 })
-	cancel()
-	<-errc
-	mu.Lock()
-	defer mu.Unlock()
+	waitFor(t, func() bool { return f.count() >= 200 })
+	got, _ := f.stop(t)
 	if want := r.after(0); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("followed %v\nwant %v (gap or duplicate)", got, want)
 	}

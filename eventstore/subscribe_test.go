@@ -4,42 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
-	"github.com/google/uuid"
+	"github.com/checkin-ledger/ledger/eventstore/eventstoretest"
 )
 
-// passPack builds the body of a pack of n passes, every abnormalEvery-th one
-// denied (0: none): a JSON array of envelopes, as encoding/json writes it.
-func passPack(tb testing.TB, n, abnormalEvery int) []byte {
-	tb.Helper()
-	envs := make([]domain.Envelope, n)
-	venue := uuid.New()
-	at := time.Date(2022, 5, 1, 8, 0, 0, 0, time.UTC)
-	for i := range envs {
-		p := domain.PassRecorded{VenueID: venue, PersonID: uuid.New(), Direction: "in", Method: "self_scan", Decision: "pass",
-			Screen: domain.Screen{NameMasked: "张*", CodeColour: "green", NATResult: "negative", NATAt: at, VaccineDoses: 3,
-				VenueID: venue, VenueName: "兰山超市", At: at, Direction: "in", Decision: "pass"}}
-		if abnormalEvery > 0 && i%abnormalEvery == 0 {
-			p.Decision, p.Reason, p.Screen.CodeColour, p.Screen.Decision = "deny", "red health code", "red", "deny"
-		}
-		e, err := domain.NewEnvelope(domain.PassAggregate(venue, p.PersonID), p, domain.Meta{Actor: "scanner"}, at)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		e.RecordedAt = at
-		envs[i] = e
-	}
-	b, err := json.Marshal(envs)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
 func TestDecodeMessage(t *testing.T) {
-	body := passPack(t, 5, 2)
+	body := eventstoretest.PassPack(t, 5, 2)
 	envs, err := DecodeMessage(packPassSubject, 7, body, nil)
 	if err != nil || len(envs) != 5 {
 		t.Fatalf("decode pack: %d events, %v", len(envs), err)

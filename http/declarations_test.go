@@ -80,14 +80,7 @@ func TestArrivalDeclaration(t *testing.T) {
 	reviewer := e.bearer(domain.Actor{Role: domain.RoleReviewer})
 
 	t.Run("refused", func(t *testing.T) {
-		before := e.lastPosition()
-		for _, tt := range []struct {
-			name   string
-			tok    string
-			body   any
-			status int
-			field  string
-		}{
+		e.wantRefused(t, "/v1/declarations/arrival", []refusal{
 			{"bad date", mother.Token, with(arrivalBody(), "arrival_date", "03/05/2022"), 400, "arrival_date"},
 			{"date long ago", mother.Token, with(arrivalBody(), "arrival_date", "2020-01-01"), 400, "arrival_date"},
 			{"no origin", mother.Token, with(arrivalBody(), "origin", nil), 400, "origin"},
@@ -102,18 +95,7 @@ func TestArrivalDeclaration(t *testing.T) {
 			{"unknown member", mother.Token, arrivalBody(uuid.New()), 404, ""},
 			{"not a person", reviewer, arrivalBody(), 403, ""},
 			{"no token", "", arrivalBody(), 401, ""},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				rec := e.do("POST", "/v1/declarations/arrival", tt.tok, tt.body)
-				wantStatus(t, rec, tt.status)
-				if tt.field != "" && !hasField(wantProblem(t, rec, 400, ProblemValidation), tt.field) {
-					t.Fatalf("problem does not name %s: %s", tt.field, rec.Body.String())
-				}
-			})
-		}
-		if e.lastPosition() != before {
-			t.Fatal("a refused declaration was appended")
-		}
+		}, "a refused declaration was appended")
 	})
 
 	eventID := uuid.New()

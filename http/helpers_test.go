@@ -176,6 +176,35 @@ func hasField(p Problem, field string) bool {
 	return false
 }
 
+// refusal is a request that a handler must refuse with status; a refusal
+// with a field is a 400 validation problem that names it.
+type refusal struct {
+	name   string
+	tok    string
+	body   any
+	status int
+	field  string
+}
+
+// wantRefused posts each refusal's body to path, checks its answer and then
+// that nothing was appended (else it fails with appended).
+func (e *testEnv) wantRefused(t *testing.T, path string, tests []refusal, appended string) {
+	t.Helper()
+	before := e.lastPosition()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := e.do("POST", path, tt.tok, tt.body)
+			wantStatus(t, rec, tt.status)
+			if tt.field != "" && !hasField(wantProblem(t, rec, 400, ProblemValidation), tt.field) {
+				t.Fatalf("problem does not name %s: %s", tt.field, rec.Body.String())
+			}
+		})
+	}
+	if e.lastPosition() != before {
+		t.Fatal(appended)
+	}
+}
+
 // residentID returns a valid 18-character resident ID for serial (0-999).
 func residentID(t testing.TB, serial int) string {
 	t.Helper()

@@ -202,13 +202,7 @@ func TestContactTrace(t *testing.T) {
 
 	t.Run("refused", func(t *testing.T) {
 		before := e.lastPosition()
-		tests := []struct {
-			name   string
-			tok    string
-			body   any
-			status int
-			field  string
-		}{
+		tests := []refusal{
 			{"no token", "", w.body(nil), 401, ""},
 			{"person", w.index.Token, w.body(nil), 403, ""},
 			{"reviewer", e.bearer(domain.Actor{Role: domain.RoleReviewer}), w.body(nil), 403, ""},

@@ -177,20 +177,17 @@ func Mask(ctx context.Context, pr *domain.PersonRegistered, open Opener) (Person
 		return ErasedMasks, nil
 	}
 	name, err := open(ctx, pr.PersonID, pr.Name)
-	if err != nil {
-		if erased(err) {
-			return ErasedMasks, nil
-		}
-		return PersonMasks{}, fmt.Errorf("mask person %s: %w", pr.PersonID, err)
+	var id string
+	if err == nil {
+		id, err = open(ctx, pr.PersonID, pr.IDNumber)
 	}
-	id, err := open(ctx, pr.PersonID, pr.IDNumber)
-	if err != nil {
-		if erased(err) {
-			return ErasedMasks, nil
-		}
-		return PersonMasks{}, fmt.Errorf("mask person %s: %w", pr.PersonID, err)
+	switch {
+	case err == nil:
+		return PersonMasks{Name: pii.MaskName(name), IDNumber: pii.MaskID(id)}, nil
+	case erased(err):
+		return ErasedMasks, nil
 	}
-	return PersonMasks{Name: pii.MaskName(name), IDNumber: pii.MaskID(id)}, nil
+	return PersonMasks{}, fmt.Errorf("mask person %s: %w", pr.PersonID, err)
 }
 
 // erased reports a destroyed key: not found (but not merely missing) or

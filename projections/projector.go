@@ -158,14 +158,23 @@ func (p *Projector) retry(ctx context.Context, f func(context.Context) error) er
 			return fmt.Errorf("projection %s: %w", p.o.Name, err)
 		}
 		p.o.Logger.Error("projection cannot start, retrying", "projection", p.o.Name, "err", err, "retry_in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := pause(ctx, delay); err != nil {
+			return err
 		}
 		delay = min(delay*2, p.o.RetryMax)
+	}
+}
+
+// pause waits delay, the backoff of retry and runApplying, and returns nil;
+// if ctx ends first, it returns ctx's error at once.
+func pause(ctx context.Context, delay time.Duration) error {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -194,12 +203,8 @@ func (p *Projector) runApplying(ctx context.Context) error {
 		}
 		p.setErr(err)
 		p.o.Logger.Error("projection failed, retrying", "projection", p.o.Name, "err", err, "retry_in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := pause(ctx, delay); err != nil {
+			return err
 		}
 		delay = min(delay*2, p.o.RetryMax)
 	}

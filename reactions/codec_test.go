@@ -3,47 +3,19 @@ package reactions
 import (
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/eventstore/eventstoretest"
 )
-
-// pack builds the body of a pack of n passes, every abnormalEvery-th one
-// denied (0: none), as the event store writes it: a JSON array of envelopes.
-func pack(tb testing.TB, n, abnormalEvery int) []byte {
-	tb.Helper()
-	envs := make([]domain.Envelope, n)
-	venue := uuid.New()
-	at := time.Date(2022, 5, 1, 8, 0, 0, 0, time.UTC)
-	for i := range envs {
-		p := domain.PassRecorded{VenueID: venue, PersonID: uuid.New(), Direction: "in", Method: "self_scan", Decision: "pass",
-			Screen: domain.Screen{NameMasked: "张*", CodeColour: "green", NATResult: "negative", NATAt: at, VaccineDoses: 3,
-				VenueID: venue, VenueName: "兰山超市", At: at, Direction: "in", Decision: "pass"}}
-		if abnormalEvery > 0 && i%abnormalEvery == 0 {
-			p.Decision, p.Reason, p.Screen.CodeColour, p.Screen.Decision = "deny", "red health code", "red", "deny"
-		}
-		e, err := domain.NewEnvelope(domain.PassAggregate(venue, p.PersonID), p, domain.Meta{Actor: "scanner"}, at)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		e.RecordedAt = at
-		envs[i] = e
-	}
-	b, err := json.Marshal(envs)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
 
 // TestEncodeEvents: the events a reaction picks reach its handler through
 // the watermill payload with their positions. (How a log message is decoded
 // is eventstore's TestDecodeMessage.)
 func TestEncodeEvents(t *testing.T) {
-	body := pack(t, 5, 2)
+	body := eventstoretest.PassPack(t, 5, 2)
 	envs, err := decodeBody(body, 7)
 	if err != nil || len(envs) != 5 {
 		t.Fatalf("decode pack: %d events, %v", len(envs), err)
@@ -98,7 +70,7 @@ func TestPrefilterKeepsEveryAbnormalPass(t *testing.T) {
 			}
 		}
 	}
-	body := pack(t, 500, 7)
+	body := eventstoretest.PassPack(t, 500, 7)
 	whole, err := decodeBody(body, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -116,13 +88,13 @@ func TestPrefilterKeepsEveryAbnormalPass(t *testing.T) {
 // (without being split), and one abnormal pass among normal ones is found
 // wherever it sits.
 func TestPrefilterSkipsNormalPacks(t *testing.T) {
-	normal := pack(t, 300, 0)
+	normal := eventstoretest.PassPack(t, 300, 0)
 	envs, err := decodeSome(normal, 3, mayBeAbnormalPass)
 	if err != nil || len(envs) != 0 {
 		t.Fatalf("all-normal pack: %d events, %v; want none", len(envs), err)
 	}
 	for _, n := range []int{1, 2, 300} {
-		body := pack(t, n, n) // the first pass of n is abnormal
+		body := eventstoretest.PassPack(t, n, n) // the first pass of n is abnormal
 		envs, err := decodeSome(body, 3, mayBeAbnormalPass)
 		if err != nil || len(envs) != 1 || envs[0].Position != 3<<16 {
 			t.Fatalf("pack of %d with one abnormal pass: %d events, %v", n, len(envs), err)
@@ -135,7 +107,7 @@ func TestPrefilterSkipsNormalPacks(t *testing.T) {
 // what its unmarshaler does, "decode-all" the baseline that decodes every
 // envelope (eventstore's decoder, nothing prefiltered).
 func BenchmarkUnmarshalPack(b *testing.B) {
-	body := pack(b, 4096, 100)
+	body := eventstoretest.PassPack(b, 4096, 100)
 	for _, bc := range []struct {
 		name  string
 		maybe prefilter
@@ -152,7 +124,7 @@ func BenchmarkUnmarshalPack(b *testing.B) {
 			b.ReportMetric(float64(4096*b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
-	normal := pack(b, 4096, 0)
+	normal := eventstoretest.PassPack(b, 4096, 0)
 	b.Run("all-normal", func(b *testing.B) {
 		b.SetBytes(int64(len(normal)))
 		for b.Loop() {

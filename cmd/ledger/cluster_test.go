@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/eventstore"
+	"github.com/checkin-ledger/ledger/eventstore/eventstoretest"
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -286,16 +286,6 @@ func randBytes(n int) []byte {
 	return b
 }
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // clusterReadModels returns a PostgreSQL URL for a database of the test's
 // own (dropped at cleanup) when DATABASE_URL answers, or "" for memory read
 // models, and says which.
@@ -362,7 +352,7 @@ func startNATSCluster(t *testing.T, bin, dir string) *natsCluster {
 	var routes []string
 	ports := make([][3]int, 3)
 	for i := range ports {
-		ports[i] = [3]int{freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)}
+		ports[i] = [3]int{eventstoretest.FreePort(t), eventstoretest.FreePort(t), eventstoretest.FreePort(t)}
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i][1]))
 	}
 	for i, p := range ports {
@@ -757,18 +747,11 @@ func (w *world) send(tok, body string, id uuid.UUID, r int, dead *[2]atomic.Bool
 				lg.moved.Add(1)
 			}
 		}
-		req, _ := http.NewRequest("POST", w.bases[target]+"/v1/passes", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := w.client.Do(req)
-		if err != nil {
-			lg.resent.Add(1)
-			time.Sleep(100 * time.Millisecond)
+		status, raw, answered := w.post(target, "/v1/passes", tok, body, lg)
+		if !answered {
 			continue
 		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		switch resp.StatusCode {
+		switch status {
 		case http.StatusCreated, http.StatusOK:
 			var res struct {
 				EventID   uuid.UUID `json:"event_id"`
@@ -776,7 +759,7 @@ func (w *world) send(tok, body string, id uuid.UUID, r int, dead *[2]atomic.Bool
 				Duplicate bool      `json:"duplicate"`
 			}
 			if err := json.Unmarshal(raw, &res); err != nil || res.EventID != id || res.Position == 0 {
-				lg.fail("pass %s: %d %s", id, resp.StatusCode, raw)
+				lg.fail("pass %s: %d %s", id, status, raw)
 				return ack{}, false, false
 			}
 			return ack{id: id, pos: res.Position, at: time.Now()}, res.Duplicate, true
@@ -784,7 +767,7 @@ func (w *world) send(tok, body string, id uuid.UUID, r int, dead *[2]atomic.Bool
 			lg.unavailable.Add(1)
 			time.Sleep(250 * time.Millisecond)
 		default:
-			lg.fail("pass %s via %s (attempt %d): %d %s", id, w.bases[target], attempt, resp.StatusCode, raw)
+			lg.fail("pass %s via %s (attempt %d): %d %s", id, w.bases[target], attempt, status, raw)
 			return ack{}, false, false
 		}
 	}
@@ -815,15 +798,11 @@ func (w *world) register(ctx context.Context, dead *[2]atomic.Bool, regs *regLog
 			if dead[target].Load() {
 				target = 1 - target
 			}
-			resp, err := w.client.Post(w.bases[target]+"/v1/persons", "application/json", strings.NewReader(body))
-			if err != nil {
-				lg.resent.Add(1)
-				time.Sleep(100 * time.Millisecond)
+			status, raw, answered := w.post(target, "/v1/persons", "", body, lg)
+			if !answered {
 				continue
 			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			switch resp.StatusCode {
+			switch status {
 			case http.StatusCreated, http.StatusOK:
 				var reg struct {
 					PersonID string `json:"person_id"`
@@ -838,12 +817,33 @@ func (w *world) register(ctx context.Context, dead *[2]atomic.Bool, regs *regLog
 				time.Sleep(250 * time.Millisecond)
 				continue
 			default:
-				lg.fail("registration %d via %s (attempt %d): %d %s", k, w.bases[target], attempt, resp.StatusCode, raw)
+				lg.fail("registration %d via %s (attempt %d): %d %s", k, w.bases[target], attempt, status, raw)
 				return
 			}
 			break
 		}
 	}
+}
+
+// post posts body, JSON, to path on replica target, with tok as its bearer
+// token if there is one, and reads the answer. A lost connection is counted
+// in lg's resent and waited on for 100ms before post answers false, to be
+// sent again.
+func (w *world) post(target int, path, tok, body string, lg *passLog) (status int, raw []byte, answered bool) {
+	req, _ := http.NewRequest("POST", w.bases[target]+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		lg.resent.Add(1)
+		time.Sleep(100 * time.Millisecond)
+		return 0, nil, false
+	}
+	raw, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, raw, true
 }
 
 // readModel GETs url until it answers 200 (a read waiting for min_position

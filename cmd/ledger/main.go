@@ -49,22 +49,19 @@ Run 'ledger <command> -h' for its flags.
 // call it with their own arguments, output and environment.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command")
+		return badUsage(stderr, errors.New("no command"))
 	}
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, getenv)
 	case "token":
 		if len(args) < 2 || args[1] != "issue" {
-			fmt.Fprint(stderr, usage)
-			return errors.New("token: want 'token issue'")
+			return badUsage(stderr, errors.New("token: want 'token issue'"))
 		}
 		return tokenIssue(args[2:], stdout, stderr, getenv)
 	case "projections":
 		if len(args) < 2 {
-			fmt.Fprint(stderr, usage)
-			return errors.New("projections: want 'status' or 'rebuild'")
+			return badUsage(stderr, errors.New("projections: want 'status' or 'rebuild'"))
 		}
 		switch args[1] {
 		case "status":
@@ -79,6 +76,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
+	return badUsage(stderr, fmt.Errorf("unknown command %q", args[0]))
+}
+
+// badUsage prints the usage to stderr and returns err, what was wrong with
+// the command line.
+func badUsage(stderr io.Writer, err error) error {
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return err
 }

@@ -790,13 +790,7 @@ func (s *Store) passView(i int32) domain.PassView {
 
 // PassFacts implements ledger.ReadModel: every fact under one read lock.
 func (s *Store) PassFacts(_ context.Context, q ledger.PassFactsQuery) (domain.PassFacts, error) {
-	f := domain.PassFacts{
-		Venues:   make(map[uuid.UUID]domain.VenueView, len(q.Venues)),
-		Persons:  make(map[uuid.UUID]domain.PersonView, len(q.Persons)+len(q.IDHashes)),
-		ByIDHash: make(map[string]uuid.UUID, len(q.IDHashes)),
-		Health:   make(map[string][]domain.HealthRecordFact),
-		Stored:   make(map[uuid.UUID]domain.PassView),
-	}
+	f := projections.NewPassFacts(q)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, id := range q.Venues {

@@ -25,6 +25,13 @@ func BenchmarkMemoryApply(b *testing.B) {
 	events := len(l.Envelopes)
 	batches := prepared(b, l)
 	l = storetest.Log{}
+	benchApply(b, batches, events, passes)
+}
+
+// benchApply applies batches, which hold events events of which passes are
+// passes, into a fresh store per iteration, and reports events/s and heap
+// bytes per pass held.
+func benchApply(b *testing.B, batches []projections.Batch, events, passes int) {
 	perPass := heapPerPass(b, batches, passes)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -106,17 +105,7 @@ func BenchmarkMemoryApplyOffline(b *testing.B) {
 	for _, bt := range batches {
 		events += len(bt.Changes)
 	}
-	perPass := heapPerPass(b, batches, passes)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		b.StopTimer()
-		runtime.GC()
-		b.StartTimer()
-		apply(b, batches)
-	}
-	b.ReportMetric(perPass, "heap-bytes/pass")
-	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	benchApply(b, batches, events, passes)
 }
 
 // TestOfflineBatchesReads applies passes whose scanner batches reach back

@@ -91,6 +91,17 @@ func (s *Store) recordedBy(k int32, asOf int64) bool {
 	return asOf == noTime || rec == noTime || rec <= asOf
 }
 
+// appendWindow appends to ks the passes of list with at in [from, to) that
+// were recorded by asOf (see recordedBy), oldest first.
+func (s *Store) appendWindow(ks []int32, list *passList, from, to time.Time, asOf int64) []int32 {
+	for e := range list.ascend(list.window(from, to)) {
+		if s.recordedBy(e.i, asOf) {
+			ks = append(ks, e.i)
+		}
+	}
+	return ks
+}
+
 // PassesOfPersons implements ledger.TraceReads.
 func (s *Store) PassesOfPersons(_ context.Context, personIDs []uuid.UUID, from, to, asOf time.Time) ([]domain.PassPoint, error) {
 	s.mu.RLock()
@@ -104,12 +115,7 @@ func (s *Store) PassesOfPersons(_ context.Context, personIDs []uuid.UUID, from, 
 			continue
 		}
 		done[pi] = true
-		list := &s.people[pi].passes
-		for e := range list.ascend(list.window(from, to)) {
-			if s.recordedBy(e.i, cut) {
-				ks = append(ks, e.i)
-			}
-		}
+		ks = s.appendWindow(ks, &s.people[pi].passes, from, to, cut)
 	}
 	return s.points(ks), nil
 }
@@ -126,12 +132,7 @@ func (s *Store) PassesAtVenues(_ context.Context, windows []domain.VenueWindow, 
 		if !ok {
 			continue
 		}
-		list := &s.venues[vi].passes
-		for e := range list.ascend(list.window(w.From, w.To)) {
-			if s.recordedBy(e.i, cut) {
-				ks = append(ks, e.i)
-			}
-		}
+		ks = s.appendWindow(ks, &s.venues[vi].passes, w.From, w.To, cut)
 	}
 	return s.points(ks), nil
 }

@@ -115,17 +115,50 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 	if err := s.applyAudit(ctx, tx, audits); err != nil {
 		return cp, err
 	}
+	next, err := s.commitBatch(ctx, tx, b)
+	if err != nil {
+		return cp, err
+	}
+	return next, nil
+}
+
+// commitBatch records b's last position (and when it was recorded) as the
+// projection's checkpoint in tx and commits tx, so that a batch's changes
+// and the position that says they are applied land together.
+func (s *Store) commitBatch(ctx context.Context, tx pgx.Tx, b projections.Batch) (projections.Checkpoint, error) {
 	var last *time.Time
 	if !b.LastRecordedAt.IsZero() {
 		last = &b.LastRecordedAt
 	}
 	if _, err := tx.Exec(ctx, s.q.setCheckpoint, s.name, int64(b.Last), last); err != nil {
-		return cp, fmt.Errorf("record position: %w", err)
+		return projections.Checkpoint{}, fmt.Errorf("record position: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return cp, fmt.Errorf("commit: %w", err)
+		return projections.Checkpoint{}, fmt.Errorf("commit: %w", err)
 	}
 	return projections.Checkpoint{Position: b.Last, RecordedAt: b.LastRecordedAt}, nil
+}
+
+// queryIDs runs sql, a statement named what in its errors that returns one
+// column of event ids, and answers the set of them.
+func queryIDs(ctx context.Context, tx pgx.Tx, what, sql string, args ...any) (map[uuid.UUID]bool, error) {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	set := make(map[uuid.UUID]bool)
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		set[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return set, nil
 }
 
 func (s *Store) applyOthers(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
@@ -137,22 +170,9 @@ func (s *Store) applyOthers(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	for i, c := range cs {
 		ids[i], positions[i] = c.EventID, int64(c.Position)
 	}
-	rows, err := tx.Query(ctx, s.q.markApplied, ids, positions)
+	fresh, err := queryIDs(ctx, tx, "mark applied", s.q.markApplied, ids, positions)
 	if err != nil {
-		return fmt.Errorf("mark applied: %w", err)
-	}
-	fresh := make(map[uuid.UUID]bool, len(cs))
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		fresh[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("mark applied: %w", err)
+		return err
 	}
 	var batch pgx.Batch
 	for _, c := range cs {
@@ -279,22 +299,9 @@ func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	for i, c := range cs {
 		ids[i] = c.EventID
 	}
-	rows, err := tx.Query(ctx, s.q.storedPasses, ids)
+	skip, err := queryIDs(ctx, tx, "find stored passes", s.q.storedPasses, ids)
 	if err != nil {
-		return fmt.Errorf("find stored passes: %w", err)
-	}
-	skip := make(map[uuid.UUID]bool)
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		skip[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("find stored passes: %w", err)
+		return err
 	}
 	src := &passSource{cs: cs, skip: skip, row: make([]any, len(passColumns))}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "passes"}, passColumns, src); err != nil {

@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -185,39 +183,19 @@ func (s *Store) Declaration(ctx context.Context, id uuid.UUID) (domain.Declarati
 // Declarations implements ledger.DeclarationReads: the queued declarations
 // that match f, in the order they joined the queue.
 func (s *Store) Declarations(ctx context.Context, f domain.DeclarationFilter) ([]domain.DeclarationView, error) {
-	where := []string{"d.queued", "d.kind <> ''"}
-	var args []any
-	add := func(col string, v string) {
-		if v != "" {
-			args = append(args, v)
-			where = append(where, col+" = $"+strconv.Itoa(len(args)))
-		}
-	}
-	add("d.district", f.District)
-	add("d.status", f.Status)
-	add("d.kind", f.Kind)
-	text := `SELECT ` + declarationCols + ` FROM {s}.declarations d WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY d.queue_position`
+	var c conds
+	c.add("d.queued")
+	c.add("d.kind <> ''")
+	c.equal("d.district", f.District)
+	c.equal("d.status", f.Status)
+	c.equal("d.kind", f.Kind)
+	text := `SELECT ` + declarationCols + ` FROM {s}.declarations d` + c.where() + ` ORDER BY d.queue_position`
 	if f.Limit > 0 {
-		args = append(args, f.Limit)
-		text += " LIMIT $" + strconv.Itoa(len(args))
+		text += " LIMIT " + c.arg(f.Limit)
 	}
-	rows, err := s.pool.Query(ctx, s.sql(text), args...)
+	out, err := appendRows(ctx, s, []domain.DeclarationView{}, "declarations", scanDeclaration, s.sql(text), c.args...)
 	if err != nil {
-		return nil, readErr("declarations: %w", err)
-	}
-	out := []domain.DeclarationView{}
-	for rows.Next() {
-		v, err := scanDeclaration(rows)
-		if err != nil {
-			rows.Close()
-			return nil, readErr("declarations: %w", err)
-		}
-		out = append(out, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, readErr("declarations: %w", err)
+		return nil, err
 	}
 	if err := s.withSteps(ctx, out); err != nil {
 		return nil, readErr("declarations' history: %w", err)

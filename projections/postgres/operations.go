@@ -66,17 +66,11 @@ func (s *Store) Park(ctx context.Context, b projections.Batch, reason string) (p
 		c.EventID, s.name, int64(c.Position), clean(c.Type), clean(c.Aggregate), clean(reason)); err != nil {
 		return cp, fmt.Errorf("park event %s: %w", c.EventID, err)
 	}
-	var last *time.Time
-	if !b.LastRecordedAt.IsZero() {
-		last = &b.LastRecordedAt
+	next, err := s.commitBatch(ctx, tx, b)
+	if err != nil {
+		return cp, fmt.Errorf("park event %s: %w", c.EventID, err)
 	}
-	if _, err := tx.Exec(ctx, s.q.setCheckpoint, s.name, int64(b.Last), last); err != nil {
-		return cp, fmt.Errorf("park event %s: record position: %w", c.EventID, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return cp, fmt.Errorf("park event %s: commit: %w", c.EventID, err)
-	}
-	return projections.Checkpoint{Position: b.Last, RecordedAt: b.LastRecordedAt}, nil
+	return next, nil
 }
 
 // clean makes s storable as PostgreSQL text: valid UTF-8 without NUL (the

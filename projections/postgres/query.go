@@ -13,6 +13,7 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -169,6 +170,22 @@ func readErr(format string, args ...any) error {
 	return err
 }
 
+// appendRows runs text, a read of many rows named what in its errors (through
+// readErr), and appends each row, as scan reads it, to out: callers start
+// from an empty list, so a read of no rows answers [] and not null.
+func appendRows[T any](ctx context.Context, s *Store, out []T, what string, scan func(pgx.Row) (T, error),
+	text string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, text, args...)
+	if err != nil {
+		return nil, readErr("%s: %w", what, err)
+	}
+	out, err = pgx.AppendRows(out, rows, func(row pgx.CollectableRow) (T, error) { return scan(row) })
+	if err != nil {
+		return nil, readErr("%s: %w", what, err)
+	}
+	return out, nil
+}
+
 // outage reports whether err means PostgreSQL is out of reach.
 func outage(err error) bool {
 	var connect *pgconn.ConnectError
@@ -249,13 +266,7 @@ func scanHealth(row pgx.Row) (domain.HealthView, error) {
 // PassFacts implements ledger.ReadModel: four queries sent in one batch,
 // one round trip.
 func (s *Store) PassFacts(ctx context.Context, q ledger.PassFactsQuery) (domain.PassFacts, error) {
-	f := domain.PassFacts{
-		Venues:   make(map[uuid.UUID]domain.VenueView, len(q.Venues)),
-		Persons:  make(map[uuid.UUID]domain.PersonView, len(q.Persons)+len(q.IDHashes)),
-		ByIDHash: make(map[string]uuid.UUID, len(q.IDHashes)),
-		Health:   make(map[string][]domain.HealthRecordFact),
-		Stored:   make(map[uuid.UUID]domain.PassView),
-	}
+	f := projections.NewPassFacts(q)
 	hashes := q.IDHashes
 	if hashes == nil {
 		hashes = []string{}
@@ -354,146 +365,116 @@ func (s *Store) Venue(ctx context.Context, id uuid.UUID) (domain.VenueView, erro
 
 // Venues implements ledger.ReadModel: in application order.
 func (s *Store) Venues(ctx context.Context, f domain.VenueFilter) ([]domain.VenueView, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.District != "" {
-		args = append(args, f.District)
-		where = append(where, "v.district = $"+strconv.Itoa(len(args)))
-	}
-	if f.Status != "" {
-		args = append(args, f.Status)
-		where = append(where, "v.status = $"+strconv.Itoa(len(args)))
-	}
-	text := `SELECT ` + venueCols + ` FROM {s}.venues v`
-	if len(where) > 0 {
-		text += " WHERE " + strings.Join(where, " AND ")
-	}
-	text += " ORDER BY v.applied_position"
+	var c conds
+	c.equal("v.district", f.District)
+	c.equal("v.status", f.Status)
+	text := `SELECT ` + venueCols + ` FROM {s}.venues v` + c.where() + " ORDER BY v.applied_position"
 	if f.Limit > 0 {
-		args = append(args, f.Limit)
-		text += " LIMIT $" + strconv.Itoa(len(args))
+		text += " LIMIT " + c.arg(f.Limit)
 	}
-	rows, err := s.pool.Query(ctx, s.sql(text), args...)
-	if err != nil {
-		return nil, readErr("venues: %w", err)
-	}
-	defer rows.Close()
-	out := []domain.VenueView{}
-	for rows.Next() {
-		v, err := scanVenue(rows)
-		if err != nil {
-			return nil, readErr("venues: %w", err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, readErr("venues: %w", err)
-	}
-	return out, nil
+	return appendRows(ctx, s, []domain.VenueView{}, "venues", scanVenue, s.sql(text), c.args...)
 }
 
 // Entries implements ledger.ReadModel: newest first by (at, position). The
 // statement is built from the filters present, so the cursor and the window
 // become bounds of the (venue_id, at, position) index scan.
 func (s *Store) Entries(ctx context.Context, q domain.EntryQuery) ([]domain.Entry, error) {
-	args := []any{q.VenueID}
-	where := []string{"p.venue_id = $1"}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
-	}
-	if !q.From.IsZero() {
-		add("p.at >= ?", q.From)
-	}
-	if !q.To.IsZero() {
-		add("p.at < ?", q.To)
-	}
-	if q.Direction != "" {
-		add("p.direction = ?", q.Direction)
-	}
-	if q.Decision != "" {
-		add("p.decision = ?", q.Decision)
-	}
+	var c conds
+	c.add("p.venue_id = ?", q.VenueID)
+	c.window("p.at", q.From, q.To)
+	c.equal("p.direction", q.Direction)
+	c.equal("p.decision", q.Decision)
 	if !q.AfterAt.IsZero() {
-		args = append(args, q.AfterAt, int64(q.AfterPosition))
-		n := len(args)
-		where = append(where, fmt.Sprintf("(p.at, p.position) < ($%d, $%d)", n-1, n))
+		c.add("(p.at, p.position) < (?, ?)", q.AfterAt, int64(q.AfterPosition))
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	args = append(args, limit)
 	text := `SELECT p.event_id, p.person_id, COALESCE(pe.name_masked, ''), COALESCE(pe.id_masked, ''), p.at,
 		p.direction, p.decision, p.method, p.operator, p.reason, p.position
-		FROM {s}.passes p LEFT JOIN {s}.persons pe ON pe.person_id = p.person_id AND pe.registered
-		WHERE ` + strings.Join(where, " AND ") + `
-		ORDER BY p.at DESC, p.position DESC LIMIT $` + strconv.Itoa(len(args))
-	rows, err := s.pool.Query(ctx, s.sql(text), args...)
-	if err != nil {
-		return nil, readErr("entries of venue %s: %w", q.VenueID, err)
-	}
-	defer rows.Close()
+		FROM {s}.passes p LEFT JOIN {s}.persons pe ON pe.person_id = p.person_id AND pe.registered` + c.where() + `
+		ORDER BY p.at DESC, p.position DESC LIMIT ` + c.arg(limit)
 	out := make([]domain.Entry, 0, min(limit, 64))
-	for rows.Next() {
-		var (
-			e   domain.Entry
-			pos int64
-		)
-		if err := rows.Scan(&e.EventID, &e.PersonID, &e.NameMasked, &e.IDMasked, &e.At, &e.Direction,
-			&e.Decision, &e.Method, &e.Operator, &e.Reason, &pos); err != nil {
-			return nil, readErr("entries of venue %s: %w", q.VenueID, err)
-		}
-		e.At, e.Position = e.At.UTC(), uint64(pos)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, readErr("entries of venue %s: %w", q.VenueID, err)
-	}
-	return out, nil
+	return appendRows(ctx, s, out, "entries of venue "+q.VenueID.String(), scanEntry, s.sql(text), c.args...)
 }
 
-// window appends the [from, to) conditions on p.at.
-func window(where []string, args []any, from, to time.Time) ([]string, []any) {
+func scanEntry(row pgx.Row) (domain.Entry, error) {
+	var (
+		e   domain.Entry
+		pos int64
+	)
+	err := row.Scan(&e.EventID, &e.PersonID, &e.NameMasked, &e.IDMasked, &e.At, &e.Direction,
+		&e.Decision, &e.Method, &e.Operator, &e.Reason, &pos)
+	e.At, e.Position = e.At.UTC(), uint64(pos)
+	return e, err
+}
+
+// conds gathers the WHERE conditions of a statement built from the filters
+// present, with their arguments: each ? in a condition stands for the
+// placeholder ($1, $2, ...) of the next of its values.
+type conds struct {
+	list []string
+	args []any
+}
+
+// add appends cond with the values of its ?s.
+func (c *conds) add(cond string, values ...any) {
+	for _, v := range values {
+		cond = strings.Replace(cond, "?", c.arg(v), 1)
+	}
+	c.list = append(c.list, cond)
+}
+
+// equal appends col = v when v is set: a filter left empty matches all.
+func (c *conds) equal(col, v string) {
+	if v != "" {
+		c.add(col+" = ?", v)
+	}
+}
+
+// window appends the [from, to) conditions on col; a zero time is no bound.
+func (c *conds) window(col string, from, to time.Time) {
 	if !from.IsZero() {
-		args = append(args, from)
-		where = append(where, "p.at >= $"+strconv.Itoa(len(args)))
+		c.add(col+" >= ?", from)
 	}
 	if !to.IsZero() {
-		args = append(args, to)
-		where = append(where, "p.at < $"+strconv.Itoa(len(args)))
+		c.add(col+" < ?", to)
 	}
-	return where, args
+}
+
+// arg appends v, an argument of the statement, and returns its placeholder.
+func (c *conds) arg(v any) string {
+	c.args = append(c.args, v)
+	return "$" + strconv.Itoa(len(c.args))
+}
+
+// where returns the WHERE clause, with a leading space, of the conditions;
+// "" when there are none.
+func (c *conds) where() string {
+	if len(c.list) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(c.list, " AND ")
 }
 
 // Trace implements ledger.ReadModel: oldest first.
 func (s *Store) Trace(ctx context.Context, personID uuid.UUID, from, to time.Time) ([]domain.Visit, error) {
-	where, args := window([]string{"p.person_id = $1"}, []any{personID}, from, to)
+	var c conds
+	c.add("p.person_id = ?", personID)
+	c.window("p.at", from, to)
 	text := `SELECT p.event_id, p.venue_id, COALESCE(v.name, ''), COALESCE(v.type, ''), COALESCE(v.district, ''),
 		COALESCE(v.address, ''), p.at, p.direction, p.decision
-		FROM {s}.passes p LEFT JOIN {s}.venues v ON v.venue_id = p.venue_id
-		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY p.at, p.position`
-	rows, err := s.pool.Query(ctx, s.sql(text), args...)
-	if err != nil {
-		return nil, readErr("trace of person %s: %w", personID, err)
-	}
-	defer rows.Close()
-	out := []domain.Visit{}
-	for rows.Next() {
-		var v domain.Visit
-		if err := rows.Scan(&v.EventID, &v.VenueID, &v.VenueName, &v.VenueType, &v.District, &v.Address,
-			&v.At, &v.Direction, &v.Decision); err != nil {
-			return nil, readErr("trace of person %s: %w", personID, err)
-		}
-		v.At = v.At.UTC()
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, readErr("trace of person %s: %w", personID, err)
-	}
-	return out, nil
+		FROM {s}.passes p LEFT JOIN {s}.venues v ON v.venue_id = p.venue_id` + c.where() + ` ORDER BY p.at, p.position`
+	return appendRows(ctx, s, []domain.Visit{}, "trace of person "+personID.String(), scanVisit, s.sql(text), c.args...)
+}
+
+func scanVisit(row pgx.Row) (domain.Visit, error) {
+	var v domain.Visit
+	err := row.Scan(&v.EventID, &v.VenueID, &v.VenueName, &v.VenueType, &v.District, &v.Address,
+		&v.At, &v.Direction, &v.Decision)
+	v.At = v.At.UTC()
+	return v, err
 }
 
 // Occupancy implements ledger.ReadModel: the people whose last pass at the
@@ -511,25 +492,15 @@ func (s *Store) Alerts(ctx context.Context, district string, limit int) ([]domai
 	if limit <= 0 {
 		limit = 50
 	}
-	rows, err := s.pool.Query(ctx, s.q.alerts, district, limit)
-	if err != nil {
-		return nil, readErr("alerts of %s: %w", district, err)
-	}
-	defer rows.Close()
-	out := []domain.Alert{}
-	for rows.Next() {
-		var a domain.Alert
-		if err := rows.Scan(&a.EventID, &a.District, &a.VenueID, &a.PersonID, &a.PassEventID, &a.CodeColour,
-			&a.Decision, &a.Reason, &a.At); err != nil {
-			return nil, readErr("alerts of %s: %w", district, err)
-		}
-		a.At = a.At.UTC()
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, readErr("alerts of %s: %w", district, err)
-	}
-	return out, nil
+	return appendRows(ctx, s, []domain.Alert{}, "alerts of "+district, scanAlert, s.q.alerts, district, limit)
+}
+
+func scanAlert(row pgx.Row) (domain.Alert, error) {
+	var a domain.Alert
+	err := row.Scan(&a.EventID, &a.District, &a.VenueID, &a.PersonID, &a.PassEventID, &a.CodeColour,
+		&a.Decision, &a.Reason, &a.At)
+	a.At = a.At.UTC()
+	return a, err
 }
 
 // Pass implements ledger.ReadModel.

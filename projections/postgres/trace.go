@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -228,60 +227,34 @@ func (s *Store) VenuesByID(ctx context.Context, venueIDs []uuid.UUID) (map[uuid.
 
 // Audit implements ledger.AuditReads: oldest first by (at, position).
 func (s *Store) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if !q.From.IsZero() {
-		args = append(args, q.From)
-		where = append(where, "at >= $"+strconv.Itoa(len(args)))
-	}
-	if !q.To.IsZero() {
-		args = append(args, q.To)
-		where = append(where, "at < $"+strconv.Itoa(len(args)))
-	}
+	var c conds
+	c.window("at", q.From, q.To)
 	if !q.AfterAt.IsZero() {
-		args = append(args, q.AfterAt, int64(q.AfterPosition))
-		n := len(args)
-		where = append(where, fmt.Sprintf("(at, position) > ($%d, $%d)", n-1, n))
+		c.add("(at, position) > (?, ?)", q.AfterAt, int64(q.AfterPosition))
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	args = append(args, limit)
 	text := `SELECT event_id, position, trace_id, analyst, person_id, from_at, to_at, depth, reason, kind, source,
-		as_of, min_overlap_minutes, buffer_minutes, contacts, at FROM {s}.audit_entries`
-	if len(where) > 0 {
-		text += " WHERE " + strings.Join(where, " AND ")
-	}
-	text += " ORDER BY at, position LIMIT $" + strconv.Itoa(len(args))
-	rows, err := s.pool.Query(ctx, s.sql(text), args...)
-	if err != nil {
-		return nil, readErr("audit entries: %w", err)
-	}
-	defer rows.Close()
-	out := []domain.AuditEntry{}
-	for rows.Next() {
-		var (
-			e              domain.AuditEntry
-			pos            int64
-			from, to, asOf *time.Time
-			depth, minOv   int32
-			buffer, count  int32
-		)
-		if err := rows.Scan(&e.EventID, &pos, &e.TraceID, &e.Analyst, &e.PersonID, &from, &to, &depth, &e.Reason,
-			&e.Kind, &e.Source, &asOf, &minOv, &buffer, &count, &e.At); err != nil {
-			return nil, readErr("audit entries: %w", err)
-		}
-		e.Position, e.From, e.To, e.AsOf, e.At = uint64(pos), utc(from), utc(to), utc(asOf), e.At.UTC()
-		e.Depth, e.MinOverlapMinutes, e.BufferMinutes, e.Contacts = int(depth), int(minOv), int(buffer), int(count)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, readErr("audit entries: %w", err)
-	}
-	return out, nil
+		as_of, min_overlap_minutes, buffer_minutes, contacts, at FROM {s}.audit_entries` + c.where() +
+		" ORDER BY at, position LIMIT " + c.arg(limit)
+	return appendRows(ctx, s, []domain.AuditEntry{}, "audit entries", scanAuditEntry, s.sql(text), c.args...)
+}
+
+func scanAuditEntry(row pgx.Row) (domain.AuditEntry, error) {
+	var (
+		e              domain.AuditEntry
+		pos            int64
+		from, to, asOf *time.Time
+		depth, minOv   int32
+		buffer, count  int32
+	)
+	err := row.Scan(&e.EventID, &pos, &e.TraceID, &e.Analyst, &e.PersonID, &from, &to, &depth, &e.Reason,
+		&e.Kind, &e.Source, &asOf, &minOv, &buffer, &count, &e.At)
+	e.Position, e.From, e.To, e.AsOf, e.At = uint64(pos), utc(from), utc(to), utc(asOf), e.At.UTC()
+	e.Depth, e.MinOverlapMinutes, e.BufferMinutes, e.Contacts = int(depth), int(minOv), int(buffer), int(count)
+	return e, err
 }
 
 // applyAudit inserts the batch's TraceRequested events into audit_entries

@@ -93,13 +93,7 @@ func Generate(people, venues, passes, days int, seed uint64) Log {
 	var pos uint64
 	add := func(agg string, ev domain.Event, at time.Time) {
 		pos++
-		var id uuid.UUID
-		// Deterministic UUIDv7-shaped ids keep generated logs reproducible.
-		binaryID(&id, r, at)
-		e, err := domain.NewEnvelope(agg, ev, domain.Meta{ID: id, OccurredAt: at, Actor: "test"}, at)
-		if err != nil {
-			panic(err)
-		}
+		e := generatedEnvelope(r, agg, ev, at)
 		e.Position = pos
 		e.RecordedAt = at.UTC()
 		if at.Before(Base) {
@@ -173,6 +167,20 @@ func Generate(people, venues, passes, days int, seed uint64) Log {
 	return l
 }
 
+// generatedEnvelope is ev's envelope occurred at at, for a generated log:
+// its id is drawn from r, so that the log is reproducible.
+func generatedEnvelope(r *rand.Rand, agg string, ev domain.Event, at time.Time) domain.Envelope {
+	var id uuid.UUID
+	binaryID(&id, r, at)
+	e, err := domain.NewEnvelope(agg, ev, domain.Meta{ID: id, OccurredAt: at, Actor: "test"}, at)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+// binaryID fills id as a UUIDv7 of at with random bits drawn from r:
+// deterministic UUIDv7-shaped ids keep generated logs reproducible.
 func binaryID(id *uuid.UUID, r *rand.Rand, at time.Time) {
 	ms := uint64(at.UnixMilli())
 	for i := range 6 {

@@ -166,12 +166,7 @@ func GenerateTraceCity(people, venues, visits, days int, rules domain.StayRules,
 	c := TraceCity{Log: Log{Keys: NewKeyring()}}
 	var pre []domain.Envelope
 	add := func(list *[]domain.Envelope, agg string, ev domain.Event, at, recorded time.Time) {
-		var id uuid.UUID
-		binaryID(&id, r, at)
-		e, err := domain.NewEnvelope(agg, ev, domain.Meta{ID: id, OccurredAt: at, Actor: "test"}, at)
-		if err != nil {
-			panic(err)
-		}
+		e := generatedEnvelope(r, agg, ev, at)
 		e.RecordedAt = recorded.UTC()
 		*list = append(*list, e)
 	}
