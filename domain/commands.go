@@ -83,7 +83,7 @@ type RecordPass struct {
 	IDNumber        string
 	Direction       string // in | out
 	FamilyMemberIDs []uuid.UUID
-	// CodeID names the personal code a staff scan read (a digest of it):
+	// CodeID names the personal code a staff scan read (its signature):
 	// the pass's event id is then derived from it (CodePassEventID), so a
 	// code records at most one pass per venue and direction in its life.
 	CodeID string

@@ -14,9 +14,9 @@ package token
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -280,7 +280,7 @@ func (s *Signer) ParsePersonalCode(code string) (uuid.UUID, error) {
 // PersonalCode is a checked personal info code.
 type PersonalCode struct {
 	PersonID uuid.UUID
-	// ID names this one code (a digest of it, never the code itself).
+	// ID names this one code (its signature).
 	ID string
 }
 
@@ -304,8 +304,10 @@ func (s *Signer) ParsePersonalCodeAt(code string, at time.Time, skew time.Durati
 	if err != nil || id == uuid.Nil {
 		return PersonalCode{}, fmt.Errorf("parse personal code: bad subject: %w", domain.ErrInvalid)
 	}
-	sum := sha256.Sum256([]byte(code))
-	return PersonalCode{PersonID: id, ID: hex.EncodeToString(sum[:16])}, nil
+	// The code's signature names it: an HMAC over all of it, so no two codes
+	// share one (and it never leaves the ledger but through a digest, the
+	// derived pass event id).
+	return PersonalCode{PersonID: id, ID: code[strings.LastIndexByte(code, '.')+1:]}, nil
 }
 
 // IssueVenueCode returns the printable code of a venue. It has no expiry and
