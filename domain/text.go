@@ -17,7 +17,9 @@ const MaxEventString = 4096
 // enters the log through a command passes here: it must be valid UTF-8
 // (refused, never repaired with U+FFFD), hold no control character (NUL
 // included: PostgreSQL's text cannot hold one; line breaks and tabs too,
-// every such field is one line) and have at most limit characters. An empty
+// every such field is one line), no invisible formatting character (bidi
+// overrides, zero-width characters, line separators) and no noncharacter,
+// and have at most limit characters. An empty
 // string is refused when required.
 func Text(field, s string, limit int, required bool) (string, error) {
 	s = strings.TrimSpace(s)
@@ -47,14 +49,23 @@ func cleanString(s string) error {
 	return nil
 }
 
-// cleanUTF8 is cleanString past the first non-ASCII byte.
+// cleanUTF8 is cleanString past the first non-ASCII byte. Besides control
+// characters it refuses the invisible ones that change how text shows
+// (format characters such as U+202E, the right-to-left override, or U+200B,
+// and the line and paragraph separators) and noncharacters (U+FFFE…): a
+// name or reason must read as what it is.
 func cleanUTF8(s string) error {
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("is not valid UTF-8")
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		switch {
+		case unicode.IsControl(r):
 			return fmt.Errorf("contains a control character (U+%04X)", r)
+		case unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
+			return fmt.Errorf("contains an invisible formatting character (U+%04X)", r)
+		case r&0xFFFE == 0xFFFE || (r >= 0xFDD0 && r <= 0xFDEF):
+			return fmt.Errorf("contains a noncharacter (U+%04X)", r)
 		}
 	}
 	return nil

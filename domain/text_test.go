@@ -25,6 +25,12 @@ func TestText(t *testing.T) {
 		{"tab", "a\tb", false, "", false},
 		{"invalid UTF-8", "a\xffb", false, "", false},
 		{"lone surrogate half", "a\xed\xa0\x80b", false, "", false},
+		{"right-to-left override", "场\u202e场", false, "", false},
+		{"zero-width space", "a\u200bb", false, "", false},
+		{"line separator", "a\u2028b", false, "", false},
+		{"noncharacter", "a\ufffeb", false, "", false},
+		{"last noncharacter", "a\U0010FFFFb", false, "", false},
+		{"no-break space is a space", "a\u00a0b", false, "a\u00a0b", true},
 		{"longest", strings.Repeat("名", 8), true, strings.Repeat("名", 8), true},
 		{"too long", strings.Repeat("名", 9), true, "", false},
 	}
@@ -46,7 +52,8 @@ func TestText(t *testing.T) {
 // UTF-8 or an overlong value is refused with ErrInvalid naming the field,
 // and a clean value is taken.
 func TestNewEnvelopeRefusesUncleanStrings(t *testing.T) {
-	bad := map[string]string{"NUL": "a\x00b", "ESC": "a\x1bb", "invalid UTF-8": "a\xc3", "long": strings.Repeat("x", MaxEventString+1)}
+	bad := map[string]string{"NUL": "a\x00b", "ESC": "a\x1bb", "invalid UTF-8": "a\xc3", "long": strings.Repeat("x", MaxEventString+1),
+		"bidi override": "a\u202eb"}
 	fields := 0
 	for typ, mk := range registry {
 		ev := mk()

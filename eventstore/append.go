@@ -221,6 +221,14 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 			return nil, fmt.Errorf("append %s: %w", subj, err)
 		}
 	}
+	// An event id names one fact: one a pack holds already (a pass, an
+	// alert…) is not stored again under another aggregate.
+	if id, used := s.usedByPack(events); used {
+		if res, ok := s.storedBefore(ctx, aggregate, events); ok {
+			return res, nil // a retry of events this aggregate holds
+		}
+		return nil, fmt.Errorf("append %s: %w", subj, domain.Errorf(domain.ErrConflict, "event id %s was already used for another event", id))
+	}
 	expectedSeq, index := SeqOf(expectedVersion)
 	if index != 0 {
 		// Versions of aggregates written by Append are whole messages.
@@ -232,14 +240,26 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	if err == nil {
+		if len(msgs) == 1 && ack.Duplicate {
+			// JetStream knows the id from its duplicate window, stream-wide:
+			// a retry only when the event is in this aggregate.
+			if res, ok := s.storedBefore(ctx, aggregate, events); ok {
+				return res, nil
+			}
+			return nil, fmt.Errorf("append %s: %w", subj, domain.Errorf(domain.ErrConflict, "event id %s was already used for another event", events[0].ID))
+		}
+		var res []ledger.Appended
 		if len(msgs) == 1 {
 			s.counts.put(ack.Seq, 1)
-			return []ledger.Appended{{Position: PositionOf(ack.Seq, 0), Duplicate: ack.Duplicate}}, nil
+			res = []ledger.Appended{{Position: PositionOf(ack.Seq, 0)}}
+		} else {
+			if ack.Count != len(msgs) {
+				return nil, fmt.Errorf("append %s: batch of %d acknowledged as %d", subj, len(msgs), ack.Count)
+			}
+			res = consecutive(ack.Seq, len(msgs))
 		}
-		if ack.Count != len(msgs) {
-			return nil, fmt.Errorf("append %s: batch of %d acknowledged as %d", subj, len(msgs), ack.Count)
-		}
-		return consecutive(ack.Seq, len(msgs)), nil
+		s.rememberAppended(events, res)
+		return res, nil
 	}
 	switch apiCode(err) {
 	case errCodeWrongLastSeq, errCodeWrongLastSeqConstant, errCodeBatchContainsDup, errCodeDuplicateInProcess:
@@ -343,4 +363,37 @@ func (s *Store) publishOnce(ctx context.Context, msgs []*nats.Msg, deadline time
 		return pubAck{}, err
 	}
 	return parseAck(reply)
+}
+
+// usedByPack reports the first of events whose id the table of recent ids
+// holds (a packed event, or one appended earlier: the caller tells a retry
+// from another fact), if any. Before the table
+// is rebuilt after a start nothing is reported.
+func (s *Store) usedByPack(events []domain.Envelope) (uuid.UUID, bool) {
+	select {
+	case <-s.dedupDone:
+	default:
+		return uuid.Nil, false
+	}
+	s.dedup.mu.Lock()
+	defer s.dedup.mu.Unlock()
+	for _, e := range events {
+		if _, ok := s.dedup.ids[e.ID]; ok {
+			return e.ID, true
+		}
+	}
+	return uuid.Nil, false
+}
+
+// rememberAppended adds appended events to the table of recent ids, so that
+// a pass (or another packed event) recorded under one of their ids is
+// answered as a duplicate of them (and refused by the ledger as another
+// fact) instead of being stored again.
+func (s *Store) rememberAppended(events []domain.Envelope, res []ledger.Appended) {
+	now := time.Now()
+	s.dedup.mu.Lock()
+	defer s.dedup.mu.Unlock()
+	for i, e := range events {
+		s.dedup.addLocked(e.ID, res[i].Position, now)
+	}
 }

@@ -245,7 +245,8 @@ func (l *Ledger) originalPass(ctx context.Context, position uint64) (domain.Pass
 	}
 	p, ok := ev.(*domain.PassRecorded)
 	if !ok {
-		return domain.PassRecorded{}, fmt.Errorf("get original pass at %d: found %s", position, env.Type)
+		// The id names another kind of event: an event id names one fact.
+		return domain.PassRecorded{}, domain.Errorf(domain.ErrConflict, "event id %s was already used for a %s", env.ID, env.Type)
 	}
 	return *p, nil
 }

@@ -141,6 +141,9 @@ func TestRegistrationEventIDNamesOneRegistration(t *testing.T) {
 	for _, edit := range []func(*domain.RegisterPerson){
 		func(r *domain.RegisterPerson) { r.Name = "攻击者" },
 		func(r *domain.RegisterPerson) { r.Phone = "13900000009" },
+		// Another document nobody holds yet: inside the duplicate window
+		// JetStream knows the id, but it names another registration.
+		func(r *domain.RegisterPerson) { r.IDNumber = h.newResidentID() },
 	} {
 		other := reg
 		edit(&other)
@@ -362,5 +365,40 @@ func TestFamilyCap(t *testing.T) {
 	}
 	if h.lastPosition() != before {
 		t.Fatal("a refused member was appended")
+	}
+}
+
+// TestEventIDAcrossKinds: an event id used for one kind of event is not
+// taken for another: a pass's id for a registration or a declaration, a
+// registration's or declaration's id for a pass.
+func TestEventIDAcrossKinds(t *testing.T) {
+	h := newHarness(t)
+	vid, _ := h.approvedVenue(domain.ApplyVenue{})
+	p, _ := h.register("张三")
+	h.caughtUp(h.lastPosition())
+	passID, _ := uuid.NewV7()
+	if _, err := h.ledger.RecordPass(h.ctx, person(p), domain.RecordPass{EventID: passID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.lastPosition()
+	if _, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{EventID: passID, Name: "李四",
+		IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Phone: "13800000002"}); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("a registration under a pass's event id: %v, want a conflict", err)
+	}
+	decl := arrival()
+	decl.EventID = passID
+	if _, err := h.ledger.DeclareArrival(h.ctx, person(p), decl); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("a declaration under a pass's event id: %v, want a conflict", err)
+	}
+	if h.lastPosition() != before {
+		t.Fatal("an event was stored under a used id")
+	}
+	regID, _ := uuid.NewV7()
+	if _, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{EventID: regID, Name: "王五",
+		IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Phone: "13800000003"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ledger.RecordPass(h.ctx, person(p), domain.RecordPass{EventID: regID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionOut}); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("a pass under a registration's event id: %v, want a conflict", err)
 	}
 }

@@ -93,11 +93,23 @@ func New(o Options) *Store {
 const noTime = math.MinInt64
 
 func nanos(t time.Time) int64 {
-	if t.IsZero() {
+	switch {
+	case t.IsZero():
 		return noTime
+	case t.Before(minNanos):
+		return noTime + 1 // the earliest a filter can say: before every pass
+	case t.After(maxNanos):
+		return math.MaxInt64 // after every pass
 	}
 	return t.UnixNano()
 }
+
+// The instants int64 nanoseconds hold (years 1677 to 2262); a filter beyond
+// them means "before" or "after" every pass, never wraps around.
+var (
+	minNanos = time.Unix(0, math.MinInt64+1)
+	maxNanos = time.Unix(0, math.MaxInt64)
+)
 
 func fromNanos(n int64) time.Time {
 	if n == noTime {
@@ -514,11 +526,11 @@ func (s *Store) before(a, b int32) bool {
 func (l *passList) window(from, to time.Time) (lo, hi place) {
 	lo, hi = l.start(), l.end()
 	if !from.IsZero() {
-		f := from.UnixNano()
+		f := nanos(from)
 		lo = l.search(func(e entry) bool { return e.at >= f })
 	}
 	if !to.IsZero() {
-		t := to.UnixNano()
+		t := nanos(to)
 		hi = l.search(func(e entry) bool { return e.at >= t })
 	}
 	return lo, hi
@@ -636,7 +648,7 @@ func (s *Store) Entries(_ context.Context, q domain.EntryQuery) ([]domain.Entry,
 	list := &s.venues[vi].passes
 	lo, hi := list.window(q.From, q.To)
 	if !q.AfterAt.IsZero() {
-		after := q.AfterAt.UnixNano()
+		after := nanos(q.AfterAt)
 		// First entry not strictly older than (after, AfterPosition).
 		if a := list.search(func(e entry) bool {
 			return e.at > after || (e.at == after && s.passes.at(e.i).pos >= q.AfterPosition)
@@ -702,7 +714,7 @@ func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, d
 	in, _ := s.str.lookup("in")
 	pass, _ := s.str.lookup("pass")
 	list := &s.venues[vi].passes
-	nowN := now.UnixNano()
+	nowN := nanos(now)
 	hi := list.search(func(e entry) bool { return e.at > nowN })
 	start := nowN - int64(dwell)
 	seen := make(map[int32]struct{})

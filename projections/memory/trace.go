@@ -47,15 +47,15 @@ func (s *Store) Audit(_ context.Context, q domain.AuditQuery) ([]domain.AuditEnt
 	list := s.audit
 	lo, hi := 0, len(list)
 	if !q.From.IsZero() {
-		from := q.From.UnixNano()
+		from := nanos(q.From)
 		lo = sort.Search(len(list), func(k int) bool { return list[k].at >= from })
 	}
 	if !q.To.IsZero() {
-		to := q.To.UnixNano()
+		to := nanos(q.To)
 		hi = sort.Search(len(list), func(k int) bool { return list[k].at >= to })
 	}
 	if !q.AfterAt.IsZero() {
-		after := q.AfterAt.UnixNano()
+		after := nanos(q.AfterAt)
 		k := sort.Search(len(list), func(k int) bool {
 			r := &list[k]
 			return r.at > after || (r.at == after && r.entry.Position > q.AfterPosition)

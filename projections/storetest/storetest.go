@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) projections.Store) {
 		{"Alerts", testAlerts},
 		{"PassLookup", testPassLookup},
 		{"PassFacts", testPassFacts},
+		{"FarTimes", testFarTimes},
 		{"WindowReads", testWindows},
 		{"PositionGapAndOverlap", testPositions},
 		{"GeneratedCity", testGenerated},
@@ -845,5 +846,25 @@ func testRelease(t *testing.T, f *feeder) {
 	}
 	if g := must(f.s.Person(ctx, gid))(t); len(g.FamilyMembers) != 0 {
 		t.Fatalf("the guardian's family after the owner registered: %v", g.FamilyMembers)
+	}
+}
+
+// testFarTimes: a time filter beyond what int64 nanoseconds hold (before
+// 1678, after 2261) still means before or after every row, never all rows.
+func testFarTimes(t *testing.T, f *feeder) {
+	v, zhang, _ := setupVenue(f)
+	f.apply(f.pass(v, zhang, "in", "pass", Base.Add(time.Hour)))
+	far, early := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)
+	if got := must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v, From: far}))(t); len(got) != 0 {
+		t.Fatalf("entries from 2300: %d, want none", len(got))
+	}
+	if got := must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v, To: early}))(t); len(got) != 0 {
+		t.Fatalf("entries to 1600: %d, want none", len(got))
+	}
+	if got := must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v, From: early, To: far}))(t); len(got) != 1 {
+		t.Fatalf("entries from 1600 to 2300: %d, want 1", len(got))
+	}
+	if got := must(f.s.Audit(ctx, domain.AuditQuery{From: far}))(t); len(got) != 0 {
+		t.Fatalf("audit from 2300: %d, want none", len(got))
 	}
 }
