@@ -51,20 +51,7 @@ const (
 )
 
 func (d *passDecoder) pass(p *PassRecorded) bool {
-	if !d.Eat('{') {
-		return false
-	}
-	if d.Eat('}') {
-		return true
-	}
-	var seen uint
-	want := "venue_id"
-	for {
-		name, ok := d.name(want)
-		if !ok {
-			return false
-		}
-		var bit uint
+	return d.object("venue_id", func(name []byte) (bit uint, want string, ok bool) {
 		switch string(name) {
 		case "venue_id":
 			bit, want, ok = pfVenueID, "person_id", d.uuid(&p.VenueID)
@@ -85,17 +72,10 @@ func (d *passDecoder) pass(p *PassRecorded) bool {
 		case "screen":
 			bit, want, ok = pfScreen, "", d.screen(&p.Screen)
 		default:
-			return false
+			return 0, "", false
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		if d.Eat(',') {
-			continue
-		}
-		return d.Eat('}')
-	}
+		return bit, want, ok
+	})
 }
 
 // Bits of Screen's fields.
@@ -114,20 +94,7 @@ const (
 )
 
 func (d *passDecoder) screen(s *Screen) bool {
-	if !d.Eat('{') {
-		return false
-	}
-	if d.Eat('}') {
-		return true
-	}
-	var seen uint
-	want := "name"
-	for {
-		name, ok := d.name(want)
-		if !ok {
-			return false
-		}
-		var bit uint
+	return d.object("name", func(name []byte) (bit uint, want string, ok bool) {
 		switch string(name) {
 		case "name":
 			bit, want, ok = sfName, "code_colour", d.str(&s.NameMasked)
@@ -152,8 +119,32 @@ func (d *passDecoder) screen(s *Screen) bool {
 		case "reason":
 			bit, want, ok = sfReason, "", d.str(&s.Reason)
 		default:
+			return 0, "", false
+		}
+		return bit, want, ok
+	})
+}
+
+// object reads one JSON object whose members field decodes: field returns
+// the member's bit (a member seen twice refuses the object), the name
+// expected next (members usually come in encoding/json's order) and
+// whether it read the value; an unknown name refuses.
+func (d *passDecoder) object(first string, field func(name []byte) (bit uint, next string, ok bool)) bool {
+	if !d.Eat('{') {
+		return false
+	}
+	if d.Eat('}') {
+		return true
+	}
+	var seen uint
+	want := first
+	for {
+		name, ok := d.name(want)
+		if !ok {
 			return false
 		}
+		var bit uint
+		bit, want, ok = field(name)
 		if !ok || seen&bit != 0 {
 			return false
 		}
