@@ -1,7 +1,7 @@
 // Command ledger is the check-in ledger service and its tools.
 //
 //	ledger serve [--data DIR] [--http ADDR] [--nats-url URL] [--replicas N] [--postgres URL]
-//	ledger token issue --role R [--venue V] [--person P] [--ttl D] [--data DIR]
+//	ledger token issue --role R --subject NAME [--venue V] [--person P] [--district D] [--ttl D] [--data DIR]
 //	ledger projections status  [--data DIR | --nats-url URL] [--postgres URL]
 //	ledger projections rebuild [NAME] [--data DIR | --nats-url URL] [--postgres URL]
 //	ledger probe [URL]
