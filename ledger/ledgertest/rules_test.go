@@ -31,45 +31,62 @@ func TestPassEventIDAcrossVenuesConcurrently(t *testing.T) {
 	p2, _ := h.register("李四")
 	h.caughtUp(h.lastPosition())
 	const pairs = 40
-	stored := 0
+	type caller struct{ staff, venue, person uuid.UUID }
+	callers := [2]caller{{m1, v1, p1}, {m2, v2, p2}}
+	cmd := func(c caller, id uuid.UUID) domain.RecordPass {
+		return domain.RecordPass{EventID: id, Method: domain.MethodStaffScan, VenueID: c.venue, PersonID: c.person, Direction: domain.DirectionIn}
+	}
+	type outcome struct {
+		id            uuid.UUID
+		winner, loser int
+		pos           uint64
+	}
+	var outcomes []outcome
 	for range pairs {
 		id, _ := uuid.NewV7()
 		var wg sync.WaitGroup
 		var res [2]ledger.PassResult
 		var errs [2]error
-		for i, c := range []struct {
-			staff, venue, person uuid.UUID
-		}{{m1, v1, p1}, {m2, v2, p2}} {
+		for i, c := range callers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res[i], errs[i] = h.ledger.RecordPass(h.ctx, person(c.staff), domain.RecordPass{EventID: id,
-					Method: domain.MethodStaffScan, VenueID: c.venue, PersonID: c.person, Direction: domain.DirectionIn})
+				res[i], errs[i] = h.ledger.RecordPass(h.ctx, person(c.staff), cmd(c, id))
 			}()
 		}
 		wg.Wait()
-		ok := 0
+		winner := -1
 		for i, err := range errs {
 			switch {
 			case err == nil:
-				ok++
-				if res[i].Duplicate || res[i].Screen.VenueID != []uuid.UUID{v1, v2}[i] {
+				if winner >= 0 {
+					t.Fatal("both callers succeeded with one event id")
+				}
+				winner = i
+				if res[i].Duplicate || res[i].Screen.VenueID != callers[i].venue {
 					t.Fatalf("caller %d got another caller's answer: %+v", i, res[i])
 				}
 			case !errors.Is(err, domain.ErrConflict):
 				t.Fatalf("caller %d: %v, want a conflict", i, err)
 			}
 		}
-		if ok != 1 {
-			t.Fatalf("%d of 2 callers succeeded with one event id; want exactly 1", ok)
+		if winner < 0 {
+			t.Fatal("neither caller succeeded with a fresh event id")
 		}
-		stored++
+		outcomes = append(outcomes, outcome{id: id, winner: winner, loser: 1 - winner, pos: res[winner].Position})
 	}
-	// And beyond the dedup window's reach (from the read model): each id
-	// retried at the other venue is still a conflict.
+	// Beyond the dedup window's reach (answered from the read model): the
+	// loser's request is still a conflict, the winner's a retry.
 	h.caughtUp(h.lastPosition())
-	if stored != pairs {
-		t.Fatalf("%d pairs decided", stored)
+	for _, o := range outcomes {
+		l := callers[o.loser]
+		if _, err := h.ledger.RecordPass(h.ctx, person(l.staff), cmd(l, o.id)); !errors.Is(err, domain.ErrConflict) {
+			t.Fatalf("the losing request again, from the read model: %v, want a conflict", err)
+		}
+		w := callers[o.winner]
+		if again, err := h.ledger.RecordPass(h.ctx, person(w.staff), cmd(w, o.id)); err != nil || !again.Duplicate || again.Position != o.pos {
+			t.Fatalf("the winning request again: %+v %v, want the original at %d", again, err, o.pos)
+		}
 	}
 }
 
