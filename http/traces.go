@@ -83,12 +83,17 @@ func (s *Server) createTrace(w http.ResponseWriter, r *http.Request) error {
 		s.writeTraceCSV(w, r, res)
 		return nil
 	}
-	return writeJSON(w, http.StatusCreated, contactTraceResponse{
+	return writeJSON(w, http.StatusCreated, contactTraceResponseOf(res))
+}
+
+// contactTraceResponseOf renders a trace's answer.
+func contactTraceResponseOf(res ledger.TraceResult) contactTraceResponse {
+	return contactTraceResponse{
 		TraceID: res.TraceID, EventID: res.EventID, Position: res.Position, ReadPosition: res.ReadPosition,
 		AsOf: res.AsOf, From: res.From, To: res.To, Depth: res.Depth,
 		MinOverlapMinutes: int(res.MinOverlap / time.Minute), BufferMinutes: int(res.Buffer / time.Minute),
 		Index: res.Index, Visits: res.Visits, Contacts: res.Contacts,
-	})
+	}
 }
 
 // query turns the request into a domain query; every field that does not

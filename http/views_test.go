@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // sampleViews are read-model views with every field set (the json:"-"
@@ -26,6 +27,8 @@ type sampleViews struct {
 	alert       domain.Alert
 	declaration domain.DeclarationView
 	audit       domain.AuditEntry
+	trace       ledger.TraceResult
+	poison      ledger.PoisonMessage
 }
 
 func fullViews() sampleViews {
@@ -58,6 +61,15 @@ func fullViews() sampleViews {
 		audit: domain.AuditEntry{EventID: id(20), TraceID: id(21), Analyst: "analyst:1", PersonID: id(22), From: at(15), To: at(16),
 			Depth: 2, Reason: "cluster 7", Kind: "contacts", Source: "log", AsOf: at(17), MinOverlapMinutes: 15,
 			BufferMinutes: 30, Contacts: 4, At: at(18), Position: 123},
+		trace: ledger.TraceResult{TraceID: id(23), EventID: id(24), Position: 130, ReadPosition: 129, AsOf: at(19), From: at(20), To: at(21),
+			Depth: 2, MinOverlap: 15 * time.Minute, Buffer: 5 * time.Minute,
+			Index:  ledger.TraceIndex{PersonID: id(25), NameMasked: "赵*", Visits: 1, Contacts: 2, SecondContacts: 1},
+			Visits: []ledger.TraceVisit{{VenueID: id(26), VenueName: "兰山饭店", VenueType: "restaurant", District: "371302", Start: at(1), End: at(2)}},
+			Contacts: []ledger.TraceContact{{Contact: domain.Contact{PersonID: id(27), Depth: 1, ViaPersonID: id(25), VenueID: id(26),
+				OverlapStart: at(1), OverlapEnd: at(2), OverlapMinutes: 60}, NameMasked: "钱*", VenueName: "兰山饭店"}}},
+		poison: ledger.PoisonMessage{ID: 7, Reaction: "alerts", Reason: "venue unknown", PoisonedAt: at(22), Subject: "s", Sequence: 8,
+			Events: []ledger.PoisonEvent{{EventID: id(28), Type: "PassRecorded", Aggregate: "pass.x", Position: 9, OccurredAt: at(23),
+				Payload: []byte(`{"a":1}`)}}},
 	}
 }
 
@@ -101,6 +113,11 @@ func TestViewsJSON(t *testing.T) {
 		add(c.name+"/alerts", alertsResponse{District: "371302", Alerts: mapSlice([]domain.Alert{v.alert}, alertOf), Position: 9})
 		add(c.name+"/declaration", declarationResponse{declarationJSON: declarationOf(v.declaration), Position: 9})
 		add(c.name+"/declarations", declarationListResponse{Declarations: mapSlice([]domain.DeclarationView{v.declaration}, declarationOf), Position: 9})
+		if v.poison.Events == nil {
+			v.poison.Events = []ledger.PoisonEvent{}
+		}
+		add(c.name+"/poison", poisonListResponse{Entries: []ledger.PoisonMessage{v.poison}})
+		add(c.name+"/contact_trace", contactTraceResponseOf(v.trace))
 		add(c.name+"/audit", auditResponse{Entries: mapSlice([]domain.AuditEntry{v.audit}, auditEntryOf), NextCursor: "c", Position: 9})
 	}
 	const golden = "testdata/views.golden"
