@@ -10,17 +10,17 @@ import (
 
 // PassPoint is the part of a pass that contact tracing needs.
 type PassPoint struct {
-	EventID   uuid.UUID `json:"event_id"`
-	PersonID  uuid.UUID `json:"person_id"`
-	VenueID   uuid.UUID `json:"venue_id"`
-	VenueType string    `json:"venue_type"`
-	At        time.Time `json:"at"`
-	Direction string    `json:"direction"`
-	Decision  string    `json:"decision"`
+	EventID   uuid.UUID
+	PersonID  uuid.UUID
+	VenueID   uuid.UUID
+	VenueType string
+	At        time.Time
+	Direction string
+	Decision  string
 	// Position is the pass's position in the log.
-	Position uint64 `json:"position"`
+	Position uint64
 	// RecordedAt is when the ledger appended the pass (zero: unknown).
-	RecordedAt time.Time `json:"recorded_at,omitzero"`
+	RecordedAt time.Time
 }
 
 // Presence is one person's stay at one venue: from an entry to the exit
@@ -145,14 +145,14 @@ func Overlap(a, b Presence, buffer time.Duration) (start, end time.Time, ok bool
 
 // Contact is one co-presence of a contact with a traced person at a venue.
 type Contact struct {
-	PersonID     uuid.UUID `json:"person_id"`
-	Depth        int       `json:"depth"`
-	ViaPersonID  uuid.UUID `json:"via_person_id"`
-	VenueID      uuid.UUID `json:"venue_id"`
-	OverlapStart time.Time `json:"overlap_start"`
-	OverlapEnd   time.Time `json:"overlap_end"`
+	PersonID     uuid.UUID
+	Depth        int
+	ViaPersonID  uuid.UUID
+	VenueID      uuid.UUID
+	OverlapStart time.Time
+	OverlapEnd   time.Time
 	// OverlapMinutes is the overlap's length in whole minutes.
-	OverlapMinutes int `json:"overlap_minutes"`
+	OverlapMinutes int
 }
 
 // TraceWindow is what a contact search looks at.

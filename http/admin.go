@@ -13,7 +13,7 @@ import (
 // The ledger's administrative routes: the reactions' poison queue.
 
 type poisonListResponse struct {
-	Entries []ledger.PoisonMessage `json:"entries"`
+	Entries []poisonMessageJSON `json:"entries"`
 }
 
 type poisonRetryResponse struct {
@@ -48,7 +48,7 @@ func (s *Server) listPoison(w http.ResponseWriter, r *http.Request) error {
 	if entries == nil {
 		entries = []ledger.PoisonMessage{}
 	}
-	return writeJSON(w, http.StatusOK, poisonListResponse{Entries: entries})
+	return writeJSON(w, http.StatusOK, poisonListResponse{Entries: mapSlice(entries, poisonMessageOf)})
 }
 
 // retryPoison is POST /v1/admin/poison/{id}/retry: runs the entry's

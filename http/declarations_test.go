@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
-	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 )
 
@@ -324,9 +323,7 @@ func TestPoisonRoutes(t *testing.T) {
 	if _, err := e.es.Record(context.Background(), pass); err != nil {
 		t.Fatal(err)
 	}
-	type entries struct {
-		Entries []ledger.PoisonMessage `json:"entries"`
-	}
+	type entries = poisonListResponse
 	var got entries
 	if !ledgertest.Poll(10*time.Second, func() bool {
 		rec := e.do("GET", "/v1/admin/poison", admin, nil)

@@ -33,18 +33,18 @@ type traceRequest struct {
 type contactTraceResponse struct {
 	TraceID uuid.UUID `json:"trace_id"`
 	// EventID and Position name the audit event recorded for the trace.
-	EventID           uuid.UUID             `json:"event_id"`
-	Position          uint64                `json:"position"`
-	ReadPosition      uint64                `json:"read_position"`
-	AsOf              time.Time             `json:"as_of"`
-	From              time.Time             `json:"from"`
-	To                time.Time             `json:"to"`
-	Depth             int                   `json:"depth"`
-	MinOverlapMinutes int                   `json:"min_overlap_minutes"`
-	BufferMinutes     int                   `json:"buffer_minutes"`
-	Index             ledger.TraceIndex     `json:"index"`
-	Visits            []ledger.TraceVisit   `json:"visits"`
-	Contacts          []ledger.TraceContact `json:"contacts"`
+	EventID           uuid.UUID          `json:"event_id"`
+	Position          uint64             `json:"position"`
+	ReadPosition      uint64             `json:"read_position"`
+	AsOf              time.Time          `json:"as_of"`
+	From              time.Time          `json:"from"`
+	To                time.Time          `json:"to"`
+	Depth             int                `json:"depth"`
+	MinOverlapMinutes int                `json:"min_overlap_minutes"`
+	BufferMinutes     int                `json:"buffer_minutes"`
+	Index             traceIndexJSON     `json:"index"`
+	Visits            []traceVisitJSON   `json:"visits"`
+	Contacts          []traceContactJSON `json:"contacts"`
 }
 
 // maxMinutes bounds the minute fields before they become durations.
@@ -68,7 +68,7 @@ func (s *Server) createTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	last, err := s.ledger.Events.LastPosition(r.Context())
+	last, err := s.ledger.LogPosition(r.Context())
 	if err != nil {
 		return fmt.Errorf("log position: %w", err)
 	}
@@ -92,7 +92,7 @@ func contactTraceResponseOf(res ledger.TraceResult) contactTraceResponse {
 		TraceID: res.TraceID, EventID: res.EventID, Position: res.Position, ReadPosition: res.ReadPosition,
 		AsOf: res.AsOf, From: res.From, To: res.To, Depth: res.Depth,
 		MinOverlapMinutes: int(res.MinOverlap / time.Minute), BufferMinutes: int(res.Buffer / time.Minute),
-		Index: res.Index, Visits: res.Visits, Contacts: res.Contacts,
+		Index: traceIndexOf(res.Index), Visits: mapSlice(res.Visits, traceVisitOf), Contacts: mapSlice(res.Contacts, traceContactOf),
 	}
 }
 

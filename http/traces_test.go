@@ -132,12 +132,12 @@ func TestContactTrace(t *testing.T) {
 		if v := tr.Visits[0]; v.VenueID != w.venueA || v.VenueName != "兰山饭店" || !v.Start.Equal(w.t0) || !v.End.Equal(w.t0.Add(time.Hour)) {
 			t.Fatalf("visit = %+v", v)
 		}
-		want := []ledger.TraceContact{
-			{Contact: domain.Contact{PersonID: w.c1.ID, Depth: 1, ViaPersonID: w.index.ID, VenueID: w.venueA,
-				OverlapStart: w.t0.Add(10 * time.Minute).UTC(), OverlapEnd: w.t0.Add(50 * time.Minute).UTC(), OverlapMinutes: 40},
+		want := []traceContactJSON{
+			{PersonID: w.c1.ID, Depth: 1, ViaPersonID: w.index.ID, VenueID: w.venueA,
+				OverlapStart: w.t0.Add(10 * time.Minute).UTC(), OverlapEnd: w.t0.Add(50 * time.Minute).UTC(), OverlapMinutes: 40,
 				NameMasked: "钱*", VenueName: "兰山饭店"},
-			{Contact: domain.Contact{PersonID: w.c2.ID, Depth: 2, ViaPersonID: w.c1.ID, VenueID: w.venueB,
-				OverlapStart: w.t0.Add(100 * time.Minute).UTC(), OverlapEnd: w.t0.Add(150 * time.Minute).UTC(), OverlapMinutes: 50},
+			{PersonID: w.c2.ID, Depth: 2, ViaPersonID: w.c1.ID, VenueID: w.venueB,
+				OverlapStart: w.t0.Add(100 * time.Minute).UTC(), OverlapEnd: w.t0.Add(150 * time.Minute).UTC(), OverlapMinutes: 50,
 				NameMasked: "孙*", VenueName: "罗庄超市"},
 		}
 		if !reflect.DeepEqual(tr.Contacts, want) {

@@ -1,11 +1,13 @@
 package http
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // The API's JSON shapes of the read models' views. The domain views carry
@@ -244,4 +246,77 @@ func mapSlice[A, B any](xs []A, f func(A) B) []B {
 		out[i] = f(x)
 	}
 	return out
+}
+
+// traceIndexJSON, traceVisitJSON and traceContactJSON are POST /v1/traces'
+// parts.
+type traceIndexJSON struct {
+	PersonID       uuid.UUID `json:"person_id"`
+	NameMasked     string    `json:"name"`
+	Visits         int       `json:"visits"`
+	Contacts       int       `json:"contacts"`
+	SecondContacts int       `json:"second_contacts"`
+}
+
+type traceVisitJSON struct {
+	VenueID   uuid.UUID `json:"venue_id"`
+	VenueName string    `json:"venue_name"`
+	VenueType string    `json:"venue_type"`
+	District  string    `json:"district"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+}
+
+type traceContactJSON struct {
+	PersonID       uuid.UUID `json:"person_id"`
+	Depth          int       `json:"depth"`
+	ViaPersonID    uuid.UUID `json:"via_person_id"`
+	VenueID        uuid.UUID `json:"venue_id"`
+	OverlapStart   time.Time `json:"overlap_start"`
+	OverlapEnd     time.Time `json:"overlap_end"`
+	OverlapMinutes int       `json:"overlap_minutes"`
+	NameMasked     string    `json:"name"`
+	VenueName      string    `json:"venue_name"`
+}
+
+func traceIndexOf(i ledger.TraceIndex) traceIndexJSON {
+	return traceIndexJSON{PersonID: i.PersonID, NameMasked: i.NameMasked, Visits: i.Visits, Contacts: i.Contacts, SecondContacts: i.SecondContacts}
+}
+
+func traceVisitOf(v ledger.TraceVisit) traceVisitJSON {
+	return traceVisitJSON{VenueID: v.VenueID, VenueName: v.VenueName, VenueType: v.VenueType, District: v.District, Start: v.Start, End: v.End}
+}
+
+func traceContactOf(c ledger.TraceContact) traceContactJSON {
+	return traceContactJSON{PersonID: c.PersonID, Depth: c.Depth, ViaPersonID: c.ViaPersonID, VenueID: c.VenueID,
+		OverlapStart: c.OverlapStart, OverlapEnd: c.OverlapEnd, OverlapMinutes: c.OverlapMinutes,
+		NameMasked: c.NameMasked, VenueName: c.VenueName}
+}
+
+// poisonMessageJSON and poisonEventJSON are GET /v1/admin/poison's entries.
+type poisonMessageJSON struct {
+	ID         uint64            `json:"id"`
+	Reaction   string            `json:"reaction"`
+	Reason     string            `json:"reason"`
+	PoisonedAt time.Time         `json:"poisoned_at"`
+	Subject    string            `json:"subject"`
+	Sequence   uint64            `json:"sequence"`
+	Events     []poisonEventJSON `json:"events"`
+}
+
+type poisonEventJSON struct {
+	EventID    uuid.UUID       `json:"event_id"`
+	Type       string          `json:"type"`
+	Aggregate  string          `json:"aggregate"`
+	Position   uint64          `json:"position"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+func poisonMessageOf(m ledger.PoisonMessage) poisonMessageJSON {
+	return poisonMessageJSON{ID: m.ID, Reaction: m.Reaction, Reason: m.Reason, PoisonedAt: m.PoisonedAt,
+		Subject: m.Subject, Sequence: m.Sequence, Events: mapSlice(m.Events, func(e ledger.PoisonEvent) poisonEventJSON {
+			return poisonEventJSON{EventID: e.EventID, Type: e.Type, Aggregate: e.Aggregate, Position: e.Position,
+				OccurredAt: e.OccurredAt, Payload: e.Payload}
+		})}
 }

@@ -116,7 +116,7 @@ func TestViewsJSON(t *testing.T) {
 		if v.poison.Events == nil {
 			v.poison.Events = []ledger.PoisonEvent{}
 		}
-		add(c.name+"/poison", poisonListResponse{Entries: []ledger.PoisonMessage{v.poison}})
+		add(c.name+"/poison", poisonListResponse{Entries: mapSlice([]ledger.PoisonMessage{v.poison}, poisonMessageOf)})
 		add(c.name+"/contact_trace", contactTraceResponseOf(v.trace))
 		add(c.name+"/audit", auditResponse{Entries: mapSlice([]domain.AuditEntry{v.audit}, auditEntryOf), NextCursor: "c", Position: 9})
 	}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -87,4 +88,11 @@ func (l *Ledger) clockSkew() time.Duration {
 		return l.ClockSkew
 	}
 	return DefaultClockSkew
+}
+
+// LogPosition returns the position of the newest event in the log: what a
+// caller waits for the read models to reach before a query that must hold
+// everything recorded before it (a contact trace).
+func (l *Ledger) LogPosition(ctx context.Context) (uint64, error) {
+	return l.Events.LastPosition(ctx)
 }

@@ -129,29 +129,29 @@ type DeclarationReads interface {
 
 // PoisonEvent is one event of a message a reaction could not handle.
 type PoisonEvent struct {
-	EventID    uuid.UUID       `json:"event_id"`
-	Type       string          `json:"type"`
-	Aggregate  string          `json:"aggregate"`
-	Position   uint64          `json:"position"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	Payload    json.RawMessage `json:"payload"`
+	EventID    uuid.UUID
+	Type       string
+	Aggregate  string
+	Position   uint64
+	OccurredAt time.Time
+	Payload    json.RawMessage
 }
 
 // PoisonMessage is a log message whose reaction kept failing and was set
 // aside in the poison queue.
 type PoisonMessage struct {
 	// ID names the entry in the poison queue.
-	ID uint64 `json:"id"`
+	ID uint64
 	// Reaction is the handler that failed.
-	Reaction string `json:"reaction"`
+	Reaction string
 	// Reason is the handler's last error.
-	Reason     string    `json:"reason"`
-	PoisonedAt time.Time `json:"poisoned_at"`
+	Reason     string
+	PoisonedAt time.Time
 	// Subject and Sequence locate the original message in the log.
-	Subject  string `json:"subject"`
-	Sequence uint64 `json:"sequence"`
+	Subject  string
+	Sequence uint64
 	// Events are the original message's events the reaction acts on.
-	Events []PoisonEvent `json:"events"`
+	Events []PoisonEvent
 }
 
 // PoisonQueue holds the reactions that kept failing. Implemented by the

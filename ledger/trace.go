@@ -14,32 +14,32 @@ import (
 
 // TraceIndex sums up the index person of a trace.
 type TraceIndex struct {
-	PersonID   uuid.UUID `json:"person_id"`
-	NameMasked string    `json:"name"`
+	PersonID   uuid.UUID
+	NameMasked string
 	// Visits is how many stays of theirs the trace looked at.
-	Visits int `json:"visits"`
+	Visits int
 	// Contacts and SecondContacts count the distinct people found at
 	// depth 1 and depth 2.
-	Contacts       int `json:"contacts"`
-	SecondContacts int `json:"second_contacts"`
+	Contacts       int
+	SecondContacts int
 }
 
 // TraceVisit is one stay of the index person.
 type TraceVisit struct {
-	VenueID   uuid.UUID `json:"venue_id"`
-	VenueName string    `json:"venue_name"`
-	VenueType string    `json:"venue_type"`
-	District  string    `json:"district"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
+	VenueID   uuid.UUID
+	VenueName string
+	VenueType string
+	District  string
+	Start     time.Time
+	End       time.Time
 }
 
 // TraceContact is a contact with the names to show: the person's masked
 // name and the venue's name.
 type TraceContact struct {
 	domain.Contact
-	NameMasked string `json:"name"`
-	VenueName  string `json:"venue_name"`
+	NameMasked string
+	VenueName  string
 }
 
 // TraceResult is the answer to a trace, given once its audit event is in
