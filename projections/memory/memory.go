@@ -814,7 +814,9 @@ func (s *Store) PassFacts(_ context.Context, q ledger.PassFactsQuery) (domain.Pa
 		v := s.personView(i)
 		f.Persons[v.ID] = v
 		if h, ok := s.health[v.IDHash]; ok && v.IDHash != "" {
-			f.Health[v.IDHash] = slices.Clone(h.records)
+			// Records are only appended, never changed: the slice up to
+			// its length now is the facts' own, without a copy.
+			f.Health[v.IDHash] = h.records[:len(h.records):len(h.records)]
 		}
 	}
 	for _, id := range q.Persons {
