@@ -80,11 +80,6 @@ type ReadModel interface {
 	// where an entry with no exit ends after dwell.
 	Occupancy(ctx context.Context, venueID uuid.UUID, now time.Time, dwell time.Duration) (int, error)
 	Alerts(ctx context.Context, district string, limit int) ([]domain.Alert, error)
-	// Pass returns a stored pass by event id; ok is false when unknown.
-	Pass(ctx context.Context, eventID uuid.UUID) (p domain.PassView, ok bool, err error)
-	// Passes returns the stored passes among eventIDs, by event id, in one
-	// call (a batch of retried passes); ids not stored are absent.
-	Passes(ctx context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]domain.PassView, error)
 	// PassFacts returns, in one read, what deciding one call's passes
 	// needs: the venues, the persons named by id or by document hash and
 	// their health, the passes already stored among the event ids. Unknown

@@ -132,20 +132,6 @@ func (g *gate) Alerts(ctx context.Context, district string, limit int) ([]domain
 	return g.rm.Alerts(ctx, district, limit)
 }
 
-func (g *gate) Pass(ctx context.Context, eventID uuid.UUID) (domain.PassView, bool, error) {
-	if err := g.ready(ctx); err != nil {
-		return domain.PassView{}, false, err
-	}
-	return g.rm.Pass(ctx, eventID)
-}
-
-func (g *gate) Passes(ctx context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]domain.PassView, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.Passes(ctx, eventIDs)
-}
-
 func (g *gate) PassFacts(ctx context.Context, q ledger.PassFactsQuery) (domain.PassFacts, error) {
 	if err := g.ready(ctx); err != nil {
 		return domain.PassFacts{}, err

@@ -117,6 +117,12 @@ type Writer interface {
 type Store interface {
 	ledger.ReadModel
 	Writer
+	// Pass returns a stored pass by event id; ok is false when unknown.
+	Pass(ctx context.Context, eventID uuid.UUID) (p domain.PassView, ok bool, err error)
+	// Passes returns the stored passes among eventIDs, by event id, in one
+	// read; ids not stored are absent. (The command side reads them with
+	// the rest of a call's facts, ReadModel.PassFacts.)
+	Passes(ctx context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]domain.PassView, error)
 }
 
 // ProjectionStatus is what `ledger projections status` prints and /readyz checks.

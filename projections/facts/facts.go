@@ -200,7 +200,7 @@ func (l *lease) Acquire(ctx context.Context) (context.Context, func(), error) {
 type Options struct {
 	// Tables are the read models the queries read (PostgreSQL); they answer
 	// everything but PassFacts, and PassFacts when the Store cannot.
-	Tables ledger.ReadModel
+	Tables projections.Store
 	// Store is the facts; Projector, the projector that feeds them (nil:
 	// PassFacts never waits for the Store).
 	Store     *Store

@@ -4,9 +4,12 @@ import (
 	"context"
 	"testing"
 
+	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/facts"
+	"github.com/checkin-ledger/ledger/projections/postgres"
 	"github.com/checkin-ledger/ledger/projections/storetest"
+	"github.com/google/uuid"
 )
 
 // factsOverTables is the production shape of the command side with
@@ -15,8 +18,17 @@ import (
 // facts store first, as its own projector is ahead of the tables'.
 type factsOverTables struct {
 	*facts.ReadModel
+	tables  *postgres.Store // the passes by id, as the contract suite reads them
 	store   *facts.Store
 	tracker *facts.Tracker
+}
+
+func (s *factsOverTables) Pass(ctx context.Context, id uuid.UUID) (domain.PassView, bool, error) {
+	return s.tables.Pass(ctx, id)
+}
+
+func (s *factsOverTables) Passes(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]domain.PassView, error) {
+	return s.tables.Passes(ctx, ids)
 }
 
 func (s *factsOverTables) Apply(ctx context.Context, b projections.Batch) (projections.Checkpoint, error) {
@@ -39,7 +51,7 @@ func TestContractFacts(t *testing.T) {
 		tr := facts.NewTracker(pg)
 		return &factsOverTables{
 			ReadModel: facts.NewReadModel(facts.Options{Tables: pg, Store: fs, Tracker: tr, Older: pg.HasPassBefore}),
-			store:     fs, tracker: tr,
+			tables:    pg, store: fs, tracker: tr,
 		}
 	})
 }
