@@ -270,11 +270,8 @@ func (s *Signer) IssuePersonalCode(personID uuid.UUID) (code string, expiresAt t
 // domain.ErrInvalid (and ErrExpired when expired): it arrives inside a
 // request body, so it is bad input rather than a missing credential.
 func (s *Signer) ParsePersonalCode(code string) (uuid.UUID, error) {
-	id, err := s.parseCode(&s.personal, code, true)
-	if err != nil {
-		return uuid.Nil, fmt.Errorf("parse personal code: %w", err)
-	}
-	return id, nil
+	pc, err := s.ParsePersonalCodeAt(code, time.Time{}, 0)
+	return pc.PersonID, err
 }
 
 // PersonalCode is a checked personal info code.
@@ -290,14 +287,17 @@ type PersonalCode struct {
 // at each pass's occurred_at, not at upload time. Errors are as
 // ParsePersonalCode's.
 func (s *Signer) ParsePersonalCodeAt(code string, at time.Time, skew time.Duration) (PersonalCode, error) {
-	if at.IsZero() {
-		at = s.now() // online: now, exactly
+	online := at.IsZero()
+	if online {
+		at = s.now() // now, exactly
 	}
 	var c wireClaims
 	if _, err := s.personal.verify(code, at.Add(-skew), true, &c); err != nil {
 		return PersonalCode{}, fmt.Errorf("parse personal code: %w", classify(err, domain.ErrInvalid))
 	}
-	if c.Iat == nil || numericTime(*c.Iat).After(at.Add(skew)) {
+	// A code read offline must say when it was issued; one read now need
+	// only be unexpired.
+	if (c.Iat == nil && !online) || (c.Iat != nil && numericTime(*c.Iat).After(at.Add(skew))) {
 		return PersonalCode{}, fmt.Errorf("parse personal code: issued after the pass it is scanned for: %w", domain.ErrInvalid)
 	}
 	id, err := uuid.Parse(c.Sub)
