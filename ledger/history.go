@@ -58,7 +58,7 @@ func (l *Ledger) History(ctx context.Context, actor domain.Actor, q HistoryQuery
 	}
 	position = q.ReadPosition
 	if q.Source == domain.SourceLog {
-		visits, position, err = l.ReplayHistory(ctx, p.ID, q.From, q.To)
+		visits, position, err = l.replayHistory(ctx, p.ID, q.From, q.To)
 	} else {
 		visits, err = l.Reads.Trace(ctx, p.ID, q.From, q.To)
 	}
@@ -66,14 +66,14 @@ func (l *Ledger) History(ctx context.Context, actor domain.Actor, q HistoryQuery
 		return nil, 0, err
 	}
 	look := Look{PersonID: p.ID, From: q.From, To: q.To, Reason: q.Reason, Source: q.Source, ReadPosition: position}
-	if _, err := l.RecordLook(ctx, actor, look); err != nil {
+	if _, err := l.recordLook(ctx, actor, look); err != nil {
 		return nil, 0, err
 	}
 	return visits, position, nil
 }
 
 // Look is a read of a person's passes (GET /v1/persons/{id}/trace),
-// recorded by RecordLook.
+// recorded by recordLook.
 type Look struct {
 	PersonID uuid.UUID
 	From, To time.Time
@@ -84,12 +84,12 @@ type Look struct {
 	ReadPosition uint64
 }
 
-// RecordLook records a look at a person's passes in the reader's audit
+// recordLook records a look at a person's passes in the reader's audit
 // trail, as a TraceRequested event of kind "history", naming the reader
 // (their token's subject). The caller gives the answer only once this
 // returned without error. The reason is required of an analyst; another
 // reader's empty reason is recorded as such.
-func (l *Ledger) RecordLook(ctx context.Context, actor domain.Actor, look Look) (Result, error) {
+func (l *Ledger) recordLook(ctx context.Context, actor domain.Actor, look Look) (Result, error) {
 	reason := strings.TrimSpace(look.Reason)
 	if domain.LookNeedsReason(actor) || reason != "" {
 		var err error

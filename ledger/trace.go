@@ -182,14 +182,14 @@ func (l *Ledger) recordAudit(ctx context.Context, actor domain.Actor, ev domain.
 	return env.ID, appended[0].Position, nil
 }
 
-// ReplayHistory returns a person's passes with at (the device's time) in
+// replayHistory returns a person's passes with at (the device's time) in
 // [from, to), oldest first by (at, position), replayed straight from the log
 // rather than from a read model: the person's pass streams are read with
 // Log.ReadPassesOf and each venue's name, type, district and
 // address come from replaying the venue's aggregate. A pass appended twice
 // (a retry after the duplicate window) counts once, at its first position,
 // as in the read models. position is the log position the answer reflects.
-func (l *Ledger) ReplayHistory(ctx context.Context, personID uuid.UUID, from, to time.Time) (visits []domain.Visit, position uint64, err error) {
+func (l *Ledger) replayHistory(ctx context.Context, personID uuid.UUID, from, to time.Time) (visits []domain.Visit, position uint64, err error) {
 	last, err := l.Log.LastPosition(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("replay passes of %s: %w", personID, err)
