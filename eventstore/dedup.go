@@ -162,7 +162,11 @@ func (s *Store) rebuildDedup(ctx context.Context) (map[string]uint64, error) {
 	defer cancel()
 	known := make(map[string]uint64, 2)
 	for _, subj := range []string{packPassSubject, packEventSubject} {
-		m, err := s.stream.GetLastMsgForSubject(rctx, subj)
+		var m *jetstream.RawStreamMsg
+		err := s.untilAnswered(rctx, func(ctx context.Context) (err error) {
+			m, err = s.stream.GetLastMsgForSubject(ctx, subj)
+			return err
+		})
 		switch {
 		case err == nil:
 			known[subj] = m.Sequence
@@ -170,7 +174,7 @@ func (s *Store) rebuildDedup(ctx context.Context) (map[string]uint64, error) {
 			return nil, fmt.Errorf("eventstore: rebuild dedup table: last pack on %s: %w", subj, err)
 		}
 	}
-	info, err := s.stream.Info(rctx)
+	info, err := s.streamInfo(rctx, s.stream)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: rebuild dedup table: stream info: %w", err)
 	}

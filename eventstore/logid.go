@@ -18,7 +18,7 @@ func (s *Store) LogID(ctx context.Context) (string, error) {
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	info, err := s.stream.Info(ctx)
+	info, err := s.streamInfo(ctx, s.stream)
 	if err != nil {
 		return "", fmt.Errorf("log id: stream info: %w", err)
 	}

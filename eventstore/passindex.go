@@ -166,7 +166,7 @@ func personsIn(subject string, data []byte, out []uuid.UUID) []uuid.UUID {
 func (x *PassIndex) prune(ctx context.Context) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	info, err := x.stream.Info(ctx)
+	info, err := x.streamInfo(ctx, x.stream)
 	if err != nil {
 		return
 	}
@@ -260,7 +260,7 @@ func (x *PassIndex) fetch(ctx context.Context, seq uint64, match pattern, from u
 	x.gets.Add(1)
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	m, err := x.stream.GetMsg(ctx, seq)
+	m, err := x.getMsg(ctx, x.stream, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}

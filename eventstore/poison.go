@@ -75,7 +75,7 @@ func (q *PoisonQueue) Put(ctx context.Context, id string, body []byte) error {
 func (q *PoisonQueue) Get(ctx context.Context, seq uint64) ([]byte, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	m, err := q.stream.GetMsg(ctx, seq)
+	m, err := q.s.getMsg(ctx, q.stream, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && m.Subject != poisonSubject {
 		return nil, domain.Errorf(domain.ErrNotFound, "poison entry %d", seq)
 	}
@@ -91,7 +91,7 @@ func (q *PoisonQueue) List(ctx context.Context, limit int) ([]PoisonEntry, error
 	defer cancel()
 	var out []PoisonEntry
 	for seq := uint64(1); len(out) < limit; {
-		m, err := q.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(poisonSubject))
+		m, err := q.s.getMsg(ctx, q.stream, seq, jetstream.WithGetMsgSubject(poisonSubject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}

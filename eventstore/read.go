@@ -68,11 +68,7 @@ func (s *Store) Load(ctx context.Context, aggregate string) ([]domain.Envelope, 
 	defer cancel()
 	var out []domain.Envelope
 	for seq := uint64(1); ; {
-		var m *jetstream.RawStreamMsg
-		err := s.untilAnswered(ctx, func(ctx context.Context) (err error) {
-			m, err = s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
-			return err
-		})
+		m, err := s.getMsg(ctx, s.stream, seq, jetstream.WithGetMsgSubject(subj))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
@@ -396,7 +392,7 @@ func (s *Store) Get(ctx context.Context, position uint64) (domain.Envelope, erro
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	m, err := s.stream.GetMsg(ctx, seq)
+	m, err := s.getMsg(ctx, s.stream, seq)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return domain.Envelope{}, fmt.Errorf("get position %d: %w", position, domain.ErrNotFound)
@@ -458,7 +454,7 @@ func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
 func (s *Store) lastSeq(ctx context.Context) (uint64, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	info, err := s.stream.Info(ctx)
+	info, err := s.streamInfo(ctx, s.stream)
 	if err != nil {
 		return 0, fmt.Errorf("stream info: %w", err)
 	}
@@ -471,7 +467,7 @@ func (s *Store) countAt(ctx context.Context, seq uint64) (int, error) {
 	if n, ok := s.counts.get(seq); ok {
 		return n, nil
 	}
-	m, err := s.stream.GetMsg(ctx, seq)
+	m, err := s.getMsg(ctx, s.stream, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
@@ -502,7 +498,7 @@ func (s *Store) CountAfter(ctx context.Context, position uint64) (uint64, error)
 	seq, index := SeqOf(position)
 	rctx, cancel := withTimeout(ctx)
 	defer cancel()
-	info, err := s.stream.Info(rctx)
+	info, err := s.streamInfo(rctx, s.stream)
 	if err != nil {
 		return 0, fmt.Errorf("count after %d: stream info: %w", position, err)
 	}
@@ -599,4 +595,28 @@ func (s *Store) sumPackCounts(ctx context.Context, cons jetstream.Consumer, k ui
 		extra += uint64(n - 1)
 	}
 	return extra, nil
+}
+
+// getMsg reads one message of st from its leader, through a failover: an
+// attempt that meets no leader is tried again (untilAnswered), and past
+// WriteTimeout the error wraps ErrUnavailable (a 503 to the caller, not a
+// 500). jetstream.ErrMsgNotFound comes back at once.
+func (s *Store) getMsg(ctx context.Context, st jetstream.Stream, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
+	var m *jetstream.RawStreamMsg
+	err := s.untilAnswered(ctx, func(ctx context.Context) (err error) {
+		m, err = st.GetMsg(ctx, seq, opts...)
+		return err
+	})
+	return m, err
+}
+
+// streamInfo reads st's state from its leader, through a failover as
+// getMsg does.
+func (s *Store) streamInfo(ctx context.Context, st jetstream.Stream) (*jetstream.StreamInfo, error) {
+	var info *jetstream.StreamInfo
+	err := s.untilAnswered(ctx, func(ctx context.Context) (err error) {
+		info, err = st.Info(ctx)
+		return err
+	})
+	return info, err
 }

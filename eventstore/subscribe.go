@@ -166,7 +166,7 @@ func (sub *Subscriber) Reread(ctx context.Context, seq uint64, keep func(raw []b
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	m, err := sub.s.stream.GetMsg(ctx, seq)
+	m, err := sub.s.getMsg(ctx, sub.s.stream, seq)
 	if err != nil {
 		return nil, fmt.Errorf("read log message %d: %w", seq, err)
 	}
