@@ -55,13 +55,47 @@ func ValidatePassShape(cmd RecordPass) error {
 	return nil
 }
 
+// DefaultRetention is how long passes (and the alerts they raised) are
+// kept when the service is not told otherwise: 28 days, the longest the
+// systems this one replaces kept them.
+const DefaultRetention = 28 * 24 * time.Hour
+
+// Retention: the one rule of how long a pass lives.
+//
+// A pass expires at its occurred_at (the device's clock) plus the
+// retention, however late it was uploaded; an alert raised for a pass
+// carries the pass's occurred_at (see ledger.RaiseAlerts) and so expires
+// with it. Registrations, venues, declarations, health records and the
+// audit trail do not expire. The log (the per-message TTL of the messages
+// holding passes and alerts), the command side (ValidateOccurredAt) and
+// every read model (RetirePasses with RetireBefore) follow this rule.
+
+// PassExpiresAt is when a pass (or an alert of it) that occurred at
+// occurredAt expires under retention.
+func PassExpiresAt(occurredAt time.Time, retention time.Duration) time.Time {
+	return occurredAt.Add(retention)
+}
+
+// RetireBefore is the cut-off at now: every pass (and alert of a pass)
+// whose occurred_at is before it has expired; the read models drop them.
+func RetireBefore(now time.Time, retention time.Duration) time.Time {
+	return now.Add(-retention)
+}
+
+// PassExpired reports whether a pass that occurred at occurredAt has
+// expired at now (false when retention is 0: nothing expires).
+func PassExpired(occurredAt, now time.Time, retention time.Duration) bool {
+	return retention > 0 && PassExpiresAt(occurredAt, retention).Before(now)
+}
+
 // ValidateOccurredAt checks a device's time against the ledger's clock:
-// not beyond the clock skew in the future, not older than the retention.
+// not beyond the clock skew in the future, not already expired (older than
+// the retention).
 func ValidateOccurredAt(at, now time.Time, skew, retention time.Duration) error {
 	if at.After(now.Add(skew)) {
 		return Invalid("occurred_at", "is more than %s in the future", skew)
 	}
-	if retention > 0 && at.Before(now.Add(-retention)) {
+	if PassExpired(at, now, retention) {
 		return Invalid("occurred_at", "is older than the retention period (%s)", retention)
 	}
 	return nil

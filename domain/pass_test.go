@@ -149,3 +149,36 @@ func TestValidateHealthRecord(t *testing.T) {
 		})
 	}
 }
+
+func TestPassExpiry(t *testing.T) {
+	now := testNow
+	retention := 28 * 24 * time.Hour
+	tests := []struct {
+		name    string
+		at      time.Time
+		expired bool
+	}{
+		{"just now", now, false},
+		{"27 days ago", now.Add(-27 * 24 * time.Hour), false},
+		{"exactly the retention ago", now.Add(-retention), false},
+		{"a second past the retention", now.Add(-retention - time.Second), true},
+		{"a year ago", now.Add(-365 * 24 * time.Hour), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PassExpired(tt.at, now, retention); got != tt.expired {
+				t.Fatalf("PassExpired(%s) = %v, want %v", tt.at, got, tt.expired)
+			}
+			// The read models' cut-off agrees with the rule.
+			if got := tt.at.Before(RetireBefore(now, retention)); got != tt.expired {
+				t.Fatalf("before RetireBefore = %v, want %v", got, tt.expired)
+			}
+			if got := PassExpiresAt(tt.at, retention); !got.Equal(tt.at.Add(retention)) {
+				t.Fatalf("PassExpiresAt = %s", got)
+			}
+		})
+	}
+	if PassExpired(now.Add(-10*365*24*time.Hour), now, 0) {
+		t.Fatal("no retention: nothing expires")
+	}
+}

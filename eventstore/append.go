@@ -164,7 +164,7 @@ func (s *Store) encode(e domain.Envelope, limit int) ([]byte, error) {
 }
 
 // prepare validates an event and builds its own message: body, Nats-Msg-Id
-// and, for passes, Nats-TTL.
+// and, for passes and alerts, Nats-TTL.
 func (s *Store) prepare(e domain.Envelope) (*nats.Msg, error) {
 	body, err := s.encode(e, s.packBytes)
 	if err != nil {
@@ -173,8 +173,8 @@ func (s *Store) prepare(e domain.Envelope) (*nats.Msg, error) {
 	subj := SubjectPrefix + e.Aggregate
 	h := make(nats.Header, 4)
 	h[hdrMsgID] = []string{e.ID.String()}
-	if domain.AggregateKind(e.Aggregate) == domain.KindPass {
-		h[hdrTTL] = []string{s.ttl}
+	if expires(domain.AggregateKind(e.Aggregate)) {
+		h[hdrTTL] = []string{s.ttlOf(e.OccurredAt.UnixNano())}
 	}
 	return &nats.Msg{Subject: subj, Header: h, Data: body}, nil
 }

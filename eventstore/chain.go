@@ -58,8 +58,8 @@ type removal struct {
 }
 
 func (s *Store) startChains(known map[string]uint64) {
-	s.chains = make(map[string]*chain, 2)
-	for _, subj := range []string{packPassSubject, packEventSubject} {
+	s.chains = make(map[string]*chain, len(allPackSubjects))
+	for _, subj := range allPackSubjects {
 		c := &chain{subject: subj, q: make(chan *pack, 1024), known: known[subj]}
 		s.chains[subj] = c
 		s.commitWG.Add(1)
@@ -97,8 +97,8 @@ func (s *Store) writePack(c *chain, p *pack) {
 			h := make(nats.Header, 5)
 			h[hdrMsgID] = []string{ids[len(ids)-1]}
 			h[hdrPackCount] = []string{strconv.Itoa(len(p.ids))}
-			if p.subject == packPassSubject {
-				h[hdrTTL] = []string{s.ttl}
+			if packExpires(p.subject) {
+				h[hdrTTL] = []string{s.ttlOf(p.latest)}
 			}
 			m = &nats.Msg{Subject: p.subject, Header: h, Data: appendPackEnd(p.body)}
 		}

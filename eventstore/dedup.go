@@ -160,8 +160,8 @@ func (t *dedupTable) len() int {
 func (s *Store) rebuildDedup(ctx context.Context) (map[string]uint64, error) {
 	rctx, cancel := withTimeout(ctx)
 	defer cancel()
-	known := make(map[string]uint64, 2)
-	for _, subj := range []string{packPassSubject, packEventSubject} {
+	known := make(map[string]uint64, len(allPackSubjects))
+	for _, subj := range allPackSubjects {
 		var m *jetstream.RawStreamMsg
 		err := s.untilAnswered(rctx, func(ctx context.Context) (err error) {
 			m, err = s.stream.GetLastMsgForSubject(ctx, subj)

@@ -44,12 +44,16 @@ const (
 	packKind = "pack"
 	// packPassSubject holds packs of pass events; they carry Nats-TTL.
 	packPassSubject = SubjectPrefix + packKind + ".pass"
-	// packEventSubject holds packs of the other packed kinds (alerts,
-	// health records, audit entries); they never expire.
+	// packAlertSubject holds packs of alerts, which expire with their
+	// passes: they carry Nats-TTL too. (Logs written before it hold their
+	// alerts on packEventSubject, kept.)
+	packAlertSubject = SubjectPrefix + packKind + ".alert"
+	// packEventSubject holds packs of the other packed kinds (health
+	// records, audit entries); they never expire.
 	packEventSubject = SubjectPrefix + packKind + ".event"
 	// packPrefix starts every pack subject.
 	packPrefix = SubjectPrefix + packKind + "."
-	// packSubjects matches both.
+	// packSubjects matches every pack subject.
 	packSubjects = packPrefix + ">"
 	// hdrPackCount is the number of events in a pack.
 	hdrPackCount = "Ledger-Pack-Count"
@@ -63,10 +67,25 @@ func packSubjectOf(kind string) string {
 	switch kind {
 	case domain.KindPass:
 		return packPassSubject
-	case domain.KindAlert, domain.KindHealth, domain.KindAudit:
+	case domain.KindAlert:
+		return packAlertSubject
+	case domain.KindHealth, domain.KindAudit:
 		return packEventSubject
 	}
 	return ""
+}
+
+// allPackSubjects are the pack subjects Record writes, each one chain
+// (chain.go) and one entry of the dedup table's rebuild.
+var allPackSubjects = []string{packPassSubject, packAlertSubject, packEventSubject}
+
+// expires reports whether the events of kind expire (domain.PassExpiresAt):
+// their messages carry a Nats-TTL counted from their occurred_at.
+func expires(kind string) bool { return kind == domain.KindPass || kind == domain.KindAlert }
+
+// packExpires reports whether the packs on subject carry a Nats-TTL.
+func packExpires(subject string) bool {
+	return subject == packPassSubject || subject == packAlertSubject
 }
 
 // isPackSubject reports whether a message subject is a pack's.

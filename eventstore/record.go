@@ -52,6 +52,7 @@ type recEvent struct {
 	subject string // the pack subject, or the aggregate's own subject
 	packed  bool
 	body    []byte // the envelope as JSON
+	at      int64  // its occurred_at in Unix nanoseconds (a pack's TTL counts from its latest)
 }
 
 // recordReq is one Record call.
@@ -107,7 +108,7 @@ func (s *Store) Record(ctx context.Context, events ...domain.Envelope) ([]ledger
 		if err != nil {
 			return nil, fmt.Errorf("record event %d (%s): %w", i, e.ID, err)
 		}
-		ev := recEvent{id: e.ID, subject: packSubjectOf(domain.AggregateKind(e.Aggregate)), body: body}
+		ev := recEvent{id: e.ID, subject: packSubjectOf(domain.AggregateKind(e.Aggregate)), body: body, at: e.OccurredAt.UnixNano()}
 		if ev.subject != "" {
 			ev.packed = true
 		} else {
@@ -161,6 +162,7 @@ type pack struct {
 	body    []byte // pack: "[" and the elements so far, without "]"
 	ids     []uuid.UUID
 	slots   []slot
+	latest  int64      // the latest occurred_at of its events (Unix nanoseconds), for Nats-TTL
 	calls   int        // Record calls with events in the pack
 	last    *recordReq // the call that added the last event
 	group   *group     // the packs sent with this one
@@ -187,16 +189,18 @@ type dupSlot struct {
 
 // gatherer holds what the committer has taken and not yet sent.
 type gatherer struct {
-	maxPack, maxBytes int
-	pass, event       *pack   // packs being filled
-	singles           []*pack // one-event messages
-	ready             []*pack // sealed, waiting to be sent, in order
-	calls             int     // Record calls taken since the last seal
-	lastBytes         int     // body size of the last pack sealed
+	maxPack, maxBytes  int
+	pass, alert, event *pack   // packs being filled
+	singles            []*pack // one-event messages
+	ready              []*pack // sealed, waiting to be sent, in order
+	calls              int     // Record calls taken since the last seal
+	lastBytes          int     // body size of the last pack sealed
 }
 
 // waiting reports whether events are gathered but not sealed.
-func (g *gatherer) waiting() bool { return g.pass != nil || g.event != nil || len(g.singles) > 0 }
+func (g *gatherer) waiting() bool {
+	return g.pass != nil || g.alert != nil || g.event != nil || len(g.singles) > 0
+}
 
 // seal moves every gathered message to the ready list: passes first, then
 // the other packs, then one-event messages.
@@ -205,6 +209,10 @@ func (g *gatherer) seal() {
 		g.lastBytes = len(g.pass.body)
 		g.ready = append(g.ready, g.pass)
 		g.pass = nil
+	}
+	if g.alert != nil {
+		g.ready = append(g.ready, g.alert)
+		g.alert = nil
 	}
 	if g.event != nil {
 		g.ready = append(g.ready, g.event)
@@ -225,8 +233,11 @@ func (g *gatherer) packFor(t *dedupTable, ev *recEvent) *pack {
 		return p
 	}
 	cur := &g.event
-	if ev.subject == packPassSubject {
+	switch ev.subject {
+	case packPassSubject:
 		cur = &g.pass
+	case packAlertSubject:
+		cur = &g.alert
 	}
 	if p := *cur; p != nil && (len(p.ids) >= g.maxPack || len(p.body)+1+len(ev.body)+1 > g.maxBytes) {
 		g.lastBytes = len(p.body)
@@ -276,6 +287,9 @@ func (g *gatherer) take(t *dedupTable, r *recordReq) {
 		}
 		p.ids = append(p.ids, ev.id)
 		p.slots = append(p.slots, slot{r, i})
+		if len(p.ids) == 1 || ev.at > p.latest {
+			p.latest = ev.at
+		}
 		joined = true
 		if p.last != r {
 			p.calls++
@@ -375,8 +389,8 @@ func (s *Store) sendPack(p *pack) {
 		m.Data = appendPackEnd(p.body)
 		h[hdrMsgID] = []string{uuid.NewString()}
 		h[hdrPackCount] = []string{strconv.Itoa(len(p.ids))}
-		if p.subject == packPassSubject {
-			h[hdrTTL] = []string{s.ttl}
+		if packExpires(p.subject) {
+			h[hdrTTL] = []string{s.ttlOf(p.latest)}
 		}
 	} else {
 		m.Data = p.body

@@ -23,9 +23,11 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -114,8 +116,10 @@ type Options struct {
 	// store remembers the ids of the events Record wrote this long
 	// (default 10 minutes).
 	DuplicateWindow time.Duration
-	// PassRetention is how long pass events are kept (default 30 days):
-	// they carry a per-message TTL (Nats-TTL header) of this.
+	// PassRetention is how long pass and alert events are kept, counted from
+	// their occurred_at (default domain.DefaultRetention, 28 days):
+	// the messages holding them carry a per-message TTL (Nats-TTL header)
+	// of their latest occurred_at + PassRetention − now, at least 1 s.
 	PassRetention time.Duration
 	// MasterKey (32 bytes) wraps the per-person data keys of the Keyring.
 	// Without it Key and Destroy fail; the log itself works.
@@ -151,15 +155,15 @@ type Options struct {
 // Store is the event store. It implements ledger.EventStore, ledger.Log and
 // ledger.Keyring. It is safe for concurrent use.
 type Store struct {
-	o      Options
-	log    *slog.Logger
-	srv    *server.Server // nil with an external server
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	kv     jetstream.KeyValue
-	now    func() time.Time
-	ttl    string // Nats-TTL header value for passes
+	o         Options
+	log       *slog.Logger
+	srv       *server.Server // nil with an external server
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	stream    jetstream.Stream
+	kv        jetstream.KeyValue
+	now       func() time.Time
+	retention time.Duration // of passes and alerts, from their occurred_at (ttlOf)
 
 	// Group commit (record.go).
 	closeMu   sync.RWMutex
@@ -187,7 +191,7 @@ type Store struct {
 
 const (
 	defaultDuplicateWindow = 10 * time.Minute
-	defaultPassRetention   = 30 * 24 * time.Hour
+	defaultPassRetention   = domain.DefaultRetention
 	defaultGroupCommitWait = time.Millisecond
 	defaultMaxPack         = 4096
 	defaultMaxInflight     = 1
@@ -262,14 +266,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{
-		o:     o,
-		log:   o.Logger,
-		now:   o.Now,
-		ttl:   fmt.Sprintf("%ds", int64(o.PassRetention/time.Second)),
-		recq:  make(chan *recordReq, 4096),
-		done:  make(chan struct{}),
-		acks:  make(chan int, o.MaxInflight),
-		dedup: newDedupTable(o.DuplicateWindow, o.MaxDedupEntries),
+		o:         o,
+		log:       o.Logger,
+		now:       o.Now,
+		retention: o.PassRetention,
+		recq:      make(chan *recordReq, 4096),
+		done:      make(chan struct{}),
+		acks:      make(chan int, o.MaxInflight),
+		dedup:     newDedupTable(o.DuplicateWindow, o.MaxDedupEntries),
 	}
 	if err := s.connect(); err != nil {
 		s.shutdown()
@@ -556,4 +560,16 @@ func (m *replyMux) close() {
 	m.done = true
 	m.mu.Unlock()
 	_ = m.sub.Unsubscribe()
+}
+
+// ttlOf is the Nats-TTL of a message whose latest event occurred at
+// latest (Unix nanoseconds): until that event expires
+// (domain.PassExpiresAt), in whole seconds rounded up, at least the 1 s
+// JetStream takes. Every other event of the message occurred earlier, so
+// none is kept longer than its retention by more than the gap to the
+// latest (the read models drop each on its own time).
+func (s *Store) ttlOf(latest int64) string {
+	left := domain.PassExpiresAt(time.Unix(0, latest), s.retention).Sub(s.now())
+	secs := max(int64((left+time.Second-1)/time.Second), 1)
+	return strconv.FormatInt(secs, 10) + "s"
 }

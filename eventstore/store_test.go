@@ -792,11 +792,30 @@ func TestScansLeaveNoConsumers(t *testing.T) {
 }
 
 func TestPassesCarryTTL(t *testing.T) {
-	s := open(t, "", func(o *eventstore.Options) { o.PassRetention = 2 * time.Second })
-	pass := event(domain.PassAggregate(uuid.New(), uuid.New()), 1)
-	alert := event(domain.AlertAggregate("371302"), 2)
+	// The store's clock is the test's: a TTL counts from the pass's
+	// occurred_at, not from when it was stored.
+	now := time.Now().Truncate(time.Second)
+	s := open(t, "", func(o *eventstore.Options) {
+		o.PassRetention = 2 * time.Second
+		o.Now = func() time.Time { return now }
+	})
+	at := func(e domain.Envelope, t time.Time) domain.Envelope { e.OccurredAt = t; return e }
+	pass := at(event(domain.PassAggregate(uuid.New(), uuid.New()), 1), now)
+	alert := at(event(domain.AlertAggregate("371302"), 2), now)
+	health := event(domain.HealthAggregate("h"), 4)
 	reg := event(person(), 3)
-	res, err := s.Record(ctx(t), pass, alert, reg)
+	res, err := s.Record(ctx(t), pass, alert, health, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pack of late passes: its TTL counts from its latest occurred_at.
+	late, err := s.Record(ctx(t), at(event(domain.PassAggregate(uuid.New(), uuid.New()), 5), now.Add(-1500*time.Millisecond)),
+		at(event(domain.PassAggregate(uuid.New(), uuid.New()), 6), now.Add(-1100*time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pass already past its retention gets the least JetStream takes.
+	old, err := s.Record(ctx(t), at(event(domain.PassAggregate(uuid.New(), uuid.New()), 7), now.Add(-time.Hour)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -813,8 +832,11 @@ func TestPassesCarryTTL(t *testing.T) {
 		msgID   string
 	}{
 		{"pass pack", res[0].Position, "ledger.pack.pass", "2s", "1", ""},
-		{"event pack", res[1].Position, "ledger.pack.event", "", "1", ""},
-		{"registration, its own message", res[2].Position, "ledger.person." + reg.Aggregate[len("person."):], "", "", reg.ID.String()},
+		{"alert pack", res[1].Position, "ledger.pack.alert", "2s", "1", ""},
+		{"event pack", res[2].Position, "ledger.pack.event", "", "1", ""},
+		{"registration, its own message", res[3].Position, "ledger.person." + reg.Aggregate[len("person."):], "", "", reg.ID.String()},
+		{"late passes: from the latest occurred_at, rounded up", late[0].Position, "ledger.pack.pass", "1s", "2", ""},
+		{"expired pass: at least 1s", old[0].Position, "ledger.pack.pass", "1s", "1", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -843,9 +865,13 @@ func TestPassesCarryTTL(t *testing.T) {
 		_, err := s.Get(ctx(t), res[0].Position)
 		return errors.Is(err, domain.ErrNotFound)
 	})
-	for _, r := range res[1:] {
+	waitFor(t, func() bool {
+		_, err := s.Get(ctx(t), res[1].Position)
+		return errors.Is(err, domain.ErrNotFound)
+	})
+	for _, r := range res[2:] {
 		if _, err := s.Get(ctx(t), r.Position); err != nil {
-			t.Fatalf("event at %d after the pass expired: %v", r.Position, err)
+			t.Fatalf("event at %d after the pass and alert expired: %v", r.Position, err)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
+	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/eventstore"
 )
 
@@ -34,7 +35,7 @@ func (f *engineFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&f.replicas, "replicas", 1, "stream replicas when creating them (3 in a cluster); an existing stream keeps its count")
 	fs.BoolVar(&f.applyReplicas, "apply-replicas", false, "change existing streams to --replicas (without it a mismatch is logged, not applied)")
 	fs.StringVar(&f.postgres, "postgres", getenv("DATABASE_URL"), "PostgreSQL URL for the read models; empty keeps them in memory (env DATABASE_URL)")
-	fs.DurationVar(&f.retention, "retention", 30*24*time.Hour, "how long passes are kept")
+	fs.DurationVar(&f.retention, "retention", domain.DefaultRetention, "how long passes and their alerts are kept, counted from each pass's occurred_at")
 }
 
 // openLog opens the event store the flags name. With the embedded server it

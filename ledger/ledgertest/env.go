@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
@@ -33,7 +34,7 @@ type Options struct {
 	// ClockSkew is how far in the future a device's occurred_at may be;
 	// zero: a minute.
 	ClockSkew time.Duration
-	// Retention is how long passes are kept; zero: 30 days.
+	// Retention is how long passes are kept; zero: domain.DefaultRetention.
 	Retention time.Duration
 	// Dwell is the ledger's default stay per venue type; nil: the ledger's
 	// default.
@@ -80,7 +81,7 @@ func Start(tb testing.TB, opts Options) *Env {
 		opts.ClockSkew = time.Minute
 	}
 	if opts.Retention == 0 {
-		opts.Retention = 30 * 24 * time.Hour
+		opts.Retention = domain.DefaultRetention
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
