@@ -184,3 +184,30 @@ type TraceReads interface {
 type AuditReads interface {
 	Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error)
 }
+
+// RetireStats is what one RetirePasses call removed.
+type RetireStats struct {
+	// Passes and Alerts count the rows removed. A store that drops whole
+	// partitions (PostgreSQL) counts a dropped partition by the planner's
+	// estimate of its rows; rows deleted one by one are counted exactly.
+	Passes, Alerts int64
+	// Partitions counts the partitions dropped (PostgreSQL), 0 elsewhere.
+	Partitions int
+}
+
+// Retirer is a holder of passes that drops them once they expired
+// (domain.PassExpiresAt): the read-model stores, the command side's facts
+// and the pass index. Implemented by memory.Store, postgres.Store,
+// facts.Store and eventstore.PassIndex; called by projections.Sweeper with
+// domain.RetireBefore(now, retention).
+type Retirer interface {
+	// RetirePasses removes every pass with occurred_at before before, and
+	// every alert raised for such a pass (an alert carries its pass's
+	// occurred_at), and keeps them out when the projector brings them
+	// again (a replay of the log, which holds a pass until the last pass
+	// of its message expires). Registrations, venues, declarations,
+	// health records, the audit trail and dashboard counts are untouched.
+	// It is idempotent: a second call with the same before removes
+	// nothing.
+	RetirePasses(ctx context.Context, before time.Time) (RetireStats, error)
+}

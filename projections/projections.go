@@ -117,6 +117,8 @@ type Writer interface {
 type Store interface {
 	ledger.ReadModel
 	Writer
+	// Retirer drops expired passes and their alerts (RetirePasses).
+	ledger.Retirer
 	// Pass returns a stored pass by event id; ok is false when unknown.
 	Pass(ctx context.Context, eventID uuid.UUID) (p domain.PassView, ok bool, err error)
 	// Passes returns the stored passes among eventIDs, by event id, in one

@@ -83,6 +83,13 @@ func (s *Store) PassFacts(ctx context.Context, q ledger.PassFactsQuery) (domain.
 	return s.mem.PassFacts(ctx, q)
 }
 
+// RetirePasses implements ledger.Retirer: the expired passes leave the
+// command side's facts as they leave the tables (a retry of an expired
+// pass is refused by its time before any lookup).
+func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.RetireStats, error) {
+	return s.mem.RetirePasses(ctx, before)
+}
+
 func (s *Store) firstApplied() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -63,9 +63,14 @@ type Store struct {
 	// run each (made in run).
 	pendV, pendP map[int32][]int32
 	run          []entry
-	audit        []auditRow // sorted by (at, position)
-	decls        map[uuid.UUID]*domain.DeclarationView
-	factsOnly    bool
+	// retiredBefore is the latest cut-off RetirePasses was given (Unix
+	// nanoseconds; noTime: none): passes and alerts older than it are not
+	// applied again (a replay of the log brings some until their message
+	// expires).
+	retiredBefore int64
+	audit         []auditRow // sorted by (at, position)
+	decls         map[uuid.UUID]*domain.DeclarationView
+	factsOnly     bool
 }
 
 var _ projections.Store = (*Store)(nil)
@@ -84,6 +89,8 @@ func New(o Options) *Store {
 		decls:     make(map[uuid.UUID]*domain.DeclarationView),
 		pendV:     make(map[int32][]int32),
 		pendP:     make(map[int32][]int32),
+		// Nothing is before noTime: nothing is skipped until a retirement.
+		retiredBefore: noTime,
 	}
 	s.str.init()
 	return s
@@ -186,8 +193,14 @@ type pass struct {
 // passTable holds the passes in fixed chunks: adding never copies the
 // passes already held (one growing slice of a million 120-byte passes is
 // copied, and its new pages faulted in, every time it grows).
+//
+// Retired passes (RetirePasses) are marked dead (pos 0: no event is ever
+// applied at position 0) and counted out of their chunk's live passes; a
+// chunk whose passes are all dead is released, its indexes never reused.
 type passTable struct {
 	chunks [][]pass
+	live   []int32 // per chunk, the passes not retired
+	minAt  []int64 // per chunk, the earliest at of those (math.MaxInt64: none)
 	n      int32
 }
 
@@ -200,9 +213,14 @@ const (
 func (t *passTable) add(p pass) int32 {
 	if int(t.n)>>passChunkBits == len(t.chunks) {
 		t.chunks = append(t.chunks, make([]pass, 0, passChunk))
+		t.live = append(t.live, 0)
+		t.minAt = append(t.minAt, math.MaxInt64)
 	}
-	c := &t.chunks[len(t.chunks)-1]
+	last := len(t.chunks) - 1
+	c := &t.chunks[last]
 	*c = append(*c, p)
+	t.live[last]++
+	t.minAt[last] = min(t.minAt[last], p.at)
 	t.n++
 	return t.n - 1
 }
@@ -419,6 +437,9 @@ func (s *Store) applyHealth(c *projections.Change, ev *domain.HealthStatusRecord
 }
 
 func (s *Store) applyAlert(c *projections.Change, ev *domain.AlertRaised) {
+	if nanos(c.OccurredAt) < s.retiredBefore {
+		return // expired with its pass
+	}
 	a := alertRow{
 		alert: domain.Alert{
 			EventID: c.EventID, District: ev.District, VenueID: ev.VenueID, PersonID: ev.PersonID,
@@ -444,6 +465,9 @@ func alertLess(a, b alertRow) bool {
 func (s *Store) applyPass(c *projections.Change, ev *domain.PassRecorded) {
 	if _, dup := s.passByID[c.EventID]; dup {
 		return
+	}
+	if nanos(c.OccurredAt) < s.retiredBefore {
+		return // expired: retired already
 	}
 	in := &s.str
 	p := pass{

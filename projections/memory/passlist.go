@@ -292,3 +292,29 @@ func (l *passList) count() int {
 	}
 	return n
 }
+
+// dropBefore removes the entries whose at is before at (a prefix of the
+// list, sorted by at) and returns how many it removed.
+func (l *passList) dropBefore(at int64) int {
+	n, k := 0, 0
+	for k < len(l.head) && l.head[k][len(l.head[k])-1].at < at {
+		n += len(l.head[k])
+		k++
+	}
+	if k > 0 {
+		m := len(l.head)
+		l.head = append(l.head[:0], l.head[k:]...)
+		clear(l.head[len(l.head):m]) // release the dropped chunks
+	}
+	kept := func(e entry) bool { return e.at >= at }
+	if len(l.head) > 0 {
+		// The first chunk holds an entry at or after at, and so does
+		// every chunk after it: only its start goes.
+		j := searchEntries(l.head[0], kept)
+		l.head[0] = l.head[0][j:]
+		return n + j
+	}
+	j := searchEntries(l.last, kept)
+	l.last = append(l.last[:0], l.last[j:]...)
+	return n + j
+}

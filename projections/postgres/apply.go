@@ -100,6 +100,20 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 			}
 		}
 	}
+	if len(passes) > 0 || len(alerts) > 0 {
+		// Expired rows stay out; the days left get their partitions.
+		cutoff, err := s.retirementCutoff(ctx, tx)
+		if err != nil {
+			return cp, fmt.Errorf("read retirement cut-off: %w", err)
+		}
+		passes, alerts = dropExpired(passes, cutoff), dropExpired(alerts, cutoff)
+		if err := s.ensurePartitions(ctx, tx, "passes", passes); err != nil {
+			return cp, err
+		}
+		if err := s.ensurePartitions(ctx, tx, "alerts", alerts); err != nil {
+			return cp, err
+		}
+	}
 	if err := s.applyOthers(ctx, tx, others); err != nil {
 		return cp, err
 	}

@@ -3,8 +3,10 @@ package postgres_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/facts"
 	"github.com/checkin-ledger/ledger/projections/postgres"
@@ -36,6 +38,13 @@ func (s *factsOverTables) Apply(ctx context.Context, b projections.Batch) (proje
 		return projections.Checkpoint{}, err
 	}
 	return s.tracker.Apply(ctx, b)
+}
+
+func (s *factsOverTables) RetirePasses(ctx context.Context, before time.Time) (ledger.RetireStats, error) {
+	if _, err := s.store.RetirePasses(ctx, before); err != nil {
+		return ledger.RetireStats{}, err
+	}
+	return s.tables.RetirePasses(ctx, before)
 }
 
 func (s *factsOverTables) Checkpoint(ctx context.Context) (projections.Checkpoint, error) {

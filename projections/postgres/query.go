@@ -52,7 +52,7 @@ func newQueries(schema string) queries {
 		insertAlerts: q(`INSERT INTO {s}.alerts
 			(event_id, position, district, venue_id, person_id, pass_event_id, code_colour, decision, reason, at)
 			SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
-			ON CONFLICT (event_id) DO NOTHING`),
+			ON CONFLICT (event_id, at) DO NOTHING`),
 		personRegistered: q(`INSERT INTO {s}.persons AS p
 			(person_id, registered, name_masked, id_type, id_masked, id_hash, verification, guardian_id, relation, registered_at, reg_position, position)
 			VALUES ($1, true, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $9)

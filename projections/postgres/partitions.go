@@ -1,0 +1,207 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/jackc/pgx/v5"
+)
+
+// Partitions and retirement.
+//
+// passes and alerts are partitioned by day (UTC) of at (migration 0005):
+// partition <table>_pYYYYMMDD holds [day, day+1). Apply creates the
+// partitions a batch needs that are missing, in its own transaction, after
+// it locked the position row; RetirePasses takes the same lock, drops every
+// partition wholly before its cut-off and deletes the expired rows of the
+// one partial day. So a partition never goes between the check and the
+// COPY, and a writer never meets a missing one (which would be a
+// check_violation, and the batch parked). Rows older than the last
+// retirement's cut-off (the retirement table) are left out of a batch: a
+// replay of the log brings passes of a message whose latest pass has not
+// expired yet.
+
+var _ ledger.Retirer = (*Store)(nil)
+
+// partitionedTables are the tables partitioned by day of at.
+var partitionedTables = []string{"passes", "alerts"}
+
+const partitionDay = "20060102"
+
+// dayOf returns the start (UTC) of the day holding t.
+func dayOf(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// partitionName names table's partition for day.
+func partitionName(table string, day time.Time) string {
+	return table + "_p" + day.Format(partitionDay)
+}
+
+// partitionDayOf parses the day out of a partition's name; ok is false for
+// a name that is not table's partition.
+func partitionDayOf(table, name string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(name, table+"_p")
+	if !ok {
+		return time.Time{}, false
+	}
+	d, err := time.Parse(partitionDay, rest)
+	return d, err == nil
+}
+
+// retirementCutoff reads the last retirement's cut-off in tx (the zero
+// time when none).
+func (s *Store) retirementCutoff(ctx context.Context, tx pgx.Tx) (time.Time, error) {
+	var before *time.Time
+	err := tx.QueryRow(ctx, `SELECT (SELECT before FROM `+s.schema+`.retirement)`).Scan(&before)
+	if err != nil || before == nil {
+		return time.Time{}, err
+	}
+	return *before, nil
+}
+
+// dropExpired removes from cs the changes at before cutoff.
+func dropExpired(cs []*projections.Change, cutoff time.Time) []*projections.Change {
+	if cutoff.IsZero() {
+		return cs
+	}
+	kept := cs[:0]
+	for _, c := range cs {
+		if !c.OccurredAt.Before(cutoff) {
+			kept = append(kept, c)
+		}
+	}
+	return kept
+}
+
+// ensurePartitions creates, in tx, table's partitions for the days of cs
+// that do not exist yet: one query to find them, one statement per missing
+// day (a new day, or a rebuild's replay).
+func (s *Store) ensurePartitions(ctx context.Context, tx pgx.Tx, table string, cs []*projections.Change) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	var (
+		names []string
+		days  = map[string]time.Time{}
+		last  time.Time
+	)
+	for _, c := range cs {
+		d := dayOf(c.OccurredAt)
+		if d.Equal(last) {
+			continue // mostly one day per batch
+		}
+		last = d
+		n := partitionName(table, d)
+		if _, ok := days[n]; !ok {
+			days[n] = d
+			names = append(names, n)
+		}
+	}
+	var missing []string
+	err := tx.QueryRow(ctx, `SELECT ARRAY(SELECT n FROM unnest($1::text[]) n WHERE to_regclass($2 || '.' || n) IS NULL)`,
+		names, s.schema).Scan(&missing)
+	if err != nil {
+		return fmt.Errorf("find partitions of %s: %w", table, err)
+	}
+	for _, n := range missing {
+		d := days[n]
+		// The names are ours (table and digits), quoted all the same.
+		stmt := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`,
+			pgx.Identifier{s.schema, n}.Sanitize(), pgx.Identifier{s.schema, table}.Sanitize(),
+			d.Format(time.RFC3339), d.AddDate(0, 0, 1).Format(time.RFC3339))
+		if _, err := tx.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("create partition %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// RetirePasses implements ledger.Retirer. In one transaction, serialised
+// with Apply by the lock on the position row: it records before as the
+// cut-off (raising it only), drops every partition of passes and alerts
+// that ends at or before it, and deletes the rows before it from the one
+// partial day left. A dropped partition's rows are counted by the
+// planner's estimate (pg_class.reltuples), the deleted ones exactly.
+func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.RetireStats, error) {
+	var st ledger.RetireStats
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return st, fmt.Errorf("retire passes before %s: %w", before, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var pos int64
+	var rec *time.Time
+	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, s.name).Scan(&pos, &rec); err != nil {
+		return st, fmt.Errorf("retire passes: lock position: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+s.schema+`.retirement (before) VALUES ($1)
+		ON CONFLICT (one) DO UPDATE SET before = GREATEST(retirement.before, EXCLUDED.before)`, before); err != nil {
+		return st, fmt.Errorf("retire passes: record cut-off: %w", err)
+	}
+	for _, table := range partitionedTables {
+		dropped, rows, err := s.dropPartitions(ctx, tx, table, before)
+		if err != nil {
+			return st, err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM `+s.schema+`.`+table+` WHERE at < $1`, before)
+		if err != nil {
+			return st, fmt.Errorf("retire %s before %s: %w", table, before, err)
+		}
+		rows += tag.RowsAffected()
+		st.Partitions += dropped
+		if table == "passes" {
+			st.Passes = rows
+		} else {
+			st.Alerts = rows
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return st, fmt.Errorf("retire passes before %s: commit: %w", before, err)
+	}
+	return st, nil
+}
+
+// dropPartitions drops table's partitions whose day ends at or before
+// before, and returns how many and their estimated rows.
+func (s *Store) dropPartitions(ctx context.Context, tx pgx.Tx, table string, before time.Time) (int, int64, error) {
+	rows, err := tx.Query(ctx, `SELECT c.relname, c.reltuples FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = to_regclass($1)`, s.schema+"."+table)
+	if err != nil {
+		return 0, 0, fmt.Errorf("partitions of %s: %w", table, err)
+	}
+	type part struct {
+		name string
+		rows float32
+	}
+	var old []part
+	for rows.Next() {
+		var p part
+		if err := rows.Scan(&p.name, &p.rows); err != nil {
+			rows.Close()
+			return 0, 0, fmt.Errorf("partitions of %s: %w", table, err)
+		}
+		if d, ok := partitionDayOf(table, p.name); ok && !d.AddDate(0, 0, 1).After(before) {
+			old = append(old, p)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("partitions of %s: %w", table, err)
+	}
+	var n int64
+	for _, p := range old {
+		if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{s.schema, p.name}.Sanitize()); err != nil {
+			return 0, 0, fmt.Errorf("drop partition %s: %w", p.name, err)
+		}
+		// reltuples is -1 for a partition never analysed.
+		n += int64(math.Max(float64(p.rows), 0))
+	}
+	return len(old), n, nil
+}
