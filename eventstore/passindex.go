@@ -37,9 +37,15 @@ type PassIndex struct {
 	byPerson map[uuid.UUID][]uint64
 
 	gets atomic.Int64 // messages fetched by ReadPassesOf (tests)
+	// retired is the cut-off of the last RetirePasses (Unix nanoseconds;
+	// 0: none): ReadPassesOf leaves out the passes before it.
+	retired atomic.Int64
 }
 
-var _ ledger.Log = (*PassIndex)(nil)
+var (
+	_ ledger.Log     = (*PassIndex)(nil)
+	_ ledger.Retirer = (*PassIndex)(nil)
+)
 
 // NewPassIndex returns an index over s; call Run to build and follow it.
 func NewPassIndex(s *Store) *PassIndex {
@@ -192,6 +198,7 @@ func (x *PassIndex) ReadPassesOf(ctx context.Context, personID uuid.UUID, from u
 	if x.isClosed() {
 		return ErrClosed
 	}
+	fn = x.unexpired(fn)
 	x.mu.RLock()
 	upTo := x.upTo
 	seqs := slices.Clone(x.byPerson[personID])
@@ -251,6 +258,44 @@ func (x *PassIndex) ReadPassesOf(ctx context.Context, personID uuid.UUID, from u
 		rest = max(from, PositionOf(upTo, maxPackEvents-1))
 	}
 	return x.Store.ReadPassesOf(ctx, personID, rest, fn)
+}
+
+// RetirePasses implements ledger.Retirer: from now on ReadPassesOf leaves
+// out the passes before before (a message of passes stays in the log until
+// its latest pass expires), and the index forgets the messages already gone
+// from the stream. It counts nothing in the stats: the index holds
+// messages, not passes.
+func (x *PassIndex) RetirePasses(ctx context.Context, before time.Time) (ledger.RetireStats, error) {
+	cut := before.UnixNano()
+	for {
+		old := x.retired.Load()
+		if cut <= old || x.retired.CompareAndSwap(old, cut) {
+			break
+		}
+	}
+	x.prune(ctx)
+	return ledger.RetireStats{}, nil
+}
+
+// unexpired wraps fn so that it gets no pass older than the last
+// retirement's cut-off.
+func (x *PassIndex) unexpired(fn func([]domain.Envelope) error) func([]domain.Envelope) error {
+	cut := x.retired.Load()
+	if cut == 0 {
+		return fn
+	}
+	return func(evs []domain.Envelope) error {
+		kept := make([]domain.Envelope, 0, len(evs))
+		for _, e := range evs {
+			if e.Type != domain.TypePassRecorded || e.OccurredAt.UnixNano() >= cut {
+				kept = append(kept, e)
+			}
+		}
+		if len(kept) == 0 {
+			return nil
+		}
+		return fn(kept)
+	}
 }
 
 // fetch returns the events of personID (match) in the message at seq with

@@ -46,7 +46,10 @@ type config struct {
 	dwell func(venueType string) time.Duration
 	// maxStay is the longest recorded stay per venue type.
 	maxStay func(venueType string) time.Duration
-	logger  *slog.Logger
+	// sweepInterval is how often expired passes leave the read models
+	// (0: projections.SweepInterval of the retention; tests shorten it).
+	sweepInterval time.Duration
+	logger        *slog.Logger
 }
 
 // app is the service as cmd wires it: the one place where the event store,
@@ -70,6 +73,7 @@ type app struct {
 	ledger    *ledger.Ledger
 	signer    *token.Signer
 	router    *reactions.Router
+	sweeper   *projections.Sweeper // retires expired passes from every read model
 	srv       *ledgerhttp.Server
 	ln        net.Listener // the API's
 	pprof     *http.Server // nil without cfg.pprofAddr
@@ -162,6 +166,15 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		MaxStay:   cfg.maxStay,
 	}
 
+	// Passes and their alerts leave every read model once expired, while
+	// the service runs (the log drops them by its per-message TTL).
+	targets := []projections.Retiring{{Name: "read_models", Retirer: a.store}, {Name: "pass_index", Retirer: a.passes}}
+	if a.facts != nil {
+		targets = append(targets, projections.Retiring{Name: "command_facts", Retirer: a.facts})
+	}
+	a.sweeper = projections.NewSweeper(projections.SweeperOptions{Retention: cfg.engine.retention,
+		Interval: cfg.sweepInterval, Targets: targets, Logger: a.log})
+
 	if cfg.pprofAddr != "" {
 		if a.pprofL, err = net.Listen("tcp", cfg.pprofAddr); err != nil {
 			return nil, fmt.Errorf("listen %s: %w", cfg.pprofAddr, err)
@@ -237,6 +250,9 @@ func (a *app) Run(ctx context.Context) error {
 		factsDone <- nil
 	}
 
+	sweepDone := make(chan error, 1)
+	go func() { sweepDone <- a.sweeper.Run(projCtx) }()
+
 	reactCtx, stopReactions := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReactions()
 	reactDone := make(chan error, 1)
@@ -265,6 +281,9 @@ func (a *app) Run(ctx context.Context) error {
 	}
 	if err := <-factsDone; err != nil && !errors.Is(err, context.Canceled) {
 		a.log.Error("command facts projector stopped", "err", err)
+	}
+	if err := <-sweepDone; err != nil && !errors.Is(err, context.Canceled) {
+		a.log.Error("retention sweeper stopped", "err", err)
 	}
 	a.log.Info("ledger stopped")
 	return serveErr
