@@ -31,7 +31,10 @@ type testLog struct {
 func newTestLog(t *testing.T, passes int) *testLog {
 	t.Helper()
 	ctx := context.Background()
-	es, err := eventstore.Open(ctx, eventstore.Options{Dir: t.TempDir()})
+	// The generated city's passes are of 2022: a retention that keeps
+	// them in the log (a message expires at its latest pass's
+	// occurred_at + the retention).
+	es, err := eventstore.Open(ctx, eventstore.Options{Dir: t.TempDir(), PassRetention: 20 * 365 * 24 * time.Hour})
 	if err != nil {
 		t.Fatalf("open event store: %v", err)
 	}

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) projections.Store) {
 		{"Audit", testAudit},
 		{"TraceCity", testTraceCity},
 		{"Declarations", testDeclarations},
+		{"Retention", testRetention},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
