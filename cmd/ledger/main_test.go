@@ -25,16 +25,27 @@ type service struct {
 	cancel context.CancelFunc
 	done   chan error
 	data   string
+	app    *app
 }
 
 // startService opens the app as `ledger serve --data dir --http
 // 127.0.0.1:0` would, runs it and returns once it is ready.
 func startService(t *testing.T, dir string, env map[string]string) *service {
 	t.Helper()
+	return startServiceWith(t, dir, env, nil, nil)
+}
+
+// startServiceWith is startService with more flags, and tweak (when not
+// nil) adjusting the parsed config.
+func startServiceWith(t *testing.T, dir string, env map[string]string, flags []string, tweak func(*config)) *service {
+	t.Helper()
 	getenv := func(k string) string { return env[k] }
-	cfg, err := parseServe([]string{"--data", dir, "--http", "127.0.0.1:0"}, io.Discard, getenv)
+	cfg, err := parseServe(append([]string{"--data", dir, "--http", "127.0.0.1:0"}, flags...), io.Discard, getenv)
 	if err != nil {
 		t.Fatalf("serve flags: %v", err)
+	}
+	if tweak != nil {
+		tweak(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := open(ctx, cfg)
@@ -42,7 +53,7 @@ func startService(t *testing.T, dir string, env map[string]string) *service {
 		cancel()
 		t.Fatalf("open the app: %v", err)
 	}
-	s := &service{base: "http://" + a.Addr().String(), cancel: cancel, done: make(chan error, 1), data: dir}
+	s := &service{base: "http://" + a.Addr().String(), cancel: cancel, done: make(chan error, 1), data: dir, app: a}
 	go func() {
 		err := a.Run(ctx)
 		s.done <- errors.Join(err, a.Close())
