@@ -19,9 +19,20 @@ import (
 // none of them does, and the log no longer holds them; the registrations
 // and the venue stay.
 func TestRetentionWhileRunning(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testRetention(t, nil) })
+	t.Run("postgres", func(t *testing.T) {
+		pg, which := clusterReadModels(t)
+		if pg == "" {
+			t.Skip(which)
+		}
+		testRetention(t, []string{"--postgres", pg})
+	})
+}
+
+func testRetention(t *testing.T, flags []string) {
 	const retention = 4 * time.Second
 	dir := t.TempDir()
-	s := startServiceWith(t, dir, nil, []string{"--retention", retention.String()},
+	s := startServiceWith(t, dir, nil, append([]string{"--retention", retention.String()}, flags...),
 		func(c *config) { c.sweepInterval = 200 * time.Millisecond })
 	reviewer := issue(t, dir, "--role", "reviewer", "--subject", "wang")
 	analyst := issue(t, dir, "--role", "analyst", "--subject", "li")
