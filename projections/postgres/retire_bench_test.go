@@ -1,0 +1,130 @@
+package postgres_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/google/uuid"
+)
+
+// retireBatches returns days of perDay passes each from day on (spread
+// evenly over each day, at 2,000 venues and 50,000 people), as decoded
+// batches of 5,000.
+func retireBatches(day time.Time, days, perDay int) []projections.Batch {
+	r := rand.New(rand.NewPCG(11, 12))
+	venues := make([]uuid.UUID, 2000)
+	people := make([]uuid.UUID, 50_000)
+	for i := range venues {
+		venues[i] = uuid.New()
+	}
+	for i := range people {
+		people[i] = uuid.New()
+	}
+	var (
+		out   []projections.Batch
+		cur   []projections.Change
+		after uint64
+		pos   uint64
+	)
+	step := 24 * time.Hour / time.Duration(perDay)
+	for d := range days {
+		for i := range perDay {
+			at := day.AddDate(0, 0, d).Add(time.Duration(i) * step)
+			v, p := venues[r.IntN(len(venues))], people[r.IntN(len(people))]
+			pos++
+			cur = append(cur, projections.Change{EventID: uuid.New(), Type: domain.TypePassRecorded,
+				Aggregate: domain.PassAggregate(v, p), Position: pos << 16, OccurredAt: at, RecordedAt: at, Actor: "bench",
+				Event: &domain.PassRecorded{VenueID: v, PersonID: p, Direction: "in", Method: "self_scan", Decision: "pass",
+					Screen: domain.Screen{NameMasked: "张*", CodeColour: "green", NATResult: "negative", VenueID: v,
+						VenueName: "临沂大学图书馆", At: at, Direction: "in", Decision: "pass"}}})
+			if len(cur) == 5000 {
+				out = append(out, projections.Batch{After: after, Changes: cur, Last: pos << 16, LastRecordedAt: at})
+				after, cur = pos<<16, nil
+			}
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, projections.Batch{After: after, Changes: cur, Last: pos << 16})
+	}
+	return out
+}
+
+// BenchmarkRetireDay retires a day of 100,000 passes: the tables hold two
+// days of 100,000 passes each, and RetirePasses is given the end of the
+// first day plus an hour, so it drops the first day's partition and deletes
+// the next day's first hour (about 4,200 passes) row by row. The baseline,
+// in the same run: the same DELETE of every expired row (104,200) from an
+// unpartitioned copy of the same rows with the same indexes (0002's
+// covering ones), which is what retirement cost before the partitions.
+//
+//	go test ./projections/postgres/ -run '^$' -bench BenchmarkRetireDay -benchtime 3x
+func BenchmarkRetireDay(b *testing.B) {
+	needDB(b)
+	ctx := context.Background()
+	day := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	const perDay = 100_000
+	batches := retireBatches(day, 2, perDay)
+	before := day.AddDate(0, 0, 1).Add(time.Hour)
+	var retire, baseline time.Duration
+	var retired, deleted int64
+	for b.Loop() {
+		b.StopTimer()
+		s := openStore(b)
+		for _, bt := range batches {
+			if _, err := s.Apply(ctx, bt); err != nil {
+				b.Fatal(err)
+			}
+		}
+		sc := s.Schema()
+		for _, q := range []string{
+			`CREATE TABLE ` + sc + `.flat (LIKE ` + sc + `.passes INCLUDING DEFAULTS)`,
+			`INSERT INTO ` + sc + `.flat SELECT * FROM ` + sc + `.passes`,
+			`ALTER TABLE ` + sc + `.flat ADD PRIMARY KEY (event_id)`,
+			`CREATE INDEX ON ` + sc + `.flat (venue_id, at, position) INCLUDE (person_id, direction, decision, recorded_at, event_id)`,
+			`CREATE INDEX ON ` + sc + `.flat (person_id, at, position) INCLUDE (venue_id, direction, decision, recorded_at, event_id)`,
+			`VACUUM ANALYZE ` + sc + `.flat`,
+			`VACUUM ANALYZE ` + sc + `.passes`,
+		} {
+			if _, err := testPool.Exec(ctx, q); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		start := time.Now()
+		st, err := s.RetirePasses(ctx, before)
+		retire += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if st.Partitions != 1 || st.Passes < perDay {
+			b.Fatalf("retire stats: %+v", st)
+		}
+		retired = st.Passes
+		start = time.Now()
+		tag, err := testPool.Exec(ctx, `DELETE FROM `+sc+`.flat WHERE at < $1`, before)
+		baseline += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		deleted = tag.RowsAffected()
+		var left int
+		if err := testPool.QueryRow(ctx, `SELECT count(*) FROM `+sc+`.passes`).Scan(&left); err != nil {
+			b.Fatal(err)
+		}
+		if int64(left) != int64(2*perDay)-deleted {
+			b.Fatalf("%d passes left after retirement, the baseline kept %d", left, int64(2*perDay)-deleted)
+		}
+		b.StartTimer()
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(retire.Milliseconds())/n, "retire-ms")
+	b.ReportMetric(float64(baseline.Milliseconds())/n, "delete-baseline-ms")
+	b.ReportMetric(float64(retire)/float64(baseline), "ratio")
+	b.ReportMetric(float64(retired), "retired-passes")
+	b.ReportMetric(float64(deleted), "baseline-deleted")
+}
