@@ -310,10 +310,13 @@ func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 		return nil
 	}
 	ids := make([]uuid.UUID, len(cs))
+	lo, hi := cs[0].OccurredAt, cs[0].OccurredAt
 	for i, c := range cs {
 		ids[i] = c.EventID
+		lo, hi = minTime(lo, c.OccurredAt), maxTime(hi, c.OccurredAt)
 	}
-	skip, err := queryIDs(ctx, tx, "find stored passes", s.q.storedPasses, ids)
+	skip, err := queryIDs(ctx, tx, "find stored passes", s.q.storedPasses, ids,
+		lo.Add(-storedPassesSlack), hi.Add(storedPassesSlack))
 	if err != nil {
 		return err
 	}
@@ -322,6 +325,29 @@ func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 		return fmt.Errorf("copy passes: %w", err)
 	}
 	return nil
+}
+
+// storedPassesSlack is how far from a batch's passes' times a stored copy
+// of one of them is looked for (the tables are partitioned by day of at, so
+// a lookup by event id alone probes every day's partition). Two copies of
+// one event id are two appends of a pass decided while the first was not
+// yet in the read models (a retry racing the projection: the pass command
+// looks the id up first); their times are the client's (equal) or the
+// server's at each decision (seconds apart). A day is far more than that.
+const storedPassesSlack = 24 * time.Hour
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // passSource feeds COPY from a batch's passes, leaving out those already

@@ -102,6 +102,7 @@ func rawCopy(b *testing.B, batches []projections.Batch) time.Duration {
 	if err := postgres.Migrate(ctx, testPool, schema); err != nil {
 		b.Fatal(err)
 	}
+	createDayPartitions(b, schema, "passes", batches)
 	var rows [][][]any
 	for _, bt := range batches {
 		var rs [][]any

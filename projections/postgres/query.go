@@ -44,7 +44,9 @@ func newQueries(schema string) queries {
 		setCheckpoint:  q(`UPDATE {s}.projection_positions SET position = $2, updated_at = now(), last_recorded_at = $3 WHERE name = $1`),
 		markApplied: q(`INSERT INTO {s}.applied_events (event_id, position)
 			SELECT * FROM unnest($1::uuid[], $2::bigint[]) ON CONFLICT (event_id) DO NOTHING RETURNING event_id`),
-		storedPasses: q(`SELECT event_id FROM {s}.passes WHERE event_id = ANY($1::uuid[])`),
+		// Within the batch's days ± a day (storedPassesSlack): the
+		// partitions pruned to those, not one probe per partition.
+		storedPasses: q(`SELECT event_id FROM {s}.passes WHERE event_id = ANY($1::uuid[]) AND at >= $2 AND at < $3`),
 		insertHealth: q(`INSERT INTO {s}.health_records
 			(event_id, position, id_hash, occurred_at, code_colour, nat_result, nat_at, vaccine_doses)
 			SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::timestamptz[], $8::int[])

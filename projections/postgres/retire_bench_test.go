@@ -9,6 +9,7 @@ import (
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // retireBatches returns days of perDay passes each from day on (spread
@@ -127,4 +128,28 @@ func BenchmarkRetireDay(b *testing.B) {
 	b.ReportMetric(float64(retire)/float64(baseline), "ratio")
 	b.ReportMetric(float64(retired), "retired-passes")
 	b.ReportMetric(float64(deleted), "baseline-deleted")
+}
+
+// createDayPartitions creates table's day partitions (migration 0005's
+// naming) for every day the passes of batches fall on, as the store does
+// when it applies them: for a raw COPY beside it.
+func createDayPartitions(tb testing.TB, schema, table string, batches []projections.Batch) {
+	tb.Helper()
+	days := map[time.Time]bool{}
+	for _, bt := range batches {
+		for _, c := range bt.Changes {
+			if _, ok := c.Event.(*domain.PassRecorded); ok {
+				y, m, d := c.OccurredAt.UTC().Date()
+				days[time.Date(y, m, d, 0, 0, 0, 0, time.UTC)] = true
+			}
+		}
+	}
+	for d := range days {
+		name := table + "_p" + d.Format("20060102")
+		q := `CREATE TABLE ` + pgx.Identifier{schema, name}.Sanitize() + ` PARTITION OF ` + pgx.Identifier{schema, table}.Sanitize() +
+			` FOR VALUES FROM ('` + d.Format(time.RFC3339) + `') TO ('` + d.AddDate(0, 0, 1).Format(time.RFC3339) + `')`
+		if _, err := testPool.Exec(context.Background(), q); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }
