@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,5 +191,36 @@ func testRetention(t *testing.T, flags []string) {
 	}
 	if code, _, raw := call(t, "GET", s.base+"/v1/venues/"+venue.VenueID, a.token, nil, nil); code != http.StatusOK {
 		t.Fatalf("venue after retention: %d %s", code, raw)
+	}
+}
+
+// TestRetentionFlag: a retention under the log's one second is refused
+// before anything opens; the default is domain.DefaultRetention.
+func TestRetentionFlag(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want time.Duration // 0: refused
+	}{
+		{"default", nil, domain.DefaultRetention},
+		{"14 days", []string{"--retention", "336h"}, 14 * 24 * time.Hour},
+		{"one second", []string{"--retention", "1s"}, time.Second},
+		{"zero", []string{"--retention", "0"}, 0},
+		{"negative", []string{"--retention", "-1h"}, 0},
+		{"under a second", []string{"--retention", "500ms"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseServe(tt.args, io.Discard, func(string) string { return "" })
+			if tt.want == 0 {
+				if err == nil || !strings.Contains(err.Error(), "--retention") {
+					t.Fatalf("parse %v: %v, want a --retention error", tt.args, err)
+				}
+				return
+			}
+			if err != nil || cfg.engine.retention != tt.want {
+				t.Fatalf("parse %v: %s, %v; want %s", tt.args, cfg.engine.retention, err, tt.want)
+			}
+		})
 	}
 }

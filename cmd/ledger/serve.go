@@ -110,6 +110,11 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (co
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
+	// The log's TTL takes whole seconds, at least one; zero would keep
+	// passes for ever in the log and refuse none, against the sweeper.
+	if cfg.engine.retention < time.Second {
+		return config{}, fmt.Errorf("--retention %s: must be at least 1s (passes and their alerts are kept this long from their occurred_at)", cfg.engine.retention)
+	}
 	var err error
 	if cfg.dwell, err = parseDwell(*dwellFlag); err != nil {
 		return config{}, err
