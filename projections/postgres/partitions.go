@@ -88,16 +88,24 @@ func (s *Store) ensurePartitions(ctx context.Context, tx pgx.Tx, table string, c
 		return nil
 	}
 	var (
-		names []string
-		days  = map[string]time.Time{}
-		last  time.Time
+		days []time.Time
+		last time.Time
 	)
 	for _, c := range cs {
-		d := dayOf(c.OccurredAt)
-		if d.Equal(last) {
-			continue // mostly one day per batch
+		if d := dayOf(c.OccurredAt); !d.Equal(last) { // mostly one day per batch
+			days, last = append(days, d), d
 		}
-		last = d
+	}
+	return s.ensureDays(ctx, tx, table, days)
+}
+
+// ensureDays creates, in tx, table's partitions of days that are missing.
+func (s *Store) ensureDays(ctx context.Context, tx pgx.Tx, table string, list []time.Time) error {
+	var (
+		names []string
+		days  = map[string]time.Time{}
+	)
+	for _, d := range list {
 		n := partitionName(table, d)
 		if _, ok := days[n]; !ok {
 			days[n] = d
@@ -125,9 +133,10 @@ func (s *Store) ensurePartitions(ctx context.Context, tx pgx.Tx, table string, c
 
 // RetirePasses implements ledger.Retirer. In one transaction, serialised
 // with Apply by the lock on the position row: it records before as the
-// cut-off (raising it only), drops every partition of passes and alerts
-// that ends at or before it, and deletes the rows before it from the one
-// partial day left. A dropped partition's rows are counted by the
+// cut-off (raising it only), makes today's and tomorrow's partitions (UTC,
+// by the wall clock) when missing, drops every partition of passes and
+// alerts that ends at or before before, and deletes the rows before it
+// from the one partial day left. A dropped partition's rows are counted by the
 // planner's estimate (pg_class.reltuples), the deleted ones exactly.
 func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.RetireStats, error) {
 	var st ledger.RetireStats
@@ -145,7 +154,15 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 		ON CONFLICT (one) DO UPDATE SET before = GREATEST(retirement.before, EXCLUDED.before)`, before); err != nil {
 		return st, fmt.Errorf("retire passes: record cut-off: %w", err)
 	}
+	// Today's and tomorrow's partitions are made ahead, here, so that the
+	// projector seldom makes one inside its own transaction (making one
+	// locks the parent table against readers until that commit).
+	today := dayOf(time.Now())
+	ahead := []time.Time{today, today.AddDate(0, 0, 1)}
 	for _, table := range partitionedTables {
+		if err := s.ensureDays(ctx, tx, table, ahead); err != nil {
+			return st, err
+		}
 		dropped, rows, err := s.dropPartitions(ctx, tx, table, before)
 		if err != nil {
 			return st, err
