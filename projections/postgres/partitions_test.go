@@ -212,3 +212,32 @@ func must[T any](v T, err error) func(t *testing.T) T {
 		return v
 	}
 }
+
+// TestRetireLeavesDashboardCounts: tables beside the passes (the anonymous
+// daily counts the dashboards keep, whatever their names) are not touched
+// by a retirement, even named like a day's partition of passes.
+func TestRetireLeavesDashboardCounts(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	sc := s.Schema()
+	for _, q := range []string{
+		`CREATE TABLE ` + sc + `.daily_counts (day date PRIMARY KEY, passes bigint NOT NULL)`,
+		`INSERT INTO ` + sc + `.daily_counts VALUES ('2026-11-01', 120000), ('2026-11-02', 130000)`,
+		`CREATE TABLE ` + sc + `.passes_p20261101_counts (n int)`,
+		`INSERT INTO ` + sc + `.passes_p20261101_counts VALUES (1)`,
+	} {
+		if _, err := testPool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.RetirePasses(ctx, time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	var days, n int
+	if err := testPool.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+sc+`.daily_counts), (SELECT count(*) FROM `+sc+`.passes_p20261101_counts)`).Scan(&days, &n); err != nil {
+		t.Fatalf("dashboard tables after a retirement: %v", err)
+	}
+	if days != 2 || n != 1 {
+		t.Fatalf("dashboard tables after a retirement: %d days, %d rows", days, n)
+	}
+}
