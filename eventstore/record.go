@@ -19,9 +19,10 @@ import (
 // Record encodes its events in the caller's goroutine and hands them to one
 // committer goroutine (commitLoop). The committer checks every event id
 // against the dedup table (dedup.go) and puts the new events into packs: one
-// JetStream message holding many events, on ledger.pack.pass for passes (with
-// Nats-TTL) and ledger.pack.event for alerts, health records and audit
-// entries. What one gather collected (its pass pack and its other pack, or
+// JetStream message holding many events, on ledger.pack.pass for passes and
+// ledger.pack.alert for alerts (both with a Nats-TTL counted from the pack's
+// latest occurred_at, Store.ttlOf) and ledger.pack.event for health records
+// and audit entries. What one gather collected (its packs of each subject, or
 // the several packs a large call fills) is sent together, a group. While a
 // group is on its way the next one fills (natural batching); it is sent,
 // when fewer than MaxInflight groups are on their way, as soon as

@@ -11,7 +11,9 @@
 //
 // All events live in one stream, LEDGER: events with a version on subjects
 // "ledger.<aggregate>", one message each; passes, alerts, health records and
-// audit entries in packs on "ledger.pack.pass" and "ledger.pack.event". An
+// audit entries in packs on "ledger.pack.pass", "ledger.pack.alert" (these
+// two expire: Nats-TTL from their events' occurred_at) and
+// "ledger.pack.event". An
 // event's position, one global order for every read model, is its message's
 // stream sequence and its index in the message (PositionOf). See DESIGN.md
 // for the reasoning and the measurements.
