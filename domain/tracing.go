@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -290,9 +291,16 @@ func wrapTrace(what string, err error) error {
 }
 
 // SortContacts orders contacts by depth, person, overlap start, via, venue
-// and overlap end: the order of a trace's answer.
+// and overlap end: the order of a trace's answer. A depth-2 answer holds
+// hundreds of thousands of contacts: their indexes are sorted, and each
+// contact is moved once.
 func SortContacts(cs []Contact) {
-	slices.SortFunc(cs, func(a, b Contact) int {
+	idx := make([]int32, len(cs))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(i, j int32) int {
+		a, b := &cs[i], &cs[j]
 		switch {
 		case a.Depth != b.Depth:
 			return a.Depth - b.Depth
@@ -307,17 +315,14 @@ func SortContacts(cs []Contact) {
 		}
 		return a.OverlapEnd.Compare(b.OverlapEnd)
 	})
+	sorted := make([]Contact, len(cs))
+	for i, k := range idx {
+		sorted[i] = cs[k]
+	}
+	copy(cs, sorted)
 }
 
-func compareUUID(a, b uuid.UUID) int {
-	switch {
-	case lessUUID(a, b):
-		return -1
-	case a == b:
-		return 0
-	}
-	return 1
-}
+func compareUUID(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }
 
 func presenceLess(a, b Presence) bool {
 	if !a.Start.Equal(b.Start) {
