@@ -63,6 +63,8 @@ type Store struct {
 	// rules build the stays table; rulesKey is their String.
 	rules    domain.StayRules
 	rulesKey string
+	// skipStays is for benchmarks' bulk loads only (export_test.go).
+	skipStays bool
 }
 
 var _ projections.Store = (*Store)(nil)

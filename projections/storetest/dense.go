@@ -79,6 +79,14 @@ type denseStay struct {
 	start, end    int32
 }
 
+// usualVenues draws person p's usual venues from r (the first draws of
+// their generator).
+func (c DenseCity) usualVenues(r *rand.Rand, usual []int32) {
+	for k := range usual {
+		usual[k] = int32(r.IntN(c.Venues))
+	}
+}
+
 // stays draws every stay of the city, person by person (deterministic).
 func (c DenseCity) stays() []denseStay {
 	out := make([]denseStay, 0, c.People*c.StaysEach)
@@ -86,9 +94,7 @@ func (c DenseCity) stays() []denseStay {
 	usual := make([]int32, c.Usual)
 	for p := range c.People {
 		r := rand.New(rand.NewPCG(c.Seed, uint64(p)))
-		for k := range usual {
-			usual[k] = int32(r.IntN(c.Venues))
-		}
+		c.usualVenues(r, usual)
 		for k := range halfDays {
 			halfDays[k] = k
 		}
@@ -169,7 +175,58 @@ func (c DenseCity) Batches(ctx context.Context, size int, fn func(projections.Ba
 			return err
 		}
 	}
-	stays := c.stays()
+	return c.emitStays(c.stays(), add, flush)
+}
+
+// DayAfter makes the log of the day after the city's days: people of the
+// city (the first ones) each stay once in the morning at one of their usual
+// venues, an entry and an exit, with positions after the city's last
+// (after) and ids of their own. Applied to a store holding the city, it is
+// the projection of a live day's passes into a full table.
+func (c DenseCity) DayAfter(ctx context.Context, people int, after uint64, size int, fn func(projections.Batch) error) error {
+	r := rand.New(rand.NewPCG(c.Seed, c.Seed^0x7f4a7c159e3779b9))
+	open := projections.KeyringOpener(NewKeyring())
+	pos, last := after, after
+	var envs []domain.Envelope
+	flush := func() error {
+		if len(envs) == 0 {
+			return nil
+		}
+		changes, err := projections.Prepare(ctx, envs, open)
+		if err != nil {
+			return err
+		}
+		e := envs[len(envs)-1]
+		b := projections.Batch{After: last, Changes: changes, Last: e.Position, LastRecordedAt: e.RecordedAt}
+		last = e.Position
+		envs = envs[:0]
+		return fn(b)
+	}
+	add := func(agg string, ev domain.Event, at time.Time) error {
+		pos++
+		e := generatedEnvelope(r, agg, ev, at)
+		e.Position, e.RecordedAt = pos, at.UTC()
+		envs = append(envs, e)
+		if len(envs) >= size {
+			return flush()
+		}
+		return nil
+	}
+	day := time.Duration(c.Days) * 24 * time.Hour
+	usual := make([]int32, c.Usual)
+	stays := make([]denseStay, 0, people)
+	for p := range min(people, c.People) {
+		c.usualVenues(rand.New(rand.NewPCG(c.Seed, uint64(p))), usual)
+		start := day - time.Hour + time.Duration(r.IntN(3*3600))*time.Second
+		length := denseMinStay + time.Duration(r.IntN(int((denseMaxStay-denseMinStay)/time.Second)+1))*time.Second
+		stays = append(stays, denseStay{person: int32(p), venue: usual[r.IntN(len(usual))],
+			start: int32(start / time.Second), end: int32((start + length) / time.Second)})
+	}
+	return c.emitStays(stays, add, flush)
+}
+
+// emitStays adds the stays' passes in time order, then flushes.
+func (c DenseCity) emitStays(stays []denseStay, add func(string, domain.Event, time.Time) error, flush func() error) error {
 	// Every pass in time order: its stay and whether it is the exit.
 	type ref struct {
 		at  int32
