@@ -28,16 +28,17 @@ var stayColumns = []string{"person_id", "venue_id", "start_at", "end_at"}
 // stayKey is a person at a venue: the stays Presences builds separately.
 type stayKey struct{ person, venue uuid.UUID }
 
+// span is when a pair's passes that changed lie.
+type span struct{ lo, hi time.Time }
+
 // applyStays updates the stays for the passes a batch inserted (inside its
 // transaction, after they are in the passes table).
 func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projections.Change) error {
 	if len(inserted) == 0 || s.skipStays {
 		return nil
 	}
-	type span struct{ lo, hi time.Time }
 	spans := make(map[stayKey]span)
 	var newest time.Time
-	venueSet := make(map[uuid.UUID]bool)
 	for _, c := range inserted {
 		if c.RecordedAt.After(newest) {
 			newest = c.RecordedAt
@@ -59,7 +60,25 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 			sp.hi = at
 		}
 		spans[k] = sp
-		venueSet[ev.VenueID] = true
+	}
+	if err := s.refreshStays(ctx, tx, spans); err != nil {
+		return err
+	}
+	if !newest.IsZero() {
+		if _, err := tx.Exec(ctx, s.sql(`UPDATE {s}.stay_state SET newest_recorded_at =
+			GREATEST(newest_recorded_at, $1::timestamptz)`), newest); err != nil {
+			return fmt.Errorf("stay state: %w", err)
+		}
+	}
+	return nil
+}
+
+// refreshStays builds again the stays of each pair whose passes changed
+// between its span's lo and hi (see the top of this file).
+func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) error {
+	venueSet := make(map[uuid.UUID]bool)
+	for k := range spans {
+		venueSet[k.venue] = true
 	}
 	if len(spans) > 0 {
 		types, err := venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venueSet))
@@ -136,13 +155,51 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 			return err
 		}
 	}
-	if !newest.IsZero() {
-		if _, err := tx.Exec(ctx, s.sql(`UPDATE {s}.stay_state SET newest_recorded_at =
-			GREATEST(newest_recorded_at, $1::timestamptz)`), newest); err != nil {
-			return fmt.Errorf("stay state: %w", err)
-		}
-	}
 	return nil
+}
+
+// RetireStays forgets the stays of passes the tables no longer hold: call
+// it after deleting the passes that occurred before cutoff (retention). It
+// deletes the stays that start before cutoff and builds again the stays of
+// those people at those venues near cutoff (an exit whose entry is gone is
+// a stay of its own now). Stays are movements: they must not outlive their
+// passes.
+func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var (
+		pos int64
+		rec *time.Time
+	)
+	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, s.name).Scan(&pos, &rec); err != nil {
+		return fmt.Errorf("retire stays: lock position: %w", err)
+	}
+	// One range of stays_venue_start per venue that has stays.
+	rows, err := tx.Query(ctx, s.sql(`DELETE FROM {s}.stays WHERE venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
+		AND start_at < $1 RETURNING person_id, venue_id`), cutoff)
+	if err != nil {
+		return fmt.Errorf("retire stays: %w", err)
+	}
+	spans := make(map[stayKey]span)
+	for rows.Next() {
+		var p, v [16]byte
+		if err := rows.Scan(&p, &v); err != nil {
+			rows.Close()
+			return fmt.Errorf("retire stays: %w", err)
+		}
+		spans[stayKey{p, v}] = span{cutoff, cutoff}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("retire stays: %w", err)
+	}
+	if err := s.refreshStays(ctx, tx, spans); err != nil {
+		return fmt.Errorf("retire stays: %w", err)
+	}
+	return tx.Commit(ctx)
 }
 
 // growSpans raises each venue's longest stay to at least the given one.

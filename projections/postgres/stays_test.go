@@ -146,3 +146,30 @@ func TestStaysFollowPasses(t *testing.T) {
 		t.Fatalf("a store whose rules are not the tables' answered from them (ok %v, %v)", ok, err)
 	}
 }
+
+// TestRetireStays: once the passes before a cutoff are deleted,
+// RetireStays leaves the stays Presences builds from the passes kept (an
+// exit whose entry went is a stay of its own; nothing before the cutoff).
+func TestRetireStays(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	city := storetest.GenerateTraceCity(800, 60, 6000, 4, storetest.TraceCityRules, 4)
+	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 500); err != nil {
+		t.Fatal(err)
+	}
+	cutoff := storetest.Base.Add(2 * 24 * time.Hour)
+	if _, err := testPool.Exec(ctx, "DELETE FROM "+s.Schema()+".passes WHERE at < $1", cutoff); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RetireStays(ctx, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	kept := city
+	kept.Passes = nil
+	for _, p := range city.Passes {
+		if !p.At.Before(cutoff) {
+			kept.Passes = append(kept.Passes, p)
+		}
+	}
+	sameStrings(t, "after retiring", storedStays(t, s), cityStays(kept, storetest.TraceCityRules))
+}
