@@ -203,6 +203,17 @@ func (r StayRules) Longest() time.Duration {
 	return longest
 }
 
+// String spells the rules out, type by type ("" is an unknown type): two
+// rules with the same String give the same stays. A store that keeps stays
+// records it to know which rules they were built under.
+func (r StayRules) String() string {
+	var b []byte
+	for _, t := range append([]string{""}, VenueTypes()...) {
+		b = fmt.Appendf(b, "%s=%s/%s;", t, r.DwellOf(t), r.MaxStayOf(t))
+	}
+	return string(b)
+}
+
 // Dwell overrides DefaultDwell per venue type (configuration). A nil or
 // empty Dwell is DefaultDwell.
 type Dwell map[string]time.Duration

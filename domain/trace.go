@@ -178,24 +178,48 @@ func ContactsOf(via uuid.UUID, viaStays, others []Presence, depth int, w TraceWi
 	return out
 }
 
+// venueStays are one venue's stays by start, with the longest of them: a
+// stay that may overlap [from, to] starts in [from-longest, to].
+type venueStays struct {
+	stays   []Presence
+	longest time.Duration
+}
+
 // staysByVenue groups stays by venue, for contactsVia.
-func staysByVenue(stays []Presence) map[uuid.UUID][]Presence {
-	byVenue := make(map[uuid.UUID][]Presence)
+func staysByVenue(stays []Presence) map[uuid.UUID]*venueStays {
+	byVenue := make(map[uuid.UUID]*venueStays)
 	for _, s := range stays {
-		byVenue[s.VenueID] = append(byVenue[s.VenueID], s)
+		v := byVenue[s.VenueID]
+		if v == nil {
+			v = &venueStays{}
+			byVenue[s.VenueID] = v
+		}
+		v.stays = append(v.stays, s)
+		v.longest = max(v.longest, s.End.Sub(s.Start))
+	}
+	for _, v := range byVenue {
+		slices.SortFunc(v.stays, func(a, b Presence) int { return a.Start.Compare(b.Start) })
 	}
 	return byVenue
 }
 
 // contactsVia is ContactsOf over stays already grouped by venue, unsorted.
-func contactsVia(via uuid.UUID, viaStays []Presence, byVenue map[uuid.UUID][]Presence, depth int, w TraceWindow, skip map[uuid.UUID]bool) []Contact {
+// Only the stays that start within reach of each of via's are looked at.
+func contactsVia(via uuid.UUID, viaStays []Presence, byVenue map[uuid.UUID]*venueStays, depth int, w TraceWindow, skip map[uuid.UUID]bool) []Contact {
 	var out []Contact
 	for _, mine := range viaStays {
-		for _, theirs := range byVenue[mine.VenueID] {
-			if theirs.PersonID == via || skip[theirs.PersonID] {
-				continue
-			}
-			start, end, ok := Overlap(mine, theirs, w.Buffer)
+		v := byVenue[mine.VenueID]
+		if v == nil {
+			continue
+		}
+		// Widened by the buffer, theirs must start before mine ends and
+		// end after mine starts.
+		first := mine.Start.Add(-2*w.Buffer - v.longest)
+		last := mine.End.Add(2 * w.Buffer)
+		i, _ := slices.BinarySearchFunc(v.stays, first, func(p Presence, t time.Time) int { return p.Start.Compare(t) })
+		for ; i < len(v.stays) && !v.stays[i].Start.After(last); i++ {
+			theirs := &v.stays[i]
+			start, end, ok := Overlap(mine, *theirs, w.Buffer)
 			if !ok {
 				continue
 			}
@@ -206,6 +230,9 @@ func contactsVia(via uuid.UUID, viaStays []Presence, byVenue map[uuid.UUID][]Pre
 				end = w.To
 			}
 			if !end.After(start) || end.Sub(start) < w.MinOverlap {
+				continue
+			}
+			if theirs.PersonID == via || skip[theirs.PersonID] {
 				continue
 			}
 			out = append(out, Contact{

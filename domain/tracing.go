@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -71,6 +72,22 @@ type ContactReads interface {
 	PassesAtVenues(windows []VenueWindow, asOf time.Time) ([]PassPoint, error)
 }
 
+// StayReads is what a read model that keeps every stay (Presences over all
+// of its passes, under the search's rules) may offer beside ContactReads:
+// the stays themselves, so that a search reads the stays that meet its
+// windows instead of every pass within a maximum stay of them. ok is false
+// when the kept stays cannot give the answer as of asOf (a pass recorded
+// after it is among them): FindContacts then reads passes.
+type StayReads interface {
+	// StaysOfPersons returns the persons' stays that meet [from, to]
+	// (Start <= to and End >= from); more is allowed.
+	StaysOfPersons(personIDs []uuid.UUID, from, to, asOf time.Time) (stays []Presence, ok bool, err error)
+	// StaysMeeting returns, each once, the stays at a window's venue with
+	// Start <= the window's To and End >= its From (From may be after To);
+	// more is allowed: FindContacts checks every overlap.
+	StaysMeeting(windows []VenueWindow, asOf time.Time) (stays []Presence, ok bool, err error)
+}
+
 // FoundContacts is FindContacts' answer.
 type FoundContacts struct {
 	// Stays are the index person's stays the search looked at (those that
@@ -84,23 +101,78 @@ type FoundContacts struct {
 	Persons [3]int
 }
 
-// FindContacts runs a contact search on the read models' window reads.
+// stayLister is where a search gets stays from: the persons' stays that
+// come within the buffer of the window, and the stays that may be
+// co-present with some of them (each window's From is the earliest end and
+// To the latest start such a stay may have). ok false: it cannot answer.
+type stayLister struct {
+	staysOf func(persons []uuid.UUID) (map[uuid.UUID][]Presence, bool, error)
+	around  func(windows []VenueWindow) ([]Presence, bool, error)
+}
+
+// FindContacts runs a contact search on the read models' reads.
 //
-// The index person's passes are read over the window widened by the buffer
-// and the longest stay (rules.Longest), which gives every stay that comes
-// within the buffer of the window exactly (see Presences: a stay depends
-// only on passes less than its type's maximum stay apart). For each such
-// stay the venue's passes are read over the stretch where a co-present stay
-// could lie, widened by that venue type's maximum stay, all venues in one
-// read; the stays built from them are paired with
-// the index person's. Depth 2 repeats this from every depth-1 contact at
-// once, skipping the index person and the depth-1 contacts, so a depth-2
-// search is four window reads however many contacts there are.
+// When reads keeps stays (StayReads) and they answer as of the search,
+// the index person's stays come from it, and each depth is one read of the
+// stays meeting the stretch where a stay co-present with one of the
+// frontier's can lie, all frontier stays in one read.
+//
+// Otherwise stays are built from passes: the index person's passes are
+// read over the window widened by the buffer and the longest stay
+// (rules.Longest), which gives every stay that comes within the buffer of
+// the window exactly (see Presences: a stay depends only on passes less
+// than its type's maximum stay apart). For each such stay the venue's
+// passes are read over that stretch widened by the venue type's maximum
+// stay, all venues in one read; the stays built from them are paired with
+// the index person's.
+//
+// Depth 2 repeats this from every depth-1 contact at once, skipping the
+// index person and the depth-1 contacts, so a depth-2 search is four reads
+// however many contacts there are.
 func FindContacts(reads ContactReads, s ContactSearch, rules StayRules) (FoundContacts, error) {
+	if sr, ok := reads.(StayReads); ok {
+		found, ok, err := findContacts(storedStays(sr, s), s)
+		if err != nil || ok {
+			return found, err
+		}
+	}
+	found, _, err := findContacts(builtStays(reads, s, rules), s)
+	return found, err
+}
+
+// meets keeps the stays that come within the buffer of the search's window.
+func meets(stays []Presence, w TraceWindow) map[uuid.UUID][]Presence {
+	lo, hi := w.From.Add(-w.Buffer), w.To.Add(w.Buffer)
+	out := make(map[uuid.UUID][]Presence)
+	for _, st := range stays {
+		if st.Start.Before(hi) && st.End.After(lo) {
+			out[st.PersonID] = append(out[st.PersonID], st)
+		}
+	}
+	return out
+}
+
+// storedStays lists the stays a read model keeps.
+func storedStays(sr StayReads, s ContactSearch) stayLister {
 	w := s.Window
-	b := w.Buffer
-	lo, hi := w.From.Add(-b), w.To.Add(b)
-	margin := b + rules.Longest()
+	return stayLister{
+		staysOf: func(persons []uuid.UUID) (map[uuid.UUID][]Presence, bool, error) {
+			stays, ok, err := sr.StaysOfPersons(persons, w.From.Add(-w.Buffer), w.To.Add(w.Buffer), s.AsOf)
+			if err != nil || !ok {
+				return nil, ok, err
+			}
+			return meets(stays, w), true, nil
+		},
+		around: func(windows []VenueWindow) ([]Presence, bool, error) {
+			return sr.StaysMeeting(windows, s.AsOf)
+		},
+	}
+}
+
+// builtStays builds stays from the passes reads gives (see FindContacts).
+func builtStays(reads ContactReads, s ContactSearch, rules StayRules) stayLister {
+	w := s.Window
+	margin := w.Buffer + rules.Longest()
 	types := make(map[uuid.UUID]string)
 	counted := func(ps []PassPoint) []PassPoint {
 		out := ps[:0]
@@ -113,66 +185,80 @@ func FindContacts(reads ContactReads, s ContactSearch, rules StayRules) (FoundCo
 		}
 		return out
 	}
-	// staysOf reads the persons' passes and keeps the stays that come
-	// within the buffer of the window, by person.
-	staysOf := func(persons []uuid.UUID) (map[uuid.UUID][]Presence, error) {
-		passes, err := reads.PassesOfPersons(persons, w.From.Add(-margin), w.To.Add(margin), s.AsOf)
-		if err != nil {
-			return nil, fmt.Errorf("trace: passes of %d persons: %w", len(persons), err)
-		}
-		out := make(map[uuid.UUID][]Presence, len(persons))
-		for _, st := range Presences(counted(passes), rules) {
-			if st.Start.Before(hi) && st.End.After(lo) {
-				out[st.PersonID] = append(out[st.PersonID], st)
+	return stayLister{
+		staysOf: func(persons []uuid.UUID) (map[uuid.UUID][]Presence, bool, error) {
+			passes, err := reads.PassesOfPersons(persons, w.From.Add(-margin), w.To.Add(margin), s.AsOf)
+			if err != nil {
+				return nil, false, err
 			}
-		}
-		return out, nil
+			return meets(Presences(counted(passes), rules), w), true, nil
+		},
+		// A stay's passes are within the venue type's maximum stay of it
+		// (Presences): each stretch is widened by that, and by a
+		// nanosecond on each side so that a stay ending or starting right
+		// on its edge is built whole too. (When the minimum makes "to"
+		// fall before "from", a stay spanning the gap may still qualify;
+		// the read window is empty, and dropped, only once the gap is
+		// longer than any stay.)
+		around: func(windows []VenueWindow) ([]Presence, bool, error) {
+			read := make([]VenueWindow, len(windows))
+			for i, win := range windows {
+				d := rules.MaxStayOf(types[win.VenueID]) + time.Nanosecond
+				read[i] = VenueWindow{VenueID: win.VenueID, From: win.From.Add(-d), To: win.To.Add(d)}
+			}
+			passes, err := reads.PassesAtVenues(MergeWindows(read), s.AsOf)
+			if err != nil {
+				return nil, false, err
+			}
+			return Presences(counted(passes), rules), true, nil
+		},
 	}
+}
+
+// findContacts is FindContacts over one source of stays; ok is false when
+// the source could not answer.
+func findContacts(src stayLister, s ContactSearch) (FoundContacts, bool, error) {
+	w := s.Window
+	b := w.Buffer
+	lo, hi := w.From.Add(-b), w.To.Add(b)
 
 	var found FoundContacts
 	skip := map[uuid.UUID]bool{s.PersonID: true}
 	frontier := []uuid.UUID{s.PersonID}
-	stays, err := staysOf(frontier)
-	if err != nil {
-		return FoundContacts{}, err
+	stays, ok, err := src.staysOf(frontier)
+	if err != nil || !ok {
+		return FoundContacts{}, ok, wrapTrace("stays of the index person", err)
 	}
 	found.Stays = stays[s.PersonID]
 	sort.Slice(found.Stays, func(i, j int) bool { return presenceLess(found.Stays[i], found.Stays[j]) })
 
 	for depth := 1; depth <= s.Depth && len(frontier) > 0; depth++ {
 		if depth > 1 {
-			if stays, err = staysOf(frontier); err != nil {
-				return FoundContacts{}, err
+			if stays, ok, err = src.staysOf(frontier); err != nil || !ok {
+				return FoundContacts{}, ok, wrapTrace(fmt.Sprintf("stays of %d persons", len(frontier)), err)
 			}
 		}
 		// Where a stay co-present with one of the frontier's can lie: to
 		// overlap it by the minimum once both are widened by the buffer,
 		// and within the window, it must end no earlier than
 		// max(start−2·buffer, window start−buffer) + minimum and start no
-		// later than min(end+2·buffer, window end+buffer) − minimum; its
-		// passes are within the venue type's maximum stay of that stretch (Presences),
-		// which is widened by a nanosecond on each side so that a stay
-		// ending or starting right on its edge is built whole too. (When
-		// the minimum makes "to" fall before "from", a stay spanning the
-		// gap may still qualify; the read window is empty, and dropped,
-		// only once the gap is longer than any stay.)
+		// later than min(end+2·buffer, window end+buffer) − minimum.
 		var windows []VenueWindow
 		for _, via := range frontier {
 			for _, st := range stays[via] {
-				d := rules.MaxStayOf(types[st.VenueID]) + time.Nanosecond
 				from := maxTime(st.Start.Add(-2*b), lo).Add(w.MinOverlap)
 				to := minTime(st.End.Add(2*b), hi).Add(-w.MinOverlap)
-				windows = append(windows, VenueWindow{VenueID: st.VenueID, From: from.Add(-d), To: to.Add(d)})
+				windows = append(windows, VenueWindow{VenueID: st.VenueID, From: from, To: to})
 			}
 		}
 		if len(windows) == 0 {
 			break
 		}
-		passes, err := reads.PassesAtVenues(MergeWindows(windows), s.AsOf)
-		if err != nil {
-			return FoundContacts{}, fmt.Errorf("trace: passes at venues, depth %d: %w", depth, err)
+		others, ok, err := src.around(windows)
+		if err != nil || !ok {
+			return FoundContacts{}, ok, wrapTrace(fmt.Sprintf("stays at venues, depth %d", depth), err)
 		}
-		byVenue := staysByVenue(Presences(counted(passes), rules))
+		byVenue := staysByVenue(others)
 		var next []uuid.UUID
 		isNext := make(map[uuid.UUID]bool)
 		for _, via := range frontier {
@@ -194,13 +280,27 @@ func FindContacts(reads ContactReads, s ContactSearch, rules StayRules) (FoundCo
 		frontier = next
 	}
 	SortContacts(found.Contacts)
-	return found, nil
+	return found, true, nil
+}
+
+func wrapTrace(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("trace: %s: %w", what, err)
 }
 
 // SortContacts orders contacts by depth, person, overlap start, via, venue
-// and overlap end: the order of a trace's answer.
+// and overlap end: the order of a trace's answer. A depth-2 answer holds
+// hundreds of thousands of contacts: their indexes are sorted, and each
+// contact is moved once.
 func SortContacts(cs []Contact) {
-	slices.SortFunc(cs, func(a, b Contact) int {
+	idx := make([]int32, len(cs))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(i, j int32) int {
+		a, b := &cs[i], &cs[j]
 		switch {
 		case a.Depth != b.Depth:
 			return a.Depth - b.Depth
@@ -215,17 +315,14 @@ func SortContacts(cs []Contact) {
 		}
 		return a.OverlapEnd.Compare(b.OverlapEnd)
 	})
+	sorted := make([]Contact, len(cs))
+	for i, k := range idx {
+		sorted[i] = cs[k]
+	}
+	copy(cs, sorted)
 }
 
-func compareUUID(a, b uuid.UUID) int {
-	switch {
-	case lessUUID(a, b):
-		return -1
-	case a == b:
-		return 0
-	}
-	return 1
-}
+func compareUUID(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }
 
 func presenceLess(a, b Presence) bool {
 	if !a.Start.Equal(b.Start) {

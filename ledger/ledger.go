@@ -32,6 +32,11 @@ type Ledger struct {
 	// MaxStay is the longest stay a recorded entry and exit close at a
 	// venue of a type; nil: domain.DefaultMaxStay.
 	MaxStay func(venueType string) time.Duration
+	// Stays are the read models' stays when they keep them (the
+	// PostgreSQL store, opened with the same Dwell and MaxStay): traces
+	// then read the stays that meet their windows. nil: traces build
+	// stays from the pass windows.
+	Stays StayReads
 	// Log is the log's reading side, to replay a person's passes straight
 	// from it (the event store implements both EventStore and Log).
 	Log Log

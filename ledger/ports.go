@@ -180,6 +180,16 @@ type TraceReads interface {
 	VenuesByID(ctx context.Context, venueIDs []uuid.UUID) (map[uuid.UUID]domain.VenueView, error)
 }
 
+// StayReads is what a read-model store that keeps every stay (the
+// PostgreSQL store) adds to TraceReads: see domain.StayReads. ok is false
+// when its stays cannot answer as of asOf; StayRules are the rules they
+// are built under (a trace under other rules reads passes).
+type StayReads interface {
+	StayRules() domain.StayRules
+	StaysOfPersons(ctx context.Context, personIDs []uuid.UUID, from, to, asOf time.Time) ([]domain.Presence, bool, error)
+	StaysMeeting(ctx context.Context, windows []domain.VenueWindow, asOf time.Time) ([]domain.Presence, bool, error)
+}
+
 // AuditReads lists recorded looks. Implemented by the read-model stores.
 type AuditReads interface {
 	Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error)

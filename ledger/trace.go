@@ -99,7 +99,11 @@ func (l *Ledger) Trace(ctx context.Context, actor domain.Actor, q domain.TraceQu
 		return TraceResult{}, fmt.Errorf("trace: index person: %w", err)
 	}
 	search.PersonID = index.ID
-	found, err := domain.FindContacts(BindTraceReads(ctx, l.Reads), search, l.stays())
+	var reads TraceReads = l.Reads
+	if l.Stays != nil {
+		reads = withStays{l.Reads, l.Stays}
+	}
+	found, err := domain.FindContacts(BindTraceReads(ctx, reads, l.stays()), search, l.stays())
 	if err != nil {
 		return TraceResult{}, err
 	}
@@ -245,9 +249,20 @@ func (l *Ledger) replayHistory(ctx context.Context, personID uuid.UUID, from, to
 }
 
 // BindTraceReads gives domain.FindContacts the read models' window reads,
-// bound to one request's context.
-func BindTraceReads(ctx context.Context, r TraceReads) domain.ContactReads {
-	return contactReads{ctx, r}
+// bound to one request's context; and their stays (domain.StayReads) when
+// r keeps them under rules.
+func BindTraceReads(ctx context.Context, r TraceReads, rules domain.StayRules) domain.ContactReads {
+	c := contactReads{ctx, r}
+	if sr, ok := r.(StayReads); ok && sr.StayRules().String() == rules.String() {
+		return contactStayReads{c, sr}
+	}
+	return c
+}
+
+// withStays is a ledger's reads with its stays.
+type withStays struct {
+	TraceReads
+	StayReads
 }
 
 // contactReads is BindTraceReads' answer.
@@ -262,4 +277,18 @@ func (c contactReads) PassesOfPersons(personIDs []uuid.UUID, from, to, asOf time
 
 func (c contactReads) PassesAtVenues(windows []domain.VenueWindow, asOf time.Time) ([]domain.PassPoint, error) {
 	return c.reads.PassesAtVenues(c.ctx, windows, asOf)
+}
+
+// contactStayReads is BindTraceReads' answer for a store that keeps stays.
+type contactStayReads struct {
+	contactReads
+	stays StayReads
+}
+
+func (c contactStayReads) StaysOfPersons(personIDs []uuid.UUID, from, to, asOf time.Time) ([]domain.Presence, bool, error) {
+	return c.stays.StaysOfPersons(c.ctx, personIDs, from, to, asOf)
+}
+
+func (c contactStayReads) StaysMeeting(windows []domain.VenueWindow, asOf time.Time) ([]domain.Presence, bool, error) {
+	return c.stays.StaysMeeting(c.ctx, windows, asOf)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
+	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
 	ledgerhttp "github.com/checkin-ledger/ledger/http"
@@ -117,7 +118,9 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		return nil, fmt.Errorf("open event store: %w", err)
 	}
 	if cfg.engine.postgres != "" {
-		if a.pg, err = postgres.Open(ctx, postgres.Options{URL: cfg.engine.postgres}); err != nil {
+		// The tables keep stays under the rules the traces use.
+		rules := domain.StayRules{Dwell: cfg.dwell, MaxStay: cfg.maxStay}
+		if a.pg, err = postgres.Open(ctx, postgres.Options{URL: cfg.engine.postgres, Stays: &rules}); err != nil {
 			return nil, fmt.Errorf("open read models: %w", err)
 		}
 		a.store = a.pg
@@ -164,6 +167,9 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		ClockSkew: cfg.clockSkew,
 		Dwell:     cfg.dwell, // contact tracing ends open stays as occupancy does
 		MaxStay:   cfg.maxStay,
+	}
+	if a.pg != nil {
+		a.ledger.Stays = a.pg
 	}
 
 	// Passes and their alerts leave every read model once expired, while

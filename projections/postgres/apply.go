@@ -123,7 +123,11 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 	if err := s.applyAlerts(ctx, tx, alerts); err != nil {
 		return cp, err
 	}
-	if err := s.applyPasses(ctx, tx, passes); err != nil {
+	inserted, err := s.applyPasses(ctx, tx, passes)
+	if err != nil {
+		return cp, err
+	}
+	if err := s.applyStays(ctx, tx, inserted); err != nil {
 		return cp, err
 	}
 	if err := s.applyAudit(ctx, tx, audits); err != nil {
@@ -305,9 +309,10 @@ func (s *Store) applyAlerts(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	return nil
 }
 
-func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
+// applyPasses COPYs the batch's passes not yet stored and returns them.
+func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Change) ([]*projections.Change, error) {
 	if len(cs) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids := make([]uuid.UUID, len(cs))
 	lo, hi := cs[0].OccurredAt, cs[0].OccurredAt
@@ -318,13 +323,13 @@ func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	skip, err := queryIDs(ctx, tx, "find stored passes", s.q.storedPasses, ids,
 		lo.Add(-storedPassesSlack), hi.Add(storedPassesSlack))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	src := &passSource{cs: cs, skip: skip, row: make([]any, len(passColumns))}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "passes"}, passColumns, src); err != nil {
-		return fmt.Errorf("copy passes: %w", err)
+		return nil, fmt.Errorf("copy passes: %w", err)
 	}
-	return nil
+	return src.copied, nil
 }
 
 // storedPassesSlack is how far from a batch's passes' times a stored copy
@@ -357,6 +362,8 @@ type passSource struct {
 	skip map[uuid.UUID]bool
 	i    int
 	row  []any
+	// copied are the passes handed to COPY.
+	copied []*projections.Change
 }
 
 // Next implements pgx.CopyFromSource.
@@ -368,6 +375,7 @@ func (p *passSource) Next() bool {
 			continue
 		}
 		p.skip[c.EventID] = true
+		p.copied = append(p.copied, c)
 		ev := c.Event.(*domain.PassRecorded)
 		sc := &ev.Screen
 		r := p.row

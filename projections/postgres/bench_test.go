@@ -186,7 +186,7 @@ func loadedStore(b *testing.B) *postgres.Store {
 	return queryStore
 }
 
-// latencies runs fn b.N times and reports p50 and p99 in milliseconds.
+// latencies runs fn b.N times and reports p50, p99 and max in milliseconds.
 func latencies(b *testing.B, fn func(r *rand.Rand) error) {
 	r := rand.New(rand.NewPCG(9, 9))
 	var ds []time.Duration
@@ -203,6 +203,7 @@ func latencies(b *testing.B, fn func(r *rand.Rand) error) {
 	}
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(ds[len(ds)-1].Microseconds())/1000, "max-ms")
 }
 
 // BenchmarkPostgresEntriesFirstPage reads the newest 50 entries of a random

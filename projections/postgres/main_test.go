@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/projections/postgres"
+	"github.com/checkin-ledger/ledger/projections/storetest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -187,7 +188,7 @@ func freshSchema(tb testing.TB) string {
 func openStore(tb testing.TB) *postgres.Store {
 	tb.Helper()
 	needDB(tb)
-	s, err := postgres.Open(context.Background(), postgres.Options{Pool: testPool, Schema: freshSchema(tb)})
+	s, err := postgres.Open(context.Background(), postgres.Options{Pool: testPool, Schema: freshSchema(tb), Stays: &storetest.TraceCityRules})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}

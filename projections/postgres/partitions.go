@@ -182,6 +182,11 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 	if err := tx.Commit(ctx); err != nil {
 		return st, fmt.Errorf("retire passes before %s: commit: %w", before, err)
 	}
+	// The stays built from those passes go with them (a crash in between
+	// leaves them to the next sweep: both steps are idempotent).
+	if err := s.RetireStays(ctx, before); err != nil {
+		return st, fmt.Errorf("retire passes before %s: %w", before, err)
+	}
 	return st, nil
 }
 

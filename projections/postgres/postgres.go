@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,6 +44,13 @@ type Options struct {
 	// Name is the projection's row in projection_positions
 	// (projections.DefaultName if empty).
 	Name string
+	// Stays are the rules the stays table is built under: give the
+	// ledger's (a trace under other rules reads passes instead). Open
+	// builds the stays again from the passes when the tables' were built
+	// under others. nil: the rules the tables record (the defaults for new
+	// tables), for the commands that only look (status) or copy them
+	// (rebuild).
+	Stays *domain.StayRules
 }
 
 // Store is the PostgreSQL read-model store. It implements projections.Store.
@@ -52,6 +60,11 @@ type Store struct {
 	schema string
 	name   string
 	q      queries
+	// rules build the stays table; rulesKey is their String.
+	rules    domain.StayRules
+	rulesKey string
+	// skipStays is for benchmarks' bulk loads only (export_test.go).
+	skipStays bool
 }
 
 var _ projections.Store = (*Store)(nil)
@@ -90,6 +103,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open read models: position row: %w", err)
 	}
 	s.q = newQueries(s.schema)
+	if err := s.ensureStays(ctx, o.Stays); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open read models: %w", err)
+	}
 	return s, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -31,6 +32,9 @@ type RebuildOptions struct {
 	Interval time.Duration
 	// Now names the rebuild schema (default time.Now).
 	Now func() time.Time
+	// Stays are the rules the new tables build their stays under (nil:
+	// the live tables').
+	Stays *domain.StayRules
 }
 
 // Rebuild replays the log from position 0 into a fresh schema
@@ -66,7 +70,15 @@ func Rebuild(ctx context.Context, log ledger.Log, o RebuildOptions) (uint64, err
 	if len(fresh) > 63 {
 		return 0, fmt.Errorf("rebuild %q: schema name too long", o.Schema)
 	}
-	st, err := Open(ctx, Options{Pool: o.Pool, Schema: fresh, Name: o.Name})
+	if o.Stays == nil {
+		live, err := Open(ctx, Options{Pool: o.Pool, Schema: o.Schema, Name: o.Name})
+		if err != nil {
+			return 0, fmt.Errorf("rebuild %s: %w", o.Schema, err)
+		}
+		rules := live.StayRules()
+		o.Stays = &rules
+	}
+	st, err := Open(ctx, Options{Pool: o.Pool, Schema: fresh, Name: o.Name, Stays: o.Stays})
 	if err != nil {
 		return 0, fmt.Errorf("rebuild %s: %w", o.Schema, err)
 	}

@@ -393,12 +393,19 @@ func bruteContacts(all []bruteStay, index uuid.UUID, w domain.TraceWindow, depth
 	return stays, contacts
 }
 
+// TraceCityRules are the stay rules testTraceCity traces under (shorter
+// than the defaults, so that its four days hold stays longer than the dwell
+// and exits too late for their entry): a store that keeps stays is opened
+// with them for the contract suite.
+var TraceCityRules = domain.StayRules{Dwell: traceCityDwell, MaxStay: func(t string) time.Duration { return 3 * traceCityDwell(t) }}
+
+var traceCityDwell = domain.Dwell{domain.VenueRestaurant: 90 * time.Minute, domain.VenueHotel: 10 * time.Hour}.For
+
 // testTraceCity runs contact searches on the store for several people of a
 // generated city, at depth 1 and 2, with and without buffers and as of a
 // past moment, and compares them with the brute force over all stays.
 func testTraceCity(t *testing.T, f *feeder) {
-	dwell := domain.Dwell{domain.VenueRestaurant: 90 * time.Minute, domain.VenueHotel: 10 * time.Hour}.For
-	rules := domain.StayRules{Dwell: dwell, MaxStay: func(t string) time.Duration { return 3 * dwell(t) }}
+	rules := TraceCityRules
 	city := GenerateTraceCity(2500, 300, 9000, 4, rules, 11)
 	if err := Feed(ctx, f.s, city.Envelopes, projections.KeyringOpener(city.Keys), 2000); err != nil {
 		t.Fatal(err)
@@ -434,7 +441,7 @@ func testTraceCity(t *testing.T, f *feeder) {
 		t.Run(tc.name, func(t *testing.T) {
 			stays := city.bruteStays(tc.asOf, rules)
 			for _, p := range index {
-				got, err := domain.FindContacts(ledger.BindTraceReads(context.Background(), f.s), domain.ContactSearch{PersonID: p, Window: tc.w, Depth: tc.depth, AsOf: tc.asOf}, rules)
+				got, err := domain.FindContacts(ledger.BindTraceReads(context.Background(), f.s, rules), domain.ContactSearch{PersonID: p, Window: tc.w, Depth: tc.depth, AsOf: tc.asOf}, rules)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -1,0 +1,520 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// The stays table (migration 0006) holds domain.Presences over all the
+// passes, under the store's stay rules: Apply keeps it so, batch by batch,
+// and Open builds it from the passes when it was built under other rules
+// (or never). A stay depends only on its passes' neighbours less than its
+// venue type's maximum stay L apart (Presences), so a batch's new passes of
+// a person at a venue between lo and hi change only that pair's stays that
+// meet [lo-L, hi+L], and those are exact when built from the pair's passes
+// in [lo-3L, hi+3L]: Apply reads those, builds the stays, and replaces the
+// pair's stays meeting [lo-L, hi+L] with them.
+
+var stayColumns = []string{"person_id", "venue_id", "start_at", "end_at"}
+
+// stayKey is a person at a venue: the stays Presences builds separately.
+type stayKey struct{ person, venue uuid.UUID }
+
+// span is when a pair's passes that changed lie.
+type span struct{ lo, hi time.Time }
+
+// applyStays updates the stays for the passes a batch inserted (inside its
+// transaction, after they are in the passes table).
+func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projections.Change) error {
+	if len(inserted) == 0 || s.skipStays {
+		return nil
+	}
+	spans := make(map[stayKey]span)
+	var newest time.Time
+	for _, c := range inserted {
+		if c.RecordedAt.After(newest) {
+			newest = c.RecordedAt
+		}
+		ev := c.Event.(*domain.PassRecorded)
+		if ev.Direction != domain.DirectionOut && (ev.Direction != domain.DirectionIn || ev.Decision != domain.DecisionPass) {
+			continue // a refused entry is no stay and changes none (Presences)
+		}
+		k := stayKey{ev.PersonID, ev.VenueID}
+		at := c.OccurredAt
+		sp, ok := spans[k]
+		if !ok {
+			sp = span{at, at}
+		}
+		if at.Before(sp.lo) {
+			sp.lo = at
+		}
+		if at.After(sp.hi) {
+			sp.hi = at
+		}
+		spans[k] = sp
+	}
+	if err := s.refreshStays(ctx, tx, spans); err != nil {
+		return err
+	}
+	if !newest.IsZero() {
+		if _, err := tx.Exec(ctx, s.sql(`UPDATE {s}.stay_state SET newest_recorded_at =
+			GREATEST(newest_recorded_at, $1::timestamptz)`), newest); err != nil {
+			return fmt.Errorf("stay state: %w", err)
+		}
+	}
+	return nil
+}
+
+// refreshStays builds again the stays of each pair whose passes changed
+// between its span's lo and hi (see the top of this file).
+func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) error {
+	venueSet := make(map[uuid.UUID]bool)
+	for k := range spans {
+		venueSet[k.venue] = true
+	}
+	if len(spans) > 0 {
+		types, err := venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venueSet))
+		if err != nil {
+			return err
+		}
+		n := len(spans)
+		var (
+			persons, venues = make([][16]byte, 0, n), make([][16]byte, 0, n)
+			readLo, readHi  = make([]time.Time, 0, n), make([]time.Time, 0, n)
+			keepLo, keepHi  = make([]time.Time, 0, n), make([]time.Time, 0, n)
+			floor           = make([]time.Time, 0, n)
+			keep            = make(map[stayKey]span, n)
+			longestAt       = make(map[uuid.UUID]time.Duration)
+		)
+		for k, sp := range spans {
+			l := s.rules.MaxStayOf(types[k.venue])
+			persons, venues = append(persons, k.person), append(venues, k.venue)
+			readLo, readHi = append(readLo, sp.lo.Add(-3*l)), append(readHi, sp.hi.Add(3*l))
+			lo, hi := sp.lo.Add(-l), sp.hi.Add(l)
+			keepLo, keepHi, floor = append(keepLo, lo), append(keepHi, hi), append(floor, lo.Add(-l))
+			keep[k] = span{lo, hi}
+		}
+		rows, err := tx.Query(ctx, s.sql(`SELECT p.person_id, p.venue_id, p.at, p.direction, p.decision
+			FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[]) AS w(person_id, venue_id, lo, hi)
+			CROSS JOIN LATERAL (SELECT person_id, venue_id, at, direction, decision FROM {s}.passes p
+				WHERE p.person_id = w.person_id AND p.at >= w.lo AND p.at <= w.hi AND p.venue_id = w.venue_id OFFSET 0) p`),
+			persons, venues, readLo, readHi)
+		if err != nil {
+			return fmt.Errorf("read passes for stays: %w", err)
+		}
+		var points []domain.PassPoint
+		for rows.Next() {
+			var (
+				p        domain.PassPoint
+				pid, vid [16]byte
+			)
+			if err := rows.Scan(&pid, &vid, &p.At, &p.Direction, &p.Decision); err != nil {
+				rows.Close()
+				return fmt.Errorf("read passes for stays: %w", err)
+			}
+			p.PersonID, p.VenueID, p.VenueType = pid, vid, types[vid]
+			points = append(points, p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read passes for stays: %w", err)
+		}
+		var fresh [][]any
+		for _, st := range domain.Presences(points, s.rules) {
+			sp := keep[stayKey{st.PersonID, st.VenueID}]
+			if st.Start.After(sp.hi) || st.End.Before(sp.lo) {
+				continue
+			}
+			fresh = append(fresh, []any{[16]byte(st.PersonID), [16]byte(st.VenueID), st.Start, st.End})
+			if d := st.End.Sub(st.Start); d > longestAt[st.VenueID] {
+				longestAt[st.VenueID] = d
+			}
+		}
+		if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE ctid = ANY(ARRAY(
+			SELECT x.ctid FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
+				AS w(person_id, venue_id, lo, hi, floor)
+			CROSS JOIN LATERAL (SELECT ctid FROM {s}.stays x WHERE x.person_id = w.person_id AND x.start_at >= w.floor
+				AND x.start_at <= w.hi AND x.venue_id = w.venue_id AND x.end_at >= w.lo OFFSET 0) x))`),
+			persons, venues, keepLo, keepHi, floor); err != nil {
+			return fmt.Errorf("replace stays: %w", err)
+		}
+		if len(fresh) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(fresh)); err != nil {
+				return fmt.Errorf("copy stays: %w", err)
+			}
+		}
+		if err := s.growSpans(ctx, tx, longestAt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RetireStays forgets the stays of passes the tables no longer hold: call
+// it after deleting the passes that occurred before cutoff (retention). It
+// deletes the stays that start before cutoff and builds again the stays of
+// those people at those venues near cutoff (an exit whose entry is gone is
+// a stay of its own now). Stays are movements: they must not outlive their
+// passes.
+func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var (
+		pos int64
+		rec *time.Time
+	)
+	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, s.name).Scan(&pos, &rec); err != nil {
+		return fmt.Errorf("retire stays: lock position: %w", err)
+	}
+	// One range of stays_venue_start per venue that has stays.
+	rows, err := tx.Query(ctx, s.sql(`DELETE FROM {s}.stays WHERE venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
+		AND start_at < $1 RETURNING person_id, venue_id`), cutoff)
+	if err != nil {
+		return fmt.Errorf("retire stays: %w", err)
+	}
+	spans := make(map[stayKey]span)
+	for rows.Next() {
+		var p, v [16]byte
+		if err := rows.Scan(&p, &v); err != nil {
+			rows.Close()
+			return fmt.Errorf("retire stays: %w", err)
+		}
+		spans[stayKey{p, v}] = span{cutoff, cutoff}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("retire stays: %w", err)
+	}
+	if err := s.refreshStays(ctx, tx, spans); err != nil {
+		return fmt.Errorf("retire stays: %w", err)
+	}
+	return tx.Commit(ctx)
+}
+
+// growSpans raises each venue's longest stay to at least the given one.
+func (s *Store) growSpans(ctx context.Context, tx pgx.Tx, longest map[uuid.UUID]time.Duration) error {
+	if len(longest) == 0 {
+		return nil
+	}
+	ids, ds := make([][16]byte, 0, len(longest)), make([]time.Duration, 0, len(longest))
+	for v, d := range longest {
+		ids, ds = append(ids, v), append(ds, d)
+	}
+	if _, err := tx.Exec(ctx, s.sql(`INSERT INTO {s}.stay_spans AS sp (venue_id, longest)
+		SELECT * FROM unnest($1::uuid[], $2::interval[])
+		ON CONFLICT (venue_id) DO UPDATE SET longest = EXCLUDED.longest WHERE sp.longest < EXCLUDED.longest`), ids, ds); err != nil {
+		return fmt.Errorf("stay spans: %w", err)
+	}
+	return nil
+}
+
+func keysOf(set map[uuid.UUID]bool) [][16]byte {
+	out := make([][16]byte, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	return out
+}
+
+// venueTypes runs sql (venue id, type rows) and answers the types by venue.
+func venueTypes(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, sql string, args ...any) (map[uuid.UUID]string, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("venue types: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[uuid.UUID]string)
+	for rows.Next() {
+		var (
+			id [16]byte
+			t  string
+		)
+		if err := rows.Scan(&id, &t); err != nil {
+			return nil, fmt.Errorf("venue types: %w", err)
+		}
+		out[id] = t
+	}
+	return out, rows.Err()
+}
+
+// ensureStays sets the store's stay rules (want, or the tables' when nil)
+// and builds the stays from the passes when they were built under other
+// rules, or never (at Open).
+func (s *Store) ensureStays(ctx context.Context, want *domain.StayRules) error {
+	var recorded string
+	err := s.pool.QueryRow(ctx, s.sql(`SELECT rules FROM {s}.stay_state`)).Scan(&recorded)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("stay state: %w", err)
+	}
+	switch {
+	case want != nil:
+		s.rules = *want
+	case err == nil:
+		if s.rules, err = parseStayRules(recorded); err != nil {
+			return fmt.Errorf("stay state: %w", err)
+		}
+	}
+	s.rulesKey = s.rules.String()
+	if recorded == s.rulesKey {
+		return nil
+	}
+	return s.rebuildStays(ctx)
+}
+
+// parseStayRules reads domain.StayRules.String back; a type it does not
+// name has the rules of "" (an unknown type).
+func parseStayRules(text string) (domain.StayRules, error) {
+	dwell, maxStay := make(map[string]time.Duration), make(map[string]time.Duration)
+	for _, part := range strings.Split(strings.TrimSuffix(text, ";"), ";") {
+		name, ds, ok1 := strings.Cut(part, "=")
+		d, m, ok2 := strings.Cut(ds, "/")
+		dd, err1 := time.ParseDuration(d)
+		md, err2 := time.ParseDuration(m)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil {
+			return domain.StayRules{}, fmt.Errorf("stay rules %q: cannot read %q", text, part)
+		}
+		dwell[name], maxStay[name] = dd, md
+	}
+	if _, ok := dwell[""]; !ok {
+		return domain.StayRules{}, fmt.Errorf("stay rules %q: no rule for an unknown type", text)
+	}
+	of := func(m map[string]time.Duration) func(string) time.Duration {
+		return func(t string) time.Duration {
+			if d, ok := m[t]; ok {
+				return d
+			}
+			return m[""]
+		}
+	}
+	return domain.StayRules{Dwell: of(dwell), MaxStay: of(maxStay)}, nil
+}
+
+// rebuildStays replaces every stay with those built from the passes, in
+// one transaction that holds the projection's position row (so no batch
+// is applied meanwhile), person by person in chunks.
+func (s *Store) rebuildStays(ctx context.Context) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var (
+		pos int64
+		rec *time.Time
+	)
+	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, s.name).Scan(&pos, &rec); err != nil {
+		return fmt.Errorf("build stays: lock position: %w", err)
+	}
+	var rules string
+	err = tx.QueryRow(ctx, s.sql(`SELECT rules FROM {s}.stay_state`)).Scan(&rules)
+	if err == nil && rules == s.rulesKey {
+		return nil // another replica built them meanwhile
+	}
+	if _, err := tx.Exec(ctx, s.sql(`TRUNCATE {s}.stays, {s}.stay_spans`)); err != nil {
+		return fmt.Errorf("build stays: %w", err)
+	}
+	types, err := venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues`))
+	if err != nil {
+		return fmt.Errorf("build stays: %w", err)
+	}
+	const chunk = 200_000
+	var (
+		afterPerson [16]byte
+		afterAt     = farPast
+		afterPos    = int64(-1)
+		pending     []domain.PassPoint // the last person of a chunk, who may go on in the next
+		longest     = make(map[uuid.UUID]time.Duration)
+	)
+	flush := func(points []domain.PassPoint) error {
+		var rows [][]any
+		for _, st := range domain.Presences(points, s.rules) {
+			rows = append(rows, []any{[16]byte(st.PersonID), [16]byte(st.VenueID), st.Start, st.End})
+			if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
+				longest[st.VenueID] = d
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(rows))
+		return err
+	}
+	for {
+		rows, err := tx.Query(ctx, s.sql(`SELECT person_id, venue_id, at, direction, decision, position FROM {s}.passes
+			WHERE (person_id, at, position) > ($1, $2, $3) ORDER BY person_id, at, position LIMIT `+fmt.Sprint(chunk)),
+			afterPerson, afterAt, afterPos)
+		if err != nil {
+			return fmt.Errorf("build stays: %w", err)
+		}
+		n := 0
+		points := pending
+		for rows.Next() {
+			var (
+				p        domain.PassPoint
+				pid, vid [16]byte
+				ps       int64
+			)
+			if err := rows.Scan(&pid, &vid, &p.At, &p.Direction, &p.Decision, &ps); err != nil {
+				rows.Close()
+				return fmt.Errorf("build stays: %w", err)
+			}
+			p.PersonID, p.VenueID, p.VenueType = pid, vid, types[vid]
+			points = append(points, p)
+			afterPerson, afterAt, afterPos = pid, p.At, ps
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("build stays: %w", err)
+		}
+		if n < chunk {
+			if err := flush(points); err != nil {
+				return fmt.Errorf("build stays: %w", err)
+			}
+			break
+		}
+		// Hold back the chunk's last person.
+		cut := len(points)
+		for cut > 0 && points[cut-1].PersonID == uuid.UUID(afterPerson) {
+			cut--
+		}
+		if err := flush(points[:cut]); err != nil {
+			return fmt.Errorf("build stays: %w", err)
+		}
+		pending = append([]domain.PassPoint(nil), points[cut:]...)
+	}
+	if err := s.growSpans(ctx, tx, longest); err != nil {
+		return fmt.Errorf("build stays: %w", err)
+	}
+	if _, err := tx.Exec(ctx, s.sql(`INSERT INTO {s}.stay_state (rules, newest_recorded_at)
+		SELECT $1, max(recorded_at) FROM {s}.passes
+		ON CONFLICT (one) DO UPDATE SET rules = EXCLUDED.rules, newest_recorded_at = EXCLUDED.newest_recorded_at`), s.rulesKey); err != nil {
+		return fmt.Errorf("build stays: %w", err)
+	}
+	return tx.Commit(ctx)
+}
+
+// StayRules returns the rules the store builds its stays under.
+func (s *Store) StayRules() domain.StayRules { return s.rules }
+
+// staysAnswer reports whether the stays give the answer as of asOf: built
+// under the store's rules, and no pass recorded after asOf applied.
+func (s *Store) staysAnswer(ctx context.Context, asOf time.Time) (bool, error) {
+	var (
+		rules  string
+		newest *time.Time
+	)
+	err := s.pool.QueryRow(ctx, s.sql(`SELECT rules, newest_recorded_at FROM {s}.stay_state`)).Scan(&rules, &newest)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, readErr("stay state: %w", err)
+	}
+	return rules == s.rulesKey && (asOf.IsZero() || newest == nil || !newest.After(asOf)), nil
+}
+
+// StaysOfPersons implements ledger.StayReads: one range scan of
+// stays_person_start per person, in one statement.
+func (s *Store) StaysOfPersons(ctx context.Context, personIDs []uuid.UUID, from, to, asOf time.Time) ([]domain.Presence, bool, error) {
+	if ok, err := s.staysAnswer(ctx, asOf); !ok || err != nil {
+		return nil, false, err
+	}
+	personIDs = distinct(personIDs)
+	rows, err := s.pool.Query(ctx, s.sql(`SELECT x.person_id, x.venue_id, x.start_at, x.end_at
+		FROM unnest($1::uuid[]) AS w(person_id)
+		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at FROM {s}.stays x
+			WHERE x.person_id = w.person_id AND x.start_at <= $3 AND x.end_at >= $2 OFFSET 0) x`),
+		rawIDs(personIDs), lowBound(from), highBound(to))
+	if err != nil {
+		return nil, false, readErr("stays of %d persons: %w", len(personIDs), err)
+	}
+	out, err := scanStays(rows, fmt.Sprintf("stays of %d persons", len(personIDs)))
+	return out, err == nil, err
+}
+
+// StaysMeeting implements ledger.StayReads: the windows, made ascending
+// and merged, are one array each of venues, starts and ends; each is one
+// range scan of stays_venue_start from its start less the venue's longest
+// stay to its end, in one statement.
+func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, asOf time.Time) ([]domain.Presence, bool, error) {
+	if ok, err := s.staysAnswer(ctx, asOf); !ok || err != nil {
+		return nil, false, err
+	}
+	asc := make([]domain.VenueWindow, len(windows))
+	for i, w := range windows {
+		from, to := w.From, w.To
+		if to.Before(from) {
+			from, to = to, from
+		}
+		asc[i] = domain.VenueWindow{VenueID: w.VenueID, From: from, To: to.Add(time.Nanosecond)} // never empty
+	}
+	ws := domain.MergeWindows(asc)
+	if len(ws) == 0 {
+		return []domain.Presence{}, true, nil
+	}
+	venues := make([][16]byte, len(ws))
+	froms, tos := make([]time.Time, len(ws)), make([]time.Time, len(ws))
+	for i, w := range ws {
+		venues[i], froms[i], tos[i] = w.VenueID, w.From, w.To
+	}
+	// A venue with no stays has no span: it has nothing to meet either.
+	rows, err := s.pool.Query(ctx, s.sql(`SELECT DISTINCT x.person_id, x.venue_id, x.start_at, x.end_at
+		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS w(venue_id, f, t)
+		JOIN {s}.stay_spans sp ON sp.venue_id = w.venue_id
+		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at FROM {s}.stays x
+			WHERE x.venue_id = w.venue_id AND x.start_at >= w.f - sp.longest AND x.start_at <= w.t AND x.end_at >= w.f
+			OFFSET 0) x`), venues, froms, tos)
+	if err != nil {
+		return nil, false, readErr("stays in %d venue windows: %w", len(ws), err)
+	}
+	out, err := scanStays(rows, fmt.Sprintf("stays in %d venue windows", len(ws)))
+	return out, err == nil, err
+}
+
+// scanStays reads (person, venue, start, end) rows, straight from the wire
+// when they come in binary.
+func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
+	defer rows.Close()
+	out := []domain.Presence{}
+	fds := rows.FieldDescriptions()
+	raw := len(fds) == 4
+	for _, fd := range fds {
+		raw = raw && fd.Format == pgx.BinaryFormatCode
+	}
+	for rows.Next() {
+		var p domain.Presence
+		if raw {
+			v := rows.RawValues()
+			if len(v[0]) != 16 || len(v[1]) != 16 || len(v[2]) != 8 || len(v[3]) != 8 {
+				return nil, readErr("%s: unexpected binary row", what)
+			}
+			copy(p.PersonID[:], v[0])
+			copy(p.VenueID[:], v[1])
+			p.Start = pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(v[2]))) * time.Microsecond)
+			p.End = pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(v[3]))) * time.Microsecond)
+		} else if err := rows.Scan(&p.PersonID, &p.VenueID, &p.Start, &p.End); err != nil {
+			return nil, readErr("%s: %w", what, err)
+		} else {
+			p.Start, p.End = p.Start.UTC(), p.End.UTC()
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, readErr("%s: %w", what, err)
+	}
+	return out, nil
+}

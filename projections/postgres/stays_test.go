@@ -1,0 +1,175 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/checkin-ledger/ledger/projections/postgres"
+	"github.com/checkin-ledger/ledger/projections/storetest"
+	"github.com/google/uuid"
+)
+
+// cityStays are the stays domain.Presences builds from all of the city's
+// passes under rules, as sorted strings.
+func cityStays(c storetest.TraceCity, rules domain.StayRules) []string {
+	points := make([]domain.PassPoint, len(c.Passes))
+	for i, p := range c.Passes {
+		points[i] = domain.PassPoint{PersonID: p.PersonID, VenueID: p.VenueID, VenueType: p.VenueType, At: p.At,
+			Direction: p.Direction, Decision: p.Decision}
+	}
+	var out []string
+	for _, st := range domain.Presences(points, rules) {
+		out = append(out, stayString(st.PersonID, st.VenueID, st.Start, st.End))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func stayString(p, v uuid.UUID, start, end time.Time) string {
+	return fmt.Sprintf("%s %s %s %s", p, v, start.UTC().Format(time.RFC3339Nano), end.UTC().Format(time.RFC3339Nano))
+}
+
+// storedStays reads the stays table.
+func storedStays(t *testing.T, s *postgres.Store) []string {
+	t.Helper()
+	rows, err := testPool.Query(context.Background(), "SELECT person_id, venue_id, start_at, end_at FROM "+s.Schema()+".stays")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var (
+			p, v       uuid.UUID
+			start, end time.Time
+		)
+		if err := rows.Scan(&p, &v, &start, &end); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, stayString(p, v, start, end))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sameStrings(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if len(want) < 1000 {
+		t.Fatalf("%s: only %d stays to compare", what, len(want))
+	}
+	if !slices.Equal(got, want) {
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Fatalf("%s: %d stays, want %d; first difference at %d: %s, want %s", what, len(got), len(want), i, got[i], want[i])
+			}
+		}
+		t.Fatalf("%s: %d stays, want %d", what, len(got), len(want))
+	}
+}
+
+// TestStaysFollowPasses: the stays table Apply keeps, batch by batch, with
+// offline passes recorded hours late (so inserted between passes already
+// stored), repeated entries, missing exits and entries and refused passes,
+// is Presences over all the passes; a batch applied again changes nothing;
+// opened under other rules, the store builds the stays again under those;
+// the stays answer only as of a moment after every applied pass was
+// recorded.
+func TestStaysFollowPasses(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t) // storetest.TraceCityRules
+	city := storetest.GenerateTraceCity(800, 60, 6000, 4, storetest.TraceCityRules, 3)
+	open := projections.KeyringOpener(city.Keys)
+	if err := storetest.Feed(ctx, s, city.Envelopes[:len(city.Envelopes)/2], open, 173); err != nil {
+		t.Fatal(err)
+	}
+	// Half of it again from position 0 in other batch sizes: a projector
+	// replaying after a crash skips what is stored.
+	again := city.Envelopes[len(city.Envelopes)/3 : len(city.Envelopes)/2]
+	changes, err := projections.Prepare(ctx, again, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := s.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Appended again beyond the duplicate window: new positions, same ids.
+	for i := range changes {
+		changes[i].Position = cp.Position + uint64(i) + 1
+	}
+	if _, err := s.Apply(ctx, projections.Batch{After: cp.Position, Changes: changes, Last: cp.Position + uint64(len(changes))}); err != nil {
+		t.Fatal(err)
+	}
+	rest := city.Envelopes[len(city.Envelopes)/2:]
+	for i := range rest {
+		rest[i].Position += uint64(len(changes))
+	}
+	if err := storetest.Feed(ctx, s, rest, open, 211); err != nil {
+		t.Fatal(err)
+	}
+	sameStrings(t, "applied in batches", storedStays(t, s), cityStays(city, storetest.TraceCityRules))
+
+	newest := city.Passes[len(city.Passes)-1].RecordedAt
+	for _, tc := range []struct {
+		asOf time.Time
+		ok   bool
+	}{{time.Time{}, true}, {newest, true}, {newest.Add(-time.Second), false}} {
+		stays, ok, err := s.StaysOfPersons(ctx, city.Busy[:3], time.Time{}, time.Time{}, tc.asOf)
+		if err != nil || ok != tc.ok || (ok && len(stays) == 0) {
+			t.Fatalf("stays as of %v: %d, %v, %v; want ok %v", tc.asOf, len(stays), ok, err, tc.ok)
+		}
+	}
+
+	// The same tables under the default rules: built again at Open.
+	d, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: s.Schema(), Stays: &domain.StayRules{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Opened without rules, a store takes the tables' (and builds nothing).
+	adopted, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: s.Schema()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if adopted.StayRules().String() != (domain.StayRules{}).String() {
+		t.Fatalf("opened without rules: %s, want the tables' (the defaults)", adopted.StayRules())
+	}
+	sameStrings(t, "rebuilt under the defaults", storedStays(t, d), cityStays(city, domain.StayRules{}))
+	if _, ok, err := s.StaysMeeting(ctx, []domain.VenueWindow{{VenueID: city.Venues[0], From: storetest.Base, To: storetest.Base.Add(time.Hour)}}, time.Time{}); ok || err != nil {
+		t.Fatalf("a store whose rules are not the tables' answered from them (ok %v, %v)", ok, err)
+	}
+}
+
+// TestRetireStays: once the passes before a cutoff are deleted,
+// RetireStays leaves the stays Presences builds from the passes kept (an
+// exit whose entry went is a stay of its own; nothing before the cutoff).
+func TestRetireStays(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	city := storetest.GenerateTraceCity(800, 60, 6000, 4, storetest.TraceCityRules, 4)
+	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 500); err != nil {
+		t.Fatal(err)
+	}
+	cutoff := storetest.Base.Add(2 * 24 * time.Hour)
+	if _, err := testPool.Exec(ctx, "DELETE FROM "+s.Schema()+".passes WHERE at < $1", cutoff); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RetireStays(ctx, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	kept := city
+	kept.Passes = nil
+	for _, p := range city.Passes {
+		if !p.At.Before(cutoff) {
+			kept.Passes = append(kept.Passes, p)
+		}
+	}
+	sameStrings(t, "after retiring", storedStays(t, s), cityStays(kept, storetest.TraceCityRules))
+}
