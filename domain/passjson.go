@@ -94,7 +94,7 @@ const (
 )
 
 func (d *passDecoder) screen(s *Screen) bool {
-	return d.object("name", func(name []byte) (bit uint, want string, ok bool) {
+	return d.object("code_colour", func(name []byte) (bit uint, want string, ok bool) {
 		switch string(name) {
 		case "name":
 			bit, want, ok = sfName, "code_colour", d.str(&s.NameMasked)
@@ -467,9 +467,13 @@ func AppendJSONTime(b []byte, t time.Time) ([]byte, bool) {
 }
 
 func (e *passEncoder) screen(s *Screen) {
-	e.b = append(e.b, `{"name":`...)
-	e.str(s.NameMasked)
-	e.b = append(e.b, `,"code_colour":`...)
+	e.b = append(e.b, '{')
+	if s.NameMasked != "" { // omitempty: a v2 event's screen has no name
+		e.b = append(e.b, `"name":`...)
+		e.str(s.NameMasked)
+		e.b = append(e.b, ',')
+	}
+	e.b = append(e.b, `"code_colour":`...)
 	e.str(s.CodeColour)
 	if s.NATResult != "" {
 		e.b = append(e.b, `,"nat_result":`...)

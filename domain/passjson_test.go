@@ -199,7 +199,7 @@ func TestDecodePassRandom(t *testing.T) {
 		} else if !escapes {
 			t.Fatalf("decodePass refused %s", b)
 		}
-		ev, err := Decode(Envelope{Type: TypePassRecorded, SchemaVersion: 1, Payload: b})
+		ev, err := Decode(Envelope{Type: TypePassRecorded, SchemaVersion: PassRecorded{}.SchemaVersion(), Payload: b})
 		if err != nil {
 			t.Fatalf("Decode %s: %v", b, err)
 		}
@@ -343,7 +343,7 @@ func TestDecodePassOdd(t *testing.T) {
 				}
 				samePass(t, in, fast, want)
 			}
-			ev, err := Decode(Envelope{Type: TypePassRecorded, SchemaVersion: 1, Payload: in})
+			ev, err := Decode(Envelope{Type: TypePassRecorded, SchemaVersion: PassRecorded{}.SchemaVersion(), Payload: in})
 			if werr != nil {
 				wantErr := fmt.Sprintf("decode event %s (%s): %v", uuid.Nil, TypePassRecorded, werr)
 				if err == nil || err.Error() != wantErr {
@@ -568,7 +568,7 @@ func BenchmarkDecodePass(b *testing.B) {
 	})
 	b.Run("Decode", func(b *testing.B) {
 		benchEach(b, payloads, func(p []byte) error {
-			_, err := Decode(Envelope{Type: TypePassRecorded, SchemaVersion: 1, Payload: p})
+			_, err := Decode(Envelope{Type: TypePassRecorded, SchemaVersion: PassRecorded{}.SchemaVersion(), Payload: p})
 			return err
 		})
 	})

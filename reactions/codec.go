@@ -170,6 +170,14 @@ func mayBeVenueReview(raw []byte) bool {
 	return bytes.Contains(raw, []byte(`"`+domain.TypeVenueReviewed+`"`))
 }
 
+// mayBeErasure lets through a person's erasure.
+func mayBeErasure(raw []byte) bool {
+	return bytes.Contains(raw, []byte(`"`+domain.TypePersonErased+`"`))
+}
+
+// erasures picks the erasures.
+func erasures(e domain.Envelope) bool { return e.Type == domain.TypePersonErased }
+
 // abnormalPasses picks passes that must be reported to their district.
 var abnormalPasses = pickDecoded(domain.TypePassRecorded,
 	func(p *domain.PassRecorded) bool { return domain.PassIsAbnormal(*p) })

@@ -220,6 +220,7 @@ type personRow struct {
 	idType       string
 	idHash       string
 	verification string
+	erased       bool
 	guardian     uuid.UUID
 	relation     string
 	family       []int32
@@ -330,6 +331,8 @@ func (s *Store) apply(c *projections.Change) {
 			delete(s.byHash, p.idHash)
 		}
 		p.position = max(p.position, c.Position)
+	case *domain.PersonErased:
+		s.applyErasure(c, ev)
 	case *domain.PersonVerified:
 		i := s.personIndex(ev.PersonID)
 		p := &s.people[i]
@@ -403,6 +406,28 @@ func (s *Store) applyPerson(c *projections.Change, ev *domain.PersonRegistered) 
 		g := &s.people[s.personIndex(ev.GuardianID)]
 		if !slices.Contains(g.family, i) {
 			g.family = append(g.family, i)
+		}
+	}
+}
+
+// applyErasure forgets an erased person's personal data at once: the
+// masks become the erased ones, the document is no lookup key any more, and
+// their declarations lose origin, plate and contact. Their passes stay, as
+// anonymous facts under their id (history, traces and entry lists show no
+// name for them).
+func (s *Store) applyErasure(c *projections.Change, ev *domain.PersonErased) {
+	i := s.personIndex(ev.PersonID)
+	p := &s.people[i]
+	p.erased = true
+	p.nameMasked, p.idMasked = projections.ErasedMasks.Name, projections.ErasedMasks.IDNumber
+	if j, ok := s.byHash[p.idHash]; ok && j == i {
+		delete(s.byHash, p.idHash)
+	}
+	p.idHash = ""
+	p.position = max(p.position, c.Position)
+	for _, d := range s.decls {
+		if d.PersonID == ev.PersonID {
+			projections.EraseDeclaration(d)
 		}
 	}
 }
@@ -539,7 +564,7 @@ func (l *passList) window(from, to time.Time) (lo, hi place) {
 func (s *Store) personView(i int32) domain.PersonView {
 	p := &s.people[i]
 	v := domain.PersonView{
-		ID: p.id, NameMasked: p.nameMasked, IDType: p.idType, IDMasked: p.idMasked, IDHash: p.idHash,
+		ID: p.id, NameMasked: p.nameMasked, IDType: p.idType, IDMasked: p.idMasked, IDHash: p.idHash, Erased: p.erased,
 		Verification: p.verification, GuardianID: p.guardian, Relation: p.relation,
 		FamilyMembers: make([]uuid.UUID, 0, len(p.family)), RegisteredAt: p.registeredAt, Position: p.position,
 	}

@@ -1,0 +1,123 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+// ErasureResult is the answer to an erasure: the person's PersonErased
+// event (Duplicate when it was already stored: the erasure is idempotent)
+// and the family members erased with them.
+type ErasureResult struct {
+	Result
+	Dependants []uuid.UUID
+}
+
+// ErasePerson erases a person (admins only, with a reason): a PersonErased
+// event goes in the log through the one command path, then the person's
+// data key is destroyed, so every sealed field of theirs (name, ID number,
+// phone, a declaration's origin, plate and contact) is unreadable for good,
+// and the read models forget them when they apply the event.
+//
+// A guardian's erasure erases the family members registered under them
+// (the read models' family list, which the caller brings up to date first:
+// the HTTP route waits for the log's position), each with a PersonErased of
+// their own naming the guardian, before the guardian's own event, which
+// lists them. A family member is erased alone when asked for themself.
+//
+// Crash safety: the event is stored before the key is destroyed. A crash in
+// between leaves the key to the erasure reaction (reactions, on a durable
+// consumer: it destroys the key of every PersonErased, at every restart
+// until acknowledged), and the read models have forgotten the person
+// anyway. Calling ErasePerson again answers the stored erasure (Duplicate)
+// and destroys the keys again, appending nothing.
+func (l *Ledger) ErasePerson(ctx context.Context, actor domain.Actor, id uuid.UUID, cmd domain.ErasePerson) (ErasureResult, error) {
+	p, _, err := load(ctx, l, persons, id)
+	if err != nil {
+		return ErasureResult{}, err
+	}
+	var dependants []uuid.UUID
+	if p.Registered() && !p.Dependant() && !p.Erased() {
+		if dependants, err = l.eraseDependants(ctx, actor, id, cmd); err != nil {
+			return ErasureResult{}, err
+		}
+	}
+	// On a conflict (a concurrent erasure, or another change of the person)
+	// it decides again: an erasure that won the race is then answered.
+	p, res, err := update(ctx, l, persons, id, domain.Meta{Actor: actor.Subject}, retryOnConflict, func(p domain.Person) ([]domain.Event, error) {
+		return domain.DecideErasePerson(p, actor, cmd, dependants, uuid.Nil)
+	})
+	if err != nil {
+		return ErasureResult{}, err
+	}
+	if res.EventID == uuid.Nil { // already erased: nothing was appended
+		by, at := p.ErasedBy()
+		res = Result{ID: id, EventID: by, Position: at, Duplicate: true}
+		dependants = p.ErasedDependants()
+	}
+	// The audit trail's hook goes here: the erasure is recorded (res, with
+	// actor.Subject and cmd.Reason, also in the PersonErased event itself).
+	for _, subject := range slices.Concat(dependants, []uuid.UUID{id}) {
+		if err := l.Keys.Destroy(ctx, subject); err != nil {
+			return ErasureResult{}, fmt.Errorf("erase %s: event stored, key not destroyed yet (the erasure reaction will): %w", subject, err)
+		}
+	}
+	return ErasureResult{Result: res, Dependants: dependants}, nil
+}
+
+// eraseDependants erases the family members registered under guardian and
+// returns their ids (also those erased before). A member released since
+// the read models listed them is no longer the guardian's and is skipped.
+func (l *Ledger) eraseDependants(ctx context.Context, actor domain.Actor, guardian uuid.UUID, cmd domain.ErasePerson) ([]uuid.UUID, error) {
+	gv, err := l.Reads.Person(ctx, guardian)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("family of %s: %w", guardian, err)
+	}
+	var erased []uuid.UUID
+	for _, member := range gv.FamilyMembers {
+		m, _, err := update(ctx, l, persons, member, domain.Meta{Actor: actor.Subject}, retryOnConflict, func(m domain.Person) ([]domain.Event, error) {
+			if !m.Registered() || m.GuardianID() != guardian {
+				return nil, nil
+			}
+			return domain.DecideErasePerson(m, actor, cmd, nil, guardian)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("erase family member %s: %w", member, err)
+		}
+		if m.Erased() || (m.Registered() && m.GuardianID() == guardian) {
+			erased = append(erased, member)
+			if err := l.Keys.Destroy(ctx, member); err != nil {
+				return nil, fmt.Errorf("erase family member %s: event stored, key not destroyed yet: %w", member, err)
+			}
+		}
+	}
+	return erased, nil
+}
+
+// CompleteErasure destroys the data key of the person erased, whose
+// PersonErased event is erased (the erasure reaction's step: it finishes an
+// erasure that stopped between its event and its key). Destroying a key
+// already destroyed changes nothing.
+func (l *Ledger) CompleteErasure(ctx context.Context, erased domain.Envelope) error {
+	ev, err := domain.Decode(erased)
+	if err != nil {
+		return err
+	}
+	e, ok := ev.(*domain.PersonErased)
+	if !ok {
+		return domain.Errorf(domain.ErrInvalid, "event %s is a %s, not an erasure", erased.ID, erased.Type)
+	}
+	if err := l.Keys.Destroy(ctx, e.PersonID); err != nil {
+		return fmt.Errorf("destroy the key of erased person %s: %w", e.PersonID, err)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+-- Erasure (PersonErased): an erased person's row keeps their id with blank
+-- masks and no document hash; erased says so.
+ALTER TABLE persons ADD COLUMN erased boolean NOT NULL DEFAULT false;
