@@ -81,7 +81,9 @@ func TestErasedPersonRefused(t *testing.T) {
 	}
 }
 
-func errorsIsConflict(err error) bool { return err != nil && strings.Contains(err.Error(), "erased") && isKind(err, ErrConflict) }
+func errorsIsConflict(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "erased") && isKind(err, ErrConflict)
+}
 
 func isKind(err, kind error) bool {
 	var e *Error

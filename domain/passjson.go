@@ -376,8 +376,11 @@ func daysIn(month, year int) int {
 type passJSON PassRecorded
 
 // MarshalJSON writes p exactly as encoding/json would by default, by hand
-// when it can (appendPass).
+// when it can (appendPass), without the screen's name: a PassRecorded v2
+// never holds one in the log.
 func (p PassRecorded) MarshalJSON() ([]byte, error) {
+	// v2: the log keeps no name; the answer to a pass adds it (Screen).
+	p.Screen.NameMasked = ""
 	if b, ok := appendPass(make([]byte, 0, passSize(&p)), &p); ok {
 		return b, nil
 	}

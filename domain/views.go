@@ -22,7 +22,7 @@ type PersonView struct {
 	// their passes stay as anonymous facts under their id.
 	Erased       bool
 	RegisteredAt time.Time
-	Position      uint64 // version of the person aggregate
+	Position     uint64 // version of the person aggregate
 }
 
 // HealthView is the latest health status known for an ID document.

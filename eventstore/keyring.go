@@ -185,9 +185,14 @@ func (s *Store) Destroy(ctx context.Context, subject uuid.UUID) error {
 				continue
 			}
 			if stream == nil {
-				if stream, err = s.js.Stream(ctx, "KV_"+KeyBucket); err != nil {
+				if stream, err = s.js.Stream(ctx, keyStream); err != nil {
 					return fmt.Errorf("key stream: %w", err)
 				}
+			}
+			if stream.CachedInfo().Config.DenyDelete {
+				s.log.Warn("key bucket denies deletes (made by an earlier build): the destroyed key is purged, not overwritten in its files",
+					"bucket", KeyBucket)
+				break
 			}
 			if err := stream.SecureDeleteMsg(ctx, e.Revision()); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 				return fmt.Errorf("overwrite revision %d: %w", e.Revision(), err)
