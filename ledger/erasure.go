@@ -42,6 +42,11 @@ func (l *Ledger) ErasePerson(ctx context.Context, actor domain.Actor, id uuid.UU
 	if err != nil {
 		return ErasureResult{}, err
 	}
+	// Decided first on the loaded state, so that a refusal (who, why,
+	// whom) comes before any family member is touched.
+	if _, err := domain.DecideErasePerson(p, actor, cmd, nil, uuid.Nil); err != nil {
+		return ErasureResult{}, err
+	}
 	var dependants []uuid.UUID
 	if p.Registered() && !p.Dependant() && !p.Erased() {
 		if dependants, err = l.eraseDependants(ctx, actor, id, cmd); err != nil {
