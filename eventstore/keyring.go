@@ -194,8 +194,11 @@ func (s *Store) Destroy(ctx context.Context, subject uuid.UUID) error {
 					"bucket", KeyBucket)
 				break
 			}
-			if err := stream.SecureDeleteMsg(ctx, e.Revision()); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-				return fmt.Errorf("overwrite revision %d: %w", e.Revision(), err)
+			if err := stream.SecureDeleteMsg(ctx, e.Revision()); err != nil {
+				// A concurrent Destroy may have overwritten it first.
+				if _, gerr := stream.GetMsg(ctx, e.Revision()); !errors.Is(gerr, jetstream.ErrMsgNotFound) {
+					return fmt.Errorf("overwrite revision %d: %w", e.Revision(), err)
+				}
 			}
 		}
 		if len(history) > 0 && history[len(history)-1].Operation() == jetstream.KeyValuePurge {

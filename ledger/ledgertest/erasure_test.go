@@ -180,7 +180,9 @@ func TestErasePersonConcurrently(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { results[i], errs[i] = h.ledger.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "asked"}) })
+		wg.Go(func() {
+			results[i], errs[i] = h.ledger.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "asked"})
+		})
 	}
 	wg.Wait()
 	fresh := 0
