@@ -578,6 +578,24 @@ func BenchmarkDecodePass(b *testing.B) {
 			return err
 		})
 	})
+	// v1 passes (with the masked name) go through their upcaster.
+	v1 := make([][]byte, len(payloads))
+	for i, p := range payloads {
+		pass, err := jsonPass(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pass.Screen.NameMasked = []string{"张*", "欧阳**", "李*"}[i%3]
+		if v1[i], err = jsonPassFull(pass); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("Decode v1", func(b *testing.B) {
+		benchEach(b, v1, func(p []byte) error {
+			_, err := Decode(Envelope{Type: TypePassRecorded, SchemaVersion: 1, Payload: p})
+			return err
+		})
+	})
 }
 
 // BenchmarkEncodePass encodes a pass with json.Marshal (the old path) and
