@@ -55,6 +55,11 @@ func (s *Store) applyDeclaration(c *projections.Change) {
 	default:
 		return
 	}
+	if c.Type == domain.TypeArrivalDeclared || c.Type == domain.TypeTruckPassDeclared {
+		if !slices.Contains(s.declsOf[d.PersonID], d) {
+			s.declsOf[d.PersonID] = append(s.declsOf[d.PersonID], d)
+		}
+	}
 	d.History = append(d.History, step)
 }
 

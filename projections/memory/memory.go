@@ -65,6 +65,7 @@ type Store struct {
 	run          []entry
 	audit        []auditRow // sorted by (at, position)
 	decls        map[uuid.UUID]*domain.DeclarationView
+	declsOf      map[uuid.UUID][]*domain.DeclarationView // by declarant, for an erasure
 	factsOnly    bool
 }
 
@@ -82,6 +83,7 @@ func New(o Options) *Store {
 		health:    make(map[string]*healthRow),
 		alerts:    make(map[string][]alertRow),
 		decls:     make(map[uuid.UUID]*domain.DeclarationView),
+		declsOf:   make(map[uuid.UUID][]*domain.DeclarationView),
 		pendV:     make(map[int32][]int32),
 		pendP:     make(map[int32][]int32),
 	}
@@ -425,10 +427,8 @@ func (s *Store) applyErasure(c *projections.Change, ev *domain.PersonErased) {
 	}
 	p.idHash = ""
 	p.position = max(p.position, c.Position)
-	for _, d := range s.decls {
-		if d.PersonID == ev.PersonID {
-			projections.EraseDeclaration(d)
-		}
+	for _, d := range s.declsOf[ev.PersonID] {
+		projections.EraseDeclaration(d)
 	}
 }
 
