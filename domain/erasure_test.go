@@ -174,3 +174,38 @@ func TestUpcastV1(t *testing.T) {
 		}
 	})
 }
+
+func TestDecideEraseWithGuardian(t *testing.T) {
+	gid, kid := uuid.New(), uuid.New()
+	guardian := replayPerson(t, PersonRegistered{PersonID: gid})
+	erased := replayPerson(t, PersonRegistered{PersonID: gid}, PersonErased{PersonID: gid, By: "admin:root", Reason: "asked"})
+	member := replayPerson(t, PersonRegistered{PersonID: kid, GuardianID: gid, Relation: RelationChild})
+	tests := []struct {
+		name             string
+		member, guardian Person
+		erases           bool
+	}{
+		{"guardian erased", member, erased, true},
+		{"guardian not erased", member, guardian, false},
+		{"member erased already", replayPerson(t, PersonRegistered{PersonID: kid, GuardianID: gid}, PersonErased{PersonID: kid}), erased, false},
+		{"member of another guardian", replayPerson(t, PersonRegistered{PersonID: kid, GuardianID: uuid.New()}), erased, false},
+		{"member released", replayPerson(t, PersonRegistered{PersonID: kid, GuardianID: gid}, PersonReleased{PersonID: kid, GuardianID: gid}), erased, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := DecideEraseWithGuardian(tt.member, tt.guardian)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.erases {
+				if len(evs) != 0 {
+					t.Fatalf("decided %+v, want nothing", evs)
+				}
+				return
+			}
+			if got := evs[0].(PersonErased); got.PersonID != kid || got.Guardian != gid || got.By != "admin:root" || got.Reason != "asked" {
+				t.Fatalf("event = %+v", got)
+			}
+		})
+	}
+}

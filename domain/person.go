@@ -73,6 +73,8 @@ type Person struct {
 	erasedAt uint64    // its position
 	// erasedWith are the family members erased with the person.
 	erasedWith []uuid.UUID
+	// erasure is the PersonErased event (who erased them and why).
+	erasure PersonErased
 	// registration is the PersonRegistered event as stored (its personal
 	// fields sealed), to tell a retry from another registration that
 	// reuses its event id.
@@ -106,7 +108,7 @@ func (p *Person) apply(e Envelope) error {
 		// The family registration is void; its history stays in the log.
 		*p = Person{id: p.id, version: p.version}
 	case *PersonErased:
-		p.erased, p.erasedBy, p.erasedAt, p.erasedWith = true, e.ID, e.Position, ev.Dependants
+		p.erased, p.erasedBy, p.erasedAt, p.erasedWith, p.erasure = true, e.ID, e.Position, ev.Dependants, *ev
 	case *PersonVerified:
 		if ev.Result == VerifyApproved {
 			p.verification = VerificationApproved
@@ -452,6 +454,21 @@ func DecideErasePerson(p Person, actor Actor, cmd ErasePerson, dependants []uuid
 	}
 	return []Event{PersonErased{PersonID: p.id, By: actor.Subject, Reason: reason,
 		Dependants: dependants, Guardian: guardian}}, nil
+}
+
+// DecideEraseWithGuardian decides the erasure of member, a family member of
+// guardian, once guardian was erased: a family member registered while
+// their guardian's erasure ran (after the erasure had read the family list)
+// is erased by the erasure reaction, on the guardian's erasure's authority
+// (the same by and reason). Nothing to decide when guardian is not erased,
+// or member is not (any more) a registered family member of theirs, or is
+// erased already.
+func DecideEraseWithGuardian(member, guardian Person) ([]Event, error) {
+	if !guardian.erased || !member.registered || member.erased || member.guardianID != guardian.id {
+		return nil, nil
+	}
+	g := guardian.erasure
+	return []Event{PersonErased{PersonID: member.id, By: g.By, Reason: g.Reason, Guardian: guardian.id}}, nil
 }
 
 // WasErased is the refusal of anything done in an erased person's name.

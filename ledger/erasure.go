@@ -108,21 +108,73 @@ func (l *Ledger) eraseDependants(ctx context.Context, actor domain.Actor, guardi
 	return erased, nil
 }
 
-// CompleteErasure destroys the data key of the person erased, whose
-// PersonErased event is erased (the erasure reaction's step: it finishes an
-// erasure that stopped between its event and its key). Destroying a key
-// already destroyed changes nothing.
-func (l *Ledger) CompleteErasure(ctx context.Context, erased domain.Envelope) error {
-	ev, err := domain.Decode(erased)
+// CompleteErasure is the erasure reaction's step, given a PersonErased or a
+// family member's PersonRegistered (env). For an erasure it destroys the
+// person's data key (finishing an erasure that stopped between its event
+// and its key) and erases the family members the read models list under
+// them that are not erased yet; for a family member's registration whose
+// guardian is erased (it landed while the erasure ran) it erases the
+// member. Either way what is already done changes nothing.
+func (l *Ledger) CompleteErasure(ctx context.Context, env domain.Envelope) error {
+	ev, err := domain.Decode(env)
 	if err != nil {
 		return err
 	}
-	e, ok := ev.(*domain.PersonErased)
-	if !ok {
-		return domain.Errorf(domain.ErrInvalid, "event %s is a %s, not an erasure", erased.ID, erased.Type)
+	switch e := ev.(type) {
+	case *domain.PersonErased:
+		if err := l.Keys.Destroy(ctx, e.PersonID); err != nil {
+			return fmt.Errorf("destroy the key of erased person %s: %w", e.PersonID, err)
+		}
+		if e.Guardian != uuid.Nil {
+			return nil // a family member's: they have no family of their own
+		}
+		g, _, err := load(ctx, l, persons, e.PersonID)
+		if err != nil {
+			return err
+		}
+		gv, err := l.Reads.Person(ctx, e.PersonID)
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("family of %s: %w", e.PersonID, err)
+		}
+		for _, member := range gv.FamilyMembers {
+			if err := l.eraseWithGuardian(ctx, member, g); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *domain.PersonRegistered:
+		if e.GuardianID == uuid.Nil {
+			return nil
+		}
+		g, _, err := load(ctx, l, persons, e.GuardianID)
+		if err != nil {
+			return err
+		}
+		return l.eraseWithGuardian(ctx, e.PersonID, g)
 	}
-	if err := l.Keys.Destroy(ctx, e.PersonID); err != nil {
-		return fmt.Errorf("destroy the key of erased person %s: %w", e.PersonID, err)
+	return domain.Errorf(domain.ErrInvalid, "event %s is a %s, not an erasure or a registration", env.ID, env.Type)
+}
+
+// eraseWithGuardian erases member, a family member of guardian, when
+// guardian is erased (domain.DecideEraseWithGuardian), and destroys their key.
+func (l *Ledger) eraseWithGuardian(ctx context.Context, member uuid.UUID, guardian domain.Person) error {
+	if !guardian.Erased() {
+		return nil
+	}
+	m, _, err := update(ctx, l, persons, member, domain.Meta{Actor: domain.ReactionsActor.Subject}, retryOnConflict, func(m domain.Person) ([]domain.Event, error) {
+		return domain.DecideEraseWithGuardian(m, guardian)
+	})
+	if err != nil {
+		return fmt.Errorf("erase family member %s with their guardian %s: %w", member, guardian.ID(), err)
+	}
+	if !m.Registered() || m.GuardianID() != guardian.ID() {
+		return nil
+	}
+	if err := l.Keys.Destroy(ctx, member); err != nil {
+		return fmt.Errorf("destroy the key of family member %s: %w", member, err)
 	}
 	return nil
 }

@@ -9,7 +9,9 @@
 //   - an approved venue has its code issued (VenueCodeIssued);
 //   - an erased person's data key is destroyed (the erasure's own command
 //     destroys it right after its event; this finishes an erasure that
-//     stopped in between, so a crash never leaves the data readable).
+//     stopped in between, so a crash never leaves the data readable), and
+//     a family member registered while their guardian's erasure ran is
+//     erased too.
 //
 // A watermill Router runs one handler per reaction, each subscribed through
 // the event store's watermill subscriber (eventstore.Subscriber) with a

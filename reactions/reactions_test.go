@@ -480,4 +480,32 @@ func TestErasureReactionDestroysTheKey(t *testing.T) {
 		_, err := h.es.Key(h.ctx, res.ID, false)
 		return errors.Is(err, domain.ErrNotFound)
 	})
+
+	// A family member whose registration landed after their guardian's
+	// erasure (it was decided on the guardian before) is erased too.
+	kid := uuid.New()
+	key, err := h.es.Key(h.ctx, kid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := domain.SealField(key, "沙小净")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := domain.NewEnvelope(domain.PersonAggregate(kid), domain.PersonRegistered{PersonID: kid, IDType: "resident_id",
+		IDHash: "hash-kid", Name: name, IDNumber: name, GuardianID: res.ID, Relation: domain.RelationChild}, domain.Meta{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.es.Append(h.ctx, env.Aggregate, 0, env); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the late family member erased by the erasure reaction", func() bool {
+		events, _, err := h.es.Load(h.ctx, domain.PersonAggregate(kid))
+		if err != nil || len(events) != 2 || events[1].Type != domain.TypePersonErased {
+			return false
+		}
+		_, err = h.es.Key(h.ctx, kid, false)
+		return errors.Is(err, domain.ErrNotFound)
+	})
 }

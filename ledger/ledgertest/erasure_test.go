@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -243,11 +244,72 @@ func TestErasureStoppedBeforeItsKey(t *testing.T) {
 	if err := h.ledger.CompleteErasure(h.ctx, all[len(all)-1]); err != nil { // redelivered
 		t.Fatal(err)
 	}
-	if err := h.ledger.CompleteErasure(h.ctx, all[0]); !errors.Is(err, domain.ErrInvalid) {
-		t.Fatalf("the reaction given a registration: %v, want ErrInvalid", err)
+	if err := h.ledger.CompleteErasure(h.ctx, all[0]); err != nil { // a registration without a guardian: nothing to do
+		t.Fatalf("the reaction given a registration: %v", err)
+	}
+	venue, err := domain.NewEnvelope(domain.VenueAggregate(uuid.New()), domain.VenueReviewed{VenueID: uuid.New(), Decision: "approve"}, domain.Meta{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ledger.CompleteErasure(h.ctx, venue); !errors.Is(err, domain.ErrInvalid) {
+		t.Fatalf("the reaction given a venue review: %v, want ErrInvalid", err)
 	}
 	again, err := h.ledger.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "retry"})
 	if err != nil || !again.Duplicate || len(h.erasures(id)) != 1 {
 		t.Fatalf("the admin's retry: %+v %v", again, err)
+	}
+}
+
+// TestFamilyMemberRegisteredDuringTheErasure: a family member whose
+// registration lands while their guardian's erasure runs (the guardian was
+// loaded before the erasure's event, the member appended after it) is
+// erased by the erasure reaction's step, on the guardian's erasure's
+// authority, with their key; a member of a guardian not erased is left alone.
+func TestFamilyMemberRegisteredDuringTheErasure(t *testing.T) {
+	h := newHarness(t)
+	guardian, _ := h.register("唐三藏")
+	other, _ := h.register("白龙马")
+	h.caughtUp(h.lastPosition())
+	if _, err := h.ledger.ErasePerson(h.ctx, admin, guardian, domain.ErasePerson{Reason: "asked at the hall"}); err != nil {
+		t.Fatal(err)
+	}
+	// What AddFamilyMember appends when it decided on the guardian before
+	// the erasure: the registration of a member under them.
+	late := func(g uuid.UUID) (uuid.UUID, domain.Envelope) {
+		t.Helper()
+		member := uuid.New()
+		key, err := h.store.Key(h.ctx, member, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, err := domain.SealField(key, "唐小宝")
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := domain.NewEnvelope(domain.PersonAggregate(member), domain.PersonRegistered{PersonID: member, IDType: idcard.ResidentID,
+			IDHash: "hash-" + member.String(), Name: name, IDNumber: name, GuardianID: g, Relation: domain.RelationChild}, domain.Meta{Actor: "person:" + g.String()}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		appended, err := h.store.Append(h.ctx, env.Aggregate, 0, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Position = appended[0].Position
+		return member, env
+	}
+	kid, lateKid := late(guardian)
+	kept, otherKid := late(other)
+	for _, env := range []domain.Envelope{lateKid, otherKid, lateKid} { // the first delivered twice
+		if err := h.ledger.CompleteErasure(h.ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := h.erasures(kid)
+	if len(got) != 1 || got[0].Guardian != guardian || got[0].By != "admin:root" || got[0].Reason != "asked at the hall" || !h.keyErased(kid) {
+		t.Fatalf("the late family member: %+v, key erased %v", got, h.keyErased(kid))
+	}
+	if len(h.erasures(kept)) != 0 || h.keyErased(kept) {
+		t.Fatal("a family member of a guardian not erased was erased")
 	}
 }
