@@ -352,7 +352,9 @@ func TestErasureLeavesNothing(t *testing.T) {
 		Position   uint64      `json:"position"`
 		Dependants []uuid.UUID `json:"dependants"`
 	}
+	began := time.Now()
 	decode(post("/v1/persons/"+pid.String()+"/erasure", admin, map[string]any{"reason": "the person asked at the service hall"}, http.StatusOK), &er)
+	t.Logf("the erasure of a person and a family member answered in %s", time.Since(began))
 	if len(er.Dependants) != 1 || er.Dependants[0] != kid.PersonID {
 		t.Fatalf("erasure: %+v", er)
 	}
