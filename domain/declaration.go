@@ -318,9 +318,10 @@ func ValidateTruckPass(cmd DeclareTruckPass, now time.Time, skew time.Duration) 
 
 // DecideDeclareArrival decides an arrival declaration by declarant (with
 // the family members they are guardian of) as declaration id; cmd is
-// validated (ValidateArrival). The same declaration again (cmd.EventID
-// already declared d) decides nothing: it is a retry.
-func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members []Person, cmd DeclareArrival) ([]Event, error) {
+// validated (ValidateArrival). The origin is sealed with seal (the
+// declarant's data key). The same declaration again (cmd.EventID already
+// declared d) decides nothing: it is a retry.
+func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members []Person, cmd DeclareArrival, seal Sealer, open Opener) ([]Event, error) {
 	if !declarant.registered {
 		return nil, Errorf(ErrNotFound, "declarant is not a registered person")
 	}
@@ -332,6 +333,9 @@ func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members
 		if !m.registered {
 			return nil, Errorf(ErrNotFound, "family member is not a registered person")
 		}
+		if m.erased {
+			return nil, WasErased(m.id)
+		}
 		if m.guardianID != declarant.id {
 			return nil, Errorf(ErrForbidden, "person %s is not a family member of the declarant", m.id)
 		}
@@ -339,13 +343,34 @@ func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members
 	}
 	ev := ArrivalDeclared{
 		DeclarationID: id, PersonID: declarant.id, FamilyMemberIDs: ids, ArrivalDate: cmd.ArrivalDate,
-		Origin: cmd.Origin, DestinationDistrict: cmd.DestinationDistrict, NATResult: cmd.NATResult, NATAt: cmd.NATAt,
+		DestinationDistrict: cmd.DestinationDistrict, NATResult: cmd.NATResult, NATAt: cmd.NATAt,
 	}
 	if d.declared {
 		stored, ok := d.declaration.(ArrivalDeclared)
-		return nil, d.retried(id, cmd.EventID, ok && sameArrival(stored, ev))
+		same := ok && sameArrival(stored, ev)
+		if same {
+			origin, err := openOr(open, stored.Origin, stored.ClearOrigin)
+			if err != nil {
+				return nil, err
+			}
+			same = origin == cmd.Origin
+		}
+		return nil, d.retried(id, cmd.EventID, same)
+	}
+	var err error
+	if ev.Origin, err = seal(cmd.Origin); err != nil {
+		return nil, err
 	}
 	return []Event{ev}, nil
+}
+
+// openOr opens sealed with open, or answers clear when nothing is sealed
+// (a v1 event's clear value, see upcasters).
+func openOr(open Opener, sealed Sealed, clear string) (string, error) {
+	if sealed == "" {
+		return clear, nil
+	}
+	return open(sealed)
 }
 
 // DecideDeclareTruck decides a truck pass by driver as declaration id; cmd
@@ -360,7 +385,7 @@ func DecideDeclareTruck(d Declaration, id uuid.UUID, driver Person, cmd DeclareT
 		return nil, err
 	}
 	ev := TruckPassDeclared{
-		DeclarationID: id, PersonID: driver.id, PlateNumber: cmd.PlateNumber, NATProofAt: cmd.NATProofAt,
+		DeclarationID: id, PersonID: driver.id, NATProofAt: cmd.NATProofAt,
 		ItineraryOK: cmd.ItineraryOK, HealthCodeColour: cmd.HealthCodeColour, LogisticsPark: cmd.LogisticsPark,
 		District: cmd.District,
 	}
@@ -372,6 +397,9 @@ func DecideDeclareTruck(d Declaration, id uuid.UUID, driver Person, cmd DeclareT
 		return nil, d.retried(id, cmd.EventID, same)
 	}
 	var err error
+	if ev.PlateNumber, err = seal(cmd.PlateNumber); err != nil {
+		return nil, err
+	}
 	if ev.ContactName, err = seal(cmd.ContactName); err != nil {
 		return nil, err
 	}
@@ -394,10 +422,11 @@ func (d Declaration) retried(id, eventID uuid.UUID, same bool) error {
 	return Errorf(ErrConflict, "declaration %s already exists", id)
 }
 
-// sameArrival reports whether two arrival declarations say the same.
+// sameArrival reports whether two arrival declarations say the same,
+// their sealed origins aside (the caller opens and compares them).
 func sameArrival(a, b ArrivalDeclared) bool {
 	return a.DeclarationID == b.DeclarationID && a.PersonID == b.PersonID && slices.Equal(a.FamilyMemberIDs, b.FamilyMemberIDs) &&
-		a.ArrivalDate == b.ArrivalDate && a.Origin == b.Origin && a.DestinationDistrict == b.DestinationDistrict &&
+		a.ArrivalDate == b.ArrivalDate && a.DestinationDistrict == b.DestinationDistrict &&
 		a.NATResult == b.NATResult && a.NATAt.Equal(b.NATAt)
 }
 
@@ -405,16 +434,17 @@ func sameArrival(a, b ArrivalDeclared) bool {
 // yet) with cmd's contact; the stored contact is opened to compare.
 func sameTruckPass(stored Event, ev TruckPassDeclared, cmd DeclareTruckPass, open Opener) (bool, error) {
 	t, ok := stored.(TruckPassDeclared)
-	if !ok || t.DeclarationID != ev.DeclarationID || t.PersonID != ev.PersonID || t.PlateNumber != ev.PlateNumber ||
+	if !ok || t.DeclarationID != ev.DeclarationID || t.PersonID != ev.PersonID ||
 		!t.NATProofAt.Equal(ev.NATProofAt) || t.ItineraryOK != ev.ItineraryOK || t.HealthCodeColour != ev.HealthCodeColour ||
 		t.LogisticsPark != ev.LogisticsPark || t.District != ev.District {
 		return false, nil
 	}
 	for _, f := range []struct {
 		sealed Sealed
+		clear  string
 		want   string
-	}{{t.ContactName, cmd.ContactName}, {t.ContactPhone, cmd.ContactPhone}} {
-		got, err := open(f.sealed)
+	}{{t.PlateNumber, t.ClearPlateNumber, cmd.PlateNumber}, {t.ContactName, "", cmd.ContactName}, {t.ContactPhone, "", cmd.ContactPhone}} {
+		got, err := openOr(open, f.sealed, f.clear)
 		if err != nil {
 			return false, err
 		}

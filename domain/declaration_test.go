@@ -29,7 +29,7 @@ func TestDeclarationApply(t *testing.T) {
 	did, pid, kid := uuid.New(), uuid.New(), uuid.New()
 	arrival := ArrivalDeclared{DeclarationID: did, PersonID: pid, FamilyMemberIDs: []uuid.UUID{kid},
 		ArrivalDate: "2022-05-03", DestinationDistrict: "371302", NATResult: NATNegative}
-	truck := TruckPassDeclared{DeclarationID: did, PersonID: pid, PlateNumber: "鲁Q12345", District: "371311"}
+	truck := TruckPassDeclared{DeclarationID: did, PersonID: pid, PlateNumber: "sealed:鲁Q12345", District: "371311"}
 	tests := []struct {
 		name   string
 		events []Event
@@ -209,18 +209,21 @@ func TestDecideDeclareArrival(t *testing.T) {
 		{"declarant unknown", Declaration{}, Person{}, nil, ErrNotFound},
 		{"member unknown", Declaration{}, declarant, []Person{{}}, ErrNotFound},
 		{"not their dependant", Declaration{}, declarant, []Person{stranger}, ErrForbidden},
+		{"member erased", Declaration{}, declarant, []Person{replayPerson(t, PersonRegistered{PersonID: kid, GuardianID: pid}, PersonErased{PersonID: kid})}, ErrConflict},
+		{"declarant erased", Declaration{}, replayPerson(t, PersonRegistered{PersonID: pid}, PersonErased{PersonID: pid}), nil, ErrConflict},
 		{"exists", replayDeclaration(t, ArrivalDeclared{DeclarationID: did, PersonID: pid}), declarant, nil, ErrConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := DecideDeclareArrival(tt.d, did, tt.declarant, tt.members, goodArrival())
+			var calls int
+			evs, err := DecideDeclareArrival(tt.d, did, tt.declarant, tt.members, goodArrival(), plainSealer(&calls), plainOpener)
 			wantKind(t, err, tt.kind)
 			if tt.kind != nil {
 				return
 			}
 			got := evs[0].(ArrivalDeclared)
 			if got.DeclarationID != did || got.PersonID != pid || len(got.FamilyMemberIDs) != len(tt.members) ||
-				got.DestinationDistrict != "371302" {
+				got.DestinationDistrict != "371302" || got.Origin != "sealed:上海市浦东新区" || got.ClearOrigin != "" {
 				t.Fatalf("event = %+v", got)
 			}
 		})

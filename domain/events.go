@@ -27,6 +27,7 @@ const (
 	TypeDeclarationReviewed  = "DeclarationReviewed"
 	TypeTraceRequested       = "TraceRequested"
 	TypeDeclarationQueued    = "DeclarationQueued"
+	TypePersonErased         = "PersonErased"
 )
 
 // Sealed is personal data encrypted with the person's data key (AES-256-GCM,
@@ -65,6 +66,22 @@ type PersonReleased struct {
 	PersonID   uuid.UUID `json:"person_id"`
 	GuardianID uuid.UUID `json:"guardian_id"` // the guardian it was registered under
 	Reason     string    `json:"reason"`
+}
+
+// PersonErased: an admin erased a person (their data key is destroyed right
+// after this event is stored, so everything sealed with it is unreadable).
+// It is also the audit record of the erasure: who (By, the admin token's
+// subject) and why (Reason). A guardian's erasure lists the family members
+// erased with them (Dependants, each with a PersonErased of their own whose
+// Guardian names the guardian).
+type PersonErased struct {
+	PersonID uuid.UUID `json:"person_id"`
+	By       string    `json:"by"`
+	Reason   string    `json:"reason"`
+	// Dependants are the family members erased with this person (a guardian).
+	Dependants []uuid.UUID `json:"dependants,omitempty"`
+	// Guardian is set on a dependant's erasure implied by their guardian's.
+	Guardian uuid.UUID `json:"guardian,omitzero"`
 }
 
 // VenueApplied: a registered person applied for a venue code and became its manager.
@@ -109,9 +126,12 @@ type SubAdminRemoved struct {
 }
 
 // Screen is the "one screen" shown at a pass, kept in the event so a retry
-// returns the original answer.
+// returns the original answer. Since PassRecorded v2 the event's screen has
+// no name (NameMasked is empty in the log): the answer to a pass, and to its
+// retry, puts in the masked name the read models hold at answer time
+// (PassFacts.AnswerScreen), ErasedName once the person was erased.
 type Screen struct {
-	NameMasked   string    `json:"name"`
+	NameMasked   string    `json:"name,omitempty"`
 	CodeColour   string    `json:"code_colour"` // green | yellow | red | unknown
 	NATResult    string    `json:"nat_result,omitempty"`
 	NATAt        time.Time `json:"nat_at,omitzero"`
@@ -163,21 +183,29 @@ type AlertRaised struct {
 
 // ArrivalDeclared: a person declared an arrival (入临申报) for themselves and family members.
 type ArrivalDeclared struct {
-	DeclarationID       uuid.UUID   `json:"declaration_id"`
-	PersonID            uuid.UUID   `json:"person_id"`
-	FamilyMemberIDs     []uuid.UUID `json:"family_member_ids,omitempty"`
-	ArrivalDate         string      `json:"arrival_date"` // YYYY-MM-DD
-	Origin              string      `json:"origin"`
-	DestinationDistrict string      `json:"destination_district"`
-	NATResult           string      `json:"nat_result"`
-	NATAt               time.Time   `json:"nat_at,omitzero"`
+	DeclarationID   uuid.UUID   `json:"declaration_id"`
+	PersonID        uuid.UUID   `json:"person_id"`
+	FamilyMemberIDs []uuid.UUID `json:"family_member_ids,omitempty"`
+	ArrivalDate     string      `json:"arrival_date"` // YYYY-MM-DD
+	// Origin is sealed with the declarant's data key (v2).
+	Origin Sealed `json:"sealed_origin,omitempty"`
+	// ClearOrigin is the origin in clear, as v1 events held it: only a v1
+	// event read through its upcaster has it, a v2 event never.
+	ClearOrigin         string    `json:"origin,omitempty"`
+	DestinationDistrict string    `json:"destination_district"`
+	NATResult           string    `json:"nat_result"`
+	NATAt               time.Time `json:"nat_at,omitzero"`
 }
 
 // TruckPassDeclared: a driver filed a truck pass (货车畅行).
 type TruckPassDeclared struct {
-	DeclarationID    uuid.UUID `json:"declaration_id"`
-	PersonID         uuid.UUID `json:"person_id"`
-	PlateNumber      string    `json:"plate_number"`
+	DeclarationID uuid.UUID `json:"declaration_id"`
+	PersonID      uuid.UUID `json:"person_id"`
+	// PlateNumber is sealed with the driver's data key (v2).
+	PlateNumber Sealed `json:"sealed_plate_number,omitempty"`
+	// ClearPlateNumber is the plate in clear, as v1 events held it: only a
+	// v1 event read through its upcaster has it, a v2 event never.
+	ClearPlateNumber string    `json:"plate_number,omitempty"`
 	NATProofAt       time.Time `json:"nat_proof_at"`
 	ItineraryOK      bool      `json:"itinerary_ok"`
 	HealthCodeColour string    `json:"health_code_colour"`
@@ -245,6 +273,7 @@ func (TruckPassDeclared) EventType() string    { return TypeTruckPassDeclared }
 func (DeclarationReviewed) EventType() string  { return TypeDeclarationReviewed }
 func (TraceRequested) EventType() string       { return TypeTraceRequested }
 func (DeclarationQueued) EventType() string    { return TypeDeclarationQueued }
+func (PersonErased) EventType() string         { return TypePersonErased }
 
 func (PersonRegistered) SchemaVersion() int     { return 1 }
 func (PersonVerified) SchemaVersion() int       { return 1 }
@@ -254,14 +283,15 @@ func (VenueReviewed) SchemaVersion() int        { return 1 }
 func (VenueCodeIssued) SchemaVersion() int      { return 1 }
 func (SubAdminAdded) SchemaVersion() int        { return 1 }
 func (SubAdminRemoved) SchemaVersion() int      { return 1 }
-func (PassRecorded) SchemaVersion() int         { return 1 }
+func (PassRecorded) SchemaVersion() int         { return 2 }
 func (HealthStatusRecorded) SchemaVersion() int { return 1 }
 func (AlertRaised) SchemaVersion() int          { return 1 }
-func (ArrivalDeclared) SchemaVersion() int      { return 1 }
-func (TruckPassDeclared) SchemaVersion() int    { return 1 }
+func (ArrivalDeclared) SchemaVersion() int      { return 2 }
+func (TruckPassDeclared) SchemaVersion() int    { return 2 }
 func (DeclarationReviewed) SchemaVersion() int  { return 1 }
 func (TraceRequested) SchemaVersion() int       { return 1 }
 func (DeclarationQueued) SchemaVersion() int    { return 1 }
+func (PersonErased) SchemaVersion() int         { return 1 }
 
 // registry maps an event type to a constructor of its current payload type.
 var registry = map[string]func() Event{
@@ -281,12 +311,44 @@ var registry = map[string]func() Event{
 	TypeDeclarationReviewed:  func() Event { return &DeclarationReviewed{} },
 	TypeTraceRequested:       func() Event { return &TraceRequested{} },
 	TypeDeclarationQueued:    func() Event { return &DeclarationQueued{} },
+	TypePersonErased:         func() Event { return &PersonErased{} },
 }
 
 // upcasters turn an older schema version's payload into the next version's:
-// upcasters[type][v] maps version v to v+1. None exist yet; when a payload
-// changes shape, bump its SchemaVersion and add one here.
-var upcasters = map[string]map[int]func(json.RawMessage) (json.RawMessage, error){}
+// upcasters[type][v] maps version v to v+1. When a payload changes shape,
+// bump its SchemaVersion and add one here; never rewrite a stored event.
+//
+// Version 2 of PassRecorded, ArrivalDeclared and TruckPassDeclared keeps
+// nothing personal outside sealed fields (issue 11):
+//   - PassRecorded v2 has no masked name in its screen: v1's is dropped.
+//   - ArrivalDeclared v2 seals the origin and TruckPassDeclared v2 the plate
+//     number with the declarant's data key. An upcaster cannot seal (it has
+//     no key), so a v1 event's clear value stays in the v2 field that only
+//     upcast events fill (ClearOrigin, ClearPlateNumber: v1's own JSON name),
+//     and readers take the sealed field, or that one. The v1 payload is
+//     therefore already the v2 payload.
+var upcasters = map[string]map[int]func(json.RawMessage) (json.RawMessage, error){
+	TypePassRecorded:      {1: upcastPassV1},
+	TypeArrivalDeclared:   {1: sameShape},
+	TypeTruckPassDeclared: {1: sameShape},
+}
+
+// upcastPassV1 drops the masked name from a v1 pass's screen.
+func upcastPassV1(v1 json.RawMessage) (json.RawMessage, error) {
+	var p PassRecorded
+	if err := p.UnmarshalJSON(v1); err != nil {
+		return nil, err
+	}
+	if p.Screen.NameMasked == "" {
+		return v1, nil
+	}
+	p.Screen.NameMasked = ""
+	return p.MarshalJSON()
+}
+
+// sameShape is the upcaster of a version whose payload the next version
+// reads as it is (see upcasters).
+func sameShape(v json.RawMessage) (json.RawMessage, error) { return v, nil }
 
 // Decode returns the envelope's payload as its current Go type (a pointer,
 // e.g. *PersonRegistered), upcasting older schema versions. An unknown type,

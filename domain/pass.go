@@ -238,6 +238,9 @@ func DecideNewPass(actor Actor, cmd RecordPass, venue VenueView, eventID uuid.UU
 		if !ok {
 			return nil, nil, Errorf(ErrNotFound, "family member %s: person not found", id)
 		}
+		if m.Erased {
+			return nil, nil, WasErased(id)
+		}
 		if m.GuardianID != person.ID {
 			return nil, nil, Errorf(ErrForbidden, "person %s is not a family member of the scanning person", id)
 		}
@@ -260,7 +263,7 @@ func DecideNewPass(actor Actor, cmd RecordPass, venue VenueView, eventID uuid.UU
 		rec := PassRecorded{
 			VenueID: venue.ID, PersonID: p.ID, Direction: cmd.Direction, Method: cmd.Method,
 			Decision: decision, Reason: reason, Operator: operator, GuardianID: guardian,
-			Screen: BuildScreen(venue, p, health, at, cmd.Direction, decision, reason),
+			Screen: BuildScreen(venue, health, at, cmd.Direction, decision, reason),
 		}
 		meta := Meta{ID: id, OccurredAt: at, Actor: actor.Subject, CorrelationID: eventID.String()}
 		env, err := NewEnvelope(PassAggregate(venue.ID, p.ID), rec, meta, c.Now)
@@ -309,10 +312,30 @@ func passPerson(actor Actor, cmd RecordPass, idHash string, f *PassFacts, now ti
 	}
 }
 
+// ErasedName stands for the masked name of an erased person in the answer
+// to a retried pass (a masked name always ends in "*", so it is never one).
+const ErasedName = "(erased)"
+
+// AnswerScreen returns the screen of a pass of personID as answered at
+// this moment: s (from the event, with no name since PassRecorded v2) with
+// the person's masked name as the facts hold it now, ErasedName once they
+// were erased.
+func (f *PassFacts) AnswerScreen(s Screen, personID uuid.UUID) Screen {
+	p := f.Persons[personID]
+	s.NameMasked = p.NameMasked
+	if p.Erased {
+		s.NameMasked = ErasedName
+	}
+	return s
+}
+
 func knownPerson(f *PassFacts, id uuid.UUID) (PersonView, error) {
 	p, ok := f.Persons[id]
 	if !ok {
 		return PersonView{}, Errorf(ErrNotFound, "person %s not found", id)
+	}
+	if p.Erased {
+		return PersonView{}, WasErased(id)
 	}
 	return p, nil
 }

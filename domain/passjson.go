@@ -94,7 +94,7 @@ const (
 )
 
 func (d *passDecoder) screen(s *Screen) bool {
-	return d.object("name", func(name []byte) (bit uint, want string, ok bool) {
+	return d.object("code_colour", func(name []byte) (bit uint, want string, ok bool) {
 		switch string(name) {
 		case "name":
 			bit, want, ok = sfName, "code_colour", d.str(&s.NameMasked)
@@ -376,8 +376,11 @@ func daysIn(month, year int) int {
 type passJSON PassRecorded
 
 // MarshalJSON writes p exactly as encoding/json would by default, by hand
-// when it can (appendPass).
+// when it can (appendPass), without the screen's name: a PassRecorded v2
+// never holds one in the log.
 func (p PassRecorded) MarshalJSON() ([]byte, error) {
+	// v2: the log keeps no name; the answer to a pass adds it (Screen).
+	p.Screen.NameMasked = ""
 	if b, ok := appendPass(make([]byte, 0, passSize(&p)), &p); ok {
 		return b, nil
 	}
@@ -467,9 +470,13 @@ func AppendJSONTime(b []byte, t time.Time) ([]byte, bool) {
 }
 
 func (e *passEncoder) screen(s *Screen) {
-	e.b = append(e.b, `{"name":`...)
-	e.str(s.NameMasked)
-	e.b = append(e.b, `,"code_colour":`...)
+	e.b = append(e.b, '{')
+	if s.NameMasked != "" { // omitempty: a v2 event's screen has no name
+		e.b = append(e.b, `"name":`...)
+		e.str(s.NameMasked)
+		e.b = append(e.b, ',')
+	}
+	e.b = append(e.b, `"code_colour":`...)
 	e.str(s.CodeColour)
 	if s.NATResult != "" {
 		e.b = append(e.b, `,"nat_result":`...)

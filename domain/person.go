@@ -66,6 +66,15 @@ type Person struct {
 	guardianID   uuid.UUID
 	relation     string
 	verification string
+	// erased is set by PersonErased: the person's data key is destroyed and
+	// nothing may be done in their name again.
+	erased   bool
+	erasedBy uuid.UUID // id of the PersonErased event
+	erasedAt uint64    // its position
+	// erasedWith are the family members erased with the person.
+	erasedWith []uuid.UUID
+	// erasure is the PersonErased event (who erased them and why).
+	erasure PersonErased
 	// registration is the PersonRegistered event as stored (its personal
 	// fields sealed), to tell a retry from another registration that
 	// reuses its event id.
@@ -98,6 +107,8 @@ func (p *Person) apply(e Envelope) error {
 	case *PersonReleased:
 		// The family registration is void; its history stays in the log.
 		*p = Person{id: p.id, version: p.version}
+	case *PersonErased:
+		p.erased, p.erasedBy, p.erasedAt, p.erasedWith, p.erasure = true, e.ID, e.Position, ev.Dependants, *ev
 	case *PersonVerified:
 		if ev.Result == VerifyApproved {
 			p.verification = VerificationApproved
@@ -135,6 +146,16 @@ func (p Person) Relation() string { return p.relation }
 
 // Dependant reports whether the person is a family member under a guardian.
 func (p Person) Dependant() bool { return p.guardianID != uuid.Nil }
+
+// Erased reports whether the person was erased (PersonErased).
+func (p Person) Erased() bool { return p.erased }
+
+// ErasedBy returns the event id and position of the person's erasure (zero
+// before it).
+func (p Person) ErasedBy() (eventID uuid.UUID, position uint64) { return p.erasedBy, p.erasedAt }
+
+// ErasedDependants returns the family members erased with the person.
+func (p Person) ErasedDependants() []uuid.UUID { return p.erasedWith }
 
 // Verification returns pending, approved or rejected ("" before registration).
 func (p Person) Verification() string { return p.verification }
@@ -207,6 +228,9 @@ func validateHolder(errs *fieldErrs, name, idType, idNumber string, now time.Tim
 // name, phone and guardian, compared through open) decides nothing, it is a
 // retry; anything else under that event id is a conflict.
 func DecideRegisterPerson(p Person, r Registration, seal Sealer, open Opener) ([]Event, error) {
+	if p.erased {
+		return nil, ErasedDocument(r.IDType)
+	}
 	if p.registered {
 		if r.EventID != uuid.Nil && r.EventID == p.registeredBy {
 			return nil, sameRegistration(p.registration, r, open)
@@ -268,6 +292,9 @@ func DecideVerifyPerson(p Person, actor Actor, cmd VerifyPerson) ([]Event, error
 	if !p.registered {
 		return nil, Errorf(ErrNotFound, "person not registered")
 	}
+	if p.erased {
+		return nil, WasErased(p.id)
+	}
 	if p.verification == VerificationApproved {
 		return nil, Errorf(ErrConflict, "person %s is already verified", p.id)
 	}
@@ -295,6 +322,9 @@ func DecideReleasePerson(p Person, actor Actor, cmd ReleasePerson) ([]Event, err
 	}
 	if !p.registered {
 		return nil, Errorf(ErrNotFound, "person not registered")
+	}
+	if p.erased {
+		return nil, WasErased(p.id)
 	}
 	if !p.Dependant() {
 		return nil, Errorf(ErrConflict, "person %s registered themself: only a family member's registration is released", p.id)
@@ -395,6 +425,61 @@ func ValidateDocument(typeField, numberField, idType, number string, now time.Ti
 		return "", Invalid(numberField, "is not valid")
 	}
 	return n, nil
+}
+
+// ErasePerson asks to erase a person (an admin's command): their data key
+// is destroyed, and with it their name, ID number, phone and every other
+// sealed field; the read models forget them.
+type ErasePerson struct {
+	Reason string
+}
+
+// DecideErasePerson decides actor's erasure of p with the family members
+// registered under p (dependants: erased with a guardian, each by an event
+// of their own that guardian names). Admins only; the reason is required.
+// A person already erased decides nothing: the erasure is idempotent.
+func DecideErasePerson(p Person, actor Actor, cmd ErasePerson, dependants []uuid.UUID, guardian uuid.UUID) ([]Event, error) {
+	if err := MayErasePerson(actor); err != nil {
+		return nil, err
+	}
+	reason, err := Text("reason", cmd.Reason, MaxReasonLength, true)
+	if err != nil {
+		return nil, err
+	}
+	if !p.registered {
+		return nil, Errorf(ErrNotFound, "person not registered")
+	}
+	if p.erased {
+		return nil, nil
+	}
+	return []Event{PersonErased{PersonID: p.id, By: actor.Subject, Reason: reason,
+		Dependants: dependants, Guardian: guardian}}, nil
+}
+
+// DecideEraseWithGuardian decides the erasure of member, a family member of
+// guardian, once guardian was erased: a family member registered while
+// their guardian's erasure ran (after the erasure had read the family list)
+// is erased by the erasure reaction, on the guardian's erasure's authority
+// (the same by and reason). Nothing to decide when guardian is not erased,
+// or member is not (any more) a registered family member of theirs, or is
+// erased already.
+func DecideEraseWithGuardian(member, guardian Person) ([]Event, error) {
+	if !guardian.erased || !member.registered || member.erased || member.guardianID != guardian.id {
+		return nil, nil
+	}
+	g := guardian.erasure
+	return []Event{PersonErased{PersonID: member.id, By: g.By, Reason: g.Reason, Guardian: guardian.id}}, nil
+}
+
+// WasErased is the refusal of anything done in an erased person's name.
+func WasErased(id uuid.UUID) error {
+	return Errorf(ErrConflict, "person %s was erased: nothing can be done in their name any more", id)
+}
+
+// ErasedDocument is the refusal of a registration of a document whose
+// registration was erased (see README, "Erasure").
+func ErasedDocument(idType string) error {
+	return Errorf(ErrConflict, "the registration of this %s document was erased; it cannot be registered again", idType)
 }
 
 func AlreadyRegistered(idType string) error {

@@ -213,10 +213,19 @@ func MayManageSubAdmins(a Actor, v Venue) error {
 // MayActAsSelf decides whether p may act in their own name (what), as
 // above: anyone registered and not rejected.
 func MayActAsSelf(p Person, what string) error {
+	if p.erased {
+		return WasErased(p.id)
+	}
 	if p.registered && p.verification == VerificationRejected {
 		return Errorf(ErrForbidden, "a person whose identity check was rejected may not %s until a new check approves them", what)
 	}
 	return nil
+}
+
+// MayErasePerson decides whether a may erase a person (and the family
+// members registered under them): admins only.
+func MayErasePerson(a Actor) error {
+	return Admins.Require(a, "only an admin may erase a person")
 }
 
 // MayReadHistory reports whether a may read person p's pass history:

@@ -95,11 +95,11 @@ func IsAbnormal(decision string, health *HealthView) bool {
 	return health.CodeColour == ColourYellow || health.CodeColour == ColourRed || health.NATResult == NATPositive
 }
 
-// BuildScreen assembles the "one screen" shown at a pass: the person's
-// masked name, their health status, the venue, time, direction and decision.
-func BuildScreen(venue VenueView, person PersonView, health *HealthView, at time.Time, direction, decision, reason string) Screen {
+// BuildScreen assembles the "one screen" of a pass as the event keeps it:
+// the person's health status, the venue, time, direction and decision. The
+// masked name is not in the log; the answer adds it (PassFacts.AnswerScreen).
+func BuildScreen(venue VenueView, health *HealthView, at time.Time, direction, decision, reason string) Screen {
 	s := Screen{
-		NameMasked: person.NameMasked,
 		CodeColour: ColourUnknown,
 		VenueID:    venue.ID,
 		VenueName:  venue.Name,

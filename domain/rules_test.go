@@ -103,15 +103,29 @@ func TestBuildScreen(t *testing.T) {
 	natAt := at.Add(-5 * time.Hour)
 	t.Run("with health", func(t *testing.T) {
 		h := &HealthView{CodeColour: ColourGreen, NATResult: NATNegative, NATAt: natAt, VaccineDoses: 3}
-		s := BuildScreen(venue, person, h, at, DirectionIn, DecisionPass, "")
-		want := Screen{NameMasked: "张*", CodeColour: ColourGreen, NATResult: NATNegative, NATAt: natAt.UTC(),
+		s := BuildScreen(venue, h, at, DirectionIn, DecisionPass, "")
+		want := Screen{CodeColour: ColourGreen, NATResult: NATNegative, NATAt: natAt.UTC(),
 			VaccineDoses: 3, VenueID: venue.ID, VenueName: "临沂书城", At: at.UTC(), Direction: DirectionIn, Decision: DecisionPass}
 		if s != want {
 			t.Fatalf("screen = %+v\nwant     %+v", s, want)
 		}
 	})
+	t.Run("answered", func(t *testing.T) {
+		// The event's screen has no name; the answer puts in the current one.
+		s := BuildScreen(venue, nil, at, DirectionIn, DecisionPass, "")
+		f := PassFacts{Persons: map[uuid.UUID]PersonView{person.ID: person}}
+		if got := f.AnswerScreen(s, person.ID); got.NameMasked != "张*" || s.NameMasked != "" {
+			t.Fatalf("answer %q, event %q", got.NameMasked, s.NameMasked)
+		}
+		erased := person
+		erased.NameMasked, erased.Erased = "", true
+		f.Persons[person.ID] = erased
+		if got := f.AnswerScreen(s, person.ID); got.NameMasked != ErasedName {
+			t.Fatalf("answer for an erased person: %q", got.NameMasked)
+		}
+	})
 	t.Run("unknown", func(t *testing.T) {
-		s := BuildScreen(venue, person, nil, at, DirectionOut, DecisionDeny, "r")
+		s := BuildScreen(venue, nil, at, DirectionOut, DecisionDeny, "r")
 		if s.CodeColour != ColourUnknown || s.NATResult != "" || !s.NATAt.IsZero() || s.VaccineDoses != 0 ||
 			s.Decision != DecisionDeny || s.Reason != "r" || s.Direction != DirectionOut || s.At.Location() != time.UTC {
 			t.Fatalf("screen = %+v", s)

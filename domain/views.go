@@ -17,8 +17,12 @@ type PersonView struct {
 	GuardianID    uuid.UUID
 	Relation      string
 	FamilyMembers []uuid.UUID
-	RegisteredAt  time.Time
-	Position      uint64 // version of the person aggregate
+	// Erased is set once the person was erased (PersonErased): their name
+	// and ID number masks are blank, their document is no lookup key, and
+	// their passes stay as anonymous facts under their id.
+	Erased       bool
+	RegisteredAt time.Time
+	Position     uint64 // version of the person aggregate
 }
 
 // HealthView is the latest health status known for an ID document.

@@ -300,6 +300,30 @@ func TestMissingKeyIsNotErasure(t *testing.T) {
 	if err == nil || m == projections.ErasedMasks {
 		t.Fatalf("missing key: %+v %v, want an error and no erased masks", m, err)
 	}
+
+	// The same for a declaration's sealed origin and plate (issue 11).
+	declared := func(person uuid.UUID, ev domain.Event) domain.Envelope {
+		t.Helper()
+		e, err := domain.NewEnvelope(domain.DeclarationAggregate(uuid.New()), ev, domain.Meta{}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Position = 1
+		return e
+	}
+	erasedArrival := declared(destroyed, &domain.ArrivalDeclared{DeclarationID: uuid.New(), PersonID: destroyed, ArrivalDate: "2022-05-03",
+		Origin: pr.Name, DestinationDistrict: "371302", NATResult: domain.NATNone})
+	cs, err := projections.Prepare(ctx(t), []domain.Envelope{erasedArrival}, projections.KeyringOpener(s))
+	if err != nil || cs[0].Declared.Origin != "" {
+		t.Fatalf("origin of an erased declarant: %+v %v, want blank", cs, err)
+	}
+	missingTruck := declared(missing.PersonID, &domain.TruckPassDeclared{DeclarationID: uuid.New(), PersonID: missing.PersonID,
+		PlateNumber: pr.Name, NATProofAt: time.Now(), HealthCodeColour: domain.ColourGreen, LogisticsPark: "园", District: "371311"})
+	c2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if cs, err := projections.Prepare(c2, []domain.Envelope{missingTruck}, projections.KeyringOpener(s)); err == nil {
+		t.Fatalf("plate of a declarant whose key is missing: %+v, want an error", cs)
+	}
 }
 
 // Item 4: the stream leader dies while writes stream in: they resume soon

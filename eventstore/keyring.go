@@ -157,8 +157,13 @@ func (s *Store) leaderGetKey(ctx context.Context, name string) ([]byte, error) {
 }
 
 // Destroy deletes subject's data key and purges every stored revision of
-// it, so the personal data sealed with it can no longer be read. Destroying
-// a key that does not exist is not an error.
+// it, so the personal data sealed with it can no longer be read. Each
+// revision holding a key is first overwritten in JetStream's files (a
+// secure delete: a purge alone only marks messages deleted, and their bytes
+// stay in the block files until compacted, readable with the master key);
+// the purge then leaves the tombstone that tells a destroyed key from a
+// missing one (also for a key that never existed: destroyed, it reads as
+// erased). Destroying a key already destroyed is not an error.
 func (s *Store) Destroy(ctx context.Context, subject uuid.UUID) error {
 	if s.isClosed() {
 		return ErrClosed
@@ -168,7 +173,40 @@ func (s *Store) Destroy(ctx context.Context, subject uuid.UUID) error {
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	if err := s.kv.Purge(ctx, subject.String()); err != nil {
+	name := subject.String()
+	err := s.untilAnswered(ctx, func(ctx context.Context) error {
+		history, err := s.kv.History(ctx, name)
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("history: %w", err)
+		}
+		var stream jetstream.Stream
+		for _, e := range history {
+			if e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			if stream == nil {
+				if stream, err = s.js.Stream(ctx, keyStream); err != nil {
+					return fmt.Errorf("key stream: %w", err)
+				}
+			}
+			if stream.CachedInfo().Config.DenyDelete {
+				s.log.Warn("key bucket denies deletes (made by an earlier build): the destroyed key is purged, not overwritten in its files",
+					"bucket", KeyBucket)
+				break
+			}
+			if err := stream.SecureDeleteMsg(ctx, e.Revision()); err != nil {
+				// A concurrent Destroy may have overwritten it first.
+				if _, gerr := stream.GetMsg(ctx, e.Revision()); !errors.Is(gerr, jetstream.ErrMsgNotFound) {
+					return fmt.Errorf("overwrite revision %d: %w", e.Revision(), err)
+				}
+			}
+		}
+		if len(history) > 0 && history[len(history)-1].Operation() == jetstream.KeyValuePurge {
+			return nil // destroyed before: the tombstone is there
+		}
+		return s.kv.Purge(ctx, name)
+	})
+	if err != nil {
 		return fmt.Errorf("destroy key %s: %w", subject, err)
 	}
 	return nil

@@ -144,6 +144,38 @@ func (s *Store) keyBucketConfig() jetstream.KeyValueConfig {
 	}
 }
 
+// keyStreamConfig is the stream of the key bucket: what nats.go's
+// CreateKeyValue makes of keyBucketConfig, except that it allows deleting a
+// message. Destroy overwrites a destroyed key in the files (a secure
+// delete) before its purge: a purge alone leaves the sealed key's bytes in
+// the stream's block files until they are compacted, readable by anyone
+// holding them and the master key. A bucket created by an earlier build
+// denies deletes, which cannot be undone: Destroy then purges only and
+// says so in the log.
+func (s *Store) keyStreamConfig() jetstream.StreamConfig {
+	cfg := s.keyBucketConfig()
+	return jetstream.StreamConfig{
+		Name:              keyStream,
+		Description:       cfg.Description,
+		Subjects:          []string{"$KV." + KeyBucket + ".>"},
+		MaxMsgsPerSubject: int64(cfg.History),
+		MaxBytes:          -1,
+		MaxMsgSize:        -1,
+		MaxMsgs:           -1,
+		MaxConsumers:      -1,
+		Storage:           cfg.Storage,
+		Replicas:          max(cfg.Replicas, 1),
+		AllowRollup:       true,
+		DenyDelete:        false,
+		Duplicates:        2 * time.Minute,
+		AllowDirect:       true,
+		Discard:           jetstream.DiscardNew,
+	}
+}
+
+// keyStream is the stream behind the key bucket.
+const keyStream = "KV_" + KeyBucket
+
 // ensureBucket finds or creates the key bucket. Its stream's replicas
 // follow the same rule as the log's.
 func (s *Store) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) {
@@ -165,7 +197,9 @@ func (s *Store) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) {
 					return true, nil
 				}
 				s.log.Warn("bucket replicas changed as asked", "bucket", cfg.Bucket, "from", have, "to", cfg.Replicas)
-				if kv, err = s.js.UpdateKeyValue(ctx, cfg); err != nil {
+				scfg := s.keyStreamConfig()
+				scfg.DenyDelete = st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.DenyDelete // cannot be undone
+				if _, err := s.js.UpdateStream(ctx, scfg); err != nil {
 					return false, fmt.Errorf("update bucket %s: %w", cfg.Bucket, err)
 				}
 			}
@@ -174,10 +208,12 @@ func (s *Store) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) {
 			if s.o.ReadOnly {
 				return true, fmt.Errorf("eventstore: bucket %s does not exist (a read-only open creates nothing)", cfg.Bucket)
 			}
-			kv, err = s.js.CreateKeyValue(ctx, cfg)
-			if err == nil {
-				s.log.Info("bucket created", "bucket", cfg.Bucket, "replicas", cfg.Replicas)
-				return true, nil
+			_, err = s.js.CreateStream(ctx, s.keyStreamConfig())
+			if err == nil || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				if kv, err = s.js.KeyValue(ctx, cfg.Bucket); err == nil {
+					s.log.Info("bucket created", "bucket", cfg.Bucket, "replicas", cfg.Replicas)
+					return true, nil
+				}
 			}
 			return false, fmt.Errorf("create bucket %s: %w", cfg.Bucket, err)
 		default:

@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -992,5 +995,71 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not met within 20s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A destroyed key leaves no byte of its sealed value in JetStream's files:
+// a purge alone only marks it deleted in its block; Destroy overwrites it
+// first. Keys of other people stay.
+func TestDestroyOverwritesTheStoredKey(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	kv, err := s.JetStream().KeyValue(ctx(t), eventstore.KeyBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, kept := uuid.New(), uuid.New()
+	sealed := map[uuid.UUID][]byte{}
+	for _, id := range []uuid.UUID{gone, kept} {
+		if _, err := s.Key(ctx(t), id, true); err != nil {
+			t.Fatal(err)
+		}
+		e, err := kv.Get(ctx(t), id.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed[id] = e.Value()
+	}
+	if err := s.Destroy(ctx(t), gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Destroy(ctx(t), gone); err != nil { // again: idempotent
+		t.Fatal(err)
+	}
+	if _, err := s.Key(ctx(t), gone, false); !errors.Is(err, domain.ErrNotFound) || errors.Is(err, eventstore.ErrKeyMissing) {
+		t.Fatalf("destroyed key: %v, want ErrNotFound and not ErrKeyMissing", err)
+	}
+	// Never created, destroyed: a tombstone all the same (it reads as erased).
+	never := uuid.New()
+	if err := s.Destroy(ctx(t), never); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Key(ctx(t), never, false); !errors.Is(err, domain.ErrNotFound) || errors.Is(err, eventstore.ErrKeyMissing) {
+		t.Fatalf("destroyed key that never was: %v", err)
+	}
+	found := map[uuid.UUID]bool{}
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for id, v := range sealed {
+			if bytes.Contains(b, v) {
+				found[id] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found[gone] {
+		t.Fatal("the destroyed key's sealed value is still in the store's files")
+	}
+	if !found[kept] {
+		t.Fatal("the scan does not find a key that exists: it proves nothing")
 	}
 }

@@ -2,6 +2,7 @@ package http
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -115,6 +116,52 @@ func (s *Server) releasePerson(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, personWriteResponse{PersonID: id, writeResult: resultOf(res)})
+}
+
+type erasureRequest struct {
+	Reason string `json:"reason"`
+}
+
+type erasureResponse struct {
+	PersonID uuid.UUID `json:"person_id"`
+	writeResult
+	// Dependants are the family members erased with the person.
+	Dependants []uuid.UUID `json:"dependants"`
+}
+
+// erasePerson is POST /v1/persons/{id}/erasure (admin): the person (and the
+// family members registered under them) is erased. It waits for the read
+// models to hold the whole log first, so the family list is complete, and
+// for them to apply the erasure before it answers, so a read after the
+// answer no longer finds the person's data. Calling it again answers the
+// same erasure with duplicate set.
+func (s *Server) erasePerson(w http.ResponseWriter, r *http.Request) error {
+	var req erasureRequest
+	id, err := s.startWrite(w, r, &req)
+	if err != nil {
+		return err
+	}
+	last, err := s.ledger.LogPosition(r.Context())
+	if err != nil {
+		return fmt.Errorf("log position: %w", err)
+	}
+	if err := s.waitFor(r.Context(), last); err != nil {
+		return err
+	}
+	res, err := s.ledger.ErasePerson(r.Context(), actorOf(r), id, domain.ErasePerson{Reason: req.Reason})
+	if err != nil {
+		return err
+	}
+	if err := s.waitFor(r.Context(), res.Position); err != nil {
+		// The erasure is stored and its keys destroyed; the read models
+		// apply it in a moment (min_position waits for it).
+		s.log.Warn("erasure answered before the read models applied it", "position", res.Position, "err", err)
+	}
+	dependants := res.Dependants
+	if dependants == nil {
+		dependants = []uuid.UUID{}
+	}
+	return writeJSON(w, http.StatusOK, erasureResponse{PersonID: id, writeResult: resultOf(res.Result), Dependants: dependants})
 }
 
 type familyMemberRequest struct {

@@ -170,6 +170,7 @@ func (s *Server) routes() chi.Router {
 			{"GET", "/persons/{id}", roles(domain.PersonReaders, "only the person, their guardian, a reviewer or an admin may read a person"), s.getPerson},
 			{"POST", "/persons/{id}/verification", roles(domain.Reviewers, "only a reviewer or an admin may verify a person"), s.verifyPerson},
 			{"POST", "/persons/{id}/release", roles(domain.Reviewers, "only a reviewer or an admin may release a registration"), s.releasePerson},
+			{"POST", "/persons/{id}/erasure", roles(domain.Admins, "only an admin may erase a person"), s.erasePerson},
 			{"POST", "/persons/{id}/family-members", roles(domain.Persons, familyOnly, s.familyLimit()), s.addFamilyMember},
 			{"GET", "/persons/{id}/code", roles(domain.Persons, "only the person or their guardian may show a personal code"), s.personCode},
 			{"GET", "/persons/{id}/code.png", roles(domain.Persons, "only the person or their guardian may show a personal code"), s.personCodePNG},

@@ -34,6 +34,7 @@ func jsonRoutes(t *testing.T, e *testEnv) []jsonRoute {
 		{"POST", "/v1/persons", "/v1/persons", "", "name", `"x"`},
 		{"POST", "/v1/persons/{id}/verification", "/v1/persons/" + id + "/verification", reviewer, "method", `"x"`},
 		{"POST", "/v1/persons/{id}/release", "/v1/persons/" + id + "/release", reviewer, "reason", `"x"`},
+		{"POST", "/v1/persons/{id}/erasure", "/v1/persons/" + id + "/erasure", e.bearer(domain.Actor{Role: domain.RoleAdmin}), "reason", `"x"`},
 		{"POST", "/v1/persons/{id}/family-members", "/v1/persons/" + p.ID.String() + "/family-members", p.Token, "name", `"x"`},
 		{"POST", "/v1/venues", "/v1/venues", p.Token, "name", `"x"`},
 		{"POST", "/v1/venues/{id}/review", "/v1/venues/" + id + "/review", reviewer, "decision", `"x"`},

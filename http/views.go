@@ -26,12 +26,14 @@ type personJSON struct {
 	Relation      string      `json:"relation,omitempty"`
 	FamilyMembers []uuid.UUID `json:"family_members"`
 	RegisteredAt  time.Time   `json:"registered_at"`
+	// Erased: the person was erased; name is empty and id_number "***".
+	Erased bool `json:"erased,omitempty"`
 }
 
 func personOf(v domain.PersonView) personJSON {
 	return personJSON{ID: v.ID, NameMasked: v.NameMasked, IDType: v.IDType, IDMasked: v.IDMasked,
 		Verification: v.Verification, GuardianID: v.GuardianID, Relation: v.Relation,
-		FamilyMembers: v.FamilyMembers, RegisteredAt: v.RegisteredAt}
+		FamilyMembers: v.FamilyMembers, RegisteredAt: v.RegisteredAt, Erased: v.Erased}
 }
 
 // healthJSON is a person's latest health status.

@@ -37,7 +37,7 @@ func fullViews() sampleViews {
 	return sampleViews{
 		person: domain.PersonView{ID: id(1), NameMasked: "张*", IDType: "resident_id", IDMasked: "3713**********1234",
 			IDHash: "secret-hash", Verification: "approved", GuardianID: id(2), Relation: "child",
-			FamilyMembers: []uuid.UUID{id(3), id(4)}, RegisteredAt: at(1), Position: 77},
+			FamilyMembers: []uuid.UUID{id(3), id(4)}, Erased: true, RegisteredAt: at(1), Position: 77},
 		health: domain.HealthView{CodeColour: "green", NATResult: "negative", NATAt: at(2), VaccineDoses: 3, RecordedAt: at(3)},
 		venue: domain.VenueView{ID: id(5), Name: "兰山超市 \"<&>\"", Type: "supermarket", District: "371302", Address: "1 Lanshan Road",
 			Lat: 35.05, Lng: 118.35, Status: "rejected", Reason: "no licence", ManagerID: id(6), Admins: []uuid.UUID{id(7)},

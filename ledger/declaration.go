@@ -30,7 +30,7 @@ func (l *Ledger) DeclareArrival(ctx context.Context, actor domain.Actor, cmd dom
 		members = append(members, m)
 	}
 	return l.declare(ctx, actor, cmd.EventID, func(d domain.Declaration, id uuid.UUID) ([]domain.Event, error) {
-		return domain.DecideDeclareArrival(d, id, declarant, members, cmd)
+		return domain.DecideDeclareArrival(d, id, declarant, members, cmd, l.sealer(ctx, declarant.ID()), l.opener(ctx, declarant.ID()))
 	})
 }
 

@@ -130,7 +130,7 @@ func (l *Ledger) recordPasses(ctx context.Context, actor domain.Actor, cmds []do
 		case j.done:
 			items[i] = BatchItem{EventID: j.eventID, Status: domain.BatchDuplicate, Result: j.result}
 		default:
-			res, err := l.appendedResult(ctx, j, appended[j.first:j.first+len(j.envs)])
+			res, err := l.appendedResult(ctx, j, appended[j.first:j.first+len(j.envs)], &facts)
 			if errors.Is(err, domain.ErrConflict) {
 				items[i] = BatchItem{EventID: j.cmd.EventID, Status: domain.BatchRejected, Err: err}
 				continue
@@ -196,11 +196,12 @@ func (l *Ledger) passFactsQuery(actor domain.Actor, cmds []domain.RecordPass, jo
 // and those of the family members who passed with it.
 func storedResult(cmd domain.RecordPass, pv domain.PassView, f *domain.PassFacts) PassResult {
 	p := pv.Pass
-	res := PassResult{EventID: pv.EventID, Position: pv.Position, Decision: p.Decision, Screen: p.Screen, Duplicate: true}
+	res := PassResult{EventID: pv.EventID, Position: pv.Position, Decision: p.Decision,
+		Screen: f.AnswerScreen(p.Screen, p.PersonID), Duplicate: true}
 	for _, member := range cmd.FamilyMemberIDs {
 		if fv, ok := f.Stored[domain.FamilyPassEventID(pv.EventID, member)]; ok {
 			res.Family = append(res.Family, PassResult{EventID: fv.EventID, Position: fv.Position,
-				Decision: fv.Pass.Decision, Screen: fv.Pass.Screen, Duplicate: true})
+				Decision: fv.Pass.Decision, Screen: f.AnswerScreen(fv.Pass.Screen, fv.Pass.PersonID), Duplicate: true})
 		}
 	}
 	return res
@@ -209,11 +210,12 @@ func storedResult(cmd domain.RecordPass, pv domain.PassView, f *domain.PassFacts
 // appendedResult turns where a job's events landed into its answer. A pass
 // the store already held (a retry inside JetStream's duplicate window)
 // answers with the stored original, not with what was decided just now.
-func (l *Ledger) appendedResult(ctx context.Context, j *passJob, appended []Appended) (PassResult, error) {
+// The screens get the masked names the facts hold (the log has none).
+func (l *Ledger) appendedResult(ctx context.Context, j *passJob, appended []Appended, f *domain.PassFacts) (PassResult, error) {
 	results := make([]PassResult, 0, len(j.recs))
 	for i, rec := range j.recs {
 		a := appended[i]
-		r := PassResult{EventID: j.envs[i].ID, Position: a.Position, Decision: rec.Decision, Screen: rec.Screen}
+		r := PassResult{EventID: j.envs[i].ID, Position: a.Position, Decision: rec.Decision, Screen: f.AnswerScreen(rec.Screen, rec.PersonID)}
 		if a.Duplicate {
 			orig, err := l.originalPass(ctx, a.Position)
 			if err != nil {
@@ -222,7 +224,7 @@ func (l *Ledger) appendedResult(ctx context.Context, j *passJob, appended []Appe
 			if !domain.SamePass(orig, rec, !j.cmd.OccurredAt.IsZero() && j.cmd.CodeID == "") {
 				return PassResult{}, domain.Errorf(domain.ErrConflict, "event id %s was already used for another pass", j.envs[i].ID)
 			}
-			r.Decision, r.Screen, r.Duplicate = orig.Decision, orig.Screen, true
+			r.Decision, r.Screen, r.Duplicate = orig.Decision, f.AnswerScreen(orig.Screen, orig.PersonID), true
 		}
 		results = append(results, r)
 	}

@@ -70,6 +70,9 @@ func (l *Ledger) AddFamilyMember(ctx context.Context, actor domain.Actor, guardi
 func (l *Ledger) register(ctx context.Context, r domain.Registration, meta domain.Meta, decide func(domain.Person) ([]domain.Event, error)) (Result, error) {
 	p, res, err := update(ctx, l, persons, r.PersonID, meta, failOnConflict, decide)
 	if errors.Is(err, domain.ErrConflict) {
+		if p.Erased() {
+			return Result{}, domain.ErasedDocument(r.IDType)
+		}
 		return Result{}, domain.AlreadyRegistered(r.IDType)
 	}
 	if err != nil {

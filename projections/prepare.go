@@ -144,17 +144,41 @@ func prepareOne(ctx context.Context, e *domain.Envelope, open Opener, c *Change)
 			return fmt.Errorf("project event at %d: %w", e.Position, err)
 		}
 		c.Contact = m
+		if c.Declared.PlateNumber, err = openDeclared(ctx, open, tp.PersonID, tp.PlateNumber, tp.ClearPlateNumber); err != nil {
+			return fmt.Errorf("project event at %d: plate number: %w", e.Position, err)
+		}
+	}
+	if ad, ok := ev.(*domain.ArrivalDeclared); ok {
+		if c.Declared.Origin, err = openDeclared(ctx, open, ad.PersonID, ad.Origin, ad.ClearOrigin); err != nil {
+			return fmt.Errorf("project event at %d: origin: %w", e.Position, err)
+		}
 	}
 	return nil
+}
+
+// openDeclared opens a declaration's sealed field with the declarant's key,
+// or answers clear (a v1 event's clear value) when nothing is sealed. A
+// destroyed key gives ""; any other error is returned.
+func openDeclared(ctx context.Context, open Opener, declarant uuid.UUID, sealed domain.Sealed, clear string) (string, error) {
+	if sealed == "" {
+		return clear, nil
+	}
+	if open == nil {
+		return "", nil
+	}
+	v, err := open(ctx, declarant, sealed)
+	if erased(err) {
+		return "", nil
+	}
+	return v, err
 }
 
 // MaskContact opens a truck pass's contact (sealed with the driver's key)
 // and returns its masks. A destroyed key gives the erased masks; any other
 // error is returned.
 func MaskContact(ctx context.Context, tp *domain.TruckPassDeclared, open Opener) (ContactMasks, error) {
-	erasedContact := ContactMasks{Name: "", Phone: "***"}
 	if open == nil {
-		return erasedContact, nil
+		return ErasedContact, nil
 	}
 	name, err := open(ctx, tp.PersonID, tp.ContactName)
 	if err == nil {
@@ -164,7 +188,7 @@ func MaskContact(ctx context.Context, tp *domain.TruckPassDeclared, open Opener)
 		}
 	}
 	if erased(err) {
-		return erasedContact, nil
+		return ErasedContact, nil
 	}
 	return ContactMasks{}, fmt.Errorf("mask contact of declaration %s: %w", tp.DeclarationID, err)
 }

@@ -50,6 +50,18 @@ type Change struct {
 	Masks PersonMasks
 	// Contact holds the masked contact of a TruckPassDeclared event.
 	Contact ContactMasks
+	// Declared holds the opened fields of an ArrivalDeclared (Origin) or
+	// TruckPassDeclared (PlateNumber) event: "" once the declarant was
+	// erased.
+	Declared DeclaredFields
+}
+
+// DeclaredFields are a declaration's sealed fields, opened for its
+// reviewers (the read models hold them in clear until the declarant is
+// erased).
+type DeclaredFields struct {
+	Origin      string
+	PlateNumber string
 }
 
 // ContactMasks are the masked forms of a truck pass's sealed contact.
@@ -70,6 +82,23 @@ type PersonMasks struct {
 
 // ErasedMasks are the masks stored for a person whose data key was destroyed.
 var ErasedMasks = PersonMasks{Name: "", IDNumber: "***"}
+
+// ErasedContact are the masks of a truck pass's contact once its driver's
+// data key was destroyed.
+var ErasedContact = ContactMasks{Name: "", Phone: "***"}
+
+// EraseDeclaration blanks what a declaration view holds of its erased
+// declarant: the origin, the plate and the contact (as a replay, whose key
+// is destroyed, would show them). Both stores follow it.
+func EraseDeclaration(d *domain.DeclarationView) {
+	if d.Arrival != nil {
+		d.Arrival.Origin = ""
+	}
+	if d.Truck != nil {
+		d.Truck.PlateNumber = ""
+		d.Truck.ContactName, d.Truck.ContactPhone = ErasedContact.Name, ErasedContact.Phone
+	}
+}
 
 // Batch is a run of consecutive changes handed to a Writer.
 type Batch struct {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -169,6 +170,22 @@ func mayBeDeclaration(raw []byte) bool {
 func mayBeVenueReview(raw []byte) bool {
 	return bytes.Contains(raw, []byte(`"`+domain.TypeVenueReviewed+`"`))
 }
+
+// mayBeErasure lets through a person's erasure and a family member's
+// registration.
+func mayBeErasure(raw []byte) bool {
+	return bytes.Contains(raw, []byte(`"`+domain.TypePersonErased+`"`)) ||
+		bytes.Contains(raw, []byte(`"`+domain.TypePersonRegistered+`"`)) && bytes.Contains(raw, []byte(`guardian_id`))
+}
+
+// erasures picks the erasures and the family members' registrations (whose
+// guardian may be being erased).
+func erasures(e domain.Envelope) bool {
+	return e.Type == domain.TypePersonErased || familyRegistration(e)
+}
+
+var familyRegistration = pickDecoded(domain.TypePersonRegistered,
+	func(r *domain.PersonRegistered) bool { return r.GuardianID != uuid.Nil })
 
 // abnormalPasses picks passes that must be reported to their district.
 var abnormalPasses = pickDecoded(domain.TypePassRecorded,

@@ -6,7 +6,12 @@
 //     alert for its venue's district (AlertRaised);
 //   - a submitted declaration joins its district's review queue
 //     (DeclarationQueued);
-//   - an approved venue has its code issued (VenueCodeIssued).
+//   - an approved venue has its code issued (VenueCodeIssued);
+//   - an erased person's data key is destroyed (the erasure's own command
+//     destroys it right after its event; this finishes an erasure that
+//     stopped in between, so a crash never leaves the data readable), and
+//     a family member registered while their guardian's erasure ran is
+//     erased too.
 //
 // A watermill Router runs one handler per reaction, each subscribed through
 // the event store's watermill subscriber (eventstore.Subscriber) with a
@@ -50,6 +55,7 @@ const (
 	ReactionAlerts       = "alerts"
 	ReactionDeclarations = "declarations"
 	ReactionVenueCodes   = "venue-codes"
+	ReactionErasures     = "erasures"
 )
 
 // Defaults for Options' zero values.
@@ -222,6 +228,13 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 			pick:   venueApprovals,
 			handle: r.issueVenueCodes,
 		},
+		ReactionErasures: {
+			name:   ReactionErasures,
+			kinds:  []string{domain.KindPerson},
+			maybe:  mayBeErasure,
+			pick:   erasures,
+			handle: r.completeErasures,
+		},
 	}
 	for _, re := range r.reactions {
 		sub, err := o.Log.Watermill(eventstore.WatermillOptions{
@@ -359,7 +372,18 @@ func (r *Router) Close() error {
 
 // ConsumerNames returns the durable consumers of the reactions.
 func (r *Router) ConsumerNames() []string {
-	return []string{r.consumerName(ReactionAlerts), r.consumerName(ReactionDeclarations), r.consumerName(ReactionVenueCodes)}
+	return []string{r.consumerName(ReactionAlerts), r.consumerName(ReactionDeclarations), r.consumerName(ReactionVenueCodes),
+		r.consumerName(ReactionErasures)}
+}
+
+// completeErasures destroys the data key of each erased person.
+func (r *Router) completeErasures(ctx context.Context, events []domain.Envelope) error {
+	for _, e := range events {
+		if err := r.o.Ledger.CompleteErasure(ctx, e); err != nil {
+			return fmt.Errorf("complete the erasure of event %s: %w", e.ID, err)
+		}
+	}
+	return nil
 }
 
 // raiseAlerts reports abnormal passes to their districts.

@@ -450,3 +450,62 @@ func TestUndecodableMessageIsPoisoned(t *testing.T) {
 		t.Fatalf("retry of an undecodable message: %v", err)
 	}
 }
+
+// crashingKeys is a keyring whose Destroy fails: the process stops between
+// an erasure's event and its key destruction.
+type crashingKeys struct{ ledger.Keyring }
+
+func (crashingKeys) Destroy(context.Context, uuid.UUID) error { return errors.New("process killed") }
+
+// TestErasureReactionDestroysTheKey: an erasure whose command stopped after
+// its event (the key still there) is finished by the erasure reaction,
+// which was not running at the time: a router started later destroys the key.
+func TestErasureReactionDestroysTheKey(t *testing.T) {
+	h := newHarness(t, true)
+	res, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{Name: "沙悟净", IDType: "resident_id",
+		IDNumber: idcard.Sample(77), Phone: "13800000077"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashing := *h.ledger
+	crashing.Keys = crashingKeys{h.es}
+	if _, err := crashing.ErasePerson(h.ctx, domain.Actor{Role: domain.RoleAdmin, Subject: "admin:a"}, res.ID, domain.ErasePerson{Reason: "asked"}); err == nil {
+		t.Fatal("the erasure answered success without destroying the key")
+	}
+	if _, err := h.es.Key(h.ctx, res.ID, false); err != nil {
+		t.Fatalf("the key before the reaction: %v, want it still there", err)
+	}
+	h.start(reactions.Options{})
+	h.eventually("the key destroyed by the erasure reaction", func() bool {
+		_, err := h.es.Key(h.ctx, res.ID, false)
+		return errors.Is(err, domain.ErrNotFound)
+	})
+
+	// A family member whose registration landed after their guardian's
+	// erasure (it was decided on the guardian before) is erased too.
+	kid := uuid.New()
+	key, err := h.es.Key(h.ctx, kid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := domain.SealField(key, "沙小净")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := domain.NewEnvelope(domain.PersonAggregate(kid), domain.PersonRegistered{PersonID: kid, IDType: "resident_id",
+		IDHash: "hash-kid", Name: name, IDNumber: name, GuardianID: res.ID, Relation: domain.RelationChild}, domain.Meta{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.es.Append(h.ctx, env.Aggregate, 0, env); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the late family member erased by the erasure reaction", func() bool {
+		events, _, err := h.es.Load(h.ctx, domain.PersonAggregate(kid))
+		if err != nil || len(events) != 2 || events[1].Type != domain.TypePersonErased {
+			return false
+		}
+		_, err = h.es.Key(h.ctx, kid, false)
+		return errors.Is(err, domain.ErrNotFound)
+	})
+}

@@ -2,6 +2,7 @@ package ledgertest_test
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +71,15 @@ func TestDeclareArrival(t *testing.T) {
 	if err != nil || len(events) != 1 {
 		t.Fatalf("declaration events = %d, %v", len(events), err)
 	}
+	if strings.Contains(string(events[0].Payload), "上海") || events[0].SchemaVersion != 2 {
+		t.Fatalf("the origin is in the log in clear: %s", events[0].Payload)
+	}
+	// The same event id with another origin is another declaration: the
+	// sealed origin is opened to compare.
+	other := cmd
+	other.Origin = "北京市"
+	_, err = h.ledger.DeclareArrival(h.ctx, person(guardian), other)
+	wantKind(t, err, domain.ErrConflict)
 	d, err := domain.ReplayDeclaration(events)
 	if err != nil {
 		t.Fatal(err)
@@ -102,9 +112,10 @@ func TestTruckPassReviewAndQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	tp := ev.(*domain.TruckPassDeclared)
-	if tp.PersonID != driver || tp.PlateNumber != "鲁Q1234挂" || tp.District != "371311" ||
+	if tp.PersonID != driver || tp.District != "371311" || tp.ClearPlateNumber != "" ||
+		tp.PlateNumber == "" || strings.Contains(string(declared.Payload), "鲁Q1234挂") ||
 		tp.ContactName == "" || tp.ContactName == "赵调度" || tp.ContactPhone == "13900001111" {
-		t.Fatalf("stored truck pass = %+v (contact must be sealed)", tp)
+		t.Fatalf("stored truck pass = %+v (plate and contact must be sealed)", tp)
 	}
 
 	// The queue reaction, delivered twice, queues it once.

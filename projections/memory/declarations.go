@@ -32,13 +32,13 @@ func (s *Store) applyDeclaration(c *projections.Change) {
 		d.Kind, d.PersonID, d.District = domain.DeclarationArrival, ev.PersonID, ev.DestinationDistrict
 		d.FamilyMemberIDs = append([]uuid.UUID{}, ev.FamilyMemberIDs...)
 		d.Status, d.SubmittedAt = domain.DeclarationPending, c.OccurredAt
-		d.Arrival = &domain.ArrivalDetails{ArrivalDate: ev.ArrivalDate, Origin: ev.Origin,
+		d.Arrival = &domain.ArrivalDetails{ArrivalDate: ev.ArrivalDate, Origin: c.Declared.Origin,
 			DestinationDistrict: ev.DestinationDistrict, NATResult: ev.NATResult, NATAt: ev.NATAt}
 	case *domain.TruckPassDeclared:
 		d = s.declaration(ev.DeclarationID)
 		d.Kind, d.PersonID, d.District = domain.DeclarationTruck, ev.PersonID, ev.District
 		d.Status, d.SubmittedAt = domain.DeclarationPending, c.OccurredAt
-		d.Truck = &domain.TruckDetails{PlateNumber: ev.PlateNumber, NATProofAt: ev.NATProofAt, ItineraryOK: ev.ItineraryOK,
+		d.Truck = &domain.TruckDetails{PlateNumber: c.Declared.PlateNumber, NATProofAt: ev.NATProofAt, ItineraryOK: ev.ItineraryOK,
 			HealthCodeColour: ev.HealthCodeColour, LogisticsPark: ev.LogisticsPark,
 			ContactName: c.Contact.Name, ContactPhone: c.Contact.Phone}
 	case *domain.DeclarationQueued:
@@ -54,6 +54,11 @@ func (s *Store) applyDeclaration(c *projections.Change) {
 		step.Decision, step.Reason = ev.Decision, ev.Reason
 	default:
 		return
+	}
+	if c.Type == domain.TypeArrivalDeclared || c.Type == domain.TypeTruckPassDeclared {
+		if !slices.Contains(s.declsOf[d.PersonID], d) {
+			s.declsOf[d.PersonID] = append(s.declsOf[d.PersonID], d)
+		}
 	}
 	d.History = append(d.History, step)
 }

@@ -70,6 +70,7 @@ type Store struct {
 	retiredBefore int64
 	audit         []auditRow // sorted by (at, position)
 	decls         map[uuid.UUID]*domain.DeclarationView
+	declsOf       map[uuid.UUID][]*domain.DeclarationView // by declarant, for an erasure
 	factsOnly     bool
 }
 
@@ -87,6 +88,7 @@ func New(o Options) *Store {
 		health:    make(map[string]*healthRow),
 		alerts:    make(map[string][]alertRow),
 		decls:     make(map[uuid.UUID]*domain.DeclarationView),
+		declsOf:   make(map[uuid.UUID][]*domain.DeclarationView),
 		pendV:     make(map[int32][]int32),
 		pendP:     make(map[int32][]int32),
 		// Nothing is before noTime: nothing is skipped until a retirement.
@@ -238,6 +240,7 @@ type personRow struct {
 	idType       string
 	idHash       string
 	verification string
+	erased       bool
 	guardian     uuid.UUID
 	relation     string
 	family       []int32
@@ -348,6 +351,8 @@ func (s *Store) apply(c *projections.Change) {
 			delete(s.byHash, p.idHash)
 		}
 		p.position = max(p.position, c.Position)
+	case *domain.PersonErased:
+		s.applyErasure(c, ev)
 	case *domain.PersonVerified:
 		i := s.personIndex(ev.PersonID)
 		p := &s.people[i]
@@ -422,6 +427,26 @@ func (s *Store) applyPerson(c *projections.Change, ev *domain.PersonRegistered) 
 		if !slices.Contains(g.family, i) {
 			g.family = append(g.family, i)
 		}
+	}
+}
+
+// applyErasure forgets an erased person's personal data at once: the
+// masks become the erased ones, the document is no lookup key any more, and
+// their declarations lose origin, plate and contact. Their passes stay, as
+// anonymous facts under their id (history, traces and entry lists show no
+// name for them).
+func (s *Store) applyErasure(c *projections.Change, ev *domain.PersonErased) {
+	i := s.personIndex(ev.PersonID)
+	p := &s.people[i]
+	p.erased = true
+	p.nameMasked, p.idMasked = projections.ErasedMasks.Name, projections.ErasedMasks.IDNumber
+	if j, ok := s.byHash[p.idHash]; ok && j == i {
+		delete(s.byHash, p.idHash)
+	}
+	p.idHash = ""
+	p.position = max(p.position, c.Position)
+	for _, d := range s.declsOf[ev.PersonID] {
+		projections.EraseDeclaration(d)
 	}
 }
 
@@ -563,7 +588,7 @@ func (l *passList) window(from, to time.Time) (lo, hi place) {
 func (s *Store) personView(i int32) domain.PersonView {
 	p := &s.people[i]
 	v := domain.PersonView{
-		ID: p.id, NameMasked: p.nameMasked, IDType: p.idType, IDMasked: p.idMasked, IDHash: p.idHash,
+		ID: p.id, NameMasked: p.nameMasked, IDType: p.idType, IDMasked: p.idMasked, IDHash: p.idHash, Erased: p.erased,
 		Verification: p.verification, GuardianID: p.guardian, Relation: p.relation,
 		FamilyMembers: make([]uuid.UUID, 0, len(p.family)), RegisteredAt: p.registeredAt, Position: p.position,
 	}

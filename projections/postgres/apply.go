@@ -91,7 +91,7 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 			alerts = append(alerts, c)
 		case *domain.TraceRequested:
 			audits = append(audits, c)
-		case *domain.PersonRegistered, *domain.PersonVerified, *domain.PersonReleased, *domain.VenueApplied, *domain.VenueReviewed,
+		case *domain.PersonRegistered, *domain.PersonVerified, *domain.PersonReleased, *domain.PersonErased, *domain.VenueApplied, *domain.VenueReviewed,
 			*domain.SubAdminAdded, *domain.SubAdminRemoved:
 			others = append(others, c)
 		default:
@@ -234,6 +234,9 @@ func (s *Store) queue(b *pgx.Batch, c *projections.Change) {
 		b.Queue(s.q.personVerified, ev.PersonID, ev.Result, pos)
 	case *domain.PersonReleased:
 		b.Queue(s.q.personReleased, ev.PersonID, pos)
+	case *domain.PersonErased:
+		b.Queue(s.q.personErased, ev.PersonID, projections.ErasedMasks.Name, projections.ErasedMasks.IDNumber, pos)
+		b.Queue(s.q.declarationsErased, ev.PersonID, projections.ErasedContact.Name, projections.ErasedContact.Phone)
 	case *domain.VenueApplied:
 		b.Queue(s.q.venueApplied, ev.VenueID, ev.Name, ev.Type, ev.District, ev.Address, ev.Lat, ev.Lng,
 			ev.ManagerID, ev.RequireGreen, ev.NATWithinHours, c.OccurredAt, pos)

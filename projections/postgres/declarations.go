@@ -75,10 +75,10 @@ func (s *Store) queueDeclaration(b *pgx.Batch, c *projections.Change) {
 			family = []uuid.UUID{}
 		}
 		b.Queue(s.sql(sqlArrivalDeclared), id, ev.PersonID, family, ev.DestinationDistrict, c.OccurredAt,
-			ev.ArrivalDate, ev.Origin, ev.NATResult, nullTime(ev.NATAt))
+			ev.ArrivalDate, c.Declared.Origin, ev.NATResult, nullTime(ev.NATAt))
 	case *domain.TruckPassDeclared:
 		id = ev.DeclarationID
-		b.Queue(s.sql(sqlTruckDeclared), id, ev.PersonID, ev.District, c.OccurredAt, ev.PlateNumber,
+		b.Queue(s.sql(sqlTruckDeclared), id, ev.PersonID, ev.District, c.OccurredAt, c.Declared.PlateNumber,
 			nullTime(ev.NATProofAt), ev.ItineraryOK, ev.HealthCodeColour, ev.LogisticsPark, c.Contact.Name, c.Contact.Phone)
 	case *domain.DeclarationQueued:
 		id = ev.DeclarationID

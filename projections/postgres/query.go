@@ -24,7 +24,8 @@ type queries struct {
 	schema                                                             string
 	checkpoint, lockCheckpoint, setCheckpoint                          string
 	markApplied, storedPasses, insertHealth, insertAlerts              string
-	personRegistered, personVerified, personReleased                   string
+	personRegistered, personVerified, personReleased, personErased     string
+	declarationsErased                                                 string
 	venueApplied, venueReviewed, subAdminAdded, subAdminRemoved        string
 	person, personByHash, health, venue, alerts, passByID, passesByIDs string
 	occupancy                                                          string
@@ -34,7 +35,7 @@ type queries struct {
 func newQueries(schema string) queries {
 	r := strings.NewReplacer("{s}.", schema+".")
 	q := func(s string) string { return r.Replace(s) }
-	const personCols = `p.person_id, p.name_masked, p.id_type, p.id_masked, p.id_hash, p.verification,
+	const personCols = `p.person_id, p.name_masked, p.id_type, p.id_masked, p.id_hash, p.verification, p.erased,
 		p.guardian_id, p.relation, p.registered_at, p.position,
 		ARRAY(SELECT c.person_id FROM {s}.persons c WHERE c.guardian_id = p.person_id AND c.registered ORDER BY c.reg_position)`
 	return queries{
@@ -68,6 +69,14 @@ func newQueries(schema string) queries {
 		// document's owner registers it.
 		personReleased: q(`UPDATE {s}.persons SET registered = false, guardian_id = NULL, relation = '', verification = '',
 			position = GREATEST(position, $2) WHERE person_id = $1`),
+		// An erased person: their masks blanked, their document no lookup
+		// key; their passes stay as anonymous facts under their id.
+		personErased: q(`UPDATE {s}.persons SET erased = true, name_masked = $2, id_masked = $3, id_hash = '',
+			position = GREATEST(position, $4) WHERE person_id = $1`),
+		// projections.EraseDeclaration, in SQL.
+		declarationsErased: q(`UPDATE {s}.declarations SET origin = '', plate_number = '',
+			contact_name = CASE WHEN kind = 'truck' THEN $2 ELSE contact_name END,
+			contact_phone = CASE WHEN kind = 'truck' THEN $3 ELSE contact_phone END WHERE person_id = $1`),
 		personVerified: q(`INSERT INTO {s}.persons AS p (person_id, verification, position) VALUES ($1, $2, $3)
 			ON CONFLICT (person_id) DO UPDATE SET verification = EXCLUDED.verification,
 				position = GREATEST(p.position, EXCLUDED.position)`),
@@ -136,7 +145,7 @@ func scanPerson(row pgx.Row) (domain.PersonView, error) {
 		regAt    *time.Time
 		pos      int64
 	)
-	err := row.Scan(&v.ID, &v.NameMasked, &v.IDType, &v.IDMasked, &v.IDHash, &v.Verification,
+	err := row.Scan(&v.ID, &v.NameMasked, &v.IDType, &v.IDMasked, &v.IDHash, &v.Verification, &v.Erased,
 		&guardian, &v.Relation, &regAt, &pos, &v.FamilyMembers)
 	if err != nil {
 		return v, err

@@ -1,0 +1,117 @@
+package http
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+type erasureAnswer struct {
+	PersonID   uuid.UUID   `json:"person_id"`
+	EventID    uuid.UUID   `json:"event_id"`
+	Position   uint64      `json:"position"`
+	Duplicate  bool        `json:"duplicate"`
+	Dependants []uuid.UUID `json:"dependants"`
+}
+
+// TestErasure walks POST /v1/persons/{id}/erasure as an outsider would:
+// every role, hostile bodies, an unknown person, the erasure with a family
+// member, the same call again and concurrently, and what the person's
+// routes answer after it.
+func TestErasure(t *testing.T) {
+	e := newTestServer(t)
+	guardian := e.register("欧阳娜娜", 81)
+	rec := e.do("POST", "/v1/persons/"+guardian.ID.String()+"/family-members", guardian.Token, map[string]any{
+		"name": "欧阳小娜", "id_type": "resident_id", "id_number": residentID(t, 82), "relation": "child"})
+	wantStatus(t, rec, http.StatusCreated)
+	kid := decodeJSON[registered](t, rec)
+	manager := e.register("王经理", 83)
+	venue := e.approvedVenue(manager, "沂河餐厅")
+	e.waitApplied(e.lastPosition())
+	path := "/v1/persons/" + guardian.ID.String() + "/erasure"
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin, Subject: "admin:root"})
+	body := map[string]any{"reason": "the person asked at the service hall"}
+
+	t.Run("refused, nothing appended", func(t *testing.T) {
+		var tests []refusal
+		for _, role := range []string{domain.RoleReviewer, domain.RoleAnalyst, domain.RoleDashboard, domain.RoleHealthFeed} {
+			tests = append(tests, refusal{name: role, tok: e.bearer(domain.Actor{Role: role, Subject: role + ":x"}), body: body, status: http.StatusForbidden})
+		}
+		tests = append(tests,
+			refusal{name: "the person themself", tok: guardian.Token, body: body, status: http.StatusForbidden},
+			refusal{name: "a scanner", tok: e.bearer(domain.Actor{Role: domain.RoleScanner, VenueID: venue}), body: body, status: http.StatusForbidden},
+			refusal{name: "no token", body: body, status: http.StatusUnauthorized},
+			refusal{name: "forged token", tok: "x.y.z", body: body, status: http.StatusUnauthorized},
+			refusal{name: "no reason", tok: admin, body: map[string]any{}, status: 400, field: "reason"},
+			refusal{name: "blank reason", tok: admin, body: map[string]any{"reason": "  "}, status: 400, field: "reason"},
+			refusal{name: "control character", tok: admin, body: map[string]any{"reason": "asked\u0000"}, status: 400, field: "reason"},
+			refusal{name: "reason too long", tok: admin, body: map[string]any{"reason": strings.Repeat("因", 501)}, status: 400, field: "reason"},
+			refusal{name: "unknown field", tok: admin, body: map[string]any{"reason": "x", "dependants": false}, status: 400},
+			refusal{name: "not JSON", tok: admin, body: "reason=x", status: 400},
+			refusal{name: "reason not a string", tok: admin, body: map[string]any{"reason": 7}, status: 400},
+		)
+		e.wantRefused(t, path, tests, "a refused erasure appended")
+		wantProblem(t, e.do("POST", "/v1/persons/"+uuid.NewString()+"/erasure", admin, body), http.StatusNotFound, ProblemNotFound)
+		wantProblem(t, e.do("POST", "/v1/persons/not-a-uuid/erasure", admin, body), http.StatusBadRequest, ProblemValidation)
+	})
+
+	rec = e.do("POST", path, admin, body)
+	wantStatus(t, rec, http.StatusOK)
+	first := decodeJSON[erasureAnswer](t, rec)
+	if first.PersonID != guardian.ID || first.EventID == uuid.Nil || first.Duplicate || len(first.Dependants) != 1 || first.Dependants[0] != kid.ID {
+		t.Fatalf("erasure answer: %s", rec.Body)
+	}
+
+	t.Run("again and concurrently: the same answer, nothing appended", func(t *testing.T) {
+		before := e.lastPosition()
+		var wg sync.WaitGroup
+		answers := make([]erasureAnswer, 4)
+		for i := range answers {
+			wg.Go(func() {
+				rec := e.do("POST", path, admin, map[string]any{"reason": "again"})
+				if rec.Code != http.StatusOK {
+					t.Errorf("again: %d %s", rec.Code, rec.Body)
+					return
+				}
+				answers[i] = decodeJSON[erasureAnswer](t, rec)
+			})
+		}
+		wg.Wait()
+		for _, a := range answers {
+			if !a.Duplicate || a.EventID != first.EventID || a.Position != first.Position || len(a.Dependants) != 1 {
+				t.Fatalf("again: %+v, want the first %+v", a, first)
+			}
+		}
+		if e.lastPosition() != before {
+			t.Fatal("a repeated erasure appended")
+		}
+	})
+
+	t.Run("after it", func(t *testing.T) {
+		for _, id := range []uuid.UUID{guardian.ID, kid.ID} {
+			rec := e.do("GET", "/v1/persons/"+id.String(), admin, nil)
+			wantStatus(t, rec, http.StatusOK)
+			b := rec.Body.String()
+			if !strings.Contains(b, `"erased":true`) || !strings.Contains(b, `"name":""`) || !strings.Contains(b, `"id_number":"***"`) ||
+				strings.Contains(b, "欧") {
+				t.Fatalf("an erased person: %s", b)
+			}
+		}
+		rec := e.do("POST", "/v1/passes", guardian.Token, map[string]any{"method": "self_scan", "venue_code": e.signer.IssueVenueCode(venue), "direction": "in"})
+		wantProblem(t, rec, http.StatusConflict, ProblemConflict)
+		if !strings.Contains(rec.Body.String(), "erased") {
+			t.Fatalf("the refusal does not say why: %s", rec.Body)
+		}
+		rec = e.do("POST", "/v1/persons", "", map[string]any{"name": "欧阳娜娜", "id_type": "resident_id",
+			"id_number": residentID(t, 81), "phone": "13800138000"})
+		wantProblem(t, rec, http.StatusConflict, ProblemConflict)
+		if !strings.Contains(rec.Body.String(), "erased") {
+			t.Fatalf("re-registration refusal: %s", rec.Body)
+		}
+	})
+}
