@@ -281,6 +281,7 @@ var registry = map[string]func() Event{
 	TypeDeclarationReviewed:  func() Event { return &DeclarationReviewed{} },
 	TypeTraceRequested:       func() Event { return &TraceRequested{} },
 	TypeDeclarationQueued:    func() Event { return &DeclarationQueued{} },
+	TypeAuditRecorded:        func() Event { return &AuditRecorded{} },
 }
 
 // upcasters turn an older schema version's payload into the next version's:
