@@ -46,6 +46,24 @@ type EventStore interface {
 	LastPosition(ctx context.Context) (uint64, error)
 }
 
+// AuditLog keeps the audit chain besides the appends of its entries
+// (EventStore.Append at the head's version): its head, its entries in
+// order, and the anchor, the head recorded outside the audited events so
+// that a truncated tail is found. Implemented by eventstore.Store.
+type AuditLog interface {
+	// LoadLast returns an aggregate's last event (none when it has no
+	// events) and its version, as Load would, reading only that event.
+	LoadLast(ctx context.Context, aggregate string) ([]domain.Envelope, uint64, error)
+	// ReadAuditChain delivers the chain's entries in log order, in
+	// batches, up to the log's end when it was called.
+	ReadAuditChain(ctx context.Context, fn func([]domain.Envelope) error) error
+	// AuditAnchor returns the anchored head; ok is false when none is stored.
+	AuditAnchor(ctx context.Context) (head domain.AuditHead, ok bool, err error)
+	// AnchorAudit moves the anchored head forward to head; an older head
+	// than the stored one changes nothing.
+	AnchorAudit(ctx context.Context, head domain.AuditHead) error
+}
+
 // Keyring holds each person's data key for Sealed fields. Destroying a key
 // erases that person's personal data from every event that used it.
 type Keyring interface {

@@ -150,6 +150,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	a.ledger = &ledger.Ledger{
 		Events: a.es,
 		Log:    a.passes, // a person's replay from the log reads only their packs
+		Audit:  a.es,
 		Keys:   a.es,
 		Hasher: hasher,
 		// Commands wait for the start-up replay (a venue that exists is
