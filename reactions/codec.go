@@ -121,7 +121,7 @@ func decodeEvents(payload []byte) ([]domain.Envelope, error) {
 	return envs, nil
 }
 
-// Prefilters and selectors of the three reactions.
+// Prefilters and selectors of the reactions.
 
 // mayBeAbnormalPass lets through a pass that holds one of the quoted values
 // that make a pass abnormal ("deny", "yellow", "red", "positive"): whatever
@@ -169,6 +169,23 @@ func mayBeDeclaration(raw []byte) bool {
 func mayBeVenueReview(raw []byte) bool {
 	return bytes.Contains(raw, []byte(`"`+domain.TypeVenueReviewed+`"`))
 }
+
+// mayBeAudited lets through an audited event (domain.IsAudited).
+func mayBeAudited(raw []byte) bool {
+	return containsQuoted(raw, auditedTypes)
+}
+
+// auditedTypes are the audited event types, by first byte.
+var auditedTypes = func() [256][]string {
+	var t [256][]string
+	for _, v := range domain.AuditedTypes() {
+		t[v[0]] = append(t[v[0]], v)
+	}
+	return t
+}()
+
+// audited picks the audited events.
+func audited(e domain.Envelope) bool { return domain.IsAudited(e.Type) }
 
 // abnormalPasses picks passes that must be reported to their district.
 var abnormalPasses = pickDecoded(domain.TypePassRecorded,

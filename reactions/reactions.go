@@ -6,7 +6,10 @@
 //     alert for its venue's district (AlertRaised);
 //   - a submitted declaration joins its district's review queue
 //     (DeclarationQueued);
-//   - an approved venue has its code issued (VenueCodeIssued).
+//   - an approved venue has its code issued (VenueCodeIssued);
+//   - an audited event (a look at a person's movements, an administrative
+//     decision: domain.IsAudited) takes its place in the audit chain
+//     (AuditRecorded, ledger.RecordAudit).
 //
 // A watermill Router runs one handler per reaction, each subscribed through
 // the event store's watermill subscriber (eventstore.Subscriber) with a
@@ -50,6 +53,7 @@ const (
 	ReactionAlerts       = "alerts"
 	ReactionDeclarations = "declarations"
 	ReactionVenueCodes   = "venue-codes"
+	ReactionAudit        = "audit"
 )
 
 // Defaults for Options' zero values.
@@ -222,6 +226,15 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 			pick:   venueApprovals,
 			handle: r.issueVenueCodes,
 		},
+		ReactionAudit: {
+			name: ReactionAudit,
+			// Where audited events live: looks (packed TraceRequested)
+			// and the decisions on persons, venues and declarations.
+			kinds:  []string{domain.KindAudit, domain.KindPerson, domain.KindVenue, domain.KindDeclaration},
+			maybe:  mayBeAudited,
+			pick:   audited,
+			handle: r.recordAudit,
+		},
 	}
 	for _, re := range r.reactions {
 		sub, err := o.Log.Watermill(eventstore.WatermillOptions{
@@ -359,7 +372,8 @@ func (r *Router) Close() error {
 
 // ConsumerNames returns the durable consumers of the reactions.
 func (r *Router) ConsumerNames() []string {
-	return []string{r.consumerName(ReactionAlerts), r.consumerName(ReactionDeclarations), r.consumerName(ReactionVenueCodes)}
+	return []string{r.consumerName(ReactionAlerts), r.consumerName(ReactionDeclarations), r.consumerName(ReactionVenueCodes),
+		r.consumerName(ReactionAudit)}
 }
 
 // raiseAlerts reports abnormal passes to their districts.
@@ -376,6 +390,14 @@ func (r *Router) queueDeclarations(ctx context.Context, events []domain.Envelope
 		if _, err := r.o.Ledger.QueueDeclaration(ctx, domain.ReactionsActor, e); err != nil {
 			return fmt.Errorf("queue the declaration of event %s: %w", e.ID, err)
 		}
+	}
+	return nil
+}
+
+// recordAudit gives audited events their entries in the audit chain.
+func (r *Router) recordAudit(ctx context.Context, events []domain.Envelope) error {
+	if _, err := r.o.Ledger.RecordAudit(ctx, domain.ReactionsActor, events); err != nil {
+		return fmt.Errorf("record audit: %w", err)
 	}
 	return nil
 }

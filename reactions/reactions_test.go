@@ -233,7 +233,13 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	want := map[string]int{domain.TypeAlertRaised: 1, domain.TypeDeclarationQueued: 2, domain.TypeVenueCodeIssued: 1}
+	analyst := domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:li"}
+	if _, _, err := h.ledger.History(h.ctx, analyst, ledger.HistoryQuery{PersonID: red, Reason: "cluster 7"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The venue's review and the analyst's look are audited.
+	want := map[string]int{domain.TypeAlertRaised: 1, domain.TypeDeclarationQueued: 2, domain.TypeVenueCodeIssued: 1, domain.TypeAuditRecorded: 2}
 	check := func(stage string) {
 		t.Helper()
 		got := h.types()
@@ -287,6 +293,10 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 	}
 	if n := h.logs.count("reaction attempt failed"); n != 0 {
 		t.Fatalf("%d failed attempts logged", n)
+	}
+	report, err := h.ledger.VerifyAudit(h.ctx)
+	if err != nil || !report.OK() || report.Entries != 2 || report.AnchorLag != 0 {
+		t.Fatalf("audit chain after the redelivery: %+v (%v), %v", report, report.Broken, err)
 	}
 	if p, err := r2.Poisoned(h.ctx, 10); err != nil || len(p) != 0 {
 		t.Fatalf("poison queue = %+v, %v", p, err)
