@@ -438,10 +438,10 @@ func TestUndecodableMessageIsPoisoned(t *testing.T) {
 		t.Fatal(err)
 	}
 	var entries []ledger.PoisonMessage
-	h.eventually("both reactions reading venues poison it", func() bool {
+	h.eventually("the three reactions reading venues poison it", func() bool {
 		var err error
 		entries, err = r.Poisoned(h.ctx, 10)
-		return err == nil && len(entries) == 2
+		return err == nil && len(entries) == 3
 	})
 	got := map[string]bool{}
 	for _, e := range entries {
@@ -450,7 +450,7 @@ func TestUndecodableMessageIsPoisoned(t *testing.T) {
 			t.Fatalf("poison entry = %+v", e)
 		}
 	}
-	if !got[reactions.ReactionAlerts] || !got[reactions.ReactionVenueCodes] {
+	if !got[reactions.ReactionAlerts] || !got[reactions.ReactionVenueCodes] || !got[reactions.ReactionAudit] {
 		t.Fatalf("poisoned by %v", got)
 	}
 	if n := h.logs.count("reaction attempt failed", "reaction=venue-codes"); n != 1 {
