@@ -198,7 +198,14 @@ type TraceReads interface {
 	VenuesByID(ctx context.Context, venueIDs []uuid.UUID) (map[uuid.UUID]domain.VenueView, error)
 }
 
-// AuditReads lists recorded looks. Implemented by the read-model stores.
+// AuditReads lists recorded looks and the audit chain. Implemented by the
+// read-model stores.
 type AuditReads interface {
+	// Audit lists the looks at persons' histories (TraceRequested), with
+	// every parameter of each.
 	Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error)
+	// AuditChain lists the audit chain's entries (AuditRecorded), in
+	// chain order; an entry appended twice under one event id is listed
+	// once.
+	AuditChain(ctx context.Context, q domain.AuditChainQuery) ([]domain.AuditChainEntry, error)
 }

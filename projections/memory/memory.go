@@ -63,7 +63,8 @@ type Store struct {
 	// run each (made in run).
 	pendV, pendP map[int32][]int32
 	run          []entry
-	audit        []auditRow // sorted by (at, position)
+	audit        []auditRow               // sorted by (at, position)
+	chain        []domain.AuditChainEntry // the audit chain, sorted by seq
 	decls        map[uuid.UUID]*domain.DeclarationView
 	factsOnly    bool
 }
@@ -363,6 +364,8 @@ func (s *Store) apply(c *projections.Change) {
 		s.applyAlert(c, ev)
 	case *domain.TraceRequested:
 		s.applyAudit(c, ev)
+	case *domain.AuditRecorded:
+		s.applyAuditChain(c, ev)
 	case *domain.ArrivalDeclared, *domain.TruckPassDeclared, *domain.DeclarationQueued, *domain.DeclarationReviewed:
 		s.applyDeclaration(c)
 	default:
