@@ -11,7 +11,6 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
 	ledgerhttp "github.com/checkin-ledger/ledger/http"
@@ -98,7 +97,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		}
 	}()
 
-	sec, err := secrets.Load(cfg.engine.data, cfg.getenv, true)
+	sec, err := cfg.engine.keys(cfg.getenv, true)
 	if err != nil {
 		return nil, err
 	}

@@ -28,11 +28,11 @@ type service struct {
 }
 
 // startService opens the app as `ledger serve --data dir --http
-// 127.0.0.1:0` would, runs it and returns once it is ready.
-func startService(t *testing.T, dir string, env map[string]string) *service {
+// 127.0.0.1:0 [flags]` would, runs it and returns once it is ready.
+func startService(t *testing.T, dir string, env map[string]string, flags ...string) *service {
 	t.Helper()
 	getenv := func(k string) string { return env[k] }
-	cfg, err := parseServe([]string{"--data", dir, "--http", "127.0.0.1:0"}, io.Discard, getenv)
+	cfg, err := parseServe(append([]string{"--data", dir, "--http", "127.0.0.1:0"}, flags...), io.Discard, getenv)
 	if err != nil {
 		t.Fatalf("serve flags: %v", err)
 	}
