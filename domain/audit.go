@@ -131,6 +131,36 @@ func auditOf[P Event](f func(P) AuditRecorded) func(Event) AuditRecorded {
 	return func(ev Event) AuditRecorded { return f(ev.(P)) }
 }
 
+// maxReasonDigits is the longest run of digits a reason may hold: an ID
+// number has 15 or 18 characters and a mobile number 11.
+const maxReasonDigits = 10
+
+// ValidateAuditedReason checks the reason of an audited action (a trace, a
+// look, a review, a release): valid text of at most MaxReasonLength runes,
+// required when required is set, and no run of more than maxReasonDigits
+// digits (spaces between digits do not break a run): the reason is kept in
+// the audit trail for good, and an ID or phone number must not be.
+func ValidateAuditedReason(reason string, required bool) (string, error) {
+	reason, err := Text("reason", reason, MaxReasonLength, required)
+	if err != nil {
+		return "", err
+	}
+	run := 0
+	for i, r := range reason {
+		switch {
+		case r >= '0' && r <= '9' || r >= '０' && r <= '９':
+			run++
+		case r == ' ' && run > 0 && i+1 < len(reason) && reason[i+1] >= '0' && reason[i+1] <= '9':
+		default:
+			run = 0
+		}
+		if run > maxReasonDigits {
+			return "", Invalid("reason", "holds a run of %d or more digits: a reason stays in the audit trail for good and may not hold an ID or phone number (refer to a person by their id)", maxReasonDigits+1)
+		}
+	}
+	return reason, nil
+}
+
 // AuditKinds lists the entry kinds, for validating a filter.
 var AuditKinds = []string{AuditContacts, AuditHistory, AuditVenueReview, AuditDeclarationReview,
 	AuditSubAdminAdded, AuditSubAdminRemoved, AuditPersonVerified, AuditPersonReleased, AuditPersonErased}

@@ -262,3 +262,32 @@ func TestAuditEntries(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditedReasonHoldsNoPersonalNumber: a reason kept in the audit trail
+// refuses an ID or phone number, typed whole or spaced, and keeps case
+// references, dates and short numbers.
+func TestAuditedReasonHoldsNoPersonalNumber(t *testing.T) {
+	for _, bad := range []string{"核查 11010519491231002X", "call 13800138000", "phone 138 0013 8000", "１３８００１３８０００", "id110105194912310038"} {
+		if _, err := domain.ValidateAuditedReason(bad, true); err == nil || !strings.Contains(err.Error(), "ID or phone number") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	for _, ok := range []string{"cluster 12", "case-2022-0512-00123", "阳性病例流调 2022-05-12", "room 1203, 3 visits", "0123456789"} {
+		if got, err := domain.ValidateAuditedReason(ok, true); err != nil || got != ok {
+			t.Errorf("%q: %q %v", ok, got, err)
+		}
+	}
+	if _, err := domain.ValidateAuditedReason("", false); err != nil {
+		t.Errorf("an optional empty reason: %v", err)
+	}
+	if _, err := domain.ValidateAuditedReason("  ", true); err == nil {
+		t.Error("a required blank reason was taken")
+	}
+	// Every audited action's reason goes through it.
+	if _, err := domain.ValidateReview(domain.ReviewReject, "owner 13800138000 complained"); err == nil {
+		t.Error("a review's reason with a phone number was taken")
+	}
+	if _, err := domain.ValidateReason("look at 11010519491231002X"); err == nil {
+		t.Error("a look's reason with an ID number was taken")
+	}
+}
