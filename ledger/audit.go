@@ -19,12 +19,13 @@ import (
 // (or by the next entry).
 
 // RecordAudit gives each audited event among events (domain.IsAudited) its
-// entry in the audit chain, in order, and anchors the new head; other
+// entry in the audit chain, in order, and then anchors the newest head; other
 // events are skipped. It is idempotent: a source whose entry is the chain's
 // head already, or (within the event store's duplicate window) anywhere in
 // it, appends nothing. It returns how many entries it appended.
 func (l *Ledger) RecordAudit(ctx context.Context, actor domain.Actor, events []domain.Envelope) (int, error) {
 	appended := 0
+	var anchor domain.AuditHead // the newest head this call saw
 	for _, e := range events {
 		entry, ok, err := domain.AuditEntryOf(e)
 		if err != nil {
@@ -46,11 +47,11 @@ func (l *Ledger) RecordAudit(ctx context.Context, actor domain.Actor, events []d
 		if err != nil {
 			return appended, fmt.Errorf("audit entry of event %s: %w", e.ID, err)
 		}
-		anchor := domain.AuditHead{Seq: head.Seq(), Hash: head.Hash()}
+		seen := domain.AuditHead{Seq: head.Seq(), Hash: head.Hash()}
 		switch {
 		case decided != nil && !res.Duplicate:
 			appended++
-			anchor = domain.AuditHead{Seq: decided.Seq, Hash: decided.Hash}
+			seen = domain.AuditHead{Seq: decided.Seq, Hash: decided.Hash}
 		case decided != nil:
 			// Stored before (a redelivery within the duplicate window),
 			// somewhere below the head: anchor the head as it is.
@@ -58,14 +59,19 @@ func (l *Ledger) RecordAudit(ctx context.Context, actor domain.Actor, events []d
 			if err != nil {
 				return appended, err
 			}
-			anchor = domain.AuditHead{Seq: c.Seq(), Hash: c.Hash()}
+			seen = domain.AuditHead{Seq: c.Seq(), Hash: c.Hash()}
 		}
-		if anchor.Seq == 0 {
-			continue
+		if seen.Seq > anchor.Seq {
+			anchor = seen
 		}
-		if err := l.Audit.AnchorAudit(ctx, anchor); err != nil {
-			return appended, fmt.Errorf("anchor the audit head at seq %d: %w", anchor.Seq, err)
-		}
+	}
+	// One anchor update for the call (a pack of looks is one call): a
+	// crash before it leaves the anchor behind, which the next call mends.
+	if anchor.Seq == 0 {
+		return appended, nil
+	}
+	if err := l.Audit.AnchorAudit(ctx, anchor); err != nil {
+		return appended, fmt.Errorf("anchor the audit head at seq %d: %w", anchor.Seq, err)
 	}
 	return appended, nil
 }

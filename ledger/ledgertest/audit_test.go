@@ -20,7 +20,7 @@ import (
 
 // auditSources makes n audited events as the log holds them: looks and
 // venue reviews by two holders, with their server time set.
-func auditSources(t *testing.T, n int) []domain.Envelope {
+func auditSources(t testing.TB, n int) []domain.Envelope {
 	t.Helper()
 	now := time.Now().UTC()
 	out := make([]domain.Envelope, n)
