@@ -443,6 +443,13 @@ func (v *AuditVerifier) prevHash() string {
 	return v.head.Hash
 }
 
+// EntriesBroken returns the first broken link among the entries added so
+// far, leaving the anchor out of it; nil when they hold.
+func (v *AuditVerifier) EntriesBroken() *AuditBreak { return v.broken }
+
+// Head returns the last entry added that held.
+func (v *AuditVerifier) Head() AuditHead { return v.head }
+
 // Report returns what the verification found, once every event was added.
 func (v *AuditVerifier) Report() AuditReport {
 	r := AuditReport{Entries: v.entries, Head: v.head, Anchor: v.anchor, Anchored: v.anchored, Broken: v.broken}

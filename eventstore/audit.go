@@ -74,6 +74,17 @@ func (s *Store) AuditAnchor(ctx context.Context) (head domain.AuditHead, ok bool
 	return head, ok, err
 }
 
+// anchorValue reads the anchor's stored value and revision through the
+// bucket's leader; domain.ErrNotFound when there is none (ErrKeyMissing
+// when it was never written).
+func (s *Store) anchorValue(ctx context.Context) (value []byte, revision uint64, err error) {
+	err = s.untilAnswered(ctx, func(ctx context.Context) (err error) {
+		value, revision, err = s.leaderGetKeyRevision(ctx, AuditAnchorKey)
+		return err
+	})
+	return value, revision, err
+}
+
 func (s *Store) auditAnchor(ctx context.Context) (head domain.AuditHead, revision uint64, ok bool, err error) {
 	if s.isClosed() {
 		return head, 0, false, ErrClosed
@@ -83,11 +94,7 @@ func (s *Store) auditAnchor(ctx context.Context) (head domain.AuditHead, revisio
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	var value []byte
-	err = s.untilAnswered(ctx, func(ctx context.Context) (err error) {
-		value, revision, err = s.leaderGetKeyRevision(ctx, AuditAnchorKey)
-		return err
-	})
+	value, revision, err := s.anchorValue(ctx)
 	if errors.Is(err, domain.ErrNotFound) { // never written, or deleted
 		return head, revision, false, nil
 	}
@@ -96,7 +103,7 @@ func (s *Store) auditAnchor(ctx context.Context) (head domain.AuditHead, revisio
 	}
 	plain, err := s.openKey(AuditAnchorKey, value)
 	if err != nil {
-		return head, 0, false, fmt.Errorf("audit anchor: %w", err)
+		return head, 0, false, fmt.Errorf("audit anchor: it does not open with the master key (sealed with another root key, or altered): %w", err)
 	}
 	if err := json.Unmarshal(plain, &head); err != nil {
 		return head, 0, false, fmt.Errorf("audit anchor: %w", err)
@@ -118,10 +125,14 @@ func (s *Store) AnchorAudit(ctx context.Context, head domain.AuditHead) error {
 	}
 	for range 10 {
 		stored, revision, ok, err := s.auditAnchor(ctx)
-		if err != nil && !errors.Is(err, ErrKeyCorrupt) {
+		switch {
+		case errors.Is(err, ErrKeyCorrupt):
+			return fmt.Errorf("%w: %w", ledger.ErrAuditAnchorRemoved, err)
+		case err != nil:
 			return err
-		}
-		if ok && stored.Seq >= head.Seq {
+		case !ok && revision != 0:
+			return fmt.Errorf("%w: the anchor was deleted (its tombstone is at revision %d)", ledger.ErrAuditAnchorRemoved, revision)
+		case ok && stored.Seq >= head.Seq:
 			return nil
 		}
 		sealed, err := s.sealKey(AuditAnchorKey, plain)
@@ -146,6 +157,34 @@ func (s *Store) AnchorAudit(ctx context.Context, head domain.AuditHead) error {
 		// Another writer moved it meanwhile: look again.
 	}
 	return fmt.Errorf("audit anchor: %w: changed concurrently too often", domain.ErrConflict)
+}
+
+// ResetAuditAnchor implements ledger.AuditLog: head becomes the anchor,
+// whatever is stored.
+func (s *Store) ResetAuditAnchor(ctx context.Context, head domain.AuditHead) error {
+	if s.o.ReadOnly {
+		return ErrReadOnly
+	}
+	if s.o.MasterKey == nil {
+		return ErrNoMasterKey
+	}
+	plain, err := json.Marshal(head)
+	if err != nil {
+		return err
+	}
+	sealed, err := s.sealKey(AuditAnchorKey, plain)
+	if err != nil {
+		return fmt.Errorf("audit anchor: %w", err)
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if err := s.untilAnswered(ctx, func(ctx context.Context) error {
+		_, err := s.kv.Put(ctx, AuditAnchorKey, sealed)
+		return err
+	}); err != nil {
+		return fmt.Errorf("reset the audit anchor: %w", err)
+	}
+	return nil
 }
 
 // leaderGetKeyRevision is leaderGetKey with the value's revision (its

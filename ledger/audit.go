@@ -76,6 +76,34 @@ func (l *Ledger) RecordAudit(ctx context.Context, actor domain.Actor, events []d
 	return appended, nil
 }
 
+// ReanchorAudit checks the chain's entries (not the anchor) and, when they
+// hold, writes the chain's head as its anchor: the operator's repair once a
+// deleted or altered anchor (ErrAuditAnchorRemoved) was looked into. A chain
+// whose entries are broken is not anchored: the report says where.
+func (l *Ledger) ReanchorAudit(ctx context.Context) (domain.AuditReport, error) {
+	v := domain.NewAuditVerifier(domain.AuditHead{}, false)
+	if err := l.readAuditChain(ctx, v); err != nil {
+		return domain.AuditReport{}, fmt.Errorf("reanchor audit: %w", err)
+	}
+	if v.EntriesBroken() != nil || v.Head().Seq == 0 {
+		return v.Report(), nil
+	}
+	if err := l.Audit.ResetAuditAnchor(ctx, v.Head()); err != nil {
+		return domain.AuditReport{}, fmt.Errorf("reanchor audit: %w", err)
+	}
+	return l.VerifyAudit(ctx)
+}
+
+// readAuditChain adds every entry of the chain to v.
+func (l *Ledger) readAuditChain(ctx context.Context, v *domain.AuditVerifier) error {
+	return l.Audit.ReadAuditChain(ctx, func(envs []domain.Envelope) error {
+		for _, e := range envs {
+			v.Add(e)
+		}
+		return nil
+	})
+}
+
 // VerifyAudit checks the audit chain and its anchor (on the API, for
 // domain.AuditReaders):
 // every entry's hash over its content, every link to the entry before, the
@@ -89,12 +117,7 @@ func (l *Ledger) VerifyAudit(ctx context.Context) (domain.AuditReport, error) {
 		return domain.AuditReport{}, fmt.Errorf("verify audit: %w", err)
 	}
 	v := domain.NewAuditVerifier(anchor, anchored)
-	if err := l.Audit.ReadAuditChain(ctx, func(envs []domain.Envelope) error {
-		for _, e := range envs {
-			v.Add(e)
-		}
-		return nil
-	}); err != nil {
+	if err := l.readAuditChain(ctx, v); err != nil {
 		return domain.AuditReport{}, fmt.Errorf("verify audit: %w", err)
 	}
 	return v.Report(), nil

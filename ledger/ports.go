@@ -60,9 +60,19 @@ type AuditLog interface {
 	// AuditAnchor returns the anchored head; ok is false when none is stored.
 	AuditAnchor(ctx context.Context) (head domain.AuditHead, ok bool, err error)
 	// AnchorAudit moves the anchored head forward to head; an older head
-	// than the stored one changes nothing.
+	// than the stored one changes nothing. An anchor that was deleted, or
+	// does not open, is not written over: ErrAuditAnchorRemoved.
 	AnchorAudit(ctx context.Context, head domain.AuditHead) error
+	// ResetAuditAnchor writes head as the anchor whatever is stored (an
+	// operator's repair once a removed anchor was looked into).
+	ResetAuditAnchor(ctx context.Context, head domain.AuditHead) error
 }
+
+// ErrAuditAnchorRemoved is wrapped by AuditLog.AnchorAudit's error when the
+// stored anchor was deleted or altered: the ledger never does either, so
+// it is not written over (that would hide a truncation made with it) until
+// an operator resets it (`ledger audit verify --reanchor`).
+var ErrAuditAnchorRemoved = errors.New("ledger: the audit anchor was deleted or altered")
 
 // Keyring holds each person's data key for Sealed fields. Destroying a key
 // erases that person's personal data from every event that used it.

@@ -25,7 +25,8 @@ var errAuditBroken = errors.New("audit verify: the audit chain is broken")
 // unseals the anchor) or through a running service (--url with an admin's
 // or auditor's --token, GET /v1/audit/verify). It prints the report and
 // fails (exit 1) on a broken chain, naming the first broken link; an
-// anchor that lags the chain is reported, not a failure.
+// anchor that lags the chain is reported, not a failure. --reanchor writes
+// the anchor anew over a chain whose entries hold.
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -34,9 +35,14 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	url := fs.String("url", "", "verify through the running service at this base URL (GET /v1/audit/verify) instead of opening the store")
 	tok := fs.String("token", getenv("LEDGER_TOKEN"), "with --url: an admin's or auditor's bearer token (env LEDGER_TOKEN)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long the verification may take")
+	reanchor := fs.Bool("reanchor", false, "on a store not in use: when every entry holds, write the chain's head as its anchor (the repair once a deleted or altered anchor was looked into)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *reanchor && *url != "" {
+		return errors.New("audit verify: --reanchor works on the store (--data or --nats-url), not through --url")
+	}
+	ef.readOnly = !*reanchor // a reanchor writes the anchor
 	if fs.NArg() > 0 {
 		return fmt.Errorf("audit verify: unexpected arguments %q", fs.Args())
 	}
@@ -49,7 +55,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if *url != "" {
 		r, err = verifyRemote(ctx, strings.TrimRight(*url, "/"), *tok)
 	} else {
-		r, err = verifyStore(ctx, &ef, stderr, getenv)
+		r, err = verifyStore(ctx, &ef, stderr, getenv, *reanchor)
 	}
 	if err != nil {
 		return fmt.Errorf("audit verify: %w", err)
@@ -62,14 +68,19 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, g
 }
 
 // verifyStore verifies the chain of the store the flags name, opened
-// read-only (the data dir under its lock: refused while a serve holds it).
-func verifyStore(ctx context.Context, ef *engineFlags, stderr io.Writer, getenv func(string) string) (domain.AuditReport, error) {
+// read-only unless it reanchors (the data dir under its lock: refused while
+// a serve holds it).
+func verifyStore(ctx context.Context, ef *engineFlags, stderr io.Writer, getenv func(string) string, reanchor bool) (domain.AuditReport, error) {
 	es, closeLog, err := ef.openLogForCommand(ctx, stderr, getenv)
 	if err != nil {
 		return domain.AuditReport{}, err
 	}
 	defer closeLog()
-	return (&ledger.Ledger{Audit: es}).VerifyAudit(ctx)
+	l := &ledger.Ledger{Audit: es}
+	if reanchor {
+		return l.ReanchorAudit(ctx)
+	}
+	return l.VerifyAudit(ctx)
 }
 
 // verifyRemote asks the running service at base to verify its chain.

@@ -126,6 +126,19 @@ func TestAuditVerifyFindsATruncatedChain(t *testing.T) {
 	if !errors.Is(err, errAuditBroken) || !strings.Contains(out, "BROKEN") || !strings.Contains(out, "seq 3") || !strings.Contains(out, "truncated") {
 		t.Fatalf("verify after truncation: %v\n%s", err, out)
 	}
+
+	// The anchor deleted: reported until the operator, having looked into
+	// it, reanchors the chain (whose entries hold).
+	log.DeleteAuditAnchor()
+	if out, err := runCmd(env, "audit", "verify", "--nats-url", srv.ClientURL()); !errors.Is(err, errAuditBroken) || !strings.Contains(out, "no anchor") {
+		t.Fatalf("verify after the anchor's deletion: %v\n%s", err, out)
+	}
+	if _, err := runCmd(env, "audit", "verify", "--url", "http://127.0.0.1:1", "--reanchor"); err == nil || !strings.Contains(err.Error(), "--reanchor") {
+		t.Fatalf("--reanchor with --url: %v", err)
+	}
+	if out, err := runCmd(env, "audit", "verify", "--nats-url", srv.ClientURL(), "--reanchor"); err != nil || !strings.Contains(out, "anchor: seq 2") || !strings.Contains(out, "ok:") {
+		t.Fatalf("reanchor: %v\n%s", err, out)
+	}
 }
 
 // TestRootKeyOutsideTheDataDir: with --nats-url the service refuses a root

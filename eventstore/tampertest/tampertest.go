@@ -116,11 +116,27 @@ func (l *Log) DeleteAuditAnchor() {
 	l.tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if err := l.bucket(ctx).Delete(ctx, eventstore.AuditAnchorKey); err != nil {
+		l.tb.Fatalf("tampertest: delete the anchor: %v", err)
+	}
+}
+
+// WriteAuditAnchor puts value in place of the anchored audit head, as
+// someone without the master key could.
+func (l *Log) WriteAuditAnchor(value []byte) {
+	l.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if _, err := l.bucket(ctx).Put(ctx, eventstore.AuditAnchorKey, value); err != nil {
+		l.tb.Fatalf("tampertest: write the anchor: %v", err)
+	}
+}
+
+func (l *Log) bucket(ctx context.Context) jetstream.KeyValue {
+	l.tb.Helper()
 	kv, err := l.js.KeyValue(ctx, eventstore.KeyBucket)
 	if err != nil {
 		l.tb.Fatalf("tampertest: bucket: %v", err)
 	}
-	if err := kv.Delete(ctx, eventstore.AuditAnchorKey); err != nil {
-		l.tb.Fatalf("tampertest: delete the anchor: %v", err)
-	}
+	return kv
 }

@@ -3,6 +3,7 @@ package ledgertest_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/eventstore/tampertest"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 )
 
@@ -257,5 +259,55 @@ func TestAuditAnchorLagsAfterACrash(t *testing.T) {
 	recordAudit(t, env, srcs[4:])
 	if r := verifyAudit(t, env); !r.OK() || r.Entries != 5 || r.AnchorLag != 0 {
 		t.Fatalf("after the next entry: %+v (%v)", r, r.Broken)
+	}
+}
+
+// TestAuditAnchorRemovedIsNotWrittenOver: a deleted or forged anchor is
+// never written over by the next entry (that would hide a truncation made
+// with it): the entry is appended, anchoring it fails with
+// ErrAuditAnchorRemoved and verify keeps reporting it, until the operator's
+// reanchor, which anchors a chain whose entries hold and refuses one whose
+// entries do not.
+func TestAuditAnchorRemovedIsNotWrittenOver(t *testing.T) {
+	url := natsServer(t)
+	env := ledgertest.Start(t, ledgertest.Options{NoProjector: true, NATSURL: url})
+	ctx := context.Background()
+	log := tampertest.Connect(t, url)
+	srcs := auditSources(t, 6)
+	recordAudit(t, env, srcs[:3])
+
+	log.DeleteAuditAnchor()
+	if _, err := env.Ledger.RecordAudit(ctx, domain.ReactionsActor, srcs[3:4]); !errors.Is(err, ledger.ErrAuditAnchorRemoved) {
+		t.Fatalf("an entry after the anchor was deleted: %v, want ErrAuditAnchorRemoved", err)
+	}
+	if r := verifyAudit(t, env); r.OK() || !strings.Contains(r.Broken.Problem, "no anchor") || r.Entries != 4 {
+		t.Fatalf("after the deletion: %+v (%v)", r, r.Broken)
+	}
+	r, err := env.Ledger.ReanchorAudit(ctx)
+	if err != nil || !r.OK() || r.Anchor.Seq != 4 || r.Entries != 4 {
+		t.Fatalf("reanchor: %+v (%v), %v", r, r.Broken, err)
+	}
+	recordAudit(t, env, srcs[4:5])
+	if r := verifyAudit(t, env); !r.OK() || r.Anchor.Seq != 5 {
+		t.Fatalf("after the reanchor: %+v (%v)", r, r.Broken)
+	}
+
+	log.WriteAuditAnchor([]byte(`{"seq":5,"hash":"forged"}`))
+	if _, err := env.Ledger.RecordAudit(ctx, domain.ReactionsActor, srcs[5:6]); !errors.Is(err, ledger.ErrAuditAnchorRemoved) {
+		t.Fatalf("an entry after the anchor was forged: %v, want ErrAuditAnchorRemoved", err)
+	}
+	if _, err := env.Ledger.VerifyAudit(ctx); err == nil || !strings.Contains(err.Error(), "does not open with the master key") {
+		t.Fatalf("verify with a forged anchor: %v", err)
+	}
+
+	// A chain whose entries were changed is not anchored again.
+	entries := log.AuditEntries()
+	entries[1].Payload = []byte(strings.Replace(string(entries[1].Payload), `"approve"`, `"reject"`, 1))
+	log.RewriteAuditChain(entries)
+	if r, err := env.Ledger.ReanchorAudit(ctx); err != nil || r.OK() || r.Broken.Seq != 2 {
+		t.Fatalf("reanchor of a changed chain: %+v (%v), %v", r, r.Broken, err)
+	}
+	if _, err := env.Ledger.VerifyAudit(ctx); err == nil {
+		t.Fatal("the refused reanchor wrote an anchor")
 	}
 }
