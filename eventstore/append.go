@@ -223,7 +223,13 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 	}
 	// An event id names one fact: one a pack holds already (a pass, an
 	// alert…) is not stored again under another aggregate.
-	if id, used := s.usedByPack(events); used {
+	if id, pos, used := s.usedByPack(events); used {
+		if len(events) == 1 {
+			seq, _ := SeqOf(pos)
+			if res, ok := s.storedAt(ctx, subj, seq, id); ok {
+				return res, nil // a retry, found with one read
+			}
+		}
 		if res, ok := s.storedBefore(ctx, aggregate, events); ok {
 			return res, nil // a retry of events this aggregate holds
 		}
@@ -241,8 +247,14 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 	defer cancel()
 	if err == nil {
 		if len(msgs) == 1 && ack.Duplicate {
-			// JetStream knows the id from its duplicate window, stream-wide:
-			// a retry only when the event is in this aggregate.
+			// JetStream knows the id from its duplicate window, stream-wide,
+			// and answers the original's sequence: a retry only when the
+			// event is in this aggregate. One read of that message tells
+			// (a long aggregate, the audit chain, is not walked), the walk
+			// stays for an answer without it.
+			if res, ok := s.storedAt(ctx, subj, ack.Seq, events[0].ID); ok {
+				return res, nil
+			}
 			if res, ok := s.storedBefore(ctx, aggregate, events); ok {
 				return res, nil
 			}
@@ -282,6 +294,23 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 		return nil, fmt.Errorf("append %s at version %d: %w: %v", subj, expectedVersion, domain.ErrConflict, err)
 	}
 	return nil, fmt.Errorf("append %s: %w", subj, err)
+}
+
+// storedAt reports whether the message at stream sequence seq is the
+// event id on subject subj, and where.
+func (s *Store) storedAt(ctx context.Context, subj string, seq uint64, id uuid.UUID) ([]ledger.Appended, bool) {
+	if seq == 0 {
+		return nil, false
+	}
+	m, err := s.getMsg(ctx, s.stream, seq)
+	if err != nil || m.Subject != subj {
+		return nil, false
+	}
+	var e domain.Envelope
+	if err := decodeEnvelope(m.Data, &e, nil); err != nil || e.ID != id {
+		return nil, false
+	}
+	return []ledger.Appended{{Position: PositionOf(m.Sequence, 0), Duplicate: true}}, true
 }
 
 // storedBefore reports whether every event is already in the aggregate's
@@ -384,23 +413,26 @@ func (s *Store) publishOnce(ctx context.Context, msgs []*nats.Msg, deadline time
 }
 
 // usedByPack reports the first of events whose id the table of recent ids
-// holds (a packed event, or one appended earlier: the caller tells a retry
+// holds, with its position (0 while it is pending) (a packed event, or one appended earlier: the caller tells a retry
 // from another fact), if any. Before the table
 // is rebuilt after a start nothing is reported.
-func (s *Store) usedByPack(events []domain.Envelope) (uuid.UUID, bool) {
+func (s *Store) usedByPack(events []domain.Envelope) (uuid.UUID, uint64, bool) {
 	select {
 	case <-s.dedupDone:
 	default:
-		return uuid.Nil, false
+		return uuid.Nil, 0, false
 	}
 	s.dedup.mu.Lock()
 	defer s.dedup.mu.Unlock()
 	for _, e := range events {
-		if _, ok := s.dedup.ids[e.ID]; ok {
-			return e.ID, true
+		if v, ok := s.dedup.ids[e.ID]; ok {
+			if v&pendingBit != 0 {
+				v = 0 // still on its way: no position yet
+			}
+			return e.ID, v, true
 		}
 	}
-	return uuid.Nil, false
+	return uuid.Nil, 0, false
 }
 
 // rememberAppended adds appended events to the table of recent ids, so that
