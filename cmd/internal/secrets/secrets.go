@@ -22,6 +22,10 @@ import (
 // KeyFile is the root secret's file name inside the data dir.
 const KeyFile = "ledger.key"
 
+// logDir is where the embedded server keeps the log inside the data dir
+// (eventstore's JetStream storage).
+const logDir = "jetstream"
+
 // Keys are the keys the service derives from one root secret.
 type Keys struct {
 	Token  []byte // signs bearer tokens, personal codes and venue codes
@@ -121,6 +125,11 @@ func rootSecret(dataDir string, create bool) ([]byte, error) {
 		return readKeyFile(path, "")
 	case !create:
 		return nil, fmt.Errorf("no root key: %s does not exist (start `ledger serve --data %s` once, or give --key-file PATH or %s)", path, dataDir, EnvKey)
+	}
+	// A log already there was written with a root key kept elsewhere: a new
+	// one would open nothing in it (no token, no data key, no anchor).
+	if _, err := os.Stat(filepath.Join(dataDir, logDir)); err == nil {
+		return nil, fmt.Errorf("no root key: %s holds a log but no %s; give the key it was written with (--key-file PATH or %s) instead of making a new one", dataDir, KeyFile, EnvKey)
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {

@@ -111,6 +111,18 @@ func TestLoadCreatesTheEmbeddedDefaultsKey(t *testing.T) {
 	if err != nil || !bytes.Equal(first.Master, again.Master) {
 		t.Fatalf("second start: %v", err)
 	}
+	// A data dir that holds a log but no key (moved out to a key file) gets
+	// no new key: it would open nothing there.
+	moved := t.TempDir()
+	if err := os.Mkdir(filepath.Join(moved, "jetstream"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secrets.Load(secrets.Source{DataDir: moved, Create: true}); err == nil || !strings.Contains(err.Error(), "holds a log") {
+		t.Fatalf("a log without its key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(moved, secrets.KeyFile)); err == nil {
+		t.Fatal("a new key was made beside a log written with another")
+	}
 	missing := filepath.Join(t.TempDir(), "root.key")
 	if _, err := secrets.Load(secrets.Source{DataDir: t.TempDir(), KeyFile: missing, Create: true}); err == nil {
 		t.Fatal("a missing --key-file was accepted")
