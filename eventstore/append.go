@@ -413,9 +413,9 @@ func (s *Store) publishOnce(ctx context.Context, msgs []*nats.Msg, deadline time
 }
 
 // usedByPack reports the first of events whose id the table of recent ids
-// holds, with its position (0 while it is pending) (a packed event, or one appended earlier: the caller tells a retry
-// from another fact), if any. Before the table
-// is rebuilt after a start nothing is reported.
+// holds (a packed event, or one appended earlier: the caller tells a retry
+// from another fact), if any, with its position (0 while it is still on its
+// way). Before the table is rebuilt after a start nothing is reported.
 func (s *Store) usedByPack(events []domain.Envelope) (uuid.UUID, uint64, bool) {
 	select {
 	case <-s.dedupDone:

@@ -91,7 +91,8 @@ func (p conflictPolicy) attempts() int {
 // update is the one command path of the versioned aggregates: load id's
 // state, decide on it, append what was decided at the loaded version (a
 // concurrent writer makes that a conflict, never an overwrite), and, with
-// retryOnConflict, decide again on the new state when it lost the race.
+// retryOnConflict or retryUntilLinked, decide again on the new state when it
+// lost the race.
 //
 // meta.ID, when set, is the first decided event's id. A decide that returns
 // no events and no error means there is nothing to do: update then appends
