@@ -333,6 +333,23 @@ type AuditHead struct {
 	Hash string `json:"hash"`
 }
 
+// AnchorState says what the anchor's place holds.
+type AnchorState string
+
+// Anchor states.
+const (
+	// AnchorNone: nothing was ever written there (a new chain, or a crash
+	// before the chain's first anchor).
+	AnchorNone AnchorState = "none"
+	// AnchorStored: an anchor that opens with the master key.
+	AnchorStored AnchorState = "stored"
+	// AnchorDeleted: the anchor was deleted (its tombstone is there); the
+	// ledger never deletes it.
+	AnchorDeleted AnchorState = "deleted"
+	// AnchorAltered: a value that does not open with the master key.
+	AnchorAltered AnchorState = "altered"
+)
+
 // AuditBreak is the first broken link of a chain: the entry (by the
 // sequence number it should have had, and its position in the log when it
 // is there) and what is wrong.
@@ -355,15 +372,16 @@ type AuditReport struct {
 	Entries uint64
 	// Head is the chain's last entry (zero for an empty chain).
 	Head AuditHead
-	// Anchor is the anchored head; Anchored is false when none is stored.
-	Anchor   AuditHead
-	Anchored bool
+	// Anchor is the anchored head when AnchorState is AnchorStored.
+	Anchor      AuditHead
+	AnchorState AnchorState
 	// Broken is the first broken link; nil when the chain holds.
 	Broken *AuditBreak
-	// AnchorLag is how many entries follow the anchored head: written but
-	// not anchored yet (in flight, or a crash between an append and its
-	// anchor's update; the next append moves the anchor). They are linked
-	// like the others, but a removal of them would not be noticed.
+	// AnchorLag is how many entries follow the anchored head (all of them
+	// with AnchorNone): written but not anchored yet (in flight, or a crash
+	// between an append and its anchor's update; the next append moves the
+	// anchor). They are linked like the others, but a removal of them would
+	// not be noticed.
 	AnchorLag uint64
 }
 
@@ -374,6 +392,7 @@ func (r AuditReport) OK() bool { return r.Broken == nil }
 // anchored head: Add each of the chain's events, then Report.
 type AuditVerifier struct {
 	anchor       AuditHead
+	state        AnchorState
 	anchored     bool
 	anchorSeen   bool
 	head         AuditHead
@@ -382,10 +401,13 @@ type AuditVerifier struct {
 	broken       *AuditBreak
 }
 
-// NewAuditVerifier starts a verification against the anchored head (anchored
-// false: none is stored).
-func NewAuditVerifier(anchor AuditHead, anchored bool) *AuditVerifier {
-	return &AuditVerifier{anchor: anchor, anchored: anchored}
+// NewAuditVerifier starts a verification against the anchor: its state and,
+// when stored, the head it names.
+func NewAuditVerifier(anchor AuditHead, state AnchorState) *AuditVerifier {
+	if state == "" {
+		state = AnchorNone
+	}
+	return &AuditVerifier{anchor: anchor, state: state, anchored: state == AnchorStored}
 }
 
 // Add checks the chain's next event; after the first break it checks
@@ -452,13 +474,20 @@ func (v *AuditVerifier) Head() AuditHead { return v.head }
 
 // Report returns what the verification found, once every event was added.
 func (v *AuditVerifier) Report() AuditReport {
-	r := AuditReport{Entries: v.entries, Head: v.head, Anchor: v.anchor, Anchored: v.anchored, Broken: v.broken}
+	r := AuditReport{Entries: v.entries, Head: v.head, Anchor: v.anchor, AnchorState: v.state, Broken: v.broken}
+	if !v.anchored {
+		r.Anchor = AuditHead{}
+	}
 	if r.Broken != nil {
 		return r
 	}
 	switch {
-	case !v.anchored && v.head.Seq > 0:
-		r.Broken = &AuditBreak{Seq: 1, Problem: fmt.Sprintf("no anchor is stored for a chain of %d entries (the anchor was removed)", v.head.Seq)}
+	case v.state == AnchorDeleted:
+		r.Broken = &AuditBreak{Seq: v.head.Seq + 1, Problem: fmt.Sprintf("the anchor was deleted (the chain holds %d entries; the ledger never deletes it: the tail may have been truncated with it)", v.head.Seq)}
+	case v.state == AnchorAltered:
+		r.Broken = &AuditBreak{Seq: v.head.Seq + 1, Problem: "the anchor does not open with the master key (written without it, or altered)"}
+	case !v.anchored:
+		r.AnchorLag = v.head.Seq // never anchored: a new chain, or a crash before its first anchor
 	case v.anchored && v.anchor.Seq > v.head.Seq:
 		r.Broken = &AuditBreak{Seq: v.head.Seq + 1, Problem: fmt.Sprintf("missing: the chain ends at seq %d, the anchor names seq %d (the tail was truncated)", v.head.Seq, v.anchor.Seq)}
 	case v.anchored && v.anchor.Seq > 0 && !v.anchorSeen:

@@ -48,8 +48,8 @@ func auditChain(t *testing.T, n int) []domain.Envelope {
 	return envs
 }
 
-func verify(envs []domain.Envelope, anchor domain.AuditHead, anchored bool) domain.AuditReport {
-	v := domain.NewAuditVerifier(anchor, anchored)
+func verify(envs []domain.Envelope, anchor domain.AuditHead, state domain.AnchorState) domain.AuditReport {
+	v := domain.NewAuditVerifier(anchor, state)
 	for _, e := range envs {
 		v.Add(e)
 	}
@@ -153,16 +153,20 @@ func TestAuditVerifier(t *testing.T) {
 	envs := auditChain(t, 5)
 	head := headOf(t, envs[4])
 
-	if r := verify(envs, head, true); !r.OK() || r.Entries != 5 || r.Head != head || r.AnchorLag != 0 {
+	if r := verify(envs, head, domain.AnchorStored); !r.OK() || r.Entries != 5 || r.Head != head || r.AnchorLag != 0 || r.Anchor != head {
 		t.Fatalf("intact chain: %+v %v", r, r.Broken)
 	}
-	if r := verify(nil, domain.AuditHead{}, false); !r.OK() || r.Entries != 0 {
+	if r := verify(nil, domain.AuditHead{}, domain.AnchorNone); !r.OK() || r.Entries != 0 {
 		t.Fatalf("empty chain: %+v", r)
 	}
 	// A lagging anchor (a crash between an append and its anchor's update)
-	// is reported, not a break.
-	if r := verify(envs, headOf(t, envs[2]), true); !r.OK() || r.AnchorLag != 2 {
+	// is reported, not a break; so is one never written (a crash before
+	// the chain's first anchor): every entry lags.
+	if r := verify(envs, headOf(t, envs[2]), domain.AnchorStored); !r.OK() || r.AnchorLag != 2 {
 		t.Fatalf("lagging anchor: %+v %v", r, r.Broken)
+	}
+	if r := verify(envs, domain.AuditHead{}, domain.AnchorNone); !r.OK() || r.AnchorLag != 5 {
+		t.Fatalf("no anchor written yet: %+v %v", r, r.Broken)
 	}
 
 	changed := func(i int, f func(*domain.AuditRecorded), rehash bool) []domain.Envelope {
@@ -181,21 +185,24 @@ func TestAuditVerifier(t *testing.T) {
 		name    string
 		envs    []domain.Envelope
 		anchor  domain.AuditHead
+		state   domain.AnchorState
 		seq     uint64
 		problem string
 	}{
-		{"changed", changed(2, func(a *domain.AuditRecorded) { a.Reason = "nothing to see" }, false), head, 3, "changed"},
-		{"changed and rehashed", changed(2, func(a *domain.AuditRecorded) { a.Actor = "reviewer:other" }, true), head, 4, "prev_hash"},
-		{"head changed and rehashed", changed(4, func(a *domain.AuditRecorded) { a.Outcome = "reject" }, true), head, 5, "anchor"},
-		{"removed", append(append([]domain.Envelope(nil), envs[:1]...), envs[2:]...), head, 2, "missing"},
-		{"reordered", []domain.Envelope{envs[0], envs[2], envs[1], envs[3], envs[4]}, head, 2, "missing"},
-		{"truncated", envs[:3], head, 4, "truncated"},
-		{"anchor removed", envs, domain.AuditHead{}, 1, "no anchor"},
-		{"duplicated", []domain.Envelope{envs[0], envs[1], envs[1], envs[2]}, headOf(t, envs[2]), 3, "out of order"},
+		{"changed", changed(2, func(a *domain.AuditRecorded) { a.Reason = "nothing to see" }, false), head, domain.AnchorStored, 3, "changed"},
+		{"changed and rehashed", changed(2, func(a *domain.AuditRecorded) { a.Actor = "reviewer:other" }, true), head, domain.AnchorStored, 4, "prev_hash"},
+		{"head changed and rehashed", changed(4, func(a *domain.AuditRecorded) { a.Outcome = "reject" }, true), head, domain.AnchorStored, 5, "anchor"},
+		{"source replaced", changed(1, func(a *domain.AuditRecorded) { a.SourceEventID = uuid.New() }, true), head, domain.AnchorStored, 2, "replaced"},
+		{"removed", append(append([]domain.Envelope(nil), envs[:1]...), envs[2:]...), head, domain.AnchorStored, 2, "missing"},
+		{"reordered", []domain.Envelope{envs[0], envs[2], envs[1], envs[3], envs[4]}, head, domain.AnchorStored, 2, "missing"},
+		{"truncated", envs[:3], head, domain.AnchorStored, 4, "truncated"},
+		{"anchor deleted", envs, domain.AuditHead{}, domain.AnchorDeleted, 6, "deleted"},
+		{"anchor altered", envs, domain.AuditHead{}, domain.AnchorAltered, 6, "does not open"},
+		{"duplicated", []domain.Envelope{envs[0], envs[1], envs[1], envs[2]}, headOf(t, envs[2]), domain.AnchorStored, 3, "out of order"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := verify(c.envs, c.anchor, c.anchor.Seq > 0)
+			r := verify(c.envs, c.anchor, c.state)
 			if r.OK() {
 				t.Fatalf("not found: %+v", r)
 			}

@@ -66,12 +66,22 @@ func (s *Store) ReadAuditChain(ctx context.Context, fn func([]domain.Envelope) e
 	return s.Read(ctx, domain.AuditChainAggregate, 0, fn)
 }
 
-// AuditAnchor returns the anchored head of the audit chain; ok is false when
-// none is stored. An anchor that does not open with the master key is
-// ErrKeyCorrupt: it was not written by this deployment, or was altered.
-func (s *Store) AuditAnchor(ctx context.Context) (head domain.AuditHead, ok bool, err error) {
-	head, _, ok, err = s.auditAnchor(ctx)
-	return head, ok, err
+// AuditAnchor returns the anchor's state (domain.AnchorNone when it was
+// never written, AnchorDeleted for a tombstone, AnchorAltered for a value
+// that does not open with the master key) and, when stored, its head.
+func (s *Store) AuditAnchor(ctx context.Context) (domain.AuditHead, domain.AnchorState, error) {
+	head, revision, ok, err := s.auditAnchor(ctx)
+	switch {
+	case errors.Is(err, ErrKeyCorrupt):
+		return domain.AuditHead{}, domain.AnchorAltered, nil
+	case err != nil:
+		return domain.AuditHead{}, "", err
+	case ok:
+		return head, domain.AnchorStored, nil
+	case revision != 0:
+		return domain.AuditHead{}, domain.AnchorDeleted, nil
+	}
+	return domain.AuditHead{}, domain.AnchorNone, nil
 }
 
 // anchorValue reads the anchor's stored value and revision through the
@@ -103,10 +113,10 @@ func (s *Store) auditAnchor(ctx context.Context) (head domain.AuditHead, revisio
 	}
 	plain, err := s.openKey(AuditAnchorKey, value)
 	if err != nil {
-		return head, 0, false, fmt.Errorf("audit anchor: it does not open with the master key (sealed with another root key, or altered): %w", err)
+		return head, revision, false, fmt.Errorf("audit anchor: it does not open with the master key (sealed with another root key, or altered): %w", err)
 	}
 	if err := json.Unmarshal(plain, &head); err != nil {
-		return head, 0, false, fmt.Errorf("audit anchor: %w", err)
+		return head, revision, false, fmt.Errorf("audit anchor: %w: %w", ErrKeyCorrupt, err)
 	}
 	return head, revision, true, nil
 }

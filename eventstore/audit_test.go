@@ -46,8 +46,8 @@ func TestLoadLast(t *testing.T) {
 func TestAuditAnchorMovesForwardOnly(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
-	if _, ok, err := s.AuditAnchor(ctx(t)); ok || err != nil {
-		t.Fatalf("before any: %v %v", ok, err)
+	if _, state, err := s.AuditAnchor(ctx(t)); state != domain.AnchorNone || err != nil {
+		t.Fatalf("before any: %v %v", state, err)
 	}
 	head := func(n uint64) domain.AuditHead { return domain.AuditHead{Seq: n, Hash: fmt.Sprintf("%064d", n)} }
 	for _, n := range []uint64{5, 3, 5, 7} {
@@ -55,8 +55,8 @@ func TestAuditAnchorMovesForwardOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, ok, err := s.AuditAnchor(ctx(t)); !ok || err != nil || got != head(7) {
-		t.Fatalf("after 5, 3, 5, 7: %+v %v %v", got, ok, err)
+	if got, state, err := s.AuditAnchor(ctx(t)); state != domain.AnchorStored || err != nil || got != head(7) {
+		t.Fatalf("after 5, 3, 5, 7: %+v %v %v", got, state, err)
 	}
 	var wg sync.WaitGroup
 	for n := uint64(8); n <= 40; n++ {

@@ -105,7 +105,7 @@ func TestAuditTrail(t *testing.T) {
 
 	rec := e.do("GET", "/v1/audit/verify", auditor, nil)
 	wantStatus(t, rec, http.StatusOK)
-	if r := decodeJSON[auditReportJSON](t, rec); !r.OK || r.Entries != 4 || r.Anchor == nil || r.Anchor.Seq != 4 ||
+	if r := decodeJSON[auditReportJSON](t, rec); !r.OK || r.Entries != 4 || r.Anchor == nil || r.Anchor.Seq != 4 || r.AnchorState != "stored" ||
 		r.Head.Hash != all.Entries[3].Hash || r.AnchorLag != 0 || r.Broken != nil {
 		t.Fatalf("verify: %+v", r)
 	}

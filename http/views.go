@@ -370,6 +370,8 @@ type auditReportJSON struct {
 	Entries uint64         `json:"entries"`
 	Head    auditHeadJSON  `json:"head"`
 	Anchor  *auditHeadJSON `json:"anchor"`
+	// AnchorState is none, stored, deleted or altered.
+	AnchorState string `json:"anchor_state"`
 	// AnchorLag counts the entries past the anchored head (written, not
 	// anchored yet).
 	AnchorLag uint64          `json:"anchor_lag"`
@@ -377,8 +379,9 @@ type auditReportJSON struct {
 }
 
 func auditReportOf(r domain.AuditReport) auditReportJSON {
-	out := auditReportJSON{OK: r.OK(), Entries: r.Entries, Head: auditHeadJSON(r.Head), AnchorLag: r.AnchorLag}
-	if r.Anchored {
+	out := auditReportJSON{OK: r.OK(), Entries: r.Entries, Head: auditHeadJSON(r.Head), AnchorState: string(r.AnchorState),
+		AnchorLag: r.AnchorLag}
+	if r.AnchorState == domain.AnchorStored {
 		a := auditHeadJSON(r.Anchor)
 		out.Anchor = &a
 	}

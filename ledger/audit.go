@@ -81,7 +81,7 @@ func (l *Ledger) RecordAudit(ctx context.Context, actor domain.Actor, events []d
 // deleted or altered anchor (ErrAuditAnchorRemoved) was looked into. A chain
 // whose entries are broken is not anchored: the report says where.
 func (l *Ledger) ReanchorAudit(ctx context.Context) (domain.AuditReport, error) {
-	v := domain.NewAuditVerifier(domain.AuditHead{}, false)
+	v := domain.NewAuditVerifier(domain.AuditHead{}, domain.AnchorNone)
 	if err := l.readAuditChain(ctx, v); err != nil {
 		return domain.AuditReport{}, fmt.Errorf("reanchor audit: %w", err)
 	}
@@ -112,11 +112,11 @@ func (l *Ledger) readAuditChain(ctx context.Context, v *domain.AuditVerifier) er
 // reports them as AnchorLag, not as a break. The anchor is read before the
 // chain, so entries appended while it runs are lag, never a truncation.
 func (l *Ledger) VerifyAudit(ctx context.Context) (domain.AuditReport, error) {
-	anchor, anchored, err := l.Audit.AuditAnchor(ctx)
+	anchor, state, err := l.Audit.AuditAnchor(ctx)
 	if err != nil {
 		return domain.AuditReport{}, fmt.Errorf("verify audit: %w", err)
 	}
-	v := domain.NewAuditVerifier(anchor, anchored)
+	v := domain.NewAuditVerifier(anchor, state)
 	if err := l.readAuditChain(ctx, v); err != nil {
 		return domain.AuditReport{}, fmt.Errorf("verify audit: %w", err)
 	}

@@ -57,8 +57,9 @@ type AuditLog interface {
 	// ReadAuditChain delivers the chain's entries in log order, in
 	// batches, up to the log's end when it was called.
 	ReadAuditChain(ctx context.Context, fn func([]domain.Envelope) error) error
-	// AuditAnchor returns the anchored head; ok is false when none is stored.
-	AuditAnchor(ctx context.Context) (head domain.AuditHead, ok bool, err error)
+	// AuditAnchor returns the anchor's state and, when stored, the head it
+	// names.
+	AuditAnchor(ctx context.Context) (head domain.AuditHead, state domain.AnchorState, err error)
 	// AnchorAudit moves the anchored head forward to head; an older head
 	// than the stored one changes nothing. An anchor that was deleted, or
 	// does not open, is not written over: ErrAuditAnchorRemoved.

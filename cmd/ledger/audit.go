@@ -107,12 +107,13 @@ func verifyRemote(ctx context.Context, base, tok string) (domain.AuditReport, er
 	}
 	// GET /v1/audit/verify's answer (http/openapi.yaml AuditReport).
 	var a struct {
-		OK        bool              `json:"ok"`
-		Entries   uint64            `json:"entries"`
-		Head      domain.AuditHead  `json:"head"`
-		Anchor    *domain.AuditHead `json:"anchor"`
-		AnchorLag uint64            `json:"anchor_lag"`
-		Broken    *struct {
+		OK          bool               `json:"ok"`
+		Entries     uint64             `json:"entries"`
+		Head        domain.AuditHead   `json:"head"`
+		Anchor      *domain.AuditHead  `json:"anchor"`
+		AnchorState domain.AnchorState `json:"anchor_state"`
+		AnchorLag   uint64             `json:"anchor_lag"`
+		Broken      *struct {
 			Seq      uint64 `json:"seq"`
 			Position uint64 `json:"position"`
 			Problem  string `json:"problem"`
@@ -121,9 +122,9 @@ func verifyRemote(ctx context.Context, base, tok string) (domain.AuditReport, er
 	if err := json.Unmarshal(body, &a); err != nil {
 		return domain.AuditReport{}, fmt.Errorf("%s: not a verification report: %w", req.URL, err)
 	}
-	r := domain.AuditReport{Entries: a.Entries, Head: a.Head, AnchorLag: a.AnchorLag}
+	r := domain.AuditReport{Entries: a.Entries, Head: a.Head, AnchorState: a.AnchorState, AnchorLag: a.AnchorLag}
 	if a.Anchor != nil {
-		r.Anchor, r.Anchored = *a.Anchor, true
+		r.Anchor = *a.Anchor
 	}
 	if b := a.Broken; b != nil {
 		r.Broken = &domain.AuditBreak{Seq: b.Seq, Position: b.Position, Problem: b.Problem}
@@ -140,16 +141,19 @@ func printAuditReport(w io.Writer, r domain.AuditReport) {
 		fmt.Fprintf(w, ", head seq %d hash %s", r.Head.Seq, r.Head.Hash)
 	}
 	fmt.Fprintln(w)
-	if r.Anchored {
+	switch r.AnchorState {
+	case domain.AnchorStored:
 		fmt.Fprintf(w, "anchor: seq %d hash %s\n", r.Anchor.Seq, r.Anchor.Hash)
-	} else {
-		fmt.Fprintln(w, "anchor: none stored")
+	case domain.AnchorNone:
+		fmt.Fprintln(w, "anchor: none written yet")
+	default:
+		fmt.Fprintf(w, "anchor: %s\n", r.AnchorState)
 	}
 	switch {
 	case r.Broken != nil:
 		fmt.Fprintf(w, "BROKEN: the first broken link is %s\n", r.Broken)
 	case r.AnchorLag > 0:
-		fmt.Fprintf(w, "ok, but the anchor lags the chain by %d entries (written but not anchored yet: in flight, or a crash between an append and the anchor's update; the next audited action moves it)\n", r.AnchorLag)
+		fmt.Fprintf(w, "ok, but the anchor lags the chain by %d entries (written but not anchored yet: in flight, or a crash between an append and the anchor's update; the next audited action moves it); those entries are linked but not anchored\n", r.AnchorLag)
 	default:
 		fmt.Fprintln(w, "ok: every entry's hash, every link and the anchor hold")
 	}

@@ -130,7 +130,7 @@ func TestAuditVerifyFindsATruncatedChain(t *testing.T) {
 	// The anchor deleted: reported until the operator, having looked into
 	// it, reanchors the chain (whose entries hold).
 	log.DeleteAuditAnchor()
-	if out, err := runCmd(env, "audit", "verify", "--nats-url", srv.ClientURL()); !errors.Is(err, errAuditBroken) || !strings.Contains(out, "no anchor") {
+	if out, err := runCmd(env, "audit", "verify", "--nats-url", srv.ClientURL()); !errors.Is(err, errAuditBroken) || !strings.Contains(out, "anchor: deleted") {
 		t.Fatalf("verify after the anchor's deletion: %v\n%s", err, out)
 	}
 	if _, err := runCmd(env, "audit", "verify", "--url", "http://127.0.0.1:1", "--reanchor"); err == nil || !strings.Contains(err.Error(), "--reanchor") {
