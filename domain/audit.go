@@ -120,7 +120,8 @@ var auditedEvents = map[string]func(Event) AuditRecorded{
 	TypePersonReleased: auditOf(func(p *PersonReleased) AuditRecorded {
 		return AuditRecorded{Kind: AuditPersonReleased, PersonID: p.PersonID, Reason: p.Reason}
 	}),
-	// Erasure (issue 11) hooks in here with its event, e.g.:
+	// Erasure (issue 11) hooks in here with its event (its reason checked
+	// by ValidateAuditedReason, as every audited reason is), e.g.:
 	// TypePersonErased: auditOf(func(p *PersonErased) AuditRecorded {
 	// 	return AuditRecorded{Kind: AuditPersonErased, PersonID: p.PersonID, Reason: p.Reason}
 	// }),
