@@ -311,3 +311,40 @@ func TestAuditAnchorRemovedIsNotWrittenOver(t *testing.T) {
 		t.Fatalf("the refused reanchor wrote an anchor: %+v", r)
 	}
 }
+
+// TestAuditChainSameSourceTwice: two replicas handed the same audited
+// events at once (a redelivery racing the first delivery) chain each once.
+func TestAuditChainSameSourceTwice(t *testing.T) {
+	url := natsServer(t)
+	replicas := []*ledgertest.Env{
+		ledgertest.Start(t, ledgertest.Options{NoProjector: true, NATSURL: url}),
+		ledgertest.Start(t, ledgertest.Options{NoProjector: true, NATSURL: url}),
+	}
+	srcs := auditSources(t, 20)
+	var wg sync.WaitGroup
+	for _, env := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, s := range srcs {
+				if _, err := env.Ledger.RecordAudit(context.Background(), domain.ReactionsActor, []domain.Envelope{s}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r := verifyAudit(t, replicas[0])
+	if !r.OK() || r.Entries != 20 || r.AnchorLag != 0 {
+		t.Fatalf("report %+v (%v), want 20 entries", r, r.Broken)
+	}
+	seen := map[uuid.UUID]bool{}
+	for _, e := range tampertest.Connect(t, url).AuditEntries() {
+		a := decodeEntry(t, e)
+		if seen[a.SourceEventID] {
+			t.Fatalf("source %s chained twice", a.SourceEventID)
+		}
+		seen[a.SourceEventID] = true
+	}
+}
