@@ -57,6 +57,9 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	} else {
 		r, err = verifyStore(ctx, &ef, stderr, getenv, *reanchor)
 	}
+	if errors.Is(err, errDataInUse) {
+		return fmt.Errorf("audit verify: %w (or verify through the running service: --url URL --token T)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("audit verify: %w", err)
 	}
@@ -136,7 +139,11 @@ func verifyRemote(ctx context.Context, base, tok string) (domain.AuditReport, er
 
 // printAuditReport writes r for a person.
 func printAuditReport(w io.Writer, r domain.AuditReport) {
-	fmt.Fprintf(w, "audit chain: %d entries", r.Entries)
+	noun := "entries"
+	if r.Entries == 1 {
+		noun = "entry"
+	}
+	fmt.Fprintf(w, "audit chain: %d %s", r.Entries, noun)
 	if r.Head.Seq > 0 {
 		fmt.Fprintf(w, ", head seq %d hash %s", r.Head.Seq, r.Head.Hash)
 	}
