@@ -90,12 +90,35 @@ func (src Source) rootSecret() ([]byte, error) {
 			return nil, fmt.Errorf("%s must have at least 32 characters", EnvKey)
 		}
 		return []byte(env), nil
+	case src.KeyFile != "" && src.External && within(src.DataDir, src.KeyFile):
+		return nil, fmt.Errorf("with --nats-url the root key must live outside the data dir, and --key-file %s is inside %s: move it out (it would travel with every copy of the dir)", src.KeyFile, src.DataDir)
 	case src.KeyFile != "":
 		return readKeyFile(src.KeyFile, fmt.Sprintf("no root key: --key-file %s does not exist (create it once, e.g. `umask 077; openssl rand -hex 32 > %s`, and give every replica the same)", src.KeyFile, src.KeyFile))
 	case src.External:
 		return nil, fmt.Errorf("with --nats-url (a shared NATS) the root key must come from --key-file PATH or %s, the same on every replica, not from the data dir (%s): a key there is made per replica and travels with every copy of the dir", EnvKey, filepath.Join(src.DataDir, KeyFile))
 	}
 	return rootSecret(src.DataDir, src.Create)
+}
+
+// within reports whether path lies inside dir (symbolic links resolved
+// where they exist).
+func within(dir, path string) bool {
+	resolve := func(p string) string {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return p
+		}
+		if r, err := filepath.EvalSymlinks(abs); err == nil {
+			return r
+		}
+		// A file not there yet: resolve its directory.
+		if r, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+			return filepath.Join(r, filepath.Base(abs))
+		}
+		return abs
+	}
+	rel, err := filepath.Rel(resolve(dir), resolve(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // readKeyFile reads a hex root key of 32 bytes or more from path; missing
