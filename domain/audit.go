@@ -360,6 +360,7 @@ type AuditBreak struct {
 	Problem  string
 }
 
+// String says which entry and what is wrong.
 func (b AuditBreak) String() string {
 	if b.Position != 0 {
 		return fmt.Sprintf("seq %d (log position %d): %s", b.Seq, b.Position, b.Problem)
@@ -369,7 +370,7 @@ func (b AuditBreak) String() string {
 
 // AuditReport is what verifying the chain found.
 type AuditReport struct {
-	// Entries is how many entries the chain holds.
+	// Entries is how many entries the chain holds (up to the first break).
 	Entries uint64
 	// Head is the chain's last entry (zero for an empty chain).
 	Head AuditHead
@@ -392,14 +393,13 @@ func (r AuditReport) OK() bool { return r.Broken == nil }
 // AuditVerifier checks the chain entry by entry, in log order, against the
 // anchored head: Add each of the chain's events, then Report.
 type AuditVerifier struct {
-	anchor       AuditHead
-	state        AnchorState
-	anchored     bool
-	anchorSeen   bool
-	head         AuditHead
-	headPosition uint64
-	entries      uint64
-	broken       *AuditBreak
+	anchor     AuditHead
+	state      AnchorState
+	anchored   bool
+	anchorSeen bool
+	head       AuditHead
+	entries    uint64
+	broken     *AuditBreak
 }
 
 // NewAuditVerifier starts a verification against the anchor: its state and,
@@ -449,7 +449,6 @@ func (v *AuditVerifier) Add(e Envelope) {
 		return
 	}
 	v.head = AuditHead{Seq: a.Seq, Hash: a.Hash}
-	v.headPosition = e.Position
 	v.entries++
 	if v.anchored && a.Seq == v.anchor.Seq {
 		v.anchorSeen = true
