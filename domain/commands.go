@@ -15,6 +15,9 @@ const (
 	RoleAnalyst    = "analyst"
 	RoleDashboard  = "dashboard"
 	RoleHealthFeed = "health-feed"
+	// RoleAuditor reads and verifies the audit trail, and nothing else:
+	// the admins whose actions it records do not audit themselves.
+	RoleAuditor = "auditor"
 )
 
 // Actor is who issues a command, as proven by their token. Venue staff are

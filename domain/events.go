@@ -312,6 +312,7 @@ var registry = map[string]func() Event{
 	TypeTraceRequested:       func() Event { return &TraceRequested{} },
 	TypeDeclarationQueued:    func() Event { return &DeclarationQueued{} },
 	TypePersonErased:         func() Event { return &PersonErased{} },
+	TypeAuditRecorded:        func() Event { return &AuditRecorded{} },
 }
 
 // upcasters turn an older schema version's payload into the next version's:

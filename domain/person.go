@@ -316,7 +316,7 @@ func DecideReleasePerson(p Person, actor Actor, cmd ReleasePerson) ([]Event, err
 	if !Reviewers.Allow(actor) {
 		return nil, Errorf(ErrForbidden, "only a reviewer or an admin may release a registration")
 	}
-	reason, err := Text("reason", cmd.Reason, MaxReasonLength, true)
+	reason, err := ValidateAuditedReason(cmd.Reason, true)
 	if err != nil {
 		return nil, err
 	}
@@ -442,7 +442,7 @@ func DecideErasePerson(p Person, actor Actor, cmd ErasePerson, dependants []uuid
 	if err := MayErasePerson(actor); err != nil {
 		return nil, err
 	}
-	reason, err := Text("reason", cmd.Reason, MaxReasonLength, true)
+	reason, err := ValidateAuditedReason(cmd.Reason, true)
 	if err != nil {
 		return nil, err
 	}

@@ -38,8 +38,11 @@ var (
 	Persons = Roles{RolePerson}
 	// HealthFeeds push health records.
 	HealthFeeds = Roles{RoleHealthFeed}
-	// Tracers run contact traces (the audit trail is for Admins).
+	// Tracers run contact traces (the audit trail is for AuditReaders).
 	Tracers = Roles{RoleAnalyst, RoleAdmin}
+	// AuditReaders list and verify the audit trail: admins, and auditors
+	// (a role that does nothing else, for whoever checks the admins).
+	AuditReaders = Roles{RoleAdmin, RoleAuditor}
 	// HistoryReaders read a person's pass history.
 	HistoryReaders = Roles{RolePerson, RoleAdmin, RoleAnalyst}
 	// CityReaders list venues and read district alerts.

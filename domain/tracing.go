@@ -342,12 +342,13 @@ func AuditSubject(actor Actor) string {
 	return actor.Role
 }
 
-// ValidateReason checks an audit reason: required, at most MaxReasonLength runes.
+// ValidateReason checks the reason of a look at a person's movements: required,
+// as ValidateAuditedReason checks it.
 func ValidateReason(reason string) (string, error) {
 	if strings.TrimSpace(reason) == "" {
 		return "", Invalid("reason", "is required: say why you look at this person's history")
 	}
-	return Text("reason", reason, MaxReasonLength, true)
+	return ValidateAuditedReason(reason, true)
 }
 
 // ValidateTrace checks a trace query and returns its search; every bad

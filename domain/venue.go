@@ -241,7 +241,7 @@ func DecideApplyVenue(v Venue, venueID uuid.UUID, applicant Person, cmd ApplyVen
 // ValidateReview checks a review decision and returns the trimmed reason.
 // A rejection needs a reason.
 func ValidateReview(decision, reason string) (string, error) {
-	reason, err := optionalText("reason", reason, MaxReasonLength)
+	reason, err := ValidateAuditedReason(reason, false)
 	if err != nil {
 		return "", err
 	}

@@ -214,6 +214,26 @@ type AuditEntry struct {
 	Position uint64
 }
 
+// AuditChainEntry is one entry of the audit chain (an AuditRecorded event)
+// as the read models list it.
+type AuditChainEntry struct {
+	AuditRecorded
+	EventID  uuid.UUID
+	Position uint64
+}
+
+// AuditChainQuery asks for the audit chain's entries in chain order (by
+// Seq), at most Limit of them after AfterSeq, with at in [Since, Until)
+// (zero bounds open), about PersonID, of Kind and by Actor when set.
+type AuditChainQuery struct {
+	PersonID     uuid.UUID
+	Kind         string
+	Actor        string
+	Since, Until time.Time
+	AfterSeq     uint64
+	Limit        int
+}
+
 // AuditQuery asks for the audit entries with at in [From, To) (zero bounds
 // open), oldest first by (at, position), at most Limit of them, strictly
 // after (AfterAt, AfterPosition) when AfterAt is set.

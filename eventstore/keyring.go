@@ -6,7 +6,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -130,31 +129,13 @@ const errCodeMessageNotFound = 10037
 // value; domain.ErrNotFound for a key deleted or purged (Destroy's
 // tombstone); ErrKeyMissing when the bucket has no message for it at all.
 func (s *Store) leaderGetKey(ctx context.Context, name string) ([]byte, error) {
-	req, err := json.Marshal(map[string]string{"last_by_subj": "$KV." + KeyBucket + "." + name})
-	if err != nil {
-		return nil, err
-	}
-	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+KeyBucket, req)
-	if err != nil {
-		return nil, fmt.Errorf("get: %w", err)
-	}
-	var a kvMsgGet
-	if err := json.Unmarshal(reply.Data, &a); err != nil {
-		return nil, fmt.Errorf("get: bad answer %q: %w", reply.Data, err)
-	}
-	switch {
-	case a.Error != nil && a.Error.ErrCode == errCodeMessageNotFound:
-		return nil, ErrKeyMissing
-	case a.Error != nil:
-		return nil, fmt.Errorf("get: %w", a.Error)
-	case a.Message == nil:
-		return nil, fmt.Errorf("get: answer without a message: %q", reply.Data)
-	case bytes.Contains(a.Message.Hdrs, []byte("KV-Operation")):
-		// DEL or PURGE: the key was destroyed.
-		return nil, domain.ErrNotFound
-	}
-	return a.Message.Data, nil
+	value, _, err := s.leaderGetKeyRevision(ctx, name)
+	return value, err
 }
+
+// isTombstone reports whether a KV message's headers mark a DEL or PURGE:
+// the key was destroyed.
+func isTombstone(hdrs []byte) bool { return bytes.Contains(hdrs, []byte("KV-Operation")) }
 
 // Destroy deletes subject's data key and purges every stored revision of
 // it, so the personal data sealed with it can no longer be read. Each

@@ -64,29 +64,36 @@ func (s *Store) Load(ctx context.Context, aggregate string) ([]domain.Envelope, 
 		}
 		return out, out[len(out)-1].Position, nil
 	}
+	out, err := s.loadFrom(ctx, subj, 1)
+	if err != nil || len(out) == 0 {
+		return nil, 0, err
+	}
+	return out, out[len(out)-1].Position, nil
+}
+
+// loadFrom returns the events on subject subj from stream sequence seq on,
+// one leader read each.
+func (s *Store) loadFrom(ctx context.Context, subj string, seq uint64) ([]domain.Envelope, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	var out []domain.Envelope
-	for seq := uint64(1); ; {
+	for {
 		m, err := s.getMsg(ctx, s.stream, seq, jetstream.WithGetMsgSubject(subj))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("load %s: get from %d: %w", subj, seq, err)
+			return nil, fmt.Errorf("load %s: get from %d: %w", subj, seq, err)
 		}
 		var e domain.Envelope
 		if err := decodeEnvelope(m.Data, &e, nil); err != nil {
-			return nil, 0, fmt.Errorf("load %s: position %d: %w", subj, PositionOf(m.Sequence, 0), err)
+			return nil, fmt.Errorf("load %s: position %d: %w", subj, PositionOf(m.Sequence, 0), err)
 		}
 		e.Position = PositionOf(m.Sequence, 0)
 		out = append(out, e)
 		seq = m.Sequence + 1
 	}
-	if len(out) == 0 {
-		return nil, 0, nil
-	}
-	return out, out[len(out)-1].Position, nil
+	return out, nil
 }
 
 // selection is what a scan reads: the subjects the server filters on (all

@@ -196,7 +196,9 @@ func (s *Server) routes() chi.Router {
 			{"GET", "/admin/poison", roles(domain.Admins, "only an admin may see the poison queue"), s.listPoison},
 			{"POST", "/admin/poison/{id}/retry", roles(domain.Admins, "only an admin may see the poison queue"), s.retryPoison},
 			{"POST", "/traces", roles(domain.Tracers, "contact tracing is for analysts and admins"), s.createTrace},
-			{"GET", "/audit", roles(domain.Admins, "the audit trail is for admins"), s.listAudit},
+			{"GET", "/audit", roles(domain.AuditReaders, "the audit trail is for admins and auditors"), s.listAuditChain},
+			{"GET", "/audit/verify", roles(domain.AuditReaders, "the audit trail is for admins and auditors"), s.verifyAudit},
+			{"GET", "/audit/looks", roles(domain.AuditReaders, "the audit trail is for admins and auditors"), s.listAudit},
 		} {
 			gate := rt.gate
 			if gate == nil {

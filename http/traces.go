@@ -182,8 +182,9 @@ type auditResponse struct {
 	Position   uint64           `json:"position"`
 }
 
-// listAudit is GET /v1/audit?from=&to=&limit=&cursor= (admin): the recorded
-// looks at persons' histories, oldest first.
+// listAudit is GET /v1/audit/looks?from=&to=&limit=&cursor= (admins and
+// auditors): the recorded looks at persons' histories with every parameter
+// of each, oldest first.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	return list(s, w, r, auditQuery, s.reads.Audit, func(q domain.AuditQuery, entries []domain.AuditEntry, pos uint64) any {
 		resp := auditResponse{Entries: mapSlice(entries, auditEntryOf), Position: pos}
@@ -194,7 +195,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// auditQuery reads GET /v1/audit's query.
+// auditQuery reads GET /v1/audit/looks' query.
 func auditQuery(r *http.Request) (domain.AuditQuery, error) {
 	qs := r.URL.Query()
 	var q domain.AuditQuery

@@ -316,7 +316,7 @@ func TestAuditAndLogHistory(t *testing.T) {
 
 	t.Run("audit lists every look", func(t *testing.T) {
 		last := e.lastPosition()
-		rec := e.do("GET", "/v1/audit?min_position="+itoa(last), w.admin, nil)
+		rec := e.do("GET", "/v1/audit/looks?min_position="+itoa(last), w.admin, nil)
 		wantStatus(t, rec, 200)
 		a := decodeJSON[auditResponse](t, rec)
 		// One trace and, from the subtests above, eight analyst looks and
@@ -346,17 +346,17 @@ func TestAuditAndLogHistory(t *testing.T) {
 		if logLooks != 4 {
 			t.Fatalf("%d looks from the log, want 4", logLooks)
 		}
-		page := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit?limit=5", w.admin, nil))
-		next := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit?limit=5&cursor="+page.NextCursor, w.admin, nil))
+		page := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit/looks?limit=5", w.admin, nil))
+		next := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit/looks?limit=5&cursor="+page.NextCursor, w.admin, nil))
 		if len(page.Entries) != 5 || page.NextCursor == "" || len(next.Entries) != 5 || next.Entries[0].EventID != a.Entries[5].EventID {
 			t.Fatalf("audit pages: %d + %d entries", len(page.Entries), len(next.Entries))
 		}
-		window := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit?to="+first.At.Add(time.Nanosecond).Format(time.RFC3339Nano), w.admin, nil))
+		window := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit/looks?to="+first.At.Add(time.Nanosecond).Format(time.RFC3339Nano), w.admin, nil))
 		if len(window.Entries) != 1 || window.Entries[0].EventID != tr.EventID {
 			t.Fatalf("audit window: %+v", window.Entries)
 		}
-		wantStatus(t, e.do("GET", "/v1/audit", w.analyst, nil), 403)
-		wantStatus(t, e.do("GET", "/v1/audit?from=2022-05-02T00:00:00Z&to=2022-05-01T00:00:00Z", w.admin, nil), 400)
+		wantStatus(t, e.do("GET", "/v1/audit/looks", w.analyst, nil), 403)
+		wantStatus(t, e.do("GET", "/v1/audit/looks?from=2022-05-02T00:00:00Z&to=2022-05-01T00:00:00Z", w.admin, nil), 400)
 	})
 }
 

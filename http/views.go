@@ -322,3 +322,73 @@ func poisonMessageOf(m ledger.PoisonMessage) poisonMessageJSON {
 				OccurredAt: e.OccurredAt, Payload: e.Payload}
 		})}
 }
+
+// auditChainEntryJSON is one entry of the audit chain.
+type auditChainEntryJSON struct {
+	Seq           uint64    `json:"seq"`
+	PrevHash      string    `json:"prev_hash"`
+	Hash          string    `json:"hash"`
+	Kind          string    `json:"kind"`
+	Actor         string    `json:"actor"`
+	Role          string    `json:"role"`
+	PersonID      uuid.UUID `json:"person_id,omitzero"`
+	VenueID       uuid.UUID `json:"venue_id,omitzero"`
+	DeclarationID uuid.UUID `json:"declaration_id,omitzero"`
+	Outcome       string    `json:"outcome,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	From          time.Time `json:"from,omitzero"`
+	To            time.Time `json:"to,omitzero"`
+	Depth         int       `json:"depth,omitempty"`
+	SourceEventID uuid.UUID `json:"source_event_id"`
+	SourceType    string    `json:"source_type"`
+	At            time.Time `json:"at"`
+	EventID       uuid.UUID `json:"event_id"`
+	Position      uint64    `json:"position"`
+}
+
+func auditChainEntryOf(v domain.AuditChainEntry) auditChainEntryJSON {
+	return auditChainEntryJSON{Seq: v.Seq, PrevHash: v.PrevHash, Hash: v.Hash, Kind: v.Kind, Actor: v.Actor, Role: v.Role,
+		PersonID: v.PersonID, VenueID: v.VenueID, DeclarationID: v.DeclarationID, Outcome: v.Outcome, Reason: v.Reason,
+		From: v.From, To: v.To, Depth: v.Depth, SourceEventID: v.SourceEventID, SourceType: v.SourceType, At: v.At,
+		EventID: v.EventID, Position: v.Position}
+}
+
+// auditHeadJSON names one entry of the chain by its seq and hash.
+type auditHeadJSON struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// auditBreakJSON is the first broken link of the chain.
+type auditBreakJSON struct {
+	Seq      uint64 `json:"seq"`
+	Position uint64 `json:"position,omitempty"`
+	Problem  string `json:"problem"`
+}
+
+// auditReportJSON is GET /v1/audit/verify's answer.
+type auditReportJSON struct {
+	OK      bool           `json:"ok"`
+	Entries uint64         `json:"entries"`
+	Head    auditHeadJSON  `json:"head"`
+	Anchor  *auditHeadJSON `json:"anchor"`
+	// AnchorState is none, stored, deleted or altered.
+	AnchorState string `json:"anchor_state"`
+	// AnchorLag counts the entries past the anchored head (written, not
+	// anchored yet).
+	AnchorLag uint64          `json:"anchor_lag"`
+	Broken    *auditBreakJSON `json:"broken"`
+}
+
+func auditReportOf(r domain.AuditReport) auditReportJSON {
+	out := auditReportJSON{OK: r.OK(), Entries: r.Entries, Head: auditHeadJSON(r.Head), AnchorState: string(r.AnchorState),
+		AnchorLag: r.AnchorLag}
+	if r.AnchorState == domain.AnchorStored {
+		a := auditHeadJSON(r.Anchor)
+		out.Anchor = &a
+	}
+	if b := r.Broken; b != nil {
+		out.Broken = &auditBreakJSON{Seq: b.Seq, Position: b.Position, Problem: b.Problem}
+	}
+	return out
+}

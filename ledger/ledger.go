@@ -40,6 +40,9 @@ type Ledger struct {
 	// Log is the log's reading side, to replay a person's passes straight
 	// from it (the event store implements both EventStore and Log).
 	Log Log
+	// Audit keeps the audit chain's head, entries and anchor (the event
+	// store implements it too).
+	Audit AuditLog
 }
 
 // Result is the outcome of a command that created or changed an aggregate.

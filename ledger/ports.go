@@ -46,6 +46,35 @@ type EventStore interface {
 	LastPosition(ctx context.Context) (uint64, error)
 }
 
+// AuditLog keeps the audit chain besides the appends of its entries
+// (EventStore.Append at the head's version): its head, its entries in
+// order, and the anchor, the head recorded outside the audited events so
+// that a truncated tail is found. Implemented by eventstore.Store.
+type AuditLog interface {
+	// LoadLast returns an aggregate's last event (none when it has no
+	// events) and its version, as Load would, reading only that event.
+	LoadLast(ctx context.Context, aggregate string) ([]domain.Envelope, uint64, error)
+	// ReadAuditChain delivers the chain's entries in log order, in
+	// batches, up to the log's end when it was called.
+	ReadAuditChain(ctx context.Context, fn func([]domain.Envelope) error) error
+	// AuditAnchor returns the anchor's state and, when stored, the head it
+	// names.
+	AuditAnchor(ctx context.Context) (head domain.AuditHead, state domain.AnchorState, err error)
+	// AnchorAudit moves the anchored head forward to head; an older head
+	// than the stored one changes nothing. An anchor that was deleted, or
+	// does not open, is not written over: ErrAuditAnchorRemoved.
+	AnchorAudit(ctx context.Context, head domain.AuditHead) error
+	// ResetAuditAnchor writes head as the anchor whatever is stored (an
+	// operator's repair once a removed anchor was looked into).
+	ResetAuditAnchor(ctx context.Context, head domain.AuditHead) error
+}
+
+// ErrAuditAnchorRemoved is wrapped by AuditLog.AnchorAudit's error when the
+// stored anchor was deleted or altered: the ledger never does either, so
+// it is not written over (that would hide a truncation made with it) until
+// an operator resets it (`ledger audit verify --reanchor`).
+var ErrAuditAnchorRemoved = errors.New("ledger: the audit anchor was deleted or altered")
+
 // Keyring holds each person's data key for Sealed fields. Destroying a key
 // erases that person's personal data from every event that used it.
 type Keyring interface {
@@ -190,9 +219,16 @@ type StayReads interface {
 	StaysMeeting(ctx context.Context, windows []domain.VenueWindow, asOf time.Time) ([]domain.Presence, bool, error)
 }
 
-// AuditReads lists recorded looks. Implemented by the read-model stores.
+// AuditReads lists recorded looks and the audit chain. Implemented by the
+// read-model stores.
 type AuditReads interface {
+	// Audit lists the looks at persons' histories (TraceRequested), with
+	// every parameter of each.
 	Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error)
+	// AuditChain lists the audit chain's entries (AuditRecorded), in
+	// chain order; an entry appended twice under one event id is listed
+	// once.
+	AuditChain(ctx context.Context, q domain.AuditChainQuery) ([]domain.AuditChainEntry, error)
 }
 
 // RetireStats is what one RetirePasses call removed.

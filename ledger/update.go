@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -19,13 +20,18 @@ const maxAttempts = 3
 type kind[S any] struct {
 	aggregate func(id uuid.UUID) string
 	replay    func(events []domain.Envelope) (S, error)
+	// last: the state is the last event's (the audit chain's head), so only
+	// that event is loaded (AuditLog.LoadLast) and replayed.
+	last bool
 }
 
 // The versioned aggregates.
 var (
-	persons      = kind[domain.Person]{domain.PersonAggregate, domain.ReplayPerson}
-	venues       = kind[domain.Venue]{domain.VenueAggregate, domain.ReplayVenue}
-	declarations = kind[domain.Declaration]{domain.DeclarationAggregate, domain.ReplayDeclaration}
+	persons      = kind[domain.Person]{domain.PersonAggregate, domain.ReplayPerson, false}
+	venues       = kind[domain.Venue]{domain.VenueAggregate, domain.ReplayVenue, false}
+	declarations = kind[domain.Declaration]{domain.DeclarationAggregate, domain.ReplayDeclaration, false}
+	// auditChain is the one audit chain, whatever the id.
+	auditChain = kind[domain.AuditChain]{func(uuid.UUID) string { return domain.AuditChainAggregate }, domain.ReplayAuditChain, true}
 )
 
 // load replays aggregate id of kind k and returns its state with its
@@ -33,7 +39,14 @@ var (
 // state).
 func load[S any](ctx context.Context, l *Ledger, k kind[S], id uuid.UUID) (S, uint64, error) {
 	agg := k.aggregate(id)
-	events, version, err := l.Events.Load(ctx, agg)
+	var events []domain.Envelope
+	var version uint64
+	var err error
+	if k.last {
+		events, version, err = l.Audit.LoadLast(ctx, agg)
+	} else {
+		events, version, err = l.Events.Load(ctx, agg)
+	}
 	if err != nil {
 		var zero S
 		return zero, 0, fmt.Errorf("load %s: %w", agg, err)
@@ -54,12 +67,32 @@ const (
 	// declaration in the background), so the loser decides on the state
 	// that won.
 	retryOnConflict
+	// retryUntilLinked loads and decides again up to maxChainAttempts
+	// times, after a short random pause: for the audit chain, which every
+	// audited action of every replica appends to, so that an entry that
+	// lost the race links itself to the winner instead of failing.
+	retryUntilLinked
 )
+
+// maxChainAttempts bounds retryUntilLinked.
+const maxChainAttempts = 50
+
+// attempts is how often update decides with policy p.
+func (p conflictPolicy) attempts() int {
+	switch p {
+	case retryOnConflict:
+		return maxAttempts
+	case retryUntilLinked:
+		return maxChainAttempts
+	}
+	return 1
+}
 
 // update is the one command path of the versioned aggregates: load id's
 // state, decide on it, append what was decided at the loaded version (a
 // concurrent writer makes that a conflict, never an overwrite), and, with
-// retryOnConflict, decide again on the new state when it lost the race.
+// retryOnConflict or retryUntilLinked, decide again on the new state when it
+// lost the race.
 //
 // meta.ID, when set, is the first decided event's id. A decide that returns
 // no events and no error means there is nothing to do: update then appends
@@ -80,17 +113,34 @@ func update[S any](ctx context.Context, l *Ledger, k kind[S], id uuid.UUID, meta
 			return s, Result{ID: id}, nil
 		}
 		res, err := l.append(ctx, k.aggregate(id), version, meta, l.now(), events)
-		if errors.Is(err, domain.ErrConflict) && onConflict == retryOnConflict {
-			if attempt < maxAttempts {
+		if errors.Is(err, domain.ErrConflict) && onConflict != failOnConflict {
+			if attempt < onConflict.attempts() {
+				if onConflict == retryUntilLinked {
+					if err := pause(ctx, time.Duration(rand.IntN(attempt+1))*time.Millisecond); err != nil {
+						return s, Result{}, err
+					}
+				}
 				continue
 			}
-			return s, Result{}, domain.Errorf(domain.ErrConflict, "%s was changed concurrently %d times; try again", k.aggregate(id), maxAttempts)
+			return s, Result{}, domain.Errorf(domain.ErrConflict, "%s was changed concurrently %d times; try again", k.aggregate(id), attempt)
 		}
 		if err != nil {
 			return s, Result{}, err
 		}
 		res.ID = id
 		return s, res, nil
+	}
+}
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

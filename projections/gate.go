@@ -174,6 +174,13 @@ func (g *gate) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEn
 	return g.rm.Audit(ctx, q)
 }
 
+func (g *gate) AuditChain(ctx context.Context, q domain.AuditChainQuery) ([]domain.AuditChainEntry, error) {
+	if err := g.ready(ctx); err != nil {
+		return nil, err
+	}
+	return g.rm.AuditChain(ctx, q)
+}
+
 func (g *gate) Declaration(ctx context.Context, id uuid.UUID) (domain.DeclarationView, error) {
 	if err := g.ready(ctx); err != nil {
 		return domain.DeclarationView{}, err

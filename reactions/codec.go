@@ -122,7 +122,7 @@ func decodeEvents(payload []byte) ([]domain.Envelope, error) {
 	return envs, nil
 }
 
-// Prefilters and selectors of the three reactions.
+// Prefilters and selectors of the reactions.
 
 // mayBeAbnormalPass lets through a pass that holds one of the quoted values
 // that make a pass abnormal ("deny", "yellow", "red", "positive"): whatever
@@ -186,6 +186,23 @@ func erasures(e domain.Envelope) bool {
 
 var familyRegistration = pickDecoded(domain.TypePersonRegistered,
 	func(r *domain.PersonRegistered) bool { return r.GuardianID != uuid.Nil })
+
+// mayBeAudited lets through an audited event (domain.IsAudited).
+func mayBeAudited(raw []byte) bool {
+	return containsQuoted(raw, auditedTypes)
+}
+
+// auditedTypes are the audited event types, by first byte.
+var auditedTypes = func() [256][]string {
+	var t [256][]string
+	for _, v := range domain.AuditedTypes() {
+		t[v[0]] = append(t[v[0]], v)
+	}
+	return t
+}()
+
+// audited picks the audited events.
+func audited(e domain.Envelope) bool { return domain.IsAudited(e.Type) }
 
 // abnormalPasses picks passes that must be reported to their district.
 var abnormalPasses = pickDecoded(domain.TypePassRecorded,

@@ -12,6 +12,9 @@
 //     stopped in between, so a crash never leaves the data readable), and
 //     a family member registered while their guardian's erasure ran is
 //     erased too.
+//   - an audited event (a look at a person's movements, an administrative
+//     decision: domain.IsAudited) takes its place in the audit chain
+//     (AuditRecorded, ledger.RecordAudit).
 //
 // A watermill Router runs one handler per reaction, each subscribed through
 // the event store's watermill subscriber (eventstore.Subscriber) with a
@@ -56,6 +59,7 @@ const (
 	ReactionDeclarations = "declarations"
 	ReactionVenueCodes   = "venue-codes"
 	ReactionErasures     = "erasures"
+	ReactionAudit        = "audit"
 )
 
 // Defaults for Options' zero values.
@@ -235,6 +239,15 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 			pick:   erasures,
 			handle: r.completeErasures,
 		},
+		ReactionAudit: {
+			name: ReactionAudit,
+			// Where audited events live: looks (packed TraceRequested)
+			// and the decisions on persons, venues and declarations.
+			kinds:  []string{domain.KindAudit, domain.KindPerson, domain.KindVenue, domain.KindDeclaration},
+			maybe:  mayBeAudited,
+			pick:   audited,
+			handle: r.recordAudit,
+		},
 	}
 	for _, re := range r.reactions {
 		sub, err := o.Log.Watermill(eventstore.WatermillOptions{
@@ -373,7 +386,7 @@ func (r *Router) Close() error {
 // ConsumerNames returns the durable consumers of the reactions.
 func (r *Router) ConsumerNames() []string {
 	return []string{r.consumerName(ReactionAlerts), r.consumerName(ReactionDeclarations), r.consumerName(ReactionVenueCodes),
-		r.consumerName(ReactionErasures)}
+		r.consumerName(ReactionErasures), r.consumerName(ReactionAudit)}
 }
 
 // completeErasures destroys the data key of each erased person.
@@ -400,6 +413,14 @@ func (r *Router) queueDeclarations(ctx context.Context, events []domain.Envelope
 		if _, err := r.o.Ledger.QueueDeclaration(ctx, domain.ReactionsActor, e); err != nil {
 			return fmt.Errorf("queue the declaration of event %s: %w", e.ID, err)
 		}
+	}
+	return nil
+}
+
+// recordAudit gives audited events their entries in the audit chain.
+func (r *Router) recordAudit(ctx context.Context, events []domain.Envelope) error {
+	if _, err := r.o.Ledger.RecordAudit(ctx, domain.ReactionsActor, events); err != nil {
+		return fmt.Errorf("record audit: %w", err)
 	}
 	return nil
 }

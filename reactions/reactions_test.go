@@ -233,7 +233,13 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	want := map[string]int{domain.TypeAlertRaised: 1, domain.TypeDeclarationQueued: 2, domain.TypeVenueCodeIssued: 1}
+	analyst := domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:li"}
+	if _, _, err := h.ledger.History(h.ctx, analyst, ledger.HistoryQuery{PersonID: red, Reason: "cluster 7"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The venue's review and the analyst's look are audited.
+	want := map[string]int{domain.TypeAlertRaised: 1, domain.TypeDeclarationQueued: 2, domain.TypeVenueCodeIssued: 1, domain.TypeAuditRecorded: 2}
 	check := func(stage string) {
 		t.Helper()
 		got := h.types()
@@ -287,6 +293,10 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 	}
 	if n := h.logs.count("reaction attempt failed"); n != 0 {
 		t.Fatalf("%d failed attempts logged", n)
+	}
+	report, err := h.ledger.VerifyAudit(h.ctx)
+	if err != nil || !report.OK() || report.Entries != 2 || report.AnchorLag != 0 {
+		t.Fatalf("audit chain after the redelivery: %+v (%v), %v", report, report.Broken, err)
 	}
 	if p, err := r2.Poisoned(h.ctx, 10); err != nil || len(p) != 0 {
 		t.Fatalf("poison queue = %+v, %v", p, err)
@@ -428,10 +438,10 @@ func TestUndecodableMessageIsPoisoned(t *testing.T) {
 		t.Fatal(err)
 	}
 	var entries []ledger.PoisonMessage
-	h.eventually("both reactions reading venues poison it", func() bool {
+	h.eventually("the three reactions reading venues poison it", func() bool {
 		var err error
 		entries, err = r.Poisoned(h.ctx, 10)
-		return err == nil && len(entries) == 2
+		return err == nil && len(entries) == 3
 	})
 	got := map[string]bool{}
 	for _, e := range entries {
@@ -440,7 +450,7 @@ func TestUndecodableMessageIsPoisoned(t *testing.T) {
 			t.Fatalf("poison entry = %+v", e)
 		}
 	}
-	if !got[reactions.ReactionAlerts] || !got[reactions.ReactionVenueCodes] {
+	if !got[reactions.ReactionAlerts] || !got[reactions.ReactionVenueCodes] || !got[reactions.ReactionAudit] {
 		t.Fatalf("poisoned by %v", got)
 	}
 	if n := h.logs.count("reaction attempt failed", "reaction=venue-codes"); n != 1 {

@@ -52,7 +52,7 @@ var ErrExpired = errors.New("token: expired")
 func isRole(role string) bool {
 	switch role {
 	case domain.RoleAdmin, domain.RoleReviewer, domain.RolePerson, domain.RoleScanner,
-		domain.RoleAnalyst, domain.RoleDashboard, domain.RoleHealthFeed:
+		domain.RoleAnalyst, domain.RoleDashboard, domain.RoleHealthFeed, domain.RoleAuditor:
 		return true
 	}
 	return false

@@ -11,7 +11,6 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
@@ -103,7 +102,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		}
 	}()
 
-	sec, err := secrets.Load(cfg.engine.data, cfg.getenv, true)
+	sec, err := cfg.engine.keys(cfg.getenv, true)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +156,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	a.ledger = &ledger.Ledger{
 		Events: a.es,
 		Log:    a.passes, // a person's replay from the log reads only their packs
+		Audit:  a.es,
 		Keys:   a.es,
 		Hasher: hasher,
 		// Commands wait for the start-up replay (a venue that exists is

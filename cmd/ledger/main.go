@@ -1,9 +1,10 @@
 // Command ledger is the check-in ledger service and its tools.
 //
-//	ledger serve [--data DIR] [--http ADDR] [--nats-url URL] [--replicas N] [--postgres URL]
-//	ledger token issue --role R --subject NAME [--venue V] [--person P] [--district D] [--ttl D] [--data DIR]
+//	ledger serve [--data DIR] [--key-file PATH] [--http ADDR] [--nats-url URL] [--replicas N] [--postgres URL]
+//	ledger token issue --role R --subject NAME [--venue V] [--person P] [--district D] [--ttl D] [--data DIR | --key-file PATH]
 //	ledger projections status  [--data DIR | --nats-url URL] [--postgres URL]
 //	ledger projections rebuild [NAME] [--data DIR | --nats-url URL] [--postgres URL]
+//	ledger audit verify [--data DIR | --nats-url URL] [--key-file PATH] | --url URL --token T
 //	ledger probe [URL]
 //
 // cmd is the only place that reads flags and the environment; it builds the
@@ -40,6 +41,7 @@ commands:
   token issue --role R        print a bearer token signed with the data dir's key
   projections status          print each projection's position and lag
   projections rebuild [NAME]  replay the log into fresh read-model tables and swap them in
+  audit verify                check the audit chain and its anchor (a stopped store, or --url a running one)
   probe [URL]                 exit 0 when URL (default http://127.0.0.1:8080/readyz) answers 200
 
 Run 'ledger <command> -h' for its flags.
@@ -70,6 +72,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return projectionsRebuild(ctx, args[2:], stdout, stderr, getenv)
 		}
 		return fmt.Errorf("projections: unknown subcommand %q", args[1])
+	case "audit":
+		if len(args) < 2 || args[1] != "verify" {
+			return badUsage(stderr, errors.New("audit: want 'audit verify'"))
+		}
+		return auditVerify(ctx, args[2:], stdout, stderr, getenv)
 	case "probe":
 		return probe(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":

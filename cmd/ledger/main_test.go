@@ -29,8 +29,8 @@ type service struct {
 }
 
 // startService opens the app as `ledger serve --data dir --http
-// 127.0.0.1:0` would, runs it and returns once it is ready.
-func startService(t *testing.T, dir string, env map[string]string) *service {
+// 127.0.0.1:0 [flags]` would, runs it and returns once it is ready.
+func startService(t *testing.T, dir string, env map[string]string, flags ...string) *service {
 	t.Helper()
 	return startServiceWith(t, dir, env, nil, nil)
 }

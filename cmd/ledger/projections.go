@@ -14,7 +14,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
 	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/postgres"
@@ -185,7 +184,7 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 // dir's lock and the store.
 func (ef *engineFlags) openLogForCommand(ctx context.Context, stderr io.Writer, getenv func(string) string) (*eventstore.Store, func(), error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sec, err := secrets.Load(ef.data, getenv, false)
+	sec, err := ef.keys(getenv, false)
 	if err != nil {
 		return nil, nil, err
 	}

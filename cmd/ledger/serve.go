@@ -16,7 +16,9 @@ import (
 
 // engineFlags are the flags every command that opens the log shares.
 type engineFlags struct {
-	data      string
+	data string
+	// keyFile is the root key's file outside the data dir (--key-file).
+	keyFile   string
 	natsURL   string
 	replicas  int
 	postgres  string
@@ -30,12 +32,20 @@ type engineFlags struct {
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet, getenv func(string) string) {
-	fs.StringVar(&f.data, "data", "./data", "data dir: embedded JetStream storage and the signing key")
+	fs.StringVar(&f.data, "data", "./data", "data dir: embedded JetStream storage (and, without --key-file or LEDGER_TOKEN_KEY, the root key)")
+	fs.StringVar(&f.keyFile, "key-file", "", "the root key's file (hex, 32 bytes or more), kept outside the data dir; required with --nats-url unless LEDGER_TOKEN_KEY is set")
 	fs.StringVar(&f.natsURL, "nats-url", getenv("NATS_URL"), "external NATS/JetStream URL(s); empty runs an embedded server (env NATS_URL)")
 	fs.IntVar(&f.replicas, "replicas", 1, "stream replicas when creating them (3 in a cluster); an existing stream keeps its count")
 	fs.BoolVar(&f.applyReplicas, "apply-replicas", false, "change existing streams to --replicas (without it a mismatch is logged, not applied)")
 	fs.StringVar(&f.postgres, "postgres", getenv("DATABASE_URL"), "PostgreSQL URL for the read models; empty keeps them in memory (env DATABASE_URL)")
 	fs.DurationVar(&f.retention, "retention", domain.DefaultRetention, "how long passes and their alerts are kept, counted from each pass's occurred_at")
+}
+
+// keys loads the root key the flags and the environment name (creating the
+// data dir's on first start when create is set, for the embedded default
+// only).
+func (f *engineFlags) keys(getenv func(string) string, create bool) (secrets.Keys, error) {
+	return secrets.Load(secrets.Source{DataDir: f.data, KeyFile: f.keyFile, Getenv: getenv, Create: create, External: f.natsURL != ""})
 }
 
 // openLog opens the event store the flags name. With the embedded server it

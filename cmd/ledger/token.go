@@ -20,8 +20,9 @@ import (
 func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("token issue", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", "./data", "data dir holding the signing key")
-	role := fs.String("role", "", "admin | reviewer | person | scanner | analyst | dashboard | health-feed")
+	data := fs.String("data", "./data", "data dir holding the root key (without --key-file or LEDGER_TOKEN_KEY)")
+	keyFile := fs.String("key-file", "", "the root key's file outside the data dir (as `ledger serve --key-file`)")
+	role := fs.String("role", "", "admin | reviewer | person | scanner | analyst | dashboard | health-feed | auditor")
 	venue := fs.String("venue", "", "venue id (scanner tokens are bound to one venue)")
 	person := fs.String("person", "", "person id (person tokens)")
 	district := fs.String("district", "", "6-digit district a reviewer token is limited to (empty: city-wide)")
@@ -32,7 +33,7 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 	}
 	a := domain.Actor{Role: *role}
 	switch *role {
-	case domain.RoleAdmin, domain.RoleReviewer, domain.RoleAnalyst, domain.RoleDashboard, domain.RoleHealthFeed:
+	case domain.RoleAdmin, domain.RoleReviewer, domain.RoleAnalyst, domain.RoleDashboard, domain.RoleHealthFeed, domain.RoleAuditor:
 		a.Subject = *role
 	case domain.RolePerson:
 		id, err := uuid.Parse(*person)
@@ -68,7 +69,7 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 		}
 		a.Subject = token.Subject(a) + ":" + name
 	}
-	sec, err := secrets.Load(*data, getenv, false)
+	sec, err := secrets.Load(secrets.Source{DataDir: *data, KeyFile: *keyFile, Getenv: getenv})
 	if err != nil {
 		return fmt.Errorf("token issue: %w", err)
 	}

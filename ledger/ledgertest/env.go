@@ -116,6 +116,7 @@ func Start(tb testing.TB, opts Options) *Env {
 			Retention: opts.Retention,
 			ClockSkew: opts.ClockSkew,
 			Dwell:     opts.Dwell,
+			Audit:     es,
 		},
 	}
 

@@ -68,7 +68,8 @@ type Store struct {
 	// applied again (a replay of the log brings some until their message
 	// expires).
 	retiredBefore int64
-	audit         []auditRow // sorted by (at, position)
+	audit         []auditRow               // sorted by (at, position)
+	chain         []domain.AuditChainEntry // the audit chain, sorted by seq
 	decls         map[uuid.UUID]*domain.DeclarationView
 	declsOf       map[uuid.UUID][]*domain.DeclarationView // by declarant, for an erasure
 	factsOnly     bool
@@ -386,6 +387,8 @@ func (s *Store) apply(c *projections.Change) {
 		s.applyAlert(c, ev)
 	case *domain.TraceRequested:
 		s.applyAudit(c, ev)
+	case *domain.AuditRecorded:
+		s.applyAuditChain(c, ev)
 	case *domain.ArrivalDeclared, *domain.TruckPassDeclared, *domain.DeclarationQueued, *domain.DeclarationReviewed:
 		s.applyDeclaration(c)
 	default:

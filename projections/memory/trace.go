@@ -180,3 +180,38 @@ func (s *Store) VenuesByID(_ context.Context, venueIDs []uuid.UUID) (map[uuid.UU
 	}
 	return out, nil
 }
+
+// applyAuditChain lists an entry of the audit chain, in seq order.
+func (s *Store) applyAuditChain(c *projections.Change, ev *domain.AuditRecorded) {
+	e := domain.AuditChainEntry{AuditRecorded: *ev, EventID: c.EventID, Position: c.Position}
+	e.At, e.From, e.To = e.At.UTC(), e.From.UTC(), e.To.UTC()
+	n := len(s.chain)
+	if n == 0 || s.chain[n-1].Seq <= e.Seq {
+		s.chain = append(s.chain, e)
+		return
+	}
+	k := sort.Search(n, func(j int) bool { return s.chain[j].Seq > e.Seq })
+	s.chain = slices.Insert(s.chain, k, e)
+}
+
+// AuditChain implements ledger.AuditReads: in chain order.
+func (s *Store) AuditChain(_ context.Context, q domain.AuditChainQuery) ([]domain.AuditChainEntry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	out := []domain.AuditChainEntry{}
+	k := sort.Search(len(s.chain), func(j int) bool { return s.chain[j].Seq > q.AfterSeq })
+	for ; k < len(s.chain) && len(out) < limit; k++ {
+		e := &s.chain[k]
+		if (q.PersonID != uuid.Nil && e.PersonID != q.PersonID) || (q.Kind != "" && e.Kind != q.Kind) ||
+			(q.Actor != "" && e.Actor != q.Actor) || (!q.Since.IsZero() && e.At.Before(q.Since)) ||
+			(!q.Until.IsZero() && !e.At.Before(q.Until)) {
+			continue
+		}
+		out = append(out, *e)
+	}
+	return out, nil
+}

@@ -75,6 +75,7 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 		health []*projections.Change
 		alerts []*projections.Change
 		audits []*projections.Change
+		chain  []*projections.Change
 		others []*projections.Change
 	)
 	for i := range b.Changes {
@@ -91,6 +92,8 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 			alerts = append(alerts, c)
 		case *domain.TraceRequested:
 			audits = append(audits, c)
+		case *domain.AuditRecorded:
+			chain = append(chain, c)
 		case *domain.PersonRegistered, *domain.PersonVerified, *domain.PersonReleased, *domain.PersonErased, *domain.VenueApplied, *domain.VenueReviewed,
 			*domain.SubAdminAdded, *domain.SubAdminRemoved:
 			others = append(others, c)
@@ -131,6 +134,9 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 		return cp, err
 	}
 	if err := s.applyAudit(ctx, tx, audits); err != nil {
+		return cp, err
+	}
+	if err := s.applyAuditChain(ctx, tx, chain); err != nil {
 		return cp, err
 	}
 	next, err := s.commitBatch(ctx, tx, b)

@@ -92,6 +92,7 @@ func digest(t *testing.T, schema string) map[string]string {
 		"alerts":         "event_id",
 		"applied_events": "event_id",
 		"audit_entries":  "event_id",
+		"audit_chain":    "event_id",
 	}
 	out := map[string]string{}
 	for table, key := range tables {

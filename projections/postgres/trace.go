@@ -318,3 +318,87 @@ func rawIDs(ids []uuid.UUID) [][16]byte {
 	}
 	return out
 }
+
+// applyAuditChain inserts the batch's AuditRecorded entries into
+// audit_chain with one statement; an event already listed is not listed
+// again.
+func (s *Store) applyAuditChain(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	n := len(cs)
+	var (
+		ids, sources            = make([]uuid.UUID, n), make([]uuid.UUID, n)
+		persons, venues, decls  = make([]*uuid.UUID, n), make([]*uuid.UUID, n), make([]*uuid.UUID, n)
+		pos, seqs               = make([]int64, n), make([]int64, n)
+		prevs, hashes, kinds    = make([]string, n), make([]string, n), make([]string, n)
+		actors, roles, outcomes = make([]string, n), make([]string, n), make([]string, n)
+		reasons, types          = make([]string, n), make([]string, n)
+		froms, tos              = make([]*time.Time, n), make([]*time.Time, n)
+		depths                  = make([]int32, n)
+		at                      = make([]time.Time, n)
+	)
+	for i, c := range cs {
+		a := c.Event.(*domain.AuditRecorded)
+		ids[i], sources[i], pos[i], seqs[i] = c.EventID, a.SourceEventID, int64(c.Position), int64(a.Seq)
+		persons[i], venues[i], decls[i] = nullUUID(a.PersonID), nullUUID(a.VenueID), nullUUID(a.DeclarationID)
+		prevs[i], hashes[i], kinds[i], actors[i], roles[i] = a.PrevHash, a.Hash, a.Kind, a.Actor, a.Role
+		outcomes[i], reasons[i], types[i] = a.Outcome, a.Reason, a.SourceType
+		froms[i], tos[i], depths[i], at[i] = nullTime(a.From), nullTime(a.To), int32(a.Depth), a.At
+	}
+	_, err := tx.Exec(ctx, s.sql(`INSERT INTO {s}.audit_chain
+		(event_id, position, seq, prev_hash, hash, kind, actor, role, person_id, venue_id, declaration_id,
+		 outcome, reason, from_at, to_at, depth, source_event_id, source_type, at)
+		SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::text[], $9::uuid[], $10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::timestamptz[],
+			$15::timestamptz[], $16::int[], $17::uuid[], $18::text[], $19::timestamptz[])
+		ON CONFLICT (event_id) DO NOTHING`),
+		ids, pos, seqs, prevs, hashes, kinds, actors, roles, persons, venues, decls, outcomes, reasons, froms, tos,
+		depths, sources, types, at)
+	if err != nil {
+		return fmt.Errorf("insert audit chain entries: %w", err)
+	}
+	return nil
+}
+
+// AuditChain implements ledger.AuditReads: in chain order.
+func (s *Store) AuditChain(ctx context.Context, q domain.AuditChainQuery) ([]domain.AuditChainEntry, error) {
+	var c conds
+	c.add("seq > ?", int64(q.AfterSeq))
+	if q.PersonID != uuid.Nil {
+		c.add("person_id = ?", q.PersonID)
+	}
+	c.equal("kind", q.Kind)
+	c.equal("actor", q.Actor)
+	c.window("at", q.Since, q.Until)
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	text := `SELECT event_id, position, seq, prev_hash, hash, kind, actor, role, person_id, venue_id, declaration_id,
+		outcome, reason, from_at, to_at, depth, source_event_id, source_type, at FROM {s}.audit_chain` + c.where() +
+		" ORDER BY seq, position LIMIT " + c.arg(limit)
+	return appendRows(ctx, s, []domain.AuditChainEntry{}, "audit chain", scanAuditChainEntry, s.sql(text), c.args...)
+}
+
+func scanAuditChainEntry(row pgx.Row) (domain.AuditChainEntry, error) {
+	var (
+		e                   domain.AuditChainEntry
+		pos, seq            int64
+		person, venue, decl *uuid.UUID
+		from, to            *time.Time
+		depth               int32
+	)
+	err := row.Scan(&e.EventID, &pos, &seq, &e.PrevHash, &e.Hash, &e.Kind, &e.Actor, &e.Role, &person, &venue, &decl,
+		&e.Outcome, &e.Reason, &from, &to, &depth, &e.SourceEventID, &e.SourceType, &e.At)
+	e.Position, e.Seq, e.Depth, e.From, e.To, e.At = uint64(pos), uint64(seq), int(depth), utc(from), utc(to), e.At.UTC()
+	for _, p := range []struct {
+		dst *uuid.UUID
+		src *uuid.UUID
+	}{{&e.PersonID, person}, {&e.VenueID, venue}, {&e.DeclarationID, decl}} {
+		if p.src != nil {
+			*p.dst = *p.src
+		}
+	}
+	return e, err
+}

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) projections.Store) {
 		{"GeneratedCity", testGenerated},
 		{"TraceReads", testTraceReads},
 		{"Audit", testAudit},
+		{"AuditChain", testAuditChain},
 		{"TraceCity", testTraceCity},
 		{"Declarations", testDeclarations},
 		{"Retention", testRetention},

@@ -500,3 +500,96 @@ func sameContacts(got, want []domain.Contact) error {
 	}
 	return nil
 }
+
+// testAuditChain checks the audit chain's list: every entry with its chain
+// fields, in chain order, an entry applied twice listed once, the filters
+// (person, kind, actor, a time window) and paging after a seq.
+func testAuditChain(t *testing.T, f *feeder) {
+	person, venue := uuid.New(), uuid.New()
+	var chain domain.AuditChain
+	var envs []domain.Envelope
+	for i := range 6 {
+		var src domain.Envelope
+		switch i % 3 {
+		case 0:
+			src = f.env(domain.AuditAggregate("analyst"), &domain.TraceRequested{TraceID: uuid.New(), Analyst: "analyst:li",
+				PersonID: person, From: Base, To: Base.Add(24 * time.Hour), Depth: 2, Reason: fmt.Sprintf("cluster %d", i),
+				Kind: domain.LookContacts}, Base.Add(time.Duration(i)*time.Hour))
+			src.Actor = "analyst:li"
+		case 1:
+			src = f.env(domain.VenueAggregate(venue), &domain.VenueReviewed{VenueID: venue, Decision: domain.ReviewReject,
+				Reason: "address"}, Base.Add(time.Duration(i)*time.Hour))
+			src.Actor = "reviewer:371302:wang"
+		case 2:
+			src = f.env(domain.VenueAggregate(venue), &domain.SubAdminAdded{VenueID: venue, PersonID: person},
+				Base.Add(time.Duration(i)*time.Hour))
+			src.Actor = "admin:root"
+		}
+		entry, _, err := domain.AuditEntryOf(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := domain.DecideAuditEntry(chain, entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := f.env(domain.AuditChainAggregate, evs[0], Base.Add(time.Duration(i)*time.Hour))
+		e.ID = domain.AuditEventID(src.ID)
+		envs = append(envs, e)
+		if chain, err = domain.ReplayAuditChain(envs[i:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := f.apply(envs[0], envs[1], envs[2])
+	again := envs[2]
+	again.Position = 0
+	rest := f.apply(again, envs[3], envs[4], envs[5])
+	envs = append(first, rest[1:]...)
+
+	all := must(f.s.AuditChain(ctx, domain.AuditChainQuery{}))(t)
+	if len(all) != 6 {
+		t.Fatalf("audit chain lists %d entries, want 6", len(all))
+	}
+	prev := domain.AuditGenesis
+	for i, e := range all {
+		if e.Seq != uint64(i+1) || e.PrevHash != prev || e.Hash != e.ChainHash() || e.EventID != envs[i].ID || e.Position != envs[i].Position {
+			t.Fatalf("entry %d: %+v", i, e)
+		}
+		prev = e.Hash
+	}
+	if e := all[0]; e.Kind != domain.AuditContacts || e.Actor != "analyst:li" || e.Role != "analyst" || e.PersonID != person ||
+		e.Depth != 2 || e.Reason != "cluster 0" || !e.From.Equal(Base) || !e.To.Equal(Base.Add(24*time.Hour)) ||
+		e.SourceType != domain.TypeTraceRequested || !e.At.Equal(Base) || e.VenueID != uuid.Nil {
+		t.Fatalf("a trace's entry: %+v", e)
+	}
+	if e := all[1]; e.Kind != domain.AuditVenueReview || e.VenueID != venue || e.Outcome != "reject" || e.Reason != "address" ||
+		e.Role != "reviewer" || e.PersonID != uuid.Nil || !e.From.IsZero() {
+		t.Fatalf("a review's entry: %+v", e)
+	}
+	seqs := func(es []domain.AuditChainEntry) []uint64 {
+		out := []uint64{}
+		for _, e := range es {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		q    domain.AuditChainQuery
+		want []uint64
+	}{
+		{"person", domain.AuditChainQuery{PersonID: person}, []uint64{1, 3, 4, 6}},
+		{"kind", domain.AuditChainQuery{Kind: domain.AuditVenueReview}, []uint64{2, 5}},
+		{"actor", domain.AuditChainQuery{Actor: "admin:root"}, []uint64{3, 6}},
+		{"window", domain.AuditChainQuery{Since: Base.Add(time.Hour), Until: Base.Add(4 * time.Hour)}, []uint64{2, 3, 4}},
+		{"page", domain.AuditChainQuery{Limit: 2}, []uint64{1, 2}},
+		{"next page", domain.AuditChainQuery{Limit: 2, AfterSeq: 2}, []uint64{3, 4}},
+		{"person, next page", domain.AuditChainQuery{PersonID: person, Limit: 2, AfterSeq: 3}, []uint64{4, 6}},
+		{"nobody", domain.AuditChainQuery{PersonID: uuid.New()}, []uint64{}},
+		{"past the end", domain.AuditChainQuery{AfterSeq: 6}, []uint64{}},
+	} {
+		if got := seqs(must(f.s.AuditChain(ctx, c.q))(t)); !slices.Equal(got, c.want) {
+			t.Errorf("%s: seqs %v, want %v", c.name, got, c.want)
+		}
+	}
+}
