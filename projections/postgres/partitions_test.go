@@ -246,3 +246,91 @@ func TestRetireLeavesDashboardCounts(t *testing.T) {
 		t.Fatalf("dashboard tables after a retirement: %d days, %d rows", days, n)
 	}
 }
+
+// TestRetireKilledMidway terminates a retirement's backend while it waits,
+// inside its transaction, for a reader of the passes (after it recorded
+// its cut-off, before its partitions are dropped): nothing of it stays —
+// every pass and alert is there, the cut-off is not recorded — and the
+// next retirement does the whole work.
+func TestRetireKilledMidway(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	venue, person := uuid.New(), uuid.New()
+	day := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+	var cs []projections.Change
+	for i := range 48 {
+		at := day.Add(time.Duration(i) * time.Hour)
+		id := uuid.New()
+		cs = append(cs,
+			projections.Change{EventID: id, Type: domain.TypePassRecorded, Aggregate: domain.PassAggregate(venue, person),
+				Position: uint64(2*i + 1), OccurredAt: at, Event: &domain.PassRecorded{VenueID: venue, PersonID: person,
+					Direction: "in", Method: "self_scan", Decision: "deny"}},
+			projections.Change{EventID: uuid.New(), Type: domain.TypeAlertRaised, Aggregate: domain.AlertAggregate("371302"),
+				Position: uint64(2*i + 2), OccurredAt: at, Event: &domain.AlertRaised{District: "371302", VenueID: venue,
+					PersonID: person, PassEventID: id, CodeColour: "red", Decision: "deny"}})
+	}
+	if _, err := s.Apply(ctx, projections.Batch{Changes: cs, Last: 96}); err != nil {
+		t.Fatal(err)
+	}
+	// Today's partitions exist already (a sweep before), so the
+	// retirement's first wait is its DROP behind the reader.
+	if _, err := s.RetirePasses(ctx, day); err != nil {
+		t.Fatal(err)
+	}
+	counts := func() (passes, alerts int) {
+		t.Helper()
+		if err := testPool.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+s.Schema()+`.passes), (SELECT count(*) FROM `+s.Schema()+`.alerts)`).Scan(&passes, &alerts); err != nil {
+			t.Fatal(err)
+		}
+		return passes, alerts
+	}
+	reader, err := testPool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback(ctx)
+	if _, err := reader.Exec(ctx, `SELECT count(*) FROM `+s.Schema()+`.passes`); err != nil {
+		t.Fatal(err)
+	}
+	before := day.Add(30 * time.Hour)
+	failed := make(chan error, 1)
+	go func() {
+		_, err := s.RetirePasses(ctx, before)
+		failed <- err
+	}()
+	var pid int
+	waiting := func() bool {
+		// This test's own backend only: its statement names its schema.
+		err := testPool.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE 'DROP TABLE IF EXISTS "' || $1 || '".%'`, s.Schema()).Scan(&pid)
+		return err == nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !waiting() {
+		if time.Now().After(deadline) {
+			t.Fatal("the retirement never waited behind the reader")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := testPool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-failed; err == nil {
+		t.Fatal("a retirement whose backend was terminated reported success")
+	}
+	reader.Rollback(ctx)
+	if p, a := counts(); p != 48 || a != 48 {
+		t.Fatalf("after the killed retirement: %d passes, %d alerts, want 48 and 48", p, a)
+	}
+	var cut time.Time
+	if err := testPool.QueryRow(ctx, `SELECT before FROM `+s.Schema()+`.retirement`).Scan(&cut); err != nil || !cut.Equal(day) {
+		t.Fatalf("cut-off after the killed retirement: %s %v, want the earlier %s", cut, err, day)
+	}
+	st, err := s.RetirePasses(ctx, before)
+	if err != nil || st.Partitions != 2 {
+		t.Fatalf("the retirement again: %+v %v, want the first day's two partitions", st, err)
+	}
+	if p, a := counts(); p != 18 || a != 18 {
+		t.Fatalf("after the retirement: %d passes, %d alerts, want 18 and 18", p, a)
+	}
+}
