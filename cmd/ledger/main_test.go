@@ -32,7 +32,7 @@ type service struct {
 // 127.0.0.1:0 [flags]` would, runs it and returns once it is ready.
 func startService(t *testing.T, dir string, env map[string]string, flags ...string) *service {
 	t.Helper()
-	return startServiceWith(t, dir, env, nil, nil)
+	return startServiceWith(t, dir, env, flags, nil)
 }
 
 // startServiceWith is startService with more flags, and tweak (when not

@@ -4,6 +4,8 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,4 +139,75 @@ func TestRetireReleasesChunks(t *testing.T) {
 	if es, _ := s.Entries(ctx, domain.EntryQuery{VenueID: venue, Limit: 1 << 20}); len(es) != 0 || len(s.passByID) != 0 {
 		t.Fatalf("after retiring everything: %d entries, %d ids", len(es), len(s.passByID))
 	}
+}
+
+// TestRetireWhileReadingAndApplying runs retirements beside the projector
+// and readers (run it with -race): readers never see a pass before a
+// cut-off already taken, and nothing fails.
+func TestRetireWhileReadingAndApplying(t *testing.T) {
+	ctx := context.Background()
+	s := New(Options{})
+	venue, person := uuid.New(), uuid.New()
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var (
+		done = make(chan struct{})
+		wg   sync.WaitGroup
+		cut  atomic.Int64 // the cut-off of the last finished retirement
+	)
+	cut.Store(t0.UnixNano())
+	wg.Go(func() { // the sweeper: an hour behind the newest pass
+		for k := 0; ; k++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			before := t0.Add(time.Duration(k) * time.Minute)
+			if _, err := s.RetirePasses(ctx, before); err != nil {
+				t.Error(err)
+				return
+			}
+			cut.Store(before.UnixNano())
+		}
+	})
+	wg.Go(func() { // a reader
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			floor := time.Unix(0, cut.Load())
+			es, _ := s.Entries(ctx, domain.EntryQuery{VenueID: venue, Limit: 1 << 20})
+			vs, _ := s.Trace(ctx, person, time.Time{}, time.Time{})
+			for _, e := range es {
+				if e.At.Before(floor) {
+					t.Errorf("entry at %s after a retirement before %s", e.At, floor)
+					return
+				}
+			}
+			for _, v := range vs {
+				if v.At.Before(floor) {
+					t.Errorf("visit at %s after a retirement before %s", v.At, floor)
+					return
+				}
+			}
+		}
+	})
+	var pos uint64
+	for b := range 200 {
+		var cs []projections.Change
+		after := pos
+		for i := range 50 {
+			pos++
+			cs = append(cs, projections.Change{EventID: uuid.New(), Type: domain.TypePassRecorded, Aggregate: domain.PassAggregate(venue, person),
+				Position: pos, OccurredAt: t0.Add(time.Duration(b*50+i) * 3 * time.Second), Event: &domain.PassRecorded{VenueID: venue,
+					PersonID: person, Direction: "in", Method: "self_scan", Decision: "pass"}})
+		}
+		if _, err := s.Apply(ctx, projections.Batch{After: after, Changes: cs, Last: pos}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	wg.Wait()
 }

@@ -167,6 +167,9 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 		if err != nil {
 			return st, err
 		}
+		if err := s.summarizeDay(ctx, tx, table, dayOf(before)); err != nil {
+			return st, err
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM `+s.schema+`.`+table+` WHERE at < $1`, before)
 		if err != nil {
 			return st, fmt.Errorf("retire %s before %s: %w", table, before, err)
@@ -188,6 +191,21 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 		return st, fmt.Errorf("retire passes before %s: %w", before, err)
 	}
 	return st, nil
+}
+
+// summarizeDay brings the block range index on at of table's partition of
+// day up to date (brin_summarize_new_values: only the ranges filled since
+// the last summary), so that the DELETE of the partial day reads the few
+// ranges before the cut-off, not the whole day, whether or not autovacuum
+// has run since the day was written.
+func (s *Store) summarizeDay(ctx context.Context, tx pgx.Tx, table string, day time.Time) error {
+	_, err := tx.Exec(ctx, `SELECT brin_summarize_new_values(i.indexrelid)
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+		WHERE i.indrelid = to_regclass($1) AND a.amname = 'brin'`, s.schema+"."+partitionName(table, day))
+	if err != nil {
+		return fmt.Errorf("summarize %s: %w", partitionName(table, day), err)
+	}
+	return nil
 }
 
 // dropPartitions drops table's partitions whose day ends at or before

@@ -105,10 +105,11 @@ func TestMigratePartitionsKeepsRows(t *testing.T) {
 	}
 }
 
-// TestRetireWhileApplying retires, again and again, while the projector
-// applies passes that cross day boundaries (new partitions made on
-// demand, old ones dropped): no batch fails, none is parked, and at the end
-// the tables hold exactly the passes at or after the last cut-off.
+// TestRetireWhileApplying retires, again and again and from two sweepers
+// at once (two replicas), while the projector applies passes that cross
+// day boundaries (new partitions made on demand, old ones dropped): no
+// batch or retirement fails, none is parked, and at the end the tables
+// hold exactly the passes at or after the last cut-off.
 func TestRetireWhileApplying(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
@@ -122,10 +123,10 @@ func TestRetireWhileApplying(t *testing.T) {
 		cutMu   sync.Mutex
 		applied = make(chan struct{})
 		latest  atomic.Int64 // the latest pass applied, Unix nanoseconds
-		retires int
+		retires atomic.Int64
 	)
 	latest.Store(day.UnixNano())
-	wg.Go(func() {
+	sweeper := func() {
 		for {
 			select {
 			case <-applied:
@@ -135,17 +136,21 @@ func TestRetireWhileApplying(t *testing.T) {
 			// A day behind what was applied: the partial day moves
 			// across partitions while new ones are made.
 			before := time.Unix(0, latest.Load()).UTC().Add(-24 * time.Hour)
-			retires++
+			retires.Add(1)
 			if _, err := s.RetirePasses(ctx, before); err != nil {
 				t.Errorf("retire before %s: %v", before, err)
 				return
 			}
 			cutMu.Lock()
-			cut = before
+			if before.After(cut) {
+				cut = before
+			}
 			cutMu.Unlock()
 			time.Sleep(2 * time.Millisecond)
 		}
-	})
+	}
+	wg.Go(sweeper)
+	wg.Go(sweeper)
 	var pos uint64
 	var all []time.Time
 	for b := range batches {
@@ -185,10 +190,10 @@ func TestRetireWhileApplying(t *testing.T) {
 	if err := testPool.QueryRow(ctx, `SELECT count(*) FROM `+s.Schema()+`.passes`).Scan(&got); err != nil {
 		t.Fatal(err)
 	}
-	if want == 0 || want == len(all) || retires < 2 {
-		t.Fatalf("%d retirements kept %d of %d passes: the test tested nothing", retires, want, len(all))
+	if n := retires.Load(); want == 0 || want == len(all) || n < 4 {
+		t.Fatalf("%d retirements kept %d of %d passes: the test tested nothing", n, want, len(all))
 	}
-	t.Logf("%d retirements while %d batches were applied; %d of %d passes kept", retires, batches, want, len(all))
+	t.Logf("%d retirements while %d batches were applied; %d of %d passes kept", retires.Load(), batches, want, len(all))
 	if got != want {
 		t.Fatalf("%d passes left, want %d (at or after the cut-off %s)", got, want, last)
 	}
@@ -239,5 +244,93 @@ func TestRetireLeavesDashboardCounts(t *testing.T) {
 	}
 	if days != 2 || n != 1 {
 		t.Fatalf("dashboard tables after a retirement: %d days, %d rows", days, n)
+	}
+}
+
+// TestRetireKilledMidway terminates a retirement's backend while it waits,
+// inside its transaction, for a reader of the passes (after it recorded
+// its cut-off, before its partitions are dropped): nothing of it stays —
+// every pass and alert is there, the cut-off is not recorded — and the
+// next retirement does the whole work.
+func TestRetireKilledMidway(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	venue, person := uuid.New(), uuid.New()
+	day := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+	var cs []projections.Change
+	for i := range 48 {
+		at := day.Add(time.Duration(i) * time.Hour)
+		id := uuid.New()
+		cs = append(cs,
+			projections.Change{EventID: id, Type: domain.TypePassRecorded, Aggregate: domain.PassAggregate(venue, person),
+				Position: uint64(2*i + 1), OccurredAt: at, Event: &domain.PassRecorded{VenueID: venue, PersonID: person,
+					Direction: "in", Method: "self_scan", Decision: "deny"}},
+			projections.Change{EventID: uuid.New(), Type: domain.TypeAlertRaised, Aggregate: domain.AlertAggregate("371302"),
+				Position: uint64(2*i + 2), OccurredAt: at, Event: &domain.AlertRaised{District: "371302", VenueID: venue,
+					PersonID: person, PassEventID: id, CodeColour: "red", Decision: "deny"}})
+	}
+	if _, err := s.Apply(ctx, projections.Batch{Changes: cs, Last: 96}); err != nil {
+		t.Fatal(err)
+	}
+	// Today's partitions exist already (a sweep before), so the
+	// retirement's first wait is its DROP behind the reader.
+	if _, err := s.RetirePasses(ctx, day); err != nil {
+		t.Fatal(err)
+	}
+	counts := func() (passes, alerts int) {
+		t.Helper()
+		if err := testPool.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+s.Schema()+`.passes), (SELECT count(*) FROM `+s.Schema()+`.alerts)`).Scan(&passes, &alerts); err != nil {
+			t.Fatal(err)
+		}
+		return passes, alerts
+	}
+	reader, err := testPool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback(ctx)
+	if _, err := reader.Exec(ctx, `SELECT count(*) FROM `+s.Schema()+`.passes`); err != nil {
+		t.Fatal(err)
+	}
+	before := day.Add(30 * time.Hour)
+	failed := make(chan error, 1)
+	go func() {
+		_, err := s.RetirePasses(ctx, before)
+		failed <- err
+	}()
+	var pid int
+	waiting := func() bool {
+		// This test's own backend only: its statement names its schema.
+		err := testPool.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE 'DROP TABLE IF EXISTS "' || $1 || '".%'`, s.Schema()).Scan(&pid)
+		return err == nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !waiting() {
+		if time.Now().After(deadline) {
+			t.Fatal("the retirement never waited behind the reader")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := testPool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-failed; err == nil {
+		t.Fatal("a retirement whose backend was terminated reported success")
+	}
+	reader.Rollback(ctx)
+	if p, a := counts(); p != 48 || a != 48 {
+		t.Fatalf("after the killed retirement: %d passes, %d alerts, want 48 and 48", p, a)
+	}
+	var cut time.Time
+	if err := testPool.QueryRow(ctx, `SELECT before FROM `+s.Schema()+`.retirement`).Scan(&cut); err != nil || !cut.Equal(day) {
+		t.Fatalf("cut-off after the killed retirement: %s %v, want the earlier %s", cut, err, day)
+	}
+	st, err := s.RetirePasses(ctx, before)
+	if err != nil || st.Partitions != 2 {
+		t.Fatalf("the retirement again: %+v %v, want the first day's two partitions", st, err)
+	}
+	if p, a := counts(); p != 18 || a != 18 {
+		t.Fatalf("after the retirement: %d passes, %d alerts, want 18 and 18", p, a)
 	}
 }
