@@ -235,11 +235,11 @@ type declCounts struct {
 
 // liveSummary is the live phase.
 type liveSummary struct {
-	Target   float64       `json:"target_per_s"`
-	Rate     float64       `json:"passes_per_s"`
-	Seconds  float64       `json:"seconds"`
-	Passes   passCounts    `json:"passes"`
-	Latency  percentilesMS `json:"latency_ms"`
+	Target  float64       `json:"target_per_s"`
+	Rate    float64       `json:"passes_per_s"`
+	Seconds float64       `json:"seconds"`
+	Passes  passCounts    `json:"passes"`
+	Latency percentilesMS `json:"latency_ms"`
 }
 
 func newCity(o cityOptions, key []byte, stderr io.Writer) (*citySim, error) {
@@ -666,6 +666,10 @@ func (c *citySim) buildVenues(ctx context.Context) error {
 			return fmt.Errorf("wait for the read models: %w", err)
 		}
 	}
+	known, err := c.knownVenues(ctx)
+	if err != nil {
+		return err
+	}
 	bar := c.bar(len(c.venues), "venues")
 	parallel(ctx, c.o.conc, len(c.venues), func(i int) {
 		defer bar.Add(1)
@@ -675,16 +679,22 @@ func (c *citySim) buildVenues(ctx context.Context) error {
 			return
 		}
 		var a writeAnswer
-		_, _, err := c.api.do(ctx, "POST", "/v1/venues", m.token, jsonBody(map[string]any{
-			"name": v.name, "type": v.typ, "district": cityDistricts[v.district].code, "address": v.address,
-			"lat": round5(v.lat), "lng": round5(v.lng),
-		}), &a)
-		if err != nil {
-			c.fail("venue", err)
-			return
+		old, resumed := known[v.name]
+		if resumed && old.ManagerID == m.id {
+			v.id = old.ID // applied by an earlier run or attempt
+		} else {
+			resumed = false
+			_, _, err := c.api.do(ctx, "POST", "/v1/venues", m.token, jsonBody(map[string]any{
+				"name": v.name, "type": v.typ, "district": cityDistricts[v.district].code, "address": v.address,
+				"lat": round5(v.lat), "lng": round5(v.lng),
+			}), &a)
+			if err != nil {
+				c.fail("venue", err)
+				return
+			}
+			v.id = a.VenueID
+			c.seen(a.Position, false)
 		}
-		v.id = a.VenueID
-		c.seen(a.Position, false)
 		c.mu.Lock()
 		c.sum.Counts.Venues++
 		c.sum.Counts.VenueTypes[v.typ]++
@@ -692,15 +702,19 @@ func (c *citySim) buildVenues(ctx context.Context) error {
 		if v.review == "" {
 			return
 		}
-		review := map[string]string{"decision": v.review}
-		if v.review == domain.ReviewReject {
-			review["reason"] = "地址与营业执照不符"
+		if resumed && old.Status != domain.VenueStatusPending {
+			a.Position = c.maxPos.Load() // reviewed by an earlier run
+		} else {
+			review := map[string]string{"decision": v.review}
+			if v.review == domain.ReviewReject {
+				review["reason"] = "地址与营业执照不符"
+			}
+			if _, _, err := c.api.do(ctx, "POST", "/v1/venues/"+v.id.String()+"/review", c.reviewr, jsonBody(review), &a); err != nil && !isConflict(err) {
+				c.fail("venue review", err)
+				return
+			}
+			c.seen(a.Position, false)
 		}
-		if _, _, err := c.api.do(ctx, "POST", "/v1/venues/"+v.id.String()+"/review", c.reviewr, jsonBody(review), &a); err != nil && !isConflict(err) {
-			c.fail("venue review", err)
-			return
-		}
-		c.seen(a.Position, false)
 		if v.review == domain.ReviewReject {
 			c.mu.Lock()
 			c.sum.Counts.VenueRejects++
@@ -739,6 +753,33 @@ func (c *citySim) buildVenues(ctx context.Context) error {
 	})
 	_ = bar.Finish()
 	return ctx.Err()
+}
+
+// knownVenue is a venue the server already holds.
+type knownVenue struct {
+	ID        uuid.UUID `json:"venue_id"`
+	Name      string    `json:"name"`
+	Status    string    `json:"status"`
+	ManagerID uuid.UUID `json:"manager_id"`
+}
+
+// knownVenues lists the venues the server holds by name (GET /v1/venues,
+// per district), so that a second run, or one resumed after a crash,
+// applies for no venue twice: an application carries no event id.
+func (c *citySim) knownVenues(ctx context.Context) (map[string]knownVenue, error) {
+	known := map[string]knownVenue{}
+	for _, d := range cityDistricts {
+		var page struct {
+			Venues []knownVenue `json:"venues"`
+		}
+		if _, _, err := c.api.do(ctx, "GET", "/v1/venues?limit=1000&district="+d.code, c.reviewr, nil, &page); err != nil {
+			return nil, fmt.Errorf("list venues: %w", err)
+		}
+		for _, v := range page.Venues {
+			known[v.Name] = v
+		}
+	}
+	return known, nil
 }
 
 func round5(x float64) float64 { return float64(int64(x*1e5)) / 1e5 }
