@@ -379,7 +379,7 @@ func (c *citySim) plan() {
 			p.work = ws[rng.IntN(len(ws))]
 		}
 		switch x := rng.Float64(); {
-		case x < shareRejected:
+		case x < shareRejected || i == 3: // (a small city has one of each kind)
 			p.verify = domain.VerifyRejected
 		case x < shareRejected+sharePending:
 			p.verify = ""
