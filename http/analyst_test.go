@@ -27,7 +27,7 @@ func TestAnalystPage(t *testing.T) {
 		}
 	}
 	for _, part := range []struct{ tag, directive string }{{"script", "script-src"}, {"style", "style-src"}} {
-		m := regexp.MustCompile(`(?s)<` + part.tag + `>(.*?)</` + part.tag + `>`).FindAllStringSubmatch(page, -1)
+		m := regexp.MustCompile(`(?s)<`+part.tag+`>(.*?)</`+part.tag+`>`).FindAllStringSubmatch(page, -1)
 		if len(m) != 1 {
 			t.Fatalf("%d inline <%s> elements, want 1", len(m), part.tag)
 		}

@@ -186,7 +186,8 @@
       const g = svg("g", { class: `node depth-${n.depth}`, "data-person-id": n.id });
       const c = svg("circle", { cx: n.x, cy: n.y, r: n.depth === 0 ? 12 : n.depth === 1 ? 8 : 6 });
       c.append(svg("title", {}, `${n.name} ${n.id} (depth ${n.depth})`));
-      g.append(c, svg("text", { x: n.x + 10, y: n.y + 4 }, n.name));
+      g.append(c);
+      if (nodes.size <= 60 || n.depth === 0) g.append(svg("text", { x: n.x + 10, y: n.y + 4 }, n.name));
       s.append(g);
     }
     const box = $("graph");
