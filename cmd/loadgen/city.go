@@ -68,7 +68,7 @@ func city(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	fs.Float64Var(&o.rate, "rate", 0, "live passes per second after the build (0: no live phase)")
 	fs.DurationVar(&o.duration, "duration", 0, "how long the live phase runs")
 	fs.IntVar(&o.conc, "c", 16, "requests in flight at once")
-	end := fs.String("end", "", "when the history ends (RFC 3339; default now). The same --seed and --end send the same requests again: a second run is answered as duplicates")
+	end := fs.String("end", "", "when the history ends (RFC 3339, taken to the minute; default now). The same --seed and --end send the same requests again: a second run is answered as duplicates")
 	fs.DurationVar(&o.retryFor, "retry-for", 2*time.Minute, "how long one request is sent again through 503, 429 and refused connections (a restarting server)")
 	fs.BoolVar(&o.progress, "progress", true, "show progress bars on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -86,7 +86,10 @@ func city(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	case o.rate < 0 || (o.rate > 0) != (o.duration > 0):
 		return errors.New("city: --rate and --duration go together, both above 0 (or neither)")
 	}
-	o.end = time.Now()
+	// Passes are planned on whole minutes of the local day: the window's end
+	// is taken to the minute, so runs started within the same minute plan
+	// the same passes.
+	o.end = time.Now().Truncate(time.Minute)
 	if *end != "" {
 		t, err := time.Parse(time.RFC3339, *end)
 		if err != nil {
@@ -97,7 +100,7 @@ func city(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		}
 		o.end = t
 	}
-	o.end = o.end.Truncate(time.Second)
+	o.end = o.end.Truncate(time.Minute)
 	sec, err := secrets.Load(*data, getenv, false)
 	if err != nil {
 		return err
@@ -127,9 +130,10 @@ type (
 		verify                string // approved, rejected or "" (left pending)
 		colour                string
 		// Known once registered.
-		id    uuid.UUID
-		token string
-		ok    bool
+		id      uuid.UUID
+		token   string
+		ok      bool
+		resumed bool // registered by an earlier run (the registration answered as a duplicate)
 	}
 	cityVenue struct {
 		name, typ, address string
@@ -170,8 +174,8 @@ type citySim struct {
 }
 
 // citySummary is the JSON line `loadgen city` ends with. Counts (the Counts
-// field) depend only on --seed, --people and --days against a fresh
-// server; the rest is how it went.
+// field) depend only on --seed, --people, --days and --end (to the minute)
+// against a fresh server; the rest is how it went.
 type citySummary struct {
 	Seed         uint64        `json:"seed"`
 	Days         int           `json:"days"`
@@ -569,7 +573,7 @@ func (c *citySim) registerPeople(ctx context.Context) error {
 			c.fail("register", err)
 			return
 		}
-		p.id, p.token, p.ok = a.PersonID, a.Token, true
+		p.id, p.token, p.ok, p.resumed = a.PersonID, a.Token, true, a.Duplicate
 		c.seen(a.Position, a.Duplicate)
 		c.mu.Lock()
 		c.sum.Counts.People++
@@ -622,8 +626,25 @@ func (c *citySim) registerFamilies(ctx context.Context) error {
 	parallel(ctx, c.o.conc, len(guardians), func(k int) {
 		g := c.people[guardians[k]]
 		added := 0
+		var before []uuid.UUID
+		if g.resumed {
+			// An earlier run may have registered them: the guardian's record
+			// lists their family in the order registered (a guardian may
+			// register only a few an hour, so no request is spent on them).
+			var gp struct {
+				FamilyMembers []uuid.UUID `json:"family_members"`
+			}
+			if _, _, err := c.api.do(ctx, "GET", "/v1/persons/"+g.id.String(), g.token, nil, &gp); err == nil {
+				before = gp.FamilyMembers
+			}
+		}
 		for n, di := range g.dependants {
 			d := c.people[di]
+			if n < len(before) {
+				d.id, d.ok = before[n], true
+				added++
+				continue
+			}
 			var a writeAnswer
 			_, _, err := c.api.do(ctx, "POST", "/v1/persons/"+g.id.String()+"/family-members", g.token, jsonBody(map[string]string{
 				"name": d.name, "id_type": idcard.ResidentID, "id_number": d.idNumber, "relation": d.relation,

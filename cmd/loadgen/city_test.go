@@ -99,7 +99,7 @@ func TestCityDeterministic(t *testing.T) {
 	end := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
 	args := []string{"--people", "60", "--days", "2", "--seed", "42", "-c", "8"}
 	sa := runCity(t, append(args, "--url", a.url, "--data", t.TempDir(), "--end", end)...)
-	sb := runCity(t, append(args, "--url", b.url, "--data", t.TempDir())...)
+	sb := runCity(t, append(args, "--url", b.url, "--data", t.TempDir(), "--end", end)...)
 	if !reflect.DeepEqual(sa.Counts, sb.Counts) {
 		t.Fatalf("same seed, other counts:\n%+v\n%+v", sa.Counts, sb.Counts)
 	}
