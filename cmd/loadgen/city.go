@@ -109,13 +109,33 @@ func city(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	if err != nil {
 		return err
 	}
+	if err := c.preflight(ctx); err != nil {
+		return err
+	}
 	sum, err := c.run(ctx)
 	line, merr := json.Marshal(sum)
 	if merr != nil {
 		return merr
 	}
 	fmt.Fprintf(stdout, "%s\n", line)
+	if err == nil && sum.Errors > 0 {
+		err = fmt.Errorf("city: %d requests were refused or got no answer (first: %s)", sum.Errors, sum.FirstError)
+	}
 	return err
+}
+
+// preflight checks that the server answers and takes the simulator's
+// tokens (signed with the key of --data) before anything is sent.
+func (c *citySim) preflight(ctx context.Context) error {
+	_, _, err := c.api.do(ctx, "GET", "/v1/venues?limit=1", c.reviewr, nil, nil)
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
+		return fmt.Errorf("city: %s refuses the simulator's tokens: --data (or LEDGER_TOKEN_KEY) must be the server's own", c.o.base)
+	case err != nil:
+		return fmt.Errorf("city: %s: %w", c.o.base, err)
+	}
+	return nil
 }
 
 // Simulated people, venues and what was sent for them.

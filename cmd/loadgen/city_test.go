@@ -212,3 +212,23 @@ func forward(target string, w http.ResponseWriter, r *http.Request, lost int) {
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)
 }
+
+// TestCityRefusesForeignKey: a simulator whose key is not the server's
+// says so before it sends anything.
+func TestCityRefusesForeignKey(t *testing.T) {
+	s := startCityServer(t)
+	var out, errOut bytes.Buffer
+	other := func(k string) string {
+		if k == "LEDGER_TOKEN_KEY" {
+			return "another-deployment-secret-0123456789abcdef"
+		}
+		return ""
+	}
+	err := loadgen(context.Background(), []string{"city", "--progress=false", "--people", "5", "--url", s.url}, &out, &errOut, other)
+	if err == nil || !strings.Contains(err.Error(), "refuses the simulator's tokens") || out.Len() != 0 {
+		t.Fatalf("err %v, stdout %q", err, out.String())
+	}
+	if pos, _ := s.env.Store.LastPosition(context.Background()); pos != 0 {
+		t.Fatalf("the log holds events at %d", pos)
+	}
+}
