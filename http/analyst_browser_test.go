@@ -242,10 +242,20 @@ func TestAnalystConsoleInBrowser(t *testing.T) {
 	if csvText != rec.Body.String() {
 		t.Fatalf("console CSV:\n%s\nroute's CSV:\n%s", csvText, rec.Body.String())
 	}
-	// Every look is recorded: the console's (with its trace id) and the two above.
+	// The index person named by their ID document: the number is sent,
+	// never shown.
+	do(t, ctx, set(`document.getElementById("summary").textContent=""`),
+		chromedp.SetValue(chromedp.CSS("#idtype"), "resident_id"), set(`document.getElementById("idnumber").value=`+jsString(w.indexID)))
+	fill("", "阳性病例流调")
+	waitText(t, ctx, "#summary", w.index.ID.String())
+	if page := eval[string](t, ctx, `document.body.innerText`); strings.Contains(page, w.indexID) {
+		t.Fatal("the page shows the ID number")
+	}
+
+	// Every look is recorded: the console's two (with their trace ids) and the two above.
 	entries := audited()
-	if len(entries) != 3 {
-		t.Fatalf("%d audit entries, want 3", len(entries))
+	if len(entries) != 4 {
+		t.Fatalf("%d audit entries, want 4", len(entries))
 	}
 	if !strings.Contains(summary, entries[0].TraceID.String()) || entries[0].Reason != "阳性病例流调" || entries[0].Analyst != "analyst:wang" {
 		t.Fatalf("the console's look: %+v (page says %q)", entries[0], summary)

@@ -77,7 +77,6 @@
     const token = sessionStorage.getItem(KEY);
     if (!token) { showError("Enter the analyst token first."); return; }
     const body = {
-      person_id: $("person").value.trim(),
       from: rfc3339($("from").value),
       to: rfc3339($("to").value),
       depth: Number($("depth").value),
@@ -86,6 +85,10 @@
       reason: $("reason").value,
     };
     if ($("asof").value) body.as_of = rfc3339($("asof").value);
+    // The index person: by id, or by ID document (the number goes in the
+    // request body only; the answer names people by masked name and id).
+    if ($("person").value.trim()) body.person_id = $("person").value.trim();
+    if ($("idtype").value || $("idnumber").value) { body.id_type = $("idtype").value; body.id_number = $("idnumber").value; }
     $("run").disabled = true;
     try {
       const resp = await fetch("/v1/traces", {
