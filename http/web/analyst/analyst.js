@@ -7,6 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const SVG = "http://www.w3.org/2000/svg";
   const MAX_NODES = 400;
+  const MAX_ROWS = 2000; // timeline rows drawn; the CSV has every one
 
   // A token may come in the address (#token=...): kept for this browser
   // session only, and taken out of the address at once.
@@ -228,7 +229,7 @@
     }
     const names = new Map([[t.index.person_id, t.index.name]]);
     for (const c of t.contacts) names.set(c.person_id, c.name);
-    const rows = [...t.contacts].sort((a, b) => a.overlap_start.localeCompare(b.overlap_start));
+    const rows = [...t.contacts].sort((a, b) => a.overlap_start.localeCompare(b.overlap_start)).slice(0, MAX_ROWS);
     for (const c of rows) {
       const tr = el("tr", { class: `tl-row contact depth-${c.depth}` });
       tr.append(el("td", {}, c.name), el("td", {}, String(c.depth)), el("td", {}, names.get(c.via_person_id) || c.via_person_id),
@@ -238,6 +239,9 @@
     }
     table.append(body);
     $("timeline").replaceChildren(table);
+    if (t.contacts.length > MAX_ROWS) {
+      $("timeline").append(el("p", { class: "note" }, `Showing the first ${MAX_ROWS} of ${t.contacts.length} overlaps; the CSV has them all.`));
+    }
   }
 
   // traceCSV writes the answer as the trace route's text/csv answer does:
