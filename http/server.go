@@ -149,6 +149,7 @@ func (s *Server) routes() chi.Router {
 	r.Get("/healthz", s.handle(s.healthz))
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Get("/openapi.yaml", s.handle(s.openAPI))
+	r.Get("/analyst", s.handle(s.analystConsole)) // a page; its traces go through POST /v1/traces
 
 	// Each route names who may call it: roles(set, why) refuses a caller
 	// outside the set before anything is read; a nil gate only

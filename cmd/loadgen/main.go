@@ -5,6 +5,8 @@
 //	loadgen [--url URL] [--data DIR] [--mode single|batch] [-c N] [-d D] [--baseline=false] ...
 //	loadgen --wrk FILE ...   set up, write a wrk Lua script for the requests and exit
 //	loadgen --noop ADDR      serve only the do-nothing baseline (for wrk)
+//	loadgen city [--url URL] [--data DIR] [--people N] [--days D] [--seed S] [--rate R --duration D]
+//	                         build a synthetic city through the API, then drive live passes (city.go)
 //
 // It is a binary of its own so that the service does not ship it. It signs
 // its tokens with the ledger's key (the data dir's ledger.key, or
@@ -55,6 +57,9 @@ func main() {
 // same run. The server must run with --register-rate 0 (set-up registers
 // many people) and share the data dir (or LEDGER_TOKEN_KEY) for tokens.
 func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) > 0 && args[0] == "city" {
+		return city(ctx, args[1:], stdout, stderr, getenv)
+	}
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	base := fs.String("url", "http://127.0.0.1:8080", "the ledger's base URL")
