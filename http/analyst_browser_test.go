@@ -151,7 +151,7 @@ func TestAnalystConsoleInBrowser(t *testing.T) {
 	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin, Subject: "admin:li"})
 	audited := func() []auditEntryJSON {
 		e.waitApplied(e.lastPosition())
-		rec := e.do("GET", "/v1/audit?limit=1000", admin, nil)
+		rec := e.do("GET", "/v1/audit/looks?limit=1000", admin, nil)
 		wantStatus(t, rec, http.StatusOK)
 		return decodeJSON[auditResponse](t, rec).Entries
 	}
