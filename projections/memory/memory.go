@@ -66,6 +66,10 @@ type Store struct {
 	audit        []auditRow // sorted by (at, position)
 	decls        map[uuid.UUID]*domain.DeclarationView
 	factsOnly    bool
+
+	// dash holds the dashboard's anonymous counts (dashboard.go), kept
+	// apart from the passes: retention deleting passes leaves them.
+	dash dashboard
 }
 
 var _ projections.Store = (*Store)(nil)
@@ -84,6 +88,7 @@ func New(o Options) *Store {
 		decls:     make(map[uuid.UUID]*domain.DeclarationView),
 		pendV:     make(map[int32][]int32),
 		pendP:     make(map[int32][]int32),
+		dash:      newDashboard(),
 	}
 	s.str.init()
 	return s
@@ -486,6 +491,8 @@ func (s *Store) applyPass(c *projections.Change, ev *domain.PassRecorded) {
 	if s.factsOnly {
 		return
 	}
+	v := &s.venues[p.venue].view
+	s.dash.count(c.OccurredAt, v.District, v.Type, domain.CountPass(*ev))
 	s.pendV[p.venue] = append(s.pendV[p.venue], idx)
 	s.pendP[p.person] = append(s.pendP[p.person], idx)
 }
@@ -711,13 +718,19 @@ func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, d
 	if !ok {
 		return 0, nil
 	}
+	return s.occupancy(vi, now, dwell), nil
+}
+
+// occupancy counts venue vi's people inside at now (Occupancy's rule). It
+// reads only the passes in (now−dwell, now]. The read lock is held.
+func (s *Store) occupancy(vi int32, now time.Time, dwell time.Duration) int {
 	in, _ := s.str.lookup("in")
 	pass, _ := s.str.lookup("pass")
 	list := &s.venues[vi].passes
 	nowN := nanos(now)
 	hi := list.search(func(e entry) bool { return e.at > nowN })
 	start := nowN - int64(dwell)
-	seen := make(map[int32]struct{})
+	var seen map[int32]struct{}
 	n := 0
 	for e := range list.descend(list.start(), hi) {
 		if e.at <= start {
@@ -727,6 +740,9 @@ func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, d
 		if p.dir == in && p.decision != pass {
 			continue // a refused entry: the person did not go in, and it changes no stay
 		}
+		if seen == nil {
+			seen = make(map[int32]struct{})
+		}
 		if _, done := seen[p.person]; done {
 			continue
 		}
@@ -735,7 +751,7 @@ func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, d
 			n++
 		}
 	}
-	return n, nil
+	return n
 }
 
 // Alerts implements ledger.ReadModel: newest first.

@@ -45,6 +45,8 @@ func Run(t *testing.T, newStore func(t *testing.T) projections.Store) {
 		{"Audit", testAudit},
 		{"TraceCity", testTraceCity},
 		{"Declarations", testDeclarations},
+		{"Dashboard", testDashboard},
+		{"DashboardGeneratedCity", testDashboardGenerated},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
