@@ -64,6 +64,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Location is the city's time zone: the dashboard's day and hours are
+	// its; nil: time.Local.
+	Location *time.Location
 	// MaxBodyBytes limits a request body (0: DefaultMaxBodyBytes).
 	MaxBodyBytes int64
 	// MaxBatchBodyBytes limits the body of batch routes (0: DefaultMaxBatchBodyBytes).
@@ -98,6 +101,7 @@ type Server struct {
 	now    func() time.Time
 	dwell  func(string) time.Duration
 	router chi.Router
+	hub    *dashHub // the dashboard streams'
 }
 
 // New returns a server for opts.
@@ -107,6 +111,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Location == nil {
+		opts.Location = time.Local
 	}
 	if opts.Dwell == nil {
 		opts.Dwell = domain.DefaultDwell
@@ -131,6 +138,7 @@ func New(opts Options) *Server {
 		log:    opts.Logger,
 		now:    opts.Now,
 		dwell:  opts.Dwell,
+		hub:    &dashHub{reads: opts.Reads, waiter: opts.Waiter, tick: make(chan struct{})},
 	}
 	s.router = s.routes()
 	return s
@@ -149,6 +157,8 @@ func (s *Server) routes() chi.Router {
 	r.Get("/healthz", s.handle(s.healthz))
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Get("/openapi.yaml", s.handle(s.openAPI))
+	r.Get("/dashboard", s.handle(s.dashboardPage)) // the page holds no data: it asks for a token
+	r.Get("/dashboard/assets/{name}", s.handle(s.dashboardAsset))
 
 	// Each route names who may call it: roles(set, why) refuses a caller
 	// outside the set before anything is read; a nil gate only
@@ -196,6 +206,9 @@ func (s *Server) routes() chi.Router {
 			{"POST", "/admin/poison/{id}/retry", roles(domain.Admins, "only an admin may see the poison queue"), s.retryPoison},
 			{"POST", "/traces", roles(domain.Tracers, "contact tracing is for analysts and admins"), s.createTrace},
 			{"GET", "/audit", roles(domain.Admins, "the audit trail is for admins"), s.listAudit},
+			{"GET", "/dashboard/summary", roles(domain.Dashboards, dashboardsOnly), s.dashboardSummary},
+			// EventSource sends no headers: the token may come in the query, here only.
+			{"GET", "/dashboard/stream", append([]middleware{queryToken}, roles(domain.Dashboards, dashboardsOnly)...), s.dashboardStream},
 		} {
 			gate := rt.gate
 			if gate == nil {
