@@ -253,7 +253,9 @@ func (s *Server) dashboardStream(w http.ResponseWriter, r *http.Request) error {
 // position has moved on; and the latest summary of each district, made
 // once for every stream that wants it.
 type dashHub struct {
-	reads  interface{ Position(context.Context) (uint64, error) }
+	reads interface {
+		Position(context.Context) (uint64, error)
+	}
 	waiter Waiter
 	mu     sync.Mutex
 	subs   int

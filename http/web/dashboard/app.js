@@ -141,7 +141,7 @@
     const frag = document.createDocumentFragment();
     items.forEach((a) => {
       const li = el("li");
-      li.appendChild(el("span", new Date(a.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }), "time"));
+      li.appendChild(el("span", String(a.at).slice(11, 16), "time"));
       li.appendChild(el("span", (a.venue_name || a.venue_id) + " · " + a.district + (a.reason ? " · " + a.reason : "")));
       const tag = a.decision === "deny" ? "denied" : a.code_colour;
       li.appendChild(el("span", tag, "tag " + (a.decision === "deny" ? "deny" : a.code_colour === "red" ? "red" : "")));
@@ -177,17 +177,23 @@
       const x = left + i * bw + 2;
       const passed = h.passes - h.denied;
       const bar = svg("rect", { x: x, width: Math.max(bw - 4, 1), y: y(passed), height: y(0) - y(passed), class: "bar-pass" });
-      bar.appendChild(svg("title", {}, new Date(h.hour).getHours() + ":00 · " + h.passes + " passes, " + h.denied + " denied"));
+      bar.appendChild(svg("title", {}, hourOf(h.hour) + ":00 · " + h.passes + " passes, " + h.denied + " denied"));
       g.appendChild(bar);
       if (h.denied > 0) {
         g.appendChild(svg("rect", { x: x, width: Math.max(bw - 4, 1), y: y(h.passes), height: y(passed) - y(h.passes), class: "bar-deny" }));
       }
       if (i % 2 === 0) {
-        g.appendChild(svg("text", { x: x + bw / 2 - 2, y: H - 6, "text-anchor": "middle", class: "axis" }, new Date(h.hour).getHours()));
+        g.appendChild(svg("text", { x: x + bw / 2 - 2, y: H - 6, "text-anchor": "middle", class: "axis" }, hourOf(h.hour)));
       }
     });
     root.replaceChildren(g);
     root.dataset.total = String(hours.reduce((s, h) => s + h.passes, 0));
+  }
+
+  // hourOf reads the hour of an RFC 3339 time as written, in the city's
+  // zone (the server's), not the browser's.
+  function hourOf(t) {
+    return Number(String(t).slice(11, 13));
   }
 
   function niceMax(v) {
