@@ -64,6 +64,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Metrics is told of every request and problem (nil: none).
+	Metrics Metrics
+	// MetricsHandler serves GET /metrics (Prometheus's exposition); nil:
+	// the route answers 404.
+	MetricsHandler http.Handler
 	// Location is the city's time zone: the dashboard's day and hours are
 	// its; nil: time.Local.
 	Location *time.Location
@@ -150,13 +155,14 @@ func (s *Server) Handler() http.Handler { return s.router }
 // routes lists every route with who may call it.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(s.recoverer)
+	r.Use(s.observe, s.recoverer)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }))
 	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }))
 
 	r.Get("/healthz", s.handle(s.healthz))
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Get("/openapi.yaml", s.handle(s.openAPI))
+	r.Get("/metrics", s.handle(s.metrics)) // Prometheus; put it behind the network's edge
 	r.Get("/dashboard", s.handle(s.dashboardPage)) // the page holds no data: it asks for a token
 	r.Get("/dashboard/assets/{name}", s.handle(s.dashboardAsset))
 
@@ -309,6 +315,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.Close()
 		return fmt.Errorf("shut down http: %w", err)
 	}
+	return nil
+}
+
+// metrics is GET /metrics: the Prometheus exposition of Options.MetricsHandler.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.MetricsHandler == nil {
+		return errRouteNotFound
+	}
+	s.opts.MetricsHandler.ServeHTTP(w, r)
 	return nil
 }
 

@@ -35,6 +35,16 @@ type Ledger struct {
 	// Log is the log's reading side, to replay a person's passes straight
 	// from it (the event store implements both EventStore and Log).
 	Log Log
+	// Metrics is told of each pass recorded (nil: none).
+	Metrics Metrics
+}
+
+// Metrics is told what the ledger records, for monitoring (cmd wires it to
+// Prometheus). Its methods must be quick and safe for concurrent use.
+type Metrics interface {
+	// PassRecorded is told of every new pass stored (not of a retry
+	// answered with the original), with its method and decision.
+	PassRecorded(method, decision string)
 }
 
 // Result is the outcome of a command that created or changed an aggregate.

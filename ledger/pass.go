@@ -223,6 +223,8 @@ func (l *Ledger) appendedResult(ctx context.Context, j *passJob, appended []Appe
 				return PassResult{}, domain.Errorf(domain.ErrConflict, "event id %s was already used for another pass", j.envs[i].ID)
 			}
 			r.Decision, r.Screen, r.Duplicate = orig.Decision, orig.Screen, true
+		} else if l.Metrics != nil {
+			l.Metrics.PassRecorded(rec.Method, rec.Decision)
 		}
 		results = append(results, r)
 	}
