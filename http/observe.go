@@ -106,8 +106,8 @@ func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // eventNoter is an answer that names the event its request appended.
 type eventNoter interface{ loggedEventID() uuid.UUID }
 
-func (w writeResult) loggedEventID() uuid.UUID   { return w.EventID }
-func (p passResponse) loggedEventID() uuid.UUID  { return p.EventID }
+func (w writeResult) loggedEventID() uuid.UUID  { return w.EventID }
+func (p passResponse) loggedEventID() uuid.UUID { return p.EventID }
 
 // noteAnswer tells the request's recorder (when w is one) of what v says.
 func noteAnswer(w http.ResponseWriter, v any) {
