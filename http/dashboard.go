@@ -31,7 +31,7 @@ const (
 	dashboardFeed = 20
 	// streamCoalesce is how long the stream gathers the read models'
 	// progress before it pushes: one update for a burst of passes.
-	streamCoalesce = 300 * time.Millisecond
+	streamCoalesce = 750 * time.Millisecond
 	// streamHeartbeat is how often an idle stream sends a comment, so that
 	// proxies keep it open and a dead client is noticed.
 	streamHeartbeat = 15 * time.Second
