@@ -202,6 +202,10 @@ func (s *Server) dashboardStream(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rc := http.NewResponseController(w)
+	// The server's read timeout would end the stream (a timed-out read of
+	// the idle connection cancels the request); its write timeout is
+	// replaced by one per write below.
+	_ = rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")

@@ -728,8 +728,11 @@ func (s *Store) occupancy(vi int32, now time.Time, dwell time.Duration) int {
 	pass, _ := s.str.lookup("pass")
 	list := &s.venues[vi].passes
 	nowN := nanos(now)
-	hi := list.search(func(e entry) bool { return e.at > nowN })
 	start := nowN - int64(dwell)
+	if n := len(list.last); n == 0 || list.last[n-1].at <= start {
+		return 0 // no pass since the dwell began
+	}
+	hi := list.search(func(e entry) bool { return e.at > nowN })
 	var seen map[int32]struct{}
 	n := 0
 	for e := range list.descend(list.start(), hi) {
