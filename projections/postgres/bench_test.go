@@ -235,3 +235,28 @@ func BenchmarkPostgresTrace14d(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkPostgresDashboard reads the dashboard of the whole city and of a
+// random district for a day in the middle of 1,000,000 passes: the hourly
+// counts, passes held, the busiest venues' occupancy and the review queues.
+// The HTTP layer adds the alerts feed and JSON (http BenchmarkDashboardSummary).
+func BenchmarkPostgresDashboard(b *testing.B) {
+	s := loadedStore(b)
+	ctx := context.Background()
+	day := domain.PassHour(storetest.Base.Add(7 * 24 * time.Hour))
+	for _, city := range []bool{true, false} {
+		b.Run(fmt.Sprintf("city=%v", city), func(b *testing.B) {
+			latencies(b, func(r *rand.Rand) error {
+				q := domain.DashboardQuery{From: day, To: day.Add(24 * time.Hour), Now: day.Add(15 * time.Hour), Top: 10}
+				if !city {
+					q.District = storetest.Districts[r.IntN(len(storetest.Districts))]
+				}
+				d, err := s.Dashboard(ctx, q)
+				if err == nil && (d.Total.Passes == 0 || len(d.OccupancyTop) == 0) {
+					err = fmt.Errorf("dashboard: %d passes, %d busy venues", d.Total.Passes, len(d.OccupancyTop))
+				}
+				return err
+			})
+		})
+	}
+}
