@@ -85,6 +85,15 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 
+	// A bad token: the page asks for another.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(ts.URL+"/dashboard#token=not-a-token"),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitText("#login-error", "refused")
+
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(ts.URL+"/dashboard#token="+tok),
 		chromedp.WaitVisible(chromedp.CSS("#board")),

@@ -78,6 +78,9 @@
     });
     source.onerror = () => {
       setStatus("reconnecting…", "down");
+      // An answer other than the stream (a 503 while the service starts)
+      // closes an EventSource for good: open it again a little later.
+      const closed = source && source.readyState === EventSource.CLOSED;
       const p = new URLSearchParams();
       if (district()) p.set("district", district());
       fetch("/v1/dashboard/summary?" + p.toString(), { headers: { Authorization: "Bearer " + tok } })
@@ -85,7 +88,9 @@
           if (r.status === 401) {
             sessionStorage.removeItem(KEY);
             showLogin("That token was refused (expired or not valid).");
-          } else if (r.status === 403) {
+          } else if (r.status !== 403) {
+            if (closed) setTimeout(connect, 3000);
+          } else {
             return r.json().then((p) => {
               if (district()) {
                 $("district").value = "";
@@ -97,7 +102,9 @@
             });
           }
         })
-        .catch(() => {});
+        .catch(() => {
+          if (closed) setTimeout(connect, 3000);
+        });
     };
   }
 
@@ -214,6 +221,13 @@
       showLogin();
     });
     $("district").addEventListener("change", connect);
+    // A token given in the address again (a new #token=…) takes over.
+    window.addEventListener("hashchange", () => {
+      if (new URLSearchParams(location.hash.slice(1)).has("token")) {
+        tokenFromHash();
+        connect();
+      }
+    });
     tokenFromHash();
     connect();
   });
