@@ -62,30 +62,21 @@ const (
 	dashHeldSQL          = `SELECT coalesce(sum(passes), 0) FROM {s}.dashboard_held WHERE $1 = '' OR district = $1`
 	dashPendingVenuesSQL = `SELECT count(*) FROM {s}.venues WHERE status = 'pending' AND ($1 = '' OR district = $1)`
 	dashPendingDeclsSQL  = `SELECT count(*) FROM {s}.declarations WHERE queued AND kind <> '' AND status = $2 AND ($1 = '' OR district = $1)`
-	// One scan of the recent passes of every venue that may have someone
-	// inside (a pass within its dwell, dashboard_venues), through the
-	// (venue_id, at) index for all of them at once; then each person's last
-	// pass per venue, as Occupancy reads it for one.
-	dashOccupancyTopSQL = `WITH d(type, secs) AS (SELECT * FROM unnest($2::text[], $3::float8[])),
-		cand AS (
-			SELECT v.venue_id, v.name, v.type, v.district, d.secs
-			FROM {s}.dashboard_venues dv
-			JOIN {s}.venues v ON v.venue_id = dv.venue_id
-			JOIN d ON d.type = v.type
-			WHERE dv.last_at > $1::timestamptz - d.secs * interval '1 second' AND ($5::text = '' OR v.district = $5::text)),
-		last AS (
-			SELECT DISTINCT ON (p.venue_id, p.person_id) p.venue_id, p.direction
-			FROM {s}.passes p JOIN cand c ON c.venue_id = p.venue_id
-			WHERE p.venue_id = ANY(ARRAY(SELECT venue_id FROM cand))
-				AND p.at > $1::timestamptz - $4::float8 * interval '1 second' AND p.at <= $1::timestamptz
-				AND p.at > $1::timestamptz - c.secs * interval '1 second'
-				AND (p.direction = 'out' OR p.decision = 'pass')
-			ORDER BY p.venue_id, p.person_id, p.at DESC, p.position DESC)
-		SELECT c.venue_id, c.name, c.type, c.district, count(*) AS n
-		FROM last JOIN cand c ON c.venue_id = last.venue_id
-		WHERE last.direction = 'in'
-		GROUP BY c.venue_id, c.name, c.type, c.district
-		ORDER BY n DESC, c.venue_id LIMIT $6` // the memory store's order: uuids compare as bytes
+	dashOccupancyTopSQL  = `WITH d(type, secs) AS (SELECT * FROM unnest($2::text[], $3::float8[]))
+		SELECT v.venue_id, v.name, v.type, v.district, o.n
+		FROM {s}.dashboard_venues dv
+		JOIN {s}.venues v ON v.venue_id = dv.venue_id
+		JOIN d ON d.type = v.type
+		CROSS JOIN LATERAL (
+			SELECT count(*) AS n FROM (
+				SELECT DISTINCT ON (person_id) direction FROM {s}.passes p
+				WHERE p.venue_id = v.venue_id AND p.at > $1::timestamptz - d.secs * interval '1 second' AND p.at <= $1::timestamptz
+					AND (p.direction = 'out' OR p.decision = 'pass')
+				ORDER BY person_id, at DESC, position DESC) last
+			WHERE direction = 'in') o
+		WHERE dv.last_at > $1::timestamptz - $4::float8 * interval '1 second' AND dv.last_at > $1::timestamptz - d.secs * interval '1 second'
+			AND ($5::text = '' OR v.district = $5::text) AND o.n > 0
+		ORDER BY o.n DESC, v.venue_id LIMIT $6` // the memory store's order: uuids compare as bytes
 )
 
 // Dashboard implements ledger.ReadModel: the counts Apply keeps, the
