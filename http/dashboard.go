@@ -229,6 +229,8 @@ func (s *Server) dashboardStream(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.hub.closing:
+			return nil // the server shuts down: the client reconnects to another
 		case <-heartbeat.C:
 			if !send([]byte(": heartbeat\n\n")) {
 				return nil
@@ -261,11 +263,15 @@ type dashHub struct {
 		Position(context.Context) (uint64, error)
 	}
 	waiter Waiter
-	mu     sync.Mutex
-	subs   int
-	stop   context.CancelFunc
-	done   chan struct{}
-	tick   chan struct{}
+	// closing is closed when the server shuts down: the streams end, so
+	// that a graceful shutdown does not wait for them.
+	closing   chan struct{}
+	closeOnce sync.Once
+	mu        sync.Mutex
+	subs      int
+	stop      context.CancelFunc
+	done      chan struct{}
+	tick      chan struct{}
 	// made serialises making summaries, so that a hundred streams woken
 	// together make one.
 	made   sync.Mutex
@@ -278,6 +284,9 @@ type dashEvent struct {
 	at       time.Time
 	body     []byte
 }
+
+// shutdown ends every stream (http.Server.RegisterOnShutdown).
+func (h *dashHub) shutdown() { h.closeOnce.Do(func() { close(h.closing) }) }
 
 // join counts a stream in (starting the watcher for the first) and
 // returns the channel closed at the next progress.

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -276,5 +279,38 @@ func TestDashboardPage(t *testing.T) {
 	}
 	for _, bad := range []string{"nope.js", "..%2Fdashboard.go", "%2e%2e", "index.html%00"} {
 		wantStatus(t, e.do("GET", "/dashboard/assets/"+bad, "", nil), 404)
+	}
+}
+
+// TestShutdownEndsStreams checks that a graceful shutdown does not wait for
+// the open dashboard streams: they end at once, and Serve returns.
+func TestShutdownEndsStreams(t *testing.T) {
+	e := newTestServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ctx, ln) }()
+	tok := e.bearer(domain.Actor{Role: domain.RoleDashboard})
+	resp, r := openStream(t, context.Background(), "http://"+ln.Addr().String()+"/v1/dashboard/stream?access_token="+tok)
+	defer resp.Body.Close()
+	readEvent(t, r)
+	start := time.Now()
+	stop()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("shutdown waited for the stream")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("shutdown took %v", took)
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Logf("stream ended with %v", err)
 	}
 }

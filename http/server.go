@@ -143,7 +143,7 @@ func New(opts Options) *Server {
 		log:    opts.Logger,
 		now:    opts.Now,
 		dwell:  opts.Dwell,
-		hub:    &dashHub{reads: opts.Reads, waiter: opts.Waiter, tick: make(chan struct{})},
+		hub:    &dashHub{reads: opts.Reads, waiter: opts.Waiter, tick: make(chan struct{}), closing: make(chan struct{})},
 	}
 	s.router = s.routes()
 	return s
@@ -298,6 +298,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(s.hub.shutdown) // open dashboard streams end at once
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
