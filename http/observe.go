@@ -58,7 +58,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			}
 		}
 		attrs := []slog.Attr{slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
-			slog.Duration("duration", took), slog.String("request_id", id)}
+			slog.Float64("duration_ms", float64(took.Microseconds())/1000), slog.String("request_id", id)}
 		if rec.eventID != uuid.Nil {
 			attrs = append(attrs, slog.String("event_id", rec.eventID.String()))
 		}

@@ -100,7 +100,7 @@ func TestRequestLog(t *testing.T) {
 	}
 	first, second := lines[0], lines[1]
 	if first["method"] != "POST" || first["route"] != "/v1/persons" || first["status"] != float64(201) ||
-		first["request_id"] != "scanner-42.req-7" || first["event_id"] != reg.EventID.String() || first["duration"] == nil {
+		first["request_id"] != "scanner-42.req-7" || first["event_id"] != reg.EventID.String() || first["duration_ms"] == nil {
 		t.Fatalf("registration's line: %v", first)
 	}
 	if second["route"] != "/v1/persons/{id}" || second["status"] != float64(401) || second["request_id"] != replaced ||
