@@ -118,7 +118,7 @@
     $("pending-venues").textContent = fmt(d.pending_reviews.venues);
     $("pending-declarations").textContent = fmt(d.pending_reviews.declarations);
     $("day").textContent = d.day + " (" + d.time_zone + ")";
-    $("position").textContent = "log position " + d.position + " · updated " + new Date(d.at).toLocaleTimeString();
+    $("position").textContent = "log position " + d.position + " · updated " + String(d.at).slice(11, 19) + " (" + d.time_zone + ")";
     chart(d.passes_per_hour || []);
     rows($("occupancy"), d.occupancy_top, (v) => [v.name, v.type, v.district, fmt(v.occupancy)], 4, "nobody inside");
     rows($("by-type"), d.by_venue_type, (c) => [c.venue_type || "(unknown)", fmt(c.passes), fmt(c.denied), fmt(c.abnormal)], 4, "no passes today");
