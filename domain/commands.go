@@ -26,8 +26,8 @@ type Actor struct {
 	Role     string
 	PersonID uuid.UUID // RolePerson
 	VenueID  uuid.UUID // RoleScanner
-	// District, when set on a reviewer, limits them to that district's
-	// declarations; empty: city-wide.
+	// District, when set on a reviewer or a dashboard (DistrictBound),
+	// limits them to that district; empty: city-wide.
 	District string
 	// Subject is a stable name for audit and Envelope.Actor, e.g. "person:<id>".
 	Subject string

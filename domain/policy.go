@@ -55,9 +55,16 @@ var (
 	// manager, checked by MayManageSubAdmins, or an admin).
 	SubAdminManagers = Roles{RolePerson, RoleAdmin}
 	// Dashboards read a venue's occupancy besides its staff and admins
-	// (MayReadVenueStaffView's also).
+	// (MayReadVenueStaffView's also), and the dashboard's counts.
 	Dashboards = Roles{RoleDashboard}
+	// DistrictBound are the roles whose token may name one district
+	// (Actor.District): they then read and act only there (DistrictScope,
+	// InDistrict).
+	DistrictBound = Roles{RoleReviewer, RoleDashboard}
 )
+
+// IsDistrictBound reports whether a's token limits it to one district.
+func IsDistrictBound(a Actor) bool { return a.District != "" && DistrictBound.Allow(a) }
 
 // IsVenueStaff reports whether actor works a venue: a scanner bound to it,
 // or a person who manages it or is one of its sub-admins.
@@ -134,14 +141,14 @@ func MayReadVenueRecord(a Actor, v VenueView) bool {
 
 // DistrictScope returns the district a district-wide read by a covers when
 // asked names one ("" for every district): what was asked, except that a
-// reviewer bound to a district reads only theirs, so "" is theirs and
-// another district is ErrForbidden.
+// reviewer or dashboard bound to a district (IsDistrictBound) reads only
+// theirs, so "" is theirs and another district is ErrForbidden.
 func DistrictScope(a Actor, asked string) (string, error) {
-	if a.Role != RoleReviewer || a.District == "" {
+	if !IsDistrictBound(a) {
 		return asked, nil
 	}
 	if asked != "" && asked != a.District {
-		return "", Errorf(ErrForbidden, "a reviewer of district %s reads only that district, not %s", a.District, asked)
+		return "", Errorf(ErrForbidden, "a %s of district %s reads only that district, not %s", a.Role, a.District, asked)
 	}
 	return a.District, nil
 }
@@ -154,10 +161,10 @@ func MayReadVenueStaffView(a Actor, v VenueView, also Roles) bool {
 }
 
 // InDistrict reports whether a may act on or read what belongs to district:
-// a reviewer bound to a district (Actor.District) only in that district,
-// everyone else wherever their role allows.
+// a reviewer or dashboard bound to a district (IsDistrictBound) only in
+// that district, everyone else wherever their role allows.
 func InDistrict(a Actor, district string) bool {
-	return a.Role != RoleReviewer || a.District == "" || a.District == district
+	return !IsDistrictBound(a) || a.District == district
 }
 
 // MayAddFamilyMember decides whether a may register family members under

@@ -23,6 +23,9 @@ func TestDistrictScope(t *testing.T) {
 		{"unbound reviewer, all", Actor{Role: RoleReviewer}, "", "", false},
 		{"admin", Actor{Role: RoleAdmin, District: "371302"}, "371311", "371311", false},
 		{"dashboard", Actor{Role: RoleDashboard}, "", "", false},
+		{"bound dashboard, nothing asked", Actor{Role: RoleDashboard, District: "371302"}, "", "371302", false},
+		{"bound dashboard, another district", Actor{Role: RoleDashboard, District: "371302"}, "371311", "", true},
+		{"analyst naming a district is not bound", Actor{Role: RoleAnalyst, District: "371302"}, "371311", "371311", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -188,7 +188,8 @@ func (s *Store) prepare(e domain.Envelope) (*nats.Msg, error) {
 // returns their original positions with Duplicate set.
 //
 // Events may leave Aggregate empty; one naming another aggregate is invalid.
-func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion uint64, events ...domain.Envelope) ([]ledger.Appended, error) {
+func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion uint64, events ...domain.Envelope) (_ []ledger.Appended, err error) {
+	defer func(start time.Time) { s.observe("append", len(events), start, err) }(time.Now())
 	if s.isClosed() {
 		return nil, ErrClosed
 	}

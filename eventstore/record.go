@@ -94,10 +94,11 @@ func (r *recordReq) settle(i int, a ledger.Appended, err error) {
 //
 // When ctx ends before the answer, the events may or may not be stored:
 // retry with the same event ids.
-func (s *Store) Record(ctx context.Context, events ...domain.Envelope) ([]ledger.Appended, error) {
+func (s *Store) Record(ctx context.Context, events ...domain.Envelope) (_ []ledger.Appended, err error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
+	defer func(start time.Time) { s.observe("record", len(events), start, err) }(time.Now())
 	r := &recordReq{
 		evs:  make([]recEvent, len(events)),
 		res:  make([]ledger.Appended, len(events)),
@@ -380,6 +381,9 @@ func (s *Store) commitLoop() {
 // flight until its number of calls comes back on s.acks.
 func (s *Store) sendPack(p *pack) {
 	s.flights.Add(1)
+	if s.o.Metrics != nil && p.packed {
+		s.o.Metrics.PackSent(len(p.ids))
+	}
 	if p.packed && s.chains != nil {
 		s.chains[p.subject].q <- p
 		return

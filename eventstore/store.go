@@ -152,6 +152,26 @@ type Options struct {
 	// Logger receives the store's and the embedded server's log lines
 	// (default: discarded).
 	Logger *slog.Logger
+	// Metrics receives the store's measurements (nil: none).
+	Metrics Metrics
+}
+
+// Metrics is told what the store writes, for monitoring (cmd wires it to
+// Prometheus). Its methods must be quick and safe for concurrent use.
+type Metrics interface {
+	// Appended is told of every Append ("append") and Record ("record")
+	// call: how many events, how long it took, whether it failed.
+	Appended(kind string, events int, took time.Duration, err error)
+	// PackSent is told the number of events of each pack group-committed
+	// in one message.
+	PackSent(events int)
+}
+
+// observe tells the store's Metrics of a write of kind that started at start.
+func (s *Store) observe(kind string, events int, start time.Time, err error) {
+	if s.o.Metrics != nil {
+		s.o.Metrics.Appended(kind, events, time.Since(start), err)
+	}
 }
 
 // Store is the event store. It implements ledger.EventStore, ledger.Log and

@@ -30,13 +30,12 @@ type alertQuery struct {
 	limit    int
 }
 
-// A reviewer bound to a district reads only that district's alerts, and
+// A reviewer or dashboard bound to a district reads only that district's alerts, and
 // may leave district out; everyone else must name one.
 func alertQueryOf(r *http.Request) (alertQuery, error) {
 	a := actorOf(r)
 	q := alertQuery{district: r.URL.Query().Get("district")}
-	bound := a.Role == domain.RoleReviewer && a.District != ""
-	if err := districtParam(q.district, !bound); err != nil {
+	if err := districtParam(q.district, !domain.IsDistrictBound(a)); err != nil {
 		return q, err
 	}
 	var err error

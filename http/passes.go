@@ -221,6 +221,7 @@ func writePass(w http.ResponseWriter, res ledger.PassResult) error {
 	if !ok {
 		return writeJSON(w, createdOr(res.Duplicate), resp)
 	}
+	noteAnswer(w, resp)
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(createdOr(res.Duplicate))
 	w.Write(append(b, '\n'))

@@ -194,6 +194,7 @@ func (s *Server) logInternal(r *http.Request, err error) {
 }
 
 func writeProblem(w http.ResponseWriter, p Problem) {
+	noteAnswer(w, p)
 	h := w.Header()
 	h["Content-Type"] = problemContentType
 	if p.Status == http.StatusUnauthorized {

@@ -64,6 +64,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Metrics is told of every request and problem (nil: none).
+	Metrics Metrics
+	// MetricsHandler serves GET /metrics (Prometheus's exposition); nil:
+	// the route answers 404.
+	MetricsHandler http.Handler
+	// Location is the city's time zone: the dashboard's day and hours are
+	// its; nil: time.Local.
+	Location *time.Location
 	// MaxBodyBytes limits a request body (0: DefaultMaxBodyBytes).
 	MaxBodyBytes int64
 	// MaxBatchBodyBytes limits the body of batch routes (0: DefaultMaxBatchBodyBytes).
@@ -98,6 +106,7 @@ type Server struct {
 	now    func() time.Time
 	dwell  func(string) time.Duration
 	router chi.Router
+	hub    *dashHub // the dashboard streams'
 }
 
 // New returns a server for opts.
@@ -107,6 +116,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Location == nil {
+		opts.Location = time.Local
 	}
 	if opts.Dwell == nil {
 		opts.Dwell = domain.DefaultDwell
@@ -131,6 +143,7 @@ func New(opts Options) *Server {
 		log:    opts.Logger,
 		now:    opts.Now,
 		dwell:  opts.Dwell,
+		hub:    &dashHub{reads: opts.Reads, waiter: opts.Waiter, tick: make(chan struct{}), closing: make(chan struct{})},
 	}
 	s.router = s.routes()
 	return s
@@ -142,7 +155,7 @@ func (s *Server) Handler() http.Handler { return s.router }
 // routes lists every route with who may call it.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(s.recoverer)
+	r.Use(s.observe, s.recoverer)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }))
 	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }))
 
@@ -150,6 +163,9 @@ func (s *Server) routes() chi.Router {
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Get("/openapi.yaml", s.handle(s.openAPI))
 	r.Get("/analyst", s.handle(s.analystConsole)) // a page; its traces go through POST /v1/traces
+	r.Get("/metrics", s.handle(s.metrics))         // Prometheus; put it behind the network's edge
+	r.Get("/dashboard", s.handle(s.dashboardPage)) // the page holds no data: it asks for a token
+	r.Get("/dashboard/assets/{name}", s.handle(s.dashboardAsset))
 
 	// Each route names who may call it: roles(set, why) refuses a caller
 	// outside the set before anything is read; a nil gate only
@@ -200,6 +216,9 @@ func (s *Server) routes() chi.Router {
 			{"GET", "/audit", roles(domain.AuditReaders, "the audit trail is for admins and auditors"), s.listAuditChain},
 			{"GET", "/audit/verify", roles(domain.AuditReaders, "the audit trail is for admins and auditors"), s.verifyAudit},
 			{"GET", "/audit/looks", roles(domain.AuditReaders, "the audit trail is for admins and auditors"), s.listAudit},
+			{"GET", "/dashboard/summary", roles(domain.Dashboards, dashboardsOnly), s.dashboardSummary},
+			// EventSource sends no headers: the token may come in the query, here only.
+			{"GET", "/dashboard/stream", append([]middleware{queryToken}, roles(domain.Dashboards, dashboardsOnly)...), s.dashboardStream},
 		} {
 			gate := rt.gate
 			if gate == nil {
@@ -283,6 +302,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(s.hub.shutdown) // open dashboard streams end at once
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -300,6 +320,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.Close()
 		return fmt.Errorf("shut down http: %w", err)
 	}
+	return nil
+}
+
+// metrics is GET /metrics: the Prometheus exposition of Options.MetricsHandler.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.MetricsHandler == nil {
+		return errRouteNotFound
+	}
+	s.opts.MetricsHandler.ServeHTTP(w, r)
 	return nil
 }
 

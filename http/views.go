@@ -392,3 +392,84 @@ func auditReportOf(r domain.AuditReport) auditReportJSON {
 	}
 	return out
 }
+
+// passCountsJSON are pass counts: every pass, the denied, the abnormal.
+type passCountsJSON struct {
+	Passes   int64 `json:"passes"`
+	Denied   int64 `json:"denied"`
+	Abnormal int64 `json:"abnormal"`
+}
+
+func passCountsOf(c domain.PassCounts) passCountsJSON {
+	return passCountsJSON{Passes: c.Passes, Denied: c.Denied, Abnormal: c.Abnormal}
+}
+
+// hourJSON is one hour of today's passes.
+type hourJSON struct {
+	Hour time.Time `json:"hour"` // the hour's start, in the dashboard's time zone
+	passCountsJSON
+}
+
+// districtCountsJSON is today's passes of one district.
+type districtCountsJSON struct {
+	District string `json:"district"`
+	passCountsJSON
+}
+
+// venueTypeCountsJSON is today's passes at one venue type.
+type venueTypeCountsJSON struct {
+	VenueType string `json:"venue_type"`
+	passCountsJSON
+}
+
+// occupancyJSON is one busy venue's occupancy now.
+type occupancyJSON struct {
+	VenueID   uuid.UUID `json:"venue_id"`
+	Name      string    `json:"name"`
+	Type      string    `json:"type"`
+	District  string    `json:"district"`
+	Occupancy int       `json:"occupancy"`
+}
+
+func occupancyOf(v domain.VenueOccupancy) occupancyJSON {
+	return occupancyJSON{VenueID: v.VenueID, Name: v.Name, Type: v.Type, District: v.District, Occupancy: v.Occupancy}
+}
+
+// pendingJSON are the review queues' lengths.
+type pendingJSON struct {
+	Venues       int `json:"venues"`
+	Declarations int `json:"declarations"`
+}
+
+// feedJSON is a denied or abnormal pass as the dashboard's feed shows it:
+// where and what, never who.
+type feedJSON struct {
+	EventID    uuid.UUID `json:"event_id"`
+	At         time.Time `json:"at"`
+	District   string    `json:"district"`
+	VenueID    uuid.UUID `json:"venue_id"`
+	VenueName  string    `json:"venue_name"`
+	CodeColour string    `json:"code_colour"`
+	Decision   string    `json:"decision"`
+	Reason     string    `json:"reason"`
+}
+
+// dashboardJSON is GET /v1/dashboard/summary and each event of
+// GET /v1/dashboard/stream.
+type dashboardJSON struct {
+	District      string                `json:"district,omitempty"` // "" (left out): the whole city
+	Day           string                `json:"day"`                // YYYY-MM-DD in TimeZone
+	TimeZone      string                `json:"time_zone"`
+	PassesToday   int64                 `json:"passes_today"`
+	DeniedToday   int64                 `json:"denied_today"`
+	AbnormalToday int64                 `json:"abnormal_today"`
+	PassesTotal   int64                 `json:"passes_total"` // passes held now
+	PassesPerHour []hourJSON            `json:"passes_per_hour"`
+	ByDistrict    []districtCountsJSON  `json:"by_district"`
+	ByVenueType   []venueTypeCountsJSON `json:"by_venue_type"`
+	OccupancyTop  []occupancyJSON       `json:"occupancy_top"`
+	Pending       pendingJSON           `json:"pending_reviews"`
+	Feed          []feedJSON            `json:"feed"`
+	At            time.Time             `json:"at"`
+	Position      uint64                `json:"position"`
+}

@@ -43,6 +43,16 @@ type Ledger struct {
 	// Audit keeps the audit chain's head, entries and anchor (the event
 	// store implements it too).
 	Audit AuditLog
+	// Metrics is told of each pass recorded (nil: none).
+	Metrics Metrics
+}
+
+// Metrics is told what the ledger records, for monitoring (cmd wires it to
+// Prometheus). Its methods must be quick and safe for concurrent use.
+type Metrics interface {
+	// PassRecorded is told of every new pass stored (not of a retry
+	// answered with the original), with its method and decision.
+	PassRecorded(method, decision string)
 }
 
 // Result is the outcome of a command that created or changed an aggregate.

@@ -225,6 +225,8 @@ func (l *Ledger) appendedResult(ctx context.Context, j *passJob, appended []Appe
 				return PassResult{}, domain.Errorf(domain.ErrConflict, "event id %s was already used for another pass", j.envs[i].ID)
 			}
 			r.Decision, r.Screen, r.Duplicate = orig.Decision, f.AnswerScreen(orig.Screen, orig.PersonID), true
+		} else if l.Metrics != nil {
+			l.Metrics.PassRecorded(rec.Method, rec.Decision)
 		}
 		results = append(results, r)
 	}

@@ -109,6 +109,10 @@ type ReadModel interface {
 	// where an entry with no exit ends after dwell.
 	Occupancy(ctx context.Context, venueID uuid.UUID, now time.Time, dwell time.Duration) (int, error)
 	Alerts(ctx context.Context, district string, limit int) ([]domain.Alert, error)
+	// Dashboard answers the dashboard's counts: the hourly pass counts the
+	// projector keeps (never a scan of passes), the passes held, the
+	// busiest venues' occupancy (Occupancy's rule) and the review queues.
+	Dashboard(ctx context.Context, q domain.DashboardQuery) (domain.Dashboard, error)
 	// PassFacts returns, in one read, what deciding one call's passes
 	// needs: the venues, the persons named by id or by document hash and
 	// their health, the passes already stored among the event ids. Unknown

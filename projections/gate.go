@@ -132,6 +132,13 @@ func (g *gate) Alerts(ctx context.Context, district string, limit int) ([]domain
 	return g.rm.Alerts(ctx, district, limit)
 }
 
+func (g *gate) Dashboard(ctx context.Context, q domain.DashboardQuery) (domain.Dashboard, error) {
+	if err := g.ready(ctx); err != nil {
+		return domain.Dashboard{}, err
+	}
+	return g.rm.Dashboard(ctx, q)
+}
+
 func (g *gate) PassFacts(ctx context.Context, q ledger.PassFactsQuery) (domain.PassFacts, error) {
 	if err := g.ready(ctx); err != nil {
 		return domain.PassFacts{}, err

@@ -50,6 +50,9 @@ func (p poisonPublisher) Publish(topic string, msgs ...*message.Message) error {
 		if len(reason) > maxReasonBytes {
 			reason = reason[:maxReasonBytes] + "…"
 		}
+		if p.r.o.Metrics != nil {
+			p.r.o.Metrics.Poisoned(m.Metadata.Get(middleware.PoisonedHandlerKey))
+		}
 		rec := poisonRecord{
 			Reaction:    m.Metadata.Get(middleware.PoisonedHandlerKey),
 			Reason:      reason,

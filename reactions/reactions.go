@@ -115,6 +115,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of the poison queue (default time.Now).
 	Now func() time.Time
+	// Metrics is told of failed attempts and poisoned messages (nil: none).
+	Metrics Metrics
+}
+
+// Metrics is told what the reactions go through, for monitoring (cmd
+// wires it to Prometheus). Its methods must be safe for concurrent use.
+type Metrics interface {
+	// Failed is told of every failed attempt of a reaction (each is
+	// retried, until the message is poisoned).
+	Failed(reaction string)
+	// Poisoned is told of every message a reaction set aside.
+	Poisoned(reaction string)
 }
 
 // reaction is one handler: what it reads and what it does.
@@ -341,6 +353,9 @@ func (r *Router) handler(re *reaction) message.NoPublishHandlerFunc {
 			err = re.handle(m.Context(), events)
 		}
 		if err != nil && !errors.Is(err, context.Canceled) {
+			if r.o.Metrics != nil {
+				r.o.Metrics.Failed(re.name)
+			}
 			r.log.Warn("reaction attempt failed", "reaction", re.name,
 				"subject", m.Metadata.Get(metaSubject), "sequence", m.Metadata.Get(metaSequence), "err", err)
 		}

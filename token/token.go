@@ -137,8 +137,8 @@ func (s *Signer) IssueBearer(actor domain.Actor, ttl time.Duration) (string, err
 	if actor.Role == domain.RoleScanner && actor.VenueID == uuid.Nil {
 		return "", fmt.Errorf("issue bearer token: a scanner token needs a venue id: %w", domain.ErrInvalid)
 	}
-	if actor.District != "" && (actor.Role != domain.RoleReviewer || !domain.ValidDistrict(actor.District)) {
-		return "", fmt.Errorf("issue bearer token: only a reviewer token names a district, of 6 digits: %w", domain.ErrInvalid)
+	if actor.District != "" && (!domain.DistrictBound.Allow(actor) || !domain.ValidDistrict(actor.District)) {
+		return "", fmt.Errorf("issue bearer token: only a reviewer or dashboard token names a district, of 6 digits: %w", domain.ErrInvalid)
 	}
 	if ttl <= 0 {
 		ttl = DefaultBearerTTL
@@ -167,12 +167,12 @@ func (s *Signer) IssueBearer(actor domain.Actor, ttl time.Duration) (string, err
 }
 
 // Subject returns the stable audit name of an actor: "person:<id>",
-// "scanner:<venue id>", "reviewer:<district>" for a district's reviewer, or
-// the role alone.
+// "scanner:<venue id>", "reviewer:<district>" for a district's reviewer
+// ("dashboard:<district>" likewise), or the role alone.
 func Subject(a domain.Actor) string {
 	switch {
-	case a.Role == domain.RoleReviewer && a.District != "":
-		return "reviewer:" + a.District
+	case domain.IsDistrictBound(a):
+		return a.Role + ":" + a.District
 	case a.Role == domain.RolePerson && a.PersonID != uuid.Nil:
 		return "person:" + a.PersonID.String()
 	case a.Role == domain.RoleScanner && a.VenueID != uuid.Nil:
@@ -241,7 +241,7 @@ func (s *Signer) parseBearer(tok string, now time.Time) (domain.Actor, time.Time
 		return bad("scanner token without venue id")
 	}
 	if c.District != "" {
-		if a.Role != domain.RoleReviewer || !domain.ValidDistrict(c.District) {
+		if !domain.DistrictBound.Allow(a) || !domain.ValidDistrict(c.District) {
 			return bad("bad district")
 		}
 		a.District = c.District

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
 	ledgerhttp "github.com/checkin-ledger/ledger/http"
@@ -49,7 +51,9 @@ type config struct {
 	// sweepInterval is how often expired passes leave the read models
 	// (0: projections.SweepInterval of the retention; tests shorten it).
 	sweepInterval time.Duration
-	logger        *slog.Logger
+	// location is the city's time zone (the dashboard's day); nil: UTC.
+	location *time.Location
+	logger   *slog.Logger
 }
 
 // app is the service as cmd wires it: the one place where the event store,
@@ -78,6 +82,7 @@ type app struct {
 	ln        net.Listener // the API's
 	pprof     *http.Server // nil without cfg.pprofAddr
 	pprofL    net.Listener
+	metrics   *metrics // Prometheus, on a registry of the app's own
 }
 
 // open builds the service and binds its listeners; nothing runs until Run.
@@ -95,7 +100,10 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	if cfg.startupWait <= 0 {
 		cfg.startupWait = 5 * time.Second
 	}
-	a := &app{cfg: cfg, log: cfg.logger}
+	if cfg.location == nil {
+		cfg.location = time.UTC
+	}
+	a := &app{cfg: cfg, log: cfg.logger, metrics: newMetrics(prometheus.NewRegistry())}
 	defer func() {
 		if err != nil {
 			a.Close() // what was opened before the error
@@ -113,7 +121,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	if a.signer, err = token.NewSigner(sec.Token, time.Now); err != nil {
 		return nil, err
 	}
-	if a.es, a.lock, err = cfg.engine.openLog(ctx, sec, a.log); err != nil {
+	if a.es, a.lock, err = cfg.engine.openLog(ctx, sec, a.log, a.metrics); err != nil {
 		return nil, fmt.Errorf("open event store: %w", err)
 	}
 	if cfg.engine.postgres != "" {
@@ -151,6 +159,11 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 			Tracker: tracker, Older: a.pg.HasPassBefore})
 	}
 	a.proj = projections.New(a.es, writer, popts)
+	if a.factsProj != nil {
+		a.metrics.watchProjections(a.proj, a.factsProj)
+	} else {
+		a.metrics.watchProjections(a.proj)
+	}
 
 	a.passes = eventstore.NewPassIndex(a.es)
 	a.ledger = &ledger.Ledger{
@@ -167,6 +180,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 		ClockSkew: cfg.clockSkew,
 		Dwell:     cfg.dwell, // contact tracing ends open stays as occupancy does
 		MaxStay:   cfg.maxStay,
+		Metrics:   a.metrics,
 	}
 	if a.pg != nil {
 		a.ledger.Stays = a.pg
@@ -198,23 +212,26 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	// Reactions (alerts, the declaration queue, venue codes) follow the log
 	// with durable consumers of their own and write back to it.
 	if a.router, err = reactions.Open(ctx, reactions.Options{Log: a.es.Subscriber(), Ledger: a.ledger, Codes: a.signer,
-		Replicas: cfg.engine.replicas, Logger: a.log}); err != nil {
+		Replicas: cfg.engine.replicas, Logger: a.log, Metrics: a.metrics}); err != nil {
 		return nil, fmt.Errorf("open reactions: %w", err)
 	}
 
 	a.srv = ledgerhttp.New(ledgerhttp.Options{
-		ClockSkew:    cfg.clockSkew,
-		Ledger:       a.ledger,
-		Reads:        a.store,
-		Poison:       a.router,
-		Signer:       a.signer,
-		Waiter:       a.proj,
-		Ready:        a.ready,
-		Dwell:        cfg.dwell,
-		Logger:       a.log,
-		Now:          time.Now,
-		RegisterRate: cfg.registerRate,
-		FamilyRate:   cfg.familyRate,
+		ClockSkew:      cfg.clockSkew,
+		Ledger:         a.ledger,
+		Reads:          a.store,
+		Poison:         a.router,
+		Signer:         a.signer,
+		Waiter:         a.proj,
+		Ready:          a.ready,
+		Dwell:          cfg.dwell,
+		Logger:         a.log,
+		Now:            time.Now,
+		RegisterRate:   cfg.registerRate,
+		FamilyRate:     cfg.familyRate,
+		Metrics:        a.metrics,
+		MetricsHandler: a.metrics.Handler(),
+		Location:       cfg.location,
 	})
 	return a, nil
 }

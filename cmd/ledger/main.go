@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // --time-zone works in an image without a zoneinfo database
 )
 
 func main() {

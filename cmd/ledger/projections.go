@@ -188,7 +188,7 @@ func (ef *engineFlags) openLogForCommand(ctx context.Context, stderr io.Writer, 
 	if err != nil {
 		return nil, nil, err
 	}
-	es, lock, err := ef.openLog(ctx, sec, logger)
+	es, lock, err := ef.openLog(ctx, sec, logger, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open event store: %w", err)
 	}

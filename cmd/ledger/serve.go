@@ -52,7 +52,7 @@ func (f *engineFlags) keys(getenv func(string) string, create bool) (secrets.Key
 // first takes the data dir's lock (lockData), held until the returned lock
 // is released, so that no second process opens the same JetStream files; a
 // dir in use is errDataInUse. The lock is nil with an external NATS.
-func (f *engineFlags) openLog(ctx context.Context, sec secrets.Keys, logger *slog.Logger) (*eventstore.Store, *dataLock, error) {
+func (f *engineFlags) openLog(ctx context.Context, sec secrets.Keys, logger *slog.Logger, m eventstore.Metrics) (*eventstore.Store, *dataLock, error) {
 	dir, err := filepath.Abs(f.data)
 	if err != nil {
 		return nil, nil, err
@@ -72,6 +72,7 @@ func (f *engineFlags) openLog(ctx context.Context, sec secrets.Keys, logger *slo
 		PassRetention: f.retention,
 		MasterKey:     sec.Master,
 		Logger:        logger,
+		Metrics:       m,
 	})
 	if err != nil {
 		lock.Unlock()
@@ -116,6 +117,8 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.DurationVar(&cfg.startupWait, "startup-wait", 5*time.Second, "how long a write waits for the read models' start-up replay before it answers 503 with Retry-After")
 	fs.StringVar(&cfg.pprofAddr, "pprof", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty")
 	dwellFlag := fs.String("dwell", "", "the stay assumed per venue type where an entry or exit is missing, e.g. restaurant=2h,hotel=12h")
+	tzFlag := fs.String("time-zone", "Asia/Shanghai", "the city's time zone (IANA name): the dashboard's day and hours")
+	logFormat := fs.String("log-format", "text", "log lines as text or json (log/slog)")
 	maxStayFlag := fs.String("max-stay", "", "the longest stay an entry and its exit close per venue type, e.g. hotel=336h (a later exit is taken for a missed entry's)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -132,7 +135,17 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (co
 	if cfg.maxStay, err = parseMaxStay(*maxStayFlag); err != nil {
 		return config{}, err
 	}
-	cfg.logger = slog.New(slog.NewTextHandler(stderr, nil))
+	if cfg.location, err = time.LoadLocation(*tzFlag); err != nil {
+		return config{}, fmt.Errorf("--time-zone %q: %w", *tzFlag, err)
+	}
+	switch *logFormat {
+	case "text":
+		cfg.logger = slog.New(slog.NewTextHandler(stderr, nil))
+	case "json":
+		cfg.logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	default:
+		return config{}, fmt.Errorf("--log-format %q: want text or json", *logFormat)
+	}
 	return cfg, nil
 }
 

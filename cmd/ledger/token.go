@@ -25,7 +25,7 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 	role := fs.String("role", "", "admin | reviewer | person | scanner | analyst | dashboard | health-feed | auditor")
 	venue := fs.String("venue", "", "venue id (scanner tokens are bound to one venue)")
 	person := fs.String("person", "", "person id (person tokens)")
-	district := fs.String("district", "", "6-digit district a reviewer token is limited to (empty: city-wide)")
+	district := fs.String("district", "", "6-digit district a reviewer or dashboard token is limited to (empty: city-wide)")
 	holder := fs.String("subject", "", "who holds the token, e.g. li.wei or gate-2 (required for every role but person): it names them in the audit trail and in every event they cause")
 	ttl := fs.Duration("ttl", 30*24*time.Hour, "how long the token is valid")
 	if err := fs.Parse(args); err != nil {
@@ -51,8 +51,8 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 		return fmt.Errorf("token issue: unknown --role %q", *role)
 	}
 	if *district != "" {
-		if *role != domain.RoleReviewer || !domain.ValidDistrict(*district) {
-			return errors.New("token issue: --district takes a 6-digit district and only with --role reviewer")
+		if !domain.DistrictBound.Allow(domain.Actor{Role: *role}) || !domain.ValidDistrict(*district) {
+			return errors.New("token issue: --district takes a 6-digit district and only with --role reviewer or dashboard")
 		}
 		a.District = *district
 		a.Subject = token.Subject(a)

@@ -73,6 +73,10 @@ type Store struct {
 	decls         map[uuid.UUID]*domain.DeclarationView
 	declsOf       map[uuid.UUID][]*domain.DeclarationView // by declarant, for an erasure
 	factsOnly     bool
+
+	// dash holds the dashboard's anonymous counts (dashboard.go), kept
+	// apart from the passes: retention deleting passes leaves them.
+	dash dashboard
 }
 
 var _ projections.Store = (*Store)(nil)
@@ -94,6 +98,7 @@ func New(o Options) *Store {
 		pendP:     make(map[int32][]int32),
 		// Nothing is before noTime: nothing is skipped until a retirement.
 		retiredBefore: noTime,
+		dash:      newDashboard(),
 	}
 	s.str.init()
 	return s
@@ -538,6 +543,8 @@ func (s *Store) applyPass(c *projections.Change, ev *domain.PassRecorded) {
 	if s.factsOnly {
 		return
 	}
+	v := &s.venues[p.venue].view
+	s.dash.count(c.OccurredAt, v.District, v.Type, domain.CountPass(*ev))
 	s.pendV[p.venue] = append(s.pendV[p.venue], idx)
 	s.pendP[p.person] = append(s.pendP[p.person], idx)
 }
@@ -763,13 +770,22 @@ func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, d
 	if !ok {
 		return 0, nil
 	}
+	return s.occupancy(vi, now, dwell), nil
+}
+
+// occupancy counts venue vi's people inside at now (Occupancy's rule). It
+// reads only the passes in (now−dwell, now]. The read lock is held.
+func (s *Store) occupancy(vi int32, now time.Time, dwell time.Duration) int {
 	in, _ := s.str.lookup("in")
 	pass, _ := s.str.lookup("pass")
 	list := &s.venues[vi].passes
 	nowN := nanos(now)
-	hi := list.search(func(e entry) bool { return e.at > nowN })
 	start := nowN - int64(dwell)
-	seen := make(map[int32]struct{})
+	if n := len(list.last); n == 0 || list.last[n-1].at <= start {
+		return 0 // no pass since the dwell began
+	}
+	hi := list.search(func(e entry) bool { return e.at > nowN })
+	var seen map[int32]struct{}
 	n := 0
 	for e := range list.descend(list.start(), hi) {
 		if e.at <= start {
@@ -779,6 +795,9 @@ func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, d
 		if p.dir == in && p.decision != pass {
 			continue // a refused entry: the person did not go in, and it changes no stay
 		}
+		if seen == nil {
+			seen = make(map[int32]struct{})
+		}
 		if _, done := seen[p.person]; done {
 			continue
 		}
@@ -787,7 +806,7 @@ func (s *Store) Occupancy(_ context.Context, venueID uuid.UUID, now time.Time, d
 			n++
 		}
 	}
-	return n, nil
+	return n
 }
 
 // Alerts implements ledger.ReadModel: newest first.

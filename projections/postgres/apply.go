@@ -334,11 +334,24 @@ func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	if err != nil {
 		return nil, err
 	}
-	src := &passSource{cs: cs, skip: skip, row: make([]any, len(passColumns))}
+	fresh := cs[:0:0]
+	for _, c := range cs {
+		if !skip[c.EventID] {
+			skip[c.EventID] = true // a repeat within the batch is applied once
+			fresh = append(fresh, c)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil, nil
+	}
+	src := &passSource{cs: fresh, row: make([]any, len(passColumns))}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "passes"}, passColumns, src); err != nil {
 		return nil, fmt.Errorf("copy passes: %w", err)
 	}
-	return src.copied, nil
+	if err := s.countPasses(ctx, tx, fresh); err != nil {
+		return nil, err
+	}
+	return fresh, nil
 }
 
 // storedPassesSlack is how far from a batch's passes' times a stored copy
@@ -364,15 +377,11 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// passSource feeds COPY from a batch's passes, leaving out those already
-// stored and repeats within the batch.
+// passSource feeds COPY from a batch's new passes.
 type passSource struct {
-	cs   []*projections.Change
-	skip map[uuid.UUID]bool
-	i    int
-	row  []any
-	// copied are the passes handed to COPY.
-	copied []*projections.Change
+	cs  []*projections.Change
+	i   int
+	row []any
 }
 
 // Next implements pgx.CopyFromSource.
@@ -380,11 +389,6 @@ func (p *passSource) Next() bool {
 	for p.i < len(p.cs) {
 		c := p.cs[p.i]
 		p.i++
-		if p.skip[c.EventID] {
-			continue
-		}
-		p.skip[c.EventID] = true
-		p.copied = append(p.copied, c)
 		ev := c.Event.(*domain.PassRecorded)
 		sc := &ev.Screen
 		r := p.row

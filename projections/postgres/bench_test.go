@@ -237,3 +237,32 @@ func BenchmarkPostgresTrace14d(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkPostgresDashboard reads the dashboard of the whole city and of a
+// random district for a day in the middle of 1,000,000 passes: the hourly
+// counts, passes held, the busiest venues' occupancy and the review queues.
+// The HTTP layer adds the alerts feed and JSON (http BenchmarkDashboardSummary).
+func BenchmarkPostgresDashboard(b *testing.B) {
+	s := loadedStore(b)
+	ctx := context.Background()
+	day := domain.PassHour(storetest.Base.Add(7 * 24 * time.Hour))
+	for _, bc := range []struct {
+		city bool
+		top  int
+	}{{true, 10}, {false, 10}, {true, 0}} {
+		// top=0 leaves occupancy out: what the counts alone cost.
+		b.Run(fmt.Sprintf("city=%v/top=%d", bc.city, bc.top), func(b *testing.B) {
+			latencies(b, func(r *rand.Rand) error {
+				q := domain.DashboardQuery{From: day, To: day.Add(24 * time.Hour), Now: day.Add(15 * time.Hour), Top: bc.top}
+				if !bc.city {
+					q.District = storetest.Districts[r.IntN(len(storetest.Districts))]
+				}
+				d, err := s.Dashboard(ctx, q)
+				if err == nil && (d.Total.Passes == 0 || (bc.top > 0 && len(d.OccupancyTop) == 0)) {
+					err = fmt.Errorf("dashboard: %d passes, %d busy venues", d.Total.Passes, len(d.OccupancyTop))
+				}
+				return err
+			})
+		})
+	}
+}

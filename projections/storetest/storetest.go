@@ -48,6 +48,8 @@ func Run(t *testing.T, newStore func(t *testing.T) projections.Store) {
 		{"TraceCity", testTraceCity},
 		{"Declarations", testDeclarations},
 		{"Retention", testRetention},
+		{"Dashboard", testDashboard},
+		{"DashboardGeneratedCity", testDashboardGenerated},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

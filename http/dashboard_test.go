@@ -1,0 +1,316 @@
+package http
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
+)
+
+// selfScan records a self scan of person at venue through the API and
+// returns its position.
+func (e *testEnv) selfScan(person registered, venue uuid.UUID, dir string) uint64 {
+	e.t.Helper()
+	rec := e.do("POST", "/v1/passes", person.Token, map[string]any{"method": "self_scan",
+		"venue_code": e.signer.IssueVenueCode(venue), "direction": dir})
+	wantStatus(e.t, rec, http.StatusCreated)
+	return decodeJSON[passResponse](e.t, rec).Position
+}
+
+func TestDashboardRoles(t *testing.T) {
+	e := newTestServer(t)
+	city := e.bearer(domain.Actor{Role: domain.RoleDashboard})
+	short, err := e.signer.IssueBearer(domain.Actor{Role: domain.RoleDashboard}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Minute) // short has expired
+	others := map[string]string{
+		"admin":       e.bearer(domain.Actor{Role: domain.RoleAdmin}),
+		"reviewer":    e.bearer(domain.Actor{Role: domain.RoleReviewer}),
+		"analyst":     e.bearer(domain.Actor{Role: domain.RoleAnalyst}),
+		"health-feed": e.bearer(domain.Actor{Role: domain.RoleHealthFeed}),
+		"scanner":     e.bearer(domain.Actor{Role: domain.RoleScanner, VenueID: uuid.New()}),
+		"person":      e.register("周一", 41).Token,
+	}
+	for _, route := range []string{"/v1/dashboard/summary", "/v1/dashboard/stream"} {
+		t.Run(route, func(t *testing.T) {
+			for role, tok := range others {
+				if rec := e.do("GET", route, tok, nil); rec.Code != 403 {
+					t.Fatalf("%s: %d %s", role, rec.Code, rec.Body.String())
+				}
+			}
+			wantProblem(t, e.do("GET", route, "", nil), 401, ProblemUnauthorized)
+			wantProblem(t, e.do("GET", route, "not-a-token", nil), 401, ProblemUnauthorized)
+			wantProblem(t, e.do("GET", route, short, nil), 401, ProblemUnauthorized)
+			wantProblem(t, e.do("GET", route+"?district=37130", city, nil), 400, ProblemValidation)
+		})
+	}
+	// The query token is the stream's alone.
+	wantProblem(t, e.do("GET", "/v1/dashboard/summary?access_token="+city, "", nil), 401, ProblemUnauthorized)
+	wantProblem(t, e.do("GET", "/v1/dashboard/stream?access_token="+short, "", nil), 401, ProblemUnauthorized)
+	wantProblem(t, e.do("GET", "/v1/dashboard/stream?access_token=x.y.z", "", nil), 401, ProblemUnauthorized)
+	wantProblem(t, e.do("GET", "/v1/dashboard/stream?access_token="+others["admin"], "", nil), 403, ProblemForbidden)
+	rec := e.do("GET", "/v1/dashboard/summary", city, nil)
+	wantStatus(t, rec, 200)
+}
+
+func TestDashboardSummary(t *testing.T) {
+	w := newPassWorld(t)
+	e := w.e
+	city := e.bearer(domain.Actor{Role: domain.RoleDashboard})
+	lanshan := e.bearer(domain.Actor{Role: domain.RoleDashboard, District: "371302"})
+	luozhuang := e.bearer(domain.Actor{Role: domain.RoleDashboard, District: "371311"})
+
+	e.waitApplied(e.selfScan(w.visitor, w.venueA, "in"))
+	e.waitApplied(e.selfScan(w.managerB, w.venueA, "in"))
+	e.waitApplied(e.selfScan(w.managerB, w.venueA, "out"))
+
+	get := func(tok, query string) dashboardJSON {
+		t.Helper()
+		rec := e.do("GET", "/v1/dashboard/summary"+query, tok, nil)
+		wantStatus(t, rec, 200)
+		return decodeJSON[dashboardJSON](t, rec)
+	}
+	d := get(city, "")
+	if d.PassesToday != 3 || d.DeniedToday != 0 || d.PassesTotal != 3 || d.District != "" || d.Position == 0 ||
+		len(d.ByDistrict) != 1 || d.ByDistrict[0].District != "371302" || d.ByDistrict[0].Passes != 3 ||
+		len(d.ByVenueType) != 1 || d.ByVenueType[0].VenueType != "restaurant" ||
+		len(d.OccupancyTop) != 1 || d.OccupancyTop[0].VenueID != w.venueA || d.OccupancyTop[0].Occupancy != 1 ||
+		d.OccupancyTop[0].Name != "兰山超市" {
+		t.Fatalf("city dashboard: %+v", d)
+	}
+	if len(d.PassesPerHour) < 23 || len(d.PassesPerHour) > 25 {
+		t.Fatalf("%d hours in a day", len(d.PassesPerHour))
+	}
+	sum := int64(0)
+	for _, h := range d.PassesPerHour {
+		sum += h.Passes
+	}
+	if sum != 3 {
+		t.Fatalf("hours add up to %d", sum)
+	}
+	if got := get(city, "?district=371302"); got.District != "371302" || got.PassesToday != 3 {
+		t.Fatalf("city token, district 371302: %+v", got)
+	}
+	if got := get(lanshan, ""); got.District != "371302" || got.PassesToday != 3 {
+		t.Fatalf("Lanshan's token: %+v", got)
+	}
+	if got := get(luozhuang, ""); got.District != "371311" || got.PassesToday != 0 || got.PassesTotal != 0 ||
+		len(got.OccupancyTop) != 0 {
+		t.Fatalf("Luozhuang's token sees Lanshan: %+v", got)
+	}
+	wantProblem(t, e.do("GET", "/v1/dashboard/summary?district=371302", luozhuang, nil), 403, ProblemForbidden)
+	wantProblem(t, e.do("GET", "/v1/dashboard/stream?district=371302", luozhuang, nil), 403, ProblemForbidden)
+	// No person is named anywhere in the dashboard.
+	body := e.do("GET", "/v1/dashboard/summary", city, nil).Body.String()
+	for _, s := range []string{"钱", "吴", w.visitor.ID.String(), w.managerB.ID.String(), residentID(t, 33)} {
+		if strings.Contains(body, s) {
+			t.Fatalf("the dashboard shows %q: %s", s, body)
+		}
+	}
+}
+
+// readEvent reads one SSE event (skipping comments) and returns its data.
+func readEvent(t testing.TB, r *bufio.Reader) (event string, data []byte) {
+	t.Helper()
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read stream: %v", err)
+		}
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case line == "" && event != "":
+			return event, data
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			data = append(data, strings.TrimPrefix(line, "data: ")...)
+		}
+	}
+}
+
+func openStream(t testing.TB, ctx context.Context, url string) (*http.Response, *bufio.Reader) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return resp, bufio.NewReader(resp.Body)
+}
+
+func TestDashboardStream(t *testing.T) {
+	w := newPassWorld(t)
+	e := w.e
+	ts := httptest.NewServer(e.srv.Handler())
+	defer ts.Close()
+	tok := e.bearer(domain.Actor{Role: domain.RoleDashboard})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, r := openStream(t, ctx, ts.URL+"/v1/dashboard/stream?access_token="+tok)
+	defer resp.Body.Close()
+	ev, data := readEvent(t, r)
+	var first dashboardJSON
+	if err := json.Unmarshal(data, &first); err != nil || ev != "summary" {
+		t.Fatalf("first event %q: %v %s", ev, err, data)
+	}
+	if first.PassesToday != 0 {
+		t.Fatalf("first event: %+v", first)
+	}
+	start := time.Now()
+	e.selfScan(w.managerA, w.venueB, "in")
+	for {
+		ev, data = readEvent(t, r)
+		var d dashboardJSON
+		if err := json.Unmarshal(data, &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.PassesToday == 1 {
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("no update with the pass after %v: %+v", time.Since(start), d)
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the update took %v", took)
+	}
+	t.Logf("update %v after the pass", time.Since(start))
+}
+
+// TestDashboardStreamsLeakNothing opens 200 streams, reads an event on each,
+// drops them, and checks the hub and every goroutine are gone.
+func TestDashboardStreamsLeakNothing(t *testing.T) {
+	e := newTestServer(t)
+	ts := httptest.NewServer(e.srv.Handler())
+	defer ts.Close()
+	tok := e.bearer(domain.Actor{Role: domain.RoleDashboard})
+	http.DefaultClient.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	var bodies []*http.Response
+	for i := range 200 {
+		district := ""
+		if i%2 == 1 {
+			district = "&district=371302"
+		}
+		resp, r := openStream(t, ctx, ts.URL+"/v1/dashboard/stream?access_token="+tok+district)
+		if ev, _ := readEvent(t, r); ev != "summary" {
+			t.Fatalf("stream %d: event %q", i, ev)
+		}
+		bodies = append(bodies, resp)
+	}
+	e.srv.hub.mu.Lock()
+	open := e.srv.hub.subs
+	e.srv.hub.mu.Unlock()
+	if open != 200 {
+		t.Fatalf("hub counts %d streams", open)
+	}
+	cancel()
+	for _, b := range bodies {
+		b.Body.Close()
+	}
+	http.DefaultClient.CloseIdleConnections()
+	subs := func() int {
+		e.srv.hub.mu.Lock()
+		defer e.srv.hub.mu.Unlock()
+		return e.srv.hub.subs
+	}
+	// The streams' handlers, the hub's watcher, the server's and the
+	// client's connections: none may be left.
+	left := func() []string {
+		buf := make([]byte, 8<<20)
+		var out []string
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			for _, f := range []string{"dashboardStream", "(*dashHub).watch", "net/http.(*conn).serve", "net/http.(*persistConn)"} {
+				if strings.Contains(g, f) {
+					out = append(out, g)
+				}
+			}
+		}
+		return out
+	}
+	if !ledgertest.Poll(10*time.Second, func() bool { return subs() == 0 && len(left()) == 0 }) {
+		t.Fatalf("%d streams, %d goroutines left:\n%s", subs(), len(left()), strings.Join(left(), "\n\n"))
+	}
+}
+
+func TestDashboardPage(t *testing.T) {
+	e := newTestServer(t)
+	rec := e.do("GET", "/dashboard", "", nil)
+	wantStatus(t, rec, 200)
+	if ct := rec.Header().Get("Content-Type"); ct != "text/html; charset=utf-8" ||
+		!strings.Contains(rec.Header().Get("Content-Security-Policy"), "default-src 'self'") ||
+		!strings.Contains(rec.Body.String(), "/dashboard/assets/app.js") {
+		t.Fatalf("page: %s %v", ct, rec.Header())
+	}
+	for name, ct := range map[string]string{"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"} {
+		rec := e.do("GET", "/dashboard/assets/"+name, "", nil)
+		wantStatus(t, rec, 200)
+		if rec.Header().Get("Content-Type") != ct {
+			t.Fatalf("%s: %s", name, rec.Header().Get("Content-Type"))
+		}
+	}
+	js := e.do("GET", "/dashboard/assets/app.js", "", nil).Body.String()
+	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "https://", "eval("} {
+		if strings.Contains(js, bad) {
+			t.Fatalf("the page's script uses %s", bad)
+		}
+	}
+	for _, bad := range []string{"nope.js", "..%2Fdashboard.go", "%2e%2e", "index.html%00"} {
+		wantStatus(t, e.do("GET", "/dashboard/assets/"+bad, "", nil), 404)
+	}
+}
+
+// TestShutdownEndsStreams checks that a graceful shutdown does not wait for
+// the open dashboard streams: they end at once, and Serve returns.
+func TestShutdownEndsStreams(t *testing.T) {
+	e := newTestServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ctx, ln) }()
+	tok := e.bearer(domain.Actor{Role: domain.RoleDashboard})
+	resp, r := openStream(t, context.Background(), "http://"+ln.Addr().String()+"/v1/dashboard/stream?access_token="+tok)
+	defer resp.Body.Close()
+	readEvent(t, r)
+	start := time.Now()
+	stop()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("shutdown waited for the stream")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("shutdown took %v", took)
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Logf("stream ended with %v", err)
+	}
+}

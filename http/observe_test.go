@@ -1,0 +1,116 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the handlers' concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// countingMetrics records what the server tells its Metrics.
+type countingMetrics struct {
+	mu       sync.Mutex
+	requests []string
+	problems []string
+}
+
+func (m *countingMetrics) Request(method, route string, status int, _ time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.requests = append(m.requests, method+" "+route+" "+http.StatusText(status))
+}
+
+func (m *countingMetrics) Problem(typ string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.problems = append(m.problems, typ)
+}
+
+// TestRequestLog posts a registration and checks its one log line: route
+// pattern, status, duration, request id (echoed), event id, and none of
+// the person's name, ID number or phone; a problem's type is logged and
+// counted; a client's sane request id is kept, an odd one replaced.
+func TestRequestLog(t *testing.T) {
+	var logs syncBuffer
+	m := &countingMetrics{}
+	e := newTestServer(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		o.Metrics = m
+	})
+	name, idNumber, phone := "欧阳娜娜", residentID(t, 77), "13912345678"
+	body, _ := json.Marshal(map[string]any{"name": name, "id_type": "resident_id", "id_number": idNumber, "phone": phone})
+	req := httptest.NewRequest("POST", "/v1/persons", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-Id", "scanner-42.req-7")
+	rec := httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(rec, req)
+	wantStatus(t, rec, http.StatusCreated)
+	reg := decodeJSON[registered](t, rec)
+	if rec.Header().Get("X-Request-Id") != "scanner-42.req-7" {
+		t.Fatalf("request id not echoed: %q", rec.Header().Get("X-Request-Id"))
+	}
+
+	// A refused read: its problem type is logged; an odd request id is replaced.
+	req = httptest.NewRequest("GET", "/v1/persons/"+reg.ID.String(), nil)
+	req.Header.Set("X-Request-Id", "bad id\twith\x01controls")
+	rec = httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(rec, req)
+	wantStatus(t, rec, http.StatusUnauthorized)
+	replaced := rec.Header().Get("X-Request-Id")
+	if replaced == "" || strings.ContainsAny(replaced, " \t\x01") {
+		t.Fatalf("odd request id kept: %q", replaced)
+	}
+
+	out := logs.String()
+	for _, secret := range []string{name, idNumber, idNumber[len(idNumber)-8:], phone, "欧阳", reg.Token} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("the log holds %q:\n%s", secret, out)
+		}
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if v["msg"] == "request" {
+			lines = append(lines, v)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d request lines:\n%s", len(lines), out)
+	}
+	first, second := lines[0], lines[1]
+	if first["method"] != "POST" || first["route"] != "/v1/persons" || first["status"] != float64(201) ||
+		first["request_id"] != "scanner-42.req-7" || first["event_id"] != reg.EventID.String() || first["duration_ms"] == nil {
+		t.Fatalf("registration's line: %v", first)
+	}
+	if second["route"] != "/v1/persons/{id}" || second["status"] != float64(401) || second["request_id"] != replaced ||
+		second["problem"] != ProblemUnauthorized || strings.Contains(out, reg.ID.String()) {
+		t.Fatalf("refused read's line: %v", second)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if strings.Join(m.requests, "|") != "POST /v1/persons Created|GET /v1/persons/{id} Unauthorized" ||
+		strings.Join(m.problems, "|") != ProblemUnauthorized {
+		t.Fatalf("metrics told %v, problems %v", m.requests, m.problems)
+	}
+}
