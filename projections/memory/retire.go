@@ -47,6 +47,10 @@ func (s *Store) RetirePasses(_ context.Context, before time.Time) (ledger.Retire
 				continue
 			}
 			delete(s.passByID, p.id)
+			if !s.factsOnly {
+				// Counted under its venue's district when applied.
+				s.dash.held[s.venues[p.venue].view.District]--
+			}
 			venues[p.venue] = struct{}{}
 			persons[p.person] = struct{}{}
 			*p = pass{} // pos 0: dead; its strings' indexes released

@@ -51,9 +51,9 @@ const countPassesSQL = `WITH b AS (
 		INSERT INTO {s}.dashboard_venues AS d (venue_id, last_at)
 		SELECT venue_id, max(at) FROM b GROUP BY 1
 		ON CONFLICT (venue_id) DO UPDATE SET last_at = greatest(d.last_at, EXCLUDED.last_at))
-	INSERT INTO {s}.dashboard_held AS d (district, passes)
-	SELECT district, count(*) FROM b GROUP BY 1
-	ON CONFLICT (district) DO UPDATE SET passes = d.passes + EXCLUDED.passes`
+	INSERT INTO {s}.dashboard_held AS d (district, day, passes)
+	SELECT district, (at AT TIME ZONE 'UTC')::date, count(*) FROM b GROUP BY 1, 2
+	ON CONFLICT (district, day) DO UPDATE SET passes = d.passes + EXCLUDED.passes`
 
 // The dashboard's reads, sent together in one read-only snapshot.
 const (

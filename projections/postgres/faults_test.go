@@ -95,7 +95,7 @@ func digest(t *testing.T, schema string) map[string]string {
 		"audit_chain":    "event_id",
 		// The dashboard's counts: a crash mid-batch must not count twice.
 		"dashboard_hours":  "hour, district, venue_type",
-		"dashboard_held":   "district",
+		"dashboard_held":   "district, day",
 		"dashboard_venues": "venue_id",
 	}
 	out := map[string]string{}

@@ -10,6 +10,7 @@ import (
 	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Partitions and retirement.
@@ -170,11 +171,18 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 		if err := s.summarizeDay(ctx, tx, table, dayOf(before)); err != nil {
 			return st, err
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM `+s.schema+`.`+table+` WHERE at < $1`, before)
+		var deleted int64
+		if table == "passes" {
+			deleted, err = s.retirePartialDay(ctx, tx, before)
+		} else {
+			var tag pgconn.CommandTag
+			tag, err = tx.Exec(ctx, `DELETE FROM `+s.schema+`.`+table+` WHERE at < $1`, before)
+			deleted = tag.RowsAffected()
+		}
 		if err != nil {
 			return st, fmt.Errorf("retire %s before %s: %w", table, before, err)
 		}
-		rows += tag.RowsAffected()
+		rows += deleted
 		st.Partitions += dropped
 		if table == "passes" {
 			st.Passes = rows
@@ -244,4 +252,25 @@ func (s *Store) dropPartitions(ctx context.Context, tx pgx.Tx, table string, bef
 		n += int64(math.Max(float64(p.rows), 0))
 	}
 	return len(old), n, nil
+}
+
+// retirePartialDay deletes the passes before before that the dropped
+// partitions left (those of before's own day) and takes them off the
+// dashboard's count of passes held; the whole days dropped leave it with
+// their rows. It returns how many passes it deleted.
+func (s *Store) retirePartialDay(ctx context.Context, tx pgx.Tx, before time.Time) (int64, error) {
+	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.dashboard_held WHERE day < ($1::timestamptz AT TIME ZONE 'UTC')::date`), before); err != nil {
+		return 0, fmt.Errorf("dashboard: passes held before %s: %w", before, err)
+	}
+	var n int64
+	err := tx.QueryRow(ctx, s.sql(`WITH gone AS (
+			DELETE FROM {s}.passes WHERE at < $1 RETURNING venue_id, at),
+		counted AS (
+			SELECT coalesce(v.district, '') AS district, (g.at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+			FROM gone g LEFT JOIN {s}.venues v ON v.venue_id = g.venue_id GROUP BY 1, 2),
+		held AS (
+			UPDATE {s}.dashboard_held h SET passes = h.passes - c.n FROM counted c
+			WHERE h.district = c.district AND h.day = c.day)
+		SELECT coalesce(sum(n), 0) FROM counted`), before).Scan(&n)
+	return n, err
 }

@@ -59,6 +59,17 @@ func testRetention(t *testing.T, f *feeder) {
 		t.Fatalf("before retirement: %d entries, want 6", len(got))
 	}
 
+	// The dashboard's counts: the passes held drop with retirement, the
+	// hourly counts stay (anonymous aggregates). A store that keeps no
+	// dashboard (the command-side facts) counts nothing.
+	dashQ := domain.DashboardQuery{From: hour(-1, 0), To: hour(5, 0), Now: hour(5, 0)}
+	dash0 := must(f.s.Dashboard(ctx, dashQ))(t)
+	keepsDashboard := dash0.PassesHeld != 0
+	counted := int64(6) // every pass applied, expired or not
+	if keepsDashboard && (dash0.PassesHeld != 6 || dash0.Total.Passes != 6) {
+		t.Fatalf("dashboard before retirement: %d held, %d counted, want 6 and 6", dash0.PassesHeld, dash0.Total.Passes)
+	}
+
 	st := must(f.s.RetirePasses(ctx, before))(t)
 	// A store that drops whole days counts them by estimate: at least
 	// the partial day's pass (deleted one by one), at most the four.
@@ -68,6 +79,12 @@ func testRetention(t *testing.T, f *feeder) {
 
 	check := func(t *testing.T, kept ...domain.Envelope) {
 		t.Helper()
+		if keepsDashboard {
+			d := must(f.s.Dashboard(ctx, dashQ))(t)
+			if d.PassesHeld != int64(len(kept)) || d.Total.Passes != counted {
+				t.Fatalf("dashboard after retirement: %d held, %d counted, want %d and %d (the hours stay)", d.PassesHeld, d.Total.Passes, len(kept), counted)
+			}
+		}
 		want := ids(kept, func(e domain.Envelope) uuid.UUID { return e.ID })
 		slices.Reverse(want)
 		if got := entries(); !slices.Equal(got, want) {
@@ -141,6 +158,7 @@ func testRetention(t *testing.T, f *feeder) {
 		oldAlert := alert(old)
 		fresh := f.pass(v, li, "in", "pass", hour(4, 1)) // a day nothing was stored for
 		applied := f.apply(old, oldAlert, fresh)
+		counted++ // the fresh one; the expired one is kept out of the counts too
 		check(t, p4, p5, applied[2])
 	})
 }

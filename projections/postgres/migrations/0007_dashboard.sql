@@ -16,10 +16,14 @@ CREATE TABLE dashboard_hours (
     PRIMARY KEY (hour, district, venue_type)
 );
 
--- Passes held, per district.
+-- Passes held, per district and UTC day of the pass (the pass tables'
+-- partition): retiring a whole day deletes its rows here, retiring part of
+-- a day takes the deleted passes off that day's row.
 CREATE TABLE dashboard_held (
-    district text PRIMARY KEY,
-    passes   bigint NOT NULL DEFAULT 0
+    district text NOT NULL,
+    day      date NOT NULL,
+    passes   bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (district, day)
 );
 
 -- Each venue's latest pass time: the venues whose occupancy may be above
