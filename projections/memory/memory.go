@@ -98,7 +98,7 @@ func New(o Options) *Store {
 		pendP:     make(map[int32][]int32),
 		// Nothing is before noTime: nothing is skipped until a retirement.
 		retiredBefore: noTime,
-		dash:      newDashboard(),
+		dash:          newDashboard(),
 	}
 	s.str.init()
 	return s
