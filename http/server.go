@@ -162,7 +162,7 @@ func (s *Server) routes() chi.Router {
 	r.Get("/healthz", s.handle(s.healthz))
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Get("/openapi.yaml", s.handle(s.openAPI))
-	r.Get("/analyst", s.handle(s.analystConsole)) // a page; its traces go through POST /v1/traces
+	r.Get("/analyst", s.handle(s.analystConsole))  // a page; its traces go through POST /v1/traces
 	r.Get("/metrics", s.handle(s.metrics))         // Prometheus; put it behind the network's edge
 	r.Get("/dashboard", s.handle(s.dashboardPage)) // the page holds no data: it asks for a token
 	r.Get("/dashboard/assets/{name}", s.handle(s.dashboardAsset))
