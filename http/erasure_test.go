@@ -115,3 +115,56 @@ func TestErasure(t *testing.T) {
 		}
 	})
 }
+
+// TestErasedPersonsTokenActsForNobody: once a person is erased, their
+// token acts for nobody: an erased venue manager or sub-admin no longer
+// records passes, reads the venue's entry list and occupancy, prints its
+// code or changes its sub-admins, and an erased person reads nothing (409,
+// "was erased"); staff who were not erased go on working.
+func TestErasedPersonsTokenActsForNobody(t *testing.T) {
+	e := newTestServer(t)
+	manager := e.register("王经理", 91)
+	sub := e.register("李副手", 92)
+	visitor := e.register("张访客", 93)
+	other := e.register("赵同事", 94)
+	venue := e.approvedVenue(manager, "沂河餐厅")
+	for _, p := range []registered{sub, other} {
+		wantStatus(t, e.do("POST", "/v1/venues/"+venue.String()+"/admins", manager.Token, map[string]any{"person_id": p.ID}), http.StatusCreated)
+	}
+	e.waitApplied(e.lastPosition())
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin, Subject: "admin:root"})
+	for _, p := range []registered{manager, sub} {
+		wantStatus(t, e.do("POST", "/v1/persons/"+p.ID.String()+"/erasure", admin, map[string]any{"reason": "asked at the hall"}), http.StatusOK)
+	}
+	manual := map[string]any{"method": "manual", "venue_id": venue, "id_type": "resident_id", "id_number": residentID(t, 93), "direction": "in"}
+	v := "/v1/venues/" + venue.String()
+	before := e.lastPosition()
+	for _, p := range []registered{manager, sub} {
+		for _, c := range []struct {
+			method, path string
+			body         any
+		}{
+			{"POST", "/v1/passes", manual},
+			{"POST", "/v1/passes/batch", map[string]any{"passes": []any{manual}}},
+			{"GET", v + "/entries", nil},
+			{"GET", v + "/occupancy", nil},
+			{"GET", v + "/code.png", nil},
+			{"POST", v + "/admins", map[string]any{"person_id": visitor.ID}},
+			{"DELETE", v + "/admins/" + other.ID.String(), nil},
+			{"GET", "/v1/persons/" + p.ID.String(), nil},
+		} {
+			rec := e.do(c.method, c.path, p.Token, c.body)
+			wantProblem(t, rec, http.StatusConflict, ProblemConflict)
+			if !strings.Contains(rec.Body.String(), "erased") {
+				t.Fatalf("%s %s by an erased person: the refusal does not say why: %s", c.method, c.path, rec.Body)
+			}
+		}
+	}
+	if e.lastPosition() != before {
+		t.Fatal("an erased person's token appended")
+	}
+	// Staff who were not erased, and the visitor, are not affected.
+	wantStatus(t, e.do("POST", "/v1/passes", other.Token, manual), http.StatusCreated)
+	wantStatus(t, e.do("GET", v+"/entries", other.Token, nil), http.StatusOK)
+	wantStatus(t, e.do("GET", "/v1/persons/"+visitor.ID.String(), visitor.Token, nil), http.StatusOK)
+}
