@@ -237,6 +237,16 @@ func MayActWithToken(a Actor, p PersonView, known bool) error {
 	return nil
 }
 
+// MayShowPersonalCode decides whether a personal code may be issued for p
+// (to whom is the route's gate and MayReadPerson): never for an erased
+// person, whose passes are all refused.
+func MayShowPersonalCode(p PersonView) error {
+	if p.Erased {
+		return WasErased(p.ID)
+	}
+	return nil
+}
+
 // MayErasePerson decides whether a may erase a person (and the family
 // members registered under them): admins only.
 func MayErasePerson(a Actor) error {

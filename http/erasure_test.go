@@ -168,3 +168,28 @@ func TestErasedPersonsTokenActsForNobody(t *testing.T) {
 	wantStatus(t, e.do("GET", v+"/entries", other.Token, nil), http.StatusOK)
 	wantStatus(t, e.do("GET", "/v1/persons/"+visitor.ID.String(), visitor.Token, nil), http.StatusOK)
 }
+
+// TestNoPersonalCodeForAnErasedFamilyMember: a guardian who was not erased
+// gets no personal code (JSON or image) for a family member erased alone:
+// the code would name a person whose passes are all refused.
+func TestNoPersonalCodeForAnErasedFamilyMember(t *testing.T) {
+	e := newTestServer(t)
+	guardian := e.register("欧阳娜娜", 95)
+	rec := e.do("POST", "/v1/persons/"+guardian.ID.String()+"/family-members", guardian.Token, map[string]any{
+		"name": "欧阳小娜", "id_type": "resident_id", "id_number": residentID(t, 96), "relation": "child"})
+	wantStatus(t, rec, http.StatusCreated)
+	kid := decodeJSON[registered](t, rec)
+	e.waitApplied(e.lastPosition())
+	path := "/v1/persons/" + kid.ID.String() + "/code"
+	wantStatus(t, e.do("GET", path, guardian.Token, nil), http.StatusOK)
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin, Subject: "admin:root"})
+	wantStatus(t, e.do("POST", "/v1/persons/"+kid.ID.String()+"/erasure", admin, map[string]any{"reason": "asked"}), http.StatusOK)
+	for _, p := range []string{path, path + ".png"} {
+		rec := e.do("GET", p, guardian.Token, nil)
+		wantProblem(t, rec, http.StatusConflict, ProblemConflict)
+		if !strings.Contains(rec.Body.String(), "erased") {
+			t.Fatalf("GET %s: the refusal does not say why: %s", p, rec.Body)
+		}
+	}
+	wantStatus(t, e.do("GET", "/v1/persons/"+guardian.ID.String()+"/code", guardian.Token, nil), http.StatusOK)
+}
