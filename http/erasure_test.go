@@ -193,3 +193,41 @@ func TestNoPersonalCodeForAnErasedFamilyMember(t *testing.T) {
 	}
 	wantStatus(t, e.do("GET", "/v1/persons/"+guardian.ID.String()+"/code", guardian.Token, nil), http.StatusOK)
 }
+
+// TestManualEntryRetriedAfterTheErasure: a manual entry recorded before the
+// person was erased and uploaded again after it (an offline scanner's
+// retry: same event id, same content) answers its original pass, without
+// the name, single or in a batch: it is the same pass, not "another
+// person's". Another person's document under that event id is still a
+// conflict.
+func TestManualEntryRetriedAfterTheErasure(t *testing.T) {
+	e := newTestServer(t)
+	manager := e.register("王经理", 97)
+	visitor := e.register("欧阳访客", 98)
+	e.register("赵路人", 99) // the document of the conflict below
+	venue := e.approvedVenue(manager, "沂河餐厅")
+	e.waitApplied(e.lastPosition())
+	scanner := e.bearer(domain.Actor{Role: domain.RoleScanner, VenueID: venue, Subject: "scanner:door"})
+	eventID := uuid.NewString()
+	manual := map[string]any{"event_id": eventID, "method": "manual", "venue_id": venue, "id_type": "resident_id",
+		"id_number": residentID(t, 98), "direction": "in"}
+	wantStatus(t, e.do("POST", "/v1/passes", scanner, manual), http.StatusCreated)
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin, Subject: "admin:root"})
+	wantStatus(t, e.do("POST", "/v1/persons/"+visitor.ID.String()+"/erasure", admin, map[string]any{"reason": "asked"}), http.StatusOK)
+	before := e.lastPosition()
+	rec := e.do("POST", "/v1/passes", scanner, manual)
+	wantStatus(t, rec, http.StatusOK)
+	if b := rec.Body.String(); !strings.Contains(b, eventID) || !strings.Contains(b, `"name":"`+domain.ErasedName+`"`) || strings.Contains(b, "欧") {
+		t.Fatalf("the retry: %s", b)
+	}
+	rec = e.do("POST", "/v1/passes/batch", scanner, map[string]any{"passes": []any{manual}})
+	wantStatus(t, rec, http.StatusOK)
+	if b := rec.Body.String(); !strings.Contains(b, `"status":"duplicate"`) {
+		t.Fatalf("the batch retry: %s", b)
+	}
+	if e.lastPosition() != before {
+		t.Fatal("a retry appended")
+	}
+	manual["id_number"] = residentID(t, 99)
+	wantProblem(t, e.do("POST", "/v1/passes", scanner, manual), http.StatusConflict, ProblemConflict)
+}
