@@ -75,6 +75,11 @@ func TestErasedPersonRefused(t *testing.T) {
 	if _, err := DecideVerifyPerson(p, Actor{Role: RoleReviewer}, VerifyPerson{Method: VerifyManual, Result: VerifyApproved}); !errorsIsConflict(err) {
 		t.Fatalf("verification of an erased person: %v", err)
 	}
+	vid := uuid.New()
+	pending := replayVenue(t, VenueApplied{VenueID: vid, Name: "沂河餐厅", Type: "restaurant", District: "371302", ManagerID: pid})
+	if _, err := DecideReviewVenue(pending, Actor{Role: RoleReviewer}, ReviewVenue{Decision: ReviewApprove}, p); !errorsIsConflict(err) {
+		t.Fatalf("approval of an erased applicant's venue: %v", err)
+	}
 	f := PassFacts{Persons: map[uuid.UUID]PersonView{pid: {ID: pid, Erased: true}}}
 	if _, err := knownPerson(&f, pid); !errorsIsConflict(err) {
 		t.Fatalf("pass of an erased person: %v", err)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain/pii"
 )
 
 // Limits on passes.
@@ -168,7 +170,13 @@ func CheckPassRetry(actor Actor, cmd RecordPass, idHash string, stored PassView,
 	case MethodStaffScan:
 		person = cmd.PersonID
 	case MethodManual:
-		person = f.ByIDHash[idHash]
+		// The person the document names: by its lookup key, or, once they
+		// are erased (their document is no lookup key any more), by the id
+		// it derives, so that a retry of their pass is not taken for
+		// another person's.
+		if person = f.ByIDHash[idHash]; person == uuid.Nil && idHash != "" {
+			person = pii.PersonID(idHash)
+		}
 	}
 	switch {
 	case p.VenueID != cmd.VenueID:

@@ -232,6 +232,28 @@ func MayActAsSelf(p Person, what string) error {
 	return nil
 }
 
+// MayActWithToken decides whether a's token still acts in their name. A
+// person's token stops acting once the person is erased (p, as the read
+// models hold them; known false: not in them, which is no erasure): an
+// erased person does nothing more, as themself or as a venue's staff.
+// Every other role's token acts while it is valid.
+func MayActWithToken(a Actor, p PersonView, known bool) error {
+	if a.Role == RolePerson && known && p.Erased {
+		return WasErased(a.PersonID)
+	}
+	return nil
+}
+
+// MayShowPersonalCode decides whether a personal code may be issued for p
+// (to whom is the route's gate and MayReadPerson): never for an erased
+// person, whose passes are all refused.
+func MayShowPersonalCode(p PersonView) error {
+	if p.Erased {
+		return WasErased(p.ID)
+	}
+	return nil
+}
+
 // MayErasePerson decides whether a may erase a person (and the family
 // members registered under them): admins only.
 func MayErasePerson(a Actor) error {

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -275,7 +276,13 @@ func DecideReviewVenue(v Venue, actor Actor, cmd ReviewVenue, manager Person) ([
 	}
 	if cmd.Decision == ReviewApprove {
 		if err := MayActAsSelf(manager, "have a venue code approved"); err != nil {
-			return nil, Errorf(ErrConflict, "venue %s cannot be approved: its applicant's identity check was rejected", v.id)
+			// Why the applicant may not (rejected, or erased), as a conflict.
+			why := err.Error()
+			var de *Error
+			if errors.As(err, &de) {
+				why = de.Msg
+			}
+			return nil, Errorf(ErrConflict, "venue %s cannot be approved: its applicant: %s", v.id, why)
 		}
 	}
 	return []Event{VenueReviewed{VenueID: v.id, Decision: cmd.Decision, Reason: reason}}, nil

@@ -115,3 +115,119 @@ func TestErasure(t *testing.T) {
 		}
 	})
 }
+
+// TestErasedPersonsTokenActsForNobody: once a person is erased, their
+// token acts for nobody: an erased venue manager or sub-admin no longer
+// records passes, reads the venue's entry list and occupancy, prints its
+// code or changes its sub-admins, and an erased person reads nothing (409,
+// "was erased"); staff who were not erased go on working.
+func TestErasedPersonsTokenActsForNobody(t *testing.T) {
+	e := newTestServer(t)
+	manager := e.register("王经理", 91)
+	sub := e.register("李副手", 92)
+	visitor := e.register("张访客", 93)
+	other := e.register("赵同事", 94)
+	venue := e.approvedVenue(manager, "沂河餐厅")
+	for _, p := range []registered{sub, other} {
+		wantStatus(t, e.do("POST", "/v1/venues/"+venue.String()+"/admins", manager.Token, map[string]any{"person_id": p.ID}), http.StatusCreated)
+	}
+	e.waitApplied(e.lastPosition())
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin, Subject: "admin:root"})
+	for _, p := range []registered{manager, sub} {
+		wantStatus(t, e.do("POST", "/v1/persons/"+p.ID.String()+"/erasure", admin, map[string]any{"reason": "asked at the hall"}), http.StatusOK)
+	}
+	manual := map[string]any{"method": "manual", "venue_id": venue, "id_type": "resident_id", "id_number": residentID(t, 93), "direction": "in"}
+	v := "/v1/venues/" + venue.String()
+	before := e.lastPosition()
+	for _, p := range []registered{manager, sub} {
+		for _, c := range []struct {
+			method, path string
+			body         any
+		}{
+			{"POST", "/v1/passes", manual},
+			{"POST", "/v1/passes/batch", map[string]any{"passes": []any{manual}}},
+			{"GET", v + "/entries", nil},
+			{"GET", v + "/occupancy", nil},
+			{"GET", v + "/code.png", nil},
+			{"POST", v + "/admins", map[string]any{"person_id": visitor.ID}},
+			{"DELETE", v + "/admins/" + other.ID.String(), nil},
+			{"GET", "/v1/persons/" + p.ID.String(), nil},
+		} {
+			rec := e.do(c.method, c.path, p.Token, c.body)
+			wantProblem(t, rec, http.StatusConflict, ProblemConflict)
+			if !strings.Contains(rec.Body.String(), "erased") {
+				t.Fatalf("%s %s by an erased person: the refusal does not say why: %s", c.method, c.path, rec.Body)
+			}
+		}
+	}
+	if e.lastPosition() != before {
+		t.Fatal("an erased person's token appended")
+	}
+	// Staff who were not erased, and the visitor, are not affected.
+	wantStatus(t, e.do("POST", "/v1/passes", other.Token, manual), http.StatusCreated)
+	wantStatus(t, e.do("GET", v+"/entries", other.Token, nil), http.StatusOK)
+	wantStatus(t, e.do("GET", "/v1/persons/"+visitor.ID.String(), visitor.Token, nil), http.StatusOK)
+}
+
+// TestNoPersonalCodeForAnErasedFamilyMember: a guardian who was not erased
+// gets no personal code (JSON or image) for a family member erased alone:
+// the code would name a person whose passes are all refused.
+func TestNoPersonalCodeForAnErasedFamilyMember(t *testing.T) {
+	e := newTestServer(t)
+	guardian := e.register("欧阳娜娜", 95)
+	rec := e.do("POST", "/v1/persons/"+guardian.ID.String()+"/family-members", guardian.Token, map[string]any{
+		"name": "欧阳小娜", "id_type": "resident_id", "id_number": residentID(t, 96), "relation": "child"})
+	wantStatus(t, rec, http.StatusCreated)
+	kid := decodeJSON[registered](t, rec)
+	e.waitApplied(e.lastPosition())
+	path := "/v1/persons/" + kid.ID.String() + "/code"
+	wantStatus(t, e.do("GET", path, guardian.Token, nil), http.StatusOK)
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin, Subject: "admin:root"})
+	wantStatus(t, e.do("POST", "/v1/persons/"+kid.ID.String()+"/erasure", admin, map[string]any{"reason": "asked"}), http.StatusOK)
+	for _, p := range []string{path, path + ".png"} {
+		rec := e.do("GET", p, guardian.Token, nil)
+		wantProblem(t, rec, http.StatusConflict, ProblemConflict)
+		if !strings.Contains(rec.Body.String(), "erased") {
+			t.Fatalf("GET %s: the refusal does not say why: %s", p, rec.Body)
+		}
+	}
+	wantStatus(t, e.do("GET", "/v1/persons/"+guardian.ID.String()+"/code", guardian.Token, nil), http.StatusOK)
+}
+
+// TestManualEntryRetriedAfterTheErasure: a manual entry recorded before the
+// person was erased and uploaded again after it (an offline scanner's
+// retry: same event id, same content) answers its original pass, without
+// the name, single or in a batch: it is the same pass, not "another
+// person's". Another person's document under that event id is still a
+// conflict.
+func TestManualEntryRetriedAfterTheErasure(t *testing.T) {
+	e := newTestServer(t)
+	manager := e.register("王经理", 97)
+	visitor := e.register("欧阳访客", 98)
+	e.register("赵路人", 99) // the document of the conflict below
+	venue := e.approvedVenue(manager, "沂河餐厅")
+	e.waitApplied(e.lastPosition())
+	scanner := e.bearer(domain.Actor{Role: domain.RoleScanner, VenueID: venue, Subject: "scanner:door"})
+	eventID := uuid.NewString()
+	manual := map[string]any{"event_id": eventID, "method": "manual", "venue_id": venue, "id_type": "resident_id",
+		"id_number": residentID(t, 98), "direction": "in"}
+	wantStatus(t, e.do("POST", "/v1/passes", scanner, manual), http.StatusCreated)
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin, Subject: "admin:root"})
+	wantStatus(t, e.do("POST", "/v1/persons/"+visitor.ID.String()+"/erasure", admin, map[string]any{"reason": "asked"}), http.StatusOK)
+	before := e.lastPosition()
+	rec := e.do("POST", "/v1/passes", scanner, manual)
+	wantStatus(t, rec, http.StatusOK)
+	if b := rec.Body.String(); !strings.Contains(b, eventID) || !strings.Contains(b, `"name":"`+domain.ErasedName+`"`) || strings.Contains(b, "欧") {
+		t.Fatalf("the retry: %s", b)
+	}
+	rec = e.do("POST", "/v1/passes/batch", scanner, map[string]any{"passes": []any{manual}})
+	wantStatus(t, rec, http.StatusOK)
+	if b := rec.Body.String(); !strings.Contains(b, `"status":"duplicate"`) {
+		t.Fatalf("the batch retry: %s", b)
+	}
+	if e.lastPosition() != before {
+		t.Fatal("a retry appended")
+	}
+	manual["id_number"] = residentID(t, 99)
+	wantProblem(t, e.do("POST", "/v1/passes", scanner, manual), http.StatusConflict, ProblemConflict)
+}

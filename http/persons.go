@@ -268,6 +268,9 @@ func (s *Server) personalCode(r *http.Request) (codeResponse, error) {
 	if err != nil {
 		return codeResponse{}, err
 	}
+	if err := domain.MayShowPersonalCode(p); err != nil {
+		return codeResponse{}, err
+	}
 	code, exp := s.signer.IssuePersonalCode(p.ID)
 	return codeResponse{PersonID: p.ID, Code: code, ExpiresAt: exp}, nil
 }

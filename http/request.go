@@ -26,7 +26,8 @@ import (
 )
 
 // actor returns the caller proven by the request's bearer token. A missing
-// or bad token is ErrUnauthorized.
+// or bad token is ErrUnauthorized; the token of an erased person acts for
+// nobody (ledger.MayAct: ErrConflict, "was erased").
 func (s *Server) actor(r *http.Request) (domain.Actor, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
@@ -38,6 +39,9 @@ func (s *Server) actor(r *http.Request) (domain.Actor, error) {
 	}
 	a, err := s.signer.ParseBearer(strings.TrimSpace(tok))
 	if err != nil {
+		return domain.Actor{}, err
+	}
+	if err := s.ledger.MayAct(r.Context(), a); err != nil {
 		return domain.Actor{}, err
 	}
 	return a, nil

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/domain/pii"
 )
 
 // RecordPass records one pass (self scan, staff scan or manual entry) and
@@ -181,6 +182,9 @@ func (l *Ledger) passFactsQuery(actor domain.Actor, cmds []domain.RecordPass, jo
 			if number, err := domain.PassDocument(cmd, clock.Now); err == nil {
 				j.idHash = l.Hasher.IDHash(cmd.IDType, number)
 				q.IDHashes = append(q.IDHashes, j.idHash)
+				// The person it derives too: a retry of the pass of a
+				// person erased since answers without their name.
+				q.Persons = append(q.Persons, pii.PersonID(j.idHash))
 			}
 		case domain.MethodSelfScan:
 			q.Persons = append(q.Persons, actor.PersonID)
