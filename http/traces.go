@@ -1,7 +1,9 @@
 package http
 
 import (
+	"bufio"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -83,17 +85,63 @@ func (s *Server) createTrace(w http.ResponseWriter, r *http.Request) error {
 		s.writeTraceCSV(w, r, res)
 		return nil
 	}
-	return writeJSON(w, http.StatusCreated, contactTraceResponseOf(res))
+	return s.writeTraceJSON(w, r, res)
 }
 
 // contactTraceResponseOf renders a trace's answer.
 func contactTraceResponseOf(res ledger.TraceResult) contactTraceResponse {
+	out := traceHeadOf(res)
+	out.Contacts = mapSlice(res.Contacts, traceContactOf)
+	return out
+}
+
+// traceHeadOf renders a trace's answer but its contacts.
+func traceHeadOf(res ledger.TraceResult) contactTraceResponse {
 	return contactTraceResponse{
 		TraceID: res.TraceID, EventID: res.EventID, Position: res.Position, ReadPosition: res.ReadPosition,
 		AsOf: res.AsOf, From: res.From, To: res.To, Depth: res.Depth,
 		MinOverlapMinutes: int(res.MinOverlap / time.Minute), BufferMinutes: int(res.Buffer / time.Minute),
-		Index: traceIndexOf(res.Index), Visits: mapSlice(res.Visits, traceVisitOf), Contacts: mapSlice(res.Contacts, traceContactOf),
+		Index: traceIndexOf(res.Index), Visits: mapSlice(res.Visits, traceVisitOf),
 	}
+}
+
+// writeTraceJSON writes a trace's answer, the bytes writeJSON would write
+// for contactTraceResponseOf(res), with its contacts (the last field) encoded
+// one at a time into a buffered stream: a depth-2 answer over a dense city
+// (hundreds of thousands of overlaps) is never held whole, as render types or
+// as JSON. An error is returned only before the answer is committed (201);
+// one after it (the client gone) is logged.
+func (s *Server) writeTraceJSON(w http.ResponseWriter, r *http.Request, res ledger.TraceResult) error {
+	head := traceHeadOf(res)
+	if res.Contacts == nil {
+		return writeJSON(w, http.StatusCreated, head)
+	}
+	head.Contacts = []traceContactJSON{}
+	b, err := json.Marshal(head)
+	if err != nil {
+		return fmt.Errorf("encode trace: %w", err)
+	}
+	noteAnswer(w, head)
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(http.StatusCreated)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(b[:len(b)-len("]}")]) // b ends with the empty contacts and the close: []}
+	for i, c := range res.Contacts {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		cb, err := json.Marshal(traceContactOf(c))
+		if err != nil {
+			s.logInternal(r, fmt.Errorf("encode trace contact: %w", err))
+			return nil
+		}
+		bw.Write(cb)
+	}
+	bw.WriteString("]}\n")
+	if err := bw.Flush(); err != nil {
+		s.logInternal(r, fmt.Errorf("write trace: %w", err))
+	}
+	return nil
 }
 
 // query turns the request into a domain query; every field that does not

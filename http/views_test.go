@@ -1,7 +1,11 @@
 package http
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"flag"
 	"maps"
 	"os"
@@ -149,5 +153,42 @@ func TestViewsJSON(t *testing.T) {
 	}
 	if seen != len(got) {
 		t.Errorf("rendered %d views, %s holds %d", len(got), golden, seen)
+	}
+}
+
+// TestTraceAnswerStreamed: the trace answer written contact by contact is
+// byte for byte what writeJSON writes for the whole render type, with no
+// contacts, one, and many (with the markup and quotes JSON escapes).
+func TestTraceAnswerStreamed(t *testing.T) {
+	base := fullViews().trace
+	many := slices.Clone(base.Contacts)
+	for i := range 300 {
+		c := base.Contacts[0]
+		c.Depth = 1 + i%2
+		c.VenueName = fmt.Sprintf("店 \"%d\" <&>", i)
+		many = append(many, c)
+	}
+	for _, tc := range []struct {
+		name     string
+		contacts []ledger.TraceContact
+	}{{"nil", nil}, {"none", []ledger.TraceContact{}}, {"one", base.Contacts}, {"many", many}} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := base
+			res.Contacts = tc.contacts
+			want := httptest.NewRecorder()
+			if err := writeJSON(want, http.StatusCreated, contactTraceResponseOf(res)); err != nil {
+				t.Fatal(err)
+			}
+			got := httptest.NewRecorder()
+			if err := (&Server{}).writeTraceJSON(got, httptest.NewRequest("POST", "/v1/traces", nil), res); err != nil {
+				t.Fatal(err)
+			}
+			if got.Code != want.Code || got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
+				t.Fatalf("status %d %q, want %d %q", got.Code, got.Header().Get("Content-Type"), want.Code, want.Header().Get("Content-Type"))
+			}
+			if !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
+				t.Fatalf("streamed answer differs:\n%.300s\nwant\n%.300s", got.Body.Bytes(), want.Body.Bytes())
+			}
+		})
 	}
 }
