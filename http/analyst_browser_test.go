@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,34 +19,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/internal/browsertest"
 )
-
-// chromium returns the headless browser to drive, or skips the test where
-// there is none (never under CI=true, where .ci/run installs it).
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no chromium on this machine (apt-get install -y chromium)")
-	}
-	t.Skip("no chromium on this machine: apt-get install -y chromium to run the browser test")
-	return ""
-}
-
-// startBrowser starts a headless Chromium for one test.
-func startBrowser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	return ctx
-}
 
 // eval evaluates expr in the page (awaiting a promise) and returns its value.
 func eval[T any](t *testing.T, ctx context.Context, expr string) T {
@@ -136,7 +109,7 @@ func localInput(id string, at time.Time) string {
 // that is markup, and offers a CSV equal to the route's own text/csv answer;
 // every look is in the audit trail.
 func TestAnalystConsoleInBrowser(t *testing.T) {
-	ctx := startBrowser(t)
+	ctx := browsertest.Start(t, 1280, 900, 90*time.Second)
 	w := newTraceWorld(t)
 	e := w.e
 	// The index and c3 together at a venue whose name is markup.
