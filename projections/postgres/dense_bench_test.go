@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -239,6 +240,25 @@ func BenchmarkDenseTrace(b *testing.B) {
 	hasher, err := pii.NewHasher(bytes.Repeat([]byte{9}, 32))
 	if err != nil {
 		b.Fatal(err)
+	}
+	// Both paths give the same answer on the dense city (the contract suite
+	// holds both to a brute force on a smaller, stranger city).
+	rules := domain.StayRules{Dwell: domain.DefaultDwell}
+	for depth := 1; depth <= 2; depth++ {
+		search := domain.ContactSearch{PersonID: c.PersonID(7), Depth: depth, AsOf: storetest.Base.Add(15 * 24 * time.Hour),
+			Window: domain.TraceWindow{From: storetest.Base.Add(-2 * time.Hour), To: storetest.Base.Add(14 * 24 * time.Hour),
+				MinOverlap: 15 * time.Minute, Buffer: 5 * time.Minute}}
+		viaStays, err := domain.FindContacts(ledger.BindTraceReads(ctx, s, rules), search, rules)
+		if err != nil {
+			b.Fatal(err)
+		}
+		viaPasses, err := domain.FindContacts(ledger.BindTraceReads(ctx, passReadsOnly{s}, rules), search, rules)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !slices.Equal(viaStays.Contacts, viaPasses.Contacts) || !slices.Equal(viaStays.Stays, viaPasses.Stays) || len(viaStays.Contacts) == 0 {
+			b.Fatalf("depth %d: %d contacts from the stays, %d from the passes", depth, len(viaStays.Contacts), len(viaPasses.Contacts))
+		}
 	}
 	reads := map[string]ledger.ReadModel{"stays": s, "passes": passReadsOnly{s}}
 	for _, depth := range []int{1, 2} {
