@@ -64,11 +64,14 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 	if err := s.refreshStays(ctx, tx, spans); err != nil {
 		return err
 	}
-	if !newest.IsZero() {
-		if _, err := tx.Exec(ctx, s.sql(`UPDATE {s}.stay_state SET newest_recorded_at =
-			GREATEST(newest_recorded_at, $1::timestamptz)`), newest); err != nil {
-			return fmt.Errorf("stay state: %w", err)
-		}
+	// Stays kept under other rules than the tables record (replicas
+	// started with different --dwell or --max-stay) are no one's: the
+	// rules are cleared, so every trace reads passes until an Open builds
+	// the stays again.
+	if _, err := tx.Exec(ctx, s.sql(`UPDATE {s}.stay_state SET newest_recorded_at =
+		GREATEST(newest_recorded_at, $1::timestamptz), rules = CASE WHEN rules = $2 THEN rules ELSE '' END`),
+		nullTime(newest), s.rulesKey); err != nil {
+		return fmt.Errorf("stay state: %w", err)
 	}
 	return nil
 }
@@ -262,7 +265,7 @@ func (s *Store) ensureStays(ctx context.Context, want *domain.StayRules) error {
 	switch {
 	case want != nil:
 		s.rules = *want
-	case err == nil:
+	case err == nil && recorded != "": // "": stays of no rules (see applyStays)
 		if s.rules, err = parseStayRules(recorded); err != nil {
 			return fmt.Errorf("stay state: %w", err)
 		}

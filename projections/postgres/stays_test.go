@@ -173,3 +173,37 @@ func TestRetireStays(t *testing.T) {
 	}
 	sameStrings(t, "after retiring", storedStays(t, s), cityStays(kept, storetest.TraceCityRules))
 }
+
+// TestStaysOfMixedRules: a store applying under other rules than the tables
+// record (two replicas started with different --dwell) leaves stays that
+// no trace reads until an Open builds them again.
+func TestStaysOfMixedRules(t *testing.T) {
+	ctx := context.Background()
+	a := openStore(t) // storetest.TraceCityRules
+	city := storetest.GenerateTraceCity(300, 30, 1500, 2, storetest.TraceCityRules, 5)
+	open := projections.KeyringOpener(city.Keys)
+	half := len(city.Envelopes) / 2
+	if err := storetest.Feed(ctx, a, city.Envelopes[:half], open, 400); err != nil {
+		t.Fatal(err)
+	}
+	b, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: a.Schema(), Stays: &domain.StayRules{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := b.StaysOfPersons(ctx, city.Busy[:2], time.Time{}, time.Time{}, time.Time{}); !ok || err != nil {
+		t.Fatalf("stays just built under b's rules: ok %v, %v", ok, err)
+	}
+	if err := storetest.Feed(ctx, a, city.Envelopes[half:], open, 400); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*postgres.Store{"a": a, "b": b} {
+		if _, ok, err := s.StaysOfPersons(ctx, city.Busy[:2], time.Time{}, time.Time{}, time.Time{}); ok || err != nil {
+			t.Fatalf("%s read stays kept under two rules (ok %v, %v)", name, ok, err)
+		}
+	}
+	c, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: a.Schema(), Stays: &storetest.TraceCityRules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameStrings(t, "built again", storedStays(t, c), cityStays(city, storetest.TraceCityRules))
+}
