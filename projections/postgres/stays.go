@@ -23,7 +23,12 @@ import (
 // in [lo-3L, hi+3L]: Apply reads those, builds the stays, and replaces the
 // pair's stays meeting [lo-L, hi+L] with them.
 
-var stayColumns = []string{"person_id", "venue_id", "start_at", "end_at"}
+var stayColumns = []string{"person_id", "venue_id", "start_at", "end_at", "has_entry", "has_exit"}
+
+// stayRow is st as COPY takes it.
+func stayRow(st domain.Presence) []any {
+	return []any{[16]byte(st.PersonID), [16]byte(st.VenueID), st.Start, st.End, st.Entry, st.Exit}
+}
 
 // stayKey is a person at a venue: the stays Presences builds separately.
 type stayKey struct{ person, venue uuid.UUID }
@@ -136,7 +141,7 @@ func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]s
 			if st.Start.After(sp.hi) || st.End.Before(sp.lo) {
 				continue
 			}
-			fresh = append(fresh, []any{[16]byte(st.PersonID), [16]byte(st.VenueID), st.Start, st.End})
+			fresh = append(fresh, stayRow(st))
 			if d := st.End.Sub(st.Start); d > longestAt[st.VenueID] {
 				longestAt[st.VenueID] = d
 			}
@@ -344,7 +349,7 @@ func (s *Store) rebuildStays(ctx context.Context) error {
 	flush := func(points []domain.PassPoint) error {
 		var rows [][]any
 		for _, st := range domain.Presences(points, s.rules) {
-			rows = append(rows, []any{[16]byte(st.PersonID), [16]byte(st.VenueID), st.Start, st.End})
+			rows = append(rows, stayRow(st))
 			if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
 				longest[st.VenueID] = d
 			}
@@ -437,9 +442,9 @@ func (s *Store) StaysOfPersons(ctx context.Context, personIDs []uuid.UUID, from,
 		return nil, false, err
 	}
 	personIDs = distinct(personIDs)
-	rows, err := s.pool.Query(ctx, s.sql(`SELECT x.person_id, x.venue_id, x.start_at, x.end_at
+	rows, err := s.pool.Query(ctx, s.sql(`SELECT x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit
 		FROM unnest($1::uuid[]) AS w(person_id)
-		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at FROM {s}.stays x
+		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
 			WHERE x.person_id = w.person_id AND x.start_at <= $3 AND x.end_at >= $2 OFFSET 0) x`),
 		rawIDs(personIDs), lowBound(from), highBound(to))
 	if err != nil {
@@ -475,10 +480,10 @@ func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, 
 		venues[i], froms[i], tos[i] = w.VenueID, w.From, w.To
 	}
 	// A venue with no stays has no span: it has nothing to meet either.
-	rows, err := s.pool.Query(ctx, s.sql(`SELECT DISTINCT x.person_id, x.venue_id, x.start_at, x.end_at
+	rows, err := s.pool.Query(ctx, s.sql(`SELECT DISTINCT x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit
 		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS w(venue_id, f, t)
 		JOIN {s}.stay_spans sp ON sp.venue_id = w.venue_id
-		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at FROM {s}.stays x
+		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
 			WHERE x.venue_id = w.venue_id AND x.start_at >= w.f - sp.longest AND x.start_at <= w.t AND x.end_at >= w.f
 			OFFSET 0) x`), venues, froms, tos)
 	if err != nil {
@@ -488,13 +493,13 @@ func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, 
 	return out, err == nil, err
 }
 
-// scanStays reads (person, venue, start, end) rows, straight from the wire
-// when they come in binary.
+// scanStays reads (person, venue, start, end, has_entry, has_exit) rows,
+// straight from the wire when they come in binary.
 func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
 	defer rows.Close()
 	out := []domain.Presence{}
 	fds := rows.FieldDescriptions()
-	raw := len(fds) == 4
+	raw := len(fds) == 6
 	for _, fd := range fds {
 		raw = raw && fd.Format == pgx.BinaryFormatCode
 	}
@@ -502,14 +507,15 @@ func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
 		var p domain.Presence
 		if raw {
 			v := rows.RawValues()
-			if len(v[0]) != 16 || len(v[1]) != 16 || len(v[2]) != 8 || len(v[3]) != 8 {
+			if len(v[0]) != 16 || len(v[1]) != 16 || len(v[2]) != 8 || len(v[3]) != 8 || len(v[4]) != 1 || len(v[5]) != 1 {
 				return nil, readErr("%s: unexpected binary row", what)
 			}
 			copy(p.PersonID[:], v[0])
 			copy(p.VenueID[:], v[1])
 			p.Start = pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(v[2]))) * time.Microsecond)
 			p.End = pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(v[3]))) * time.Microsecond)
-		} else if err := rows.Scan(&p.PersonID, &p.VenueID, &p.Start, &p.End); err != nil {
+			p.Entry, p.Exit = v[4][0] != 0, v[5][0] != 0
+		} else if err := rows.Scan(&p.PersonID, &p.VenueID, &p.Start, &p.End, &p.Entry, &p.Exit); err != nil {
 			return nil, readErr("%s: %w", what, err)
 		} else {
 			p.Start, p.End = p.Start.UTC(), p.End.UTC()

@@ -24,20 +24,20 @@ func cityStays(c storetest.TraceCity, rules domain.StayRules) []string {
 	}
 	var out []string
 	for _, st := range domain.Presences(points, rules) {
-		out = append(out, stayString(st.PersonID, st.VenueID, st.Start, st.End))
+		out = append(out, stayString(st.PersonID, st.VenueID, st.Start, st.End, st.Entry, st.Exit))
 	}
 	slices.Sort(out)
 	return out
 }
 
-func stayString(p, v uuid.UUID, start, end time.Time) string {
-	return fmt.Sprintf("%s %s %s %s", p, v, start.UTC().Format(time.RFC3339Nano), end.UTC().Format(time.RFC3339Nano))
+func stayString(p, v uuid.UUID, start, end time.Time, entry, exit bool) string {
+	return fmt.Sprintf("%s %s %s %s %v %v", p, v, start.UTC().Format(time.RFC3339Nano), end.UTC().Format(time.RFC3339Nano), entry, exit)
 }
 
 // storedStays reads the stays table.
 func storedStays(t *testing.T, s *postgres.Store) []string {
 	t.Helper()
-	rows, err := testPool.Query(context.Background(), "SELECT person_id, venue_id, start_at, end_at FROM "+s.Schema()+".stays")
+	rows, err := testPool.Query(context.Background(), "SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM "+s.Schema()+".stays")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +45,14 @@ func storedStays(t *testing.T, s *postgres.Store) []string {
 	var out []string
 	for rows.Next() {
 		var (
-			p, v       uuid.UUID
-			start, end time.Time
+			p, v        uuid.UUID
+			start, end  time.Time
+			entry, exit bool
 		)
-		if err := rows.Scan(&p, &v, &start, &end); err != nil {
+		if err := rows.Scan(&p, &v, &start, &end, &entry, &exit); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, stayString(p, v, start, end))
+		out = append(out, stayString(p, v, start, end, entry, exit))
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
