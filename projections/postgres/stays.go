@@ -43,7 +43,10 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 		return nil
 	}
 	spans := make(map[stayKey]span)
-	var newest time.Time
+	var (
+		newest time.Time
+		fresh  []domain.PassPoint
+	)
 	for _, c := range inserted {
 		if c.RecordedAt.After(newest) {
 			newest = c.RecordedAt
@@ -53,7 +56,10 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 			continue // a refused entry is no stay and changes none (Presences)
 		}
 		k := stayKey{ev.PersonID, ev.VenueID}
-		at := c.OccurredAt
+		// As the passes table holds it (pgx sends whole microseconds).
+		at := c.OccurredAt.Truncate(time.Microsecond)
+		fresh = append(fresh, domain.PassPoint{PersonID: ev.PersonID, VenueID: ev.VenueID, At: at,
+			Direction: ev.Direction, Decision: ev.Decision})
 		sp, ok := spans[k]
 		if !ok {
 			sp = span{at, at}
@@ -66,7 +72,7 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 		}
 		spans[k] = sp
 	}
-	if err := s.refreshStays(ctx, tx, spans); err != nil {
+	if err := s.restay(ctx, tx, spans, fresh); err != nil {
 		return err
 	}
 	// Stays kept under other rules than the tables record (replicas
@@ -82,7 +88,8 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 }
 
 // refreshStays builds again the stays of each pair whose passes changed
-// between its span's lo and hi (see the top of this file).
+// between its span's lo and hi from its passes (see the top of this file):
+// RetireStays' way, where the stays of deleted passes are gone.
 func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) error {
 	venueSet := make(map[uuid.UUID]bool)
 	for k := range spans {
@@ -208,6 +215,96 @@ func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
 		return fmt.Errorf("retire stays: %w", err)
 	}
 	return tx.Commit(ctx)
+}
+
+// restay builds again the stays of each pair whose new passes (fresh, not
+// yet among the stays) lie between its span's lo and hi, from the pair's
+// stays instead of its passes: every counting pass is the entry or the
+// exit of exactly one stay (Presence's Entry and Exit), so the pair's stays
+// meeting [lo-3L, hi+3L] give back every pass of it there, and with the new
+// ones the stays meeting [lo-L, hi+L] are exact (see the top of this file).
+// One statement reads those and deletes the ones to replace; COPY writes
+// the new ones.
+func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, fresh []domain.PassPoint) error {
+	if len(spans) == 0 {
+		return nil
+	}
+	venueSet := make(map[uuid.UUID]bool)
+	for k := range spans {
+		venueSet[k.venue] = true
+	}
+	types, err := venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venueSet))
+	if err != nil {
+		return err
+	}
+	n := len(spans)
+	var (
+		persons, venues = make([][16]byte, 0, n), make([][16]byte, 0, n)
+		floor, lo3, hi3 = make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n)
+		lo1, hi1        = make([]time.Time, 0, n), make([]time.Time, 0, n)
+		keep            = make(map[stayKey]span, n)
+	)
+	for k, sp := range spans {
+		l := s.rules.MaxStayOf(types[k.venue])
+		persons, venues = append(persons, k.person), append(venues, k.venue)
+		a, b := sp.lo.Add(-3*l), sp.hi.Add(3*l)
+		floor, lo3, hi3 = append(floor, a.Add(-l)), append(lo3, a), append(hi3, b)
+		lo, hi := sp.lo.Add(-l), sp.hi.Add(l)
+		lo1, hi1 = append(lo1, lo), append(hi1, hi)
+		keep[k] = span{lo, hi}
+	}
+	rows, err := tx.Query(ctx, s.sql(`WITH r AS (
+			SELECT x.ctid AS id, x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit,
+				x.start_at <= w.hi1 AND x.end_at >= w.lo1 AS replaced
+			FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])
+				AS w(person_id, venue_id, floor, lo3, hi3, lo1, hi1)
+			CROSS JOIN LATERAL (SELECT ctid, person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
+				WHERE x.person_id = w.person_id AND x.start_at >= w.floor AND x.start_at <= w.hi3 AND x.venue_id = w.venue_id
+				AND x.end_at >= w.lo3 OFFSET 0) x),
+		gone AS (DELETE FROM {s}.stays WHERE ctid = ANY(ARRAY(SELECT id FROM r WHERE replaced)))
+		SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM r`),
+		persons, venues, floor, lo3, hi3, lo1, hi1)
+	if err != nil {
+		return fmt.Errorf("replace stays: %w", err)
+	}
+	old, err := scanStays(rows, "replace stays")
+	if err != nil {
+		return err
+	}
+	points := fresh
+	for _, st := range old {
+		if st.Entry {
+			points = append(points, domain.PassPoint{PersonID: st.PersonID, VenueID: st.VenueID, At: st.Start,
+				Direction: domain.DirectionIn, Decision: domain.DecisionPass})
+		}
+		if st.Exit {
+			points = append(points, domain.PassPoint{PersonID: st.PersonID, VenueID: st.VenueID, At: st.End,
+				Direction: domain.DirectionOut, Decision: domain.DecisionPass})
+		}
+	}
+	for i := range points {
+		points[i].VenueType = types[points[i].VenueID]
+	}
+	var (
+		out     [][]any
+		longest = make(map[uuid.UUID]time.Duration)
+	)
+	for _, st := range domain.Presences(points, s.rules) {
+		sp := keep[stayKey{st.PersonID, st.VenueID}]
+		if st.Start.After(sp.hi) || st.End.Before(sp.lo) {
+			continue
+		}
+		out = append(out, stayRow(st))
+		if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
+			longest[st.VenueID] = d
+		}
+	}
+	if len(out) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(out)); err != nil {
+			return fmt.Errorf("copy stays: %w", err)
+		}
+	}
+	return s.growSpans(ctx, tx, longest)
 }
 
 // growSpans raises each venue's longest stay to at least the given one.
