@@ -56,7 +56,7 @@ func loadedDense(b *testing.B) (*postgres.Store, storetest.DenseCity) {
 		c := storetest.NewDenseCity(densePasses(), 5)
 		denseCity = c
 		schema := c.Name()
-		s, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: schema})
+		s, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: schema, Stays: &domain.StayRules{}})
 		if err != nil {
 			denseErr = err
 			return
@@ -71,7 +71,7 @@ func loadedDense(b *testing.B) (*postgres.Store, storetest.DenseCity) {
 				denseErr = err
 				return
 			}
-			if s, err = postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: schema}); err != nil {
+			if s, err = postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: schema, Stays: &domain.StayRules{}}); err != nil {
 				denseErr = err
 				return
 			}

@@ -356,8 +356,8 @@ func venueTypes(ctx context.Context, q interface {
 }
 
 // ensureStays sets the store's stay rules (want, or the tables' when nil)
-// and builds the stays from the passes when they were built under other
-// rules, or never (at Open).
+// and, given want, builds the stays from the passes when they were built
+// under other rules, or never (at Open).
 func (s *Store) ensureStays(ctx context.Context, want *domain.StayRules) error {
 	var recorded string
 	err := s.pool.QueryRow(ctx, s.sql(`SELECT rules FROM {s}.stay_state`)).Scan(&recorded)
@@ -373,7 +373,11 @@ func (s *Store) ensureStays(ctx context.Context, want *domain.StayRules) error {
 		}
 	}
 	s.rulesKey = s.rules.String()
-	if recorded == s.rulesKey {
+	if recorded == s.rulesKey || want == nil {
+		// Opened without rules (status, a rebuild's source) a store only
+		// looks: it builds nothing, keeps no stays where the tables
+		// record none, and traces there read passes.
+		s.skipStays = want == nil && recorded == ""
 		return nil
 	}
 	return s.rebuildStays(ctx)

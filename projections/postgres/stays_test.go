@@ -208,3 +208,26 @@ func TestStaysOfMixedRules(t *testing.T) {
 	}
 	sameStrings(t, "built again", storedStays(t, c), cityStays(city, storetest.TraceCityRules))
 }
+
+// TestStaysNotKeptWithoutRules: a store opened without rules on tables that
+// record none (a status command on tables from before migration 0006)
+// builds and keeps no stays, and its traces read passes.
+func TestStaysNotKeptWithoutRules(t *testing.T) {
+	ctx := context.Background()
+	needDB(t)
+	s, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: freshSchema(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	city := storetest.GenerateTraceCity(100, 10, 300, 1, domain.StayRules{}, 6)
+	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 100); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := testPool.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+s.Schema()+".stays) + (SELECT count(*) FROM "+s.Schema()+".stay_state)").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d stays and state rows kept without rules (%v)", n, err)
+	}
+	if _, ok, err := s.StaysOfPersons(ctx, city.Busy[:1], time.Time{}, time.Time{}, time.Time{}); ok || err != nil {
+		t.Fatalf("stays answered without rules: ok %v, %v", ok, err)
+	}
+}
