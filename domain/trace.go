@@ -31,6 +31,11 @@ type Presence struct {
 	VenueID  uuid.UUID
 	Start    time.Time
 	End      time.Time
+	// Entry: Start is an entry pass's time; Exit: End is an exit pass's
+	// time (else the dwell or the next entry ends it). Every counting pass
+	// is the entry or the exit of exactly one stay, so a person's stays at
+	// a venue give back their passes.
+	Entry, Exit bool
 }
 
 // Presences turns passes into stays, person by person and venue by venue.
@@ -100,14 +105,14 @@ func Presences(passes []PassPoint, rules StayRules) []Presence {
 	})
 	out := make([]Presence, 0, len(refs))
 	var open *PassPoint
-	closeOpen := func(end time.Time) {
-		out = append(out, Presence{PersonID: open.PersonID, VenueID: open.VenueID, Start: open.At, End: end})
+	closeOpen := func(end time.Time, exit bool) {
+		out = append(out, Presence{PersonID: open.PersonID, VenueID: open.VenueID, Start: open.At, End: end, Entry: true, Exit: exit})
 		open = nil
 	}
 	for k, r := range refs {
 		p := &passes[r.i]
 		if open != nil && refs[k-1].group != r.group {
-			closeOpen(open.At.Add(rules.DwellOf(open.VenueType)))
+			closeOpen(open.At.Add(rules.DwellOf(open.VenueType)), false)
 		}
 		if !r.out {
 			if open != nil {
@@ -115,22 +120,22 @@ func Presences(passes []PassPoint, rules StayRules) []Presence {
 				if p.At.Before(end) {
 					end = p.At // a second entry within the dwell ends the first stay
 				}
-				closeOpen(end)
+				closeOpen(end, false)
 			}
 			open = p
 			continue
 		}
 		if open != nil {
 			if !p.At.After(open.At.Add(rules.MaxStayOf(open.VenueType))) {
-				closeOpen(p.At)
+				closeOpen(p.At, true)
 				continue
 			}
-			closeOpen(open.At.Add(rules.DwellOf(open.VenueType)))
+			closeOpen(open.At.Add(rules.DwellOf(open.VenueType)), false)
 		}
-		out = append(out, Presence{PersonID: p.PersonID, VenueID: p.VenueID, Start: p.At.Add(-rules.DwellOf(p.VenueType)), End: p.At})
+		out = append(out, Presence{PersonID: p.PersonID, VenueID: p.VenueID, Start: p.At.Add(-rules.DwellOf(p.VenueType)), End: p.At, Exit: true})
 	}
 	if open != nil {
-		closeOpen(open.At.Add(rules.DwellOf(open.VenueType)))
+		closeOpen(open.At.Add(rules.DwellOf(open.VenueType)), false)
 	}
 	return out
 }

@@ -18,30 +18,34 @@ func TestPresences(t *testing.T) {
 		dir, decision string
 		m             int
 	}
-	stay := func(from, to int) Presence {
-		return Presence{PersonID: person, VenueID: venue, Start: at(from), End: at(to)}
+	// both: an entry and an exit; in: an entry, out: an exit only.
+	stay := func(from, to int, entry, exit bool) Presence {
+		return Presence{PersonID: person, VenueID: venue, Start: at(from), End: at(to), Entry: entry, Exit: exit}
 	}
+	both := func(from, to int) Presence { return stay(from, to, true, true) }
+	in := func(from, to int) Presence { return stay(from, to, true, false) }
+	out := func(from, to int) Presence { return stay(from, to, false, true) }
 	tests := []struct {
 		name   string
 		passes []p
 		want   []Presence
 	}{
-		{"entry and exit", []p{{"in", "pass", 0}, {"out", "pass", 40}}, []Presence{stay(0, 40)}},
-		{"exit listed first", []p{{"out", "pass", 40}, {"in", "pass", 0}}, []Presence{stay(0, 40)}},
-		{"no exit: the dwell", []p{{"in", "pass", 0}}, []Presence{stay(0, 60)}},
-		{"no entry: the dwell before", []p{{"out", "pass", 90}}, []Presence{stay(30, 90)}},
-		{"exit right at the dwell closes", []p{{"in", "pass", 0}, {"out", "pass", 60}}, []Presence{stay(0, 60)}},
-		{"exit after the dwell closes the stay whole", []p{{"in", "pass", 0}, {"out", "pass", 100}}, []Presence{stay(0, 100)}},
-		{"exit right at the maximum stay closes", []p{{"in", "pass", 0}, {"out", "pass", 180}}, []Presence{stay(0, 180)}},
-		{"exit after the maximum stay: two stays", []p{{"in", "pass", 0}, {"out", "pass", 200}}, []Presence{stay(0, 60), stay(140, 200)}},
-		{"second entry ends the first", []p{{"in", "pass", 0}, {"in", "pass", 20}, {"out", "pass", 50}}, []Presence{stay(0, 20), stay(20, 50)}},
-		{"second entry after the dwell", []p{{"in", "pass", 0}, {"in", "pass", 80}}, []Presence{stay(0, 60), stay(80, 140)}},
-		{"entry and exit at one instant", []p{{"out", "pass", 5}, {"in", "pass", 5}}, []Presence{stay(5, 5)}},
-		{"two exits: the second has no entry", []p{{"in", "pass", 0}, {"out", "pass", 10}, {"out", "pass", 30}}, []Presence{stay(0, 10), stay(-30, 30)}},
+		{"entry and exit", []p{{"in", "pass", 0}, {"out", "pass", 40}}, []Presence{both(0, 40)}},
+		{"exit listed first", []p{{"out", "pass", 40}, {"in", "pass", 0}}, []Presence{both(0, 40)}},
+		{"no exit: the dwell", []p{{"in", "pass", 0}}, []Presence{in(0, 60)}},
+		{"no entry: the dwell before", []p{{"out", "pass", 90}}, []Presence{out(30, 90)}},
+		{"exit right at the dwell closes", []p{{"in", "pass", 0}, {"out", "pass", 60}}, []Presence{both(0, 60)}},
+		{"exit after the dwell closes the stay whole", []p{{"in", "pass", 0}, {"out", "pass", 100}}, []Presence{both(0, 100)}},
+		{"exit right at the maximum stay closes", []p{{"in", "pass", 0}, {"out", "pass", 180}}, []Presence{both(0, 180)}},
+		{"exit after the maximum stay: two stays", []p{{"in", "pass", 0}, {"out", "pass", 200}}, []Presence{in(0, 60), out(140, 200)}},
+		{"second entry ends the first", []p{{"in", "pass", 0}, {"in", "pass", 20}, {"out", "pass", 50}}, []Presence{in(0, 20), both(20, 50)}},
+		{"second entry after the dwell", []p{{"in", "pass", 0}, {"in", "pass", 80}}, []Presence{in(0, 60), in(80, 140)}},
+		{"entry and exit at one instant", []p{{"out", "pass", 5}, {"in", "pass", 5}}, []Presence{both(5, 5)}},
+		{"two exits: the second has no entry", []p{{"in", "pass", 0}, {"out", "pass", 10}, {"out", "pass", 30}}, []Presence{both(0, 10), out(-30, 30)}},
 		{"a refused entry is no stay", []p{{"in", "deny", 0}}, nil},
-		{"a refused entry changes no stay", []p{{"in", "pass", 0}, {"in", "deny", 20}, {"out", "pass", 90}}, []Presence{stay(0, 90)}},
-		{"an exit counts whatever its decision", []p{{"in", "pass", 0}, {"out", "deny", 30}}, []Presence{stay(0, 30)}},
-		{"a refused entry, then an exit", []p{{"in", "deny", 0}, {"out", "deny", 30}}, []Presence{stay(-30, 30)}},
+		{"a refused entry changes no stay", []p{{"in", "pass", 0}, {"in", "deny", 20}, {"out", "pass", 90}}, []Presence{both(0, 90)}},
+		{"an exit counts whatever its decision", []p{{"in", "pass", 0}, {"out", "deny", 30}}, []Presence{both(0, 30)}},
+		{"a refused entry, then an exit", []p{{"in", "deny", 0}, {"out", "deny", 30}}, []Presence{out(-30, 30)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

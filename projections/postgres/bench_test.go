@@ -73,7 +73,7 @@ func BenchmarkPostgresApply(b *testing.B) {
 	var storeTime, rawTime time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		s, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: freshSchema(b)})
+		s, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: freshSchema(b), Stays: &domain.StayRules{}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -47,9 +47,9 @@ type Options struct {
 	// Stays are the rules the stays table is built under: give the
 	// ledger's (a trace under other rules reads passes instead). Open
 	// builds the stays again from the passes when the tables' were built
-	// under others. nil: the rules the tables record (the defaults for new
-	// tables), for the commands that only look (status) or copy them
-	// (rebuild).
+	// under others. nil: the rules the tables record (the defaults for
+	// tables that record none), and no stays built: for the commands that
+	// only look (status) or copy the rules (rebuild's source).
 	Stays *domain.StayRules
 }
 
@@ -63,7 +63,8 @@ type Store struct {
 	// rules build the stays table; rulesKey is their String.
 	rules    domain.StayRules
 	rulesKey string
-	// skipStays is for benchmarks' bulk loads only (export_test.go).
+	// skipStays: Apply keeps no stays (opened without rules on tables
+	// that record none; benchmarks' bulk loads, export_test.go).
 	skipStays bool
 }
 

@@ -23,7 +23,12 @@ import (
 // in [lo-3L, hi+3L]: Apply reads those, builds the stays, and replaces the
 // pair's stays meeting [lo-L, hi+L] with them.
 
-var stayColumns = []string{"person_id", "venue_id", "start_at", "end_at"}
+var stayColumns = []string{"person_id", "venue_id", "start_at", "end_at", "has_entry", "has_exit"}
+
+// stayRow is st as COPY takes it.
+func stayRow(st domain.Presence) []any {
+	return []any{[16]byte(st.PersonID), [16]byte(st.VenueID), st.Start, st.End, st.Entry, st.Exit}
+}
 
 // stayKey is a person at a venue: the stays Presences builds separately.
 type stayKey struct{ person, venue uuid.UUID }
@@ -38,7 +43,10 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 		return nil
 	}
 	spans := make(map[stayKey]span)
-	var newest time.Time
+	var (
+		newest time.Time
+		fresh  []domain.PassPoint
+	)
 	for _, c := range inserted {
 		if c.RecordedAt.After(newest) {
 			newest = c.RecordedAt
@@ -48,7 +56,10 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 			continue // a refused entry is no stay and changes none (Presences)
 		}
 		k := stayKey{ev.PersonID, ev.VenueID}
-		at := c.OccurredAt
+		// As the passes table holds it (pgx sends whole microseconds).
+		at := c.OccurredAt.Truncate(time.Microsecond)
+		fresh = append(fresh, domain.PassPoint{PersonID: ev.PersonID, VenueID: ev.VenueID, At: at,
+			Direction: ev.Direction, Decision: ev.Decision})
 		sp, ok := spans[k]
 		if !ok {
 			sp = span{at, at}
@@ -61,20 +72,24 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 		}
 		spans[k] = sp
 	}
-	if err := s.refreshStays(ctx, tx, spans); err != nil {
+	if err := s.restay(ctx, tx, spans, fresh); err != nil {
 		return err
 	}
-	if !newest.IsZero() {
-		if _, err := tx.Exec(ctx, s.sql(`UPDATE {s}.stay_state SET newest_recorded_at =
-			GREATEST(newest_recorded_at, $1::timestamptz)`), newest); err != nil {
-			return fmt.Errorf("stay state: %w", err)
-		}
+	// Stays kept under other rules than the tables record (replicas
+	// started with different --dwell or --max-stay) are no one's: the
+	// rules are cleared, so every trace reads passes until an Open builds
+	// the stays again.
+	if _, err := tx.Exec(ctx, s.sql(`UPDATE {s}.stay_state SET newest_recorded_at =
+		GREATEST(newest_recorded_at, $1::timestamptz), rules = CASE WHEN rules = $2 THEN rules ELSE '' END`),
+		nullTime(newest), s.rulesKey); err != nil {
+		return fmt.Errorf("stay state: %w", err)
 	}
 	return nil
 }
 
 // refreshStays builds again the stays of each pair whose passes changed
-// between its span's lo and hi (see the top of this file).
+// between its span's lo and hi from its passes (see the top of this file):
+// RetireStays' way, where the stays of deleted passes are gone.
 func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) error {
 	venueSet := make(map[uuid.UUID]bool)
 	for k := range spans {
@@ -133,7 +148,7 @@ func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]s
 			if st.Start.After(sp.hi) || st.End.Before(sp.lo) {
 				continue
 			}
-			fresh = append(fresh, []any{[16]byte(st.PersonID), [16]byte(st.VenueID), st.Start, st.End})
+			fresh = append(fresh, stayRow(st))
 			if d := st.End.Sub(st.Start); d > longestAt[st.VenueID] {
 				longestAt[st.VenueID] = d
 			}
@@ -202,6 +217,96 @@ func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
 	return tx.Commit(ctx)
 }
 
+// restay builds again the stays of each pair whose new passes (fresh, not
+// yet among the stays) lie between its span's lo and hi, from the pair's
+// stays instead of its passes: every counting pass is the entry or the
+// exit of exactly one stay (Presence's Entry and Exit), so the pair's stays
+// meeting [lo-3L, hi+3L] give back every pass of it there, and with the new
+// ones the stays meeting [lo-L, hi+L] are exact (see the top of this file).
+// One statement reads those and deletes the ones to replace; COPY writes
+// the new ones.
+func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, fresh []domain.PassPoint) error {
+	if len(spans) == 0 {
+		return nil
+	}
+	venueSet := make(map[uuid.UUID]bool)
+	for k := range spans {
+		venueSet[k.venue] = true
+	}
+	types, err := venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venueSet))
+	if err != nil {
+		return err
+	}
+	n := len(spans)
+	var (
+		persons, venues = make([][16]byte, 0, n), make([][16]byte, 0, n)
+		floor, lo3, hi3 = make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n)
+		lo1, hi1        = make([]time.Time, 0, n), make([]time.Time, 0, n)
+		keep            = make(map[stayKey]span, n)
+	)
+	for k, sp := range spans {
+		l := s.rules.MaxStayOf(types[k.venue])
+		persons, venues = append(persons, k.person), append(venues, k.venue)
+		a, b := sp.lo.Add(-3*l), sp.hi.Add(3*l)
+		floor, lo3, hi3 = append(floor, a.Add(-l)), append(lo3, a), append(hi3, b)
+		lo, hi := sp.lo.Add(-l), sp.hi.Add(l)
+		lo1, hi1 = append(lo1, lo), append(hi1, hi)
+		keep[k] = span{lo, hi}
+	}
+	rows, err := tx.Query(ctx, s.sql(`WITH r AS (
+			SELECT x.ctid AS id, x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit,
+				x.start_at <= w.hi1 AND x.end_at >= w.lo1 AS replaced
+			FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])
+				AS w(person_id, venue_id, floor, lo3, hi3, lo1, hi1)
+			CROSS JOIN LATERAL (SELECT ctid, person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
+				WHERE x.person_id = w.person_id AND x.start_at >= w.floor AND x.start_at <= w.hi3 AND x.venue_id = w.venue_id
+				AND x.end_at >= w.lo3 OFFSET 0) x),
+		gone AS (DELETE FROM {s}.stays WHERE ctid = ANY(ARRAY(SELECT id FROM r WHERE replaced)))
+		SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM r`),
+		persons, venues, floor, lo3, hi3, lo1, hi1)
+	if err != nil {
+		return fmt.Errorf("replace stays: %w", err)
+	}
+	old, err := scanStays(rows, "replace stays")
+	if err != nil {
+		return err
+	}
+	points := fresh
+	for _, st := range old {
+		if st.Entry {
+			points = append(points, domain.PassPoint{PersonID: st.PersonID, VenueID: st.VenueID, At: st.Start,
+				Direction: domain.DirectionIn, Decision: domain.DecisionPass})
+		}
+		if st.Exit {
+			points = append(points, domain.PassPoint{PersonID: st.PersonID, VenueID: st.VenueID, At: st.End,
+				Direction: domain.DirectionOut, Decision: domain.DecisionPass})
+		}
+	}
+	for i := range points {
+		points[i].VenueType = types[points[i].VenueID]
+	}
+	var (
+		out     [][]any
+		longest = make(map[uuid.UUID]time.Duration)
+	)
+	for _, st := range domain.Presences(points, s.rules) {
+		sp := keep[stayKey{st.PersonID, st.VenueID}]
+		if st.Start.After(sp.hi) || st.End.Before(sp.lo) {
+			continue
+		}
+		out = append(out, stayRow(st))
+		if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
+			longest[st.VenueID] = d
+		}
+	}
+	if len(out) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(out)); err != nil {
+			return fmt.Errorf("copy stays: %w", err)
+		}
+	}
+	return s.growSpans(ctx, tx, longest)
+}
+
 // growSpans raises each venue's longest stay to at least the given one.
 func (s *Store) growSpans(ctx context.Context, tx pgx.Tx, longest map[uuid.UUID]time.Duration) error {
 	if len(longest) == 0 {
@@ -251,8 +356,8 @@ func venueTypes(ctx context.Context, q interface {
 }
 
 // ensureStays sets the store's stay rules (want, or the tables' when nil)
-// and builds the stays from the passes when they were built under other
-// rules, or never (at Open).
+// and, given want, builds the stays from the passes when they were built
+// under other rules, or never (at Open).
 func (s *Store) ensureStays(ctx context.Context, want *domain.StayRules) error {
 	var recorded string
 	err := s.pool.QueryRow(ctx, s.sql(`SELECT rules FROM {s}.stay_state`)).Scan(&recorded)
@@ -262,13 +367,17 @@ func (s *Store) ensureStays(ctx context.Context, want *domain.StayRules) error {
 	switch {
 	case want != nil:
 		s.rules = *want
-	case err == nil:
+	case err == nil && recorded != "": // "": stays of no rules (see applyStays)
 		if s.rules, err = parseStayRules(recorded); err != nil {
 			return fmt.Errorf("stay state: %w", err)
 		}
 	}
 	s.rulesKey = s.rules.String()
-	if recorded == s.rulesKey {
+	if recorded == s.rulesKey || want == nil {
+		// Opened without rules (status, a rebuild's source) a store only
+		// looks: it builds nothing, keeps no stays where the tables
+		// record none, and traces there read passes.
+		s.skipStays = want == nil && recorded == ""
 		return nil
 	}
 	return s.rebuildStays(ctx)
@@ -341,7 +450,7 @@ func (s *Store) rebuildStays(ctx context.Context) error {
 	flush := func(points []domain.PassPoint) error {
 		var rows [][]any
 		for _, st := range domain.Presences(points, s.rules) {
-			rows = append(rows, []any{[16]byte(st.PersonID), [16]byte(st.VenueID), st.Start, st.End})
+			rows = append(rows, stayRow(st))
 			if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
 				longest[st.VenueID] = d
 			}
@@ -434,9 +543,9 @@ func (s *Store) StaysOfPersons(ctx context.Context, personIDs []uuid.UUID, from,
 		return nil, false, err
 	}
 	personIDs = distinct(personIDs)
-	rows, err := s.pool.Query(ctx, s.sql(`SELECT x.person_id, x.venue_id, x.start_at, x.end_at
+	rows, err := s.pool.Query(ctx, s.sql(`SELECT x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit
 		FROM unnest($1::uuid[]) AS w(person_id)
-		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at FROM {s}.stays x
+		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
 			WHERE x.person_id = w.person_id AND x.start_at <= $3 AND x.end_at >= $2 OFFSET 0) x`),
 		rawIDs(personIDs), lowBound(from), highBound(to))
 	if err != nil {
@@ -472,10 +581,10 @@ func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, 
 		venues[i], froms[i], tos[i] = w.VenueID, w.From, w.To
 	}
 	// A venue with no stays has no span: it has nothing to meet either.
-	rows, err := s.pool.Query(ctx, s.sql(`SELECT DISTINCT x.person_id, x.venue_id, x.start_at, x.end_at
+	rows, err := s.pool.Query(ctx, s.sql(`SELECT DISTINCT x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit
 		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS w(venue_id, f, t)
 		JOIN {s}.stay_spans sp ON sp.venue_id = w.venue_id
-		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at FROM {s}.stays x
+		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
 			WHERE x.venue_id = w.venue_id AND x.start_at >= w.f - sp.longest AND x.start_at <= w.t AND x.end_at >= w.f
 			OFFSET 0) x`), venues, froms, tos)
 	if err != nil {
@@ -485,13 +594,13 @@ func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, 
 	return out, err == nil, err
 }
 
-// scanStays reads (person, venue, start, end) rows, straight from the wire
-// when they come in binary.
+// scanStays reads (person, venue, start, end, has_entry, has_exit) rows,
+// straight from the wire when they come in binary.
 func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
 	defer rows.Close()
 	out := []domain.Presence{}
 	fds := rows.FieldDescriptions()
-	raw := len(fds) == 4
+	raw := len(fds) == 6
 	for _, fd := range fds {
 		raw = raw && fd.Format == pgx.BinaryFormatCode
 	}
@@ -499,14 +608,15 @@ func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
 		var p domain.Presence
 		if raw {
 			v := rows.RawValues()
-			if len(v[0]) != 16 || len(v[1]) != 16 || len(v[2]) != 8 || len(v[3]) != 8 {
+			if len(v[0]) != 16 || len(v[1]) != 16 || len(v[2]) != 8 || len(v[3]) != 8 || len(v[4]) != 1 || len(v[5]) != 1 {
 				return nil, readErr("%s: unexpected binary row", what)
 			}
 			copy(p.PersonID[:], v[0])
 			copy(p.VenueID[:], v[1])
 			p.Start = pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(v[2]))) * time.Microsecond)
 			p.End = pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(v[3]))) * time.Microsecond)
-		} else if err := rows.Scan(&p.PersonID, &p.VenueID, &p.Start, &p.End); err != nil {
+			p.Entry, p.Exit = v[4][0] != 0, v[5][0] != 0
+		} else if err := rows.Scan(&p.PersonID, &p.VenueID, &p.Start, &p.End, &p.Entry, &p.Exit); err != nil {
 			return nil, readErr("%s: %w", what, err)
 		} else {
 			p.Start, p.End = p.Start.UTC(), p.End.UTC()

@@ -24,20 +24,20 @@ func cityStays(c storetest.TraceCity, rules domain.StayRules) []string {
 	}
 	var out []string
 	for _, st := range domain.Presences(points, rules) {
-		out = append(out, stayString(st.PersonID, st.VenueID, st.Start, st.End))
+		out = append(out, stayString(st.PersonID, st.VenueID, st.Start, st.End, st.Entry, st.Exit))
 	}
 	slices.Sort(out)
 	return out
 }
 
-func stayString(p, v uuid.UUID, start, end time.Time) string {
-	return fmt.Sprintf("%s %s %s %s", p, v, start.UTC().Format(time.RFC3339Nano), end.UTC().Format(time.RFC3339Nano))
+func stayString(p, v uuid.UUID, start, end time.Time, entry, exit bool) string {
+	return fmt.Sprintf("%s %s %s %s %v %v", p, v, start.UTC().Format(time.RFC3339Nano), end.UTC().Format(time.RFC3339Nano), entry, exit)
 }
 
 // storedStays reads the stays table.
 func storedStays(t *testing.T, s *postgres.Store) []string {
 	t.Helper()
-	rows, err := testPool.Query(context.Background(), "SELECT person_id, venue_id, start_at, end_at FROM "+s.Schema()+".stays")
+	rows, err := testPool.Query(context.Background(), "SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM "+s.Schema()+".stays")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +45,14 @@ func storedStays(t *testing.T, s *postgres.Store) []string {
 	var out []string
 	for rows.Next() {
 		var (
-			p, v       uuid.UUID
-			start, end time.Time
+			p, v        uuid.UUID
+			start, end  time.Time
+			entry, exit bool
 		)
-		if err := rows.Scan(&p, &v, &start, &end); err != nil {
+		if err := rows.Scan(&p, &v, &start, &end, &entry, &exit); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, stayString(p, v, start, end))
+		out = append(out, stayString(p, v, start, end, entry, exit))
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -172,4 +173,61 @@ func TestRetireStays(t *testing.T) {
 		}
 	}
 	sameStrings(t, "after retiring", storedStays(t, s), cityStays(kept, storetest.TraceCityRules))
+}
+
+// TestStaysOfMixedRules: a store applying under other rules than the tables
+// record (two replicas started with different --dwell) leaves stays that
+// no trace reads until an Open builds them again.
+func TestStaysOfMixedRules(t *testing.T) {
+	ctx := context.Background()
+	a := openStore(t) // storetest.TraceCityRules
+	city := storetest.GenerateTraceCity(300, 30, 1500, 2, storetest.TraceCityRules, 5)
+	open := projections.KeyringOpener(city.Keys)
+	half := len(city.Envelopes) / 2
+	if err := storetest.Feed(ctx, a, city.Envelopes[:half], open, 400); err != nil {
+		t.Fatal(err)
+	}
+	b, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: a.Schema(), Stays: &domain.StayRules{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := b.StaysOfPersons(ctx, city.Busy[:2], time.Time{}, time.Time{}, time.Time{}); !ok || err != nil {
+		t.Fatalf("stays just built under b's rules: ok %v, %v", ok, err)
+	}
+	if err := storetest.Feed(ctx, a, city.Envelopes[half:], open, 400); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*postgres.Store{"a": a, "b": b} {
+		if _, ok, err := s.StaysOfPersons(ctx, city.Busy[:2], time.Time{}, time.Time{}, time.Time{}); ok || err != nil {
+			t.Fatalf("%s read stays kept under two rules (ok %v, %v)", name, ok, err)
+		}
+	}
+	c, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: a.Schema(), Stays: &storetest.TraceCityRules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameStrings(t, "built again", storedStays(t, c), cityStays(city, storetest.TraceCityRules))
+}
+
+// TestStaysNotKeptWithoutRules: a store opened without rules on tables that
+// record none (a status command on tables from before migration 0006)
+// builds and keeps no stays, and its traces read passes.
+func TestStaysNotKeptWithoutRules(t *testing.T) {
+	ctx := context.Background()
+	needDB(t)
+	s, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: freshSchema(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	city := storetest.GenerateTraceCity(100, 10, 300, 1, domain.StayRules{}, 6)
+	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 100); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := testPool.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+s.Schema()+".stays) + (SELECT count(*) FROM "+s.Schema()+".stay_state)").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d stays and state rows kept without rules (%v)", n, err)
+	}
+	if _, ok, err := s.StaysOfPersons(ctx, city.Busy[:1], time.Time{}, time.Time{}, time.Time{}); ok || err != nil {
+		t.Fatalf("stays answered without rules: ok %v, %v", ok, err)
+	}
 }

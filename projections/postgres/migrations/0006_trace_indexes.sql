@@ -8,14 +8,19 @@ CREATE TABLE stays (
     person_id uuid NOT NULL,
     venue_id  uuid NOT NULL,
     start_at  timestamptz NOT NULL,
-    end_at    timestamptz NOT NULL
+    end_at    timestamptz NOT NULL,
+    -- start_at is an entry pass's time, end_at an exit pass's (Presence's
+    -- Entry and Exit): a pair's stays give back its passes, so Apply
+    -- rebuilds them from the stays without reading the passes.
+    has_entry boolean NOT NULL,
+    has_exit  boolean NOT NULL
 );
 -- The stays at a venue that meet a window: start_at between the window's
 -- start less the venue's longest stay (stay_spans) and its end, end_at
 -- checked in the index.
-CREATE INDEX stays_venue_start ON stays (venue_id, start_at) INCLUDE (end_at, person_id);
+CREATE INDEX stays_venue_start ON stays (venue_id, start_at) INCLUDE (end_at, person_id, has_entry, has_exit);
 -- A person's stays in a window; also the stays Apply replaces.
-CREATE INDEX stays_person_start ON stays (person_id, start_at) INCLUDE (venue_id, end_at);
+CREATE INDEX stays_person_start ON stays (person_id, start_at) INCLUDE (venue_id, end_at, has_entry, has_exit);
 
 -- The longest stay ever kept at each venue: the lower bound of the window
 -- scans on stays_venue_start (only grows; a bound, not a statistic).
