@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/pii"
@@ -88,11 +89,31 @@ func (s *Store) Key(ctx context.Context, subject uuid.UUID, create bool) ([]byte
 		return err
 	}); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return s.getKey(ctx, name) // another creator won
+			return s.getKeyStored(ctx, name) // another creator won, or an attempt lost in a failover stored it
 		}
 		return nil, fmt.Errorf("key %s: create: %w", name, err)
 	}
 	return key, nil
+}
+
+// getKeyStored is getKey for a key the bucket has said it holds (a create
+// refused as existing): a read reaching a stream leader that has not yet
+// applied it (just elected in a failover) answers "missing", so missing is
+// read again, with backoff, until WriteTimeout or ctx's deadline.
+func (s *Store) getKeyStored(ctx context.Context, name string) ([]byte, error) {
+	deadline := time.Now().Add(s.o.WriteTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	wait := 10 * time.Millisecond
+	for {
+		key, err := s.getKey(ctx, name)
+		if !errors.Is(err, ErrKeyMissing) || !time.Now().Before(deadline) {
+			return key, err
+		}
+		sleep(wait, deadline)
+		wait = min(2*wait, 250*time.Millisecond)
+	}
 }
 
 func (s *Store) getKey(ctx context.Context, name string) ([]byte, error) {
