@@ -232,13 +232,16 @@ func (s *Server) dashboardStream(w http.ResponseWriter, r *http.Request) error {
 		case <-s.hub.closing:
 			return nil // the server shuts down: the client reconnects to another
 		case <-heartbeat.C:
-			if !send([]byte(": heartbeat\n\n")) {
+			if !s.streamMayGoOn(r) || !send([]byte(": heartbeat\n\n")) {
 				return nil
 			}
 			continue
 		case <-tick:
 			tick = s.hub.next()
 		case <-refresh.C:
+		}
+		if !s.streamMayGoOn(r) {
+			return nil
 		}
 		next, err := s.hub.summary(ctx, s, district)
 		if err != nil {
@@ -252,6 +255,15 @@ func (s *Server) dashboardStream(w http.ResponseWriter, r *http.Request) error {
 		}
 		body = next
 	}
+}
+
+// streamMayGoOn checks the stream's token again, as at its start (s.actor:
+// signature, expiry, the caller's standing): a stream outlives no token.
+// It is asked before each thing sent, so a stream ends at the latest a
+// heartbeat after its token expired; the client's reconnect is then 401.
+func (s *Server) streamMayGoOn(r *http.Request) bool {
+	_, err := s.actor(r)
+	return err == nil
 }
 
 // dashHub is what the open streams share: one watcher of the read models'

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -312,5 +313,51 @@ func TestShutdownEndsStreams(t *testing.T) {
 	}
 	if _, err := io.Copy(io.Discard, r); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Logf("stream ended with %v", err)
+	}
+}
+
+// TestDashboardStreamEndsWithItsToken opens a stream with a token valid for
+// a minute, lets the minute pass and posts a pass: the stream ends instead
+// of sending its update (a token checked only when the stream opened read
+// the city for as long as the connection lasted); the client's reconnect
+// is refused, 401.
+func TestDashboardStreamEndsWithItsToken(t *testing.T) {
+	w := newPassWorld(t)
+	e := w.e
+	ts := httptest.NewServer(e.srv.Handler())
+	defer ts.Close()
+	tok, err := e.signer.IssueBearer(domain.Actor{Role: domain.RoleDashboard, Subject: "dashboard:wall"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, r := openStream(t, ctx, ts.URL+"/v1/dashboard/stream?access_token="+tok)
+	defer resp.Body.Close()
+	if ev, _ := readEvent(t, r); ev != "summary" {
+		t.Fatalf("first event %q", ev)
+	}
+	e.clock.Advance(2 * time.Minute)
+	e.selfScan(w.managerA, w.venueB, "in")
+	done := make(chan string, 1)
+	go func() {
+		b, err := io.ReadAll(r)
+		done <- fmt.Sprintf("%q %v", b, err)
+	}()
+	select {
+	case got := <-done:
+		if strings.Contains(got, "data:") {
+			t.Fatalf("the expired token's stream was sent %s", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream of an expired token is still open 5 s after a pass")
+	}
+	res, err := http.Get(ts.URL + "/v1/dashboard/stream?access_token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("reconnect with the expired token: %d", res.StatusCode)
 	}
 }
