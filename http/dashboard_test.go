@@ -361,3 +361,43 @@ func TestDashboardStreamEndsWithItsToken(t *testing.T) {
 		t.Fatalf("reconnect with the expired token: %d", res.StatusCode)
 	}
 }
+
+// TestDashboardHubForgetsDroppedDistricts keeps one stream open and opens
+// and drops streams of 30 other districts: the hub keeps the summary of the
+// open stream's district only (it kept one for every district ever asked
+// while any stream was open: a dashboard token walking the 6-digit codes
+// grew the server's memory without bound).
+func TestDashboardHubForgetsDroppedDistricts(t *testing.T) {
+	e := newTestServer(t)
+	ts := httptest.NewServer(e.srv.Handler())
+	defer ts.Close()
+	tok := e.bearer(domain.Actor{Role: domain.RoleDashboard})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	held, r := openStream(t, ctx, ts.URL+"/v1/dashboard/stream?district=371302&access_token="+tok)
+	defer held.Body.Close()
+	if ev, _ := readEvent(t, r); ev != "summary" {
+		t.Fatalf("first event %q", ev)
+	}
+	for i := range 30 {
+		sctx, scancel := context.WithCancel(ctx)
+		resp, r := openStream(t, sctx, fmt.Sprintf("%s/v1/dashboard/stream?district=%06d&access_token=%s", ts.URL, 100000+i, tok))
+		if ev, _ := readEvent(t, r); ev != "summary" {
+			t.Fatalf("stream %d: event %q", i, ev)
+		}
+		scancel()
+		resp.Body.Close()
+	}
+	kept := func() []string {
+		e.srv.hub.mu.Lock()
+		defer e.srv.hub.mu.Unlock()
+		var ks []string
+		for k := range e.srv.hub.latest {
+			ks = append(ks, k)
+		}
+		return ks
+	}
+	if !ledgertest.Poll(5*time.Second, func() bool { ks := kept(); return len(ks) == 1 && ks[0] == "371302" }) {
+		t.Fatalf("the hub keeps the summaries of %d districts: %v", len(kept()), kept())
+	}
+}
