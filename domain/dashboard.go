@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,6 +44,20 @@ func CountPass(p PassRecorded) PassCounts {
 // hour in UTC. A day in any zone whose offset is whole hours is a run of
 // these buckets.
 func PassHour(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
+
+// CheckDashboardZone refuses a city time zone whose offset from UTC is not
+// whole hours in the year either side of now (Asia/Kolkata's +05:30): the
+// dashboard's days are runs of PassHour buckets, which such a zone's
+// midnight would cut in two.
+func CheckDashboardZone(loc *time.Location, now time.Time) error {
+	for t := now.AddDate(-1, 0, 0); t.Before(now.AddDate(1, 0, 0)); t = t.Add(time.Hour) {
+		if name, off := t.In(loc).Zone(); off%3600 != 0 {
+			return fmt.Errorf("%s is UTC%s on %s, not a whole number of hours: the dashboard counts passes by the hour",
+				name, t.In(loc).Format("-07:00"), t.In(loc).Format(time.DateOnly))
+		}
+	}
+	return nil
+}
 
 // Day returns the calendar day of now in loc as [start, end): midnight to
 // the next midnight (23 or 25 hours long across a daylight-saving change).

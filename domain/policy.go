@@ -155,9 +155,9 @@ func DistrictScope(a Actor, asked string) (string, error) {
 
 // MayReadVenueStaffView reports whether a may read v's staff-only views
 // (entry list, occupancy): its staff and scanners, admins, and the roles in
-// also.
+// also, one bound to a district (a district dashboard) only there.
 func MayReadVenueStaffView(a Actor, v VenueView, also Roles) bool {
-	return IsVenueStaff(a, v) || a.Role == RoleAdmin || also.Allow(a)
+	return IsVenueStaff(a, v) || a.Role == RoleAdmin || (also.Allow(a) && InDistrict(a, v.District))
 }
 
 // InDistrict reports whether a may act on or read what belongs to district:

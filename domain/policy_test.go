@@ -71,3 +71,33 @@ func TestVenueCodeAndRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestVenueStaffView: the staff-only views (entries; occupancy, which
+// dashboards also read) of a venue; a dashboard bound to a district reads
+// its own district's venues only.
+func TestVenueStaffView(t *testing.T) {
+	manager := uuid.New()
+	v := VenueView{ID: uuid.New(), District: "371302", ManagerID: manager}
+	tests := []struct {
+		name    string
+		a       Actor
+		also    Roles
+		mayRead bool
+	}{
+		{"manager", Actor{Role: RolePerson, PersonID: manager}, nil, true},
+		{"its scanner", Actor{Role: RoleScanner, VenueID: v.ID}, nil, true},
+		{"admin", Actor{Role: RoleAdmin}, nil, true},
+		{"dashboard, entries", Actor{Role: RoleDashboard}, nil, false},
+		{"dashboard, occupancy", Actor{Role: RoleDashboard}, Dashboards, true},
+		{"dashboard of its district", Actor{Role: RoleDashboard, District: "371302"}, Dashboards, true},
+		{"dashboard of another district", Actor{Role: RoleDashboard, District: "371311"}, Dashboards, false},
+		{"another person", Actor{Role: RolePerson, PersonID: uuid.New()}, Dashboards, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := MayReadVenueStaffView(tt.a, v, tt.also); got != tt.mayRead {
+				t.Errorf("MayReadVenueStaffView = %v, want %v", got, tt.mayRead)
+			}
+		})
+	}
+}

@@ -195,8 +195,8 @@ func (s *Server) dashboardStream(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	tick := s.hub.join()
-	defer s.hub.leave()
+	tick := s.hub.join(district)
+	defer s.hub.leave(district)
 	body, err := s.hub.summary(ctx, s, district)
 	if err != nil {
 		return err
@@ -232,13 +232,16 @@ func (s *Server) dashboardStream(w http.ResponseWriter, r *http.Request) error {
 		case <-s.hub.closing:
 			return nil // the server shuts down: the client reconnects to another
 		case <-heartbeat.C:
-			if !send([]byte(": heartbeat\n\n")) {
+			if !s.streamMayGoOn(r) || !send([]byte(": heartbeat\n\n")) {
 				return nil
 			}
 			continue
 		case <-tick:
 			tick = s.hub.next()
 		case <-refresh.C:
+		}
+		if !s.streamMayGoOn(r) {
+			return nil
 		}
 		next, err := s.hub.summary(ctx, s, district)
 		if err != nil {
@@ -252,6 +255,15 @@ func (s *Server) dashboardStream(w http.ResponseWriter, r *http.Request) error {
 		}
 		body = next
 	}
+}
+
+// streamMayGoOn checks the stream's token again, as at its start (s.actor:
+// signature, expiry, the caller's standing): a stream outlives no token.
+// It is asked before each thing sent, so a stream ends at the latest a
+// heartbeat after its token expired; the client's reconnect is then 401.
+func (s *Server) streamMayGoOn(r *http.Request) bool {
+	_, err := s.actor(r)
+	return err == nil
 }
 
 // dashHub is what the open streams share: one watcher of the read models'
@@ -269,9 +281,12 @@ type dashHub struct {
 	closeOnce sync.Once
 	mu        sync.Mutex
 	subs      int
-	stop      context.CancelFunc
-	done      chan struct{}
-	tick      chan struct{}
+	// streams counts the open streams of each district ("" the city):
+	// latest keeps a summary only for these.
+	streams map[string]int
+	stop    context.CancelFunc
+	done    chan struct{}
+	tick    chan struct{}
 	// made serialises making summaries, so that a hundred streams woken
 	// together make one.
 	made   sync.Mutex
@@ -290,12 +305,16 @@ type dashEvent struct {
 // shutdown ends every stream (http.Server.RegisterOnShutdown).
 func (h *dashHub) shutdown() { h.closeOnce.Do(func() { close(h.closing) }) }
 
-// join counts a stream in (starting the watcher for the first) and
-// returns the channel closed at the next progress.
-func (h *dashHub) join() <-chan struct{} {
+// join counts a stream of district in (starting the watcher for the
+// first) and returns the channel closed at the next progress.
+func (h *dashHub) join(district string) <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.subs++
+	if h.streams == nil {
+		h.streams = make(map[string]int)
+	}
+	h.streams[district]++
 	if h.subs == 1 {
 		ctx, cancel := context.WithCancel(context.Background())
 		h.stop, h.done = cancel, make(chan struct{})
@@ -311,10 +330,16 @@ func (h *dashHub) next() <-chan struct{} {
 	return h.tick
 }
 
-// leave counts a stream out; the last one stops the watcher.
-func (h *dashHub) leave() {
+// leave counts a stream of district out: the last of its district drops
+// its summary (a client naming district after district must not make the
+// hub keep one for each), the last of all stops the watcher.
+func (h *dashHub) leave(district string) {
 	h.mu.Lock()
 	h.subs--
+	if h.streams[district]--; h.streams[district] <= 0 {
+		delete(h.streams, district)
+		delete(h.latest, district)
+	}
 	var done chan struct{}
 	if h.subs == 0 {
 		h.stop()

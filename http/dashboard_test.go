@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -312,5 +313,91 @@ func TestShutdownEndsStreams(t *testing.T) {
 	}
 	if _, err := io.Copy(io.Discard, r); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Logf("stream ended with %v", err)
+	}
+}
+
+// TestDashboardStreamEndsWithItsToken opens a stream with a token valid for
+// a minute, lets the minute pass and posts a pass: the stream ends instead
+// of sending its update (a token checked only when the stream opened read
+// the city for as long as the connection lasted); the client's reconnect
+// is refused, 401.
+func TestDashboardStreamEndsWithItsToken(t *testing.T) {
+	w := newPassWorld(t)
+	e := w.e
+	ts := httptest.NewServer(e.srv.Handler())
+	defer ts.Close()
+	tok, err := e.signer.IssueBearer(domain.Actor{Role: domain.RoleDashboard, Subject: "dashboard:wall"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, r := openStream(t, ctx, ts.URL+"/v1/dashboard/stream?access_token="+tok)
+	defer resp.Body.Close()
+	if ev, _ := readEvent(t, r); ev != "summary" {
+		t.Fatalf("first event %q", ev)
+	}
+	e.clock.Advance(2 * time.Minute)
+	e.selfScan(w.managerA, w.venueB, "in")
+	done := make(chan string, 1)
+	go func() {
+		b, err := io.ReadAll(r)
+		done <- fmt.Sprintf("%q %v", b, err)
+	}()
+	select {
+	case got := <-done:
+		if strings.Contains(got, "data:") {
+			t.Fatalf("the expired token's stream was sent %s", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream of an expired token is still open 5 s after a pass")
+	}
+	res, err := http.Get(ts.URL + "/v1/dashboard/stream?access_token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("reconnect with the expired token: %d", res.StatusCode)
+	}
+}
+
+// TestDashboardHubForgetsDroppedDistricts keeps one stream open and opens
+// and drops streams of 30 other districts: the hub keeps the summary of the
+// open stream's district only (it kept one for every district ever asked
+// while any stream was open: a dashboard token walking the 6-digit codes
+// grew the server's memory without bound).
+func TestDashboardHubForgetsDroppedDistricts(t *testing.T) {
+	e := newTestServer(t)
+	ts := httptest.NewServer(e.srv.Handler())
+	defer ts.Close()
+	tok := e.bearer(domain.Actor{Role: domain.RoleDashboard})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	held, r := openStream(t, ctx, ts.URL+"/v1/dashboard/stream?district=371302&access_token="+tok)
+	defer held.Body.Close()
+	if ev, _ := readEvent(t, r); ev != "summary" {
+		t.Fatalf("first event %q", ev)
+	}
+	for i := range 30 {
+		sctx, scancel := context.WithCancel(ctx)
+		resp, r := openStream(t, sctx, fmt.Sprintf("%s/v1/dashboard/stream?district=%06d&access_token=%s", ts.URL, 100000+i, tok))
+		if ev, _ := readEvent(t, r); ev != "summary" {
+			t.Fatalf("stream %d: event %q", i, ev)
+		}
+		scancel()
+		resp.Body.Close()
+	}
+	kept := func() []string {
+		e.srv.hub.mu.Lock()
+		defer e.srv.hub.mu.Unlock()
+		var ks []string
+		for k := range e.srv.hub.latest {
+			ks = append(ks, k)
+		}
+		return ks
+	}
+	if !ledgertest.Poll(5*time.Second, func() bool { ks := kept(); return len(ks) == 1 && ks[0] == "371302" }) {
+		t.Fatalf("the hub keeps the summaries of %d districts: %v", len(kept()), kept())
 	}
 }

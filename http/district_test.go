@@ -116,6 +116,14 @@ func TestDistrictScope(t *testing.T) {
 		}
 	})
 
+	t.Run("GET /v1/venues/{id}/occupancy", func(t *testing.T) {
+		lanshan := e.bearer(domain.Actor{Role: domain.RoleDashboard, District: "371302"})
+		luozhuang := e.bearer(domain.Actor{Role: domain.RoleDashboard, District: "371311"})
+		wantStatus(t, e.do("GET", venuePath+"/occupancy", dashboard, nil), 200)
+		wantStatus(t, e.do("GET", venuePath+"/occupancy", lanshan, nil), 200)
+		wantProblem(t, e.do("GET", venuePath+"/occupancy", luozhuang, nil), 403, ProblemForbidden)
+	})
+
 	t.Run("GET /v1/declarations", func(t *testing.T) {
 		wantProblem(t, e.do("GET", "/v1/declarations?district=371302", foreign, nil), 403, ProblemForbidden)
 		wantStatus(t, e.do("GET", "/v1/declarations?district=371311", foreign, nil), 200)

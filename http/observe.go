@@ -50,14 +50,14 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		route := routePattern(r)
+		route, method := routePattern(r), knownMethod(r.Method)
 		if s.opts.Metrics != nil {
-			s.opts.Metrics.Request(r.Method, route, status, took)
+			s.opts.Metrics.Request(method, route, status, took)
 			if rec.problem != "" {
 				s.opts.Metrics.Problem(rec.problem)
 			}
 		}
-		attrs := []slog.Attr{slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
+		attrs := []slog.Attr{slog.String("method", method), slog.String("route", route), slog.Int("status", status),
 			slog.Float64("duration_ms", float64(took.Microseconds())/1000), slog.String("request_id", id)}
 		if rec.eventID != uuid.Nil {
 			attrs = append(attrs, slog.String("event_id", rec.eventID.String()))
@@ -67,6 +67,18 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
+}
+
+// knownMethod is method when HTTP defines it, "OTHER" otherwise: a
+// client may send any token as its method, and each one named in the
+// metrics would be a new series (and a long one a long log line).
+func knownMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }
 
 // recorder notes what a handler answered: status, problem type, event id.

@@ -114,3 +114,32 @@ func TestRequestLog(t *testing.T) {
 		t.Fatalf("metrics told %v, problems %v", m.requests, m.problems)
 	}
 }
+
+// TestRequestMethodBounded sends requests with made-up methods: the
+// metrics and the log name them "OTHER", so a client cannot grow the
+// metrics' label sets (each method a new series) without bound; the
+// methods HTTP defines are named as they are.
+func TestRequestMethodBounded(t *testing.T) {
+	var logs syncBuffer
+	m := &countingMetrics{}
+	e := newTestServer(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		o.Metrics = m
+	})
+	for _, method := range []string{"M142743", "PROPFIND", strings.Repeat("X", 4000), "get", "DELETE"} { // none is routed
+		rec := httptest.NewRecorder()
+		e.srv.Handler().ServeHTTP(rec, httptest.NewRequest(method, "/v1/venues", nil))
+	}
+	m.mu.Lock()
+	got := strings.Join(m.requests, "|")
+	m.mu.Unlock()
+	want := "OTHER unrouted Method Not Allowed|OTHER unrouted Method Not Allowed|OTHER unrouted Method Not Allowed|" +
+		"OTHER unrouted Method Not Allowed|DELETE /v1/* Method Not Allowed"
+	if got != want {
+		t.Fatalf("metrics told\n%s\nwant\n%s", got, want)
+	}
+	if out := logs.String(); strings.Contains(out, "M142743") || strings.Contains(out, "XXXX") ||
+		strings.Count(out, `"method":"OTHER"`) != 4 {
+		t.Fatalf("the log names the made-up methods:\n%s", out)
+	}
+}

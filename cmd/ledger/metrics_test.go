@@ -117,7 +117,13 @@ func TestServeFlagsForOperations(t *testing.T) {
 	if !strings.HasPrefix(logs.String(), `{"time":`) {
 		t.Fatalf("--log-format json wrote %q", logs.String())
 	}
-	for _, args := range [][]string{{"--log-format", "xml"}, {"--time-zone", "Mars/Olympus"}} {
+	if cfg, err := parseServe([]string{"--time-zone", "Europe/Berlin"}, &logs, get); err != nil || cfg.location.String() != "Europe/Berlin" {
+		t.Fatalf("Europe/Berlin (whole hours, daylight saving): %v", err)
+	}
+	// The dashboard counts by whole UTC hours: a zone whose offset is not
+	// whole hours would get days that start and end mid-bucket.
+	for _, args := range [][]string{{"--log-format", "xml"}, {"--time-zone", "Mars/Olympus"},
+		{"--time-zone", "Asia/Kolkata"}, {"--time-zone", "Asia/Kathmandu"}, {"--time-zone", "Australia/Adelaide"}} {
 		if _, err := parseServe(args, &logs, get); err == nil {
 			t.Fatalf("%v accepted", args)
 		}

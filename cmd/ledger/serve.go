@@ -138,6 +138,9 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (co
 	if cfg.location, err = time.LoadLocation(*tzFlag); err != nil {
 		return config{}, fmt.Errorf("--time-zone %q: %w", *tzFlag, err)
 	}
+	if err := domain.CheckDashboardZone(cfg.location, time.Now()); err != nil {
+		return config{}, fmt.Errorf("--time-zone %q: %w", *tzFlag, err)
+	}
 	switch *logFormat {
 	case "text":
 		cfg.logger = slog.New(slog.NewTextHandler(stderr, nil))

@@ -703,9 +703,12 @@ func (c *citySim) registerFamilies(ctx context.Context) error {
 // (GET /v1/venues/{id}) and add a sub-admin; each venue's scanner gets its
 // token.
 func (c *citySim) buildVenues(ctx context.Context) error {
-	if len(c.adults) > 0 {
-		if err := c.waitRead(ctx, "/v1/persons/"+c.people[c.adults[0]].id.String()); err != nil {
-			return fmt.Errorf("wait for the read models: %w", err)
+	for _, i := range c.adults { // the first registered (none: every registration was refused)
+		if p := c.people[i]; p.ok {
+			if err := c.waitRead(ctx, "/v1/persons/"+p.id.String()); err != nil {
+				return fmt.Errorf("wait for the read models: %w", err)
+			}
+			break
 		}
 	}
 	known, err := c.knownVenues(ctx)

@@ -232,3 +232,25 @@ func TestCityRefusesForeignKey(t *testing.T) {
 		t.Fatalf("the log holds events at %d", pos)
 	}
 }
+
+// TestCityRefusedRegistrations runs the city of one seed, then the same seed
+// with an --end years back against the same server: its people's documents
+// are registered already (their ids differ, as their birth dates are the
+// end's), so every registration is refused; the run ends saying so, not
+// with a request for the nil person's id ("wait for the read models: 400
+// id: must be a UUID").
+func TestCityRefusedRegistrations(t *testing.T) {
+	s := startCityServer(t)
+	end := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	runCity(t, "--url", s.url, "--people", "20", "--days", "1", "--seed", "5", "--end", end)
+	var out, errOut bytes.Buffer
+	err := loadgen(context.Background(), []string{"city", "--progress=false", "--url", s.url, "--people", "20", "--days", "1",
+		"--seed", "5", "--end", "2020-01-01T00:00:00Z"}, &out, &errOut, cityGetenv)
+	if err == nil || !strings.Contains(err.Error(), "register: 409") || strings.Contains(err.Error(), "UUID") {
+		t.Fatalf("second run: %v\n%s", err, errOut.String())
+	}
+	var sum citySummary
+	if jerr := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &sum); jerr != nil || sum.Errors != 20 || sum.Counts.People != 0 {
+		t.Fatalf("second run's summary (%v): %s", jerr, out.String())
+	}
+}

@@ -184,8 +184,10 @@ func (c *citySim) planDay(day int, midnight, from, to time.Time) (passes []cityP
 // day in batches (staff scans of personal codes read at the time, manual
 // entries), as a scanner that comes back online uploads them.
 func (c *citySim) history(ctx context.Context) error {
-	if err := c.waitRead(ctx, "/v1/venues/"+c.firstVenue().String()); err != nil {
-		return fmt.Errorf("wait for the read models: %w", err)
+	if first := c.firstVenue(); first != uuid.Nil { // none: no venue was approved
+		if err := c.waitRead(ctx, "/v1/venues/"+first.String()); err != nil {
+			return fmt.Errorf("wait for the read models: %w", err)
+		}
 	}
 	zone := time.FixedZone("CST", cityZoneOffset)
 	to := c.o.end.Add(-time.Minute)
