@@ -3,11 +3,11 @@ package http
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
-	"flag"
-	"maps"
 	"os"
 	"slices"
 	"strings"
