@@ -57,6 +57,10 @@ var (
 	// Dashboards read a venue's occupancy besides its staff and admins
 	// (MayReadVenueStaffView's also), and the dashboard's counts.
 	Dashboards = Roles{RoleDashboard}
+	// AlertPersonReaders see whom a district alert is about; the other
+	// readers of alerts (dashboards) see where and what, never who
+	// (AlertSeenBy).
+	AlertPersonReaders = Roles{RoleReviewer, RoleAdmin, RoleAnalyst}
 	// DistrictBound are the roles whose token may name one district
 	// (Actor.District): they then read and act only there (DistrictScope,
 	// InDistrict).
@@ -277,3 +281,13 @@ func MayProbePersons(a Actor) bool {
 // LookNeedsReason reports whether a must say why they look at a person's
 // movements: an analyst looks at other people's for a living.
 func LookNeedsReason(a Actor) bool { return a.Role == RoleAnalyst }
+
+// AlertSeenBy is alert as actor may see it: without its person for a role
+// outside AlertPersonReaders (a dashboard shows the city's denied passes,
+// not the people refused).
+func AlertSeenBy(actor Actor, alert Alert) Alert {
+	if !AlertPersonReaders.Allow(actor) {
+		alert.PersonID = uuid.Nil
+	}
+	return alert
+}

@@ -17,10 +17,13 @@ type alertsResponse struct {
 // first, for reviewers (of that district, when bound to one), admins,
 // dashboards and analysts.
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
+	a := actorOf(r)
 	return list(s, w, r, alertQueryOf, func(ctx context.Context, q alertQuery) ([]domain.Alert, error) {
 		return s.reads.Alerts(ctx, q.district, q.limit)
 	}, func(q alertQuery, alerts []domain.Alert, pos uint64) any {
-		return alertsResponse{District: q.district, Alerts: mapSlice(alerts, alertOf), Position: pos}
+		return alertsResponse{District: q.district, Alerts: mapSlice(alerts, func(v domain.Alert) alertJSON {
+			return alertOf(domain.AlertSeenBy(a, v))
+		}), Position: pos}
 	})
 }
 

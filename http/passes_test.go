@@ -374,6 +374,17 @@ func TestHealthFeedAndAlerts(t *testing.T) {
 		if len(al.Alerts) != 1 || al.Alerts[0].PassEventID != denied.EventID || al.Alerts[0].VenueID != w.venueA {
 			t.Fatalf("alerts = %+v", al)
 		}
+		// A dashboard sees where and what, never who; a reviewer sees whom.
+		raw := e.do("GET", "/v1/alerts?district=371302", dash, nil).Body.String()
+		if al.Alerts[0].PersonID != uuid.Nil || strings.Contains(raw, "person_id") {
+			t.Fatalf("a dashboard's alerts name the person: %s", raw)
+		}
+		rev := e.bearer(domain.Actor{Role: domain.RoleReviewer, Subject: "reviewer:li"})
+		rec := e.do("GET", "/v1/alerts?district=371302", rev, nil)
+		wantStatus(t, rec, 200)
+		if got := decodeJSON[alertsResponse](t, rec); len(got.Alerts) != 1 || got.Alerts[0].PersonID == uuid.Nil {
+			t.Fatalf("a reviewer's alerts: %+v, want the person named", got)
+		}
 		wantStatus(t, e.do("GET", "/v1/alerts", dash, nil), 400)
 		wantStatus(t, e.do("GET", "/v1/alerts?district=371302", w.visitor.Token, nil), 403)
 	})

@@ -127,7 +127,7 @@ type alertJSON struct {
 	EventID     uuid.UUID `json:"event_id"`
 	District    string    `json:"district"`
 	VenueID     uuid.UUID `json:"venue_id"`
-	PersonID    uuid.UUID `json:"person_id"`
+	PersonID    uuid.UUID `json:"person_id,omitzero"` // left out for a dashboard (domain.AlertSeenBy)
 	PassEventID uuid.UUID `json:"pass_event_id"`
 	CodeColour  string    `json:"code_colour"`
 	Decision    string    `json:"decision"`
