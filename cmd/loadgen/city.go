@@ -99,6 +99,12 @@ func city(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		if t.After(time.Now()) {
 			return errors.New("city: --end must not be in the future")
 		}
+		// The whole history must lie within the server's retention, as
+		// --days does for a history ending now.
+		if first := t.AddDate(0, 0, -o.days); time.Since(first) > maxCityDays*24*time.Hour {
+			return fmt.Errorf("city: --end %s with --days %d starts the history %s ago: passes must lie within the last %d days (the server's retention)",
+				*end, o.days, time.Since(first).Round(time.Hour), maxCityDays)
+		}
 		o.end = t
 	}
 	o.end = o.end.Truncate(time.Minute)

@@ -245,12 +245,26 @@ func TestCityRefusedRegistrations(t *testing.T) {
 	runCity(t, "--url", s.url, "--people", "20", "--days", "1", "--seed", "5", "--end", end)
 	var out, errOut bytes.Buffer
 	err := loadgen(context.Background(), []string{"city", "--progress=false", "--url", s.url, "--people", "20", "--days", "1",
-		"--seed", "5", "--end", "2020-01-01T00:00:00Z"}, &out, &errOut, cityGetenv)
+		"--seed", "5", "--end", time.Now().Add(-50*time.Hour).UTC().Format(time.RFC3339)}, &out, &errOut, cityGetenv)
 	if err == nil || !strings.Contains(err.Error(), "register: 409") || strings.Contains(err.Error(), "UUID") {
 		t.Fatalf("second run: %v\n%s", err, errOut.String())
 	}
 	var sum citySummary
 	if jerr := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &sum); jerr != nil || sum.Errors != 20 || sum.Counts.People != 0 {
 		t.Fatalf("second run's summary (%v): %s", jerr, out.String())
+	}
+}
+
+// TestCityEndWithinRetention: a history that would start before the
+// server's retention is refused before anything is sent.
+func TestCityEndWithinRetention(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := loadgen(context.Background(), []string{"city", "--progress=false", "--url", "http://127.0.0.1:1", "--days", "3",
+		"--end", time.Now().AddDate(0, 0, -26).UTC().Format(time.RFC3339)}, &out, &errOut, cityGetenv)
+	if err == nil || !strings.Contains(err.Error(), "retention") {
+		t.Fatalf("--end 26 days ago with --days 3: %v", err)
+	}
+	if out.Len() != 0 {
+		t.Fatalf("a refused run wrote %q", out.String())
 	}
 }
