@@ -245,7 +245,7 @@ func TestCityRefusedRegistrations(t *testing.T) {
 	runCity(t, "--url", s.url, "--people", "20", "--days", "1", "--seed", "5", "--end", end)
 	var out, errOut bytes.Buffer
 	err := loadgen(context.Background(), []string{"city", "--progress=false", "--url", s.url, "--people", "20", "--days", "1",
-		"--seed", "5", "--end", time.Now().Add(-50*time.Hour).UTC().Format(time.RFC3339)}, &out, &errOut, cityGetenv)
+		"--seed", "5", "--end", time.Now().Add(-50 * time.Hour).UTC().Format(time.RFC3339)}, &out, &errOut, cityGetenv)
 	if err == nil || !strings.Contains(err.Error(), "register: 409") || strings.Contains(err.Error(), "UUID") {
 		t.Fatalf("second run: %v\n%s", err, errOut.String())
 	}
