@@ -122,36 +122,7 @@ func (c DenseCity) stays() []denseStay {
 func (c DenseCity) Batches(ctx context.Context, size int, fn func(projections.Batch) error) error {
 	r := rand.New(rand.NewPCG(c.Seed, c.Seed^0x2545f4914f6cdd1d))
 	keys := NewKeyring()
-	open := projections.KeyringOpener(keys)
-	var (
-		pos  uint64
-		envs []domain.Envelope
-		last uint64
-	)
-	flush := func() error {
-		if len(envs) == 0 {
-			return nil
-		}
-		changes, err := projections.Prepare(ctx, envs, open)
-		if err != nil {
-			return err
-		}
-		e := envs[len(envs)-1]
-		b := projections.Batch{After: last, Changes: changes, Last: e.Position, LastRecordedAt: e.RecordedAt}
-		last = e.Position
-		envs = envs[:0]
-		return fn(b)
-	}
-	add := func(agg string, ev domain.Event, at time.Time) error {
-		pos++
-		e := generatedEnvelope(r, agg, ev, at)
-		e.Position, e.RecordedAt = pos, at.UTC()
-		envs = append(envs, e)
-		if len(envs) >= size {
-			return flush()
-		}
-		return nil
-	}
+	add, flush := denseBatcher(ctx, r, projections.KeyringOpener(keys), 0, size, fn)
 	at0 := Base.Add(-24 * time.Hour)
 	for i := range c.People {
 		id := c.PersonID(i)
@@ -185,10 +156,29 @@ func (c DenseCity) Batches(ctx context.Context, size int, fn func(projections.Ba
 // the projection of a live day's passes into a full table.
 func (c DenseCity) DayAfter(ctx context.Context, people int, after uint64, size int, fn func(projections.Batch) error) error {
 	r := rand.New(rand.NewPCG(c.Seed, c.Seed^0x7f4a7c159e3779b9))
-	open := projections.KeyringOpener(NewKeyring())
+	add, flush := denseBatcher(ctx, r, projections.KeyringOpener(NewKeyring()), after, size, fn)
+	day := time.Duration(c.Days) * 24 * time.Hour
+	usual := make([]int32, c.Usual)
+	stays := make([]denseStay, 0, people)
+	for p := range min(people, c.People) {
+		c.usualVenues(rand.New(rand.NewPCG(c.Seed, uint64(p))), usual)
+		start := day - time.Hour + time.Duration(r.IntN(3*3600))*time.Second
+		length := denseMinStay + time.Duration(r.IntN(int((denseMaxStay-denseMinStay)/time.Second)+1))*time.Second
+		stays = append(stays, denseStay{person: int32(p), venue: usual[r.IntN(len(usual))],
+			start: int32(start / time.Second), end: int32((start + length) / time.Second)})
+	}
+	return c.emitStays(stays, add, flush)
+}
+
+// denseBatcher returns add, which makes an envelope of an event at a
+// position after after (recorded when it happened), and flush, which hands
+// the envelopes made since the last flush to fn as one prepared batch; add
+// flushes every size envelopes.
+func denseBatcher(ctx context.Context, r *rand.Rand, open projections.Opener, after uint64, size int,
+	fn func(projections.Batch) error) (add func(string, domain.Event, time.Time) error, flush func() error) {
 	pos, last := after, after
 	var envs []domain.Envelope
-	flush := func() error {
+	flush = func() error {
 		if len(envs) == 0 {
 			return nil
 		}
@@ -202,7 +192,7 @@ func (c DenseCity) DayAfter(ctx context.Context, people int, after uint64, size 
 		envs = envs[:0]
 		return fn(b)
 	}
-	add := func(agg string, ev domain.Event, at time.Time) error {
+	add = func(agg string, ev domain.Event, at time.Time) error {
 		pos++
 		e := generatedEnvelope(r, agg, ev, at)
 		e.Position, e.RecordedAt = pos, at.UTC()
@@ -212,17 +202,7 @@ func (c DenseCity) DayAfter(ctx context.Context, people int, after uint64, size 
 		}
 		return nil
 	}
-	day := time.Duration(c.Days) * 24 * time.Hour
-	usual := make([]int32, c.Usual)
-	stays := make([]denseStay, 0, people)
-	for p := range min(people, c.People) {
-		c.usualVenues(rand.New(rand.NewPCG(c.Seed, uint64(p))), usual)
-		start := day - time.Hour + time.Duration(r.IntN(3*3600))*time.Second
-		length := denseMinStay + time.Duration(r.IntN(int((denseMaxStay-denseMinStay)/time.Second)+1))*time.Second
-		stays = append(stays, denseStay{person: int32(p), venue: usual[r.IntN(len(usual))],
-			start: int32(start / time.Second), end: int32((start + length) / time.Second)})
-	}
-	return c.emitStays(stays, add, flush)
+	return add, flush
 }
 
 // emitStays adds the stays' passes in time order, then flushes.
