@@ -141,16 +141,11 @@ func (s *Store) ensureDays(ctx context.Context, tx pgx.Tx, table string, list []
 // planner's estimate (pg_class.reltuples), the deleted ones exactly.
 func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.RetireStats, error) {
 	var st ledger.RetireStats
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.beginLocked(ctx)
 	if err != nil {
 		return st, fmt.Errorf("retire passes before %s: %w", before, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	var pos int64
-	var rec *time.Time
-	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, s.name).Scan(&pos, &rec); err != nil {
-		return st, fmt.Errorf("retire passes: lock position: %w", err)
-	}
 	if _, err := tx.Exec(ctx, `INSERT INTO `+s.schema+`.retirement (before) VALUES ($1)
 		ON CONFLICT (one) DO UPDATE SET before = GREATEST(retirement.before, EXCLUDED.before)`, before); err != nil {
 		return st, fmt.Errorf("retire passes: record cut-off: %w", err)
@@ -190,13 +185,13 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 			st.Alerts = rows
 		}
 	}
+	// The stays built from those passes go with them, in the same
+	// transaction.
+	if err := s.retireStays(ctx, tx, before); err != nil {
+		return st, fmt.Errorf("retire passes before %s: %w", before, err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return st, fmt.Errorf("retire passes before %s: commit: %w", before, err)
-	}
-	// The stays built from those passes go with them (a crash in between
-	// leaves them to the next sweep: both steps are idempotent).
-	if err := s.RetireStays(ctx, before); err != nil {
-		return st, fmt.Errorf("retire passes before %s: %w", before, err)
 	}
 	return st, nil
 }

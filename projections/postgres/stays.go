@@ -178,20 +178,21 @@ func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]s
 // deletes the stays that start before cutoff and builds again the stays of
 // those people at those venues near cutoff (an exit whose entry is gone is
 // a stay of its own now). Stays are movements: they must not outlive their
-// passes.
+// passes. RetirePasses does it inside its own transaction.
 func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.beginLocked(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("retire stays: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	var (
-		pos int64
-		rec *time.Time
-	)
-	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, s.name).Scan(&pos, &rec); err != nil {
-		return fmt.Errorf("retire stays: lock position: %w", err)
+	if err := s.retireStays(ctx, tx, cutoff); err != nil {
+		return err
 	}
+	return tx.Commit(ctx)
+}
+
+// retireStays is RetireStays inside tx, which holds the position row.
+func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, cutoff time.Time) error {
 	// One range of stays_venue_start per venue that has stays.
 	rows, err := tx.Query(ctx, s.sql(`DELETE FROM {s}.stays WHERE venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
 		AND start_at < $1 RETURNING person_id, venue_id`), cutoff)
@@ -214,7 +215,7 @@ func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
 	if err := s.refreshStays(ctx, tx, spans); err != nil {
 		return fmt.Errorf("retire stays: %w", err)
 	}
-	return tx.Commit(ctx)
+	return nil
 }
 
 // restay builds again the stays of each pair whose new passes (fresh, not
@@ -415,18 +416,11 @@ func parseStayRules(text string) (domain.StayRules, error) {
 // one transaction that holds the projection's position row (so no batch
 // is applied meanwhile), person by person in chunks.
 func (s *Store) rebuildStays(ctx context.Context) error {
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.beginLocked(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("build stays: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	var (
-		pos int64
-		rec *time.Time
-	)
-	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, s.name).Scan(&pos, &rec); err != nil {
-		return fmt.Errorf("build stays: lock position: %w", err)
-	}
 	var rules string
 	err = tx.QueryRow(ctx, s.sql(`SELECT rules FROM {s}.stay_state`)).Scan(&rules)
 	if err == nil && rules == s.rulesKey {
@@ -627,4 +621,23 @@ func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
 		return nil, readErr("%s: %w", what, err)
 	}
 	return out, nil
+}
+
+// beginLocked begins a transaction that holds the projection's position
+// row (lockCheckpoint), so that no batch is applied until it ends: the
+// work on stays and retired passes that must not interleave with Apply.
+func (s *Store) beginLocked(ctx context.Context) (pgx.Tx, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		pos int64
+		rec *time.Time
+	)
+	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, s.name).Scan(&pos, &rec); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("lock position: %w", err)
+	}
+	return tx, nil
 }
