@@ -161,6 +161,10 @@ func (s *Store) rebuildDedup(ctx context.Context) (map[string]uint64, error) {
 	rctx, cancel := withTimeout(ctx)
 	defer cancel()
 	known := make(map[string]uint64, len(allPackSubjects))
+	var (
+		end     uint64    // the last pack's sequence: where the rebuild ends
+		endTime time.Time // and when it was stored
+	)
 	for _, subj := range allPackSubjects {
 		var m *jetstream.RawStreamMsg
 		err := s.untilAnswered(rctx, func(ctx context.Context) (err error) {
@@ -170,20 +174,16 @@ func (s *Store) rebuildDedup(ctx context.Context) (map[string]uint64, error) {
 		switch {
 		case err == nil:
 			known[subj] = m.Sequence
+			if m.Sequence > end {
+				end, endTime = m.Sequence, m.Time
+			}
 		case !errors.Is(err, jetstream.ErrMsgNotFound):
 			return nil, fmt.Errorf("eventstore: rebuild dedup table: last pack on %s: %w", subj, err)
 		}
 	}
-	info, err := s.streamInfo(rctx, s.stream)
-	if err != nil {
-		return nil, fmt.Errorf("eventstore: rebuild dedup table: stream info: %w", err)
-	}
-	if info.State.Msgs == 0 {
-		return known, nil
-	}
 	start := time.Now().Add(-s.o.DuplicateWindow)
-	if !info.State.LastTime.IsZero() && info.State.LastTime.Before(start) {
-		return known, nil // nothing written within the window
+	if end == 0 || endTime.Before(start) {
+		return known, nil // no pack written within the window
 	}
 	cons, err := s.js.OrderedConsumer(rctx, StreamName, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{packSubjects},
@@ -195,9 +195,6 @@ func (s *Store) rebuildDedup(ctx context.Context) (map[string]uint64, error) {
 		return nil, fmt.Errorf("eventstore: rebuild dedup table: consumer: %w", err)
 	}
 	defer s.deleteConsumer(cons)
-	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
-		return known, nil
-	}
 	var (
 		mu     sync.Mutex
 		done   = make(chan error, 1)
@@ -238,7 +235,9 @@ func (s *Store) rebuildDedup(ctx context.Context) (map[string]uint64, error) {
 			finish(fmt.Errorf("pack at %d: %w", seq, err))
 			return
 		}
-		if meta.NumPending == 0 {
+		// The end is the leader's last pack, not NumPending == 0: the
+		// consumer sits on one replica, which may lag the leader.
+		if seq >= end {
 			stopped = true
 			finish(nil)
 		}
@@ -252,8 +251,8 @@ func (s *Store) rebuildDedup(ctx context.Context) (map[string]uint64, error) {
 	}
 	select {
 	case err = <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
+	case <-rctx.Done():
+		err = rctx.Err()
 	}
 	cc.Stop()
 	mu.Lock()

@@ -30,6 +30,11 @@ const (
 	// consumerInactive is how long the server keeps a scan's consumer
 	// after its reader went away without deleting it.
 	consumerInactive = 30 * time.Second
+
+	// quietCheck is how long a bounded scan waits on a consumer that has
+	// delivered everything it has, short of the scan's end, before it asks
+	// the leader whether that end is still there.
+	quietCheck = 250 * time.Millisecond
 )
 
 // Load returns one aggregate's events in order and its version: the position
@@ -143,7 +148,7 @@ func (s *Store) Read(ctx context.Context, filter string, from uint64, fn func([]
 	if s.isClosed() {
 		return ErrClosed
 	}
-	last, err := s.lastSeq(ctx)
+	last, err := s.lastOf(ctx, sel)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", filter, err)
 	}
@@ -209,18 +214,20 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 		return fmt.Errorf("ordered consumer: %w", err)
 	}
 	defer s.deleteConsumer(cons)
-	if info := cons.CachedInfo(); bounded && info != nil && info.NumPending == 0 {
-		return nil
-	}
 
 	var (
 		mu      sync.Mutex // held while the handler runs
 		stopped atomic.Bool
 		done    = make(chan error, 1)
 		last    = from // position of the last event handled
+		seen    uint64 // stream sequence of the last message handled
+		quiet   time.Time
 		buf     []domain.Envelope
 		in      = make(interner)
 	)
+	if fromSeq, _ := SeqOf(from); fromSeq > 0 {
+		seen = fromSeq - 1
+	}
 	finish := func(err error) {
 		if stopped.CompareAndSwap(false, true) {
 			done <- err
@@ -249,6 +256,7 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 		if lastSeq, _ := SeqOf(last); seq < lastSeq {
 			return // redelivered after a consumer reset
 		}
+		seen, quiet = seq, time.Time{}
 		if bounded && seq > upTo {
 			finish(flush())
 			return
@@ -272,7 +280,10 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 		if p := PositionOf(seq, n-1); p > last {
 			last = p
 		}
-		end := bounded && (meta.NumPending == 0 || seq >= upTo)
+		// A bounded scan ends at upTo, never on NumPending alone: the
+		// consumer sits on one replica, which may not have all that
+		// the leader acknowledged yet (its pending count is its own).
+		end := bounded && seq >= upTo
 		if len(buf) >= deliverBatch || meta.NumPending == 0 || end {
 			if err := flush(); err != nil {
 				finish(err)
@@ -281,6 +292,8 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 		}
 		if end {
 			finish(nil)
+		} else if bounded && meta.NumPending == 0 {
+			quiet = time.Now()
 		}
 	}
 	cc, err := cons.Consume(handler,
@@ -295,14 +308,45 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		stopped.Store(true)
-		err = ctx.Err()
-	case <-s.done:
-		stopped.Store(true)
-		err = ErrClosed
+	// A bounded scan whose consumer has gone quiet short of upTo asks the
+	// leader again: upTo may have expired or been retired since (a replica
+	// that lags catches up on its own, and is only waited for).
+	var check <-chan time.Time
+	if bounded {
+		t := time.NewTicker(quietCheck)
+		defer t.Stop()
+		check = t.C
+	}
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-ctx.Done():
+			stopped.Store(true)
+			err = ctx.Err()
+			break wait
+		case <-s.done:
+			stopped.Store(true)
+			err = ErrClosed
+			break wait
+		case <-check:
+			mu.Lock()
+			since, at := quiet, seen
+			mu.Unlock()
+			if !since.IsZero() && time.Since(since) < quietCheck || at >= upTo {
+				continue
+			}
+			now, lerr := s.lastOf(ctx, sel)
+			mu.Lock()
+			switch {
+			case lerr != nil:
+				finish(lerr)
+			case now <= seen:
+				finish(flush())
+			}
+			mu.Unlock()
+		}
 	}
 	cc.Stop()
 	// Wait until a handler that is running has returned, so fn is never
@@ -455,6 +499,31 @@ func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("last position: %w", err)
 	}
 	return PositionOf(last, max(n, 1)-1), nil
+}
+
+// lastOf returns the stream sequence of the last message sel reads (0 when
+// there is none), from the stream's leader: a bounded scan's end.
+func (s *Store) lastOf(ctx context.Context, sel selection) (uint64, error) {
+	if len(sel.subjects) == 0 {
+		return s.lastSeq(ctx)
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var last uint64
+	for _, subj := range sel.subjects {
+		var m *jetstream.RawStreamMsg
+		err := s.untilAnswered(ctx, func(ctx context.Context) (err error) {
+			m, err = s.stream.GetLastMsgForSubject(ctx, subj)
+			return err
+		})
+		switch {
+		case err == nil:
+			last = max(last, m.Sequence)
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			return 0, fmt.Errorf("last message on %s: %w", subj, err)
+		}
+	}
+	return last, nil
 }
 
 // lastSeq returns the stream's last sequence.
