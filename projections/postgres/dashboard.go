@@ -1,8 +1,11 @@
 package postgres
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -12,36 +15,52 @@ import (
 )
 
 // countPasses adds a batch's new passes to the dashboard's counts
-// (migrations/0007_dashboard.sql) in Apply's transaction: one statement,
-// whatever the batch's size. What a pass counts (domain.CountPass) and its
-// hour (domain.PassHour) are decided here in Go; the venue's district and
-// type come from the venues table.
+// (migrations/0007_dashboard.sql) and to who is inside (0010_presence.sql)
+// in Apply's transaction: one statement, whatever the batch's size. What a
+// pass counts (domain.CountPass), its hour (domain.PassHour) and whether it
+// moves a person in or out (Occupancy's rule: an exit, or an entry let in)
+// are decided here in Go; the venue's district and type come from the
+// venues table.
 func (s *Store) countPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
 	n := len(cs)
 	var (
-		hours    = make([]time.Time, n)
-		at       = make([]time.Time, n)
-		venues   = make([]uuid.UUID, n)
-		denied   = make([]int64, n)
-		abnormal = make([]int64, n)
+		hours     = make([]time.Time, n)
+		at        = make([]time.Time, n)
+		venues    = make([]uuid.UUID, n)
+		denied    = make([]int64, n)
+		abnormal  = make([]int64, n)
+		persons   = make([]uuid.UUID, n)
+		positions = make([]int64, n)
+		moves     = make([]bool, n)
+		inside    = make([]bool, n)
 	)
 	for i, c := range cs {
 		ev := c.Event.(*domain.PassRecorded)
 		k := domain.CountPass(*ev)
 		hours[i], at[i], venues[i], denied[i], abnormal[i] = domain.PassHour(c.OccurredAt), c.OccurredAt, ev.VenueID, k.Denied, k.Abnormal
+		persons[i], positions[i] = ev.PersonID, int64(c.Position)
+		inside[i] = ev.Direction == domain.DirectionIn && ev.Decision == domain.DecisionPass
+		moves[i] = inside[i] || ev.Direction == domain.DirectionOut
 	}
-	if _, err := tx.Exec(ctx, s.sql(countPassesSQL), hours, at, venues, denied, abnormal); err != nil {
+	if _, err := tx.Exec(ctx, s.sql(countPassesSQL), hours, at, venues, denied, abnormal, persons, positions, moves, inside); err != nil {
 		return fmt.Errorf("count passes for the dashboard: %w", err)
 	}
 	return nil
 }
 
 const countPassesSQL = `WITH b AS (
-		SELECT b.hour, b.at, b.venue_id, b.denied, b.abnormal,
+		SELECT b.hour, b.at, b.venue_id, b.denied, b.abnormal, b.person_id, b.position, b.moves, b.inside,
 			coalesce(v.district, '') AS district, coalesce(v.type, '') AS venue_type
-		FROM unnest($1::timestamptz[], $2::timestamptz[], $3::uuid[], $4::bigint[], $5::bigint[])
-			AS b(hour, at, venue_id, denied, abnormal)
+		FROM unnest($1::timestamptz[], $2::timestamptz[], $3::uuid[], $4::bigint[], $5::bigint[],
+				$6::uuid[], $7::bigint[], $8::boolean[], $9::boolean[])
+			AS b(hour, at, venue_id, denied, abnormal, person_id, position, moves, inside)
 		LEFT JOIN {s}.venues v ON v.venue_id = b.venue_id),
+	presence AS (
+		INSERT INTO {s}.presence AS p (venue_id, person_id, at, position, inside)
+		SELECT DISTINCT ON (venue_id, person_id) venue_id, person_id, at, position, inside FROM b WHERE moves
+		ORDER BY venue_id, person_id, at DESC, position DESC
+		ON CONFLICT (venue_id, person_id) DO UPDATE SET at = EXCLUDED.at, position = EXCLUDED.position, inside = EXCLUDED.inside
+		WHERE (EXCLUDED.at, EXCLUDED.position) > (p.at, p.position)),
 	hours AS (
 		INSERT INTO {s}.dashboard_hours AS h (hour, district, venue_type, passes, denied, abnormal)
 		SELECT hour, district, venue_type, count(*), sum(denied), sum(abnormal) FROM b GROUP BY 1, 2, 3
@@ -62,7 +81,23 @@ const (
 	dashHeldSQL          = `SELECT coalesce(sum(passes), 0) FROM {s}.dashboard_held WHERE $1 = '' OR district = $1`
 	dashPendingVenuesSQL = `SELECT count(*) FROM {s}.venues WHERE status = 'pending' AND ($1 = '' OR district = $1)`
 	dashPendingDeclsSQL  = `SELECT count(*) FROM {s}.declarations WHERE queued AND kind <> '' AND status = $2 AND ($1 = '' OR district = $1)`
-	dashOccupancyTopSQL  = `WITH d(type, secs) AS (SELECT * FROM unnest($2::text[], $3::float8[]))
+	// The busiest venues, in two parts whose lists Dashboard merges. A
+	// venue with no pass after Now counts its presence rows inside within
+	// its dwell (each is its person's newest move there, at or before
+	// Now); one with a later pass (a dashboard of the past: none at the
+	// present) reads its passes within the dwell, each person's last one.
+	dashOccupancyNowSQL = `WITH d(type, secs) AS (SELECT * FROM unnest($2::text[], $3::float8[])),
+		p AS (SELECT venue_id, at FROM {s}.presence
+			WHERE inside AND at > $1::timestamptz - $4::float8 * interval '1 second' AND at <= $1::timestamptz)
+		SELECT v.venue_id, v.name, v.type, v.district, count(*) AS n
+		FROM p
+		JOIN {s}.venues v ON v.venue_id = p.venue_id
+		JOIN d ON d.type = v.type AND p.at > $1::timestamptz - d.secs * interval '1 second'
+		WHERE ($5::text = '' OR v.district = $5::text)
+			AND NOT EXISTS (SELECT FROM {s}.dashboard_venues dv WHERE dv.venue_id = p.venue_id AND dv.last_at > $1::timestamptz)
+		GROUP BY v.venue_id
+		ORDER BY n DESC, v.venue_id LIMIT $6` // the memory store's order: uuids compare as bytes
+	dashOccupancyPastSQL = `WITH d(type, secs) AS (SELECT * FROM unnest($2::text[], $3::float8[]))
 		SELECT v.venue_id, v.name, v.type, v.district, o.n
 		FROM {s}.dashboard_venues dv
 		JOIN {s}.venues v ON v.venue_id = dv.venue_id
@@ -74,9 +109,8 @@ const (
 					AND (p.direction = 'out' OR p.decision = 'pass')
 				ORDER BY person_id, at DESC, position DESC) last
 			WHERE direction = 'in') o
-		WHERE dv.last_at > $1::timestamptz - $4::float8 * interval '1 second' AND dv.last_at > $1::timestamptz - d.secs * interval '1 second'
-			AND ($5::text = '' OR v.district = $5::text) AND o.n > 0
-		ORDER BY o.n DESC, v.venue_id LIMIT $6` // the memory store's order: uuids compare as bytes
+		WHERE dv.last_at > $1::timestamptz AND ($4::text = '' OR v.district = $4::text) AND o.n > 0
+		ORDER BY o.n DESC, v.venue_id LIMIT $5`
 )
 
 // Dashboard implements ledger.ReadModel: the counts Apply keeps, the
@@ -138,7 +172,7 @@ func (s *Store) Dashboard(ctx context.Context, q domain.DashboardQuery) (domain.
 		return row.Scan(&out.PendingDeclarations)
 	})
 	if q.Top > 0 {
-		b.Queue(s.sql(dashOccupancyTopSQL), q.Now, types, secs, longest, q.District, q.Top).Query(func(rows pgx.Rows) error {
+		top := func(rows pgx.Rows) error {
 			for rows.Next() {
 				var v domain.VenueOccupancy
 				var n int64
@@ -149,11 +183,17 @@ func (s *Store) Dashboard(ctx context.Context, q domain.DashboardQuery) (domain.
 				out.OccupancyTop = append(out.OccupancyTop, v)
 			}
 			return rows.Err()
-		})
+		}
+		b.Queue(s.sql(dashOccupancyNowSQL), q.Now, types, secs, longest, q.District, q.Top).Query(top)
+		b.Queue(s.sql(dashOccupancyPastSQL), q.Now, types, secs, q.District, q.Top).Query(top)
 	}
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 		return out, readErr("dashboard: %w", err)
 	}
+	slices.SortFunc(out.OccupancyTop, func(a, b domain.VenueOccupancy) int {
+		return cmp.Or(cmp.Compare(b.Occupancy, a.Occupancy), bytes.Compare(a.VenueID[:], b.VenueID[:]))
+	})
+	out.OccupancyTop = out.OccupancyTop[:min(len(out.OccupancyTop), q.Top)]
 	if !from.IsZero() {
 		for h := from; h.Before(to); h = h.Add(time.Hour) {
 			hc := domain.HourCounts{Hour: h.UTC()}

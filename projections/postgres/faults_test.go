@@ -97,6 +97,7 @@ func digest(t *testing.T, schema string) map[string]string {
 		"dashboard_hours":  "hour, district, venue_type",
 		"dashboard_held":   "district, day",
 		"dashboard_venues": "venue_id",
+		"presence":         "venue_id, person_id",
 	}
 	out := map[string]string{}
 	for table, key := range tables {

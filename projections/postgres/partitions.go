@@ -185,10 +185,14 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 			st.Alerts = rows
 		}
 	}
-	// The stays built from those passes go with them, in the same
-	// transaction.
+	// The stays and the presence rows built from those passes go with
+	// them, in the same transaction (a presence row is its pair's newest
+	// pass: one before the cut-off has no pass left).
 	if err := s.retireStays(ctx, tx, before); err != nil {
 		return st, fmt.Errorf("retire passes before %s: %w", before, err)
+	}
+	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.presence WHERE at < $1`), before); err != nil {
+		return st, fmt.Errorf("retire presence before %s: %w", before, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return st, fmt.Errorf("retire passes before %s: commit: %w", before, err)

@@ -1,0 +1,65 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/projections"
+	"github.com/google/uuid"
+)
+
+// TestPresenceKeepsNewestAndRetires: the presence table (who is inside)
+// holds each pair's newest pass that moves a person, whatever order the
+// passes arrive in (an offline batch late), leaves a refused entry out, and
+// goes with the passes a retirement deletes.
+func TestPresenceKeepsNewestAndRetires(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	venue, a, b := uuid.New(), uuid.New(), uuid.New()
+	day := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
+	pos := uint64(0)
+	pass := func(person uuid.UUID, dir, decision string, at time.Time) projections.Change {
+		pos++
+		return projections.Change{EventID: uuid.New(), Type: domain.TypePassRecorded, Aggregate: domain.PassAggregate(venue, person),
+			Position: pos, OccurredAt: at, Event: &domain.PassRecorded{VenueID: venue, PersonID: person,
+				Direction: dir, Method: "self_scan", Decision: decision}}
+	}
+	apply := func(cs ...projections.Change) {
+		t.Helper()
+		if _, err := s.Apply(ctx, projections.Batch{Changes: cs, Last: pos}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(pass(a, "in", "pass", day), pass(a, "out", "pass", day.Add(time.Hour)), pass(b, "in", "pass", day.Add(26*time.Hour)))
+	// Late: a's earlier entry again, and a refused entry after the exit.
+	apply(pass(a, "in", "pass", day.Add(30*time.Minute)), pass(a, "in", "deny", day.Add(2*time.Hour)))
+	rows := func() map[uuid.UUID]bool {
+		t.Helper()
+		out := map[uuid.UUID]bool{}
+		r, err := testPool.Query(ctx, `SELECT person_id, inside FROM `+s.Schema()+`.presence WHERE venue_id = $1`, venue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for r.Next() {
+			var p uuid.UUID
+			var in bool
+			if err := r.Scan(&p, &in); err != nil {
+				t.Fatal(err)
+			}
+			out[p] = in
+		}
+		return out
+	}
+	if got := rows(); len(got) != 2 || got[a] || !got[b] {
+		t.Fatalf("presence %v: want a outside (its exit is its newest move), b inside", got)
+	}
+	if _, err := s.RetirePasses(ctx, day.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := rows(); len(got) != 1 || !got[b] {
+		t.Fatalf("presence after retiring the first day: %v, want b alone", got)
+	}
+}
