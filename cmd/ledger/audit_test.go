@@ -142,7 +142,8 @@ func TestAuditVerifyFindsATruncatedChain(t *testing.T) {
 }
 
 // TestRootKeyOutsideTheDataDir: with --nats-url the service refuses a root
-// key from the data dir (and makes none there), and runs with --key-file;
+// key from the data dir (and makes none there), and a --key-file others
+// may read, and runs with a --key-file its owner's only;
 // `token issue --key-file` signs tokens it accepts, and a token signed with
 // another key is refused.
 func TestRootKeyOutsideTheDataDir(t *testing.T) {
@@ -174,8 +175,20 @@ func TestRootKeyOutsideTheDataDir(t *testing.T) {
 		t.Fatalf("serve --nats-url with the data dir's key: %v", err)
 	}
 
+	// A key file its group or others may read is refused at start, naming
+	// the file, its mode and the fix.
 	keyFile := filepath.Join(t.TempDir(), "root.key")
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("cd", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve("--key-file", keyFile); err == nil || !strings.Contains(err.Error(), keyFile) ||
+		!strings.Contains(err.Error(), "mode 0644") || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("serve --key-file readable by all: %v", err)
+	}
+	if err := os.Chmod(keyFile, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := startService(t, dir, nil, "--nats-url", srv.ClientURL(), "--key-file", keyFile)
