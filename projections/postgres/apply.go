@@ -117,33 +117,33 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 			return cp, err
 		}
 	}
-	if err := s.applyOthers(ctx, tx, others); err != nil {
-		return cp, err
-	}
-	if err := s.applyHealth(ctx, tx, health); err != nil {
-		return cp, err
-	}
-	if err := s.applyAlerts(ctx, tx, alerts); err != nil {
-		return cp, err
-	}
-	inserted, err := s.applyPasses(ctx, tx, passes)
-	if err != nil {
-		return cp, err
-	}
-	if err := s.applyStays(ctx, tx, inserted); err != nil {
-		return cp, err
-	}
-	if err := s.applyAudit(ctx, tx, audits); err != nil {
-		return cp, err
-	}
-	if err := s.applyAuditChain(ctx, tx, chain); err != nil {
-		return cp, err
+	// In this order: the passes' stays after the passes.
+	for _, w := range []struct {
+		apply func(context.Context, pgx.Tx, []*projections.Change) error
+		cs    []*projections.Change
+	}{
+		{s.applyOthers, others}, {s.applyHealth, health}, {s.applyAlerts, alerts},
+		{s.applyPassesAndStays, passes}, {s.applyAudit, audits}, {s.applyAuditChain, chain},
+	} {
+		if err := w.apply(ctx, tx, w.cs); err != nil {
+			return cp, err
+		}
 	}
 	next, err := s.commitBatch(ctx, tx, b)
 	if err != nil {
 		return cp, err
 	}
 	return next, nil
+}
+
+// applyPassesAndStays COPYs the batch's new passes and keeps the stays they
+// change.
+func (s *Store) applyPassesAndStays(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
+	inserted, err := s.applyPasses(ctx, tx, cs)
+	if err != nil {
+		return err
+	}
+	return s.applyStays(ctx, tx, inserted)
 }
 
 // commitBatch records b's last position (and when it was recorded) as the
@@ -327,7 +327,12 @@ func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	lo, hi := cs[0].OccurredAt, cs[0].OccurredAt
 	for i, c := range cs {
 		ids[i] = c.EventID
-		lo, hi = minTime(lo, c.OccurredAt), maxTime(hi, c.OccurredAt)
+		if c.OccurredAt.Before(lo) {
+			lo = c.OccurredAt
+		}
+		if c.OccurredAt.After(hi) {
+			hi = c.OccurredAt
+		}
 	}
 	skip, err := queryIDs(ctx, tx, "find stored passes", s.q.storedPasses, ids,
 		lo.Add(-storedPassesSlack), hi.Add(storedPassesSlack))
@@ -362,20 +367,6 @@ func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 // looks the id up first); their times are the client's (equal) or the
 // server's at each decision (seconds apart). A day is far more than that.
 const storedPassesSlack = 24 * time.Hour
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
 
 // passSource feeds COPY from a batch's new passes.
 type passSource struct {

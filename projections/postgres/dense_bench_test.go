@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -13,9 +12,8 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
-	"github.com/checkin-ledger/ledger/domain/pii"
-	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/postgres"
 	"github.com/checkin-ledger/ledger/projections/storetest"
@@ -244,15 +242,10 @@ func BenchmarkDenseHistory14d(b *testing.B) {
 func BenchmarkDenseTrace(b *testing.B) {
 	s, c := loadedDense(b)
 	ctx := context.Background()
-	es, err := eventstore.Open(ctx, eventstore.Options{Dir: b.TempDir(), MasterKey: bytes.Repeat([]byte{7}, 32)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer es.Close()
-	hasher, err := pii.NewHasher(bytes.Repeat([]byte{9}, 32))
-	if err != nil {
-		b.Fatal(err)
-	}
+	// The ledger of the test stack (its event store takes the audit events),
+	// reading the store under benchmark instead of the stack's read models.
+	env := ledgertest.Start(b, ledgertest.Options{NoProjector: true, Dwell: domain.DefaultDwell,
+		Now: func() time.Time { return storetest.Base.Add(15 * 24 * time.Hour) }})
 	// Both paths give the same answer on the dense city (the contract suite
 	// holds both to a brute force on a smaller, stranger city).
 	rules := domain.StayRules{Dwell: domain.DefaultDwell}
@@ -276,8 +269,8 @@ func BenchmarkDenseTrace(b *testing.B) {
 	for _, depth := range []int{1, 2} {
 		for _, path := range []string{"passes", "stays"} {
 			b.Run(fmt.Sprintf("depth=%d/%s", depth, path), func(b *testing.B) {
-				l := &ledger.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: reads[path], Dwell: domain.DefaultDwell,
-					Now: func() time.Time { return storetest.Base.Add(15 * 24 * time.Hour) }}
+				l := *env.Ledger
+				l.Reads = reads[path]
 				analyst := domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:bench"}
 				var contacts, people, traces int
 				latencies(b, func(r *rand.Rand) error {
