@@ -24,24 +24,9 @@ import (
 // by reviewer: n audited actions.
 func reviewVenues(t *testing.T, base, reviewer string, n int) {
 	t.Helper()
-	var reg struct {
-		Token string `json:"token"`
-	}
-	if code, _, raw := call(t, "POST", base+"/v1/persons", "", map[string]any{
-		"name": "王经理", "id_type": "resident_id", "id_number": residentID(7), "phone": "13800000007"}, &reg); code != http.StatusCreated {
-		t.Fatalf("register: %d %s", code, raw)
-	}
+	manager := register(t, base, "王经理", 7)
 	for i := range n {
-		var v struct {
-			VenueID string `json:"venue_id"`
-		}
-		if code, _, raw := call(t, "POST", base+"/v1/venues", reg.Token, map[string]any{"name": fmt.Sprintf("沂河超市%d", i),
-			"type": "supermarket", "district": "371302", "address": "兰山区沂河路1号", "lat": 35.05, "lng": 118.35}, &v); code != http.StatusCreated {
-			t.Fatalf("apply: %d %s", code, raw)
-		}
-		if code, _, raw := call(t, "POST", base+"/v1/venues/"+v.VenueID+"/review", reviewer, map[string]any{"decision": "approve"}, nil); code != http.StatusOK {
-			t.Fatalf("review: %d %s", code, raw)
-		}
+		approvedVenue(t, base, manager, reviewer, fmt.Sprintf("沂河超市%d", i))
 	}
 }
 
