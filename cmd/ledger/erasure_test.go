@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,24 +24,6 @@ import (
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/google/uuid"
 )
-
-// syncBuffer is a bytes.Buffer safe for the service's concurrent log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
 
 // startApp is startService keeping the app (for its keyring and facts) and
 // writing the service's log lines to logs.
@@ -149,7 +130,7 @@ func TestErasureLeavesNothing(t *testing.T) {
 	t.Logf("read models: %s", which)
 	dir := t.TempDir()
 	env := map[string]string{"DATABASE_URL": dbURL}
-	logs := &syncBuffer{}
+	logs := &ledgertest.Logs{}
 	s, a := startApp(t, dir, env, logs)
 	admin := issue(t, dir, "--role", "admin", "--subject", "ops")
 	reviewer := issue(t, dir, "--role", "reviewer", "--subject", "wang")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,3 +191,27 @@ func Eventually(tb testing.TB, cond func() bool) {
 		tb.Fatalf("condition not met within %s", Wait)
 	}
 }
+
+// Logs collects log lines written from many goroutines at once (a
+// service's, its handlers', its reactions'), for a test to read back.
+type Logs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// Bytes is a copy of what was written so far.
+func (l *Logs) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
+}
+
+// String is what was written so far.
+func (l *Logs) String() string { return string(l.Bytes()) }

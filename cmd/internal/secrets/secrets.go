@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -54,6 +55,22 @@ type Source struct {
 	Create  bool
 	// External: the log is not in the data dir (a shared NATS cluster).
 	External bool
+}
+
+// Flags are the --data and --key-file flags of a command that needs the
+// root key of a ledger it does not run (token issue, loadgen).
+type Flags struct{ DataDir, KeyFile string }
+
+// Register adds --data and --key-file to fs.
+func (f *Flags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&f.DataDir, "data", "./data", "the ledger's data dir, holding its root key (without --key-file or LEDGER_TOKEN_KEY)")
+	fs.StringVar(&f.KeyFile, "key-file", "", "the root key's file outside the data dir (as `ledger serve --key-file`)")
+}
+
+// Load returns the keys derived from the root secret the flags, or the
+// environment (getenv), name; it creates none.
+func (f Flags) Load(getenv func(string) string) (Keys, error) {
+	return Load(Source{DataDir: f.DataDir, KeyFile: f.KeyFile, Getenv: getenv})
 }
 
 // Load returns the keys derived from the root secret src names.
