@@ -189,11 +189,7 @@ func (s *Store) applyOthers(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	if len(cs) == 0 {
 		return nil
 	}
-	ids := make([]uuid.UUID, len(cs))
-	positions := make([]int64, len(cs))
-	for i, c := range cs {
-		ids[i], positions[i] = c.EventID, int64(c.Position)
-	}
+	ids, positions := eventColumns(cs)
 	fresh, err := queryIDs(ctx, tx, "mark applied", s.q.markApplied, ids, positions)
 	if err != nil {
 		return err
@@ -214,6 +210,16 @@ func (s *Store) applyOthers(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 		return fmt.Errorf("apply registrations and venue changes: %w", err)
 	}
 	return nil
+}
+
+// eventColumns are cs's event ids and log positions: the first two arrays
+// of every multi-row statement.
+func eventColumns(cs []*projections.Change) ([]uuid.UUID, []int64) {
+	ids, pos := make([]uuid.UUID, len(cs)), make([]int64, len(cs))
+	for i, c := range cs {
+		ids[i], pos[i] = c.EventID, int64(c.Position)
+	}
+	return ids, pos
 }
 
 func nullUUID(id uuid.UUID) *uuid.UUID {
@@ -269,9 +275,8 @@ func (s *Store) applyHealth(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 		return nil
 	}
 	n := len(cs)
+	ids, pos := eventColumns(cs)
 	var (
-		ids     = make([]uuid.UUID, n)
-		pos     = make([]int64, n)
 		hashes  = make([]string, n)
 		at      = make([]time.Time, n)
 		colours = make([]string, n)
@@ -281,8 +286,8 @@ func (s *Store) applyHealth(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	)
 	for i, c := range cs {
 		ev := c.Event.(*domain.HealthStatusRecorded)
-		ids[i], pos[i], hashes[i], at[i] = c.EventID, int64(c.Position), ev.IDHash, c.OccurredAt
-		colours[i], nats[i], natAt[i], doses[i] = ev.CodeColour, ev.NATResult, nullTime(ev.NATAt), int32(ev.VaccineDoses)
+		hashes[i], at[i], colours[i] = ev.IDHash, c.OccurredAt, ev.CodeColour
+		nats[i], natAt[i], doses[i] = ev.NATResult, nullTime(ev.NATAt), int32(ev.VaccineDoses)
 	}
 	if _, err := tx.Exec(ctx, s.q.insertHealth, ids, pos, hashes, at, colours, nats, natAt, doses); err != nil {
 		return fmt.Errorf("insert health records: %w", err)
@@ -295,9 +300,8 @@ func (s *Store) applyAlerts(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 		return nil
 	}
 	n := len(cs)
+	ids, pos := eventColumns(cs)
 	var (
-		ids       = make([]uuid.UUID, n)
-		pos       = make([]int64, n)
 		districts = make([]string, n)
 		venues    = make([]uuid.UUID, n)
 		persons   = make([]uuid.UUID, n)
@@ -309,7 +313,7 @@ func (s *Store) applyAlerts(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	)
 	for i, c := range cs {
 		ev := c.Event.(*domain.AlertRaised)
-		ids[i], pos[i], districts[i], venues[i], persons[i] = c.EventID, int64(c.Position), ev.District, ev.VenueID, ev.PersonID
+		districts[i], venues[i], persons[i] = ev.District, ev.VenueID, ev.PersonID
 		passIDs[i], colours[i], decisions[i], reasons[i], at[i] = ev.PassEventID, ev.CodeColour, ev.Decision, ev.Reason, c.OccurredAt
 	}
 	if _, err := tx.Exec(ctx, s.q.insertAlerts, ids, pos, districts, venues, persons, passIDs, colours, decisions, reasons, at); err != nil {

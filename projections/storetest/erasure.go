@@ -44,7 +44,7 @@ func testPersonErased(t *testing.T, f *feeder) {
 	}
 	before := slices.Concat([]domain.Envelope{greg, kreg, oreg, va, approve}, passes, decls)
 	f.apply(before...)
-	if p := must(f.s.Person(ctx, gid))(t); p.NameMasked != "欧*" || p.Erased {
+	if p := Must(f.s.Person(ctx, gid))(t); p.NameMasked != "欧*" || p.Erased {
 		t.Fatalf("before the erasure: %+v", p)
 	}
 
@@ -60,7 +60,7 @@ func testPersonErased(t *testing.T, f *feeder) {
 			id   uuid.UUID
 			hash string
 		}{{gid, ghash}, {kid, khash}} {
-			p := must(s.Person(ctx, c.id))(t)
+			p := Must(s.Person(ctx, c.id))(t)
 			if !p.Erased || p.NameMasked != projections.ErasedMasks.Name || p.IDMasked != projections.ErasedMasks.IDNumber || p.IDHash != "" {
 				t.Fatalf("erased person %s: %+v", c.id, p)
 			}
@@ -68,18 +68,18 @@ func testPersonErased(t *testing.T, f *feeder) {
 				t.Fatalf("erased person found by their document: %v", err)
 			}
 		}
-		facts := must(s.PassFacts(ctx, ledger.PassFactsQuery{Persons: []uuid.UUID{gid, other}, IDHashes: []string{ghash, khash, ohash}}))(t)
+		facts := Must(s.PassFacts(ctx, ledger.PassFactsQuery{Persons: []uuid.UUID{gid, other}, IDHashes: []string{ghash, khash, ohash}}))(t)
 		if _, ok := facts.ByIDHash[ghash]; ok || len(facts.ByIDHash) != 1 || facts.ByIDHash[ohash] != other {
 			t.Fatalf("pass facts by document hash: %v", facts.ByIDHash)
 		}
 		if p := facts.Persons[gid]; !p.Erased || p.NameMasked != "" {
 			t.Fatalf("pass facts of the erased person: %+v", p)
 		}
-		if p := must(s.Person(ctx, other))(t); p.Erased || p.NameMasked != "钱*" || p.IDMasked != "110***********8888" {
+		if p := Must(s.Person(ctx, other))(t); p.Erased || p.NameMasked != "钱*" || p.IDMasked != "110***********8888" {
 			t.Fatalf("another person: %+v", p)
 		}
 		// The passes stay, anonymous.
-		es := must(s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t)
+		es := Must(s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t)
 		if len(es) != 4 {
 			t.Fatalf("entries after the erasure: %d, want 4", len(es))
 		}
@@ -89,22 +89,22 @@ func testPersonErased(t *testing.T, f *feeder) {
 				t.Fatalf("entry %+v", e)
 			}
 		}
-		if vs := must(s.Trace(ctx, gid, time.Time{}, time.Time{}))(t); len(vs) != 2 {
+		if vs := Must(s.Trace(ctx, gid, time.Time{}, time.Time{}))(t); len(vs) != 2 {
 			t.Fatalf("the erased person's passes as anonymous facts: %d, want 2", len(vs))
 		}
-		names := must(s.PersonNames(ctx, []uuid.UUID{gid, kid, other}))(t)
+		names := Must(s.PersonNames(ctx, []uuid.UUID{gid, kid, other}))(t)
 		if want := map[uuid.UUID]string{gid: "", kid: "", other: "钱*"}; !reflect.DeepEqual(names, want) {
 			t.Fatalf("names %v, want %v", names, want)
 		}
-		pts := must(s.PassesAtVenues(ctx, []domain.VenueWindow{{VenueID: v, From: Base, To: t0.Add(3 * time.Hour)}}, time.Time{}))(t)
+		pts := Must(s.PassesAtVenues(ctx, []domain.VenueWindow{{VenueID: v, From: Base, To: t0.Add(3 * time.Hour)}}, time.Time{}))(t)
 		if len(pts) != 4 {
 			t.Fatalf("co-presence facts: %d passes, want 4", len(pts))
 		}
-		a := must(s.Declaration(ctx, arrivalID))(t)
+		a := Must(s.Declaration(ctx, arrivalID))(t)
 		if a.Arrival == nil || a.Arrival.Origin != "" || a.Arrival.ArrivalDate != "2022-03-02" {
 			t.Fatalf("arrival of an erased declarant: %+v", a.Arrival)
 		}
-		tr := must(s.Declaration(ctx, truckID))(t)
+		tr := Must(s.Declaration(ctx, truckID))(t)
 		if tr.Truck == nil || tr.Truck.PlateNumber != "" || tr.Truck.ContactName != "" || tr.Truck.ContactPhone != "***" || tr.Truck.LogisticsPark != "园" {
 			t.Fatalf("truck pass of an erased driver: %+v", tr.Truck)
 		}

@@ -53,7 +53,7 @@ func testRetention(t *testing.T, f *feeder) {
 
 	entries := func() []uuid.UUID {
 		t.Helper()
-		return entryIDs(must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t))
+		return entryIDs(Must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t))
 	}
 	if got := entries(); len(got) != 6 {
 		t.Fatalf("before retirement: %d entries, want 6", len(got))
@@ -63,14 +63,14 @@ func testRetention(t *testing.T, f *feeder) {
 	// hourly counts stay (anonymous aggregates). A store that keeps no
 	// dashboard (the command-side facts) counts nothing.
 	dashQ := domain.DashboardQuery{From: hour(-1, 0), To: hour(5, 0), Now: hour(5, 0)}
-	dash0 := must(f.s.Dashboard(ctx, dashQ))(t)
+	dash0 := Must(f.s.Dashboard(ctx, dashQ))(t)
 	keepsDashboard := dash0.PassesHeld != 0
 	counted := int64(6) // every pass applied, expired or not
 	if keepsDashboard && (dash0.PassesHeld != 6 || dash0.Total.Passes != 6) {
 		t.Fatalf("dashboard before retirement: %d held, %d counted, want 6 and 6", dash0.PassesHeld, dash0.Total.Passes)
 	}
 
-	st := must(f.s.RetirePasses(ctx, before))(t)
+	st := Must(f.s.RetirePasses(ctx, before))(t)
 	// A store that drops whole days counts them by estimate: at least
 	// the partial day's pass (deleted one by one), at most the four.
 	if st.Passes < 1 || st.Passes > 4 || st.Alerts > 1 {
@@ -80,7 +80,7 @@ func testRetention(t *testing.T, f *feeder) {
 	check := func(t *testing.T, kept ...domain.Envelope) {
 		t.Helper()
 		if keepsDashboard {
-			d := must(f.s.Dashboard(ctx, dashQ))(t)
+			d := Must(f.s.Dashboard(ctx, dashQ))(t)
 			if d.PassesHeld != int64(len(kept)) || d.Total.Passes != counted {
 				t.Fatalf("dashboard after retirement: %d held, %d counted, want %d and %d (the hours stay)", d.PassesHeld, d.Total.Passes, len(kept), counted)
 			}
@@ -92,18 +92,18 @@ func testRetention(t *testing.T, f *feeder) {
 		}
 		var visits []uuid.UUID
 		for _, p := range []uuid.UUID{zhang, li} {
-			for _, vi := range must(f.s.Trace(ctx, p, time.Time{}, time.Time{}))(t) {
+			for _, vi := range Must(f.s.Trace(ctx, p, time.Time{}, time.Time{}))(t) {
 				visits = append(visits, vi.EventID)
 			}
 		}
 		if !sameSet(visits, want) {
 			t.Fatalf("trace: got %v, want %v", visits, want)
 		}
-		win := must(f.s.PassesAtVenues(ctx, []domain.VenueWindow{{VenueID: v, From: hour(-1, 0), To: hour(5, 0)}}, time.Time{}))(t)
+		win := Must(f.s.PassesAtVenues(ctx, []domain.VenueWindow{{VenueID: v, From: hour(-1, 0), To: hour(5, 0)}}, time.Time{}))(t)
 		if got := ids(win, func(p domain.PassPoint) uuid.UUID { return p.EventID }); !sameSet(got, want) {
 			t.Fatalf("venue window: got %v, want %v", got, want)
 		}
-		pp := must(f.s.PassesOfPersons(ctx, []uuid.UUID{zhang, li}, hour(-1, 0), hour(5, 0), time.Time{}))(t)
+		pp := Must(f.s.PassesOfPersons(ctx, []uuid.UUID{zhang, li}, hour(-1, 0), hour(5, 0), time.Time{}))(t)
 		if got := ids(pp, func(p domain.PassPoint) uuid.UUID { return p.EventID }); !sameSet(got, want) {
 			t.Fatalf("person windows: got %v, want %v", got, want)
 		}
@@ -111,43 +111,43 @@ func testRetention(t *testing.T, f *feeder) {
 		if _, ok, err := f.s.Pass(ctx, p1.ID); ok || err != nil {
 			t.Fatalf("expired pass by id: ok=%v err=%v", ok, err)
 		}
-		byID := must(f.s.Passes(ctx, append(slices.Clone(gone), p4.ID)))(t)
+		byID := Must(f.s.Passes(ctx, append(slices.Clone(gone), p4.ID)))(t)
 		if _, ok := byID[p4.ID]; !ok || len(byID) != 1 {
 			t.Fatalf("passes by id: %d answered, want only the kept one", len(byID))
 		}
-		facts := must(f.s.PassFacts(ctx, ledger.PassFactsQuery{EventIDs: gone}))(t)
+		facts := Must(f.s.PassFacts(ctx, ledger.PassFactsQuery{EventIDs: gone}))(t)
 		if len(facts.Stored) != 0 {
 			t.Fatalf("pass facts hold %d expired passes", len(facts.Stored))
 		}
-		al := must(f.s.Alerts(ctx, "371302", 0))(t)
+		al := Must(f.s.Alerts(ctx, "371302", 0))(t)
 		if len(al) != 1 || al[0].EventID != a4.ID || al[0].PassEventID != p4.ID {
 			t.Fatalf("alerts: %+v, want only the kept pass's", al)
 		}
 		// What does not expire stays.
-		if pv := must(f.s.Person(ctx, zhang))(t); pv.ID != zhang || pv.IDMasked == "" {
+		if pv := Must(f.s.Person(ctx, zhang))(t); pv.ID != zhang || pv.IDMasked == "" {
 			t.Fatalf("person after retirement: %+v", pv)
 		}
-		if vv := must(f.s.Venue(ctx, v))(t); vv.ID != v || vv.Status != "approved" {
+		if vv := Must(f.s.Venue(ctx, v))(t); vv.ID != v || vv.Status != "approved" {
 			t.Fatalf("venue after retirement: %+v", vv)
 		}
-		if dv := must(f.s.Declaration(ctx, declID))(t); dv.ID != declID {
+		if dv := Must(f.s.Declaration(ctx, declID))(t); dv.ID != declID {
 			t.Fatalf("declaration after retirement: %+v", dv)
 		}
 		if _, ok := must2(t)(f.s.Health(ctx, "hash-"+zhang.String())); !ok {
 			t.Fatal("health record gone with the passes")
 		}
-		if au := must(f.s.Audit(ctx, domain.AuditQuery{}))(t); len(au) != 1 || au[0].EventID != look.ID {
+		if au := Must(f.s.Audit(ctx, domain.AuditQuery{}))(t); len(au) != 1 || au[0].EventID != look.ID {
 			t.Fatalf("audit after retirement: %+v", au)
 		}
 	}
 	t.Run("expired passes and alerts gone, the rest kept", func(t *testing.T) { check(t, p4, p5) })
 
 	t.Run("idempotent", func(t *testing.T) {
-		if st := must(f.s.RetirePasses(ctx, before))(t); st != (ledger.RetireStats{}) {
+		if st := Must(f.s.RetirePasses(ctx, before))(t); st != (ledger.RetireStats{}) {
 			t.Fatalf("second retirement removed %+v", st)
 		}
 		// An older cut-off changes nothing either.
-		if st := must(f.s.RetirePasses(ctx, hour(0, 0)))(t); st != (ledger.RetireStats{}) {
+		if st := Must(f.s.RetirePasses(ctx, hour(0, 0)))(t); st != (ledger.RetireStats{}) {
 			t.Fatalf("older retirement removed %+v", st)
 		}
 		check(t, p4, p5)
