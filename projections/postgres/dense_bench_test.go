@@ -271,26 +271,40 @@ func BenchmarkDenseTrace(b *testing.B) {
 			b.Run(fmt.Sprintf("depth=%d/%s", depth, path), func(b *testing.B) {
 				l := *env.Ledger
 				l.Reads = reads[path]
-				analyst := domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:bench"}
-				var contacts, people, traces int
-				latencies(b, func(r *rand.Rand) error {
-					res, err := l.Trace(ctx, analyst, domain.TraceQuery{
+				benchTraces(b, &l, func(r *rand.Rand) domain.TraceQuery {
+					return domain.TraceQuery{
 						PersonID: c.PersonID(r.IntN(c.People)), From: storetest.Base.Add(-2 * time.Hour), To: storetest.Base.Add(14 * 24 * time.Hour),
 						Depth: depth, MinOverlap: 15 * time.Minute, Buffer: 5 * time.Minute, Reason: "benchmark",
-					})
-					if err == nil && res.Index.Visits != c.StaysEach {
-						err = fmt.Errorf("person %v has %d stays, want %d", res.Index.PersonID, res.Index.Visits, c.StaysEach)
 					}
-					contacts += len(res.Contacts)
-					people += res.Index.Contacts + res.Index.SecondContacts
-					traces++
-					return err
+				}, func(res ledger.TraceResult) error {
+					if res.Index.Visits != c.StaysEach {
+						return fmt.Errorf("person %v has %d stays, want %d", res.Index.PersonID, res.Index.Visits, c.StaysEach)
+					}
+					return nil
 				})
-				b.ReportMetric(float64(contacts)/float64(traces), "contacts/trace")
-				b.ReportMetric(float64(people)/float64(traces), "people/trace")
 			})
 		}
 	}
+}
+
+// benchTraces times l.Trace of the queries query draws, as an analyst,
+// failing on an error or on an answer check refuses, and reports the
+// co-presences and the people found per trace.
+func benchTraces(b *testing.B, l *ledger.Ledger, query func(*rand.Rand) domain.TraceQuery, check func(ledger.TraceResult) error) {
+	analyst := domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:bench"}
+	var contacts, people, traces int
+	latencies(b, func(r *rand.Rand) error {
+		res, err := l.Trace(context.Background(), analyst, query(r))
+		if err == nil {
+			err = check(res)
+		}
+		contacts += len(res.Contacts)
+		people += res.Index.Contacts + res.Index.SecondContacts
+		traces++
+		return err
+	})
+	b.ReportMetric(float64(contacts)/float64(traces), "contacts/trace")
+	b.ReportMetric(float64(people)/float64(traces), "people/trace")
 }
 
 // passReadsOnly shows a store only as a ledger.ReadModel: the trace then
