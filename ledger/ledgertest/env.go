@@ -15,6 +15,7 @@ import (
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/token"
+	"github.com/google/uuid"
 )
 
 // Options adjust the stack Start builds. The zero value is what most tests
@@ -160,6 +161,21 @@ func (e *Env) LastPosition(tb testing.TB) uint64 {
 		tb.Fatalf("last position: %v", err)
 	}
 	return p
+}
+
+// Seal seals plain with person's data key (created when they have none
+// yet), as a registration's personal fields are sealed in the log.
+func (e *Env) Seal(tb testing.TB, person uuid.UUID, plain string) domain.Sealed {
+	tb.Helper()
+	key, err := e.Store.Key(context.Background(), person, true)
+	if err != nil {
+		tb.Fatalf("data key of %s: %v", person, err)
+	}
+	sealed, err := domain.SealField(key, plain)
+	if err != nil {
+		tb.Fatalf("seal: %v", err)
+	}
+	return sealed
 }
 
 // Wait is how long Eventually and WaitApplied wait before failing a test.

@@ -278,14 +278,7 @@ func TestFamilyMemberRegisteredDuringTheErasure(t *testing.T) {
 	late := func(g uuid.UUID) (uuid.UUID, domain.Envelope) {
 		t.Helper()
 		member := uuid.New()
-		key, err := h.Store.Key(h.ctx, member, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name, err := domain.SealField(key, "唐小宝")
-		if err != nil {
-			t.Fatal(err)
-		}
+		name := h.Seal(t, member, "唐小宝")
 		env, err := domain.NewEnvelope(domain.PersonAggregate(member), domain.PersonRegistered{PersonID: member, IDType: idcard.ResidentID,
 			IDHash: "hash-" + member.String(), Name: name, IDNumber: name, GuardianID: g, Relation: domain.RelationChild}, domain.Meta{Actor: "person:" + g.String()}, time.Now())
 		if err != nil {
