@@ -64,7 +64,7 @@ type Flags struct{ DataDir, KeyFile string }
 // Register adds --data and --key-file to fs.
 func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.DataDir, "data", "./data", "the ledger's data dir, holding its root key (without --key-file or LEDGER_TOKEN_KEY)")
-	fs.StringVar(&f.KeyFile, "key-file", "", "the root key's file outside the data dir (as `ledger serve --key-file`)")
+	fs.StringVar(&f.KeyFile, "key-file", "", "the root key's file outside the data dir, readable by its owner only (as `ledger serve --key-file`)")
 }
 
 // Load returns the keys derived from the root secret the flags, or the
