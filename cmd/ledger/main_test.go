@@ -32,15 +32,18 @@ type service struct {
 // 127.0.0.1:0 [flags]` would, runs it and returns once it is ready.
 func startService(t *testing.T, dir string, env map[string]string, flags ...string) *service {
 	t.Helper()
-	return startServiceWith(t, dir, env, flags, nil)
+	return startServiceWith(t, dir, env, nil, flags, nil)
 }
 
-// startServiceWith is startService with more flags, and tweak (when not
-// nil) adjusting the parsed config.
-func startServiceWith(t *testing.T, dir string, env map[string]string, flags []string, tweak func(*config)) *service {
+// startServiceWith is startService writing the service's log lines to logs
+// (nil: nowhere), and tweak (when not nil) adjusting the parsed config.
+func startServiceWith(t *testing.T, dir string, env map[string]string, logs io.Writer, flags []string, tweak func(*config)) *service {
 	t.Helper()
+	if logs == nil {
+		logs = io.Discard
+	}
 	getenv := func(k string) string { return env[k] }
-	cfg, err := parseServe(append([]string{"--data", dir, "--http", "127.0.0.1:0"}, flags...), io.Discard, getenv)
+	cfg, err := parseServe(append([]string{"--data", dir, "--http", "127.0.0.1:0"}, flags...), logs, getenv)
 	if err != nil {
 		t.Fatalf("serve flags: %v", err)
 	}

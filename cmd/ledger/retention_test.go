@@ -34,7 +34,7 @@ func TestRetentionWhileRunning(t *testing.T) {
 func testRetention(t *testing.T, flags []string) {
 	const retention = 4 * time.Second
 	dir := t.TempDir()
-	s := startServiceWith(t, dir, nil, append([]string{"--retention", retention.String()}, flags...),
+	s := startServiceWith(t, dir, nil, nil, append([]string{"--retention", retention.String()}, flags...),
 		func(c *config) { c.sweepInterval = 200 * time.Millisecond })
 	reviewer := issue(t, dir, "--role", "reviewer", "--subject", "wang")
 	analyst := issue(t, dir, "--role", "analyst", "--subject", "li")
