@@ -53,8 +53,7 @@ func TestErasePerson(t *testing.T) {
 	h := newHarness(t)
 	vid, _ := h.approvedVenue(domain.ApplyVenue{})
 	guardian, number := h.register("欧阳娜娜")
-	kid, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
-		Name: "欧阳小娜", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	kid, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, h.child("欧阳小娜"))
 	if err != nil {
 		t.Fatal(err)
 	}

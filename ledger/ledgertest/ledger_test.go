@@ -53,6 +53,11 @@ func (h *harness) newResidentID() string {
 	return first + string(c)
 }
 
+// child is the registration of a child named name with a fresh resident ID.
+func (h *harness) child(name string) domain.AddFamilyMember {
+	return domain.AddFamilyMember{Name: name, IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild}
+}
+
 // register registers a citizen and returns their id and ID number.
 func (h *harness) register(name string) (uuid.UUID, string) {
 	h.tb.Helper()
@@ -209,7 +214,7 @@ func TestVerifyPerson(t *testing.T) {
 func TestFamilyMembers(t *testing.T) {
 	h := newHarness(t)
 	guardian, _ := h.register("张父")
-	member := domain.AddFamilyMember{Name: "张小", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild}
+	member := h.child("张小")
 	_, err := h.Ledger.AddFamilyMember(h.ctx, person(uuid.New()), guardian, member)
 	wantKind(t, err, domain.ErrForbidden)
 	bad := member
@@ -225,8 +230,7 @@ func TestFamilyMembers(t *testing.T) {
 	wantKind(t, err, domain.ErrConflict)
 
 	// A dependant cannot register dependants of their own.
-	_, err = h.Ledger.AddFamilyMember(h.ctx, person(res.ID), res.ID, domain.AddFamilyMember{
-		Name: "张孙", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	_, err = h.Ledger.AddFamilyMember(h.ctx, person(res.ID), res.ID, h.child("张孙"))
 	wantKind(t, err, domain.ErrConflict)
 
 	h.caughtUp(res.Position)
@@ -465,8 +469,7 @@ func TestFamilyPass(t *testing.T) {
 	vid, _ := h.approvedVenue(domain.ApplyVenue{RequireGreen: true})
 	guardian, number := h.register("张父")
 	h.health(number, domain.ColourGreen, domain.NATNone, time.Time{})
-	child, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
-		Name: "张小", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	child, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, h.child("张小"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -724,8 +727,7 @@ func TestDeclareArrival(t *testing.T) {
 	h := newHarness(t)
 	guardian, _ := h.register("孙母")
 	stranger, _ := h.register("周某")
-	kid, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
-		Name: "孙小", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	kid, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, h.child("孙小"))
 	if err != nil {
 		t.Fatal(err)
 	}

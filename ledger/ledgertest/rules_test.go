@@ -333,8 +333,7 @@ func TestRejectedIdentity(t *testing.T) {
 	_, refused["be a sub-admin"] = h.Ledger.AddSubAdmin(h.ctx, person(manager), vid, p)
 	_, refused["declare"] = h.Ledger.DeclareArrival(h.ctx, person(p), arrival())
 	_, refused["file a truck pass"] = h.Ledger.DeclareTruckPass(h.ctx, person(p), truck())
-	_, refused["register family"] = h.Ledger.AddFamilyMember(h.ctx, person(p), p, domain.AddFamilyMember{Name: "张小三",
-		IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	_, refused["register family"] = h.Ledger.AddFamilyMember(h.ctx, person(p), p, h.child("张小三"))
 	for what, err := range refused {
 		if !errors.Is(err, domain.ErrForbidden) {
 			t.Errorf("a rejected person may %s: %v, want forbidden", what, err)
@@ -366,8 +365,7 @@ func TestFamilyCap(t *testing.T) {
 	g, _ := h.register("张三")
 	h.caughtUp(h.lastPosition())
 	add := func() error {
-		_, err := h.Ledger.AddFamilyMember(h.ctx, person(g), g, domain.AddFamilyMember{Name: "张小三",
-			IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+		_, err := h.Ledger.AddFamilyMember(h.ctx, person(g), g, h.child("张小三"))
 		return err
 	}
 	for i := range domain.MaxFamilyMembers {
