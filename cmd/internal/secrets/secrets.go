@@ -41,7 +41,7 @@ const EnvKey = "LEDGER_TOKEN_KEY"
 
 // Source says where the root secret may come from, in this order: the
 // environment (EnvKey), a key file outside the data dir (KeyFile, the
-// `--key-file` flag; refused unless only its owner may read and write it),
+// `--key-file` flag; refused when its group or others have any access),
 // or the data dir's own KeyFile, created on first start
 // when Create is set. Setting both the environment and KeyFile is refused:
 // one deployment has one root secret. With External set (the log lives on a
@@ -67,8 +67,8 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.KeyFile, "key-file", "", "the root key's file outside the data dir, readable by its owner only (as `ledger serve --key-file`)")
 }
 
-// Load returns the keys derived from the root secret the flags, or the
-// environment (getenv), name; it creates none.
+// Load returns the keys derived from the root secret named by the flags or
+// the environment (getenv); it never creates one.
 func (f Flags) Load(getenv func(string) string) (Keys, error) {
 	return Load(Source{DataDir: f.DataDir, KeyFile: f.KeyFile, Getenv: getenv})
 }
@@ -160,7 +160,7 @@ func readKeyFile(path string, private bool, missing string) ([]byte, error) {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
 		if mode := st.Mode().Perm(); mode&0o077 != 0 {
-			return nil, fmt.Errorf("--key-file %s has mode %04o: its group or others may read the root key; make it its owner's only (`chmod 600 %s`)", path, mode, path)
+			return nil, fmt.Errorf("--key-file %s has mode %04o: its group or others may read or change the root key; make it its owner's only (`chmod 600 %s`)", path, mode, path)
 		}
 	}
 	b, err := io.ReadAll(f)
