@@ -42,9 +42,9 @@ const EnvKey = "LEDGER_TOKEN_KEY"
 // Source says where the root secret may come from, in this order: the
 // environment (EnvKey), a key file outside the data dir (KeyFile, the
 // `--key-file` flag; refused when its group or others have any access),
-// or the data dir's own KeyFile, created on first start
-// when Create is set. Setting both the environment and KeyFile is refused:
-// one deployment has one root secret. With External set (the log lives on a
+// or the data dir's own KeyFile, created on first start when Create is
+// set. Setting both the environment and KeyFile is refused: one deployment
+// has one root secret. With External set (the log lives on a
 // shared NATS, `--nats-url`) the data dir's key is refused: each replica
 // would make its own, and a copy of the data dir (a backup) would carry the
 // key that unseals everything beside the data it protects.
