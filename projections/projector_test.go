@@ -12,6 +12,7 @@ import (
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
+	"github.com/checkin-ledger/ledger/projections/storetest"
 	"github.com/google/uuid"
 )
 
@@ -197,4 +198,19 @@ func TestKeyringOpenerFailures(t *testing.T) {
 	if m, err := projections.Mask(ctx, &other, projections.KeyringOpener(es)); err != nil || m != projections.ErasedMasks {
 		t.Fatalf("wrong key: %+v %v", m, err)
 	}
+}
+
+// BenchmarkPrepare decodes pass envelopes on one core: the part of a replay
+// that domain.Decode (encoding/json) costs.
+func BenchmarkPrepare(b *testing.B) {
+	l := storetest.Generate(100, 10, 10_000, 1, 1)
+	envs := l.Envelopes[120:]
+	open := projections.KeyringOpener(l.Keys)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := projections.Prepare(context.Background(), envs, open); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(envs))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

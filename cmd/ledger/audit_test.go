@@ -24,24 +24,9 @@ import (
 // by reviewer: n audited actions.
 func reviewVenues(t *testing.T, base, reviewer string, n int) {
 	t.Helper()
-	var reg struct {
-		Token string `json:"token"`
-	}
-	if code, _, raw := call(t, "POST", base+"/v1/persons", "", map[string]any{
-		"name": "王经理", "id_type": "resident_id", "id_number": residentID(7), "phone": "13800000007"}, &reg); code != http.StatusCreated {
-		t.Fatalf("register: %d %s", code, raw)
-	}
+	manager := register(t, base, "王经理", 7)
 	for i := range n {
-		var v struct {
-			VenueID string `json:"venue_id"`
-		}
-		if code, _, raw := call(t, "POST", base+"/v1/venues", reg.Token, map[string]any{"name": fmt.Sprintf("沂河超市%d", i),
-			"type": "supermarket", "district": "371302", "address": "兰山区沂河路1号", "lat": 35.05, "lng": 118.35}, &v); code != http.StatusCreated {
-			t.Fatalf("apply: %d %s", code, raw)
-		}
-		if code, _, raw := call(t, "POST", base+"/v1/venues/"+v.VenueID+"/review", reviewer, map[string]any{"decision": "approve"}, nil); code != http.StatusOK {
-			t.Fatalf("review: %d %s", code, raw)
-		}
+		approvedVenue(t, base, manager, reviewer, fmt.Sprintf("沂河超市%d", i))
 	}
 }
 
@@ -142,7 +127,8 @@ func TestAuditVerifyFindsATruncatedChain(t *testing.T) {
 }
 
 // TestRootKeyOutsideTheDataDir: with --nats-url the service refuses a root
-// key from the data dir (and makes none there), and runs with --key-file;
+// key from the data dir (and makes none there), and a --key-file others
+// may read, and runs with a --key-file its owner's only;
 // `token issue --key-file` signs tokens it accepts, and a token signed with
 // another key is refused.
 func TestRootKeyOutsideTheDataDir(t *testing.T) {
@@ -174,8 +160,20 @@ func TestRootKeyOutsideTheDataDir(t *testing.T) {
 		t.Fatalf("serve --nats-url with the data dir's key: %v", err)
 	}
 
+	// A key file its group or others may read is refused at start, naming
+	// the file, its mode and the fix.
 	keyFile := filepath.Join(t.TempDir(), "root.key")
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("cd", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve("--key-file", keyFile); err == nil || !strings.Contains(err.Error(), keyFile) ||
+		!strings.Contains(err.Error(), "mode 0644") || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("serve --key-file readable by all: %v", err)
+	}
+	if err := os.Chmod(keyFile, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := startService(t, dir, nil, "--nats-url", srv.ClientURL(), "--key-file", keyFile)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,48 +23,6 @@ import (
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/google/uuid"
 )
-
-// syncBuffer is a bytes.Buffer safe for the service's concurrent log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
-// startApp is startService keeping the app (for its keyring and facts) and
-// writing the service's log lines to logs.
-func startApp(t *testing.T, dir string, env map[string]string, logs io.Writer) (*service, *app) {
-	t.Helper()
-	cfg, err := parseServe([]string{"--data", dir, "--http", "127.0.0.1:0"}, logs, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("serve flags: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := open(ctx, cfg)
-	if err != nil {
-		cancel()
-		t.Fatalf("open the app: %v", err)
-	}
-	s := &service{base: "http://" + a.Addr().String(), cancel: cancel, done: make(chan error, 1), data: dir}
-	go func() {
-		err := a.Run(ctx)
-		s.done <- errors.Join(err, a.Close())
-	}()
-	t.Cleanup(func() { s.stop(t) })
-	waitReady(t, s.base)
-	return s, a
-}
 
 // idNumber is a valid resident ID of region and birth date with sequence seq.
 func idNumber(t *testing.T, region, birth, seq string) string {
@@ -149,8 +105,9 @@ func TestErasureLeavesNothing(t *testing.T) {
 	t.Logf("read models: %s", which)
 	dir := t.TempDir()
 	env := map[string]string{"DATABASE_URL": dbURL}
-	logs := &syncBuffer{}
-	s, a := startApp(t, dir, env, logs)
+	logs := &ledgertest.Logs{}
+	s := startServiceWith(t, dir, env, logs, nil, nil)
+	a := s.app
 	admin := issue(t, dir, "--role", "admin", "--subject", "ops")
 	reviewer := issue(t, dir, "--role", "reviewer", "--subject", "wang")
 	analyst := issue(t, dir, "--role", "analyst", "--subject", "li")
@@ -420,6 +377,6 @@ func TestErasureLeavesNothing(t *testing.T) {
 			t.Fatalf("projections rebuild: %v\n%s", err, out.String())
 		}
 	}
-	s, _ = startApp(t, dir, env, logs)
+	s = startServiceWith(t, dir, env, logs, nil, nil)
 	look("after a rebuild and a restart")
 }

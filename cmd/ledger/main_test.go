@@ -32,15 +32,18 @@ type service struct {
 // 127.0.0.1:0 [flags]` would, runs it and returns once it is ready.
 func startService(t *testing.T, dir string, env map[string]string, flags ...string) *service {
 	t.Helper()
-	return startServiceWith(t, dir, env, flags, nil)
+	return startServiceWith(t, dir, env, nil, flags, nil)
 }
 
-// startServiceWith is startService with more flags, and tweak (when not
-// nil) adjusting the parsed config.
-func startServiceWith(t *testing.T, dir string, env map[string]string, flags []string, tweak func(*config)) *service {
+// startServiceWith is startService writing the service's log lines to logs
+// (nil: nowhere), and tweak (when not nil) adjusting the parsed config.
+func startServiceWith(t *testing.T, dir string, env map[string]string, logs io.Writer, flags []string, tweak func(*config)) *service {
 	t.Helper()
+	if logs == nil {
+		logs = io.Discard
+	}
 	getenv := func(k string) string { return env[k] }
-	cfg, err := parseServe(append([]string{"--data", dir, "--http", "127.0.0.1:0"}, flags...), io.Discard, getenv)
+	cfg, err := parseServe(append([]string{"--data", dir, "--http", "127.0.0.1:0"}, flags...), logs, getenv)
 	if err != nil {
 		t.Fatalf("serve flags: %v", err)
 	}
@@ -279,6 +282,51 @@ func decodeJSON(resp *http.Response, out any) {
 
 // residentID returns a valid resident ID number for seq (idcard.Sample).
 func residentID(seq int) string { return idcard.Sample(seq) }
+
+// person is a person registered through the API.
+type person struct{ id, token string }
+
+// register registers name through the API with resident ID seq.
+func register(t *testing.T, base, name string, seq int) person {
+	t.Helper()
+	var reg struct {
+		PersonID string `json:"person_id"`
+		Token    string `json:"token"`
+	}
+	if code, _, raw := call(t, "POST", base+"/v1/persons", "", map[string]any{
+		"name": name, "id_type": "resident_id", "id_number": residentID(seq), "phone": fmt.Sprintf("138000000%02d", seq),
+	}, &reg); code != http.StatusCreated {
+		t.Fatalf("register %s: %d %s", name, code, raw)
+	}
+	return person{reg.PersonID, reg.Token}
+}
+
+// approvedVenue has manager apply for a supermarket named name in district
+// 371302 and reviewer approve it; it returns the venue's id and its code,
+// read as of the approval.
+func approvedVenue(t *testing.T, base string, manager person, reviewer, name string) (id, code string) {
+	t.Helper()
+	var venue struct {
+		VenueID string `json:"venue_id"`
+		Code    string `json:"code"`
+	}
+	if code, _, raw := call(t, "POST", base+"/v1/venues", manager.token, map[string]any{
+		"name": name, "type": "supermarket", "district": "371302", "address": "临沂市兰山区沂河路1号", "lat": 35.05, "lng": 118.35,
+	}, &venue); code != http.StatusCreated {
+		t.Fatalf("apply: %d %s", code, raw)
+	}
+	var review struct {
+		Position uint64 `json:"position"`
+	}
+	if code, _, raw := call(t, "POST", base+"/v1/venues/"+venue.VenueID+"/review", reviewer, map[string]any{"decision": "approve"}, &review); code != http.StatusOK {
+		t.Fatalf("review: %d %s", code, raw)
+	}
+	call(t, "GET", fmt.Sprintf("%s/v1/venues/%s?min_position=%d", base, venue.VenueID, review.Position), manager.token, nil, &venue)
+	if venue.Code == "" {
+		t.Fatal("venue has no code after approval")
+	}
+	return venue.VenueID, venue.Code
+}
 
 // TestOpenFailsCleanly: when open fails after the event store is up (here:
 // the API address cannot be bound) it returns the error, having closed what

@@ -45,16 +45,15 @@ var (
 // newMetrics registers the service's metrics and Go's runtime and process
 // collectors on reg.
 func newMetrics(reg *prometheus.Registry) *metrics {
+	counters := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
 	m := &metrics{
 		reg: reg,
-		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ledger_appends_total",
-			Help: "Writes to the log: kind append (versioned, one aggregate) or record (group-committed), result ok or error.",
-		}, []string{"kind", "result"}),
-		writeEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ledger_appended_events_total",
-			Help: "Events handed to the log's writes, by kind.",
-		}, []string{"kind"}),
+		writes: counters("ledger_appends_total",
+			"Writes to the log: kind append (versioned, one aggregate) or record (group-committed), result ok or error.", "kind", "result"),
+		writeEvents: counters("ledger_appended_events_total",
+			"Events handed to the log's writes, by kind.", "kind"),
 		writeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ledger_append_duration_seconds",
 			Help:    "How long a write to the log took until acknowledged (fsynced), by kind.",
@@ -65,31 +64,21 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help:    "Events in each group-committed pack (one message, one fsync).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 13),
 		}),
-		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ledger_passes_recorded_total",
-			Help: "New passes stored, by method (self_scan, staff_scan, manual) and decision (pass, deny).",
-		}, []string{"method", "decision"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ledger_http_requests_total",
-			Help: "HTTP requests answered, by method, route pattern and status code.",
-		}, []string{"method", "route", "code"}),
+		passes: counters("ledger_passes_recorded_total",
+			"New passes stored, by method (self_scan, staff_scan, manual) and decision (pass, deny).", "method", "decision"),
+		requests: counters("ledger_http_requests_total",
+			"HTTP requests answered, by method, route pattern and status code.", "method", "route", "code"),
 		reqSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ledger_http_request_duration_seconds",
 			Help:    "How long HTTP requests took, by method and route pattern (a stream: how long it was open).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"method", "route"}),
-		problems: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ledger_http_problems_total",
-			Help: "problem+json answers, by problem type.",
-		}, []string{"type"}),
-		reactFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ledger_reaction_failures_total",
-			Help: "Failed reaction attempts, each retried until the message is poisoned, by reaction.",
-		}, []string{"reaction"}),
-		reactPoison: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ledger_reaction_poisoned_total",
-			Help: "Messages a reaction set aside in the poison queue, by reaction.",
-		}, []string{"reaction"}),
+		problems: counters("ledger_http_problems_total",
+			"problem+json answers, by problem type.", "type"),
+		reactFailed: counters("ledger_reaction_failures_total",
+			"Failed reaction attempts, each retried until the message is poisoned, by reaction.", "reaction"),
+		reactPoison: counters("ledger_reaction_poisoned_total",
+			"Messages a reaction set aside in the poison queue, by reaction.", "reaction"),
 	}
 	reg.MustRegister(m.writes, m.writeEvents, m.writeSeconds, m.packEvents, m.passes, m.requests, m.reqSeconds,
 		m.problems, m.reactFailed, m.reactPoison,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,28 +18,10 @@ func TestMetrics(t *testing.T) {
 	dir := t.TempDir()
 	s := startService(t, dir, nil)
 	reviewer := issue(t, dir, "--role", "reviewer", "--subject", "wang")
-	var reg struct {
-		Token string `json:"token"`
-	}
-	if code, _, raw := call(t, "POST", s.base+"/v1/persons", "", map[string]any{
-		"name": "王小明", "id_type": "resident_id", "id_number": residentID(3), "phone": "13800000003"}, &reg); code != 201 {
-		t.Fatalf("register: %d %s", code, raw)
-	}
-	var venue struct {
-		VenueID string `json:"venue_id"`
-	}
-	call(t, "POST", s.base+"/v1/venues", reg.Token, map[string]any{"name": "沂河超市", "type": "supermarket",
-		"district": "371302", "address": "沂河路1号", "lat": 35.05, "lng": 118.35}, &venue)
-	var review struct {
-		Position uint64 `json:"position"`
-	}
-	call(t, "POST", s.base+"/v1/venues/"+venue.VenueID+"/review", reviewer, map[string]any{"decision": "approve"}, &review)
-	var got struct {
-		Code string `json:"code"`
-	}
-	call(t, "GET", fmt.Sprintf("%s/v1/venues/%s?min_position=%d", s.base, venue.VenueID, review.Position), reg.Token, nil, &got)
-	if code, _, raw := call(t, "POST", s.base+"/v1/passes", reg.Token, map[string]any{
-		"method": "self_scan", "venue_code": got.Code, "direction": "in"}, nil); code != 201 {
+	manager := register(t, s.base, "王小明", 3)
+	_, venueCode := approvedVenue(t, s.base, manager, reviewer, "沂河超市")
+	if code, _, raw := call(t, "POST", s.base+"/v1/passes", manager.token, map[string]any{
+		"method": "self_scan", "venue_code": venueCode, "direction": "in"}, nil); code != 201 {
 		t.Fatalf("pass: %d %s", code, raw)
 	}
 	call(t, "GET", s.base+"/v1/audit", "", nil, nil) // a 401 problem

@@ -28,10 +28,7 @@ func projectionsStatus(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if ef.postgres == "" {
-		return errors.New("projections status: the in-memory read models live inside `ledger serve` (see /readyz); give --postgres or DATABASE_URL")
-	}
-	es, closeLog, err := ef.openLogForCommand(ctx, stderr, getenv)
+	es, closeLog, err := ef.openLogForPostgres(ctx, stderr, getenv, "projections status: the in-memory read models live inside `ledger serve` (see /readyz)")
 	if err != nil {
 		return err
 	}
@@ -129,10 +126,7 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 	if !slices.Contains(projections.Names, name) {
 		return fmt.Errorf("projections rebuild: unknown projection %q (known: %s)", name, strings.Join(projections.Names, ", "))
 	}
-	if ef.postgres == "" {
-		return errors.New("projections rebuild: the in-memory read models are rebuilt at every start; give --postgres or DATABASE_URL")
-	}
-	es, closeLog, err := ef.openLogForCommand(ctx, stderr, getenv)
+	es, closeLog, err := ef.openLogForPostgres(ctx, stderr, getenv, "projections rebuild: the in-memory read models are rebuilt at every start")
 	if err != nil {
 		return err
 	}
@@ -177,6 +171,16 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 	el := time.Since(start)
 	fmt.Fprintf(stdout, "rebuilt %s: %d events in %s (%.0f events/s), swapped in at position %d\n", name, events, el.Round(time.Millisecond), float64(events)/el.Seconds(), pos)
 	return nil
+}
+
+// openLogForPostgres is openLogForCommand for a command on the PostgreSQL
+// read models: without --postgres it fails with noPostgres (what to do
+// instead) and how to name them.
+func (ef *engineFlags) openLogForPostgres(ctx context.Context, stderr io.Writer, getenv func(string) string, noPostgres string) (*eventstore.Store, func(), error) {
+	if ef.postgres == "" {
+		return nil, nil, errors.New(noPostgres + "; give --postgres or DATABASE_URL")
+	}
+	return ef.openLogForCommand(ctx, stderr, getenv)
 }
 
 // openLogForCommand opens the log for an operational command (read-only

@@ -34,28 +34,13 @@ func TestRetentionWhileRunning(t *testing.T) {
 func testRetention(t *testing.T, flags []string) {
 	const retention = 4 * time.Second
 	dir := t.TempDir()
-	s := startServiceWith(t, dir, nil, append([]string{"--retention", retention.String()}, flags...),
+	s := startServiceWith(t, dir, nil, nil, append([]string{"--retention", retention.String()}, flags...),
 		func(c *config) { c.sweepInterval = 200 * time.Millisecond })
 	reviewer := issue(t, dir, "--role", "reviewer", "--subject", "wang")
 	analyst := issue(t, dir, "--role", "analyst", "--subject", "li")
 	feed := issue(t, dir, "--role", "health-feed", "--subject", "feed")
 
-	type person struct{ id, token string }
-	register := func(name string, seq int) person {
-		t.Helper()
-		var reg struct {
-			PersonID string `json:"person_id"`
-			Token    string `json:"token"`
-		}
-		code, _, raw := call(t, "POST", s.base+"/v1/persons", "", map[string]any{
-			"name": name, "id_type": "resident_id", "id_number": residentID(seq), "phone": fmt.Sprintf("138000000%02d", seq),
-		}, &reg)
-		if code != http.StatusCreated {
-			t.Fatalf("register %s: %d %s", name, code, raw)
-		}
-		return person{reg.PersonID, reg.Token}
-	}
-	a, b, c := register("王小明", 21), register("赵大红", 22), register("孙小青", 23)
+	a, b, c := register(t, s.base, "王小明", 21), register(t, s.base, "赵大红", 22), register(t, s.base, "孙小青", 23)
 	code, _, raw := call(t, "POST", s.base+"/v1/health-status", feed, map[string]any{"records": []map[string]any{
 		{"id_type": "resident_id", "id_number": residentID(21), "code_colour": "green", "nat_result": "negative", "nat_at": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)},
 		{"id_type": "resident_id", "id_number": residentID(22), "code_colour": "red", "nat_result": "none"},
@@ -64,25 +49,7 @@ func testRetention(t *testing.T, flags []string) {
 	if code != http.StatusOK {
 		t.Fatalf("health feed: %d %s", code, raw)
 	}
-	var venue struct {
-		VenueID string `json:"venue_id"`
-	}
-	if code, _, raw := call(t, "POST", s.base+"/v1/venues", a.token, map[string]any{
-		"name": "沂河超市", "type": "supermarket", "district": "371302", "address": "临沂市兰山区沂河路1号", "lat": 35.05, "lng": 118.35,
-	}, &venue); code != http.StatusCreated {
-		t.Fatalf("apply: %d %s", code, raw)
-	}
-	var review struct {
-		Position uint64 `json:"position"`
-	}
-	call(t, "POST", s.base+"/v1/venues/"+venue.VenueID+"/review", reviewer, map[string]any{"decision": "approve"}, &review)
-	var v struct {
-		Code string `json:"code"`
-	}
-	call(t, "GET", fmt.Sprintf("%s/v1/venues/%s?min_position=%d", s.base, venue.VenueID, review.Position), a.token, nil, &v)
-	if v.Code == "" {
-		t.Fatal("venue has no code after approval")
-	}
+	venueID, venueCode := approvedVenue(t, s.base, a, reviewer, "沂河超市")
 
 	type passAnswer struct {
 		EventID  string `json:"event_id"`
@@ -91,7 +58,7 @@ func testRetention(t *testing.T, flags []string) {
 	var passes []passAnswer
 	for _, p := range []person{a, b, c} {
 		var ans passAnswer
-		code, _, raw := call(t, "POST", s.base+"/v1/passes", p.token, map[string]any{"method": "self_scan", "venue_code": v.Code, "direction": "in"}, &ans)
+		code, _, raw := call(t, "POST", s.base+"/v1/passes", p.token, map[string]any{"method": "self_scan", "venue_code": venueCode, "direction": "in"}, &ans)
 		if code != http.StatusCreated {
 			t.Fatalf("self scan: %d %s", code, raw)
 		}
@@ -104,7 +71,7 @@ func testRetention(t *testing.T, flags []string) {
 		var out struct {
 			Entries []struct{} `json:"entries"`
 		}
-		if code, _, raw := call(t, "GET", fmt.Sprintf("%s/v1/venues/%s/entries?min_position=%d", s.base, venue.VenueID, last), a.token, nil, &out); code != http.StatusOK {
+		if code, _, raw := call(t, "GET", fmt.Sprintf("%s/v1/venues/%s/entries?min_position=%d", s.base, venueID, last), a.token, nil, &out); code != http.StatusOK {
 			t.Fatalf("entries: %d %s", code, raw)
 		}
 		return len(out.Entries)
@@ -189,7 +156,7 @@ func testRetention(t *testing.T, flags []string) {
 			t.Fatalf("person after retention: %d %s", code, raw)
 		}
 	}
-	if code, _, raw := call(t, "GET", s.base+"/v1/venues/"+venue.VenueID, a.token, nil, nil); code != http.StatusOK {
+	if code, _, raw := call(t, "GET", s.base+"/v1/venues/"+venueID, a.token, nil, nil); code != http.StatusOK {
 		t.Fatalf("venue after retention: %d %s", code, raw)
 	}
 }

@@ -33,7 +33,7 @@ type engineFlags struct {
 
 func (f *engineFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&f.data, "data", "./data", "data dir: embedded JetStream storage (and, without --key-file or LEDGER_TOKEN_KEY, the root key)")
-	fs.StringVar(&f.keyFile, "key-file", "", "the root key's file (hex, 32 bytes or more), kept outside the data dir; required with --nats-url unless LEDGER_TOKEN_KEY is set")
+	fs.StringVar(&f.keyFile, "key-file", "", "the root key's file (hex, 32 bytes or more), kept outside the data dir and readable by its owner only (chmod 600: another mode is refused); required with --nats-url unless LEDGER_TOKEN_KEY is set")
 	fs.StringVar(&f.natsURL, "nats-url", getenv("NATS_URL"), "external NATS/JetStream URL(s); empty runs an embedded server (env NATS_URL)")
 	fs.IntVar(&f.replicas, "replicas", 1, "stream replicas when creating them (3 in a cluster); an existing stream keeps its count")
 	fs.BoolVar(&f.applyReplicas, "apply-replicas", false, "change existing streams to --replicas (without it a mismatch is logged, not applied)")

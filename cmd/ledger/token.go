@@ -20,8 +20,8 @@ import (
 func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("token issue", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", "./data", "data dir holding the root key (without --key-file or LEDGER_TOKEN_KEY)")
-	keyFile := fs.String("key-file", "", "the root key's file outside the data dir (as `ledger serve --key-file`)")
+	var keys secrets.Flags
+	keys.Register(fs)
 	role := fs.String("role", "", "admin | reviewer | person | scanner | analyst | dashboard | health-feed | auditor")
 	venue := fs.String("venue", "", "venue id (scanner tokens are bound to one venue)")
 	person := fs.String("person", "", "person id (person tokens)")
@@ -69,7 +69,7 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 		}
 		a.Subject = token.Subject(a) + ":" + name
 	}
-	sec, err := secrets.Load(secrets.Source{DataDir: *data, KeyFile: *keyFile, Getenv: getenv})
+	sec, err := keys.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("token issue: %w", err)
 	}

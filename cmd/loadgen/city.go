@@ -61,8 +61,8 @@ func city(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	fs.SetOutput(stderr)
 	var o cityOptions
 	fs.StringVar(&o.base, "url", "http://127.0.0.1:8080", "the ledger's base URL")
-	data := fs.String("data", "./data", "the ledger's data dir (for its signing key; or LEDGER_TOKEN_KEY)")
-	keyFile := fs.String("key-file", "", "the root key's file, when it is kept outside the data dir")
+	var keys secrets.Flags
+	keys.Register(fs)
 	fs.IntVar(&o.people, "people", 1000, "adults to register (dependants come on top)")
 	fs.IntVar(&o.days, "days", 3, fmt.Sprintf("days of history ending at --end (1 to %d: passes must lie within the server's retention)", maxCityDays))
 	fs.Uint64Var(&o.seed, "seed", 1, "the city's seed: the same seed against a fresh server gives the same counts")
@@ -108,7 +108,7 @@ func city(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		o.end = t
 	}
 	o.end = o.end.Truncate(time.Minute)
-	sec, err := secrets.Load(secrets.Source{DataDir: *data, KeyFile: *keyFile, Getenv: getenv})
+	sec, err := keys.Load(getenv)
 	if err != nil {
 		return err
 	}

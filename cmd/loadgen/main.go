@@ -63,8 +63,8 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	base := fs.String("url", "http://127.0.0.1:8080", "the ledger's base URL")
-	data := fs.String("data", "./data", "the ledger's data dir (for its root key, without --key-file or LEDGER_TOKEN_KEY)")
-	keyFile := fs.String("key-file", "", "the ledger's root key file (as `ledger serve --key-file`)")
+	var keys secrets.Flags
+	keys.Register(fs)
 	mode := fs.String("mode", "single", "single: POST /v1/passes; batch: POST /v1/passes/batch")
 	conc := fs.Int("c", 64, "concurrent clients")
 	dur := fs.Duration("d", 15*time.Second, "how long to load")
@@ -84,7 +84,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if *mode != "single" && *mode != "batch" {
 		return fmt.Errorf("unknown --mode %q", *mode)
 	}
-	sec, err := secrets.Load(secrets.Source{DataDir: *data, KeyFile: *keyFile, Getenv: getenv})
+	sec, err := keys.Load(getenv)
 	if err != nil {
 		return err
 	}

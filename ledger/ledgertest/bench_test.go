@@ -36,7 +36,7 @@ func BenchmarkRecordPass(b *testing.B) {
 		for pb.Next() {
 			cmd := domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid,
 				PersonID: ids[rand.IntN(len(ids))], Direction: domain.DirectionIn}
-			if _, err := h.ledger.RecordPass(h.ctx, scanner, cmd); err != nil {
+			if _, err := h.Ledger.RecordPass(h.ctx, scanner, cmd); err != nil {
 				b.Error(err)
 				return
 			}
@@ -57,7 +57,7 @@ func BenchmarkRecordPasses(b *testing.B) {
 			batch[i] = domain.RecordPass{EventID: id, Method: domain.MethodStaffScan, VenueID: vid,
 				PersonID: ids[rand.IntN(len(ids))], Direction: domain.DirectionIn, OccurredAt: time.Now().Add(-time.Hour)}
 		}
-		items, err := h.ledger.RecordPasses(h.ctx, scanner, batch)
+		items, err := h.Ledger.RecordPasses(h.ctx, scanner, batch)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func BenchmarkRecordRaw(b *testing.B) {
 			envs[i] = env
 		}
 		b.StartTimer()
-		if _, err := h.store.Record(h.ctx, envs...); err != nil {
+		if _, err := h.Store.Record(h.ctx, envs...); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -109,7 +109,7 @@ func BenchmarkRecordRawSingle(b *testing.B) {
 				Method: domain.MethodStaffScan, Decision: domain.DecisionPass, Operator: "scanner"}
 			env, err := domain.NewEnvelope(domain.PassAggregate(vid, pid), rec, domain.Meta{Actor: "scanner"}, time.Now())
 			if err == nil {
-				_, err = h.store.Record(h.ctx, env)
+				_, err = h.Store.Record(h.ctx, env)
 			}
 			if err != nil {
 				b.Error(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/token"
+	"github.com/google/uuid"
 )
 
 // Options adjust the stack Start builds. The zero value is what most tests
@@ -161,6 +163,21 @@ func (e *Env) LastPosition(tb testing.TB) uint64 {
 	return p
 }
 
+// Seal seals plain with person's data key (created when they have none
+// yet), as a registration's personal fields are sealed in the log.
+func (e *Env) Seal(tb testing.TB, person uuid.UUID, plain string) domain.Sealed {
+	tb.Helper()
+	key, err := e.Store.Key(context.Background(), person, true)
+	if err != nil {
+		tb.Fatalf("data key of %s: %v", person, err)
+	}
+	sealed, err := domain.SealField(key, plain)
+	if err != nil {
+		tb.Fatalf("seal: %v", err)
+	}
+	return sealed
+}
+
 // Wait is how long Eventually and WaitApplied wait before failing a test.
 const Wait = 10 * time.Second
 
@@ -190,3 +207,27 @@ func Eventually(tb testing.TB, cond func() bool) {
 		tb.Fatalf("condition not met within %s", Wait)
 	}
 }
+
+// Logs collects log lines written from many goroutines at once (a
+// service's, its handlers', its reactions'), for a test to read back.
+type Logs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// Bytes is a copy of what was written so far.
+func (l *Logs) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
+}
+
+// String is what was written so far.
+func (l *Logs) String() string { return string(l.Bytes()) }

@@ -20,7 +20,7 @@ var admin = domain.Actor{Role: domain.RoleAdmin, Subject: "admin:root"}
 // keyErased reports whether id's data key is destroyed (not merely missing).
 func (h *harness) keyErased(id uuid.UUID) bool {
 	h.tb.Helper()
-	_, err := h.store.Key(h.ctx, id, false)
+	_, err := h.Store.Key(h.ctx, id, false)
 	if err == nil {
 		return false
 	}
@@ -32,7 +32,7 @@ func (h *harness) keyErased(id uuid.UUID) bool {
 
 func (h *harness) erasures(id uuid.UUID) []domain.PersonErased {
 	h.tb.Helper()
-	events, _, err := h.store.Load(h.ctx, domain.PersonAggregate(id))
+	events, _, err := h.Store.Load(h.ctx, domain.PersonAggregate(id))
 	if err != nil {
 		h.tb.Fatal(err)
 	}
@@ -53,14 +53,13 @@ func TestErasePerson(t *testing.T) {
 	h := newHarness(t)
 	vid, _ := h.approvedVenue(domain.ApplyVenue{})
 	guardian, number := h.register("欧阳娜娜")
-	kid, err := h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
-		Name: "欧阳小娜", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	kid, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, h.child("欧阳小娜"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	other, _ := h.register("钱七")
 	h.caughtUp(h.lastPosition())
-	pass, err := h.ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{EventID: uuid.New(), Method: domain.MethodSelfScan,
+	pass, err := h.Ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{EventID: uuid.New(), Method: domain.MethodSelfScan,
 		VenueID: vid, Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{kid.ID}})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +83,7 @@ func TestErasePerson(t *testing.T) {
 			{"unknown person", admin, uuid.New(), domain.ErasePerson{Reason: "x"}, domain.ErrNotFound},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				_, err := h.ledger.ErasePerson(h.ctx, tt.actor, tt.id, tt.cmd)
+				_, err := h.Ledger.ErasePerson(h.ctx, tt.actor, tt.id, tt.cmd)
 				wantKind(t, err, tt.kind)
 			})
 		}
@@ -93,7 +92,7 @@ func TestErasePerson(t *testing.T) {
 		}
 	})
 
-	res, err := h.ledger.ErasePerson(h.ctx, admin, guardian, domain.ErasePerson{Reason: "the person asked (case 11)"})
+	res, err := h.Ledger.ErasePerson(h.ctx, admin, guardian, domain.ErasePerson{Reason: "the person asked (case 11)"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,13 +111,13 @@ func TestErasePerson(t *testing.T) {
 		t.Fatal("keys: the erased ones must be destroyed, the other kept")
 	}
 	h.caughtUp(res.Position)
-	if p, err := h.reads.Person(h.ctx, guardian); err != nil || !p.Erased || p.NameMasked != "" || p.IDMasked != "***" {
+	if p, err := h.Reads.Person(h.ctx, guardian); err != nil || !p.Erased || p.NameMasked != "" || p.IDMasked != "***" {
 		t.Fatalf("read model after the erasure: %+v %v", p, err)
 	}
 
 	t.Run("again: the same answer, nothing appended", func(t *testing.T) {
 		before := h.lastPosition()
-		again, err := h.ledger.ErasePerson(h.ctx, admin, guardian, domain.ErasePerson{Reason: "again"})
+		again, err := h.Ledger.ErasePerson(h.ctx, admin, guardian, domain.ErasePerson{Reason: "again"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +125,7 @@ func TestErasePerson(t *testing.T) {
 			h.lastPosition() != before {
 			t.Fatalf("second erasure = %+v, want the first %+v", again, res)
 		}
-		kidAgain, err := h.ledger.ErasePerson(h.ctx, admin, kid.ID, domain.ErasePerson{Reason: "again"})
+		kidAgain, err := h.Ledger.ErasePerson(h.ctx, admin, kid.ID, domain.ErasePerson{Reason: "again"})
 		if err != nil || !kidAgain.Duplicate || h.lastPosition() != before {
 			t.Fatalf("the dependant again: %+v %v", kidAgain, err)
 		}
@@ -134,22 +133,22 @@ func TestErasePerson(t *testing.T) {
 
 	t.Run("nothing more in their name", func(t *testing.T) {
 		before := h.lastPosition()
-		_, err := h.ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn})
+		_, err := h.Ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn})
 		wantKind(t, err, domain.ErrConflict)
-		_, err = h.ledger.RecordPass(h.ctx, person(other), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
+		_, err = h.Ledger.RecordPass(h.ctx, person(other), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
 			Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{kid.ID}})
 		if err == nil {
 			t.Fatal("a pass with an erased family member was taken")
 		}
-		_, err = h.ledger.RecordPass(h.ctx, domain.Actor{Role: domain.RoleScanner, VenueID: vid, Subject: "scanner:x"},
+		_, err = h.Ledger.RecordPass(h.ctx, domain.Actor{Role: domain.RoleScanner, VenueID: vid, Subject: "scanner:x"},
 			domain.RecordPass{Method: domain.MethodManual, VenueID: vid, Direction: domain.DirectionIn, IDType: idcard.ResidentID, IDNumber: number})
 		wantKind(t, err, domain.ErrNotFound) // the document is no lookup key any more
-		_, err = h.ledger.DeclareArrival(h.ctx, person(guardian), arrival())
+		_, err = h.Ledger.DeclareArrival(h.ctx, person(guardian), arrival())
 		wantKind(t, err, domain.ErrConflict)
-		_, err = h.ledger.VerifyPerson(h.ctx, reviewer, guardian, domain.VerifyPerson{Method: domain.VerifyManual, Result: domain.VerifyApproved})
+		_, err = h.Ledger.VerifyPerson(h.ctx, reviewer, guardian, domain.VerifyPerson{Method: domain.VerifyManual, Result: domain.VerifyApproved})
 		wantKind(t, err, domain.ErrConflict)
 		// The same document registering again is refused (README, "Erasure").
-		_, err = h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{Name: "欧阳娜娜", IDType: idcard.ResidentID, IDNumber: number, Phone: "13800138000"})
+		_, err = h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{Name: "欧阳娜娜", IDType: idcard.ResidentID, IDNumber: number, Phone: "13800138000"})
 		wantKind(t, err, domain.ErrConflict)
 		if h.lastPosition() != before {
 			t.Fatal("a refused command appended")
@@ -157,7 +156,7 @@ func TestErasePerson(t *testing.T) {
 	})
 
 	t.Run("a retried pass answers with the erased marker", func(t *testing.T) {
-		again, err := h.ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{EventID: pass.EventID, Method: domain.MethodSelfScan,
+		again, err := h.Ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{EventID: pass.EventID, Method: domain.MethodSelfScan,
 			VenueID: vid, Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{kid.ID}})
 		if err != nil {
 			t.Fatal(err)
@@ -182,7 +181,7 @@ func TestErasePersonConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			results[i], errs[i] = h.ledger.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "asked"})
+			results[i], errs[i] = h.Ledger.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "asked"})
 		})
 	}
 	wg.Wait()
@@ -215,8 +214,8 @@ func TestErasureStoppedBeforeItsKey(t *testing.T) {
 	h := newHarness(t)
 	id, _ := h.register("猪八戒")
 	h.caughtUp(h.lastPosition())
-	crashing := *h.ledger
-	crashing.Keys = failingKeys{h.store}
+	crashing := *h.Ledger
+	crashing.Keys = failingKeys{h.Store}
 	if _, err := crashing.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "asked"}); err == nil {
 		t.Fatal("the erasure answered success without destroying the key")
 	}
@@ -226,35 +225,35 @@ func TestErasureStoppedBeforeItsKey(t *testing.T) {
 	}
 	// The read models forget the person on the event alone.
 	h.caughtUp(h.lastPosition())
-	if p, err := h.reads.Person(h.ctx, id); err != nil || !p.Erased || p.NameMasked != "" {
+	if p, err := h.Reads.Person(h.ctx, id); err != nil || !p.Erased || p.NameMasked != "" {
 		t.Fatalf("read model with the key still there: %+v %v", p, err)
 	}
 	// The erasure reaction's step finishes it (at the next start, from its
 	// durable consumer), as does the admin's retry.
-	all, _, err := h.store.Load(h.ctx, domain.PersonAggregate(id))
+	all, _, err := h.Store.Load(h.ctx, domain.PersonAggregate(id))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.ledger.CompleteErasure(h.ctx, all[len(all)-1]); err != nil {
+	if err := h.Ledger.CompleteErasure(h.ctx, all[len(all)-1]); err != nil {
 		t.Fatal(err)
 	}
 	if !h.keyErased(id) {
 		t.Fatal("the key survived the erasure reaction")
 	}
-	if err := h.ledger.CompleteErasure(h.ctx, all[len(all)-1]); err != nil { // redelivered
+	if err := h.Ledger.CompleteErasure(h.ctx, all[len(all)-1]); err != nil { // redelivered
 		t.Fatal(err)
 	}
-	if err := h.ledger.CompleteErasure(h.ctx, all[0]); err != nil { // a registration without a guardian: nothing to do
+	if err := h.Ledger.CompleteErasure(h.ctx, all[0]); err != nil { // a registration without a guardian: nothing to do
 		t.Fatalf("the reaction given a registration: %v", err)
 	}
 	venue, err := domain.NewEnvelope(domain.VenueAggregate(uuid.New()), domain.VenueReviewed{VenueID: uuid.New(), Decision: "approve"}, domain.Meta{}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.ledger.CompleteErasure(h.ctx, venue); !errors.Is(err, domain.ErrInvalid) {
+	if err := h.Ledger.CompleteErasure(h.ctx, venue); !errors.Is(err, domain.ErrInvalid) {
 		t.Fatalf("the reaction given a venue review: %v, want ErrInvalid", err)
 	}
-	again, err := h.ledger.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "retry"})
+	again, err := h.Ledger.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "retry"})
 	if err != nil || !again.Duplicate || len(h.erasures(id)) != 1 {
 		t.Fatalf("the admin's retry: %+v %v", again, err)
 	}
@@ -270,7 +269,7 @@ func TestFamilyMemberRegisteredDuringTheErasure(t *testing.T) {
 	guardian, _ := h.register("唐三藏")
 	other, _ := h.register("白龙马")
 	h.caughtUp(h.lastPosition())
-	if _, err := h.ledger.ErasePerson(h.ctx, admin, guardian, domain.ErasePerson{Reason: "asked at the hall"}); err != nil {
+	if _, err := h.Ledger.ErasePerson(h.ctx, admin, guardian, domain.ErasePerson{Reason: "asked at the hall"}); err != nil {
 		t.Fatal(err)
 	}
 	// What AddFamilyMember appends when it decided on the guardian before
@@ -278,20 +277,13 @@ func TestFamilyMemberRegisteredDuringTheErasure(t *testing.T) {
 	late := func(g uuid.UUID) (uuid.UUID, domain.Envelope) {
 		t.Helper()
 		member := uuid.New()
-		key, err := h.store.Key(h.ctx, member, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name, err := domain.SealField(key, "唐小宝")
-		if err != nil {
-			t.Fatal(err)
-		}
+		name := h.Seal(t, member, "唐小宝")
 		env, err := domain.NewEnvelope(domain.PersonAggregate(member), domain.PersonRegistered{PersonID: member, IDType: idcard.ResidentID,
 			IDHash: "hash-" + member.String(), Name: name, IDNumber: name, GuardianID: g, Relation: domain.RelationChild}, domain.Meta{Actor: "person:" + g.String()}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		appended, err := h.store.Append(h.ctx, env.Aggregate, 0, env)
+		appended, err := h.Store.Append(h.ctx, env.Aggregate, 0, env)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,7 +293,7 @@ func TestFamilyMemberRegisteredDuringTheErasure(t *testing.T) {
 	kid, lateKid := late(guardian)
 	kept, otherKid := late(other)
 	for _, env := range []domain.Envelope{lateKid, otherKid, lateKid} { // the first delivered twice
-		if err := h.ledger.CompleteErasure(h.ctx, env); err != nil {
+		if err := h.Ledger.CompleteErasure(h.ctx, env); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,47 +15,34 @@ import (
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/domain/idcard"
 	"github.com/checkin-ledger/ledger/domain/pii"
-	"github.com/checkin-ledger/ledger/eventstore"
-	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 )
 
-// harness is a ledger wired as cmd wires it, in the test process.
+// harness is the test stack (ledgertest.Start) with the helpers these
+// tests share.
 type harness struct {
-	tb     testing.TB
-	ctx    context.Context
-	store  *eventstore.Store
-	reads  *memory.Store
-	proj   *projections.Projector
-	ledger *ledger.Ledger
-	seq    int // for generated ID numbers
+	*ledgertest.Env
+	tb  testing.TB
+	ctx context.Context
+	seq int // for generated ID numbers
 }
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	env := ledgertest.Start(t, ledgertest.Options{})
-	return &harness{tb: t, ctx: t.Context(), store: env.Store, reads: env.Reads, proj: env.Projector, ledger: env.Ledger}
+	return &harness{Env: ledgertest.Start(t, ledgertest.Options{}), tb: t, ctx: t.Context()}
 }
 
 // caughtUp waits until the read models have applied position.
 func (h *harness) caughtUp(position uint64) {
 	h.tb.Helper()
-	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-	defer cancel()
-	if err := h.proj.WaitFor(ctx, position); err != nil {
-		h.tb.Fatalf("read models did not reach %d: %v", position, err)
-	}
+	h.WaitApplied(h.tb, position)
 }
 
 func (h *harness) lastPosition() uint64 {
 	h.tb.Helper()
-	p, err := h.store.LastPosition(h.ctx)
-	if err != nil {
-		h.tb.Fatal(err)
-	}
-	return p
+	return h.LastPosition(h.tb)
 }
 
 // newResidentID returns a fresh valid resident ID.
@@ -65,11 +53,16 @@ func (h *harness) newResidentID() string {
 	return first + string(c)
 }
 
+// child is the registration of a child named name with a fresh resident ID.
+func (h *harness) child(name string) domain.AddFamilyMember {
+	return domain.AddFamilyMember{Name: name, IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild}
+}
+
 // register registers a citizen and returns their id and ID number.
 func (h *harness) register(name string) (uuid.UUID, string) {
 	h.tb.Helper()
 	number := h.newResidentID()
-	res, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{
+	res, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{
 		Name: name, IDType: idcard.ResidentID, IDNumber: number, Phone: "13800138000",
 	})
 	if err != nil {
@@ -92,11 +85,11 @@ func (h *harness) approvedVenue(cmd domain.ApplyVenue) (venueID, manager uuid.UU
 		cmd = domain.ApplyVenue{Name: "兰山超市", Type: domain.VenueSupermarket, District: "371302",
 			Address: "兰山区解放路1号", Lat: 35.06, Lng: 118.35, RequireGreen: cmd.RequireGreen, NATWithinHours: cmd.NATWithinHours}
 	}
-	res, err := h.ledger.ApplyVenue(h.ctx, person(manager), cmd)
+	res, err := h.Ledger.ApplyVenue(h.ctx, person(manager), cmd)
 	if err != nil {
 		h.tb.Fatalf("ApplyVenue: %v", err)
 	}
-	if _, err := h.ledger.ReviewVenue(h.ctx, reviewer, res.ID, domain.ReviewVenue{Decision: domain.ReviewApprove}); err != nil {
+	if _, err := h.Ledger.ReviewVenue(h.ctx, reviewer, res.ID, domain.ReviewVenue{Decision: domain.ReviewApprove}); err != nil {
 		h.tb.Fatalf("ReviewVenue: %v", err)
 	}
 	return res.ID, manager
@@ -104,7 +97,7 @@ func (h *harness) approvedVenue(cmd domain.ApplyVenue) (venueID, manager uuid.UU
 
 func (h *harness) health(number, colour, nat string, natAt time.Time) {
 	h.tb.Helper()
-	_, err := h.ledger.RecordHealth(h.ctx, domain.Actor{Role: domain.RoleHealthFeed, Subject: "health-feed"},
+	_, err := h.Ledger.RecordHealth(h.ctx, domain.Actor{Role: domain.RoleHealthFeed, Subject: "health-feed"},
 		[]domain.HealthRecord{{IDType: idcard.ResidentID, IDNumber: number, CodeColour: colour, NATResult: nat, NATAt: natAt, VaccineDoses: 3}})
 	if err != nil {
 		h.tb.Fatalf("RecordHealth: %v", err)
@@ -123,16 +116,16 @@ func TestRegisterPerson(t *testing.T) {
 	number := h.newResidentID()
 	eventID, _ := uuid.NewV7()
 	cmd := domain.RegisterPerson{EventID: eventID, Name: "张三", IDType: idcard.ResidentID, IDNumber: number, Phone: "13912345678"}
-	first, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, cmd)
+	first, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, cmd)
 	if err != nil {
 		t.Fatalf("RegisterPerson: %v", err)
 	}
-	if first.ID != pii.PersonID(h.ledger.Hasher.IDHash(idcard.ResidentID, number)) || first.EventID != eventID || first.Position == 0 || first.Duplicate {
+	if first.ID != pii.PersonID(h.Ledger.Hasher.IDHash(idcard.ResidentID, number)) || first.EventID != eventID || first.Position == 0 || first.Duplicate {
 		t.Fatalf("result = %+v", first)
 	}
 
 	t.Run("retry with the same event id", func(t *testing.T) {
-		again, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, cmd)
+		again, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, cmd)
 		if err != nil {
 			t.Fatalf("retry: %v", err)
 		}
@@ -146,7 +139,7 @@ func TestRegisterPerson(t *testing.T) {
 		other := cmd
 		other.EventID = uuid.Nil
 		other.IDNumber = strings.ToLower(" " + number)
-		_, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, other)
+		_, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, other)
 		wantKind(t, err, domain.ErrConflict)
 		if !strings.Contains(err.Error(), "already registered") || strings.Contains(err.Error(), number) {
 			t.Fatalf("error %q: want 'already registered' and no ID number", err)
@@ -167,7 +160,7 @@ func TestRegisterPerson(t *testing.T) {
 			if number[17] == '0' && c.IDNumber == number[:17]+"0" {
 				c.IDNumber = number[:17] + "1"
 			}
-			if _, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, c); !errors.Is(err, domain.ErrInvalid) {
+			if _, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, c); !errors.Is(err, domain.ErrInvalid) {
 				t.Fatalf("RegisterPerson(%s) = %v, want ErrInvalid", c.Name, err)
 			}
 		}
@@ -176,7 +169,7 @@ func TestRegisterPerson(t *testing.T) {
 		}
 	})
 	t.Run("sealed in the log, masked in the read model", func(t *testing.T) {
-		events, _, err := h.store.Load(h.ctx, domain.PersonAggregate(first.ID))
+		events, _, err := h.Store.Load(h.ctx, domain.PersonAggregate(first.ID))
 		if err != nil || len(events) != 1 {
 			t.Fatalf("Load = %d events, %v", len(events), err)
 		}
@@ -185,7 +178,7 @@ func TestRegisterPerson(t *testing.T) {
 			t.Fatalf("personal data in clear in the log: %s", events[0].Payload)
 		}
 		h.caughtUp(first.Position)
-		v, err := h.reads.Person(h.ctx, first.ID)
+		v, err := h.Reads.Person(h.ctx, first.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,21 +192,21 @@ func TestVerifyPerson(t *testing.T) {
 	h := newHarness(t)
 	id, _ := h.register("赵六")
 	ok := domain.VerifyPerson{Method: domain.VerifyFace, Result: domain.VerifyApproved}
-	_, err := h.ledger.VerifyPerson(h.ctx, person(id), id, ok)
+	_, err := h.Ledger.VerifyPerson(h.ctx, person(id), id, ok)
 	wantKind(t, err, domain.ErrForbidden)
-	_, err = h.ledger.VerifyPerson(h.ctx, reviewer, uuid.New(), ok)
+	_, err = h.Ledger.VerifyPerson(h.ctx, reviewer, uuid.New(), ok)
 	wantKind(t, err, domain.ErrNotFound)
-	if _, err := h.ledger.VerifyPerson(h.ctx, reviewer, id, domain.VerifyPerson{Method: domain.VerifyManual, Result: domain.VerifyRejected}); err != nil {
+	if _, err := h.Ledger.VerifyPerson(h.ctx, reviewer, id, domain.VerifyPerson{Method: domain.VerifyManual, Result: domain.VerifyRejected}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := h.ledger.VerifyPerson(h.ctx, domain.Actor{Role: domain.RoleAdmin}, id, ok)
+	res, err := h.Ledger.VerifyPerson(h.ctx, domain.Actor{Role: domain.RoleAdmin}, id, ok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = h.ledger.VerifyPerson(h.ctx, reviewer, id, ok)
+	_, err = h.Ledger.VerifyPerson(h.ctx, reviewer, id, ok)
 	wantKind(t, err, domain.ErrConflict)
 	h.caughtUp(res.Position)
-	if v, _ := h.reads.Person(h.ctx, id); v.Verification != domain.VerificationApproved {
+	if v, _ := h.Reads.Person(h.ctx, id); v.Verification != domain.VerificationApproved {
 		t.Fatalf("verification = %q", v.Verification)
 	}
 }
@@ -221,28 +214,27 @@ func TestVerifyPerson(t *testing.T) {
 func TestFamilyMembers(t *testing.T) {
 	h := newHarness(t)
 	guardian, _ := h.register("张父")
-	member := domain.AddFamilyMember{Name: "张小", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild}
-	_, err := h.ledger.AddFamilyMember(h.ctx, person(uuid.New()), guardian, member)
+	member := h.child("张小")
+	_, err := h.Ledger.AddFamilyMember(h.ctx, person(uuid.New()), guardian, member)
 	wantKind(t, err, domain.ErrForbidden)
 	bad := member
 	bad.Relation = "cousin"
-	_, err = h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, bad)
+	_, err = h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, bad)
 	wantKind(t, err, domain.ErrInvalid)
 
-	res, err := h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, member)
+	res, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, member)
 	if err != nil {
 		t.Fatalf("AddFamilyMember: %v", err)
 	}
-	_, err = h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, member)
+	_, err = h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, member)
 	wantKind(t, err, domain.ErrConflict)
 
 	// A dependant cannot register dependants of their own.
-	_, err = h.ledger.AddFamilyMember(h.ctx, person(res.ID), res.ID, domain.AddFamilyMember{
-		Name: "张孙", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	_, err = h.Ledger.AddFamilyMember(h.ctx, person(res.ID), res.ID, h.child("张孙"))
 	wantKind(t, err, domain.ErrConflict)
 
 	h.caughtUp(res.Position)
-	v, err := h.reads.Person(h.ctx, res.ID)
+	v, err := h.Reads.Person(h.ctx, res.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,16 +249,16 @@ func TestVenueLifecycle(t *testing.T) {
 	helper, _ := h.register("李助理")
 	app := domain.ApplyVenue{Name: "沂河书店", Type: domain.VenueLibrary, District: "371302", Address: "沂河路8号", Lat: 35.1, Lng: 118.3}
 
-	_, err := h.ledger.ApplyVenue(h.ctx, person(uuid.New()), app)
+	_, err := h.Ledger.ApplyVenue(h.ctx, person(uuid.New()), app)
 	wantKind(t, err, domain.ErrNotFound)
-	_, err = h.ledger.ApplyVenue(h.ctx, reviewer, app)
+	_, err = h.Ledger.ApplyVenue(h.ctx, reviewer, app)
 	wantKind(t, err, domain.ErrForbidden)
 	badType := app
 	badType.Type = "casino"
-	_, err = h.ledger.ApplyVenue(h.ctx, person(manager), badType)
+	_, err = h.Ledger.ApplyVenue(h.ctx, person(manager), badType)
 	wantKind(t, err, domain.ErrInvalid)
 
-	applied, err := h.ledger.ApplyVenue(h.ctx, person(manager), app)
+	applied, err := h.Ledger.ApplyVenue(h.ctx, person(manager), app)
 	if err != nil {
 		t.Fatalf("ApplyVenue: %v", err)
 	}
@@ -275,36 +267,36 @@ func TestVenueLifecycle(t *testing.T) {
 	}
 	vid := applied.ID
 
-	_, err = h.ledger.ReviewVenue(h.ctx, person(manager), vid, domain.ReviewVenue{Decision: domain.ReviewApprove})
+	_, err = h.Ledger.ReviewVenue(h.ctx, person(manager), vid, domain.ReviewVenue{Decision: domain.ReviewApprove})
 	wantKind(t, err, domain.ErrForbidden)
-	_, err = h.ledger.ReviewVenue(h.ctx, reviewer, vid, domain.ReviewVenue{Decision: domain.ReviewReject})
+	_, err = h.Ledger.ReviewVenue(h.ctx, reviewer, vid, domain.ReviewVenue{Decision: domain.ReviewReject})
 	wantKind(t, err, domain.ErrInvalid)
-	_, err = h.ledger.ReviewVenue(h.ctx, reviewer, uuid.New(), domain.ReviewVenue{Decision: domain.ReviewApprove})
+	_, err = h.Ledger.ReviewVenue(h.ctx, reviewer, uuid.New(), domain.ReviewVenue{Decision: domain.ReviewApprove})
 	wantKind(t, err, domain.ErrNotFound)
-	if _, err := h.ledger.ReviewVenue(h.ctx, reviewer, vid, domain.ReviewVenue{Decision: domain.ReviewApprove}); err != nil {
+	if _, err := h.Ledger.ReviewVenue(h.ctx, reviewer, vid, domain.ReviewVenue{Decision: domain.ReviewApprove}); err != nil {
 		t.Fatalf("ReviewVenue: %v", err)
 	}
-	_, err = h.ledger.ReviewVenue(h.ctx, reviewer, vid, domain.ReviewVenue{Decision: domain.ReviewReject, Reason: "late"})
+	_, err = h.Ledger.ReviewVenue(h.ctx, reviewer, vid, domain.ReviewVenue{Decision: domain.ReviewReject, Reason: "late"})
 	wantKind(t, err, domain.ErrConflict)
 
-	_, err = h.ledger.AddSubAdmin(h.ctx, person(helper), vid, helper)
+	_, err = h.Ledger.AddSubAdmin(h.ctx, person(helper), vid, helper)
 	wantKind(t, err, domain.ErrForbidden)
-	_, err = h.ledger.AddSubAdmin(h.ctx, person(manager), vid, uuid.New())
+	_, err = h.Ledger.AddSubAdmin(h.ctx, person(manager), vid, uuid.New())
 	wantKind(t, err, domain.ErrNotFound)
-	if _, err := h.ledger.AddSubAdmin(h.ctx, person(manager), vid, helper); err != nil {
+	if _, err := h.Ledger.AddSubAdmin(h.ctx, person(manager), vid, helper); err != nil {
 		t.Fatalf("AddSubAdmin: %v", err)
 	}
-	_, err = h.ledger.AddSubAdmin(h.ctx, person(manager), vid, helper)
+	_, err = h.Ledger.AddSubAdmin(h.ctx, person(manager), vid, helper)
 	wantKind(t, err, domain.ErrConflict)
-	res, err := h.ledger.RemoveSubAdmin(h.ctx, domain.Actor{Role: domain.RoleAdmin}, vid, helper)
+	res, err := h.Ledger.RemoveSubAdmin(h.ctx, domain.Actor{Role: domain.RoleAdmin}, vid, helper)
 	if err != nil {
 		t.Fatalf("RemoveSubAdmin: %v", err)
 	}
-	_, err = h.ledger.RemoveSubAdmin(h.ctx, person(manager), vid, helper)
+	_, err = h.Ledger.RemoveSubAdmin(h.ctx, person(manager), vid, helper)
 	wantKind(t, err, domain.ErrNotFound)
 
 	h.caughtUp(res.Position)
-	v, err := h.reads.Venue(h.ctx, vid)
+	v, err := h.Reads.Venue(h.ctx, vid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,13 +309,13 @@ func TestVenueLifecycle(t *testing.T) {
 func TestConcurrentReviews(t *testing.T) {
 	h := newHarness(t)
 	manager, _ := h.register("王经理")
-	applied, err := h.ledger.ApplyVenue(h.ctx, person(manager), domain.ApplyVenue{
+	applied, err := h.Ledger.ApplyVenue(h.ctx, person(manager), domain.ApplyVenue{
 		Name: "罗庄饭店", Type: domain.VenueRestaurant, District: "371311", Address: "罗庄路2号", Lat: 35, Lng: 118})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.raceOnce(t, 8, domain.VenueAggregate(applied.ID), 2, func() error {
-		_, err := h.ledger.ReviewVenue(h.ctx, reviewer, applied.ID, domain.ReviewVenue{Decision: domain.ReviewApprove})
+		_, err := h.Ledger.ReviewVenue(h.ctx, reviewer, applied.ID, domain.ReviewVenue{Decision: domain.ReviewApprove})
 		return err
 	})
 }
@@ -340,7 +332,7 @@ func TestPasses(t *testing.T) {
 	t.Run("self scan passes and retries answer the original", func(t *testing.T) {
 		eventID, _ := uuid.NewV7()
 		cmd := domain.RecordPass{EventID: eventID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn}
-		res, err := h.ledger.RecordPass(h.ctx, person(citizen), cmd)
+		res, err := h.Ledger.RecordPass(h.ctx, person(citizen), cmd)
 		if err != nil {
 			t.Fatalf("RecordPass: %v", err)
 		}
@@ -351,7 +343,7 @@ func TestPasses(t *testing.T) {
 		}
 		// Inside JetStream's duplicate window, before the read model has it.
 		before := h.lastPosition()
-		again, err := h.ledger.RecordPass(h.ctx, person(citizen), cmd)
+		again, err := h.Ledger.RecordPass(h.ctx, person(citizen), cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -360,7 +352,7 @@ func TestPasses(t *testing.T) {
 		}
 		// From the read model (what answers after the window has passed).
 		h.caughtUp(res.Position)
-		again, err = h.ledger.RecordPass(h.ctx, person(citizen), cmd)
+		again, err = h.Ledger.RecordPass(h.ctx, person(citizen), cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -376,7 +368,7 @@ func TestPasses(t *testing.T) {
 		} {
 			other := cmd
 			edit(&other)
-			if _, err := h.ledger.RecordPass(h.ctx, person(citizen), other); !errors.Is(err, domain.ErrConflict) && !errors.Is(err, domain.ErrNotFound) {
+			if _, err := h.Ledger.RecordPass(h.ctx, person(citizen), other); !errors.Is(err, domain.ErrConflict) && !errors.Is(err, domain.ErrNotFound) {
 				t.Fatalf("the same event id with another body: %v, want a conflict", err)
 			}
 		}
@@ -386,7 +378,7 @@ func TestPasses(t *testing.T) {
 	})
 
 	t.Run("red code is denied and its reaction raises an alert", func(t *testing.T) {
-		res, err := h.ledger.RecordPass(h.ctx, person(red), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn})
+		res, err := h.Ledger.RecordPass(h.ctx, person(red), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -398,17 +390,17 @@ func TestPasses(t *testing.T) {
 		}
 		// The reaction (reactions router) raises it from the logged pass;
 		// run twice, as a redelivered pass would, it is the same alert.
-		pass, err := h.store.Get(h.ctx, res.Position)
+		pass, err := h.Store.Get(h.ctx, res.Position)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for range 2 {
-			if n, err := h.ledger.RaiseAlerts(h.ctx, domain.ReactionsActor, []domain.Envelope{pass}); err != nil || n != 1 {
+			if n, err := h.Ledger.RaiseAlerts(h.ctx, domain.ReactionsActor, []domain.Envelope{pass}); err != nil || n != 1 {
 				t.Fatalf("RaiseAlerts = %d, %v", n, err)
 			}
 		}
 		h.caughtUp(h.lastPosition())
-		alerts, err := h.reads.Alerts(h.ctx, "371302", 10)
+		alerts, err := h.Reads.Alerts(h.ctx, "371302", 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -419,38 +411,38 @@ func TestPasses(t *testing.T) {
 
 	t.Run("staff scan and manual entry", func(t *testing.T) {
 		scanner := domain.Actor{Role: domain.RoleScanner, VenueID: vid, Subject: "scanner:" + vid.String()}
-		res, err := h.ledger.RecordPass(h.ctx, scanner, domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid, PersonID: citizen, Direction: domain.DirectionOut})
+		res, err := h.Ledger.RecordPass(h.ctx, scanner, domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid, PersonID: citizen, Direction: domain.DirectionOut})
 		if err != nil || res.Decision != domain.DecisionPass {
 			t.Fatalf("staff scan = %+v, %v", res, err)
 		}
-		res, err = h.ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodManual, VenueID: vid,
+		res, err = h.Ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodManual, VenueID: vid,
 			IDType: idcard.ResidentID, IDNumber: strings.ToLower(number), Direction: domain.DirectionIn})
 		if err != nil || res.Screen.NameMasked != "张*" {
 			t.Fatalf("manual entry = %+v, %v", res, err)
 		}
 		h.caughtUp(res.Position)
-		p, ok, err := h.reads.Pass(h.ctx, res.EventID)
+		p, ok, err := h.Reads.Pass(h.ctx, res.EventID)
 		if err != nil || !ok || p.Pass.Operator != "person:"+manager.String() || p.Pass.Method != domain.MethodManual {
 			t.Fatalf("stored pass = %+v, %v, %v", p, ok, err)
 		}
 
 		before := h.lastPosition()
-		_, err = h.ledger.RecordPass(h.ctx, scanner, domain.RecordPass{Method: domain.MethodManual, VenueID: vid,
+		_, err = h.Ledger.RecordPass(h.ctx, scanner, domain.RecordPass{Method: domain.MethodManual, VenueID: vid,
 			IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Direction: domain.DirectionIn})
 		wantKind(t, err, domain.ErrNotFound)
 		if strings.Contains(err.Error(), "37130219900307") {
 			t.Fatalf("error %q shows the ID number", err)
 		}
-		_, err = h.ledger.RecordPass(h.ctx, domain.Actor{Role: domain.RoleScanner, VenueID: uuid.New()},
+		_, err = h.Ledger.RecordPass(h.ctx, domain.Actor{Role: domain.RoleScanner, VenueID: uuid.New()},
 			domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid, PersonID: citizen, Direction: domain.DirectionIn})
 		wantKind(t, err, domain.ErrForbidden)
-		_, err = h.ledger.RecordPass(h.ctx, person(citizen),
+		_, err = h.Ledger.RecordPass(h.ctx, person(citizen),
 			domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid, PersonID: red, Direction: domain.DirectionIn})
 		wantKind(t, err, domain.ErrForbidden)
-		_, err = h.ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
+		_, err = h.Ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
 			Direction: domain.DirectionIn, OccurredAt: time.Now().Add(time.Hour)})
 		wantKind(t, err, domain.ErrInvalid)
-		_, err = h.ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
+		_, err = h.Ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
 			Direction: domain.DirectionIn, OccurredAt: time.Now().Add(-31 * 24 * time.Hour)})
 		wantKind(t, err, domain.ErrInvalid)
 		if h.lastPosition() != before {
@@ -459,15 +451,15 @@ func TestPasses(t *testing.T) {
 	})
 
 	t.Run("only approved venues", func(t *testing.T) {
-		applied, err := h.ledger.ApplyVenue(h.ctx, person(manager), domain.ApplyVenue{
+		applied, err := h.Ledger.ApplyVenue(h.ctx, person(manager), domain.ApplyVenue{
 			Name: "待审场所", Type: domain.VenueOther, District: "371302", Address: "某路", Lat: 35, Lng: 118})
 		if err != nil {
 			t.Fatal(err)
 		}
 		h.caughtUp(applied.Position)
-		_, err = h.ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: applied.ID, Direction: domain.DirectionIn})
+		_, err = h.Ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: applied.ID, Direction: domain.DirectionIn})
 		wantKind(t, err, domain.ErrConflict)
-		_, err = h.ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: uuid.New(), Direction: domain.DirectionIn})
+		_, err = h.Ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: uuid.New(), Direction: domain.DirectionIn})
 		wantKind(t, err, domain.ErrNotFound)
 	})
 }
@@ -477,22 +469,21 @@ func TestFamilyPass(t *testing.T) {
 	vid, _ := h.approvedVenue(domain.ApplyVenue{RequireGreen: true})
 	guardian, number := h.register("张父")
 	h.health(number, domain.ColourGreen, domain.NATNone, time.Time{})
-	child, err := h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
-		Name: "张小", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	child, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, h.child("张小"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stranger, _ := h.register("陌生人")
 	h.caughtUp(h.lastPosition())
 
-	_, err = h.ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
+	_, err = h.Ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
 		Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{stranger}})
 	wantKind(t, err, domain.ErrForbidden)
 
 	eventID, _ := uuid.NewV7()
 	cmd := domain.RecordPass{EventID: eventID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn,
 		FamilyMemberIDs: []uuid.UUID{child.ID}}
-	res, err := h.ledger.RecordPass(h.ctx, person(guardian), cmd)
+	res, err := h.Ledger.RecordPass(h.ctx, person(guardian), cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +501,7 @@ func TestFamilyPass(t *testing.T) {
 			h.caughtUp(h.lastPosition())
 		}
 		before := h.lastPosition()
-		again, err := h.ledger.RecordPass(h.ctx, person(guardian), cmd)
+		again, err := h.Ledger.RecordPass(h.ctx, person(guardian), cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -523,7 +514,7 @@ func TestFamilyPass(t *testing.T) {
 		}
 	}
 	h.caughtUp(h.lastPosition())
-	p, ok, err := h.reads.Pass(h.ctx, kid.EventID)
+	p, ok, err := h.Reads.Pass(h.ctx, kid.EventID)
 	if err != nil || !ok || p.Pass.GuardianID != guardian || p.Pass.PersonID != child.ID {
 		t.Fatalf("child's pass = %+v, %v, %v", p, ok, err)
 	}
@@ -537,7 +528,7 @@ func TestRecordPasses(t *testing.T) {
 	h.caughtUp(h.lastPosition())
 	scanner := domain.Actor{Role: domain.RoleScanner, VenueID: vid, Subject: "scanner:" + vid.String()}
 
-	_, err := h.ledger.RecordPasses(h.ctx, scanner, make([]domain.RecordPass, domain.MaxBatchPasses+1))
+	_, err := h.Ledger.RecordPasses(h.ctx, scanner, make([]domain.RecordPass, domain.MaxBatchPasses+1))
 	wantKind(t, err, domain.ErrInvalid)
 
 	id1, _ := uuid.NewV7()
@@ -550,7 +541,7 @@ func TestRecordPasses(t *testing.T) {
 		{EventID: id1, Method: domain.MethodStaffScan, VenueID: vid, PersonID: a, Direction: domain.DirectionIn, OccurredAt: offline},
 		{Method: domain.MethodStaffScan, VenueID: vid, PersonID: b, Direction: domain.DirectionOut},
 	}
-	got, err := h.ledger.RecordPasses(h.ctx, scanner, items)
+	got, err := h.Ledger.RecordPasses(h.ctx, scanner, items)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +561,7 @@ func TestRecordPasses(t *testing.T) {
 	h.caughtUp(h.lastPosition())
 	before := h.lastPosition()
 	items[4].EventID = got[4].EventID
-	again, err := h.ledger.RecordPasses(h.ctx, scanner, items)
+	again, err := h.Ledger.RecordPasses(h.ctx, scanner, items)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,7 +589,7 @@ func TestRecordHealth(t *testing.T) {
 	bad := append([]domain.HealthRecord(nil), records...)
 	bad[7].CodeColour = "purple"
 	before := h.lastPosition()
-	_, err := h.ledger.RecordHealth(h.ctx, feed, bad)
+	_, err := h.Ledger.RecordHealth(h.ctx, feed, bad)
 	var fe *domain.FieldError
 	if !errors.As(err, &fe) || fe.Field != "records[7].code_colour" {
 		t.Fatalf("RecordHealth = %v, want a FieldError on records[7].code_colour", err)
@@ -606,10 +597,10 @@ func TestRecordHealth(t *testing.T) {
 	if h.lastPosition() != before {
 		t.Fatal("an invalid batch appended")
 	}
-	_, err = h.ledger.RecordHealth(h.ctx, reviewer, records)
+	_, err = h.Ledger.RecordHealth(h.ctx, reviewer, records)
 	wantKind(t, err, domain.ErrForbidden)
 
-	res, err := h.ledger.RecordHealth(h.ctx, feed, records)
+	res, err := h.Ledger.RecordHealth(h.ctx, feed, records)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,16 +610,16 @@ func TestRecordHealth(t *testing.T) {
 
 	// A record that arrived before the person registered applies once they do.
 	early := records[3]
-	id, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{Name: "周七", IDType: early.IDType, IDNumber: early.IDNumber, Phone: "+85291234567"})
+	id, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{Name: "周七", IDType: early.IDType, IDNumber: early.IDNumber, Phone: "+85291234567"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.caughtUp(id.Position)
-	v, err := h.reads.Person(h.ctx, id.ID)
+	v, err := h.Reads.Person(h.ctx, id.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hv, ok, err := h.reads.Health(h.ctx, v.IDHash)
+	hv, ok, err := h.Reads.Health(h.ctx, v.IDHash)
 	if err != nil || !ok || hv.CodeColour != domain.ColourGreen {
 		t.Fatalf("health = %+v, %v, %v", hv, ok, err)
 	}
@@ -646,7 +637,7 @@ func TestRetryInsideDuplicateWindow(t *testing.T) {
 
 	stale := memory.New(memory.Options{})
 	ctx, stop := context.WithCancel(h.ctx)
-	proj := projections.New(h.store, stale, projections.Options{Opener: projections.KeyringOpener(h.store)})
+	proj := projections.New(h.Store, stale, projections.Options{Opener: projections.KeyringOpener(h.Store)})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -664,12 +655,12 @@ func TestRetryInsideDuplicateWindow(t *testing.T) {
 	h.caughtUp(h.lastPosition())
 	eventID, _ := uuid.NewV7()
 	cmd := domain.RecordPass{EventID: eventID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn}
-	res, err := h.ledger.RecordPass(h.ctx, person(citizen), cmd)
+	res, err := h.Ledger.RecordPass(h.ctx, person(citizen), cmd)
 	if err != nil || res.Screen.CodeColour != domain.ColourGreen {
 		t.Fatalf("RecordPass = %+v, %v", res, err)
 	}
 
-	behind := *h.ledger
+	behind := *h.Ledger
 	behind.Reads = stale
 	if _, ok, _ := stale.Pass(h.ctx, eventID); ok {
 		t.Fatal("the stopped read model has the pass")
@@ -708,11 +699,226 @@ func (h *harness) raceOnce(t *testing.T, n int, aggregate string, wantEvents int
 			t.Fatalf("unexpected error: %v", err)
 		}
 	}
-	events, _, err := h.store.Load(h.ctx, aggregate)
+	events, _, err := h.Store.Load(h.ctx, aggregate)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if won != 1 || len(events) != wantEvents {
 		t.Fatalf("%d of %d runs won, %d events stored; want 1 and %d", won, n, len(events), wantEvents)
+	}
+}
+
+func arrival(family ...uuid.UUID) domain.DeclareArrival {
+	return domain.DeclareArrival{
+		ArrivalDate: time.Now().Format(time.DateOnly), Origin: "上海市浦东新区", DestinationDistrict: "371302",
+		NATResult: domain.NATNegative, NATAt: time.Now().Add(-6 * time.Hour), FamilyMemberIDs: family,
+	}
+}
+
+func truck() domain.DeclareTruckPass {
+	return domain.DeclareTruckPass{
+		PlateNumber: "鲁Q1234挂", NATProofAt: time.Now().Add(-2 * time.Hour), ItineraryOK: true,
+		HealthCodeColour: domain.ColourGreen, LogisticsPark: "临沂商城国际物流园", District: "371311",
+		ContactName: "赵调度", ContactPhone: "13900001111",
+	}
+}
+
+func TestDeclareArrival(t *testing.T) {
+	h := newHarness(t)
+	guardian, _ := h.register("孙母")
+	stranger, _ := h.register("周某")
+	kid, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, h.child("孙小"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = h.Ledger.DeclareArrival(h.ctx, reviewer, arrival())
+	wantKind(t, err, domain.ErrForbidden)
+	_, err = h.Ledger.DeclareArrival(h.ctx, person(guardian), arrival(stranger))
+	wantKind(t, err, domain.ErrForbidden)
+	_, err = h.Ledger.DeclareArrival(h.ctx, person(guardian), arrival(uuid.New()))
+	wantKind(t, err, domain.ErrNotFound)
+	_, err = h.Ledger.DeclareArrival(h.ctx, person(uuid.New()), arrival())
+	wantKind(t, err, domain.ErrNotFound)
+	old := arrival()
+	old.ArrivalDate = "2020-01-01"
+	_, err = h.Ledger.DeclareArrival(h.ctx, person(guardian), old)
+	wantKind(t, err, domain.ErrInvalid)
+
+	cmd := arrival(kid.ID)
+	cmd.EventID = uuid.New()
+	res, err := h.Ledger.DeclareArrival(h.ctx, person(guardian), cmd)
+	if err != nil {
+		t.Fatalf("DeclareArrival: %v", err)
+	}
+	if res.ID != domain.DeclarationIDFor(cmd.EventID) || res.EventID != cmd.EventID || res.Duplicate {
+		t.Fatalf("result = %+v", res)
+	}
+	// A retry with the same event id answers with the original.
+	before := h.lastPosition()
+	again, err := h.Ledger.DeclareArrival(h.ctx, person(guardian), cmd)
+	if err != nil || !again.Duplicate || again.ID != res.ID || again.Position != res.Position || h.lastPosition() != before {
+		t.Fatalf("retry = %+v, %v", again, err)
+	}
+
+	events, _, err := h.Store.Load(h.ctx, domain.DeclarationAggregate(res.ID))
+	if err != nil || len(events) != 1 {
+		t.Fatalf("declaration events = %d, %v", len(events), err)
+	}
+	if strings.Contains(string(events[0].Payload), "上海") || events[0].SchemaVersion != 2 {
+		t.Fatalf("the origin is in the log in clear: %s", events[0].Payload)
+	}
+	// The same event id with another origin is another declaration: the
+	// sealed origin is opened to compare.
+	other := cmd
+	other.Origin = "北京市"
+	_, err = h.Ledger.DeclareArrival(h.ctx, person(guardian), other)
+	wantKind(t, err, domain.ErrConflict)
+	d, err := domain.ReplayDeclaration(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Kind() != domain.DeclarationArrival || d.DeclarantID() != guardian || !slices.Equal(d.FamilyMemberIDs(), []uuid.UUID{kid.ID}) ||
+		d.District() != "371302" || d.Status() != domain.DeclarationPending || d.Queued() {
+		t.Fatalf("declaration = %+v", d)
+	}
+}
+
+func TestTruckPassReviewAndQueue(t *testing.T) {
+	h := newHarness(t)
+	driver, _ := h.register("钱司机")
+
+	stale := truck()
+	stale.NATProofAt = time.Now().Add(-25 * time.Hour)
+	_, err := h.Ledger.DeclareTruckPass(h.ctx, person(driver), stale)
+	wantKind(t, err, domain.ErrInvalid)
+
+	res, err := h.Ledger.DeclareTruckPass(h.ctx, person(driver), truck())
+	if err != nil {
+		t.Fatalf("DeclareTruckPass: %v", err)
+	}
+	declared, err := h.Store.Get(h.ctx, res.Position)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := domain.Decode(declared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := ev.(*domain.TruckPassDeclared)
+	if tp.PersonID != driver || tp.District != "371311" || tp.ClearPlateNumber != "" ||
+		tp.PlateNumber == "" || strings.Contains(string(declared.Payload), "鲁Q1234挂") ||
+		tp.ContactName == "" || tp.ContactName == "赵调度" || tp.ContactPhone == "13900001111" {
+		t.Fatalf("stored truck pass = %+v (plate and contact must be sealed)", tp)
+	}
+
+	// The queue reaction, delivered twice, queues it once.
+	q1, err := h.Ledger.QueueDeclaration(h.ctx, domain.ReactionsActor, declared)
+	if err != nil || q1.EventID != domain.DeclarationQueuedEventID(declared.ID) {
+		t.Fatalf("QueueDeclaration = %+v, %v", q1, err)
+	}
+	q2, err := h.Ledger.QueueDeclaration(h.ctx, domain.ReactionsActor, declared)
+	if err != nil || q2.EventID != uuid.Nil {
+		t.Fatalf("second QueueDeclaration = %+v, %v", q2, err)
+	}
+
+	// Concurrent reviews: exactly one wins, the others conflict.
+	h.raceOnce(t, 6, domain.DeclarationAggregate(res.ID), 3, func() error {
+		_, err := h.Ledger.ReviewDeclaration(h.ctx, reviewer, res.ID, domain.ReviewDeclaration{Decision: domain.ReviewApprove})
+		return err
+	})
+	_, err = h.Ledger.ReviewDeclaration(h.ctx, reviewer, res.ID, domain.ReviewDeclaration{Decision: domain.ReviewReject, Reason: "again"})
+	wantKind(t, err, domain.ErrConflict)
+	_, err = h.Ledger.ReviewDeclaration(h.ctx, person(driver), res.ID, domain.ReviewDeclaration{Decision: domain.ReviewApprove})
+	wantKind(t, err, domain.ErrForbidden)
+
+	h.caughtUp(h.lastPosition())
+	v, err := h.Reads.Declaration(h.ctx, res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != domain.DeclarationApproved || !v.Queued || v.Truck == nil || v.Truck.ContactName != "赵*" ||
+		v.Truck.ContactPhone != "139****1111" || len(v.History) != 3 {
+		t.Fatalf("declaration view = %+v", v)
+	}
+}
+
+func TestIssueVenueCodeReaction(t *testing.T) {
+	h := newHarness(t)
+	vid, _ := h.approvedVenue(domain.ApplyVenue{})
+	events, _, err := h.Store.Load(h.ctx, domain.VenueAggregate(vid))
+	if err != nil || len(events) != 2 {
+		t.Fatalf("venue events = %d, %v", len(events), err)
+	}
+	reviewed := events[1]
+	for i := range 2 {
+		res, err := h.Ledger.IssueVenueCode(h.ctx, domain.ReactionsActor, reviewed, "venue-code")
+		if err != nil {
+			t.Fatalf("IssueVenueCode: %v", err)
+		}
+		if want := domain.VenueCodeEventID(reviewed.ID); (i == 0) != (res.EventID == want) {
+			t.Fatalf("delivery %d: result %+v", i, res)
+		}
+	}
+	events, _, err = h.Store.Load(h.ctx, domain.VenueAggregate(vid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := domain.ReplayVenue(events)
+	if err != nil || len(events) != 3 || v.Code() != "venue-code" {
+		t.Fatalf("venue after the reaction: %d events, code %q, %v", len(events), v.Code(), err)
+	}
+	// A reaction to something that is not a review is refused.
+	_, err = h.Ledger.IssueVenueCode(h.ctx, domain.ReactionsActor, events[0], "x")
+	wantKind(t, err, domain.ErrInvalid)
+}
+
+// TestCommandsSurviveReactions: a command decided while a reaction appends
+// to the same aggregate (a venue's code issuance, a declaration's queueing)
+// decides again instead of failing with a conflict.
+func TestCommandsSurviveReactions(t *testing.T) {
+	h := newHarness(t)
+	helper, _ := h.register("李助理")
+	driver, _ := h.register("钱司机")
+	for i := range 8 {
+		vid, manager := h.approvedVenue(domain.ApplyVenue{})
+		events, _, err := h.Store.Load(h.ctx, domain.VenueAggregate(vid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := h.Ledger.DeclareTruckPass(h.ctx, person(driver), truck())
+		if err != nil {
+			t.Fatal(err)
+		}
+		declared, err := h.Store.Get(h.ctx, res.Position)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make([]error, 4)
+		var wg sync.WaitGroup
+		wg.Add(4)
+		go func() {
+			defer wg.Done()
+			_, errs[0] = h.Ledger.IssueVenueCode(h.ctx, domain.ReactionsActor, events[1], "code")
+		}()
+		go func() { defer wg.Done(); _, errs[1] = h.Ledger.AddSubAdmin(h.ctx, person(manager), vid, helper) }()
+		go func() {
+			defer wg.Done()
+			_, errs[2] = h.Ledger.QueueDeclaration(h.ctx, domain.ReactionsActor, declared)
+		}()
+		go func() {
+			defer wg.Done()
+			_, errs[3] = h.Ledger.ReviewDeclaration(h.ctx, reviewer, res.ID, domain.ReviewDeclaration{Decision: domain.ReviewApprove})
+		}()
+		wg.Wait()
+		for j, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, command %d: %v", i, j, err)
+			}
+		}
+		venue, _, err := h.Store.Load(h.ctx, domain.VenueAggregate(vid))
+		if err != nil || len(venue) != 4 {
+			t.Fatalf("round %d: venue has %d events (%v), want applied, reviewed, code, sub-admin", i, len(venue), err)
+		}
 	}
 }

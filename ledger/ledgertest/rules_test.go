@@ -51,7 +51,7 @@ func TestPassEventIDAcrossVenuesConcurrently(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res[i], errs[i] = h.ledger.RecordPass(h.ctx, person(c.staff), cmd(c, id))
+				res[i], errs[i] = h.Ledger.RecordPass(h.ctx, person(c.staff), cmd(c, id))
 			}()
 		}
 		wg.Wait()
@@ -80,11 +80,11 @@ func TestPassEventIDAcrossVenuesConcurrently(t *testing.T) {
 	h.caughtUp(h.lastPosition())
 	for _, o := range outcomes {
 		l := callers[o.loser]
-		if _, err := h.ledger.RecordPass(h.ctx, person(l.staff), cmd(l, o.id)); !errors.Is(err, domain.ErrConflict) {
+		if _, err := h.Ledger.RecordPass(h.ctx, person(l.staff), cmd(l, o.id)); !errors.Is(err, domain.ErrConflict) {
 			t.Fatalf("the losing request again, from the read model: %v, want a conflict", err)
 		}
 		w := callers[o.winner]
-		if again, err := h.ledger.RecordPass(h.ctx, person(w.staff), cmd(w, o.id)); err != nil || !again.Duplicate || again.Position != o.pos {
+		if again, err := h.Ledger.RecordPass(h.ctx, person(w.staff), cmd(w, o.id)); err != nil || !again.Duplicate || again.Position != o.pos {
 			t.Fatalf("the winning request again: %+v %v, want the original at %d", again, err, o.pos)
 		}
 	}
@@ -104,7 +104,7 @@ func TestBatchItemsReusingAnEventID(t *testing.T) {
 			OccurredAt: time.Now().Add(-time.Minute).Truncate(time.Second)}
 	}
 	first := pass(used, p1, domain.DirectionIn)
-	if _, err := h.ledger.RecordPass(h.ctx, person(m), first); err != nil {
+	if _, err := h.Ledger.RecordPass(h.ctx, person(m), first); err != nil {
 		t.Fatal(err)
 	}
 	for _, window := range []string{"inside the dedup window", "from the read model"} {
@@ -124,7 +124,7 @@ func TestBatchItemsReusingAnEventID(t *testing.T) {
 			{[]domain.RecordPass{pass(fresh, p2, domain.DirectionIn), pass(fresh, p2, domain.DirectionIn), pass(fresh, p1, domain.DirectionIn)},
 				[]string{domain.BatchDuplicate, domain.BatchDuplicate, domain.BatchRejected}},
 		} {
-			items, err := h.ledger.RecordPasses(h.ctx, person(m), call.items)
+			items, err := h.Ledger.RecordPasses(h.ctx, person(m), call.items)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,11 +147,11 @@ func TestRegistrationEventIDNamesOneRegistration(t *testing.T) {
 	h := newHarness(t)
 	id, _ := uuid.NewV7()
 	reg := domain.RegisterPerson{EventID: id, Name: "王小明", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Phone: "13800000001"}
-	first, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, reg)
+	first, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, reg)
+	again, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, reg)
 	if err != nil || !again.Duplicate || again.ID != first.ID || again.Position != first.Position {
 		t.Fatalf("retry: %+v %v, want the original %+v", again, err, first)
 	}
@@ -164,7 +164,7 @@ func TestRegistrationEventIDNamesOneRegistration(t *testing.T) {
 	} {
 		other := reg
 		edit(&other)
-		if res, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, other); !errors.Is(err, domain.ErrConflict) {
+		if res, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, other); !errors.Is(err, domain.ErrConflict) {
 			t.Fatalf("the same event id with another body: %+v, %v; want a conflict", res, err)
 		}
 	}
@@ -179,31 +179,31 @@ func TestDeclarationEventIDNamesOneDeclaration(t *testing.T) {
 	id, _ := uuid.NewV7()
 	cmd := arrival()
 	cmd.EventID = id
-	first, err := h.ledger.DeclareArrival(h.ctx, person(a), cmd)
+	first, err := h.Ledger.DeclareArrival(h.ctx, person(a), cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, err := h.ledger.DeclareArrival(h.ctx, person(a), cmd); err != nil || !again.Duplicate || again.ID != first.ID {
+	if again, err := h.Ledger.DeclareArrival(h.ctx, person(a), cmd); err != nil || !again.Duplicate || again.ID != first.ID {
 		t.Fatalf("retry: %+v %v", again, err)
 	}
 	other := cmd
 	other.Origin = "北京市"
-	if _, err := h.ledger.DeclareArrival(h.ctx, person(a), other); !errors.Is(err, domain.ErrConflict) {
+	if _, err := h.Ledger.DeclareArrival(h.ctx, person(a), other); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("another origin under the same event id: %v, want a conflict", err)
 	}
-	if _, err := h.ledger.DeclareArrival(h.ctx, person(b), cmd); !errors.Is(err, domain.ErrConflict) {
+	if _, err := h.Ledger.DeclareArrival(h.ctx, person(b), cmd); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("another declarant under the same event id: %v, want a conflict", err)
 	}
 	tp := truck()
 	tp.EventID, _ = uuid.NewV7()
-	if _, err := h.ledger.DeclareTruckPass(h.ctx, person(a), tp); err != nil {
+	if _, err := h.Ledger.DeclareTruckPass(h.ctx, person(a), tp); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := h.ledger.DeclareTruckPass(h.ctx, person(a), tp); err != nil || !again.Duplicate {
+	if again, err := h.Ledger.DeclareTruckPass(h.ctx, person(a), tp); err != nil || !again.Duplicate {
 		t.Fatalf("truck retry: %+v %v", again, err)
 	}
 	tp.ContactPhone = "13900009999"
-	if _, err := h.ledger.DeclareTruckPass(h.ctx, person(a), tp); !errors.Is(err, domain.ErrConflict) {
+	if _, err := h.Ledger.DeclareTruckPass(h.ctx, person(a), tp); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("another contact under the same event id: %v, want a conflict", err)
 	}
 }
@@ -218,7 +218,7 @@ func TestExitIsNeverDenied(t *testing.T) {
 	h.health(number, domain.ColourRed, domain.NATPositive, time.Now().Add(-time.Hour))
 	h.caughtUp(h.lastPosition())
 	for _, tc := range []struct{ dir, want string }{{domain.DirectionOut, domain.DecisionPass}, {domain.DirectionIn, domain.DecisionDeny}} {
-		res, err := h.ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid, PersonID: p, Direction: tc.dir})
+		res, err := h.Ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid, PersonID: p, Direction: tc.dir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,13 +246,13 @@ func TestRecordedStayLongerThanDwell(t *testing.T) {
 		{long, domain.DirectionIn, t0}, {long, domain.DirectionOut, t0.Add(6 * time.Hour)},
 		{middle, domain.DirectionIn, t0.Add(3 * time.Hour)}, {middle, domain.DirectionOut, t0.Add(3*time.Hour + 40*time.Minute)},
 	} {
-		if _, err := h.ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid,
+		if _, err := h.Ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid,
 			PersonID: p.who, Direction: p.dir, OccurredAt: p.at}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	h.caughtUp(h.lastPosition())
-	res, err := h.ledger.Trace(h.ctx, domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:test"}, domain.TraceQuery{
+	res, err := h.Ledger.Trace(h.ctx, domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:test"}, domain.TraceQuery{
 		PersonID: long, From: t0.Add(-time.Hour), To: t0.Add(7 * time.Hour), Depth: 1, MinOverlap: 30 * time.Minute, Reason: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -274,11 +274,11 @@ func TestOfflinePassDecidedOnTheStatusKnownThen(t *testing.T) {
 	p, number := h.register("张三")
 	now := time.Now()
 	at := func(ago time.Duration) func() time.Time { return func() time.Time { return now.Add(-ago) } }
-	h.ledger.Now = at(5 * time.Hour)
+	h.Ledger.Now = at(5 * time.Hour)
 	h.health(number, domain.ColourGreen, domain.NATNegative, now.Add(-6*time.Hour))
-	h.ledger.Now = at(time.Hour)
+	h.Ledger.Now = at(time.Hour)
 	h.health(number, domain.ColourRed, domain.NATPositive, now.Add(-2*time.Hour))
-	h.ledger.Now = time.Now
+	h.Ledger.Now = time.Now
 	h.caughtUp(h.lastPosition())
 	for _, tc := range []struct {
 		name     string
@@ -289,7 +289,7 @@ func TestOfflinePassDecidedOnTheStatusKnownThen(t *testing.T) {
 		{"offline, three hours ago: green then", now.Add(-3 * time.Hour), domain.ColourGreen, domain.DecisionPass},
 		{"online: red now", time.Time{}, domain.ColourRed, domain.DecisionDeny},
 	} {
-		res, err := h.ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid,
+		res, err := h.Ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodStaffScan, VenueID: vid,
 			PersonID: p, Direction: domain.DirectionIn, OccurredAt: tc.at})
 		if err != nil {
 			t.Fatal(err)
@@ -307,18 +307,18 @@ func TestRejectedIdentity(t *testing.T) {
 	h := newHarness(t)
 	vid, manager := h.approvedVenue(domain.ApplyVenue{})
 	p, _ := h.register("张三")
-	applied, err := h.ledger.ApplyVenue(h.ctx, person(p), domain.ApplyVenue{Name: "张三小卖部", Type: domain.VenueSupermarket,
+	applied, err := h.Ledger.ApplyVenue(h.ctx, person(p), domain.ApplyVenue{Name: "张三小卖部", Type: domain.VenueSupermarket,
 		District: "371302", Address: "兰山区一路1号", Lat: 35, Lng: 118})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.ledger.VerifyPerson(h.ctx, reviewer, p, domain.VerifyPerson{Method: domain.VerifyManual, Result: domain.VerifyRejected}); err != nil {
+	if _, err := h.Ledger.VerifyPerson(h.ctx, reviewer, p, domain.VerifyPerson{Method: domain.VerifyManual, Result: domain.VerifyRejected}); err != nil {
 		t.Fatal(err)
 	}
 	h.caughtUp(h.lastPosition())
 
 	pass := func(dir string) (string, error) {
-		res, err := h.ledger.RecordPass(h.ctx, person(p), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid, Direction: dir})
+		res, err := h.Ledger.RecordPass(h.ctx, person(p), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid, Direction: dir})
 		return res.Decision, err
 	}
 	if d, err := pass(domain.DirectionIn); err != nil || d != domain.DecisionDeny {
@@ -328,34 +328,33 @@ func TestRejectedIdentity(t *testing.T) {
 		t.Fatalf("exit of a rejected person: %s %v, want pass", d, err)
 	}
 	refused := map[string]error{}
-	_, refused["apply for a venue code"] = h.ledger.ApplyVenue(h.ctx, person(p), domain.ApplyVenue{Name: "又一店", Type: domain.VenueSupermarket,
+	_, refused["apply for a venue code"] = h.Ledger.ApplyVenue(h.ctx, person(p), domain.ApplyVenue{Name: "又一店", Type: domain.VenueSupermarket,
 		District: "371302", Address: "兰山区一路2号", Lat: 35, Lng: 118})
-	_, refused["be a sub-admin"] = h.ledger.AddSubAdmin(h.ctx, person(manager), vid, p)
-	_, refused["declare"] = h.ledger.DeclareArrival(h.ctx, person(p), arrival())
-	_, refused["file a truck pass"] = h.ledger.DeclareTruckPass(h.ctx, person(p), truck())
-	_, refused["register family"] = h.ledger.AddFamilyMember(h.ctx, person(p), p, domain.AddFamilyMember{Name: "张小三",
-		IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	_, refused["be a sub-admin"] = h.Ledger.AddSubAdmin(h.ctx, person(manager), vid, p)
+	_, refused["declare"] = h.Ledger.DeclareArrival(h.ctx, person(p), arrival())
+	_, refused["file a truck pass"] = h.Ledger.DeclareTruckPass(h.ctx, person(p), truck())
+	_, refused["register family"] = h.Ledger.AddFamilyMember(h.ctx, person(p), p, h.child("张小三"))
 	for what, err := range refused {
 		if !errors.Is(err, domain.ErrForbidden) {
 			t.Errorf("a rejected person may %s: %v, want forbidden", what, err)
 		}
 	}
-	if _, err := h.ledger.ReviewVenue(h.ctx, reviewer, applied.ID, domain.ReviewVenue{Decision: domain.ReviewApprove}); !errors.Is(err, domain.ErrConflict) {
+	if _, err := h.Ledger.ReviewVenue(h.ctx, reviewer, applied.ID, domain.ReviewVenue{Decision: domain.ReviewApprove}); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("approving a rejected applicant's venue: %v, want a conflict", err)
 	}
 
 	// A new check approves them: all of it works again.
-	if _, err := h.ledger.VerifyPerson(h.ctx, reviewer, p, domain.VerifyPerson{Method: domain.VerifyFace, Result: domain.VerifyApproved}); err != nil {
+	if _, err := h.Ledger.VerifyPerson(h.ctx, reviewer, p, domain.VerifyPerson{Method: domain.VerifyFace, Result: domain.VerifyApproved}); err != nil {
 		t.Fatal(err)
 	}
 	h.caughtUp(h.lastPosition())
 	if d, err := pass(domain.DirectionIn); err != nil || d != domain.DecisionPass {
 		t.Fatalf("entry after approval: %s %v, want pass", d, err)
 	}
-	if _, err := h.ledger.ReviewVenue(h.ctx, reviewer, applied.ID, domain.ReviewVenue{Decision: domain.ReviewApprove}); err != nil {
+	if _, err := h.Ledger.ReviewVenue(h.ctx, reviewer, applied.ID, domain.ReviewVenue{Decision: domain.ReviewApprove}); err != nil {
 		t.Fatalf("approving after a new check: %v", err)
 	}
-	if _, err := h.ledger.AddSubAdmin(h.ctx, person(manager), vid, p); err != nil {
+	if _, err := h.Ledger.AddSubAdmin(h.ctx, person(manager), vid, p); err != nil {
 		t.Fatalf("sub-admin after a new check: %v", err)
 	}
 }
@@ -366,8 +365,7 @@ func TestFamilyCap(t *testing.T) {
 	g, _ := h.register("张三")
 	h.caughtUp(h.lastPosition())
 	add := func() error {
-		_, err := h.ledger.AddFamilyMember(h.ctx, person(g), g, domain.AddFamilyMember{Name: "张小三",
-			IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+		_, err := h.Ledger.AddFamilyMember(h.ctx, person(g), g, h.child("张小三"))
 		return err
 	}
 	for i := range domain.MaxFamilyMembers {
@@ -394,28 +392,28 @@ func TestEventIDAcrossKinds(t *testing.T) {
 	p, _ := h.register("张三")
 	h.caughtUp(h.lastPosition())
 	passID, _ := uuid.NewV7()
-	if _, err := h.ledger.RecordPass(h.ctx, person(p), domain.RecordPass{EventID: passID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn}); err != nil {
+	if _, err := h.Ledger.RecordPass(h.ctx, person(p), domain.RecordPass{EventID: passID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn}); err != nil {
 		t.Fatal(err)
 	}
 	before := h.lastPosition()
-	if _, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{EventID: passID, Name: "李四",
+	if _, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{EventID: passID, Name: "李四",
 		IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Phone: "13800000002"}); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("a registration under a pass's event id: %v, want a conflict", err)
 	}
 	decl := arrival()
 	decl.EventID = passID
-	if _, err := h.ledger.DeclareArrival(h.ctx, person(p), decl); !errors.Is(err, domain.ErrConflict) {
+	if _, err := h.Ledger.DeclareArrival(h.ctx, person(p), decl); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("a declaration under a pass's event id: %v, want a conflict", err)
 	}
 	if h.lastPosition() != before {
 		t.Fatal("an event was stored under a used id")
 	}
 	regID, _ := uuid.NewV7()
-	if _, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{EventID: regID, Name: "王五",
+	if _, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{EventID: regID, Name: "王五",
 		IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Phone: "13800000003"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.ledger.RecordPass(h.ctx, person(p), domain.RecordPass{EventID: regID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionOut}); !errors.Is(err, domain.ErrConflict) {
+	if _, err := h.Ledger.RecordPass(h.ctx, person(p), domain.RecordPass{EventID: regID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionOut}); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("a pass under a registration's event id: %v, want a conflict", err)
 	}
 }

@@ -76,20 +76,11 @@ var offlineBatches = sync.OnceValues(func() ([]projections.Batch, error) {
 // largest, as it hands them to a store.
 func batchesOf(l storetest.Log) ([]projections.Batch, error) {
 	var out []projections.Batch
-	open := projections.KeyringOpener(l.Keys)
-	var after uint64
-	for envs := l.Envelopes; len(envs) > 0; {
-		n := min(5000, len(envs))
-		ch, err := projections.Prepare(context.Background(), envs[:n], open)
-		if err != nil {
-			return nil, err
-		}
-		last := envs[n-1]
-		out = append(out, projections.Batch{After: after, Changes: ch, Last: last.Position, LastRecordedAt: last.RecordedAt})
-		after = last.Position
-		envs = envs[n:]
-	}
-	return out, nil
+	err := storetest.Batches(context.Background(), l.Envelopes, projections.KeyringOpener(l.Keys), 0, 5000, func(b projections.Batch) error {
+		out = append(out, b)
+		return nil
+	})
+	return out, err
 }
 
 // BenchmarkMemoryApplyOffline replays 1M passes whose scanner batches reach

@@ -65,20 +65,27 @@ func TestPassListInsert(t *testing.T) {
 				} else {
 					times = tests[len(tests)-1].run(r, lo, hi)
 				}
-				run := make([]entry, len(times))
-				for k, at := range times {
-					run[k] = entry{at: at, i: int32(ids[0])}
-					ids = ids[1:]
-				}
-				slices.SortFunc(run, compareEntries)
-				l.insert(run)
-				ref = append(ref, run...)
-				slices.SortFunc(ref, compareEntries)
+				ref = insertRun(&l, ref, &ids, times)
 				checkList(t, &l, ref)
 			}
 			checkReads(t, r, &l, ref)
 		})
 	}
+}
+
+// insertRun inserts into l a run of entries at times, their ids taken from
+// the front of ids, and returns ref with the same entries, sorted.
+func insertRun(l *passList, ref []entry, ids *[]int, times []int64) []entry {
+	run := make([]entry, len(times))
+	for k, at := range times {
+		run[k] = entry{at: at, i: int32((*ids)[k])}
+	}
+	*ids = (*ids)[len(times):]
+	slices.SortFunc(run, compareEntries)
+	l.insert(run)
+	ref = append(ref, run...)
+	slices.SortFunc(ref, compareEntries)
+	return ref
 }
 
 // spaced returns n ascending times from at, each 0..2·step after the one

@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,15 +23,7 @@ func TestPassListDropBefore(t *testing.T) {
 	var ref []entry
 	ids := r.Perm(1 << 20)
 	add := func(times []int64) {
-		run := make([]entry, len(times))
-		for k, at := range times {
-			run[k] = entry{at: at, i: int32(ids[0])}
-			ids = ids[1:]
-		}
-		slices.SortFunc(run, compareEntries)
-		l.insert(run)
-		ref = append(ref, run...)
-		slices.SortFunc(ref, compareEntries)
+		ref = insertRun(&l, ref, &ids, times)
 	}
 	for range 40 {
 		add(spaced(r, r.Int64N(100_000), 1+r.IntN(500), 20))

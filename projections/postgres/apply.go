@@ -117,33 +117,33 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 			return cp, err
 		}
 	}
-	if err := s.applyOthers(ctx, tx, others); err != nil {
-		return cp, err
-	}
-	if err := s.applyHealth(ctx, tx, health); err != nil {
-		return cp, err
-	}
-	if err := s.applyAlerts(ctx, tx, alerts); err != nil {
-		return cp, err
-	}
-	inserted, err := s.applyPasses(ctx, tx, passes)
-	if err != nil {
-		return cp, err
-	}
-	if err := s.applyStays(ctx, tx, inserted); err != nil {
-		return cp, err
-	}
-	if err := s.applyAudit(ctx, tx, audits); err != nil {
-		return cp, err
-	}
-	if err := s.applyAuditChain(ctx, tx, chain); err != nil {
-		return cp, err
+	// In this order: the passes' stays after the passes.
+	for _, w := range []struct {
+		apply func(context.Context, pgx.Tx, []*projections.Change) error
+		cs    []*projections.Change
+	}{
+		{s.applyOthers, others}, {s.applyHealth, health}, {s.applyAlerts, alerts},
+		{s.applyPassesAndStays, passes}, {s.applyAudit, audits}, {s.applyAuditChain, chain},
+	} {
+		if err := w.apply(ctx, tx, w.cs); err != nil {
+			return cp, err
+		}
 	}
 	next, err := s.commitBatch(ctx, tx, b)
 	if err != nil {
 		return cp, err
 	}
 	return next, nil
+}
+
+// applyPassesAndStays COPYs the batch's new passes and keeps the stays they
+// change.
+func (s *Store) applyPassesAndStays(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
+	inserted, err := s.applyPasses(ctx, tx, cs)
+	if err != nil {
+		return err
+	}
+	return s.applyStays(ctx, tx, inserted)
 }
 
 // commitBatch records b's last position (and when it was recorded) as the
@@ -189,11 +189,7 @@ func (s *Store) applyOthers(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	if len(cs) == 0 {
 		return nil
 	}
-	ids := make([]uuid.UUID, len(cs))
-	positions := make([]int64, len(cs))
-	for i, c := range cs {
-		ids[i], positions[i] = c.EventID, int64(c.Position)
-	}
+	ids, positions := eventColumns(cs)
 	fresh, err := queryIDs(ctx, tx, "mark applied", s.q.markApplied, ids, positions)
 	if err != nil {
 		return err
@@ -214,6 +210,16 @@ func (s *Store) applyOthers(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 		return fmt.Errorf("apply registrations and venue changes: %w", err)
 	}
 	return nil
+}
+
+// eventColumns are cs's event ids and log positions: the first two arrays
+// of every multi-row statement.
+func eventColumns(cs []*projections.Change) ([]uuid.UUID, []int64) {
+	ids, pos := make([]uuid.UUID, len(cs)), make([]int64, len(cs))
+	for i, c := range cs {
+		ids[i], pos[i] = c.EventID, int64(c.Position)
+	}
+	return ids, pos
 }
 
 func nullUUID(id uuid.UUID) *uuid.UUID {
@@ -269,9 +275,8 @@ func (s *Store) applyHealth(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 		return nil
 	}
 	n := len(cs)
+	ids, pos := eventColumns(cs)
 	var (
-		ids     = make([]uuid.UUID, n)
-		pos     = make([]int64, n)
 		hashes  = make([]string, n)
 		at      = make([]time.Time, n)
 		colours = make([]string, n)
@@ -281,8 +286,8 @@ func (s *Store) applyHealth(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	)
 	for i, c := range cs {
 		ev := c.Event.(*domain.HealthStatusRecorded)
-		ids[i], pos[i], hashes[i], at[i] = c.EventID, int64(c.Position), ev.IDHash, c.OccurredAt
-		colours[i], nats[i], natAt[i], doses[i] = ev.CodeColour, ev.NATResult, nullTime(ev.NATAt), int32(ev.VaccineDoses)
+		hashes[i], at[i], colours[i] = ev.IDHash, c.OccurredAt, ev.CodeColour
+		nats[i], natAt[i], doses[i] = ev.NATResult, nullTime(ev.NATAt), int32(ev.VaccineDoses)
 	}
 	if _, err := tx.Exec(ctx, s.q.insertHealth, ids, pos, hashes, at, colours, nats, natAt, doses); err != nil {
 		return fmt.Errorf("insert health records: %w", err)
@@ -295,9 +300,8 @@ func (s *Store) applyAlerts(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 		return nil
 	}
 	n := len(cs)
+	ids, pos := eventColumns(cs)
 	var (
-		ids       = make([]uuid.UUID, n)
-		pos       = make([]int64, n)
 		districts = make([]string, n)
 		venues    = make([]uuid.UUID, n)
 		persons   = make([]uuid.UUID, n)
@@ -309,7 +313,7 @@ func (s *Store) applyAlerts(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	)
 	for i, c := range cs {
 		ev := c.Event.(*domain.AlertRaised)
-		ids[i], pos[i], districts[i], venues[i], persons[i] = c.EventID, int64(c.Position), ev.District, ev.VenueID, ev.PersonID
+		districts[i], venues[i], persons[i] = ev.District, ev.VenueID, ev.PersonID
 		passIDs[i], colours[i], decisions[i], reasons[i], at[i] = ev.PassEventID, ev.CodeColour, ev.Decision, ev.Reason, c.OccurredAt
 	}
 	if _, err := tx.Exec(ctx, s.q.insertAlerts, ids, pos, districts, venues, persons, passIDs, colours, decisions, reasons, at); err != nil {
@@ -327,7 +331,12 @@ func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 	lo, hi := cs[0].OccurredAt, cs[0].OccurredAt
 	for i, c := range cs {
 		ids[i] = c.EventID
-		lo, hi = minTime(lo, c.OccurredAt), maxTime(hi, c.OccurredAt)
+		if c.OccurredAt.Before(lo) {
+			lo = c.OccurredAt
+		}
+		if c.OccurredAt.After(hi) {
+			hi = c.OccurredAt
+		}
 	}
 	skip, err := queryIDs(ctx, tx, "find stored passes", s.q.storedPasses, ids,
 		lo.Add(-storedPassesSlack), hi.Add(storedPassesSlack))
@@ -362,20 +371,6 @@ func (s *Store) applyPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 // looks the id up first); their times are the client's (equal) or the
 // server's at each decision (seconds apart). A day is far more than that.
 const storedPassesSlack = 24 * time.Hour
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
 
 // passSource feeds COPY from a batch's new passes.
 type passSource struct {

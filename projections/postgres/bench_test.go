@@ -35,18 +35,13 @@ func benchBatches(b *testing.B) (storetest.Log, []projections.Batch) {
 	b.Helper()
 	benchOnce.Do(func() {
 		benchLog = storetest.Generate(benchPeople, benchVenues, benchPasses, benchDays, 3)
-		open := projections.KeyringOpener(benchLog.Keys)
-		var after uint64
-		for envs := benchLog.Envelopes; len(envs) > 0; {
-			n := min(5000, len(envs))
-			ch, err := projections.Prepare(context.Background(), envs[:n], open)
-			if err != nil {
-				panic(err)
-			}
-			last := envs[n-1]
-			benchData = append(benchData, projections.Batch{After: after, Changes: ch, Last: last.Position, LastRecordedAt: last.RecordedAt})
-			after = last.Position
-			envs = envs[n:]
+		err := storetest.Batches(context.Background(), benchLog.Envelopes, projections.KeyringOpener(benchLog.Keys), 0, 5000,
+			func(b projections.Batch) error {
+				benchData = append(benchData, b)
+				return nil
+			})
+		if err != nil {
+			panic(err)
 		}
 	})
 	return benchLog, benchData

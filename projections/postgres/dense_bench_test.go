@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -13,9 +12,8 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
-	"github.com/checkin-ledger/ledger/domain/pii"
-	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
+	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/postgres"
 	"github.com/checkin-ledger/ledger/projections/storetest"
@@ -244,15 +242,10 @@ func BenchmarkDenseHistory14d(b *testing.B) {
 func BenchmarkDenseTrace(b *testing.B) {
 	s, c := loadedDense(b)
 	ctx := context.Background()
-	es, err := eventstore.Open(ctx, eventstore.Options{Dir: b.TempDir(), MasterKey: bytes.Repeat([]byte{7}, 32)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer es.Close()
-	hasher, err := pii.NewHasher(bytes.Repeat([]byte{9}, 32))
-	if err != nil {
-		b.Fatal(err)
-	}
+	// The ledger of the test stack (its event store takes the audit events),
+	// reading the store under benchmark instead of the stack's read models.
+	env := ledgertest.Start(b, ledgertest.Options{NoProjector: true, Dwell: domain.DefaultDwell,
+		Now: func() time.Time { return storetest.Base.Add(15 * 24 * time.Hour) }})
 	// Both paths give the same answer on the dense city (the contract suite
 	// holds both to a brute force on a smaller, stranger city).
 	rules := domain.StayRules{Dwell: domain.DefaultDwell}
@@ -276,28 +269,42 @@ func BenchmarkDenseTrace(b *testing.B) {
 	for _, depth := range []int{1, 2} {
 		for _, path := range []string{"passes", "stays"} {
 			b.Run(fmt.Sprintf("depth=%d/%s", depth, path), func(b *testing.B) {
-				l := &ledger.Ledger{Events: es, Log: es, Keys: es, Hasher: hasher, Reads: reads[path], Dwell: domain.DefaultDwell,
-					Now: func() time.Time { return storetest.Base.Add(15 * 24 * time.Hour) }}
-				analyst := domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:bench"}
-				var contacts, people, traces int
-				latencies(b, func(r *rand.Rand) error {
-					res, err := l.Trace(ctx, analyst, domain.TraceQuery{
+				l := *env.Ledger
+				l.Reads = reads[path]
+				benchTraces(b, &l, func(r *rand.Rand) domain.TraceQuery {
+					return domain.TraceQuery{
 						PersonID: c.PersonID(r.IntN(c.People)), From: storetest.Base.Add(-2 * time.Hour), To: storetest.Base.Add(14 * 24 * time.Hour),
 						Depth: depth, MinOverlap: 15 * time.Minute, Buffer: 5 * time.Minute, Reason: "benchmark",
-					})
-					if err == nil && res.Index.Visits != c.StaysEach {
-						err = fmt.Errorf("person %v has %d stays, want %d", res.Index.PersonID, res.Index.Visits, c.StaysEach)
 					}
-					contacts += len(res.Contacts)
-					people += res.Index.Contacts + res.Index.SecondContacts
-					traces++
-					return err
+				}, func(res ledger.TraceResult) error {
+					if res.Index.Visits != c.StaysEach {
+						return fmt.Errorf("person %v has %d stays, want %d", res.Index.PersonID, res.Index.Visits, c.StaysEach)
+					}
+					return nil
 				})
-				b.ReportMetric(float64(contacts)/float64(traces), "contacts/trace")
-				b.ReportMetric(float64(people)/float64(traces), "people/trace")
 			})
 		}
 	}
+}
+
+// benchTraces times l.Trace of the queries query draws, as an analyst,
+// failing on an error or on an answer check refuses, and reports the
+// co-presences and the people found per trace.
+func benchTraces(b *testing.B, l *ledger.Ledger, query func(*rand.Rand) domain.TraceQuery, check func(ledger.TraceResult) error) {
+	analyst := domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:bench"}
+	var contacts, people, traces int
+	latencies(b, func(r *rand.Rand) error {
+		res, err := l.Trace(context.Background(), analyst, query(r))
+		if err == nil {
+			err = check(res)
+		}
+		contacts += len(res.Contacts)
+		people += res.Index.Contacts + res.Index.SecondContacts
+		traces++
+		return err
+	})
+	b.ReportMetric(float64(contacts)/float64(traces), "contacts/trace")
+	b.ReportMetric(float64(people)/float64(traces), "people/trace")
 }
 
 // passReadsOnly shows a store only as a ledger.ReadModel: the trace then

@@ -11,6 +11,7 @@ import (
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/postgres"
+	"github.com/checkin-ledger/ledger/projections/storetest"
 	"github.com/google/uuid"
 )
 
@@ -81,26 +82,26 @@ func TestMigratePartitionsKeepsRows(t *testing.T) {
 			t.Fatalf("%s partitions %v holding %v rows, want %v holding [2 1 1]", table, got, counts, want)
 		}
 	}
-	es := must(s.Entries(ctx, domain.EntryQuery{VenueID: venue}))(t)
+	es := storetest.Must(s.Entries(ctx, domain.EntryQuery{VenueID: venue}))(t)
 	if len(es) != 4 || es[0].EventID != passIDs[3] || !es[0].At.Equal(times[3]) {
 		t.Fatalf("entries after the migration: %+v", es)
 	}
 	if _, ok, err := s.Pass(ctx, passIDs[1]); !ok || err != nil {
 		t.Fatalf("pass by id after the migration: %v %v", ok, err)
 	}
-	if al := must(s.Alerts(ctx, "371302", 0))(t); len(al) != 4 {
+	if al := storetest.Must(s.Alerts(ctx, "371302", 0))(t); len(al) != 4 {
 		t.Fatalf("alerts after the migration: %d", len(al))
 	}
 	// Retiring the first day drops its partitions and nothing else.
-	st := must(s.RetirePasses(ctx, day.Add(24*time.Hour)))(t)
+	st := storetest.Must(s.RetirePasses(ctx, day.Add(24*time.Hour)))(t)
 	if st.Partitions != 2 {
 		t.Fatalf("retire stats: %+v, want the first day's two partitions", st)
 	}
-	es = must(s.Entries(ctx, domain.EntryQuery{VenueID: venue}))(t)
+	es = storetest.Must(s.Entries(ctx, domain.EntryQuery{VenueID: venue}))(t)
 	if len(es) != 2 || es[1].EventID != passIDs[2] {
 		t.Fatalf("entries after retiring the first day: %+v", es)
 	}
-	if al := must(s.Alerts(ctx, "371302", 0))(t); len(al) != 2 {
+	if al := storetest.Must(s.Alerts(ctx, "371302", 0))(t); len(al) != 2 {
 		t.Fatalf("alerts after retiring the first day: %d", len(al))
 	}
 }
@@ -203,18 +204,6 @@ func TestRetireWhileApplying(t *testing.T) {
 	}
 	if parked != 0 {
 		t.Fatalf("%d events parked", parked)
-	}
-}
-
-// must returns v, failing the test given to the returned function when err
-// is set.
-func must[T any](v T, err error) func(t *testing.T) T {
-	return func(t *testing.T) T {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("unexpected error: %v", err)
-		}
-		return v
 	}
 }
 

@@ -54,7 +54,7 @@ func testDashboard(t *testing.T, f *feeder) {
 
 	now := h0.Add(2*time.Hour + 30*time.Minute)
 	q := domain.DashboardQuery{From: h0, To: h0.Add(4 * time.Hour), Now: now, Top: 5}
-	got := must(f.s.Dashboard(ctx, q))(t)
+	got := Must(f.s.Dashboard(ctx, q))(t)
 	hour := func(h int, c domain.PassCounts) domain.HourCounts {
 		return domain.HourCounts{Hour: h0.Add(time.Duration(h) * time.Hour).UTC(), PassCounts: c}
 	}
@@ -92,7 +92,7 @@ func testDashboard(t *testing.T, f *feeder) {
 	t.Run("one district", func(t *testing.T) {
 		q := q
 		q.District = "371311"
-		got := must(f.s.Dashboard(ctx, q))(t)
+		got := Must(f.s.Dashboard(ctx, q))(t)
 		if got.Total != (domain.PassCounts{Passes: 3}) || got.PassesHeld != 3 || got.PendingVenues != 1 ||
 			got.PendingDeclarations != 0 || len(got.OccupancyTop) != 1 || got.OccupancyTop[0].VenueID != mall ||
 			len(got.ByDistrict) != 1 || got.Hours[0].Passes != 0 || got.Hours[2].Passes != 3 {
@@ -104,18 +104,18 @@ func testDashboard(t *testing.T, f *feeder) {
 		q.Top = 1
 		q.Dwell = func(string) time.Duration { return time.Hour }
 		q.Now = h0.Add(3 * time.Hour)
-		got := must(f.s.Dashboard(ctx, q))(t)
+		got := Must(f.s.Dashboard(ctx, q))(t)
 		if len(got.OccupancyTop) != 1 || got.OccupancyTop[0].VenueID != mall || got.OccupancyTop[0].Occupancy != 3 {
 			t.Fatalf("top 1 at 11:00, 1 h dwell: %+v", got.OccupancyTop)
 		}
 		q.Now = h0.Add(4 * time.Hour)
-		if got := must(f.s.Dashboard(ctx, q))(t); len(got.OccupancyTop) != 0 {
+		if got := Must(f.s.Dashboard(ctx, q))(t); len(got.OccupancyTop) != 0 {
 			t.Fatalf("everyone's dwell over: %+v", got.OccupancyTop)
 		}
 	})
 	t.Run("another day", func(t *testing.T) {
 		q := domain.DashboardQuery{From: h0.Add(24 * time.Hour), To: h0.Add(48 * time.Hour), Now: now}
-		got := must(f.s.Dashboard(ctx, q))(t)
+		got := Must(f.s.Dashboard(ctx, q))(t)
 		if got.Total != (domain.PassCounts{}) || len(got.Hours) != 24 || got.PassesHeld != 7 || got.OccupancyTop != nil {
 			t.Fatalf("next day: total %+v, %d hours, held %d, top %v", got.Total, len(got.Hours), got.PassesHeld, got.OccupancyTop)
 		}
@@ -159,7 +159,7 @@ func testDashboardGenerated(t *testing.T, f *feeder) {
 		byDistrict[district[p.VenueID]] = d
 	}
 	now := Base.Add(36 * time.Hour)
-	got := must(f.s.Dashboard(ctx, domain.DashboardQuery{From: from, To: to, Now: now, Top: 100}))(t)
+	got := Must(f.s.Dashboard(ctx, domain.DashboardQuery{From: from, To: to, Now: now, Top: 100}))(t)
 	if got.Total != want || !reflect.DeepEqual(got.ByDistrict, byDistrict) || got.PassesHeld != held || len(got.Hours) != 24 {
 		t.Fatalf("generated city: total %+v want %+v; by district %v want %v; held %d want %d",
 			got.Total, want, got.ByDistrict, byDistrict, got.PassesHeld, held)
@@ -176,10 +176,10 @@ func testDashboardGenerated(t *testing.T, f *feeder) {
 		}
 	}
 	for _, now := range []time.Time{now, end} {
-		got := must(f.s.Dashboard(ctx, domain.DashboardQuery{From: from, To: to, Now: now, Top: 100}))(t)
+		got := Must(f.s.Dashboard(ctx, domain.DashboardQuery{From: from, To: to, Now: now, Top: 100}))(t)
 		busy := 0
 		for _, v := range l.Venues {
-			n := must(f.s.Occupancy(ctx, v, now, domain.DefaultDwell("supermarket")))(t)
+			n := Must(f.s.Occupancy(ctx, v, now, domain.DefaultDwell("supermarket")))(t)
 			found := 0
 			for _, o := range got.OccupancyTop {
 				if o.VenueID == v {

@@ -56,7 +56,7 @@ func testDeclarations(t *testing.T, f *feeder) {
 	again := slices.Clone(later[:3])
 	f.apply(again...)
 
-	a := must(f.s.Declaration(ctx, arrivalID))(t)
+	a := Must(f.s.Declaration(ctx, arrivalID))(t)
 	wantSteps := []string{domain.TypeArrivalDeclared, domain.TypeDeclarationQueued, domain.TypeDeclarationReviewed}
 	if a.ID != arrivalID || a.Kind != "arrival" || a.PersonID != mother || !slices.Equal(a.FamilyMemberIDs, []uuid.UUID{kid}) ||
 		a.District != "371302" || a.Status != "approved" || !a.Queued || a.Truck != nil || a.Arrival == nil ||
@@ -75,7 +75,7 @@ func testDeclarations(t *testing.T, f *feeder) {
 		t.Fatalf("review step: %+v", r)
 	}
 
-	tr := must(f.s.Declaration(ctx, truckID))(t)
+	tr := Must(f.s.Declaration(ctx, truckID))(t)
 	if tr.Kind != "truck" || tr.Status != "pending" || tr.PersonID != driver || tr.District != "371311" || tr.Truck == nil ||
 		len(tr.FamilyMemberIDs) != 0 || tr.FamilyMemberIDs == nil || len(tr.History) != 2 {
 		t.Fatalf("truck pass: %+v", tr)
@@ -84,10 +84,10 @@ func testDeclarations(t *testing.T, f *feeder) {
 		d.LogisticsPark != "临沂商城国际物流园" || d.ContactName != "赵*" || d.ContactPhone != "139****1111" {
 		t.Fatalf("truck details (contact masked): %+v", d)
 	}
-	if e := must(f.s.Declaration(ctx, erasedID))(t); e.Truck == nil || e.Truck.ContactName != "" || e.Truck.ContactPhone != "***" || e.Truck.PlateNumber != "" {
+	if e := Must(f.s.Declaration(ctx, erasedID))(t); e.Truck == nil || e.Truck.ContactName != "" || e.Truck.ContactPhone != "***" || e.Truck.PlateNumber != "" {
 		t.Fatalf("truck pass of an erased driver: %+v", e.Truck)
 	}
-	if u := must(f.s.Declaration(ctx, unqueuedID))(t); u.Queued || u.Status != "pending" || len(u.History) != 1 || u.Arrival.Origin != "济南市" {
+	if u := Must(f.s.Declaration(ctx, unqueuedID))(t); u.Queued || u.Status != "pending" || len(u.History) != 1 || u.Arrival.Origin != "济南市" {
 		t.Fatalf("declaration not yet queued: %+v", u)
 	}
 	if _, err := f.s.Declaration(ctx, uuid.New()); !errors.Is(err, domain.ErrNotFound) {
@@ -108,7 +108,7 @@ func testDeclarations(t *testing.T, f *feeder) {
 		{"quiet district", domain.DeclarationFilter{District: "371399"}, []uuid.UUID{}},
 	}
 	for _, tt := range tests {
-		got := must(f.s.Declarations(ctx, tt.f))(t)
+		got := Must(f.s.Declarations(ctx, tt.f))(t)
 		ids := ids(got, func(v domain.DeclarationView) uuid.UUID { return v.ID })
 		if !slices.Equal(ids, tt.want) {
 			t.Fatalf("%s: %v, want %v", tt.name, ids, tt.want)

@@ -205,7 +205,16 @@ func Feed(ctx context.Context, w projections.Writer, envs []domain.Envelope, ope
 	if err != nil {
 		return err
 	}
-	after := cp.Position
+	return Batches(ctx, envs, open, cp.Position, size, func(b projections.Batch) error {
+		_, err := w.Apply(ctx, b)
+		return err
+	})
+}
+
+// Batches prepares envs with open into batches of size events, as the
+// projector hands them to a store, the first after position after, and
+// gives each to fn in log order.
+func Batches(ctx context.Context, envs []domain.Envelope, open projections.Opener, after uint64, size int, fn func(projections.Batch) error) error {
 	for len(envs) > 0 {
 		n := min(size, len(envs))
 		changes, err := projections.Prepare(ctx, envs[:n], open)
@@ -213,7 +222,7 @@ func Feed(ctx context.Context, w projections.Writer, envs []domain.Envelope, ope
 			return err
 		}
 		last := envs[n-1]
-		if _, err := w.Apply(ctx, projections.Batch{After: after, Changes: changes, Last: last.Position, LastRecordedAt: last.RecordedAt}); err != nil {
+		if err := fn(projections.Batch{After: after, Changes: changes, Last: last.Position, LastRecordedAt: last.RecordedAt}); err != nil {
 			return err
 		}
 		after = last.Position

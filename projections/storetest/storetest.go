@@ -125,8 +125,9 @@ func (f *feeder) pass(venue, person uuid.UUID, dir, decision string, at time.Tim
 	}, at)
 }
 
-// must returns v, failing the test given to the returned function when err is set.
-func must[T any](v T, err error) func(t *testing.T) T {
+// Must returns v, failing the test given to the returned function when err
+// is set: `es := Must(s.Entries(ctx, q))(t)`.
+func Must[T any](v T, err error) func(t *testing.T) T {
 	return func(t *testing.T) T {
 		t.Helper()
 		if err != nil {
@@ -156,7 +157,7 @@ func testPersons(t *testing.T, f *feeder) {
 	f.apply(reg)
 	f.apply(kreg, verify)
 
-	p := must(f.s.Person(ctx, pid))(t)
+	p := Must(f.s.Person(ctx, pid))(t)
 	want := domain.PersonView{
 		ID: pid, NameMasked: "张*", IDType: "resident_id", IDMasked: "110***********7777", IDHash: hash,
 		Verification: "approved", FamilyMembers: []uuid.UUID{kid}, Position: 3,
@@ -165,7 +166,7 @@ func testPersons(t *testing.T, f *feeder) {
 	if !reflect.DeepEqual(p, want) {
 		t.Fatalf("person:\n got %+v\nwant %+v", p, want)
 	}
-	k := must(f.s.PersonByIDHash(ctx, khash))(t)
+	k := Must(f.s.PersonByIDHash(ctx, khash))(t)
 	if k.ID != kid || k.GuardianID != pid || k.Relation != "child" || k.Verification != "pending" ||
 		k.IDMasked != "110***********1234" || len(k.FamilyMembers) != 0 || !k.RegisteredAt.Equal(Base) {
 		t.Fatalf("family member: %+v", k)
@@ -176,7 +177,7 @@ func testPersons(t *testing.T, f *feeder) {
 	if _, err := f.s.PersonByIDHash(ctx, "nope"); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("unknown hash: err %v, want ErrNotFound", err)
 	}
-	if pos := must(f.s.Position(ctx))(t); pos != 3 {
+	if pos := Must(f.s.Position(ctx))(t); pos != 3 {
 		t.Fatalf("position %d, want 3", pos)
 	}
 }
@@ -203,11 +204,11 @@ func testErasure(t *testing.T, f *feeder) {
 	}
 	v, venueApplied := f.venue("371302", Base)
 	f.apply(reg, venueApplied, f.pass(v, pid, "in", "pass", Base.Add(time.Hour)))
-	p := must(f.s.Person(ctx, pid))(t)
+	p := Must(f.s.Person(ctx, pid))(t)
 	if p.NameMasked != projections.ErasedMasks.Name || p.IDMasked != projections.ErasedMasks.IDNumber {
 		t.Fatalf("erased person masks: %q %q", p.NameMasked, p.IDMasked)
 	}
-	es := must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t)
+	es := Must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t)
 	if len(es) != 1 || es[0].NameMasked != "" || es[0].IDMasked != "***" {
 		t.Fatalf("erased person's entry: %+v", es)
 	}
@@ -253,7 +254,7 @@ func testHealth(t *testing.T, f *feeder) {
 		!h.NATAt.Equal(t0.Add(-10*time.Hour)) || !h.RecordedAt.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("health after more records: %+v", h)
 	}
-	if p := must(f.s.PersonByIDHash(ctx, hash))(t); p.ID != pid {
+	if p := Must(f.s.PersonByIDHash(ctx, hash))(t); p.ID != pid {
 		t.Fatalf("person by hash after health records: %v", p.ID)
 	}
 	// A newer test replaces the result.
@@ -308,19 +309,19 @@ func testVenues(t *testing.T, f *feeder) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := ids(must(f.s.Venues(ctx, tc.filter))(t), func(v domain.VenueView) uuid.UUID { return v.ID })
+			got := ids(Must(f.s.Venues(ctx, tc.filter))(t), func(v domain.VenueView) uuid.UUID { return v.ID })
 			if !slices.Equal(got, tc.want) {
 				t.Fatalf("venues %+v: got %v, want %v", tc.filter, got, tc.want)
 			}
 		})
 	}
-	v := must(f.s.Venue(ctx, lanshan[1]))(t)
+	v := Must(f.s.Venue(ctx, lanshan[1]))(t)
 	if v.Status != "approved" || !slices.Equal(v.Admins, []uuid.UUID{admin2}) || v.Name != "临沂大学图书馆" ||
 		v.Type != "library" || v.District != "371302" || v.NATWithinHours != 48 || v.Lat != 35.1 ||
 		!v.AppliedAt.Equal(Base.Add(time.Minute)) || !v.ReviewedAt.Equal(Base.Add(time.Hour)) {
 		t.Fatalf("approved venue: %+v", v)
 	}
-	if r := must(f.s.Venue(ctx, lanshan[2]))(t); r.Status != "rejected" || r.Reason != "地址不符" || r.Admins == nil {
+	if r := Must(f.s.Venue(ctx, lanshan[2]))(t); r.Status != "rejected" || r.Reason != "地址不符" || r.Admins == nil {
 		t.Fatalf("rejected venue: %+v", r)
 	}
 	if _, err := f.s.Venue(ctx, uuid.New()); !errors.Is(err, domain.ErrNotFound) {
@@ -376,13 +377,13 @@ func testEntries(t *testing.T, f *feeder) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.q.VenueID = v
-			got := entryIDs(must(f.s.Entries(ctx, tc.q))(t))
+			got := entryIDs(Must(f.s.Entries(ctx, tc.q))(t))
 			if !slices.Equal(got, tc.want) {
 				t.Fatalf("entries: got %v, want %v", got, tc.want)
 			}
 		})
 	}
-	es := must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v, Limit: 2}))(t)
+	es := Must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v, Limit: 2}))(t)
 	if e := es[1]; e.NameMasked != "张*" || e.IDMasked != "371***********1234" || e.PersonID != zhang ||
 		e.Direction != "in" || e.Decision != "pass" || e.Method != "staff_scan" || e.Operator == "" ||
 		!e.At.Equal(t0.Add(8*time.Minute)) || e.Position != envs[8].Position {
@@ -391,7 +392,7 @@ func testEntries(t *testing.T, f *feeder) {
 	if e := es[0]; e.NameMasked != "李*" || e.IDMasked != "*****5678" {
 		t.Fatalf("entry row of a passport holder: %+v", e)
 	}
-	if got := must(f.s.Entries(ctx, domain.EntryQuery{VenueID: uuid.New()}))(t); len(got) != 0 {
+	if got := Must(f.s.Entries(ctx, domain.EntryQuery{VenueID: uuid.New()}))(t); len(got) != 0 {
 		t.Fatalf("entries of an unknown venue: %v", got)
 	}
 }
@@ -408,7 +409,7 @@ func testCursor(t *testing.T, f *feeder) {
 	var seen []uuid.UUID
 	q := domain.EntryQuery{VenueID: v, Limit: 4}
 	for page := 0; ; page++ {
-		es := must(f.s.Entries(ctx, q))(t)
+		es := Must(f.s.Entries(ctx, q))(t)
 		if len(es) == 0 {
 			break
 		}
@@ -447,25 +448,25 @@ func testRedelivery(t *testing.T, f *feeder) {
 	f.apply(p1, p1, add, alert)
 	f.apply(p1)
 
-	if es := must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t); len(es) != 1 || es[0].Position != firstPos {
+	if es := Must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t); len(es) != 1 || es[0].Position != firstPos {
 		t.Fatalf("redelivered pass counted %d times: %+v", len(es), es)
 	}
-	if n := must(f.s.Occupancy(ctx, v, Base.Add(90*time.Minute), time.Hour))(t); n != 1 {
+	if n := Must(f.s.Occupancy(ctx, v, Base.Add(90*time.Minute), time.Hour))(t); n != 1 {
 		t.Fatalf("occupancy after redelivery: %d, want 1", n)
 	}
 	if pv, ok, err := f.s.Pass(ctx, p1.ID); err != nil || !ok || pv.Position != firstPos {
 		t.Fatalf("pass lookup after redelivery: %+v %v %v", pv, ok, err)
 	}
-	if venue := must(f.s.Venue(ctx, v))(t); len(venue.Admins) != 0 {
+	if venue := Must(f.s.Venue(ctx, v))(t); len(venue.Admins) != 0 {
 		t.Fatalf("a redelivered SubAdminAdded re-added a removed admin: %v", venue.Admins)
 	}
-	if as := must(f.s.Alerts(ctx, "371302", 10))(t); len(as) != 1 {
+	if as := Must(f.s.Alerts(ctx, "371302", 10))(t); len(as) != 1 {
 		t.Fatalf("redelivered alert counted %d times", len(as))
 	}
-	if tr := must(f.s.Trace(ctx, zhang, time.Time{}, time.Time{}))(t); len(tr) != 1 {
+	if tr := Must(f.s.Trace(ctx, zhang, time.Time{}, time.Time{}))(t); len(tr) != 1 {
 		t.Fatalf("redelivered pass in trace %d times", len(tr))
 	}
-	if pos := must(f.s.Position(ctx))(t); pos != f.pos {
+	if pos := Must(f.s.Position(ctx))(t); pos != f.pos {
 		t.Fatalf("position %d, want %d", pos, f.pos)
 	}
 }
@@ -485,12 +486,12 @@ func testOutOfOrder(t *testing.T, f *feeder) {
 		f.pass(v, zhang, "in", "pass", t0.Add(10*time.Minute)),
 	}
 	f.apply(offline...)
-	got := entryIDs(must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t))
+	got := entryIDs(Must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t))
 	want := []uuid.UUID{live[1].ID, offline[2].ID, live[0].ID, offline[1].ID, offline[0].ID}
 	if !slices.Equal(got, want) {
 		t.Fatalf("entries with an offline batch:\n got %v\nwant %v", got, want)
 	}
-	tr := ids(must(f.s.Trace(ctx, zhang, time.Time{}, time.Time{}))(t), func(v domain.Visit) uuid.UUID { return v.EventID })
+	tr := ids(Must(f.s.Trace(ctx, zhang, time.Time{}, time.Time{}))(t), func(v domain.Visit) uuid.UUID { return v.EventID })
 	if !slices.Equal(tr, []uuid.UUID{live[0].ID, offline[2].ID, live[1].ID}) {
 		t.Fatalf("trace with an offline pass: %v", tr)
 	}
@@ -508,7 +509,7 @@ func testTrace(t *testing.T, f *feeder) {
 		f.pass(v1, zhang, "out", "pass", t0.Add(15*24*time.Hour)),
 	}
 	f.apply(envs...)
-	got := must(f.s.Trace(ctx, zhang, t0, t0.Add(14*24*time.Hour)))(t)
+	got := Must(f.s.Trace(ctx, zhang, t0, t0.Add(14*24*time.Hour)))(t)
 	if len(got) != 2 {
 		t.Fatalf("14-day trace: %d visits, want 2: %+v", len(got), got)
 	}
@@ -522,10 +523,10 @@ func testTrace(t *testing.T, f *feeder) {
 	if g != want || got[0].EventID != envs[0].ID {
 		t.Fatalf("visit:\n got %+v\nwant %+v", g, want)
 	}
-	if all := must(f.s.Trace(ctx, zhang, time.Time{}, time.Time{}))(t); len(all) != 3 {
+	if all := Must(f.s.Trace(ctx, zhang, time.Time{}, time.Time{}))(t); len(all) != 3 {
 		t.Fatalf("unbounded trace: %d visits", len(all))
 	}
-	if none := must(f.s.Trace(ctx, uuid.New(), time.Time{}, time.Time{}))(t); none == nil || len(none) != 0 {
+	if none := Must(f.s.Trace(ctx, uuid.New(), time.Time{}, time.Time{}))(t); none == nil || len(none) != 0 {
 		t.Fatalf("trace of an unknown person: %#v", none)
 	}
 }
@@ -569,12 +570,12 @@ func testOccupancy(t *testing.T, f *feeder) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := must(f.s.Occupancy(ctx, v, tc.now, dwell))(t); got != tc.want {
+			if got := Must(f.s.Occupancy(ctx, v, tc.now, dwell))(t); got != tc.want {
 				t.Fatalf("occupancy at %v: %d, want %d", tc.now, got, tc.want)
 			}
 		})
 	}
-	if got := must(f.s.Occupancy(ctx, uuid.New(), t0, dwell))(t); got != 0 {
+	if got := Must(f.s.Occupancy(ctx, uuid.New(), t0, dwell))(t); got != 0 {
 		t.Fatalf("occupancy of an unknown venue: %d", got)
 	}
 }
@@ -594,7 +595,7 @@ func testAlerts(t *testing.T, f *feeder) {
 	// One alert arrives late with an older time.
 	envs[0], envs[4] = envs[4], envs[0]
 	f.apply(envs...)
-	got := must(f.s.Alerts(ctx, "371302", 2))(t)
+	got := Must(f.s.Alerts(ctx, "371302", 2))(t)
 	if len(got) != 2 || got[0].Reason != "red code 4" || got[1].Reason != "red code 3" {
 		t.Fatalf("alerts newest first: %+v", got)
 	}
@@ -603,10 +604,10 @@ func testAlerts(t *testing.T, f *feeder) {
 		!a.At.Equal(Base.Add(4*time.Minute)) || a.PassEventID == uuid.Nil {
 		t.Fatalf("alert row: %+v", a)
 	}
-	if all := must(f.s.Alerts(ctx, "371302", 0))(t); len(all) != 4 || all[3].Reason != "red code 0" {
+	if all := Must(f.s.Alerts(ctx, "371302", 0))(t); len(all) != 4 || all[3].Reason != "red code 0" {
 		t.Fatalf("all alerts: %+v", all)
 	}
-	if other := must(f.s.Alerts(ctx, "371399", 10))(t); len(other) != 0 {
+	if other := Must(f.s.Alerts(ctx, "371399", 10))(t); len(other) != 0 {
 		t.Fatalf("alerts of a quiet district: %+v", other)
 	}
 }
@@ -666,7 +667,7 @@ func testWindows(t *testing.T, f *feeder) {
 		slices.SortFunc(ps, func(a, b domain.PassPoint) int { return cmp.Compare(a.Position, b.Position) })
 		return ps
 	}
-	vp := byPosition(must(f.s.PassesAtVenues(ctx, []domain.VenueWindow{{VenueID: v, From: t0.Add(time.Minute), To: t0.Add(2 * time.Hour)}}, time.Time{}))(t))
+	vp := byPosition(Must(f.s.PassesAtVenues(ctx, []domain.VenueWindow{{VenueID: v, From: t0.Add(time.Minute), To: t0.Add(2 * time.Hour)}}, time.Time{}))(t))
 	if got := ids(vp, func(p domain.PassPoint) uuid.UUID { return p.EventID }); !slices.Equal(got, []uuid.UUID{envs[1].ID, envs[2].ID}) {
 		t.Fatalf("venue window: %v", got)
 	}
@@ -674,11 +675,11 @@ func testWindows(t *testing.T, f *feeder) {
 		!p.At.Equal(t0.Add(40*time.Minute)) || p.Position != envs[2].Position {
 		t.Fatalf("pass row: %+v", p)
 	}
-	pp := byPosition(must(f.s.PassesOfPersons(ctx, []uuid.UUID{li}, t0.Add(-time.Hour), t0.Add(3*time.Hour), time.Time{}))(t))
+	pp := byPosition(Must(f.s.PassesOfPersons(ctx, []uuid.UUID{li}, t0.Add(-time.Hour), t0.Add(3*time.Hour), time.Time{}))(t))
 	if got := ids(pp, func(p domain.PassPoint) uuid.UUID { return p.EventID }); !slices.Equal(got, []uuid.UUID{envs[1].ID, envs[3].ID}) {
 		t.Fatalf("person window: %v", got)
 	}
-	if none := must(f.s.PassesOfPersons(ctx, []uuid.UUID{uuid.New()}, t0.Add(-time.Hour), t0.Add(3*time.Hour), time.Time{}))(t); len(none) != 0 {
+	if none := Must(f.s.PassesOfPersons(ctx, []uuid.UUID{uuid.New()}, t0.Add(-time.Hour), t0.Add(3*time.Hour), time.Time{}))(t); len(none) != 0 {
 		t.Fatalf("unknown person's passes: %v", none)
 	}
 }
@@ -697,7 +698,7 @@ func testPositions(t *testing.T, f *feeder) {
 	if !errors.Is(err, projections.ErrGap) {
 		t.Fatalf("batch past a gap: err %v, want ErrGap", err)
 	}
-	if got := must(f.s.Position(ctx))(t); got != pos {
+	if got := Must(f.s.Position(ctx))(t); got != pos {
 		t.Fatalf("position after a refused batch: %d, want %d", got, pos)
 	}
 	// An overlapping batch: its events at or below the position are skipped.
@@ -708,7 +709,7 @@ func testPositions(t *testing.T, f *feeder) {
 	if err != nil || cp.Position != pos+10 || !cp.RecordedAt.Equal(Base) {
 		t.Fatalf("overlapping batch: %+v %v", cp, err)
 	}
-	if es := must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t); len(es) != 1 || es[0].EventID != p.ID {
+	if es := Must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t); len(es) != 1 || es[0].EventID != p.ID {
 		t.Fatalf("entries after an overlapping batch: %+v", es)
 	}
 	// A batch of events the read models ignore still moves the position.
@@ -742,7 +743,7 @@ func testGenerated(t *testing.T, f *feeder) {
 		var all []domain.Entry
 		q := domain.EntryQuery{VenueID: v, Limit: 100}
 		for {
-			es := must(f.s.Entries(ctx, q))(t)
+			es := Must(f.s.Entries(ctx, q))(t)
 			all = append(all, es...)
 			if len(es) < q.Limit {
 				break
@@ -761,14 +762,14 @@ func testGenerated(t *testing.T, f *feeder) {
 		total += len(all)
 	}
 	for _, p := range l.People[:10] {
-		if tr := must(f.s.Trace(ctx, p, time.Time{}, time.Time{}))(t); len(tr) != perPerson[p] {
+		if tr := Must(f.s.Trace(ctx, p, time.Time{}, time.Time{}))(t); len(tr) != perPerson[p] {
 			t.Fatalf("person %v: %d visits, want %d", p, len(tr), perPerson[p])
 		}
 	}
 	if total != 2000 {
 		t.Fatalf("total entries %d, want 2000", total)
 	}
-	if pos := must(f.s.Position(ctx))(t); pos != l.Envelopes[len(l.Envelopes)-1].Position {
+	if pos := Must(f.s.Position(ctx))(t); pos != l.Envelopes[len(l.Envelopes)-1].Position {
 		t.Fatalf("position %d", pos)
 	}
 }
@@ -777,8 +778,8 @@ func testGenerated(t *testing.T, f *feeder) {
 // reads it stands for: every fact equal, unknown names absent.
 func testPassFacts(t *testing.T, f *feeder) {
 	v, zhang, li := setupVenue(f)
-	zv := must(f.s.Person(ctx, zhang))(t)
-	lv := must(f.s.Person(ctx, li))(t)
+	zv := Must(f.s.Person(ctx, zhang))(t)
+	lv := Must(f.s.Person(ctx, li))(t)
 	at := Base.Add(2 * time.Hour)
 	f.apply(f.env(domain.HealthAggregate(zv.IDHash), &domain.HealthStatusRecorded{
 		IDHash: zv.IDHash, IDType: "resident_id", CodeColour: "yellow", NATResult: "negative", NATAt: at.Add(-time.Hour), VaccineDoses: 2,
@@ -806,11 +807,11 @@ func testPassFacts(t *testing.T, f *feeder) {
 		t.Fatalf("health records in the facts: %+v, want zhang's one record", got.Health)
 	}
 	want := domain.PassFacts{
-		Venues:   map[uuid.UUID]domain.VenueView{v: must(f.s.Venue(ctx, v))(t)},
+		Venues:   map[uuid.UUID]domain.VenueView{v: Must(f.s.Venue(ctx, v))(t)},
 		Persons:  map[uuid.UUID]domain.PersonView{zhang: zv, li: lv},
 		ByIDHash: map[string]uuid.UUID{lv.IDHash: li},
 		Health:   got.Health,
-		Stored:   must(f.s.Passes(ctx, []uuid.UUID{stored.ID}))(t),
+		Stored:   Must(f.s.Passes(ctx, []uuid.UUID{stored.ID}))(t),
 	}
 	if len(want.Stored) != 1 {
 		t.Fatalf("fixture: %d stored passes, want 1", len(want.Stored))
@@ -841,17 +842,17 @@ func testRelease(t *testing.T, f *feeder) {
 	if _, err := f.s.PersonByIDHash(ctx, khash); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("a released document by hash: %v, want ErrNotFound", err)
 	}
-	if g := must(f.s.Person(ctx, gid))(t); len(g.FamilyMembers) != 0 {
+	if g := Must(f.s.Person(ctx, gid))(t); len(g.FamilyMembers) != 0 {
 		t.Fatalf("the guardian's family after the release: %v", g.FamilyMembers)
 	}
 	f.apply(f.env(domain.PersonAggregate(kid), &domain.PersonRegistered{PersonID: kid, IDType: "resident_id", IDHash: khash,
 		Name: f.keys.Seal(kid, "郑乙"), IDNumber: f.keys.Seal(kid, "110101199003079999"), Phone: f.keys.Seal(kid, "13800000000")},
 		Base.Add(3*time.Minute)))
-	k := must(f.s.PersonByIDHash(ctx, khash))(t)
+	k := Must(f.s.PersonByIDHash(ctx, khash))(t)
 	if k.ID != kid || k.GuardianID != uuid.Nil || k.Relation != "" || k.Verification != "pending" || k.NameMasked != "郑*" {
 		t.Fatalf("the owner's registration: %+v", k)
 	}
-	if g := must(f.s.Person(ctx, gid))(t); len(g.FamilyMembers) != 0 {
+	if g := Must(f.s.Person(ctx, gid))(t); len(g.FamilyMembers) != 0 {
 		t.Fatalf("the guardian's family after the owner registered: %v", g.FamilyMembers)
 	}
 }
@@ -862,16 +863,16 @@ func testFarTimes(t *testing.T, f *feeder) {
 	v, zhang, _ := setupVenue(f)
 	f.apply(f.pass(v, zhang, "in", "pass", Base.Add(time.Hour)))
 	far, early := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)
-	if got := must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v, From: far}))(t); len(got) != 0 {
+	if got := Must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v, From: far}))(t); len(got) != 0 {
 		t.Fatalf("entries from 2300: %d, want none", len(got))
 	}
-	if got := must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v, To: early}))(t); len(got) != 0 {
+	if got := Must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v, To: early}))(t); len(got) != 0 {
 		t.Fatalf("entries to 1600: %d, want none", len(got))
 	}
-	if got := must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v, From: early, To: far}))(t); len(got) != 1 {
+	if got := Must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v, From: early, To: far}))(t); len(got) != 1 {
 		t.Fatalf("entries from 1600 to 2300: %d, want 1", len(got))
 	}
-	if got := must(f.s.Audit(ctx, domain.AuditQuery{From: far}))(t); len(got) != 0 {
+	if got := Must(f.s.Audit(ctx, domain.AuditQuery{From: far}))(t); len(got) != 0 {
 		t.Fatalf("audit from 2300: %d, want none", len(got))
 	}
 }

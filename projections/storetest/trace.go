@@ -32,7 +32,7 @@ func testTraceReads(t *testing.T, f *feeder) {
 	)
 	all := []uuid.UUID{envs[0].ID, envs[1].ID, envs[2].ID, envs[3].ID}
 
-	pp := must(f.s.PassesOfPersons(ctx, []uuid.UUID{li}, time.Time{}, time.Time{}, time.Time{}))(t)
+	pp := Must(f.s.PassesOfPersons(ctx, []uuid.UUID{li}, time.Time{}, time.Time{}, time.Time{}))(t)
 	slices.SortFunc(pp, func(a, b domain.PassPoint) int { return a.At.Compare(b.At) })
 	if len(pp) != 2 || !pp[0].RecordedAt.Equal(t0.Add(10*time.Minute)) || !pp[1].RecordedAt.Equal(late.RecordedAt) {
 		t.Fatalf("person passes carry recorded_at: %+v", pp)
@@ -47,7 +47,7 @@ func testTraceReads(t *testing.T, f *feeder) {
 		})
 		return ids(ps, func(p domain.PassPoint) uuid.UUID { return p.EventID })
 	}
-	got := must(f.s.PassesOfPersons(ctx, []uuid.UUID{li, zhang, uuid.New(), li}, time.Time{}, time.Time{}, time.Time{}))(t)
+	got := Must(f.s.PassesOfPersons(ctx, []uuid.UUID{li, zhang, uuid.New(), li}, time.Time{}, time.Time{}, time.Time{}))(t)
 	if !slices.Equal(pointIDs(got), all) {
 		t.Fatalf("passes of persons: %v, want %v", pointIDs(got), all)
 	}
@@ -57,11 +57,11 @@ func testTraceReads(t *testing.T, f *feeder) {
 		t.Fatalf("pass point: %+v", p)
 	}
 	asOf := t0.Add(2 * time.Hour)
-	got = must(f.s.PassesOfPersons(ctx, []uuid.UUID{li}, t0, t0.Add(time.Hour), asOf))(t)
+	got = Must(f.s.PassesOfPersons(ctx, []uuid.UUID{li}, t0, t0.Add(time.Hour), asOf))(t)
 	if !slices.Equal(pointIDs(got), []uuid.UUID{envs[1].ID}) {
 		t.Fatalf("as of %v, li's passes: %v (the pass recorded later must be left out)", asOf, pointIDs(got))
 	}
-	got = must(f.s.PassesOfPersons(ctx, []uuid.UUID{zhang}, t0.Add(time.Minute), t0.Add(40*time.Minute), time.Time{}))(t)
+	got = Must(f.s.PassesOfPersons(ctx, []uuid.UUID{zhang}, t0.Add(time.Minute), t0.Add(40*time.Minute), time.Time{}))(t)
 	if len(got) != 0 {
 		t.Fatalf("window [from, to) of zhang: %v", pointIDs(got))
 	}
@@ -71,23 +71,23 @@ func testTraceReads(t *testing.T, f *feeder) {
 		{VenueID: v, From: t0.Add(30 * time.Minute), To: t0.Add(55 * time.Minute)}, // overlaps the first
 		{VenueID: uuid.New(), From: t0, To: t0.Add(time.Hour)},
 	}
-	got = must(f.s.PassesAtVenues(ctx, windows, time.Time{}))(t)
+	got = Must(f.s.PassesAtVenues(ctx, windows, time.Time{}))(t)
 	if !slices.Equal(pointIDs(got), all[1:]) {
 		t.Fatalf("passes at venues: %v, want %v", pointIDs(got), all[1:])
 	}
-	got = must(f.s.PassesAtVenues(ctx, windows, asOf))(t)
+	got = Must(f.s.PassesAtVenues(ctx, windows, asOf))(t)
 	if !slices.Equal(pointIDs(got), all[1:3]) {
 		t.Fatalf("passes at venues as of %v: %v", asOf, pointIDs(got))
 	}
-	if got := must(f.s.PassesAtVenues(ctx, nil, time.Time{}))(t); len(got) != 0 {
+	if got := Must(f.s.PassesAtVenues(ctx, nil, time.Time{}))(t); len(got) != 0 {
 		t.Fatalf("no windows: %v", got)
 	}
 
-	names := must(f.s.PersonNames(ctx, []uuid.UUID{zhang, li, uuid.New()}))(t)
+	names := Must(f.s.PersonNames(ctx, []uuid.UUID{zhang, li, uuid.New()}))(t)
 	if len(names) != 2 || names[zhang] != "张*" || names[li] != "李*" {
 		t.Fatalf("names: %v", names)
 	}
-	venues := must(f.s.VenuesByID(ctx, []uuid.UUID{v, uuid.New()}))(t)
+	venues := Must(f.s.VenuesByID(ctx, []uuid.UUID{v, uuid.New()}))(t)
 	if len(venues) != 1 || venues[v].Name != "临沂大学图书馆" || venues[v].Type != "library" || venues[v].District != "371302" {
 		t.Fatalf("venues: %+v", venues)
 	}
@@ -112,7 +112,7 @@ func testAudit(t *testing.T, f *feeder) {
 	again.Position = 0
 	rest := f.apply(again, envs[3], envs[4])
 	envs = append(first, rest[1:]...)
-	all := must(f.s.Audit(ctx, domain.AuditQuery{}))(t)
+	all := Must(f.s.Audit(ctx, domain.AuditQuery{}))(t)
 	if len(all) != 5 {
 		t.Fatalf("audit has %d entries, want 5", len(all))
 	}
@@ -123,11 +123,11 @@ func testAudit(t *testing.T, f *feeder) {
 		!e.At.Equal(Base.Add(time.Hour)) || e.Position != envs[1].Position {
 		t.Fatalf("audit entry: %+v", e)
 	}
-	win := must(f.s.Audit(ctx, domain.AuditQuery{From: Base.Add(time.Hour), To: Base.Add(4 * time.Hour), Limit: 2}))(t)
+	win := Must(f.s.Audit(ctx, domain.AuditQuery{From: Base.Add(time.Hour), To: Base.Add(4 * time.Hour), Limit: 2}))(t)
 	if got := ids(win, func(e domain.AuditEntry) uuid.UUID { return e.EventID }); !slices.Equal(got, []uuid.UUID{envs[1].ID, envs[2].ID}) {
 		t.Fatalf("audit window: %v", got)
 	}
-	next := must(f.s.Audit(ctx, domain.AuditQuery{From: Base.Add(time.Hour), To: Base.Add(4 * time.Hour), Limit: 2,
+	next := Must(f.s.Audit(ctx, domain.AuditQuery{From: Base.Add(time.Hour), To: Base.Add(4 * time.Hour), Limit: 2,
 		AfterAt: win[1].At, AfterPosition: win[1].Position}))(t)
 	if got := ids(next, func(e domain.AuditEntry) uuid.UUID { return e.EventID }); !slices.Equal(got, []uuid.UUID{envs[3].ID}) {
 		t.Fatalf("audit next page: %v", got)
@@ -546,7 +546,7 @@ func testAuditChain(t *testing.T, f *feeder) {
 	rest := f.apply(again, envs[3], envs[4], envs[5])
 	envs = append(first, rest[1:]...)
 
-	all := must(f.s.AuditChain(ctx, domain.AuditChainQuery{}))(t)
+	all := Must(f.s.AuditChain(ctx, domain.AuditChainQuery{}))(t)
 	if len(all) != 6 {
 		t.Fatalf("audit chain lists %d entries, want 6", len(all))
 	}
@@ -588,7 +588,7 @@ func testAuditChain(t *testing.T, f *feeder) {
 		{"nobody", domain.AuditChainQuery{PersonID: uuid.New()}, []uint64{}},
 		{"past the end", domain.AuditChainQuery{AfterSeq: 6}, []uint64{}},
 	} {
-		if got := seqs(must(f.s.AuditChain(ctx, c.q))(t)); !slices.Equal(got, c.want) {
+		if got := seqs(Must(f.s.AuditChain(ctx, c.q))(t)); !slices.Equal(got, c.want) {
 			t.Errorf("%s: seqs %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -12,7 +12,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,9 +41,10 @@ const EnvKey = "LEDGER_TOKEN_KEY"
 
 // Source says where the root secret may come from, in this order: the
 // environment (EnvKey), a key file outside the data dir (KeyFile, the
-// `--key-file` flag), or the data dir's own KeyFile, created on first start
-// when Create is set. Setting both the environment and KeyFile is refused:
-// one deployment has one root secret. With External set (the log lives on a
+// `--key-file` flag; refused when its group or others have any access),
+// or the data dir's own KeyFile, created on first start when Create is
+// set. Setting both the environment and KeyFile is refused: one deployment
+// has one root secret. With External set (the log lives on a
 // shared NATS, `--nats-url`) the data dir's key is refused: each replica
 // would make its own, and a copy of the data dir (a backup) would carry the
 // key that unseals everything beside the data it protects.
@@ -52,6 +55,22 @@ type Source struct {
 	Create  bool
 	// External: the log is not in the data dir (a shared NATS cluster).
 	External bool
+}
+
+// Flags are the --data and --key-file flags of a command that needs the
+// root key of a ledger it does not run (token issue, loadgen).
+type Flags struct{ DataDir, KeyFile string }
+
+// Register adds --data and --key-file to fs.
+func (f *Flags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&f.DataDir, "data", "./data", "the ledger's data dir, holding its root key (without --key-file or LEDGER_TOKEN_KEY)")
+	fs.StringVar(&f.KeyFile, "key-file", "", "the root key's file outside the data dir, readable by its owner only (as `ledger serve --key-file`)")
+}
+
+// Load returns the keys derived from the root secret named by the flags or
+// the environment (getenv); it never creates one.
+func (f Flags) Load(getenv func(string) string) (Keys, error) {
+	return Load(Source{DataDir: f.DataDir, KeyFile: f.KeyFile, Getenv: getenv})
 }
 
 // Load returns the keys derived from the root secret src names.
@@ -93,7 +112,7 @@ func (src Source) rootSecret() ([]byte, error) {
 	case src.KeyFile != "" && src.External && within(src.DataDir, src.KeyFile):
 		return nil, fmt.Errorf("with --nats-url the root key must live outside the data dir, and --key-file %s is inside %s: move it out (it would travel with every copy of the dir)", src.KeyFile, src.DataDir)
 	case src.KeyFile != "":
-		return readKeyFile(src.KeyFile, fmt.Sprintf("no root key: --key-file %s does not exist (create it once, e.g. `umask 077; openssl rand -hex 32 > %s`, and give every replica the same)", src.KeyFile, src.KeyFile))
+		return readKeyFile(src.KeyFile, true, fmt.Sprintf("no root key: --key-file %s does not exist (create it once, e.g. `umask 077; openssl rand -hex 32 > %s`, and give every replica the same)", src.KeyFile, src.KeyFile))
 	case src.External:
 		return nil, fmt.Errorf("with --nats-url (a shared NATS) the root key must come from --key-file PATH or %s, the same on every replica, not from the data dir (%s): a key there is made per replica and travels with every copy of the dir", EnvKey, filepath.Join(src.DataDir, KeyFile))
 	}
@@ -122,13 +141,30 @@ func within(dir, path string) bool {
 }
 
 // readKeyFile reads a hex root key of 32 bytes or more from path; missing
-// is the error when it does not exist.
-func readKeyFile(path, missing string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+// is the error when it does not exist. With private set (a --key-file), a
+// file that its group or others may read or write (mode & 0o077) is
+// refused: whoever reads the root key can issue an admin token and open
+// every sealed field.
+func readKeyFile(path string, private bool, missing string) ([]byte, error) {
+	f, err := os.Open(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, errors.New(missing)
 	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	if private {
+		st, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		if mode := st.Mode().Perm(); mode&0o077 != 0 {
+			return nil, fmt.Errorf("--key-file %s has mode %04o: its group or others may read or change the root key; make it its owner's only (`chmod 600 %s`)", path, mode, path)
+		}
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
@@ -145,7 +181,7 @@ func rootSecret(dataDir string, create bool) ([]byte, error) {
 	_, err := os.Stat(path)
 	switch {
 	case err == nil || !errors.Is(err, fs.ErrNotExist):
-		return readKeyFile(path, "")
+		return readKeyFile(path, false, "")
 	case !create:
 		return nil, fmt.Errorf("no root key: %s does not exist (start `ledger serve --data %s` once, or give --key-file PATH or %s)", path, dataDir, EnvKey)
 	}

@@ -2,6 +2,7 @@ package secrets_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,15 @@ func TestLoadSources(t *testing.T) {
 	writeKey(t, outside, strings.Repeat("ab", 32))
 	short := filepath.Join(t.TempDir(), "short.key")
 	writeKey(t, short, "abcd")
+	shared := map[string]string{}
+	for _, mode := range []os.FileMode{0o640, 0o604, 0o620, 0o644} {
+		path := filepath.Join(t.TempDir(), "shared.key")
+		writeKey(t, path, strings.Repeat("ab", 32))
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		shared[fmt.Sprintf("%04o", mode)] = path
+	}
 	withDirKey := t.TempDir()
 	writeKey(t, filepath.Join(withDirKey, secrets.KeyFile), strings.Repeat("cd", 32))
 
@@ -74,6 +84,10 @@ func TestLoadSources(t *testing.T) {
 		{"shared NATS, nothing", secrets.Source{DataDir: t.TempDir(), External: true, Create: true}, nil, []string{"--key-file", secrets.EnvKey}},
 		{"both environment and key file", secrets.Source{DataDir: withDirKey, KeyFile: outside, Getenv: env(envKey)}, nil, []string{"give one"}},
 		{"key file missing", secrets.Source{DataDir: withDirKey, KeyFile: outside + ".gone"}, nil, []string{"does not exist", "openssl rand -hex 32"}},
+		{"key file readable by its group", secrets.Source{DataDir: withDirKey, KeyFile: shared["0640"]}, nil, []string{shared["0640"], "mode 0640", "chmod 600"}},
+		{"key file readable by others", secrets.Source{DataDir: withDirKey, KeyFile: shared["0604"]}, nil, []string{shared["0604"], "mode 0604", "chmod 600"}},
+		{"key file writable by its group", secrets.Source{DataDir: withDirKey, KeyFile: shared["0620"]}, nil, []string{"mode 0620", "chmod 600"}},
+		{"shared NATS, key file readable by all", secrets.Source{DataDir: withDirKey, KeyFile: shared["0644"], External: true}, nil, []string{"mode 0644", "chmod 600"}},
 		{"key file too short", secrets.Source{DataDir: withDirKey, KeyFile: short}, nil, []string{"32 bytes"}},
 		{"environment too short", secrets.Source{DataDir: withDirKey, Getenv: env("short")}, nil, []string{"at least 32"}},
 		{"no key, not created", secrets.Source{DataDir: t.TempDir()}, nil, []string{"does not exist", "--key-file"}},
