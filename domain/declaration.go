@@ -164,6 +164,15 @@ func (d Declaration) DeclarantID() uuid.UUID { return d.declarant }
 // FamilyMemberIDs returns the family members an arrival declaration covers.
 func (d Declaration) FamilyMemberIDs() []uuid.UUID { return slices.Clone(d.family) }
 
+// PersonIDs returns the persons the declaration is about: the declarant,
+// then the family members it covers (none before it was submitted).
+func (d Declaration) PersonIDs() []uuid.UUID {
+	if !d.declared {
+		return nil
+	}
+	return append([]uuid.UUID{d.declarant}, d.family...)
+}
+
 // District returns the district whose reviewers review it.
 func (d Declaration) District() string { return d.district }
 
@@ -458,7 +467,10 @@ func sameTruckPass(stored Event, ev TruckPassDeclared, cmd DeclareTruckPass, ope
 // DecideReviewDeclaration decides a review of a pending declaration by
 // actor (a reviewer or an admin). A reviewer of one district reviews only
 // that district's declarations. A declaration reviewed twice is a conflict.
-func DecideReviewDeclaration(d Declaration, actor Actor, cmd ReviewDeclaration) ([]Event, error) {
+// covered are the persons it is about (d.PersonIDs) as they stand now: once
+// one of them was erased it is not reviewed (WasErased), since nothing more
+// is decided in an erased person's name.
+func DecideReviewDeclaration(d Declaration, covered []Person, actor Actor, cmd ReviewDeclaration) ([]Event, error) {
 	if err := MayReview(actor, "declaration", d.district); err != nil {
 		return nil, err
 	}
@@ -468,6 +480,11 @@ func DecideReviewDeclaration(d Declaration, actor Actor, cmd ReviewDeclaration) 
 	}
 	if !d.declared {
 		return nil, Errorf(ErrNotFound, "declaration not found")
+	}
+	for _, p := range covered {
+		if p.erased {
+			return nil, WasErased(p.id)
+		}
 	}
 	if d.status != DeclarationPending {
 		return nil, Errorf(ErrConflict, "declaration %s was already reviewed (%s)", d.id, d.status)

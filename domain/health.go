@@ -46,6 +46,17 @@ func ValidateHealthRecord(prefix string, r HealthRecord, now time.Time, skew tim
 	return ev, number, nil
 }
 
+// CheckHealthSubject refuses the feed record at prefix when the person its
+// document names (subject, found by the id the document derives; the zero
+// view when none registered it) was erased: nothing more is stored about an
+// erased person.
+func CheckHealthSubject(prefix string, subject PersonView) error {
+	if subject.Erased {
+		return Errorf(ErrConflict, "%s: the person this document names was erased: nothing more is stored about them", prefix)
+	}
+	return nil
+}
+
 // HealthRecordFact is one record of the health feed as the read models keep
 // it: what HealthAsOf folds.
 type HealthRecordFact struct {
