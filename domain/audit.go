@@ -379,11 +379,7 @@ func ReplayAuditChain(events []Envelope) (AuditChain, error) {
 	return replay(events, applyAuditChain)
 }
 
-func applyAuditChain(c *AuditChain, e Envelope) error {
-	ev, err := decodeForReplay(e)
-	if err != nil {
-		return err
-	}
+func applyAuditChain(c *AuditChain, e Envelope, ev Event) error {
 	a, ok := ev.(*AuditRecorded)
 	if !ok {
 		return notPartOf(e, "the audit chain")

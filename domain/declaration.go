@@ -109,13 +109,9 @@ func ReplayDeclaration(events []Envelope) (Declaration, error) {
 	return replay(events, (*Declaration).apply)
 }
 
-// apply folds one event into the declaration. It is the only way a
-// Declaration changes.
-func (d *Declaration) apply(e Envelope) error {
-	ev, err := decodeForReplay(e)
-	if err != nil {
-		return err
-	}
+// apply folds one event (e, decoded as ev) into the declaration. It is the
+// only way a Declaration changes.
+func (d *Declaration) apply(e Envelope, ev Event) error {
 	switch ev := ev.(type) {
 	case *ArrivalDeclared:
 		d.declare(e, ev.DeclarationID, DeclarationArrival, ev.PersonID, ev.DestinationDistrict)

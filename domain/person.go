@@ -86,12 +86,9 @@ func ReplayPerson(events []Envelope) (Person, error) {
 	return replay(events, (*Person).apply)
 }
 
-// apply folds one event into the person. It is the only way a Person changes.
-func (p *Person) apply(e Envelope) error {
-	ev, err := decodeForReplay(e)
-	if err != nil {
-		return err
-	}
+// apply folds one event (e, decoded as ev) into the person. It is the only
+// way a Person changes.
+func (p *Person) apply(e Envelope, ev Event) error {
 	switch ev := ev.(type) {
 	case *PersonRegistered:
 		p.id = ev.PersonID
@@ -289,16 +286,24 @@ func DecideVerifyPerson(p Person, actor Actor, cmd VerifyPerson) ([]Event, error
 	if err := ValidateVerify(cmd); err != nil {
 		return nil, err
 	}
-	if !p.registered {
-		return nil, Errorf(ErrNotFound, "person not registered")
-	}
-	if p.erased {
-		return nil, WasErased(p.id)
+	if err := p.mayChange(); err != nil {
+		return nil, err
 	}
 	if p.verification == VerificationApproved {
 		return nil, Errorf(ErrConflict, "person %s is already verified", p.id)
 	}
 	return []Event{PersonVerified{PersonID: p.id, Method: cmd.Method, Result: cmd.Result}}, nil
+}
+
+// mayChange refuses a change of p unless p is registered and not erased.
+func (p Person) mayChange() error {
+	if !p.registered {
+		return Errorf(ErrNotFound, "person not registered")
+	}
+	if p.erased {
+		return WasErased(p.id)
+	}
+	return nil
 }
 
 // ReleasePerson asks to void a family member's registration of a document
@@ -320,11 +325,8 @@ func DecideReleasePerson(p Person, actor Actor, cmd ReleasePerson) ([]Event, err
 	if err != nil {
 		return nil, err
 	}
-	if !p.registered {
-		return nil, Errorf(ErrNotFound, "person not registered")
-	}
-	if p.erased {
-		return nil, WasErased(p.id)
+	if err := p.mayChange(); err != nil {
+		return nil, err
 	}
 	if !p.Dependant() {
 		return nil, Errorf(ErrConflict, "person %s registered themself: only a family member's registration is released", p.id)

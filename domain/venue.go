@@ -105,12 +105,9 @@ func ReplayVenue(events []Envelope) (Venue, error) {
 	return replay(events, (*Venue).apply)
 }
 
-// apply folds one event into the venue. It is the only way a Venue changes.
-func (v *Venue) apply(e Envelope) error {
-	ev, err := decodeForReplay(e)
-	if err != nil {
-		return err
-	}
+// apply folds one event (e, decoded as ev) into the venue. It is the only
+// way a Venue changes.
+func (v *Venue) apply(e Envelope, ev Event) error {
 	switch ev := ev.(type) {
 	case *VenueApplied:
 		v.id = ev.VenueID
