@@ -302,11 +302,7 @@ func ValidateTruckPass(cmd DeclareTruckPass, now time.Time, skew time.Duration) 
 			int(TruckNATValidity/time.Hour), int(TruckNATValidity/time.Hour)))
 	}
 	cmd.NATProofAt = cmd.NATProofAt.UTC()
-	switch cmd.HealthCodeColour {
-	case ColourGreen, ColourYellow, ColourRed:
-	default:
-		errs.add(Invalid("health_code_colour", "must be green, yellow or red"))
-	}
+	errs.add(oneOf("health_code_colour", cmd.HealthCodeColour, ColourGreen, ColourYellow, ColourRed))
 	cmd.LogisticsPark = errs.text(validText("logistics_park", cmd.LogisticsPark, MaxParkLength))
 	if cmd.District = strings.TrimSpace(cmd.District); !ValidDistrict(cmd.District) {
 		errs.add(Invalid("district", "must be the logistics park's 6-digit administrative division code"))

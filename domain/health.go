@@ -20,10 +20,8 @@ func ValidateHealthRecord(prefix string, r HealthRecord, now time.Time, skew tim
 	if err != nil {
 		return HealthStatusRecorded{}, "", err
 	}
-	switch r.CodeColour {
-	case ColourGreen, ColourYellow, ColourRed:
-	default:
-		return HealthStatusRecorded{}, "", Invalid(prefix+".code_colour", "must be green, yellow or red")
+	if err := oneOf(prefix+".code_colour", r.CodeColour, ColourGreen, ColourYellow, ColourRed); err != nil {
+		return HealthStatusRecorded{}, "", err
 	}
 	ev := HealthStatusRecorded{IDType: r.IDType, CodeColour: r.CodeColour, NATResult: r.NATResult, VaccineDoses: r.VaccineDoses}
 	switch r.NATResult {

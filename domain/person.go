@@ -356,18 +356,12 @@ func DecideAddFamilyMember(guardian, member Person, family int, r Registration, 
 	return DecideRegisterPerson(member, r, seal, open)
 }
 
+// ValidateVerify checks a verification's method and result.
 func ValidateVerify(cmd VerifyPerson) error {
-	switch cmd.Method {
-	case VerifyFace, VerifyManual:
-	default:
-		return Invalid("method", "must be face or manual")
+	if err := oneOf("method", cmd.Method, VerifyFace, VerifyManual); err != nil {
+		return err
 	}
-	switch cmd.Result {
-	case VerifyApproved, VerifyRejected:
-	default:
-		return Invalid("result", "must be approved or rejected")
-	}
-	return nil
+	return oneOf("result", cmd.Result, VerifyApproved, VerifyRejected)
 }
 
 // ValidateName checks a person's real name and returns it trimmed.
