@@ -337,7 +337,7 @@ func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members
 		if m.erased {
 			return nil, WasErased(m.id)
 		}
-		if m.guardianID != declarant.id {
+		if m.GuardianID() != declarant.id {
 			return nil, Errorf(ErrForbidden, "person %s is not a family member of the declarant", m.id)
 		}
 		ids = append(ids, m.id)

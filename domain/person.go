@@ -61,23 +61,19 @@ type Person struct {
 	registered   bool
 	registeredBy uuid.UUID // id of the PersonRegistered event
 	registeredAt uint64    // its position
-	idType       string
-	idHash       string
-	guardianID   uuid.UUID
-	relation     string
 	verification string
 	// erased is set by PersonErased: the person's data key is destroyed and
 	// nothing may be done in their name again.
 	erased   bool
 	erasedBy uuid.UUID // id of the PersonErased event
 	erasedAt uint64    // its position
-	// erasedWith are the family members erased with the person.
-	erasedWith []uuid.UUID
-	// erasure is the PersonErased event (who erased them and why).
+	// erasure is the PersonErased event (who erased them and why, and the
+	// family members erased with them).
 	erasure PersonErased
 	// registration is the PersonRegistered event as stored (its personal
-	// fields sealed), to tell a retry from another registration that
-	// reuses its event id.
+	// fields sealed): the document, the guardian and relation of a family
+	// member, and what tells a retry from another registration that reuses
+	// its event id.
 	registration PersonRegistered
 }
 
@@ -95,17 +91,13 @@ func (p *Person) apply(e Envelope, ev Event) error {
 		p.registered = true
 		p.registeredBy = e.ID
 		p.registeredAt = e.Position
-		p.idType = ev.IDType
-		p.idHash = ev.IDHash
-		p.guardianID = ev.GuardianID
-		p.relation = ev.Relation
 		p.verification = VerificationPending
 		p.registration = *ev
 	case *PersonReleased:
 		// The family registration is void; its history stays in the log.
 		*p = Person{id: p.id, version: p.version}
 	case *PersonErased:
-		p.erased, p.erasedBy, p.erasedAt, p.erasedWith, p.erasure = true, e.ID, e.Position, ev.Dependants, *ev
+		p.erased, p.erasedBy, p.erasedAt, p.erasure = true, e.ID, e.Position, *ev
 	case *PersonVerified:
 		if ev.Result == VerifyApproved {
 			p.verification = VerificationApproved
@@ -129,20 +121,20 @@ func (p Person) Version() uint64 { return p.version }
 func (p Person) Registered() bool { return p.registered }
 
 // IDType returns the type of the person's ID document.
-func (p Person) IDType() string { return p.idType }
+func (p Person) IDType() string { return p.registration.IDType }
 
 // IDHash returns the keyed hash of the person's ID document.
-func (p Person) IDHash() string { return p.idHash }
+func (p Person) IDHash() string { return p.registration.IDHash }
 
 // GuardianID returns the guardian of a family member (zero for a citizen
 // who registered themself).
-func (p Person) GuardianID() uuid.UUID { return p.guardianID }
+func (p Person) GuardianID() uuid.UUID { return p.registration.GuardianID }
 
 // Relation returns a family member's relation to their guardian.
-func (p Person) Relation() string { return p.relation }
+func (p Person) Relation() string { return p.registration.Relation }
 
 // Dependant reports whether the person is a family member under a guardian.
-func (p Person) Dependant() bool { return p.guardianID != uuid.Nil }
+func (p Person) Dependant() bool { return p.GuardianID() != uuid.Nil }
 
 // Erased reports whether the person was erased (PersonErased).
 func (p Person) Erased() bool { return p.erased }
@@ -152,7 +144,7 @@ func (p Person) Erased() bool { return p.erased }
 func (p Person) ErasedBy() (eventID uuid.UUID, position uint64) { return p.erasedBy, p.erasedAt }
 
 // ErasedDependants returns the family members erased with the person.
-func (p Person) ErasedDependants() []uuid.UUID { return p.erasedWith }
+func (p Person) ErasedDependants() []uuid.UUID { return p.erasure.Dependants }
 
 // Verification returns pending, approved or rejected ("" before registration).
 func (p Person) Verification() string { return p.verification }
@@ -331,7 +323,7 @@ func DecideReleasePerson(p Person, actor Actor, cmd ReleasePerson) ([]Event, err
 	if !p.Dependant() {
 		return nil, Errorf(ErrConflict, "person %s registered themself: only a family member's registration is released", p.id)
 	}
-	return []Event{PersonReleased{PersonID: p.id, GuardianID: p.guardianID, Reason: reason}}, nil
+	return []Event{PersonReleased{PersonID: p.id, GuardianID: p.GuardianID(), Reason: reason}}, nil
 }
 
 // DecideAddFamilyMember decides whether guardian, who has family members
@@ -460,7 +452,7 @@ func DecideErasePerson(p Person, actor Actor, cmd ErasePerson, dependants []uuid
 // or member is not (any more) a registered family member of theirs, or is
 // erased already.
 func DecideEraseWithGuardian(member, guardian Person) ([]Event, error) {
-	if !guardian.erased || !member.registered || member.erased || member.guardianID != guardian.id {
+	if !guardian.erased || !member.registered || member.erased || member.GuardianID() != guardian.id {
 		return nil, nil
 	}
 	g := guardian.erasure
