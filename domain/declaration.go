@@ -87,8 +87,7 @@ type ReviewDeclaration struct {
 // Declaration is the declaration aggregate (arrival or truck pass), rebuilt
 // only by replaying its events through apply (ReplayDeclaration).
 type Declaration struct {
-	id         uuid.UUID
-	version    uint64
+	root
 	declared   bool
 	declaredBy uuid.UUID // id of the declaring event
 	declaredAt uint64    // its position
@@ -141,12 +140,6 @@ func (d *Declaration) declare(e Envelope, id uuid.UUID, kind string, declarant u
 	d.declared, d.declaredBy, d.declaredAt = true, e.ID, e.Position
 	d.status = DeclarationPending
 }
-
-// ID returns the declaration's id (zero before it was submitted).
-func (d Declaration) ID() uuid.UUID { return d.id }
-
-// Version returns the position of the declaration's last event (0: none).
-func (d Declaration) Version() uint64 { return d.version }
 
 // Exists reports whether the declaration was submitted.
 func (d Declaration) Exists() bool { return d.declared }

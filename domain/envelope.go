@@ -136,6 +136,19 @@ func AggregateKind(aggregate string) string {
 	return kind
 }
 
+// root is what every versioned aggregate (Person, Venue, Declaration)
+// holds besides its own state; its apply keeps it.
+type root struct {
+	id      uuid.UUID
+	version uint64 // the position of the last event applied
+}
+
+// ID returns the aggregate's id (zero before its first event).
+func (r root) ID() uuid.UUID { return r.id }
+
+// Version returns the position of the aggregate's last event (0: none).
+func (r root) Version() uint64 { return r.version }
+
 // replay rebuilds an aggregate's state from its events, in log order,
 // through its one apply, which is given each event decoded.
 func replay[S any](events []Envelope, apply func(*S, Envelope, Event) error) (S, error) {

@@ -56,8 +56,7 @@ const (
 // through apply (ReplayPerson). A family member is a person of their own
 // whose guardian is set.
 type Person struct {
-	id           uuid.UUID
-	version      uint64
+	root
 	registered   bool
 	registeredBy uuid.UUID // id of the PersonRegistered event
 	registeredAt uint64    // its position
@@ -95,7 +94,7 @@ func (p *Person) apply(e Envelope, ev Event) error {
 		p.registration = *ev
 	case *PersonReleased:
 		// The family registration is void; its history stays in the log.
-		*p = Person{id: p.id, version: p.version}
+		*p = Person{root: p.root}
 	case *PersonErased:
 		p.erased, p.erasedBy, p.erasedAt, p.erasure = true, e.ID, e.Position, *ev
 	case *PersonVerified:
@@ -110,12 +109,6 @@ func (p *Person) apply(e Envelope, ev Event) error {
 	p.version = e.Position
 	return nil
 }
-
-// ID returns the person's id (zero before registration).
-func (p Person) ID() uuid.UUID { return p.id }
-
-// Version returns the position of the person's last event (0: none).
-func (p Person) Version() uint64 { return p.version }
 
 // Registered reports whether the person has registered.
 func (p Person) Registered() bool { return p.registered }

@@ -83,8 +83,7 @@ func ValidDistrict(d string) bool { return len(d) == 6 && digits(d) }
 // Venue is the venue aggregate, rebuilt only by replaying its events through
 // apply (ReplayVenue).
 type Venue struct {
-	id      uuid.UUID
-	version uint64
+	root
 	applied bool
 	// application is the VenueApplied event: name, type, place, manager
 	// and pass requirements.
@@ -128,12 +127,6 @@ func (v *Venue) apply(e Envelope, ev Event) error {
 	v.version = e.Position
 	return nil
 }
-
-// ID returns the venue's id (zero before it was applied for).
-func (v Venue) ID() uuid.UUID { return v.id }
-
-// Version returns the position of the venue's last event (0: none).
-func (v Venue) Version() uint64 { return v.version }
 
 // Exists reports whether the venue was applied for.
 func (v Venue) Exists() bool { return v.applied }
