@@ -10,6 +10,19 @@ import (
 	"github.com/checkin-ledger/ledger/domain/idcard"
 )
 
+// family registers a guardian and their child (names as given) and
+// returns their ids.
+func (h *harness) family(guardianName, childName string) (guardian, child uuid.UUID) {
+	h.tb.Helper()
+	guardian, _ = h.register(guardianName)
+	res, err := h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
+		Name: childName, IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	return guardian, res.ID
+}
+
 // TestNothingMoreAboutAnErasedPerson: once a person is erased, the
 // declaration they made before is reviewed no more (approve or reject),
 // nor is one covering them as a family member, and the health feed's
@@ -17,21 +30,16 @@ import (
 func TestNothingMoreAboutAnErasedPerson(t *testing.T) {
 	h := newHarness(t)
 	declarant, number := h.register("冯五")
-	guardian, _ := h.register("陈母")
-	kid, err := h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
-		Name: "陈小", IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
-	if err != nil {
-		t.Fatal(err)
-	}
+	guardian, kid := h.family("陈母", "陈小")
 	own, err := h.ledger.DeclareArrival(h.ctx, person(declarant), arrival())
 	if err != nil {
 		t.Fatal(err)
 	}
-	family, err := h.ledger.DeclareArrival(h.ctx, person(guardian), arrival(kid.ID))
+	family, err := h.ledger.DeclareArrival(h.ctx, person(guardian), arrival(kid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []uuid.UUID{declarant, kid.ID} {
+	for _, id := range []uuid.UUID{declarant, kid} {
 		res, err := h.ledger.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "the person asked"})
 		if err != nil {
 			t.Fatal(err)
