@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 )
@@ -136,28 +137,110 @@ const maxReasonDigits = 10
 
 // ValidateAuditedReason checks the reason of an audited action (a trace, a
 // look, a review, a release): valid text of at most MaxReasonLength runes,
-// required when required is set, and no run of more than maxReasonDigits
-// digits (spaces between digits do not break a run): the reason is kept in
-// the audit trail for good, and an ID or phone number must not be.
+// required when required is set, and no ID or phone number, which the
+// audit trail would keep for good (reasonNumbers): no run of more than
+// maxReasonDigits digits typed whole or spaced, and, written with dashes,
+// dots or parentheses ("138-0013-8000", "(0539) 812.3456"), nothing shaped
+// like a mobile, landline or ID number (a case reference such as
+// "case-2022-0512-00123" is kept).
 func ValidateAuditedReason(reason string, required bool) (string, error) {
 	reason, err := Text("reason", reason, MaxReasonLength, required)
 	if err != nil {
 		return "", err
 	}
-	run := 0
-	for i, r := range reason {
-		switch {
-		case r >= '0' && r <= '9' || r >= '０' && r <= '９':
-			run++
-		case r == ' ' && run > 0 && i+1 < len(reason) && reason[i+1] >= '0' && reason[i+1] <= '9':
-		default:
-			run = 0
-		}
-		if run > maxReasonDigits {
+	for _, n := range reasonNumbers(reason) {
+		if len(n.digits) > maxReasonDigits && (!n.punctuated || personalNumber(n)) {
 			return "", Invalid("reason", "holds a run of %d or more digits: a reason stays in the audit trail for good and may not hold an ID or phone number (refer to a person by their id)", maxReasonDigits+1)
 		}
 	}
 	return reason, nil
+}
+
+// reasonNumber is a run of digits in a reason, its separators taken out.
+type reasonNumber struct {
+	digits string // ASCII, full-width digits folded
+	// punctuated: a separator other than a space stood in the run.
+	punctuated bool
+	// checkX: the run is followed by X, an ID number's check character.
+	checkX bool
+}
+
+// reasonNumbers returns the runs of digits (ASCII or full-width) in s, a
+// run going on through the separators a number is written with between
+// two of its digits (spaces, dashes, dots, parentheses; ASCII or
+// full-width).
+func reasonNumbers(s string) []reasonNumber {
+	var out []reasonNumber
+	rs := []rune(s)
+	for i := 0; i < len(rs); {
+		if digitOf(rs[i]) < 0 {
+			i++
+			continue
+		}
+		var n reasonNumber
+		var b strings.Builder
+		for i < len(rs) {
+			if d := digitOf(rs[i]); d >= 0 {
+				b.WriteByte(byte('0' + d))
+				i++
+				continue
+			}
+			j := i
+			punctuated := false
+			for j < len(rs) && numberSeparator(rs[j]) {
+				punctuated = punctuated || !unicode.IsSpace(rs[j])
+				j++
+			}
+			if j == i || j == len(rs) || digitOf(rs[j]) < 0 {
+				break
+			}
+			n.punctuated, i = n.punctuated || punctuated, j
+		}
+		n.digits = b.String()
+		n.checkX = i < len(rs) && (rs[i] == 'X' || rs[i] == 'x' || rs[i] == 'Ｘ' || rs[i] == 'ｘ')
+		out = append(out, n)
+	}
+	return out
+}
+
+// digitOf returns the value of an ASCII or full-width digit, -1 for
+// anything else.
+func digitOf(r rune) int {
+	switch {
+	case r >= '0' && r <= '9':
+		return int(r - '0')
+	case r >= '０' && r <= '９':
+		return int(r - '０')
+	}
+	return -1
+}
+
+// numberSeparator reports whether r may stand between the digits of a
+// written phone or ID number.
+func numberSeparator(r rune) bool {
+	switch r {
+	case ' ', '\u00a0', '\u3000', '-', '\u2010', '\u2011', '\u2013', '\u2014', '－', '.', '．', '(', ')', '（', '）':
+		return true
+	}
+	return false
+}
+
+// personalNumber reports whether a punctuated run of digits is shaped like
+// a phone or ID number: a mobile number (1, 3 to 9, nine more digits)
+// anywhere in it (after a country code too), a landline with its area code
+// or an international prefix (it starts with 0), or an ID number's length
+// (15, 18, or 17 and the check character X).
+func personalNumber(n reasonNumber) bool {
+	d := n.digits
+	if d[0] == '0' || len(d) == 15 || len(d) == 18 || (len(d) == 17 && n.checkX) {
+		return true
+	}
+	for i := 0; i+11 <= len(d); i++ {
+		if d[i] == '1' && d[i+1] >= '3' {
+			return true
+		}
+	}
+	return false
 }
 
 // AuditKinds lists the entry kinds, for validating a filter.
@@ -296,11 +379,7 @@ func ReplayAuditChain(events []Envelope) (AuditChain, error) {
 	return replay(events, applyAuditChain)
 }
 
-func applyAuditChain(c *AuditChain, e Envelope) error {
-	ev, err := decodeForReplay(e)
-	if err != nil {
-		return err
-	}
+func applyAuditChain(c *AuditChain, e Envelope, ev Event) error {
 	a, ok := ev.(*AuditRecorded)
 	if !ok {
 		return notPartOf(e, "the audit chain")

@@ -274,12 +274,17 @@ func TestAuditEntries(t *testing.T) {
 // refuses an ID or phone number, typed whole or spaced, and keeps case
 // references, dates and short numbers.
 func TestAuditedReasonHoldsNoPersonalNumber(t *testing.T) {
-	for _, bad := range []string{"核查 11010519491231002X", "call 13800138000", "phone 138 0013 8000", "１３８００１３８０００", "id110105194912310038"} {
+	for _, bad := range []string{"核查 11010519491231002X", "call 13800138000", "phone 138 0013 8000", "１３８００１３８０００", "id110105194912310038",
+		// Written with separators: dashes, dots, parentheses, full-width
+		// digits and dashes, a country code, a landline, a spaced ID.
+		"phone 138-0013-8000", "call 138.0013.8000", "(138)0013-8000", "１３８－００１３－８０００", "+86 138-0013-8000",
+		"tel 0539-8123456", "(0539) 812-3456", "110105-19491231-002X", "110105 1949 1231 0038"} {
 		if _, err := domain.ValidateAuditedReason(bad, true); err == nil || !strings.Contains(err.Error(), "ID or phone number") {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
-	for _, ok := range []string{"cluster 12", "case-2022-0512-00123", "阳性病例流调 2022-05-12", "room 1203, 3 visits", "0123456789"} {
+	for _, ok := range []string{"cluster 12", "case-2022-0512-00123", "阳性病例流调 2022-05-12", "room 1203, 3 visits", "0123456789",
+		"流调 2022.05.12-2022.05.20", "batch 3 - 12 persons", "v2.1.0 (case 7)"} {
 		if got, err := domain.ValidateAuditedReason(ok, true); err != nil || got != ok {
 			t.Errorf("%q: %q %v", ok, got, err)
 		}

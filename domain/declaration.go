@@ -87,8 +87,7 @@ type ReviewDeclaration struct {
 // Declaration is the declaration aggregate (arrival or truck pass), rebuilt
 // only by replaying its events through apply (ReplayDeclaration).
 type Declaration struct {
-	id         uuid.UUID
-	version    uint64
+	root
 	declared   bool
 	declaredBy uuid.UUID // id of the declaring event
 	declaredAt uint64    // its position
@@ -109,13 +108,9 @@ func ReplayDeclaration(events []Envelope) (Declaration, error) {
 	return replay(events, (*Declaration).apply)
 }
 
-// apply folds one event into the declaration. It is the only way a
-// Declaration changes.
-func (d *Declaration) apply(e Envelope) error {
-	ev, err := decodeForReplay(e)
-	if err != nil {
-		return err
-	}
+// apply folds one event (e, decoded as ev) into the declaration. It is the
+// only way a Declaration changes.
+func (d *Declaration) apply(e Envelope, ev Event) error {
 	switch ev := ev.(type) {
 	case *ArrivalDeclared:
 		d.declare(e, ev.DeclarationID, DeclarationArrival, ev.PersonID, ev.DestinationDistrict)
@@ -146,12 +141,6 @@ func (d *Declaration) declare(e Envelope, id uuid.UUID, kind string, declarant u
 	d.status = DeclarationPending
 }
 
-// ID returns the declaration's id (zero before it was submitted).
-func (d Declaration) ID() uuid.UUID { return d.id }
-
-// Version returns the position of the declaration's last event (0: none).
-func (d Declaration) Version() uint64 { return d.version }
-
 // Exists reports whether the declaration was submitted.
 func (d Declaration) Exists() bool { return d.declared }
 
@@ -163,6 +152,15 @@ func (d Declaration) DeclarantID() uuid.UUID { return d.declarant }
 
 // FamilyMemberIDs returns the family members an arrival declaration covers.
 func (d Declaration) FamilyMemberIDs() []uuid.UUID { return slices.Clone(d.family) }
+
+// PersonIDs returns the persons the declaration is about: the declarant,
+// then the family members it covers (none before it was submitted).
+func (d Declaration) PersonIDs() []uuid.UUID {
+	if !d.declared {
+		return nil
+	}
+	return append([]uuid.UUID{d.declarant}, d.family...)
+}
 
 // District returns the district whose reviewers review it.
 func (d Declaration) District() string { return d.district }
@@ -297,11 +295,7 @@ func ValidateTruckPass(cmd DeclareTruckPass, now time.Time, skew time.Duration) 
 			int(TruckNATValidity/time.Hour), int(TruckNATValidity/time.Hour)))
 	}
 	cmd.NATProofAt = cmd.NATProofAt.UTC()
-	switch cmd.HealthCodeColour {
-	case ColourGreen, ColourYellow, ColourRed:
-	default:
-		errs.add(Invalid("health_code_colour", "must be green, yellow or red"))
-	}
+	errs.add(oneOf("health_code_colour", cmd.HealthCodeColour, ColourGreen, ColourYellow, ColourRed))
 	cmd.LogisticsPark = errs.text(validText("logistics_park", cmd.LogisticsPark, MaxParkLength))
 	if cmd.District = strings.TrimSpace(cmd.District); !ValidDistrict(cmd.District) {
 		errs.add(Invalid("district", "must be the logistics park's 6-digit administrative division code"))
@@ -336,7 +330,7 @@ func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members
 		if m.erased {
 			return nil, WasErased(m.id)
 		}
-		if m.guardianID != declarant.id {
+		if m.GuardianID() != declarant.id {
 			return nil, Errorf(ErrForbidden, "person %s is not a family member of the declarant", m.id)
 		}
 		ids = append(ids, m.id)
@@ -458,7 +452,10 @@ func sameTruckPass(stored Event, ev TruckPassDeclared, cmd DeclareTruckPass, ope
 // DecideReviewDeclaration decides a review of a pending declaration by
 // actor (a reviewer or an admin). A reviewer of one district reviews only
 // that district's declarations. A declaration reviewed twice is a conflict.
-func DecideReviewDeclaration(d Declaration, actor Actor, cmd ReviewDeclaration) ([]Event, error) {
+// covered are the persons it is about (d.PersonIDs) as they stand now: once
+// one of them was erased it is not reviewed (WasErased), since nothing more
+// is decided in an erased person's name.
+func DecideReviewDeclaration(d Declaration, covered []Person, actor Actor, cmd ReviewDeclaration) ([]Event, error) {
 	if err := MayReview(actor, "declaration", d.district); err != nil {
 		return nil, err
 	}
@@ -468,6 +465,11 @@ func DecideReviewDeclaration(d Declaration, actor Actor, cmd ReviewDeclaration) 
 	}
 	if !d.declared {
 		return nil, Errorf(ErrNotFound, "declaration not found")
+	}
+	for _, p := range covered {
+		if p.erased {
+			return nil, WasErased(p.id)
+		}
 	}
 	if d.status != DeclarationPending {
 		return nil, Errorf(ErrConflict, "declaration %s was already reviewed (%s)", d.id, d.status)

@@ -257,7 +257,7 @@ func TestDecideReviewDeclaration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := DecideReviewDeclaration(tt.d, tt.actor, tt.cmd)
+			evs, err := DecideReviewDeclaration(tt.d, nil, tt.actor, tt.cmd)
 			wantKind(t, err, tt.kind)
 			if tt.field != "" {
 				wantField(t, err, tt.field)

@@ -136,26 +136,36 @@ func AggregateKind(aggregate string) string {
 	return kind
 }
 
+// root is what every versioned aggregate (Person, Venue, Declaration)
+// holds besides its own state; its apply keeps it.
+type root struct {
+	id      uuid.UUID
+	version uint64 // the position of the last event applied
+}
+
+// ID returns the aggregate's id (zero before its first event).
+func (r root) ID() uuid.UUID { return r.id }
+
+// Version returns the position of the aggregate's last event (0: none).
+func (r root) Version() uint64 { return r.version }
+
 // replay rebuilds an aggregate's state from its events, in log order,
-// through its one apply.
-func replay[S any](events []Envelope, apply func(*S, Envelope) error) (S, error) {
+// through its one apply, which is given each event decoded.
+func replay[S any](events []Envelope, apply func(*S, Envelope, Event) error) (S, error) {
 	var s S
 	for _, e := range events {
-		if err := apply(&s, e); err != nil {
+		ev, err := Decode(e)
+		if err == nil {
+			err = apply(&s, e, ev)
+		} else {
+			err = fmt.Errorf("replay %s: %w", e.Aggregate, err)
+		}
+		if err != nil {
 			var zero S
 			return zero, err
 		}
 	}
 	return s, nil
-}
-
-// decodeForReplay decodes e for an aggregate's apply.
-func decodeForReplay(e Envelope) (Event, error) {
-	ev, err := Decode(e)
-	if err != nil {
-		return nil, fmt.Errorf("replay %s: %w", e.Aggregate, err)
-	}
-	return ev, nil
 }
 
 // notPartOf is apply's answer to an event of a type the aggregate (what)

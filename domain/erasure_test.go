@@ -84,6 +84,22 @@ func TestErasedPersonRefused(t *testing.T) {
 	if _, err := knownPerson(&f, pid); !errorsIsConflict(err) {
 		t.Fatalf("pass of an erased person: %v", err)
 	}
+	// A declaration made before the erasure is reviewed no more, whether
+	// its declarant or a family member it covers was erased.
+	guardian := replayPerson(t, PersonRegistered{PersonID: uuid.New()})
+	did := uuid.New()
+	for _, tt := range []struct {
+		name    string
+		covered []Person
+	}{{"declarant", []Person{p}}, {"family member", []Person{guardian, p}}} {
+		d := replayDeclaration(t, ArrivalDeclared{DeclarationID: did, PersonID: tt.covered[0].ID(), DestinationDistrict: "371302"})
+		for _, decision := range []string{ReviewApprove, ReviewReject} {
+			review := ReviewDeclaration{Decision: decision, Reason: "checked"}
+			if evs, err := DecideReviewDeclaration(d, tt.covered, Actor{Role: RoleReviewer}, review); !errorsIsConflict(err) || evs != nil {
+				t.Fatalf("%s of an erased %s's declaration: %v %v", decision, tt.name, evs, err)
+			}
+		}
+	}
 }
 
 func errorsIsConflict(err error) bool {

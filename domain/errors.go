@@ -3,6 +3,8 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // Error kinds. Every error a rule or a store returns to a caller wraps one of
@@ -39,6 +41,16 @@ func (e *FieldError) Unwrap() error { return ErrInvalid }
 // Invalid returns a FieldError for field.
 func Invalid(field, format string, args ...any) error {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// oneOf refuses v, the value of field, unless it is one of allowed: a
+// FieldError saying "must be a, b or c".
+func oneOf(field, v string, allowed ...string) error {
+	if slices.Contains(allowed, v) {
+		return nil
+	}
+	last := len(allowed) - 1
+	return Invalid(field, "must be %s or %s", strings.Join(allowed[:last], ", "), allowed[last])
 }
 
 // Error is an error of a kind with a message for the caller: what Errorf

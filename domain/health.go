@@ -20,10 +20,8 @@ func ValidateHealthRecord(prefix string, r HealthRecord, now time.Time, skew tim
 	if err != nil {
 		return HealthStatusRecorded{}, "", err
 	}
-	switch r.CodeColour {
-	case ColourGreen, ColourYellow, ColourRed:
-	default:
-		return HealthStatusRecorded{}, "", Invalid(prefix+".code_colour", "must be green, yellow or red")
+	if err := oneOf(prefix+".code_colour", r.CodeColour, ColourGreen, ColourYellow, ColourRed); err != nil {
+		return HealthStatusRecorded{}, "", err
 	}
 	ev := HealthStatusRecorded{IDType: r.IDType, CodeColour: r.CodeColour, NATResult: r.NATResult, VaccineDoses: r.VaccineDoses}
 	switch r.NATResult {
@@ -44,6 +42,17 @@ func ValidateHealthRecord(prefix string, r HealthRecord, now time.Time, skew tim
 		return HealthStatusRecorded{}, "", Invalid(prefix+".vaccine_doses", "must be between 0 and %d", MaxVaccineDoses)
 	}
 	return ev, number, nil
+}
+
+// CheckHealthSubject refuses the feed record at prefix when the person its
+// document names (subject, found by the id the document derives; the zero
+// view when none registered it) was erased: nothing more is stored about an
+// erased person.
+func CheckHealthSubject(prefix string, subject PersonView) error {
+	if subject.Erased {
+		return Errorf(ErrConflict, "%s: the person this document names was erased: nothing more is stored about them", prefix)
+	}
+	return nil
 }
 
 // HealthRecordFact is one record of the health feed as the read models keep

@@ -512,10 +512,16 @@ type passEncoder struct {
 }
 
 func (e *passEncoder) uuid(u uuid.UUID) {
+	e.b = append(AppendUUID(append(e.b, '"'), u), '"')
+}
+
+// AppendUUID appends u's canonical text (as u.String() spells it) to b,
+// without allocating: for the hand-written JSON writers (PassRecorded's
+// here, the envelope's in eventstore).
+func AppendUUID(b []byte, u uuid.UUID) []byte {
 	const hex = "0123456789abcdef"
-	var s [38]byte
-	s[0], s[37] = '"', '"'
-	j := 1
+	var s [36]byte
+	j := 0
 	for i, c := range u {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
 			s[j] = '-'
@@ -524,7 +530,7 @@ func (e *passEncoder) uuid(u uuid.UUID) {
 		s[j], s[j+1] = hex[c>>4], hex[c&0xf]
 		j += 2
 	}
-	e.b = append(e.b, s[:]...)
+	return append(b, s[:]...)
 }
 
 func (e *passEncoder) str(s string) {

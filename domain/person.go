@@ -56,28 +56,23 @@ const (
 // through apply (ReplayPerson). A family member is a person of their own
 // whose guardian is set.
 type Person struct {
-	id           uuid.UUID
-	version      uint64
+	root
 	registered   bool
 	registeredBy uuid.UUID // id of the PersonRegistered event
 	registeredAt uint64    // its position
-	idType       string
-	idHash       string
-	guardianID   uuid.UUID
-	relation     string
 	verification string
 	// erased is set by PersonErased: the person's data key is destroyed and
 	// nothing may be done in their name again.
 	erased   bool
 	erasedBy uuid.UUID // id of the PersonErased event
 	erasedAt uint64    // its position
-	// erasedWith are the family members erased with the person.
-	erasedWith []uuid.UUID
-	// erasure is the PersonErased event (who erased them and why).
+	// erasure is the PersonErased event (who erased them and why, and the
+	// family members erased with them).
 	erasure PersonErased
 	// registration is the PersonRegistered event as stored (its personal
-	// fields sealed), to tell a retry from another registration that
-	// reuses its event id.
+	// fields sealed): the document, the guardian and relation of a family
+	// member, and what tells a retry from another registration that reuses
+	// its event id.
 	registration PersonRegistered
 }
 
@@ -86,29 +81,22 @@ func ReplayPerson(events []Envelope) (Person, error) {
 	return replay(events, (*Person).apply)
 }
 
-// apply folds one event into the person. It is the only way a Person changes.
-func (p *Person) apply(e Envelope) error {
-	ev, err := decodeForReplay(e)
-	if err != nil {
-		return err
-	}
+// apply folds one event (e, decoded as ev) into the person. It is the only
+// way a Person changes.
+func (p *Person) apply(e Envelope, ev Event) error {
 	switch ev := ev.(type) {
 	case *PersonRegistered:
 		p.id = ev.PersonID
 		p.registered = true
 		p.registeredBy = e.ID
 		p.registeredAt = e.Position
-		p.idType = ev.IDType
-		p.idHash = ev.IDHash
-		p.guardianID = ev.GuardianID
-		p.relation = ev.Relation
 		p.verification = VerificationPending
 		p.registration = *ev
 	case *PersonReleased:
 		// The family registration is void; its history stays in the log.
-		*p = Person{id: p.id, version: p.version}
+		*p = Person{root: p.root}
 	case *PersonErased:
-		p.erased, p.erasedBy, p.erasedAt, p.erasedWith, p.erasure = true, e.ID, e.Position, ev.Dependants, *ev
+		p.erased, p.erasedBy, p.erasedAt, p.erasure = true, e.ID, e.Position, *ev
 	case *PersonVerified:
 		if ev.Result == VerifyApproved {
 			p.verification = VerificationApproved
@@ -122,30 +110,24 @@ func (p *Person) apply(e Envelope) error {
 	return nil
 }
 
-// ID returns the person's id (zero before registration).
-func (p Person) ID() uuid.UUID { return p.id }
-
-// Version returns the position of the person's last event (0: none).
-func (p Person) Version() uint64 { return p.version }
-
 // Registered reports whether the person has registered.
 func (p Person) Registered() bool { return p.registered }
 
 // IDType returns the type of the person's ID document.
-func (p Person) IDType() string { return p.idType }
+func (p Person) IDType() string { return p.registration.IDType }
 
 // IDHash returns the keyed hash of the person's ID document.
-func (p Person) IDHash() string { return p.idHash }
+func (p Person) IDHash() string { return p.registration.IDHash }
 
 // GuardianID returns the guardian of a family member (zero for a citizen
 // who registered themself).
-func (p Person) GuardianID() uuid.UUID { return p.guardianID }
+func (p Person) GuardianID() uuid.UUID { return p.registration.GuardianID }
 
 // Relation returns a family member's relation to their guardian.
-func (p Person) Relation() string { return p.relation }
+func (p Person) Relation() string { return p.registration.Relation }
 
 // Dependant reports whether the person is a family member under a guardian.
-func (p Person) Dependant() bool { return p.guardianID != uuid.Nil }
+func (p Person) Dependant() bool { return p.GuardianID() != uuid.Nil }
 
 // Erased reports whether the person was erased (PersonErased).
 func (p Person) Erased() bool { return p.erased }
@@ -155,7 +137,7 @@ func (p Person) Erased() bool { return p.erased }
 func (p Person) ErasedBy() (eventID uuid.UUID, position uint64) { return p.erasedBy, p.erasedAt }
 
 // ErasedDependants returns the family members erased with the person.
-func (p Person) ErasedDependants() []uuid.UUID { return p.erasedWith }
+func (p Person) ErasedDependants() []uuid.UUID { return p.erasure.Dependants }
 
 // Verification returns pending, approved or rejected ("" before registration).
 func (p Person) Verification() string { return p.verification }
@@ -289,16 +271,24 @@ func DecideVerifyPerson(p Person, actor Actor, cmd VerifyPerson) ([]Event, error
 	if err := ValidateVerify(cmd); err != nil {
 		return nil, err
 	}
-	if !p.registered {
-		return nil, Errorf(ErrNotFound, "person not registered")
-	}
-	if p.erased {
-		return nil, WasErased(p.id)
+	if err := p.mayChange(); err != nil {
+		return nil, err
 	}
 	if p.verification == VerificationApproved {
 		return nil, Errorf(ErrConflict, "person %s is already verified", p.id)
 	}
 	return []Event{PersonVerified{PersonID: p.id, Method: cmd.Method, Result: cmd.Result}}, nil
+}
+
+// mayChange refuses a change of p unless p is registered and not erased.
+func (p Person) mayChange() error {
+	if !p.registered {
+		return Errorf(ErrNotFound, "person not registered")
+	}
+	if p.erased {
+		return WasErased(p.id)
+	}
+	return nil
 }
 
 // ReleasePerson asks to void a family member's registration of a document
@@ -320,16 +310,13 @@ func DecideReleasePerson(p Person, actor Actor, cmd ReleasePerson) ([]Event, err
 	if err != nil {
 		return nil, err
 	}
-	if !p.registered {
-		return nil, Errorf(ErrNotFound, "person not registered")
-	}
-	if p.erased {
-		return nil, WasErased(p.id)
+	if err := p.mayChange(); err != nil {
+		return nil, err
 	}
 	if !p.Dependant() {
 		return nil, Errorf(ErrConflict, "person %s registered themself: only a family member's registration is released", p.id)
 	}
-	return []Event{PersonReleased{PersonID: p.id, GuardianID: p.guardianID, Reason: reason}}, nil
+	return []Event{PersonReleased{PersonID: p.id, GuardianID: p.GuardianID(), Reason: reason}}, nil
 }
 
 // DecideAddFamilyMember decides whether guardian, who has family members
@@ -354,18 +341,12 @@ func DecideAddFamilyMember(guardian, member Person, family int, r Registration, 
 	return DecideRegisterPerson(member, r, seal, open)
 }
 
+// ValidateVerify checks a verification's method and result.
 func ValidateVerify(cmd VerifyPerson) error {
-	switch cmd.Method {
-	case VerifyFace, VerifyManual:
-	default:
-		return Invalid("method", "must be face or manual")
+	if err := oneOf("method", cmd.Method, VerifyFace, VerifyManual); err != nil {
+		return err
 	}
-	switch cmd.Result {
-	case VerifyApproved, VerifyRejected:
-	default:
-		return Invalid("result", "must be approved or rejected")
-	}
-	return nil
+	return oneOf("result", cmd.Result, VerifyApproved, VerifyRejected)
 }
 
 // ValidateName checks a person's real name and returns it trimmed.
@@ -464,7 +445,7 @@ func DecideErasePerson(p Person, actor Actor, cmd ErasePerson, dependants []uuid
 // or member is not (any more) a registered family member of theirs, or is
 // erased already.
 func DecideEraseWithGuardian(member, guardian Person) ([]Event, error) {
-	if !guardian.erased || !member.registered || member.erased || member.guardianID != guardian.id {
+	if !guardian.erased || !member.registered || member.erased || member.GuardianID() != guardian.id {
 		return nil, nil
 	}
 	g := guardian.erasure

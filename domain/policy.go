@@ -206,7 +206,7 @@ func MayReview(a Actor, thing, district string) error {
 // MayManageSubAdmins decides whether a may add or remove v's sub-admins:
 // its manager, or an admin.
 func MayManageSubAdmins(a Actor, v Venue) error {
-	if a.Role == RoleAdmin || (a.Role == RolePerson && a.PersonID == v.manager) {
+	if a.Role == RoleAdmin || (a.Role == RolePerson && a.PersonID == v.ManagerID()) {
 		return nil
 	}
 	return Errorf(ErrForbidden, "only the venue's manager or an admin may change its sub-admins")

@@ -83,21 +83,15 @@ func ValidDistrict(d string) bool { return len(d) == 6 && digits(d) }
 // Venue is the venue aggregate, rebuilt only by replaying its events through
 // apply (ReplayVenue).
 type Venue struct {
-	id             uuid.UUID
-	version        uint64
-	applied        bool
-	name           string
-	typ            string
-	district       string
-	address        string
-	lat, lng       float64
-	status         string
-	reason         string
-	manager        uuid.UUID
-	admins         []uuid.UUID // in the order they were added
-	requireGreen   bool
-	natWithinHours int
-	code           string
+	root
+	applied bool
+	// application is the VenueApplied event: name, type, place, manager
+	// and pass requirements.
+	application VenueApplied
+	status      string
+	reason      string
+	admins      []uuid.UUID // in the order they were added
+	code        string
 }
 
 // ReplayVenue rebuilds a venue from its events, in log order.
@@ -105,21 +99,12 @@ func ReplayVenue(events []Envelope) (Venue, error) {
 	return replay(events, (*Venue).apply)
 }
 
-// apply folds one event into the venue. It is the only way a Venue changes.
-func (v *Venue) apply(e Envelope) error {
-	ev, err := decodeForReplay(e)
-	if err != nil {
-		return err
-	}
+// apply folds one event (e, decoded as ev) into the venue. It is the only
+// way a Venue changes.
+func (v *Venue) apply(e Envelope, ev Event) error {
 	switch ev := ev.(type) {
 	case *VenueApplied:
-		v.id = ev.VenueID
-		v.applied = true
-		v.name, v.typ, v.district, v.address = ev.Name, ev.Type, ev.District, ev.Address
-		v.lat, v.lng = ev.Lat, ev.Lng
-		v.manager = ev.ManagerID
-		v.requireGreen = ev.RequireGreen
-		v.natWithinHours = ev.NATWithinHours
+		v.id, v.applied, v.application = ev.VenueID, true, *ev
 		v.status = VenueStatusPending
 	case *VenueReviewed:
 		if ev.Decision == ReviewApprove {
@@ -143,26 +128,20 @@ func (v *Venue) apply(e Envelope) error {
 	return nil
 }
 
-// ID returns the venue's id (zero before it was applied for).
-func (v Venue) ID() uuid.UUID { return v.id }
-
-// Version returns the position of the venue's last event (0: none).
-func (v Venue) Version() uint64 { return v.version }
-
 // Exists reports whether the venue was applied for.
 func (v Venue) Exists() bool { return v.applied }
 
 // Name returns the venue's name.
-func (v Venue) Name() string { return v.name }
+func (v Venue) Name() string { return v.application.Name }
 
 // Type returns the venue's type (one of VenueTypes).
-func (v Venue) Type() string { return v.typ }
+func (v Venue) Type() string { return v.application.Type }
 
 // District returns the venue's 6-digit district code.
-func (v Venue) District() string { return v.district }
+func (v Venue) District() string { return v.application.District }
 
 // Address returns the venue's street address.
-func (v Venue) Address() string { return v.address }
+func (v Venue) Address() string { return v.application.Address }
 
 // Status returns pending, approved or rejected ("" before the application).
 func (v Venue) Status() string { return v.status }
@@ -171,7 +150,7 @@ func (v Venue) Status() string { return v.status }
 func (v Venue) Reason() string { return v.reason }
 
 // ManagerID returns the person who applied for the venue and manages it.
-func (v Venue) ManagerID() uuid.UUID { return v.manager }
+func (v Venue) ManagerID() uuid.UUID { return v.application.ManagerID }
 
 // Admins returns the sub-admins, in the order they were added.
 func (v Venue) Admins() []uuid.UUID { return slices.Clone(v.admins) }
@@ -181,7 +160,7 @@ func (v Venue) IsAdmin(person uuid.UUID) bool { return slices.Contains(v.admins,
 
 // Requirements returns the venue's pass requirements.
 func (v Venue) Requirements() (requireGreen bool, natWithinHours int) {
-	return v.requireGreen, v.natWithinHours
+	return v.application.RequireGreen, v.application.NATWithinHours
 }
 
 // Code returns the issued venue code, if any.
@@ -261,7 +240,7 @@ func ValidateReview(decision, reason string) (string, error) {
 // DecideReviewVenue decides actor's review of a pending venue application
 // managed by manager (a rejected manager's venue cannot be approved).
 func DecideReviewVenue(v Venue, actor Actor, cmd ReviewVenue, manager Person) ([]Event, error) {
-	if err := MayReview(actor, "venue", v.district); err != nil {
+	if err := MayReview(actor, "venue", v.District()); err != nil {
 		return nil, err
 	}
 	reason, err := ValidateReview(cmd.Decision, cmd.Reason)
@@ -305,7 +284,7 @@ func DecideAddSubAdmin(v Venue, actor Actor, person Person) ([]Event, error) {
 	if err := MayActAsSelf(person, "be a sub-admin"); err != nil {
 		return nil, err
 	}
-	if person.id == v.manager {
+	if person.id == v.ManagerID() {
 		return nil, Errorf(ErrConflict, "person %s already manages venue %s", person.id, v.id)
 	}
 	if v.IsAdmin(person.id) {

@@ -29,34 +29,26 @@ const AuditAnchorKey = "audit.head"
 // instead of one per event: for an aggregate whose state is its last event
 // (the audit chain). Only aggregates written by Append have a last message.
 func (s *Store) LoadLast(ctx context.Context, aggregate string) ([]domain.Envelope, uint64, error) {
-	if s.isClosed() {
-		return nil, 0, ErrClosed
-	}
-	subj, err := subject(aggregate)
+	subj, packed, err := s.aggregateSubject(aggregate)
 	if err != nil {
 		return nil, 0, fmt.Errorf("load last: %w", err)
 	}
-	if packSubjectOf(domain.AggregateKind(aggregate)) != "" {
+	if packed {
 		return nil, 0, fmt.Errorf("load last %s: %w", aggregate, domain.Invalid("aggregate", "a packed kind has no last message of its own"))
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	var m *jetstream.RawStreamMsg
-	err = s.untilAnswered(ctx, func(ctx context.Context) (err error) {
-		m, err = s.stream.GetLastMsgForSubject(ctx, subj)
-		return err
-	})
+	m, err := s.lastMsg(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, 0, nil
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("load last %s: %w", subj, err)
 	}
-	var e domain.Envelope
-	if err := decodeEnvelope(m.Data, &e, nil); err != nil {
-		return nil, 0, fmt.Errorf("load last %s: position %d: %w", subj, PositionOf(m.Sequence, 0), err)
+	e, err := envelopeOf(m)
+	if err != nil {
+		return nil, 0, fmt.Errorf("load last %s: %w", subj, err)
 	}
-	e.Position = PositionOf(m.Sequence, 0)
 	return []domain.Envelope{e}, e.Position, nil
 }
 

@@ -31,7 +31,7 @@ var ErrNotEnvelope = errors.New("eventstore: message body is not an event envelo
 // empty payload is written as null).
 func appendEnvelope(buf []byte, e *domain.Envelope) []byte {
 	buf = append(buf, `{"id":"`...)
-	buf = appendUUID(buf, e.ID)
+	buf = domain.AppendUUID(buf, e.ID)
 	buf = append(buf, `","type":`...)
 	buf = appendJSONString(buf, e.Type)
 	buf = append(buf, `,"schema_version":`...)
@@ -58,21 +58,6 @@ func appendEnvelope(buf []byte, e *domain.Envelope) []byte {
 		buf = append(buf, e.Payload...)
 	}
 	return append(buf, '}')
-}
-
-func appendUUID(buf []byte, id uuid.UUID) []byte {
-	var s [36]byte
-	const hex = "0123456789abcdef"
-	j := 0
-	for i, b := range id {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			s[j] = '-'
-			j++
-		}
-		s[j], s[j+1] = hex[b>>4], hex[b&0x0f]
-		j += 2
-	}
-	return append(buf, s[:]...)
 }
 
 // appendJSONString appends s as a JSON string, escaping what JSON requires

@@ -166,11 +166,7 @@ func (s *Store) rebuildDedup(ctx context.Context) (map[string]uint64, error) {
 		endTime time.Time // and when it was stored
 	)
 	for _, subj := range allPackSubjects {
-		var m *jetstream.RawStreamMsg
-		err := s.untilAnswered(rctx, func(ctx context.Context) (err error) {
-			m, err = s.stream.GetLastMsgForSubject(ctx, subj)
-			return err
-		})
+		m, err := s.lastMsg(rctx, subj)
 		switch {
 		case err == nil:
 			known[subj] = m.Sequence

@@ -83,9 +83,7 @@ func (x *PassIndex) follow(ctx context.Context) error {
 	if from > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from+1
 	}
-	cctx, cancel := withTimeout(ctx)
-	cons, err := x.js.OrderedConsumer(cctx, StreamName, cfg)
-	cancel()
+	cons, err := x.orderedConsumer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("pass index: consumer: %w", err)
 	}

@@ -49,14 +49,11 @@ const (
 // it, and the version is just the position of its last event (Record does
 // not check versions).
 func (s *Store) Load(ctx context.Context, aggregate string) ([]domain.Envelope, uint64, error) {
-	if s.isClosed() {
-		return nil, 0, ErrClosed
-	}
-	subj, err := subject(aggregate)
+	subj, packed, err := s.aggregateSubject(aggregate)
 	if err != nil {
 		return nil, 0, fmt.Errorf("load: %w", err)
 	}
-	if packSubjectOf(domain.AggregateKind(aggregate)) != "" {
+	if packed {
 		var out []domain.Envelope
 		if err := s.Read(ctx, aggregate, 0, func(evs []domain.Envelope) error {
 			out = append(out, evs...)
@@ -76,6 +73,19 @@ func (s *Store) Load(ctx context.Context, aggregate string) ([]domain.Envelope, 
 	return out, out[len(out)-1].Position, nil
 }
 
+// aggregateSubject returns aggregate's subject, and whether its kind is
+// packed (its events are in packs, on no subject of their own); ErrClosed
+// on a closed store.
+func (s *Store) aggregateSubject(aggregate string) (subj string, packed bool, err error) {
+	if s.isClosed() {
+		return "", false, ErrClosed
+	}
+	if subj, err = subject(aggregate); err != nil {
+		return "", false, err
+	}
+	return subj, packSubjectOf(domain.AggregateKind(aggregate)) != "", nil
+}
+
 // loadFrom returns the events on subject subj from stream sequence seq on,
 // one leader read each.
 func (s *Store) loadFrom(ctx context.Context, subj string, seq uint64) ([]domain.Envelope, error) {
@@ -90,15 +100,25 @@ func (s *Store) loadFrom(ctx context.Context, subj string, seq uint64) ([]domain
 		if err != nil {
 			return nil, fmt.Errorf("load %s: get from %d: %w", subj, seq, err)
 		}
-		var e domain.Envelope
-		if err := decodeEnvelope(m.Data, &e, nil); err != nil {
-			return nil, fmt.Errorf("load %s: position %d: %w", subj, PositionOf(m.Sequence, 0), err)
+		e, err := envelopeOf(m)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", subj, err)
 		}
-		e.Position = PositionOf(m.Sequence, 0)
 		out = append(out, e)
 		seq = m.Sequence + 1
 	}
 	return out, nil
+}
+
+// envelopeOf decodes m, a message of one event (an Append's), at its
+// position.
+func envelopeOf(m *jetstream.RawStreamMsg) (domain.Envelope, error) {
+	var e domain.Envelope
+	if err := decodeEnvelope(m.Data, &e, nil); err != nil {
+		return e, fmt.Errorf("position %d: %w", PositionOf(m.Sequence, 0), err)
+	}
+	e.Position = PositionOf(m.Sequence, 0)
+	return e, nil
 }
 
 // selection is what a scan reads: the subjects the server filters on (all
@@ -207,9 +227,7 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = fromSeq
 	}
-	cctx, cancel := withTimeout(ctx)
-	cons, err := s.js.OrderedConsumer(cctx, StreamName, cfg)
-	cancel()
+	cons, err := s.orderedConsumer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("ordered consumer: %w", err)
 	}
@@ -417,6 +435,14 @@ func skipElem(d *scanner) error {
 	return nil
 }
 
+// orderedConsumer creates an ordered consumer of the stream with cfg,
+// within the store's timeout; deleteConsumer removes it.
+func (s *Store) orderedConsumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	return s.js.OrderedConsumer(ctx, StreamName, cfg)
+}
+
 // deleteConsumer removes a scan's consumer (the ordered consumer only
 // deletes the ones it replaces).
 func (s *Store) deleteConsumer(cons jetstream.Consumer) {
@@ -511,11 +537,7 @@ func (s *Store) lastOf(ctx context.Context, sel selection) (uint64, error) {
 	defer cancel()
 	var last uint64
 	for _, subj := range sel.subjects {
-		var m *jetstream.RawStreamMsg
-		err := s.untilAnswered(ctx, func(ctx context.Context) (err error) {
-			m, err = s.stream.GetLastMsgForSubject(ctx, subj)
-			return err
-		})
+		m, err := s.lastMsg(ctx, subj)
 		switch {
 		case err == nil:
 			last = max(last, m.Sequence)
@@ -681,6 +703,17 @@ func (s *Store) getMsg(ctx context.Context, st jetstream.Stream, seq uint64, opt
 	var m *jetstream.RawStreamMsg
 	err := s.untilAnswered(ctx, func(ctx context.Context) (err error) {
 		m, err = st.GetMsg(ctx, seq, opts...)
+		return err
+	})
+	return m, err
+}
+
+// lastMsg reads the last message on subj from the stream's leader, through
+// a failover as getMsg does; jetstream.ErrMsgNotFound when there is none.
+func (s *Store) lastMsg(ctx context.Context, subj string) (*jetstream.RawStreamMsg, error) {
+	var m *jetstream.RawStreamMsg
+	err := s.untilAnswered(ctx, func(ctx context.Context) (err error) {
+		m, err = s.stream.GetLastMsgForSubject(ctx, subj)
 		return err
 	})
 	return m, err

@@ -20,6 +20,7 @@
 package eventstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -239,48 +240,38 @@ const (
 	connectTimeout = 2 * time.Second
 )
 
+// orDefault sets *v to def when it is not set (zero or less).
+func orDefault[T cmp.Ordered](v *T, def T) {
+	var zero T
+	if *v <= zero {
+		*v = def
+	}
+}
+
 // Open starts the embedded server when no URL is given, connects, and
 // creates or updates the stream and the key bucket.
 func Open(ctx context.Context, o Options) (*Store, error) {
-	if o.Replicas <= 0 {
-		o.Replicas = 1
-	}
-	if o.DuplicateWindow <= 0 {
-		o.DuplicateWindow = defaultDuplicateWindow
-	}
-	if o.PassRetention <= 0 {
-		o.PassRetention = defaultPassRetention
-	}
+	orDefault(&o.Replicas, 1)
+	orDefault(&o.DuplicateWindow, defaultDuplicateWindow)
+	orDefault(&o.PassRetention, defaultPassRetention)
 	if o.PassRetention < time.Second {
 		return nil, fmt.Errorf("eventstore: pass retention %s is under the 1s JetStream allows", o.PassRetention)
 	}
 	if o.GroupCommitWait == 0 {
 		o.GroupCommitWait = defaultGroupCommitWait
 	}
-	if o.MaxPack <= 0 {
-		o.MaxPack = defaultMaxPack
-	}
+	orDefault(&o.MaxPack, defaultMaxPack)
 	if o.MaxPack > maxPackEvents {
 		return nil, fmt.Errorf("eventstore: max pack %d is over the %d a position can index", o.MaxPack, maxPackEvents)
 	}
-	if o.MaxInflight <= 0 {
-		o.MaxInflight = defaultMaxInflight
-	}
-	if o.MaxDedupEntries <= 0 {
-		o.MaxDedupEntries = defaultMaxDedup
-	}
+	orDefault(&o.MaxInflight, defaultMaxInflight)
+	orDefault(&o.MaxDedupEntries, defaultMaxDedup)
 	if o.MasterKey != nil && len(o.MasterKey) != 32 {
 		return nil, fmt.Errorf("eventstore: master key has %d bytes, want 32", len(o.MasterKey))
 	}
-	if o.StartTimeout <= 0 {
-		o.StartTimeout = defaultStartTimeout
-	}
-	if o.AckTimeout <= 0 {
-		o.AckTimeout = defaultAckTimeout
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = defaultWriteTimeout
-	}
+	orDefault(&o.StartTimeout, defaultStartTimeout)
+	orDefault(&o.AckTimeout, defaultAckTimeout)
+	orDefault(&o.WriteTimeout, defaultWriteTimeout)
 	if o.Now == nil {
 		o.Now = time.Now
 	}

@@ -90,10 +90,20 @@ func (l *Ledger) declare(ctx context.Context, actor domain.Actor, eventID uuid.U
 // decided on; a declaration changed in between (its queueing, written by
 // the reactions, or another review) is decided again on its new state, so
 // of two concurrent reviews one wins and the other meets it and conflicts,
-// as does a second review after the first.
+// as does a second review after the first. The declaration of a person
+// erased since (the declarant or a family member it covers) is not
+// reviewed.
 func (l *Ledger) ReviewDeclaration(ctx context.Context, actor domain.Actor, id uuid.UUID, cmd domain.ReviewDeclaration) (Result, error) {
 	_, res, err := update(ctx, l, declarations, id, domain.Meta{Actor: actor.Subject}, retryOnConflict, func(d domain.Declaration) ([]domain.Event, error) {
-		return domain.DecideReviewDeclaration(d, actor, cmd)
+		covered := make([]domain.Person, 0, len(d.PersonIDs()))
+		for _, pid := range d.PersonIDs() {
+			p, _, err := load(ctx, l, persons, pid)
+			if err != nil {
+				return nil, err
+			}
+			covered = append(covered, p)
+		}
+		return domain.DecideReviewDeclaration(d, covered, actor, cmd)
 	})
 	return res, err
 }

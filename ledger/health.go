@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/uuid"
+
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/domain/pii"
 )
 
 // RecordHealth stores a batch of the health data feed (health-feed role
@@ -13,7 +16,8 @@ import (
 // stored. Each record becomes a HealthStatusRecorded event on the document's
 // health aggregate, known by the document's keyed hash, so records for
 // people who have not registered yet are kept until they do. All records
-// are stored with one group commit.
+// are stored with one group commit. A record whose document names an
+// erased person is refused like an invalid one (domain.CheckHealthSubject).
 func (l *Ledger) RecordHealth(ctx context.Context, actor domain.Actor, records []domain.HealthRecord) (HealthResult, error) {
 	if err := domain.HealthFeeds.Require(actor, "only the health data feed may record health status"); err != nil {
 		return HealthResult{}, err
@@ -27,6 +31,7 @@ func (l *Ledger) RecordHealth(ctx context.Context, actor domain.Actor, records [
 	now := l.now()
 	skew := l.clockSkew()
 	envs := make([]domain.Envelope, 0, len(records))
+	subjects := make([]uuid.UUID, 0, len(records))
 	for i, r := range records {
 		ev, number, err := domain.ValidateHealthRecord(fmt.Sprintf("records[%d]", i), r, now, skew)
 		if err != nil {
@@ -38,6 +43,18 @@ func (l *Ledger) RecordHealth(ctx context.Context, actor domain.Actor, records [
 			return HealthResult{}, err
 		}
 		envs = append(envs, env)
+		subjects = append(subjects, pii.PersonID(ev.IDHash))
+	}
+	// The persons the documents name, by the ids they derive (an erased
+	// person's document is no lookup key any more), in one read.
+	facts, err := l.Reads.PassFacts(ctx, PassFactsQuery{Persons: subjects})
+	if err != nil {
+		return HealthResult{}, fmt.Errorf("read the persons of %d health records: %w", len(records), err)
+	}
+	for i, id := range subjects {
+		if err := domain.CheckHealthSubject(fmt.Sprintf("records[%d]", i), facts.Persons[id]); err != nil {
+			return HealthResult{}, err
+		}
 	}
 	appended, err := l.record(ctx, "health records", envs...)
 	if err != nil {

@@ -114,7 +114,8 @@ type ReadModel interface {
 	// busiest venues' occupancy (Occupancy's rule) and the review queues.
 	Dashboard(ctx context.Context, q domain.DashboardQuery) (domain.Dashboard, error)
 	// PassFacts returns, in one read, what deciding one call's passes
-	// needs: the venues, the persons named by id or by document hash and
+	// needs (and the health feed: whether its documents' persons were
+	// erased): the venues, the persons named by id or by document hash and
 	// their health, the passes already stored among the event ids. Unknown
 	// names are absent from the answer, not errors.
 	PassFacts(ctx context.Context, q PassFactsQuery) (domain.PassFacts, error)

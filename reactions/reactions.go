@@ -35,6 +35,7 @@
 package reactions
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -136,8 +137,11 @@ type reaction struct {
 	kinds  []string
 	maybe  prefilter
 	pick   selector
-	handle func(ctx context.Context, events []domain.Envelope) error
+	handle handleFunc
 }
+
+// handleFunc is a reaction's step on the events it picked from one message.
+type handleFunc func(ctx context.Context, events []domain.Envelope) error
 
 // Router runs the reactions. It implements ledger.PoisonQueue.
 type Router struct {
@@ -160,27 +164,17 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 	if o.Durable == "" {
 		o.Durable = DefaultDurable
 	}
-	if o.Replicas <= 0 {
-		o.Replicas = 1
-	}
+	orDefault(&o.Replicas, 1)
 	if o.MaxRetries == 0 {
 		o.MaxRetries = DefaultMaxRetries
 	}
 	if o.MaxRetries < 0 {
 		o.MaxRetries = 0
 	}
-	if o.RetryInterval <= 0 {
-		o.RetryInterval = DefaultRetryInterval
-	}
-	if o.MaxInterval <= 0 {
-		o.MaxInterval = DefaultMaxInterval
-	}
-	if o.AckWait <= 0 {
-		o.AckWait = DefaultAckWait
-	}
-	if o.CloseTimeout <= 0 {
-		o.CloseTimeout = DefaultCloseTimeout
-	}
+	orDefault(&o.RetryInterval, DefaultRetryInterval)
+	orDefault(&o.MaxInterval, DefaultMaxInterval)
+	orDefault(&o.AckWait, DefaultAckWait)
+	orDefault(&o.CloseTimeout, DefaultCloseTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -228,14 +222,17 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 			kinds:  nil,
 			maybe:  mayBeAbnormalPass,
 			pick:   abnormalPasses,
-			handle: r.raiseAlerts,
+			handle: batch("raise alerts", o.Ledger.RaiseAlerts),
 		},
 		ReactionDeclarations: {
-			name:   ReactionDeclarations,
-			kinds:  []string{domain.KindDeclaration},
-			maybe:  mayBeDeclaration,
-			pick:   submittedDeclarations,
-			handle: r.queueDeclarations,
+			name:  ReactionDeclarations,
+			kinds: []string{domain.KindDeclaration},
+			maybe: mayBeDeclaration,
+			pick:  submittedDeclarations,
+			handle: each("queue the declaration", func(ctx context.Context, e domain.Envelope) error {
+				_, err := o.Ledger.QueueDeclaration(ctx, domain.ReactionsActor, e)
+				return err
+			}),
 		},
 		ReactionVenueCodes: {
 			name:   ReactionVenueCodes,
@@ -249,7 +246,7 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 			kinds:  []string{domain.KindPerson},
 			maybe:  mayBeErasure,
 			pick:   erasures,
-			handle: r.completeErasures,
+			handle: each("complete the erasure", o.Ledger.CompleteErasure),
 		},
 		ReactionAudit: {
 			name: ReactionAudit,
@@ -258,7 +255,7 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 			kinds:  []string{domain.KindAudit, domain.KindPerson, domain.KindVenue, domain.KindDeclaration},
 			maybe:  mayBeAudited,
 			pick:   audited,
-			handle: r.recordAudit,
+			handle: batch("record audit", o.Ledger.RecordAudit),
 		},
 	}
 	for _, re := range r.reactions {
@@ -275,6 +272,14 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 		r.wm.AddConsumerHandler(re.name, re.name, sub, r.handler(re))
 	}
 	return r, nil
+}
+
+// orDefault sets *v to def when it is not set (zero or less).
+func orDefault[T cmp.Ordered](v *T, def T) {
+	var zero T
+	if *v <= zero {
+		*v = def
+	}
 }
 
 // permanent reports whether a handler's error cannot go away by retrying.
@@ -404,40 +409,28 @@ func (r *Router) ConsumerNames() []string {
 		r.consumerName(ReactionErasures), r.consumerName(ReactionAudit)}
 }
 
-// completeErasures destroys the data key of each erased person.
-func (r *Router) completeErasures(ctx context.Context, events []domain.Envelope) error {
-	for _, e := range events {
-		if err := r.o.Ledger.CompleteErasure(ctx, e); err != nil {
-			return fmt.Errorf("complete the erasure of event %s: %w", e.ID, err)
+// batch is the handler of a ledger step that takes the events at once
+// (what names it in errors).
+func batch(what string, step func(context.Context, domain.Actor, []domain.Envelope) (int, error)) handleFunc {
+	return func(ctx context.Context, events []domain.Envelope) error {
+		if _, err := step(ctx, domain.ReactionsActor, events); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
+		return nil
 	}
-	return nil
 }
 
-// raiseAlerts reports abnormal passes to their districts.
-func (r *Router) raiseAlerts(ctx context.Context, events []domain.Envelope) error {
-	if _, err := r.o.Ledger.RaiseAlerts(ctx, domain.ReactionsActor, events); err != nil {
-		return fmt.Errorf("raise alerts: %w", err)
-	}
-	return nil
-}
-
-// queueDeclarations puts submitted declarations in their districts' queues.
-func (r *Router) queueDeclarations(ctx context.Context, events []domain.Envelope) error {
-	for _, e := range events {
-		if _, err := r.o.Ledger.QueueDeclaration(ctx, domain.ReactionsActor, e); err != nil {
-			return fmt.Errorf("queue the declaration of event %s: %w", e.ID, err)
+// each is the handler of a ledger step that takes one event at a time
+// (what names it in errors, with the event).
+func each(what string, step func(context.Context, domain.Envelope) error) handleFunc {
+	return func(ctx context.Context, events []domain.Envelope) error {
+		for _, e := range events {
+			if err := step(ctx, e); err != nil {
+				return fmt.Errorf("%s of event %s: %w", what, e.ID, err)
+			}
 		}
+		return nil
 	}
-	return nil
-}
-
-// recordAudit gives audited events their entries in the audit chain.
-func (r *Router) recordAudit(ctx context.Context, events []domain.Envelope) error {
-	if _, err := r.o.Ledger.RecordAudit(ctx, domain.ReactionsActor, events); err != nil {
-		return fmt.Errorf("record audit: %w", err)
-	}
-	return nil
 }
 
 // issueVenueCodes records the code issued to each approved venue.

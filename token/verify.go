@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
 	"math"
@@ -29,14 +28,20 @@ var strictB64 = base64.RawURLEncoding.Strict()
 // maxTokenBytes bounds what the verifier looks at; our tokens are far shorter.
 const maxTokenBytes = 2048
 
-// Verification failures. classify turns them into domain errors.
-var (
-	errEmpty     = errors.New("empty token")
-	errMalformed = errors.New("malformed token")
-	errSignature = errors.New("bad signature")
-	errAudience  = errors.New("wrong kind of token")
-	errExpired   = errors.New("expired")
-	errNoExpiry  = errors.New("token without expiry")
+// refusal is why verify refused a token, in words that never echo it;
+// classify turns it into a domain error.
+type refusal string
+
+func (r refusal) Error() string { return string(r) }
+
+// The refusals.
+const (
+	errEmpty     refusal = "empty token"
+	errMalformed refusal = "malformed token"
+	errSignature refusal = "bad signature"
+	errAudience  refusal = "wrong kind of token"
+	errExpired   refusal = "expired"
+	errNoExpiry  refusal = "token without expiry"
 )
 
 // kind is one token kind: its audience and key, and a pool of HMACs keyed

@@ -1,0 +1,72 @@
+package ledgertest_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/domain/idcard"
+)
+
+// family registers a guardian and their child (names as given) and
+// returns their ids.
+func (h *harness) family(guardianName, childName string) (guardian, child uuid.UUID) {
+	h.tb.Helper()
+	guardian, _ = h.register(guardianName)
+	res, err := h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
+		Name: childName, IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	return guardian, res.ID
+}
+
+// TestNothingMoreAboutAnErasedPerson: once a person is erased, the
+// declaration they made before is reviewed no more (approve or reject),
+// nor is one covering them as a family member, and the health feed's
+// records for their document are refused; nothing is appended.
+func TestNothingMoreAboutAnErasedPerson(t *testing.T) {
+	h := newHarness(t)
+	declarant, number := h.register("冯五")
+	guardian, kid := h.family("陈母", "陈小")
+	own, err := h.ledger.DeclareArrival(h.ctx, person(declarant), arrival())
+	if err != nil {
+		t.Fatal(err)
+	}
+	family, err := h.ledger.DeclareArrival(h.ctx, person(guardian), arrival(kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uuid.UUID{declarant, kid} {
+		res, err := h.ledger.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "the person asked"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.caughtUp(res.Position)
+	}
+
+	before := h.lastPosition()
+	for _, d := range []uuid.UUID{own.ID, family.ID} {
+		for _, cmd := range []domain.ReviewDeclaration{{Decision: domain.ReviewApprove}, {Decision: domain.ReviewReject, Reason: "no test"}} {
+			_, err := h.ledger.ReviewDeclaration(h.ctx, reviewer, d, cmd)
+			wantKind(t, err, domain.ErrConflict)
+			if !strings.Contains(err.Error(), "was erased") {
+				t.Fatalf("%s of an erased person's declaration: %v, want refused as erased", cmd.Decision, err)
+			}
+		}
+	}
+	feed := domain.Actor{Role: domain.RoleHealthFeed, Subject: "health-feed:f"}
+	_, err = h.ledger.RecordHealth(h.ctx, feed, []domain.HealthRecord{
+		{IDType: idcard.ResidentID, IDNumber: h.newResidentID(), CodeColour: domain.ColourGreen, NATResult: domain.NATNone},
+		{IDType: idcard.ResidentID, IDNumber: number, CodeColour: domain.ColourRed, NATResult: domain.NATNone},
+	})
+	wantKind(t, err, domain.ErrConflict)
+	if msg := err.Error(); !strings.Contains(msg, "records[1]") || !strings.Contains(msg, "erased") {
+		t.Fatalf("the refusal names no record: %v", err)
+	}
+	if h.lastPosition() != before {
+		t.Fatal("a refused command appended")
+	}
+}
