@@ -15,7 +15,7 @@ import (
 func (h *harness) family(guardianName, childName string) (guardian, child uuid.UUID) {
 	h.tb.Helper()
 	guardian, _ = h.register(guardianName)
-	res, err := h.ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
+	res, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
 		Name: childName, IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
 	if err != nil {
 		h.tb.Fatal(err)
@@ -31,16 +31,16 @@ func TestNothingMoreAboutAnErasedPerson(t *testing.T) {
 	h := newHarness(t)
 	declarant, number := h.register("冯五")
 	guardian, kid := h.family("陈母", "陈小")
-	own, err := h.ledger.DeclareArrival(h.ctx, person(declarant), arrival())
+	own, err := h.Ledger.DeclareArrival(h.ctx, person(declarant), arrival())
 	if err != nil {
 		t.Fatal(err)
 	}
-	family, err := h.ledger.DeclareArrival(h.ctx, person(guardian), arrival(kid))
+	family, err := h.Ledger.DeclareArrival(h.ctx, person(guardian), arrival(kid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []uuid.UUID{declarant, kid} {
-		res, err := h.ledger.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "the person asked"})
+		res, err := h.Ledger.ErasePerson(h.ctx, admin, id, domain.ErasePerson{Reason: "the person asked"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func TestNothingMoreAboutAnErasedPerson(t *testing.T) {
 	before := h.lastPosition()
 	for _, d := range []uuid.UUID{own.ID, family.ID} {
 		for _, cmd := range []domain.ReviewDeclaration{{Decision: domain.ReviewApprove}, {Decision: domain.ReviewReject, Reason: "no test"}} {
-			_, err := h.ledger.ReviewDeclaration(h.ctx, reviewer, d, cmd)
+			_, err := h.Ledger.ReviewDeclaration(h.ctx, reviewer, d, cmd)
 			wantKind(t, err, domain.ErrConflict)
 			if !strings.Contains(err.Error(), "was erased") {
 				t.Fatalf("%s of an erased person's declaration: %v, want refused as erased", cmd.Decision, err)
@@ -58,7 +58,7 @@ func TestNothingMoreAboutAnErasedPerson(t *testing.T) {
 		}
 	}
 	feed := domain.Actor{Role: domain.RoleHealthFeed, Subject: "health-feed:f"}
-	_, err = h.ledger.RecordHealth(h.ctx, feed, []domain.HealthRecord{
+	_, err = h.Ledger.RecordHealth(h.ctx, feed, []domain.HealthRecord{
 		{IDType: idcard.ResidentID, IDNumber: h.newResidentID(), CodeColour: domain.ColourGreen, NATResult: domain.NATNone},
 		{IDType: idcard.ResidentID, IDNumber: number, CodeColour: domain.ColourRed, NATResult: domain.NATNone},
 	})
