@@ -120,7 +120,7 @@ func TestClusterFaults(t *testing.T) {
 				what, lg.countAfter(after), after.Format(time.TimeOnly), n, within, lg.failures)
 		}
 	}
-	waitAcks("before the faults", writing, 300, time.Minute)
+	waitAcks("before the faults", writing, 300, 2*time.Minute)
 
 	// 1. SIGKILL the stream leader; writes resume on the new one. Then the
 	// node comes back on its own store and catches up.
@@ -129,7 +129,7 @@ func TestClusterFaults(t *testing.T) {
 	c.kill(t, lead)
 	newLead := c.streamLeader(t, eventstore.StreamName, time.Minute)
 	electedAt := time.Now()
-	waitAcks("after the leader kill", killedAt, 300, time.Minute)
+	waitAcks("after the leader kill", killedAt, 300, 2*time.Minute)
 	killPhaseEnd := time.Now()
 	c.start(t, lead)
 	c.waitHealthy(t, 2*time.Minute)
@@ -142,7 +142,7 @@ func TestClusterFaults(t *testing.T) {
 	thawLead := c.streamLeader(t, eventstore.StreamName, time.Minute) // a node that is not frozen
 	thawElectedAt := time.Now()
 	// Writes must resume while the node is still frozen.
-	waitAcks("while the leader is frozen", thawElectedAt, 300, time.Minute)
+	waitAcks("while the leader is frozen", thawElectedAt, 300, 2*time.Minute)
 	ledgertest.Poll(10*time.Second, func() bool { return time.Since(frozenAt) >= 10*time.Second })
 	c.signal(t, frozen, syscall.SIGCONT)
 	thawedAt := time.Now()
@@ -157,7 +157,7 @@ func TestClusterFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = procs[0].cmd.Wait()
-	waitAcks("after the replica kill", replicaKilledAt, 300, time.Minute)
+	waitAcks("after the replica kill", replicaKilledAt, 300, 2*time.Minute)
 	ledgertest.Poll(5*time.Second, func() bool { return time.Since(replicaKilledAt) >= 5*time.Second })
 	stopWriters()
 	if lg.failed() {
