@@ -211,6 +211,9 @@ func (s *Server) dashboardStream(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // a proxy must not hold events back
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return nil // the stream's headers, and no stream
+	}
 	send := func(b []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) // unsupported by a recorder: no deadline then
 		if _, err := w.Write(b); err != nil {

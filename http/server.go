@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/httprate"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -155,7 +156,9 @@ func (s *Server) Handler() http.Handler { return s.router }
 // routes lists every route with who may call it.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(s.observe, s.recoverer)
+	// GetHead answers HEAD on every GET route with its status and headers;
+	// net/http drops the body.
+	r.Use(s.observe, s.recoverer, middleware.GetHead)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }))
 	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }))
 
