@@ -126,7 +126,7 @@ func TestAnalystConsoleInBrowser(t *testing.T) {
 		e.waitApplied(e.lastPosition())
 		rec := e.do("GET", "/v1/audit/looks?limit=1000", admin, nil)
 		wantStatus(t, rec, http.StatusOK)
-		return decodeJSON[auditResponse](t, rec).Entries
+		return decodeJSON[pageJSON[auditEntryJSON]](t, rec).Entries
 	}
 	from := w.t0.Add(-3 * time.Hour).Truncate(time.Minute)
 	to := time.Now().Add(2 * time.Minute).Truncate(time.Minute)

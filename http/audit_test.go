@@ -28,10 +28,10 @@ func TestAuditTrail(t *testing.T) {
 	e.startReactions()
 	auditor := e.bearer(domain.Actor{Role: domain.RoleAuditor, Subject: "auditor:zhou"})
 
-	var all auditChainResponse
+	var all pageJSON[auditChainEntryJSON]
 	ledgertest.Eventually(t, func() bool {
 		rec := e.do("GET", "/v1/audit", auditor, nil)
-		all = decodeJSON[auditChainResponse](t, rec)
+		all = decodeJSON[pageJSON[auditChainEntryJSON]](t, rec)
 		return len(all.Entries) == 4
 	})
 	prev := domain.AuditGenesis
@@ -70,7 +70,7 @@ func TestAuditTrail(t *testing.T) {
 		rec := e.do("GET", "/v1/audit?"+query, auditor, nil)
 		wantStatus(t, rec, http.StatusOK)
 		var seqs []uint64
-		for _, en := range decodeJSON[auditChainResponse](t, rec).Entries {
+		for _, en := range decodeJSON[pageJSON[auditChainEntryJSON]](t, rec).Entries {
 			seqs = append(seqs, en.Seq)
 		}
 		return seqs
@@ -99,8 +99,8 @@ func TestAuditTrail(t *testing.T) {
 	if got := list("until=" + url.QueryEscape(all.Entries[0].At.Add(time.Nanosecond).Format(time.RFC3339Nano))); len(got) != 1 || got[0] != 1 {
 		t.Fatalf("until just after the first: %v", got)
 	}
-	page := decodeJSON[auditChainResponse](t, e.do("GET", "/v1/audit?limit=3", auditor, nil))
-	next := decodeJSON[auditChainResponse](t, e.do("GET", "/v1/audit?limit=3&cursor="+page.NextCursor, auditor, nil))
+	page := decodeJSON[pageJSON[auditChainEntryJSON]](t, e.do("GET", "/v1/audit?limit=3", auditor, nil))
+	next := decodeJSON[pageJSON[auditChainEntryJSON]](t, e.do("GET", "/v1/audit?limit=3&cursor="+page.NextCursor, auditor, nil))
 	if len(page.Entries) != 3 || page.NextCursor == "" || len(next.Entries) != 1 || next.Entries[0].Seq != 4 || next.NextCursor != "" {
 		t.Fatalf("pages: %d entries (cursor %q), then %+v", len(page.Entries), page.NextCursor, next.Entries)
 	}

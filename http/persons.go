@@ -2,7 +2,6 @@ package http
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -141,11 +140,7 @@ func (s *Server) erasePerson(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	last, err := s.ledger.LogPosition(r.Context())
-	if err != nil {
-		return fmt.Errorf("log position: %w", err)
-	}
-	if err := s.waitFor(r.Context(), last); err != nil {
+	if err := s.waitForLog(r.Context()); err != nil {
 		return err
 	}
 	res, err := s.ledger.ErasePerson(r.Context(), actorOf(r), id, domain.ErasePerson{Reason: req.Reason})

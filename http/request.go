@@ -608,6 +608,16 @@ func (s *Server) readPosition(r *http.Request) (uint64, error) {
 	return pos, nil
 }
 
+// waitForLog blocks until the read models have applied the whole log as it
+// is now, up to Options.WaitTimeout.
+func (s *Server) waitForLog(ctx context.Context) error {
+	last, err := s.ledger.LogPosition(ctx)
+	if err != nil {
+		return fmt.Errorf("log position: %w", err)
+	}
+	return s.waitFor(ctx, last)
+}
+
 // waitFor blocks until the read models have applied position, up to
 // Options.WaitTimeout.
 func (s *Server) waitFor(ctx context.Context, position uint64) error {

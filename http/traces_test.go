@@ -318,7 +318,7 @@ func TestAuditAndLogHistory(t *testing.T) {
 		last := e.lastPosition()
 		rec := e.do("GET", "/v1/audit/looks?min_position="+itoa(last), w.admin, nil)
 		wantStatus(t, rec, 200)
-		a := decodeJSON[auditResponse](t, rec)
+		a := decodeJSON[pageJSON[auditEntryJSON]](t, rec)
 		// One trace and, from the subtests above, eight analyst looks and
 		// the index person's look at their own history: every read of a
 		// person's history is audited, whoever reads.
@@ -346,12 +346,12 @@ func TestAuditAndLogHistory(t *testing.T) {
 		if logLooks != 4 {
 			t.Fatalf("%d looks from the log, want 4", logLooks)
 		}
-		page := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit/looks?limit=5", w.admin, nil))
-		next := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit/looks?limit=5&cursor="+page.NextCursor, w.admin, nil))
+		page := decodeJSON[pageJSON[auditEntryJSON]](t, e.do("GET", "/v1/audit/looks?limit=5", w.admin, nil))
+		next := decodeJSON[pageJSON[auditEntryJSON]](t, e.do("GET", "/v1/audit/looks?limit=5&cursor="+page.NextCursor, w.admin, nil))
 		if len(page.Entries) != 5 || page.NextCursor == "" || len(next.Entries) != 5 || next.Entries[0].EventID != a.Entries[5].EventID {
 			t.Fatalf("audit pages: %d + %d entries", len(page.Entries), len(next.Entries))
 		}
-		window := decodeJSON[auditResponse](t, e.do("GET", "/v1/audit/looks?to="+first.At.Add(time.Nanosecond).Format(time.RFC3339Nano), w.admin, nil))
+		window := decodeJSON[pageJSON[auditEntryJSON]](t, e.do("GET", "/v1/audit/looks?to="+first.At.Add(time.Nanosecond).Format(time.RFC3339Nano), w.admin, nil))
 		if len(window.Entries) != 1 || window.Entries[0].EventID != tr.EventID {
 			t.Fatalf("audit window: %+v", window.Entries)
 		}

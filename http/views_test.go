@@ -122,7 +122,7 @@ func TestViewsJSON(t *testing.T) {
 		}
 		add(c.name+"/poison", poisonListResponse{Entries: mapSlice([]ledger.PoisonMessage{v.poison}, poisonMessageOf)})
 		add(c.name+"/contact_trace", contactTraceResponseOf(v.trace))
-		add(c.name+"/audit", auditResponse{Entries: mapSlice([]domain.AuditEntry{v.audit}, auditEntryOf), NextCursor: "c", Position: 9})
+		add(c.name+"/audit", pageJSON[auditEntryJSON]{Entries: mapSlice([]domain.AuditEntry{v.audit}, auditEntryOf), NextCursor: "c", Position: 9})
 	}
 	const golden = "testdata/views.golden"
 	if *update {
