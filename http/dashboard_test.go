@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -161,15 +160,21 @@ func openStream(t testing.TB, ctx context.Context, url string) (*http.Response, 
 	return resp, bufio.NewReader(resp.Body)
 }
 
+// streamServer serves e on a test server until the test ends: its URL, and
+// a city dashboard's token for the streams.
+func (e *testEnv) streamServer() (url, tok string) {
+	ts := httptest.NewServer(e.srv.Handler())
+	e.t.Cleanup(ts.Close)
+	return ts.URL, e.bearer(domain.Actor{Role: domain.RoleDashboard})
+}
+
 func TestDashboardStream(t *testing.T) {
 	w := newPassWorld(t)
 	e := w.e
-	ts := httptest.NewServer(e.srv.Handler())
-	defer ts.Close()
-	tok := e.bearer(domain.Actor{Role: domain.RoleDashboard})
+	url, tok := e.streamServer()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	resp, r := openStream(t, ctx, ts.URL+"/v1/dashboard/stream?access_token="+tok)
+	resp, r := openStream(t, ctx, url+"/v1/dashboard/stream?access_token="+tok)
 	defer resp.Body.Close()
 	ev, data := readEvent(t, r)
 	var first dashboardJSON
@@ -204,9 +209,7 @@ func TestDashboardStream(t *testing.T) {
 // drops them, and checks the hub and every goroutine are gone.
 func TestDashboardStreamsLeakNothing(t *testing.T) {
 	e := newTestServer(t)
-	ts := httptest.NewServer(e.srv.Handler())
-	defer ts.Close()
-	tok := e.bearer(domain.Actor{Role: domain.RoleDashboard})
+	url, tok := e.streamServer()
 	http.DefaultClient.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(context.Background())
 	var bodies []*http.Response
@@ -215,7 +218,7 @@ func TestDashboardStreamsLeakNothing(t *testing.T) {
 		if i%2 == 1 {
 			district = "&district=371302"
 		}
-		resp, r := openStream(t, ctx, ts.URL+"/v1/dashboard/stream?access_token="+tok+district)
+		resp, r := openStream(t, ctx, url+"/v1/dashboard/stream?access_token="+tok+district)
 		if ev, _ := readEvent(t, r); ev != "summary" {
 			t.Fatalf("stream %d: event %q", i, ev)
 		}
@@ -287,15 +290,9 @@ func TestDashboardPage(t *testing.T) {
 // the open dashboard streams: they end at once, and Serve returns.
 func TestShutdownEndsStreams(t *testing.T) {
 	e := newTestServer(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- e.srv.Serve(ctx, ln) }()
+	base, served, stop := e.serveOnPort()
 	tok := e.bearer(domain.Actor{Role: domain.RoleDashboard})
-	resp, r := openStream(t, context.Background(), "http://"+ln.Addr().String()+"/v1/dashboard/stream?access_token="+tok)
+	resp, r := openStream(t, context.Background(), base+"/v1/dashboard/stream?access_token="+tok)
 	defer resp.Body.Close()
 	readEvent(t, r)
 	start := time.Now()
@@ -324,15 +321,14 @@ func TestShutdownEndsStreams(t *testing.T) {
 func TestDashboardStreamEndsWithItsToken(t *testing.T) {
 	w := newPassWorld(t)
 	e := w.e
-	ts := httptest.NewServer(e.srv.Handler())
-	defer ts.Close()
+	url, _ := e.streamServer()
 	tok, err := e.signer.IssueBearer(domain.Actor{Role: domain.RoleDashboard, Subject: "dashboard:wall"}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	resp, r := openStream(t, ctx, ts.URL+"/v1/dashboard/stream?access_token="+tok)
+	resp, r := openStream(t, ctx, url+"/v1/dashboard/stream?access_token="+tok)
 	defer resp.Body.Close()
 	if ev, _ := readEvent(t, r); ev != "summary" {
 		t.Fatalf("first event %q", ev)
@@ -352,7 +348,7 @@ func TestDashboardStreamEndsWithItsToken(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stream of an expired token is still open 5 s after a pass")
 	}
-	res, err := http.Get(ts.URL + "/v1/dashboard/stream?access_token=" + tok)
+	res, err := http.Get(url + "/v1/dashboard/stream?access_token=" + tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,19 +365,17 @@ func TestDashboardStreamEndsWithItsToken(t *testing.T) {
 // grew the server's memory without bound).
 func TestDashboardHubForgetsDroppedDistricts(t *testing.T) {
 	e := newTestServer(t)
-	ts := httptest.NewServer(e.srv.Handler())
-	defer ts.Close()
-	tok := e.bearer(domain.Actor{Role: domain.RoleDashboard})
+	url, tok := e.streamServer()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	held, r := openStream(t, ctx, ts.URL+"/v1/dashboard/stream?district=371302&access_token="+tok)
+	held, r := openStream(t, ctx, url+"/v1/dashboard/stream?district=371302&access_token="+tok)
 	defer held.Body.Close()
 	if ev, _ := readEvent(t, r); ev != "summary" {
 		t.Fatalf("first event %q", ev)
 	}
 	for i := range 30 {
 		sctx, scancel := context.WithCancel(ctx)
-		resp, r := openStream(t, sctx, fmt.Sprintf("%s/v1/dashboard/stream?district=%06d&access_token=%s", ts.URL, 100000+i, tok))
+		resp, r := openStream(t, sctx, fmt.Sprintf("%s/v1/dashboard/stream?district=%06d&access_token=%s", url, 100000+i, tok))
 		if ev, _ := readEvent(t, r); ev != "summary" {
 			t.Fatalf("stream %d: event %q", i, ev)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -102,6 +103,21 @@ func (e *testEnv) do(method, path, tok string, body any) *httptest.ResponseRecor
 	rec := httptest.NewRecorder()
 	e.srv.Handler().ServeHTTP(rec, req)
 	return rec
+}
+
+// serveOnPort runs e's server (Serve) on a free local port until stop is
+// called or the test ends: base is its URL, served gets what Serve returns.
+func (e *testEnv) serveOnPort() (base string, served <-chan error, stop context.CancelFunc) {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	e.t.Cleanup(stop)
+	errc := make(chan error, 1)
+	go func() { errc <- e.srv.Serve(ctx, ln) }()
+	return "http://" + ln.Addr().String(), errc, stop
 }
 
 // bearer issues a token for actor.
@@ -230,6 +246,16 @@ func (e *testEnv) register(name string, serial int) registered {
 	rec := e.do("POST", "/v1/persons", "", map[string]any{
 		"name": name, "id_type": "resident_id", "id_number": residentID(e.t, serial), "phone": "13800138000",
 	})
+	wantStatus(e.t, rec, http.StatusCreated)
+	return decodeJSON[registered](e.t, rec)
+}
+
+// addChild has guardian register a child with resident ID serial and
+// returns them.
+func (e *testEnv) addChild(guardian registered, name string, serial int) registered {
+	e.t.Helper()
+	rec := e.do("POST", "/v1/persons/"+guardian.ID.String()+"/family-members", guardian.Token, map[string]any{
+		"name": name, "id_type": "resident_id", "id_number": residentID(e.t, serial), "relation": "child"})
 	wantStatus(e.t, rec, http.StatusCreated)
 	return decodeJSON[registered](e.t, rec)
 }

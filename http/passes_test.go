@@ -34,10 +34,7 @@ func newPassWorld(t *testing.T) *passWorld {
 	w.managerB = e.register("郑二", 32)
 	w.visitor = e.register("钱三", 33)
 	w.visitorID = residentID(t, 33)
-	rec := e.do("POST", "/v1/persons/"+w.visitor.ID.String()+"/family-members", w.visitor.Token, map[string]any{
-		"name": "钱小三", "id_type": "resident_id", "id_number": residentID(t, 34), "relation": "child"})
-	wantStatus(t, rec, http.StatusCreated)
-	w.child = decodeJSON[registered](t, rec)
+	w.child = e.addChild(w.visitor, "钱小三", 34)
 	w.venueA = e.approvedVenue(w.managerA, "兰山超市")
 	w.venueB = e.approvedVenue(w.managerB, "罗庄药店")
 	w.scannerA = e.bearer(domain.Actor{Role: domain.RoleScanner, VenueID: w.venueA})

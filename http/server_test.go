@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -139,15 +138,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 		c.WaitTimeout = 500 * time.Millisecond
 		c.Waiter = signalWaiter{c.Waiter, entered}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- e.srv.Serve(ctx, ln) }()
-
-	base := "http://" + ln.Addr().String()
+	base, served, cancel := e.serveOnPort()
 	resp, err := http.Get(base + "/healthz")
 	if err != nil {
 		t.Fatal(err)
