@@ -113,14 +113,10 @@ func (s *Server) listDeclarations(w http.ResponseWriter, r *http.Request) error 
 // declarationFilter reads GET /v1/declarations' query. A district's
 // reviewer sees that district's queue.
 func declarationFilter(r *http.Request) (domain.DeclarationFilter, error) {
-	a := actorOf(r)
 	q := r.URL.Query()
-	f := domain.DeclarationFilter{District: q.Get("district"), Status: q.Get("status"), Kind: q.Get("kind")}
-	if err := districtParam(f.District, false); err != nil {
-		return f, err
-	}
+	f := domain.DeclarationFilter{Status: q.Get("status"), Kind: q.Get("kind")}
 	var err error
-	if f.District, err = domain.DistrictScope(a, f.District); err != nil {
+	if f.District, err = districtScope(r, false); err != nil {
 		return f, err
 	}
 	if err := oneOf("status", f.Status, "must be pending, approved or rejected",

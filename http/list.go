@@ -63,16 +63,15 @@ func pageOf[V, T any](entries []V, limit int, position uint64, render func(V) T,
 	return page
 }
 
-// districtParam checks a district query parameter: a 6-digit
-// administrative division code, or "" when not required.
-func districtParam(district string, required bool) error {
-	if district == "" && !required {
-		return nil
+// districtScope is the district a read covers: the district query
+// parameter (a 6-digit administrative division code; "" when not required),
+// narrowed by domain.DistrictScope for a token bound to one district.
+func districtScope(r *http.Request, required bool) (string, error) {
+	asked := r.URL.Query().Get("district")
+	if (asked != "" || required) && !domain.ValidDistrict(asked) {
+		return "", domain.Invalid("district", "must be a 6-digit administrative division code")
 	}
-	if !domain.ValidDistrict(district) {
-		return domain.Invalid("district", "must be a 6-digit administrative division code")
-	}
-	return nil
+	return domain.DistrictScope(actorOf(r), asked)
 }
 
 // oneOf checks an optional enumerated query parameter: "" or one of

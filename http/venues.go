@@ -69,13 +69,9 @@ func (s *Server) listVenues(w http.ResponseWriter, r *http.Request) error {
 
 // venueFilter reads GET /v1/venues' query.
 func venueFilter(r *http.Request) (domain.VenueFilter, error) {
-	q := r.URL.Query()
-	f := domain.VenueFilter{District: q.Get("district"), Status: q.Get("status")}
-	if err := districtParam(f.District, false); err != nil {
-		return f, err
-	}
+	f := domain.VenueFilter{Status: r.URL.Query().Get("status")}
 	var err error
-	if f.District, err = domain.DistrictScope(actorOf(r), f.District); err != nil {
+	if f.District, err = districtScope(r, false); err != nil {
 		return f, err
 	}
 	if err := oneOf("status", f.Status, "must be pending, approved or rejected", "pending", "approved", "rejected"); err != nil {
