@@ -105,9 +105,10 @@ func (e *testEnv) do(method, path, tok string, body any) *httptest.ResponseRecor
 	return rec
 }
 
-// serveOnPort runs e's server (Serve) on a free local port until stop is
-// called or the test ends: base is its URL, served gets what Serve returns.
-func (e *testEnv) serveOnPort() (base string, served <-chan error, stop context.CancelFunc) {
+// serveOnPort runs e's server (Serve) on a free local port: base is its
+// URL; shutdown ends Serve's context and fails the test unless Serve
+// returns nil (a graceful shutdown) within 5 s.
+func (e *testEnv) serveOnPort() (base string, shutdown func()) {
 	e.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -115,9 +116,20 @@ func (e *testEnv) serveOnPort() (base string, served <-chan error, stop context.
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	e.t.Cleanup(stop)
-	errc := make(chan error, 1)
-	go func() { errc <- e.srv.Serve(ctx, ln) }()
-	return "http://" + ln.Addr().String(), errc, stop
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ctx, ln) }()
+	return "http://" + ln.Addr().String(), func() {
+		e.t.Helper()
+		stop()
+		select {
+		case err := <-served:
+			if err != nil {
+				e.t.Fatalf("Serve = %v, want nil after a graceful shutdown", err)
+			}
+		case <-time.After(5 * time.Second):
+			e.t.Fatal("Serve did not return within 5 s of its shutdown")
+		}
+	}
 }
 
 // bearer issues a token for actor.
