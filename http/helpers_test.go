@@ -76,8 +76,9 @@ func newTestServer(t testing.TB, tweak ...func(*Options)) *testEnv {
 }
 
 // do sends a request to the API. body may be nil, a string or []byte (sent
-// as is), or any value (sent as JSON).
-func (e *testEnv) do(method, path, tok string, body any) *httptest.ResponseRecorder {
+// as is), or any value (sent as JSON); header is more of the request's
+// header, as name, value, name, value, ….
+func (e *testEnv) do(method, path, tok string, body any, header ...string) *httptest.ResponseRecorder {
 	e.t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -99,6 +100,9 @@ func (e *testEnv) do(method, path, tok string, body any) *httptest.ResponseRecor
 	}
 	if r != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	rec := httptest.NewRecorder()
 	e.srv.Handler().ServeHTTP(rec, req)

@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
@@ -174,14 +173,9 @@ func TestContactTrace(t *testing.T) {
 	})
 
 	t.Run("csv", func(t *testing.T) {
-		req := httptest.NewRequest("POST", "/v1/traces", strings.NewReader(`{"person_id":"`+w.index.ID.String()+
+		rec := e.do("POST", "/v1/traces", w.analyst, `{"person_id":"`+w.index.ID.String()+
 			`","from":"`+w.t0.Add(-time.Hour).Format(time.RFC3339)+`","to":"`+time.Now().Format(time.RFC3339)+
-			`","depth":2,"min_overlap_minutes":10,"buffer_minutes":0,"reason":"导出"}`))
-		req.Header.Set("Authorization", "Bearer "+w.analyst)
-		req.Header.Set("Accept", "text/csv")
-		req.Header.Set("Content-Type", "application/json")
-		rec := httptest.NewRecorder()
-		e.srv.Handler().ServeHTTP(rec, req)
+			`","depth":2,"min_overlap_minutes":10,"buffer_minutes":0,"reason":"导出"}`, "Accept", "text/csv")
 		wantStatus(t, rec, http.StatusCreated)
 		if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") || rec.Header().Get("X-Trace-ID") == "" {
 			t.Fatalf("headers = %v", rec.Header())
