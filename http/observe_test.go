@@ -12,19 +12,6 @@ import (
 	"time"
 )
 
-// syncBuffer is a bytes.Buffer safe for the handlers' concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // countingMetrics records what the server tells its Metrics.
 type countingMetrics struct {
 	mu       sync.Mutex
@@ -45,10 +32,11 @@ func (m *countingMetrics) Problem(typ string) {
 }
 
 // observedServer is a test server that logs as JSON to logs and tells m
-// of every request and problem.
-func observedServer(t *testing.T) (e *testEnv, logs *syncBuffer, m *countingMetrics) {
+// of every request and problem. The tests call its handler in their own
+// goroutine (ServeHTTP on a recorder), so logs needs no lock.
+func observedServer(t *testing.T) (e *testEnv, logs *bytes.Buffer, m *countingMetrics) {
 	t.Helper()
-	logs, m = &syncBuffer{}, &countingMetrics{}
+	logs, m = &bytes.Buffer{}, &countingMetrics{}
 	e = newTestServer(t, func(o *Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 		o.Metrics = m
