@@ -97,12 +97,10 @@ type entryJSON struct {
 	Method     string    `json:"method"`
 	Operator   string    `json:"operator,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
+	Position   uint64    `json:"-"` // the page's cursor holds it
 }
 
-func entryOf(v domain.Entry) entryJSON {
-	return entryJSON{EventID: v.EventID, PersonID: v.PersonID, NameMasked: v.NameMasked, IDMasked: v.IDMasked,
-		At: v.At, Direction: v.Direction, Decision: v.Decision, Method: v.Method, Operator: v.Operator, Reason: v.Reason}
-}
+func entryOf(v domain.Entry) entryJSON { return entryJSON(v) }
 
 // visitJSON is one pass in a person's trace history.
 type visitJSON struct {
