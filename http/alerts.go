@@ -36,13 +36,9 @@ type alertQuery struct {
 // A reviewer or dashboard bound to a district reads only that district's alerts, and
 // may leave district out; everyone else must name one.
 func alertQueryOf(r *http.Request) (alertQuery, error) {
-	a := actorOf(r)
-	q := alertQuery{district: r.URL.Query().Get("district")}
-	if err := districtParam(q.district, !domain.IsDistrictBound(a)); err != nil {
-		return q, err
-	}
+	var q alertQuery
 	var err error
-	if q.district, err = domain.DistrictScope(a, q.district); err != nil {
+	if q.district, err = districtScope(r, !domain.IsDistrictBound(actorOf(r))); err != nil {
 		return q, err
 	}
 	q.limit, err = queryLimit(r, 100, 1000)

@@ -1,7 +1,6 @@
 package http
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -126,7 +125,7 @@ func TestAnalystConsoleInBrowser(t *testing.T) {
 		e.waitApplied(e.lastPosition())
 		rec := e.do("GET", "/v1/audit/looks?limit=1000", admin, nil)
 		wantStatus(t, rec, http.StatusOK)
-		return decodeJSON[auditResponse](t, rec).Entries
+		return decodeJSON[pageJSON[auditEntryJSON]](t, rec).Entries
 	}
 	from := w.t0.Add(-3 * time.Hour).Truncate(time.Minute)
 	to := time.Now().Add(2 * time.Minute).Truncate(time.Minute)
@@ -201,16 +200,7 @@ func TestAnalystConsoleInBrowser(t *testing.T) {
 		t.Fatalf("download name %q", csvName)
 	}
 	// The CSV is the route's own CSV for the same trace.
-	raw, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := httptest.NewRequest("POST", "/v1/traces", bytes.NewReader(raw))
-	req.Header.Set("Authorization", "Bearer "+w.analyst)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/csv")
-	rec := httptest.NewRecorder()
-	e.srv.Handler().ServeHTTP(rec, req)
+	rec := e.do("POST", "/v1/traces", w.analyst, body, "Accept", "text/csv")
 	wantStatus(t, rec, http.StatusCreated)
 	if csvText != rec.Body.String() {
 		t.Fatalf("console CSV:\n%s\nroute's CSV:\n%s", csvText, rec.Body.String())

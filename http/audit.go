@@ -13,21 +13,11 @@ import (
 // with every parameter of each (the TraceRequested events the chain's look
 // entries come from). All for domain.AuditReaders.
 
-type auditChainResponse struct {
-	Entries    []auditChainEntryJSON `json:"entries"`
-	NextCursor string                `json:"next_cursor,omitempty"`
-	Position   uint64                `json:"position"`
-}
-
 // listAuditChain is GET /v1/audit?person=&kind=&actor=&since=&until=&limit=&cursor=:
 // the audit chain's entries in chain order.
 func (s *Server) listAuditChain(w http.ResponseWriter, r *http.Request) error {
 	return list(s, w, r, auditChainQuery, s.reads.AuditChain, func(q domain.AuditChainQuery, entries []domain.AuditChainEntry, pos uint64) any {
-		resp := auditChainResponse{Entries: mapSlice(entries, auditChainEntryOf), Position: pos}
-		if n := len(entries); n == q.Limit {
-			resp.NextCursor = cursor{position: entries[n-1].Seq}.String()
-		}
-		return resp
+		return pageOf(entries, q.Limit, pos, auditChainEntryOf, func(e domain.AuditChainEntry) cursor { return cursor{position: e.Seq} })
 	})
 }
 

@@ -45,20 +45,9 @@ const (
 // dashboardsOnly is why a caller without a dashboard token is refused.
 const dashboardsOnly = "the dashboard is for dashboard tokens"
 
-// dashboardScope is the district a dashboard read covers: the district
-// query parameter (optional, 6 digits), narrowed by domain.DistrictScope
-// for a token bound to one.
-func dashboardScope(r *http.Request) (string, error) {
-	asked := r.URL.Query().Get("district")
-	if err := districtParam(asked, false); err != nil {
-		return "", err
-	}
-	return domain.DistrictScope(actorOf(r), asked)
-}
-
 // dashboardSummary is GET /v1/dashboard/summary.
 func (s *Server) dashboardSummary(w http.ResponseWriter, r *http.Request) error {
-	district, err := dashboardScope(r)
+	district, err := districtScope(r, false)
 	if err != nil {
 		return err
 	}
@@ -190,7 +179,7 @@ func queryToken(next http.Handler) http.Handler {
 // stream starts. The client's going away ends the handler and frees its
 // share of the hub.
 func (s *Server) dashboardStream(w http.ResponseWriter, r *http.Request) error {
-	district, err := dashboardScope(r)
+	district, err := districtScope(r, false)
 	if err != nil {
 		return err
 	}
@@ -211,6 +200,9 @@ func (s *Server) dashboardStream(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // a proxy must not hold events back
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return nil // the stream's headers, and no stream
+	}
 	send := func(b []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) // unsupported by a recorder: no deadline then
 		if _, err := w.Write(b); err != nil {

@@ -1,12 +1,14 @@
 package http
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
 	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 )
 
 // arrivalRequest is an arrival declaration (入临申报) on the wire. Ids and
@@ -44,40 +46,30 @@ type declarationWriteResponse struct {
 // declareArrival is POST /v1/declarations/arrival: a person declares an
 // arrival for themself and the family members they are guardian of.
 func (s *Server) declareArrival(w http.ResponseWriter, r *http.Request) error {
-	a := actorOf(r)
-	var err error
-	var req arrivalRequest
-	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
-		return err
-	}
+	return declare(s, w, r, arrivalRequest.command, s.ledger.DeclareArrival)
+}
+
+// command is the arrival as a command; a field that does not parse goes to
+// errs.
+func (req arrivalRequest) command(errs *fieldErrs) domain.DeclareArrival {
 	cmd := domain.DeclareArrival{ArrivalDate: req.ArrivalDate, Origin: req.Origin,
 		DestinationDistrict: req.DestinationDistrict, NATResult: req.NATResult}
-	var errs fieldErrs
 	cmd.EventID = errs.id(parseOptionalID("event_id", req.EventID))
 	cmd.NATAt = errs.at(parseTime("nat_at", req.NATAt))
 	for i, id := range req.FamilyMemberIDs {
 		cmd.FamilyMemberIDs = append(cmd.FamilyMemberIDs, errs.id(parseID("family_member_ids["+strconv.Itoa(i)+"]", id)))
 	}
-	if err := errs.err(); err != nil {
-		return err
-	}
-	res, err := s.ledger.DeclareArrival(r.Context(), a, cmd)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, createdOr(res.Duplicate), declarationWriteResponse{DeclarationID: res.ID,
-		Status: domain.DeclarationPending, writeResult: resultOf(res)})
+	return cmd
 }
 
 // declareTruck is POST /v1/declarations/truck: a driver files a truck pass.
 func (s *Server) declareTruck(w http.ResponseWriter, r *http.Request) error {
-	a := actorOf(r)
-	var err error
-	var req truckRequest
-	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
-		return err
-	}
-	var errs fieldErrs
+	return declare(s, w, r, truckRequest.command, s.ledger.DeclareTruckPass)
+}
+
+// command is the truck pass as a command; a field missing or not parsing
+// goes to errs.
+func (req truckRequest) command(errs *fieldErrs) domain.DeclareTruckPass {
 	if req.ItineraryOK == nil {
 		errs.add(domain.Invalid("itinerary_ok", "is required"))
 	}
@@ -86,10 +78,25 @@ func (s *Server) declareTruck(w http.ResponseWriter, r *http.Request) error {
 		ContactName: req.ContactName, ContactPhone: req.ContactPhone}
 	cmd.EventID = errs.id(parseOptionalID("event_id", req.EventID))
 	cmd.NATProofAt = errs.at(parseTime("nat_proof_at", req.NATProofAt))
+	return cmd
+}
+
+// declare answers a declaration's submission: the body decodes into Req,
+// command turns it into Cmd (every bad field into errs, all refused at
+// once), submit runs it as the caller; the answer is the pending
+// declaration, 201 (200 for a retry answered with the original).
+func declare[Req, Cmd any](s *Server, w http.ResponseWriter, r *http.Request, command func(Req, *fieldErrs) Cmd,
+	submit func(context.Context, domain.Actor, Cmd) (ledger.Result, error)) error {
+	var req Req
+	if err := decode(w, r, s.opts.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	var errs fieldErrs
+	cmd := command(req, &errs)
 	if err := errs.err(); err != nil {
 		return err
 	}
-	res, err := s.ledger.DeclareTruckPass(r.Context(), a, cmd)
+	res, err := submit(r.Context(), actorOf(r), cmd)
 	if err != nil {
 		return err
 	}
@@ -113,14 +120,10 @@ func (s *Server) listDeclarations(w http.ResponseWriter, r *http.Request) error 
 // declarationFilter reads GET /v1/declarations' query. A district's
 // reviewer sees that district's queue.
 func declarationFilter(r *http.Request) (domain.DeclarationFilter, error) {
-	a := actorOf(r)
 	q := r.URL.Query()
-	f := domain.DeclarationFilter{District: q.Get("district"), Status: q.Get("status"), Kind: q.Get("kind")}
-	if err := districtParam(f.District, false); err != nil {
-		return f, err
-	}
+	f := domain.DeclarationFilter{Status: q.Get("status"), Kind: q.Get("kind")}
 	var err error
-	if f.District, err = domain.DistrictScope(a, f.District); err != nil {
+	if f.District, err = districtScope(r, false); err != nil {
 		return f, err
 	}
 	if err := oneOf("status", f.Status, "must be pending, approved or rejected",
@@ -159,19 +162,9 @@ func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) error {
 // reviewDeclaration is POST /v1/declarations/{id}/review (reviewer or
 // admin). A declaration reviewed twice is a conflict.
 func (s *Server) reviewDeclaration(w http.ResponseWriter, r *http.Request) error {
-	var req reviewRequest
-	a := actorOf(r)
-	id, err := s.startWrite(w, r, &req)
-	if err != nil {
-		return err
-	}
-	res, err := s.ledger.ReviewDeclaration(r.Context(), a, id, domain.ReviewDeclaration{Decision: req.Decision, Reason: req.Reason})
-	if err != nil {
-		return err
-	}
-	status := domain.DeclarationRejected
-	if req.Decision == domain.ReviewApprove {
-		status = domain.DeclarationApproved
-	}
-	return writeJSON(w, http.StatusOK, declarationWriteResponse{DeclarationID: id, Status: status, writeResult: resultOf(res)})
+	return writeOn(s, w, r, func(ctx context.Context, a domain.Actor, id uuid.UUID, req reviewRequest) (any, error) {
+		res, err := s.ledger.ReviewDeclaration(ctx, a, id, domain.ReviewDeclaration(req))
+		return declarationWriteResponse{DeclarationID: id, Status: req.status(domain.DeclarationApproved, domain.DeclarationRejected),
+			writeResult: resultOf(res)}, err
+	})
 }

@@ -68,14 +68,8 @@ func TestArrivalDeclaration(t *testing.T) {
 	e := newTestServer(t)
 	mother := e.register("孙母", 301)
 	stranger := e.register("周某", 302)
-	rec := e.do("POST", "/v1/persons/"+mother.ID.String()+"/family-members", mother.Token, map[string]any{
-		"name": "孙小", "id_type": "resident_id", "id_number": residentID(t, 303), "relation": "child"})
-	wantStatus(t, rec, http.StatusCreated)
-	kid := decodeJSON[registered](t, rec)
-	rec = e.do("POST", "/v1/persons/"+stranger.ID.String()+"/family-members", stranger.Token, map[string]any{
-		"name": "周小", "id_type": "resident_id", "id_number": residentID(t, 304), "relation": "child"})
-	wantStatus(t, rec, http.StatusCreated)
-	strangersKid := decodeJSON[registered](t, rec)
+	kid := e.addChild(mother, "孙小", 303)
+	strangersKid := e.addChild(stranger, "周小", 304)
 	reviewer := e.bearer(domain.Actor{Role: domain.RoleReviewer})
 
 	t.Run("refused", func(t *testing.T) {

@@ -26,10 +26,7 @@ type erasureAnswer struct {
 func TestErasure(t *testing.T) {
 	e := newTestServer(t)
 	guardian := e.register("欧阳娜娜", 81)
-	rec := e.do("POST", "/v1/persons/"+guardian.ID.String()+"/family-members", guardian.Token, map[string]any{
-		"name": "欧阳小娜", "id_type": "resident_id", "id_number": residentID(t, 82), "relation": "child"})
-	wantStatus(t, rec, http.StatusCreated)
-	kid := decodeJSON[registered](t, rec)
+	kid := e.addChild(guardian, "欧阳小娜", 82)
 	manager := e.register("王经理", 83)
 	venue := e.approvedVenue(manager, "沂河餐厅")
 	e.waitApplied(e.lastPosition())
@@ -60,7 +57,7 @@ func TestErasure(t *testing.T) {
 		wantProblem(t, e.do("POST", "/v1/persons/not-a-uuid/erasure", admin, body), http.StatusBadRequest, ProblemValidation)
 	})
 
-	rec = e.do("POST", path, admin, body)
+	rec := e.do("POST", path, admin, body)
 	wantStatus(t, rec, http.StatusOK)
 	first := decodeJSON[erasureAnswer](t, rec)
 	if first.PersonID != guardian.ID || first.EventID == uuid.Nil || first.Duplicate || len(first.Dependants) != 1 || first.Dependants[0] != kid.ID {
@@ -175,10 +172,7 @@ func TestErasedPersonsTokenActsForNobody(t *testing.T) {
 func TestNoPersonalCodeForAnErasedFamilyMember(t *testing.T) {
 	e := newTestServer(t)
 	guardian := e.register("欧阳娜娜", 95)
-	rec := e.do("POST", "/v1/persons/"+guardian.ID.String()+"/family-members", guardian.Token, map[string]any{
-		"name": "欧阳小娜", "id_type": "resident_id", "id_number": residentID(t, 96), "relation": "child"})
-	wantStatus(t, rec, http.StatusCreated)
-	kid := decodeJSON[registered](t, rec)
+	kid := e.addChild(guardian, "欧阳小娜", 96)
 	e.waitApplied(e.lastPosition())
 	path := "/v1/persons/" + kid.ID.String() + "/code"
 	wantStatus(t, e.do("GET", path, guardian.Token, nil), http.StatusOK)

@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,18 +27,12 @@ import (
 	"github.com/checkin-ledger/ledger/token"
 )
 
-// clock is a settable clock for the token signer, so a test can let codes expire.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
+// clock is a settable clock for the token signer, so a test can let codes
+// expire: time.Now, off ahead.
+type clock struct{ off atomic.Int64 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.off) }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off += d
-}
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // testEnv is the API wired as cmd wires it: an embedded JetStream in a temp
 // dir, the memory read models and their projector, the ledger and a signer.
@@ -75,8 +70,9 @@ func newTestServer(t testing.TB, tweak ...func(*Options)) *testEnv {
 }
 
 // do sends a request to the API. body may be nil, a string or []byte (sent
-// as is), or any value (sent as JSON).
-func (e *testEnv) do(method, path, tok string, body any) *httptest.ResponseRecorder {
+// as is), or any value (sent as JSON); header is more of the request's
+// header, as name, value, name, value, ….
+func (e *testEnv) do(method, path, tok string, body any, header ...string) *httptest.ResponseRecorder {
 	e.t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -99,9 +95,39 @@ func (e *testEnv) do(method, path, tok string, body any) *httptest.ResponseRecor
 	if r != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	rec := httptest.NewRecorder()
 	e.srv.Handler().ServeHTTP(rec, req)
 	return rec
+}
+
+// serveOnPort runs e's server (Serve) on a free local port: base is its
+// URL; shutdown ends Serve's context and fails the test unless Serve
+// returns nil (a graceful shutdown) within 5 s.
+func (e *testEnv) serveOnPort() (base string, shutdown func()) {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	e.t.Cleanup(stop)
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ctx, ln) }()
+	return "http://" + ln.Addr().String(), func() {
+		e.t.Helper()
+		stop()
+		select {
+		case err := <-served:
+			if err != nil {
+				e.t.Fatalf("Serve = %v, want nil after a graceful shutdown", err)
+			}
+		case <-time.After(5 * time.Second):
+			e.t.Fatal("Serve did not return within 5 s of its shutdown")
+		}
+	}
 }
 
 // bearer issues a token for actor.
@@ -230,6 +256,16 @@ func (e *testEnv) register(name string, serial int) registered {
 	rec := e.do("POST", "/v1/persons", "", map[string]any{
 		"name": name, "id_type": "resident_id", "id_number": residentID(e.t, serial), "phone": "13800138000",
 	})
+	wantStatus(e.t, rec, http.StatusCreated)
+	return decodeJSON[registered](e.t, rec)
+}
+
+// addChild has guardian register a child with resident ID serial and
+// returns them.
+func (e *testEnv) addChild(guardian registered, name string, serial int) registered {
+	e.t.Helper()
+	rec := e.do("POST", "/v1/persons/"+guardian.ID.String()+"/family-members", guardian.Token, map[string]any{
+		"name": name, "id_type": "resident_id", "id_number": residentID(e.t, serial), "relation": "child"})
 	wantStatus(e.t, rec, http.StatusCreated)
 	return decodeJSON[registered](e.t, rec)
 }

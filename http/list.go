@@ -43,16 +43,35 @@ func list[F, T any](s *Server, w http.ResponseWriter, r *http.Request,
 	return writeJSON(w, http.StatusOK, render(f, items, pos))
 }
 
-// districtParam checks a district query parameter: a 6-digit
-// administrative division code, or "" when not required.
-func districtParam(district string, required bool) error {
-	if district == "" && !required {
-		return nil
+// pageJSON is one page of a list read with a cursor: its entries, the
+// cursor of the next page when this one is full, and the read models'
+// position.
+type pageJSON[T any] struct {
+	Entries    []T    `json:"entries"`
+	NextCursor string `json:"next_cursor,omitempty"`
+	Position   uint64 `json:"position"`
+}
+
+// pageOf renders a page of entries read with limit: each entry through
+// render, and when the page is full, the next one's cursor after the last
+// entry (next).
+func pageOf[V, T any](entries []V, limit int, position uint64, render func(V) T, next func(V) cursor) pageJSON[T] {
+	page := pageJSON[T]{Entries: mapSlice(entries, render), Position: position}
+	if n := len(entries); n == limit {
+		page.NextCursor = next(entries[n-1]).String()
 	}
-	if !domain.ValidDistrict(district) {
-		return domain.Invalid("district", "must be a 6-digit administrative division code")
+	return page
+}
+
+// districtScope is the district a read covers: the district query
+// parameter (a 6-digit administrative division code; "" when not required),
+// narrowed by domain.DistrictScope for a token bound to one district.
+func districtScope(r *http.Request, required bool) (string, error) {
+	asked := r.URL.Query().Get("district")
+	if (asked != "" || required) && !domain.ValidDistrict(asked) {
+		return "", domain.Invalid("district", "must be a 6-digit administrative division code")
 	}
-	return nil
+	return domain.DistrictScope(actorOf(r), asked)
 }
 
 // oneOf checks an optional enumerated query parameter: "" or one of

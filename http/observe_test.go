@@ -12,19 +12,6 @@ import (
 	"time"
 )
 
-// syncBuffer is a bytes.Buffer safe for the handlers' concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // countingMetrics records what the server tells its Metrics.
 type countingMetrics struct {
 	mu       sync.Mutex
@@ -44,17 +31,25 @@ func (m *countingMetrics) Problem(typ string) {
 	m.problems = append(m.problems, typ)
 }
 
+// observedServer is a test server that logs as JSON to logs and tells m
+// of every request and problem. The tests call its handler in their own
+// goroutine (ServeHTTP on a recorder), so logs needs no lock.
+func observedServer(t *testing.T) (e *testEnv, logs *bytes.Buffer, m *countingMetrics) {
+	t.Helper()
+	logs, m = &bytes.Buffer{}, &countingMetrics{}
+	e = newTestServer(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		o.Metrics = m
+	})
+	return e, logs, m
+}
+
 // TestRequestLog posts a registration and checks its one log line: route
 // pattern, status, duration, request id (echoed), event id, and none of
 // the person's name, ID number or phone; a problem's type is logged and
 // counted; a client's sane request id is kept, an odd one replaced.
 func TestRequestLog(t *testing.T) {
-	var logs syncBuffer
-	m := &countingMetrics{}
-	e := newTestServer(t, func(o *Options) {
-		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-		o.Metrics = m
-	})
+	e, logs, m := observedServer(t)
 	name, idNumber, phone := "欧阳娜娜", residentID(t, 77), "13912345678"
 	body, _ := json.Marshal(map[string]any{"name": name, "id_type": "resident_id", "id_number": idNumber, "phone": phone})
 	req := httptest.NewRequest("POST", "/v1/persons", bytes.NewReader(body))
@@ -120,12 +115,7 @@ func TestRequestLog(t *testing.T) {
 // metrics' label sets (each method a new series) without bound; the
 // methods HTTP defines are named as they are.
 func TestRequestMethodBounded(t *testing.T) {
-	var logs syncBuffer
-	m := &countingMetrics{}
-	e := newTestServer(t, func(o *Options) {
-		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-		o.Metrics = m
-	})
+	e, logs, m := observedServer(t)
 	for _, method := range []string{"M142743", "PROPFIND", strings.Repeat("X", 4000), "get", "DELETE"} { // none is routed
 		rec := httptest.NewRecorder()
 		e.srv.Handler().ServeHTTP(rec, httptest.NewRequest(method, "/v1/venues", nil))

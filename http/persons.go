@@ -1,8 +1,8 @@
 package http
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -84,17 +84,10 @@ type personWriteResponse struct {
 
 // verifyPerson is POST /v1/persons/{id}/verification (reviewer or admin).
 func (s *Server) verifyPerson(w http.ResponseWriter, r *http.Request) error {
-	var req verifyRequest
-	a := actorOf(r)
-	id, err := s.startWrite(w, r, &req)
-	if err != nil {
-		return err
-	}
-	res, err := s.ledger.VerifyPerson(r.Context(), a, id, domain.VerifyPerson{Method: req.Method, Result: req.Result})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, personWriteResponse{PersonID: id, writeResult: resultOf(res)})
+	return writeOn(s, w, r, func(ctx context.Context, a domain.Actor, id uuid.UUID, req verifyRequest) (any, error) {
+		res, err := s.ledger.VerifyPerson(ctx, a, id, domain.VerifyPerson(req))
+		return personWriteResponse{PersonID: id, writeResult: resultOf(res)}, err
+	})
 }
 
 type releaseRequest struct {
@@ -106,16 +99,10 @@ type releaseRequest struct {
 // it, so the owner can register (a stranger had registered their document as
 // "family").
 func (s *Server) releasePerson(w http.ResponseWriter, r *http.Request) error {
-	var req releaseRequest
-	id, err := s.startWrite(w, r, &req)
-	if err != nil {
-		return err
-	}
-	res, err := s.ledger.ReleasePerson(r.Context(), actorOf(r), id, domain.ReleasePerson{Reason: req.Reason})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, personWriteResponse{PersonID: id, writeResult: resultOf(res)})
+	return writeOn(s, w, r, func(ctx context.Context, a domain.Actor, id uuid.UUID, req releaseRequest) (any, error) {
+		res, err := s.ledger.ReleasePerson(ctx, a, id, domain.ReleasePerson(req))
+		return personWriteResponse{PersonID: id, writeResult: resultOf(res)}, err
+	})
 }
 
 type erasureRequest struct {
@@ -141,11 +128,7 @@ func (s *Server) erasePerson(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	last, err := s.ledger.LogPosition(r.Context())
-	if err != nil {
-		return fmt.Errorf("log position: %w", err)
-	}
-	if err := s.waitFor(r.Context(), last); err != nil {
+	if err := s.waitForLog(r.Context()); err != nil {
 		return err
 	}
 	res, err := s.ledger.ErasePerson(r.Context(), actorOf(r), id, domain.ErasePerson{Reason: req.Reason})

@@ -129,10 +129,7 @@ func TestPersonAccess(t *testing.T) {
 	e.waitApplied(b.Position)
 
 	// a's family member
-	rec := e.do("POST", "/v1/persons/"+a.ID.String()+"/family-members", a.Token, map[string]any{
-		"name": "王小五", "id_type": "resident_id", "id_number": residentID(t, 13), "relation": "child"})
-	wantStatus(t, rec, http.StatusCreated)
-	child := decodeJSON[registered](t, rec)
+	child := e.addChild(a, "王小五", 13)
 	e.waitApplied(child.Position)
 
 	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin})
@@ -227,10 +224,7 @@ func TestFamilyRegistrationsAreLimited(t *testing.T) {
 func TestReclaimASquattedDocument(t *testing.T) {
 	e := newTestServer(t)
 	squatter := e.register("吴甲", 71)
-	rec := e.do("POST", "/v1/persons/"+squatter.ID.String()+"/family-members", squatter.Token, map[string]any{
-		"name": "冒名", "id_type": "resident_id", "id_number": residentID(t, 72), "relation": "child"})
-	wantStatus(t, rec, http.StatusCreated)
-	squatted := decodeJSON[registered](t, rec)
+	squatted := e.addChild(squatter, "冒名", 72)
 	owner := map[string]any{"name": "郑乙", "id_type": "resident_id", "id_number": residentID(t, 72), "phone": "13800000072"}
 	wantProblem(t, e.do("POST", "/v1/persons", "", owner), http.StatusConflict, ProblemConflict)
 
@@ -244,7 +238,7 @@ func TestReclaimASquattedDocument(t *testing.T) {
 	wantProblem(t, release(reviewer, squatter.ID), http.StatusConflict, ProblemConflict) // registered themself
 	wantStatus(t, release(reviewer, squatted.ID), http.StatusOK)
 
-	rec = e.do("POST", "/v1/persons", "", owner)
+	rec := e.do("POST", "/v1/persons", "", owner)
 	wantStatus(t, rec, http.StatusCreated)
 	mine := decodeJSON[registered](t, rec)
 	if mine.ID != squatted.ID || mine.Token == "" {

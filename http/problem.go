@@ -129,22 +129,27 @@ func problemFor(err error) (p Problem, internal bool) {
 			p.Detail = message(err, domain.ErrInvalid)
 		}
 		return p, false
-	case errors.Is(err, domain.ErrUnauthorized):
-		return Problem{Type: ProblemUnauthorized, Title: "Unauthorized", Status: http.StatusUnauthorized,
-			Detail: message(err, domain.ErrUnauthorized)}, false
-	case errors.Is(err, domain.ErrForbidden):
-		return Problem{Type: ProblemForbidden, Title: "Forbidden", Status: http.StatusForbidden,
-			Detail: message(err, domain.ErrForbidden)}, false
-	case errors.Is(err, domain.ErrNotFound):
-		return Problem{Type: ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
-			Detail: message(err, domain.ErrNotFound)}, false
-	case errors.Is(err, domain.ErrConflict):
-		return Problem{Type: ProblemConflict, Title: "Conflict", Status: http.StatusConflict,
-			Detail: message(err, domain.ErrConflict)}, false
-	default:
-		return Problem{Type: ProblemInternal, Title: "Internal server error", Status: http.StatusInternalServerError,
-			Detail: "the error was logged"}, true
 	}
+	for _, k := range kindProblems {
+		if errors.Is(err, k.kind) {
+			return Problem{Type: k.typ, Title: k.title, Status: k.status, Detail: message(err, k.kind)}, false
+		}
+	}
+	return Problem{Type: ProblemInternal, Title: "Internal server error", Status: http.StatusInternalServerError,
+		Detail: "the error was logged"}, true
+}
+
+// kindProblems are the problems of the other domain error kinds, in the
+// order problemFor tries them; the detail is the error's message.
+var kindProblems = []struct {
+	kind       error
+	typ, title string
+	status     int
+}{
+	{domain.ErrUnauthorized, ProblemUnauthorized, "Unauthorized", http.StatusUnauthorized},
+	{domain.ErrForbidden, ProblemForbidden, "Forbidden", http.StatusForbidden},
+	{domain.ErrNotFound, ProblemNotFound, "Not found", http.StatusNotFound},
+	{domain.ErrConflict, ProblemConflict, "Conflict", http.StatusConflict},
 }
 
 // message is the client's text for err of kind: the message of a

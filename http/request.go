@@ -476,6 +476,22 @@ func (s *Server) startWrite(w http.ResponseWriter, r *http.Request, req any) (uu
 	return id, decode(w, r, s.opts.MaxBodyBytes, req)
 }
 
+// writeOn answers a write route on /…/{id} whose body is a Req: after
+// startWrite, run does the write as the caller and returns the 200 answer.
+func writeOn[Req any](s *Server, w http.ResponseWriter, r *http.Request,
+	run func(ctx context.Context, a domain.Actor, id uuid.UUID, req Req) (any, error)) error {
+	var req Req
+	id, err := s.startWrite(w, r, &req)
+	if err != nil {
+		return err
+	}
+	answer, err := run(r.Context(), actorOf(r), id, req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, answer)
+}
+
 // readByID reads what the {id} path parameter names with fetch, once the
 // read models have reached min_position: a malformed id is refused before
 // the wait. It returns the item and the position the read reflects.
@@ -606,6 +622,16 @@ func (s *Server) readPosition(r *http.Request) (uint64, error) {
 		return 0, fmt.Errorf("read models position: %w", err)
 	}
 	return pos, nil
+}
+
+// waitForLog blocks until the read models have applied the whole log as it
+// is now, up to Options.WaitTimeout.
+func (s *Server) waitForLog(ctx context.Context) error {
+	last, err := s.ledger.LogPosition(ctx)
+	if err != nil {
+		return fmt.Errorf("log position: %w", err)
+	}
+	return s.waitFor(ctx, last)
 }
 
 // waitFor blocks until the read models have applied position, up to

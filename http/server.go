@@ -7,6 +7,7 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/httprate"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -111,30 +113,18 @@ type Server struct {
 
 // New returns a server for opts.
 func New(opts Options) *Server {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
+	opts.Location = cmp.Or(opts.Location, time.Local)
 	if opts.Now == nil {
 		opts.Now = time.Now
-	}
-	if opts.Location == nil {
-		opts.Location = time.Local
 	}
 	if opts.Dwell == nil {
 		opts.Dwell = domain.DefaultDwell
 	}
-	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if opts.MaxBatchBodyBytes <= 0 {
-		opts.MaxBatchBodyBytes = DefaultMaxBatchBodyBytes
-	}
-	if opts.WaitTimeout <= 0 {
-		opts.WaitTimeout = DefaultWaitTimeout
-	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = DefaultShutdownTimeout
-	}
+	positiveOr(&opts.MaxBodyBytes, DefaultMaxBodyBytes)
+	positiveOr(&opts.MaxBatchBodyBytes, DefaultMaxBatchBodyBytes)
+	positiveOr(&opts.WaitTimeout, DefaultWaitTimeout)
+	positiveOr(&opts.ShutdownTimeout, DefaultShutdownTimeout)
 	s := &Server{
 		opts:   opts,
 		ledger: opts.Ledger,
@@ -149,13 +139,22 @@ func New(opts Options) *Server {
 	return s
 }
 
+// positiveOr sets *v to def unless it is positive.
+func positiveOr[T int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 // Handler returns the server's routes as one handler.
 func (s *Server) Handler() http.Handler { return s.router }
 
 // routes lists every route with who may call it.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(s.observe, s.recoverer)
+	// GetHead answers HEAD on every GET route with its status and headers;
+	// net/http drops the body.
+	r.Use(s.observe, s.recoverer, middleware.GetHead)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }))
 	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }))
 
@@ -247,22 +246,25 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 
 // registerLimit limits registrations per client IP.
 func (s *Server) registerLimit() func(http.Handler) http.Handler {
-	if s.opts.RegisterRate <= 0 {
-		return func(next http.Handler) http.Handler { return next }
-	}
-	return httprate.LimitBy(s.opts.RegisterRate, time.Minute, clientIP,
-		httprate.WithLimitHandler(s.handle(func(http.ResponseWriter, *http.Request) error { return errRateLimited })))
+	return s.rateLimit(s.opts.RegisterRate, time.Minute, clientIP)
 }
 
 // familyLimit limits family registrations per guardian (Options.FamilyRate
 // an hour). It runs after the route's role gate, which names the caller.
 func (s *Server) familyLimit() func(http.Handler) http.Handler {
-	if s.opts.FamilyRate <= 0 {
+	return s.rateLimit(s.opts.FamilyRate, time.Hour, func(r *http.Request) (string, error) {
+		return actorOf(r).PersonID.String(), nil
+	})
+}
+
+// rateLimit lets rate requests a window through per key and answers the
+// rest with errRateLimited; a rate of 0 (or less) is no limit.
+func (s *Server) rateLimit(rate int, window time.Duration, key httprate.KeyFunc) func(http.Handler) http.Handler {
+	if rate <= 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
-	return httprate.LimitBy(s.opts.FamilyRate, time.Hour, func(r *http.Request) (string, error) {
-		return actorOf(r).PersonID.String(), nil
-	}, httprate.WithLimitHandler(s.handle(func(http.ResponseWriter, *http.Request) error { return errRateLimited })))
+	return httprate.LimitBy(rate, window, key,
+		httprate.WithLimitHandler(s.handle(func(http.ResponseWriter, *http.Request) error { return errRateLimited })))
 }
 
 // clientIP keys the rate limit by the connection's address (IPv6 by /64).

@@ -4,14 +4,16 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/checkin-ledger/ledger/domain"
 )
@@ -136,15 +138,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 		c.WaitTimeout = 500 * time.Millisecond
 		c.Waiter = signalWaiter{c.Waiter, entered}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- e.srv.Serve(ctx, ln) }()
-
-	base := "http://" + ln.Addr().String()
+	base, shutdown := e.serveOnPort()
 	resp, err := http.Get(base + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -177,19 +171,11 @@ func TestServeGracefulShutdown(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the request never reached its wait")
 	}
-	cancel()
+	shutdown()
 
 	a := <-inflight
 	if a.err != nil || a.status != http.StatusGatewayTimeout || !strings.Contains(a.body, ProblemTimeout) {
 		t.Fatalf("in-flight request got %d %q, %v; want its full 504 answer", a.status, a.body, a.err)
-	}
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Fatalf("Serve = %v, want nil after a graceful shutdown", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after shutdown")
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Fatal("server still accepts connections after shutdown")
@@ -209,4 +195,89 @@ func (w signalWaiter) WaitFor(ctx context.Context, position uint64) error {
 	default:
 	}
 	return w.Waiter.WaitFor(ctx, position)
+}
+
+// TestHeadOnEveryGetRoute walks the router and sends HEAD beside GET to each
+// GET route, as an admin, a dashboard and a person: the same status and
+// headers, and no body; each route but two answers one of them 200. The
+// server's clock stands still, so that the answers that hold the time are
+// the same length each time.
+func TestHeadOnEveryGetRoute(t *testing.T) {
+	now := time.Now()
+	e := newTestServer(t, func(c *Options) {
+		c.Now = func() time.Time { return now }
+		c.MetricsHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "up 1\n") })
+	})
+	person := e.register("何十", 43)
+	venue := e.approvedVenue(person, "何记")
+	tokens := []string{e.bearer(domain.Actor{Role: domain.RoleAdmin}),
+		e.bearer(domain.Actor{Role: domain.RoleDashboard, Subject: "dashboard:wall"}), person.Token}
+	params := strings.NewReplacer("/persons/{id}", "/persons/"+person.ID.String(),
+		"/venues/{id}", "/venues/"+venue.String(), "{id}", uuid.NewString(), "{name}", "app.js")
+	notOK := map[string]bool{
+		"/v1/admin/poison":      true, // 503: no poison queue
+		"/v1/declarations/{id}": true, // 404: no such declaration
+	}
+	ts := httptest.NewServer(e.srv.Handler())
+	t.Cleanup(ts.Close)
+
+	send := func(method, path, tok string) (*http.Response, []byte) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel() // ends the dashboard stream's GET
+		req, err := http.NewRequestWithContext(ctx, method, ts.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set(requestIDHeader, "head-test")
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		var body []byte
+		if resp.Header.Get("Content-Type") != "text/event-stream" {
+			body, _ = io.ReadAll(resp.Body)
+		}
+		resp.Header.Del("Date")
+		return resp, body
+	}
+	gets := 0
+	err := chi.Walk(e.srv.router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if method != http.MethodGet {
+			return nil
+		}
+		gets++
+		route = strings.TrimSuffix(route, "/")
+		path := params.Replace(route)
+		if route == "/v1/alerts" {
+			path += "?district=371302"
+		}
+		ok := false
+		for _, tok := range tokens {
+			get, _ := send(http.MethodGet, path, tok)
+			head, body := send(http.MethodHead, path, tok)
+			if head.StatusCode != get.StatusCode {
+				t.Errorf("HEAD %s: status %d, GET's %d", path, head.StatusCode, get.StatusCode)
+			}
+			if !reflect.DeepEqual(head.Header, get.Header) {
+				t.Errorf("HEAD %s: headers %v, GET's %v", path, head.Header, get.Header)
+			}
+			if len(body) != 0 {
+				t.Errorf("HEAD %s: a body of %d bytes", path, len(body))
+			}
+			ok = ok || head.StatusCode == http.StatusOK
+		}
+		if !ok && !notOK[route] {
+			t.Errorf("HEAD %s: no token got 200", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gets < 20 {
+		t.Fatalf("the walk found %d GET routes", gets)
+	}
 }

@@ -70,11 +70,7 @@ func (s *Server) createTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	last, err := s.ledger.LogPosition(r.Context())
-	if err != nil {
-		return fmt.Errorf("log position: %w", err)
-	}
-	if err := s.waitFor(r.Context(), last); err != nil {
+	if err := s.waitForLog(r.Context()); err != nil {
 		return err
 	}
 	res, err := s.ledger.Trace(r.Context(), a, q)
@@ -224,22 +220,12 @@ func (s *Server) writeTraceCSV(w http.ResponseWriter, r *http.Request, res ledge
 	}
 }
 
-type auditResponse struct {
-	Entries    []auditEntryJSON `json:"entries"`
-	NextCursor string           `json:"next_cursor,omitempty"`
-	Position   uint64           `json:"position"`
-}
-
 // listAudit is GET /v1/audit/looks?from=&to=&limit=&cursor= (admins and
 // auditors): the recorded looks at persons' histories with every parameter
 // of each, oldest first.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	return list(s, w, r, auditQuery, s.reads.Audit, func(q domain.AuditQuery, entries []domain.AuditEntry, pos uint64) any {
-		resp := auditResponse{Entries: mapSlice(entries, auditEntryOf), Position: pos}
-		if n := len(entries); n == q.Limit {
-			resp.NextCursor = cursor{at: entries[n-1].At, position: entries[n-1].Position}.String()
-		}
-		return resp
+		return pageOf(entries, q.Limit, pos, auditEntryOf, func(e domain.AuditEntry) cursor { return cursor{at: e.At, position: e.Position} })
 	})
 }
 

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -69,13 +70,9 @@ func (s *Server) listVenues(w http.ResponseWriter, r *http.Request) error {
 
 // venueFilter reads GET /v1/venues' query.
 func venueFilter(r *http.Request) (domain.VenueFilter, error) {
-	q := r.URL.Query()
-	f := domain.VenueFilter{District: q.Get("district"), Status: q.Get("status")}
-	if err := districtParam(f.District, false); err != nil {
-		return f, err
-	}
+	f := domain.VenueFilter{Status: r.URL.Query().Get("status")}
 	var err error
-	if f.District, err = domain.DistrictScope(actorOf(r), f.District); err != nil {
+	if f.District, err = districtScope(r, false); err != nil {
 		return f, err
 	}
 	if err := oneOf("status", f.Status, "must be pending, approved or rejected", "pending", "approved", "rejected"); err != nil {
@@ -141,28 +138,27 @@ func (s *Server) venueCodePNG(w http.ResponseWriter, r *http.Request) error {
 	return writePNG(w, s.signer.IssueVenueCode(v.ID), 1024)
 }
 
+// reviewRequest is a review of a venue or a declaration.
 type reviewRequest struct {
 	Decision string `json:"decision"`
 	Reason   string `json:"reason"`
 }
 
+// status is the reviewed resource's status: approved for an approval,
+// rejected otherwise.
+func (req reviewRequest) status(approved, rejected string) string {
+	if req.Decision == domain.ReviewApprove {
+		return approved
+	}
+	return rejected
+}
+
 // reviewVenue is POST /v1/venues/{id}/review (reviewer or admin).
 func (s *Server) reviewVenue(w http.ResponseWriter, r *http.Request) error {
-	var req reviewRequest
-	a := actorOf(r)
-	id, err := s.startWrite(w, r, &req)
-	if err != nil {
-		return err
-	}
-	res, err := s.ledger.ReviewVenue(r.Context(), a, id, domain.ReviewVenue{Decision: req.Decision, Reason: req.Reason})
-	if err != nil {
-		return err
-	}
-	status := "rejected"
-	if req.Decision == domain.ReviewApprove {
-		status = "approved"
-	}
-	return writeJSON(w, http.StatusOK, venueWriteResponse{VenueID: id, Status: status, writeResult: resultOf(res)})
+	return writeOn(s, w, r, func(ctx context.Context, a domain.Actor, id uuid.UUID, req reviewRequest) (any, error) {
+		res, err := s.ledger.ReviewVenue(ctx, a, id, domain.ReviewVenue(req))
+		return venueWriteResponse{VenueID: id, Status: req.status("approved", "rejected"), writeResult: resultOf(res)}, err
+	})
 }
 
 type subAdminRequest struct {

@@ -11,9 +11,12 @@ import (
 )
 
 // The API's JSON shapes of the read models' views. The domain views carry
-// no JSON tags: what a client sees, under which names, is decided here, and
-// a field added to a view is not on the wire until it is added here.
-// testdata/views.golden holds the bytes these render to.
+// no JSON tags: what a client sees, under which names, is decided here. A
+// shape with exactly its view's fields is a conversion of it (alertJSON(v)),
+// so a field added to that view does not compile until it is added here; the
+// other shapes copy field by field, and a field added to their view is not on
+// the wire until it is added here. testdata/views.golden holds the bytes
+// these render to.
 
 // personJSON is a person (GET /v1/persons/{id}).
 type personJSON struct {
@@ -45,10 +48,7 @@ type healthJSON struct {
 	RecordedAt   time.Time `json:"recorded_at"`
 }
 
-func healthOf(v domain.HealthView) healthJSON {
-	return healthJSON{CodeColour: v.CodeColour, NATResult: v.NATResult, NATAt: v.NATAt,
-		VaccineDoses: v.VaccineDoses, RecordedAt: v.RecordedAt}
-}
+func healthOf(v domain.HealthView) healthJSON { return healthJSON(v) }
 
 // publicVenueJSON is what anyone may see of a venue: no managers, no code.
 type publicVenueJSON struct {
@@ -97,12 +97,10 @@ type entryJSON struct {
 	Method     string    `json:"method"`
 	Operator   string    `json:"operator,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
+	Position   uint64    `json:"-"` // the page's cursor holds it
 }
 
-func entryOf(v domain.Entry) entryJSON {
-	return entryJSON{EventID: v.EventID, PersonID: v.PersonID, NameMasked: v.NameMasked, IDMasked: v.IDMasked,
-		At: v.At, Direction: v.Direction, Decision: v.Decision, Method: v.Method, Operator: v.Operator, Reason: v.Reason}
-}
+func entryOf(v domain.Entry) entryJSON { return entryJSON(v) }
 
 // visitJSON is one pass in a person's trace history.
 type visitJSON struct {
@@ -117,10 +115,7 @@ type visitJSON struct {
 	Decision  string    `json:"decision"`
 }
 
-func visitOf(v domain.Visit) visitJSON {
-	return visitJSON{EventID: v.EventID, VenueID: v.VenueID, VenueName: v.VenueName, VenueType: v.VenueType,
-		District: v.District, Address: v.Address, At: v.At, Direction: v.Direction, Decision: v.Decision}
-}
+func visitOf(v domain.Visit) visitJSON { return visitJSON(v) }
 
 // alertJSON is a district alert.
 type alertJSON struct {
@@ -135,10 +130,7 @@ type alertJSON struct {
 	At          time.Time `json:"at"`
 }
 
-func alertOf(v domain.Alert) alertJSON {
-	return alertJSON{EventID: v.EventID, District: v.District, VenueID: v.VenueID, PersonID: v.PersonID,
-		PassEventID: v.PassEventID, CodeColour: v.CodeColour, Decision: v.Decision, Reason: v.Reason, At: v.At}
-}
+func alertOf(v domain.Alert) alertJSON { return alertJSON(v) }
 
 // declarationJSON is a declaration with its history.
 type declarationJSON struct {
@@ -193,18 +185,12 @@ func declarationOf(v domain.DeclarationView) declarationJSON {
 	out := declarationJSON{ID: v.ID, Kind: v.Kind, PersonID: v.PersonID, FamilyMemberIDs: v.FamilyMemberIDs,
 		District: v.District, Status: v.Status, Reason: v.Reason, Queued: v.Queued, SubmittedAt: v.SubmittedAt,
 		QueuedAt: v.QueuedAt, ReviewedAt: v.ReviewedAt,
-		History: mapSlice(v.History, func(s domain.DeclarationStep) declarationStepJSON {
-			return declarationStepJSON{EventID: s.EventID, Type: s.Type, At: s.At, Actor: s.Actor,
-				Decision: s.Decision, Reason: s.Reason, Position: s.Position}
-		})}
+		History: mapSlice(v.History, func(s domain.DeclarationStep) declarationStepJSON { return declarationStepJSON(s) })}
 	if a := v.Arrival; a != nil {
-		out.Arrival = &arrivalJSON{ArrivalDate: a.ArrivalDate, Origin: a.Origin,
-			DestinationDistrict: a.DestinationDistrict, NATResult: a.NATResult, NATAt: a.NATAt}
+		out.Arrival = (*arrivalJSON)(a)
 	}
 	if t := v.Truck; t != nil {
-		out.Truck = &truckJSON{PlateNumber: t.PlateNumber, NATProofAt: t.NATProofAt, ItineraryOK: t.ItineraryOK,
-			HealthCodeColour: t.HealthCodeColour, LogisticsPark: t.LogisticsPark,
-			ContactName: t.ContactName, ContactPhone: t.ContactPhone}
+		out.Truck = (*truckJSON)(t)
 	}
 	return out
 }
@@ -230,12 +216,7 @@ type auditEntryJSON struct {
 	Position          uint64    `json:"position"`
 }
 
-func auditEntryOf(v domain.AuditEntry) auditEntryJSON {
-	return auditEntryJSON{EventID: v.EventID, TraceID: v.TraceID, Analyst: v.Analyst, PersonID: v.PersonID,
-		From: v.From, To: v.To, Depth: v.Depth, Reason: v.Reason, Kind: v.Kind, Source: v.Source, AsOf: v.AsOf,
-		MinOverlapMinutes: v.MinOverlapMinutes, BufferMinutes: v.BufferMinutes, Contacts: v.Contacts,
-		At: v.At, Position: v.Position}
-}
+func auditEntryOf(v domain.AuditEntry) auditEntryJSON { return auditEntryJSON(v) }
 
 // mapSlice renders each of xs with f; nil stays nil (null on the wire)
 // and empty stays empty ([]).
@@ -281,13 +262,9 @@ type traceContactJSON struct {
 	VenueName      string    `json:"venue_name"`
 }
 
-func traceIndexOf(i ledger.TraceIndex) traceIndexJSON {
-	return traceIndexJSON{PersonID: i.PersonID, NameMasked: i.NameMasked, Visits: i.Visits, Contacts: i.Contacts, SecondContacts: i.SecondContacts}
-}
+func traceIndexOf(i ledger.TraceIndex) traceIndexJSON { return traceIndexJSON(i) }
 
-func traceVisitOf(v ledger.TraceVisit) traceVisitJSON {
-	return traceVisitJSON{VenueID: v.VenueID, VenueName: v.VenueName, VenueType: v.VenueType, District: v.District, Start: v.Start, End: v.End}
-}
+func traceVisitOf(v ledger.TraceVisit) traceVisitJSON { return traceVisitJSON(v) }
 
 func traceContactOf(c ledger.TraceContact) traceContactJSON {
 	return traceContactJSON{PersonID: c.PersonID, Depth: c.Depth, ViaPersonID: c.ViaPersonID, VenueID: c.VenueID,
@@ -317,41 +294,20 @@ type poisonEventJSON struct {
 
 func poisonMessageOf(m ledger.PoisonMessage) poisonMessageJSON {
 	return poisonMessageJSON{ID: m.ID, Reaction: m.Reaction, Reason: m.Reason, PoisonedAt: m.PoisonedAt,
-		Subject: m.Subject, Sequence: m.Sequence, Events: mapSlice(m.Events, func(e ledger.PoisonEvent) poisonEventJSON {
-			return poisonEventJSON{EventID: e.EventID, Type: e.Type, Aggregate: e.Aggregate, Position: e.Position,
-				OccurredAt: e.OccurredAt, Payload: e.Payload}
-		})}
+		Subject: m.Subject, Sequence: m.Sequence,
+		Events: mapSlice(m.Events, func(e ledger.PoisonEvent) poisonEventJSON { return poisonEventJSON(e) })}
 }
 
-// auditChainEntryJSON is one entry of the audit chain.
+// auditChainEntryJSON is one entry of the audit chain: the event's fields
+// under the event's names, the ones its hash is computed over (a client
+// recomputes it from what it reads), then where the event is in the log.
 type auditChainEntryJSON struct {
-	Seq           uint64    `json:"seq"`
-	PrevHash      string    `json:"prev_hash"`
-	Hash          string    `json:"hash"`
-	Kind          string    `json:"kind"`
-	Actor         string    `json:"actor"`
-	Role          string    `json:"role"`
-	PersonID      uuid.UUID `json:"person_id,omitzero"`
-	VenueID       uuid.UUID `json:"venue_id,omitzero"`
-	DeclarationID uuid.UUID `json:"declaration_id,omitzero"`
-	Outcome       string    `json:"outcome,omitempty"`
-	Reason        string    `json:"reason,omitempty"`
-	From          time.Time `json:"from,omitzero"`
-	To            time.Time `json:"to,omitzero"`
-	Depth         int       `json:"depth,omitempty"`
-	SourceEventID uuid.UUID `json:"source_event_id"`
-	SourceType    string    `json:"source_type"`
-	At            time.Time `json:"at"`
-	EventID       uuid.UUID `json:"event_id"`
-	Position      uint64    `json:"position"`
+	domain.AuditRecorded
+	EventID  uuid.UUID `json:"event_id"`
+	Position uint64    `json:"position"`
 }
 
-func auditChainEntryOf(v domain.AuditChainEntry) auditChainEntryJSON {
-	return auditChainEntryJSON{Seq: v.Seq, PrevHash: v.PrevHash, Hash: v.Hash, Kind: v.Kind, Actor: v.Actor, Role: v.Role,
-		PersonID: v.PersonID, VenueID: v.VenueID, DeclarationID: v.DeclarationID, Outcome: v.Outcome, Reason: v.Reason,
-		From: v.From, To: v.To, Depth: v.Depth, SourceEventID: v.SourceEventID, SourceType: v.SourceType, At: v.At,
-		EventID: v.EventID, Position: v.Position}
-}
+func auditChainEntryOf(v domain.AuditChainEntry) auditChainEntryJSON { return auditChainEntryJSON(v) }
 
 // auditHeadJSON names one entry of the chain by its seq and hash.
 type auditHeadJSON struct {
@@ -400,9 +356,7 @@ type passCountsJSON struct {
 	Abnormal int64 `json:"abnormal"`
 }
 
-func passCountsOf(c domain.PassCounts) passCountsJSON {
-	return passCountsJSON{Passes: c.Passes, Denied: c.Denied, Abnormal: c.Abnormal}
-}
+func passCountsOf(c domain.PassCounts) passCountsJSON { return passCountsJSON(c) }
 
 // hourJSON is one hour of today's passes.
 type hourJSON struct {
@@ -431,9 +385,7 @@ type occupancyJSON struct {
 	Occupancy int       `json:"occupancy"`
 }
 
-func occupancyOf(v domain.VenueOccupancy) occupancyJSON {
-	return occupancyJSON{VenueID: v.VenueID, Name: v.Name, Type: v.Type, District: v.District, Occupancy: v.Occupancy}
-}
+func occupancyOf(v domain.VenueOccupancy) occupancyJSON { return occupancyJSON(v) }
 
 // pendingJSON are the review queues' lengths.
 type pendingJSON struct {

@@ -31,6 +31,7 @@ type sampleViews struct {
 	alert       domain.Alert
 	declaration domain.DeclarationView
 	audit       domain.AuditEntry
+	chain       domain.AuditChainEntry
 	trace       ledger.TraceResult
 	poison      ledger.PoisonMessage
 }
@@ -65,6 +66,10 @@ func fullViews() sampleViews {
 		audit: domain.AuditEntry{EventID: id(20), TraceID: id(21), Analyst: "analyst:1", PersonID: id(22), From: at(15), To: at(16),
 			Depth: 2, Reason: "cluster 7", Kind: "contacts", Source: "log", AsOf: at(17), MinOverlapMinutes: 15,
 			BufferMinutes: 30, Contacts: 4, At: at(18), Position: 123},
+		chain: domain.AuditChainEntry{AuditRecorded: domain.AuditRecorded{Seq: 3, PrevHash: "ab", Hash: "cd",
+			Kind: "venue_review", Actor: "reviewer:371302:wang", Role: "reviewer", PersonID: id(29), VenueID: id(30),
+			DeclarationID: id(31), Outcome: "approve", Reason: "ok", From: at(1), To: at(2), Depth: 1,
+			SourceEventID: id(32), SourceType: "VenueReviewed", At: at(3)}, EventID: id(33), Position: 140},
 		trace: ledger.TraceResult{TraceID: id(23), EventID: id(24), Position: 130, ReadPosition: 129, AsOf: at(19), From: at(20), To: at(21),
 			Depth: 2, MinOverlap: 15 * time.Minute, Buffer: 5 * time.Minute,
 			Index:  ledger.TraceIndex{PersonID: id(25), NameMasked: "赵*", Visits: 1, Contacts: 2, SecondContacts: 1},
@@ -122,7 +127,8 @@ func TestViewsJSON(t *testing.T) {
 		}
 		add(c.name+"/poison", poisonListResponse{Entries: mapSlice([]ledger.PoisonMessage{v.poison}, poisonMessageOf)})
 		add(c.name+"/contact_trace", contactTraceResponseOf(v.trace))
-		add(c.name+"/audit", auditResponse{Entries: mapSlice([]domain.AuditEntry{v.audit}, auditEntryOf), NextCursor: "c", Position: 9})
+		add(c.name+"/audit_chain", pageJSON[auditChainEntryJSON]{Entries: mapSlice([]domain.AuditChainEntry{v.chain}, auditChainEntryOf), Position: 9})
+		add(c.name+"/audit", pageJSON[auditEntryJSON]{Entries: mapSlice([]domain.AuditEntry{v.audit}, auditEntryOf), NextCursor: "c", Position: 9})
 	}
 	const golden = "testdata/views.golden"
 	if *update {
