@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
-	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/reactions"
 	"github.com/checkin-ledger/ledger/token"
@@ -29,38 +27,24 @@ import (
 
 var testKey = bytes.Repeat([]byte{7}, 32)
 
-// harness is the ledger as cmd wires it: an embedded JetStream, the memory
-// read models and their projector, the ledger and a token signer.
+// harness is the ledger as cmd wires it (ledgertest.Start), with the log
+// lines of the routers it starts.
 type harness struct {
 	t      *testing.T
 	ctx    context.Context
+	env    *ledgertest.Env
 	es     *eventstore.Store
 	reads  *memory.Store
-	proj   *projections.Projector
 	ledger *ledger.Ledger
 	signer *token.Signer
-	logs   *syncBuffer
+	logs   *ledgertest.Logs
 	serial int
 }
 
-// syncBuffer collects log lines from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// count counts the lines holding every one of parts.
-func (s *syncBuffer) count(parts ...string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// logged counts the log lines holding every one of parts.
+func (h *harness) logged(parts ...string) int {
 	n := 0
-	for _, line := range strings.Split(s.b.String(), "\n") {
+	for _, line := range strings.Split(h.logs.String(), "\n") {
 		ok := line != ""
 		for _, p := range parts {
 			ok = ok && strings.Contains(line, p)
@@ -82,8 +66,8 @@ func newHarness(t *testing.T, withProjector bool) *harness {
 func newHarnessOn(t *testing.T, withProjector bool, url string) *harness {
 	t.Helper()
 	env := ledgertest.Start(t, ledgertest.Options{MasterKey: testKey, HashKey: testKey, NoProjector: !withProjector, NATSURL: url})
-	return &harness{t: t, ctx: t.Context(), es: env.Store, reads: env.Reads, proj: env.Projector,
-		ledger: env.Ledger, signer: env.Signer, logs: &syncBuffer{}}
+	return &harness{t: t, ctx: t.Context(), env: env, es: env.Store, reads: env.Reads,
+		ledger: env.Ledger, signer: env.Signer, logs: &ledgertest.Logs{}}
 }
 
 // start opens a router with o (Log, Ledger, Codes and Logger filled in)
@@ -96,31 +80,13 @@ func (h *harness) start(o reactions.Options) (*reactions.Router, func()) {
 	if err != nil {
 		h.t.Fatalf("reactions.Open: %v", err)
 	}
-	ctx, cancel := context.WithCancel(h.ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	stop := ledgertest.Go(h.t, 30*time.Second, r.Run)
 	select {
 	case <-r.Running():
-	case err := <-done:
-		h.t.Fatalf("router stopped at start: %v", err)
 	case <-time.After(10 * time.Second):
+		stop()
 		h.t.Fatal("router not running after 10s")
 	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					h.t.Errorf("router: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				h.t.Error("router did not stop within 30s")
-			}
-		})
-	}
-	h.t.Cleanup(stop)
 	return r, stop
 }
 
@@ -150,15 +116,7 @@ func (h *harness) types() map[string]int {
 
 func (h *harness) caughtUp() {
 	h.t.Helper()
-	pos, err := h.es.LastPosition(h.ctx)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-	defer cancel()
-	if err := h.proj.WaitFor(ctx, pos); err != nil {
-		h.t.Fatalf("read models did not reach %d: %v", pos, err)
-	}
+	h.env.WaitApplied(h.t, h.env.LastPosition(h.t))
 }
 
 func (h *harness) register(name string) uuid.UUID {
@@ -291,7 +249,7 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 			t.Fatalf("consumer %s was delivered nothing the second time", name)
 		}
 	}
-	if n := h.logs.count("reaction attempt failed"); n != 0 {
+	if n := h.logged("reaction attempt failed"); n != 0 {
 		t.Fatalf("%d failed attempts logged", n)
 	}
 	report, err := h.ledger.VerifyAudit(h.ctx)
@@ -376,7 +334,7 @@ func TestPoisonQueue(t *testing.T) {
 		len(e.Events) != 1 || e.Events[0].EventID != pass.ID || e.Events[0].Type != domain.TypePassRecorded || len(e.Events[0].Payload) == 0 {
 		t.Fatalf("poison entry = %+v", e)
 	}
-	if n := h.logs.count("reaction attempt failed", "reaction=alerts"); n != retries+1 {
+	if n := h.logged("reaction attempt failed", "reaction=alerts"); n != retries+1 {
 		t.Fatalf("%d failed attempts logged, want %d", n, retries+1)
 	}
 
@@ -453,7 +411,7 @@ func TestUndecodableMessageIsPoisoned(t *testing.T) {
 	if !got[reactions.ReactionAlerts] || !got[reactions.ReactionVenueCodes] || !got[reactions.ReactionAudit] {
 		t.Fatalf("poisoned by %v", got)
 	}
-	if n := h.logs.count("reaction attempt failed", "reaction=venue-codes"); n != 1 {
+	if n := h.logged("reaction attempt failed", "reaction=venue-codes"); n != 1 {
 		t.Fatalf("%d attempts at an undecodable message, want 1 (no retries)", n)
 	}
 	if err := r.RetryPoisoned(h.ctx, entries[0].ID); !errors.Is(err, domain.ErrConflict) {
@@ -493,23 +451,7 @@ func TestErasureReactionDestroysTheKey(t *testing.T) {
 
 	// A family member whose registration landed after their guardian's
 	// erasure (it was decided on the guardian before) is erased too.
-	kid := uuid.New()
-	key, err := h.es.Key(h.ctx, kid, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name, err := domain.SealField(key, "沙小净")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := domain.NewEnvelope(domain.PersonAggregate(kid), domain.PersonRegistered{PersonID: kid, IDType: "resident_id",
-		IDHash: "hash-kid", Name: name, IDNumber: name, GuardianID: res.ID, Relation: domain.RelationChild}, domain.Meta{}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.es.Append(h.ctx, env.Aggregate, 0, env); err != nil {
-		t.Fatal(err)
-	}
+	kid, _ := h.env.LateFamilyMember(t, res.ID, "沙小净")
 	h.eventually("the late family member erased by the erasure reaction", func() bool {
 		events, _, err := h.es.Load(h.ctx, domain.PersonAggregate(kid))
 		if err != nil || len(events) != 2 || events[1].Type != domain.TypePersonErased {
