@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -123,23 +124,21 @@ func Start(tb testing.TB, opts Options) *Env {
 		},
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	if opts.NoProjector {
-		done <- nil
-	} else {
-		e.Projector = projections.New(es, reads, projections.Options{Opener: projections.KeyringOpener(es)})
-		go func() { done <- e.Projector.Run(ctx) }()
-	}
 	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			tb.Errorf("ledgertest: projector: %v", err)
-		}
 		if err := es.Close(); err != nil {
 			tb.Errorf("ledgertest: close event store: %v", err)
 		}
 	})
+	if !opts.NoProjector {
+		// Go's cleanup, registered after the close, stops it first.
+		e.Projector = projections.New(es, reads, projections.Options{Opener: projections.KeyringOpener(es)})
+		Go(tb, Wait, func(ctx context.Context) error {
+			if err := e.Projector.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("projector: %w", err)
+			}
+			return nil
+		})
+	}
 	return e
 }
 
