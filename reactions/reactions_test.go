@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,46 +20,25 @@ import (
 	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
-	"github.com/checkin-ledger/ledger/projections"
-	"github.com/checkin-ledger/ledger/projections/memory"
 	"github.com/checkin-ledger/ledger/reactions"
-	"github.com/checkin-ledger/ledger/token"
 )
 
 var testKey = bytes.Repeat([]byte{7}, 32)
 
-// harness is the ledger as cmd wires it: an embedded JetStream, the memory
-// read models and their projector, the ledger and a token signer.
+// harness is the ledger as cmd wires it (ledgertest.Start), with the log
+// lines of the routers it starts.
 type harness struct {
+	*ledgertest.Env
 	t      *testing.T
 	ctx    context.Context
-	es     *eventstore.Store
-	reads  *memory.Store
-	proj   *projections.Projector
-	ledger *ledger.Ledger
-	signer *token.Signer
-	logs   *syncBuffer
+	logs   *ledgertest.Logs
 	serial int
 }
 
-// syncBuffer collects log lines from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// count counts the lines holding every one of parts.
-func (s *syncBuffer) count(parts ...string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// logged counts the log lines holding every one of parts.
+func (h *harness) logged(parts ...string) int {
 	n := 0
-	for _, line := range strings.Split(s.b.String(), "\n") {
+	for _, line := range strings.Split(h.logs.String(), "\n") {
 		ok := line != ""
 		for _, p := range parts {
 			ok = ok && strings.Contains(line, p)
@@ -82,45 +60,26 @@ func newHarness(t *testing.T, withProjector bool) *harness {
 func newHarnessOn(t *testing.T, withProjector bool, url string) *harness {
 	t.Helper()
 	env := ledgertest.Start(t, ledgertest.Options{MasterKey: testKey, HashKey: testKey, NoProjector: !withProjector, NATSURL: url})
-	return &harness{t: t, ctx: t.Context(), es: env.Store, reads: env.Reads, proj: env.Projector,
-		ledger: env.Ledger, signer: env.Signer, logs: &syncBuffer{}}
+	return &harness{Env: env, t: t, ctx: t.Context(), logs: &ledgertest.Logs{}}
 }
 
 // start opens a router with o (Log, Ledger, Codes and Logger filled in)
 // and runs it until the test ends or the returned stop is called.
 func (h *harness) start(o reactions.Options) (*reactions.Router, func()) {
 	h.t.Helper()
-	o.Log, o.Ledger, o.Codes = h.es.Subscriber(), h.ledger, h.signer
+	o.Log, o.Ledger, o.Codes = h.Store.Subscriber(), h.Ledger, h.Signer
 	o.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := reactions.Open(h.ctx, o)
 	if err != nil {
 		h.t.Fatalf("reactions.Open: %v", err)
 	}
-	ctx, cancel := context.WithCancel(h.ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	stop := ledgertest.Go(h.t, 30*time.Second, r.Run)
 	select {
 	case <-r.Running():
-	case err := <-done:
-		h.t.Fatalf("router stopped at start: %v", err)
 	case <-time.After(10 * time.Second):
+		stop()
 		h.t.Fatal("router not running after 10s")
 	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					h.t.Errorf("router: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				h.t.Error("router did not stop within 30s")
-			}
-		})
-	}
-	h.t.Cleanup(stop)
 	return r, stop
 }
 
@@ -136,7 +95,7 @@ func (h *harness) eventually(what string, cond func() bool) {
 func (h *harness) types() map[string]int {
 	h.t.Helper()
 	n := map[string]int{}
-	err := h.es.Read(h.ctx, ">", 0, func(envs []domain.Envelope) error {
+	err := h.Store.Read(h.ctx, ">", 0, func(envs []domain.Envelope) error {
 		for _, e := range envs {
 			n[e.Type]++
 		}
@@ -150,15 +109,7 @@ func (h *harness) types() map[string]int {
 
 func (h *harness) caughtUp() {
 	h.t.Helper()
-	pos, err := h.es.LastPosition(h.ctx)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-	defer cancel()
-	if err := h.proj.WaitFor(ctx, pos); err != nil {
-		h.t.Fatalf("read models did not reach %d: %v", pos, err)
-	}
+	h.WaitApplied(h.t, h.LastPosition(h.t))
 }
 
 func (h *harness) register(name string) uuid.UUID {
@@ -166,13 +117,13 @@ func (h *harness) register(name string) uuid.UUID {
 	h.serial++
 	first := "37130219850101" + string(rune('0'+h.serial/100%10)) + string(rune('0'+h.serial/10%10)) + string(rune('0'+h.serial%10))
 	c, _ := idcard.CheckChar(first)
-	res, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{
+	res, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{
 		Name: name, IDType: idcard.ResidentID, IDNumber: first + string(c), Phone: "13800138000"})
 	if err != nil {
 		h.t.Fatalf("RegisterPerson: %v", err)
 	}
 	if name == "红码" {
-		if _, err := h.ledger.RecordHealth(h.ctx, domain.Actor{Role: domain.RoleHealthFeed}, []domain.HealthRecord{{
+		if _, err := h.Ledger.RecordHealth(h.ctx, domain.Actor{Role: domain.RoleHealthFeed}, []domain.HealthRecord{{
 			IDType: idcard.ResidentID, IDNumber: first + string(c), CodeColour: domain.ColourRed, NATResult: domain.NATNone}}); err != nil {
 			h.t.Fatalf("RecordHealth: %v", err)
 		}
@@ -190,7 +141,7 @@ var reviewer = domain.Actor{Role: domain.RoleReviewer, Subject: "reviewer"}
 // had acknowledged everything in the log.
 func (h *harness) consumersIdle(r *reactions.Router) bool {
 	for _, name := range r.ConsumerNames() {
-		info, err := h.es.Subscriber().ConsumerInfo(h.ctx, name)
+		info, err := h.Store.Subscriber().ConsumerInfo(h.ctx, name)
 		if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
 			return false
 		}
@@ -205,36 +156,36 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 	h := newHarness(t, true)
 	manager := h.register("王经理")
 	red := h.register("红码")
-	venue, err := h.ledger.ApplyVenue(h.ctx, person(manager), domain.ApplyVenue{Name: "兰山超市", Type: domain.VenueSupermarket,
+	venue, err := h.Ledger.ApplyVenue(h.ctx, person(manager), domain.ApplyVenue{Name: "兰山超市", Type: domain.VenueSupermarket,
 		District: "371302", Address: "兰山区解放路1号", Lat: 35.06, Lng: 118.35})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.ledger.ReviewVenue(h.ctx, reviewer, venue.ID, domain.ReviewVenue{Decision: domain.ReviewApprove}); err != nil {
+	if _, err := h.Ledger.ReviewVenue(h.ctx, reviewer, venue.ID, domain.ReviewVenue{Decision: domain.ReviewApprove}); err != nil {
 		t.Fatal(err)
 	}
-	arrival, err := h.ledger.DeclareArrival(h.ctx, person(red), domain.DeclareArrival{ArrivalDate: time.Now().Format(time.DateOnly),
+	arrival, err := h.Ledger.DeclareArrival(h.ctx, person(red), domain.DeclareArrival{ArrivalDate: time.Now().Format(time.DateOnly),
 		Origin: "上海市", DestinationDistrict: "371302", NATResult: domain.NATNone})
 	if err != nil {
 		t.Fatal(err)
 	}
-	truck, err := h.ledger.DeclareTruckPass(h.ctx, person(manager), domain.DeclareTruckPass{PlateNumber: "鲁Q12345",
+	truck, err := h.Ledger.DeclareTruckPass(h.ctx, person(manager), domain.DeclareTruckPass{PlateNumber: "鲁Q12345",
 		NATProofAt: time.Now().Add(-time.Hour), ItineraryOK: true, HealthCodeColour: domain.ColourGreen,
 		LogisticsPark: "临沂商城国际物流园", District: "371311", ContactName: "赵调度", ContactPhone: "13900001111"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.caughtUp()
-	denied, err := h.ledger.RecordPass(h.ctx, person(red), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: venue.ID, Direction: domain.DirectionIn})
+	denied, err := h.Ledger.RecordPass(h.ctx, person(red), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: venue.ID, Direction: domain.DirectionIn})
 	if err != nil || denied.Decision != domain.DecisionDeny {
 		t.Fatalf("red pass = %+v, %v", denied, err)
 	}
-	if _, err := h.ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: venue.ID, Direction: domain.DirectionIn}); err != nil {
+	if _, err := h.Ledger.RecordPass(h.ctx, person(manager), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: venue.ID, Direction: domain.DirectionIn}); err != nil {
 		t.Fatal(err)
 	}
 
 	analyst := domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:li"}
-	if _, _, err := h.ledger.History(h.ctx, analyst, ledger.HistoryQuery{PersonID: red, Reason: "cluster 7"}); err != nil {
+	if _, _, err := h.Ledger.History(h.ctx, analyst, ledger.HistoryQuery{PersonID: red, Reason: "cluster 7"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -253,20 +204,20 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 	h.eventually("every reaction has run", func() bool { return h.consumersIdle(r) })
 	check("first delivery")
 
-	events, _, err := h.es.Load(h.ctx, domain.VenueAggregate(venue.ID))
+	events, _, err := h.Store.Load(h.ctx, domain.VenueAggregate(venue.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	v, err := domain.ReplayVenue(events)
-	if err != nil || v.Code() != h.signer.IssueVenueCode(venue.ID) {
+	if err != nil || v.Code() != h.Signer.IssueVenueCode(venue.ID) {
 		t.Fatalf("venue code %q, want the signer's (%v)", v.Code(), err)
 	}
 	h.caughtUp()
-	alerts, err := h.reads.Alerts(h.ctx, "371302", 10)
+	alerts, err := h.Reads.Alerts(h.ctx, "371302", 10)
 	if err != nil || len(alerts) != 1 || alerts[0].EventID != domain.AlertEventID(denied.EventID) || alerts[0].PersonID != red {
 		t.Fatalf("alerts = %+v, %v", alerts, err)
 	}
-	queue, err := h.reads.Declarations(h.ctx, domain.DeclarationFilter{Status: domain.DeclarationPending})
+	queue, err := h.Reads.Declarations(h.ctx, domain.DeclarationFilter{Status: domain.DeclarationPending})
 	if err != nil || len(queue) != 2 || queue[0].ID != arrival.ID || queue[1].ID != truck.ID {
 		t.Fatalf("review queue = %+v, %v", queue, err)
 	}
@@ -275,7 +226,7 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 	// the log's beginning.
 	stop()
 	for _, name := range r.ConsumerNames() {
-		if err := h.es.Subscriber().DeleteConsumer(h.ctx, name); err != nil {
+		if err := h.Store.Subscriber().DeleteConsumer(h.ctx, name); err != nil {
 			t.Fatalf("delete consumer %s: %v", name, err)
 		}
 	}
@@ -283,7 +234,7 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 	h.eventually("every source redelivered and handled", func() bool { return h.consumersIdle(r2) })
 	check("redelivery")
 	for _, name := range r2.ConsumerNames() {
-		info, err := h.es.Subscriber().ConsumerInfo(h.ctx, name)
+		info, err := h.Store.Subscriber().ConsumerInfo(h.ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -291,10 +242,10 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 			t.Fatalf("consumer %s was delivered nothing the second time", name)
 		}
 	}
-	if n := h.logs.count("reaction attempt failed"); n != 0 {
+	if n := h.logged("reaction attempt failed"); n != 0 {
 		t.Fatalf("%d failed attempts logged", n)
 	}
-	report, err := h.ledger.VerifyAudit(h.ctx)
+	report, err := h.Ledger.VerifyAudit(h.ctx)
 	if err != nil || !report.OK() || report.Entries != 2 || report.AnchorLag != 0 {
 		t.Fatalf("audit chain after the redelivery: %+v (%v), %v", report, report.Broken, err)
 	}
@@ -316,7 +267,7 @@ func (h *harness) abnormalPass(venue uuid.UUID) domain.Envelope {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := h.es.Record(h.ctx, env); err != nil {
+	if _, err := h.Store.Record(h.ctx, env); err != nil {
 		h.t.Fatalf("record pass: %v", err)
 	}
 	return env
@@ -330,7 +281,7 @@ func (h *harness) applyVenue(id uuid.UUID, district string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := h.es.Append(h.ctx, domain.VenueAggregate(id), 0, env); err != nil {
+	if _, err := h.Store.Append(h.ctx, domain.VenueAggregate(id), 0, env); err != nil {
 		h.t.Fatalf("append venue: %v", err)
 	}
 }
@@ -339,7 +290,7 @@ func (h *harness) applyVenue(id uuid.UUID, district string) {
 func (h *harness) alertsFor(pass uuid.UUID) []domain.Envelope {
 	h.t.Helper()
 	var out []domain.Envelope
-	err := h.es.Read(h.ctx, "alert.>", 0, func(envs []domain.Envelope) error {
+	err := h.Store.Read(h.ctx, "alert.>", 0, func(envs []domain.Envelope) error {
 		for _, e := range envs {
 			if e.ID == domain.AlertEventID(pass) {
 				out = append(out, e)
@@ -376,7 +327,7 @@ func TestPoisonQueue(t *testing.T) {
 		len(e.Events) != 1 || e.Events[0].EventID != pass.ID || e.Events[0].Type != domain.TypePassRecorded || len(e.Events[0].Payload) == 0 {
 		t.Fatalf("poison entry = %+v", e)
 	}
-	if n := h.logs.count("reaction attempt failed", "reaction=alerts"); n != retries+1 {
+	if n := h.logged("reaction attempt failed", "reaction=alerts"); n != retries+1 {
 		t.Fatalf("%d failed attempts logged, want %d", n, retries+1)
 	}
 
@@ -453,7 +404,7 @@ func TestUndecodableMessageIsPoisoned(t *testing.T) {
 	if !got[reactions.ReactionAlerts] || !got[reactions.ReactionVenueCodes] || !got[reactions.ReactionAudit] {
 		t.Fatalf("poisoned by %v", got)
 	}
-	if n := h.logs.count("reaction attempt failed", "reaction=venue-codes"); n != 1 {
+	if n := h.logged("reaction attempt failed", "reaction=venue-codes"); n != 1 {
 		t.Fatalf("%d attempts at an undecodable message, want 1 (no retries)", n)
 	}
 	if err := r.RetryPoisoned(h.ctx, entries[0].ID); !errors.Is(err, domain.ErrConflict) {
@@ -472,50 +423,34 @@ func (crashingKeys) Destroy(context.Context, uuid.UUID) error { return errors.Ne
 // which was not running at the time: a router started later destroys the key.
 func TestErasureReactionDestroysTheKey(t *testing.T) {
 	h := newHarness(t, true)
-	res, err := h.ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{Name: "沙悟净", IDType: "resident_id",
+	res, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, domain.RegisterPerson{Name: "沙悟净", IDType: "resident_id",
 		IDNumber: idcard.Sample(77), Phone: "13800000077"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	crashing := *h.ledger
-	crashing.Keys = crashingKeys{h.es}
+	crashing := *h.Ledger
+	crashing.Keys = crashingKeys{h.Store}
 	if _, err := crashing.ErasePerson(h.ctx, domain.Actor{Role: domain.RoleAdmin, Subject: "admin:a"}, res.ID, domain.ErasePerson{Reason: "asked"}); err == nil {
 		t.Fatal("the erasure answered success without destroying the key")
 	}
-	if _, err := h.es.Key(h.ctx, res.ID, false); err != nil {
+	if _, err := h.Store.Key(h.ctx, res.ID, false); err != nil {
 		t.Fatalf("the key before the reaction: %v, want it still there", err)
 	}
 	h.start(reactions.Options{})
 	h.eventually("the key destroyed by the erasure reaction", func() bool {
-		_, err := h.es.Key(h.ctx, res.ID, false)
+		_, err := h.Store.Key(h.ctx, res.ID, false)
 		return errors.Is(err, domain.ErrNotFound)
 	})
 
 	// A family member whose registration landed after their guardian's
 	// erasure (it was decided on the guardian before) is erased too.
-	kid := uuid.New()
-	key, err := h.es.Key(h.ctx, kid, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name, err := domain.SealField(key, "沙小净")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := domain.NewEnvelope(domain.PersonAggregate(kid), domain.PersonRegistered{PersonID: kid, IDType: "resident_id",
-		IDHash: "hash-kid", Name: name, IDNumber: name, GuardianID: res.ID, Relation: domain.RelationChild}, domain.Meta{}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.es.Append(h.ctx, env.Aggregate, 0, env); err != nil {
-		t.Fatal(err)
-	}
+	kid, _ := h.LateFamilyMember(t, res.ID, "沙小净")
 	h.eventually("the late family member erased by the erasure reaction", func() bool {
-		events, _, err := h.es.Load(h.ctx, domain.PersonAggregate(kid))
+		events, _, err := h.Store.Load(h.ctx, domain.PersonAggregate(kid))
 		if err != nil || len(events) != 2 || events[1].Type != domain.TypePersonErased {
 			return false
 		}
-		_, err = h.es.Key(h.ctx, kid, false)
+		_, err = h.Store.Key(h.ctx, kid, false)
 		return errors.Is(err, domain.ErrNotFound)
 	})
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/domain/idcard"
 	"github.com/checkin-ledger/ledger/domain/pii"
 	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
@@ -122,23 +124,21 @@ func Start(tb testing.TB, opts Options) *Env {
 		},
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	if opts.NoProjector {
-		done <- nil
-	} else {
-		e.Projector = projections.New(es, reads, projections.Options{Opener: projections.KeyringOpener(es)})
-		go func() { done <- e.Projector.Run(ctx) }()
-	}
 	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			tb.Errorf("ledgertest: projector: %v", err)
-		}
 		if err := es.Close(); err != nil {
 			tb.Errorf("ledgertest: close event store: %v", err)
 		}
 	})
+	if !opts.NoProjector {
+		// Go's cleanup, registered after the close, stops it first.
+		e.Projector = projections.New(es, reads, projections.Options{Opener: projections.KeyringOpener(es)})
+		Go(tb, Wait, func(ctx context.Context) error {
+			if err := e.Projector.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("projector: %w", err)
+			}
+			return nil
+		})
+	}
 	return e
 }
 
@@ -178,6 +178,29 @@ func (e *Env) Seal(tb testing.TB, person uuid.UUID, plain string) domain.Sealed 
 	return sealed
 }
 
+// LateFamilyMember appends straight to the log the registration of a
+// family member named name under guardian (their name sealed with a key of
+// their own), as AddFamilyMember does when it decided on a guardian whose
+// erasure landed since. It returns the member's id and the appended
+// envelope, position included.
+func (e *Env) LateFamilyMember(tb testing.TB, guardian uuid.UUID, name string) (uuid.UUID, domain.Envelope) {
+	tb.Helper()
+	member := uuid.New()
+	sealed := e.Seal(tb, member, name)
+	env, err := domain.NewEnvelope(domain.PersonAggregate(member), domain.PersonRegistered{PersonID: member, IDType: idcard.ResidentID,
+		IDHash: "hash-" + member.String(), Name: sealed, IDNumber: sealed, GuardianID: guardian, Relation: domain.RelationChild},
+		domain.Meta{Actor: "person:" + guardian.String()}, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	appended, err := e.Store.Append(context.Background(), env.Aggregate, 0, env)
+	if err != nil {
+		tb.Fatalf("append the registration of %s: %v", member, err)
+	}
+	env.Position = appended[0].Position
+	return member, env
+}
+
 // Wait is how long Eventually and WaitApplied wait before failing a test.
 const Wait = 10 * time.Second
 
@@ -206,6 +229,33 @@ func Eventually(tb testing.TB, cond func() bool) {
 	if !Poll(Wait, cond) {
 		tb.Fatalf("condition not met within %s", Wait)
 	}
+}
+
+// Go runs run on a goroutine of its own until the test ends or the
+// returned stop is called (stop may be called more than once). stop cancels
+// run's context and waits up to within for run to return; an error, or no
+// return within that time, fails the test.
+func Go(tb testing.TB, within time.Duration, run func(ctx context.Context) error) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					tb.Errorf("ledgertest.Go: run returned %v", err)
+				}
+			case <-time.After(within):
+				tb.Errorf("ledgertest.Go: run did not return within %s of its stop", within)
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return stop
 }
 
 // Logs collects log lines written from many goroutines at once (a

@@ -10,19 +10,6 @@ import (
 	"github.com/checkin-ledger/ledger/domain/idcard"
 )
 
-// family registers a guardian and their child (names as given) and
-// returns their ids.
-func (h *harness) family(guardianName, childName string) (guardian, child uuid.UUID) {
-	h.tb.Helper()
-	guardian, _ = h.register(guardianName)
-	res, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, domain.AddFamilyMember{
-		Name: childName, IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild})
-	if err != nil {
-		h.tb.Fatal(err)
-	}
-	return guardian, res.ID
-}
-
 // TestNothingMoreAboutAnErasedPerson: once a person is erased, the
 // declaration they made before is reviewed no more (approve or reject),
 // nor is one covering them as a family member, and the health feed's
@@ -30,7 +17,8 @@ func (h *harness) family(guardianName, childName string) (guardian, child uuid.U
 func TestNothingMoreAboutAnErasedPerson(t *testing.T) {
 	h := newHarness(t)
 	declarant, number := h.register("冯五")
-	guardian, kid := h.family("陈母", "陈小")
+	guardian, _ := h.register("陈母")
+	kid := h.addChild(guardian, "陈小")
 	own, err := h.Ledger.DeclareArrival(h.ctx, person(declarant), arrival())
 	if err != nil {
 		t.Fatal(err)

@@ -53,14 +53,11 @@ func TestErasePerson(t *testing.T) {
 	h := newHarness(t)
 	vid, _ := h.approvedVenue(domain.ApplyVenue{})
 	guardian, number := h.register("欧阳娜娜")
-	kid, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, h.child("欧阳小娜"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	kid := h.addChild(guardian, "欧阳小娜")
 	other, _ := h.register("钱七")
 	h.caughtUp(h.lastPosition())
 	pass, err := h.Ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{EventID: uuid.New(), Method: domain.MethodSelfScan,
-		VenueID: vid, Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{kid.ID}})
+		VenueID: vid, Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{kid}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +84,7 @@ func TestErasePerson(t *testing.T) {
 				wantKind(t, err, tt.kind)
 			})
 		}
-		if h.lastPosition() != before || h.keyErased(guardian) || h.keyErased(kid.ID) {
+		if h.lastPosition() != before || h.keyErased(guardian) || h.keyErased(kid) {
 			t.Fatal("a refused erasure changed something")
 		}
 	})
@@ -96,18 +93,18 @@ func TestErasePerson(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.ID != guardian || res.EventID == uuid.Nil || res.Duplicate || !slices.Equal(res.Dependants, []uuid.UUID{kid.ID}) {
+	if res.ID != guardian || res.EventID == uuid.Nil || res.Duplicate || !slices.Equal(res.Dependants, []uuid.UUID{kid}) {
 		t.Fatalf("erasure = %+v", res)
 	}
 	ge := h.erasures(guardian)
-	ke := h.erasures(kid.ID)
-	if len(ge) != 1 || ge[0].By != "admin:root" || ge[0].Reason != "the person asked (case 11)" || !slices.Equal(ge[0].Dependants, []uuid.UUID{kid.ID}) {
+	ke := h.erasures(kid)
+	if len(ge) != 1 || ge[0].By != "admin:root" || ge[0].Reason != "the person asked (case 11)" || !slices.Equal(ge[0].Dependants, []uuid.UUID{kid}) {
 		t.Fatalf("guardian's erasure events: %+v", ge)
 	}
 	if len(ke) != 1 || ke[0].Guardian != guardian || ke[0].By != "admin:root" {
 		t.Fatalf("dependant's erasure events: %+v", ke)
 	}
-	if !h.keyErased(guardian) || !h.keyErased(kid.ID) || h.keyErased(other) {
+	if !h.keyErased(guardian) || !h.keyErased(kid) || h.keyErased(other) {
 		t.Fatal("keys: the erased ones must be destroyed, the other kept")
 	}
 	h.caughtUp(res.Position)
@@ -125,7 +122,7 @@ func TestErasePerson(t *testing.T) {
 			h.lastPosition() != before {
 			t.Fatalf("second erasure = %+v, want the first %+v", again, res)
 		}
-		kidAgain, err := h.Ledger.ErasePerson(h.ctx, admin, kid.ID, domain.ErasePerson{Reason: "again"})
+		kidAgain, err := h.Ledger.ErasePerson(h.ctx, admin, kid, domain.ErasePerson{Reason: "again"})
 		if err != nil || !kidAgain.Duplicate || h.lastPosition() != before {
 			t.Fatalf("the dependant again: %+v %v", kidAgain, err)
 		}
@@ -136,7 +133,7 @@ func TestErasePerson(t *testing.T) {
 		_, err := h.Ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn})
 		wantKind(t, err, domain.ErrConflict)
 		_, err = h.Ledger.RecordPass(h.ctx, person(other), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
-			Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{kid.ID}})
+			Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{kid}})
 		if err == nil {
 			t.Fatal("a pass with an erased family member was taken")
 		}
@@ -157,7 +154,7 @@ func TestErasePerson(t *testing.T) {
 
 	t.Run("a retried pass answers with the erased marker", func(t *testing.T) {
 		again, err := h.Ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{EventID: pass.EventID, Method: domain.MethodSelfScan,
-			VenueID: vid, Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{kid.ID}})
+			VenueID: vid, Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{kid}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,26 +269,8 @@ func TestFamilyMemberRegisteredDuringTheErasure(t *testing.T) {
 	if _, err := h.Ledger.ErasePerson(h.ctx, admin, guardian, domain.ErasePerson{Reason: "asked at the hall"}); err != nil {
 		t.Fatal(err)
 	}
-	// What AddFamilyMember appends when it decided on the guardian before
-	// the erasure: the registration of a member under them.
-	late := func(g uuid.UUID) (uuid.UUID, domain.Envelope) {
-		t.Helper()
-		member := uuid.New()
-		name := h.Seal(t, member, "唐小宝")
-		env, err := domain.NewEnvelope(domain.PersonAggregate(member), domain.PersonRegistered{PersonID: member, IDType: idcard.ResidentID,
-			IDHash: "hash-" + member.String(), Name: name, IDNumber: name, GuardianID: g, Relation: domain.RelationChild}, domain.Meta{Actor: "person:" + g.String()}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		appended, err := h.Store.Append(h.ctx, env.Aggregate, 0, env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		env.Position = appended[0].Position
-		return member, env
-	}
-	kid, lateKid := late(guardian)
-	kept, otherKid := late(other)
+	kid, lateKid := h.LateFamilyMember(t, guardian, "唐小宝")
+	kept, otherKid := h.LateFamilyMember(t, other, "唐小宝")
 	for _, env := range []domain.Envelope{lateKid, otherKid, lateKid} { // the first delivered twice
 		if err := h.Ledger.CompleteErasure(h.ctx, env); err != nil {
 			t.Fatal(err)

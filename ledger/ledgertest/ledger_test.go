@@ -58,6 +58,16 @@ func (h *harness) child(name string) domain.AddFamilyMember {
 	return domain.AddFamilyMember{Name: name, IDType: idcard.ResidentID, IDNumber: h.newResidentID(), Relation: domain.RelationChild}
 }
 
+// addChild registers guardian's child named name and returns the child's id.
+func (h *harness) addChild(guardian uuid.UUID, name string) uuid.UUID {
+	h.tb.Helper()
+	res, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, h.child(name))
+	if err != nil {
+		h.tb.Fatalf("AddFamilyMember: %v", err)
+	}
+	return res.ID
+}
+
 // register registers a citizen and returns their id and ID number.
 func (h *harness) register(name string) (uuid.UUID, string) {
 	h.tb.Helper()
@@ -469,20 +479,17 @@ func TestFamilyPass(t *testing.T) {
 	vid, _ := h.approvedVenue(domain.ApplyVenue{RequireGreen: true})
 	guardian, number := h.register("张父")
 	h.health(number, domain.ColourGreen, domain.NATNone, time.Time{})
-	child, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, h.child("张小"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	child := h.addChild(guardian, "张小")
 	stranger, _ := h.register("陌生人")
 	h.caughtUp(h.lastPosition())
 
-	_, err = h.Ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
+	_, err := h.Ledger.RecordPass(h.ctx, person(guardian), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
 		Direction: domain.DirectionIn, FamilyMemberIDs: []uuid.UUID{stranger}})
 	wantKind(t, err, domain.ErrForbidden)
 
 	eventID, _ := uuid.NewV7()
 	cmd := domain.RecordPass{EventID: eventID, Method: domain.MethodSelfScan, VenueID: vid, Direction: domain.DirectionIn,
-		FamilyMemberIDs: []uuid.UUID{child.ID}}
+		FamilyMemberIDs: []uuid.UUID{child}}
 	res, err := h.Ledger.RecordPass(h.ctx, person(guardian), cmd)
 	if err != nil {
 		t.Fatal(err)
@@ -492,7 +499,7 @@ func TestFamilyPass(t *testing.T) {
 	}
 	kid := res.Family[0]
 	// The child has no health record and the venue requires a green code.
-	if kid.EventID != domain.FamilyPassEventID(eventID, child.ID) || kid.Decision != domain.DecisionDeny ||
+	if kid.EventID != domain.FamilyPassEventID(eventID, child) || kid.Decision != domain.DecisionDeny ||
 		kid.Screen.CodeColour != domain.ColourUnknown || kid.Screen.NameMasked != "张*" {
 		t.Fatalf("family result = %+v", kid)
 	}
@@ -515,7 +522,7 @@ func TestFamilyPass(t *testing.T) {
 	}
 	h.caughtUp(h.lastPosition())
 	p, ok, err := h.Reads.Pass(h.ctx, kid.EventID)
-	if err != nil || !ok || p.Pass.GuardianID != guardian || p.Pass.PersonID != child.ID {
+	if err != nil || !ok || p.Pass.GuardianID != guardian || p.Pass.PersonID != child {
 		t.Fatalf("child's pass = %+v, %v, %v", p, ok, err)
 	}
 }
@@ -727,12 +734,9 @@ func TestDeclareArrival(t *testing.T) {
 	h := newHarness(t)
 	guardian, _ := h.register("孙母")
 	stranger, _ := h.register("周某")
-	kid, err := h.Ledger.AddFamilyMember(h.ctx, person(guardian), guardian, h.child("孙小"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	kid := h.addChild(guardian, "孙小")
 
-	_, err = h.Ledger.DeclareArrival(h.ctx, reviewer, arrival())
+	_, err := h.Ledger.DeclareArrival(h.ctx, reviewer, arrival())
 	wantKind(t, err, domain.ErrForbidden)
 	_, err = h.Ledger.DeclareArrival(h.ctx, person(guardian), arrival(stranger))
 	wantKind(t, err, domain.ErrForbidden)
@@ -745,7 +749,7 @@ func TestDeclareArrival(t *testing.T) {
 	_, err = h.Ledger.DeclareArrival(h.ctx, person(guardian), old)
 	wantKind(t, err, domain.ErrInvalid)
 
-	cmd := arrival(kid.ID)
+	cmd := arrival(kid)
 	cmd.EventID = uuid.New()
 	res, err := h.Ledger.DeclareArrival(h.ctx, person(guardian), cmd)
 	if err != nil {
@@ -778,7 +782,7 @@ func TestDeclareArrival(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Kind() != domain.DeclarationArrival || d.DeclarantID() != guardian || !slices.Equal(d.FamilyMemberIDs(), []uuid.UUID{kid.ID}) ||
+	if d.Kind() != domain.DeclarationArrival || d.DeclarantID() != guardian || !slices.Equal(d.FamilyMemberIDs(), []uuid.UUID{kid}) ||
 		d.District() != "371302" || d.Status() != domain.DeclarationPending || d.Queued() {
 		t.Fatalf("declaration = %+v", d)
 	}

@@ -70,11 +70,7 @@ func (s *Store) queueDeclaration(b *pgx.Batch, c *projections.Change) {
 	switch ev := c.Event.(type) {
 	case *domain.ArrivalDeclared:
 		id = ev.DeclarationID
-		family := ev.FamilyMemberIDs
-		if family == nil {
-			family = []uuid.UUID{}
-		}
-		b.Queue(s.sql(sqlArrivalDeclared), id, ev.PersonID, family, ev.DestinationDistrict, c.OccurredAt,
+		b.Queue(s.sql(sqlArrivalDeclared), id, ev.PersonID, orEmpty(ev.FamilyMemberIDs), ev.DestinationDistrict, c.OccurredAt,
 			ev.ArrivalDate, c.Declared.Origin, ev.NATResult, nullTime(ev.NATAt))
 	case *domain.TruckPassDeclared:
 		id = ev.DeclarationID
@@ -113,12 +109,7 @@ func scanDeclaration(row pgx.Row) (domain.DeclarationView, error) {
 	if err != nil {
 		return v, err
 	}
-	if person != nil {
-		v.PersonID = *person
-	}
-	if v.FamilyMemberIDs == nil {
-		v.FamilyMemberIDs = []uuid.UUID{}
-	}
+	v.PersonID, v.FamilyMemberIDs = orZero(person), orEmpty(v.FamilyMemberIDs)
 	v.SubmittedAt, v.QueuedAt, v.ReviewedAt, v.QueuePosition = utc(submitted), utc(queuedAt), utc(reviewed), uint64(queuePos)
 	switch v.Kind {
 	case domain.DeclarationArrival:

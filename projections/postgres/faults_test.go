@@ -225,11 +225,8 @@ func TestConnectionsKilledDuringProjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	schema := freshSchema(t)
-	store, err := postgres.Open(context.Background(), postgres.Options{Pool: pool, Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openWith(t, postgres.Options{Pool: pool})
+	schema := store.Schema()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := projections.New(l, store, projections.Options{
@@ -274,11 +271,8 @@ func TestConnectionsKilledDuringProjection(t *testing.T) {
 func TestRebuildSwapsUnderReadersAndLiveProjector(t *testing.T) {
 	needDB(t)
 	l := newTestLog(t, 10_000)
-	live := freshSchema(t)
-	store, err := postgres.Open(context.Background(), postgres.Options{Pool: testPool, Schema: live})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openWith(t, postgres.Options{})
+	live := store.Schema()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	open := projections.KeyringOpener(l.gen.Keys)

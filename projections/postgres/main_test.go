@@ -184,13 +184,27 @@ func freshSchema(tb testing.TB) string {
 	return schema
 }
 
-// openStore opens a store in a fresh schema of the test database.
+// openStore opens a store keeping the trace city's stays in a fresh schema
+// of the test database.
 func openStore(tb testing.TB) *postgres.Store {
 	tb.Helper()
+	return openWith(tb, postgres.Options{Stays: &storetest.TraceCityRules})
+}
+
+// openWith opens a store with o on the test database: o.Pool nil is the
+// test pool, o.Schema "" a fresh schema.
+func openWith(tb testing.TB, o postgres.Options) *postgres.Store {
+	tb.Helper()
 	needDB(tb)
-	s, err := postgres.Open(context.Background(), postgres.Options{Pool: testPool, Schema: freshSchema(tb), Stays: &storetest.TraceCityRules})
+	if o.Pool == nil {
+		o.Pool = testPool
+	}
+	if o.Schema == "" {
+		o.Schema = freshSchema(tb)
+	}
+	s, err := postgres.Open(context.Background(), o)
 	if err != nil {
-		tb.Fatalf("open store: %v", err)
+		tb.Fatalf("open store in %s: %v", o.Schema, err)
 	}
 	return s
 }

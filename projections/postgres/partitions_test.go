@@ -56,10 +56,7 @@ func TestMigratePartitionsKeepsRows(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: schema})
-	if err != nil {
-		t.Fatalf("open (migrate 0005): %v", err)
-	}
+	s := openWith(t, postgres.Options{Schema: schema}) // Open applies 0005, which partitions the tables
 	for _, table := range []string{"passes", "alerts"} {
 		rows, err := testPool.Query(ctx, `SELECT c.relname, (SELECT count(*) FROM `+schema+`.`+table+` WHERE tableoid = c.oid)
 			FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass ORDER BY c.relname`, schema+"."+table)

@@ -138,6 +138,23 @@ func utc(t *time.Time) time.Time {
 	return t.UTC()
 }
 
+// orZero is *p, or T's zero value for a NULL column.
+func orZero[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}
+
+// orEmpty is ids, or an empty list for none: a view's lists are never nil.
+func orEmpty(ids []uuid.UUID) []uuid.UUID {
+	if ids == nil {
+		return []uuid.UUID{}
+	}
+	return ids
+}
+
 func scanPerson(row pgx.Row) (domain.PersonView, error) {
 	var (
 		v        domain.PersonView
@@ -150,12 +167,7 @@ func scanPerson(row pgx.Row) (domain.PersonView, error) {
 	if err != nil {
 		return v, err
 	}
-	if guardian != nil {
-		v.GuardianID = *guardian
-	}
-	if v.FamilyMembers == nil {
-		v.FamilyMembers = []uuid.UUID{}
-	}
+	v.GuardianID, v.FamilyMembers = orZero(guardian), orEmpty(v.FamilyMembers)
 	v.RegisteredAt, v.Position = utc(regAt), uint64(pos)
 	return v, nil
 }
@@ -358,9 +370,7 @@ func scanVenue(row pgx.Row) (domain.VenueView, error) {
 	if err != nil {
 		return v, err
 	}
-	if v.Admins == nil {
-		v.Admins = []uuid.UUID{}
-	}
+	v.Admins = orEmpty(v.Admins)
 	v.NATWithinHours, v.AppliedAt, v.ReviewedAt = int(natHours), v.AppliedAt.UTC(), utc(reviewedAt)
 	return v, nil
 }
@@ -565,12 +575,7 @@ func scanPass(row pgx.Row) (domain.PassView, error) {
 		return domain.PassView{}, err
 	}
 	v.Position = uint64(pos)
-	if guardian != nil {
-		p.GuardianID = *guardian
-	}
-	if sVenue != nil {
-		sc.VenueID = *sVenue
-	}
+	p.GuardianID, sc.VenueID = orZero(guardian), orZero(sVenue)
 	sc.NATAt, sc.At, sc.VaccineDoses = utc(natAt), utc(sAt), int(doses)
 	return v, nil
 }

@@ -130,15 +130,9 @@ func TestStaysFollowPasses(t *testing.T) {
 	}
 
 	// The same tables under the default rules: built again at Open.
-	d, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: s.Schema(), Stays: &domain.StayRules{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openWith(t, postgres.Options{Schema: s.Schema(), Stays: &domain.StayRules{}})
 	// Opened without rules, a store takes the tables' (and builds nothing).
-	adopted, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: s.Schema()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	adopted := openWith(t, postgres.Options{Schema: s.Schema()})
 	if adopted.StayRules().String() != (domain.StayRules{}).String() {
 		t.Fatalf("opened without rules: %s, want the tables' (the defaults)", adopted.StayRules())
 	}
@@ -187,10 +181,7 @@ func TestStaysOfMixedRules(t *testing.T) {
 	if err := storetest.Feed(ctx, a, city.Envelopes[:half], open, 400); err != nil {
 		t.Fatal(err)
 	}
-	b, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: a.Schema(), Stays: &domain.StayRules{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openWith(t, postgres.Options{Schema: a.Schema(), Stays: &domain.StayRules{}})
 	if _, ok, err := b.StaysOfPersons(ctx, city.Busy[:2], time.Time{}, time.Time{}, time.Time{}); !ok || err != nil {
 		t.Fatalf("stays just built under b's rules: ok %v, %v", ok, err)
 	}
@@ -202,10 +193,7 @@ func TestStaysOfMixedRules(t *testing.T) {
 			t.Fatalf("%s read stays kept under two rules (ok %v, %v)", name, ok, err)
 		}
 	}
-	c, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: a.Schema(), Stays: &storetest.TraceCityRules})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := openWith(t, postgres.Options{Schema: a.Schema(), Stays: &storetest.TraceCityRules})
 	sameStrings(t, "built again", storedStays(t, c), cityStays(city, storetest.TraceCityRules))
 }
 
@@ -214,11 +202,7 @@ func TestStaysOfMixedRules(t *testing.T) {
 // builds and keeps no stays, and its traces read passes.
 func TestStaysNotKeptWithoutRules(t *testing.T) {
 	ctx := context.Background()
-	needDB(t)
-	s, err := postgres.Open(ctx, postgres.Options{Pool: testPool, Schema: freshSchema(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openWith(t, postgres.Options{})
 	city := storetest.GenerateTraceCity(100, 10, 300, 1, domain.StayRules{}, 6)
 	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 100); err != nil {
 		t.Fatal(err)
