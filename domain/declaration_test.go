@@ -99,8 +99,7 @@ func TestValidatePlate(t *testing.T) {
 		t.Run(tt.plate, func(t *testing.T) {
 			got, err := ValidatePlate(tt.plate)
 			if tt.want == "" {
-				wantKind(t, err, ErrInvalid)
-				wantField(t, err, "plate_number")
+				wantInvalid(t, err, "plate_number")
 				return
 			}
 			if err != nil || got != tt.want {
@@ -148,8 +147,7 @@ func TestValidateArrival(t *testing.T) {
 				}
 				return
 			}
-			wantKind(t, err, ErrInvalid)
-			wantField(t, err, tt.field)
+			wantInvalid(t, err, tt.field)
 		})
 	}
 }
@@ -186,8 +184,7 @@ func TestValidateTruckPass(t *testing.T) {
 				}
 				return
 			}
-			wantKind(t, err, ErrInvalid)
-			wantField(t, err, tt.field)
+			wantInvalid(t, err, tt.field)
 		})
 	}
 }
