@@ -99,8 +99,7 @@ func TestValidatePlate(t *testing.T) {
 		t.Run(tt.plate, func(t *testing.T) {
 			got, err := ValidatePlate(tt.plate)
 			if tt.want == "" {
-				wantKind(t, err, ErrInvalid)
-				wantField(t, err, "plate_number")
+				wantInvalid(t, err, "plate_number")
 				return
 			}
 			if err != nil || got != tt.want {
@@ -148,8 +147,7 @@ func TestValidateArrival(t *testing.T) {
 				}
 				return
 			}
-			wantKind(t, err, ErrInvalid)
-			wantField(t, err, tt.field)
+			wantInvalid(t, err, tt.field)
 		})
 	}
 }
@@ -186,8 +184,7 @@ func TestValidateTruckPass(t *testing.T) {
 				}
 				return
 			}
-			wantKind(t, err, ErrInvalid)
-			wantField(t, err, tt.field)
+			wantInvalid(t, err, tt.field)
 		})
 	}
 }
@@ -269,59 +266,46 @@ func TestDecideReviewDeclaration(t *testing.T) {
 	}
 }
 
-func TestDecideQueueDeclaration(t *testing.T) {
-	did := uuid.New()
+// TestReactionDecisions: a reaction's decision makes its one event, and
+// nothing once it was made or when it no longer applies.
+func TestReactionDecisions(t *testing.T) {
+	did, vid := uuid.New(), uuid.New()
 	arrival := ArrivalDeclared{DeclarationID: did, DestinationDistrict: "371302"}
-	tests := []struct {
-		name  string
-		d     Declaration
-		queue bool
-		kind  error
-	}{
-		{"submitted", replayDeclaration(t, arrival), true, nil},
-		{"already queued", replayDeclaration(t, arrival, DeclarationQueued{DeclarationID: did}), false, nil},
-		{"reviewed first", replayDeclaration(t, arrival, DeclarationReviewed{DeclarationID: did, Decision: ReviewApprove}), false, nil},
-		{"unknown", Declaration{}, false, ErrNotFound},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			evs, err := DecideQueueDeclaration(tt.d)
-			wantKind(t, err, tt.kind)
-			if (len(evs) == 1) != tt.queue {
-				t.Fatalf("events = %+v, want queued %v", evs, tt.queue)
-			}
-			if tt.queue {
-				q := evs[0].(DeclarationQueued)
-				if q.DeclarationID != did || q.District != "371302" || q.Kind != DeclarationArrival {
-					t.Fatalf("event = %+v", q)
-				}
-			}
-		})
-	}
-}
-
-func TestDecideIssueVenueCode(t *testing.T) {
-	vid := uuid.New()
 	applied := VenueApplied{VenueID: vid, District: "371302"}
 	approve := VenueReviewed{VenueID: vid, Decision: ReviewApprove}
+	queue := func(d Declaration) func() ([]Event, error) {
+		return func() ([]Event, error) { return DecideQueueDeclaration(d) }
+	}
+	issue := func(v Venue) func() ([]Event, error) {
+		return func() ([]Event, error) { return DecideIssueVenueCode(v, "code") }
+	}
+	queued := DeclarationQueued{DeclarationID: did, Kind: DeclarationArrival, District: "371302"}
 	tests := []struct {
-		name  string
-		v     Venue
-		issue bool
-		kind  error
+		name   string
+		decide func() ([]Event, error)
+		want   Event // nil: none
+		kind   error
 	}{
-		{"approved", replayVenue(t, applied, approve), true, nil},
-		{"already issued", replayVenue(t, applied, approve, VenueCodeIssued{VenueID: vid, Code: "c"}), false, nil},
-		{"pending", replayVenue(t, applied), false, nil},
-		{"rejected", replayVenue(t, applied, VenueReviewed{VenueID: vid, Decision: ReviewReject, Reason: "r"}), false, nil},
-		{"unknown", Venue{}, false, ErrNotFound},
+		{"declaration submitted", queue(replayDeclaration(t, arrival)), queued, nil},
+		{"declaration already queued", queue(replayDeclaration(t, arrival, DeclarationQueued{DeclarationID: did})), nil, nil},
+		{"declaration reviewed first", queue(replayDeclaration(t, arrival, DeclarationReviewed{DeclarationID: did, Decision: ReviewApprove})), nil, nil},
+		{"unknown declaration", queue(Declaration{}), nil, ErrNotFound},
+		{"venue approved", issue(replayVenue(t, applied, approve)), VenueCodeIssued{VenueID: vid, Code: "code"}, nil},
+		{"venue code already issued", issue(replayVenue(t, applied, approve, VenueCodeIssued{VenueID: vid, Code: "c"})), nil, nil},
+		{"venue pending", issue(replayVenue(t, applied)), nil, nil},
+		{"venue rejected", issue(replayVenue(t, applied, VenueReviewed{VenueID: vid, Decision: ReviewReject, Reason: "r"})), nil, nil},
+		{"unknown venue", issue(Venue{}), nil, ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := DecideIssueVenueCode(tt.v, "code")
+			evs, err := tt.decide()
 			wantKind(t, err, tt.kind)
-			if (len(evs) == 1) != tt.issue {
-				t.Fatalf("events = %+v, want issued %v", evs, tt.issue)
+			var want []Event
+			if tt.want != nil {
+				want = []Event{tt.want}
+			}
+			if !slices.Equal(evs, want) {
+				t.Fatalf("events = %+v, want %+v", evs, want)
 			}
 		})
 	}

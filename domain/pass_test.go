@@ -42,8 +42,7 @@ func TestValidatePassShape(t *testing.T) {
 				wantKind(t, err, nil)
 				return
 			}
-			wantKind(t, err, ErrInvalid)
-			wantField(t, err, tt.field)
+			wantInvalid(t, err, tt.field)
 		})
 	}
 }
@@ -100,8 +99,7 @@ func TestValidateOccurredAt(t *testing.T) {
 				wantKind(t, err, nil)
 				return
 			}
-			wantKind(t, err, ErrInvalid)
-			wantField(t, err, "occurred_at")
+			wantInvalid(t, err, "occurred_at")
 		})
 	}
 }
@@ -144,8 +142,7 @@ func TestValidateHealthRecord(t *testing.T) {
 				}
 				return
 			}
-			wantKind(t, err, ErrInvalid)
-			wantField(t, err, tt.field)
+			wantInvalid(t, err, tt.field)
 		})
 	}
 }

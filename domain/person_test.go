@@ -79,6 +79,13 @@ func wantField(t *testing.T, err error, field string) {
 	}
 }
 
+// wantInvalid checks that err is an ErrInvalid FieldError on field.
+func wantInvalid(t *testing.T, err error, field string) {
+	t.Helper()
+	wantKind(t, err, ErrInvalid)
+	wantField(t, err, field)
+}
+
 func TestPersonApply(t *testing.T) {
 	id, guardian := uuid.New(), uuid.New()
 	verification := func(status string, version uint64) func(*testing.T, Person) {
@@ -326,8 +333,7 @@ func TestValidatePhone(t *testing.T) {
 				}
 				return
 			}
-			wantKind(t, err, ErrInvalid)
-			wantField(t, err, "phone")
+			wantInvalid(t, err, "phone")
 		})
 	}
 }
@@ -355,8 +361,7 @@ func TestValidateName(t *testing.T) {
 				}
 				return
 			}
-			wantKind(t, err, ErrInvalid)
-			wantField(t, err, "name")
+			wantInvalid(t, err, "name")
 		})
 	}
 }
@@ -382,8 +387,7 @@ func TestValidateDocument(t *testing.T) {
 				}
 				return
 			}
-			wantKind(t, err, ErrInvalid)
-			wantField(t, err, tt.field)
+			wantInvalid(t, err, tt.field)
 			if strings.Contains(err.Error(), tt.number) {
 				t.Fatalf("error %q holds the whole number", err)
 			}

@@ -206,34 +206,22 @@ func TestRecordDedup(t *testing.T) {
 	})
 	t.Run("same id twice in one call, with others", func(t *testing.T) {
 		a, b := pass(), pass()
-		res, err := s.Record(ctx(t), a, b, a)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := record(t, s, a, b, a)
 		if res[0].Duplicate || res[1].Duplicate || !res[2].Duplicate || res[2].Position != res[0].Position {
 			t.Fatalf("results %+v", res)
 		}
 	})
 	t.Run("across packs", func(t *testing.T) {
 		a := pass()
-		first, err := s.Record(ctx(t), a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		again, err := s.Record(ctx(t), pass(), a, event(domain.AlertAggregate("371302"), 2))
-		if err != nil {
-			t.Fatal(err)
-		}
+		first := record(t, s, a)
+		again := record(t, s, pass(), a, event(domain.AlertAggregate("371302"), 2))
 		if again[0].Duplicate || !again[1].Duplicate || again[1].Position != first[0].Position || again[2].Duplicate {
 			t.Fatalf("retry among new events: %+v, first at %d", again, first[0].Position)
 		}
 	})
 	t.Run("unpacked kinds", func(t *testing.T) {
 		e := event(person(), 1)
-		first, err := s.Record(ctx(t), e)
-		if err != nil {
-			t.Fatal(err)
-		}
+		first := record(t, s, e)
 		again, err := s.Record(ctx(t), e)
 		if err != nil || !again[0].Duplicate || again[0].Position != first[0].Position {
 			t.Fatalf("retry: %+v, %v; first at %d", again, err, first[0].Position)
@@ -258,19 +246,13 @@ func TestDedupRebuiltAtOpen(t *testing.T) {
 	venue := uuid.New()
 	evs := passes(venue, 30)
 	evs = append(evs, event(domain.HealthAggregate("h1"), 99))
-	first, err := s.Record(ctx(t), evs...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := record(t, s, evs...)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	s = open(t, dir)
-	again, err := s.Record(ctx(t), evs[29], evs[0], evs[30])
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := record(t, s, evs[29], evs[0], evs[30])
 	for i, j := range []int{29, 0, 30} {
 		if !again[i].Duplicate || again[i].Position != first[j].Position {
 			t.Fatalf("retry of event %d after restart: %+v, want duplicate at %d", j, again[i], first[j].Position)
@@ -315,10 +297,7 @@ func TestReadAndLoadPackedKinds(t *testing.T) {
 		all = append(all, event(domain.PassAggregate(uuid.New(), p), i))
 	}
 	all = append(all, event(domain.AlertAggregate("371302"), 1), event(domain.AlertAggregate("371311"), 2))
-	res, err := s.Record(ctx(t), all...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := record(t, s, all...)
 	// A pass Appended on its own subject is read too.
 	own := domain.PassAggregate(uuid.New(), p1)
 	app, err := s.Append(ctx(t), own, 0, event(own, 500))
@@ -422,10 +401,7 @@ func TestGetLastPositionCountAfter(t *testing.T) {
 	}
 	venue := uuid.New()
 	evs := passes(venue, 10)
-	pack, err := s.Record(ctx(t), evs...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pack := record(t, s, evs...)
 	seq, _ := eventstore.SeqOf(pack[0].Position)
 	for i, r := range pack {
 		if r.Position != eventstore.PositionOf(seq, i) {

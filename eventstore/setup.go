@@ -58,32 +58,61 @@ func (s *Store) retrySetup(ctx context.Context, what string, try func(ctx contex
 	}
 }
 
+// asset is one JetStream asset the set-up finds or creates (ensure): the
+// log's stream, the poison queue's, the key bucket.
+type asset[T any] struct {
+	kind, name string // "stream", "LEDGER": for errors and the log
+	replicas   int
+	// notFound is the error look returns when there is none.
+	notFound error
+	look     func(context.Context) (T, error)
+	// found checks an existing asset against what the ledger wants and
+	// updates it; an error is retried.
+	found func(context.Context, T) (T, error)
+	// create makes it; an error (lost a race with another store) is retried
+	// by looking again.
+	create func(context.Context) (T, error)
+}
+
+// ensure finds the asset and checks it, or creates it (never in ReadOnly),
+// retrying as retrySetup does.
+func ensure[T any](ctx context.Context, s *Store, a asset[T]) (T, error) {
+	var t T
+	what := a.kind + " " + a.name
+	err := s.retrySetup(ctx, what, func(ctx context.Context) (bool, error) {
+		var err error
+		t, err = a.look(ctx)
+		switch {
+		case err == nil:
+			t, err = a.found(ctx, t)
+			return err == nil, err
+		case errors.Is(err, a.notFound):
+			if s.o.ReadOnly {
+				return true, fmt.Errorf("eventstore: %s does not exist (a read-only open creates nothing)", what)
+			}
+			if t, err = a.create(ctx); err != nil {
+				return false, fmt.Errorf("create %s: %w", what, err) // lost the race: look again
+			}
+			s.log.Info(a.kind+" created", a.kind, a.name, "replicas", a.replicas)
+			return true, nil
+		default:
+			return false, fmt.Errorf("look up %s: %w", what, err)
+		}
+	})
+	return t, err
+}
+
 // ensureStream finds or creates the stream cfg names, as the package
 // comment above says.
 func (s *Store) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	var st jetstream.Stream
-	err := s.retrySetup(ctx, "stream "+cfg.Name, func(ctx context.Context) (bool, error) {
-		var err error
-		st, err = s.js.Stream(ctx, cfg.Name)
-		switch {
-		case err == nil:
-			st, err = s.reconcile(ctx, st, cfg)
-			return err == nil, err
-		case errors.Is(err, jetstream.ErrStreamNotFound):
-			if s.o.ReadOnly {
-				return true, fmt.Errorf("eventstore: stream %s does not exist (a read-only open creates nothing)", cfg.Name)
-			}
-			st, err = s.js.CreateStream(ctx, cfg)
-			if err == nil {
-				s.log.Info("stream created", "stream", cfg.Name, "replicas", cfg.Replicas)
-				return true, nil
-			}
-			return false, fmt.Errorf("create stream %s: %w", cfg.Name, err) // lost the race: look again
-		default:
-			return false, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
-		}
+	return ensure(ctx, s, asset[jetstream.Stream]{
+		kind: "stream", name: cfg.Name, replicas: cfg.Replicas, notFound: jetstream.ErrStreamNotFound,
+		look: func(ctx context.Context) (jetstream.Stream, error) { return s.js.Stream(ctx, cfg.Name) },
+		found: func(ctx context.Context, st jetstream.Stream) (jetstream.Stream, error) {
+			return s.reconcile(ctx, st, cfg)
+		},
+		create: func(ctx context.Context) (jetstream.Stream, error) { return s.js.CreateStream(ctx, cfg) },
 	})
-	return st, err
 }
 
 // reconcile compares an existing stream with what the ledger wants, reports
@@ -180,47 +209,44 @@ const keyStream = "KV_" + KeyBucket
 // follow the same rule as the log's.
 func (s *Store) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	cfg := s.keyBucketConfig()
-	var kv jetstream.KeyValue
-	err := s.retrySetup(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) (bool, error) {
-		var err error
-		kv, err = s.js.KeyValue(ctx, cfg.Bucket)
-		switch {
-		case err == nil:
-			st, err := kv.Status(ctx)
-			if err != nil {
-				return false, fmt.Errorf("bucket %s status: %w", cfg.Bucket, err)
+	return ensure(ctx, s, asset[jetstream.KeyValue]{
+		kind: "bucket", name: cfg.Bucket, replicas: cfg.Replicas, notFound: jetstream.ErrBucketNotFound,
+		look: func(ctx context.Context) (jetstream.KeyValue, error) { return s.js.KeyValue(ctx, cfg.Bucket) },
+		found: func(ctx context.Context, kv jetstream.KeyValue) (jetstream.KeyValue, error) {
+			return kv, s.reconcileBucket(ctx, kv, cfg)
+		},
+		create: func(ctx context.Context) (jetstream.KeyValue, error) {
+			if _, err := s.js.CreateStream(ctx, s.keyStreamConfig()); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return nil, err
 			}
-			if have := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas; have != cfg.Replicas {
-				if !s.o.ApplyReplicas || s.o.ReadOnly {
-					s.mismatch("bucket replicas differ from the options; kept (set ApplyReplicas, `--apply-replicas`, to change them)",
-						"bucket", cfg.Bucket, "bucket_replicas", have, "asked", cfg.Replicas)
-					return true, nil
-				}
-				s.log.Warn("bucket replicas changed as asked", "bucket", cfg.Bucket, "from", have, "to", cfg.Replicas)
-				scfg := s.keyStreamConfig()
-				scfg.DenyDelete = st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.DenyDelete // cannot be undone
-				if _, err := s.js.UpdateStream(ctx, scfg); err != nil {
-					return false, fmt.Errorf("update bucket %s: %w", cfg.Bucket, err)
-				}
-			}
-			return true, nil
-		case errors.Is(err, jetstream.ErrBucketNotFound):
-			if s.o.ReadOnly {
-				return true, fmt.Errorf("eventstore: bucket %s does not exist (a read-only open creates nothing)", cfg.Bucket)
-			}
-			_, err = s.js.CreateStream(ctx, s.keyStreamConfig())
-			if err == nil || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				if kv, err = s.js.KeyValue(ctx, cfg.Bucket); err == nil {
-					s.log.Info("bucket created", "bucket", cfg.Bucket, "replicas", cfg.Replicas)
-					return true, nil
-				}
-			}
-			return false, fmt.Errorf("create bucket %s: %w", cfg.Bucket, err)
-		default:
-			return false, fmt.Errorf("look up bucket %s: %w", cfg.Bucket, err)
-		}
+			return s.js.KeyValue(ctx, cfg.Bucket)
+		},
 	})
-	return kv, err
+}
+
+// reconcileBucket reports a replica mismatch of the key bucket's stream
+// and, when ApplyReplicas is set (never in ReadOnly), changes its replicas.
+func (s *Store) reconcileBucket(ctx context.Context, kv jetstream.KeyValue, cfg jetstream.KeyValueConfig) error {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("bucket %s status: %w", cfg.Bucket, err)
+	}
+	have := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config
+	if have.Replicas == cfg.Replicas {
+		return nil
+	}
+	if !s.o.ApplyReplicas || s.o.ReadOnly {
+		s.mismatch("bucket replicas differ from the options; kept (set ApplyReplicas, `--apply-replicas`, to change them)",
+			"bucket", cfg.Bucket, "bucket_replicas", have.Replicas, "asked", cfg.Replicas)
+		return nil
+	}
+	s.log.Warn("bucket replicas changed as asked", "bucket", cfg.Bucket, "from", have.Replicas, "to", cfg.Replicas)
+	scfg := s.keyStreamConfig()
+	scfg.DenyDelete = have.DenyDelete // cannot be undone
+	if _, err := s.js.UpdateStream(ctx, scfg); err != nil {
+		return fmt.Errorf("update bucket %s: %w", cfg.Bucket, err)
+	}
+	return nil
 }
 
 // setup finds or creates the stream and the key bucket.

@@ -17,6 +17,7 @@ import (
 	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func masterKey() []byte { return bytes.Repeat([]byte{7}, 32) }
@@ -74,6 +75,26 @@ func passes(venue uuid.UUID, n int) []domain.Envelope {
 		evs[i] = event(domain.PassAggregate(venue, uuid.New()), i)
 	}
 	return evs
+}
+
+// record records evs, failing the test on an error.
+func record(t testing.TB, s *eventstore.Store, evs ...domain.Envelope) []ledger.Appended {
+	t.Helper()
+	res, err := s.Record(ctx(t), evs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// logStream is the store's stream in JetStream, to look behind the store.
+func logStream(t testing.TB, s *eventstore.Store) jetstream.Stream {
+	t.Helper()
+	st, err := s.JetStream().Stream(ctx(t), eventstore.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 func person() string { return domain.PersonAggregate(uuid.New()) }
@@ -353,18 +374,12 @@ func TestRecordDuplicates(t *testing.T) {
 	venue := uuid.New()
 	a := event(domain.PassAggregate(venue, uuid.New()), 1)
 	b := event(domain.PassAggregate(venue, uuid.New()), 2)
-	res, err := s.Record(ctx(t), a, a)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := record(t, s, a, a)
 	if res[0].Duplicate || !res[1].Duplicate || res[0].Position != res[1].Position {
 		t.Fatalf("same id twice in one call: %+v", res)
 	}
 	// A call mixing a stored event with a new one.
-	res2, err := s.Record(ctx(t), b, a)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res2 := record(t, s, b, a)
 	if res2[0].Duplicate || !res2[1].Duplicate || res2[1].Position != res[0].Position {
 		t.Fatalf("stored + new: %+v", res2)
 	}
@@ -377,10 +392,7 @@ func TestRecordLargeRequestSplits(t *testing.T) {
 	s := open(t, "", func(o *eventstore.Options) { o.MaxPack = 100 })
 	venue := uuid.New()
 	evs := passes(venue, 1000)
-	res, err := s.Record(ctx(t), evs...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := record(t, s, evs...)
 	// Ten packs of 100, one after the other.
 	for i, r := range res {
 		want := eventstore.PositionOf(uint64(i/100+1), i%100)
@@ -406,10 +418,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 		event(domain.PassAggregate(uuid.New(), pid), 4),
 		event(domain.PassAggregate(uuid.New(), pid), 5),
 	}
-	rec, err := s.Record(ctx(t), passes...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := record(t, s, passes...)
 	key, err := s.Key(ctx(t), pid, true)
 	if err != nil {
 		t.Fatal(err)
@@ -624,10 +633,7 @@ func TestFollowSurvivesConsumerLoss(t *testing.T) {
 	// The server loses the consumer (inactivity, a restart of a cluster
 	// node, an operator): the ordered consumer starts a new one after the
 	// last delivered position.
-	st, err := s.JetStream().Stream(ctx(t), eventstore.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := logStream(t, s)
 	names := st.ConsumerNames(ctx(t))
 	deleted := 0
 	for name := range names.Name() {
@@ -715,10 +721,7 @@ func TestLoadEmptyAndRead(t *testing.T) {
 	}
 	agg := domain.VenueAggregate(venueA)
 	all = append(all, event(agg, 9))
-	res, err := s.Record(ctx(t), all...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := record(t, s, all...)
 	tests := []struct {
 		name   string
 		filter string
@@ -783,10 +786,7 @@ func TestScansLeaveNoConsumers(t *testing.T) {
 			t.Fatalf("follow: %v", err)
 		}
 	}
-	st, err := s.JetStream().Stream(ctx(t), eventstore.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := logStream(t, s)
 	info, err := st.Info(ctx(t))
 	if err != nil {
 		t.Fatal(err)
@@ -809,10 +809,7 @@ func TestPassesCarryTTL(t *testing.T) {
 	alert := at(event(domain.AlertAggregate("371302"), 2), now)
 	health := event(domain.HealthAggregate("h"), 4)
 	reg := event(person(), 3)
-	res, err := s.Record(ctx(t), pass, alert, health, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := record(t, s, pass, alert, health, reg)
 	// A pack of late passes: its TTL counts from its latest occurred_at.
 	late, err := s.Record(ctx(t), at(event(domain.PassAggregate(uuid.New(), uuid.New()), 5), now.Add(-1500*time.Millisecond)),
 		at(event(domain.PassAggregate(uuid.New(), uuid.New()), 6), now.Add(-1100*time.Millisecond)))
@@ -820,14 +817,8 @@ func TestPassesCarryTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A pass already past its retention gets the least JetStream takes.
-	old, err := s.Record(ctx(t), at(event(domain.PassAggregate(uuid.New(), uuid.New()), 7), now.Add(-time.Hour)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := s.JetStream().Stream(ctx(t), eventstore.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := record(t, s, at(event(domain.PassAggregate(uuid.New(), uuid.New()), 7), now.Add(-time.Hour)))
+	st := logStream(t, s)
 	tests := []struct {
 		name    string
 		pos     uint64
