@@ -1,0 +1,64 @@
+package domain_test
+
+import (
+	"testing"
+
+	"github.com/checkin-ledger/ledger/domain"
+)
+
+// An outside tester's probes of the audited-reason rule: the spellings of a
+// phone or ID number it refuses today, the invisible and control characters
+// it refuses, and the case numbers it keeps.
+func TestOutsiderAuditedReasonRefuses(t *testing.T) {
+	for name, reason := range map[string]string{
+		"mobile whole":           "13800138000",
+		"mobile dashes":          "138-0013-8000",
+		"mobile dots":            "138.0013.8000",
+		"mobile spaces":          "138 0013 8000",
+		"mobile double spaces":   "138  0013  8000",
+		"mobile spaced dashes":   "138 - 0013 - 8000",
+		"mobile full-width":      "１３８００１３８０００",
+		"full-width dashes":      "１３８－００１３－８０００",
+		"ideographic spaces":     "138\u30000013\u30008000",
+		"no-break spaces":        "138\u00a00013\u00a08000",
+		"country code":           "+86 138 0013 8000",
+		"landline in brackets":   "(0539) 812.3456",
+		"ID number whole":        "371302199001011233",
+		"ID number dashed":       "371302-19900101-1233",
+		"ID number check X":      "371302 19900101 125X",
+		"zero-width space":       "138\u200b0013\u200b8000",
+		"zero-width joiner":      "138\u200d00138000",
+		"word joiner":            "138\u206000138000",
+		"soft hyphen":            "138\u00ad0013\u00ad8000",
+		"byte order mark":        "\ufeff13800138000",
+		"NUL":                    "case\x00x",
+		"tab":                    "case\tx",
+		"line feed":              "case\nx",
+		"DEL":                    "case\x7fx",
+		"C1 next line":           "case\u0085x",
+		"right-to-left mark":     "case\u200fx",
+		"right-to-left override": "case\u202ex",
+		"left-to-right isolate":  "case\u2066x",
+		"line separator":         "case\u2028x",
+		"tag character":          "13800\U000e0031138000",
+		"invalid UTF-8":          "case \xff",
+	} {
+		if got, err := domain.ValidateAuditedReason(reason, true); err == nil {
+			t.Errorf("%s: %q accepted as %q, want a validation error", name, reason, got)
+		}
+	}
+}
+
+func TestOutsiderAuditedReasonKeepsCaseNumbers(t *testing.T) {
+	for _, reason := range []string{
+		"case-2022-0512-00123",
+		"案件 2022-0512-00123",
+		"CASE-2022-1305-00123",
+		"case-2023-0001-00042",
+		"outbreak at school 3",
+	} {
+		if _, err := domain.ValidateAuditedReason(reason, true); err != nil {
+			t.Errorf("%q refused: %v", reason, err)
+		}
+	}
+}
