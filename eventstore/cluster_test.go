@@ -56,7 +56,7 @@ func startCluster(t testing.TB) *cluster {
 		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	}
 	for _, s := range c.srvs {
-		if !s.ReadyForConnections(10 * time.Second) {
+		if !s.ReadyForConnections(30 * time.Second) {
 			t.Fatal("server not ready")
 		}
 	}
