@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -156,7 +157,7 @@ func (s *Server) routes() chi.Router {
 	// net/http drops the body.
 	r.Use(s.observe, s.recoverer, middleware.GetHead)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }))
-	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }))
+	r.MethodNotAllowed(s.handle(s.methodNotAllowed))
 
 	r.Get("/healthz", s.handle(s.healthz))
 	r.Get("/readyz", s.handle(s.readyz))
@@ -231,8 +232,34 @@ func (s *Server) routes() chi.Router {
 			}
 			r.With(gate...).Method(rt.method, rt.pattern, s.handle(rt.h))
 		}
+		// A GET that audits the look takes no HEAD: a look with no
+		// answer would still be recorded.
+		for _, pattern := range []string{"/persons/{id}/trace"} {
+			r.Head(pattern, s.handle(func(w http.ResponseWriter, _ *http.Request) error {
+				w.Header().Set("Allow", http.MethodGet)
+				return errMethodNotAllowed
+			}))
+		}
 	})
 	return r
+}
+
+// methodNotAllowed answers a known path asked with another method: 405,
+// with the methods the path takes in Allow (RFC 9110, 15.5.6). HEAD goes
+// with GET (middleware.GetHead) unless the path has a HEAD of its own (a
+// refusal: the audited looks in routes).
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if s.router.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			allow = append(allow, m)
+			if m == http.MethodGet && !s.router.Match(chi.NewRouteContext(), http.MethodHead, r.URL.Path) {
+				allow = append(allow, http.MethodHead)
+			}
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	return errMethodNotAllowed
 }
 
 // handlerFunc is a handler that returns its error instead of answering it:

@@ -243,6 +243,17 @@ func TestHeadOnEveryGetRoute(t *testing.T) {
 		resp.Header.Del("Date")
 		return resp, body
 	}
+	// A GET that audits its look has a HEAD of its own: a refusal.
+	refused := map[string]bool{}
+	if err := chi.Walk(e.srv.router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		refused[strings.TrimSuffix(route, "/")] = refused[strings.TrimSuffix(route, "/")] || method == http.MethodHead
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !refused["/v1/persons/{id}/trace"] {
+		t.Fatal("HEAD of a trace history (an audited look) is not refused")
+	}
 	gets := 0
 	err := chi.Walk(e.srv.router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		if method != http.MethodGet {
@@ -253,6 +264,14 @@ func TestHeadOnEveryGetRoute(t *testing.T) {
 		path := params.Replace(route)
 		if route == "/v1/alerts" {
 			path += "?district=371302"
+		}
+		if refused[route] {
+			for _, tok := range tokens {
+				if head, _ := send(http.MethodHead, path, tok); head.StatusCode != http.StatusMethodNotAllowed || head.Header.Get("Allow") != "GET" {
+					t.Errorf("HEAD %s: %d, Allow %q; want 405, Allow GET", path, head.StatusCode, head.Header.Get("Allow"))
+				}
+			}
+			return nil
 		}
 		ok := false
 		for _, tok := range tokens {
@@ -279,5 +298,32 @@ func TestHeadOnEveryGetRoute(t *testing.T) {
 	}
 	if gets < 20 {
 		t.Fatalf("the walk found %d GET routes", gets)
+	}
+}
+
+// TestMethodNotAllowedSaysAllow: a known path asked with another method
+// answers 405 with the methods it takes (RFC 9110, 15.5.6).
+func TestMethodNotAllowedSaysAllow(t *testing.T) {
+	e := newTestServer(t)
+	ts := httptest.NewServer(e.srv.Handler())
+	t.Cleanup(ts.Close)
+	for _, c := range []struct{ method, path, allow string }{
+		{http.MethodPut, "/v1/passes", "POST"},
+		{http.MethodDelete, "/v1/venues", "GET, HEAD, POST"},
+		{http.MethodPost, "/v1/persons/" + uuid.NewString() + "/trace", "GET"},
+		{http.MethodPatch, "/healthz", "GET, HEAD"},
+	} {
+		req, err := http.NewRequest(c.method, ts.URL+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d, Allow %q; want 405, Allow %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"), c.allow)
+		}
 	}
 }
