@@ -107,7 +107,7 @@ func specOperations(t *testing.T, doc string) map[string]bool {
 		case inPaths && path != "" && strings.HasPrefix(line, "    ") && !strings.HasPrefix(line, "     "):
 			key := strings.TrimSuffix(strings.TrimSpace(line), ":")
 			switch key {
-			case "get", "post", "put", "patch", "delete":
+			case "get", "head", "post", "put", "patch", "delete":
 				ops[key+" "+path] = true
 			}
 		}
