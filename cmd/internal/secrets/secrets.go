@@ -112,7 +112,7 @@ func (src Source) rootSecret() ([]byte, error) {
 	case src.KeyFile != "" && src.External && within(src.DataDir, src.KeyFile):
 		return nil, fmt.Errorf("with --nats-url the root key must live outside the data dir, and --key-file %s is inside %s: move it out (it would travel with every copy of the dir)", src.KeyFile, src.DataDir)
 	case src.KeyFile != "":
-		return readKeyFile(src.KeyFile, true, fmt.Sprintf("no root key: --key-file %s does not exist (create it once, e.g. `umask 077; openssl rand -hex 32 > %s`, and give every replica the same)", src.KeyFile, src.KeyFile))
+		return readKeyFile(src.KeyFile, "--key-file", fmt.Sprintf("no root key: --key-file %s does not exist (create it once, e.g. `umask 077; openssl rand -hex 32 > %s`, and give every replica the same)", src.KeyFile, src.KeyFile))
 	case src.External:
 		return nil, fmt.Errorf("with --nats-url (a shared NATS) the root key must come from --key-file PATH or %s, the same on every replica, not from the data dir (%s): a key there is made per replica and travels with every copy of the dir", EnvKey, filepath.Join(src.DataDir, KeyFile))
 	}
@@ -140,32 +140,32 @@ func within(dir, path string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
-// readKeyFile reads a hex root key of 32 bytes or more from path; missing
-// is the error when it does not exist. With private set (a --key-file), a
-// file that its group or others may read or write (mode & 0o077) is
-// refused: whoever reads the root key can issue an admin token and open
-// every sealed field.
-func readKeyFile(path string, private bool, missing string) ([]byte, error) {
-	f, err := os.Open(path)
+// readKeyFile reads a hex root key of 32 bytes or more from path, a
+// regular file (a FIFO would hang the start, a device or directory is no
+// key file); missing is the error when it does not exist. A file that its
+// group or others may read or write (mode & 0o077) is refused: whoever
+// reads the root key can issue an admin token and open every sealed field.
+// what names the file in that refusal (--key-file, or the data dir's key).
+func readKeyFile(path, what, missing string) ([]byte, error) {
+	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, errors.New(missing)
 	case err != nil:
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("root key: %w", err)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("root key: %s %s is not a regular file (%s)", what, path, st.Mode().Type())
+	case st.Mode().Perm()&0o077 != 0:
+		return nil, fmt.Errorf("%s %s has mode %04o: its group or others may read or change the root key; make it its owner's only (`chmod 600 %s`)", what, path, st.Mode().Perm(), path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("root key: %w", err)
 	}
 	defer f.Close()
-	if private {
-		st, err := f.Stat()
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", path, err)
-		}
-		if mode := st.Mode().Perm(); mode&0o077 != 0 {
-			return nil, fmt.Errorf("--key-file %s has mode %04o: its group or others may read or change the root key; make it its owner's only (`chmod 600 %s`)", path, mode, path)
-		}
-	}
 	b, err := io.ReadAll(f)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("root key: %w", err)
 	}
 	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(key) < 32 {
@@ -181,7 +181,7 @@ func rootSecret(dataDir string, create bool) ([]byte, error) {
 	_, err := os.Stat(path)
 	switch {
 	case err == nil || !errors.Is(err, fs.ErrNotExist):
-		return readKeyFile(path, false, "")
+		return readKeyFile(path, "the data dir's key", "")
 	case !create:
 		return nil, fmt.Errorf("no root key: %s does not exist (start `ledger serve --data %s` once, or give --key-file PATH or %s)", path, dataDir, EnvKey)
 	}

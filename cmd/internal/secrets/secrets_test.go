@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/checkin-ledger/ledger/cmd/internal/secrets"
@@ -47,6 +48,19 @@ func TestLoadSources(t *testing.T) {
 	}
 	withDirKey := t.TempDir()
 	writeKey(t, filepath.Join(withDirKey, secrets.KeyFile), strings.Repeat("cd", 32))
+	sharedDir := t.TempDir()
+	writeKey(t, filepath.Join(sharedDir, secrets.KeyFile), strings.Repeat("cd", 32))
+	if err := os.Chmod(filepath.Join(sharedDir, secrets.KeyFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo.key")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "dir.key")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 
 	fromEnv, err := secrets.Load(secrets.Source{DataDir: t.TempDir(), Getenv: env(envKey)})
 	if err != nil {
@@ -88,6 +102,9 @@ func TestLoadSources(t *testing.T) {
 		{"key file readable by others", secrets.Source{DataDir: withDirKey, KeyFile: shared["0604"]}, nil, []string{shared["0604"], "mode 0604", "chmod 600"}},
 		{"key file writable by its group", secrets.Source{DataDir: withDirKey, KeyFile: shared["0620"]}, nil, []string{"mode 0620", "chmod 600"}},
 		{"shared NATS, key file readable by all", secrets.Source{DataDir: withDirKey, KeyFile: shared["0644"], External: true}, nil, []string{"mode 0644", "chmod 600"}},
+		{"the data dir's key readable by all", secrets.Source{DataDir: sharedDir}, nil, []string{"data dir's key", "mode 0644", "chmod 600"}},
+		{"key file a FIFO (would hang)", secrets.Source{DataDir: withDirKey, KeyFile: fifo}, nil, []string{fifo, "not a regular file"}},
+		{"key file a directory", secrets.Source{DataDir: withDirKey, KeyFile: dir}, nil, []string{dir, "not a regular file"}},
 		{"key file too short", secrets.Source{DataDir: withDirKey, KeyFile: short}, nil, []string{"32 bytes"}},
 		{"environment too short", secrets.Source{DataDir: withDirKey, Getenv: env("short")}, nil, []string{"at least 32"}},
 		{"no key, not created", secrets.Source{DataDir: t.TempDir()}, nil, []string{"does not exist", "--key-file"}},
