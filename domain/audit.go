@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
 )
 
 // The audit trail: one hash chain of AuditRecorded events on one versioned
@@ -165,12 +167,21 @@ type reasonNumber struct {
 	checkX bool
 }
 
-// reasonNumbers returns the runs of digits (ASCII or full-width) in s, a
-// run going on through the separators a number is written with between
-// two of its digits (spaces, dashes, dots, parentheses; ASCII or
-// full-width).
+// reasonNumbers returns the runs of digits in s, a run going on through
+// the separators a number is written with between two of its digits (any
+// space or dash, dots, slashes, commas, colons, brackets, underscores,
+// middle dots, combining marks). s is folded first (NFKC: full-width,
+// circled, superscript and mathematical digits become ASCII ones, odd
+// spaces plain ones); a digit of another script (Arabic-Indic, Devanagari,
+// …) counts as its value.
 func reasonNumbers(s string) []reasonNumber {
 	var out []reasonNumber
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			s = norm.NFKC.String(s)
+			break
+		}
+	}
 	rs := []rune(s)
 	for i := 0; i < len(rs); {
 		if digitOf(rs[i]) < 0 {
@@ -197,32 +208,36 @@ func reasonNumbers(s string) []reasonNumber {
 			n.punctuated, i = n.punctuated || punctuated, j
 		}
 		n.digits = b.String()
-		n.checkX = i < len(rs) && (rs[i] == 'X' || rs[i] == 'x' || rs[i] == 'Ｘ' || rs[i] == 'ｘ')
+		n.checkX = i < len(rs) && (rs[i] == 'X' || rs[i] == 'x')
 		out = append(out, n)
 	}
 	return out
 }
 
-// digitOf returns the value of an ASCII or full-width digit, -1 for
-// anything else.
+// digitOf returns the value of a decimal digit of any script, -1 for
+// anything else. Unicode's decimal digits come in runs of ten from zero.
 func digitOf(r rune) int {
 	switch {
 	case r >= '0' && r <= '9':
 		return int(r - '0')
-	case r >= '０' && r <= '９':
-		return int(r - '０')
+	case r < utf8.RuneSelf || !unicode.IsDigit(r):
+		return -1
 	}
-	return -1
+	zero := r
+	for unicode.IsDigit(zero - 1) {
+		zero--
+	}
+	return int(r-zero) % 10
 }
 
 // numberSeparator reports whether r may stand between the digits of a
-// written phone or ID number.
+// written phone or ID number (after NFKC).
 func numberSeparator(r rune) bool {
 	switch r {
-	case ' ', '\u00a0', '\u3000', '-', '\u2010', '\u2011', '\u2013', '\u2014', '－', '.', '．', '(', ')', '（', '）':
+	case '.', '/', ',', ':', '(', ')', '\u00b7', '\u30fb', '\u2212':
 		return true
 	}
-	return false
+	return unicode.In(r, unicode.Zs, unicode.Pd, unicode.Pc, unicode.Mn)
 }
 
 // personalNumber reports whether a punctuated run of digits is shaped like

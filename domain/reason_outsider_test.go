@@ -42,6 +42,27 @@ func TestOutsiderAuditedReasonRefuses(t *testing.T) {
 		"line separator":         "case\u2028x",
 		"tag character":          "13800\U000e0031138000",
 		"invalid UTF-8":          "case \xff",
+		// The second round: other separators, dashes, spaces and digits.
+		"slashes":                "138/0013/8000",
+		"underscores":            "138_0013_8000",
+		"commas":                 "138,0013,8000",
+		"colons":                 "138:0013:8000",
+		"minus signs":            "138\u22120013\u22128000",
+		"figure dashes":          "138\u20120013\u20128000",
+		"small hyphen-minus":     "138\ufe630013\ufe638000",
+		"middle dots":            "138\u00b70013\u00b78000",
+		"katakana middle dots":   "138\u30fb0013\u30fb8000",
+		"thin spaces":            "138\u20090013\u20098000",
+		"en spaces":              "138\u20020013\u20028000",
+		"narrow no-break spaces": "138\u202f0013\u202f8000",
+		"Arabic-Indic digits":    "١٣٨٠٠١٣٨٠٠٠",
+		"Devanagari digits":      "१३८००१३८०००",
+		"mathematical digits":    "𝟏𝟑𝟖𝟎𝟎𝟏𝟑𝟖𝟎𝟎𝟎",
+		"circled digits":         "①③⑧⓪⓪①③⑧⓪⓪⓪",
+		"superscript digits":     "¹³⁸⁰⁰¹³⁸⁰⁰⁰",
+		"combining marks":        "1\u03323\u03328\u03320\u03320\u03321\u03323\u03328\u03320\u03320\u03320\u0332",
+		"variation selector":     "case\ufe0fx",
+		"Hangul filler":          "case\u3164x",
 	} {
 		if got, err := domain.ValidateAuditedReason(reason, true); err == nil {
 			t.Errorf("%s: %q accepted as %q, want a validation error", name, reason, got)

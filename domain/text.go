@@ -52,7 +52,8 @@ func cleanString(s string) error {
 // cleanUTF8 is cleanString past the first non-ASCII byte. Besides control
 // characters it refuses the invisible ones that change how text shows
 // (format characters such as U+202E, the right-to-left override, or U+200B,
-// and the line and paragraph separators) and noncharacters (U+FFFE…): a
+// the other invisible ones, and the line and paragraph separators) and
+// noncharacters (U+FFFE…): a
 // name or reason must read as what it is.
 func cleanUTF8(s string) error {
 	if !utf8.ValidString(s) {
@@ -62,13 +63,31 @@ func cleanUTF8(s string) error {
 		switch {
 		case unicode.IsControl(r):
 			return fmt.Errorf("contains a control character (U+%04X)", r)
-		case unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
+		case unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, invisible):
 			return fmt.Errorf("contains an invisible formatting character (U+%04X)", r)
 		case r&0xFFFE == 0xFFFE || (r >= 0xFDD0 && r <= 0xFDEF):
 			return fmt.Errorf("contains a noncharacter (U+%04X)", r)
 		}
 	}
 	return nil
+}
+
+// invisible are the default-ignorable characters outside Cf that show as
+// nothing: variation selectors, the combining grapheme joiner, the Hangul
+// fillers and the Mongolian free variation selectors.
+var invisible = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{Lo: 0x034f, Hi: 0x034f, Stride: 1},
+		{Lo: 0x115f, Hi: 0x1160, Stride: 1},
+		{Lo: 0x180b, Hi: 0x180d, Stride: 1},
+		{Lo: 0x180f, Hi: 0x180f, Stride: 1},
+		{Lo: 0x3164, Hi: 0x3164, Stride: 1},
+		{Lo: 0xfe00, Hi: 0xfe0f, Stride: 1},
+		{Lo: 0xffa0, Hi: 0xffa0, Stride: 1},
+	},
+	R32: []unicode.Range32{
+		{Lo: 0xe0100, Hi: 0xe01ef, Stride: 1},
+	},
 }
 
 // checkStrings is NewEnvelope's backstop: every string in ev (an event or
