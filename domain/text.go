@@ -53,8 +53,7 @@ func cleanString(s string) error {
 // characters it refuses the invisible ones that change how text shows
 // (format characters such as U+202E, the right-to-left override, or U+200B,
 // the other invisible ones, and the line and paragraph separators) and
-// noncharacters (U+FFFE…): a
-// name or reason must read as what it is.
+// noncharacters (U+FFFE…): a name or reason must read as what it is.
 func cleanUTF8(s string) error {
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("is not valid UTF-8")
