@@ -234,7 +234,7 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 		if res, ok := s.storedBefore(ctx, aggregate, events); ok {
 			return res, nil // a retry of events this aggregate holds
 		}
-		return nil, fmt.Errorf("append %s: %w", subj, domain.Errorf(domain.ErrConflict, "event id %s was already used for another event", id))
+		return nil, domain.Errorf(domain.ErrConflict, "event id %s was already used for another event", id) // the caller names the aggregate; a subject is the store's own
 	}
 	expectedSeq, index := SeqOf(expectedVersion)
 	if index != 0 {
@@ -259,7 +259,7 @@ func (s *Store) Append(ctx context.Context, aggregate string, expectedVersion ui
 			if res, ok := s.storedBefore(ctx, aggregate, events); ok {
 				return res, nil
 			}
-			return nil, fmt.Errorf("append %s: %w", subj, domain.Errorf(domain.ErrConflict, "event id %s was already used for another event", events[0].ID))
+			return nil, domain.Errorf(domain.ErrConflict, "event id %s was already used for another event", events[0].ID)
 		}
 		var res []ledger.Appended
 		if len(msgs) == 1 {
