@@ -466,8 +466,11 @@ func DecideReviewDeclaration(d Declaration, covered []Person, actor Actor, cmd R
 	if !d.declared {
 		return nil, Errorf(ErrNotFound, "declaration not found")
 	}
+	// An erased person's arrival is approved no more (their declarant's
+	// or family member's); a rejection closes it, so that it does not
+	// stay in the queue for good.
 	for _, p := range covered {
-		if p.erased {
+		if p.erased && cmd.Decision == ReviewApprove {
 			return nil, WasErased(p.id)
 		}
 	}

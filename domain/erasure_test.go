@@ -84,8 +84,9 @@ func TestErasedPersonRefused(t *testing.T) {
 	if _, err := knownPerson(&f, pid); !errorsIsConflict(err) {
 		t.Fatalf("pass of an erased person: %v", err)
 	}
-	// A declaration made before the erasure is reviewed no more, whether
-	// its declarant or a family member it covers was erased.
+	// A declaration made before the erasure is approved no more, whether
+	// its declarant or a family member it covers was erased; a rejection
+	// closes it.
 	guardian := replayPerson(t, PersonRegistered{PersonID: uuid.New()})
 	did := uuid.New()
 	for _, tt := range []struct {
@@ -93,11 +94,13 @@ func TestErasedPersonRefused(t *testing.T) {
 		covered []Person
 	}{{"declarant", []Person{p}}, {"family member", []Person{guardian, p}}} {
 		d := replayDeclaration(t, ArrivalDeclared{DeclarationID: did, PersonID: tt.covered[0].ID(), DestinationDistrict: "371302"})
-		for _, decision := range []string{ReviewApprove, ReviewReject} {
-			review := ReviewDeclaration{Decision: decision, Reason: "checked"}
-			if evs, err := DecideReviewDeclaration(d, tt.covered, Actor{Role: RoleReviewer}, review); !errorsIsConflict(err) || evs != nil {
-				t.Fatalf("%s of an erased %s's declaration: %v %v", decision, tt.name, evs, err)
-			}
+		review := ReviewDeclaration{Decision: ReviewApprove}
+		if evs, err := DecideReviewDeclaration(d, tt.covered, Actor{Role: RoleReviewer}, review); !errorsIsConflict(err) || evs != nil {
+			t.Fatalf("approval of an erased %s's declaration: %v %v", tt.name, evs, err)
+		}
+		review = ReviewDeclaration{Decision: ReviewReject, Reason: "erased"}
+		if evs, err := DecideReviewDeclaration(d, tt.covered, Actor{Role: RoleReviewer}, review); err != nil || len(evs) != 1 {
+			t.Fatalf("rejection of an erased %s's declaration: %v %v", tt.name, evs, err)
 		}
 	}
 }
