@@ -62,7 +62,7 @@ func cleanUTF8(s string) error {
 		switch {
 		case unicode.IsControl(r):
 			return fmt.Errorf("contains a control character (U+%04X)", r)
-		case unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, invisible):
+		case unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || invisible(r):
 			return fmt.Errorf("contains an invisible formatting character (U+%04X)", r)
 		case r&0xFFFE == 0xFFFE || (r >= 0xFDD0 && r <= 0xFDEF):
 			return fmt.Errorf("contains a noncharacter (U+%04X)", r)
@@ -71,22 +71,17 @@ func cleanUTF8(s string) error {
 	return nil
 }
 
-// invisible are the default-ignorable characters outside Cf that show as
-// nothing: variation selectors, the combining grapheme joiner, the Hangul
-// fillers and the Mongolian free variation selectors.
-var invisible = &unicode.RangeTable{
-	R16: []unicode.Range16{
-		{Lo: 0x034f, Hi: 0x034f, Stride: 1},
-		{Lo: 0x115f, Hi: 0x1160, Stride: 1},
-		{Lo: 0x180b, Hi: 0x180d, Stride: 1},
-		{Lo: 0x180f, Hi: 0x180f, Stride: 1},
-		{Lo: 0x3164, Hi: 0x3164, Stride: 1},
-		{Lo: 0xfe00, Hi: 0xfe0f, Stride: 1},
-		{Lo: 0xffa0, Hi: 0xffa0, Stride: 1},
-	},
-	R32: []unicode.Range32{
-		{Lo: 0xe0100, Hi: 0xe01ef, Stride: 1},
-	},
+// invisible reports the default-ignorable characters outside Cf that show
+// as nothing: the combining grapheme joiner, the Hangul fillers, the
+// Mongolian free variation selectors and the variation selectors.
+func invisible(r rune) bool {
+	switch {
+	case r < 0x034f:
+		return false
+	case r == 0x034f, r == 0x115f, r == 0x1160, r == 0x3164, r == 0xffa0:
+		return true
+	}
+	return r >= 0x180b && r <= 0x180f || r >= 0xfe00 && r <= 0xfe0f || r >= 0xe0100 && r <= 0xe01ef
 }
 
 // checkStrings is NewEnvelope's backstop: every string in ev (an event or
