@@ -91,12 +91,8 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 // between its span's lo and hi from its passes (see the top of this file):
 // RetireStays' way, where the stays of deleted passes are gone.
 func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) error {
-	venueSet := make(map[uuid.UUID]bool)
-	for k := range spans {
-		venueSet[k.venue] = true
-	}
 	if len(spans) > 0 {
-		types, err := venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venueSet))
+		types, err := s.spanTypes(ctx, tx, spans)
 		if err != nil {
 			return err
 		}
@@ -107,7 +103,6 @@ func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]s
 			keepLo, keepHi  = make([]time.Time, 0, n), make([]time.Time, 0, n)
 			floor           = make([]time.Time, 0, n)
 			keep            = make(map[stayKey]span, n)
-			longestAt       = make(map[uuid.UUID]time.Duration)
 		)
 		for k, sp := range spans {
 			l := s.rules.MaxStayOf(types[k.venue])
@@ -142,17 +137,6 @@ func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]s
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read passes for stays: %w", err)
 		}
-		var fresh [][]any
-		for _, st := range domain.Presences(points, s.rules) {
-			sp := keep[stayKey{st.PersonID, st.VenueID}]
-			if st.Start.After(sp.hi) || st.End.Before(sp.lo) {
-				continue
-			}
-			fresh = append(fresh, stayRow(st))
-			if d := st.End.Sub(st.Start); d > longestAt[st.VenueID] {
-				longestAt[st.VenueID] = d
-			}
-		}
 		if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE ctid = ANY(ARRAY(
 			SELECT x.ctid FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
 				AS w(person_id, venue_id, lo, hi, floor)
@@ -161,16 +145,44 @@ func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]s
 			persons, venues, keepLo, keepHi, floor); err != nil {
 			return fmt.Errorf("replace stays: %w", err)
 		}
-		if len(fresh) > 0 {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(fresh)); err != nil {
-				return fmt.Errorf("copy stays: %w", err)
-			}
-		}
-		if err := s.growSpans(ctx, tx, longestAt); err != nil {
-			return err
-		}
+		return s.writeStays(ctx, tx, points, keep)
 	}
 	return nil
+}
+
+// spanTypes returns the types of the venues of spans.
+func (s *Store) spanTypes(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) (map[uuid.UUID]string, error) {
+	venueSet := make(map[uuid.UUID]bool)
+	for k := range spans {
+		venueSet[k.venue] = true
+	}
+	return venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venueSet))
+}
+
+// writeStays builds the stays of points (Presences) and COPYs those of
+// them that meet their pair's span in keep (the ones the caller deleted),
+// raising the venues' longest stays to theirs.
+func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassPoint, keep map[stayKey]span) error {
+	var (
+		out     [][]any
+		longest = make(map[uuid.UUID]time.Duration)
+	)
+	for _, st := range domain.Presences(points, s.rules) {
+		sp := keep[stayKey{st.PersonID, st.VenueID}]
+		if st.Start.After(sp.hi) || st.End.Before(sp.lo) {
+			continue
+		}
+		out = append(out, stayRow(st))
+		if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
+			longest[st.VenueID] = d
+		}
+	}
+	if len(out) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(out)); err != nil {
+			return fmt.Errorf("copy stays: %w", err)
+		}
+	}
+	return s.growSpans(ctx, tx, longest)
 }
 
 // RetireStays forgets the stays of passes the tables no longer hold: call
@@ -230,11 +242,7 @@ func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, f
 	if len(spans) == 0 {
 		return nil
 	}
-	venueSet := make(map[uuid.UUID]bool)
-	for k := range spans {
-		venueSet[k.venue] = true
-	}
-	types, err := venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venueSet))
+	types, err := s.spanTypes(ctx, tx, spans)
 	if err != nil {
 		return err
 	}
@@ -286,26 +294,7 @@ func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, f
 	for i := range points {
 		points[i].VenueType = types[points[i].VenueID]
 	}
-	var (
-		out     [][]any
-		longest = make(map[uuid.UUID]time.Duration)
-	)
-	for _, st := range domain.Presences(points, s.rules) {
-		sp := keep[stayKey{st.PersonID, st.VenueID}]
-		if st.Start.After(sp.hi) || st.End.Before(sp.lo) {
-			continue
-		}
-		out = append(out, stayRow(st))
-		if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
-			longest[st.VenueID] = d
-		}
-	}
-	if len(out) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(out)); err != nil {
-			return fmt.Errorf("copy stays: %w", err)
-		}
-	}
-	return s.growSpans(ctx, tx, longest)
+	return s.writeStays(ctx, tx, points, keep)
 }
 
 // growSpans raises each venue's longest stay to at least the given one.
