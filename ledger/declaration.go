@@ -13,6 +13,7 @@ import (
 // person and the family members they are guardian of. It starts pending;
 // the reactions put it in the destination district's review queue.
 func (l *Ledger) DeclareArrival(ctx context.Context, actor domain.Actor, cmd domain.DeclareArrival) (Result, error) {
+	defer l.Fence.write()()
 	cmd, err := domain.ValidateArrival(cmd, l.now(), l.clockSkew())
 	declarant, err := l.declarant(ctx, actor, "declare an arrival", err)
 	if err != nil {
@@ -39,6 +40,7 @@ func (l *Ledger) DeclareArrival(ctx context.Context, actor domain.Actor, cmd dom
 // their own personal data. A nucleic-acid proof older than 24 hours is
 // refused.
 func (l *Ledger) DeclareTruckPass(ctx context.Context, actor domain.Actor, cmd domain.DeclareTruckPass) (Result, error) {
+	defer l.Fence.write()()
 	cmd, err := domain.ValidateTruckPass(cmd, l.now(), l.clockSkew())
 	driver, err := l.declarant(ctx, actor, "file a truck pass (as its driver)", err)
 	if err != nil {
@@ -94,6 +96,7 @@ func (l *Ledger) declare(ctx context.Context, actor domain.Actor, eventID uuid.U
 // erased since (the declarant or a family member it covers) is not
 // reviewed.
 func (l *Ledger) ReviewDeclaration(ctx context.Context, actor domain.Actor, id uuid.UUID, cmd domain.ReviewDeclaration) (Result, error) {
+	defer l.Fence.write()()
 	_, res, err := update(ctx, l, declarations, id, domain.Meta{Actor: actor.Subject}, retryOnConflict, func(d domain.Declaration) ([]domain.Event, error) {
 		covered := make([]domain.Person, 0, len(d.PersonIDs()))
 		for _, pid := range d.PersonIDs() {

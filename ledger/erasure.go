@@ -47,9 +47,13 @@ func (l *Ledger) ErasePerson(ctx context.Context, actor domain.Actor, id uuid.UU
 	if _, err := domain.DecideErasePerson(p, actor, cmd, nil, uuid.Nil); err != nil {
 		return ErasureResult{}, err
 	}
+	// Held while the erasure appends: the writes that check the person
+	// wait, and after it see them erased (ErasureFence).
+	erased := l.Fence.erase()
 	var dependants []uuid.UUID
 	if p.Registered() && !p.Dependant() && !p.Erased() {
 		if dependants, err = l.eraseDependants(ctx, actor, id, cmd); err != nil {
+			erased(dependants...)
 			return ErasureResult{}, err
 		}
 	}
@@ -59,8 +63,10 @@ func (l *Ledger) ErasePerson(ctx context.Context, actor domain.Actor, id uuid.UU
 		return domain.DecideErasePerson(p, actor, cmd, dependants, uuid.Nil)
 	})
 	if err != nil {
+		erased(dependants...)
 		return ErasureResult{}, err
 	}
+	erased(append(dependants, id)...)
 	if res.EventID == uuid.Nil { // already erased: nothing was appended
 		by, at := p.ErasedBy()
 		res = Result{ID: id, EventID: by, Position: at, Duplicate: true}
@@ -164,9 +170,15 @@ func (l *Ledger) eraseWithGuardian(ctx context.Context, member uuid.UUID, guardi
 	if !guardian.Erased() {
 		return nil
 	}
+	erased := l.Fence.erase()
 	m, _, err := update(ctx, l, persons, member, domain.Meta{Actor: domain.ReactionsActor.Subject}, retryOnConflict, func(m domain.Person) ([]domain.Event, error) {
 		return domain.DecideEraseWithGuardian(m, guardian)
 	})
+	if err == nil && m.Erased() {
+		erased(member)
+	} else {
+		erased()
+	}
 	if err != nil {
 		return fmt.Errorf("erase family member %s with their guardian %s: %w", member, guardian.ID(), err)
 	}

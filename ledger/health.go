@@ -47,10 +47,12 @@ func (l *Ledger) RecordHealth(ctx context.Context, actor domain.Actor, records [
 	}
 	// The persons the documents name, by the ids they derive (an erased
 	// person's document is no lookup key any more), in one read.
+	defer l.Fence.write()()
 	facts, err := l.Reads.PassFacts(ctx, PassFactsQuery{Persons: subjects})
 	if err != nil {
 		return HealthResult{}, fmt.Errorf("read the persons of %d health records: %w", len(records), err)
 	}
+	l.Fence.overlay(&facts)
 	for i, id := range subjects {
 		if err := domain.CheckHealthSubject(fmt.Sprintf("records[%d]", i), facts.Persons[id]); err != nil {
 			return HealthResult{}, err

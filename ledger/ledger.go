@@ -45,6 +45,9 @@ type Ledger struct {
 	Audit AuditLog
 	// Metrics is told of each pass recorded (nil: none).
 	Metrics Metrics
+	// Fence orders erasures against the writes that check a person
+	// (ErasureFence); nil: none. Copies of a Ledger share it.
+	Fence *ErasureFence
 }
 
 // Metrics is told what the ledger records, for monitoring (cmd wires it to

@@ -71,10 +71,12 @@ func (l *Ledger) recordPasses(ctx context.Context, actor domain.Actor, cmds []do
 	clock := domain.PassClock{Now: l.now(), ClockSkew: l.clockSkew(), Retention: l.Retention}
 	jobs := make([]passJob, len(cmds))
 	q := l.passFactsQuery(actor, cmds, jobs, clock)
+	defer l.Fence.write()()
 	facts, err := l.Reads.PassFacts(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read the facts of %d passes: %w", len(cmds), err)
 	}
+	l.Fence.overlay(&facts)
 
 	// Decide each pass. A client event id already stored (a retry, also
 	// one older than JetStream's duplicate window) answers with its

@@ -167,6 +167,7 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 
 	a.passes = eventstore.NewPassIndex(a.es)
 	a.ledger = &ledger.Ledger{
+		Fence:  new(ledger.ErasureFence),
 		Events: a.es,
 		Log:    a.passes, // a person's replay from the log reads only their packs
 		Audit:  a.es,

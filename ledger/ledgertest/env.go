@@ -111,6 +111,7 @@ func Start(tb testing.TB, opts Options) *Env {
 		Reads:  reads,
 		Signer: signer,
 		Ledger: &ledger.Ledger{
+			Fence:     new(ledger.ErasureFence),
 			Events:    es,
 			Log:       es,
 			Keys:      es,
