@@ -173,7 +173,7 @@ type TraceWindow struct {
 // Stays of people in skip are ignored. Results are ordered by person, then
 // overlap start.
 func ContactsOf(via uuid.UUID, viaStays, others []Presence, depth int, w TraceWindow, skip map[uuid.UUID]bool) []Contact {
-	out := contactsVia(via, viaStays, staysByVenue(others), depth, w, skip)
+	out := contactsVia(nil, via, viaStays, staysByVenue(slices.Clone(others)), depth, w, skip)
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].PersonID != out[j].PersonID {
 			return lessUUID(out[i].PersonID, out[j].PersonID)
@@ -190,28 +190,38 @@ type venueStays struct {
 	longest time.Duration
 }
 
-// staysByVenue groups stays by venue, for contactsVia.
+// staysByVenue groups stays by venue, for contactsVia: it orders them by
+// venue and start in place (StaysMeeting's rows mostly come so ordered,
+// and are then left as they are) and gives each venue its run of them.
 func staysByVenue(stays []Presence) map[uuid.UUID]*venueStays {
-	byVenue := make(map[uuid.UUID]*venueStays)
-	for _, s := range stays {
-		v := byVenue[s.VenueID]
-		if v == nil {
-			v = &venueStays{}
-			byVenue[s.VenueID] = v
+	byVenueStart := func(a, b Presence) int {
+		if c := compareUUID(a.VenueID, b.VenueID); c != 0 {
+			return c
 		}
-		v.stays = append(v.stays, s)
-		v.longest = max(v.longest, s.End.Sub(s.Start))
+		return a.Start.Compare(b.Start)
 	}
-	for _, v := range byVenue {
-		slices.SortFunc(v.stays, func(a, b Presence) int { return a.Start.Compare(b.Start) })
+	if !slices.IsSortedFunc(stays, byVenueStart) {
+		slices.SortFunc(stays, byVenueStart)
+	}
+	byVenue := make(map[uuid.UUID]*venueStays)
+	for i := 0; i < len(stays); {
+		v := &venueStays{}
+		j := i
+		for ; j < len(stays) && stays[j].VenueID == stays[i].VenueID; j++ {
+			v.longest = max(v.longest, stays[j].End.Sub(stays[j].Start))
+		}
+		v.stays = stays[i:j:j]
+		byVenue[stays[i].VenueID] = v
+		i = j
 	}
 	return byVenue
 }
 
-// contactsVia is ContactsOf over stays already grouped by venue, unsorted.
-// Only the stays that start within reach of each of via's are looked at.
-func contactsVia(via uuid.UUID, viaStays []Presence, byVenue map[uuid.UUID]*venueStays, depth int, w TraceWindow, skip map[uuid.UUID]bool) []Contact {
-	var out []Contact
+// contactsVia is ContactsOf over stays already grouped by venue, unsorted,
+// appended to dst. Only the stays that start within reach of each of via's
+// are looked at.
+func contactsVia(dst []Contact, via uuid.UUID, viaStays []Presence, byVenue map[uuid.UUID]*venueStays, depth int, w TraceWindow, skip map[uuid.UUID]bool) []Contact {
+	out := dst
 	for _, mine := range viaStays {
 		v := byVenue[mine.VenueID]
 		if v == nil {
