@@ -539,13 +539,15 @@ func (s *Store) StaysOfPersons(ctx context.Context, personIDs []uuid.UUID, from,
 }
 
 // StaysMeeting implements ledger.StayReads: the windows, made ascending
-// and merged, are one array each of venues, starts and ends; each is one
+// and merged, are one array each of venues, bounds and ends; each is one
 // range scan of stays_venue_start from its start less the venue's longest
-// stay to its end, in one statement. A window's range starts after the end
-// of the venue's window before it: a stay starting by then that meets this
-// window meets that one too (it starts after that one's start less the
-// longest stay and ends after this one's start), so each stay comes once
-// without a DISTINCT (which sorted or hashed every row).
+// stay (stay_spans, read first) to its end, in one statement. A window's
+// range starts after the end of the venue's window before it: a stay
+// starting by then that meets this window meets that one too (it starts
+// after that one's start less the longest stay and ends after this one's
+// start), so each stay comes once without a DISTINCT (which hashed every
+// row), and the plan can only be the windows in order, each its index
+// range: the rows come by venue and start, as contactsVia wants them.
 func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, asOf time.Time) ([]domain.Presence, bool, error) {
 	if ok, err := s.staysAnswer(ctx, asOf); !ok || err != nil {
 		return nil, false, err
@@ -559,29 +561,68 @@ func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, 
 		asc[i] = domain.VenueWindow{VenueID: w.VenueID, From: from, To: to.Add(time.Nanosecond)} // never empty
 	}
 	ws := domain.MergeWindows(asc)
-	if len(ws) == 0 {
+	longest, err := s.longestStays(ctx, ws)
+	if err != nil {
+		return nil, false, err
+	}
+	n := len(ws)
+	venues := make([][16]byte, 0, n)
+	los, afters, froms, tos := make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n)
+	for i, w := range ws {
+		l, ok := longest[w.VenueID]
+		if !ok {
+			continue // a venue with no stays has no span: it has nothing to meet either
+		}
+		after := farPast
+		if i > 0 && ws[i-1].VenueID == w.VenueID {
+			after = ws[i-1].To
+		}
+		venues, los, afters = append(venues, w.VenueID), append(los, w.From.Add(-l)), append(afters, after)
+		froms, tos = append(froms, w.From), append(tos, w.To)
+	}
+	if len(venues) == 0 {
 		return []domain.Presence{}, true, nil
 	}
-	venues := make([][16]byte, len(ws))
-	froms, tos, afters := make([]time.Time, len(ws)), make([]time.Time, len(ws)), make([]time.Time, len(ws))
+	rows, err := s.pool.Query(ctx, s.sql(`SELECT x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit
+		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) AS w(venue_id, lo, after, f, t)
+		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
+			WHERE x.venue_id = w.venue_id AND x.start_at >= w.lo AND x.start_at > w.after AND x.start_at <= w.t
+			AND x.end_at >= w.f OFFSET 0) x`), venues, los, afters, froms, tos)
+	if err != nil {
+		return nil, false, readErr("stays in %d venue windows: %w", len(venues), err)
+	}
+	out, err := scanStays(rows, fmt.Sprintf("stays in %d venue windows", len(venues)))
+	return out, err == nil, err
+}
+
+// longestStays returns the longest stay of each venue of ws that has stays.
+func (s *Store) longestStays(ctx context.Context, ws []domain.VenueWindow) (map[uuid.UUID]time.Duration, error) {
+	var ids [][16]byte
 	for i, w := range ws {
-		venues[i], froms[i], tos[i], afters[i] = w.VenueID, w.From, w.To, farPast
-		if i > 0 && ws[i-1].VenueID == w.VenueID {
-			afters[i] = ws[i-1].To
+		if i == 0 || ws[i-1].VenueID != w.VenueID {
+			ids = append(ids, w.VenueID)
 		}
 	}
-	// A venue with no stays has no span: it has nothing to meet either.
-	rows, err := s.pool.Query(ctx, s.sql(`SELECT x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit
-		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[]) AS w(venue_id, f, t, after)
-		JOIN {s}.stay_spans sp ON sp.venue_id = w.venue_id
-		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
-			WHERE x.venue_id = w.venue_id AND x.start_at >= w.f - sp.longest AND x.start_at > w.after AND x.start_at <= w.t
-			AND x.end_at >= w.f OFFSET 0) x`), venues, froms, tos, afters)
+	rows, err := s.pool.Query(ctx, s.sql(`SELECT venue_id, longest FROM {s}.stay_spans WHERE venue_id = ANY($1::uuid[])`), ids)
 	if err != nil {
-		return nil, false, readErr("stays in %d venue windows: %w", len(ws), err)
+		return nil, readErr("stay spans of %d venues: %w", len(ids), err)
 	}
-	out, err := scanStays(rows, fmt.Sprintf("stays in %d venue windows", len(ws)))
-	return out, err == nil, err
+	defer rows.Close()
+	out := make(map[uuid.UUID]time.Duration, len(ids))
+	for rows.Next() {
+		var (
+			id [16]byte
+			d  time.Duration
+		)
+		if err := rows.Scan(&id, &d); err != nil {
+			return nil, readErr("stay spans of %d venues: %w", len(ids), err)
+		}
+		out[id] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, readErr("stay spans of %d venues: %w", len(ids), err)
+	}
+	return out, nil
 }
 
 // scanStays reads (person, venue, start, end, has_entry, has_exit) rows,
