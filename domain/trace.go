@@ -297,22 +297,40 @@ func (s *contactSet) appendTo(dst []Contact, depth int, frontier, venues []uuid.
 		rank[n], sorted[r] = int32(r), s.persons[n]
 	}
 	s.persons = sorted
-	for i := range s.found {
-		s.found[i].person = rank[s.found[i].person]
+	// Each person's co-presences go to the person's run (runs in rank
+	// order, each as long as its count), then each run (a dozen) is sorted.
+	end := make([]int32, len(order))
+	for _, c := range s.found {
+		end[rank[c.person]]++
 	}
-	slices.SortFunc(s.found, func(a, b coPresence) int {
-		switch {
-		case a.person != b.person:
-			return int(a.person - b.person)
-		case a.start != b.start:
-			return cmp.Compare(a.start, b.start)
-		case a.via != b.via:
-			return int(a.via - b.via)
-		case a.venue != b.venue:
-			return int(a.venue - b.venue)
+	for r := 1; r < len(end); r++ {
+		end[r] += end[r-1]
+	}
+	byPerson := make([]coPresence, len(s.found))
+	for i := len(s.found) - 1; i >= 0; i-- {
+		c := s.found[i]
+		c.person = rank[c.person]
+		end[c.person]--
+		byPerson[end[c.person]] = c
+	}
+	s.found = byPerson
+	for r := range end { // end[r] is now where run r starts
+		next := int32(len(byPerson))
+		if r+1 < len(end) {
+			next = end[r+1]
 		}
-		return cmp.Compare(a.end, b.end)
-	})
+		slices.SortFunc(byPerson[end[r]:next], func(a, b coPresence) int {
+			switch {
+			case a.start != b.start:
+				return cmp.Compare(a.start, b.start)
+			case a.via != b.via:
+				return int(a.via - b.via)
+			case a.venue != b.venue:
+				return int(a.venue - b.venue)
+			}
+			return cmp.Compare(a.end, b.end)
+		})
+	}
 	dst = slices.Grow(dst, len(s.found))
 	for _, c := range s.found {
 		dst = append(dst, Contact{

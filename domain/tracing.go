@@ -283,69 +283,33 @@ func wrapTrace(what string, err error) error {
 }
 
 // SortContacts orders contacts by depth, person, overlap start, via, venue
-// and overlap end: the order of a trace's answer. A depth-2 answer holds
-// hundreds of thousands of contacts of tens of thousands of people: the
-// (depth, person) groups are sorted, each contact is moved once into its
-// group's place, and each group (a dozen contacts) is sorted on its own.
+// and overlap end: the order of a trace's answer (which FindContacts builds
+// in that order, depth by depth). Their indexes are sorted, and each
+// contact is moved once.
 func SortContacts(cs []Contact) {
-	type group struct {
-		depth  int
-		person uuid.UUID
+	idx := make([]int32, len(cs))
+	for i := range idx {
+		idx[i] = int32(i)
 	}
-	numbers := make(map[group]int32)
-	var groups []group
-	of := make([]int32, len(cs)) // of[i]: cs[i]'s group, numbered as first seen
-	for i := range cs {
-		g := group{cs[i].Depth, cs[i].PersonID}
-		n, ok := numbers[g]
-		if !ok {
-			n = int32(len(groups))
-			numbers[g] = n
-			groups = append(groups, g)
+	slices.SortFunc(idx, func(i, j int32) int {
+		a, b := &cs[i], &cs[j]
+		switch {
+		case a.Depth != b.Depth:
+			return a.Depth - b.Depth
+		case a.PersonID != b.PersonID:
+			return compareUUID(a.PersonID, b.PersonID)
+		case !a.OverlapStart.Equal(b.OverlapStart):
+			return a.OverlapStart.Compare(b.OverlapStart)
+		case a.ViaPersonID != b.ViaPersonID:
+			return compareUUID(a.ViaPersonID, b.ViaPersonID)
+		case a.VenueID != b.VenueID:
+			return compareUUID(a.VenueID, b.VenueID)
 		}
-		of[i] = n
-	}
-	order := make([]int32, len(groups))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(i, j int32) int {
-		a, b := groups[i], groups[j]
-		if a.depth != b.depth {
-			return a.depth - b.depth
-		}
-		return compareUUID(a.person, b.person)
+		return a.OverlapEnd.Compare(b.OverlapEnd)
 	})
-	// at[n]: where group n's contacts go; groups in order, each as long as
-	// its count.
-	at := make([]int32, len(groups))
-	for _, n := range of {
-		at[n]++
-	}
-	next := int32(0)
-	for _, n := range order {
-		next, at[n] = next+at[n], next
-	}
 	sorted := make([]Contact, len(cs))
-	for i, n := range of {
-		sorted[at[n]] = cs[i]
-		at[n]++
-	}
-	start := 0
-	for _, n := range order {
-		end := int(at[n]) // past the group's last contact now
-		slices.SortFunc(sorted[start:end], func(a, b Contact) int {
-			switch {
-			case !a.OverlapStart.Equal(b.OverlapStart):
-				return a.OverlapStart.Compare(b.OverlapStart)
-			case a.ViaPersonID != b.ViaPersonID:
-				return compareUUID(a.ViaPersonID, b.ViaPersonID)
-			case a.VenueID != b.VenueID:
-				return compareUUID(a.VenueID, b.VenueID)
-			}
-			return a.OverlapEnd.Compare(b.OverlapEnd)
-		})
-		start = end
+	for i, k := range idx {
+		sorted[i] = cs[k]
 	}
 	copy(cs, sorted)
 }
