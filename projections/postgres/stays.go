@@ -636,7 +636,10 @@ func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
 		raw = raw && fd.Format == pgx.BinaryFormatCode
 	}
 	for rows.Next() {
-		var p domain.Presence
+		// Each row is read into its place (a local whose fields Scan
+		// takes would be on the heap, one allocation a row).
+		out = append(out, domain.Presence{})
+		p := &out[len(out)-1]
 		if raw {
 			v := rows.RawValues()
 			if len(v[0]) != 16 || len(v[1]) != 16 || len(v[2]) != 8 || len(v[3]) != 8 || len(v[4]) != 1 || len(v[5]) != 1 {
@@ -652,7 +655,6 @@ func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
 		} else {
 			p.Start, p.End = p.Start.UTC(), p.End.UTC()
 		}
-		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, readErr("%s: %w", what, err)
