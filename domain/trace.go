@@ -276,6 +276,9 @@ func (s *contactSet) find(via uuid.UUID, viaN int32, viaStays []Presence, byVenu
 				s.number[theirs.PersonID] = n
 				s.persons = append(s.persons, theirs.PersonID)
 			}
+			if len(s.found) == cap(s.found) {
+				s.found = slices.Grow(s.found, len(s.found)) // doubling, not append's quarter
+			}
 			s.found = append(s.found, coPresence{start: start.UnixNano(), end: end.UnixNano(), person: n, via: viaN, venue: v.n})
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -637,7 +638,12 @@ func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
 	}
 	for rows.Next() {
 		// Each row is read into its place (a local whose fields Scan
-		// takes would be on the heap, one allocation a row).
+		// takes would be on the heap, one allocation a row). A depth-2
+		// trace reads 200,000 rows: the answer doubles as it grows
+		// (append grows a large slice by a quarter, copying it each time).
+		if len(out) == cap(out) {
+			out = slices.Grow(out, len(out))
+		}
 		out = append(out, domain.Presence{})
 		p := &out[len(out)-1]
 		if raw {
