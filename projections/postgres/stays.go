@@ -548,7 +548,7 @@ func (s *Store) StaysOfPersons(ctx context.Context, personIDs []uuid.UUID, from,
 // after that one's start less the longest stay and ends after this one's
 // start), so each stay comes once without a DISTINCT (which hashed every
 // row), and the plan can only be the windows in order, each its index
-// range: the rows come by venue and start, as contactsVia wants them.
+// range: the rows come by venue and start, as the trace wants them.
 func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, asOf time.Time) ([]domain.Presence, bool, error) {
 	if ok, err := s.staysAnswer(ctx, asOf); !ok || err != nil {
 		return nil, false, err
