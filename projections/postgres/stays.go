@@ -604,26 +604,8 @@ func (s *Store) longestStays(ctx context.Context, ws []domain.VenueWindow) (map[
 			ids = append(ids, w.VenueID)
 		}
 	}
-	rows, err := s.pool.Query(ctx, s.sql(`SELECT venue_id, longest FROM {s}.stay_spans WHERE venue_id = ANY($1::uuid[])`), ids)
-	if err != nil {
-		return nil, readErr("stay spans of %d venues: %w", len(ids), err)
-	}
-	defer rows.Close()
-	out := make(map[uuid.UUID]time.Duration, len(ids))
-	for rows.Next() {
-		var (
-			id [16]byte
-			d  time.Duration
-		)
-		if err := rows.Scan(&id, &d); err != nil {
-			return nil, readErr("stay spans of %d venues: %w", len(ids), err)
-		}
-		out[id] = d
-	}
-	if err := rows.Err(); err != nil {
-		return nil, readErr("stay spans of %d venues: %w", len(ids), err)
-	}
-	return out, nil
+	return idMap[time.Duration](ctx, s, len(ids), fmt.Sprintf("stay spans of %d venues", len(ids)),
+		`SELECT venue_id, longest FROM {s}.stay_spans WHERE venue_id = ANY($1::uuid[])`, ids)
 }
 
 // scanStays reads (person, venue, start, end, has_entry, has_exit) rows,
