@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 	"time"
@@ -169,49 +170,78 @@ type TraceWindow struct {
 
 // ContactsOf returns every co-presence between the stays of via (the traced
 // person at some depth) and others' stays at the same venues: overlaps of at
-// least w.MinOverlap after widening both by w.Buffer, clipped to the window.
-// Stays of people in skip are ignored. Results are ordered by person, then
-// overlap start.
+// least w.MinOverlap after widening both by w.Buffer, clipped to the window
+// (in UTC). Stays of people in skip are ignored. Results are ordered by
+// person, then overlap start.
 func ContactsOf(via uuid.UUID, viaStays, others []Presence, depth int, w TraceWindow, skip map[uuid.UUID]bool) []Contact {
-	out := contactsVia(via, viaStays, staysByVenue(others), depth, w, skip)
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].PersonID != out[j].PersonID {
-			return lessUUID(out[i].PersonID, out[j].PersonID)
-		}
-		return out[i].OverlapStart.Before(out[j].OverlapStart)
-	})
-	return out
+	byVenue, venues := staysByVenue(slices.Clone(others))
+	set := newContactSet()
+	set.find(via, 0, viaStays, byVenue, w, skip)
+	return set.appendTo(nil, depth, []uuid.UUID{via}, venues)
 }
 
 // venueStays are one venue's stays by start, with the longest of them: a
-// stay that may overlap [from, to] starts in [from-longest, to].
+// stay that may overlap [from, to] starts in [from-longest, to]. n is the
+// venue's number: venues are numbered in the order of their IDs.
 type venueStays struct {
 	stays   []Presence
 	longest time.Duration
+	n       int32
 }
 
-// staysByVenue groups stays by venue, for contactsVia.
-func staysByVenue(stays []Presence) map[uuid.UUID]*venueStays {
-	byVenue := make(map[uuid.UUID]*venueStays)
-	for _, s := range stays {
-		v := byVenue[s.VenueID]
-		if v == nil {
-			v = &venueStays{}
-			byVenue[s.VenueID] = v
+// staysByVenue groups stays by venue, for contactSet.find: it orders them
+// by venue and start in place (StaysMeeting's rows come so ordered, and
+// are then left as they are) and gives each venue its run of them. venues
+// are the venues' IDs by number.
+func staysByVenue(stays []Presence) (byVenue map[uuid.UUID]*venueStays, venues []uuid.UUID) {
+	byVenueStart := func(a, b Presence) int {
+		if c := compareUUID(a.VenueID, b.VenueID); c != 0 {
+			return c
 		}
-		v.stays = append(v.stays, s)
-		v.longest = max(v.longest, s.End.Sub(s.Start))
+		return a.Start.Compare(b.Start)
 	}
-	for _, v := range byVenue {
-		slices.SortFunc(v.stays, func(a, b Presence) int { return a.Start.Compare(b.Start) })
+	if !slices.IsSortedFunc(stays, byVenueStart) {
+		slices.SortFunc(stays, byVenueStart)
 	}
-	return byVenue
+	byVenue = make(map[uuid.UUID]*venueStays)
+	for i := 0; i < len(stays); {
+		v := &venueStays{n: int32(len(venues))}
+		j := i
+		for ; j < len(stays) && stays[j].VenueID == stays[i].VenueID; j++ {
+			v.longest = max(v.longest, stays[j].End.Sub(stays[j].Start))
+		}
+		v.stays = stays[i:j:j]
+		byVenue[stays[i].VenueID] = v
+		venues = append(venues, stays[i].VenueID)
+		i = j
+	}
+	return byVenue, venues
 }
 
-// contactsVia is ContactsOf over stays already grouped by venue, unsorted.
-// Only the stays that start within reach of each of via's are looked at.
-func contactsVia(via uuid.UUID, viaStays []Presence, byVenue map[uuid.UUID]*venueStays, depth int, w TraceWindow, skip map[uuid.UUID]bool) []Contact {
-	var out []Contact
+// coPresence is a contact found before it is named and ordered: the
+// overlap in Unix nanoseconds, the contact's number in its contactSet, the
+// via's place in the frontier and the venue's number (staysByVenue). A
+// depth-2 trace finds hundreds of thousands: 32 bytes and no pointers
+// each, where a Contact is 112 bytes the garbage collector scans.
+type coPresence struct {
+	start, end         int64
+	person, via, venue int32
+}
+
+// contactSet gathers one depth's co-presences and numbers the people found
+// in the order they are found.
+type contactSet struct {
+	persons []uuid.UUID
+	number  map[uuid.UUID]int32
+	found   []coPresence
+}
+
+func newContactSet() *contactSet { return &contactSet{number: make(map[uuid.UUID]int32)} }
+
+// find adds the co-presences of via (the via-th of the frontier) with the
+// stays grouped by venue. Only the stays that start within reach of each
+// of via's are looked at.
+func (s *contactSet) find(via uuid.UUID, viaN int32, viaStays []Presence, byVenue map[uuid.UUID]*venueStays, w TraceWindow, skip map[uuid.UUID]bool) {
 	for _, mine := range viaStays {
 		v := byVenue[mine.VenueID]
 		if v == nil {
@@ -240,13 +270,79 @@ func contactsVia(via uuid.UUID, viaStays []Presence, byVenue map[uuid.UUID]*venu
 			if theirs.PersonID == via || skip[theirs.PersonID] {
 				continue
 			}
-			out = append(out, Contact{
-				PersonID: theirs.PersonID, Depth: depth, ViaPersonID: via, VenueID: mine.VenueID,
-				OverlapStart: start, OverlapEnd: end, OverlapMinutes: int(end.Sub(start) / time.Minute),
-			})
+			n, ok := s.number[theirs.PersonID]
+			if !ok {
+				n = int32(len(s.persons))
+				s.number[theirs.PersonID] = n
+				s.persons = append(s.persons, theirs.PersonID)
+			}
+			if len(s.found) == cap(s.found) {
+				s.found = slices.Grow(s.found, len(s.found)) // doubling, not append's quarter
+			}
+			s.found = append(s.found, coPresence{start: start.UnixNano(), end: end.UnixNano(), person: n, via: viaN, venue: v.n})
 		}
 	}
-	return out
+}
+
+// appendTo orders the set's persons by ID and appends its contacts at
+// depth to dst ordered by person, overlap start, via, venue and overlap
+// end (SortContacts' order within a depth): frontier, the vias by place,
+// must be ordered by ID.
+func (s *contactSet) appendTo(dst []Contact, depth int, frontier, venues []uuid.UUID) []Contact {
+	order := make([]int32, len(s.persons))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int { return compareUUID(s.persons[i], s.persons[j]) })
+	rank := make([]int32, len(order))
+	sorted := make([]uuid.UUID, len(order))
+	for r, n := range order {
+		rank[n], sorted[r] = int32(r), s.persons[n]
+	}
+	s.persons = sorted
+	// Each person's co-presences go to the person's run (runs in rank
+	// order, each as long as its count), then each run (a dozen) is sorted.
+	end := make([]int32, len(order))
+	for _, c := range s.found {
+		end[rank[c.person]]++
+	}
+	for r := 1; r < len(end); r++ {
+		end[r] += end[r-1]
+	}
+	byPerson := make([]coPresence, len(s.found))
+	for i := len(s.found) - 1; i >= 0; i-- {
+		c := s.found[i]
+		c.person = rank[c.person]
+		end[c.person]--
+		byPerson[end[c.person]] = c
+	}
+	s.found = byPerson
+	for r := range end { // end[r] is now where run r starts
+		next := int32(len(byPerson))
+		if r+1 < len(end) {
+			next = end[r+1]
+		}
+		slices.SortFunc(byPerson[end[r]:next], func(a, b coPresence) int {
+			switch {
+			case a.start != b.start:
+				return cmp.Compare(a.start, b.start)
+			case a.via != b.via:
+				return int(a.via - b.via)
+			case a.venue != b.venue:
+				return int(a.venue - b.venue)
+			}
+			return cmp.Compare(a.end, b.end)
+		})
+	}
+	dst = slices.Grow(dst, len(s.found))
+	for _, c := range s.found {
+		dst = append(dst, Contact{
+			PersonID: s.persons[c.person], Depth: depth, ViaPersonID: frontier[c.via], VenueID: venues[c.venue],
+			OverlapStart: time.Unix(0, c.start).UTC(), OverlapEnd: time.Unix(0, c.end).UTC(),
+			OverlapMinutes: int(time.Duration(c.end-c.start) / time.Minute),
+		})
+	}
+	return dst
 }
 
 // MergeWindows returns the union of ws as disjoint windows, ordered by venue

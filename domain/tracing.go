@@ -258,28 +258,20 @@ func findContacts(src stayLister, s ContactSearch) (FoundContacts, bool, error) 
 		if err != nil || !ok {
 			return FoundContacts{}, ok, wrapTrace(fmt.Sprintf("stays at venues, depth %d", depth), err)
 		}
-		byVenue := staysByVenue(others)
-		var next []uuid.UUID
-		isNext := make(map[uuid.UUID]bool)
-		for _, via := range frontier {
-			cs := contactsVia(via, stays[via], byVenue, depth, w, skip)
-			found.Contacts = append(found.Contacts, cs...)
-			for _, c := range cs {
-				if !isNext[c.PersonID] {
-					isNext[c.PersonID] = true
-					next = append(next, c.PersonID)
-				}
-			}
+		byVenue, venues := staysByVenue(others)
+		set := newContactSet()
+		for i, via := range frontier {
+			set.find(via, int32(i), stays[via], byVenue, w, skip)
 		}
+		// Depth by depth, each in order: the answer needs no sort.
+		found.Contacts = set.appendTo(found.Contacts, depth, frontier, venues)
 		// People found at this depth are not found again deeper.
-		for _, p := range next {
+		for _, p := range set.persons {
 			skip[p] = true
 		}
-		slices.SortFunc(next, compareUUID)
-		found.Persons[depth] = len(next)
-		frontier = next
+		found.Persons[depth] = len(set.persons)
+		frontier = set.persons
 	}
-	SortContacts(found.Contacts)
 	return found, true, nil
 }
 
@@ -291,8 +283,8 @@ func wrapTrace(what string, err error) error {
 }
 
 // SortContacts orders contacts by depth, person, overlap start, via, venue
-// and overlap end: the order of a trace's answer. A depth-2 answer holds
-// hundreds of thousands of contacts: their indexes are sorted, and each
+// and overlap end: the order of a trace's answer (which FindContacts builds
+// in that order, depth by depth). Their indexes are sorted, and each
 // contact is moved once.
 func SortContacts(cs []Contact) {
 	idx := make([]int32, len(cs))

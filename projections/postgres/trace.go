@@ -175,28 +175,35 @@ func (s *Store) PassesAtVenues(ctx context.Context, windows []domain.VenueWindow
 
 // PersonNames implements ledger.TraceReads.
 func (s *Store) PersonNames(ctx context.Context, personIDs []uuid.UUID) (map[uuid.UUID]string, error) {
-	out := make(map[uuid.UUID]string, len(personIDs))
 	if len(personIDs) == 0 {
-		return out, nil
+		return map[uuid.UUID]string{}, nil
 	}
-	rows, err := s.pool.Query(ctx, s.sql(`SELECT person_id, name_masked FROM {s}.persons
-		WHERE person_id = ANY($1::uuid[]) AND registered`), rawIDs(personIDs))
+	return idMap[string](ctx, s, len(personIDs), fmt.Sprintf("names of %d persons", len(personIDs)),
+		`SELECT person_id, name_masked FROM {s}.persons WHERE person_id = ANY($1::uuid[]) AND registered`, rawIDs(personIDs))
+}
+
+// idMap runs text, a read of (id, value) rows named what in its errors
+// (through readErr), and answers the values by id; size is how many to
+// expect.
+func idMap[T any](ctx context.Context, s *Store, size int, what, text string, args ...any) (map[uuid.UUID]T, error) {
+	rows, err := s.pool.Query(ctx, s.sql(text), args...)
 	if err != nil {
-		return nil, readErr("names of %d persons: %w", len(personIDs), err)
+		return nil, readErr("%s: %w", what, err)
 	}
 	defer rows.Close()
+	out := make(map[uuid.UUID]T, size)
 	for rows.Next() {
 		var (
-			id   [16]byte // not uuid.UUID, whose Scan goes through its text form
-			name string
+			id [16]byte // not uuid.UUID, whose Scan goes through its text form
+			v  T
 		)
-		if err := rows.Scan(&id, &name); err != nil {
-			return nil, readErr("names of %d persons: %w", len(personIDs), err)
+		if err := rows.Scan(&id, &v); err != nil {
+			return nil, readErr("%s: %w", what, err)
 		}
-		out[id] = name
+		out[id] = v
 	}
 	if err := rows.Err(); err != nil {
-		return nil, readErr("names of %d persons: %w", len(personIDs), err)
+		return nil, readErr("%s: %w", what, err)
 	}
 	return out, nil
 }
