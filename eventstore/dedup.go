@@ -247,8 +247,8 @@ func (s *Store) rebuildDedup(ctx context.Context) (map[string]uint64, error) {
 	}
 	select {
 	case err = <-done:
-	case <-rctx.Done():
-		err = rctx.Err()
+	case <-ctx.Done():
+		err = ctx.Err()
 	}
 	cc.Stop()
 	mu.Lock()

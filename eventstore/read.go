@@ -237,15 +237,16 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 		mu      sync.Mutex // held while the handler runs
 		stopped atomic.Bool
 		done    = make(chan error, 1)
-		last    = from // position of the last event handled
-		seen    uint64 // stream sequence of the last message handled
-		quiet   time.Time
+		last    = from    // position of the last event handled
+		seen    uint64    // stream sequence of the last message handled
+		heard   time.Time // when the last message was handled (or the scan began)
 		buf     []domain.Envelope
 		in      = make(interner)
 	)
 	if fromSeq, _ := SeqOf(from); fromSeq > 0 {
 		seen = fromSeq - 1
 	}
+	heard = time.Now()
 	finish := func(err error) {
 		if stopped.CompareAndSwap(false, true) {
 			done <- err
@@ -274,7 +275,10 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 		if lastSeq, _ := SeqOf(last); seq < lastSeq {
 			return // redelivered after a consumer reset
 		}
-		seen, quiet = seq, time.Time{}
+		seen = seq
+		if bounded {
+			defer func() { heard = time.Now() }() // after fn: a slow reader is no quiet consumer
+		}
 		if bounded && seq > upTo {
 			finish(flush())
 			return
@@ -310,8 +314,6 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 		}
 		if end {
 			finish(nil)
-		} else if bounded && meta.NumPending == 0 {
-			quiet = time.Now()
 		}
 	}
 	cc, err := cons.Consume(handler,
@@ -326,9 +328,10 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	// A bounded scan whose consumer has gone quiet short of upTo asks the
-	// leader again: upTo may have expired or been retired since (a replica
-	// that lags catches up on its own, and is only waited for).
+	// A bounded scan whose consumer has delivered nothing for quietCheck,
+	// short of upTo, asks the leader again: upTo may have expired or been
+	// retired since (a replica that lags catches up on its own, and is
+	// only waited for). A scan that is delivering asks nothing.
 	var check <-chan time.Time
 	if bounded {
 		t := time.NewTicker(quietCheck)
@@ -350,9 +353,9 @@ wait:
 			break wait
 		case <-check:
 			mu.Lock()
-			since, at := quiet, seen
+			since, at := heard, seen
 			mu.Unlock()
-			if !since.IsZero() && time.Since(since) < quietCheck || at >= upTo {
+			if time.Since(since) < quietCheck || at >= upTo {
 				continue
 			}
 			now, lerr := s.lastOf(ctx, sel)
