@@ -178,12 +178,13 @@ func readKeyFile(path, what, missing string) ([]byte, error) {
 // and it does not exist yet.
 func rootSecret(dataDir string, create bool) ([]byte, error) {
 	path := filepath.Join(dataDir, KeyFile)
+	missing := fmt.Sprintf("no root key: %s does not exist (start `ledger serve --data %s` once, or give --key-file PATH or %s)", path, dataDir, EnvKey)
 	_, err := os.Stat(path)
 	switch {
 	case err == nil || !errors.Is(err, fs.ErrNotExist):
-		return readKeyFile(path, "the data dir's key", "")
+		return readKeyFile(path, "the data dir's key", missing) // missing: gone since the Stat
 	case !create:
-		return nil, fmt.Errorf("no root key: %s does not exist (start `ledger serve --data %s` once, or give --key-file PATH or %s)", path, dataDir, EnvKey)
+		return nil, errors.New(missing)
 	}
 	// A log already there was written with a root key kept elsewhere: a new
 	// one would open nothing in it (no token, no data key, no anchor).
