@@ -72,8 +72,9 @@ func (l *Ledger) ErasePerson(ctx context.Context, actor domain.Actor, id uuid.UU
 		res = Result{ID: id, EventID: by, Position: at, Duplicate: true}
 		dependants = p.ErasedDependants()
 	}
-	// The audit trail's hook goes here: the erasure is recorded (res, with
-	// actor.Subject and cmd.Reason, also in the PersonErased event itself).
+	// The audit reaction records the erasure (PersonErased holds who and
+	// why). The keys go last, outside the fence: a crash before them is
+	// finished by the erasure reaction (CompleteErasure).
 	for _, subject := range slices.Concat(dependants, []uuid.UUID{id}) {
 		if err := l.Keys.Destroy(ctx, subject); err != nil {
 			return ErasureResult{}, fmt.Errorf("erase %s: event stored, key not destroyed yet (the erasure reaction will): %w", subject, err)
@@ -105,10 +106,7 @@ func (l *Ledger) eraseDependants(ctx context.Context, actor domain.Actor, guardi
 			return nil, fmt.Errorf("erase family member %s: %w", member, err)
 		}
 		if m.Erased() || (m.Registered() && m.GuardianID() == guardian) {
-			erased = append(erased, member)
-			if err := l.Keys.Destroy(ctx, member); err != nil {
-				return nil, fmt.Errorf("erase family member %s: event stored, key not destroyed yet: %w", member, err)
-			}
+			erased = append(erased, member) // their keys go with the guardian's (ErasePerson)
 		}
 	}
 	return erased, nil
@@ -171,10 +169,11 @@ func (l *Ledger) eraseWithGuardian(ctx context.Context, member uuid.UUID, guardi
 		return nil
 	}
 	erased := l.Fence.erase()
-	m, _, err := update(ctx, l, persons, member, domain.Meta{Actor: domain.ReactionsActor.Subject}, retryOnConflict, func(m domain.Person) ([]domain.Event, error) {
+	// m is the state decided on: before the erasure when one was appended.
+	m, res, err := update(ctx, l, persons, member, domain.Meta{Actor: domain.ReactionsActor.Subject}, retryOnConflict, func(m domain.Person) ([]domain.Event, error) {
 		return domain.DecideEraseWithGuardian(m, guardian)
 	})
-	if err == nil && m.Erased() {
+	if err == nil && (m.Erased() || res.EventID != uuid.Nil) {
 		erased(member)
 	} else {
 		erased()
