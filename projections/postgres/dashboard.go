@@ -42,7 +42,7 @@ func (s *Store) countPasses(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 		inside[i] = ev.Direction == domain.DirectionIn && ev.Decision == domain.DecisionPass
 		moves[i] = inside[i] || ev.Direction == domain.DirectionOut
 	}
-	if _, err := tx.Exec(ctx, s.sql(countPassesSQL), hours, at, venues, denied, abnormal, persons, positions, moves, inside); err != nil {
+	if _, err := tx.Exec(ctx, s.q.countPasses, hours, at, venues, denied, abnormal, persons, positions, moves, inside); err != nil {
 		return fmt.Errorf("count passes for the dashboard: %w", err)
 	}
 	return nil

@@ -24,6 +24,7 @@ type queries struct {
 	schema                                                             string
 	checkpoint, lockCheckpoint, setCheckpoint                          string
 	markApplied, storedPasses, insertHealth, insertAlerts              string
+	countPasses                                                        string
 	personRegistered, personVerified, personReleased, personErased     string
 	declarationsErased                                                 string
 	venueApplied, venueReviewed, subAdminAdded, subAdminRemoved        string
@@ -47,6 +48,7 @@ func newQueries(schema string) queries {
 			SELECT * FROM unnest($1::uuid[], $2::bigint[]) ON CONFLICT (event_id) DO NOTHING RETURNING event_id`),
 		// Within the batch's days ± a day (storedPassesSlack): the
 		// partitions pruned to those, not one probe per partition.
+		countPasses:  q(countPassesSQL),
 		storedPasses: q(`SELECT event_id FROM {s}.passes WHERE event_id = ANY($1::uuid[]) AND at >= $2 AND at < $3`),
 		insertHealth: q(`INSERT INTO {s}.health_records
 			(event_id, position, id_hash, occurred_at, code_colour, nat_result, nat_at, vaccine_doses)
