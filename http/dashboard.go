@@ -131,7 +131,11 @@ func (s *Server) dashboardFeed(ctx context.Context, district string, d domain.Da
 			}
 		}
 	}
-	slices.SortFunc(alerts, func(a, b domain.Alert) int { return b.At.Compare(a.At) })
+	// Newest first, ties by event id: the districts come from a map, and
+	// an order that changed by itself would push a summary that did not.
+	slices.SortFunc(alerts, func(a, b domain.Alert) int {
+		return cmp.Or(b.At.Compare(a.At), bytes.Compare(a.EventID[:], b.EventID[:]))
+	})
 	alerts = alerts[:min(len(alerts), dashboardFeed)]
 	ids := make([]uuid.UUID, len(alerts))
 	for i, a := range alerts {

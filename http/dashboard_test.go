@@ -50,6 +50,7 @@ func TestDashboardRoles(t *testing.T) {
 		"admin":       e.bearer(domain.Actor{Role: domain.RoleAdmin}),
 		"reviewer":    e.bearer(domain.Actor{Role: domain.RoleReviewer}),
 		"analyst":     e.bearer(domain.Actor{Role: domain.RoleAnalyst}),
+		"auditor":     e.bearer(domain.Actor{Role: domain.RoleAuditor, Subject: "auditor:a"}),
 		"health-feed": e.bearer(domain.Actor{Role: domain.RoleHealthFeed}),
 		"scanner":     e.bearer(domain.Actor{Role: domain.RoleScanner, VenueID: uuid.New()}),
 		"person":      e.register("周一", 41).Token,
