@@ -1,10 +1,7 @@
 package http
 
 import (
-	"bufio"
-	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"time"
@@ -106,14 +103,6 @@ func (r *recorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (the stream's
 // flushes and write deadlines).
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// Hijack is the connection's, for completeness (nothing here upgrades).
-func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if h, ok := r.ResponseWriter.(http.Hijacker); ok {
-		return h.Hijack()
-	}
-	return nil, nil, errors.New("hijack not supported")
-}
 
 // eventNoter is an answer that names the event its request appended.
 type eventNoter interface{ loggedEventID() uuid.UUID }
