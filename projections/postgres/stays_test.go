@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/postgres"
 	"github.com/checkin-ledger/ledger/projections/storetest"
@@ -213,5 +214,64 @@ func TestStaysNotKeptWithoutRules(t *testing.T) {
 	}
 	if _, ok, err := s.StaysOfPersons(ctx, city.Busy[:1], time.Time{}, time.Time{}, time.Time{}); ok || err != nil {
 		t.Fatalf("stays answered without rules: ok %v, %v", ok, err)
+	}
+}
+
+// TestStaysMeetingInParts: a large frontier's stays, read in parts on
+// several connections at once, give the same contacts as one statement.
+func TestStaysMeetingInParts(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t) // storetest.TraceCityRules
+	rules := storetest.TraceCityRules
+	city := storetest.GenerateTraceCity(800, 60, 6000, 4, rules, 6)
+	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 1000); err != nil {
+		t.Fatal(err)
+	}
+	w := domain.TraceWindow{From: storetest.Base, To: storetest.Base.Add(4 * 24 * time.Hour), MinOverlap: 10 * time.Minute, Buffer: 5 * time.Minute}
+	trace := func(p uuid.UUID) domain.FoundContacts {
+		t.Helper()
+		found, err := domain.FindContacts(ledger.BindTraceReads(ctx, s, rules), domain.ContactSearch{PersonID: p, Window: w, Depth: 2}, rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return found
+	}
+	var whole []domain.FoundContacts
+	for _, p := range city.Busy[:3] {
+		whole = append(whole, trace(p))
+	}
+	postgres.SplitStayReads(t, 2)
+	for i, p := range city.Busy[:3] {
+		parts := trace(p)
+		if whole[i].Persons[2] == 0 {
+			t.Fatalf("person %v: nobody at depth 2: the city is too sparse to split", p)
+		}
+		if !slices.Equal(parts.Contacts, whole[i].Contacts) || parts.Persons != whole[i].Persons {
+			t.Fatalf("person %v: %d contacts read in parts, %d in one statement", p, len(parts.Contacts), len(whole[i].Contacts))
+		}
+	}
+}
+
+// TestSplitByVenue: the parts cover every window once, in order, and a
+// venue's windows stay in one part.
+func TestSplitByVenue(t *testing.T) {
+	v := func(b byte) [16]byte { return [16]byte{b} }
+	venues := [][16]byte{v(1), v(1), v(1), v(2), v(3), v(3), v(4), v(4), v(4), v(4)}
+	for k := 1; k <= 12; k++ {
+		cuts := postgres.SplitByVenue(venues, k)
+		if cuts[0] != 0 || cuts[len(cuts)-1] != len(venues) || len(cuts)-1 > k {
+			t.Fatalf("k=%d: cuts %v", k, cuts)
+		}
+		for i := 1; i < len(cuts); i++ {
+			if cuts[i] <= cuts[i-1] {
+				t.Fatalf("k=%d: empty or backward part in %v", k, cuts)
+			}
+			if c := cuts[i]; c < len(venues) && venues[c] == venues[c-1] {
+				t.Fatalf("k=%d: cut %d splits a venue's windows: %v", k, c, cuts)
+			}
+		}
+	}
+	if got := postgres.SplitByVenue(venues, 2); !slices.Equal(got, []int{0, 6, 10}) {
+		t.Fatalf("2 parts: cuts %v, want [0 6 10]", got)
 	}
 }
