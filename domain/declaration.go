@@ -122,11 +122,7 @@ func (d *Declaration) apply(e Envelope, ev Event) error {
 	case *DeclarationQueued:
 		d.queued = true
 	case *DeclarationReviewed:
-		if ev.Decision == ReviewApprove {
-			d.status = DeclarationApproved
-		} else {
-			d.status = DeclarationRejected
-		}
+		d.status = ReviewedStatus(ev.Decision, DeclarationApproved, DeclarationRejected)
 		d.reason = ev.Reason
 	default:
 		return notPartOf(e, "a declaration")
@@ -456,10 +452,7 @@ func sameTruckPass(stored Event, ev TruckPassDeclared, cmd DeclareTruckPass, ope
 // one of them was erased it is not reviewed (WasErased), since nothing more
 // is decided in an erased person's name.
 func DecideReviewDeclaration(d Declaration, covered []Person, actor Actor, cmd ReviewDeclaration) ([]Event, error) {
-	if err := MayReview(actor, "declaration", d.district); err != nil {
-		return nil, err
-	}
-	reason, err := ValidateReview(cmd.Decision, cmd.Reason)
+	reason, err := checkReview(actor, "declaration", d.district, cmd.Decision, cmd.Reason)
 	if err != nil {
 		return nil, err
 	}

@@ -9,11 +9,6 @@ import (
 	"github.com/google/uuid"
 )
 
-func replayDeclaration(t *testing.T, events ...Event) Declaration {
-	t.Helper()
-	return replayAt(t, ReplayDeclaration, "declaration.x", events...)
-}
-
 func goodArrival() DeclareArrival {
 	return DeclareArrival{ArrivalDate: "2022-05-03", Origin: "上海市浦东新区", DestinationDistrict: "371302",
 		NATResult: NATNegative, NATAt: testNow.Add(-10 * time.Hour)}
@@ -30,11 +25,7 @@ func TestDeclarationApply(t *testing.T) {
 	arrival := ArrivalDeclared{DeclarationID: did, PersonID: pid, FamilyMemberIDs: []uuid.UUID{kid},
 		ArrivalDate: "2022-05-03", DestinationDistrict: "371302", NATResult: NATNegative}
 	truck := TruckPassDeclared{DeclarationID: did, PersonID: pid, PlateNumber: "sealed:鲁Q12345", District: "371311"}
-	tests := []struct {
-		name   string
-		events []Event
-		check  func(t *testing.T, d Declaration)
-	}{
+	testApply(t, replayDeclaration, []applyCase[Declaration]{
 		{"none", nil, func(t *testing.T, d Declaration) {
 			if d.Exists() || d.Status() != "" || d.Version() != 0 || d.Queued() {
 				t.Fatalf("declaration = %+v", d)
@@ -61,12 +52,7 @@ func TestDeclarationApply(t *testing.T) {
 				t.Fatalf("declaration = %+v", d)
 			}
 		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.check(t, replayDeclaration(t, tt.events...))
-		})
-	}
+	})
 	if _, err := ReplayDeclaration(history(t, "declaration.x", VenueApplied{})); err == nil {
 		t.Fatal("a venue's event replayed into a declaration")
 	}
@@ -255,10 +241,7 @@ func TestDecideReviewDeclaration(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			evs, err := DecideReviewDeclaration(tt.d, nil, tt.actor, tt.cmd)
-			wantKind(t, err, tt.kind)
-			if tt.field != "" {
-				wantField(t, err, tt.field)
-			}
+			wantError(t, err, tt.kind, tt.field)
 			if tt.kind == nil && evs[0].(DeclarationReviewed).DeclarationID != did {
 				t.Fatalf("events = %+v", evs)
 			}

@@ -426,14 +426,8 @@ func appendPass(b []byte, p *PassRecorded) ([]byte, bool) {
 	e.str(p.Method)
 	e.b = append(e.b, `,"decision":`...)
 	e.str(p.Decision)
-	if p.Reason != "" {
-		e.b = append(e.b, `,"reason":`...)
-		e.str(p.Reason)
-	}
-	if p.Operator != "" {
-		e.b = append(e.b, `,"operator":`...)
-		e.str(p.Operator)
-	}
+	e.omitEmpty(`,"reason":`, p.Reason)
+	e.omitEmpty(`,"operator":`, p.Operator)
 	if p.GuardianID != uuid.Nil {
 		e.b = append(e.b, `,"guardian_id":`...)
 		e.uuid(p.GuardianID)
@@ -478,10 +472,7 @@ func (e *passEncoder) screen(s *Screen) {
 	}
 	e.b = append(e.b, `"code_colour":`...)
 	e.str(s.CodeColour)
-	if s.NATResult != "" {
-		e.b = append(e.b, `,"nat_result":`...)
-		e.str(s.NATResult)
-	}
+	e.omitEmpty(`,"nat_result":`, s.NATResult)
 	if !s.NATAt.IsZero() {
 		e.b = append(e.b, `,"nat_at":`...)
 		e.time(s.NATAt)
@@ -498,10 +489,7 @@ func (e *passEncoder) screen(s *Screen) {
 	e.str(s.Direction)
 	e.b = append(e.b, `,"decision":`...)
 	e.str(s.Decision)
-	if s.Reason != "" {
-		e.b = append(e.b, `,"reason":`...)
-		e.str(s.Reason)
-	}
+	e.omitEmpty(`,"reason":`, s.Reason)
 	e.b = append(e.b, '}')
 }
 
@@ -531,6 +519,15 @@ func AppendUUID(b []byte, u uuid.UUID) []byte {
 		j += 2
 	}
 	return append(b, s[:]...)
+}
+
+// omitEmpty writes an omitempty string field: its key (with the comma
+// before it) and s, or nothing when s is empty.
+func (e *passEncoder) omitEmpty(key, s string) {
+	if s != "" {
+		e.b = append(e.b, key...)
+		e.str(s)
+	}
 }
 
 func (e *passEncoder) str(s string) {

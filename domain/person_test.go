@@ -12,6 +12,9 @@ import (
 	"github.com/checkin-ledger/ledger/domain/idcard"
 )
 
+// The helpers the package's tests share: histories and replays of the
+// aggregates, the apply table, the error checks.
+
 var testNow = time.Date(2022, 5, 1, 8, 0, 0, 0, time.UTC)
 
 // history wraps events as the log would hold them, positions from 1.
@@ -43,6 +46,35 @@ func replayAt[A any](t *testing.T, rebuild func([]Envelope) (A, error), aggregat
 func replayPerson(t *testing.T, events ...Event) Person {
 	t.Helper()
 	return replayAt(t, ReplayPerson, "person.x", events...)
+}
+
+func replayVenue(t *testing.T, events ...Event) Venue {
+	t.Helper()
+	return replayAt(t, ReplayVenue, "venue.x", events...)
+}
+
+func replayDeclaration(t *testing.T, events ...Event) Declaration {
+	t.Helper()
+	return replayAt(t, ReplayDeclaration, "declaration.x", events...)
+}
+
+// applyCase is a row of an aggregate's apply table: the events replayed,
+// and check, which looks at the aggregate they rebuild.
+type applyCase[A any] struct {
+	name   string
+	events []Event
+	check  func(t *testing.T, a A)
+}
+
+// testApply runs an apply table: each row's events rebuilt by replay, and
+// the row's check on the result.
+func testApply[A any](t *testing.T, replay func(*testing.T, ...Event) A, tests []applyCase[A]) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.check(t, replay(t, tt.events...))
+		})
+	}
 }
 
 // residentID returns a valid resident ID with the given 17 first digits.
@@ -79,6 +111,16 @@ func wantField(t *testing.T, err error, field string) {
 	}
 }
 
+// wantError checks err's kind (nil: no error) and, when field is set, that
+// it is a FieldError on field: the two columns of a decide table.
+func wantError(t *testing.T, err, kind error, field string) {
+	t.Helper()
+	wantKind(t, err, kind)
+	if field != "" {
+		wantField(t, err, field)
+	}
+}
+
 // wantInvalid checks that err is an ErrInvalid FieldError on field.
 func wantInvalid(t *testing.T, err error, field string) {
 	t.Helper()
@@ -95,11 +137,7 @@ func TestPersonApply(t *testing.T) {
 			}
 		}
 	}
-	tests := []struct {
-		name   string
-		events []Event
-		check  func(t *testing.T, p Person)
-	}{
+	testApply(t, replayPerson, []applyCase[Person]{
 		{"no events", nil, func(t *testing.T, p Person) {
 			if p.Registered() || p.Version() != 0 || p.Verification() != "" {
 				t.Fatalf("empty person = %+v", p)
@@ -129,12 +167,7 @@ func TestPersonApply(t *testing.T) {
 				t.Fatalf("person = %+v", p)
 			}
 		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.check(t, replayPerson(t, tt.events...))
-		})
-	}
+	})
 }
 
 func TestPersonApplyRefusesForeignEvents(t *testing.T) {
@@ -252,10 +285,7 @@ func TestDecideVerifyPerson(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			evs, err := DecideVerifyPerson(replayPerson(t, tt.past...), Actor{Role: RoleReviewer}, tt.cmd)
-			wantKind(t, err, tt.kind)
-			if tt.field != "" {
-				wantField(t, err, tt.field)
-			}
+			wantError(t, err, tt.kind, tt.field)
 			if tt.kind == nil {
 				v := evs[0].(PersonVerified)
 				if v.PersonID != id || v.Method != tt.cmd.Method || v.Result != tt.cmd.Result {

@@ -107,11 +107,7 @@ func (v *Venue) apply(e Envelope, ev Event) error {
 		v.id, v.applied, v.application = ev.VenueID, true, *ev
 		v.status = VenueStatusPending
 	case *VenueReviewed:
-		if ev.Decision == ReviewApprove {
-			v.status = VenueStatusApproved
-		} else {
-			v.status = VenueStatusRejected
-		}
+		v.status = ReviewedStatus(ev.Decision, VenueStatusApproved, VenueStatusRejected)
 		v.reason = ev.Reason
 	case *VenueCodeIssued:
 		v.code = ev.Code
@@ -237,13 +233,29 @@ func ValidateReview(decision, reason string) (string, error) {
 	return reason, nil
 }
 
+// checkReview is how every review starts: actor may review the thing
+// ("venue", "declaration") of district (MayReview), and the decision and
+// its reason are valid (ValidateReview). It returns the trimmed reason.
+func checkReview(actor Actor, thing, district, decision, reason string) (string, error) {
+	if err := MayReview(actor, thing, district); err != nil {
+		return "", err
+	}
+	return ValidateReview(decision, reason)
+}
+
+// ReviewedStatus is the status a review's decision leaves its venue or
+// declaration in: approved for an approval, rejected for anything else.
+func ReviewedStatus(decision, approved, rejected string) string {
+	if decision == ReviewApprove {
+		return approved
+	}
+	return rejected
+}
+
 // DecideReviewVenue decides actor's review of a pending venue application
 // managed by manager (a rejected manager's venue cannot be approved).
 func DecideReviewVenue(v Venue, actor Actor, cmd ReviewVenue, manager Person) ([]Event, error) {
-	if err := MayReview(actor, "venue", v.District()); err != nil {
-		return nil, err
-	}
-	reason, err := ValidateReview(cmd.Decision, cmd.Reason)
+	reason, err := checkReview(actor, "venue", v.District(), cmd.Decision, cmd.Reason)
 	if err != nil {
 		return nil, err
 	}

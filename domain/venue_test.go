@@ -10,11 +10,6 @@ import (
 	"github.com/google/uuid"
 )
 
-func replayVenue(t *testing.T, events ...Event) Venue {
-	t.Helper()
-	return replayAt(t, ReplayVenue, "venue.x", events...)
-}
-
 func goodApplication() ApplyVenue {
 	return ApplyVenue{Name: "兰山区人民医院", Type: VenueHospital, District: "371302",
 		Address: "临沂市兰山区解放路1号", Lat: 35.06, Lng: 118.35}
@@ -24,11 +19,7 @@ func TestVenueApply(t *testing.T) {
 	vid, manager, a, b := uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	applied := VenueApplied{VenueID: vid, Name: "n", Type: VenueMall, District: "371302", ManagerID: manager,
 		RequireGreen: true, NATWithinHours: 48}
-	tests := []struct {
-		name   string
-		events []Event
-		check  func(t *testing.T, v Venue)
-	}{
+	testApply(t, replayVenue, []applyCase[Venue]{
 		{"none", nil, func(t *testing.T, v Venue) {
 			if v.Exists() || v.Status() != "" || v.Version() != 0 {
 				t.Fatalf("venue = %+v", v)
@@ -65,12 +56,7 @@ func TestVenueApply(t *testing.T) {
 				t.Fatalf("admins = %v", v.Admins())
 			}
 		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.check(t, replayVenue(t, tt.events...))
-		})
-	}
+	})
 	if _, err := ReplayVenue(history(t, "venue.x", PersonVerified{})); err == nil {
 		t.Fatal("a person's event replayed into a venue")
 	}
@@ -110,10 +96,7 @@ func TestDecideApplyVenue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			evs, err := DecideApplyVenue(tt.venue, vid, tt.applicant, tt.cmd)
-			wantKind(t, err, tt.kind)
-			if tt.field != "" {
-				wantField(t, err, tt.field)
-			}
+			wantError(t, err, tt.kind, tt.field)
 			if tt.kind != nil {
 				return
 			}
@@ -168,10 +151,7 @@ func TestDecideReviewVenue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			evs, err := DecideReviewVenue(tt.venue, Actor{Role: RoleReviewer}, tt.cmd, Person{})
-			wantKind(t, err, tt.kind)
-			if tt.field != "" {
-				wantField(t, err, tt.field)
-			}
+			wantError(t, err, tt.kind, tt.field)
 			if tt.kind == nil {
 				got := evs[0].(VenueReviewed)
 				if got.VenueID != vid || got.Decision != tt.cmd.Decision || got.Reason != strings.TrimSpace(tt.cmd.Reason) {

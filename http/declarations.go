@@ -164,7 +164,7 @@ func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) reviewDeclaration(w http.ResponseWriter, r *http.Request) error {
 	return writeOn(s, w, r, func(ctx context.Context, a domain.Actor, id uuid.UUID, req reviewRequest) (any, error) {
 		res, err := s.ledger.ReviewDeclaration(ctx, a, id, domain.ReviewDeclaration(req))
-		return declarationWriteResponse{DeclarationID: id, Status: req.status(domain.DeclarationApproved, domain.DeclarationRejected),
-			writeResult: resultOf(res)}, err
+		status := domain.ReviewedStatus(req.Decision, domain.DeclarationApproved, domain.DeclarationRejected)
+		return declarationWriteResponse{DeclarationID: id, Status: status, writeResult: resultOf(res)}, err
 	})
 }

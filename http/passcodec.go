@@ -3,8 +3,6 @@ package http
 import (
 	"strconv"
 
-	"github.com/google/uuid"
-
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/internal/jsonscan"
 )
@@ -30,42 +28,18 @@ func decodePassRequest(body []byte, req *passRequest) bool {
 func decodeBatchRequest(body []byte) ([]passRequest, bool) {
 	d := reqScanner{jsonscan.Scanner{B: body}}
 	d.WS()
-	if !d.Eat('{') {
-		return nil, false
-	}
-	d.WS()
-	if key, ok := d.Plain(); !ok || string(key) != "passes" {
-		return nil, false
-	}
-	d.WS()
-	if !d.Eat(':') {
-		return nil, false
-	}
-	d.WS()
-	if !d.Eat('[') {
-		return nil, false
-	}
-	items := []passRequest{}
-	d.WS()
-	if !d.Eat(']') {
-		for {
-			d.WS()
-			items = append(items, passRequest{})
-			if !d.passObject(&items[len(items)-1]) {
-				return nil, false
-			}
-			d.WS()
-			if d.Eat(',') {
-				continue
-			}
-			if !d.Eat(']') {
-				return nil, false
-			}
-			break
+	var items []passRequest // nil until "passes" is read: it must come once
+	ok := d.object(func(name []byte) bool {
+		if string(name) != "passes" || items != nil {
+			return false
 		}
-	}
-	d.WS()
-	if !d.Eat('}') || !d.AtEnd() {
+		items = []passRequest{}
+		return d.array(func() bool {
+			items = append(items, passRequest{})
+			return d.passObject(&items[len(items)-1])
+		})
+	})
+	if !ok || items == nil || !d.AtEnd() {
 		return nil, false
 	}
 	return items, true
@@ -74,46 +48,22 @@ func decodeBatchRequest(body []byte) ([]passRequest, bool) {
 // passObject reads one pass request object at the scanner's position.
 func (d *reqScanner) passObject(req *passRequest) bool {
 	var seen uint16
-	if !d.Eat('{') {
-		return false
-	}
-	d.WS()
-	if d.Eat('}') {
-		return true
-	}
-	for {
-		d.WS()
-		key, ok := d.Plain()
-		if !ok {
-			return false
-		}
-		d.WS()
-		if !d.Eat(':') {
-			return false
-		}
-		d.WS()
-		f := passField(key)
+	return d.object(func(name []byte) bool {
+		f := passField(name)
 		if f < 0 || seen&(1<<f) != 0 {
 			return false
 		}
 		seen |= 1 << f
 		if f == fieldFamily {
-			if !d.strings(&req.FamilyMemberIDs) {
-				return false
-			}
-		} else {
-			v, ok := d.Plain()
-			if !ok {
-				return false
-			}
-			*req.field(f) = string(v)
+			return d.strings(&req.FamilyMemberIDs)
 		}
-		d.WS()
-		if d.Eat(',') {
-			continue
+		v, ok := d.Plain()
+		if !ok {
+			return false
 		}
-		return d.Eat('}')
-	}
+		*req.field(f) = string(v)
+		return true
+	})
 }
 
 const fieldFamily = 7
@@ -156,31 +106,60 @@ type reqScanner struct{ jsonscan.Scanner }
 
 // strings reads an array of plain strings.
 func (d *reqScanner) strings(out *[]string) bool {
-	if !d.Eat('[') {
+	list := []string{}
+	ok := d.array(func() bool {
+		v, ok := d.Plain()
+		if ok {
+			list = append(list, string(v))
+		}
+		return ok
+	})
+	if ok {
+		*out = list
+	}
+	return ok
+}
+
+// object reads an object, handing each member's name to member with the
+// scanner at its value, which member reads.
+func (d *reqScanner) object(member func(name []byte) bool) bool {
+	return d.sequence('{', '}', func() bool {
+		name, ok := d.Plain()
+		if !ok {
+			return false
+		}
+		d.WS()
+		if !d.Eat(':') {
+			return false
+		}
+		d.WS()
+		return member(name)
+	})
+}
+
+// array reads an array whose items item reads.
+func (d *reqScanner) array(item func() bool) bool { return d.sequence('[', ']', item) }
+
+// sequence reads begin, the items item reads separated by commas, and end,
+// with white space around each item.
+func (d *reqScanner) sequence(begin, end byte, item func() bool) bool {
+	if !d.Eat(begin) {
 		return false
 	}
-	list := []string{}
 	d.WS()
-	if d.Eat(']') {
-		*out = list
+	if d.Eat(end) {
 		return true
 	}
 	for {
 		d.WS()
-		v, ok := d.Plain()
-		if !ok {
+		if !item() {
 			return false
 		}
-		list = append(list, string(v))
 		d.WS()
 		if d.Eat(',') {
 			continue
 		}
-		if !d.Eat(']') {
-			return false
-		}
-		*out = list
-		return true
+		return d.Eat(end)
 	}
 }
 
@@ -188,9 +167,9 @@ func (d *reqScanner) strings(out *[]string) bool {
 // when a string or time in it needs encoding/json.
 func appendPassResponse(b []byte, r *passResponse) ([]byte, bool) {
 	ok := true
-	b = append(b, `{"event_id":`...)
-	b = appendUUID(b, r.EventID)
-	b = append(b, `,"position":`...)
+	b = append(b, `{"event_id":"`...)
+	b = domain.AppendUUID(b, r.EventID)
+	b = append(b, `","position":`...)
 	b = strconv.AppendUint(b, r.Position, 10)
 	b = append(b, `,"decision":`...)
 	if b, ok = domain.AppendJSONString(b, r.Decision); !ok {
@@ -220,17 +199,4 @@ func appendPassResponse(b []byte, r *passResponse) ([]byte, bool) {
 		b = append(b, ']')
 	}
 	return append(b, '}'), true
-}
-
-// appendUUID appends id quoted, as uuid.UUID's MarshalText writes it.
-func appendUUID(b []byte, id uuid.UUID) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	for i, c := range id {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b = append(b, '-')
-		}
-		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
-	}
-	return append(b, '"')
 }

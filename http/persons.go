@@ -90,7 +90,9 @@ func (s *Server) verifyPerson(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-type releaseRequest struct {
+// reasonRequest is the body of a write that gives only its reason (a
+// release, an erasure).
+type reasonRequest struct {
 	Reason string `json:"reason"`
 }
 
@@ -99,14 +101,10 @@ type releaseRequest struct {
 // it, so the owner can register (a stranger had registered their document as
 // "family").
 func (s *Server) releasePerson(w http.ResponseWriter, r *http.Request) error {
-	return writeOn(s, w, r, func(ctx context.Context, a domain.Actor, id uuid.UUID, req releaseRequest) (any, error) {
+	return writeOn(s, w, r, func(ctx context.Context, a domain.Actor, id uuid.UUID, req reasonRequest) (any, error) {
 		res, err := s.ledger.ReleasePerson(ctx, a, id, domain.ReleasePerson(req))
 		return personWriteResponse{PersonID: id, writeResult: resultOf(res)}, err
 	})
-}
-
-type erasureRequest struct {
-	Reason string `json:"reason"`
 }
 
 type erasureResponse struct {
@@ -123,7 +121,7 @@ type erasureResponse struct {
 // answer no longer finds the person's data. Calling it again answers the
 // same erasure with duplicate set.
 func (s *Server) erasePerson(w http.ResponseWriter, r *http.Request) error {
-	var req erasureRequest
+	var req reasonRequest
 	id, err := s.startWrite(w, r, &req)
 	if err != nil {
 		return err

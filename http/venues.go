@@ -144,20 +144,12 @@ type reviewRequest struct {
 	Reason   string `json:"reason"`
 }
 
-// status is the reviewed resource's status: approved for an approval,
-// rejected otherwise.
-func (req reviewRequest) status(approved, rejected string) string {
-	if req.Decision == domain.ReviewApprove {
-		return approved
-	}
-	return rejected
-}
-
 // reviewVenue is POST /v1/venues/{id}/review (reviewer or admin).
 func (s *Server) reviewVenue(w http.ResponseWriter, r *http.Request) error {
 	return writeOn(s, w, r, func(ctx context.Context, a domain.Actor, id uuid.UUID, req reviewRequest) (any, error) {
 		res, err := s.ledger.ReviewVenue(ctx, a, id, domain.ReviewVenue(req))
-		return venueWriteResponse{VenueID: id, Status: req.status("approved", "rejected"), writeResult: resultOf(res)}, err
+		status := domain.ReviewedStatus(req.Decision, domain.VenueStatusApproved, domain.VenueStatusRejected)
+		return venueWriteResponse{VenueID: id, Status: status, writeResult: resultOf(res)}, err
 	})
 }
 
