@@ -62,25 +62,26 @@ func (g *gate) ready(ctx context.Context) error {
 	return nil
 }
 
-func (g *gate) Position(ctx context.Context) (uint64, error) {
+// gated answers read once g is ready, or ready's error: every read of the
+// gate but Health (which answers three values) goes through it.
+func gated[T any](ctx context.Context, g *gate, read func() (T, error)) (T, error) {
 	if err := g.ready(ctx); err != nil {
-		return 0, err
+		var zero T
+		return zero, err
 	}
-	return g.rm.Position(ctx)
+	return read()
+}
+
+func (g *gate) Position(ctx context.Context) (uint64, error) {
+	return gated(ctx, g, func() (uint64, error) { return g.rm.Position(ctx) })
 }
 
 func (g *gate) Person(ctx context.Context, id uuid.UUID) (domain.PersonView, error) {
-	if err := g.ready(ctx); err != nil {
-		return domain.PersonView{}, err
-	}
-	return g.rm.Person(ctx, id)
+	return gated(ctx, g, func() (domain.PersonView, error) { return g.rm.Person(ctx, id) })
 }
 
 func (g *gate) PersonByIDHash(ctx context.Context, idHash string) (domain.PersonView, error) {
-	if err := g.ready(ctx); err != nil {
-		return domain.PersonView{}, err
-	}
-	return g.rm.PersonByIDHash(ctx, idHash)
+	return gated(ctx, g, func() (domain.PersonView, error) { return g.rm.PersonByIDHash(ctx, idHash) })
 }
 
 func (g *gate) Health(ctx context.Context, idHash string) (domain.HealthView, bool, error) {
@@ -91,113 +92,65 @@ func (g *gate) Health(ctx context.Context, idHash string) (domain.HealthView, bo
 }
 
 func (g *gate) Venue(ctx context.Context, id uuid.UUID) (domain.VenueView, error) {
-	if err := g.ready(ctx); err != nil {
-		return domain.VenueView{}, err
-	}
-	return g.rm.Venue(ctx, id)
+	return gated(ctx, g, func() (domain.VenueView, error) { return g.rm.Venue(ctx, id) })
 }
 
 func (g *gate) Venues(ctx context.Context, f domain.VenueFilter) ([]domain.VenueView, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.Venues(ctx, f)
+	return gated(ctx, g, func() ([]domain.VenueView, error) { return g.rm.Venues(ctx, f) })
 }
 
 func (g *gate) Entries(ctx context.Context, q domain.EntryQuery) ([]domain.Entry, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.Entries(ctx, q)
+	return gated(ctx, g, func() ([]domain.Entry, error) { return g.rm.Entries(ctx, q) })
 }
 
 func (g *gate) Trace(ctx context.Context, personID uuid.UUID, from, to time.Time) ([]domain.Visit, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.Trace(ctx, personID, from, to)
+	return gated(ctx, g, func() ([]domain.Visit, error) { return g.rm.Trace(ctx, personID, from, to) })
 }
 
 func (g *gate) Occupancy(ctx context.Context, venueID uuid.UUID, now time.Time, dwell time.Duration) (int, error) {
-	if err := g.ready(ctx); err != nil {
-		return 0, err
-	}
-	return g.rm.Occupancy(ctx, venueID, now, dwell)
+	return gated(ctx, g, func() (int, error) { return g.rm.Occupancy(ctx, venueID, now, dwell) })
 }
 
 func (g *gate) Alerts(ctx context.Context, district string, limit int) ([]domain.Alert, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.Alerts(ctx, district, limit)
+	return gated(ctx, g, func() ([]domain.Alert, error) { return g.rm.Alerts(ctx, district, limit) })
 }
 
 func (g *gate) Dashboard(ctx context.Context, q domain.DashboardQuery) (domain.Dashboard, error) {
-	if err := g.ready(ctx); err != nil {
-		return domain.Dashboard{}, err
-	}
-	return g.rm.Dashboard(ctx, q)
+	return gated(ctx, g, func() (domain.Dashboard, error) { return g.rm.Dashboard(ctx, q) })
 }
 
 func (g *gate) PassFacts(ctx context.Context, q ledger.PassFactsQuery) (domain.PassFacts, error) {
-	if err := g.ready(ctx); err != nil {
-		return domain.PassFacts{}, err
-	}
-	return g.rm.PassFacts(ctx, q)
+	return gated(ctx, g, func() (domain.PassFacts, error) { return g.rm.PassFacts(ctx, q) })
 }
 
 func (g *gate) PassesOfPersons(ctx context.Context, personIDs []uuid.UUID, from, to, asOf time.Time) ([]domain.PassPoint, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.PassesOfPersons(ctx, personIDs, from, to, asOf)
+	return gated(ctx, g, func() ([]domain.PassPoint, error) { return g.rm.PassesOfPersons(ctx, personIDs, from, to, asOf) })
 }
 
 func (g *gate) PassesAtVenues(ctx context.Context, windows []domain.VenueWindow, asOf time.Time) ([]domain.PassPoint, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.PassesAtVenues(ctx, windows, asOf)
+	return gated(ctx, g, func() ([]domain.PassPoint, error) { return g.rm.PassesAtVenues(ctx, windows, asOf) })
 }
 
 func (g *gate) PersonNames(ctx context.Context, personIDs []uuid.UUID) (map[uuid.UUID]string, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.PersonNames(ctx, personIDs)
+	return gated(ctx, g, func() (map[uuid.UUID]string, error) { return g.rm.PersonNames(ctx, personIDs) })
 }
 
 func (g *gate) VenuesByID(ctx context.Context, venueIDs []uuid.UUID) (map[uuid.UUID]domain.VenueView, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.VenuesByID(ctx, venueIDs)
+	return gated(ctx, g, func() (map[uuid.UUID]domain.VenueView, error) { return g.rm.VenuesByID(ctx, venueIDs) })
 }
 
 func (g *gate) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.Audit(ctx, q)
+	return gated(ctx, g, func() ([]domain.AuditEntry, error) { return g.rm.Audit(ctx, q) })
 }
 
 func (g *gate) AuditChain(ctx context.Context, q domain.AuditChainQuery) ([]domain.AuditChainEntry, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.AuditChain(ctx, q)
+	return gated(ctx, g, func() ([]domain.AuditChainEntry, error) { return g.rm.AuditChain(ctx, q) })
 }
 
 func (g *gate) Declaration(ctx context.Context, id uuid.UUID) (domain.DeclarationView, error) {
-	if err := g.ready(ctx); err != nil {
-		return domain.DeclarationView{}, err
-	}
-	return g.rm.Declaration(ctx, id)
+	return gated(ctx, g, func() (domain.DeclarationView, error) { return g.rm.Declaration(ctx, id) })
 }
 
 func (g *gate) Declarations(ctx context.Context, f domain.DeclarationFilter) ([]domain.DeclarationView, error) {
-	if err := g.ready(ctx); err != nil {
-		return nil, err
-	}
-	return g.rm.Declarations(ctx, f)
+	return gated(ctx, g, func() ([]domain.DeclarationView, error) { return g.rm.Declarations(ctx, f) })
 }

@@ -295,6 +295,23 @@ func (s *Store) personIndex(id uuid.UUID) int32 {
 	return i
 }
 
+// registered returns the row of person id when they are registered: any
+// event that names a person (a pass, a verification, a family link) makes
+// their row, and the read models show it only while they are registered.
+func (s *Store) registered(id uuid.UUID) (int32, bool) {
+	i, ok := s.personIx[id]
+	return i, ok && s.people[i].registered
+}
+
+// knownVenue returns the row of venue id once its application is applied:
+// any event that names a venue (a pass, a review) makes its row.
+func (s *Store) knownVenue(id uuid.UUID) (*venueRow, bool) {
+	if i, ok := s.venueIdx[id]; ok && s.venues[i].known {
+		return &s.venues[i], true
+	}
+	return nil, false
+}
+
 // Checkpoint implements projections.Writer.
 func (s *Store) Checkpoint(context.Context) (projections.Checkpoint, error) {
 	s.mu.RLock()
@@ -614,8 +631,8 @@ func (s *Store) personView(i int32) domain.PersonView {
 func (s *Store) Person(_ context.Context, id uuid.UUID) (domain.PersonView, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i, ok := s.personIx[id]
-	if !ok || !s.people[i].registered {
+	i, ok := s.registered(id)
+	if !ok {
 		return domain.PersonView{}, domain.Errorf(domain.ErrNotFound, "person %s", id)
 	}
 	return s.personView(i), nil
@@ -653,11 +670,11 @@ func (s *Store) venueView(v *venueRow) domain.VenueView {
 func (s *Store) Venue(_ context.Context, id uuid.UUID) (domain.VenueView, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i, ok := s.venueIdx[id]
-	if !ok || !s.venues[i].known {
+	v, ok := s.knownVenue(id)
+	if !ok {
 		return domain.VenueView{}, domain.Errorf(domain.ErrNotFound, "venue %s", id)
 	}
-	return s.venueView(&s.venues[i]), nil
+	return s.venueView(v), nil
 }
 
 // Venues implements ledger.ReadModel: in application order.
@@ -877,8 +894,8 @@ func (s *Store) PassFacts(_ context.Context, q ledger.PassFactsQuery) (domain.Pa
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, id := range q.Venues {
-		if i, ok := s.venueIdx[id]; ok && s.venues[i].known {
-			f.Venues[id] = s.venueView(&s.venues[i])
+		if v, ok := s.knownVenue(id); ok {
+			f.Venues[id] = s.venueView(v)
 		}
 	}
 	person := func(i int32) {
@@ -891,7 +908,7 @@ func (s *Store) PassFacts(_ context.Context, q ledger.PassFactsQuery) (domain.Pa
 		}
 	}
 	for _, id := range q.Persons {
-		if i, ok := s.personIx[id]; ok && s.people[i].registered {
+		if i, ok := s.registered(id); ok {
 			person(i)
 		}
 	}

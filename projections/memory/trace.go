@@ -161,7 +161,7 @@ func (s *Store) PersonNames(_ context.Context, personIDs []uuid.UUID) (map[uuid.
 	defer s.mu.RUnlock()
 	out := make(map[uuid.UUID]string, len(personIDs))
 	for _, id := range personIDs {
-		if i, ok := s.personIx[id]; ok && s.people[i].registered {
+		if i, ok := s.registered(id); ok {
 			out[id] = s.people[i].nameMasked
 		}
 	}
@@ -174,8 +174,8 @@ func (s *Store) VenuesByID(_ context.Context, venueIDs []uuid.UUID) (map[uuid.UU
 	defer s.mu.RUnlock()
 	out := make(map[uuid.UUID]domain.VenueView, len(venueIDs))
 	for _, id := range venueIDs {
-		if i, ok := s.venueIdx[id]; ok && s.venues[i].known {
-			out[id] = s.venueView(&s.venues[i])
+		if v, ok := s.knownVenue(id); ok {
+			out[id] = s.venueView(v)
 		}
 	}
 	return out, nil

@@ -222,6 +222,21 @@ func eventColumns(cs []*projections.Change) ([]uuid.UUID, []int64) {
 	return ids, pos
 }
 
+// insertEvents runs sql, a multi-row insert of unnested arrays, with cs's
+// event ids and log positions (eventColumns) as its first two and cols
+// after them; what names the rows in its error. An empty cs inserts
+// nothing.
+func insertEvents(ctx context.Context, tx pgx.Tx, cs []*projections.Change, what, sql string, cols ...any) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	ids, pos := eventColumns(cs)
+	if _, err := tx.Exec(ctx, sql, append([]any{ids, pos}, cols...)...); err != nil {
+		return fmt.Errorf("insert %s: %w", what, err)
+	}
+	return nil
+}
+
 func nullUUID(id uuid.UUID) *uuid.UUID {
 	if id == uuid.Nil {
 		return nil
@@ -271,11 +286,7 @@ func (s *Store) queue(b *pgx.Batch, c *projections.Change) {
 }
 
 func (s *Store) applyHealth(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
-	if len(cs) == 0 {
-		return nil
-	}
 	n := len(cs)
-	ids, pos := eventColumns(cs)
 	var (
 		hashes  = make([]string, n)
 		at      = make([]time.Time, n)
@@ -289,18 +300,11 @@ func (s *Store) applyHealth(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 		hashes[i], at[i], colours[i] = ev.IDHash, c.OccurredAt, ev.CodeColour
 		nats[i], natAt[i], doses[i] = ev.NATResult, nullTime(ev.NATAt), int32(ev.VaccineDoses)
 	}
-	if _, err := tx.Exec(ctx, s.q.insertHealth, ids, pos, hashes, at, colours, nats, natAt, doses); err != nil {
-		return fmt.Errorf("insert health records: %w", err)
-	}
-	return nil
+	return insertEvents(ctx, tx, cs, "health records", s.q.insertHealth, hashes, at, colours, nats, natAt, doses)
 }
 
 func (s *Store) applyAlerts(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
-	if len(cs) == 0 {
-		return nil
-	}
 	n := len(cs)
-	ids, pos := eventColumns(cs)
 	var (
 		districts = make([]string, n)
 		venues    = make([]uuid.UUID, n)
@@ -316,10 +320,7 @@ func (s *Store) applyAlerts(ctx context.Context, tx pgx.Tx, cs []*projections.Ch
 		districts[i], venues[i], persons[i] = ev.District, ev.VenueID, ev.PersonID
 		passIDs[i], colours[i], decisions[i], reasons[i], at[i] = ev.PassEventID, ev.CodeColour, ev.Decision, ev.Reason, c.OccurredAt
 	}
-	if _, err := tx.Exec(ctx, s.q.insertAlerts, ids, pos, districts, venues, persons, passIDs, colours, decisions, reasons, at); err != nil {
-		return fmt.Errorf("insert alerts: %w", err)
-	}
-	return nil
+	return insertEvents(ctx, tx, cs, "alerts", s.q.insertAlerts, districts, venues, persons, passIDs, colours, decisions, reasons, at)
 }
 
 // applyPasses COPYs the batch's passes not yet stored and returns them.

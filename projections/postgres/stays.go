@@ -95,31 +95,15 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 // RetireStays' way, where the stays of deleted passes are gone.
 func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) error {
 	if len(spans) > 0 {
-		types, err := s.spanTypes(ctx, tx, spans)
+		w, err := s.widen(ctx, tx, spans)
 		if err != nil {
 			return err
-		}
-		n := len(spans)
-		var (
-			persons, venues = make([][16]byte, 0, n), make([][16]byte, 0, n)
-			readLo, readHi  = make([]time.Time, 0, n), make([]time.Time, 0, n)
-			keepLo, keepHi  = make([]time.Time, 0, n), make([]time.Time, 0, n)
-			floor           = make([]time.Time, 0, n)
-			keep            = make(map[stayKey]span, n)
-		)
-		for k, sp := range spans {
-			l := s.rules.MaxStayOf(types[k.venue])
-			persons, venues = append(persons, k.person), append(venues, k.venue)
-			readLo, readHi = append(readLo, sp.lo.Add(-3*l)), append(readHi, sp.hi.Add(3*l))
-			lo, hi := sp.lo.Add(-l), sp.hi.Add(l)
-			keepLo, keepHi, floor = append(keepLo, lo), append(keepHi, hi), append(floor, lo.Add(-l))
-			keep[k] = span{lo, hi}
 		}
 		rows, err := tx.Query(ctx, s.sql(`SELECT p.person_id, p.venue_id, p.at, p.direction, p.decision
 			FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[]) AS w(person_id, venue_id, lo, hi)
 			CROSS JOIN LATERAL (SELECT person_id, venue_id, at, direction, decision FROM {s}.passes p
 				WHERE p.person_id = w.person_id AND p.at >= w.lo AND p.at <= w.hi AND p.venue_id = w.venue_id OFFSET 0) p`),
-			persons, venues, readLo, readHi)
+			w.persons, w.venues, w.lo(3), w.hi(3))
 		if err != nil {
 			return fmt.Errorf("read passes for stays: %w", err)
 		}
@@ -133,7 +117,7 @@ func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]s
 				rows.Close()
 				return fmt.Errorf("read passes for stays: %w", err)
 			}
-			p.PersonID, p.VenueID, p.VenueType = pid, vid, types[vid]
+			p.PersonID, p.VenueID, p.VenueType = pid, vid, w.types[vid]
 			points = append(points, p)
 		}
 		rows.Close()
@@ -145,21 +129,77 @@ func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]s
 				AS w(person_id, venue_id, lo, hi, floor)
 			CROSS JOIN LATERAL (SELECT ctid FROM {s}.stays x WHERE x.person_id = w.person_id AND x.start_at >= w.floor
 				AND x.start_at <= w.hi AND x.venue_id = w.venue_id AND x.end_at >= w.lo OFFSET 0) x))`),
-			persons, venues, keepLo, keepHi, floor); err != nil {
+			w.persons, w.venues, w.lo(1), w.hi(1), w.lo(2)); err != nil {
 			return fmt.Errorf("replace stays: %w", err)
 		}
-		return s.writeStays(ctx, tx, points, keep)
+		return s.writeStays(ctx, tx, points, w.keep())
 	}
 	return nil
 }
 
-// spanTypes returns the types of the venues of spans.
-func (s *Store) spanTypes(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) (map[uuid.UUID]string, error) {
+// widened lays out a batch of pairs' spans as the statements on stays take
+// them, unnested arrays with one element a pair in one order: each pair's
+// person and venue, its span and its venue type's maximum stay L. Lo and hi
+// widen the spans by multiples of L (see the top of this file).
+type widened struct {
+	persons, venues [][16]byte
+	keys            []stayKey
+	spans           []span
+	maxStay         []time.Duration
+	types           map[uuid.UUID]string // the pairs' venue types
+}
+
+// widen reads the types of the venues of spans (their maximum stays) and
+// lays the spans out as widened.
+func (s *Store) widen(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) (widened, error) {
 	venueSet := make(map[uuid.UUID]bool)
 	for k := range spans {
 		venueSet[k.venue] = true
 	}
-	return venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venueSet))
+	types, err := venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venueSet))
+	if err != nil {
+		return widened{}, err
+	}
+	n := len(spans)
+	w := widened{
+		persons: make([][16]byte, 0, n), venues: make([][16]byte, 0, n),
+		keys: make([]stayKey, 0, n), spans: make([]span, 0, n), maxStay: make([]time.Duration, 0, n), types: types,
+	}
+	for k, sp := range spans {
+		w.persons, w.venues = append(w.persons, k.person), append(w.venues, k.venue)
+		w.keys, w.spans = append(w.keys, k), append(w.spans, sp)
+		w.maxStay = append(w.maxStay, s.rules.MaxStayOf(types[k.venue]))
+	}
+	return w, nil
+}
+
+// lo returns each pair's span start less k times its L.
+func (w widened) lo(k int) []time.Time {
+	out := make([]time.Time, len(w.spans))
+	for i, sp := range w.spans {
+		out[i] = sp.lo.Add(-time.Duration(k) * w.maxStay[i])
+	}
+	return out
+}
+
+// hi returns each pair's span end plus k times its L.
+func (w widened) hi(k int) []time.Time {
+	out := make([]time.Time, len(w.spans))
+	for i, sp := range w.spans {
+		out[i] = sp.hi.Add(time.Duration(k) * w.maxStay[i])
+	}
+	return out
+}
+
+// keep returns each pair's span widened by its L, by pair: the stays the
+// statements replace, which writeStays writes again.
+func (w widened) keep() map[stayKey]span {
+	out := make(map[stayKey]span, len(w.keys))
+	for i, k := range w.keys {
+		l := w.maxStay[i]
+		out[k] = span{w.spans[i].lo.Add(-l), w.spans[i].hi.Add(l)}
+	}
+	return out
 }
 
 // writeStays builds the stays of points (Presences) and COPYs those of
@@ -245,25 +285,9 @@ func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, f
 	if len(spans) == 0 {
 		return nil
 	}
-	types, err := s.spanTypes(ctx, tx, spans)
+	w, err := s.widen(ctx, tx, spans)
 	if err != nil {
 		return err
-	}
-	n := len(spans)
-	var (
-		persons, venues = make([][16]byte, 0, n), make([][16]byte, 0, n)
-		floor, lo3, hi3 = make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n)
-		lo1, hi1        = make([]time.Time, 0, n), make([]time.Time, 0, n)
-		keep            = make(map[stayKey]span, n)
-	)
-	for k, sp := range spans {
-		l := s.rules.MaxStayOf(types[k.venue])
-		persons, venues = append(persons, k.person), append(venues, k.venue)
-		a, b := sp.lo.Add(-3*l), sp.hi.Add(3*l)
-		floor, lo3, hi3 = append(floor, a.Add(-l)), append(lo3, a), append(hi3, b)
-		lo, hi := sp.lo.Add(-l), sp.hi.Add(l)
-		lo1, hi1 = append(lo1, lo), append(hi1, hi)
-		keep[k] = span{lo, hi}
 	}
 	rows, err := tx.Query(ctx, s.sql(`WITH r AS (
 			SELECT x.ctid AS id, x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit,
@@ -275,7 +299,7 @@ func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, f
 				AND x.end_at >= w.lo3 OFFSET 0) x),
 		gone AS (DELETE FROM {s}.stays WHERE ctid = ANY(ARRAY(SELECT id FROM r WHERE replaced)))
 		SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM r`),
-		persons, venues, floor, lo3, hi3, lo1, hi1)
+		w.persons, w.venues, w.lo(4), w.lo(3), w.hi(3), w.lo(1), w.hi(1))
 	if err != nil {
 		return fmt.Errorf("replace stays: %w", err)
 	}
@@ -295,9 +319,9 @@ func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, f
 		}
 	}
 	for i := range points {
-		points[i].VenueType = types[points[i].VenueID]
+		points[i].VenueType = w.types[points[i].VenueID]
 	}
-	return s.writeStays(ctx, tx, points, keep)
+	return s.writeStays(ctx, tx, points, w.keep())
 }
 
 // growSpans raises each venue's longest stay to at least the given one.
@@ -678,11 +702,7 @@ func (s *Store) longestStays(ctx context.Context, ws []domain.VenueWindow) (map[
 func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
 	defer rows.Close()
 	out := []domain.Presence{}
-	fds := rows.FieldDescriptions()
-	raw := len(fds) == 6
-	for _, fd := range fds {
-		raw = raw && fd.Format == pgx.BinaryFormatCode
-	}
+	raw := onWire(rows, 6)
 	for rows.Next() {
 		// Each row is read into its place (a local whose fields Scan
 		// takes would be on the heap, one allocation a row). A depth-2
@@ -700,8 +720,7 @@ func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
 			}
 			copy(p.PersonID[:], v[0])
 			copy(p.VenueID[:], v[1])
-			p.Start = pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(v[2]))) * time.Microsecond)
-			p.End = pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(v[3]))) * time.Microsecond)
+			p.Start, p.End = pgTime(v[2]), pgTime(v[3])
 			p.Entry, p.Exit = v[4][0] != 0, v[5][0] != 0
 		} else if err := rows.Scan(&p.PersonID, &p.VenueID, &p.Start, &p.End, &p.Entry, &p.Exit); err != nil {
 			return nil, readErr("%s: %w", what, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -56,6 +57,27 @@ var binaryBE = binary.BigEndian
 // pgEpoch is the zero of PostgreSQL's binary timestamps (microseconds).
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// onWire reports whether rows, read for n columns, can be decoded straight
+// from the wire (RawValues): there are n, and each comes in binary (pgx's
+// default) but the text columns, which come in text format: their bytes.
+func onWire(rows pgx.Rows, n int, text ...int) bool {
+	fds := rows.FieldDescriptions()
+	if len(fds) != n {
+		return false
+	}
+	for i, fd := range fds {
+		if fd.Format != pgx.BinaryFormatCode && !slices.Contains(text, i) {
+			return false
+		}
+	}
+	return true
+}
+
+// pgTime decodes a binary timestamp (8 bytes: its caller checks).
+func pgTime(b []byte) time.Time {
+	return pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(b))) * time.Microsecond)
+}
+
 // scanPoints reads the rows of a window read. A trace reads tens of
 // thousands of them, so when every column comes in binary (pgx's default)
 // they are decoded straight from the wire: uuids as 16 bytes, timestamps as
@@ -64,13 +86,7 @@ var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 func scanPoints(rows pgx.Rows, what string) ([]domain.PassPoint, error) {
 	defer rows.Close()
 	out := []domain.PassPoint{}
-	fds := rows.FieldDescriptions()
-	// pgx asks for text columns in text format, which is their bytes.
-	raw := len(fds) == 9
-	for i, fd := range fds {
-		isText := i == 3 || i == 5 || i == 6
-		raw = raw && (fd.Format == pgx.BinaryFormatCode || isText)
-	}
+	raw := onWire(rows, 9, 3, 5, 6)
 	strs := make(map[string]string)
 	intern := func(b []byte) string {
 		if s, ok := strs[string(b)]; ok {
@@ -84,7 +100,7 @@ func scanPoints(rows pgx.Rows, what string) ([]domain.PassPoint, error) {
 		if len(b) != 8 {
 			return time.Time{}, readErr("timestamp of %d bytes", len(b))
 		}
-		return pgEpoch.Add(time.Duration(int64(binaryBE.Uint64(b))) * time.Microsecond), nil
+		return pgTime(b), nil
 	}
 	for rows.Next() {
 		var (
@@ -267,40 +283,32 @@ func scanAuditEntry(row pgx.Row) (domain.AuditEntry, error) {
 // applyAudit inserts the batch's TraceRequested events into audit_entries
 // with one statement; an event already listed is not listed again.
 func (s *Store) applyAudit(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
-	if len(cs) == 0 {
-		return nil
-	}
 	n := len(cs)
 	var (
-		ids, traces, persons = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
-		pos                  = make([]int64, n)
-		analysts, reasons    = make([]string, n), make([]string, n)
-		kinds, sources       = make([]string, n), make([]string, n)
-		froms, tos, asOfs    = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
-		depths, minOvs       = make([]int32, n), make([]int32, n)
-		buffers, counts      = make([]int32, n), make([]int32, n)
-		at                   = make([]time.Time, n)
+		traces, persons   = make([]uuid.UUID, n), make([]uuid.UUID, n)
+		analysts, reasons = make([]string, n), make([]string, n)
+		kinds, sources    = make([]string, n), make([]string, n)
+		froms, tos, asOfs = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+		depths, minOvs    = make([]int32, n), make([]int32, n)
+		buffers, counts   = make([]int32, n), make([]int32, n)
+		at                = make([]time.Time, n)
 	)
 	for i, c := range cs {
 		ev := c.Event.(*domain.TraceRequested)
-		ids[i], traces[i], persons[i], pos[i] = c.EventID, ev.TraceID, ev.PersonID, int64(c.Position)
+		traces[i], persons[i] = ev.TraceID, ev.PersonID
 		analysts[i], reasons[i], kinds[i], sources[i] = ev.Analyst, ev.Reason, ev.Kind, ev.Source
 		froms[i], tos[i], asOfs[i] = nullTime(ev.From), nullTime(ev.To), nullTime(ev.AsOf)
 		depths[i], minOvs[i], buffers[i], counts[i] = int32(ev.Depth), int32(ev.MinOverlapMinutes), int32(ev.BufferMinutes), int32(ev.Contacts)
 		at[i] = c.OccurredAt
 	}
-	_, err := tx.Exec(ctx, s.sql(`INSERT INTO {s}.audit_entries
+	return insertEvents(ctx, tx, cs, "audit entries", s.sql(`INSERT INTO {s}.audit_entries
 		(event_id, position, trace_id, analyst, person_id, from_at, to_at, depth, reason, kind, source, as_of,
 		 min_overlap_minutes, buffer_minutes, contacts, at)
 		SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::uuid[], $6::timestamptz[],
 			$7::timestamptz[], $8::int[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::int[],
 			$14::int[], $15::int[], $16::timestamptz[])
 		ON CONFLICT (event_id) DO NOTHING`),
-		ids, pos, traces, analysts, persons, froms, tos, depths, reasons, kinds, sources, asOfs, minOvs, buffers, counts, at)
-	if err != nil {
-		return fmt.Errorf("insert audit entries: %w", err)
-	}
-	return nil
+		traces, analysts, persons, froms, tos, depths, reasons, kinds, sources, asOfs, minOvs, buffers, counts, at)
 }
 
 // distinct returns ids without repeats, in first-seen order.
@@ -330,14 +338,11 @@ func rawIDs(ids []uuid.UUID) [][16]byte {
 // audit_chain with one statement; an event already listed is not listed
 // again.
 func (s *Store) applyAuditChain(ctx context.Context, tx pgx.Tx, cs []*projections.Change) error {
-	if len(cs) == 0 {
-		return nil
-	}
 	n := len(cs)
 	var (
-		ids, sources            = make([]uuid.UUID, n), make([]uuid.UUID, n)
+		sources                 = make([]uuid.UUID, n)
 		persons, venues, decls  = make([]*uuid.UUID, n), make([]*uuid.UUID, n), make([]*uuid.UUID, n)
-		pos, seqs               = make([]int64, n), make([]int64, n)
+		seqs                    = make([]int64, n)
 		prevs, hashes, kinds    = make([]string, n), make([]string, n), make([]string, n)
 		actors, roles, outcomes = make([]string, n), make([]string, n), make([]string, n)
 		reasons, types          = make([]string, n), make([]string, n)
@@ -347,25 +352,21 @@ func (s *Store) applyAuditChain(ctx context.Context, tx pgx.Tx, cs []*projection
 	)
 	for i, c := range cs {
 		a := c.Event.(*domain.AuditRecorded)
-		ids[i], sources[i], pos[i], seqs[i] = c.EventID, a.SourceEventID, int64(c.Position), int64(a.Seq)
+		sources[i], seqs[i] = a.SourceEventID, int64(a.Seq)
 		persons[i], venues[i], decls[i] = nullUUID(a.PersonID), nullUUID(a.VenueID), nullUUID(a.DeclarationID)
 		prevs[i], hashes[i], kinds[i], actors[i], roles[i] = a.PrevHash, a.Hash, a.Kind, a.Actor, a.Role
 		outcomes[i], reasons[i], types[i] = a.Outcome, a.Reason, a.SourceType
 		froms[i], tos[i], depths[i], at[i] = nullTime(a.From), nullTime(a.To), int32(a.Depth), a.At
 	}
-	_, err := tx.Exec(ctx, s.sql(`INSERT INTO {s}.audit_chain
+	return insertEvents(ctx, tx, cs, "audit chain entries", s.sql(`INSERT INTO {s}.audit_chain
 		(event_id, position, seq, prev_hash, hash, kind, actor, role, person_id, venue_id, declaration_id,
 		 outcome, reason, from_at, to_at, depth, source_event_id, source_type, at)
 		SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
 			$8::text[], $9::uuid[], $10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::timestamptz[],
 			$15::timestamptz[], $16::int[], $17::uuid[], $18::text[], $19::timestamptz[])
 		ON CONFLICT (event_id) DO NOTHING`),
-		ids, pos, seqs, prevs, hashes, kinds, actors, roles, persons, venues, decls, outcomes, reasons, froms, tos,
+		seqs, prevs, hashes, kinds, actors, roles, persons, venues, decls, outcomes, reasons, froms, tos,
 		depths, sources, types, at)
-	if err != nil {
-		return fmt.Errorf("insert audit chain entries: %w", err)
-	}
-	return nil
 }
 
 // AuditChain implements ledger.AuditReads: in chain order.
