@@ -14,6 +14,7 @@ import (
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // The stays table (migration 0006) holds domain.Presences over all the
@@ -132,7 +133,7 @@ func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]s
 			w.persons, w.venues, w.lo(1), w.hi(1), w.lo(2)); err != nil {
 			return fmt.Errorf("replace stays: %w", err)
 		}
-		return s.writeStays(ctx, tx, points, w.keep())
+		return s.writeStays(ctx, tx, points, w.keep(), nil)
 	}
 	return nil
 }
@@ -202,10 +203,12 @@ func (w widened) keep() map[stayKey]span {
 	return out
 }
 
-// writeStays builds the stays of points (Presences) and COPYs those of
-// them that meet their pair's span in keep (the ones the caller deleted),
-// raising the venues' longest stays to theirs.
-func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassPoint, keep map[stayKey]span) error {
+// writeStays builds the stays of points (Presences) and writes those of
+// them that meet their pair's span in keep, raising the venues' longest
+// stays to theirs. The caller has deleted the stored stays that meet the
+// spans, or passes them in replaced (by row): those built again as they
+// are stay, the others are deleted.
+func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassPoint, keep map[stayKey]span, replaced map[stayID]pgtype.TID) error {
 	var (
 		out     [][]any
 		longest = make(map[uuid.UUID]time.Duration)
@@ -215,9 +218,24 @@ func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassP
 		if st.Start.After(sp.hi) || st.End.Before(sp.lo) {
 			continue
 		}
+		if id := idOf(st); replaced != nil {
+			if _, ok := replaced[id]; ok {
+				delete(replaced, id) // unchanged: it stays as it is
+				continue
+			}
+		}
 		out = append(out, stayRow(st))
 		if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
 			longest[st.VenueID] = d
+		}
+	}
+	if len(replaced) > 0 {
+		gone := make([]pgtype.TID, 0, len(replaced))
+		for _, tid := range replaced {
+			gone = append(gone, tid)
+		}
+		if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE ctid = ANY($1::tid[])`), gone); err != nil {
+			return fmt.Errorf("replace stays: %w", err)
 		}
 	}
 	if len(out) > 0 {
@@ -289,26 +307,39 @@ func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, f
 	if err != nil {
 		return err
 	}
-	rows, err := tx.Query(ctx, s.sql(`WITH r AS (
-			SELECT x.ctid AS id, x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit,
-				x.start_at <= w.hi1 AND x.end_at >= w.lo1 AS replaced
-			FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])
-				AS w(person_id, venue_id, floor, lo3, hi3, lo1, hi1)
-			CROSS JOIN LATERAL (SELECT ctid, person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
-				WHERE x.person_id = w.person_id AND x.start_at >= w.floor AND x.start_at <= w.hi3 AND x.venue_id = w.venue_id
-				AND x.end_at >= w.lo3 OFFSET 0) x),
-		gone AS (DELETE FROM {s}.stays WHERE ctid = ANY(ARRAY(SELECT id FROM r WHERE replaced)))
-		SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM r`),
+	// The pair's stays near its span, and which of them meet the span
+	// widened by L (the ones its new passes may change). Only the stays
+	// that changed are written: most pairs gain one stay and keep the
+	// others, which are neither deleted nor copied again (each row copied
+	// is an insert into two indexes keyed across the whole table).
+	rows, err := tx.Query(ctx, s.sql(`SELECT x.ctid, x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit,
+			x.start_at <= w.hi1 AND x.end_at >= w.lo1
+		FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])
+			AS w(person_id, venue_id, floor, lo3, hi3, lo1, hi1)
+		CROSS JOIN LATERAL (SELECT ctid, person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
+			WHERE x.person_id = w.person_id AND x.start_at >= w.floor AND x.start_at <= w.hi3 AND x.venue_id = w.venue_id
+			AND x.end_at >= w.lo3 OFFSET 0) x`),
 		w.persons, w.venues, w.lo(4), w.lo(3), w.hi(3), w.lo(1), w.hi(1))
 	if err != nil {
 		return fmt.Errorf("replace stays: %w", err)
 	}
-	old, err := scanStays(rows, "replace stays")
-	if err != nil {
-		return err
-	}
 	points := fresh
-	for _, st := range old {
+	replaced := make(map[stayID]pgtype.TID)
+	for rows.Next() {
+		var (
+			st       domain.Presence
+			pid, vid [16]byte
+			tid      pgtype.TID
+			meets    bool
+		)
+		if err := rows.Scan(&tid, &pid, &vid, &st.Start, &st.End, &st.Entry, &st.Exit, &meets); err != nil {
+			rows.Close()
+			return fmt.Errorf("replace stays: %w", err)
+		}
+		st.PersonID, st.VenueID = pid, vid
+		if meets {
+			replaced[idOf(st)] = tid
+		}
 		if st.Entry {
 			points = append(points, domain.PassPoint{PersonID: st.PersonID, VenueID: st.VenueID, At: st.Start,
 				Direction: domain.DirectionIn, Decision: domain.DecisionPass})
@@ -318,10 +349,26 @@ func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, f
 				Direction: domain.DirectionOut, Decision: domain.DecisionPass})
 		}
 	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("replace stays: %w", err)
+	}
 	for i := range points {
 		points[i].VenueType = w.types[points[i].VenueID]
 	}
-	return s.writeStays(ctx, tx, points, w.keep())
+	return s.writeStays(ctx, tx, points, w.keep(), replaced)
+}
+
+// stayID is what makes two stays the same (times in whole microseconds,
+// as the table holds them).
+type stayID struct {
+	person, venue uuid.UUID
+	start, end    int64
+	entry, exit   bool
+}
+
+func idOf(st domain.Presence) stayID {
+	return stayID{st.PersonID, st.VenueID, st.Start.UnixMicro(), st.End.UnixMicro(), st.Entry, st.Exit}
 }
 
 // growSpans raises each venue's longest stay to at least the given one.
