@@ -14,7 +14,6 @@ import (
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // The stays table (migration 0006) holds domain.Presences over all the
@@ -206,9 +205,10 @@ func (w widened) keep() map[stayKey]span {
 // writeStays builds the stays of points (Presences) and writes those of
 // them that meet their pair's span in keep, raising the venues' longest
 // stays to theirs. The caller has deleted the stored stays that meet the
-// spans, or passes them in replaced (by row): those built again as they
-// are stay, the others are deleted.
-func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassPoint, keep map[stayKey]span, replaced map[stayID]pgtype.TID) error {
+// spans, or passes them in replaced: those built again as they are stay,
+// the others are deleted (a pair's stays do not overlap: person, venue and
+// start name one).
+func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassPoint, keep map[stayKey]span, replaced map[stayID]bool) error {
 	var (
 		out     [][]any
 		longest = make(map[uuid.UUID]time.Duration)
@@ -219,7 +219,7 @@ func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassP
 			continue
 		}
 		if id := idOf(st); replaced != nil {
-			if _, ok := replaced[id]; ok {
+			if replaced[id] {
 				delete(replaced, id) // unchanged: it stays as it is
 				continue
 			}
@@ -230,11 +230,18 @@ func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassP
 		}
 	}
 	if len(replaced) > 0 {
-		gone := make([]pgtype.TID, 0, len(replaced))
-		for _, tid := range replaced {
-			gone = append(gone, tid)
+		var (
+			persons, venues [][16]byte
+			starts          []time.Time
+		)
+		for id := range replaced {
+			persons, venues = append(persons, id.person), append(venues, id.venue)
+			starts = append(starts, time.UnixMicro(id.start))
 		}
-		if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE ctid = ANY($1::tid[])`), gone); err != nil {
+		if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays x
+			USING unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS d(person_id, venue_id, start_at)
+			WHERE x.person_id = d.person_id AND x.start_at = d.start_at AND x.venue_id = d.venue_id`),
+			persons, venues, starts); err != nil {
 			return fmt.Errorf("replace stays: %w", err)
 		}
 	}
@@ -311,12 +318,15 @@ func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, f
 	// widened by L (the ones its new passes may change). Only the stays
 	// that changed are written: most pairs gain one stay and keep the
 	// others, which are neither deleted nor copied again (each row copied
-	// is an insert into two indexes keyed across the whole table).
-	rows, err := tx.Query(ctx, s.sql(`SELECT x.ctid, x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit,
+	// is an insert into two indexes keyed across the whole table). The read
+	// is of the index alone (stays_person_start includes every column read
+	// here): a row's heap page is a random read in a table of a whole city,
+	// and at 10 M passes those reads were most of a batch's time.
+	rows, err := tx.Query(ctx, s.sql(`SELECT x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit,
 			x.start_at <= w.hi1 AND x.end_at >= w.lo1
 		FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])
 			AS w(person_id, venue_id, floor, lo3, hi3, lo1, hi1)
-		CROSS JOIN LATERAL (SELECT ctid, person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
+		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
 			WHERE x.person_id = w.person_id AND x.start_at >= w.floor AND x.start_at <= w.hi3 AND x.venue_id = w.venue_id
 			AND x.end_at >= w.lo3 OFFSET 0) x`),
 		w.persons, w.venues, w.lo(4), w.lo(3), w.hi(3), w.lo(1), w.hi(1))
@@ -324,21 +334,20 @@ func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, f
 		return fmt.Errorf("replace stays: %w", err)
 	}
 	points := fresh
-	replaced := make(map[stayID]pgtype.TID)
+	replaced := make(map[stayID]bool)
 	for rows.Next() {
 		var (
 			st       domain.Presence
 			pid, vid [16]byte
-			tid      pgtype.TID
 			meets    bool
 		)
-		if err := rows.Scan(&tid, &pid, &vid, &st.Start, &st.End, &st.Entry, &st.Exit, &meets); err != nil {
+		if err := rows.Scan(&pid, &vid, &st.Start, &st.End, &st.Entry, &st.Exit, &meets); err != nil {
 			rows.Close()
 			return fmt.Errorf("replace stays: %w", err)
 		}
 		st.PersonID, st.VenueID = pid, vid
 		if meets {
-			replaced[idOf(st)] = tid
+			replaced[idOf(st)] = true
 		}
 		if st.Entry {
 			points = append(points, domain.PassPoint{PersonID: st.PersonID, VenueID: st.VenueID, At: st.Start,
