@@ -24,7 +24,8 @@ import (
 // a person at a venue between lo and hi change only that pair's stays that
 // meet [lo-L, hi+L], and those are exact when built from the pair's passes
 // in [lo-3L, hi+3L]: Apply reads those, builds the stays, and replaces the
-// pair's stays meeting [lo-L, hi+L] with them.
+// pair's stays meeting [lo-L, hi+L] with them (writing only those that
+// changed).
 
 var stayColumns = []string{"person_id", "venue_id", "start_at", "end_at", "has_entry", "has_exit"}
 
