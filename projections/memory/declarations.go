@@ -46,10 +46,7 @@ func (s *Store) applyDeclaration(c *projections.Change) {
 		d.Queued, d.QueuedAt, d.QueuePosition = true, c.OccurredAt, c.Position
 	case *domain.DeclarationReviewed:
 		d = s.declaration(ev.DeclarationID)
-		d.Status = domain.DeclarationRejected
-		if ev.Decision == domain.ReviewApprove {
-			d.Status = domain.DeclarationApproved
-		}
+		d.Status = domain.ReviewedStatus(ev.Decision, domain.DeclarationApproved, domain.DeclarationRejected)
 		d.Reason, d.ReviewedAt = ev.Reason, c.OccurredAt
 		step.Decision, step.Reason = ev.Decision, ev.Reason
 	default:

@@ -392,7 +392,7 @@ func (s *Store) apply(c *projections.Change) {
 		v.passes, v.known, v.order = passes, true, c.Position
 	case *domain.VenueReviewed:
 		v := &s.venues[s.venueIndex(ev.VenueID)]
-		v.view.Status = reviewStatus(ev.Decision)
+		v.view.Status = domain.ReviewedStatus(ev.Decision, domain.VenueStatusApproved, domain.VenueStatusRejected)
 		v.view.Reason = ev.Reason
 		v.view.ReviewedAt = c.OccurredAt
 	case *domain.SubAdminAdded:
@@ -419,17 +419,6 @@ func (s *Store) apply(c *projections.Change) {
 		return
 	}
 	s.seen[c.EventID] = struct{}{}
-}
-
-// reviewStatus maps a review decision to a venue status.
-func reviewStatus(decision string) string {
-	switch decision {
-	case "approve":
-		return "approved"
-	case "reject":
-		return "rejected"
-	}
-	return decision
 }
 
 func (s *Store) applyPerson(c *projections.Change, ev *domain.PersonRegistered) {

@@ -275,13 +275,7 @@ func (s *Store) queue(b *pgx.Batch, c *projections.Change) {
 		b.Queue(s.q.venueApplied, ev.VenueID, ev.Name, ev.Type, ev.District, ev.Address, ev.Lat, ev.Lng,
 			ev.ManagerID, ev.RequireGreen, ev.NATWithinHours, c.OccurredAt, pos)
 	case *domain.VenueReviewed:
-		status := ev.Decision
-		switch ev.Decision {
-		case "approve":
-			status = "approved"
-		case "reject":
-			status = "rejected"
-		}
+		status := domain.ReviewedStatus(ev.Decision, domain.VenueStatusApproved, domain.VenueStatusRejected)
 		b.Queue(s.q.venueReviewed, ev.VenueID, status, ev.Reason, c.OccurredAt)
 	case *domain.SubAdminAdded:
 		b.Queue(s.q.subAdminAdded, ev.VenueID, ev.PersonID, pos)

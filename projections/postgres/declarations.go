@@ -81,10 +81,7 @@ func (s *Store) queueDeclaration(b *pgx.Batch, c *projections.Change) {
 		b.Queue(s.sql(sqlDeclarationQueued), id, c.OccurredAt, pos)
 	case *domain.DeclarationReviewed:
 		id = ev.DeclarationID
-		status := domain.DeclarationRejected
-		if ev.Decision == domain.ReviewApprove {
-			status = domain.DeclarationApproved
-		}
+		status := domain.ReviewedStatus(ev.Decision, domain.DeclarationApproved, domain.DeclarationRejected)
 		decision, reason = ev.Decision, ev.Reason
 		b.Queue(s.sql(sqlDeclarationReviewed), id, status, ev.Reason, c.OccurredAt)
 	default:
