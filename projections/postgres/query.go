@@ -540,7 +540,7 @@ func (s *Store) Pass(ctx context.Context, eventID uuid.UUID) (domain.PassView, b
 
 // Passes returns the stored passes among eventIDs, in one query.
 func (s *Store) Passes(ctx context.Context, eventIDs []uuid.UUID) (map[uuid.UUID]domain.PassView, error) {
-	rows, err := s.pool.Query(ctx, s.q.passesByIDs, eventIDs)
+	rows, err := s.pool.Query(ctx, s.q.passesByIDs, customPlan, eventIDs)
 	if err != nil {
 		return nil, readErr("passes by id: %w", err)
 	}

@@ -139,6 +139,15 @@ func scanPoints(rows pgx.Rows, what string) ([]domain.PassPoint, error) {
 	return out, nil
 }
 
+// customPlan runs a statement over the day-partitioned pass tables that
+// takes an array of keys as an unnamed statement, which PostgreSQL plans for
+// its arguments each time, at the cost of a second round trip. A prepared
+// statement may get a cached generic plan, which cannot see the array's
+// length; one made while the day's partition was empty (every midnight)
+// scans that partition whole for every key as it fills (Apply met it: see
+// apply.go).
+const customPlan = pgx.QueryExecModeDescribeExec
+
 // PassesOfPersons implements ledger.TraceReads: one range scan of
 // passes_person_at per person, in one statement. Ids are deduplicated first
 // (a person named twice would be scanned twice).
@@ -152,7 +161,7 @@ func (s *Store) PassesOfPersons(ctx context.Context, personIDs []uuid.UUID, from
 		CROSS JOIN LATERAL (SELECT ` + coveredCols + ` FROM {s}.passes p
 			WHERE p.person_id = w.person_id AND p.at >= $2 AND p.at < $3 AND ` + recordedBy(4) + ` OFFSET 0) p
 		LEFT JOIN {s}.venues v ON v.venue_id = p.venue_id`
-	rows, err := s.pool.Query(ctx, s.sql(text), rawIDs(personIDs), lowBound(from), highBound(to), highBound(asOf))
+	rows, err := s.pool.Query(ctx, s.sql(text), customPlan, rawIDs(personIDs), lowBound(from), highBound(to), highBound(asOf))
 	if err != nil {
 		return nil, readErr("passes of %d persons: %w", len(personIDs), err)
 	}
@@ -182,7 +191,7 @@ func (s *Store) PassesAtVenues(ctx context.Context, windows []domain.VenueWindow
 		CROSS JOIN LATERAL (SELECT ` + coveredCols + ` FROM {s}.passes p
 			WHERE p.venue_id = w.venue_id AND p.at >= w.f AND p.at < w.t AND ` + recordedBy(4) + ` OFFSET 0) p
 		LEFT JOIN {s}.venues v ON v.venue_id = w.venue_id`
-	rows, err := s.pool.Query(ctx, s.sql(text), venues, froms, tos, highBound(asOf))
+	rows, err := s.pool.Query(ctx, s.sql(text), customPlan, venues, froms, tos, highBound(asOf))
 	if err != nil {
 		return nil, readErr("passes in %d venue windows: %w", len(ws), err)
 	}
