@@ -206,43 +206,67 @@ func (w widened) keep() map[stayKey]span {
 // writeStays builds the stays of points (Presences) and writes those of
 // them that meet their pair's span in keep, raising the venues' longest
 // stays to theirs. The caller has deleted the stored stays that meet the
-// spans, or passes them in replaced: those built again as they are stay,
-// the others are deleted (a pair's stays do not overlap: person, venue and
-// start name one).
-func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassPoint, keep map[stayKey]span, replaced map[stayID]bool) error {
-	var (
-		out     [][]any
-		longest = make(map[uuid.UUID]time.Duration)
-	)
+// spans (replaced nil), or passes them in replaced, counted by what they
+// hold: a stay built again as often as it is stored stays as it is; for any
+// other, every stored copy is deleted and every built one copied. (Stays
+// can be equal, and two can share a start: two exits at one instant with no
+// entry, two entries at one instant. So a stay is named by all it holds,
+// and copies are counted.)
+func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassPoint, keep map[stayKey]span, replaced map[stayID]int) error {
+	built := make(map[stayID][]domain.Presence)
+	var order []stayID // the built stays in Presences' order, each once
 	for _, st := range domain.Presences(points, s.rules) {
 		sp := keep[stayKey{st.PersonID, st.VenueID}]
 		if st.Start.After(sp.hi) || st.End.Before(sp.lo) {
 			continue
 		}
-		if id := idOf(st); replaced != nil {
-			if replaced[id] {
-				delete(replaced, id) // unchanged: it stays as it is
-				continue
+		id := idOf(st)
+		if len(built[id]) == 0 {
+			order = append(order, id)
+		}
+		built[id] = append(built[id], st)
+	}
+	var (
+		out     [][]any
+		longest = make(map[uuid.UUID]time.Duration)
+		gone    []stayID
+	)
+	for _, id := range order {
+		if replaced[id] == len(built[id]) {
+			delete(replaced, id) // unchanged: it stays as it is
+			continue
+		}
+		if replaced[id] > 0 {
+			gone = append(gone, id)
+			delete(replaced, id)
+		}
+		for _, st := range built[id] {
+			out = append(out, stayRow(st))
+			if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
+				longest[st.VenueID] = d
 			}
 		}
-		out = append(out, stayRow(st))
-		if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
-			longest[st.VenueID] = d
-		}
 	}
-	if len(replaced) > 0 {
+	for id := range replaced { // stored, not built again
+		gone = append(gone, id)
+	}
+	if len(gone) > 0 {
 		var (
 			persons, venues [][16]byte
-			starts          []time.Time
+			starts, ends    []time.Time
+			entries, exits  []bool
 		)
-		for id := range replaced {
+		for _, id := range gone {
 			persons, venues = append(persons, id.person), append(venues, id.venue)
-			starts = append(starts, time.UnixMicro(id.start))
+			starts, ends = append(starts, time.UnixMicro(id.start)), append(ends, time.UnixMicro(id.end))
+			entries, exits = append(entries, id.entry), append(exits, id.exit)
 		}
 		if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays x
-			USING unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS d(person_id, venue_id, start_at)
-			WHERE x.person_id = d.person_id AND x.start_at = d.start_at AND x.venue_id = d.venue_id`),
-			persons, venues, starts); err != nil {
+			USING unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::boolean[], $6::boolean[])
+				AS d(person_id, venue_id, start_at, end_at, has_entry, has_exit)
+			WHERE x.person_id = d.person_id AND x.start_at = d.start_at AND x.venue_id = d.venue_id
+				AND x.end_at = d.end_at AND x.has_entry = d.has_entry AND x.has_exit = d.has_exit`),
+			persons, venues, starts, ends, entries, exits); err != nil {
 			return fmt.Errorf("replace stays: %w", err)
 		}
 	}
@@ -335,7 +359,7 @@ func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, f
 		return fmt.Errorf("replace stays: %w", err)
 	}
 	points := fresh
-	replaced := make(map[stayID]bool)
+	replaced := make(map[stayID]int)
 	for rows.Next() {
 		var (
 			st       domain.Presence
@@ -348,7 +372,7 @@ func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, f
 		}
 		st.PersonID, st.VenueID = pid, vid
 		if meets {
-			replaced[idOf(st)] = true
+			replaced[idOf(st)]++
 		}
 		if st.Entry {
 			points = append(points, domain.PassPoint{PersonID: st.PersonID, VenueID: st.VenueID, At: st.Start,

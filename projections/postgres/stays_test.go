@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -273,5 +274,46 @@ func TestSplitByVenue(t *testing.T) {
 	}
 	if got := postgres.SplitByVenue(venues, 2); !slices.Equal(got, []int{0, 6, 10}) {
 		t.Fatalf("2 parts: cuts %v, want [0 6 10]", got)
+	}
+}
+
+// TestStaysAtOneInstant: stays that are equal (two exits at one instant,
+// no entry) or share a start (two entries at one instant) are kept as
+// Presences builds them while later batches rebuild the pair's stays
+// around them.
+func TestStaysAtOneInstant(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t) // storetest.TraceCityRules
+	venue, person := uuid.New(), uuid.New()
+	day := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
+	var (
+		pos    uint64
+		points []domain.PassPoint
+	)
+	pass := func(dir string, at time.Time) projections.Change {
+		pos++
+		points = append(points, domain.PassPoint{PersonID: person, VenueID: venue, At: at, Direction: dir, Decision: domain.DecisionPass})
+		return projections.Change{EventID: uuid.New(), Type: domain.TypePassRecorded, Aggregate: domain.PassAggregate(venue, person),
+			Position: pos, OccurredAt: at, RecordedAt: at, Event: &domain.PassRecorded{VenueID: venue, PersonID: person,
+				Direction: dir, Method: "self_scan", Decision: domain.DecisionPass}}
+	}
+	batches := [][]projections.Change{
+		{pass("out", day), pass("out", day)},                                        // two equal exit-only stays
+		{pass("in", day.Add(2*time.Hour)), pass("in", day.Add(2*time.Hour))},        // two stays starting together
+		{pass("out", day.Add(150*time.Minute))},                                     // closes the second of them
+		{pass("in", day.Add(20*time.Minute)), pass("out", day.Add(30*time.Minute))}, // late, between them
+	}
+	for _, b := range batches {
+		if _, err := s.Apply(ctx, projections.Batch{Changes: b, Last: b[len(b)-1].Position}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []string
+	for _, st := range domain.Presences(points, storetest.TraceCityRules) {
+		want = append(want, stayString(st.PersonID, st.VenueID, st.Start, st.End, st.Entry, st.Exit))
+	}
+	slices.Sort(want)
+	if got := storedStays(t, s); !slices.Equal(got, want) {
+		t.Fatalf("stays\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
