@@ -13,8 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -155,7 +158,7 @@ func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	// GetHead answers HEAD on every GET route with its status and headers;
 	// net/http drops the body.
-	r.Use(s.observe, s.recoverer, middleware.GetHead)
+	r.Use(s.observe, s.recoverer, s.oneQuery, middleware.GetHead)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }))
 	r.MethodNotAllowed(s.handle(s.methodNotAllowed))
 
@@ -275,6 +278,27 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 			s.writeError(w, r, err)
 		}
 	}
+}
+
+// oneQuery refuses, before any route reads it, a query string that does
+// not decode (url.Values drops the pair it cannot decode: "cursor=%%%"
+// would silently not apply) or that gives a parameter twice
+// ("district=371302&district=371311": only the first would count).
+func (s *Server) oneQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			s.writeError(w, r, domain.Invalid("query", "is not a valid URL query: %v", err))
+			return
+		}
+		for _, k := range slices.Sorted(maps.Keys(q)) {
+			if n := len(q[k]); n > 1 {
+				s.writeError(w, r, domain.Invalid(k, "is given %d times; give it once", n))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // registerLimit limits registrations per client IP.

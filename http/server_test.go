@@ -327,3 +327,41 @@ func TestMethodNotAllowedSaysAllow(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryGivenOnce: every route, whatever its method, refuses a query
+// string that does not decode or gives a parameter twice, naming it, before
+// it reads or appends anything.
+func TestQueryGivenOnce(t *testing.T) {
+	e := newTestServer(t)
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin})
+	params := strings.NewReplacer("{id}", uuid.NewString(), "{name}", "app.js")
+	before := e.lastPosition()
+	routes := 0
+	err := chi.Walk(e.srv.router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if method == http.MethodHead {
+			return nil
+		}
+		routes++
+		path := params.Replace(strings.TrimSuffix(route, "/"))
+		for query, field := range map[string]string{
+			"district=371302&district=371311": "district",
+			"limit=5&cursor=a&limit=6":        "limit",
+			"cursor=%zz":                      "query",
+		} {
+			p := wantProblem(t, e.do(method, path+"?"+query, admin, nil), http.StatusBadRequest, ProblemValidation)
+			if !hasField(p, field) {
+				t.Errorf("%s %s?%s: the problem does not name %s: %+v", method, path, query, field, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if routes < 40 {
+		t.Fatalf("the walk found %d routes", routes)
+	}
+	if e.lastPosition() != before {
+		t.Fatal("a refused query appended to the log")
+	}
+}
