@@ -2,7 +2,9 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/checkin-ledger/ledger/projections/postgres"
 	"github.com/checkin-ledger/ledger/projections/storetest"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // cityStays are the stays domain.Presences builds from all of the city's
@@ -315,5 +318,206 @@ func TestStaysAtOneInstant(t *testing.T) {
 	slices.Sort(want)
 	if got := storedStays(t, s); !slices.Equal(got, want) {
 		t.Fatalf("stays\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestStaysFollowRandomPasses: random small pass sequences of many pairs
+// (entries and exits on a coarse grid, so that passes meet at one instant
+// and lie exactly a dwell or a maximum stay apart; refused entries, exits
+// without entries, a pass days away, passes appended again), applied in a
+// random order in random batches with two retirements part way, leave the
+// stays Presences builds from every applied pass kept.
+func TestStaysFollowRandomPasses(t *testing.T) {
+	for seed := range int64(4) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { staysFollowRandomPasses(t, seed) })
+	}
+}
+
+func staysFollowRandomPasses(t *testing.T, seed int64) {
+	ctx := context.Background()
+	s := openStore(t) // storetest.TraceCityRules
+	rng := rand.New(rand.NewPCG(uint64(seed), 7))
+	rules := storetest.TraceCityRules
+	// The grid (15 minutes) divides every dwell and maximum stay here:
+	// restaurant 90 min / 4.5 h, hotel 10 h / 30 h, unknown 2 h / 6 h.
+	const step = 15 * time.Minute
+	base := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+	cutoff := base.Add(2*24*time.Hour + 7*time.Hour + 15*time.Minute) // inside a day
+	types := map[uuid.UUID]string{}
+	var (
+		pos      uint64
+		venueIDs []uuid.UUID
+		venues   []projections.Change
+		pending  []projections.Change
+		points   = map[uuid.UUID]domain.PassPoint{} // by event id: the passes applied
+	)
+	for i, typ := range []string{domain.VenueRestaurant, domain.VenueHotel, "", domain.VenueRestaurant} {
+		v := uuid.New()
+		types[v], venueIDs = typ, append(venueIDs, v)
+		if typ == "" {
+			continue // a venue the read models never heard of
+		}
+		pos++
+		venues = append(venues, projections.Change{EventID: uuid.New(), Type: domain.TypeVenueApplied, Aggregate: domain.VenueAggregate(v),
+			Position: pos, OccurredAt: base, RecordedAt: base, Event: &domain.VenueApplied{VenueID: v, Name: fmt.Sprint("venue ", i),
+				Type: typ, District: "d", ManagerID: uuid.New()}})
+	}
+	if _, err := s.Apply(ctx, projections.Batch{Changes: venues, Last: pos}); err != nil {
+		t.Fatal(err)
+	}
+	for range 150 {
+		person := uuid.New()
+		// Most groups lie near the cut-off, on either side of it.
+		start := cutoff.Add(time.Duration(rng.IntN(80)-50) * step)
+		for range 1 + rng.IntN(2) {
+			venue := venueIDs[rng.IntN(len(venueIDs))]
+			for range 1 + rng.IntN(12) {
+				at := start.Add(time.Duration(rng.IntN(48)) * step)
+				if rng.IntN(20) == 0 {
+					at = at.Add(time.Duration(1+rng.IntN(3)) * 24 * time.Hour) // far from the others
+				}
+				dir, decision := domain.DirectionIn, domain.DecisionPass
+				if rng.IntN(2) == 0 {
+					dir = domain.DirectionOut
+				}
+				if rng.IntN(6) == 0 {
+					decision = domain.DecisionDeny
+				}
+				pending = append(pending, projections.Change{EventID: uuid.New(), Type: domain.TypePassRecorded,
+					Aggregate: domain.PassAggregate(venue, person), OccurredAt: at, RecordedAt: at,
+					Event: &domain.PassRecorded{VenueID: venue, PersonID: person, Direction: dir, Method: "self_scan", Decision: decision}})
+			}
+		}
+	}
+	// Some passes are appended twice (a retry racing the projection).
+	for range len(pending) / 10 {
+		pending = append(pending, pending[rng.IntN(len(pending))])
+	}
+	rng.Shuffle(len(pending), func(i, j int) { pending[i], pending[j] = pending[j], pending[i] })
+	// Retired twice, a quarter of the passes apart: the second cut-off
+	// later than the first.
+	var before time.Time
+	retirements, total := []time.Time{cutoff, cutoff.Add(3*time.Hour + 30*time.Minute)}, len(pending)
+	for len(pending) > 0 {
+		if len(retirements) > 0 && len(pending) <= total*len(retirements)/4 {
+			if _, err := s.RetirePasses(ctx, retirements[0]); err != nil {
+				t.Fatal(err)
+			}
+			before, retirements = retirements[0], retirements[1:]
+		}
+		n := min(len(pending), 1+rng.IntN(8))
+		batch := slices.Clone(pending[:n])
+		pending = pending[n:]
+		for i := range batch {
+			pos++
+			batch[i].Position = pos
+			ev := batch[i].Event.(*domain.PassRecorded)
+			if !batch[i].OccurredAt.Before(before) {
+				points[batch[i].EventID] = domain.PassPoint{PersonID: ev.PersonID, VenueID: ev.VenueID, VenueType: types[ev.VenueID],
+					At: batch[i].OccurredAt, Direction: ev.Direction, Decision: ev.Decision}
+			}
+		}
+		if _, err := s.Apply(ctx, projections.Batch{After: pos - uint64(n), Changes: batch, Last: pos}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(retirements) > 0 {
+		t.Fatal("not retired")
+	}
+	var kept []domain.PassPoint
+	for _, p := range points {
+		if !p.At.Before(before) {
+			kept = append(kept, p)
+		}
+	}
+	var want []string
+	for _, st := range domain.Presences(kept, rules) {
+		want = append(want, stayString(st.PersonID, st.VenueID, st.Start, st.End, st.Entry, st.Exit))
+	}
+	slices.Sort(want)
+	got := storedStays(t, s)
+	if slices.Equal(got, want) {
+		return
+	}
+	// Name the first pair whose stays differ, with its passes.
+	pairOf := func(st string) string { return st[:73] }
+	var pair string
+	for i := range max(len(got), len(want)) {
+		if i >= len(got) || i >= len(want) || got[i] != want[i] {
+			if i < len(want) && (i >= len(got) || want[i] < got[i]) {
+				pair = pairOf(want[i])
+			} else {
+				pair = pairOf(got[i])
+			}
+			break
+		}
+	}
+	var passes []string
+	for _, p := range kept {
+		if p.PersonID.String()+" "+p.VenueID.String() == pair {
+			passes = append(passes, fmt.Sprintf("%s %s %s", p.At.Format(time.RFC3339), p.Direction, p.Decision))
+		}
+	}
+	slices.Sort(passes)
+	onlyPair := func(all []string) []string {
+		var out []string
+		for _, st := range all {
+			if strings.HasPrefix(st, pair) {
+				out = append(out, st[74:])
+			}
+		}
+		return out
+	}
+	t.Fatalf("%d stays, want %d; pair %s (type %q) with passes\n%s\nstays\n%s\nwant\n%s", len(got), len(want), pair,
+		types[uuid.MustParse(pair[37:])], strings.Join(passes, "\n"), strings.Join(onlyPair(got), "\n"), strings.Join(onlyPair(want), "\n"))
+}
+
+// TestStaysMeetingSmallPool: read in parts, a large frontier's stays come
+// whole and in the order of one statement on a pool of one or two
+// connections (each part gives its connection back before the next needs
+// one), and a cancelled read answers its error, not a part of the stays.
+func TestStaysMeetingSmallPool(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t) // storetest.TraceCityRules
+	city := storetest.GenerateTraceCity(800, 60, 6000, 4, storetest.TraceCityRules, 8)
+	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 1000); err != nil {
+		t.Fatal(err)
+	}
+	// A window every two hours at every venue for four days.
+	var windows []domain.VenueWindow
+	for _, v := range city.Venues {
+		for h := 0; h < 4*24; h += 2 {
+			from := storetest.Base.Add(time.Duration(h) * time.Hour)
+			windows = append(windows, domain.VenueWindow{VenueID: v, From: from, To: from.Add(30 * time.Minute)})
+		}
+	}
+	whole, ok, err := s.StaysMeeting(ctx, windows, time.Time{})
+	if err != nil || !ok || len(whole) < 1000 {
+		t.Fatalf("one statement: %d stays, ok %v, %v", len(whole), ok, err)
+	}
+	postgres.SplitStayReads(t, 100)
+	for _, conns := range []int32{1, 2} {
+		cfg, err := pgxpool.ParseConfig(testURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.MaxConns = conns
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		small := openWith(t, postgres.Options{Pool: pool, Schema: s.Schema(), Stays: &storetest.TraceCityRules})
+		within, cancel := context.WithTimeout(ctx, 30*time.Second)
+		parts, ok, err := small.StaysMeeting(within, windows, time.Time{})
+		cancel()
+		if err != nil || !ok || !slices.Equal(parts, whole) {
+			t.Fatalf("%d connections: %d stays in parts, ok %v, %v; %d in one statement", conns, len(parts), ok, err, len(whole))
+		}
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if got, ok, err := small.StaysMeeting(cancelled, windows, time.Time{}); !errors.Is(err, context.Canceled) || ok || got != nil {
+			t.Fatalf("%d connections, cancelled: %d stays, ok %v, %v", conns, len(got), ok, err)
+		}
 	}
 }
