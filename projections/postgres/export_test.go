@@ -19,14 +19,3 @@ func BuildStays(ctx context.Context, s *Store) error {
 	}
 	return s.rebuildStays(ctx)
 }
-
-// SplitStayReads makes StaysMeeting split from n windows a part on, until
-// the test ends.
-func SplitStayReads(t interface{ Cleanup(func()) }, n int) {
-	old := minStayPart
-	minStayPart = n
-	t.Cleanup(func() { minStayPart = old })
-}
-
-// SplitByVenue is splitByVenue, for its test.
-var SplitByVenue = splitByVenue

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -691,79 +689,16 @@ func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, 
 	if len(venues) == 0 {
 		return []domain.Presence{}, true, nil
 	}
-	// A depth-2 frontier has thousands of windows and reads a million
-	// index tuples: its parts, split where the venue changes (so that the
-	// parts, joined in order, keep the rows by venue and start, and each
-	// part's "after" bounds stay within it), go on connections of their own
-	// at once, so PostgreSQL reads them on several cores while this process
-	// scans what has come. Each part is its own statement: a stay is at one
-	// venue, so it is in one part whatever commits between them.
-	cuts := splitByVenue(venues, stayParts(len(venues)))
-	parts := make([][]domain.Presence, len(cuts)-1)
-	errs := make([]error, len(parts))
-	var wg sync.WaitGroup
-	for i := range parts {
-		read := func() {
-			lo, hi := cuts[i], cuts[i+1]
-			parts[i], errs[i] = s.staysInWindows(ctx, venues[lo:hi], los[lo:hi], afters[lo:hi], froms[lo:hi], tos[lo:hi])
-		}
-		if i == len(parts)-1 {
-			read() // the last on this goroutine
-			continue
-		}
-		wg.Go(read)
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, false, err
-	}
-	if len(parts) == 1 {
-		return parts[0], true, nil
-	}
-	return slices.Concat(parts...), true, nil
-}
-
-// staysInWindows is one statement of StaysMeeting.
-func (s *Store) staysInWindows(ctx context.Context, venues [][16]byte, los, afters, froms, tos []time.Time) ([]domain.Presence, error) {
 	rows, err := s.pool.Query(ctx, s.sql(`SELECT x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit
 		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) AS w(venue_id, lo, after, f, t)
 		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
 			WHERE x.venue_id = w.venue_id AND x.start_at >= w.lo AND x.start_at > w.after AND x.start_at <= w.t
 			AND x.end_at >= w.f OFFSET 0) x`), venues, los, afters, froms, tos)
 	if err != nil {
-		return nil, readErr("stays in %d venue windows: %w", len(venues), err)
+		return nil, false, readErr("stays in %d venue windows: %w", len(venues), err)
 	}
-	return scanStays(rows, fmt.Sprintf("stays in %d venue windows", len(venues)))
-}
-
-// minStayPart is the fewest windows worth a statement of their own: a
-// depth-1 trace (about 25 windows) stays one statement. (A variable for
-// the tests, which split small cities.)
-var minStayPart = 1000
-
-// stayParts is how many statements StaysMeeting splits n windows into: one
-// a core of this process (the statements' rows are scanned here), at most
-// four, and at least minStayPart windows each.
-func stayParts(n int) int {
-	return max(1, min(runtime.GOMAXPROCS(0), 4, n/minStayPart))
-}
-
-// splitByVenue cuts venues (sorted, a venue's windows together) into at
-// most k runs of about equal length, each cut where the venue changes; it
-// returns the bounds, 0 first and len(venues) last.
-func splitByVenue(venues [][16]byte, k int) []int {
-	cuts := []int{0}
-	for i := 1; i < k; i++ {
-		c := max(len(venues)*i/k, cuts[len(cuts)-1]+1)
-		for c < len(venues) && venues[c] == venues[c-1] {
-			c++
-		}
-		if c >= len(venues) {
-			break
-		}
-		cuts = append(cuts, c)
-	}
-	return append(cuts, len(venues))
+	out, err := scanStays(rows, fmt.Sprintf("stays in %d venue windows", len(venues)))
+	return out, err == nil, err
 }
 
 // longestStays returns the longest stay of each venue of ws that has stays.

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -11,12 +10,10 @@ import (
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
-	"github.com/checkin-ledger/ledger/ledger"
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/checkin-ledger/ledger/projections/postgres"
 	"github.com/checkin-ledger/ledger/projections/storetest"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // cityStays are the stays domain.Presences builds from all of the city's
@@ -221,65 +218,6 @@ func TestStaysNotKeptWithoutRules(t *testing.T) {
 	}
 }
 
-// TestStaysMeetingInParts: a large frontier's stays, read in parts on
-// several connections at once, give the same contacts as one statement.
-func TestStaysMeetingInParts(t *testing.T) {
-	ctx := context.Background()
-	s := openStore(t) // storetest.TraceCityRules
-	rules := storetest.TraceCityRules
-	city := storetest.GenerateTraceCity(800, 60, 6000, 4, rules, 6)
-	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 1000); err != nil {
-		t.Fatal(err)
-	}
-	w := domain.TraceWindow{From: storetest.Base, To: storetest.Base.Add(4 * 24 * time.Hour), MinOverlap: 10 * time.Minute, Buffer: 5 * time.Minute}
-	trace := func(p uuid.UUID) domain.FoundContacts {
-		t.Helper()
-		found, err := domain.FindContacts(ledger.BindTraceReads(ctx, s, rules), domain.ContactSearch{PersonID: p, Window: w, Depth: 2}, rules)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return found
-	}
-	var whole []domain.FoundContacts
-	for _, p := range city.Busy[:3] {
-		whole = append(whole, trace(p))
-	}
-	postgres.SplitStayReads(t, 2)
-	for i, p := range city.Busy[:3] {
-		parts := trace(p)
-		if whole[i].Persons[2] == 0 {
-			t.Fatalf("person %v: nobody at depth 2: the city is too sparse to split", p)
-		}
-		if !slices.Equal(parts.Contacts, whole[i].Contacts) || parts.Persons != whole[i].Persons {
-			t.Fatalf("person %v: %d contacts read in parts, %d in one statement", p, len(parts.Contacts), len(whole[i].Contacts))
-		}
-	}
-}
-
-// TestSplitByVenue: the parts cover every window once, in order, and a
-// venue's windows stay in one part.
-func TestSplitByVenue(t *testing.T) {
-	v := func(b byte) [16]byte { return [16]byte{b} }
-	venues := [][16]byte{v(1), v(1), v(1), v(2), v(3), v(3), v(4), v(4), v(4), v(4)}
-	for k := 1; k <= 12; k++ {
-		cuts := postgres.SplitByVenue(venues, k)
-		if cuts[0] != 0 || cuts[len(cuts)-1] != len(venues) || len(cuts)-1 > k {
-			t.Fatalf("k=%d: cuts %v", k, cuts)
-		}
-		for i := 1; i < len(cuts); i++ {
-			if cuts[i] <= cuts[i-1] {
-				t.Fatalf("k=%d: empty or backward part in %v", k, cuts)
-			}
-			if c := cuts[i]; c < len(venues) && venues[c] == venues[c-1] {
-				t.Fatalf("k=%d: cut %d splits a venue's windows: %v", k, c, cuts)
-			}
-		}
-	}
-	if got := postgres.SplitByVenue(venues, 2); !slices.Equal(got, []int{0, 6, 10}) {
-		t.Fatalf("2 parts: cuts %v, want [0 6 10]", got)
-	}
-}
-
 // TestStaysAtOneInstant: stays that are equal (two exits at one instant,
 // no entry) or share a start (two entries at one instant) are kept as
 // Presences builds them while later batches rebuild the pair's stays
@@ -470,54 +408,4 @@ func staysFollowRandomPasses(t *testing.T, seed int64) {
 	}
 	t.Fatalf("%d stays, want %d; pair %s (type %q) with passes\n%s\nstays\n%s\nwant\n%s", len(got), len(want), pair,
 		types[uuid.MustParse(pair[37:])], strings.Join(passes, "\n"), strings.Join(onlyPair(got), "\n"), strings.Join(onlyPair(want), "\n"))
-}
-
-// TestStaysMeetingSmallPool: read in parts, a large frontier's stays come
-// whole and in the order of one statement on a pool of one or two
-// connections (each part gives its connection back before the next needs
-// one), and a cancelled read answers its error, not a part of the stays.
-func TestStaysMeetingSmallPool(t *testing.T) {
-	ctx := context.Background()
-	s := openStore(t) // storetest.TraceCityRules
-	city := storetest.GenerateTraceCity(800, 60, 6000, 4, storetest.TraceCityRules, 8)
-	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 1000); err != nil {
-		t.Fatal(err)
-	}
-	// A window every two hours at every venue for four days.
-	var windows []domain.VenueWindow
-	for _, v := range city.Venues {
-		for h := 0; h < 4*24; h += 2 {
-			from := storetest.Base.Add(time.Duration(h) * time.Hour)
-			windows = append(windows, domain.VenueWindow{VenueID: v, From: from, To: from.Add(30 * time.Minute)})
-		}
-	}
-	whole, ok, err := s.StaysMeeting(ctx, windows, time.Time{})
-	if err != nil || !ok || len(whole) < 1000 {
-		t.Fatalf("one statement: %d stays, ok %v, %v", len(whole), ok, err)
-	}
-	postgres.SplitStayReads(t, 100)
-	for _, conns := range []int32{1, 2} {
-		cfg, err := pgxpool.ParseConfig(testURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.MaxConns = conns
-		pool, err := pgxpool.NewWithConfig(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		small := openWith(t, postgres.Options{Pool: pool, Schema: s.Schema(), Stays: &storetest.TraceCityRules})
-		within, cancel := context.WithTimeout(ctx, 30*time.Second)
-		parts, ok, err := small.StaysMeeting(within, windows, time.Time{})
-		cancel()
-		if err != nil || !ok || !slices.Equal(parts, whole) {
-			t.Fatalf("%d connections: %d stays in parts, ok %v, %v; %d in one statement", conns, len(parts), ok, err, len(whole))
-		}
-		cancelled, cancel := context.WithCancel(ctx)
-		cancel()
-		if got, ok, err := small.StaysMeeting(cancelled, windows, time.Time{}); !errors.Is(err, context.Canceled) || ok || got != nil {
-			t.Fatalf("%d connections, cancelled: %d stays, ok %v, %v", conns, len(got), ok, err)
-		}
-	}
 }
