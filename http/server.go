@@ -286,6 +286,10 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 // ("district=371302&district=371311": only the first would count).
 func (s *Server) oneQuery(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery == "" { // a pass: nothing to parse, no map made
+			next.ServeHTTP(w, r)
+			return
+		}
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
 			s.writeError(w, r, domain.Invalid("query", "is not a valid URL query: %v", err))
