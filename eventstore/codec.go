@@ -235,16 +235,10 @@ func (d scanner) peekString(key string) ([]byte, bool) {
 		return nil, false
 	}
 	for {
-		d.WS()
-		k, ok := d.Plain()
+		k, ok := d.Name()
 		if !ok {
 			return nil, false
 		}
-		d.WS()
-		if !d.Eat(':') {
-			return nil, false
-		}
-		d.WS()
 		if string(k) == key {
 			return d.Plain()
 		}
@@ -275,16 +269,10 @@ func (d *scanner) envelope(e *domain.Envelope, in interner) error {
 		return nil
 	}
 	for {
-		d.WS()
-		key, ok := d.Plain()
+		key, ok := d.Name()
 		if !ok {
 			return errFast
 		}
-		d.WS()
-		if !d.Eat(':') {
-			return errFast
-		}
-		d.WS()
 		switch string(key) {
 		case "id":
 			s, ok := d.Plain()

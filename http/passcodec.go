@@ -124,16 +124,8 @@ func (d *reqScanner) strings(out *[]string) bool {
 // scanner at its value, which member reads.
 func (d *reqScanner) object(member func(name []byte) bool) bool {
 	return d.sequence('{', '}', func() bool {
-		name, ok := d.Plain()
-		if !ok {
-			return false
-		}
-		d.WS()
-		if !d.Eat(':') {
-			return false
-		}
-		d.WS()
-		return member(name)
+		name, ok := d.Name()
+		return ok && member(name)
 	})
 }
 

@@ -40,6 +40,22 @@ func (d *Scanner) AtEnd() bool {
 	return d.I == len(d.B)
 }
 
+// Name reads an object member's name (a plain string, see Plain) and the
+// colon after it, with the white space around them, leaving d at the value.
+func (d *Scanner) Name() ([]byte, bool) {
+	d.WS()
+	name, ok := d.Plain()
+	if !ok {
+		return nil, false
+	}
+	d.WS()
+	if !d.Eat(':') {
+		return nil, false
+	}
+	d.WS()
+	return name, true
+}
+
 // Plain reads a string with no escape and no control character, in valid
 // UTF-8, and returns its content (aliasing B).
 func (d *Scanner) Plain() ([]byte, bool) {

@@ -42,3 +42,22 @@ func TestWSEatAtEnd(t *testing.T) {
 		t.Fatal("AtEnd with a byte left")
 	}
 }
+
+func TestName(t *testing.T) {
+	for in, want := range map[string]string{
+		`"id":1`: "id", ` "id" : 1`: "id", "\n\"a\"\t:\r 1": "a", `"":1`: "",
+		`"id"1`: "!", `id:1`: "!", `"i\"d":1`: "!", `"id"`: "!", ``: "!",
+	} {
+		d := Scanner{B: []byte(in)}
+		name, ok := d.Name()
+		got := string(name)
+		if !ok {
+			got = "!"
+		} else if d.B[d.I] != '1' {
+			t.Errorf("Name(%q) left the scanner at %q, want the value", in, d.B[d.I:])
+		}
+		if got != want {
+			t.Errorf("Name(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
