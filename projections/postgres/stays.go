@@ -93,47 +93,47 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 // between its span's lo and hi from its passes (see the top of this file):
 // RetireStays' way, where the stays of deleted passes are gone.
 func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) error {
-	if len(spans) > 0 {
-		w, err := s.widen(ctx, tx, spans)
-		if err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, s.sql(`SELECT p.person_id, p.venue_id, p.at, p.direction, p.decision
-			FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[]) AS w(person_id, venue_id, lo, hi)
-			CROSS JOIN LATERAL (SELECT person_id, venue_id, at, direction, decision FROM {s}.passes p
-				WHERE p.person_id = w.person_id AND p.at >= w.lo AND p.at <= w.hi AND p.venue_id = w.venue_id OFFSET 0) p`),
-			w.persons, w.venues, w.lo(3), w.hi(3))
-		if err != nil {
-			return fmt.Errorf("read passes for stays: %w", err)
-		}
-		var points []domain.PassPoint
-		for rows.Next() {
-			var (
-				p        domain.PassPoint
-				pid, vid [16]byte
-			)
-			if err := rows.Scan(&pid, &vid, &p.At, &p.Direction, &p.Decision); err != nil {
-				rows.Close()
-				return fmt.Errorf("read passes for stays: %w", err)
-			}
-			p.PersonID, p.VenueID, p.VenueType = pid, vid, w.types[vid]
-			points = append(points, p)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read passes for stays: %w", err)
-		}
-		if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE ctid = ANY(ARRAY(
-			SELECT x.ctid FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
-				AS w(person_id, venue_id, lo, hi, floor)
-			CROSS JOIN LATERAL (SELECT ctid FROM {s}.stays x WHERE x.person_id = w.person_id AND x.start_at >= w.floor
-				AND x.start_at <= w.hi AND x.venue_id = w.venue_id AND x.end_at >= w.lo OFFSET 0) x))`),
-			w.persons, w.venues, w.lo(1), w.hi(1), w.lo(2)); err != nil {
-			return fmt.Errorf("replace stays: %w", err)
-		}
-		return s.writeStays(ctx, tx, points, w.keep(), nil)
+	if len(spans) == 0 {
+		return nil
 	}
-	return nil
+	w, err := s.widen(ctx, tx, spans)
+	if err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, s.sql(`SELECT p.person_id, p.venue_id, p.at, p.direction, p.decision
+		FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[]) AS w(person_id, venue_id, lo, hi)
+		CROSS JOIN LATERAL (SELECT person_id, venue_id, at, direction, decision FROM {s}.passes p
+			WHERE p.person_id = w.person_id AND p.at >= w.lo AND p.at <= w.hi AND p.venue_id = w.venue_id OFFSET 0) p`),
+		w.persons, w.venues, w.lo(3), w.hi(3))
+	if err != nil {
+		return fmt.Errorf("read passes for stays: %w", err)
+	}
+	var points []domain.PassPoint
+	for rows.Next() {
+		var (
+			p        domain.PassPoint
+			pid, vid [16]byte
+		)
+		if err := rows.Scan(&pid, &vid, &p.At, &p.Direction, &p.Decision); err != nil {
+			rows.Close()
+			return fmt.Errorf("read passes for stays: %w", err)
+		}
+		p.PersonID, p.VenueID, p.VenueType = pid, vid, w.types[vid]
+		points = append(points, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read passes for stays: %w", err)
+	}
+	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE ctid = ANY(ARRAY(
+		SELECT x.ctid FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
+			AS w(person_id, venue_id, lo, hi, floor)
+		CROSS JOIN LATERAL (SELECT ctid FROM {s}.stays x WHERE x.person_id = w.person_id AND x.start_at >= w.floor
+			AND x.start_at <= w.hi AND x.venue_id = w.venue_id AND x.end_at >= w.lo OFFSET 0) x))`),
+		w.persons, w.venues, w.lo(1), w.hi(1), w.lo(2)); err != nil {
+		return fmt.Errorf("replace stays: %w", err)
+	}
+	return s.writeStays(ctx, tx, points, w.keep(), nil)
 }
 
 // widened lays out a batch of pairs' spans as the statements on stays take
@@ -211,26 +211,27 @@ func (w widened) keep() map[stayKey]span {
 // entry, two entries at one instant. So a stay is named by all it holds,
 // and copies are counted.)
 func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassPoint, keep map[stayKey]span, replaced map[stayID]int) error {
-	built := make(map[stayID][]domain.Presence)
-	var order []stayID // the built stays in Presences' order, each once
+	built := make(map[stayID]int)
+	var order []domain.Presence // the built stays in Presences' order, each once
 	for _, st := range domain.Presences(points, s.rules) {
 		sp := keep[stayKey{st.PersonID, st.VenueID}]
 		if st.Start.After(sp.hi) || st.End.Before(sp.lo) {
 			continue
 		}
 		id := idOf(st)
-		if len(built[id]) == 0 {
-			order = append(order, id)
+		if built[id] == 0 {
+			order = append(order, st)
 		}
-		built[id] = append(built[id], st)
+		built[id]++
 	}
 	var (
 		out     [][]any
 		longest = make(map[uuid.UUID]time.Duration)
 		gone    []stayID
 	)
-	for _, id := range order {
-		if replaced[id] == len(built[id]) {
+	for _, st := range order {
+		id := idOf(st)
+		if replaced[id] == built[id] {
 			delete(replaced, id) // unchanged: it stays as it is
 			continue
 		}
@@ -238,11 +239,11 @@ func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassP
 			gone = append(gone, id)
 			delete(replaced, id)
 		}
-		for _, st := range built[id] {
+		for range built[id] {
 			out = append(out, stayRow(st))
-			if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
-				longest[st.VenueID] = d
-			}
+		}
+		if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
+			longest[st.VenueID] = d
 		}
 	}
 	for id := range replaced { // stored, not built again
@@ -327,8 +328,7 @@ func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, cutoff time.Time) er
 // exit of exactly one stay (Presence's Entry and Exit), so the pair's stays
 // meeting [lo-3L, hi+3L] give back every pass of it there, and with the new
 // ones the stays meeting [lo-L, hi+L] are exact (see the top of this file).
-// One statement reads those and deletes the ones to replace; COPY writes
-// the new ones.
+// One statement reads those; writeStays writes the difference.
 func (s *Store) restay(ctx context.Context, tx pgx.Tx, spans map[stayKey]span, fresh []domain.PassPoint) error {
 	if len(spans) == 0 {
 		return nil
