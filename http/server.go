@@ -297,12 +297,30 @@ func (s *Server) oneQuery(next http.Handler) http.Handler {
 		}
 		for _, k := range slices.Sorted(maps.Keys(q)) {
 			if n := len(q[k]); n > 1 {
-				s.writeError(w, r, domain.Invalid(k, "is given %d times; give it once", n))
+				field := k
+				if !paramName(k) { // not ours: not echoed (a NUL, a kilobyte of it)
+					field = "query"
+				}
+				s.writeError(w, r, domain.Invalid(field, "gives a parameter %d times; give it once", n))
 				return
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// paramName reports whether k has the shape of the API's query parameters
+// (lower-case letters, digits and underscores, at most 40).
+func paramName(k string) bool {
+	if k == "" || len(k) > 40 {
+		return false
+	}
+	for _, c := range []byte(k) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // registerLimit limits registrations per client IP.

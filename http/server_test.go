@@ -347,6 +347,8 @@ func TestQueryGivenOnce(t *testing.T) {
 			"district=371302&district=371311": "district",
 			"limit=5&cursor=a&limit=6":        "limit",
 			"cursor=%zz":                      "query",
+			"%00x=1&%00x=2":                   "query", // not echoed
+			strings.Repeat("a", 41) + "=1&" + strings.Repeat("a", 41) + "=2": "query",
 		} {
 			p := wantProblem(t, e.do(method, path+"?"+query, admin, nil), http.StatusBadRequest, ProblemValidation)
 			if !hasField(p, field) {
