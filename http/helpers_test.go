@@ -29,10 +29,23 @@ import (
 
 // clock is a settable clock for the token signer, so a test can let codes
 // expire: time.Now, off ahead.
-type clock struct{ off atomic.Int64 }
+type clock struct {
+	off     atomic.Int64
+	stopped atomic.Int64 // when not 0, the moment it stands at (Unix nanoseconds)
+}
 
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *clock) Now() time.Time {
+	now := time.Now()
+	if at := c.stopped.Load(); at != 0 {
+		now = time.Unix(0, at)
+	}
+	return now.Add(time.Duration(c.off.Load()))
+}
+
 func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// Stop makes the clock stand at at (Advance still moves it).
+func (c *clock) Stop(at time.Time) { c.stopped.Store(at.UnixNano()) }
 
 // testEnv is the API wired as cmd wires it: an embedded JetStream in a temp
 // dir, the memory read models and their projector, the ledger and a signer.

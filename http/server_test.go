@@ -200,14 +200,16 @@ func (w signalWaiter) WaitFor(ctx context.Context, position uint64) error {
 // TestHeadOnEveryGetRoute walks the router and sends HEAD beside GET to each
 // GET route, as an admin, a dashboard and a person: the same status and
 // headers, and no body; each route but two answers one of them 200. The
-// server's clock stands still, so that the answers that hold the time are
-// the same length each time.
+// server's and the signer's clocks stand still, so that the answers that
+// hold the time (a personal code's image and its Expires) are the same
+// each time.
 func TestHeadOnEveryGetRoute(t *testing.T) {
 	now := time.Now()
 	e := newTestServer(t, func(c *Options) {
 		c.Now = func() time.Time { return now }
 		c.MetricsHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "up 1\n") })
 	})
+	e.clock.Stop(now)
 	person := e.register("何十", 43)
 	venue := e.approvedVenue(person, "何记")
 	tokens := []string{e.bearer(domain.Actor{Role: domain.RoleAdmin}),
