@@ -226,7 +226,10 @@ type AuditChainEntry struct {
 // Seq), at most Limit of them after AfterSeq, with at in [Since, Until)
 // (zero bounds open), about PersonID, of Kind and by Actor when set.
 type AuditChainQuery struct {
-	PersonID     uuid.UUID
+	PersonID uuid.UUID
+	// Source, when set, asks for the entry of that audited event
+	// (AuditRecorded.SourceEventID): at most one.
+	Source       uuid.UUID
 	Kind         string
 	Actor        string
 	Since, Until time.Time

@@ -21,8 +21,9 @@ import (
 // RecordAudit gives each audited event among events (domain.IsAudited) its
 // entry in the audit chain, in order, and then anchors the newest head; other
 // events are skipped. It is idempotent: a source whose entry is the chain's
-// head already, or (within the event store's duplicate window) anywhere in
-// it, appends nothing. It returns how many entries it appended.
+// head already, or anywhere in it (within the event store's duplicate
+// window, or listed by the read models), appends nothing. It returns how
+// many entries it appended.
 func (l *Ledger) RecordAudit(ctx context.Context, actor domain.Actor, events []domain.Envelope) (int, error) {
 	appended := 0
 	var anchor domain.AuditHead // the newest head this call saw
@@ -32,6 +33,26 @@ func (l *Ledger) RecordAudit(ctx context.Context, actor domain.Actor, events []d
 			return appended, fmt.Errorf("audit entry of event %s: %w", e.ID, err)
 		}
 		if !ok {
+			continue
+		}
+		// A source that comes again after the store's duplicate window
+		// (a crash before the reaction's ack, a long outage) and not as
+		// the head is found in the read models, which list each entry by
+		// its source: it appends nothing. (Within the window the store
+		// drops the append itself, and at the head the decision does.)
+		listed, err := l.Reads.AuditChain(ctx, domain.AuditChainQuery{Source: e.ID, Limit: 1})
+		if err != nil {
+			return appended, fmt.Errorf("audit entry of event %s: look it up: %w", e.ID, err)
+		}
+		if len(listed) > 0 {
+			// Recorded before, maybe not anchored: anchor the head.
+			c, _, err := load(ctx, l, auditChain, uuid.Nil)
+			if err != nil {
+				return appended, err
+			}
+			if c.Seq() > anchor.Seq {
+				anchor = domain.AuditHead{Seq: c.Seq(), Hash: c.Hash()}
+			}
 			continue
 		}
 		var decided *domain.AuditRecorded

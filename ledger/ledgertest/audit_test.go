@@ -348,3 +348,40 @@ func TestAuditChainSameSourceTwice(t *testing.T) {
 		seen[a.SourceEventID] = true
 	}
 }
+
+// TestAuditChainSourceAfterWindow: sources delivered again after the event
+// store's duplicate window, to a replica that never saw them appended (a
+// reaction that crashed before its ack and came back later, or another
+// replica taking over), none of them the head but the last, append nothing:
+// the read models list each entry by its source.
+func TestAuditChainSourceAfterWindow(t *testing.T) {
+	const window = time.Second
+	url := natsServer(t)
+	first := ledgertest.Start(t, ledgertest.Options{NoProjector: true, NATSURL: url, DuplicateWindow: window})
+	srcs := auditSources(t, 3)
+	if n := recordAudit(t, first, srcs); n != 3 {
+		t.Fatalf("appended %d, want 3", n)
+	}
+	other := ledgertest.Start(t, ledgertest.Options{NATSURL: url, DuplicateWindow: window})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		listed, err := other.Reads.AuditChain(context.Background(), domain.AuditChainQuery{Source: srcs[0].ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(listed) == 1 && listed[0].Seq == 1 && listed[0].SourceEventID == srcs[0].ID {
+			break
+		}
+		if len(listed) > 1 || time.Now().After(deadline) {
+			t.Fatalf("the read models list %d entries of the first source: %+v", len(listed), listed)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(window + 500*time.Millisecond)
+	if n := recordAudit(t, other, srcs); n != 0 {
+		t.Fatalf("sources again after the duplicate window appended %d entries", n)
+	}
+	if r := verifyAudit(t, other); !r.OK() || r.Entries != 3 || r.AnchorLag != 0 {
+		t.Fatalf("after the redelivery: %+v (%v)", r, r.Broken)
+	}
+}

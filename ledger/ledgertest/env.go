@@ -51,6 +51,9 @@ type Options struct {
 	// (empty: the store's embedded one), for a test that must also write
 	// to the log as an outsider.
 	NATSURL string
+	// DuplicateWindow is the event store's duplicate window; zero: its
+	// default.
+	DuplicateWindow time.Duration
 }
 
 // Env is the stack as cmd wires it, in the test process: an embedded
@@ -101,7 +104,8 @@ func Start(tb testing.TB, opts Options) *Env {
 	}
 	// StoreDir is the test's temp dir: nothing outlives the test, and
 	// parallel tests never share a stream.
-	es, err := eventstore.Open(context.Background(), eventstore.Options{Dir: tb.TempDir(), URL: opts.NATSURL, MasterKey: master})
+	es, err := eventstore.Open(context.Background(), eventstore.Options{Dir: tb.TempDir(), URL: opts.NATSURL, MasterKey: master,
+		DuplicateWindow: opts.DuplicateWindow})
 	if err != nil {
 		tb.Fatalf("ledgertest: open event store: %v", err)
 	}

@@ -70,6 +70,7 @@ type Store struct {
 	retiredBefore int64
 	audit         []auditRow               // sorted by (at, position)
 	chain         []domain.AuditChainEntry // the audit chain, sorted by seq
+	chainSources  map[uuid.UUID]uint64     // each chain entry's seq by its source event
 	decls         map[uuid.UUID]*domain.DeclarationView
 	declsOf       map[uuid.UUID][]*domain.DeclarationView // by declarant, for an erasure
 	factsOnly     bool

@@ -185,6 +185,10 @@ func (s *Store) VenuesByID(_ context.Context, venueIDs []uuid.UUID) (map[uuid.UU
 func (s *Store) applyAuditChain(c *projections.Change, ev *domain.AuditRecorded) {
 	e := domain.AuditChainEntry{AuditRecorded: *ev, EventID: c.EventID, Position: c.Position}
 	e.At, e.From, e.To = e.At.UTC(), e.From.UTC(), e.To.UTC()
+	if s.chainSources == nil {
+		s.chainSources = make(map[uuid.UUID]uint64)
+	}
+	s.chainSources[e.SourceEventID] = e.Seq
 	n := len(s.chain)
 	if n == 0 || s.chain[n-1].Seq <= e.Seq {
 		s.chain = append(s.chain, e)
@@ -204,9 +208,19 @@ func (s *Store) AuditChain(_ context.Context, q domain.AuditChainQuery) ([]domai
 	}
 	out := []domain.AuditChainEntry{}
 	k := sort.Search(len(s.chain), func(j int) bool { return s.chain[j].Seq > q.AfterSeq })
-	for ; k < len(s.chain) && len(out) < limit; k++ {
+	end := len(s.chain)
+	if q.Source != uuid.Nil { // the one entry of the source, if any
+		seq, ok := s.chainSources[q.Source]
+		if !ok || seq <= q.AfterSeq {
+			return out, nil
+		}
+		k = sort.Search(len(s.chain), func(j int) bool { return s.chain[j].Seq >= seq })
+		end = min(k+1, len(s.chain))
+	}
+	for ; k < end && len(out) < limit; k++ {
 		e := &s.chain[k]
-		if (q.PersonID != uuid.Nil && e.PersonID != q.PersonID) || (q.Kind != "" && e.Kind != q.Kind) ||
+		if (q.Source != uuid.Nil && e.SourceEventID != q.Source) ||
+			(q.PersonID != uuid.Nil && e.PersonID != q.PersonID) || (q.Kind != "" && e.Kind != q.Kind) ||
 			(q.Actor != "" && e.Actor != q.Actor) || (!q.Since.IsZero() && e.At.Before(q.Since)) ||
 			(!q.Until.IsZero() && !e.At.Before(q.Until)) {
 			continue

@@ -385,6 +385,9 @@ func (s *Store) AuditChain(ctx context.Context, q domain.AuditChainQuery) ([]dom
 	if q.PersonID != uuid.Nil {
 		c.add("person_id = ?", q.PersonID)
 	}
+	if q.Source != uuid.Nil {
+		c.add("source_event_id = ?", q.Source)
+	}
 	c.equal("kind", q.Kind)
 	c.equal("actor", q.Actor)
 	c.window("at", q.Since, q.Until)

@@ -587,6 +587,12 @@ func testAuditChain(t *testing.T, f *feeder) {
 		{"person, next page", domain.AuditChainQuery{PersonID: person, Limit: 2, AfterSeq: 3}, []uint64{4, 6}},
 		{"nobody", domain.AuditChainQuery{PersonID: uuid.New()}, []uint64{}},
 		{"past the end", domain.AuditChainQuery{AfterSeq: 6}, []uint64{}},
+		{"source", domain.AuditChainQuery{Source: all[3].SourceEventID}, []uint64{4}},
+		{"source and person", domain.AuditChainQuery{Source: all[3].SourceEventID, PersonID: person}, []uint64{4}},
+		{"source, another person", domain.AuditChainQuery{Source: all[3].SourceEventID, PersonID: uuid.New()}, []uint64{}},
+		{"source, after it", domain.AuditChainQuery{Source: all[3].SourceEventID, AfterSeq: 4}, []uint64{}},
+		{"source, before it", domain.AuditChainQuery{Source: all[3].SourceEventID, AfterSeq: 3}, []uint64{4}},
+		{"unknown source", domain.AuditChainQuery{Source: uuid.New()}, []uint64{}},
 	} {
 		if got := seqs(Must(f.s.AuditChain(ctx, c.q))(t)); !slices.Equal(got, c.want) {
 			t.Errorf("%s: seqs %v, want %v", c.name, got, c.want)
