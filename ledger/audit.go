@@ -40,11 +40,13 @@ func (l *Ledger) RecordAudit(ctx context.Context, actor domain.Actor, events []d
 		// the head is found in the read models, which list each entry by
 		// its source: it appends nothing. (Within the window the store
 		// drops the append itself, and at the head the decision does.)
+		// Read models that cannot answer (not ready, their database
+		// away) do not hold the entry back: an audit that waited on them
+		// would reach the poison queue in a database outage; it is
+		// decided as before, and only a redelivery after the window
+		// could then be chained twice.
 		listed, err := l.Reads.AuditChain(ctx, domain.AuditChainQuery{Source: e.ID, Limit: 1})
-		if err != nil {
-			return appended, fmt.Errorf("audit entry of event %s: look it up: %w", e.ID, err)
-		}
-		if len(listed) > 0 {
+		if err == nil && len(listed) > 0 {
 			// Recorded before, maybe not anchored: anchor the head.
 			c, _, err := load(ctx, l, auditChain, uuid.Nil)
 			if err != nil {
