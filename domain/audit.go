@@ -168,9 +168,8 @@ type reasonNumber struct {
 }
 
 // reasonNumbers returns the runs of digits in s, a run going on through
-// the separators a number is written with between two of its digits (any
-// space or dash, dots, slashes, commas, colons, brackets, underscores,
-// middle dots, combining marks). s is folded first (NFKC: full-width,
+// anything but letters between two of its digits (numberSeparator: spaces,
+// dashes, punctuation, symbols, marks). s is folded first (NFKC: full-width,
 // circled, superscript and mathematical digits become ASCII ones, odd
 // spaces plain ones); a digit of another script (Arabic-Indic, Devanagari,
 // …) counts as its value.
@@ -231,13 +230,14 @@ func digitOf(r rune) int {
 }
 
 // numberSeparator reports whether r may stand between the digits of a
-// written phone or ID number (after NFKC).
+// written phone or ID number (after NFKC): anything but a digit or a letter. A list
+// of separators would always miss one (the ideographic comma and full
+// stop, plus signs, arrows, keycap marks were let through by the list this
+// replaced), and a number split by words is not a number one writes down.
+// Modifier letters (the prolonged sound mark ー, ʰ) are no words and count
+// as separators too.
 func numberSeparator(r rune) bool {
-	switch r {
-	case '.', '/', ',', ':', '(', ')', '\u00b7', '\u30fb', '\u2212':
-		return true
-	}
-	return unicode.In(r, unicode.Zs, unicode.Pd, unicode.Pc, unicode.Mn)
+	return digitOf(r) < 0 && (!unicode.IsLetter(r) || unicode.Is(unicode.Lm, r))
 }
 
 // personalNumber reports whether a punctuated run of digits is shaped like
