@@ -12,6 +12,7 @@ package idcard
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -88,6 +89,12 @@ func Validate(idType, number string, now time.Time) (string, error) {
 	if n == "" {
 		return "", invalid("is required")
 	}
+	if !ascii(n) && slices.Contains(Types(), idType) {
+		// Every document number is Latin letters and the digits 0-9; a
+		// full-width or another script's character is not one of them
+		// (and counted in bytes it would be reported as a wrong length).
+		return "", invalid("must be written with the digits 0-9 and the letters A-Z (not full-width or other characters)")
+	}
 	switch idType {
 	case ResidentID:
 		return n, validateResident(n, now)
@@ -104,6 +111,16 @@ func Validate(idType, number string, now time.Time) (string, error) {
 	default:
 		return "", &Error{Field: "id_type", Reason: "must be one of " + strings.Join(Types(), ", "), kind: ErrUnknownType}
 	}
+}
+
+// ascii reports whether s holds ASCII bytes only.
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // weights are the ISO 7064 MOD 11-2 weights of the first 17 characters.

@@ -189,3 +189,24 @@ func TestSample(t *testing.T) {
 		seen[n] = true
 	}
 }
+
+// TestValidateNonASCII: a number written with full-width or another
+// script's characters is refused for what it is, not as a wrong length
+// (its bytes are more than its characters).
+func TestValidateNonASCII(t *testing.T) {
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct{ typ, number string }{
+		{idcard.ResidentID, "１１０１０５１９４９１２３１００２Ｘ"},
+		{idcard.ResidentID, "١١٠١٠٥١٩٤٩١٢٣١٠٠٢X"},
+		{idcard.ResidentID, "11010519491231002X\u0301"},
+		{idcard.Passport, "Ｅ12345678"},
+	} {
+		_, err := idcard.Validate(c.typ, c.number, now)
+		if err == nil || !strings.Contains(err.Error(), "digits 0-9 and the letters A-Z") {
+			t.Errorf("%s %q: %v, want the refusal of non-ASCII characters", c.typ, c.number, err)
+		}
+	}
+	if _, err := idcard.Validate(idcard.ResidentID, "11010519491231002X", now); err != nil {
+		t.Fatalf("the ASCII number: %v", err)
+	}
+}
