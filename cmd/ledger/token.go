@@ -31,6 +31,15 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *ttl <= 0 {
+		return fmt.Errorf("token issue: --ttl must be positive (got %s): such a token would be expired when issued", *ttl)
+	}
+	if *venue != "" && *role != domain.RoleScanner {
+		return errors.New("token issue: --venue is only for --role scanner")
+	}
+	if *person != "" && *role != domain.RolePerson {
+		return errors.New("token issue: --person is only for --role person")
+	}
 	a := domain.Actor{Role: *role}
 	switch *role {
 	case domain.RoleAdmin, domain.RoleReviewer, domain.RoleAnalyst, domain.RoleDashboard, domain.RoleHealthFeed, domain.RoleAuditor:
@@ -66,6 +75,11 @@ func tokenIssue(args []string, stdout, stderr io.Writer, getenv func(string) str
 		name, err := domain.Text("subject", *holder, 64, true)
 		if err != nil || strings.ContainsAny(name, ": ") {
 			return errors.New("token issue: --subject takes a name of at most 64 characters without spaces, colons or control characters")
+		}
+		// The subject is the actor of every audit entry the holder causes,
+		// kept for good: the reasons' rule against ID and phone numbers.
+		if _, err := domain.ValidateAuditedReason(name, true); err != nil {
+			return errors.New("token issue: --subject may not hold an ID or phone number (a run of 11 or more digits): it stays in the audit trail for good")
 		}
 		a.Subject = token.Subject(a) + ":" + name
 	}
