@@ -233,6 +233,9 @@ func jsonError(body []byte, err error) error {
 func pointerField(p jsontext.Pointer) string {
 	var names []string
 	for tok := range p.Tokens() {
+		if _, err := strconv.Atoi(tok); err != nil && !echoableName(tok, true) {
+			break // a name not of the API's shape is not echoed (memberField)
+		}
 		names = append(names, tok)
 	}
 	if f := fieldPath(strings.Join(names, ".")); f != "" {
@@ -265,15 +268,40 @@ func kindName(k jsontext.Kind) string {
 // are matched exactly), names given twice and values of the wrong kind, at
 // any depth. It explains a failed decodeOne; it is never what accepts a
 // body. A syntax error ends the walk with what was found before it.
+// At most maxFieldErrors are listed (a body of 5,000 unknown members would
+// be answered with 5,000 problems), the last saying how many more there were.
 func fieldErrors(body []byte, t reflect.Type) []error {
 	w := walker{dec: jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))}
 	w.value(t, "")
+	if n := len(w.errs); n > maxFieldErrors {
+		w.errs = append(w.errs[:maxFieldErrors:maxFieldErrors],
+			domain.Invalid("body", "has %d more refused members, not listed", n-maxFieldErrors))
+	}
 	return w.errs
 }
+
+// maxFieldErrors bounds the members fieldErrors lists.
+const maxFieldErrors = 20
 
 type walker struct {
 	dec  *jsontext.Decoder
 	errs []error
+}
+
+// memberField names, in a problem, member name of the object at path: the
+// name itself when it is shaped like one of the API's (echoableName), which
+// a client's typo is; otherwise not echoed (a name holding an ID number, or
+// 60 kB of one), the object's path or "body" instead.
+func memberField(path, name string) string {
+	switch {
+	case !echoableName(name, true) && path != "":
+		return path
+	case !echoableName(name, true):
+		return "body"
+	case path != "":
+		return path + "." + name
+	}
+	return name
 }
 
 var rawMessageType = reflect.TypeFor[json.RawMessage]()
@@ -343,7 +371,7 @@ func (w *walker) value(t reflect.Type, path string) bool {
 		ok = true
 	}
 	if !ok {
-		w.errs = append(w.errs, domain.Invalid(field, "must be a number a %s holds, not %s", t.Kind(), v))
+		w.errs = append(w.errs, domain.Invalid(field, "must be a number a %s holds", t.Kind())) // the value is not echoed: it may be a document number
 	}
 	return true
 }
@@ -360,14 +388,13 @@ func (w *walker) object(t reflect.Type, path string) bool {
 			return false
 		}
 		name := tok.String()
-		field := name
-		if path != "" {
-			field = path + "." + name
-		}
+		field := memberField(path, name)
 		ft, known := structField(t, name)
 		switch {
 		case seen[name]:
 			w.errs = append(w.errs, domain.Invalid(field, "appears more than once"))
+		case !known && field != name && !strings.HasSuffix(field, "."+name):
+			w.errs = append(w.errs, domain.Invalid(field, "has a member whose name is not one of its fields (the name is not repeated here)"))
 		case !known:
 			w.errs = append(w.errs, domain.Invalid(field, "is not a known field"))
 		}

@@ -310,17 +310,32 @@ func (s *Server) oneQuery(next http.Handler) http.Handler {
 }
 
 // paramName reports whether k has the shape of the API's query parameters
-// (lower-case letters, digits and underscores, at most 40).
-func paramName(k string) bool {
-	if k == "" || len(k) > 40 {
+// (lower-case letters, digits and underscores, at most 40, starting with a
+// letter), the names a problem may echo: a client's typo is, a name
+// holding a document number (digits) or a NUL is not.
+func paramName(k string) bool { return echoableName(k, false) }
+
+// echoableName is paramName, upper-case letters allowed with upper (a body
+// member's name spelt in the wrong case is still a typo of ours). At most
+// ten digits: more may be an ID or phone number.
+func echoableName(k string, upper bool) bool {
+	if k == "" || len(k) > 40 || !isLetter(k[0], upper) {
 		return false
 	}
+	digits := 0
 	for _, c := range []byte(k) {
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c != '_' && !isLetter(c, upper):
 			return false
 		}
 	}
-	return true
+	return digits <= 10
+}
+
+func isLetter(c byte, upper bool) bool {
+	return (c >= 'a' && c <= 'z') || (upper && c >= 'A' && c <= 'Z')
 }
 
 // registerLimit limits registrations per client IP.

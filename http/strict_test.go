@@ -3,6 +3,7 @@ package http
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -196,5 +197,53 @@ func TestStrictPassRequest(t *testing.T) {
 	wantStatus(t, rec, http.StatusOK)
 	if n := len(decodeJSON[entriesResponse](t, rec).Entries); n != 0 {
 		t.Fatalf("%d entries recorded from refused bodies", n)
+	}
+}
+
+// TestStrictNamesNotEchoed: on every JSON route, a member name not shaped
+// like one of the API's (a document number, 60 kB of letters, a NUL) is
+// refused without being repeated in the answer, and a body of thousands of
+// unknown members is answered with a bounded list (an outside tester got
+// 393 kB back for 49 kB, and an ID number sent as a name back whole).
+func TestStrictNamesNotEchoed(t *testing.T) {
+	e := newTestServer(t)
+	long := strings.Repeat("k", 60000)
+	var many strings.Builder
+	many.WriteString("{")
+	for i := range 5000 {
+		if i > 0 {
+			many.WriteString(",")
+		}
+		many.WriteString(`"k` + strconv.Itoa(i) + `":1`)
+	}
+	many.WriteString("}")
+	for _, rt := range jsonRoutes(t, e) {
+		t.Run(rt.method+" "+rt.pattern, func(t *testing.T) {
+			for name, body := range map[string]string{
+				"ID number":  `{"110105194912310054":"x"}`,
+				"ID with X":  `{"` + rt.field + `":` + rt.value + `,"11010519491231002X":1}`,
+				"long":       `{"` + long + `":1}`,
+				"NUL":        `{"a\u0000b":1}`,
+				"many names": many.String(),
+			} {
+				req := httptest.NewRequest(rt.method, rt.path, strings.NewReader(body))
+				if rt.tok != "" {
+					req.Header.Set("Authorization", "Bearer "+rt.tok)
+				}
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				e.srv.Handler().ServeHTTP(rec, req)
+				answer := rec.Body.String()
+				p := wantProblem(t, rec, http.StatusBadRequest, ProblemValidation)
+				switch {
+				case strings.Contains(answer, "1101051949123100"), strings.Contains(answer, "kkkkkkkkkkkkkkkk"), strings.Contains(answer, `a\u0000b`):
+					t.Errorf("%s: the name is echoed: %.300s", name, answer)
+				case len(answer) > 4096:
+					t.Errorf("%s: %d bytes of answer", name, len(answer))
+				case len(p.Errors) == 0 || len(p.Errors) > 21:
+					t.Errorf("%s: %d problems listed", name, len(p.Errors))
+				}
+			}
+		})
 	}
 }
