@@ -70,10 +70,18 @@ func (l *Ledger) AddFamilyMember(ctx context.Context, actor domain.Actor, guardi
 func (l *Ledger) register(ctx context.Context, r domain.Registration, meta domain.Meta, decide func(domain.Person) ([]domain.Event, error)) (Result, error) {
 	p, res, err := update(ctx, l, persons, r.PersonID, meta, failOnConflict, decide)
 	if errors.Is(err, domain.ErrConflict) {
-		if p.Erased() {
+		// Lost a race for the document, or the event id is another
+		// event's: the person as the log holds them now tells which.
+		now, _, lerr := load(ctx, l, persons, r.PersonID)
+		switch {
+		case lerr != nil:
+			return Result{}, lerr
+		case p.Erased() || now.Erased():
 			return Result{}, domain.ErasedDocument(r.IDType)
+		case now.Registered():
+			return Result{}, domain.AlreadyRegistered(r.IDType)
 		}
-		return Result{}, domain.AlreadyRegistered(r.IDType)
+		return Result{}, err // not the document: the store's conflict names the event id
 	}
 	if err != nil {
 		return Result{}, err

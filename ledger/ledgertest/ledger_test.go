@@ -158,6 +158,25 @@ func TestRegisterPerson(t *testing.T) {
 			t.Fatal("a refused registration appended an event")
 		}
 	})
+	t.Run("another document with the event id", func(t *testing.T) {
+		// An outside tester's finding: this was answered "already
+		// registered" for a document that never was.
+		before := h.lastPosition()
+		other := cmd
+		other.IDNumber = h.newResidentID()
+		_, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, other)
+		wantKind(t, err, domain.ErrConflict)
+		if strings.Contains(err.Error(), "already registered") || !strings.Contains(err.Error(), eventID.String()) {
+			t.Fatalf("error %q: want the event id named, not 'already registered'", err)
+		}
+		if h.lastPosition() != before {
+			t.Fatal("a refused registration appended an event")
+		}
+		other.EventID = uuid.Nil
+		if _, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, other); err != nil {
+			t.Fatalf("the document is free: %v", err)
+		}
+	})
 	t.Run("bad input appends nothing", func(t *testing.T) {
 		before := h.lastPosition()
 		bad := []domain.RegisterPerson{
