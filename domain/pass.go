@@ -195,6 +195,13 @@ func CheckPassRetry(actor Actor, cmd RecordPass, idHash string, stored PassView,
 			return conflict("a pass with other family members")
 		}
 	}
+	// And the other way: a member who passed with it and is not named
+	// again (the caller looked up the passes of the person's family).
+	for _, m := range f.Persons[p.PersonID].FamilyMembers {
+		if _, ok := f.Stored[FamilyPassEventID(stored.EventID, m)]; ok && !slices.Contains(cmd.FamilyMemberIDs, m) {
+			return conflict("a pass with other family members")
+		}
+	}
 	return nil
 }
 

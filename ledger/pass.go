@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -77,6 +79,9 @@ func (l *Ledger) recordPasses(ctx context.Context, actor domain.Actor, cmds []do
 		return nil, fmt.Errorf("read the facts of %d passes: %w", len(cmds), err)
 	}
 	l.Fence.overlay(&facts)
+	if err := l.storedFamily(ctx, jobs, &facts); err != nil {
+		return nil, err
+	}
 
 	// Decide each pass. A client event id already stored (a retry, also
 	// one older than JetStream's duplicate window) answers with its
@@ -196,6 +201,36 @@ func (l *Ledger) passFactsQuery(actor domain.Actor, cmds []domain.RecordPass, jo
 		q.Persons = append(q.Persons, cmd.FamilyMemberIDs...)
 	}
 	return q
+}
+
+// storedFamily adds to facts the stored passes of the family members a
+// retried pass (a job whose event id is stored) was made with but the retry
+// does not name, so that CheckPassRetry sees a retry with fewer members
+// (the first read only looked up the named ones'). One more read, only when
+// a call retries a pass of a guardian.
+func (l *Ledger) storedFamily(ctx context.Context, jobs []passJob, facts *domain.PassFacts) error {
+	var ids []uuid.UUID
+	for i := range jobs {
+		j := &jobs[i]
+		pv, ok := facts.Stored[j.eventID]
+		if j.eventID == uuid.Nil || j.sameAs >= 0 || j.err != nil || !ok {
+			continue
+		}
+		for _, m := range facts.Persons[pv.Pass.PersonID].FamilyMembers {
+			if id := domain.FamilyPassEventID(j.eventID, m); !slices.Contains(j.cmd.FamilyMemberIDs, m) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	more, err := l.Reads.PassFacts(ctx, PassFactsQuery{EventIDs: ids})
+	if err != nil {
+		return fmt.Errorf("read the family passes of %d retried passes: %w", len(jobs), err)
+	}
+	maps.Copy(facts.Stored, more.Stored)
+	return nil
 }
 
 // storedResult answers a retry of stored pass pv with its original result,

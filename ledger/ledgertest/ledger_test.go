@@ -544,6 +544,23 @@ func TestFamilyPass(t *testing.T) {
 	if err != nil || !ok || p.Pass.GuardianID != guardian || p.Pass.PersonID != child {
 		t.Fatalf("child's pass = %+v, %v, %v", p, ok, err)
 	}
+	// A retry that leaves a member out, or names another, is another pass
+	// (an outside tester got 200 "duplicate" for the first).
+	other := h.addChild(guardian, "张二")
+	h.caughtUp(h.lastPosition())
+	before := h.lastPosition()
+	for name, members := range map[string][]uuid.UUID{"fewer members": nil, "another member": {other}, "one more": {child, other}} {
+		changed := cmd
+		changed.FamilyMemberIDs = members
+		_, err := h.Ledger.RecordPass(h.ctx, person(guardian), changed)
+		wantKind(t, err, domain.ErrConflict)
+		if !strings.Contains(err.Error(), "other family members") {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if h.lastPosition() != before {
+		t.Fatal("a refused retry appended")
+	}
 }
 
 func TestRecordPasses(t *testing.T) {
