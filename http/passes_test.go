@@ -539,3 +539,26 @@ func TestOfflineScanChecksTheCodeAtItsTime(t *testing.T) {
 		"personal_code": then, "direction": "in"})
 	wantProblem(t, rec, http.StatusBadRequest, ProblemValidation)
 }
+
+// TestBatchItemWithRepeatedName: a name repeated inside one item of a batch
+// is that item's problem; the others are decoded, and a name repeated in
+// the batch's own object still refuses it (an outside tester lost a whole
+// batch to one such item).
+func TestBatchItemWithRepeatedName(t *testing.T) {
+	ok := `{"method":"manual","venue_id":"v","id_type":"resident_id","id_number":"n","direction":"out"}`
+	items, itemErr, err := decodeBatch([]byte(`{"passes":[` + ok + `,{"method":"manual","method":"manual"},` + ok + `]}`))
+	if err != nil || len(items) != 3 || len(itemErr) != 3 {
+		t.Fatalf("items %d, errors %v, err %v", len(items), itemErr, err)
+	}
+	if itemErr[0] != nil || itemErr[2] != nil || itemErr[1] == nil || !strings.Contains(itemErr[1].Error(), "appears more than once") {
+		t.Fatalf("item errors %v", itemErr)
+	}
+	if items[0].Method != "manual" || items[2].Direction != "out" {
+		t.Fatalf("items %+v", items)
+	}
+	for _, body := range []string{`{"passes":[` + ok + `],"passes":[` + ok + `]}`, `{"passes":[` + ok + `],"extra":1}`, `[` + ok + `]`} {
+		if _, _, err := decodeBatch([]byte(body)); err == nil {
+			t.Errorf("%s: decoded, want the batch refused", body)
+		}
+	}
+}
