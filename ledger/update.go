@@ -127,6 +127,29 @@ func update[S any](ctx context.Context, l *Ledger, k kind[S], id uuid.UUID, meta
 		if err != nil {
 			return s, Result{}, err
 		}
+		if res.Duplicate && !k.last {
+			// The event id is on this aggregate already: a retry that
+			// raced its original (or came from another replica at the same
+			// moment), or another command under the same id. The state
+			// that holds it tells which, as for a retry that comes after:
+			// deciding again recognises the retry (nothing to do) and
+			// refuses anything else. (Answering the store's duplicate as
+			// it was told two callers with different bodies both
+			// succeeded, and dropped one of them.) The audit chain's
+			// entries are the chain's own business (RecordAudit).
+			now, _, err := load(ctx, l, k, id)
+			if err != nil {
+				return s, Result{}, err
+			}
+			again, err := decide(now)
+			switch {
+			case err != nil:
+				return now, Result{}, err
+			case len(again) > 0:
+				return now, Result{}, domain.Errorf(domain.ErrConflict, "event id %s was already used for another event", meta.ID)
+			}
+			return now, Result{ID: id}, nil
+		}
 		res.ID = id
 		return s, res, nil
 	}
