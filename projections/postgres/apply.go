@@ -56,8 +56,14 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) (projections.Che
 	// event ids in every row), and goes on doing so all day as the
 	// partition fills: seen at 10 M passes, 270-410 ms a batch for what an
 	// index answers in 3 ms.
-	if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)`); err != nil {
-		return projections.Checkpoint{}, fmt.Errorf("set synchronous_commit and plan_cache_mode: %w", err)
+	//
+	// And a transaction left open by a frozen projector (SIGSTOP, a stalled
+	// VM: its TCP connection stays alive) is ended after 10 s idle, so the
+	// position row it holds does not stop the replica that took its lease
+	// over (LeaseOptions.IdleTimeout frees the lease itself).
+	if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),
+		set_config('idle_in_transaction_session_timeout', '10s', true)`); err != nil {
+		return projections.Checkpoint{}, fmt.Errorf("set the transaction's settings: %w", err)
 	}
 	var (
 		pos int64

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/checkin-ledger/ledger/projections"
@@ -16,6 +17,13 @@ type LeaseOptions struct {
 	// CheckEvery is how often the holder checks that its connection (and
 	// so its lock) is alive (default 1 s).
 	CheckEvery time.Duration
+	// IdleTimeout is how long the lock's session may go without the
+	// holder's check before PostgreSQL ends it, and the lock with it
+	// (idle_session_timeout; default 5 × CheckEvery, at least 1 s): a
+	// holder frozen (SIGSTOP, a stalled VM) keeps its TCP connection alive,
+	// since the kernel still answers keepalives, and would keep the lock
+	// for as long as it is frozen.
+	IdleTimeout time.Duration
 }
 
 // Lease returns the projection's lease for projections.Options.Lease: a
@@ -30,6 +38,9 @@ func (s *Store) Lease(o LeaseOptions) projections.Lease {
 	}
 	if o.CheckEvery <= 0 {
 		o.CheckEvery = time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = max(5*o.CheckEvery, time.Second)
 	}
 	return &lease{s: s, o: o}
 }
@@ -69,7 +80,9 @@ func (l *lease) connect(ctx context.Context) (*pgx.Conn, error) {
 	cfg := l.s.pool.Config().ConnConfig.Copy()
 	// A dead peer is noticed in seconds, not after the kernel's 2 hours
 	// (ignored on Unix sockets).
-	for k, v := range map[string]string{"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"} {
+	for k, v := range map[string]string{"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3",
+		// A frozen holder (see LeaseOptions.IdleTimeout): PostgreSQL 14 and later.
+		"idle_session_timeout": strconv.FormatInt(l.o.IdleTimeout.Milliseconds(), 10)} {
 		cfg.RuntimeParams[k] = v
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)

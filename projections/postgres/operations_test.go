@@ -310,3 +310,31 @@ func TestTablesOfAnotherLogAreRefused(t *testing.T) {
 		t.Fatalf("unbound tables beyond the log's end: %v", err)
 	}
 }
+
+// TestLeaseOfAFrozenHolder: a holder that stops checking its lock (frozen:
+// its connection stays open, the kernel answers keepalives) loses it after
+// its idle timeout, and another replica takes it (an outside tester froze
+// the holder for 40 s and no replica took over).
+func TestLeaseOfAFrozenHolder(t *testing.T) {
+	needDB(t)
+	s := openStore(t)
+	frozen := s.Lease(postgres.LeaseOptions{CheckEvery: time.Hour, IdleTimeout: time.Second})
+	held, release, err := frozen.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	other := s.Lease(postgres.LeaseOptions{TryEvery: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, release2, err := other.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("the lease was not taken over within 15 s of a holder that stopped checking: %v", err)
+	}
+	defer release2()
+	if took := time.Since(start); took < 500*time.Millisecond {
+		t.Fatalf("taken over after %s, before the holder's idle timeout", took)
+	}
+	_ = held
+}
