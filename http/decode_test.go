@@ -36,7 +36,7 @@ func TestDecode(t *testing.T) {
 		{"not an object", `[1,2]`, 1024, "body", false, nil},
 		{"unknown field", `{"name":"a","admin":true}`, 1024, "admin", false, nil},
 		{"wrong type", `{"count":"many"}`, 1024, "count", false, nil},
-		{"wrong nested type", `{"tags":[1,"x"]}`, 1024, "tags", false, nil},
+		{"wrong nested type", `{"tags":[1,"x"]}`, 1024, "tags[1]", false, nil},
 		{"two values", `{"name":"a"}{"name":"b"}`, 1024, "body", false, nil},
 		{"too large", `{"name":"` + strings.Repeat("x", 200) + `"}`, 64, "", true, nil},
 		// Strict JSON: names match exactly, once; bad UTF-8 is refused.
@@ -47,7 +47,7 @@ func TestDecode(t *testing.T) {
 		{"invalid UTF-8", "{\"name\":\"\xff\"}", 1024, "name", false, nil},
 		{"not an integer", `{"count":1.5}`, 1024, "count", false, nil},
 		{"every bad field at once", `{"Name":"a","count":"x","name":"b","name":"c","tags":[1,"y"],"extra":1}`, 1024, "Name", false,
-			[]string{"Name", "count", "name", "tags", "extra"}},
+			[]string{"Name", "count", "name", "tags[1]", "extra"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

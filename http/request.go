@@ -228,20 +228,29 @@ func jsonError(body []byte, err error) error {
 	}
 }
 
-// pointerField names the member at a JSON pointer as fieldPath does
-// ("records.nat_at" for /records/3/nat_at); "body" for the whole value.
+// pointerField names the member at a JSON pointer as the walker and the
+// domain's item errors do ("records[3].nat_at" for /records/3/nat_at: in a
+// feed of 10,000 records the index is what finds the bad one); "body" for
+// the whole value.
 func pointerField(p jsontext.Pointer) string {
-	var names []string
+	var b strings.Builder
 	for tok := range p.Tokens() {
-		if _, err := strconv.Atoi(tok); err != nil && !echoableName(tok, true) {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if !echoableName(tok, true) {
 			break // a name not of the API's shape is not echoed (memberField)
 		}
-		names = append(names, tok)
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
 	}
-	if f := fieldPath(strings.Join(names, ".")); f != "" {
-		return f
+	if b.Len() == 0 {
+		return "body"
 	}
-	return "body"
+	return b.String()
 }
 
 // kindName is a JSON value kind as a client would name it.
@@ -344,8 +353,8 @@ func (w *walker) value(t reflect.Type, path string) bool {
 		if _, err := w.dec.ReadToken(); err != nil {
 			return false
 		}
-		for w.dec.PeekKind() != ']' {
-			if !w.value(t.Elem(), path) {
+		for i := 0; w.dec.PeekKind() != ']'; i++ {
+			if !w.value(t.Elem(), path+"["+strconv.Itoa(i)+"]") {
 				return false
 			}
 		}
@@ -445,19 +454,6 @@ func structField(t reflect.Type, name string) (reflect.Type, bool) {
 	return nil, false
 }
 
-// fieldPath names a field the same way with either encoding/json
-// implementation: the v2-based one adds array indexes ("tags.1"), v1 does not.
-func fieldPath(p string) string {
-	parts := strings.Split(p, ".")
-	out := parts[:0]
-	for _, part := range parts {
-		if _, err := strconv.Atoi(part); err == nil {
-			continue
-		}
-		out = append(out, part)
-	}
-	return strings.Join(out, ".")
-}
 
 func jsonKind(goKind string) string {
 	switch goKind {
