@@ -454,7 +454,6 @@ func structField(t reflect.Type, name string) (reflect.Type, bool) {
 	return nil, false
 }
 
-
 func jsonKind(goKind string) string {
 	switch goKind {
 	case "string":
