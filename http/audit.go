@@ -17,7 +17,7 @@ import (
 // the audit chain's entries in chain order.
 func (s *Server) listAuditChain(w http.ResponseWriter, r *http.Request) error {
 	return list(s, w, r, auditChainQuery, s.reads.AuditChain, func(q domain.AuditChainQuery, entries []domain.AuditChainEntry, pos uint64) any {
-		return pageOf(entries, q.Limit, pos, auditChainEntryOf, func(e domain.AuditChainEntry) cursor { return cursor{position: e.Seq} })
+		return pageOf(entries, q.Limit, pos, auditChainEntryOf, func(e domain.AuditChainEntry) cursor { return cursor{position: e.Seq, scope: scopeOf(r)} })
 	})
 }
 

@@ -84,5 +84,9 @@ func queryCursor(r *http.Request) (cursor, error) {
 	if c == "" {
 		return cursor{}, nil
 	}
-	return parseCursor(c)
+	cur, err := parseCursor(c)
+	if err == nil && cur.scope != scopeOf(r) {
+		return cursor{}, domain.Invalid("cursor", "belongs to another list, or to this one with other filters: start again without it")
+	}
+	return cur, err
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/ledger"
 )
@@ -79,12 +81,12 @@ func TestProblemFor(t *testing.T) {
 }
 
 func TestCursorRoundTrip(t *testing.T) {
-	c := cursor{at: mustTime(t, "2022-05-01T08:00:00.123456789Z"), position: 42}
+	c := cursor{at: mustTime(t, "2022-05-01T08:00:00.123456789Z"), position: 42, scope: 7}
 	got, err := parseCursor(c.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.at.Equal(c.at) || got.position != c.position {
+	if !got.at.Equal(c.at) || got.position != c.position || got.scope != c.scope {
 		t.Fatalf("cursor = %+v, want %+v", got, c)
 	}
 	for _, bad := range []string{"", "!!", "AAAA", c.String() + "AA"} {
@@ -127,5 +129,28 @@ func TestRetryLaterIs503WithRetryAfter(t *testing.T) {
 	writeProblem(rec, p)
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "2" {
 		t.Fatalf("status %d Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+}
+
+// TestCursorOfAnotherList: a cursor is taken only by the list and filters
+// that gave it (an outside tester's entries cursor on /v1/audit answered an
+// empty page, taken for the end); the page size and min_position may change.
+func TestCursorOfAnotherList(t *testing.T) {
+	req := func(target string) *http.Request {
+		r := httptest.NewRequest("GET", target, nil)
+		rc := chi.NewRouteContext()
+		rc.RoutePatterns = []string{target[:strings.IndexAny(target+"?", "?")]}
+		return r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, rc))
+	}
+	c := cursor{position: 9, scope: scopeOf(req("/v1/audit?kind=contacts&limit=5"))}.String()
+	for _, ok := range []string{"/v1/audit?kind=contacts&cursor=" + c, "/v1/audit?limit=50&cursor=" + c + "&kind=contacts&min_position=3"} {
+		if got, err := queryCursor(req(ok)); err != nil || got.position != 9 {
+			t.Errorf("%s: %+v, %v", ok, got, err)
+		}
+	}
+	for _, bad := range []string{"/v1/audit/looks?kind=contacts&cursor=" + c, "/v1/audit?kind=history&cursor=" + c, "/v1/audit?cursor=" + c} {
+		if _, err := queryCursor(req(bad)); !errors.Is(err, domain.ErrInvalid) || !strings.Contains(err.Error(), "another list") {
+			t.Errorf("%s: %v, want the cursor refused", bad, err)
+		}
 	}
 }

@@ -8,10 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -701,27 +704,60 @@ func (s *Server) pollPosition(ctx context.Context, position uint64) error {
 	}
 }
 
-// cursor is a position in a venue's entry list, newest first: the last
-// entry of the previous page. On the wire it is opaque base64.
+// cursor is a position in a list read page by page (a venue's entries,
+// the recorded looks, the audit chain): the last entry of the previous
+// page, and the list it belongs to (scopeOf: the route, its path and its
+// filters), so that a cursor given to another list, or to the same list
+// with other filters, is refused rather than answered with a wrong or an
+// empty page taken for the end. On the wire it is opaque base64.
 type cursor struct {
 	at       time.Time
 	position uint64
+	scope    uint32
 }
 
 func (c cursor) String() string {
-	var b [16]byte
+	var b [20]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(c.at.UnixNano()))
-	binary.BigEndian.PutUint64(b[8:], c.position)
+	binary.BigEndian.PutUint64(b[8:16], c.position)
+	binary.BigEndian.PutUint32(b[16:], c.scope)
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func parseCursor(s string) (cursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != 16 {
+	if err != nil || len(b) != 20 {
 		return cursor{}, domain.Invalid("cursor", "is not a cursor this API returned")
 	}
 	return cursor{
 		at:       time.Unix(0, int64(binary.BigEndian.Uint64(b[:8]))).UTC(),
-		position: binary.BigEndian.Uint64(b[8:]),
+		position: binary.BigEndian.Uint64(b[8:16]),
+		scope:    binary.BigEndian.Uint32(b[16:]),
 	}, nil
+}
+
+// scopeOf names the list r reads, for its cursors: the route, the path
+// (a venue's id) and every query parameter but the cursor, the page size
+// and min_position (how fresh the read models must be), in order.
+func scopeOf(r *http.Request) uint32 {
+	h := fnv.New32a()
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		h.Write([]byte(rc.RoutePattern()))
+	}
+	h.Write([]byte{0})
+	h.Write([]byte(r.URL.Path))
+	q := r.URL.Query()
+	keys := slices.Sorted(maps.Keys(q))
+	for _, k := range keys {
+		if k == "cursor" || k == "limit" || k == "min_position" {
+			continue
+		}
+		for _, v := range q[k] {
+			h.Write([]byte{0})
+			h.Write([]byte(k))
+			h.Write([]byte{'='})
+			h.Write([]byte(v))
+		}
+	}
+	return h.Sum32()
 }

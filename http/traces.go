@@ -225,7 +225,7 @@ func (s *Server) writeTraceCSV(w http.ResponseWriter, r *http.Request, res ledge
 // of each, oldest first.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	return list(s, w, r, auditQuery, s.reads.Audit, func(q domain.AuditQuery, entries []domain.AuditEntry, pos uint64) any {
-		return pageOf(entries, q.Limit, pos, auditEntryOf, func(e domain.AuditEntry) cursor { return cursor{at: e.At, position: e.Position} })
+		return pageOf(entries, q.Limit, pos, auditEntryOf, func(e domain.AuditEntry) cursor { return cursor{at: e.At, position: e.Position, scope: scopeOf(r)} })
 	})
 }
 

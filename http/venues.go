@@ -278,7 +278,7 @@ func (s *Server) venueEntries(w http.ResponseWriter, r *http.Request) error {
 	if len(entries) > limit {
 		entries = entries[:limit]
 		last := entries[limit-1]
-		resp.NextCursor = cursor{at: last.At, position: last.Position}.String()
+		resp.NextCursor = cursor{at: last.At, position: last.Position, scope: scopeOf(r)}.String()
 	}
 	resp.Entries = make([]entryJSON, len(entries))
 	for i, e := range entries {
