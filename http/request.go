@@ -32,6 +32,10 @@ import (
 // or bad token is ErrUnauthorized; the token of an erased person acts for
 // nobody (ledger.MayAct: ErrConflict, "was erased").
 func (s *Server) actor(r *http.Request) (domain.Actor, error) {
+	if len(r.Header.Values("Authorization")) > 1 {
+		// Which one would act is nobody's guess (a proxy that adds its own).
+		return domain.Actor{}, domain.Errorf(domain.ErrUnauthorized, "give one Authorization header, not %d", len(r.Header.Values("Authorization")))
+	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return domain.Actor{}, domain.Errorf(domain.ErrUnauthorized, "a bearer token is required")
@@ -177,6 +181,11 @@ var strictJSON = jsonv2.RejectUnknownMembers(true)
 // unknown, repeated or mistyped member at once (fieldErrors), else the one
 // syntax error.
 func decodeOne(body []byte, v any) error {
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		// Decoded as an empty object otherwise, and answered for its
+		// missing fields as if they had been left out.
+		return domain.Invalid("body", "must be an object, not null")
+	}
 	err := jsonv2.Unmarshal(body, v, strictJSON)
 	if err == nil {
 		return nil

@@ -247,3 +247,32 @@ func TestStrictNamesNotEchoed(t *testing.T) {
 		})
 	}
 }
+
+// TestStrictNullAndTwoTokens: a body of null is refused as not an object on
+// every JSON route (it was read as {}), and a request with two
+// Authorization headers acts for nobody (the first one counted).
+func TestStrictNullAndTwoTokens(t *testing.T) {
+	e := newTestServer(t)
+	for _, rt := range jsonRoutes(t, e) {
+		req := httptest.NewRequest(rt.method, rt.path, strings.NewReader(" null "))
+		if rt.tok != "" {
+			req.Header.Set("Authorization", "Bearer "+rt.tok)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		e.srv.Handler().ServeHTTP(rec, req)
+		p := wantProblem(t, rec, http.StatusBadRequest, ProblemValidation)
+		if len(p.Errors) != 1 || p.Errors[0].Field != "body" || !strings.Contains(p.Errors[0].Reason, "not null") {
+			t.Errorf("%s %s: %+v", rt.method, rt.pattern, p.Errors)
+		}
+	}
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin})
+	req := httptest.NewRequest("GET", "/v1/audit", nil)
+	req.Header.Add("Authorization", "Bearer "+admin)
+	req.Header.Add("Authorization", "Bearer "+admin)
+	rec := httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("two Authorization headers: %d %s", rec.Code, rec.Body)
+	}
+}
