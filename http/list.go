@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/checkin-ledger/ledger/domain"
 )
@@ -75,6 +76,24 @@ func oneOf(field, value, reason string, allowed ...string) error {
 		return nil
 	}
 	return domain.Invalid(field, "%s", reason)
+}
+
+// onlyParams refuses a query parameter a list route does not take (every
+// route also takes min_position): on the audit trail's lists a typo
+// (`Person=` for `person=`) would otherwise answer the whole trail, as if
+// unfiltered on purpose. The name is echoed only when it is shaped like
+// ours (paramName).
+func onlyParams(r *http.Request, names ...string) error {
+	for k := range r.URL.Query() {
+		if k == "min_position" || slices.Contains(names, k) {
+			continue
+		}
+		if !paramName(k) {
+			return domain.Invalid("query", "has a parameter this route does not take (the name is not repeated here)")
+		}
+		return domain.Invalid(k, "is not a parameter of this route (it takes %s)", strings.Join(names, ", "))
+	}
+	return nil
 }
 
 // queryCursor reads the cursor query parameter; absent, it is the zero

@@ -276,3 +276,33 @@ func TestStrictNullAndTwoTokens(t *testing.T) {
 		t.Fatalf("two Authorization headers: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestAuditListsRefuseUnknownParams: the audit trail's lists refuse a
+// parameter they do not take (a typo answered the whole trail).
+func TestAuditListsRefuseUnknownParams(t *testing.T) {
+	e := newTestServer(t)
+	auditor := e.bearer(domain.Actor{Role: domain.RoleAuditor, Subject: "auditor:x"})
+	for target, field := range map[string]string{
+		"/v1/audit?Person=" + uuid.NewString():      "query",
+		"/v1/audit?persons=x":                       "persons",
+		"/v1/audit/looks?form=2022-01-01T00:00:00Z": "form",
+	} {
+		req := httptest.NewRequest("GET", target, nil)
+		req.Header.Set("Authorization", "Bearer "+auditor)
+		rec := httptest.NewRecorder()
+		e.srv.Handler().ServeHTTP(rec, req)
+		p := wantProblem(t, rec, http.StatusBadRequest, ProblemValidation)
+		if len(p.Errors) == 0 || p.Errors[0].Field != field {
+			t.Errorf("%s: %+v, want field %s", target, p.Errors, field)
+		}
+	}
+	for _, target := range []string{"/v1/audit?kind=contacts&limit=5&min_position=0", "/v1/audit/looks?limit=5"} {
+		req := httptest.NewRequest("GET", target, nil)
+		req.Header.Set("Authorization", "Bearer "+auditor)
+		rec := httptest.NewRecorder()
+		e.srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Errorf("%s: %d %s", target, rec.Code, rec.Body)
+		}
+	}
+}

@@ -233,6 +233,9 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 func auditQuery(r *http.Request) (domain.AuditQuery, error) {
 	qs := r.URL.Query()
 	var q domain.AuditQuery
+	if err := onlyParams(r, "from", "to", "limit", "cursor"); err != nil {
+		return q, err
+	}
 	var err error
 	if q.From, err = parseTime("from", qs.Get("from")); err != nil {
 		return q, err
