@@ -61,6 +61,8 @@ func TestClusterFaults(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			logs, _ := filepath.Glob(filepath.Join(tmp, "*.log"))
+			nodes, _ := filepath.Glob(filepath.Join(tmp, "cluster*", "*.log"))
+			logs = append(logs, nodes...)
 			for _, l := range logs {
 				b, _ := os.ReadFile(l)
 				if len(b) > 6000 {
@@ -345,8 +347,40 @@ type natsCluster struct {
 
 // startNATSCluster starts three nats-server processes in one JetStream
 // cluster on loopback (ports chosen free now, sync_interval: always) and
-// waits for JetStream on each.
+// waits for JetStream on each. A port found free can be taken by another
+// test process before a node binds it (CI saw a node never come up once):
+// a cluster that does not come up is stopped and started again on other
+// ports, in a directory of its own, up to three times, and the last
+// failure shows the node's log.
 func startNATSCluster(t *testing.T, bin, dir string) *natsCluster {
+	t.Helper()
+	var why string
+	for attempt := 1; attempt <= 3; attempt++ {
+		sub := filepath.Join(dir, fmt.Sprintf("cluster%d", attempt))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		c, failed := tryNATSCluster(t, bin, sub)
+		if failed == nil {
+			return c
+		}
+		b, _ := os.ReadFile(failed.log)
+		if len(b) > 3000 {
+			b = b[len(b)-3000:]
+		}
+		why = fmt.Sprintf("nats-server %s: no JetStream within a minute; its log:\n%s", failed.name, b)
+		t.Logf("attempt %d: %s", attempt, why)
+		for i := range c.nodes {
+			c.kill(t, i)
+		}
+	}
+	t.Fatal(why)
+	return nil
+}
+
+// tryNATSCluster is one attempt of startNATSCluster in dir: the cluster,
+// and the node that did not come up (nil when all did).
+func tryNATSCluster(t *testing.T, bin, dir string) (*natsCluster, *natsNode) {
 	t.Helper()
 	c := &natsCluster{bin: bin}
 	var routes []string
@@ -384,10 +418,10 @@ cluster { name: ledger, listen: 127.0.0.1:%d, routes: [%s] }
 	})
 	for _, n := range c.nodes {
 		if !ledgertest.Poll(time.Minute, func() bool { return monitorOK(n.mon + "/healthz?js-enabled-only=true") }) {
-			t.Fatalf("nats-server %s: no JetStream within a minute", n.name)
+			return c, n
 		}
 	}
-	return c
+	return c, nil
 }
 
 func (c *natsCluster) start(t *testing.T, i int) {
