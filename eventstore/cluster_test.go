@@ -523,3 +523,44 @@ func TestClusterDedupAcrossStores(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterQueuedWriteTimesOutOnce: with no quorum, a write queued behind
+// a stalled one answers ErrUnavailable within one WriteTimeout of its call,
+// not two (an outside tester's second write answered 503 after 20 s).
+func TestClusterQueuedWriteTimesOutOnce(t *testing.T) {
+	c := startCluster(t)
+	const writeTimeout = 2 * time.Second
+	s, err := openCluster(t, c.url(0), func(o *eventstore.Options) {
+		o.WriteTimeout, o.AckTimeout = writeTimeout, 300*time.Millisecond
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	venue := uuid.New()
+	if _, err := s.Record(context.Background(), event(domain.PassAggregate(venue, uuid.New()), 1)); err != nil {
+		t.Fatal(err)
+	}
+	c.srvs[1].Shutdown()
+	c.srvs[2].Shutdown() // no quorum: every write stalls
+	took := make([]time.Duration, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range took {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 200 * time.Millisecond) // each behind the one before
+			start := time.Now()
+			_, errs[i] = s.Record(context.Background(), event(domain.PassAggregate(venue, uuid.New()), 1))
+			took[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	for i := range took {
+		if !errors.Is(errs[i], eventstore.ErrUnavailable) {
+			t.Fatalf("write %d: %v, want ErrUnavailable", i, errs[i])
+		}
+		if took[i] > writeTimeout+time.Second {
+			t.Fatalf("write %d answered after %s, want within the write timeout (%s)", i, took[i], writeTimeout)
+		}
+	}
+	t.Logf("answered after %v", took)
+}

@@ -164,11 +164,16 @@ type pack struct {
 	body    []byte // pack: "[" and the elements so far, without "]"
 	ids     []uuid.UUID
 	slots   []slot
-	latest  int64      // the latest occurred_at of its events (Unix nanoseconds), for Nats-TTL
-	calls   int        // Record calls with events in the pack
-	last    *recordReq // the call that added the last event
-	group   *group     // the packs sent with this one
-	slot    int        // in the dedup table's packs, while pending
+	latest  int64 // the latest occurred_at of its events (Unix nanoseconds), for Nats-TTL
+	// deadline is WriteTimeout after the pack was opened (its first caller
+	// began to wait): a pack queued behind a stalled one does not start a
+	// WriteTimeout of its own when its turn comes (its callers would wait
+	// twice as long for their 503).
+	deadline time.Time
+	calls    int        // Record calls with events in the pack
+	last     *recordReq // the call that added the last event
+	group    *group     // the packs sent with this one
+	slot     int        // in the dedup table's packs, while pending
 	// dups are later copies of an event in this pack: they get its
 	// position, flagged Duplicate. Guarded by the dedup table's lock.
 	dups []dupSlot
@@ -192,11 +197,12 @@ type dupSlot struct {
 // gatherer holds what the committer has taken and not yet sent.
 type gatherer struct {
 	maxPack, maxBytes  int
-	pass, alert, event *pack   // packs being filled
-	singles            []*pack // one-event messages
-	ready              []*pack // sealed, waiting to be sent, in order
-	calls              int     // Record calls taken since the last seal
-	lastBytes          int     // body size of the last pack sealed
+	writeTimeout       time.Duration // Options.WriteTimeout, for each pack's deadline
+	pass, alert, event *pack         // packs being filled
+	singles            []*pack       // one-event messages
+	ready              []*pack       // sealed, waiting to be sent, in order
+	calls              int           // Record calls taken since the last seal
+	lastBytes          int           // body size of the last pack sealed
 }
 
 // waiting reports whether events are gathered but not sealed.
@@ -229,7 +235,7 @@ func (g *gatherer) seal() {
 // new message gets a slot in t (whose lock the caller holds).
 func (g *gatherer) packFor(t *dedupTable, ev *recEvent) *pack {
 	if !ev.packed {
-		p := &pack{subject: ev.subject}
+		p := &pack{subject: ev.subject, deadline: time.Now().Add(g.writeTimeout)}
 		t.slotLocked(p)
 		g.singles = append(g.singles, p)
 		return p
@@ -253,7 +259,7 @@ func (g *gatherer) packFor(t *dedupTable, ev *recEvent) *pack {
 		if ev.subject == packPassSubject {
 			size = min(g.maxBytes+1, max(64<<10, g.lastBytes+g.lastBytes/4))
 		}
-		*cur = &pack{subject: ev.subject, packed: true, body: appendPackStart(make([]byte, 0, size))}
+		*cur = &pack{subject: ev.subject, packed: true, body: appendPackStart(make([]byte, 0, size)), deadline: time.Now().Add(g.writeTimeout)}
 		t.slotLocked(*cur)
 	}
 	return *cur
@@ -310,7 +316,7 @@ func (g *gatherer) take(t *dedupTable, r *recordReq) {
 func (s *Store) commitLoop() {
 	defer s.commitWG.Done()
 	defer s.stopChains()
-	g := gatherer{maxPack: s.o.MaxPack, maxBytes: s.packBytes}
+	g := gatherer{maxPack: s.o.MaxPack, maxBytes: s.packBytes, writeTimeout: s.o.WriteTimeout}
 	var (
 		inflight int
 		closed   bool
@@ -388,6 +394,10 @@ func (s *Store) sendPack(p *pack) {
 		s.chains[p.subject].q <- p
 		return
 	}
+	if time.Now().After(p.deadline) { // waited its whole WriteTimeout behind a stalled group
+		s.settlePack(p, 0, false, fmt.Errorf("%s: %w: waited %s behind earlier writes", p.subject, ErrUnavailable, s.o.WriteTimeout))
+		return
+	}
 	h := make(nats.Header, 4)
 	m := &nats.Msg{Subject: p.subject, Header: h}
 	if p.packed {
@@ -426,7 +436,7 @@ func (s *Store) send(m *nats.Msg) (chan *nats.Msg, error) {
 // WriteTimeout (then ErrUnavailable). A pack that comes back as a duplicate
 // is this pack stored by an earlier attempt: its positions stand.
 func (s *Store) awaitMessage(p *pack, m *nats.Msg, first chan *nats.Msg, sendErr error) {
-	deadline := time.Now().Add(s.o.WriteTimeout)
+	deadline := p.deadline
 	wait := 10 * time.Millisecond
 	for {
 		var (
