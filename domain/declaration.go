@@ -323,11 +323,13 @@ func DecideDeclareArrival(d Declaration, id uuid.UUID, declarant Person, members
 		if !m.registered {
 			return nil, Errorf(ErrNotFound, "family member is not a registered person")
 		}
-		if m.erased {
-			return nil, WasErased(m.id)
-		}
+		// Membership first: that another person's dependant was erased is
+		// not the declarant's to learn.
 		if m.GuardianID() != declarant.id {
 			return nil, Errorf(ErrForbidden, "person %s is not a family member of the declarant", m.id)
+		}
+		if m.erased {
+			return nil, WasErased(m.id)
 		}
 		ids = append(ids, m.id)
 	}

@@ -193,6 +193,9 @@ func TestDecideDeclareArrival(t *testing.T) {
 		{"member unknown", Declaration{}, declarant, []Person{{}}, ErrNotFound},
 		{"not their dependant", Declaration{}, declarant, []Person{stranger}, ErrForbidden},
 		{"member erased", Declaration{}, declarant, []Person{replayPerson(t, PersonRegistered{PersonID: kid, GuardianID: pid}, PersonErased{PersonID: kid})}, ErrConflict},
+		// Another person's erased dependant is "not yours", not "erased": the
+		// erasure is not the declarant's to learn (an outside tester's finding).
+		{"another's dependant erased", Declaration{}, declarant, []Person{replayPerson(t, PersonRegistered{PersonID: kid, GuardianID: other}, PersonErased{PersonID: kid})}, ErrForbidden},
 		{"declarant erased", Declaration{}, replayPerson(t, PersonRegistered{PersonID: pid}, PersonErased{PersonID: pid}), nil, ErrConflict},
 		{"exists", replayDeclaration(t, ArrivalDeclared{DeclarationID: did, PersonID: pid}), declarant, nil, ErrConflict},
 	}
