@@ -277,18 +277,26 @@ func TestStrictNullAndTwoTokens(t *testing.T) {
 	}
 }
 
-// TestAuditListsRefuseUnknownParams: the audit trail's lists refuse a
-// parameter they do not take (a typo answered the whole trail).
+// TestAuditListsRefuseUnknownParams: the audit trail's lists, and the
+// other lists with filters, refuse a parameter they do not take (a typo
+// answered the whole trail).
 func TestAuditListsRefuseUnknownParams(t *testing.T) {
 	e := newTestServer(t)
 	auditor := e.bearer(domain.Actor{Role: domain.RoleAuditor, Subject: "auditor:x"})
-	for target, field := range map[string]string{
-		"/v1/audit?Person=" + uuid.NewString():      "query",
-		"/v1/audit?persons=x":                       "persons",
-		"/v1/audit/looks?form=2022-01-01T00:00:00Z": "form",
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin, Subject: "admin:x"})
+	analyst := e.bearer(domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:x"})
+	for target, c := range map[string]struct{ tok, field string }{
+		"/v1/audit?Person=" + uuid.NewString():                         {auditor, "query"},
+		"/v1/audit?persons=x":                                          {auditor, "persons"},
+		"/v1/audit/looks?form=2022-01-01T00:00:00Z":                    {auditor, "form"},
+		"/v1/venues?stats=pending":                                     {admin, "stats"},
+		"/v1/venues/" + uuid.NewString() + "/entries?directon=in":      {admin, "directon"},
+		"/v1/declarations?kinds=arrival":                               {admin, "kinds"},
+		"/v1/persons/" + uuid.NewString() + "/trace?reason=x&fro=2022": {analyst, "fro"},
 	} {
 		req := httptest.NewRequest("GET", target, nil)
-		req.Header.Set("Authorization", "Bearer "+auditor)
+		req.Header.Set("Authorization", "Bearer "+c.tok)
+		field := c.field
 		rec := httptest.NewRecorder()
 		e.srv.Handler().ServeHTTP(rec, req)
 		p := wantProblem(t, rec, http.StatusBadRequest, ProblemValidation)

@@ -285,6 +285,9 @@ func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
+	if err := onlyParams(r, "from", "to", "source", "reason"); err != nil {
+		return err
+	}
 	from, err := parseTime("from", q.Get("from"))
 	if err != nil {
 		return err
