@@ -27,6 +27,10 @@ import (
 func (l *Ledger) RecordAudit(ctx context.Context, actor domain.Actor, events []domain.Envelope) (int, error) {
 	appended := 0
 	var anchor domain.AuditHead // the newest head this call saw
+	// below: a source was recorded before, somewhere below the head (and
+	// maybe not anchored): the head as it is now is anchored, read once
+	// for the call after the loop.
+	below := false
 	for _, e := range events {
 		entry, ok, err := domain.AuditEntryOf(e)
 		if err != nil {
@@ -45,16 +49,8 @@ func (l *Ledger) RecordAudit(ctx context.Context, actor domain.Actor, events []d
 		// would reach the poison queue in a database outage; it is
 		// decided as before, and only a redelivery after the window
 		// could then be chained twice.
-		listed, err := l.Reads.AuditChain(ctx, domain.AuditChainQuery{Source: e.ID, Limit: 1})
-		if err == nil && len(listed) > 0 {
-			// Recorded before, maybe not anchored: anchor the head.
-			c, _, err := load(ctx, l, auditChain, uuid.Nil)
-			if err != nil {
-				return appended, err
-			}
-			if c.Seq() > anchor.Seq {
-				anchor = domain.AuditHead{Seq: c.Seq(), Hash: c.Hash()}
-			}
+		if listed, err := l.Reads.AuditChain(ctx, domain.AuditChainQuery{Source: e.ID, Limit: 1}); err == nil && len(listed) > 0 {
+			below = true
 			continue
 		}
 		var decided *domain.AuditRecorded
@@ -76,16 +72,19 @@ func (l *Ledger) RecordAudit(ctx context.Context, actor domain.Actor, events []d
 			appended++
 			seen = domain.AuditHead{Seq: decided.Seq, Hash: decided.Hash}
 		case decided != nil:
-			// Stored before (a redelivery within the duplicate window),
-			// somewhere below the head: anchor the head as it is.
-			c, _, err := load(ctx, l, auditChain, uuid.Nil)
-			if err != nil {
-				return appended, err
-			}
-			seen = domain.AuditHead{Seq: c.Seq(), Hash: c.Hash()}
+			below = true // stored before (a redelivery within the duplicate window)
 		}
 		if seen.Seq > anchor.Seq {
 			anchor = seen
+		}
+	}
+	if below {
+		c, _, err := load(ctx, l, auditChain, uuid.Nil)
+		if err != nil {
+			return appended, err
+		}
+		if c.Seq() > anchor.Seq {
+			anchor = domain.AuditHead{Seq: c.Seq(), Hash: c.Hash()}
 		}
 	}
 	// One anchor update for the call (a pack of looks is one call): a
