@@ -81,11 +81,10 @@ func (s *Store) stopChains() {
 // writePack stores p as the next link of c, as the comment above says, and
 // settles its callers.
 func (s *Store) writePack(c *chain, p *pack) {
-	deadline := p.deadline
-	if time.Now().After(deadline) { // waited its whole WriteTimeout behind a stalled pack
-		s.settlePack(p, 0, false, fmt.Errorf("%s: %w: waited %s behind earlier writes", p.subject, ErrUnavailable, s.o.WriteTimeout))
+	if s.expired(p) {
 		return
 	}
+	deadline := p.deadline
 	var (
 		ids  []string // the Nats-Msg-Ids p was sent with
 		m    *nats.Msg

@@ -394,8 +394,7 @@ func (s *Store) sendPack(p *pack) {
 		s.chains[p.subject].q <- p
 		return
 	}
-	if time.Now().After(p.deadline) { // waited its whole WriteTimeout behind a stalled group
-		s.settlePack(p, 0, false, fmt.Errorf("%s: %w: waited %s behind earlier writes", p.subject, ErrUnavailable, s.o.WriteTimeout))
+	if s.expired(p) {
 		return
 	}
 	h := make(nats.Header, 4)
@@ -415,6 +414,17 @@ func (s *Store) sendPack(p *pack) {
 	// the order they were sealed; await the answer aside.
 	ch, err := s.send(m)
 	go s.awaitMessage(p, m, ch, err)
+}
+
+// expired settles p with ErrUnavailable, unsent, when it waited its whole
+// WriteTimeout for its turn (behind a stalled group or chained pack), and
+// reports whether it did.
+func (s *Store) expired(p *pack) bool {
+	if !time.Now().After(p.deadline) {
+		return false
+	}
+	s.settlePack(p, 0, false, fmt.Errorf("%s: %w: waited %s behind earlier writes", p.subject, ErrUnavailable, s.o.WriteTimeout))
+	return true
 }
 
 // send publishes m with a fresh reply subject.
