@@ -32,9 +32,9 @@ import (
 // or bad token is ErrUnauthorized; the token of an erased person acts for
 // nobody (ledger.MayAct: ErrConflict, "was erased").
 func (s *Server) actor(r *http.Request) (domain.Actor, error) {
-	if len(r.Header.Values("Authorization")) > 1 {
+	if n := len(r.Header.Values("Authorization")); n > 1 {
 		// Which one would act is nobody's guess (a proxy that adds its own).
-		return domain.Actor{}, domain.Errorf(domain.ErrUnauthorized, "give one Authorization header, not %d", len(r.Header.Values("Authorization")))
+		return domain.Actor{}, domain.Errorf(domain.ErrUnauthorized, "give one Authorization header, not %d", n)
 	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
@@ -414,7 +414,7 @@ func (w *walker) object(t reflect.Type, path string) bool {
 		switch {
 		case seen[name]:
 			w.errs = append(w.errs, domain.Invalid(field, "appears more than once"))
-		case !known && field != name && !strings.HasSuffix(field, "."+name):
+		case !known && !echoableName(name, true): // memberField did not repeat it
 			w.errs = append(w.errs, domain.Invalid(field, "has a member whose name is not one of its fields (the name is not repeated here)"))
 		case !known:
 			w.errs = append(w.errs, domain.Invalid(field, "is not a known field"))
@@ -745,16 +745,12 @@ func parseCursor(s string) (cursor, error) {
 	}, nil
 }
 
-// scopeOf names the list r reads, for its cursors: the route, the path
-// (a venue's id) and every query parameter but the cursor, the page size
+// scopeOf names the list r reads, for its cursors: the path (the route
+// and, for entries, the venue) and every query parameter but the cursor, the page size
 // and min_position (how fresh the read models must be), in order.
 func scopeOf(r *http.Request) uint32 {
 	h := fnv.New32a()
-	if rc := chi.RouteContext(r.Context()); rc != nil {
-		h.Write([]byte(rc.RoutePattern()))
-	}
-	h.Write([]byte{0})
-	h.Write([]byte(r.URL.Path))
+	h.Write([]byte(r.URL.Path)) // the route and its venue: lists are GET routes of their own paths
 	q := r.URL.Query()
 	keys := slices.Sorted(maps.Keys(q))
 	for _, k := range keys {
