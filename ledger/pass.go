@@ -217,8 +217,8 @@ func (l *Ledger) storedFamily(ctx context.Context, jobs []passJob, facts *domain
 			continue
 		}
 		for _, m := range facts.Persons[pv.Pass.PersonID].FamilyMembers {
-			if id := domain.FamilyPassEventID(j.eventID, m); !slices.Contains(j.cmd.FamilyMemberIDs, m) {
-				ids = append(ids, id)
+			if !slices.Contains(j.cmd.FamilyMemberIDs, m) {
+				ids = append(ids, domain.FamilyPassEventID(j.eventID, m))
 			}
 		}
 	}
@@ -227,7 +227,7 @@ func (l *Ledger) storedFamily(ctx context.Context, jobs []passJob, facts *domain
 	}
 	more, err := l.Reads.PassFacts(ctx, PassFactsQuery{EventIDs: ids})
 	if err != nil {
-		return fmt.Errorf("read the family passes of %d retried passes: %w", len(jobs), err)
+		return fmt.Errorf("read %d family passes of retried passes: %w", len(ids), err)
 	}
 	maps.Copy(facts.Stored, more.Stored)
 	return nil
