@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/checkin-ledger/ledger/ledger"
@@ -47,7 +48,19 @@ import (
 type chain struct {
 	subject string
 	q       chan *pack
-	known   uint64 // last sequence of subject whose ids the table holds
+	// mu guards known and sent: the chain's goroutine and the followers
+	// of the log (absorb) both move known.
+	mu    sync.Mutex
+	known uint64 // last sequence of subject whose ids the table holds
+	// sent are the Nats-Msg-Ids the pack being sent went out with.
+	sent []string
+}
+
+// expect returns the sequence the next attempt expects as the subject's last.
+func (c *chain) expect() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.known
 }
 
 // removal is an event of a pending pack found stored by another pack.
@@ -86,29 +99,39 @@ func (s *Store) writePack(c *chain, p *pack) {
 	}
 	deadline := p.deadline
 	var (
-		ids  []string // the Nats-Msg-Ids p was sent with
 		m    *nats.Msg
 		wait = 10 * time.Millisecond
 	)
+	defer func() {
+		c.mu.Lock()
+		c.sent = nil
+		c.mu.Unlock()
+	}()
 	for {
 		if s.compact(p) || m == nil {
 			if len(p.ids) == 0 {
 				s.settlePack(p, 0, false, nil) // every event was stored by another pack
 				return
 			}
-			ids = append(ids, uuid.NewString())
+			id := uuid.NewString()
+			c.mu.Lock()
+			c.sent = append(c.sent, id)
+			c.mu.Unlock()
 			h := make(nats.Header, 5)
-			h[hdrMsgID] = []string{ids[len(ids)-1]}
+			h[hdrMsgID] = []string{id}
 			h[hdrPackCount] = []string{strconv.Itoa(len(p.ids))}
 			if packExpires(p.subject) {
 				h[hdrTTL] = []string{s.ttlOf(p.latest)}
 			}
 			m = &nats.Msg{Subject: p.subject, Header: h, Data: appendPackEnd(p.body)}
 		}
-		m.Header[hdrExpectedSubSeq] = []string{strconv.FormatUint(c.known, 10)}
+		expected := c.expect()
+		m.Header[hdrExpectedSubSeq] = []string{strconv.FormatUint(expected, 10)}
 		ack, err := s.attempt(m, deadline)
 		if err == nil {
-			c.known = ack.Seq
+			c.mu.Lock()
+			c.known = max(c.known, ack.Seq)
+			c.mu.Unlock()
 			s.settlePack(p, ack.Seq, false, nil)
 			return
 		}
@@ -116,9 +139,9 @@ func (s *Store) writePack(c *chain, p *pack) {
 		switch {
 		case code == errCodeWrongLastSeq || code == errCodeWrongLastSeqConstant:
 			// Another pack was stored on the subject, or is being
-			// stored (constant): read what we missed.
-			before := c.known
-			if cerr := s.catchUp(c, ids, deadline); cerr != nil {
+			// stored (constant): read what we missed (a follower of
+			// the log may have read it already).
+			if cerr := s.catchUp(c, deadline); cerr != nil {
 				if !transient(cerr) {
 					s.settlePack(p, 0, false, fmt.Errorf("%s: catch up after %v: %w", p.subject, err, cerr))
 					return
@@ -128,7 +151,7 @@ func (s *Store) writePack(c *chain, p *pack) {
 				// is kept, the pack is sent again and refused again
 				// until the catch-up gets through or time is up.
 				err = fmt.Errorf("catch up after %v: %w", err, cerr)
-			} else if c.known != before {
+			} else if c.expect() != expected {
 				wait = 10 * time.Millisecond
 				continue // compact and send again at once
 			}
@@ -245,53 +268,86 @@ func sleep(d time.Duration, deadline time.Time) {
 
 // catchUp reads the packs stored on c's subject after c.known, adds their
 // ids to the table, and marks the events of pending packs of the subject
-// they already hold. ownIDs are the Nats-Msg-Ids of the pack being sent: a
-// pack with one of them is its own earlier attempt, stored after all.
-func (s *Store) catchUp(c *chain, ownIDs []string, deadline time.Time) error {
+// they already hold (absorb).
+func (s *Store) catchUp(c *chain, deadline time.Time) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(s.o.AckTimeout))
 	defer cancel()
 	for {
 		// Each read waits AckTimeout at most, as a write attempt does:
 		// one sent to a leader that died is not waited for until the
 		// deadline.
+		after := c.expect()
 		gctx, gcancel := context.WithTimeout(ctx, s.o.AckTimeout)
-		m, err := s.stream.GetMsg(gctx, c.known+1, jetstream.WithGetMsgSubject(c.subject))
+		m, err := s.stream.GetMsg(gctx, after+1, jetstream.WithGetMsgSubject(c.subject))
 		gcancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("get after %d: %w", c.known, err)
+			return fmt.Errorf("get after %d: %w", after, err)
 		}
-		own := slices.Contains(ownIDs, m.Header.Get(hdrMsgID))
-		seq := m.Sequence
-		t := s.dedup
-		t.mu.Lock()
-		_, err = walkPack(m.Data, func(i int, d *scanner) error {
-			id, err := elemID(d)
-			if err != nil {
-				return err
-			}
-			pos := PositionOf(seq, i)
-			if v, ok := t.ids[id]; ok && v&pendingBit != 0 {
-				q, j := t.pendingPack(v)
-				if q.subject == c.subject {
-					q.removed = append(q.removed, removal{index: j, pos: pos, dup: !own})
-					t.ids[id] = pos
-					t.chunkLocked(id, m.Time)
-				}
-				return nil
-			}
-			t.addLocked(id, pos, m.Time)
-			return nil
-		})
-		t.mu.Unlock()
+		s.catchUps.Add(1)
+		ids, err := packIDs(m.Data)
 		if err != nil {
-			return fmt.Errorf("pack at %d: %w", seq, err)
+			return fmt.Errorf("pack at %d: %w", m.Sequence, err)
 		}
-		s.counts.put(seq, int(max(1, countHeader(m.Header))))
-		c.known = seq
+		s.absorb(c, m.Sequence, m.Time, m.Header.Get(hdrMsgID), ids, true)
+		s.counts.put(m.Sequence, int(max(1, countHeader(m.Header))))
 	}
+}
+
+// absorb takes the pack stored at seq on c's subject (its Nats-Msg-Id and
+// its events' ids) into the table, unless c.known is already at or past it,
+// and moves c.known to seq. An event pending in a pack of the subject is
+// taken out of it (compact answers its callers with the stored position):
+// as a duplicate when the pack was another's, as first stored when it is
+// an earlier attempt of the pack being sent. A follower of the log (caught
+// is false) leaves the pack being sent alone when it meets that pack
+// stored: the attempt's answer, or its resend's (the server knows its
+// Nats-Msg-Id), settles it.
+//
+// The catch-up after a refused attempt calls it, and so does every
+// follower of the whole log (Follow), so a store that has not written for
+// a while (another replica was the writer, forward.go) holds a known that
+// is current and its first own pack needs no catch-up.
+func (s *Store) absorb(c *chain, seq uint64, at time.Time, msgID string, ids []uuid.UUID, caught bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seq <= c.known {
+		return
+	}
+	c.known = seq
+	own := slices.Contains(c.sent, msgID)
+	if own && !caught {
+		return
+	}
+	t := s.dedup
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, id := range ids {
+		pos := PositionOf(seq, i)
+		if v, ok := t.ids[id]; ok && v&pendingBit != 0 {
+			q, j := t.pendingPack(v)
+			if q.subject == c.subject {
+				q.removed = append(q.removed, removal{index: j, pos: pos, dup: !own})
+				t.ids[id] = pos
+				t.chunkLocked(id, at)
+			}
+			continue
+		}
+		t.addLocked(id, pos, at)
+	}
+}
+
+// packIDs returns the event ids of a pack's elements, in order.
+func packIDs(body []byte) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	_, err := walkPack(body, func(_ int, d *scanner) error {
+		id, err := elemID(d)
+		ids = append(ids, id)
+		return err
+	})
+	return ids, err
 }
 
 func countHeader(h nats.Header) int64 {

@@ -17,6 +17,7 @@ import (
 	"github.com/checkin-ledger/ledger/projections"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -444,17 +445,48 @@ func TestClusterLeaderFailover(t *testing.T) {
 }
 
 // Item 7: the same event ids recorded through two stores at once (two
-// ledger replicas) are stored once, and both callers get the same position.
+// ledger replicas) are stored once, and both callers get the same position:
+// with one writer (the other store forwards to it) and with both writing
+// through their chains (NoForward: what happens while their views of the
+// writer differ).
 func TestClusterDedupAcrossStores(t *testing.T) {
-	c := startCluster(t)
-	a, err := openCluster(t, c.url(0))
-	if err != nil {
-		t.Fatal(err)
+	for _, forward := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forward=%v", forward), func(t *testing.T) {
+			c := startCluster(t)
+			mod := func(o *eventstore.Options) { o.NoForward = !forward }
+			a, err := openCluster(t, c.url(0), mod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := openCluster(t, c.url(1), mod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if forward {
+				awaitWriter(t, a, b)
+			}
+			dedupAcross(t, a, b)
+			if got := a.Forwarded() + b.Forwarded(); forward != (got > 0) {
+				t.Fatalf("forward=%v: %d calls forwarded", forward, got)
+			}
+		})
 	}
-	b, err := openCluster(t, c.url(1))
-	if err != nil {
-		t.Fatal(err)
+}
+
+// awaitWriter waits until exactly one of a and b forwards to the other.
+func awaitWriter(t *testing.T, a, b *eventstore.Store) {
+	t.Helper()
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		if (a.WriterElsewhere() == "") != (b.WriterElsewhere() == "") {
+			return
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("no one writer after 5s: a sees %q, b sees %q", a.WriterElsewhere(), b.WriterElsewhere())
+		}
 	}
+}
+
+func dedupAcross(t *testing.T, a, b *eventstore.Store) {
 	venue := uuid.New()
 	const n = 400
 	evs := passes(venue, n)
@@ -563,4 +595,139 @@ func TestClusterQueuedWriteTimesOutOnce(t *testing.T) {
 		}
 	}
 	t.Logf("answered after %v", took)
+}
+
+// Item 9: two stores of a cluster elect one writer and the other forwards
+// its Record calls to it. When the writer closes, the other writes itself
+// at once, and its first packs need no catch-up: its follower of the log
+// kept its chains current while it forwarded (without that, its first pack
+// would read every pack the writer stored, one leader get each). A retry
+// of a forwarded event through it is still a duplicate.
+func TestClusterOneWriter(t *testing.T) {
+	c := startCluster(t)
+	a, err := openCluster(t, c.url(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := openCluster(t, c.url(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitWriter(t, a, b)
+	writer, other := a, b
+	if a.WriterElsewhere() != "" {
+		writer, other = b, a
+	}
+	// The other follows the log, as a replica's projector does.
+	fctx, stop := context.WithCancel(ctx(t))
+	defer stop()
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		_ = other.Follow(fctx, 0, func([]domain.Envelope) error { return nil })
+	}()
+
+	venue := uuid.New()
+	const calls = 200 // one at a time: about a pack each
+	evs := passes(venue, calls)
+	first := make([]ledger.Appended, calls)
+	for i := range evs {
+		first[i] = record(t, other, evs[i])[0]
+	}
+	if got := other.Forwarded(); got != calls {
+		t.Fatalf("%d of %d calls forwarded to the writer", got, calls)
+	}
+	if got := writer.Forwarded(); got != 0 {
+		t.Fatalf("the writer forwarded %d calls", got)
+	}
+
+	// Let the follower read the last packs, then the writer goes.
+	time.Sleep(300 * time.Millisecond)
+	before := other.CatchUpReads()
+	if err := writer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	more := passes(venue, 20)
+	for _, e := range more {
+		record(t, other, e)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("20 writes after the writer closed took %s", took)
+	}
+	if got := other.Forwarded(); got != calls {
+		t.Fatalf("%d calls forwarded, want %d: the closed writer was still chosen", got, calls)
+	}
+	if reads := other.CatchUpReads() - before; reads > 5 {
+		t.Fatalf("the first own packs read %d missed packs (the writer stored about %d)", reads, calls)
+	}
+	// A retry of a forwarded event is answered with its first position.
+	for _, i := range []int{0, calls / 2, calls - 1} {
+		res := record(t, other, evs[i])
+		if res[0].Position != first[i].Position || !res[0].Duplicate {
+			t.Fatalf("retry of event %d: %+v, want position %d duplicate", i, res[0], first[i].Position)
+		}
+	}
+	seen := map[uuid.UUID]int{}
+	if err := other.Read(ctx(t), "pass.>", 0, func(envs []domain.Envelope) error {
+		for _, e := range envs {
+			seen[e.ID]++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range append(evs, more...) {
+		if seen[e.ID] != 1 {
+			t.Fatalf("event %s stored %d times", e.ID, seen[e.ID])
+		}
+	}
+	stop()
+	<-followed
+}
+
+// A writer that is heard but does not answer (a frozen process) costs a
+// forwarded call forwardWait, after which the store writes it itself and
+// stops choosing that writer until it is heard again.
+func TestClusterSilentWriter(t *testing.T) {
+	c := startCluster(t)
+	s, err := openCluster(t, c.url(0), func(o *eventstore.Options) { o.AckTimeout = 250 * time.Millisecond })
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(c.url(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const frozen = "0" // sorts before every store's id: the writer
+	if _, err := nc.Subscribe(eventstore.WriterPrefix+frozen, func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	// Heard until chosen, then frozen: no more heartbeats.
+	for start := time.Now(); s.WriterElsewhere() != frozen; time.Sleep(50 * time.Millisecond) {
+		if err := nc.Publish(eventstore.HeartbeatSubject, []byte(frozen)); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the store never chose the silent writer (sees %q)", s.WriterElsewhere())
+		}
+	}
+	start := time.Now()
+	evs := passes(uuid.New(), 2)
+	res := record(t, s, evs[0])
+	if took := time.Since(start); took < 500*time.Millisecond || took > 3*time.Second {
+		t.Fatalf("the call took %s: want the forward's 500ms wait, then its own write", took)
+	}
+	if s.WriterElsewhere() != "" {
+		t.Fatalf("the silent writer is still chosen")
+	}
+	start = time.Now()
+	record(t, s, evs[1])
+	if took := time.Since(start); took > 250*time.Millisecond {
+		t.Fatalf("the next call took %s: it waited for the silent writer again", took)
+	}
+	if got := record(t, s, evs[0]); got[0].Position != res[0].Position || !got[0].Duplicate {
+		t.Fatalf("retry: %+v, want %d duplicate", got[0], res[0].Position)
+	}
 }

@@ -16,3 +16,23 @@ func (s *Store) JetStream() jetstream.JetStream { return s.js }
 
 // Gets returns how many messages ReadPassesOf fetched through the index.
 func (x *PassIndex) Gets() int64 { return x.gets.Load() }
+
+// Forwarded returns how many Record calls the store sent to another store,
+// the writer.
+func (s *Store) Forwarded() int {
+	if s.writers == nil {
+		return 0
+	}
+	s.writers.mu.Lock()
+	defer s.writers.mu.Unlock()
+	return s.writers.forwarded
+}
+
+// CatchUpReads returns how many packs the chains' catch-ups read.
+func (s *Store) CatchUpReads() int64 { return s.catchUps.Load() }
+
+// WriterElsewhere returns the id of the writer when it is another store.
+func (s *Store) WriterElsewhere() string { return s.writerElsewhere() }
+
+// HeartbeatSubject and WriterPrefix are the election's subjects.
+const HeartbeatSubject, WriterPrefix = heartbeatSubject, writerPrefix

@@ -246,6 +246,7 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 	if fromSeq, _ := SeqOf(from); fromSeq > 0 {
 		seen = fromSeq - 1
 	}
+	follow := !bounded && sel.subjects == nil // the whole log: absorb its packs
 	heard = time.Now()
 	finish := func(err error) {
 		if stopped.CompareAndSwap(false, true) {
@@ -295,9 +296,13 @@ func (s *Store) scan(ctx context.Context, sel selection, from uint64, bounded bo
 			buf = make([]domain.Envelope, 0, max(n, min(deliverBatch, n*(int(meta.NumPending)+1))))
 		}
 		var n int
+		before := len(buf)
 		if buf, n, err = decodeMsg(msg, seq, sel, last, buf, in); err != nil {
 			finish(err)
 			return
+		}
+		if follow {
+			s.absorbFollowed(msg, seq, meta.Timestamp, buf[before:])
 		}
 		if p := PositionOf(seq, n-1); p > last {
 			last = p
@@ -375,6 +380,34 @@ wait:
 	mu.Lock()
 	mu.Unlock() //nolint:staticcheck // empty critical section: a barrier
 	return err
+}
+
+// absorbFollowed hands a pack delivered to a follower of the whole log to
+// its chain (absorb), so that the chain's known stays current while other
+// replicas write. evs are its events as decoded (all of them but where a
+// follower started inside the pack: then its ids are read again).
+func (s *Store) absorbFollowed(msg jetstream.Msg, seq uint64, at time.Time, evs []domain.Envelope) {
+	select {
+	case <-s.dedupDone: // chains are set, or will never be
+	default:
+		return
+	}
+	c := s.chains[msg.Subject()]
+	if c == nil {
+		return
+	}
+	var (
+		ids = make([]uuid.UUID, 0, len(evs))
+		err error
+	)
+	if count := countHeader(msg.Headers()); count == int64(len(evs)) {
+		for i := range evs {
+			ids = append(ids, evs[i].ID)
+		}
+	} else if ids, err = packIDs(msg.Data()); err != nil {
+		return // the follower's own decode reports it
+	}
+	s.absorb(c, seq, at, msg.Headers().Get(hdrMsgID), ids, false)
 }
 
 // decodeMsg appends the events of the message at seq that sel selects and

@@ -99,11 +99,7 @@ func (s *Store) Record(ctx context.Context, events ...domain.Envelope) (_ []ledg
 		return nil, nil
 	}
 	defer func(start time.Time) { s.observe("record", len(events), start, err) }(time.Now())
-	r := &recordReq{
-		evs:  make([]recEvent, len(events)),
-		res:  make([]ledger.Appended, len(events)),
-		done: make(chan struct{}),
-	}
+	r := newRecordReq(make([]recEvent, len(events)))
 	for i := range events {
 		e := &events[i]
 		body, err := s.encode(*e, s.packBytes-2)
@@ -118,8 +114,23 @@ func (s *Store) Record(ctx context.Context, events ...domain.Envelope) (_ []ledg
 		}
 		r.evs[i] = ev
 	}
-	r.left.Store(int32(len(events)))
+	if to := s.writerElsewhere(); to != "" {
+		if res, err, ok := s.forward(ctx, to, r); ok {
+			return res, err
+		}
+	}
+	return s.commit(ctx, r)
+}
 
+// newRecordReq is a Record call of evs.
+func newRecordReq(evs []recEvent) *recordReq {
+	r := &recordReq{evs: evs, res: make([]ledger.Appended, len(evs)), done: make(chan struct{})}
+	r.left.Store(int32(len(evs)))
+	return r
+}
+
+// commit hands r to the committer and waits for its answer.
+func (s *Store) commit(ctx context.Context, r *recordReq) ([]ledger.Appended, error) {
 	// Before the lock: Close must not wait for a rebuild it is stopping.
 	if err := s.dedupReady(ctx); err != nil {
 		if s.isClosed() {

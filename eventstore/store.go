@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -148,6 +149,11 @@ type Options struct {
 	// retry of one of those is caught by the read models instead (see
 	// DESIGN.md).
 	MaxDedupEntries int
+	// NoForward makes this store write its own packs even while another
+	// store of the cluster is the writer (forward.go): the chains alone
+	// then keep one event id stored once, at two writers' cost. For tests
+	// and measurements.
+	NoForward bool
 	// Now is the clock for RecordedAt (default time.Now).
 	Now func() time.Time
 	// Logger receives the store's and the embedded server's log lines
@@ -204,6 +210,8 @@ type Store struct {
 	// reads the log for the read models at the same time. Record waits.
 	dedupDone   chan struct{}
 	chains      map[string]*chain // per pack subject (chain.go)
+	catchUps    atomic.Int64      // messages the chains' catch-ups read
+	writers     *writers          // the election of one writer (forward.go), with chains
 	dedupErr    error
 	stopRebuild context.CancelFunc
 
@@ -317,6 +325,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 				// embedded server has no port, so this store is its only
 				// writer and its packs stay pipelined.
 				s.startChains(known)
+				if err := s.startForwarding(); err != nil {
+					// Without it this store writes through its chain:
+					// correct, at two writers' cost.
+					s.log.Warn("one writer: not taking part", "err", err)
+				}
 			}
 		}
 		if s.dedupErr != nil && rebuildCtx.Err() == nil && !o.ReadOnly {

@@ -1,0 +1,366 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/checkin-ledger/ledger/ledger"
+)
+
+// One writer (issue 10): replicas that share a cluster forward their Record
+// calls to one of them.
+//
+// Two replicas that both write pay twice: each one's packs are half as
+// large (the server's cost is per message), and every pack the other stored
+// in between is a refused attempt, a catch-up read and a resend (chain.go).
+// So the stores of a cluster elect a writer and the others hand it their
+// encoded events:
+//
+//   - Election without a new asset: every store says its id on a core NATS
+//     subject (outside the stream) every heartbeatEvery; the writer is the
+//     smallest id heard within writerSilence, the store itself included.
+//     Views may differ for a moment (a store that just started hears no one
+//     yet): both then write through their chains, which stays correct.
+//   - Forwarding: Record of a store that is not the writer sends the call's
+//     encoded events to the writer's subject as one request; the writer
+//     commits them as a Record call of its own (they ride in its packs,
+//     checked against its table) and answers each event's position. No
+//     answer within forwardWait, or a writer that is closing: the store
+//     writes them itself, through its chain. A forward that timed out but
+//     was stored by the writer is found there (the follower of the log has
+//     put the writer's packs in the table, or the chain's catch-up finds
+//     them) and answered as a duplicate with the stored position.
+//   - The fallback's first pack needs no long catch-up: every follower of
+//     the whole log (Follow) takes the packs it delivers into the table and
+//     the chains' known (absorb), so a store that forwarded for an hour is
+//     as current as the log it follows.
+//
+// Only the stores of an external server take part (the embedded server has
+// no port: its store is its only writer), and only Record is forwarded:
+// Append's versioned events are rare and check their own expected version.
+
+const (
+	// heartbeatSubject carries every store's id; writerPrefix + id is the
+	// subject a store takes forwarded calls on. Both lie outside the
+	// stream's subjects ("ledger.>"): nothing of this is stored.
+	heartbeatSubject = "_ledger.writers"
+	writerPrefix     = "_ledger.writer."
+	// byePrefix marks a heartbeat of a store that is closing.
+	byePrefix      = "bye "
+	heartbeatEvery = 250 * time.Millisecond
+	writerSilence  = time.Second
+)
+
+// writers is a store's view of the cluster's writer.
+type writers struct {
+	self string
+	mu   sync.Mutex
+	// heard is when each other store's id was last heard.
+	heard map[string]time.Time
+	// forwarded counts the Record calls sent to another store.
+	forwarded int
+	subs      []*nats.Subscription
+}
+
+// startForwarding joins the election and takes forwarded calls. Called once
+// the chains are started (the store can write).
+func (s *Store) startForwarding() error {
+	if s.o.NoForward {
+		return nil
+	}
+	w := &writers{self: nuid.Next(), heard: make(map[string]time.Time)}
+	hb, err := s.nc.Subscribe(heartbeatSubject, func(m *nats.Msg) { w.hear(string(m.Data), time.Now()) })
+	if err != nil {
+		return fmt.Errorf("eventstore: heartbeat subscription: %w", err)
+	}
+	fw, err := s.nc.Subscribe(writerPrefix+w.self, func(m *nats.Msg) { go s.serveForward(m) })
+	if err != nil {
+		_ = hb.Unsubscribe()
+		return fmt.Errorf("eventstore: forward subscription: %w", err)
+	}
+	w.subs = []*nats.Subscription{hb, fw}
+	s.writers = w
+	s.commitWG.Add(1)
+	go func() {
+		defer s.commitWG.Done()
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			if err := s.nc.Publish(heartbeatSubject, []byte(w.self)); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				s.log.Debug("heartbeat", "err", err)
+			}
+			select {
+			case <-t.C:
+			case <-s.done:
+				for _, sub := range w.subs {
+					_ = sub.Unsubscribe()
+				}
+				_ = s.nc.Publish(heartbeatSubject, []byte(byePrefix+w.self))
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// hear takes one heartbeat.
+func (w *writers) hear(msg string, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if id, ok := strings.CutPrefix(msg, byePrefix); ok {
+		delete(w.heard, id)
+		return
+	}
+	if msg != w.self {
+		w.heard[msg] = at
+	}
+}
+
+// writer returns the id of the writer when it is another store, else "".
+func (w *writers) writer(now time.Time) string {
+	if w == nil {
+		return ""
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	best := w.self
+	for id, at := range w.heard {
+		if now.Sub(at) > writerSilence {
+			delete(w.heard, id)
+			continue
+		}
+		best = min(best, id)
+	}
+	if best == w.self {
+		return ""
+	}
+	return best
+}
+
+// writerElsewhere returns the id of the writer when it is another store,
+// else "" (also while the table is rebuilt: commit waits for it).
+func (s *Store) writerElsewhere() string {
+	select {
+	case <-s.dedupDone: // writers is set, or will never be
+		return s.writers.writer(time.Now())
+	default:
+		return ""
+	}
+}
+
+// forget drops a writer that did not answer, so that the next calls do not
+// wait for it again until it is heard anew.
+func (w *writers) forget(id string) {
+	w.mu.Lock()
+	delete(w.heard, id)
+	w.mu.Unlock()
+}
+
+// forwardWait is how long a forwarded call waits for the writer's answer
+// before the store writes it itself: the writer answers within its own
+// group commit, unless it is gone or its stream has no leader (then the
+// fallback waits for that leader as the writer would).
+func (s *Store) forwardWait() time.Duration { return 2 * s.o.AckTimeout }
+
+// Answers of a forwarded call: the first byte.
+const (
+	fwdOK          = 0 // then per event: uvarint position, a duplicate byte
+	fwdUnavailable = 1 // then the error's text
+	fwdFallback    = 2 // the writer is closing: write it yourself
+	fwdFailed      = 3 // then the error's text
+)
+
+// forward sends r's events to the writer. ok is false when the caller must
+// write them itself (no answer, a writer that is closing, an answer it
+// cannot read).
+func (s *Store) forward(ctx context.Context, to string, r *recordReq) (_ []ledger.Appended, err error, ok bool) {
+	body := appendForward(make([]byte, 0, forwardSize(r.evs)), r.evs)
+	if int64(len(body)) > s.nc.MaxPayload() {
+		return nil, nil, false
+	}
+	fctx, cancel := context.WithTimeout(ctx, s.forwardWait())
+	defer cancel()
+	m, err := s.nc.RequestWithContext(fctx, writerPrefix+to, body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("record: %w (events may have been stored; retry with the same ids)", ctx.Err()), true
+		}
+		s.writers.forget(to)
+		s.log.Debug("forward to the writer", "writer", to, "err", err)
+		return nil, nil, false
+	}
+	s.writers.mu.Lock()
+	s.writers.forwarded++
+	s.writers.mu.Unlock()
+	res, err := readForwardAnswer(m.Data, len(r.evs))
+	if errors.Is(err, errFallback) {
+		return nil, nil, false
+	}
+	return res, err, true
+}
+
+// errFallback is a writer's answer that it is closing.
+var errFallback = errors.New("writer closing")
+
+// serveForward commits a call another store forwarded and answers it.
+func (s *Store) serveForward(m *nats.Msg) {
+	var answer []byte
+	evs, err := readForward(m.Data)
+	if err != nil {
+		answer = append([]byte{fwdFailed}, "forwarded call: "+err.Error()...)
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), s.o.WriteTimeout)
+		res, err := s.commit(ctx, newRecordReq(evs))
+		cancel()
+		switch {
+		case err == nil:
+			answer = []byte{fwdOK}
+			for _, a := range res {
+				answer = binary.AppendUvarint(answer, a.Position)
+				answer = append(answer, boolByte(a.Duplicate))
+			}
+		case errors.Is(err, ErrClosed):
+			answer = []byte{fwdFallback}
+		case errors.Is(err, ErrUnavailable):
+			answer = append([]byte{fwdUnavailable}, err.Error()...)
+		default:
+			answer = append([]byte{fwdFailed}, err.Error()...)
+		}
+	}
+	if err := m.Respond(answer); err != nil {
+		s.log.Debug("answer a forwarded call", "err", err)
+	}
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// A forwarded call: uvarint count, then per event its id (16 bytes), its
+// occurred_at (varint Unix nanoseconds), its subject and its body (each a
+// uvarint length and the bytes) and a packed byte.
+
+func forwardSize(evs []recEvent) int {
+	n := binary.MaxVarintLen64
+	for _, e := range evs {
+		n += 16 + 3*binary.MaxVarintLen64 + len(e.subject) + len(e.body) + 1
+	}
+	return n
+}
+
+func appendForward(b []byte, evs []recEvent) []byte {
+	b = binary.AppendUvarint(b, uint64(len(evs)))
+	for _, e := range evs {
+		b = append(b, e.id[:]...)
+		b = binary.AppendVarint(b, e.at)
+		b = binary.AppendUvarint(b, uint64(len(e.subject)))
+		b = append(b, e.subject...)
+		b = binary.AppendUvarint(b, uint64(len(e.body)))
+		b = append(b, e.body...)
+		b = append(b, boolByte(e.packed))
+	}
+	return b
+}
+
+// errShortForward is a forwarded call or answer cut short.
+var errShortForward = errors.New("cut short")
+
+// forwardReader reads the fields of a forwarded call or answer; the first
+// error sticks.
+type forwardReader struct {
+	b   []byte
+	err error
+}
+
+func (r *forwardReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errShortForward
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *forwardReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errShortForward
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *forwardReader) bytes(n uint64) []byte {
+	if r.err != nil || uint64(len(r.b)) < n {
+		r.err = errShortForward
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func readForward(b []byte) ([]recEvent, error) {
+	r := &forwardReader{b: b}
+	n := r.uvarint()
+	if n == 0 || n > uint64(len(b)) {
+		return nil, fmt.Errorf("%d events in %d bytes", n, len(b))
+	}
+	evs := make([]recEvent, n)
+	for i := range evs {
+		e := &evs[i]
+		e.id = uuid.UUID(r.bytes(16))
+		e.at = r.varint()
+		e.subject = string(r.bytes(r.uvarint()))
+		e.body = r.bytes(r.uvarint())
+		packed := r.bytes(1)
+		if r.err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, r.err)
+		}
+		e.packed = packed[0] == 1
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%d bytes after the last event", len(r.b))
+	}
+	return evs, nil
+}
+
+// readForwardAnswer reads the writer's answer to a call of n events.
+func readForwardAnswer(b []byte, n int) ([]ledger.Appended, error) {
+	if len(b) == 0 {
+		return nil, errFallback // no answer to read: write it yourself
+	}
+	switch b[0] {
+	case fwdOK:
+		r := &forwardReader{b: b[1:]}
+		res := make([]ledger.Appended, n)
+		for i := range res {
+			res[i].Position = r.uvarint()
+			d := r.bytes(1)
+			if r.err != nil {
+				return nil, errFallback
+			}
+			res[i].Duplicate = d[0] == 1
+		}
+		return res, nil
+	case fwdUnavailable:
+		return nil, fmt.Errorf("record: %w (the writer: %s)", ErrUnavailable, b[1:])
+	case fwdFailed:
+		return nil, fmt.Errorf("record (the writer): %s", b[1:])
+	}
+	return nil, errFallback
+}
