@@ -240,6 +240,66 @@ type ReadModel struct {
 
 	mu       sync.Mutex
 	complete int8 // 0: not known yet; 1: the Store holds every stored pass; -1: it may not
+	// positions shares the reads of the tables' position among concurrent
+	// calls, while this process does not write the tables.
+	positions sharedReads
+}
+
+// sharedReads shares one read of a value that changes (the tables'
+// position) among the callers that wait for it at the same time: a caller
+// gets the answer of a read that started after it asked, so it sees at
+// least what it would have seen reading alone. One read runs at a time;
+// who asks while it runs waits for the next, which all of them share. So a
+// replica that does not hold the projection lease asks PostgreSQL once per
+// round trip, not once per pass.
+type sharedReads struct {
+	mu      sync.Mutex
+	running bool
+	next    *readRound // the round that starts when the running one ends
+}
+
+type readRound struct {
+	done chan struct{}
+	pos  uint64
+	err  error
+}
+
+// sharedReadTimeout bounds one shared read: it runs for every caller
+// waiting on it, so no single caller's context bounds it.
+const sharedReadTimeout = 5 * time.Second
+
+func (s *sharedReads) read(ctx context.Context, read func(context.Context) (uint64, error)) (uint64, error) {
+	s.mu.Lock()
+	r := s.next
+	if r == nil {
+		r = &readRound{done: make(chan struct{})}
+		s.next = r
+	}
+	if !s.running {
+		s.running, s.next = true, nil
+		go s.run(r, read)
+	}
+	s.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.pos, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// run reads for r, then for the rounds that gathered meanwhile.
+func (s *sharedReads) run(r *readRound, read func(context.Context) (uint64, error)) {
+	for r != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedReadTimeout)
+		r.pos, r.err = read(ctx)
+		cancel()
+		close(r.done)
+		s.mu.Lock()
+		r, s.next = s.next, nil
+		s.running = r != nil
+		s.mu.Unlock()
+	}
 }
 
 // NewReadModel returns the tables with PassFacts answered from o.Store.
@@ -270,7 +330,7 @@ func (r *ReadModel) fromStore(ctx context.Context, q ledger.PassFactsQuery) (dom
 	}
 	if !ok {
 		var err error
-		if bound, err = r.o.Tables.Position(ctx); err != nil {
+		if bound, err = r.positions.read(ctx, r.o.Tables.Position); err != nil {
 			return domain.PassFacts{}, fmt.Errorf("pass facts: %w", err)
 		}
 	}
