@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +70,8 @@ type writers struct {
 	// forwarded counts the Record calls sent to another store.
 	forwarded int
 	subs      []*nats.Subscription
+	chosen    string // the writer last chosen, to log a change
+	log       *slog.Logger
 }
 
 // startForwarding joins the election and takes forwarded calls. Called once
@@ -77,7 +80,7 @@ func (s *Store) startForwarding() error {
 	if s.o.NoForward {
 		return nil
 	}
-	w := &writers{self: nuid.Next(), heard: make(map[string]time.Time)}
+	w := &writers{self: nuid.Next(), heard: make(map[string]time.Time), log: s.log}
 	hb, err := s.nc.Subscribe(heartbeatSubject, func(m *nats.Msg) { w.hear(string(m.Data), time.Now()) })
 	if err != nil {
 		return fmt.Errorf("eventstore: heartbeat subscription: %w", err)
@@ -139,6 +142,12 @@ func (w *writers) writer(now time.Time) string {
 			continue
 		}
 		best = min(best, id)
+	}
+	if best != w.chosen {
+		w.chosen = best
+		if w.log != nil {
+			w.log.Info("one writer: the cluster's writer changed", "writer", best, "self", w.self)
+		}
 	}
 	if best == w.self {
 		return ""
