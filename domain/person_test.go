@@ -121,6 +121,23 @@ func wantError(t *testing.T, err, kind error, field string) {
 	}
 }
 
+// wantEvent checks a decision against a decide table's kind column: err is
+// of kind (nil: no error), and when there is none the first event decided is
+// an E that ok accepts.
+func wantEvent[E Event](t *testing.T, evs []Event, err, kind error, ok func(E) bool) {
+	t.Helper()
+	wantKind(t, err, kind)
+	if kind != nil {
+		return
+	}
+	if len(evs) == 0 {
+		t.Fatal("no event decided")
+	}
+	if got, isE := evs[0].(E); !isE || !ok(got) {
+		t.Fatalf("event = %+v", evs[0])
+	}
+}
+
 // wantInvalid checks that err is an ErrInvalid FieldError on field.
 func wantInvalid(t *testing.T, err error, field string) {
 	t.Helper()
@@ -323,10 +340,7 @@ func TestDecideAddFamilyMember(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var calls int
 			evs, err := DecideAddFamilyMember(tt.guardian, tt.member, tt.family, tt.r, plainSealer(&calls), plainOpener)
-			wantKind(t, err, tt.kind)
-			if tt.kind == nil && (evs[0].(PersonRegistered).GuardianID != gid || evs[0].(PersonRegistered).Phone != "") {
-				t.Fatalf("events = %+v", evs)
-			}
+			wantEvent(t, evs, err, tt.kind, func(r PersonRegistered) bool { return r.GuardianID == gid && r.Phone == "" })
 			if tt.kind != nil && calls != 0 {
 				t.Fatalf("a refused member sealed %d fields", calls)
 			}
@@ -474,12 +488,7 @@ func TestDecideReleasePerson(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			evs, err := DecideReleasePerson(tt.p, tt.actor, tt.cmd)
-			wantKind(t, err, tt.kind)
-			if tt.kind == nil {
-				if r := evs[0].(PersonReleased); r.PersonID != kid || r.GuardianID != gid {
-					t.Fatalf("event %+v", r)
-				}
-			}
+			wantEvent(t, evs, err, tt.kind, func(r PersonReleased) bool { return r.PersonID == kid && r.GuardianID == gid })
 		})
 	}
 	// Replayed, a release leaves the document free for its owner.
