@@ -60,14 +60,15 @@ func TestCheckChar(t *testing.T) {
 	}
 }
 
+// TestValidate: an accepted number comes back in its canonical form; a
+// refusal is of its kind, says why, and does not repeat the number it
+// refuses.
 func TestValidate(t *testing.T) {
 	valid := withCheck(t, "37130219900307123")
 	xID := "11010519491231002X"
-	tests := []struct {
-		name   string
-		idType string
-		number string
-		want   string // canonical form
+	accepted := []struct {
+		name, idType, number string
+		want                 string // canonical form
 	}{
 		{"resident valid", idcard.ResidentID, valid, valid},
 		{"resident X check", idcard.ResidentID, xID, xID},
@@ -93,7 +94,7 @@ func TestValidate(t *testing.T) {
 		{"foreign old", idcard.ForeignPermanentResidence, "usa110085061201", "USA110085061201"},
 		{"foreign new", idcard.ForeignPermanentResidence, withCheck(t, "93784019850612001"), withCheck(t, "93784019850612001")},
 	}
-	for _, tt := range tests {
+	for _, tt := range accepted {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := idcard.Validate(tt.idType, tt.number, now)
 			if err != nil {
@@ -104,19 +105,11 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
-}
 
-// TestValidateRefused: a refusal is of its kind, says why, and does not
-// repeat the number it refuses.
-func TestValidateRefused(t *testing.T) {
-	valid := withCheck(t, "37130219900307123")
-	xID := "11010519491231002X"
-	tests := []struct {
-		name   string
-		idType string
-		number string
-		err    error
-		reason string // substring of the error
+	refused := []struct {
+		name, idType, number string
+		err                  error
+		reason               string // substring of the error
 	}{
 		{"resident bad check", idcard.ResidentID, wrongCheck(t, valid), idcard.ErrInvalidNumber, "check character does not match"},
 		{"resident bad check X", idcard.ResidentID, wrongCheck(t, xID), idcard.ErrInvalidNumber, "check character does not match"},
@@ -156,7 +149,7 @@ func TestValidateRefused(t *testing.T) {
 		{"unknown type", "drivers_licence", "12345678", idcard.ErrUnknownType, "must be one of"},
 		{"missing type", "", "12345678", idcard.ErrUnknownType, "required"},
 	}
-	for _, tt := range tests {
+	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := idcard.Validate(tt.idType, tt.number, now)
 			if !errors.Is(err, tt.err) {
