@@ -59,10 +59,7 @@ func TestDeclarationApply(t *testing.T) {
 }
 
 func TestValidatePlate(t *testing.T) {
-	tests := []struct {
-		plate string
-		want  string // "" when invalid
-	}{
+	testNormalised(t, "ValidatePlate", ValidatePlate, "plate_number", []normalised{
 		{"鲁Q12345", "鲁Q12345"},
 		{"鲁q·a1234", "鲁QA1234"},
 		{"鲁Q 1234挂", "鲁Q1234挂"},
@@ -80,19 +77,7 @@ func TestValidatePlate(t *testing.T) {
 		{"鲁QA12345", ""},
 		{"台A12345", ""},
 		{"鲁Q1234-", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.plate, func(t *testing.T) {
-			got, err := ValidatePlate(tt.plate)
-			if tt.want == "" {
-				wantInvalid(t, err, "plate_number")
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("ValidatePlate(%q) = %q, %v; want %q", tt.plate, got, err, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestValidateArrival(t *testing.T) {

@@ -200,12 +200,7 @@ func TestDecideSubAdmins(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				evs, err := DecideAddSubAdmin(tt.venue, tt.actor, tt.person)
-				wantKind(t, err, tt.kind)
-				if tt.kind == nil {
-					if got := evs[0].(SubAdminAdded); got.VenueID != vid || got.PersonID != tt.person.ID() {
-						t.Fatalf("event = %+v", got)
-					}
-				}
+				wantEvent(t, evs, err, tt.kind, func(got SubAdminAdded) bool { return got.VenueID == vid && got.PersonID == tt.person.ID() })
 			})
 		}
 	})
@@ -227,12 +222,7 @@ func TestDecideSubAdmins(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				evs, err := DecideRemoveSubAdmin(tt.venue, tt.actor, tt.person)
-				wantKind(t, err, tt.kind)
-				if tt.kind == nil {
-					if got := evs[0].(SubAdminRemoved); got.VenueID != vid || got.PersonID != tt.person {
-						t.Fatalf("event = %+v", got)
-					}
-				}
+				wantEvent(t, evs, err, tt.kind, func(got SubAdminRemoved) bool { return got.VenueID == vid && got.PersonID == tt.person })
 			})
 		}
 	})

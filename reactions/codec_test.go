@@ -15,29 +15,34 @@ import (
 // the watermill payload with their positions. (How a log message is decoded
 // is eventstore's TestDecodeMessage.)
 func TestEncodeEvents(t *testing.T) {
-	body := eventstoretest.PassPack(t, 5, 2)
-	envs, err := decodeBody(body, 7)
-	if err != nil || len(envs) != 5 {
-		t.Fatalf("decode pack: %d events, %v", len(envs), err)
+	envs := decodeBody(t, eventstoretest.PassPack(t, 5, 2), 7)
+	if len(envs) != 5 {
+		t.Fatalf("decode pack: %d events", len(envs))
 	}
-	var picked []domain.Envelope
 	if err := json.Unmarshal(encodeEvents(envs, abnormalPasses), &[]wireEvent{}); err != nil {
 		t.Fatal(err)
 	}
-	picked, err = decodeEvents(encodeEvents(envs, abnormalPasses))
+	picked, err := decodeEvents(encodeEvents(envs, abnormalPasses))
 	if err != nil || len(picked) != 3 || picked[1].Position != envs[2].Position || picked[1].ID != envs[2].ID {
 		t.Fatalf("picked %d abnormal passes (%v), want 3 with their positions", len(picked), err)
 	}
 }
 
 // decodeBody and decodeSome read a log message body as the unmarshaler
-// does; the subject only names the message in errors.
-func decodeBody(body []byte, seq uint64) ([]domain.Envelope, error) {
-	return eventstore.DecodeMessage("", seq, body, nil)
+// does (the subject only names the message in errors) and fail the test if
+// it cannot be read.
+func decodeBody(tb testing.TB, body []byte, seq uint64) []domain.Envelope {
+	tb.Helper()
+	return decodeSome(tb, body, seq, nil)
 }
 
-func decodeSome(body []byte, seq uint64, maybe prefilter) ([]domain.Envelope, error) {
-	return eventstore.DecodeMessage("", seq, body, maybe)
+func decodeSome(tb testing.TB, body []byte, seq uint64, maybe prefilter) []domain.Envelope {
+	tb.Helper()
+	envs, err := eventstore.DecodeMessage("", seq, body, maybe)
+	if err != nil {
+		tb.Fatalf("decode message %d: %v", seq, err)
+	}
+	return envs
 }
 
 // all lets every element through.
@@ -71,14 +76,8 @@ func TestPrefilterKeepsEveryAbnormalPass(t *testing.T) {
 		}
 	}
 	body := eventstoretest.PassPack(t, 500, 7)
-	whole, err := decodeBody(body, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	some, err := decodeSome(body, 3, mayBeAbnormalPass)
-	if err != nil {
-		t.Fatal(err)
-	}
+	whole := decodeBody(t, body, 3)
+	some := decodeSome(t, body, 3, mayBeAbnormalPass)
 	if a, b := string(encodeEvents(whole, abnormalPasses)), string(encodeEvents(some, abnormalPasses)); a != b || len(some) != 72 {
 		t.Fatalf("prefiltered pick differs from the whole pick (%d prefiltered)", len(some))
 	}
@@ -89,15 +88,14 @@ func TestPrefilterKeepsEveryAbnormalPass(t *testing.T) {
 // wherever it sits.
 func TestPrefilterSkipsNormalPacks(t *testing.T) {
 	normal := eventstoretest.PassPack(t, 300, 0)
-	envs, err := decodeSome(normal, 3, mayBeAbnormalPass)
-	if err != nil || len(envs) != 0 {
-		t.Fatalf("all-normal pack: %d events, %v; want none", len(envs), err)
+	if envs := decodeSome(t, normal, 3, mayBeAbnormalPass); len(envs) != 0 {
+		t.Fatalf("all-normal pack: %d events; want none", len(envs))
 	}
 	for _, n := range []int{1, 2, 300} {
 		body := eventstoretest.PassPack(t, n, n) // the first pass of n is abnormal
-		envs, err := decodeSome(body, 3, mayBeAbnormalPass)
-		if err != nil || len(envs) != 1 || envs[0].Position != 3<<16 {
-			t.Fatalf("pack of %d with one abnormal pass: %d events, %v", n, len(envs), err)
+		envs := decodeSome(t, body, 3, mayBeAbnormalPass)
+		if len(envs) != 1 || envs[0].Position != 3<<16 {
+			t.Fatalf("pack of %d with one abnormal pass: %d events", n, len(envs))
 		}
 	}
 }
@@ -115,11 +113,7 @@ func BenchmarkUnmarshalPack(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				envs, err := decodeSome(body, 1, bc.maybe)
-				if err != nil {
-					b.Fatal(err)
-				}
-				encodeEvents(envs, abnormalPasses)
+				encodeEvents(decodeSome(b, body, 1, bc.maybe), abnormalPasses)
 			}
 			b.ReportMetric(float64(4096*b.N)/b.Elapsed().Seconds(), "events/s")
 		})
@@ -128,8 +122,8 @@ func BenchmarkUnmarshalPack(b *testing.B) {
 	b.Run("all-normal", func(b *testing.B) {
 		b.SetBytes(int64(len(normal)))
 		for b.Loop() {
-			if envs, err := decodeSome(normal, 1, mayBeAbnormalPass); err != nil || len(envs) > 0 {
-				b.Fatal(len(envs), err)
+			if envs := decodeSome(b, normal, 1, mayBeAbnormalPass); len(envs) > 0 {
+				b.Fatal(len(envs))
 			}
 		}
 		b.ReportMetric(float64(4096*b.N)/b.Elapsed().Seconds(), "events/s")

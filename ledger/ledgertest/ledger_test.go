@@ -46,6 +46,15 @@ func (h *harness) lastPosition() uint64 {
 	return h.LastPosition(h.tb)
 }
 
+// wantNothingAppended fails t with msg when the log has grown past before:
+// what was refused (or only retried) appended an event.
+func (h *harness) wantNothingAppended(t testing.TB, before uint64, msg string) {
+	t.Helper()
+	if h.lastPosition() != before {
+		t.Fatal(msg)
+	}
+}
+
 // newResidentID returns a fresh valid resident ID.
 func (h *harness) newResidentID() string {
 	h.seq++
@@ -155,9 +164,7 @@ func TestRegisterPerson(t *testing.T) {
 		if !strings.Contains(err.Error(), "already registered") || strings.Contains(err.Error(), number) {
 			t.Fatalf("error %q: want 'already registered' and no ID number", err)
 		}
-		if h.lastPosition() != before {
-			t.Fatal("a refused registration appended an event")
-		}
+		h.wantNothingAppended(t, before, "a refused registration appended an event")
 	})
 	t.Run("another document with the event id", func(t *testing.T) {
 		// An outside tester's finding: this was answered "already
@@ -170,9 +177,7 @@ func TestRegisterPerson(t *testing.T) {
 		if strings.Contains(err.Error(), "already registered") || !strings.Contains(err.Error(), eventID.String()) {
 			t.Fatalf("error %q: want the event id named, not 'already registered'", err)
 		}
-		if h.lastPosition() != before {
-			t.Fatal("a refused registration appended an event")
-		}
+		h.wantNothingAppended(t, before, "a refused registration appended an event")
 		other.EventID = uuid.Nil
 		if _, err := h.Ledger.RegisterPerson(h.ctx, domain.Actor{}, other); err != nil {
 			t.Fatalf("the document is free: %v", err)
@@ -194,9 +199,7 @@ func TestRegisterPerson(t *testing.T) {
 				t.Fatalf("RegisterPerson(%s) = %v, want ErrInvalid", c.Name, err)
 			}
 		}
-		if h.lastPosition() != before {
-			t.Fatal("bad input appended an event")
-		}
+		h.wantNothingAppended(t, before, "bad input appended an event")
 	})
 	t.Run("sealed in the log, masked in the read model", func(t *testing.T) {
 		events, _, err := h.Store.Load(h.ctx, domain.PersonAggregate(first.ID))
@@ -402,9 +405,7 @@ func TestPasses(t *testing.T) {
 				t.Fatalf("the same event id with another body: %v, want a conflict", err)
 			}
 		}
-		if h.lastPosition() != before {
-			t.Fatal("a retry appended an event")
-		}
+		h.wantNothingAppended(t, before, "a retry appended an event")
 	})
 
 	t.Run("red code is denied and its reaction raises an alert", func(t *testing.T) {
@@ -475,9 +476,7 @@ func TestPasses(t *testing.T) {
 		_, err = h.Ledger.RecordPass(h.ctx, person(citizen), domain.RecordPass{Method: domain.MethodSelfScan, VenueID: vid,
 			Direction: domain.DirectionIn, OccurredAt: time.Now().Add(-31 * 24 * time.Hour)})
 		wantKind(t, err, domain.ErrInvalid)
-		if h.lastPosition() != before {
-			t.Fatal("a refused pass appended an event")
-		}
+		h.wantNothingAppended(t, before, "a refused pass appended an event")
 	})
 
 	t.Run("only approved venues", func(t *testing.T) {
@@ -536,9 +535,7 @@ func TestFamilyPass(t *testing.T) {
 			again.Family[0].Position != kid.Position || again.Family[0].Screen != kid.Screen {
 			t.Fatalf("retry (read model caught up: %v) = %+v", wait, again)
 		}
-		if h.lastPosition() != before {
-			t.Fatal("retry appended")
-		}
+		h.wantNothingAppended(t, before, "retry appended")
 	}
 	h.caughtUp(h.lastPosition())
 	p, ok, err := h.Reads.Pass(h.ctx, kid.EventID)
@@ -559,9 +556,7 @@ func TestFamilyPass(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	if h.lastPosition() != before {
-		t.Fatal("a refused retry appended")
-	}
+	h.wantNothingAppended(t, before, "a refused retry appended")
 }
 
 func TestRecordPasses(t *testing.T) {
@@ -618,9 +613,7 @@ func TestRecordPasses(t *testing.T) {
 			t.Fatalf("retry item %d = %+v, want %s at %d", i, it, wantStatus, got[i].Result.Position)
 		}
 	}
-	if h.lastPosition() != before {
-		t.Fatal("a retried batch appended")
-	}
+	h.wantNothingAppended(t, before, "a retried batch appended")
 }
 
 func TestRecordHealth(t *testing.T) {
@@ -638,9 +631,7 @@ func TestRecordHealth(t *testing.T) {
 	if !errors.As(err, &fe) || fe.Field != "records[7].code_colour" {
 		t.Fatalf("RecordHealth = %v, want a FieldError on records[7].code_colour", err)
 	}
-	if h.lastPosition() != before {
-		t.Fatal("an invalid batch appended")
-	}
+	h.wantNothingAppended(t, before, "an invalid batch appended")
 	_, err = h.Ledger.RecordHealth(h.ctx, reviewer, records)
 	wantKind(t, err, domain.ErrForbidden)
 
@@ -717,9 +708,7 @@ func TestRetryInsideDuplicateWindow(t *testing.T) {
 	if !again.Duplicate || again.Position != res.Position || again.Screen != res.Screen {
 		t.Fatalf("retry = %+v, want the original %+v", again, res)
 	}
-	if h.lastPosition() != before {
-		t.Fatal("the retry appended")
-	}
+	h.wantNothingAppended(t, before, "the retry appended")
 }
 
 // raceOnce runs command n times at once and checks that exactly one run
