@@ -533,20 +533,7 @@ func dedupAcross(t *testing.T, a, b *eventstore.Store) {
 		}
 	}
 	t.Logf("%d events through two stores: %d first stored by b, %d by a", n, dups, n-dups)
-	seen := map[uuid.UUID]int{}
-	if err := a.Read(ctx(t), "pass.>", 0, func(envs []domain.Envelope) error {
-		for _, e := range envs {
-			seen[e.ID]++
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range evs {
-		if seen[e.ID] != 1 {
-			t.Fatalf("event %d stored %d times", i, seen[e.ID])
-		}
-	}
+	storedOnce(t, a, evs)
 	// A retry later, through either store, gets the same answer.
 	for _, s := range []*eventstore.Store{a, b} {
 		res, err := s.Record(ctx(t), evs[0])
@@ -668,20 +655,7 @@ func TestClusterOneWriter(t *testing.T) {
 			t.Fatalf("retry of event %d: %+v, want position %d duplicate", i, res[0], first[i].Position)
 		}
 	}
-	seen := map[uuid.UUID]int{}
-	if err := other.Read(ctx(t), "pass.>", 0, func(envs []domain.Envelope) error {
-		for _, e := range envs {
-			seen[e.ID]++
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range append(evs, more...) {
-		if seen[e.ID] != 1 {
-			t.Fatalf("event %s stored %d times", e.ID, seen[e.ID])
-		}
-	}
+	storedOnce(t, other, append(evs, more...))
 	stop()
 	<-followed
 }
@@ -729,5 +703,24 @@ func TestClusterSilentWriter(t *testing.T) {
 	}
 	if got := record(t, s, evs[0]); got[0].Position != res[0].Position || !got[0].Duplicate {
 		t.Fatalf("retry: %+v, want %d duplicate", got[0], res[0].Position)
+	}
+}
+
+// storedOnce checks that each of evs is stored exactly once among s's passes.
+func storedOnce(t *testing.T, s *eventstore.Store, evs []domain.Envelope) {
+	t.Helper()
+	seen := map[uuid.UUID]int{}
+	if err := s.Read(ctx(t), "pass.>", 0, func(envs []domain.Envelope) error {
+		for _, e := range envs {
+			seen[e.ID]++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range evs {
+		if seen[e.ID] != 1 {
+			t.Fatalf("event %d (%s) stored %d times", i, e.ID, seen[e.ID])
+		}
 	}
 }

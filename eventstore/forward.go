@@ -293,18 +293,13 @@ type forwardReader struct {
 	err error
 }
 
-func (r *forwardReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errShortForward
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func (r *forwardReader) uvarint() uint64 { return readNumber(r, binary.Uvarint) }
 
-func (r *forwardReader) varint() int64 {
-	v, n := binary.Varint(r.b)
+func (r *forwardReader) varint() int64 { return readNumber(r, binary.Varint) }
+
+// readNumber reads one number with read (binary.Uvarint or binary.Varint).
+func readNumber[T int64 | uint64](r *forwardReader, read func([]byte) (T, int)) T {
+	v, n := read(r.b)
 	if n <= 0 {
 		r.err = errShortForward
 		return 0
