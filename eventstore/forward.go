@@ -327,7 +327,7 @@ func readForward(b []byte) ([]recEvent, error) {
 	evs := make([]recEvent, n)
 	for i := range evs {
 		e := &evs[i]
-		e.id = uuid.UUID(r.bytes(16))
+		id := r.bytes(16)
 		e.at = r.varint()
 		e.subject = string(r.bytes(r.uvarint()))
 		e.body = r.bytes(r.uvarint())
@@ -335,7 +335,7 @@ func readForward(b []byte) ([]recEvent, error) {
 		if r.err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, r.err)
 		}
-		e.packed = packed[0] == 1
+		e.id, e.packed = uuid.UUID(id), packed[0] == 1
 	}
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%d bytes after the last event", len(r.b))
