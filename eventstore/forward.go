@@ -72,6 +72,7 @@ type writers struct {
 	subs      []*nats.Subscription
 	chosen    string // the writer last chosen, to log a change
 	log       *slog.Logger
+	q         chan *forwardCall // to forwardLoop
 }
 
 // startForwarding joins the election and takes forwarded calls. Called once
@@ -80,7 +81,7 @@ func (s *Store) startForwarding() error {
 	if s.o.NoForward {
 		return nil
 	}
-	w := &writers{self: nuid.Next(), heard: make(map[string]time.Time), log: s.log}
+	w := &writers{self: nuid.Next(), heard: make(map[string]time.Time), log: s.log, q: make(chan *forwardCall, 4096)}
 	hb, err := s.nc.Subscribe(heartbeatSubject, func(m *nats.Msg) { w.hear(string(m.Data), time.Now()) })
 	if err != nil {
 		return fmt.Errorf("eventstore: heartbeat subscription: %w", err)
@@ -92,7 +93,8 @@ func (s *Store) startForwarding() error {
 	}
 	w.subs = []*nats.Subscription{hb, fw}
 	s.writers = w
-	s.commitWG.Add(1)
+	s.commitWG.Add(2)
+	go s.forwardLoop()
 	go func() {
 		defer s.commitWG.Done()
 		t := time.NewTicker(heartbeatEvery)
@@ -180,74 +182,221 @@ func (w *writers) forget(id string) {
 // fallback waits for that leader as the writer would).
 func (s *Store) forwardWait() time.Duration { return 2 * s.o.AckTimeout }
 
+// forwardInflight is how many forwards may wait for the writer at once;
+// calls that come meanwhile go together in the next (natural batching, as
+// the committer's: one request for many calls, not two messages a pass).
+const forwardInflight = 4
+
+// forwardCall is one Record call on its way to the writer. ok false: the
+// caller writes it itself.
+type forwardCall struct {
+	r    *recordReq
+	res  []ledger.Appended
+	err  error
+	ok   bool
+	done chan struct{}
+}
+
+func (c *forwardCall) answer(res []ledger.Appended, err error, ok bool) {
+	c.res, c.err, c.ok = res, err, ok
+	close(c.done)
+}
+
+// forward hands r to the forwarding loop and waits for the writer's answer.
+// ok is false when the caller must write r itself (no answer, a writer that
+// is closing or no longer the writer, an answer it cannot read).
+func (s *Store) forward(ctx context.Context, r *recordReq) (_ []ledger.Appended, err error, ok bool) {
+	c := &forwardCall{r: r, done: make(chan struct{})}
+	select {
+	case s.writers.q <- c:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("record: %w", ctx.Err()), true
+	case <-s.done:
+		return nil, nil, false
+	}
+	select {
+	case <-c.done:
+		return c.res, c.err, c.ok
+	case <-ctx.Done():
+		return nil, fmt.Errorf("record: %w (events may have been stored; retry with the same ids)", ctx.Err()), true
+	case <-s.done:
+		return nil, nil, false // commit says ErrClosed
+	}
+}
+
+// forwardLoop sends the queued calls to the writer, as many together as
+// came while forwardInflight forwards were on their way, within the
+// connection's max payload.
+func (s *Store) forwardLoop() {
+	defer s.commitWG.Done()
+	w := s.writers
+	slots := make(chan struct{}, forwardInflight)
+	var next *forwardCall // taken, not sent: it did not fit
+	for {
+		first := next
+		if first == nil {
+			select {
+			case first = <-w.q:
+			case <-s.done:
+				return
+			}
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-s.done:
+			first.answer(nil, nil, false)
+			return
+		}
+		batch, size := []*forwardCall{first}, forwardSize(first.r.evs)
+		next = nil
+	gather:
+		for {
+			select {
+			case c := <-w.q:
+				if n := forwardSize(c.r.evs); size+n <= int(s.nc.MaxPayload()) {
+					batch, size = append(batch, c), size+n
+					continue
+				}
+				next = c
+			default:
+			}
+			break gather
+		}
+		go func() {
+			defer func() { <-slots }()
+			s.sendForward(batch, size)
+		}()
+	}
+}
+
+// sendForward sends batch to the writer as one request and answers its
+// calls.
+func (s *Store) sendForward(batch []*forwardCall, size int) {
+	fallback := func() {
+		for _, c := range batch {
+			c.answer(nil, nil, false)
+		}
+	}
+	to := s.writers.writer(time.Now())
+	if to == "" || size > int(s.nc.MaxPayload()) {
+		fallback()
+		return
+	}
+	body := binary.AppendUvarint(make([]byte, 0, size), uint64(len(batch)))
+	for _, c := range batch {
+		body = appendForward(body, c.r.evs)
+	}
+	m, err := s.nc.Request(writerPrefix+to, body, s.forwardWait())
+	if err != nil {
+		s.writers.forget(to)
+		s.log.Debug("forward to the writer", "writer", to, "calls", len(batch), "err", err)
+		fallback()
+		return
+	}
+	r := &forwardReader{b: m.Data}
+	if n := r.uvarint(); r.err != nil || n != uint64(len(batch)) {
+		fallback() // an answer this store cannot read: write it yourself
+		return
+	}
+	s.writers.mu.Lock()
+	s.writers.forwarded += len(batch)
+	s.writers.mu.Unlock()
+	for _, c := range batch {
+		res, err, ok := readAnswer(r, len(c.r.evs))
+		c.answer(res, err, ok)
+	}
+}
+
 // Answers of a forwarded call: the first byte.
 const (
 	fwdOK          = 0 // then per event: uvarint position, a duplicate byte
-	fwdUnavailable = 1 // then the error's text
+	fwdUnavailable = 1 // then the error's text (uvarint length and bytes)
 	fwdFallback    = 2 // the writer is closing: write it yourself
 	fwdFailed      = 3 // then the error's text
 )
 
-// forward sends r's events to the writer. ok is false when the caller must
-// write them itself (no answer, a writer that is closing, an answer it
-// cannot read).
-func (s *Store) forward(ctx context.Context, to string, r *recordReq) (_ []ledger.Appended, err error, ok bool) {
-	body := appendForward(make([]byte, 0, forwardSize(r.evs)), r.evs)
-	if int64(len(body)) > s.nc.MaxPayload() {
-		return nil, nil, false
-	}
-	fctx, cancel := context.WithTimeout(ctx, s.forwardWait())
-	defer cancel()
-	m, err := s.nc.RequestWithContext(fctx, writerPrefix+to, body)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("record: %w (events may have been stored; retry with the same ids)", ctx.Err()), true
-		}
-		s.writers.forget(to)
-		s.log.Debug("forward to the writer", "writer", to, "err", err)
-		return nil, nil, false
-	}
-	s.writers.mu.Lock()
-	s.writers.forwarded++
-	s.writers.mu.Unlock()
-	res, err := readForwardAnswer(m.Data, len(r.evs))
-	if errors.Is(err, errFallback) {
-		return nil, nil, false
-	}
-	return res, err, true
-}
-
-// errFallback is a writer's answer that it is closing.
-var errFallback = errors.New("writer closing")
-
-// serveForward commits a call another store forwarded and answers it.
+// serveForward commits the calls another store forwarded, all at once (they
+// ride in the same packs), and answers them.
 func (s *Store) serveForward(m *nats.Msg) {
-	var answer []byte
-	evs, err := readForward(m.Data)
+	calls, err := readForwards(m.Data)
 	if err != nil {
-		answer = append([]byte{fwdFailed}, "forwarded call: "+err.Error()...)
-	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), s.o.WriteTimeout)
-		res, err := s.commit(ctx, newRecordReq(evs))
-		cancel()
-		switch {
-		case err == nil:
-			answer = []byte{fwdOK}
-			for _, a := range res {
-				answer = binary.AppendUvarint(answer, a.Position)
-				answer = append(answer, boolByte(a.Duplicate))
-			}
-		case errors.Is(err, ErrClosed):
-			answer = []byte{fwdFallback}
-		case errors.Is(err, ErrUnavailable):
-			answer = append([]byte{fwdUnavailable}, err.Error()...)
-		default:
-			answer = append([]byte{fwdFailed}, err.Error()...)
+		// Another build's request: an answer for no call makes the
+		// sender write its calls itself at once.
+		s.log.Warn("a forwarded request that cannot be read", "err", err)
+		if err := m.Respond(binary.AppendUvarint(nil, 0)); err != nil {
+			s.log.Debug("answer a forwarded call", "err", err)
 		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.WriteTimeout)
+	defer cancel()
+	res := make([][]ledger.Appended, len(calls))
+	errs := make([]error, len(calls))
+	var wg sync.WaitGroup
+	for i, evs := range calls {
+		wg.Go(func() { res[i], errs[i] = s.commit(ctx, newRecordReq(evs)) })
+	}
+	wg.Wait()
+	answer := binary.AppendUvarint(nil, uint64(len(calls)))
+	for i := range calls {
+		answer = appendAnswer(answer, res[i], errs[i])
 	}
 	if err := m.Respond(answer); err != nil {
 		s.log.Debug("answer a forwarded call", "err", err)
 	}
+}
+
+func appendAnswer(b []byte, res []ledger.Appended, err error) []byte {
+	text := func(kind byte) []byte {
+		b = append(b, kind)
+		b = binary.AppendUvarint(b, uint64(len(err.Error())))
+		return append(b, err.Error()...)
+	}
+	switch {
+	case err == nil:
+		b = append(b, fwdOK)
+		for _, a := range res {
+			b = binary.AppendUvarint(b, a.Position)
+			b = append(b, boolByte(a.Duplicate))
+		}
+		return b
+	case errors.Is(err, ErrClosed):
+		return append(b, fwdFallback)
+	case errors.Is(err, ErrUnavailable):
+		return text(fwdUnavailable)
+	}
+	return text(fwdFailed)
+}
+
+// readAnswer reads the writer's answer to a call of n events.
+func readAnswer(r *forwardReader, n int) (_ []ledger.Appended, err error, ok bool) {
+	kind := r.bytes(1)
+	if r.err != nil {
+		return nil, nil, false
+	}
+	switch kind[0] {
+	case fwdOK:
+		res := make([]ledger.Appended, n)
+		for i := range res {
+			res[i].Position = r.uvarint()
+			d := r.bytes(1)
+			if r.err != nil {
+				return nil, nil, false
+			}
+			res[i].Duplicate = d[0] == 1
+		}
+		return res, nil, true
+	case fwdUnavailable, fwdFailed:
+		text := r.bytes(r.uvarint())
+		if r.err != nil {
+			return nil, nil, false
+		}
+		if kind[0] == fwdUnavailable {
+			return nil, fmt.Errorf("record: %w (the writer: %s)", ErrUnavailable, text), true
+		}
+		return nil, fmt.Errorf("record (the writer): %s", text), true
+	}
+	return nil, nil, false // closing, or an answer of a later build
 }
 
 func boolByte(b bool) byte {
@@ -257,9 +406,11 @@ func boolByte(b bool) byte {
 	return 0
 }
 
-// A forwarded call: uvarint count, then per event its id (16 bytes), its
-// occurred_at (varint Unix nanoseconds), its subject and its body (each a
-// uvarint length and the bytes) and a packed byte.
+// A forwarded request: uvarint count of calls, then each call: uvarint
+// count of events, then per event its id (16 bytes), its occurred_at
+// (varint Unix nanoseconds), its subject and its body (each a uvarint
+// length and the bytes) and a packed byte. Its answer: uvarint count of
+// calls, then each call's answer (appendAnswer).
 
 func forwardSize(evs []recEvent) int {
 	n := binary.MaxVarintLen64
@@ -299,6 +450,9 @@ func (r *forwardReader) varint() int64 { return readNumber(r, binary.Varint) }
 
 // readNumber reads one number with read (binary.Uvarint or binary.Varint).
 func readNumber[T int64 | uint64](r *forwardReader, read func([]byte) (T, int)) T {
+	if r.err != nil {
+		return 0
+	}
 	v, n := read(r.b)
 	if n <= 0 {
 		r.err = errShortForward
@@ -318,11 +472,32 @@ func (r *forwardReader) bytes(n uint64) []byte {
 	return v
 }
 
-func readForward(b []byte) ([]recEvent, error) {
+// readForwards reads a forwarded request: each call's events.
+func readForwards(b []byte) ([][]recEvent, error) {
 	r := &forwardReader{b: b}
 	n := r.uvarint()
-	if n == 0 || n > uint64(len(b)) {
-		return nil, fmt.Errorf("%d events in %d bytes", n, len(b))
+	if r.err != nil || n == 0 || n > uint64(len(b)) {
+		return nil, fmt.Errorf("%d calls in %d bytes", n, len(b))
+	}
+	calls := make([][]recEvent, n)
+	for i := range calls {
+		evs, err := readCall(r)
+		if err != nil {
+			return nil, fmt.Errorf("call %d: %w", i, err)
+		}
+		calls[i] = evs
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%d bytes after the last call", len(r.b))
+	}
+	return calls, nil
+}
+
+// readCall reads one call's events.
+func readCall(r *forwardReader) ([]recEvent, error) {
+	n := r.uvarint()
+	if r.err != nil || n == 0 || n > uint64(len(r.b)) {
+		return nil, fmt.Errorf("%d events in %d bytes", n, len(r.b))
 	}
 	evs := make([]recEvent, n)
 	for i := range evs {
@@ -337,34 +512,5 @@ func readForward(b []byte) ([]recEvent, error) {
 		}
 		e.id, e.packed = uuid.UUID(id), packed[0] == 1
 	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%d bytes after the last event", len(r.b))
-	}
 	return evs, nil
-}
-
-// readForwardAnswer reads the writer's answer to a call of n events.
-func readForwardAnswer(b []byte, n int) ([]ledger.Appended, error) {
-	if len(b) == 0 {
-		return nil, errFallback // no answer to read: write it yourself
-	}
-	switch b[0] {
-	case fwdOK:
-		r := &forwardReader{b: b[1:]}
-		res := make([]ledger.Appended, n)
-		for i := range res {
-			res[i].Position = r.uvarint()
-			d := r.bytes(1)
-			if r.err != nil {
-				return nil, errFallback
-			}
-			res[i].Duplicate = d[0] == 1
-		}
-		return res, nil
-	case fwdUnavailable:
-		return nil, fmt.Errorf("record: %w (the writer: %s)", ErrUnavailable, b[1:])
-	case fwdFailed:
-		return nil, fmt.Errorf("record (the writer): %s", b[1:])
-	}
-	return nil, errFallback
 }

@@ -114,8 +114,8 @@ func (s *Store) Record(ctx context.Context, events ...domain.Envelope) (_ []ledg
 		}
 		r.evs[i] = ev
 	}
-	if to := s.writerElsewhere(); to != "" {
-		if res, err, ok := s.forward(ctx, to, r); ok {
+	if s.writerElsewhere() != "" {
+		if res, err, ok := s.forward(ctx, r); ok {
 			return res, err
 		}
 	}
