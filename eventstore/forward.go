@@ -179,8 +179,10 @@ func (w *writers) forget(id string) {
 // forwardWait is how long a forwarded call waits for the writer's answer
 // before the store writes it itself: the writer answers within its own
 // group commit, unless it is gone or its stream has no leader (then the
-// fallback waits for that leader as the writer would).
-func (s *Store) forwardWait() time.Duration { return 2 * s.o.AckTimeout }
+// fallback waits for that leader as the writer would, and the chain keeps
+// the event stored once). One AckTimeout: a killed writer stalls the
+// other replica's writes about that long (2 s at twice it, measured).
+func (s *Store) forwardWait() time.Duration { return s.o.AckTimeout }
 
 // forwardInflight is how many forwards may wait for the writer at once;
 // calls that come meanwhile go together in the next (natural batching, as
