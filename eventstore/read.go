@@ -393,8 +393,8 @@ func (s *Store) absorbFollowed(msg jetstream.Msg, seq uint64, at time.Time, evs 
 		return
 	}
 	c := s.chains[msg.Subject()]
-	if c == nil {
-		return
+	if c == nil || seq <= c.expect() {
+		return // not a pack, or absorbed already (by another follower, or the chain's own write)
 	}
 	var (
 		ids = make([]uuid.UUID, 0, len(evs))
