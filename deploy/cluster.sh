@@ -11,7 +11,9 @@
 # Environment: CLUSTER_DATABASE_URL (default: database ledger_cluster on the
 # local PostgreSQL, created if missing), LEDGER_TOKEN_KEY (default: a random
 # one kept in cluster/token.key), CLUSTER_SERVE_FLAGS (more flags for both
-# replicas' `ledger serve`, e.g. "--register-rate 0" for the load generator).
+# replicas' `ledger serve`, e.g. "--register-rate 0" for the load generator),
+# CLUSTER_PPROF=1 (each replica serves Go's profiler: 127.0.0.1:16060 and
+# 127.0.0.1:16061).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -89,8 +91,10 @@ CONF
 
 	# Replicas one after the other: the first creates the streams.
 	for r in 0 1; do
+		pprof=()
+		[ -z "${CLUSTER_PPROF:-}" ] || pprof=(--pprof "127.0.0.1:1606$r")
 		start "ledger$((r + 1))" bin/ledger serve --nats-url "$NATS_URLS" --replicas 3 --postgres "$DB_URL" \
-			--data "$DIR/ledger$((r + 1))" --http "127.0.0.1:1808$r" ${CLUSTER_SERVE_FLAGS:-}
+			--data "$DIR/ledger$((r + 1))" --http "127.0.0.1:1808$r" "${pprof[@]}" ${CLUSTER_SERVE_FLAGS:-}
 		wait_http "http://127.0.0.1:1808$r/readyz" 60
 	done
 	cat <<MSG

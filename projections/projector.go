@@ -242,13 +242,16 @@ func (p *Projector) follow(ctx context.Context, from uint64) error {
 				return
 			case <-t.C:
 			}
+			// What this projector had applied before the read: a batch
+			// committed while the read runs can be past what the read saw
+			// (its snapshot may predate the commit), and is no gap.
+			p.mu.Lock()
+			mine := p.cp.Position
+			p.mu.Unlock()
 			cp, err := p.w.Checkpoint(ctx)
 			if err != nil {
 				continue // the apply loop reports store errors
 			}
-			p.mu.Lock()
-			mine := p.cp.Position
-			p.mu.Unlock()
 			if cp.Position < mine {
 				cancel(fmt.Errorf("store position %d is behind the applied %d: %w", cp.Position, mine, ErrGap))
 				return
@@ -294,6 +297,11 @@ func (p *Projector) follow(ctx context.Context, from uint64) error {
 	close(queue)
 	aerr := <-applyErr
 	if aerr != nil {
+		// An apply cut short by the cancel below names its cause (a gap
+		// found by the watch above), not "context canceled".
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
 		return aerr
 	}
 	if err == nil || ctx.Err() != nil {
