@@ -111,7 +111,7 @@ func BenchmarkRetireDay(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		if st.Partitions != 1 || st.Passes < perDay {
+		if st.Partitions < 1 || st.Passes < perDay {
 			b.Fatalf("retire stats: %+v", st)
 		}
 		retired = st.Passes
