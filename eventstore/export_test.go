@@ -31,6 +31,9 @@ func (s *Store) Forwarded() int {
 // CatchUpReads returns how many packs the chains' catch-ups read.
 func (s *Store) CatchUpReads() int64 { return s.catchUps.Load() }
 
+// MessagesGot counts the messages Get read from the stream.
+func (s *Store) MessagesGot() int64 { return s.gets.Load() }
+
 // WriterElsewhere returns the id of the writer when it is another store.
 func (s *Store) WriterElsewhere() string { return s.writerElsewhere() }
 

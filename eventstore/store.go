@@ -211,6 +211,8 @@ type Store struct {
 	dedupDone   chan struct{}
 	chains      map[string]*chain // per pack subject (chain.go)
 	catchUps    atomic.Int64      // messages the chains' catch-ups read
+	gets        atomic.Int64      // messages Get read from the stream
+	recent      recentMsgs        // Get's last messages
 	writers     *writers          // the election of one writer (forward.go), with chains
 	dedupErr    error
 	stopRebuild context.CancelFunc
