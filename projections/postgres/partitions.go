@@ -29,8 +29,7 @@ import (
 
 var _ ledger.Retirer = (*Store)(nil)
 
-// partitionedTables are the tables partitioned by day of at; stays are
-// partitioned by day of start_at (0012), and retired in retireStays.
+// partitionedTables are the tables partitioned by day of at.
 var partitionedTables = []string{"passes", "alerts"}
 
 const partitionDay = "20060102"
@@ -189,14 +188,9 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 	// The stays and the presence rows built from those passes go with
 	// them, in the same transaction (a presence row is its pair's newest
 	// pass: one before the cut-off has no pass left).
-	if err := s.ensureDays(ctx, tx, "stays", ahead); err != nil {
-		return st, err
-	}
-	dropped, err := s.retireStays(ctx, tx, before)
-	if err != nil {
+	if err := s.retireStays(ctx, tx, before); err != nil {
 		return st, fmt.Errorf("retire passes before %s: %w", before, err)
 	}
-	st.Partitions += dropped
 	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.presence WHERE at < $1`), before); err != nil {
 		return st, fmt.Errorf("retire presence before %s: %w", before, err)
 	}

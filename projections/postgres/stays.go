@@ -125,13 +125,11 @@ func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]s
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read passes for stays: %w", err)
 	}
-	// By key, not by ctid: stays is partitioned (0012), and a ctid names a
-	// row only within its partition.
-	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays x
-		USING unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
+	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE ctid = ANY(ARRAY(
+		SELECT x.ctid FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
 			AS w(person_id, venue_id, lo, hi, floor)
-		WHERE x.person_id = w.person_id AND x.start_at >= w.floor AND x.start_at <= w.hi
-			AND x.venue_id = w.venue_id AND x.end_at >= w.lo`),
+		CROSS JOIN LATERAL (SELECT ctid FROM {s}.stays x WHERE x.person_id = w.person_id AND x.start_at >= w.floor
+			AND x.start_at <= w.hi AND x.venue_id = w.venue_id AND x.end_at >= w.lo OFFSET 0) x))`),
 		w.persons, w.venues, w.lo(1), w.hi(1), w.lo(2)); err != nil {
 		return fmt.Errorf("replace stays: %w", err)
 	}
@@ -271,42 +269,19 @@ func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassP
 			return fmt.Errorf("replace stays: %w", err)
 		}
 	}
-	if err := s.copyStays(ctx, tx, out); err != nil {
-		return err
+	if len(out) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(out)); err != nil {
+			return fmt.Errorf("copy stays: %w", err)
+		}
 	}
 	return s.growSpans(ctx, tx, longest)
 }
 
-// copyStays copies rows (stayRow's) into stays, first creating the day
-// partitions of their starts that are missing.
-func (s *Store) copyStays(ctx context.Context, tx pgx.Tx, rows [][]any) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	var (
-		days []time.Time
-		last time.Time
-	)
-	for _, r := range rows {
-		if d := dayOf(r[2].(time.Time)); !d.Equal(last) {
-			days, last = append(days, d), d
-		}
-	}
-	if err := s.ensureDays(ctx, tx, "stays", days); err != nil {
-		return err
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("copy stays: %w", err)
-	}
-	return nil
-}
-
 // RetireStays forgets the stays of passes the tables no longer hold: call
 // it after deleting the passes that occurred before cutoff (retention). It
-// drops the stays that start before cutoff (their day partitions whole,
-// the rest of cutoff's day row by row) and builds again the stays of the
-// people at venues whose stay crossed cutoff with its exit after it (that
-// exit, whose entry is gone, is a stay of its own now). Stays are
+// deletes the stays that start before cutoff and builds again the stays of
+// the people at venues whose stay crossed cutoff with its exit after it
+// (that exit, whose entry is gone, is a stay of its own now). Stays are
 // movements: they must not outlive their passes. RetirePasses does it
 // inside its own transaction.
 func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
@@ -315,56 +290,50 @@ func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
 		return fmt.Errorf("retire stays: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := s.retireStays(ctx, tx, cutoff); err != nil {
+	if err := s.retireStays(ctx, tx, cutoff); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
 }
 
-// retireStays is RetireStays inside tx, which holds the position row; it
-// returns how many partitions it dropped.
+// retireStays is RetireStays inside tx, which holds the position row.
 //
 // Only the pairs with a stay that starts before cutoff and has its exit at
 // or after it are built again: every other stay starting before cutoff
 // holds only passes before it (a stay's passes are its entry at its start
 // and its exit at its end), all deleted, and the pair's later stays hold
-// none of them.
-func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, cutoff time.Time) (int, error) {
-	// One range of stays_venue_start per venue that has stays, from cutoff
-	// less the venue's longest stay.
+// none of them. (It used to build again every pair with a stay before
+// cutoff: at a city's day, most of the day's people.)
+func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, cutoff time.Time) error {
+	// Both statements: one range of stays_venue_start per venue that has
+	// stays (this one from cutoff less the venue's longest stay).
 	rows, err := tx.Query(ctx, s.sql(`SELECT DISTINCT x.person_id, x.venue_id FROM {s}.stay_spans sp
 		CROSS JOIN LATERAL (SELECT person_id, venue_id FROM {s}.stays x WHERE x.venue_id = sp.venue_id
 			AND x.start_at >= $1::timestamptz - sp.longest AND x.start_at < $1 AND x.end_at >= $1 AND x.has_exit OFFSET 0) x`), cutoff)
 	if err != nil {
-		return 0, fmt.Errorf("retire stays: %w", err)
+		return fmt.Errorf("retire stays: %w", err)
 	}
 	spans := make(map[stayKey]span)
 	for rows.Next() {
 		var p, v [16]byte
 		if err := rows.Scan(&p, &v); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("retire stays: %w", err)
+			return fmt.Errorf("retire stays: %w", err)
 		}
 		spans[stayKey{p, v}] = span{cutoff, cutoff}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("retire stays: %w", err)
+		return fmt.Errorf("retire stays: %w", err)
 	}
-	dropped, _, err := s.dropPartitions(ctx, tx, "stays", cutoff)
-	if err != nil {
-		return 0, fmt.Errorf("retire stays: %w", err)
-	}
-	// What is left before cutoff lies in cutoff's day (or in a partition
-	// made since for an exit's own stay that starts before it).
 	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
 		AND start_at < $1`), cutoff); err != nil {
-		return 0, fmt.Errorf("retire stays: %w", err)
+		return fmt.Errorf("retire stays: %w", err)
 	}
 	if err := s.refreshStays(ctx, tx, spans); err != nil {
-		return 0, fmt.Errorf("retire stays: %w", err)
+		return fmt.Errorf("retire stays: %w", err)
 	}
-	return dropped, nil
+	return nil
 }
 
 // restay builds again the stays of each pair whose new passes (fresh, not
@@ -589,7 +558,11 @@ func (s *Store) rebuildStays(ctx context.Context) error {
 				longest[st.VenueID] = d
 			}
 		}
-		return s.copyStays(ctx, tx, rows)
+		if len(rows) == 0 {
+			return nil
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(rows))
+		return err
 	}
 	for {
 		rows, err := tx.Query(ctx, s.sql(`SELECT person_id, venue_id, at, direction, decision, position FROM {s}.passes

@@ -14,7 +14,6 @@ import (
 	"github.com/checkin-ledger/ledger/projections/postgres"
 	"github.com/checkin-ledger/ledger/projections/storetest"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 )
 
 // cityStays are the stays domain.Presences builds from all of the city's
@@ -159,39 +158,11 @@ func TestRetireStays(t *testing.T) {
 	if _, err := testPool.Exec(ctx, "DELETE FROM "+s.Schema()+".passes WHERE at < $1", cutoff); err != nil {
 		t.Fatal(err)
 	}
-	days := func() []string {
-		rows, err := testPool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-			WHERE i.inhparent = $1::regclass ORDER BY c.relname`, s.Schema()+".stays")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return storetest.Must(pgx.CollectRows(rows, pgx.RowTo[string]))(t)
-	}
-	before := days()
 	if err := s.RetireStays(ctx, cutoff); err != nil {
 		t.Fatal(err)
 	}
-	// The stays are partitioned by the day (UTC) they start (0012): the
-	// days before the cut-off's are dropped whole. What starts before the
-	// cut-off now is an exit after it whose entry went (a stay of its own,
-	// starting a dwell before its exit: its day's partition is made again).
-	after := days()
-	gone := 0
-	for _, name := range before {
-		day, err := time.Parse("20060102", strings.TrimPrefix(name, "stays_p"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !day.AddDate(0, 0, 2).After(cutoff) { // ends a day or more before the cut-off
-			if slices.Contains(after, name) {
-				t.Fatalf("stay partitions %v before the retirement, %v after: %s was kept", before, after, name)
-			}
-			gone++
-		}
-	}
-	if gone == 0 {
-		t.Fatalf("stay partitions %v before the retirement: none wholly before the cut-off %s", before, cutoff)
-	}
+	// What starts before the cut-off now is an exit after it whose entry
+	// went: a stay of its own, starting a dwell before its exit.
 	var early int
 	if err := testPool.QueryRow(ctx, `SELECT count(*) FROM `+s.Schema()+`.stays
 		WHERE start_at < $1 AND NOT (has_exit AND NOT has_entry AND end_at >= $1)`, cutoff).Scan(&early); err != nil || early != 0 {
@@ -444,41 +415,4 @@ func staysFollowRandomPasses(t *testing.T, seed int64) {
 	}
 	t.Fatalf("%d stays, want %d; pair %s (type %q) with passes\n%s\nstays\n%s\nwant\n%s", len(got), len(want), pair,
 		types[uuid.MustParse(pair[37:])], strings.Join(passes, "\n"), strings.Join(onlyPair(got), "\n"), strings.Join(onlyPair(want), "\n"))
-}
-
-// TestMigrateStaysKeepsRows: migration 0012 partitions stays by the day
-// (UTC) they start, keeping every row, and the store reads them after.
-func TestMigrateStaysKeepsRows(t *testing.T) {
-	needDB(t)
-	ctx := context.Background()
-	schema := freshSchema(t)
-	if err := postgres.MigrateUpTo(ctx, testPool, schema, 11); err != nil {
-		t.Fatalf("migrate to 0011: %v", err)
-	}
-	venue, person := uuid.New(), uuid.New()
-	day := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	starts := []time.Time{day.Add(9 * time.Hour), day.Add(24*time.Hour - time.Microsecond), day.Add(24 * time.Hour)}
-	for _, at := range starts {
-		if _, err := testPool.Exec(ctx, `INSERT INTO `+schema+`.stays VALUES ($1, $2, $3, $3::timestamptz + interval '1 minute', true, true)`,
-			person, venue, at); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := testPool.Exec(ctx, `INSERT INTO `+schema+`.stay_state (rules) VALUES ($1)`, domain.StayRules{}.String()); err != nil {
-		t.Fatal(err)
-	}
-	s := openWith(t, postgres.Options{Schema: schema, Stays: &domain.StayRules{}})
-	rows, err := testPool.Query(ctx, `SELECT c.relname || ':' || (SELECT count(*) FROM `+schema+`.stays WHERE tableoid = c.oid)
-		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass ORDER BY c.relname`, schema+".stays")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := storetest.Must(pgx.CollectRows(rows, pgx.RowTo[string]))(t)
-	if want := []string{"stays_p20261120:2", "stays_p20261121:1"}; !slices.Equal(got, want) {
-		t.Fatalf("stay partitions after 0012: %v, want %v", got, want)
-	}
-	stays, ok, err := s.StaysOfPersons(ctx, []uuid.UUID{person}, day, day.AddDate(0, 0, 2), time.Time{})
-	if err != nil || !ok || len(stays) != 3 {
-		t.Fatalf("stays after 0012: %d, %v, %v", len(stays), ok, err)
-	}
 }
