@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -254,7 +253,7 @@ func (s *staleCheckpoint) Checkpoint(ctx context.Context) (projections.Checkpoin
 func TestProjectorCheckRacingApply(t *testing.T) {
 	es := openLog(t)
 	w := &staleCheckpoint{Store: memory.New(memory.Options{}), entered: make(chan struct{})}
-	var logs lockedBuffer
+	var logs ledgertest.Logs
 	p := projections.New(es, w, projections.Options{Opener: projections.KeyringOpener(es), CheckEvery: 2 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	w.p = p
@@ -273,24 +272,7 @@ func TestProjectorCheckRacingApply(t *testing.T) {
 	for n := w.calls.Load(); w.calls.Load() < n+5; {
 		time.Sleep(time.Millisecond)
 	}
-	if out := logs.String(); strings.Contains(out, "restarts") || strings.Contains(out, "failed") {
+	if out := string(logs.Bytes()); strings.Contains(out, "restarts") || strings.Contains(out, "failed") {
 		t.Fatalf("a batch committed during the check was taken for a gap:\n%s", out)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
