@@ -425,6 +425,13 @@ func TestGetLastPositionCountAfter(t *testing.T) {
 		if n := s.MessagesGot() - got; n != 1 {
 			t.Fatalf("the 10 events of one pack read %d messages, want 1", n)
 		}
+		// Each answer's payload is the caller's own, though the message is
+		// shared.
+		e, _ := s.Get(ctx(t), pack[0].Position)
+		clear(e.Payload)
+		if again, err := s.Get(ctx(t), pack[0].Position); err != nil || string(again.Payload) != string(evs[0].Payload) {
+			t.Fatalf("get after a caller changed its payload: %q, %v", again.Payload, err)
+		}
 		for _, p := range []uint64{eventstore.PositionOf(seq, 10), single[0].Position + 1} {
 			if _, err := s.Get(ctx(t), p); !errors.Is(err, domain.ErrNotFound) {
 				t.Fatalf("get %d: %v, want ErrNotFound", p, err)

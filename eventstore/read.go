@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -525,7 +526,7 @@ func (s *Store) Get(ctx context.Context, position uint64) (domain.Envelope, erro
 		if err := decodeEnvelope(m.Data, &e, nil); err != nil {
 			return domain.Envelope{}, fmt.Errorf("get position %d (%s): %w", position, m.Subject, err)
 		}
-		e.Position = position
+		e.Position, e.Payload = position, bytes.Clone(e.Payload) // m is shared (recent)
 		return e, nil
 	}
 	found := false
@@ -545,7 +546,9 @@ func (s *Store) Get(ctx context.Context, position uint64) (domain.Envelope, erro
 	if !found {
 		return domain.Envelope{}, fmt.Errorf("get position %d: %w", position, domain.ErrNotFound)
 	}
-	e.Position = position
+	// The payload aliases m, which later Gets share (recent): a caller's
+	// copy is its own, as when each Get read its message.
+	e.Position, e.Payload = position, bytes.Clone(e.Payload)
 	return e, nil
 }
 

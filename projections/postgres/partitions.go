@@ -159,6 +159,14 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 	// locks the parent table against readers until that commit).
 	today := dayOf(time.Now())
 	ahead := []time.Time{today, today.AddDate(0, 0, 1)}
+	// The block range indexes of the cut-off's day, up to date for the
+	// reads of the passes before it (the presence rows', then the partial
+	// day's DELETE).
+	for _, table := range partitionedTables {
+		if err := s.summarizeDay(ctx, tx, table, dayOf(before)); err != nil {
+			return st, err
+		}
+	}
 	if err := s.retirePresence(ctx, tx, prev, before); err != nil {
 		return st, err
 	}
@@ -168,9 +176,6 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 		}
 		dropped, rows, err := s.dropPartitions(ctx, tx, table, before)
 		if err != nil {
-			return st, err
-		}
-		if err := s.summarizeDay(ctx, tx, table, dayOf(before)); err != nil {
 			return st, err
 		}
 		var deleted int64
@@ -209,7 +214,7 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 // minute at a time, and every row older than the last one's (prev) went
 // then, so the rows to delete are those of the pairs of the passes in
 // [prev, before): a minute of passes, found through the passes' block
-// range index, where a plain "at < before" read the whole table at every
+// range index (summarised first), where a plain "at < before" read the whole table at every
 // sweep (300-500 ms at a city's day of 714,000 passes), and an index on at
 // cost Apply about a tenth at 10 M passes. Without a last cut-off (the
 // first sweep of these tables) it reads the table once.
@@ -219,9 +224,6 @@ func (s *Store) retirePresence(ctx context.Context, tx pgx.Tx, prev, before time
 	case prev.IsZero():
 		_, err = tx.Exec(ctx, s.sql(`DELETE FROM {s}.presence WHERE at < $1`), before)
 	case prev.Before(before):
-		if err = s.summarizeDay(ctx, tx, "passes", dayOf(before)); err != nil {
-			return err
-		}
 		_, err = tx.Exec(ctx, s.sql(`DELETE FROM {s}.presence p
 			USING (SELECT DISTINCT venue_id, person_id FROM {s}.passes WHERE at >= $1 AND at < $2) x
 			WHERE p.venue_id = x.venue_id AND p.person_id = x.person_id AND p.at < $2`), prev, before)

@@ -311,12 +311,13 @@ func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
 // stay before cutoff, exits alone among them, at every sweep: 2-3 s a
 // sweep on a city's day of 714,000 passes, 55 s for a day at once.)
 func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, cutoff time.Time) error {
-	// Both statements: one range of stays_venue_start per venue that has
-	// stays (this one from cutoff less the venue's longest stay).
-	rows, err := tx.Query(ctx, s.sql(`SELECT DISTINCT x.person_id, x.venue_id FROM {s}.stay_spans sp
-		CROSS JOIN LATERAL (SELECT person_id, venue_id FROM {s}.stays x WHERE x.venue_id = sp.venue_id
-			AND x.start_at >= $1::timestamptz - sp.longest AND x.start_at < $1 AND x.end_at >= $1
-			AND x.has_entry AND x.has_exit OFFSET 0) x`), cutoff)
+	// One statement, one range of stays_venue_start per venue that has
+	// stays: it deletes, and returns the pairs to build again.
+	rows, err := tx.Query(ctx, s.sql(`WITH gone AS (
+			DELETE FROM {s}.stays WHERE venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
+				AND start_at < $1 AND (has_entry OR end_at < $1)
+			RETURNING person_id, venue_id, has_entry, has_exit, end_at)
+		SELECT DISTINCT person_id, venue_id FROM gone WHERE has_entry AND has_exit AND end_at >= $1`), cutoff)
 	if err != nil {
 		return fmt.Errorf("retire stays: %w", err)
 	}
@@ -331,10 +332,6 @@ func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, cutoff time.Time) er
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("retire stays: %w", err)
-	}
-	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
-		AND start_at < $1 AND (has_entry OR end_at < $1)`), cutoff); err != nil {
 		return fmt.Errorf("retire stays: %w", err)
 	}
 	if err := s.refreshStays(ctx, tx, spans); err != nil {
