@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -669,29 +670,12 @@ func TestClusterSilentWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(c.url(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	const frozen = "0" // sorts before every store's id: the writer
-	if _, err := nc.Subscribe(eventstore.WriterPrefix+frozen, func(*nats.Msg) {}); err != nil {
-		t.Fatal(err)
-	}
-	// Heard until chosen, then frozen: no more heartbeats.
-	for start := time.Now(); s.WriterElsewhere() != frozen; time.Sleep(50 * time.Millisecond) {
-		if err := nc.Publish(eventstore.HeartbeatSubject, []byte(frozen)); err != nil {
-			t.Fatal(err)
-		}
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("the store never chose the silent writer (sees %q)", s.WriterElsewhere())
-		}
-	}
+	chooseWriter(t, c, s, false, func(*nats.Msg) {})
 	start := time.Now()
 	evs := passes(uuid.New(), 2)
 	res := record(t, s, evs[0])
 	if took := time.Since(start); took < 250*time.Millisecond || took > 3*time.Second {
-		t.Fatalf("the call took %s: want the forward's 250ms wait (its AckTimeout), then its own write", took)
+		t.Fatalf("the call took %s: want the writer's silence (a second), then its own write", took)
 	}
 	if s.WriterElsewhere() != "" {
 		t.Fatalf("the silent writer is still chosen")
@@ -701,6 +685,117 @@ func TestClusterSilentWriter(t *testing.T) {
 	if took := time.Since(start); took > 250*time.Millisecond {
 		t.Fatalf("the next call took %s: it waited for the silent writer again", took)
 	}
+	if got := record(t, s, evs[0]); got[0].Position != res[0].Position || !got[0].Duplicate {
+		t.Fatalf("retry: %+v, want %d duplicate", got[0], res[0].Position)
+	}
+}
+
+// chooseWriter makes s forward to a writer that takes each request with
+// serve. It is heard until s chooses it; then, unless heard is set, it
+// says nothing more (frozen).
+func chooseWriter(t *testing.T, c *cluster, s *eventstore.Store, heard bool, serve nats.MsgHandler) {
+	t.Helper()
+	nc, err := nats.Connect(c.srvs[0].ClientURL()) // the node every test keeps
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	const writer = "0" // sorts before every store's id: the writer
+	if _, err := nc.Subscribe(eventstore.WriterPrefix+writer, serve); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); s.WriterElsewhere() != writer; time.Sleep(50 * time.Millisecond) {
+		if err := nc.Publish(eventstore.HeartbeatSubject, []byte(writer)); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the store never chose the writer (sees %q)", s.WriterElsewhere())
+		}
+	}
+	if heard {
+		stop := make(chan struct{})
+		t.Cleanup(func() { close(stop) })
+		go func() {
+			for t := time.NewTicker(100 * time.Millisecond); ; {
+				select {
+				case <-t.C:
+					_ = nc.Publish(eventstore.HeartbeatSubject, []byte(writer))
+				case <-stop:
+					t.Stop()
+					return
+				}
+			}
+		}()
+	}
+}
+
+// B2: during an outage (no quorum) a store that forwards waits for the
+// writer it still hears, which answers "unavailable" at the end of its own
+// WriteTimeout; it does not write itself after an AckTimeout, which made
+// two writers for the outage.
+func TestClusterOutageKeepsOneWriter(t *testing.T) {
+	c := startCluster(t)
+	const writeTimeout = 2 * time.Second
+	timeouts := func(o *eventstore.Options) { o.WriteTimeout, o.AckTimeout = writeTimeout, 250*time.Millisecond }
+	node := c.srvs[0].ClientURL() // kept: nobody reconnects during the outage
+	s, err := openCluster(t, node, timeouts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := openCluster(t, node, timeouts, func(o *eventstore.Options) { o.NoForward = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	chooseWriter(t, c, s, true, func(m *nats.Msg) { go w.ServeForward(m) })
+	venue := uuid.New()
+	record(t, s, event(domain.PassAggregate(venue, uuid.New()), 1))
+	c.srvs[1].Shutdown()
+	c.srvs[2].Shutdown() // no quorum: every write stalls
+	start := time.Now()
+	_, err = s.Record(context.Background(), event(domain.PassAggregate(venue, uuid.New()), 1))
+	took := time.Since(start)
+	if !errors.Is(err, eventstore.ErrUnavailable) || !strings.Contains(err.Error(), "the writer") {
+		t.Fatalf("write during the outage: %v, want the writer's ErrUnavailable", err)
+	}
+	if took < writeTimeout-500*time.Millisecond || took > writeTimeout+2*time.Second {
+		t.Fatalf("answered after %s, want about the writer's write timeout (%s)", took, writeTimeout)
+	}
+	if s.WriterElsewhere() != "0" {
+		t.Fatalf("the store gave up its writer (sees %q)", s.WriterElsewhere())
+	}
+}
+
+// B1: the writer stored a forwarded call, then froze before it answered.
+// The caller sent the call once, so its own events are new to it, not
+// duplicates; an event another caller stored first is still a duplicate,
+// and so is a repeat within the call and a later retry.
+func TestClusterWriterStoredThenFroze(t *testing.T) {
+	c := startCluster(t)
+	s, err := openCluster(t, c.url(0), func(o *eventstore.Options) { o.AckTimeout = 250 * time.Millisecond })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := openCluster(t, c.url(1), func(o *eventstore.Options) { o.NoForward = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := make(chan error, 1)
+	chooseWriter(t, c, s, false, func(m *nats.Msg) { stored <- w.CommitForwarded(m.Data) })
+	evs := passes(uuid.New(), 3)
+	other := record(t, w, evs[2])
+	res := record(t, s, evs[0], evs[1], evs[0], evs[2])
+	if err := <-stored; err != nil {
+		t.Fatalf("the writer's commit: %v", err)
+	}
+	for i, dup := range []bool{false, false, true, true} {
+		if res[i].Duplicate != dup {
+			t.Errorf("event %d: duplicate %v, want %v", i, res[i].Duplicate, dup)
+		}
+	}
+	if res[2].Position != res[0].Position || res[3].Position != other[0].Position {
+		t.Errorf("positions %+v: want the repeat at %d and the other caller's at %d", res, res[0].Position, other[0].Position)
+	}
+	storedOnce(t, s, evs)
 	if got := record(t, s, evs[0]); got[0].Position != res[0].Position || !got[0].Duplicate {
 		t.Fatalf("retry: %+v, want %d duplicate", got[0], res[0].Position)
 	}

@@ -1,6 +1,8 @@
 package eventstore
 
 import (
+	"context"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -39,3 +41,21 @@ func (s *Store) WriterElsewhere() string { return s.writerElsewhere() }
 
 // HeartbeatSubject and WriterPrefix are the election's subjects.
 const HeartbeatSubject, WriterPrefix = heartbeatSubject, writerPrefix
+
+// CommitForwarded commits a forwarded request as the writer does and
+// answers nothing: a writer that froze after storing.
+func (s *Store) CommitForwarded(data []byte) error {
+	calls, err := readForwards(data)
+	if err != nil {
+		return err
+	}
+	for _, evs := range calls {
+		if _, err := s.commit(context.Background(), newRecordReq(evs)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ServeForward takes a forwarded request as the writer does.
+func (s *Store) ServeForward(m *nats.Msg) { s.serveForward(m) }

@@ -34,12 +34,13 @@ import (
 //   - Forwarding: Record of a store that is not the writer sends the call's
 //     encoded events to the writer's subject as one request; the writer
 //     commits them as a Record call of its own (they ride in its packs,
-//     checked against its table) and answers each event's position. No
-//     answer within forwardWait, or a writer that is closing: the store
-//     writes them itself, through its chain. A forward that timed out but
-//     was stored by the writer is found there (the follower of the log has
-//     put the writer's packs in the table, or the chain's catch-up finds
-//     them) and answered as a duplicate with the stored position.
+//     checked against its table) and answers each event's position. A
+//     writer that goes silent before it answers (forwardRequest), or is
+//     closing: the store writes them itself, through its chain. A forward
+//     the writer stored before it went silent is found there (the follower
+//     of the log has put the writer's packs in the table, or the chain's
+//     catch-up finds them) at the stored position, and answered as new when
+//     the stored envelope is this call's own (ownForwards).
 //   - The fallback's first pack needs no long catch-up: every follower of
 //     the whole log (Follow) takes the packs it delivers into the table and
 //     the chains' known (absorb), so a store that forwarded for an hour is
@@ -168,6 +169,14 @@ func (s *Store) writerElsewhere() string {
 	}
 }
 
+// heardFrom reports whether id was heard within writerSilence.
+func (w *writers) heardFrom(id string, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.heard[id]
+	return ok && now.Sub(at) <= writerSilence
+}
+
 // forget drops a writer that did not answer, so that the next calls do not
 // wait for it again until it is heard anew.
 func (w *writers) forget(id string) {
@@ -176,13 +185,43 @@ func (w *writers) forget(id string) {
 	w.mu.Unlock()
 }
 
-// forwardWait is how long a forwarded call waits for the writer's answer
-// before the store writes it itself: the writer answers within its own
-// group commit, unless it is gone or its stream has no leader (then the
-// fallback waits for that leader as the writer would, and the chain keeps
-// the event stored once). One AckTimeout: a killed writer stalls the
-// other replica's writes about that long (2 s at twice it, measured).
-func (s *Store) forwardWait() time.Duration { return s.o.AckTimeout }
+// A forwarded call waits for the writer's answer while the writer is heard,
+// up to the writer's own WriteTimeout and one AckTimeout more: the writer
+// answers within its group commit, and when its stream has no leader (an
+// election, an outage) it answers "unavailable" once its WriteTimeout is
+// up, as this store's own write would. The forwarding store does not write
+// meanwhile: two writers during an outage would race for the chain when it
+// ends (issue 10, B2). A writer that goes silent (killed, frozen, cut off:
+// writerSilence, 1 s, since its last heartbeat) or says goodbye is given up
+// at once, and the store writes the call itself: a dead writer stalls the
+// other replica's writes about a second.
+func (s *Store) forwardWait() time.Duration { return s.o.WriteTimeout + s.o.AckTimeout }
+
+// forwardRequest sends a forwarded request to the writer and waits for its
+// answer until forwardWait, or until the writer is no longer heard.
+func (s *Store) forwardRequest(to string, body []byte) (*nats.Msg, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.forwardWait())
+	defer cancel()
+	go func() {
+		t := time.NewTicker(heartbeatEvery / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.done:
+				cancel()
+				return
+			case now := <-t.C:
+				if !s.writers.heardFrom(to, now) {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return s.nc.RequestWithContext(ctx, writerPrefix+to, body)
+}
 
 // forwardInflight is how many forwards may wait for the writer at once;
 // calls that come meanwhile go together in the next (natural batching, as
@@ -288,7 +327,7 @@ func (s *Store) sendForward(batch []*forwardCall, size int) {
 	for _, c := range batch {
 		body = appendForward(body, c.r.evs)
 	}
-	m, err := s.nc.Request(writerPrefix+to, body, s.forwardWait())
+	m, err := s.forwardRequest(to, body)
 	if err != nil {
 		s.writers.forget(to)
 		s.log.Debug("forward to the writer", "writer", to, "calls", len(batch), "err", err)
@@ -330,7 +369,10 @@ func (s *Store) serveForward(m *nats.Msg) {
 		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.o.WriteTimeout)
+	// The packs' own deadline (WriteTimeout) answers first, unavailable; this
+	// one only bounds a call stuck elsewhere, and ends before the sender's
+	// forwardWait.
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.WriteTimeout+s.o.AckTimeout/2)
 	defer cancel()
 	res := make([][]ledger.Appended, len(calls))
 	errs := make([]error, len(calls))
@@ -364,7 +406,7 @@ func appendAnswer(b []byte, res []ledger.Appended, err error) []byte {
 		return b
 	case errors.Is(err, ErrClosed):
 		return append(b, fwdFallback)
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return text(fwdUnavailable)
 	}
 	return text(fwdFailed)

@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -114,12 +115,48 @@ func (s *Store) Record(ctx context.Context, events ...domain.Envelope) (_ []ledg
 		}
 		r.evs[i] = ev
 	}
-	if s.writerElsewhere() != "" {
-		if res, err, ok := s.forward(ctx, r); ok {
-			return res, err
+	if s.writerElsewhere() == "" {
+		return s.commit(ctx, r)
+	}
+	if res, err, ok := s.forward(ctx, r); ok {
+		return res, err
+	}
+	res, err := s.commit(ctx, r)
+	if err == nil {
+		s.ownForwards(ctx, r.evs, res)
+	}
+	return res, err
+}
+
+// ownForwards clears the Duplicate flag of the events of a call that the
+// writer stored from this very call's forward before it went silent: the
+// caller sent them once, so they are new to it (issue 10, B1). The stored
+// envelope is this call's own when its server time (RecordedAt, set when
+// this store encoded it, to the nanosecond) and its payload are; a retry
+// through another replica was encoded there at another moment and stays a
+// duplicate, so the caller's changed-body check (the ledger's) still runs.
+// Only the first event of an id is the call's own; a failed read leaves
+// the flag set (the answer is then what it was before this check).
+func (s *Store) ownForwards(ctx context.Context, evs []recEvent, res []ledger.Appended) {
+	seen := make(map[uuid.UUID]bool, len(evs))
+	for i := range res {
+		first := !seen[evs[i].id]
+		seen[evs[i].id] = true
+		if !first || !res[i].Duplicate {
+			continue
+		}
+		var mine domain.Envelope
+		if decodeEnvelope(evs[i].body, &mine, nil) != nil {
+			continue
+		}
+		stored, err := s.Get(ctx, res[i].Position)
+		if err != nil {
+			continue
+		}
+		if stored.ID == mine.ID && stored.RecordedAt.Equal(mine.RecordedAt) && bytes.Equal(stored.Payload, mine.Payload) {
+			res[i].Duplicate = false
 		}
 	}
-	return s.commit(ctx, r)
 }
 
 // newRecordReq is a Record call of evs.
