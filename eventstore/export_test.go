@@ -56,6 +56,3 @@ func (s *Store) CommitForwarded(data []byte) error {
 	}
 	return nil
 }
-
-// ServeForward takes a forwarded request as the writer does.
-func (s *Store) ServeForward(m *nats.Msg) { s.serveForward(m) }
