@@ -192,7 +192,8 @@ func (w *writers) forget(id string) {
 // writes too. In TestClusterFaults, 7 rounds against 7 of the build
 // before, alternating, the longest gap while the stream leader was frozen
 // went from a median 5.2 to 6.9 s, and writes resumed 628 ms after the
-// election instead of 448 ms.
+// election instead of 448 ms: within this machine's noise (the build
+// before gave 7.0-7.8 s in a later run), but no gain to show for the risk.
 func (s *Store) forwardWait() time.Duration { return s.o.AckTimeout }
 
 // forwardInflight is how many forwards may wait for the writer at once;
