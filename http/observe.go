@@ -104,6 +104,20 @@ func (r *recorder) Write(b []byte) (int, error) {
 // flushes and write deadlines).
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// StatusClientGone is the status logged and counted for a request whose
+// client went away before its answer (nginx's 499): nothing is answered,
+// and it is not counted as an outage (a 503) of ours. A write the client
+// left may still have been stored; its retry with the same event id gets
+// the original answer.
+const StatusClientGone = 499
+
+// clientGone notes that the client went away.
+func clientGone(w http.ResponseWriter) {
+	if rec, ok := w.(*recorder); ok && rec.status == 0 {
+		rec.status = StatusClientGone
+	}
+}
+
 // eventNoter is an answer that names the event its request appended.
 type eventNoter interface{ loggedEventID() uuid.UUID }
 

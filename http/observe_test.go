@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/checkin-ledger/ledger/domain"
 )
 
 // countingMetrics records what the server tells its Metrics.
@@ -131,5 +134,40 @@ func TestRequestMethodBounded(t *testing.T) {
 	if out := logs.String(); strings.Contains(out, "M142743") || strings.Contains(out, "XXXX") ||
 		strings.Count(out, `"method":"OTHER"`) != 4 {
 		t.Fatalf("the log names the made-up methods:\n%s", out)
+	}
+}
+
+// TestRequestLogClientGone: a client that goes away while its request
+// waits is logged and counted as 499, not as a 503 of ours; nothing is
+// answered to it.
+func TestRequestLogClientGone(t *testing.T) {
+	e, logs, m := observedServer(t)
+	admin := e.bearer(domain.Actor{Role: domain.RoleAdmin, Subject: "admin:li"})
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest("GET", "/v1/venues?min_position=999999999", nil).WithContext(ctx)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	rec := httptest.NewRecorder()
+	time.AfterFunc(50*time.Millisecond, cancel) // while it waits for min_position
+	e.srv.Handler().ServeHTTP(rec, req)
+	if rec.Body.Len() != 0 || rec.Header().Get("Retry-After") != "" {
+		t.Fatalf("answered a client that went away: %d %q", rec.Code, rec.Body.String())
+	}
+	var line map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if v["msg"] == "request" {
+			line = v
+		}
+	}
+	if line["status"] != float64(StatusClientGone) || line["problem"] != nil {
+		t.Fatalf("logged %v, want status 499 and no problem", line)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.requests) != 1 || m.requests[0] != "GET /v1/venues " || len(m.problems) != 0 {
+		t.Fatalf("metrics told %q, problems %v", m.requests, m.problems)
 	}
 }

@@ -183,6 +183,10 @@ var problemContentType = []string{"application/problem+json"}
 // with the route pattern (never the raw path or body); the client gets a
 // generic problem.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		clientGone(w)
+		return
+	}
 	p, internal := problemFor(err)
 	if internal {
 		s.logInternal(r, err)
