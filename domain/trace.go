@@ -2,6 +2,7 @@ package domain
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -184,9 +185,12 @@ func ContactsOf(via uuid.UUID, viaStays, others []Presence, depth int, w TraceWi
 // stay that may overlap [from, to] starts in [from-longest, to]. n is the
 // venue's number: venues are numbered in the order of their IDs.
 type venueStays struct {
-	stays   []Presence
-	longest time.Duration
-	n       int32
+	stays []Presence
+	// starts and ends are the stays' in Unix nanoseconds, for the pairing's
+	// scan (a time.Time compare looks at its wall and monotonic parts).
+	starts, ends []int64
+	longest      time.Duration
+	n            int32
 }
 
 // staysByVenue groups stays by venue, for contactSet.find: it orders them
@@ -211,6 +215,10 @@ func staysByVenue(stays []Presence) (byVenue map[uuid.UUID]*venueStays, venues [
 			v.longest = max(v.longest, stays[j].End.Sub(stays[j].Start))
 		}
 		v.stays = stays[i:j:j]
+		v.starts, v.ends = make([]int64, j-i), make([]int64, j-i)
+		for k, st := range v.stays {
+			v.starts[k], v.ends[k] = st.Start.UnixNano(), st.End.UnixNano()
+		}
 		byVenue[stays[i].VenueID] = v
 		venues = append(venues, stays[i].VenueID)
 		i = j
@@ -242,31 +250,37 @@ func newContactSet() *contactSet { return &contactSet{number: make(map[uuid.UUID
 // stays grouped by venue. Only the stays that start within reach of each
 // of via's are looked at.
 func (s *contactSet) find(via uuid.UUID, viaN int32, viaStays []Presence, byVenue map[uuid.UUID]*venueStays, w TraceWindow, skip map[uuid.UUID]bool) {
+	// The window and the overlap in Unix nanoseconds: Overlap's rule, each
+	// stay widened by the buffer, then cut to the window.
+	b, minOverlap := int64(w.Buffer), int64(w.MinOverlap)
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	if !w.From.IsZero() {
+		from = w.From.UnixNano()
+	}
+	if !w.To.IsZero() {
+		to = w.To.UnixNano()
+	}
 	for _, mine := range viaStays {
 		v := byVenue[mine.VenueID]
 		if v == nil {
 			continue
 		}
+		ms, me := mine.Start.UnixNano(), mine.End.UnixNano()
 		// Widened by the buffer, theirs must start before mine ends and
 		// end after mine starts.
-		first := mine.Start.Add(-2*w.Buffer - v.longest)
-		last := mine.End.Add(2 * w.Buffer)
-		i, _ := slices.BinarySearchFunc(v.stays, first, func(p Presence, t time.Time) int { return p.Start.Compare(t) })
-		for ; i < len(v.stays) && !v.stays[i].Start.After(last); i++ {
+		first := ms - 2*b - int64(v.longest)
+		last := me + 2*b
+		i, _ := slices.BinarySearch(v.starts, first)
+		for ; i < len(v.starts) && v.starts[i] <= last; i++ {
+			start, end := max(ms, v.starts[i])-b, min(me, v.ends[i])+b
+			if end <= start {
+				continue
+			}
+			start, end = max(start, from), min(end, to)
+			if end <= start || end-start < minOverlap {
+				continue
+			}
 			theirs := &v.stays[i]
-			start, end, ok := Overlap(mine, *theirs, w.Buffer)
-			if !ok {
-				continue
-			}
-			if !w.From.IsZero() && start.Before(w.From) {
-				start = w.From
-			}
-			if !w.To.IsZero() && end.After(w.To) {
-				end = w.To
-			}
-			if !end.After(start) || end.Sub(start) < w.MinOverlap {
-				continue
-			}
 			if theirs.PersonID == via || skip[theirs.PersonID] {
 				continue
 			}
@@ -279,7 +293,7 @@ func (s *contactSet) find(via uuid.UUID, viaN int32, viaStays []Presence, byVenu
 			if len(s.found) == cap(s.found) {
 				s.found = slices.Grow(s.found, len(s.found)) // doubling, not append's quarter
 			}
-			s.found = append(s.found, coPresence{start: start.UnixNano(), end: end.UnixNano(), person: n, via: viaN, venue: v.n})
+			s.found = append(s.found, coPresence{start: start, end: end, person: n, via: viaN, venue: v.n})
 		}
 	}
 }
