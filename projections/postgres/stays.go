@@ -242,9 +242,7 @@ func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassP
 		for range built[id] {
 			out = append(out, stayRow(st))
 		}
-		if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
-			longest[st.VenueID] = d
-		}
+		raiseSpan(longest, st)
 	}
 	for id := range replaced { // stored, not built again
 		gone = append(gone, id)
@@ -421,6 +419,18 @@ func idOf(st domain.Presence) stayID {
 	return stayID{st.PersonID, st.VenueID, st.Start.UnixMicro(), st.End.UnixMicro(), st.Entry, st.Exit}
 }
 
+// raiseSpan raises st's venue's longest stay in longest to st's length.
+// A venue whose stays all have no length (an entry and an exit at one
+// instant) gets a span of 0 all the same: a venue with no stay_spans row
+// is one with no stays, whose windows StaysMeeting skips and whose stays
+// retireStays never looks at (an outside tester's zero-length stay
+// outlived its passes, and met no one).
+func raiseSpan(longest map[uuid.UUID]time.Duration, st domain.Presence) {
+	if d, ok := longest[st.VenueID]; !ok || st.End.Sub(st.Start) > d {
+		longest[st.VenueID] = st.End.Sub(st.Start)
+	}
+}
+
 // growSpans raises each venue's longest stay to at least the given one.
 func (s *Store) growSpans(ctx context.Context, tx pgx.Tx, longest map[uuid.UUID]time.Duration) error {
 	if len(longest) == 0 {
@@ -558,9 +568,7 @@ func (s *Store) rebuildStays(ctx context.Context) error {
 		var rows [][]any
 		for _, st := range domain.Presences(points, s.rules) {
 			rows = append(rows, stayRow(st))
-			if d := st.End.Sub(st.Start); d > longest[st.VenueID] {
-				longest[st.VenueID] = d
-			}
+			raiseSpan(longest, st)
 		}
 		if len(rows) == 0 {
 			return nil

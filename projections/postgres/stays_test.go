@@ -416,3 +416,48 @@ func staysFollowRandomPasses(t *testing.T, seed int64) {
 	t.Fatalf("%d stays, want %d; pair %s (type %q) with passes\n%s\nstays\n%s\nwant\n%s", len(got), len(want), pair,
 		types[uuid.MustParse(pair[37:])], strings.Join(passes, "\n"), strings.Join(onlyPair(got), "\n"), strings.Join(onlyPair(want), "\n"))
 }
+
+// TestMigrateZeroSpans: migration 0012 gives a venue whose kept stays all
+// have no length the stay_spans row that Apply did not write before, and
+// leaves the spans already there as they are.
+func TestMigrateZeroSpans(t *testing.T) {
+	needDB(t)
+	ctx := context.Background()
+	schema := freshSchema(t)
+	if err := postgres.MigrateUpTo(ctx, testPool, schema, 11); err != nil {
+		t.Fatalf("migrate to 0011: %v", err)
+	}
+	zero, spanned, person := uuid.New(), uuid.New(), uuid.New()
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	for _, v := range []uuid.UUID{zero, spanned} {
+		if _, err := testPool.Exec(ctx, `INSERT INTO `+schema+`.stays (person_id, venue_id, start_at, end_at, has_entry, has_exit)
+			VALUES ($1, $2, $3, $3, true, true)`, person, v, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := testPool.Exec(ctx, `INSERT INTO `+schema+`.stay_spans (venue_id, longest) VALUES ($1, '2 hours')`, spanned); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.MigrateUpTo(ctx, testPool, schema, 12); err != nil {
+		t.Fatalf("migrate to 0012: %v", err)
+	}
+	got := map[uuid.UUID]time.Duration{}
+	rows, err := testPool.Query(ctx, `SELECT venue_id, longest FROM `+schema+`.stay_spans`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var v uuid.UUID
+		var d time.Duration
+		if err := rows.Scan(&v, &d); err != nil {
+			t.Fatal(err)
+		}
+		got[v] = d
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	if len(got) != 2 || got[zero] != 0 || got[spanned] != 2*time.Hour {
+		t.Fatalf("spans %v: want %s at 0 and %s at 2h", got, zero, spanned)
+	}
+}
