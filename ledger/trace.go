@@ -108,11 +108,14 @@ func (l *Ledger) Trace(ctx context.Context, actor domain.Actor, q domain.TraceQu
 		return TraceResult{}, err
 	}
 
+	// The contacts come by depth and person, and nobody is at two depths:
+	// each person's co-presences are one run (a depth-2 trace of a dense
+	// city has 270,000 of them, 130,000 people).
+	newPerson := func(i int) bool { return i == 0 || found.Contacts[i].PersonID != found.Contacts[i-1].PersonID }
 	var personIDs, venueIDs []uuid.UUID
-	seenP, seenV := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
-	for _, c := range found.Contacts {
-		if !seenP[c.PersonID] {
-			seenP[c.PersonID] = true
+	seenV := map[uuid.UUID]bool{}
+	for i, c := range found.Contacts {
+		if newPerson(i) {
 			personIDs = append(personIDs, c.PersonID)
 		}
 		if !seenV[c.VenueID] {
@@ -150,9 +153,17 @@ func (l *Ledger) Trace(ctx context.Context, actor domain.Actor, q domain.TraceQu
 		res.Visits = append(res.Visits, TraceVisit{VenueID: st.VenueID, VenueName: v.Name, VenueType: v.Type,
 			District: v.District, Start: st.Start.UTC(), End: st.End.UTC()})
 	}
-	for _, c := range found.Contacts {
+	venueNames := make(map[uuid.UUID]string, len(venues))
+	for id, v := range venues {
+		venueNames[id] = v.Name
+	}
+	var name string
+	for i, c := range found.Contacts {
+		if newPerson(i) {
+			name = names[c.PersonID]
+		}
 		c.OverlapStart, c.OverlapEnd = c.OverlapStart.UTC(), c.OverlapEnd.UTC()
-		res.Contacts = append(res.Contacts, TraceContact{Contact: c, NameMasked: names[c.PersonID], VenueName: venues[c.VenueID].Name})
+		res.Contacts = append(res.Contacts, TraceContact{Contact: c, NameMasked: name, VenueName: venueNames[c.VenueID]})
 	}
 
 	if res.TraceID, err = uuid.NewV7(); err != nil {
