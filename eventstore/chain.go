@@ -36,8 +36,10 @@ import (
 // pack's sequence). One replica alone pays only the header: its expected
 // sequence is always right.
 //
-// Failover: an attempt that gets no answer within AckTimeout is sent again,
-// unchanged (same Nats-Msg-Id, same expected sequence): a pack lost with a
+// Failover: an attempt that gets no answer within AckTimeout is sent again
+// with the same Nats-Msg-Id (and the expected sequence read again, see
+// writePack; the pack changes only where a catch-up or a follower found
+// some of its events stored, and then gets a new id): a pack lost with a
 // stream leader that died is written as soon as a new leader answers, and a
 // pack that was stored after all comes back as "wrong last sequence" and is
 // found, with its Nats-Msg-Id, by the catch-up: stored once, callers get
@@ -108,6 +110,17 @@ func (s *Store) writePack(c *chain, p *pack) {
 		c.mu.Unlock()
 	}()
 	for {
+		// The expected sequence is read before the pack is compacted: a
+		// follower's absorb moves known and queues the removals of the
+		// pack it read in one step (under c.mu), so every removal of a
+		// pack at or before expected is in p by now, and compact takes
+		// it out. A pack absorbed after this read lies beyond expected,
+		// and the server refuses the attempt ("wrong last sequence").
+		// Read after the message was built, an absorb in between made
+		// the attempt expect a pack whose events it still held, and the
+		// server stored them twice (an outside tester's forwarded batch
+		// of 1,000 passes, the writer frozen just after it came).
+		expected := c.expect()
 		if s.compact(p) || m == nil {
 			if len(p.ids) == 0 {
 				s.settlePack(p, 0, false, nil) // every event was stored by another pack
@@ -125,7 +138,9 @@ func (s *Store) writePack(c *chain, p *pack) {
 			}
 			m = &nats.Msg{Subject: p.subject, Header: h, Data: appendPackEnd(p.body)}
 		}
-		expected := c.expect()
+		if s.beforeAttempt != nil {
+			s.beforeAttempt(p.subject)
+		}
 		m.Header[hdrExpectedSubSeq] = []string{strconv.FormatUint(expected, 10)}
 		ack, err := s.attempt(m, deadline)
 		if err == nil {

@@ -766,3 +766,50 @@ func storedOnce(t *testing.T, s *eventstore.Store, evs []domain.Envelope) {
 		}
 	}
 }
+
+// A follower of the log absorbs another store's pack, holding events of a
+// pack this store is about to send, between the pack's compaction and its
+// attempt. The attempt must not expect that pack as the subject's last
+// with the events still in it: the server would store them twice (an
+// outside tester's forwarded batch, the writer frozen just after it came).
+func TestClusterAbsorbBeforeAttempt(t *testing.T) {
+	c := startCluster(t)
+	own := func(o *eventstore.Options) { o.NoForward = true }
+	a, err := openCluster(t, c.url(0), own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := openCluster(t, c.url(1), own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx, stop := context.WithCancel(context.Background())
+	followed := make(chan struct{})
+	defer func() { stop(); <-followed }()
+	go func() {
+		defer close(followed)
+		_ = a.Follow(fctx, 0, func([]domain.Envelope) error { return nil })
+	}()
+	evs := passes(uuid.New(), 3)
+	var (
+		once  sync.Once
+		other []ledger.Appended
+	)
+	a.SetBeforeAttempt(func(subject string) {
+		if subject != eventstore.PackPassSubject {
+			return
+		}
+		once.Do(func() {
+			before := a.Known(subject)
+			other = record(t, b, evs...)
+			waitFor(t, func() bool { return a.Known(subject) > before }) // a's follower absorbed b's pack
+		})
+	})
+	res := record(t, a, evs...)
+	storedOnce(t, a, evs)
+	for i := range evs {
+		if !res[i].Duplicate || res[i].Position != other[i].Position {
+			t.Fatalf("event %d: %+v, want a duplicate at %d", i, res[i], other[i].Position)
+		}
+	}
+}

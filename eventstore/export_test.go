@@ -56,3 +56,14 @@ func (s *Store) CommitForwarded(data []byte) error {
 	}
 	return nil
 }
+
+// SetBeforeAttempt makes writePack call f before each attempt at a pack
+// (after the pack's message was built).
+func (s *Store) SetBeforeAttempt(f func(subject string)) { s.beforeAttempt = f }
+
+// Known returns the last sequence of subject whose ids the store's chain
+// holds.
+func (s *Store) Known(subject string) uint64 { return s.chains[subject].expect() }
+
+// PackPassSubject is the passes' pack subject.
+const PackPassSubject = packPassSubject

@@ -184,6 +184,10 @@ func (s *Store) observe(kind string, events int, start time.Time, err error) {
 // Store is the event store. It implements ledger.EventStore, ledger.Log and
 // ledger.Keyring. It is safe for concurrent use.
 type Store struct {
+	// beforeAttempt, when set (the store's own tests), is called by
+	// writePack before each attempt at a pack of the subject.
+	beforeAttempt func(subject string)
+
 	o         Options
 	log       *slog.Logger
 	srv       *server.Server // nil with an external server
