@@ -122,6 +122,20 @@ func openCluster(t testing.TB, url string, mod ...func(*eventstore.Options)) (*e
 	return s, err
 }
 
+// openPair opens two stores of c with mod, the first on node 0, the other
+// on node 1.
+func openPair(t testing.TB, c *cluster, mod ...func(*eventstore.Options)) (a, b *eventstore.Store) {
+	t.Helper()
+	a, err := openCluster(t, c.url(0), mod...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = openCluster(t, c.url(1), mod...); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
 func streamReplicas(t testing.TB, js jetstream.JetStream, name string) int {
 	t.Helper()
 	st, err := js.Stream(ctx(t), name)
@@ -453,15 +467,7 @@ func TestClusterDedupAcrossStores(t *testing.T) {
 	for _, forward := range []bool{true, false} {
 		t.Run(fmt.Sprintf("forward=%v", forward), func(t *testing.T) {
 			c := startCluster(t)
-			mod := func(o *eventstore.Options) { o.NoForward = !forward }
-			a, err := openCluster(t, c.url(0), mod)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := openCluster(t, c.url(1), mod)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, b := openPair(t, c, func(o *eventstore.Options) { o.NoForward = !forward })
 			if forward {
 				awaitWriter(t, a, b)
 			}
@@ -592,14 +598,7 @@ func TestClusterQueuedWriteTimesOutOnce(t *testing.T) {
 // of a forwarded event through it is still a duplicate.
 func TestClusterOneWriter(t *testing.T) {
 	c := startCluster(t)
-	a, err := openCluster(t, c.url(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := openCluster(t, c.url(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := openPair(t, c)
 	awaitWriter(t, a, b)
 	writer, other := a, b
 	if a.WriterElsewhere() != "" {
@@ -774,15 +773,7 @@ func storedOnce(t *testing.T, s *eventstore.Store, evs []domain.Envelope) {
 // outside tester's forwarded batch, the writer frozen just after it came).
 func TestClusterAbsorbBeforeAttempt(t *testing.T) {
 	c := startCluster(t)
-	own := func(o *eventstore.Options) { o.NoForward = true }
-	a, err := openCluster(t, c.url(0), own)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := openCluster(t, c.url(1), own)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := openPair(t, c, func(o *eventstore.Options) { o.NoForward = true })
 	fctx, stop := context.WithCancel(context.Background())
 	followed := make(chan struct{})
 	defer func() { stop(); <-followed }()
