@@ -253,13 +253,7 @@ func (s *contactSet) find(via uuid.UUID, viaN int32, viaStays []Presence, byVenu
 	// The window and the overlap in Unix nanoseconds: Overlap's rule, each
 	// stay widened by the buffer, then cut to the window.
 	b, minOverlap := int64(w.Buffer), int64(w.MinOverlap)
-	from, to := int64(math.MinInt64), int64(math.MaxInt64)
-	if !w.From.IsZero() {
-		from = w.From.UnixNano()
-	}
-	if !w.To.IsZero() {
-		to = w.To.UnixNano()
-	}
+	from, to := boundNanos(w.From, math.MinInt64), boundNanos(w.To, math.MaxInt64)
 	for _, mine := range viaStays {
 		v := byVenue[mine.VenueID]
 		if v == nil {
@@ -296,6 +290,22 @@ func (s *contactSet) find(via uuid.UUID, viaN int32, viaStays []Presence, byVenu
 			s.found = append(s.found, coPresence{start: start, end: end, person: n, via: viaN, venue: v.n})
 		}
 	}
+}
+
+// boundNanos is a window's bound t in Unix nanoseconds: unbounded (zero)
+// when t is zero, and clamped where t lies beyond what int64 nanoseconds
+// hold (years before 1678 or after 2262: a valid trace window may lie
+// there, and holds no stay).
+func boundNanos(t time.Time, unbounded int64) int64 {
+	switch {
+	case t.IsZero():
+		return unbounded
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // appendTo orders the set's persons by ID and appends its contacts at

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -79,5 +80,26 @@ func TestMergeWindows(t *testing.T) {
 	want := []VenueWindow{{VenueID: a, From: h(0), To: h(4)}, {VenueID: a, From: h(8), To: h(9)}, {VenueID: b, From: h(5), To: h(6)}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("merged:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// A trace window's bounds beyond int64 nanoseconds (a valid window may lie
+// in year 1 or 9999) are clamped, not wrapped.
+func TestBoundNanos(t *testing.T) {
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		t         time.Time
+		unbounded int64
+		want      int64
+	}{
+		{time.Time{}, math.MinInt64, math.MinInt64},
+		{time.Time{}, math.MaxInt64, math.MaxInt64},
+		{at, math.MinInt64, at.UnixNano()},
+		{time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC), math.MaxInt64, math.MinInt64},
+		{time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), math.MinInt64, math.MaxInt64},
+	} {
+		if got := boundNanos(c.t, c.unbounded); got != c.want {
+			t.Errorf("boundNanos(%s) = %d, want %d", c.t, got, c.want)
+		}
 	}
 }
