@@ -142,12 +142,13 @@ func Presences(passes []PassPoint, rules StayRules) []Presence {
 	return out
 }
 
-// Overlap returns the common part of a and b with each widened by buffer on
-// both sides; ok is false when they do not meet.
-func Overlap(a, b Presence, buffer time.Duration) (start, end time.Time, ok bool) {
-	start = maxTime(a.Start.Add(-buffer), b.Start.Add(-buffer))
-	end = minTime(a.End.Add(buffer), b.End.Add(buffer))
-	return start, end, end.After(start)
+// overlap returns the common part of two stays [aStart, aEnd] and
+// [bStart, bEnd] (Unix nanoseconds) with each widened by buffer on both
+// sides; ok is false when they do not meet. It is the one rule of a
+// co-presence: contactSet.find then cuts it to the window and the minimum.
+func overlap(aStart, aEnd, bStart, bEnd, buffer int64) (start, end int64, ok bool) {
+	start, end = max(aStart, bStart)-buffer, min(aEnd, bEnd)+buffer
+	return start, end, end > start
 }
 
 // Contact is one co-presence of a contact with a traced person at a venue.
@@ -250,8 +251,7 @@ func newContactSet() *contactSet { return &contactSet{number: make(map[uuid.UUID
 // stays grouped by venue. Only the stays that start within reach of each
 // of via's are looked at.
 func (s *contactSet) find(via uuid.UUID, viaN int32, viaStays []Presence, byVenue map[uuid.UUID]*venueStays, w TraceWindow, skip map[uuid.UUID]bool) {
-	// The window and the overlap in Unix nanoseconds: Overlap's rule, each
-	// stay widened by the buffer, then cut to the window.
+	// In Unix nanoseconds: overlap's rule, then cut to the window.
 	b, minOverlap := int64(w.Buffer), int64(w.MinOverlap)
 	from, to := boundNanos(w.From, math.MinInt64), boundNanos(w.To, math.MaxInt64)
 	for _, mine := range viaStays {
@@ -266,8 +266,8 @@ func (s *contactSet) find(via uuid.UUID, viaN int32, viaStays []Presence, byVenu
 		last := me + 2*b
 		i, _ := slices.BinarySearch(v.starts, first)
 		for ; i < len(v.starts) && v.starts[i] <= last; i++ {
-			start, end := max(ms, v.starts[i])-b, min(me, v.ends[i])+b
-			if end <= start {
+			start, end, ok := overlap(ms, me, v.starts[i], v.ends[i], b)
+			if !ok {
 				continue
 			}
 			start, end = max(start, from), min(end, to)

@@ -426,8 +426,9 @@ func idOf(st domain.Presence) stayID {
 // retireStays never looks at (an outside tester's zero-length stay
 // outlived its passes, and met no one).
 func raiseSpan(longest map[uuid.UUID]time.Duration, st domain.Presence) {
-	if d, ok := longest[st.VenueID]; !ok || st.End.Sub(st.Start) > d {
-		longest[st.VenueID] = st.End.Sub(st.Start)
+	d := st.End.Sub(st.Start)
+	if cur, ok := longest[st.VenueID]; !ok || d > cur {
+		longest[st.VenueID] = d
 	}
 }
 
