@@ -47,8 +47,9 @@ func densePasses() int {
 }
 
 // loadedDense returns the store holding the dense city, loading it when its
-// schema is missing or incomplete.
-func loadedDense(b *testing.B) (*postgres.Store, storetest.DenseCity) {
+// schema is missing or incomplete, or when days of it were retired
+// (BenchmarkDenseRetire) and retired is false.
+func loadedDense(b *testing.B, retired ...bool) (*postgres.Store, storetest.DenseCity) {
 	b.Helper()
 	needDB(b)
 	denseOnce.Do(func() {
@@ -66,7 +67,16 @@ func loadedDense(b *testing.B) (*postgres.Store, storetest.DenseCity) {
 			denseErr = err
 			return
 		}
-		if cp.Position != uint64(c.Events()) {
+		// A city some of whose days BenchmarkDenseRetire retired is
+		// loaded again, as is one loaded only in part.
+		var gone bool
+		if cp.Position == uint64(c.Events()) && !slices.Contains(retired, true) {
+			if err := testPool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM "+schema+".retirement)").Scan(&gone); err != nil {
+				denseErr = err
+				return
+			}
+		}
+		if cp.Position != uint64(c.Events()) || gone {
 			if _, err := testPool.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
 				denseErr = err
 				return

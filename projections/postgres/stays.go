@@ -89,53 +89,6 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 	return nil
 }
 
-// refreshStays builds again the stays of each pair whose passes changed
-// between its span's lo and hi from its passes (see the top of this file):
-// RetireStays' way, where the stays of deleted passes are gone.
-func (s *Store) refreshStays(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) error {
-	if len(spans) == 0 {
-		return nil
-	}
-	w, err := s.widen(ctx, tx, spans)
-	if err != nil {
-		return err
-	}
-	rows, err := tx.Query(ctx, s.sql(`SELECT p.person_id, p.venue_id, p.at, p.direction, p.decision
-		FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[]) AS w(person_id, venue_id, lo, hi)
-		CROSS JOIN LATERAL (SELECT person_id, venue_id, at, direction, decision FROM {s}.passes p
-			WHERE p.person_id = w.person_id AND p.at >= w.lo AND p.at <= w.hi AND p.venue_id = w.venue_id OFFSET 0) p`),
-		w.persons, w.venues, w.lo(3), w.hi(3))
-	if err != nil {
-		return fmt.Errorf("read passes for stays: %w", err)
-	}
-	var points []domain.PassPoint
-	for rows.Next() {
-		var (
-			p        domain.PassPoint
-			pid, vid [16]byte
-		)
-		if err := rows.Scan(&pid, &vid, &p.At, &p.Direction, &p.Decision); err != nil {
-			rows.Close()
-			return fmt.Errorf("read passes for stays: %w", err)
-		}
-		p.PersonID, p.VenueID, p.VenueType = pid, vid, w.types[vid]
-		points = append(points, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read passes for stays: %w", err)
-	}
-	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE ctid = ANY(ARRAY(
-		SELECT x.ctid FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
-			AS w(person_id, venue_id, lo, hi, floor)
-		CROSS JOIN LATERAL (SELECT ctid FROM {s}.stays x WHERE x.person_id = w.person_id AND x.start_at >= w.floor
-			AND x.start_at <= w.hi AND x.venue_id = w.venue_id AND x.end_at >= w.lo OFFSET 0) x))`),
-		w.persons, w.venues, w.lo(1), w.hi(1), w.lo(2)); err != nil {
-		return fmt.Errorf("replace stays: %w", err)
-	}
-	return s.writeStays(ctx, tx, points, w.keep(), nil)
-}
-
 // widened lays out a batch of pairs' spans as the statements on stays take
 // them, unnested arrays with one element a pair in one order: each pair's
 // person and venue, its span and its venue type's maximum stay L. Lo and hi
@@ -277,9 +230,8 @@ func (s *Store) writeStays(ctx context.Context, tx pgx.Tx, points []domain.PassP
 
 // RetireStays forgets the stays of passes the tables no longer hold: call
 // it after deleting the passes that occurred before cutoff (retention). It
-// deletes the stays that hold a pass before cutoff and builds again the
-// stays of the people at venues whose stay crossed cutoff (its exit after
-// it: that exit, whose entry is gone, is a stay of its own now). Stays are
+// deletes the stays that hold a pass before cutoff and writes as a stay of
+// its own each exit after cutoff whose entry before it is gone. Stays are
 // movements: they must not outlive their passes. RetirePasses does it
 // inside its own transaction.
 func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
@@ -288,7 +240,7 @@ func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
 		return fmt.Errorf("retire stays: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := s.retireStays(ctx, tx, cutoff); err != nil {
+	if err := s.retireStays(ctx, tx, time.Time{}, cutoff); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
@@ -300,42 +252,79 @@ func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
 // (Presence's Entry and Exit), and a stay depends on no pass but those and
 // the open entry before them (Presences). So, of the stays that start
 // before cutoff: an exit alone after cutoff (a dwell before its exit) holds
-// no pass before it and stays as it is; one with its entry before cutoff
-// and its exit after it is built again, from the pair's passes, as that
-// exit alone; every other holds only passes before cutoff and is deleted,
-// and no later stay of its pair depended on it. The sweeper moves the
-// cut-off a minute at a time, so a sweep builds again the stays of the
-// entries of about a minute. (It used to build again every pair with a
-// stay before cutoff, exits alone among them, at every sweep: 2-3 s a
-// sweep on a city's day of 714,000 passes, 55 s for a day at once.)
-func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, cutoff time.Time) error {
-	// One statement, one range of stays_venue_start per venue that has
-	// stays: it deletes, and returns the pairs to build again.
-	rows, err := tx.Query(ctx, s.sql(`WITH gone AS (
-			DELETE FROM {s}.stays WHERE venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
-				AND start_at < $1 AND (has_entry OR end_at < $1)
-			RETURNING person_id, venue_id, has_entry, has_exit, end_at)
-		SELECT DISTINCT person_id, venue_id FROM gone WHERE has_entry AND has_exit AND end_at >= $1`), cutoff)
+// no pass before it and stays as it is; every other holds a pass before
+// cutoff and is deleted. One with its entry before cutoff and its exit
+// after it leaves that exit, which closes no entry now: Presences makes it
+// the dwell before it, and no later stay of its pair changes (no counting
+// pass of the pair lies between an entry and the exit that closes it, and
+// after an exit no entry is open either way). So those exits alone are
+// written from the crossing stays themselves. (Their pairs' stays used to
+// be built again from the pairs' passes: at a cut-off in a city's morning,
+// 84,000 pairs, 15 s of the 16-19 s a day of the 10 M dense city took to
+// retire at once; before that, every pair with a stay before cutoff was
+// built again at every sweep: 2-3 s a sweep on a city's day of 714,000
+// passes, 55 s for a day at once.)
+//
+// since is the cut-off of the retirement before (zero: none, or unknown),
+// which left no stay starting before it but the exits alone after it, and
+// those start no earlier than since less the longest stay: the ranges
+// start there. From the start of the index, the sweep after a day's stays
+// were deleted walked every one of them again (dead rows until a vacuum).
+func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, since, cutoff time.Time) error {
+	// Each statement is one range of stays_venue_start per venue that has
+	// stays: first the exits of the stays crossing the cut-off (they start
+	// within the longest stay before it), then the delete.
+	longest := `(SELECT coalesce(max(longest), '0') FROM {s}.stay_spans)`
+	rows, err := tx.Query(ctx, s.sql(`SELECT person_id, venue_id, end_at FROM {s}.stays
+		WHERE venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
+			AND start_at >= $1::timestamptz - `+longest+` AND start_at < $1
+			AND has_entry AND has_exit AND end_at >= $1`), cutoff)
 	if err != nil {
 		return fmt.Errorf("retire stays: %w", err)
 	}
-	spans := make(map[stayKey]span)
+	var exits []domain.PassPoint
+	venues := make(map[uuid.UUID]bool)
 	for rows.Next() {
-		var p, v [16]byte
-		if err := rows.Scan(&p, &v); err != nil {
+		var (
+			p, v [16]byte
+			at   time.Time
+		)
+		if err := rows.Scan(&p, &v, &at); err != nil {
 			rows.Close()
 			return fmt.Errorf("retire stays: %w", err)
 		}
-		spans[stayKey{p, v}] = span{cutoff, cutoff}
+		exits = append(exits, domain.PassPoint{PersonID: p, VenueID: v, At: at, Direction: domain.DirectionOut, Decision: domain.DecisionPass})
+		venues[v] = true
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("retire stays: %w", err)
 	}
-	if err := s.refreshStays(ctx, tx, spans); err != nil {
+	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
+		AND start_at >= $2::timestamptz - `+longest+` AND start_at < $1 AND (has_entry OR end_at < $1)`), cutoff, lowBound(since)); err != nil {
 		return fmt.Errorf("retire stays: %w", err)
 	}
-	return nil
+	if len(exits) == 0 {
+		return nil
+	}
+	types, err := venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venues))
+	if err != nil {
+		return fmt.Errorf("retire stays: %w", err)
+	}
+	for i := range exits {
+		exits[i].VenueType = types[exits[i].VenueID]
+	}
+	alone := domain.Presences(exits, s.rules)
+	out := make([][]any, 0, len(alone))
+	spans := make(map[uuid.UUID]time.Duration)
+	for _, st := range alone {
+		out = append(out, stayRow(st))
+		raiseSpan(spans, st)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(out)); err != nil {
+		return fmt.Errorf("retire stays: copy the exits alone: %w", err)
+	}
+	return s.growSpans(ctx, tx, spans)
 }
 
 // restay builds again the stays of each pair whose new passes (fresh, not
