@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -315,6 +316,10 @@ func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, since, cutoff time.T
 		exits[i].VenueType = types[exits[i].VenueID]
 	}
 	alone := domain.Presences(exits, s.rules)
+	// In person order: the copy's inserts into stays_person_start then
+	// walk that index once, in its order (those into stays_venue_start all
+	// fall near the cut-off, a few pages a venue).
+	slices.SortFunc(alone, func(a, b domain.Presence) int { return bytes.Compare(a.PersonID[:], b.PersonID[:]) })
 	out := make([][]any, 0, len(alone))
 	spans := make(map[uuid.UUID]time.Duration)
 	for _, st := range alone {
