@@ -198,13 +198,24 @@ func (s *Store) RetirePasses(ctx context.Context, before time.Time) (ledger.Reti
 		}
 	}
 	// The stays built from those passes go with them, in the same
-	// transaction.
-	if err := s.retireStays(ctx, tx, prev, before); err != nil {
+	// transaction. Each venue's range starts at the last cut-off less the
+	// longest stay, but at the first retirement of this Store from the
+	// start: older versions could leave stays of retired passes behind
+	// (before migration 0012 those of no length at a venue without a span;
+	// earlier, stays retired in a transaction of their own, or not at all),
+	// which the next sweep deleted, and a range that starts at the last
+	// cut-off would never reach them again.
+	since := prev
+	if !s.staysSwept.Load() {
+		since = time.Time{}
+	}
+	if err := s.retireStays(ctx, tx, since, before); err != nil {
 		return st, fmt.Errorf("retire passes before %s: %w", before, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return st, fmt.Errorf("retire passes before %s: commit: %w", before, err)
 	}
+	s.staysSwept.Store(true)
 	return st, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/checkin-ledger/ledger/domain"
@@ -66,6 +67,9 @@ type Store struct {
 	// skipStays: Apply keeps no stays (opened without rules on tables
 	// that record none; benchmarks' bulk loads, export_test.go).
 	skipStays bool
+	// staysSwept: a retirement of this Store committed, whose stays delete
+	// ran from the start of the index (see RetirePasses).
+	staysSwept atomic.Bool
 }
 
 var _ projections.Store = (*Store)(nil)

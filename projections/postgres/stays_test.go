@@ -178,6 +178,37 @@ func TestRetireStays(t *testing.T) {
 	sameStrings(t, "after retiring", storedStays(t, s), cityStays(kept, storetest.TraceCityRules))
 }
 
+// TestRetireReachesOldStays: stays an older version left behind a
+// retirement (before migration 0012, those of no length at a venue without
+// a span) go at the first retirement of a Store opened on the tables, though
+// they start long before the last cut-off less the longest stay, where the
+// later sweeps' ranges start.
+func TestRetireReachesOldStays(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	city := storetest.GenerateTraceCity(200, 20, 1500, 4, storetest.TraceCityRules, 5)
+	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 500); err != nil {
+		t.Fatal(err)
+	}
+	first := storetest.Base.Add(2 * 24 * time.Hour)
+	if _, err := s.RetirePasses(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	old := storetest.Base.Add(-20 * 24 * time.Hour)
+	if _, err := testPool.Exec(ctx, `INSERT INTO `+s.Schema()+`.stays (person_id, venue_id, start_at, end_at, has_entry, has_exit)
+		VALUES ($1, $2, $3, $3, true, true)`, city.Busy[0], city.Venues[0], old); err != nil {
+		t.Fatal(err)
+	}
+	reopened := openWith(t, postgres.Options{Schema: s.Schema(), Stays: &storetest.TraceCityRules})
+	if _, err := reopened.RetirePasses(ctx, first.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := testPool.QueryRow(ctx, `SELECT count(*) FROM `+s.Schema()+`.stays WHERE start_at = $1`, old).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d stays from %s left after the retirement to %s (%v)", left, old, first.Add(time.Hour), err)
+	}
+}
+
 // TestStaysOfMixedRules: a store applying under other rules than the tables
 // record (two replicas started with different --dwell) leaves stays that
 // no trace reads until an Open builds them again.
