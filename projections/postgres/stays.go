@@ -83,11 +83,18 @@ func (s *Store) applyStays(ctx context.Context, tx pgx.Tx, inserted []*projectio
 	// rules are cleared, so every trace reads passes until an Open builds
 	// the stays again.
 	if _, err := tx.Exec(ctx, s.sql(`UPDATE {s}.stay_state SET newest_recorded_at =
-		GREATEST(newest_recorded_at, $1::timestamptz), rules = CASE WHEN rules = $2 THEN rules ELSE '' END`),
+		GREATEST(newest_recorded_at, $1::timestamptz), `+disownRules(2)),
 		nullTime(newest), s.rulesKey); err != nil {
 		return fmt.Errorf("stay state: %w", err)
 	}
 	return nil
+}
+
+// disownRules is the SET clause that clears the rules stay_state records
+// unless they are the writer's ($n, its rulesKey): stays written under other
+// rules than the tables' are no one's.
+func disownRules(n int) string {
+	return fmt.Sprintf(`rules = CASE WHEN rules = $%d THEN rules ELSE '' END`, n)
 }
 
 // widened lays out a batch of pairs' spans as the statements on stays take
@@ -328,6 +335,10 @@ func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, since, cutoff time.T
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "stays"}, stayColumns, pgx.CopyFromRows(out)); err != nil {
 		return fmt.Errorf("retire stays: copy the exits alone: %w", err)
+	}
+	// The exits' dwell is this Store's rules' (as Apply's stays are).
+	if _, err := tx.Exec(ctx, s.sql(`UPDATE {s}.stay_state SET `+disownRules(1)), s.rulesKey); err != nil {
+		return fmt.Errorf("retire stays: stay state: %w", err)
 	}
 	return s.growSpans(ctx, tx, spans)
 }

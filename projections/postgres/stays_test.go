@@ -237,6 +237,32 @@ func TestStaysOfMixedRules(t *testing.T) {
 	sameStrings(t, "built again", storedStays(t, c), cityStays(city, storetest.TraceCityRules))
 }
 
+// TestRetireUnderOtherRules: a store retiring under other rules than the
+// tables record (a replica's sweeper started with another --dwell) writes the
+// exits whose entries went with its own dwell, so it leaves the stays no
+// one's, as Apply does, and traces read passes until an Open builds them.
+func TestRetireUnderOtherRules(t *testing.T) {
+	ctx := context.Background()
+	a := openStore(t) // storetest.TraceCityRules
+	city := storetest.GenerateTraceCity(300, 30, 1500, 2, storetest.TraceCityRules, 5)
+	if err := storetest.Feed(ctx, a, city.Envelopes, projections.KeyringOpener(city.Keys), 400); err != nil {
+		t.Fatal(err)
+	}
+	b := openWith(t, postgres.Options{Schema: a.Schema(), Stays: &domain.StayRules{}})
+	// A cut-off inside a stay with its entry before it and its exit after it.
+	var cutoff time.Time
+	if err := testPool.QueryRow(ctx, `SELECT start_at + (end_at - start_at) / 2 FROM `+a.Schema()+`.stays
+		WHERE has_entry AND has_exit AND end_at - start_at > interval '2 second' ORDER BY start_at LIMIT 1`).Scan(&cutoff); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RetirePasses(ctx, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := b.StaysOfPersons(ctx, city.Busy[:2], time.Time{}, time.Time{}, time.Time{}); ok || err != nil {
+		t.Fatalf("b read stays a retirement under other rules wrote into (ok %v, %v)", ok, err)
+	}
+}
+
 // TestStaysNotKeptWithoutRules: a store opened without rules on tables that
 // record none (a status command on tables from before migration 0006)
 // builds and keeps no stays, and its traces read passes.
