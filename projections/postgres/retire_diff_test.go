@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -938,11 +939,24 @@ func diffSeeds(t *testing.T) []uint64 {
 // TestRetireDifferential: see the top of this file.
 func TestRetireDifferential(t *testing.T) {
 	needDB(t)
-	for _, seed := range diffSeeds(t) {
+	seeds := diffSeeds(t)
+	// The cases retirement treats apart must have come up (the counts of
+	// one seed may be 0; those of every seed together are not).
+	var crossed, alone, open atomic.Int64
+	t.Cleanup(func() {
+		if len(seeds) > 1 && !t.Failed() && (crossed.Load() == 0 || alone.Load() == 0 || open.Load() == 0) {
+			t.Errorf("%d seeds made %d stays crossing a cut-off entry to exit, %d exits alone and %d open entries across one: "+
+				"the generator no longer tries what retirement treats apart", len(seeds), crossed.Load(), alone.Load(), open.Load())
+		}
+	})
+	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			t.Parallel() // two at a time by default (GOMAXPROCS on this machine)
 			sc := generateDiffScript(seed)
 			msg, st := sc.runStats(t)
+			crossed.Add(int64(st.crossed))
+			alone.Add(int64(st.exitsAlone))
+			open.Add(int64(st.openEntries))
 			if msg == "" {
 				t.Logf("seed %d: %d passes applied (%d older than the cut-off then), %d sweeps, %d comparisons; at sweeps %d stays "+
 					"crossed the cut-off entry to exit, %d exits alone and %d open entries; %d contacts, %d busiest-venue rows; %d passes held at the end",
