@@ -144,6 +144,14 @@ func TestStaysFollowPasses(t *testing.T) {
 	}
 }
 
+// feedCity feeds s the whole of city, batch events a batch.
+func feedCity(t *testing.T, s *postgres.Store, city storetest.TraceCity, batch int) {
+	t.Helper()
+	if err := storetest.Feed(context.Background(), s, city.Envelopes, projections.KeyringOpener(city.Keys), batch); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRetireStays: once the passes before a cutoff are deleted,
 // RetireStays leaves the stays Presences builds from the passes kept (an
 // exit whose entry went is a stay of its own; nothing before the cutoff).
@@ -151,9 +159,7 @@ func TestRetireStays(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	city := storetest.GenerateTraceCity(800, 60, 6000, 4, storetest.TraceCityRules, 4)
-	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 500); err != nil {
-		t.Fatal(err)
-	}
+	feedCity(t, s, city, 500)
 	cutoff := storetest.Base.Add(2 * 24 * time.Hour)
 	if _, err := testPool.Exec(ctx, "DELETE FROM "+s.Schema()+".passes WHERE at < $1", cutoff); err != nil {
 		t.Fatal(err)
@@ -187,9 +193,7 @@ func TestRetireReachesOldStays(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	city := storetest.GenerateTraceCity(200, 20, 1500, 4, storetest.TraceCityRules, 5)
-	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 500); err != nil {
-		t.Fatal(err)
-	}
+	feedCity(t, s, city, 500)
 	first := storetest.Base.Add(2 * 24 * time.Hour)
 	if _, err := s.RetirePasses(ctx, first); err != nil {
 		t.Fatal(err)
@@ -245,9 +249,7 @@ func TestRetireUnderOtherRules(t *testing.T) {
 	ctx := context.Background()
 	a := openStore(t) // storetest.TraceCityRules
 	city := storetest.GenerateTraceCity(300, 30, 1500, 2, storetest.TraceCityRules, 5)
-	if err := storetest.Feed(ctx, a, city.Envelopes, projections.KeyringOpener(city.Keys), 400); err != nil {
-		t.Fatal(err)
-	}
+	feedCity(t, a, city, 400)
 	b := openWith(t, postgres.Options{Schema: a.Schema(), Stays: &domain.StayRules{}})
 	// A cut-off inside a stay with its entry before it and its exit after it.
 	var cutoff time.Time
@@ -270,9 +272,7 @@ func TestStaysNotKeptWithoutRules(t *testing.T) {
 	ctx := context.Background()
 	s := openWith(t, postgres.Options{})
 	city := storetest.GenerateTraceCity(100, 10, 300, 1, domain.StayRules{}, 6)
-	if err := storetest.Feed(ctx, s, city.Envelopes, projections.KeyringOpener(city.Keys), 100); err != nil {
-		t.Fatal(err)
-	}
+	feedCity(t, s, city, 100)
 	var n int
 	if err := testPool.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+s.Schema()+".stays) + (SELECT count(*) FROM "+s.Schema()+".stay_state)").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d stays and state rows kept without rules (%v)", n, err)
