@@ -6,6 +6,9 @@ import "context"
 // an older build left.
 var MigrateUpTo = migrateUpTo
 
+// PartitionDayOf is partitionDayOf.
+var PartitionDayOf = partitionDayOf
+
 // SkipStays makes Apply leave the stays table alone (a benchmark's bulk
 // load, followed by BuildStays): the tables are then not a read model
 // until BuildStays.

@@ -116,7 +116,7 @@ func (s *Store) widen(ctx context.Context, tx pgx.Tx, spans map[stayKey]span) (w
 	for k := range spans {
 		venueSet[k.venue] = true
 	}
-	types, err := venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venueSet))
+	types, err := s.typesOf(ctx, tx, venueSet)
 	if err != nil {
 		return widened{}, err
 	}
@@ -280,13 +280,13 @@ func (s *Store) RetireStays(ctx context.Context, cutoff time.Time) error {
 // were deleted walked every one of them again (dead rows until a vacuum).
 func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, since, cutoff time.Time) error {
 	// Each statement is one range of stays_venue_start per venue that has
-	// stays: first the exits of the stays crossing the cut-off (they start
-	// within the longest stay before it), then the delete.
-	longest := `(SELECT coalesce(max(longest), '0') FROM {s}.stay_spans)`
+	// stays, from $2 less the longest stay to the cut-off $1: first the
+	// exits of the stays crossing the cut-off (they start within the
+	// longest stay before it), then the delete.
+	const ranges = `venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
+		AND start_at >= $2::timestamptz - (SELECT coalesce(max(longest), '0') FROM {s}.stay_spans) AND start_at < $1`
 	rows, err := tx.Query(ctx, s.sql(`SELECT person_id, venue_id, end_at FROM {s}.stays
-		WHERE venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
-			AND start_at >= $1::timestamptz - `+longest+` AND start_at < $1
-			AND has_entry AND has_exit AND end_at >= $1`), cutoff)
+		WHERE `+ranges+` AND has_entry AND has_exit AND end_at >= $1`), cutoff, cutoff)
 	if err != nil {
 		return fmt.Errorf("retire stays: %w", err)
 	}
@@ -308,14 +308,14 @@ func (s *Store) retireStays(ctx context.Context, tx pgx.Tx, since, cutoff time.T
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("retire stays: %w", err)
 	}
-	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE venue_id = ANY(ARRAY(SELECT venue_id FROM {s}.stay_spans))
-		AND start_at >= $2::timestamptz - `+longest+` AND start_at < $1 AND (has_entry OR end_at < $1)`), cutoff, lowBound(since)); err != nil {
+	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.stays WHERE `+ranges+` AND (has_entry OR end_at < $1)`),
+		cutoff, lowBound(since)); err != nil {
 		return fmt.Errorf("retire stays: %w", err)
 	}
 	if len(exits) == 0 {
 		return nil
 	}
-	types, err := venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(venues))
+	types, err := s.typesOf(ctx, tx, venues)
 	if err != nil {
 		return fmt.Errorf("retire stays: %w", err)
 	}
@@ -460,6 +460,11 @@ func keysOf(set map[uuid.UUID]bool) [][16]byte {
 		out = append(out, id)
 	}
 	return out
+}
+
+// typesOf reads the types of the venues in set, in tx.
+func (s *Store) typesOf(ctx context.Context, tx pgx.Tx, set map[uuid.UUID]bool) (map[uuid.UUID]string, error) {
+	return venueTypes(ctx, tx, s.sql(`SELECT venue_id, type FROM {s}.venues WHERE venue_id = ANY($1::uuid[])`), keysOf(set))
 }
 
 // venueTypes runs sql (venue id, type rows) and answers the types by venue.
