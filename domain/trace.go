@@ -194,37 +194,71 @@ type venueStays struct {
 	n            int32
 }
 
-// staysByVenue groups stays by venue, for contactSet.find: it orders them
-// by venue and start in place (StaysMeeting's rows come so ordered, and
-// are then left as they are) and gives each venue its run of them. venues
-// are the venues' IDs by number.
+// staysByVenue groups stays by venue, for contactSet.pair: it orders them
+// by venue and start in place and gives each venue its run of them (see
+// VenueRuns). venues are the venues' IDs by number, in the order of their
+// IDs.
 func staysByVenue(stays []Presence) (byVenue map[uuid.UUID]*venueStays, venues []uuid.UUID) {
-	byVenueStart := func(a, b Presence) int {
-		if c := compareUUID(a.VenueID, b.VenueID); c != 0 {
-			return c
-		}
-		return a.Start.Compare(b.Start)
-	}
-	if !slices.IsSortedFunc(stays, byVenueStart) {
-		slices.SortFunc(stays, byVenueStart)
-	}
 	byVenue = make(map[uuid.UUID]*venueStays)
-	for i := 0; i < len(stays); {
-		v := &venueStays{n: int32(len(venues))}
-		j := i
-		for ; j < len(stays) && stays[j].VenueID == stays[i].VenueID; j++ {
-			v.longest = max(v.longest, stays[j].End.Sub(stays[j].Start))
-		}
-		v.stays = stays[i:j:j]
-		v.starts, v.ends = make([]int64, j-i), make([]int64, j-i)
-		for k, st := range v.stays {
-			v.starts[k], v.ends[k] = st.Start.UnixNano(), st.End.UnixNano()
-		}
-		byVenue[stays[i].VenueID] = v
-		venues = append(venues, stays[i].VenueID)
-		i = j
-	}
+	VenueRuns(stays, func(run []Presence) {
+		v := &venueStays{}
+		v.fill(run, int32(len(venues)))
+		byVenue[run[0].VenueID] = v
+		venues = append(venues, run[0].VenueID)
+	})
 	return byVenue, venues
+}
+
+// fill makes v the venue numbered n with its stays by start (kept, not
+// copied), reusing v's buffers.
+func (v *venueStays) fill(stays []Presence, n int32) {
+	if !slices.IsSortedFunc(stays, func(a, b Presence) int { return a.Start.Compare(b.Start) }) {
+		slices.SortFunc(stays, func(a, b Presence) int { return a.Start.Compare(b.Start) })
+	}
+	v.stays, v.n, v.longest = stays, n, 0
+	v.starts, v.ends = v.starts[:0], v.ends[:0]
+	for _, st := range stays {
+		v.longest = max(v.longest, st.End.Sub(st.Start))
+		v.starts, v.ends = append(v.starts, st.Start.UnixNano()), append(v.ends, st.End.UnixNano())
+	}
+}
+
+// viaStay is a stay of the frontier's via-th person.
+type viaStay struct {
+	via  uuid.UUID
+	n    int32
+	stay Presence
+}
+
+// frontierVenue is a venue where the frontier has stays: its number (in
+// the order of the venues' IDs) and those stays; met once its stays came.
+type frontierVenue struct {
+	n     int32
+	stays []viaStay
+	met   bool
+}
+
+// frontierAt groups the frontier's stays by venue and numbers the venues
+// in the order of their IDs (venues: the IDs by number).
+func frontierAt(frontier []uuid.UUID, stays map[uuid.UUID][]Presence) (map[uuid.UUID]*frontierVenue, []uuid.UUID) {
+	at := make(map[uuid.UUID]*frontierVenue)
+	var venues []uuid.UUID
+	for i, via := range frontier {
+		for _, st := range stays[via] {
+			v := at[st.VenueID]
+			if v == nil {
+				v = &frontierVenue{}
+				at[st.VenueID] = v
+				venues = append(venues, st.VenueID)
+			}
+			v.stays = append(v.stays, viaStay{via: via, n: int32(i), stay: st})
+		}
+	}
+	slices.SortFunc(venues, compareUUID)
+	for n, id := range venues {
+		at[id].n = int32(n)
+	}
+	return at, venues
 }
 
 // coPresence is a contact found before it is named and ordered: the
@@ -248,47 +282,51 @@ type contactSet struct {
 func newContactSet() *contactSet { return &contactSet{number: make(map[uuid.UUID]int32)} }
 
 // find adds the co-presences of via (the via-th of the frontier) with the
-// stays grouped by venue. Only the stays that start within reach of each
-// of via's are looked at.
+// stays grouped by venue.
 func (s *contactSet) find(via uuid.UUID, viaN int32, viaStays []Presence, byVenue map[uuid.UUID]*venueStays, w TraceWindow, skip map[uuid.UUID]bool) {
+	for _, mine := range viaStays {
+		if v := byVenue[mine.VenueID]; v != nil {
+			s.pair(via, viaN, mine, v, w, skip)
+		}
+	}
+}
+
+// pair adds the co-presences of mine, a stay of via (the via-th of the
+// frontier), with the stays of its venue v. Only the stays that start
+// within reach of it are looked at.
+func (s *contactSet) pair(via uuid.UUID, viaN int32, mine Presence, v *venueStays, w TraceWindow, skip map[uuid.UUID]bool) {
 	// In Unix nanoseconds: overlap's rule, then cut to the window.
 	b, minOverlap := int64(w.Buffer), int64(w.MinOverlap)
 	from, to := boundNanos(w.From, math.MinInt64), boundNanos(w.To, math.MaxInt64)
-	for _, mine := range viaStays {
-		v := byVenue[mine.VenueID]
-		if v == nil {
+	ms, me := mine.Start.UnixNano(), mine.End.UnixNano()
+	// Widened by the buffer, theirs must start before mine ends and end
+	// after mine starts.
+	first := ms - 2*b - int64(v.longest)
+	last := me + 2*b
+	i, _ := slices.BinarySearch(v.starts, first)
+	for ; i < len(v.starts) && v.starts[i] <= last; i++ {
+		start, end, ok := overlap(ms, me, v.starts[i], v.ends[i], b)
+		if !ok {
 			continue
 		}
-		ms, me := mine.Start.UnixNano(), mine.End.UnixNano()
-		// Widened by the buffer, theirs must start before mine ends and
-		// end after mine starts.
-		first := ms - 2*b - int64(v.longest)
-		last := me + 2*b
-		i, _ := slices.BinarySearch(v.starts, first)
-		for ; i < len(v.starts) && v.starts[i] <= last; i++ {
-			start, end, ok := overlap(ms, me, v.starts[i], v.ends[i], b)
-			if !ok {
-				continue
-			}
-			start, end = max(start, from), min(end, to)
-			if end <= start || end-start < minOverlap {
-				continue
-			}
-			theirs := &v.stays[i]
-			if theirs.PersonID == via || skip[theirs.PersonID] {
-				continue
-			}
-			n, ok := s.number[theirs.PersonID]
-			if !ok {
-				n = int32(len(s.persons))
-				s.number[theirs.PersonID] = n
-				s.persons = append(s.persons, theirs.PersonID)
-			}
-			if len(s.found) == cap(s.found) {
-				s.found = slices.Grow(s.found, len(s.found)) // doubling, not append's quarter
-			}
-			s.found = append(s.found, coPresence{start: start, end: end, person: n, via: viaN, venue: v.n})
+		start, end = max(start, from), min(end, to)
+		if end <= start || end-start < minOverlap {
+			continue
 		}
+		theirs := &v.stays[i]
+		if theirs.PersonID == via || skip[theirs.PersonID] {
+			continue
+		}
+		n, ok := s.number[theirs.PersonID]
+		if !ok {
+			n = int32(len(s.persons))
+			s.number[theirs.PersonID] = n
+			s.persons = append(s.persons, theirs.PersonID)
+		}
+		if len(s.found) == cap(s.found) {
+			s.found = slices.Grow(s.found, len(s.found)) // doubling, not append's quarter
+		}
+		s.found = append(s.found, coPresence{start: start, end: end, person: n, via: viaN, venue: v.n})
 	}
 }
 

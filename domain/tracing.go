@@ -82,10 +82,34 @@ type StayReads interface {
 	// StaysOfPersons returns the persons' stays that meet [from, to]
 	// (Start <= to and End >= from); more is allowed.
 	StaysOfPersons(personIDs []uuid.UUID, from, to, asOf time.Time) (stays []Presence, ok bool, err error)
-	// StaysMeeting returns, each once, the stays at a window's venue with
-	// Start <= the window's To and End >= its From (From may be after To);
-	// more is allowed: FindContacts checks every overlap.
-	StaysMeeting(windows []VenueWindow, asOf time.Time) (stays []Presence, ok bool, err error)
+	// StaysMeeting gives each, venue by venue, the stays at a window's
+	// venue with Start <= the window's To and End >= its From (From may be
+	// after To); more is allowed: FindContacts checks every overlap. Each
+	// call holds all of one venue's stays, each once, in start order, and
+	// the slice is each's only until it returns (it may be reused), so a
+	// read model can hand over its rows as they come while the search
+	// pairs the venues before. ok false: nothing was given.
+	StaysMeeting(windows []VenueWindow, asOf time.Time, each func(venueStays []Presence)) (ok bool, err error)
+}
+
+// VenueRuns gives each the stays of each venue in turn, in start order
+// (StaysMeeting's contract): stays are ordered by venue and start in place
+// first.
+func VenueRuns(stays []Presence, each func(venueStays []Presence)) {
+	slices.SortFunc(stays, func(a, b Presence) int {
+		if c := compareUUID(a.VenueID, b.VenueID); c != 0 {
+			return c
+		}
+		return a.Start.Compare(b.Start)
+	})
+	for i := 0; i < len(stays); {
+		j := i + 1
+		for j < len(stays) && stays[j].VenueID == stays[i].VenueID {
+			j++
+		}
+		each(stays[i:j:j])
+		i = j
+	}
 }
 
 // FoundContacts is FindContacts' answer.
@@ -107,7 +131,7 @@ type FoundContacts struct {
 // To the latest start such a stay may have). ok false: it cannot answer.
 type stayLister struct {
 	staysOf func(persons []uuid.UUID) (map[uuid.UUID][]Presence, bool, error)
-	around  func(windows []VenueWindow) ([]Presence, bool, error)
+	around  func(windows []VenueWindow, each func(venueStays []Presence)) (bool, error)
 }
 
 // FindContacts runs a contact search on the read models' reads.
@@ -163,8 +187,8 @@ func storedStays(sr StayReads, s ContactSearch) stayLister {
 			}
 			return meets(stays, w), true, nil
 		},
-		around: func(windows []VenueWindow) ([]Presence, bool, error) {
-			return sr.StaysMeeting(windows, s.AsOf)
+		around: func(windows []VenueWindow, each func([]Presence)) (bool, error) {
+			return sr.StaysMeeting(windows, s.AsOf, each)
 		},
 	}
 }
@@ -200,7 +224,7 @@ func builtStays(reads ContactReads, s ContactSearch, rules StayRules) stayLister
 		// fall before "from", a stay spanning the gap may still qualify;
 		// the read window is empty, and dropped, only once the gap is
 		// longer than any stay.)
-		around: func(windows []VenueWindow) ([]Presence, bool, error) {
+		around: func(windows []VenueWindow, each func([]Presence)) (bool, error) {
 			read := make([]VenueWindow, len(windows))
 			for i, win := range windows {
 				d := rules.MaxStayOf(types[win.VenueID]) + time.Nanosecond
@@ -208,9 +232,10 @@ func builtStays(reads ContactReads, s ContactSearch, rules StayRules) stayLister
 			}
 			passes, err := reads.PassesAtVenues(MergeWindows(read), s.AsOf)
 			if err != nil {
-				return nil, false, err
+				return false, err
 			}
-			return Presences(counted(passes), rules), true, nil
+			VenueRuns(Presences(counted(passes), rules), each)
+			return true, nil
 		},
 	}
 }
@@ -254,14 +279,38 @@ func findContacts(src stayLister, s ContactSearch) (FoundContacts, bool, error) 
 		if len(windows) == 0 {
 			break
 		}
-		others, ok, err := src.around(windows)
+		// Each venue's stays are paired with the frontier's there as they
+		// come (a read model hands them over venue by venue while it reads
+		// the next).
+		mine, venues := frontierAt(frontier, stays)
+		set := newContactSet()
+		var (
+			at    venueStays
+			twice error
+		)
+		ok, err = src.around(windows, func(theirs []Presence) {
+			if len(theirs) == 0 || twice != nil {
+				return
+			}
+			m := mine[theirs[0].VenueID]
+			if m == nil {
+				return // no frontier stay there: nothing to pair
+			}
+			if m.met {
+				twice = fmt.Errorf("the stays of venue %s came in two parts", theirs[0].VenueID)
+				return
+			}
+			m.met = true
+			at.fill(theirs, m.n)
+			for _, st := range m.stays {
+				set.pair(st.via, st.n, st.stay, &at, w, skip)
+			}
+		})
+		if err == nil {
+			err = twice
+		}
 		if err != nil || !ok {
 			return FoundContacts{}, ok, wrapTrace(fmt.Sprintf("stays at venues, depth %d", depth), err)
-		}
-		byVenue, venues := staysByVenue(others)
-		set := newContactSet()
-		for i, via := range frontier {
-			set.find(via, int32(i), stays[via], byVenue, w, skip)
 		}
 		// Depth by depth, each in order: the answer needs no sort.
 		found.Contacts = set.appendTo(found.Contacts, depth, frontier, venues)

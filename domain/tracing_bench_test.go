@@ -42,7 +42,7 @@ func (k *keptStays) StaysOfPersons(ids []uuid.UUID, from, to, _ time.Time) ([]Pr
 
 // StaysMeeting answers each stay once (a stay meeting two windows of its
 // venue comes with the first), by venue and start, as PostgreSQL's does.
-func (k *keptStays) StaysMeeting(windows []VenueWindow, _ time.Time) ([]Presence, bool, error) {
+func (k *keptStays) StaysMeeting(windows []VenueWindow, _ time.Time, each func([]Presence)) (bool, error) {
 	seen := make(map[int]bool)
 	var at []int
 	for _, w := range windows {
@@ -70,7 +70,8 @@ func (k *keptStays) StaysMeeting(windows []VenueWindow, _ time.Time) ([]Presence
 	for j, i := range at {
 		out[j] = k.byVenue[i]
 	}
-	return out, true, nil
+	VenueRuns(out, each)
+	return true, nil
 }
 
 // denseStays is a city as dense as the PostgreSQL benchmark's: each person
@@ -131,4 +132,61 @@ func BenchmarkFindContactsDense(b *testing.B) {
 	}
 	b.ReportMetric(float64(contacts)/float64(b.N), "contacts/trace")
 	b.ReportMetric(float64(people)/float64(b.N), "people/trace")
+}
+
+// shuffledRuns gives keptStays' venue runs in another order, each run's
+// stays shuffled, and, when twice is set, one venue's run in two parts.
+type shuffledRuns struct {
+	*keptStays
+	r     *rand.Rand
+	twice bool
+}
+
+func (s *shuffledRuns) StaysMeeting(windows []VenueWindow, asOf time.Time, each func([]Presence)) (bool, error) {
+	var runs [][]Presence
+	ok, err := s.keptStays.StaysMeeting(windows, asOf, func(run []Presence) { runs = append(runs, slices.Clone(run)) })
+	s.r.Shuffle(len(runs), func(i, j int) { runs[i], runs[j] = runs[j], runs[i] })
+	for _, run := range runs {
+		s.r.Shuffle(len(run), func(i, j int) { run[i], run[j] = run[j], run[i] })
+		if s.twice && len(run) > 1 {
+			each(run[:1])
+			run, s.twice = run[1:], false
+		}
+		each(run)
+	}
+	return ok, err
+}
+
+// TestFindContactsVenueRuns: the search pairs each venue's stays as they
+// come, so its answer must not depend on the order of the venues or of a
+// run's stays, and a venue given in two parts (which would lose the pairs
+// across them) is an error, not a smaller answer.
+func TestFindContactsVenueRuns(t *testing.T) {
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	k, ids := denseStays(2_000, base)
+	search := func(reads ContactReads, person uuid.UUID) (FoundContacts, error) {
+		return FindContacts(reads, ContactSearch{PersonID: person, Depth: 2,
+			Window: TraceWindow{From: base.Add(-2 * time.Hour), To: base.Add(14 * 24 * time.Hour), MinOverlap: 15 * time.Minute, Buffer: 5 * time.Minute}},
+			StayRules{Dwell: DefaultDwell})
+	}
+	for i, person := range ids[:5] {
+		want, err := search(k, person)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want.Persons[2] == 0 {
+			t.Fatalf("person %d: no contact at depth 2: the city is not dense enough to test anything", i)
+		}
+		got, err := search(&shuffledRuns{keptStays: k, r: rand.New(rand.NewPCG(uint64(i), 7))}, person)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Contacts, want.Contacts) || got.Persons != want.Persons {
+			t.Fatalf("person %d: venues and stays in another order gave %d contacts (%v people), in order %d (%v)",
+				i, len(got.Contacts), got.Persons, len(want.Contacts), want.Persons)
+		}
+		if _, err := search(&shuffledRuns{keptStays: k, r: rand.New(rand.NewPCG(uint64(i), 7)), twice: true}, person); err == nil {
+			t.Fatalf("person %d: a venue's stays in two parts were taken", i)
+		}
+	}
 }

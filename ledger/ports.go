@@ -221,7 +221,7 @@ type TraceReads interface {
 type StayReads interface {
 	StayRules() domain.StayRules
 	StaysOfPersons(ctx context.Context, personIDs []uuid.UUID, from, to, asOf time.Time) ([]domain.Presence, bool, error)
-	StaysMeeting(ctx context.Context, windows []domain.VenueWindow, asOf time.Time) ([]domain.Presence, bool, error)
+	StaysMeeting(ctx context.Context, windows []domain.VenueWindow, asOf time.Time, each func([]domain.Presence)) (bool, error)
 }
 
 // AuditReads lists recorded looks and the audit chain. Implemented by the

@@ -300,6 +300,6 @@ func (c contactStayReads) StaysOfPersons(personIDs []uuid.UUID, from, to, asOf t
 	return c.stays.StaysOfPersons(c.ctx, personIDs, from, to, asOf)
 }
 
-func (c contactStayReads) StaysMeeting(windows []domain.VenueWindow, asOf time.Time) ([]domain.Presence, bool, error) {
-	return c.stays.StaysMeeting(c.ctx, windows, asOf)
+func (c contactStayReads) StaysMeeting(windows []domain.VenueWindow, asOf time.Time, each func([]domain.Presence)) (bool, error) {
+	return c.stays.StaysMeeting(c.ctx, windows, asOf, each)
 }

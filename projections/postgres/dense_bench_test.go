@@ -412,9 +412,15 @@ func (t *timedReads) StaysOfPersons(ctx context.Context, ids []uuid.UUID, from, 
 	return t.Store.StaysOfPersons(ctx, ids, from, to, asOf)
 }
 
-func (t *timedReads) StaysMeeting(ctx context.Context, ws []domain.VenueWindow, asOf time.Time) ([]domain.Presence, bool, error) {
-	defer t.add(&t.stays, time.Now())
-	return t.Store.StaysMeeting(ctx, ws, asOf)
+// StaysMeeting adds the read's time less the pairing's, which runs in each
+// as the rows come.
+func (t *timedReads) StaysMeeting(ctx context.Context, ws []domain.VenueWindow, asOf time.Time, each func([]domain.Presence)) (bool, error) {
+	var pairing time.Duration
+	defer func(start time.Time) { t.stays += time.Since(start) - pairing }(time.Now())
+	return t.Store.StaysMeeting(ctx, ws, asOf, func(run []domain.Presence) {
+		defer t.add(&pairing, time.Now())
+		each(run)
+	})
 }
 
 func (t *timedReads) PersonNames(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]string, error) {

@@ -864,7 +864,7 @@ func (d *diffRun) compare() string {
 	for _, v := range d.sc.venues {
 		ws = append(ws, domain.VenueWindow{VenueID: v.id, From: diffBase.Add(-5 * 24 * time.Hour), To: diffBase.Add(10 * 24 * time.Hour)})
 	}
-	got, ok, err = d.pg.StaysMeeting(d.ctx, ws, time.Time{})
+	got, ok, err = staysMeeting(d.ctx, d.pg, ws, time.Time{})
 	if err != nil || !ok {
 		return fmt.Sprintf("postgres: stays meeting: ok %v, %v", ok, err)
 	}

@@ -677,7 +677,8 @@ func (s *Store) StaysOfPersons(ctx context.Context, personIDs []uuid.UUID, from,
 	if err != nil {
 		return nil, false, readErr("stays of %d persons: %w", len(personIDs), err)
 	}
-	out, err := scanStays(rows, fmt.Sprintf("stays of %d persons", len(personIDs)))
+	out := []domain.Presence{}
+	err = eachStay(rows, fmt.Sprintf("stays of %d persons", len(personIDs)), func(p domain.Presence) { out = append(out, p) })
 	return out, err == nil, err
 }
 
@@ -690,10 +691,13 @@ func (s *Store) StaysOfPersons(ctx context.Context, personIDs []uuid.UUID, from,
 // after that one's start less the longest stay and ends after this one's
 // start), so each stay comes once without a DISTINCT (which hashed every
 // row), and the plan can only be the windows in order, each its index
-// range: the rows come by venue and start, as the trace wants them.
-func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, asOf time.Time) ([]domain.Presence, bool, error) {
+// range: the rows come by venue and start, as the trace wants them, and
+// each venue's run of them goes to each as soon as the next venue's first
+// row comes (the search pairs one venue while PostgreSQL reads the next;
+// at 10 M passes a depth-2 trace reads about a million stays).
+func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, asOf time.Time, each func([]domain.Presence)) (bool, error) {
 	if ok, err := s.staysAnswer(ctx, asOf); !ok || err != nil {
-		return nil, false, err
+		return false, err
 	}
 	asc := make([]domain.VenueWindow, len(windows))
 	for i, w := range windows {
@@ -706,7 +710,7 @@ func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, 
 	ws := domain.MergeWindows(asc)
 	longest, err := s.longestStays(ctx, ws)
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
 	n := len(ws)
 	venues := make([][16]byte, 0, n)
@@ -724,7 +728,7 @@ func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, 
 		froms, tos = append(froms, w.From), append(tos, w.To)
 	}
 	if len(venues) == 0 {
-		return []domain.Presence{}, true, nil
+		return true, nil
 	}
 	rows, err := s.pool.Query(ctx, s.sql(`SELECT x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit
 		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) AS w(venue_id, lo, after, f, t)
@@ -732,10 +736,23 @@ func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, 
 			WHERE x.venue_id = w.venue_id AND x.start_at >= w.lo AND x.start_at > w.after AND x.start_at <= w.t
 			AND x.end_at >= w.f OFFSET 0) x`), venues, los, afters, froms, tos)
 	if err != nil {
-		return nil, false, readErr("stays in %d venue windows: %w", len(venues), err)
+		return false, readErr("stays in %d venue windows: %w", len(venues), err)
 	}
-	out, err := scanStays(rows, fmt.Sprintf("stays in %d venue windows", len(venues)))
-	return out, err == nil, err
+	var run []domain.Presence
+	err = eachStay(rows, fmt.Sprintf("stays in %d venue windows", len(venues)), func(p domain.Presence) {
+		if len(run) > 0 && run[0].VenueID != p.VenueID {
+			each(run)
+			run = run[:0]
+		}
+		run = append(run, p)
+	})
+	if err != nil {
+		return false, err
+	}
+	if len(run) > 0 {
+		each(run)
+	}
+	return true, nil
 }
 
 // longestStays returns the longest stay of each venue of ws that has stays.
@@ -750,41 +767,37 @@ func (s *Store) longestStays(ctx context.Context, ws []domain.VenueWindow) (map[
 		`SELECT venue_id, longest FROM {s}.stay_spans WHERE venue_id = ANY($1::uuid[])`, ids)
 }
 
-// scanStays reads (person, venue, start, end, has_entry, has_exit) rows,
-// straight from the wire when they come in binary.
-func scanStays(rows pgx.Rows, what string) ([]domain.Presence, error) {
+// eachStay gives each the (person, venue, start, end, has_entry, has_exit)
+// rows in turn, read straight from the wire when they come in binary (a
+// depth-2 trace reads about a million).
+func eachStay(rows pgx.Rows, what string, each func(domain.Presence)) error {
 	defer rows.Close()
-	out := []domain.Presence{}
 	raw := onWire(rows, 6)
+	// One row's place for all (Scan takes its fields' addresses, so a
+	// local would be on the heap: an allocation a row).
+	p := new(domain.Presence)
 	for rows.Next() {
-		// Each row is read into its place (a local whose fields Scan
-		// takes would be on the heap, one allocation a row). A depth-2
-		// trace reads 200,000 rows: the answer doubles as it grows
-		// (append grows a large slice by a quarter, copying it each time).
-		if len(out) == cap(out) {
-			out = slices.Grow(out, len(out))
-		}
-		out = append(out, domain.Presence{})
-		p := &out[len(out)-1]
+		*p = domain.Presence{}
 		if raw {
 			v := rows.RawValues()
 			if len(v[0]) != 16 || len(v[1]) != 16 || len(v[2]) != 8 || len(v[3]) != 8 || len(v[4]) != 1 || len(v[5]) != 1 {
-				return nil, readErr("%s: unexpected binary row", what)
+				return readErr("%s: unexpected binary row", what)
 			}
 			copy(p.PersonID[:], v[0])
 			copy(p.VenueID[:], v[1])
 			p.Start, p.End = pgTime(v[2]), pgTime(v[3])
 			p.Entry, p.Exit = v[4][0] != 0, v[5][0] != 0
 		} else if err := rows.Scan(&p.PersonID, &p.VenueID, &p.Start, &p.End, &p.Entry, &p.Exit); err != nil {
-			return nil, readErr("%s: %w", what, err)
+			return readErr("%s: %w", what, err)
 		} else {
 			p.Start, p.End = p.Start.UTC(), p.End.UTC()
 		}
+		each(*p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, readErr("%s: %w", what, err)
+		return readErr("%s: %w", what, err)
 	}
-	return out, nil
+	return nil
 }
 
 // beginLocked begins a transaction that holds the projection's position

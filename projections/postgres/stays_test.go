@@ -139,9 +139,34 @@ func TestStaysFollowPasses(t *testing.T) {
 		t.Fatalf("opened without rules: %s, want the tables' (the defaults)", adopted.StayRules())
 	}
 	sameStrings(t, "rebuilt under the defaults", storedStays(t, d), cityStays(city, domain.StayRules{}))
-	if _, ok, err := s.StaysMeeting(ctx, []domain.VenueWindow{{VenueID: city.Venues[0], From: storetest.Base, To: storetest.Base.Add(time.Hour)}}, time.Time{}); ok || err != nil {
+	if _, ok, err := staysMeeting(ctx, s, []domain.VenueWindow{{VenueID: city.Venues[0], From: storetest.Base, To: storetest.Base.Add(time.Hour)}}, time.Time{}); ok || err != nil {
 		t.Fatalf("a store whose rules are not the tables' answered from them (ok %v, %v)", ok, err)
 	}
+}
+
+// staysMeeting is s.StaysMeeting's stays in one list, each venue's run
+// checked to be one venue's, in start order, and given once.
+func staysMeeting(ctx context.Context, s *postgres.Store, ws []domain.VenueWindow, asOf time.Time) ([]domain.Presence, bool, error) {
+	out := []domain.Presence{}
+	seen := make(map[uuid.UUID]bool)
+	var bad error
+	ok, err := s.StaysMeeting(ctx, ws, asOf, func(run []domain.Presence) {
+		v := run[0].VenueID
+		switch {
+		case seen[v]:
+			bad = fmt.Errorf("venue %s given twice", v)
+		case !slices.IsSortedFunc(run, func(a, b domain.Presence) int { return a.Start.Compare(b.Start) }):
+			bad = fmt.Errorf("venue %s's stays not in start order", v)
+		case slices.ContainsFunc(run, func(p domain.Presence) bool { return p.VenueID != v }):
+			bad = fmt.Errorf("a run of venue %s holds another venue's stays", v)
+		}
+		seen[v] = true
+		out = append(out, run...)
+	})
+	if err == nil {
+		err = bad
+	}
+	return out, ok, err
 }
 
 // feedCity feeds s the whole of city, batch events a batch.
