@@ -283,7 +283,7 @@ func findContacts(src stayLister, s ContactSearch) (FoundContacts, bool, error) 
 		// come (a read model hands them over venue by venue while it reads
 		// the next).
 		mine, venues := frontierAt(frontier, stays)
-		set := newContactSet()
+		set := newContactSet(skip)
 		var (
 			at    venueStays
 			twice error
@@ -303,7 +303,7 @@ func findContacts(src stayLister, s ContactSearch) (FoundContacts, bool, error) 
 			m.met = true
 			at.fill(theirs, m.n)
 			for _, st := range m.stays {
-				set.pair(st.via, st.n, st.stay, &at, w, skip)
+				set.pair(st.via, st.n, st.stay, &at, w)
 			}
 		})
 		if err == nil {
@@ -314,11 +314,14 @@ func findContacts(src stayLister, s ContactSearch) (FoundContacts, bool, error) 
 		}
 		// Depth by depth, each in order: the answer needs no sort.
 		found.Contacts = set.appendTo(found.Contacts, depth, frontier, venues)
+		found.Persons[depth] = len(set.persons)
+		if depth == s.Depth {
+			break
+		}
 		// People found at this depth are not found again deeper.
 		for _, p := range set.persons {
 			skip[p] = true
 		}
-		found.Persons[depth] = len(set.persons)
 		frontier = set.persons
 	}
 	return found, true, nil
