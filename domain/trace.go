@@ -213,8 +213,8 @@ func staysByVenue(stays []Presence) (byVenue map[uuid.UUID]*venueStays, venues [
 // fill makes v the venue numbered n with its stays by start (kept, not
 // copied), reusing v's buffers.
 func (v *venueStays) fill(stays []Presence, n int32) {
-	if !slices.IsSortedFunc(stays, func(a, b Presence) int { return a.Start.Compare(b.Start) }) {
-		slices.SortFunc(stays, func(a, b Presence) int { return a.Start.Compare(b.Start) })
+	if !slices.IsSortedFunc(stays, byStart) {
+		slices.SortFunc(stays, byStart)
 	}
 	v.stays, v.n, v.longest = stays, n, 0
 	v.starts, v.ends = v.starts[:0], v.ends[:0]
@@ -264,9 +264,10 @@ func frontierAt(frontier []uuid.UUID, stays map[uuid.UUID][]Presence) (map[uuid.
 
 // coPresence is a contact found before it is named and ordered: the
 // overlap in Unix nanoseconds, the contact's number in its contactSet, the
-// via's place in the frontier and the venue's number (staysByVenue). A
-// depth-2 trace finds hundreds of thousands: 32 bytes and no pointers
-// each, where a Contact is 112 bytes the garbage collector scans.
+// via's place in the frontier and the venue's number (frontierAt, or
+// staysByVenue for ContactsOf). A depth-2 trace finds hundreds of
+// thousands: 32 bytes and no pointers each, where a Contact is 112 bytes
+// the garbage collector scans.
 type coPresence struct {
 	start, end         int64
 	person, via, venue int32
@@ -283,8 +284,10 @@ type contactSet struct {
 
 func newContactSet(skip map[uuid.UUID]bool) *contactSet {
 	s := &contactSet{number: make(map[uuid.UUID]int32, len(skip))}
-	for p := range skip {
-		s.number[p] = -1
+	for p, yes := range skip {
+		if yes {
+			s.number[p] = -1
+		}
 	}
 	return s
 }

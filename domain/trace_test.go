@@ -1,8 +1,11 @@
 package domain
 
 import (
+	"errors"
 	"math"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -100,6 +103,127 @@ func TestBoundNanos(t *testing.T) {
 	} {
 		if got := boundNanos(c.t, c.unbounded); got != c.want {
 			t.Errorf("boundNanos(%s) = %d, want %d", c.t, got, c.want)
+		}
+	}
+}
+
+// shuffledRuns gives keptStays' venue runs in another order, each run's
+// stays shuffled, through one buffer that is overwritten once each returns
+// (a search that kept a run would see it changed), and, when twice is
+// set, one venue's run in two parts.
+type shuffledRuns struct {
+	*keptStays
+	r     *rand.Rand
+	twice bool
+}
+
+func (s *shuffledRuns) StaysMeeting(windows []VenueWindow, asOf time.Time, each func([]Presence)) (bool, error) {
+	var runs [][]Presence
+	ok, err := s.keptStays.StaysMeeting(windows, asOf, func(run []Presence) { runs = append(runs, slices.Clone(run)) })
+	s.r.Shuffle(len(runs), func(i, j int) { runs[i], runs[j] = runs[j], runs[i] })
+	var buf []Presence
+	give := func(run []Presence) {
+		buf = append(buf[:0], run...)
+		each(buf)
+		for i := range buf {
+			buf[i] = Presence{PersonID: uuid.New(), VenueID: buf[i].VenueID}
+		}
+	}
+	for _, run := range runs {
+		s.r.Shuffle(len(run), func(i, j int) { run[i], run[j] = run[j], run[i] })
+		if s.twice && len(run) > 1 {
+			give(run[:1])
+			run, s.twice = run[1:], false
+		}
+		give(run)
+	}
+	return ok, err
+}
+
+// bruteContacts is a search by brute force over k: every stay of the
+// frontier against every stay at its venue, the overlap widened by the
+// buffer on both sides, cut to the window and kept from the minimum up;
+// people found at one depth are not found again deeper.
+func bruteContacts(k *keptStays, index uuid.UUID, w TraceWindow, depth int) []Contact {
+	atVenue := make(map[uuid.UUID][]Presence)
+	for _, st := range k.byVenue {
+		atVenue[st.VenueID] = append(atVenue[st.VenueID], st)
+	}
+	skip := map[uuid.UUID]bool{index: true}
+	level := []uuid.UUID{index}
+	var out []Contact
+	for d := 1; d <= depth; d++ {
+		found := make(map[uuid.UUID]bool)
+		for _, via := range level {
+			for _, mine := range k.byPerson[via] {
+				for _, theirs := range atVenue[mine.VenueID] {
+					if skip[theirs.PersonID] {
+						continue
+					}
+					start := maxTime(maxTime(mine.Start, theirs.Start).Add(-w.Buffer), w.From)
+					end := minTime(minTime(mine.End, theirs.End).Add(w.Buffer), w.To)
+					if !end.After(start) || end.Sub(start) < w.MinOverlap {
+						continue
+					}
+					out = append(out, Contact{PersonID: theirs.PersonID, Depth: d, ViaPersonID: via, VenueID: mine.VenueID,
+						OverlapStart: start, OverlapEnd: end, OverlapMinutes: int(end.Sub(start) / time.Minute)})
+					found[theirs.PersonID] = true
+				}
+			}
+		}
+		level = level[:0]
+		for p := range found {
+			skip[p] = true
+			level = append(level, p)
+		}
+	}
+	SortContacts(out)
+	return out
+}
+
+func sameContacts(a, b []Contact) bool {
+	return slices.EqualFunc(a, b, func(x, y Contact) bool {
+		return x.PersonID == y.PersonID && x.Depth == y.Depth && x.ViaPersonID == y.ViaPersonID && x.VenueID == y.VenueID &&
+			x.OverlapStart.Equal(y.OverlapStart) && x.OverlapEnd.Equal(y.OverlapEnd) && x.OverlapMinutes == y.OverlapMinutes
+	})
+}
+
+// TestFindContactsVenueRuns: the search pairs each venue's stays as they
+// come, so its answer must be the brute force's whatever the order of the
+// venues and of a run's stays, whatever the reader does with a run's
+// buffer once it is paired, and a venue given in two parts (which would
+// lose the pairs across them) is ErrVenueTwice, not a smaller answer.
+func TestFindContactsVenueRuns(t *testing.T) {
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	k, ids := denseStays(2_000, base)
+	w := TraceWindow{From: base.Add(-2 * time.Hour), To: base.Add(14 * 24 * time.Hour), MinOverlap: 15 * time.Minute, Buffer: 5 * time.Minute}
+	search := func(reads ContactReads, person uuid.UUID) (FoundContacts, error) {
+		return FindContacts(reads, ContactSearch{PersonID: person, Depth: 2, Window: w}, StayRules{Dwell: DefaultDwell})
+	}
+	for i, person := range ids[:5] {
+		want := bruteContacts(k, person, w, 2)
+		inOrder, err := search(k, person)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inOrder.Persons[2] == 0 {
+			t.Fatalf("person %d: no contact at depth 2: the city is not dense enough to test anything", i)
+		}
+		// FindContacts answers in SortContacts' order.
+		if !sameContacts(inOrder.Contacts, want) {
+			t.Fatalf("person %d: %d contacts, the brute force %d", i, len(inOrder.Contacts), len(want))
+		}
+		shuffled, err := search(&shuffledRuns{keptStays: k, r: rand.New(rand.NewPCG(uint64(i), 7))}, person)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameContacts(shuffled.Contacts, inOrder.Contacts) || shuffled.Persons != inOrder.Persons {
+			t.Fatalf("person %d: venues and stays in another order gave %d contacts (%v people), in order %d (%v)",
+				i, len(shuffled.Contacts), shuffled.Persons, len(inOrder.Contacts), inOrder.Persons)
+		}
+		_, err = search(&shuffledRuns{keptStays: k, r: rand.New(rand.NewPCG(uint64(i), 7)), twice: true}, person)
+		if !errors.Is(err, ErrVenueTwice) {
+			t.Fatalf("person %d: a venue's stays in two parts: %v, want ErrVenueTwice", i, err)
 		}
 	}
 }

@@ -85,23 +85,38 @@ type StayReads interface {
 	// StaysMeeting gives each, venue by venue, the stays at a window's
 	// venue with Start <= the window's To and End >= its From (From may be
 	// after To); more is allowed: FindContacts checks every overlap. Each
-	// call holds all of one venue's stays, each once, in start order, and
-	// the slice is each's only until it returns (it may be reused), so a
-	// read model can hand over its rows as they come while the search
-	// pairs the venues before. ok false: nothing was given.
+	// call holds all of one venue's stays, each once (a venue given twice
+	// is ErrVenueTwice), best in start order (the search sorts a run that
+	// is not), and the slice is each's only until it returns (it may be
+	// reused), so a read model can hand over its rows as they come while
+	// the search pairs the venues before; the stream is read to its end.
+	// ok false with no error: nothing was given; after an error, what was
+	// given is dropped.
 	StaysMeeting(windows []VenueWindow, asOf time.Time, each func(venueStays []Presence)) (ok bool, err error)
+}
+
+// ErrVenueTwice is a StaysMeeting that gave one venue's stays in two
+// parts: pairing each part alone would lose the contacts across them.
+var ErrVenueTwice = errors.New("domain: a venue's stays came in two parts")
+
+// byStart orders stays by start; byVenueStart by venue (in the order of
+// the IDs, as venues are numbered), then start.
+func byStart(a, b Presence) int { return a.Start.Compare(b.Start) }
+
+func byVenueStart(a, b Presence) int {
+	if c := compareUUID(a.VenueID, b.VenueID); c != 0 {
+		return c
+	}
+	return byStart(a, b)
 }
 
 // VenueRuns gives each the stays of each venue in turn, in start order
 // (StaysMeeting's contract): stays are ordered by venue and start in place
 // first.
 func VenueRuns(stays []Presence, each func(venueStays []Presence)) {
-	slices.SortFunc(stays, func(a, b Presence) int {
-		if c := compareUUID(a.VenueID, b.VenueID); c != 0 {
-			return c
-		}
-		return a.Start.Compare(b.Start)
-	})
+	if !slices.IsSortedFunc(stays, byVenueStart) {
+		slices.SortFunc(stays, byVenueStart)
+	}
 	for i := 0; i < len(stays); {
 		j := i + 1
 		for j < len(stays) && stays[j].VenueID == stays[i].VenueID {
@@ -297,7 +312,7 @@ func findContacts(src stayLister, s ContactSearch) (FoundContacts, bool, error) 
 				return // no frontier stay there: nothing to pair
 			}
 			if m.met {
-				twice = fmt.Errorf("the stays of venue %s came in two parts", theirs[0].VenueID)
+				twice = fmt.Errorf("venue %s: %w", theirs[0].VenueID, ErrVenueTwice)
 				return
 			}
 			m.met = true

@@ -102,12 +102,7 @@ func denseStays(people int, base time.Time) (*keptStays, []uuid.UUID) {
 			k.longest[st.VenueID] = max(k.longest[st.VenueID], length)
 		}
 	}
-	slices.SortFunc(k.byVenue, func(a, b Presence) int {
-		if c := compareUUID(a.VenueID, b.VenueID); c != 0 {
-			return c
-		}
-		return a.Start.Compare(b.Start)
-	})
+	slices.SortFunc(k.byVenue, byVenueStart)
 	return k, ids
 }
 
@@ -132,61 +127,4 @@ func BenchmarkFindContactsDense(b *testing.B) {
 	}
 	b.ReportMetric(float64(contacts)/float64(b.N), "contacts/trace")
 	b.ReportMetric(float64(people)/float64(b.N), "people/trace")
-}
-
-// shuffledRuns gives keptStays' venue runs in another order, each run's
-// stays shuffled, and, when twice is set, one venue's run in two parts.
-type shuffledRuns struct {
-	*keptStays
-	r     *rand.Rand
-	twice bool
-}
-
-func (s *shuffledRuns) StaysMeeting(windows []VenueWindow, asOf time.Time, each func([]Presence)) (bool, error) {
-	var runs [][]Presence
-	ok, err := s.keptStays.StaysMeeting(windows, asOf, func(run []Presence) { runs = append(runs, slices.Clone(run)) })
-	s.r.Shuffle(len(runs), func(i, j int) { runs[i], runs[j] = runs[j], runs[i] })
-	for _, run := range runs {
-		s.r.Shuffle(len(run), func(i, j int) { run[i], run[j] = run[j], run[i] })
-		if s.twice && len(run) > 1 {
-			each(run[:1])
-			run, s.twice = run[1:], false
-		}
-		each(run)
-	}
-	return ok, err
-}
-
-// TestFindContactsVenueRuns: the search pairs each venue's stays as they
-// come, so its answer must not depend on the order of the venues or of a
-// run's stays, and a venue given in two parts (which would lose the pairs
-// across them) is an error, not a smaller answer.
-func TestFindContactsVenueRuns(t *testing.T) {
-	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	k, ids := denseStays(2_000, base)
-	search := func(reads ContactReads, person uuid.UUID) (FoundContacts, error) {
-		return FindContacts(reads, ContactSearch{PersonID: person, Depth: 2,
-			Window: TraceWindow{From: base.Add(-2 * time.Hour), To: base.Add(14 * 24 * time.Hour), MinOverlap: 15 * time.Minute, Buffer: 5 * time.Minute}},
-			StayRules{Dwell: DefaultDwell})
-	}
-	for i, person := range ids[:5] {
-		want, err := search(k, person)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want.Persons[2] == 0 {
-			t.Fatalf("person %d: no contact at depth 2: the city is not dense enough to test anything", i)
-		}
-		got, err := search(&shuffledRuns{keptStays: k, r: rand.New(rand.NewPCG(uint64(i), 7))}, person)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(got.Contacts, want.Contacts) || got.Persons != want.Persons {
-			t.Fatalf("person %d: venues and stays in another order gave %d contacts (%v people), in order %d (%v)",
-				i, len(got.Contacts), got.Persons, len(want.Contacts), want.Persons)
-		}
-		if _, err := search(&shuffledRuns{keptStays: k, r: rand.New(rand.NewPCG(uint64(i), 7)), twice: true}, person); err == nil {
-			t.Fatalf("person %d: a venue's stays in two parts were taken", i)
-		}
-	}
 }

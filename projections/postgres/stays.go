@@ -690,11 +690,13 @@ func (s *Store) StaysOfPersons(ctx context.Context, personIDs []uuid.UUID, from,
 // starting by then that meets this window meets that one too (it starts
 // after that one's start less the longest stay and ends after this one's
 // start), so each stay comes once without a DISTINCT (which hashed every
-// row), and the plan can only be the windows in order, each its index
-// range: the rows come by venue and start, as the trace wants them, and
-// each venue's run of them goes to each as soon as the next venue's first
-// row comes (the search pairs one venue while PostgreSQL reads the next;
-// at 10 M passes a depth-2 trace reads about a million stays).
+// row). The rows are ordered by the windows' place in the arrays (WITH
+// ORDINALITY), which is the plan's own order (the windows in order, each
+// its index range: no sort), so each venue's rows come together and by
+// start, as the trace needs them, and each venue's run goes to each as soon
+// as the next venue's first row comes: the search pairs one venue while
+// PostgreSQL reads the next (projections/DESIGN.md, "Stays kept in
+// PostgreSQL", gives the rows a depth-2 trace reads).
 func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, asOf time.Time, each func([]domain.Presence)) (bool, error) {
 	if ok, err := s.staysAnswer(ctx, asOf); !ok || err != nil {
 		return false, err
@@ -731,10 +733,11 @@ func (s *Store) StaysMeeting(ctx context.Context, windows []domain.VenueWindow, 
 		return true, nil
 	}
 	rows, err := s.pool.Query(ctx, s.sql(`SELECT x.person_id, x.venue_id, x.start_at, x.end_at, x.has_entry, x.has_exit
-		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) AS w(venue_id, lo, after, f, t)
+		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY AS w(venue_id, lo, after, f, t, n)
 		CROSS JOIN LATERAL (SELECT person_id, venue_id, start_at, end_at, has_entry, has_exit FROM {s}.stays x
 			WHERE x.venue_id = w.venue_id AND x.start_at >= w.lo AND x.start_at > w.after AND x.start_at <= w.t
-			AND x.end_at >= w.f OFFSET 0) x`), venues, los, afters, froms, tos)
+			AND x.end_at >= w.f OFFSET 0) x
+		ORDER BY w.n`), venues, los, afters, froms, tos)
 	if err != nil {
 		return false, readErr("stays in %d venue windows: %w", len(venues), err)
 	}
