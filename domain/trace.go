@@ -3,6 +3,7 @@ package domain
 import (
 	"cmp"
 	"encoding/binary"
+	"iter"
 	"math"
 	"slices"
 	"sort"
@@ -180,7 +181,8 @@ func ContactsOf(via uuid.UUID, viaStays, others []Presence, depth int, w TraceWi
 	byVenue, venues := staysByVenue(slices.Clone(others))
 	set := newContactSet(skip)
 	set.find(via, 0, viaStays, byVenue, w)
-	return set.appendTo(nil, depth, []uuid.UUID{via}, venues)
+	d := set.order(depth, []uuid.UUID{via}, venues)
+	return slices.Collect(d.all())
 }
 
 // venueStays are one venue's stays by start, with the longest of them: a
@@ -360,11 +362,11 @@ func boundNanos(t time.Time, unbounded int64) int64 {
 	return t.UnixNano()
 }
 
-// appendTo orders the set's persons by ID and appends its contacts at
-// depth to dst ordered by person, overlap start, via, venue and overlap
-// end (SortContacts' order within a depth): frontier, the vias by place,
-// must be ordered by ID.
-func (s *contactSet) appendTo(dst []Contact, depth int, frontier, venues []uuid.UUID) []Contact {
+// order orders the set's persons by ID and its contacts at depth by
+// person, overlap start, via, venue and overlap end (SortContacts' order
+// within a depth): frontier, the vias by place, must be ordered by ID, as
+// venues, the venues by number.
+func (s *contactSet) order(depth int, frontier, venues []uuid.UUID) foundDepth {
 	// By UUID, compared as two big-endian words (byte order, as
 	// compareUUID) rather than byte by byte: 130,000 people at depth 2.
 	type key struct {
@@ -421,15 +423,32 @@ func (s *contactSet) appendTo(dst []Contact, depth int, frontier, venues []uuid.
 			return cmp.Compare(a.end, b.end)
 		})
 	}
-	dst = slices.Grow(dst, len(s.found))
-	for _, c := range s.found {
-		dst = append(dst, Contact{
-			PersonID: s.persons[c.person], Depth: depth, ViaPersonID: frontier[c.via], VenueID: venues[c.venue],
-			OverlapStart: time.Unix(0, c.start).UTC(), OverlapEnd: time.Unix(0, c.end).UTC(),
-			OverlapMinutes: int(time.Duration(c.end-c.start) / time.Minute),
-		})
+	return foundDepth{depth: depth, found: s.found, persons: s.persons, frontier: frontier, venues: venues}
+}
+
+// foundDepth is one depth's co-presences in the answer's order, kept as
+// numbers (32 bytes each, no pointers) until they are read, with the IDs
+// the numbers stand for: persons by rank, the frontier, the venues.
+type foundDepth struct {
+	depth                     int
+	found                     []coPresence
+	persons, frontier, venues []uuid.UUID
+}
+
+// all gives the depth's contacts in order, each made as it is given (in
+// UTC).
+func (d *foundDepth) all() iter.Seq[Contact] {
+	return func(yield func(Contact) bool) {
+		for _, c := range d.found {
+			if !yield(Contact{
+				PersonID: d.persons[c.person], Depth: d.depth, ViaPersonID: d.frontier[c.via], VenueID: d.venues[c.venue],
+				OverlapStart: time.Unix(0, c.start).UTC(), OverlapEnd: time.Unix(0, c.end).UTC(),
+				OverlapMinutes: int(time.Duration(c.end-c.start) / time.Minute),
+			}) {
+				return
+			}
+		}
 	}
-	return dst
 }
 
 // MergeWindows returns the union of ws as disjoint windows, ordered by venue

@@ -210,16 +210,16 @@ func TestFindContactsVenueRuns(t *testing.T) {
 			t.Fatalf("person %d: no contact at depth 2: the city is not dense enough to test anything", i)
 		}
 		// FindContacts answers in SortContacts' order.
-		if !sameContacts(inOrder.Contacts, want) {
-			t.Fatalf("person %d: %d contacts, the brute force %d", i, len(inOrder.Contacts), len(want))
+		if !sameContacts(inOrder.Contacts(), want) {
+			t.Fatalf("person %d: %d contacts, the brute force %d", i, len(inOrder.Contacts()), len(want))
 		}
 		shuffled, err := search(&shuffledRuns{keptStays: k, r: rand.New(rand.NewPCG(uint64(i), 7))}, person)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !sameContacts(shuffled.Contacts, inOrder.Contacts) || shuffled.Persons != inOrder.Persons {
+		if !sameContacts(shuffled.Contacts(), inOrder.Contacts()) || shuffled.Persons != inOrder.Persons {
 			t.Fatalf("person %d: venues and stays in another order gave %d contacts (%v people), in order %d (%v)",
-				i, len(shuffled.Contacts), shuffled.Persons, len(inOrder.Contacts), inOrder.Persons)
+				i, len(shuffled.Contacts()), shuffled.Persons, len(inOrder.Contacts()), inOrder.Persons)
 		}
 		_, err = search(&shuffledRuns{keptStays: k, r: rand.New(rand.NewPCG(uint64(i), 7)), twice: true}, person)
 		if !errors.Is(err, ErrVenueTwice) {

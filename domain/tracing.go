@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
 	"strings"
@@ -127,17 +128,72 @@ func VenueRuns(stays []Presence, each func(venueStays []Presence)) {
 	}
 }
 
-// FoundContacts is FindContacts' answer.
+// FoundContacts is FindContacts' answer. Its contacts are kept as numbers
+// until they are read (a depth-2 trace of a dense city finds 270,000:
+// whoever renders them makes each once, from All).
 type FoundContacts struct {
 	// Stays are the index person's stays the search looked at (those that
 	// come within the buffer of the window), by start.
 	Stays []Presence
-	// Contacts holds every co-presence found, ordered by depth, person,
-	// overlap start, via, venue.
-	Contacts []Contact
 	// Persons counts the distinct people found at depth 1 and 2
 	// (Persons[0] is unused).
 	Persons [3]int
+	depths  []foundDepth
+}
+
+// Len is how many co-presences were found.
+func (f FoundContacts) Len() int {
+	n := 0
+	for _, d := range f.depths {
+		n += len(d.found)
+	}
+	return n
+}
+
+// All gives every co-presence found, ordered by depth, person, overlap
+// start, via, venue and overlap end (SortContacts' order), in UTC; a
+// person's co-presences are one run.
+func (f FoundContacts) All() iter.Seq[Contact] {
+	return func(yield func(Contact) bool) {
+		for i := range f.depths {
+			for c := range f.depths[i].all() {
+				if !yield(c) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Contacts is All as a slice.
+func (f FoundContacts) Contacts() []Contact { return slices.Collect(f.All()) }
+
+// People are the people found, each once, in All's order.
+func (f FoundContacts) People() []uuid.UUID {
+	var out []uuid.UUID
+	for _, d := range f.depths {
+		out = append(out, d.persons...)
+	}
+	return out
+}
+
+// Venues are the venues of the co-presences found, each once.
+func (f FoundContacts) Venues() []uuid.UUID {
+	var out []uuid.UUID
+	seen := make(map[uuid.UUID]bool)
+	for _, d := range f.depths {
+		used := make([]bool, len(d.venues))
+		for _, c := range d.found {
+			used[c.venue] = true
+		}
+		for n, yes := range used {
+			if yes && !seen[d.venues[n]] {
+				seen[d.venues[n]] = true
+				out = append(out, d.venues[n])
+			}
+		}
+	}
+	return out
 }
 
 // stayLister is where a search gets stays from: the persons' stays that
@@ -328,7 +384,7 @@ func findContacts(src stayLister, s ContactSearch) (FoundContacts, bool, error) 
 			return FoundContacts{}, ok, wrapTrace(fmt.Sprintf("stays at venues, depth %d", depth), err)
 		}
 		// Depth by depth, each in order: the answer needs no sort.
-		found.Contacts = set.appendTo(found.Contacts, depth, frontier, venues)
+		found.depths = append(found.depths, set.order(depth, frontier, venues))
 		found.Persons[depth] = len(set.persons)
 		if depth == s.Depth {
 			break

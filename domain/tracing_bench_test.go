@@ -122,7 +122,7 @@ func BenchmarkFindContactsDense(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		contacts += len(found.Contacts)
+		contacts += found.Len()
 		people += found.Persons[1] + found.Persons[2]
 	}
 	b.ReportMetric(float64(contacts)/float64(b.N), "contacts/trace")

@@ -111,17 +111,10 @@ func (l *Ledger) Trace(ctx context.Context, actor domain.Actor, q domain.TraceQu
 	// The contacts come by depth and person, and nobody is at two depths:
 	// each person's co-presences are one run (a depth-2 trace of a dense
 	// city has 270,000 of them, 130,000 people).
-	newPerson := func(i int) bool { return i == 0 || found.Contacts[i].PersonID != found.Contacts[i-1].PersonID }
-	var personIDs, venueIDs []uuid.UUID
-	seenV := map[uuid.UUID]bool{}
-	for i, c := range found.Contacts {
-		if newPerson(i) {
-			personIDs = append(personIDs, c.PersonID)
-		}
-		if !seenV[c.VenueID] {
-			seenV[c.VenueID] = true
-			venueIDs = append(venueIDs, c.VenueID)
-		}
+	personIDs, venueIDs := found.People(), found.Venues()
+	seenV := make(map[uuid.UUID]bool, len(venueIDs))
+	for _, v := range venueIDs {
+		seenV[v] = true
 	}
 	for _, st := range found.Stays {
 		if !seenV[st.VenueID] {
@@ -146,7 +139,7 @@ func (l *Ledger) Trace(ctx context.Context, actor domain.Actor, q domain.TraceQu
 			Contacts: found.Persons[1], SecondContacts: found.Persons[2],
 		},
 		Visits:   make([]TraceVisit, 0, len(found.Stays)),
-		Contacts: make([]TraceContact, 0, len(found.Contacts)),
+		Contacts: make([]TraceContact, 0, found.Len()),
 	}
 	for _, st := range found.Stays {
 		v := venues[st.VenueID]
@@ -157,12 +150,12 @@ func (l *Ledger) Trace(ctx context.Context, actor domain.Actor, q domain.TraceQu
 	for id, v := range venues {
 		venueNames[id] = v.Name
 	}
+	// Each contact is made once, here, from the search's numbers (in UTC).
 	var name string
-	for i, c := range found.Contacts {
-		if newPerson(i) {
+	for c := range found.All() {
+		if n := len(res.Contacts); n == 0 || res.Contacts[n-1].PersonID != c.PersonID {
 			name = names[c.PersonID]
 		}
-		c.OverlapStart, c.OverlapEnd = c.OverlapStart.UTC(), c.OverlapEnd.UTC()
 		res.Contacts = append(res.Contacts, TraceContact{Contact: c, NameMasked: name, VenueName: venueNames[c.VenueID]})
 	}
 

@@ -341,8 +341,8 @@ func BenchmarkDenseTrace(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if !slices.Equal(viaStays.Contacts, viaPasses.Contacts) || !slices.Equal(viaStays.Stays, viaPasses.Stays) || len(viaStays.Contacts) == 0 {
-			b.Fatalf("depth %d: %d contacts from the stays, %d from the passes", depth, len(viaStays.Contacts), len(viaPasses.Contacts))
+		if !slices.Equal(viaStays.Contacts(), viaPasses.Contacts()) || !slices.Equal(viaStays.Stays, viaPasses.Stays) || viaStays.Len() == 0 {
+			b.Fatalf("depth %d: %d contacts from the stays, %d from the passes", depth, viaStays.Len(), viaPasses.Len())
 		}
 	}
 	for _, depth := range []int{1, 2} {

@@ -783,14 +783,14 @@ func (d *diffRun) read(s projections.Store) (answers, error) {
 				return a, err
 			}
 			if s == projections.Store(d.pg) {
-				d.stats.contacts += len(found.Contacts)
+				d.stats.contacts += found.Len()
 			}
 			a.put(fmt.Sprintf("contacts of %s, depth %d, %s..%s min %s buffer %s, as of %s", p, tc.depth, tc.w.From.Format(time.RFC3339),
 				tc.w.To.Format(time.RFC3339), tc.w.MinOverlap, tc.w.Buffer, tc.asOf.Format(time.RFC3339)),
 				// Stays are by start, venue and end: two that differ only
 				// in their flags (two entries and an exit at one instant)
 				// come in either order.
-				append(sortedJSON(found.Stays), diffJSON(found.Contacts), fmt.Sprint(found.Persons))...)
+				append(sortedJSON(found.Stays), diffJSON(found.Contacts()), fmt.Sprint(found.Persons))...)
 		}
 	}
 	return a, nil
@@ -1193,11 +1193,11 @@ func TestStaysMeetingMissesZeroLengthStays(t *testing.T) {
 	mem := z.contacts(z.mem, z.a, 5*time.Minute, time.Time{})
 	pgPasses := z.contacts(z.pg, z.a, 5*time.Minute, at.Add(time.Hour))
 	pgStays := z.contacts(z.pg, z.a, 5*time.Minute, time.Time{})
-	if len(mem.Contacts) != 1 || len(pgPasses.Contacts) != 1 {
-		t.Fatalf("memory found %d contacts, postgres from its passes %d; want 1 each", len(mem.Contacts), len(pgPasses.Contacts))
+	if mem.Len() != 1 || pgPasses.Len() != 1 {
+		t.Fatalf("memory found %d contacts, postgres from its passes %d; want 1 each", mem.Len(), pgPasses.Len())
 	}
-	if got := diffJSON(pgStays.Contacts); got != diffJSON(mem.Contacts) {
-		t.Fatalf("postgres from its stays found contacts %s, memory (and postgres from its passes) %s", got, diffJSON(mem.Contacts))
+	if got := diffJSON(pgStays.Contacts()); got != diffJSON(mem.Contacts()) {
+		t.Fatalf("postgres from its stays found contacts %s, memory (and postgres from its passes) %s", got, diffJSON(mem.Contacts()))
 	}
 }
 
@@ -1231,11 +1231,11 @@ func TestRetireLeavesZeroLengthStays(t *testing.T) {
 	z.apply(z.pass(z.b, "in", cutoff.Add(10*time.Minute)), z.pass(z.b, "out", cutoff.Add(40*time.Minute)))
 	memB := z.contacts(z.mem, z.b, time.Hour, time.Time{})
 	pgB := z.contacts(z.pg, z.b, time.Hour, time.Time{})
-	if len(stays) != 0 || len(pg.Stays) != len(mem.Stays) || len(pgB.Contacts) != len(memB.Contacts) {
+	if len(stays) != 0 || len(pg.Stays) != len(mem.Stays) || pgB.Len() != memB.Len() {
 		t.Fatalf("after retiring the passes before %s: postgres keeps %d stays of the person (%s), its trace shows %d stays "+
 			"(memory %d); the next person's trace finds %d contacts in postgres (%s), %d in memory",
 			cutoff.Format(time.RFC3339), len(stays), diffJSON(stays), len(pg.Stays), len(mem.Stays),
-			len(pgB.Contacts), diffJSON(pgB.Contacts), len(memB.Contacts))
+			pgB.Len(), diffJSON(pgB.Contacts()), memB.Len())
 	}
 }
 

@@ -449,14 +449,14 @@ func testTraceCity(t *testing.T, f *feeder) {
 				if err := sameStays(got.Stays, wantStays); err != nil {
 					t.Fatalf("person %v: stays: %v", p, err)
 				}
-				if err := sameContacts(got.Contacts, want); err != nil {
-					t.Fatalf("person %v: %d contacts, brute force %d: %v", p, len(got.Contacts), len(want), err)
+				if err := sameContacts(got.Contacts(), want); err != nil {
+					t.Fatalf("person %v: %d contacts, brute force %d: %v", p, got.Len(), len(want), err)
 				}
 				if got.Persons[2] > 0 {
 					sawDepth2 = true
 				}
 				t.Logf("person %v: %d stays, %d contacts, %d people at depth 1, %d at depth 2",
-					p, len(got.Stays), len(got.Contacts), got.Persons[1], got.Persons[2])
+					p, len(got.Stays), got.Len(), got.Persons[1], got.Persons[2])
 				if !tc.asOf.IsZero() {
 					_, all := bruteContacts(allStays, p, tc.w, tc.depth)
 					if len(all) != len(want) {
