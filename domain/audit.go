@@ -293,11 +293,13 @@ func AuditEntryOf(e Envelope) (entry AuditRecorded, ok bool, err error) {
 	entry.Role = RoleOfSubject(e.Actor)
 	entry.SourceEventID = e.ID
 	entry.SourceType = e.Type
-	entry.At = e.RecordedAt.UTC()
+	// The entry's times are the read models' (a listing from PostgreSQL
+	// gives back what was hashed).
+	entry.At = Micros(e.RecordedAt)
 	if e.RecordedAt.IsZero() {
-		entry.At = e.OccurredAt.UTC()
+		entry.At = Micros(e.OccurredAt)
 	}
-	entry.From, entry.To = entry.From.UTC(), entry.To.UTC()
+	entry.From, entry.To = Micros(entry.From), Micros(entry.To)
 	return entry, true, nil
 }
 

@@ -224,9 +224,12 @@ func SamePass(stored, decided PassRecorded, timeGiven bool) bool {
 
 // sameMicrosecond compares two instants at the read models' precision
 // (PostgreSQL keeps microseconds).
-func sameMicrosecond(a, b time.Time) bool {
-	return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
-}
+func sameMicrosecond(a, b time.Time) bool { return Micros(a).Equal(Micros(b)) }
+
+// Micros is t in UTC at the read models' precision, the microsecond
+// (PostgreSQL's): the times the ledger writes are cut to it, so that every
+// read model gives back the instant the log holds.
+func Micros(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC() }
 
 // DecideNewPass decides a pass that is not stored yet at venue (admitted by
 // AdmitPass) and builds its events: the person's pass with id eventID, then
@@ -240,6 +243,10 @@ func DecideNewPass(actor Actor, cmd RecordPass, venue VenueView, eventID uuid.UU
 	if err := ValidateOccurredAt(at, c.Now, c.ClockSkew, c.Retention); err != nil {
 		return nil, nil, err
 	}
+	// Kept to the microsecond, as every read model keeps it: a stay, and
+	// so a contact, is then the same in each (with nanoseconds, two
+	// passes 400 ns apart overlapped in memory and not in PostgreSQL).
+	at = Micros(at)
 	if venue.Status != VenueStatusApproved {
 		return nil, nil, Errorf(ErrConflict, "venue %s is %s: only approved venues take passes", venue.ID, venue.Status)
 	}

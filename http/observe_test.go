@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,5 +175,29 @@ func TestRequestLogClientGone(t *testing.T) {
 	defer m.mu.Unlock()
 	if len(m.requests) != 1 || m.requests[0] != "GET /v1/venues " || len(m.problems) != 0 {
 		t.Fatalf("metrics told %q, problems %v", m.requests, m.problems)
+	}
+}
+
+// TestLogClientLeftMidAnswer: a stream the client stopped reading (the
+// connection broke under a write) is logged at info as the client's
+// leaving; any other failure of an answer is an error.
+func TestLogClientLeftMidAnswer(t *testing.T) {
+	e, logs, _ := observedServer(t)
+	r := httptest.NewRequest("POST", "/v1/traces", nil)
+	broke := &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}
+	e.srv.logInternal(r, fmt.Errorf("write trace csv: %w", broke))
+	e.srv.logInternal(r, fmt.Errorf("write trace: %w", &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}))
+	e.srv.logInternal(r, errors.New("encode trace contact: no such venue"))
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		got = append(got, fmt.Sprint(v["level"], " ", v["msg"]))
+	}
+	want := []string{"INFO client went away", "INFO client went away", "ERROR request failed"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("logged %q, want %q", got, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -196,10 +197,22 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // logInternal logs an internal error with the request's method and route
 // pattern. Domain errors never hold ID numbers, and the raw path and body
-// are not logged.
+// are not logged. A client that went away in the middle of its answer (a
+// long trace's download stopped) is no failure of ours: it is logged at
+// info, not as an error.
 func (s *Server) logInternal(r *http.Request, err error) {
-	s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+	level, msg := slog.LevelError, "request failed"
+	if clientLeft(r, err) {
+		level, msg = slog.LevelInfo, "client went away"
+	}
+	s.log.LogAttrs(r.Context(), level, msg,
 		slog.String("method", r.Method), slog.String("route", routePattern(r)), slog.String("err", err.Error()))
+}
+
+// clientLeft reports whether err is the client's leaving: its request's
+// context ended, or the connection broke under a write.
+func clientLeft(r *http.Request, err error) bool {
+	return r.Context().Err() != nil || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func writeProblem(w http.ResponseWriter, p Problem) {

@@ -608,7 +608,7 @@ func parseTime(field, s string) (time.Time, error) {
 		return time.Time{}, domain.Invalid(field, "must be an RFC 3339 time with a zone, e.g. 2022-05-01T08:00:00+08:00")
 	}
 	if t.IsZero() {
-		return time.Time{}, domain.Invalid(field, "must not be the zero time; leave the field out instead")
+		return time.Time{}, domain.Invalid(field, "must not be the zero time (0001-01-01T00:00:00Z), which stands for no time")
 	}
 	if s[len(s)-1] != 'Z' {
 		off := s[len(s)-6:] // time.Parse took it: ±hh:mm
