@@ -227,3 +227,17 @@ func TestFindContactsVenueRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceWindowToTheMicrosecond: a window asked in nanoseconds is traced,
+// audited and listed to the microsecond, the read models' precision.
+func TestTraceWindowToTheMicrosecond(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	from, to := now.Add(-48*time.Hour+123456789), now.Add(-time.Hour+987654321)
+	s, _, _, err := ValidateTrace(TraceQuery{PersonID: uuid.New(), From: from, To: to, Depth: 1, Reason: "cluster follow-up"}, now, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Window.From.Equal(from.Truncate(time.Microsecond)) || !s.Window.To.Equal(to.Truncate(time.Microsecond)) {
+		t.Fatalf("window %v to %v, want %v to %v at the microsecond", s.Window.From, s.Window.To, from, to)
+	}
+}

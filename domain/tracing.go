@@ -471,6 +471,9 @@ func ValidateReason(reason string) (string, error) {
 // person is named by document.
 func ValidateTrace(q TraceQuery, now, latest time.Time) (s ContactSearch, reason, number string, err error) {
 	var errs []error
+	// The window to the microsecond, as the read models keep times: the
+	// trace, its audit entry and its listing are then the same in each.
+	q.From, q.To = Micros(q.From), Micros(q.To)
 	byDocument := q.IDType != "" || q.IDNumber != ""
 	switch {
 	case q.PersonID != uuid.Nil && byDocument:
