@@ -155,7 +155,7 @@ func AdmitPass(actor Actor, cmd RecordPass, f *PassFacts) (VenueView, error) {
 // the stored pass's answer. idHash is a manual entry's document hash.
 func CheckPassRetry(actor Actor, cmd RecordPass, idHash string, stored PassView, f *PassFacts, c PassClock) error {
 	if !cmd.OccurredAt.IsZero() {
-		if err := ValidateOccurredAt(cmd.OccurredAt, c.Now, c.ClockSkew, c.Retention); err != nil {
+		if err := ValidateOccurredAt(Micros(cmd.OccurredAt), c.Now, c.ClockSkew, c.Retention); err != nil {
 			return err
 		}
 	}
@@ -207,7 +207,7 @@ func CheckPassRetry(actor Actor, cmd RecordPass, idHash string, stored PassView,
 
 // SameRecordPass reports whether two pass commands ask the same.
 func SameRecordPass(a, b RecordPass) bool {
-	return a.EventID == b.EventID && a.CodeID == b.CodeID && a.OccurredAt.Equal(b.OccurredAt) && a.Method == b.Method && a.VenueID == b.VenueID &&
+	return a.EventID == b.EventID && a.CodeID == b.CodeID && sameMicrosecond(a.OccurredAt, b.OccurredAt) && a.Method == b.Method && a.VenueID == b.VenueID &&
 		a.PersonID == b.PersonID && a.IDType == b.IDType && a.IDNumber == b.IDNumber && a.Direction == b.Direction &&
 		slices.Equal(a.FamilyMemberIDs, b.FamilyMemberIDs)
 }
@@ -240,13 +240,14 @@ func DecideNewPass(actor Actor, cmd RecordPass, venue VenueView, eventID uuid.UU
 	if at.IsZero() {
 		at = c.Now
 	}
-	if err := ValidateOccurredAt(at, c.Now, c.ClockSkew, c.Retention); err != nil {
-		return nil, nil, err
-	}
 	// Kept to the microsecond, as every read model keeps it: a stay, and
 	// so a contact, is then the same in each (with nanoseconds, two
 	// passes 400 ns apart overlapped in memory and not in PostgreSQL).
+	// Checked as kept.
 	at = Micros(at)
+	if err := ValidateOccurredAt(at, c.Now, c.ClockSkew, c.Retention); err != nil {
+		return nil, nil, err
+	}
 	if venue.Status != VenueStatusApproved {
 		return nil, nil, Errorf(ErrConflict, "venue %s is %s: only approved venues take passes", venue.ID, venue.Status)
 	}

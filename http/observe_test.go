@@ -178,16 +178,23 @@ func TestRequestLogClientGone(t *testing.T) {
 	}
 }
 
-// TestLogClientLeftMidAnswer: a stream the client stopped reading (the
-// connection broke under a write) is logged at info as the client's
-// leaving; any other failure of an answer is an error.
+// TestLogClientLeftMidAnswer: a stream whose write to the client's
+// connection failed is logged at info as the client's leaving; any other
+// failure, a broken connection to a database included, and any failure of
+// a request whose client has gone, is an error.
 func TestLogClientLeftMidAnswer(t *testing.T) {
 	e, logs, _ := observedServer(t)
 	r := httptest.NewRequest("POST", "/v1/traces", nil)
-	broke := &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}
-	e.srv.logInternal(r, fmt.Errorf("write trace csv: %w", broke))
-	e.srv.logInternal(r, fmt.Errorf("write trace: %w", &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}))
-	e.srv.logInternal(r, errors.New("encode trace contact: no such venue"))
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	wrote := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", errno)}
+	}
+	e.srv.logAnswerBroke(r, fmt.Errorf("write trace csv: %w", wrote(syscall.EPIPE)))
+	e.srv.logAnswerBroke(r, fmt.Errorf("write trace: %w", wrote(syscall.ECONNRESET)))
+	e.srv.logAnswerBroke(r, fmt.Errorf("names: %w", &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}))
+	e.srv.logAnswerBroke(r.WithContext(gone), errors.New("encode trace contact: no such venue"))
+	e.srv.logInternal(r, fmt.Errorf("append: %w", wrote(syscall.EPIPE)))
 	var got []string
 	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var v map[string]any
@@ -196,7 +203,7 @@ func TestLogClientLeftMidAnswer(t *testing.T) {
 		}
 		got = append(got, fmt.Sprint(v["level"], " ", v["msg"]))
 	}
-	want := []string{"INFO client went away", "INFO client went away", "ERROR request failed"}
+	want := []string{"INFO client went away", "INFO client went away", "ERROR request failed", "ERROR request failed", "ERROR request failed"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("logged %q, want %q", got, want)
 	}

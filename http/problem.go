@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -197,22 +197,27 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // logInternal logs an internal error with the request's method and route
 // pattern. Domain errors never hold ID numbers, and the raw path and body
-// are not logged. A client that went away in the middle of its answer (a
-// long trace's download stopped) is no failure of ours: it is logged at
-// info, not as an error.
+// are not logged.
 func (s *Server) logInternal(r *http.Request, err error) {
-	level, msg := slog.LevelError, "request failed"
-	if clientLeft(r, err) {
-		level, msg = slog.LevelInfo, "client went away"
-	}
-	s.log.LogAttrs(r.Context(), level, msg,
-		slog.String("method", r.Method), slog.String("route", routePattern(r)), slog.String("err", err.Error()))
+	s.logFailure(r, slog.LevelError, "request failed", err)
 }
 
-// clientLeft reports whether err is the client's leaving: its request's
-// context ended, or the connection broke under a write.
-func clientLeft(r *http.Request, err error) bool {
-	return r.Context().Err() != nil || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+// logAnswerBroke logs err, a failure to write an answer already begun (a
+// long trace's stream): a write to the client's connection that failed is
+// the client's leaving, no failure of ours, logged at info; anything else
+// is logInternal's error.
+func (s *Server) logAnswerBroke(r *http.Request, err error) {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "write" {
+		s.logFailure(r, slog.LevelInfo, "client went away", err)
+		return
+	}
+	s.logInternal(r, err)
+}
+
+func (s *Server) logFailure(r *http.Request, level slog.Level, msg string, err error) {
+	s.log.LogAttrs(r.Context(), level, msg,
+		slog.String("method", r.Method), slog.String("route", routePattern(r)), slog.String("err", err.Error()))
 }
 
 func writeProblem(w http.ResponseWriter, p Problem) {

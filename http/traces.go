@@ -131,11 +131,14 @@ func (s *Server) writeTraceJSON(w http.ResponseWriter, r *http.Request, res ledg
 			s.logInternal(r, fmt.Errorf("encode trace contact: %w", err))
 			return nil
 		}
-		bw.Write(cb)
+		if _, err := bw.Write(cb); err != nil { // the client left: stop making the rest
+			s.logAnswerBroke(r, fmt.Errorf("write trace: %w", err))
+			return nil
+		}
 	}
 	bw.WriteString("]}\n")
 	if err := bw.Flush(); err != nil {
-		s.logInternal(r, fmt.Errorf("write trace: %w", err))
+		s.logAnswerBroke(r, fmt.Errorf("write trace: %w", err))
 	}
 	return nil
 }
@@ -216,7 +219,7 @@ func (s *Server) writeTraceCSV(w http.ResponseWriter, r *http.Request, res ledge
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
-		s.logInternal(r, fmt.Errorf("write trace csv: %w", err))
+		s.logAnswerBroke(r, fmt.Errorf("write trace csv: %w", err))
 	}
 }
 

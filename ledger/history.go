@@ -35,6 +35,9 @@ func (l *Ledger) History(ctx context.Context, actor domain.Actor, q HistoryQuery
 	if err := domain.HistoryReaders.Require(actor, "a trace history is for the person themself, their guardian, an admin or an analyst"); err != nil {
 		return nil, 0, err
 	}
+	// The window to the microsecond, as the read models keep times (and as
+	// a trace's window is).
+	q.From, q.To = domain.Micros(q.From), domain.Micros(q.To)
 	switch q.Source {
 	case "":
 		q.Source = domain.SourceReadModel
