@@ -172,19 +172,6 @@ type TraceWindow struct {
 	Buffer     time.Duration
 }
 
-// ContactsOf returns every co-presence between the stays of via (the traced
-// person at some depth) and others' stays at the same venues: overlaps of at
-// least w.MinOverlap after widening both by w.Buffer, clipped to the window
-// (in UTC). Stays of people in skip are ignored. Results are ordered by
-// person, then overlap start.
-func ContactsOf(via uuid.UUID, viaStays, others []Presence, depth int, w TraceWindow, skip map[uuid.UUID]bool) []Contact {
-	byVenue, venues := staysByVenue(slices.Clone(others))
-	set := newContactSet(skip)
-	set.find(via, 0, viaStays, byVenue, w)
-	d := set.order(depth, []uuid.UUID{via}, venues)
-	return slices.Collect(d.all())
-}
-
 // venueStays are one venue's stays by start, with the longest of them: a
 // stay that may overlap [from, to] starts in [from-longest, to]. n is the
 // venue's number: venues are numbered in the order of their IDs.
@@ -195,21 +182,6 @@ type venueStays struct {
 	starts, ends []int64
 	longest      time.Duration
 	n            int32
-}
-
-// staysByVenue groups stays by venue, for contactSet.pair: it orders them
-// by venue and start in place and gives each venue its run of them (see
-// VenueRuns). venues are the venues' IDs by number, in the order of their
-// IDs.
-func staysByVenue(stays []Presence) (byVenue map[uuid.UUID]*venueStays, venues []uuid.UUID) {
-	byVenue = make(map[uuid.UUID]*venueStays)
-	VenueRuns(stays, func(run []Presence) {
-		v := &venueStays{}
-		v.fill(run, int32(len(venues)))
-		byVenue[run[0].VenueID] = v
-		venues = append(venues, run[0].VenueID)
-	})
-	return byVenue, venues
 }
 
 // fill makes v the venue numbered n with its stays by start (kept, not
@@ -266,10 +238,9 @@ func frontierAt(frontier []uuid.UUID, stays map[uuid.UUID][]Presence) (map[uuid.
 
 // coPresence is a contact found before it is named and ordered: the
 // overlap in Unix nanoseconds, the contact's number in its contactSet, the
-// via's place in the frontier and the venue's number (frontierAt, or
-// staysByVenue for ContactsOf). A depth-2 trace finds hundreds of
-// thousands: 32 bytes and no pointers each, where a Contact is 112 bytes
-// the garbage collector scans.
+// via's place in the frontier and the venue's number (frontierAt). A
+// depth-2 trace finds hundreds of thousands: 32 bytes and no pointers
+// each, where a Contact is 112 bytes the garbage collector scans.
 type coPresence struct {
 	start, end         int64
 	person, via, venue int32
@@ -292,16 +263,6 @@ func newContactSet(skip map[uuid.UUID]bool) *contactSet {
 		}
 	}
 	return s
-}
-
-// find adds the co-presences of via (the via-th of the frontier) with the
-// stays grouped by venue.
-func (s *contactSet) find(via uuid.UUID, viaN int32, viaStays []Presence, byVenue map[uuid.UUID]*venueStays, w TraceWindow) {
-	for _, mine := range viaStays {
-		if v := byVenue[mine.VenueID]; v != nil {
-			s.pair(via, viaN, mine, v, w)
-		}
-	}
 }
 
 // pair adds the co-presences of mine, a stay of via (the via-th of the

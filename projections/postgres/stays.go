@@ -772,7 +772,7 @@ func (s *Store) longestStays(ctx context.Context, ws []domain.VenueWindow) (map[
 
 // eachStay gives each the (person, venue, start, end, has_entry, has_exit)
 // rows in turn, read straight from the wire when they come in binary (a
-// depth-2 trace reads about a million).
+// depth-2 trace of a dense city reads hundreds of thousands).
 func eachStay(rows pgx.Rows, what string, each func(domain.Presence)) error {
 	defer rows.Close()
 	raw := onWire(rows, 6)
