@@ -139,6 +139,20 @@ func TestStaysFollowPasses(t *testing.T) {
 		t.Fatalf("opened without rules: %s, want the tables' (the defaults)", adopted.StayRules())
 	}
 	sameStrings(t, "rebuilt under the defaults", storedStays(t, d), cityStays(city, domain.StayRules{}))
+	// Built person by person, written in the order they start (as Apply
+	// leaves them, and as retirement deletes them), with stays' indexes
+	// made again.
+	var back int
+	if err := testPool.QueryRow(ctx, `SELECT count(*) FROM (SELECT start_at < lag(start_at) OVER (ORDER BY ctid) AS back
+		FROM `+d.Schema()+`.stays) x WHERE back`).Scan(&back); err != nil || back != 0 {
+		t.Fatalf("rebuilt stays lie out of start order: %d start before the row stored before them (%v)", back, err)
+	}
+	var indexes []string
+	if err := testPool.QueryRow(ctx, `SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes
+		WHERE schemaname = $1 AND tablename = 'stays'`, d.Schema()).Scan(&indexes); err != nil ||
+		!slices.Equal(indexes, []string{"stays_person_start", "stays_venue_start"}) {
+		t.Fatalf("stays' indexes after the rebuild: %v (%v)", indexes, err)
+	}
 	if _, ok, err := staysMeeting(ctx, s, []domain.VenueWindow{{VenueID: city.Venues[0], From: storetest.Base, To: storetest.Base.Add(time.Hour)}}, time.Time{}); ok || err != nil {
 		t.Fatalf("a store whose rules are not the tables' answered from them (ok %v, %v)", ok, err)
 	}
