@@ -16,7 +16,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 .PHONY: run build test test-short bench vet fmt tidy clean cluster cluster-down
 
 run:
-	env -u DATABASE_URL -u NATS_URL $(GO) run ./cmd/ledger serve --data $(DATA) --http $(HTTP)
+	env -u DATABASE_URL -u NATS_URL -u LEDGER_TOKEN_KEY $(GO) run ./cmd/ledger serve --data $(DATA) --http $(HTTP)
 
 build:
 	$(GO) build -o bin/ledger ./cmd/ledger
@@ -39,6 +39,9 @@ vet:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+tidy:
+	$(GO) mod tidy
 
 # The production shape on this machine, no Docker: 3 nats-server nodes built
 # from the module version go.mod pins (bin/nats-server), 2 ledger replicas

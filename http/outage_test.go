@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,21 +11,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/checkin-ledger/ledger/domain"
+	"github.com/checkin-ledger/ledger/internal/pgtest"
 	"github.com/checkin-ledger/ledger/projections/postgres"
 )
 
+// TestMain stops the throwaway PostgreSQL the outage tests may start.
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 // pgStore opens an empty PostgreSQL read-model store in a schema of its own
-// on a pool of one connection that the test owns; it skips without
-// DATABASE_URL (and fails in CI).
+// on a pool of one connection that the test owns, on the tests' database
+// (internal/pgtest: it skips without one, and fails in CI).
 func pgStore(t *testing.T) (*postgres.Store, *pgxpool.Pool) {
 	t.Helper()
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("DATABASE_URL is not set")
-		}
-		t.Skip("DATABASE_URL is not set")
-	}
+	url := pgtest.Need(t)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)
@@ -41,10 +38,7 @@ func pgStore(t *testing.T) (*postgres.Store, *pgxpool.Pool) {
 	s, err := postgres.Open(ctx, postgres.Options{Pool: pool, Schema: schema})
 	if err != nil {
 		pool.Close()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("open postgres: %v", err)
-		}
-		t.Skipf("postgres unreachable: %v", err)
+		t.Fatalf("open postgres: %v", err)
 	}
 	t.Cleanup(func() {
 		if c, err := pgxpool.New(ctx, url); err == nil {
@@ -75,7 +69,7 @@ func TestReadModelOutageIs503(t *testing.T) {
 			if err := pool.QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
 				t.Fatal(err)
 			}
-			admin, err := pgxpool.New(context.Background(), os.Getenv("DATABASE_URL"))
+			admin, err := pgxpool.New(context.Background(), pgtest.Need(t))
 			if err != nil {
 				t.Fatal(err)
 			}

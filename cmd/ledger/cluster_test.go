@@ -24,6 +24,7 @@ import (
 	"github.com/checkin-ledger/ledger/domain"
 	"github.com/checkin-ledger/ledger/eventstore"
 	"github.com/checkin-ledger/ledger/eventstore/eventstoretest"
+	"github.com/checkin-ledger/ledger/internal/pgtest"
 	"github.com/checkin-ledger/ledger/ledger/ledgertest"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -288,23 +289,24 @@ func randBytes(n int) []byte {
 	return b
 }
 
+// TestMain stops the throwaway PostgreSQL the tests may start.
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 // clusterReadModels returns a PostgreSQL URL for a database of the test's
-// own (dropped at cleanup) when DATABASE_URL answers, or "" for memory read
-// models, and says which.
+// own (dropped at cleanup) on the tests' database (internal/pgtest), or ""
+// for memory read models where there is none (a failure under CI=true),
+// and says which.
 func clusterReadModels(t *testing.T) (string, string) {
 	t.Helper()
-	base := os.Getenv("DATABASE_URL")
+	base, why := pgtest.Optional(t)
 	if base == "" {
-		return "", "memory (DATABASE_URL is empty)"
+		return "", "memory (no PostgreSQL: " + why + ")"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and DATABASE_URL does not answer: %v", err)
-		}
-		return "", fmt.Sprintf("memory (DATABASE_URL does not answer: %v)", err)
+		t.Fatalf("connect to the tests' database: %v", err)
 	}
 	defer conn.Close(context.Background())
 	name := "ledger_cluster_" + hex.EncodeToString(randBytes(6))
