@@ -63,6 +63,9 @@ const (
 	ReactionAudit        = "audit"
 )
 
+// Names are every reaction's name (the router's reactions, keyed by them).
+var Names = []string{ReactionAlerts, ReactionDeclarations, ReactionVenueCodes, ReactionErasures, ReactionAudit}
+
 // Defaults for Options' zero values.
 const (
 	// DefaultDurable prefixes the durable consumer names: reactions_alerts, ….
@@ -257,6 +260,14 @@ func Open(ctx context.Context, o Options) (*Router, error) {
 			pick:   audited,
 			handle: batch("record audit", o.Ledger.RecordAudit),
 		},
+	}
+	if len(r.reactions) != len(Names) {
+		return nil, fmt.Errorf("reactions: %d reactions, %d in Names", len(r.reactions), len(Names))
+	}
+	for _, n := range Names {
+		if r.reactions[n] == nil {
+			return nil, fmt.Errorf("reactions: %q is in Names and not among the reactions", n)
+		}
 	}
 	for _, re := range r.reactions {
 		sub, err := o.Log.Watermill(eventstore.WatermillOptions{

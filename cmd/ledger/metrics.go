@@ -86,7 +86,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reaction's counters from the start, zero until something fails:
 	// an alert on them needs the series to exist.
-	for _, r := range []string{reactions.ReactionAlerts, reactions.ReactionDeclarations, reactions.ReactionVenueCodes} {
+	for _, r := range reactions.Names {
 		m.reactFailed.WithLabelValues(r)
 		m.reactPoison.WithLabelValues(r)
 	}

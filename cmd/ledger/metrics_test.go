@@ -57,7 +57,10 @@ func TestMetrics(t *testing.T) {
 		`ledger_projection_lag_events{projection="read_models"}`,
 		`ledger_projection_lag_seconds{projection="read_models"}`,
 		`ledger_reaction_failures_total{reaction="alerts"} 0`,
+		`ledger_reaction_failures_total{reaction="erasures"} 0`,
+		`ledger_reaction_failures_total{reaction="audit"} 0`,
 		`ledger_reaction_poisoned_total{reaction="venue-codes"} 0`,
+		`ledger_reaction_poisoned_total{reaction="declarations"} 0`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
 	} {
