@@ -152,8 +152,10 @@ func (s *Store) AnchorAudit(ctx context.Context, head domain.AuditHead) error {
 		if err == nil {
 			return nil
 		}
-		var jerr *jetstream.APIError
-		if !errors.Is(err, jetstream.ErrKeyExists) && !(errors.As(err, &jerr) && jerr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+		// A lost race: Create finds the key made, Update another revision
+		// (code 10071 on one node, 10164 on a replicated bucket: nats.go
+		// maps both to ErrKeyRevisionMismatch).
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return fmt.Errorf("audit anchor: %w", err)
 		}
 		// Another writer moved it meanwhile: look again.

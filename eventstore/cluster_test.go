@@ -804,3 +804,31 @@ func TestClusterAbsorbBeforeAttempt(t *testing.T) {
 		}
 	}
 }
+
+// Two replicas anchoring the audit head at once on a replicated key bucket:
+// a lost compare-and-set there is code 10164, not the 10071 of one node,
+// and each must look again (not fail the anchor), the head ending at the
+// newest.
+func TestClusterAuditAnchorRace(t *testing.T) {
+	c := startCluster(t)
+	a, b := openPair(t, c)
+	head := func(n uint64) domain.AuditHead { return domain.AuditHead{Seq: n, Hash: fmt.Sprintf("%064d", n)} }
+	var wg sync.WaitGroup
+	for n := uint64(1); n <= 60; n++ {
+		s := a
+		if n%2 == 0 {
+			s = b
+		}
+		wg.Go(func() {
+			if err := s.AnchorAudit(ctx(t), head(n)); err != nil {
+				t.Errorf("anchor %d: %v", n, err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, s := range []*eventstore.Store{a, b} {
+		if got, _, err := s.AuditAnchor(ctx(t)); err != nil || got != head(60) {
+			t.Fatalf("after concurrent anchors up to 60 from two replicas: %+v %v", got, err)
+		}
+	}
+}
