@@ -68,8 +68,9 @@ func TestDashboardRoles(t *testing.T) {
 			wantProblem(t, e.do("GET", route+"?district=37130", city, nil), 400, ProblemValidation)
 		})
 	}
-	// The query token is the stream's alone.
-	wantProblem(t, e.do("GET", "/v1/dashboard/summary?access_token="+city, "", nil), 401, ProblemUnauthorized)
+	// The query token is the stream's alone: the summary takes no such
+	// parameter (refused before authentication, so the token is never read).
+	wantProblem(t, e.do("GET", "/v1/dashboard/summary?access_token="+city, "", nil), 400, ProblemValidation)
 	wantProblem(t, e.do("GET", "/v1/dashboard/stream?access_token="+short, "", nil), 401, ProblemUnauthorized)
 	wantProblem(t, e.do("GET", "/v1/dashboard/stream?access_token=x.y.z", "", nil), 401, ProblemUnauthorized)
 	wantProblem(t, e.do("GET", "/v1/dashboard/stream?access_token="+others["admin"], "", nil), 403, ProblemForbidden)

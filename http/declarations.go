@@ -122,9 +122,6 @@ func (s *Server) listDeclarations(w http.ResponseWriter, r *http.Request) error 
 func declarationFilter(r *http.Request) (domain.DeclarationFilter, error) {
 	q := r.URL.Query()
 	f := domain.DeclarationFilter{Status: q.Get("status"), Kind: q.Get("kind")}
-	if err := onlyParams(r, "status", "kind", "district", "limit"); err != nil {
-		return f, err
-	}
 	var err error
 	if f.District, err = districtScope(r, false); err != nil {
 		return f, err

@@ -78,18 +78,35 @@ func oneOf(field, value, reason string, allowed ...string) error {
 	return domain.Invalid(field, "%s", reason)
 }
 
-// onlyParams refuses a query parameter a list route does not take (every
-// route also takes min_position): on the audit trail's lists a typo
-// (`Person=` for `person=`) would otherwise answer the whole trail, as if
-// unfiltered on purpose. The name is echoed only when it is shaped like
-// ours (paramName).
-func onlyParams(r *http.Request, names ...string) error {
+// takes is the gate of every /v1 route (routes): it refuses a query
+// parameter the route does not take (names, its table's list): a typo
+// (`distrct=`, `Person=` for `person=`) would otherwise answer the whole
+// city or trail, as if unfiltered on purpose. The name is echoed only when
+// it is shaped like ours (paramName).
+func (s *Server) takes(names []string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.RawQuery != "" { // a pass: nothing to check
+				if err := onlyParams(r, names); err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func onlyParams(r *http.Request, names []string) error {
 	for k := range r.URL.Query() {
-		if k == "min_position" || slices.Contains(names, k) {
+		if slices.Contains(names, k) {
 			continue
 		}
 		if !paramName(k) {
 			return domain.Invalid("query", "has a parameter this route does not take (the name is not repeated here)")
+		}
+		if len(names) == 0 {
+			return domain.Invalid(k, "is not a parameter of this route (it takes none)")
 		}
 		return domain.Invalid(k, "is not a parameter of this route (it takes %s)", strings.Join(names, ", "))
 	}

@@ -187,53 +187,59 @@ func (s *Server) routes() chi.Router {
 		auditReaders = "the audit trail is for admins and auditors"
 	)
 	r.Route("/v1", func(r chi.Router) {
+		// Each route with the query parameters it takes (the same as its
+		// operation's in openapi.yaml: TestOpenAPIDescribesEveryRoute);
+		// any other is refused before the route's gate, where a typo
+		// ("distrct") would otherwise be silently ignored.
+		type params = []string
 		for _, rt := range []struct {
 			method, pattern string
+			params          params
 			gate            []middleware
 			h               handlerFunc
 		}{
-			{"POST", "/persons", public(s.registerLimit()), s.registerPerson}, // anyone may register
-			{"GET", "/persons/{id}", roles(domain.PersonReaders, "only the person, their guardian, a reviewer or an admin may read a person"), s.getPerson},
-			{"POST", "/persons/{id}/verification", roles(domain.Reviewers, "only a reviewer or an admin may verify a person"), s.verifyPerson},
-			{"POST", "/persons/{id}/release", roles(domain.Reviewers, "only a reviewer or an admin may release a registration"), s.releasePerson},
-			{"POST", "/persons/{id}/erasure", roles(domain.Admins, "only an admin may erase a person"), s.erasePerson},
-			{"POST", "/persons/{id}/family-members", roles(domain.Persons, familyOnly, s.familyLimit()), s.addFamilyMember},
-			{"GET", "/persons/{id}/code", roles(domain.Persons, codeShowers), s.personCode},
-			{"GET", "/persons/{id}/code.png", roles(domain.Persons, codeShowers), s.personCodePNG},
-			{"GET", "/persons/{id}/trace", roles(domain.HistoryReaders, "a trace history is for the person themself, their guardian, an admin or an analyst"), s.personTrace},
-			{"POST", "/venues", roles(domain.Persons, "only a registered person may apply for a venue code"), s.applyVenue},
-			{"GET", "/venues", roles(domain.CityReaders, "the venue registry is for reviewers, admins, dashboards and analysts"), s.listVenues},
-			{"GET", "/venues/{id}", nil, s.getVenue},
-			{"POST", "/venues/{id}/review", roles(domain.Reviewers, "only a reviewer or an admin may review a venue"), s.reviewVenue},
-			{"GET", "/venues/{id}/code.png", nil, s.venueCodePNG},
-			{"POST", "/venues/{id}/admins", roles(domain.SubAdminManagers, "only the venue's manager may add sub-admins"), s.addSubAdmin},
-			{"DELETE", "/venues/{id}/admins/{person_id}", roles(domain.SubAdminManagers, "only the venue's manager may remove sub-admins"), s.removeSubAdmin},
-			{"GET", "/venues/{id}/entries", nil, s.venueEntries},
-			{"GET", "/venues/{id}/occupancy", nil, s.venueOccupancy},
-			{"POST", "/passes", nil, s.recordPass},
-			{"POST", "/passes/batch", nil, s.recordPassBatch},
-			{"POST", "/health-status", roles(domain.HealthFeeds, "only the health data feed may record health status"), s.recordHealth},
-			{"GET", "/alerts", roles(domain.CityReaders, "alerts are for reviewers, admins, dashboards and analysts"), s.listAlerts},
-			{"POST", "/declarations/arrival", roles(domain.Persons, "only a registered person may declare an arrival"), s.declareArrival},
-			{"POST", "/declarations/truck", roles(domain.Persons, "only a registered person may file a truck pass"), s.declareTruck},
-			{"GET", "/declarations", roles(domain.Reviewers, "the review queue is for reviewers and admins"), s.listDeclarations},
-			{"GET", "/declarations/{id}", roles(domain.DeclarationReaders, declarationReaders), s.getDeclaration},
-			{"POST", "/declarations/{id}/review", roles(domain.Reviewers, "only a reviewer or an admin may review a declaration"), s.reviewDeclaration},
-			{"GET", "/admin/poison", roles(domain.Admins, poisonAdmins), s.listPoison},
-			{"POST", "/admin/poison/{id}/retry", roles(domain.Admins, poisonAdmins), s.retryPoison},
-			{"POST", "/traces", roles(domain.Tracers, "contact tracing is for analysts and admins"), s.createTrace},
-			{"GET", "/audit", roles(domain.AuditReaders, auditReaders), s.listAuditChain},
-			{"GET", "/audit/verify", roles(domain.AuditReaders, auditReaders), s.verifyAudit},
-			{"GET", "/audit/looks", roles(domain.AuditReaders, auditReaders), s.listAudit},
-			{"GET", "/dashboard/summary", roles(domain.Dashboards, dashboardsOnly), s.dashboardSummary},
+			{"POST", "/persons", nil, public(s.registerLimit()), s.registerPerson}, // anyone may register
+			{"GET", "/persons/{id}", params{"min_position"}, roles(domain.PersonReaders, "only the person, their guardian, a reviewer or an admin may read a person"), s.getPerson},
+			{"POST", "/persons/{id}/verification", nil, roles(domain.Reviewers, "only a reviewer or an admin may verify a person"), s.verifyPerson},
+			{"POST", "/persons/{id}/release", nil, roles(domain.Reviewers, "only a reviewer or an admin may release a registration"), s.releasePerson},
+			{"POST", "/persons/{id}/erasure", nil, roles(domain.Admins, "only an admin may erase a person"), s.erasePerson},
+			{"POST", "/persons/{id}/family-members", nil, roles(domain.Persons, familyOnly, s.familyLimit()), s.addFamilyMember},
+			{"GET", "/persons/{id}/code", params{"min_position"}, roles(domain.Persons, codeShowers), s.personCode},
+			{"GET", "/persons/{id}/code.png", params{"min_position"}, roles(domain.Persons, codeShowers), s.personCodePNG},
+			{"GET", "/persons/{id}/trace", params{"from", "to", "source", "reason", "min_position"}, roles(domain.HistoryReaders, "a trace history is for the person themself, their guardian, an admin or an analyst"), s.personTrace},
+			{"POST", "/venues", nil, roles(domain.Persons, "only a registered person may apply for a venue code"), s.applyVenue},
+			{"GET", "/venues", params{"district", "status", "limit", "min_position"}, roles(domain.CityReaders, "the venue registry is for reviewers, admins, dashboards and analysts"), s.listVenues},
+			{"GET", "/venues/{id}", params{"min_position"}, nil, s.getVenue},
+			{"POST", "/venues/{id}/review", nil, roles(domain.Reviewers, "only a reviewer or an admin may review a venue"), s.reviewVenue},
+			{"GET", "/venues/{id}/code.png", params{"min_position"}, nil, s.venueCodePNG},
+			{"POST", "/venues/{id}/admins", nil, roles(domain.SubAdminManagers, "only the venue's manager may add sub-admins"), s.addSubAdmin},
+			{"DELETE", "/venues/{id}/admins/{person_id}", nil, roles(domain.SubAdminManagers, "only the venue's manager may remove sub-admins"), s.removeSubAdmin},
+			{"GET", "/venues/{id}/entries", params{"from", "to", "direction", "decision", "limit", "cursor", "min_position"}, nil, s.venueEntries},
+			{"GET", "/venues/{id}/occupancy", params{"min_position"}, nil, s.venueOccupancy},
+			{"POST", "/passes", nil, nil, s.recordPass},
+			{"POST", "/passes/batch", nil, nil, s.recordPassBatch},
+			{"POST", "/health-status", nil, roles(domain.HealthFeeds, "only the health data feed may record health status"), s.recordHealth},
+			{"GET", "/alerts", params{"district", "limit", "min_position"}, roles(domain.CityReaders, "alerts are for reviewers, admins, dashboards and analysts"), s.listAlerts},
+			{"POST", "/declarations/arrival", nil, roles(domain.Persons, "only a registered person may declare an arrival"), s.declareArrival},
+			{"POST", "/declarations/truck", nil, roles(domain.Persons, "only a registered person may file a truck pass"), s.declareTruck},
+			{"GET", "/declarations", params{"district", "status", "kind", "limit", "min_position"}, roles(domain.Reviewers, "the review queue is for reviewers and admins"), s.listDeclarations},
+			{"GET", "/declarations/{id}", params{"min_position"}, roles(domain.DeclarationReaders, declarationReaders), s.getDeclaration},
+			{"POST", "/declarations/{id}/review", nil, roles(domain.Reviewers, "only a reviewer or an admin may review a declaration"), s.reviewDeclaration},
+			{"GET", "/admin/poison", params{"limit"}, roles(domain.Admins, poisonAdmins), s.listPoison},
+			{"POST", "/admin/poison/{id}/retry", nil, roles(domain.Admins, poisonAdmins), s.retryPoison},
+			{"POST", "/traces", nil, roles(domain.Tracers, "contact tracing is for analysts and admins"), s.createTrace},
+			{"GET", "/audit", params{"person", "kind", "actor", "since", "until", "limit", "cursor", "min_position"}, roles(domain.AuditReaders, auditReaders), s.listAuditChain},
+			{"GET", "/audit/verify", nil, roles(domain.AuditReaders, auditReaders), s.verifyAudit},
+			{"GET", "/audit/looks", params{"from", "to", "limit", "cursor", "min_position"}, roles(domain.AuditReaders, auditReaders), s.listAudit},
+			{"GET", "/dashboard/summary", params{"district"}, roles(domain.Dashboards, dashboardsOnly), s.dashboardSummary},
 			// EventSource sends no headers: the token may come in the query, here only.
-			{"GET", "/dashboard/stream", append([]middleware{queryToken}, roles(domain.Dashboards, dashboardsOnly)...), s.dashboardStream},
+			{"GET", "/dashboard/stream", params{"district", "access_token"}, append([]middleware{queryToken}, roles(domain.Dashboards, dashboardsOnly)...), s.dashboardStream},
 		} {
 			gate := rt.gate
 			if gate == nil {
 				gate = []middleware{s.authenticated}
 			}
-			r.With(gate...).Method(rt.method, rt.pattern, s.handle(rt.h))
+			r.With(append([]middleware{s.takes(rt.params)}, gate...)...).Method(rt.method, rt.pattern, s.handle(rt.h))
 		}
 		// A GET that audits the look takes no HEAD: a look with no
 		// answer would still be recorded.

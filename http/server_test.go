@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/checkin-ledger/ledger/domain"
 )
@@ -368,4 +369,95 @@ func TestQueryGivenOnce(t *testing.T) {
 	if e.lastPosition() != before {
 		t.Fatal("a refused query appended to the log")
 	}
+}
+
+// TestRoutesTakeTheirParameters holds each /v1 route's query parameters to
+// its operation's in openapi.yaml, through the answers: a parameter the
+// operation does not list is refused with 400 naming it (before any gate,
+// so no token is needed), one it lists gets past that check.
+func TestRoutesTakeTheirParameters(t *testing.T) {
+	e := newTestServer(t)
+	var spec struct {
+		Paths      map[string]map[string]yaml.Node `yaml:"paths"`
+		Components struct {
+			Parameters map[string]specParam `yaml:"parameters"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(specBytes(t), &spec); err != nil {
+		t.Fatal(err)
+	}
+	// The query parameters among a path's or an operation's.
+	queryOf := func(n yaml.Node, ofOperation bool) []string {
+		var ps []specParam
+		if ofOperation {
+			var op struct {
+				Parameters []specParam `yaml:"parameters"`
+			}
+			if err := n.Decode(&op); err != nil {
+				t.Fatal(err)
+			}
+			ps = op.Parameters
+		} else if err := n.Decode(&ps); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, p := range ps {
+			if p.Ref != "" {
+				p = spec.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
+			}
+			if p.In == "query" {
+				names = append(names, p.Name)
+			}
+		}
+		return names
+	}
+	const notOurs = "is not a parameter of this route"
+	checked := 0
+	for path, item := range spec.Paths {
+		if !strings.HasPrefix(path, "/v1/") {
+			continue
+		}
+		var shared []string
+		if n, ok := item["parameters"]; ok {
+			shared = queryOf(n, false)
+		}
+		url := strings.NewReplacer("{id}", uuid.NewString(), "{person_id}", uuid.NewString()).Replace(path)
+		for method, op := range item {
+			if method == "parameters" || method == "head" { // a HEAD described is a refusal (405)
+				continue
+			}
+			m := strings.ToUpper(method)
+			takes := append(queryOf(op, true), shared...)
+			rec := e.do(m, url+"?zz_not_ours=1", "", nil)
+			if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "zz_not_ours") || !strings.Contains(rec.Body.String(), notOurs) {
+				t.Errorf("%s %s?zz_not_ours=1: %d %s, want 400 naming the parameter", m, path, rec.Code, rec.Body)
+			}
+			for _, p := range takes {
+				if rec := e.do(m, url+"?"+p+"=1", "", nil); strings.Contains(rec.Body.String(), notOurs) {
+					t.Errorf("%s %s?%s=1 (openapi.yaml lists it): %d %s", m, path, p, rec.Code, rec.Body)
+				}
+			}
+			checked++
+		}
+	}
+	if checked < 30 {
+		t.Fatalf("checked %d operations of openapi.yaml", checked)
+	}
+}
+
+// specParam is an operation's parameter in openapi.yaml, or a reference to
+// one of components.parameters.
+type specParam struct {
+	Ref  string `yaml:"$ref"`
+	Name string `yaml:"name"`
+	In   string `yaml:"in"`
+}
+
+func specBytes(t *testing.T) []byte {
+	t.Helper()
+	b, err := specFS.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
