@@ -46,7 +46,11 @@ func (l *Ledger) RecordHealth(ctx context.Context, actor domain.Actor, records [
 		subjects = append(subjects, pii.PersonID(ev.IDHash))
 	}
 	// The persons the documents name, by the ids they derive (an erased
-	// person's document is no lookup key any more), in one read.
+	// person's document is no lookup key any more), in one read, once it
+	// holds what this replica wrote before.
+	if err := l.Own.reach(ctx); err != nil {
+		return HealthResult{}, fmt.Errorf("wait for this replica's writes: %w", err)
+	}
 	defer l.Fence.write()()
 	facts, err := l.Reads.PassFacts(ctx, PassFactsQuery{Persons: subjects})
 	if err != nil {
@@ -62,6 +66,7 @@ func (l *Ledger) RecordHealth(ctx context.Context, actor domain.Actor, records [
 	if err != nil {
 		return HealthResult{}, err
 	}
+	l.Own.noted(appended[len(appended)-1].Position) // a pass decides on the code's colour
 	return HealthResult{
 		Accepted:      len(envs),
 		FirstPosition: appended[0].Position,

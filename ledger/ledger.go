@@ -48,6 +48,9 @@ type Ledger struct {
 	// Fence orders erasures against the writes that check a person
 	// (ErasureFence); nil: none. Copies of a Ledger share it.
 	Fence *ErasureFence
+	// Own makes a pass wait for the facts this process wrote before it
+	// (OwnWrites); nil: none.
+	Own *OwnWrites
 }
 
 // Metrics is told what the ledger records, for monitoring (cmd wires it to

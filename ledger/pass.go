@@ -73,6 +73,9 @@ func (l *Ledger) recordPasses(ctx context.Context, actor domain.Actor, cmds []do
 	clock := domain.PassClock{Now: l.now(), ClockSkew: l.clockSkew(), Retention: l.Retention}
 	jobs := make([]passJob, len(cmds))
 	q := l.passFactsQuery(actor, cmds, jobs, clock)
+	if err := l.Own.reach(ctx); err != nil {
+		return nil, fmt.Errorf("wait for this replica's writes: %w", err)
+	}
 	defer l.Fence.write()()
 	facts, err := l.Reads.PassFacts(ctx, q)
 	if err != nil {

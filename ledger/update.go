@@ -191,6 +191,7 @@ func (l *Ledger) append(ctx context.Context, aggregate string, expectedVersion u
 		return Result{}, fmt.Errorf("append %s: store answered %d results for %d events", aggregate, len(appended), len(envs))
 	}
 	last := appended[len(appended)-1]
+	l.Own.noted(last.Position)
 	return Result{EventID: envs[len(envs)-1].ID, Position: last.Position, Duplicate: last.Duplicate}, nil
 }
 

@@ -166,8 +166,15 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 	}
 
 	a.passes = eventstore.NewPassIndex(a.es)
+	// A pass waits for the facts it reads to hold this replica's writes
+	// before it (the command side's own follower with PostgreSQL).
+	factsAt := a.proj.WaitFor
+	if a.factsProj != nil {
+		factsAt = a.factsProj.WaitFor
+	}
 	a.ledger = &ledger.Ledger{
 		Fence:  new(ledger.ErasureFence),
+		Own:    &ledger.OwnWrites{Reach: factsAt},
 		Events: a.es,
 		Log:    a.passes, // a person's replay from the log reads only their packs
 		Audit:  a.es,
