@@ -17,6 +17,10 @@ import (
 const (
 	// MaxTraceSpan is the longest window one trace may look at.
 	MaxTraceSpan = 30 * 24 * time.Hour
+	// DefaultHistorySpan is a history look's window when it gives no from;
+	// MaxHistorySpan the longest one may ask for.
+	DefaultHistorySpan = 14 * 24 * time.Hour
+	MaxHistorySpan     = 90 * 24 * time.Hour
 	// MaxTraceBuffer bounds buffer_minutes.
 	MaxTraceBuffer = 24 * time.Hour
 	// MaxTraceMinOverlap bounds min_overlap_minutes.
@@ -466,6 +470,33 @@ func ValidateReason(reason string) (string, error) {
 	return ValidateAuditedReason(reason, true)
 }
 
+// validWindow checks a look's window [from, to): to after from, at most
+// max later (a trace's and a history's, each with its own max).
+func validWindow(from, to time.Time, max time.Duration) error {
+	if !to.After(from) {
+		return Invalid("to", "must be after from")
+	}
+	if to.Sub(from) > max {
+		return Invalid("to", "the window may span at most %d days", int(max/(24*time.Hour)))
+	}
+	return nil
+}
+
+// HistoryWindow returns the window of a look at a person's history (GET
+// /v1/persons/{id}/trace): to defaults to now and from to
+// DefaultHistorySpan before to, both cut to the microsecond as a trace's
+// are; to must come after from, at most MaxHistorySpan later.
+func HistoryWindow(from, to, now time.Time) (time.Time, time.Time, error) {
+	if to.IsZero() {
+		to = now
+	}
+	if from.IsZero() {
+		from = to.Add(-DefaultHistorySpan)
+	}
+	from, to = Micros(from), Micros(to)
+	return from, to, validWindow(from, to, MaxHistorySpan)
+}
+
 // ValidateTrace checks a trace query and returns its search; every bad
 // field is reported at once. number is the canonical ID number when the
 // person is named by document.
@@ -492,10 +523,8 @@ func ValidateTrace(q TraceQuery, now, latest time.Time) (s ContactSearch, reason
 		errs = append(errs, Invalid("to", "is required"))
 	}
 	if !q.From.IsZero() && !q.To.IsZero() {
-		if !q.To.After(q.From) {
-			errs = append(errs, Invalid("to", "must be after from"))
-		} else if q.To.Sub(q.From) > MaxTraceSpan {
-			errs = append(errs, Invalid("to", "the window may span at most %d days", int(MaxTraceSpan/(24*time.Hour))))
+		if err := validWindow(q.From, q.To, MaxTraceSpan); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if q.Depth != 1 && q.Depth != 2 {

@@ -254,14 +254,6 @@ func auditQuery(r *http.Request) (domain.AuditQuery, error) {
 	return q, err
 }
 
-// Trace windows.
-const (
-	// DefaultTraceWindow is the window of a trace with no from.
-	DefaultTraceWindow = 14 * 24 * time.Hour
-	// MaxTraceWindow is the longest window one trace request may ask for.
-	MaxTraceWindow = 90 * 24 * time.Hour
-)
-
 type traceResponse struct {
 	PersonID uuid.UUID `json:"person_id"`
 	From     time.Time `json:"from"`
@@ -293,30 +285,15 @@ func (s *Server) personTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if to.IsZero() {
-		to = s.now()
-	}
-	if from.IsZero() {
-		from = to.Add(-DefaultTraceWindow)
-	}
-	switch {
-	case to.Before(from):
-		return domain.Invalid("to", "must not be before from")
-	case to.Sub(from) > MaxTraceWindow:
-		return domain.Invalid("from", "the window may span at most %d days", int(MaxTraceWindow/(24*time.Hour)))
-	}
 	pos, err := s.readPosition(r)
 	if err != nil {
 		return err
 	}
 	hq := ledger.HistoryQuery{PersonID: id, From: from, To: to, Source: q.Get("source"), Reason: q.Get("reason"), ReadPosition: pos}
-	visits, pos, err := s.ledger.History(r.Context(), actorOf(r), hq)
+	res, err := s.ledger.History(r.Context(), actorOf(r), hq)
 	if err != nil {
 		return err
 	}
-	source := hq.Source
-	if source == "" {
-		source = domain.SourceReadModel
-	}
-	return writeJSON(w, http.StatusOK, traceResponse{PersonID: id, From: from.UTC(), To: to.UTC(), Source: source, Passes: mapSlice(visits, visitOf), Position: pos})
+	return writeJSON(w, http.StatusOK, traceResponse{PersonID: id, From: res.From, To: res.To, Source: res.Source,
+		Passes: mapSlice(res.Visits, visitOf), Position: res.Position})
 }

@@ -547,3 +547,24 @@ func TestAuditTrail(t *testing.T) {
 		}
 	})
 }
+
+// TestHistoryWindow: a look at a history has a trace's window rule
+// (domain.HistoryWindow): a window of no length is refused, as POST
+// /v1/traces refuses it, and the window read, cut to the microsecond, is
+// the one the answer gives.
+func TestHistoryWindow(t *testing.T) {
+	e := newTestServer(t)
+	p := e.register("冯九", 41)
+	url := "/v1/persons/" + p.ID.String() + "/trace"
+	wantProblem(t, e.do("GET", url+"?from=2026-12-01T10:00:00.0000005Z&to=2026-12-01T10:00:00.0000009Z", p.Token, nil), 400, ProblemValidation)
+	wantProblem(t, e.do("GET", url+"?from=2026-12-01T10:00:00Z&to=2026-09-01T10:00:00Z", p.Token, nil), 400, ProblemValidation)
+	wantProblem(t, e.do("GET", url+"?from=2026-01-01T10:00:00Z&to=2026-12-01T10:00:00Z", p.Token, nil), 400, ProblemValidation) // over 90 days
+	rec := e.do("GET", url+"?from=2026-12-01T10:00:00.0000005Z&to=2026-12-01T11:00:00.0000009Z&min_position="+itoa(p.Position), p.Token, nil)
+	wantStatus(t, rec, 200)
+	got := decodeJSON[struct {
+		From, To time.Time
+	}](t, rec)
+	if want := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC); !got.From.Equal(want) || !got.To.Equal(want.Add(time.Hour)) {
+		t.Fatalf("the window answered: %v to %v, want %v to %v", got.From, got.To, want, want.Add(time.Hour))
+	}
+}

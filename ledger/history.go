@@ -29,50 +29,60 @@ type HistoryQuery struct {
 // /v1/persons/{id}/trace): analysts and admins may read anyone's, a person
 // their own and their family members'. Every read, by any role, is
 // recorded in the reader's audit trail before the answer is given: when the
-// look cannot be recorded there is no answer. position is the position the
-// answer reflects.
-func (l *Ledger) History(ctx context.Context, actor domain.Actor, q HistoryQuery) (visits []domain.Visit, position uint64, err error) {
+// look cannot be recorded there is no answer. The window defaults and is
+// checked as domain.HistoryWindow says.
+func (l *Ledger) History(ctx context.Context, actor domain.Actor, q HistoryQuery) (_ HistoryResult, err error) {
 	if err := domain.HistoryReaders.Require(actor, "a trace history is for the person themself, their guardian, an admin or an analyst"); err != nil {
-		return nil, 0, err
+		return HistoryResult{}, err
 	}
-	// The window to the microsecond, as the read models keep times (and as
-	// a trace's window is).
-	q.From, q.To = domain.Micros(q.From), domain.Micros(q.To)
+	if q.From, q.To, err = domain.HistoryWindow(q.From, q.To, l.now()); err != nil {
+		return HistoryResult{}, err
+	}
 	switch q.Source {
 	case "":
 		q.Source = domain.SourceReadModel
 	case domain.SourceReadModel, domain.SourceLog:
 	default:
-		return nil, 0, domain.Invalid("source", "must be read_model or log")
+		return HistoryResult{}, domain.Invalid("source", "must be read_model or log")
 	}
 	if domain.LookNeedsReason(actor) && strings.TrimSpace(q.Reason) == "" {
-		return nil, 0, domain.Invalid("reason", "is required: an analyst says why they look at this person's history")
+		return HistoryResult{}, domain.Invalid("reason", "is required: an analyst says why they look at this person's history")
 	}
 	p, err := l.Reads.Person(ctx, q.PersonID)
 	if errors.Is(err, domain.ErrNotFound) && !domain.MayProbePersons(actor) {
 		// Whether a person exists is nobody else's business.
-		return nil, 0, domain.Errorf(domain.ErrForbidden, "a person may read only themself and their family members")
+		return HistoryResult{}, domain.Errorf(domain.ErrForbidden, "a person may read only themself and their family members")
 	}
 	if err != nil {
-		return nil, 0, err
+		return HistoryResult{}, err
 	}
 	if !domain.MayReadHistory(actor, p) {
-		return nil, 0, domain.Errorf(domain.ErrForbidden, "a person may read only themself and their family members")
+		return HistoryResult{}, domain.Errorf(domain.ErrForbidden, "a person may read only themself and their family members")
 	}
-	position = q.ReadPosition
+	var visits []domain.Visit
+	position := q.ReadPosition
 	if q.Source == domain.SourceLog {
 		visits, position, err = l.replayHistory(ctx, p.ID, q.From, q.To)
 	} else {
 		visits, err = l.Reads.Trace(ctx, p.ID, q.From, q.To)
 	}
 	if err != nil {
-		return nil, 0, err
+		return HistoryResult{}, err
 	}
 	look := Look{PersonID: p.ID, From: q.From, To: q.To, Reason: q.Reason, Source: q.Source, ReadPosition: position}
 	if _, err := l.recordLook(ctx, actor, look); err != nil {
-		return nil, 0, err
+		return HistoryResult{}, err
 	}
-	return visits, position, nil
+	return HistoryResult{Visits: visits, Position: position, From: q.From, To: q.To, Source: q.Source}, nil
+}
+
+// HistoryResult is a history look's answer: the passes, the position they
+// reflect, and the window and source they were read with.
+type HistoryResult struct {
+	Visits   []domain.Visit
+	Position uint64
+	From, To time.Time
+	Source   string
 }
 
 // Look is a read of a person's passes (GET /v1/persons/{id}/trace),

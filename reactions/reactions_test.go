@@ -185,7 +185,7 @@ func TestReactionsWriteEachEventOnce(t *testing.T) {
 	}
 
 	analyst := domain.Actor{Role: domain.RoleAnalyst, Subject: "analyst:li"}
-	if _, _, err := h.Ledger.History(h.ctx, analyst, ledger.HistoryQuery{PersonID: red, Reason: "cluster 7"}); err != nil {
+	if _, err := h.Ledger.History(h.ctx, analyst, ledger.HistoryQuery{PersonID: red, Reason: "cluster 7"}); err != nil {
 		t.Fatal(err)
 	}
 
