@@ -219,7 +219,14 @@ func digitOf(r rune) int {
 	switch {
 	case r >= '0' && r <= '9':
 		return int(r - '0')
-	case r < utf8.RuneSelf || !unicode.IsDigit(r):
+	case r < utf8.RuneSelf:
+		return -1
+	case !unicode.IsDigit(r):
+		// Chinese numerals are letters to Unicode, but a phone number
+		// written 一三八〇〇一三八〇〇〇 is a phone number.
+		if d := strings.IndexRune(chineseDigits, r); d >= 0 {
+			return utf8.RuneCountInString(chineseDigits[:d]) % 10
+		}
 		return -1
 	}
 	zero := r
@@ -228,6 +235,11 @@ func digitOf(r rune) int {
 	}
 	return int(r-zero) % 10
 }
+
+// chineseDigits are the Chinese numerals 0-9, the common ones (〇 and 零
+// both zero) and the financial ones, simplified and traditional, each at
+// its value modulo 10.
+const chineseDigits = "〇一二三四五六七八九零壹贰叁肆伍陆柒捌玖" + "零壹貳參肆伍陸柒捌玖"
 
 // numberSeparator reports whether r may stand between the digits of a
 // written phone or ID number (after NFKC): anything but a digit or a letter. A list

@@ -278,12 +278,15 @@ func TestAuditedReasonHoldsNoPersonalNumber(t *testing.T) {
 		// Written with separators: dashes, dots, parentheses, full-width
 		// digits and dashes, a country code, a landline, a spaced ID.
 		"phone 138-0013-8000", "call 138.0013.8000", "(138)0013-8000", "１３８－００１３－８０００", "+86 138-0013-8000",
-		"tel 0539-8123456", "(0539) 812-3456", "110105-19491231-002X", "110105 1949 1231 0038"} {
+		"tel 0539-8123456", "(0539) 812-3456", "110105-19491231-002X", "110105 1949 1231 0038",
+		// In Chinese numerals, common and financial, mixed with digits.
+		"电话一三八〇〇一三八〇〇〇", "一一〇一〇五一九四九一二三一〇〇三八", "壹叁捌零零壹叁捌零零零", "138〇〇13八〇〇〇"} {
 		if _, err := domain.ValidateAuditedReason(bad, true); err == nil || !strings.Contains(err.Error(), "ID or phone number") {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
 	for _, ok := range []string{"cluster 12", "case-2022-0512-00123", "阳性病例流调 2022-05-12", "room 1203, 3 visits", "0123456789",
+		"第一次流调，三人同行，二〇二二年五月", "一二三四五六七八九〇",
 		"流调 2022.05.12-2022.05.20", "batch 3 - 12 persons", "v2.1.0 (case 7)"} {
 		if got, err := domain.ValidateAuditedReason(ok, true); err != nil || got != ok {
 			t.Errorf("%q: %q %v", ok, got, err)
