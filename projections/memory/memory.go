@@ -736,8 +736,12 @@ func (s *Store) Entries(_ context.Context, q domain.EntryQuery) ([]domain.Entry,
 			continue
 		}
 		person := &s.people[p.person]
+		var name, id string
+		if person.registered { // a released registration shows no masks (as PostgreSQL's join)
+			name, id = person.nameMasked, person.idMasked
+		}
 		out = append(out, domain.Entry{
-			EventID: p.id, PersonID: person.id, NameMasked: person.nameMasked, IDMasked: person.idMasked,
+			EventID: p.id, PersonID: person.id, NameMasked: name, IDMasked: id,
 			At: fromNanos(p.at), Direction: s.str.strs[p.dir], Decision: s.str.strs[p.decision],
 			Method: s.str.strs[p.method], Operator: s.str.strs[p.operator], Reason: s.str.strs[p.reason],
 			Position: p.pos,

@@ -835,9 +835,17 @@ func testRelease(t *testing.T, f *feeder) {
 	verify := f.env(domain.PersonAggregate(kid), &domain.PersonVerified{PersonID: kid, Method: "face", Result: "approved"}, Base.Add(time.Minute))
 	release := f.env(domain.PersonAggregate(kid), &domain.PersonReleased{PersonID: kid, GuardianID: gid, Reason: "owner checked"}, Base.Add(2*time.Minute))
 	f.apply(greg, kreg, verify)
+	v, _, _ := setupVenue(f)
+	f.apply(f.pass(v, kid, "in", "pass", Base.Add(90*time.Second)))
 	f.apply(release)
 	if _, err := f.s.Person(ctx, kid); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("a released person: %v, want ErrNotFound", err)
+	}
+	// The pass stays in the venue's list, with no masks of a registration
+	// that is void.
+	if es := Must(f.s.Entries(ctx, domain.EntryQuery{VenueID: v}))(t); len(es) != 1 || es[0].PersonID != kid ||
+		es[0].NameMasked != "" || es[0].IDMasked != "" {
+		t.Fatalf("the venue's entries after the release: %+v", es)
 	}
 	if _, err := f.s.PersonByIDHash(ctx, khash); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("a released document by hash: %v, want ErrNotFound", err)
