@@ -30,19 +30,14 @@ type OwnWrites struct {
 	// hold (as before there was a wait). Zero: a second.
 	Wait time.Duration
 
-	last atomic.Uint64
+	last    atomic.Uint64
+	reached atomic.Uint64 // the newest position a Reach returned for
 }
 
 // noted raises the newest position written to position.
 func (o *OwnWrites) noted(position uint64) {
-	if o == nil {
-		return
-	}
-	for {
-		cur := o.last.Load()
-		if position <= cur || o.last.CompareAndSwap(cur, position) {
-			return
-		}
+	if o != nil {
+		raise(&o.last, position)
 	}
 }
 
@@ -53,8 +48,8 @@ func (o *OwnWrites) reach(ctx context.Context) error {
 		return nil
 	}
 	pos := o.last.Load()
-	if pos == 0 {
-		return nil
+	if pos == 0 || o.reached.Load() >= pos {
+		return nil // nothing written, or known held: no wait, no timer
 	}
 	wait := o.Wait
 	if wait <= 0 {
@@ -62,10 +57,24 @@ func (o *OwnWrites) reach(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	if err := o.Reach(wctx, pos); err != nil && ctx.Err() != nil {
+	err := o.Reach(wctx, pos)
+	switch {
+	case err == nil:
+		raise(&o.reached, pos)
+	case ctx.Err() != nil:
 		return ctx.Err()
-	} else if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	case !errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
 	return nil
+}
+
+// raise sets v to pos when pos is larger.
+func raise(v *atomic.Uint64, pos uint64) {
+	for {
+		cur := v.Load()
+		if pos <= cur || v.CompareAndSwap(cur, pos) {
+			return
+		}
+	}
 }
