@@ -241,3 +241,26 @@ func TestTraceWindowToTheMicrosecond(t *testing.T) {
 		t.Fatalf("window %v to %v, want %v to %v at the microsecond", s.Window.From, s.Window.To, from, to)
 	}
 }
+
+// TestTraceAsOfWithinTheSkew: an as_of ahead of now by no more than the
+// clock skew is now (a replay with the answer's as_of then gives the same
+// answer); further ahead it is refused.
+func TestTraceAsOfWithinTheSkew(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	q := TraceQuery{PersonID: uuid.New(), From: now.Add(-48 * time.Hour), To: now, Depth: 1, Reason: "cluster follow-up"}
+	for _, tc := range []struct {
+		asOf, want time.Time
+		ok         bool
+	}{
+		{time.Time{}, now, true},
+		{now.Add(-time.Hour), now.Add(-time.Hour), true},
+		{now.Add(2 * time.Minute), now, true},
+		{now.Add(6 * time.Minute), time.Time{}, false},
+	} {
+		q.AsOf = tc.asOf
+		s, _, _, err := ValidateTrace(q, now, now.Add(5*time.Minute))
+		if (err == nil) != tc.ok || (tc.ok && !s.AsOf.Equal(tc.want)) {
+			t.Errorf("as_of %v: %v, %v; want %v (ok %v)", tc.asOf, s.AsOf, err, tc.want, tc.ok)
+		}
+	}
+}

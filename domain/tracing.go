@@ -539,11 +539,17 @@ func ValidateTrace(q TraceQuery, now, latest time.Time) (s ContactSearch, reason
 	if reason, err = ValidateReason(q.Reason); err != nil {
 		errs = append(errs, err)
 	}
+	// An as_of ahead of now by no more than a device's clock skew is now:
+	// an answer as of a later moment would not be the one a replay with it
+	// gives (passes recorded in between would count then).
 	asOf := q.AsOf
-	if asOf.IsZero() {
+	switch {
+	case asOf.IsZero():
 		asOf = now
-	} else if asOf.After(latest) {
+	case asOf.After(latest):
 		errs = append(errs, Invalid("as_of", "must not be in the future"))
+	case asOf.After(now):
+		asOf = now
 	}
 	if len(errs) > 0 {
 		return ContactSearch{}, "", "", errors.Join(errs...)
