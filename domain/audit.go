@@ -94,8 +94,9 @@ type AuditRecorded struct {
 func (AuditRecorded) EventType() string  { return TypeAuditRecorded }
 func (AuditRecorded) SchemaVersion() int { return 1 }
 
-// auditedEvents maps each audited event type to the entry it makes (who,
-// when and the source are filled in by AuditEntryOf): the one list of what
+// auditedEvents maps each audited event type to the entry it makes (when
+// and the source are filled in by AuditEntryOf, and who unless the event
+// names them): the one list of what
 // the audit trail holds. Adding a kind is one line here.
 var auditedEvents = map[string]func(Event) AuditRecorded{
 	TypeTraceRequested: auditOf(func(t *TraceRequested) AuditRecorded {
@@ -124,7 +125,13 @@ var auditedEvents = map[string]func(Event) AuditRecorded{
 		return AuditRecorded{Kind: AuditPersonReleased, PersonID: p.PersonID, Reason: p.Reason}
 	}),
 	TypePersonErased: auditOf(func(p *PersonErased) AuditRecorded {
-		return AuditRecorded{Kind: AuditPersonErased, PersonID: p.PersonID, Reason: p.Reason}
+		// Who erased is the admin (By), also for a family member's erasure
+		// the reactions append for their guardian's, which names the guardian.
+		e := AuditRecorded{Kind: AuditPersonErased, Actor: p.By, PersonID: p.PersonID, Reason: p.Reason}
+		if p.Guardian != uuid.Nil {
+			e.Outcome = "with guardian " + p.Guardian.String()
+		}
+		return e
 	}),
 }
 
@@ -301,8 +308,10 @@ func AuditEntryOf(e Envelope) (entry AuditRecorded, ok bool, err error) {
 		return AuditRecorded{}, true, err
 	}
 	entry = build(ev)
-	entry.Actor = e.Actor
-	entry.Role = RoleOfSubject(e.Actor)
+	if entry.Actor == "" { // the event's own actor, unless it names who acted
+		entry.Actor = e.Actor
+	}
+	entry.Role = RoleOfSubject(entry.Actor)
 	entry.SourceEventID = e.ID
 	entry.SourceType = e.Type
 	// The entry's times are the read models' (a listing from PostgreSQL

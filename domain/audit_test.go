@@ -244,6 +244,8 @@ func TestAuditEntries(t *testing.T) {
 			func(a domain.AuditRecorded) bool { return a.PersonID == person && a.Outcome == "manual/approved" }},
 		{&domain.PersonReleased{PersonID: person, GuardianID: uuid.New(), Reason: "desk check"}, domain.AuditPersonReleased,
 			func(a domain.AuditRecorded) bool { return a.PersonID == person && a.Reason == "desk check" }},
+		{&domain.PersonErased{PersonID: person, By: "admin:root", Reason: "request"}, domain.AuditPersonErased,
+			func(a domain.AuditRecorded) bool { return a.PersonID == person && a.Reason == "request" && a.Outcome == "" }},
 	}
 	for _, c := range cases {
 		env, err := domain.NewEnvelope("x.y", c.ev, domain.Meta{Actor: "admin:root"}, now)
@@ -261,6 +263,18 @@ func TestAuditEntries(t *testing.T) {
 		if !domain.IsAudited(c.ev.EventType()) {
 			t.Errorf("%s not listed as audited", c.ev.EventType())
 		}
+	}
+	// A family member's erasure, appended by the reactions for their
+	// guardian's: the admin who erased is who, and the guardian is named.
+	guardian := uuid.New()
+	env, err := domain.NewEnvelope("x.y", &domain.PersonErased{PersonID: person, By: "admin:root", Reason: "request", Guardian: guardian},
+		domain.Meta{Actor: domain.ReactionsActor.Subject}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _, err := domain.AuditEntryOf(env); err != nil || a.Actor != "admin:root" || a.Role != domain.RoleAdmin ||
+		a.Outcome != "with guardian "+guardian.String() {
+		t.Errorf("a family member's erasure: %+v (%v)", a, err)
 	}
 	for _, ev := range []domain.Event{&domain.PersonRegistered{PersonID: person}, &domain.PassRecorded{VenueID: venue}, &domain.AlertRaised{}} {
 		env, _ := domain.NewEnvelope("x.y", ev, domain.Meta{}, now)
