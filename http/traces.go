@@ -176,15 +176,49 @@ func (req traceRequest) query() (domain.TraceQuery, error) {
 	return q, nil
 }
 
-// wantsCSV reports whether the client asked for text/csv.
+// wantsCSV reports whether the client asks for text/csv (RFC 9110,
+// 12.5.1): Accept names it (text/csv or text/*) with a quality above zero
+// and no lower than what it gives JSON by name (application/json or
+// application/*). No Accept, */* alone, or text/csv;q=0 is JSON.
 func wantsCSV(r *http.Request) bool {
+	cq, named := acceptQuality(r, "text", "csv")
+	jq, jnamed := acceptQuality(r, "application", "json")
+	return named && cq > 0 && (!jnamed || cq >= jq)
+}
+
+// acceptQuality is the quality Accept gives typ/sub through its most
+// specific range (typ/sub, then typ/*, then */*), and whether that range
+// names typ (not */*).
+func acceptQuality(r *http.Request, typ, sub string) (q float64, named bool) {
+	best, specific := 0.0, -1 // specific: 2 typ/sub, 1 typ/*, 0 */*
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(mt), "text/csv") {
-			return true
+		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		t, st, _ := strings.Cut(strings.ToLower(strings.TrimSpace(mt)), "/")
+		level := -1
+		switch {
+		case t == typ && st == sub:
+			level = 2
+		case t == typ && st == "*":
+			level = 1
+		case t == "*" && st == "*":
+			level = 0
+		}
+		if level < 0 || level < specific {
+			continue
+		}
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f >= 0 && f <= 1 {
+					q = f
+				}
+			}
+		}
+		if level > specific || q > best {
+			best, specific = q, level
 		}
 	}
-	return false
+	return best, specific >= 1
 }
 
 // csvCell keeps a cell from being read as a formula by a spreadsheet.

@@ -568,3 +568,32 @@ func TestHistoryWindow(t *testing.T) {
 		t.Fatalf("the window answered: %v to %v, want %v to %v", got.From, got.To, want, want.Add(time.Hour))
 	}
 }
+
+// TestWantsCSV: the trace answers CSV only when Accept asks for it by name
+// with a quality above zero and no lower than JSON's.
+func TestWantsCSV(t *testing.T) {
+	for accept, want := range map[string]bool{
+		"":                                       false,
+		"*/*":                                    false,
+		"application/json":                       false,
+		"text/csv":                               true,
+		"Text/CSV":                               true,
+		"text/*":                                 true,
+		"text/csv;q=0":                           false,
+		"application/json, text/csv;q=0":         false,
+		"text/csv;q=0.5, application/json;q=0.9": false,
+		"text/csv;q=0.9, application/json;q=0.5": true,
+		"application/json, text/csv":             true,
+		"text/csv;q=0.4, */*":                    true,
+		"text/*;q=0, text/csv":                   true,
+		"text/csv;q=0, text/*":                   false,
+	} {
+		r, _ := http.NewRequest("POST", "/v1/traces", nil)
+		if accept != "" {
+			r.Header.Set("Accept", accept)
+		}
+		if got := wantsCSV(r); got != want {
+			t.Errorf("Accept %q: CSV %v, want %v", accept, got, want)
+		}
+	}
+}
