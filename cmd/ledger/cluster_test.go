@@ -292,6 +292,20 @@ func randBytes(n int) []byte {
 // TestMain stops the throwaway PostgreSQL the tests may start.
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// onBothReadModels runs test with memory read models, then with PostgreSQL
+// ones in a database of its own (clusterReadModels; skipped where there is
+// none), giving it the serve flags of each.
+func onBothReadModels(t *testing.T, test func(t *testing.T, flags []string)) {
+	t.Run("memory", func(t *testing.T) { test(t, nil) })
+	t.Run("postgres", func(t *testing.T) {
+		pg, which := clusterReadModels(t)
+		if pg == "" {
+			t.Skip(which)
+		}
+		test(t, []string{"--postgres", pg})
+	})
+}
+
 // clusterReadModels returns a PostgreSQL URL for a database of the test's
 // own (dropped at cleanup) on the tests' database (internal/pgtest), or ""
 // for memory read models where there is none (a failure under CI=true),

@@ -13,16 +13,7 @@ import (
 // command side's facts follow the log a few milliseconds behind; from
 // outside, on make cluster, about one pass in three sent right after a
 // registration was refused (ledger.OwnWrites).
-func TestPassAfterOwnWrites(t *testing.T) {
-	t.Run("memory", func(t *testing.T) { testPassAfterOwnWrites(t, nil) })
-	t.Run("postgres", func(t *testing.T) {
-		pg, which := clusterReadModels(t)
-		if pg == "" {
-			t.Skip(which)
-		}
-		testPassAfterOwnWrites(t, []string{"--postgres", pg})
-	})
-}
+func TestPassAfterOwnWrites(t *testing.T) { onBothReadModels(t, testPassAfterOwnWrites) }
 
 func testPassAfterOwnWrites(t *testing.T, flags []string) {
 	dir := t.TempDir()

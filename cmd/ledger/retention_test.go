@@ -20,16 +20,7 @@ import (
 // contact trace serve the passes, and then, with the service still running,
 // none of them does, and the log no longer holds them; the registrations
 // and the venue stay.
-func TestRetentionWhileRunning(t *testing.T) {
-	t.Run("memory", func(t *testing.T) { testRetention(t, nil) })
-	t.Run("postgres", func(t *testing.T) {
-		pg, which := clusterReadModels(t)
-		if pg == "" {
-			t.Skip(which)
-		}
-		testRetention(t, []string{"--postgres", pg})
-	})
-}
+func TestRetentionWhileRunning(t *testing.T) { onBothReadModels(t, testRetention) }
 
 func testRetention(t *testing.T, flags []string) {
 	const retention = 4 * time.Second
