@@ -500,7 +500,7 @@ func HistoryWindow(from, to, now time.Time) (time.Time, time.Time, error) {
 // ValidateTrace checks a trace query and returns its search; every bad
 // field is reported at once. number is the canonical ID number when the
 // person is named by document.
-func ValidateTrace(q TraceQuery, now, latest time.Time) (s ContactSearch, reason, number string, err error) {
+func ValidateTrace(q TraceQuery, now time.Time) (s ContactSearch, reason, number string, err error) {
 	var errs []error
 	// The window to the microsecond, as the read models keep times: the
 	// trace, its audit entry and its listing are then the same in each.
@@ -539,17 +539,14 @@ func ValidateTrace(q TraceQuery, now, latest time.Time) (s ContactSearch, reason
 	if reason, err = ValidateReason(q.Reason); err != nil {
 		errs = append(errs, err)
 	}
-	// An as_of ahead of now by no more than a device's clock skew is now:
-	// an answer as of a later moment would not be the one a replay with it
-	// gives (passes recorded in between would count then).
+	// An answer as of a later moment than now would not be the one a
+	// replay with that as_of gives (passes recorded in between would count
+	// then): the same as_of twice answered 0, then 1 contacts.
 	asOf := q.AsOf
-	switch {
-	case asOf.IsZero():
+	if asOf.IsZero() {
 		asOf = now
-	case asOf.After(latest):
-		errs = append(errs, Invalid("as_of", "must not be in the future"))
-	case asOf.After(now):
-		asOf = now
+	} else if asOf.After(now) {
+		errs = append(errs, Invalid("as_of", "must not be in the future (it is %s here)", now.UTC().Format(time.RFC3339)))
 	}
 	if len(errs) > 0 {
 		return ContactSearch{}, "", "", errors.Join(errs...)

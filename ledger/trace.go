@@ -81,7 +81,7 @@ func (l *Ledger) Trace(ctx context.Context, actor domain.Actor, q domain.TraceQu
 		return TraceResult{}, err
 	}
 	now := l.now()
-	search, reason, number, err := domain.ValidateTrace(q, now, now.Add(l.clockSkew()))
+	search, reason, number, err := domain.ValidateTrace(q, now)
 	if err != nil {
 		return TraceResult{}, err
 	}
