@@ -231,8 +231,8 @@ func digitOf(r rune) int {
 	case !unicode.IsDigit(r):
 		// Chinese numerals are letters to Unicode, but a phone number
 		// written 一三八〇〇一三八〇〇〇 is a phone number.
-		if d := strings.IndexRune(chineseDigits, r); d >= 0 {
-			return utf8.RuneCountInString(chineseDigits[:d]) % 10
+		if d, ok := chineseDigits[r]; ok {
+			return d
 		}
 		return -1
 	}
@@ -243,10 +243,19 @@ func digitOf(r rune) int {
 	return int(r-zero) % 10
 }
 
-// chineseDigits are the Chinese numerals 0-9, the common ones (〇 and 零
-// both zero) and the financial ones, simplified and traditional, each at
-// its value modulo 10.
-const chineseDigits = "〇一二三四五六七八九零壹贰叁肆伍陆柒捌玖" + "零壹貳參肆伍陸柒捌玖"
+// chineseDigits are the Chinese numerals 0-9 and their values: the common
+// ones (〇 and 零 both zero; 幺 the one said in phone numbers, 两/兩 two),
+// and the financial ones, simplified and traditional.
+var chineseDigits = func() map[rune]int {
+	m := make(map[rune]int)
+	for _, set := range []string{"〇一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖", "零壹貳參肆伍陸柒捌玖"} {
+		for d, r := range []rune(set) {
+			m[r] = d
+		}
+	}
+	m['幺'], m['两'], m['兩'], m['叄'] = 1, 2, 2, 3
+	return m
+}()
 
 // numberSeparator reports whether r may stand between the digits of a
 // written phone or ID number (after NFKC): anything but a digit or a letter. A list

@@ -125,7 +125,9 @@ func (s *Store) AnchorAudit(ctx context.Context, head domain.AuditHead) error {
 	if err != nil {
 		return err
 	}
-	for range 10 {
+	// Each lost race is another writer's anchor stored: a few replicas'
+	// reactions need few attempts, the bound only stops a livelock.
+	for range 64 {
 		stored, revision, ok, err := s.auditAnchor(ctx)
 		switch {
 		case errors.Is(err, ErrKeyCorrupt):

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -431,6 +432,19 @@ func TestRoutesTakeTheirParameters(t *testing.T) {
 			rec := e.do(m, url+"?zz_not_ours=1", "", nil)
 			if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "zz_not_ours") || !strings.Contains(rec.Body.String(), notOurs) {
 				t.Errorf("%s %s?zz_not_ours=1: %d %s, want 400 naming the parameter", m, path, rec.Code, rec.Body)
+			}
+			// The refusal lists what the route takes: exactly openapi.yaml's.
+			_, listed, _ := strings.Cut(rec.Body.String(), "(it takes ")
+			listed, _, _ = strings.Cut(listed, ")")
+			got := []string{}
+			if listed != "none" {
+				got = strings.Split(listed, ", ")
+			}
+			want := slices.Clone(takes)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s %s takes %v; openapi.yaml lists %v", m, path, got, want)
 			}
 			for _, p := range takes {
 				if rec := e.do(m, url+"?"+p+"=1", "", nil); strings.Contains(rec.Body.String(), notOurs) {

@@ -178,20 +178,22 @@ func (req traceRequest) query() (domain.TraceQuery, error) {
 
 // wantsCSV reports whether the client asks for text/csv (RFC 9110,
 // 12.5.1): Accept names it (text/csv or text/*) with a quality above zero
-// and no lower than what it gives JSON by name (application/json or
-// application/*). No Accept, */* alone, or text/csv;q=0 is JSON.
+// and no lower than what it gives JSON (through application/json,
+// application/* or */*). No Accept, */* alone, text/csv;q=0 or
+// "text/csv;q=0.4, */*" is JSON.
 func wantsCSV(r *http.Request) bool {
-	cq, named := acceptQuality(r, "text", "csv")
-	jq, jnamed := acceptQuality(r, "application", "json")
-	return named && cq > 0 && (!jnamed || cq >= jq)
+	accept := strings.Join(r.Header.Values("Accept"), ",")
+	cq, named := acceptQuality(accept, "text", "csv")
+	jq, _ := acceptQuality(accept, "application", "json")
+	return named && cq > 0 && cq >= jq
 }
 
 // acceptQuality is the quality Accept gives typ/sub through its most
 // specific range (typ/sub, then typ/*, then */*), and whether that range
 // names typ (not */*).
-func acceptQuality(r *http.Request, typ, sub string) (q float64, named bool) {
+func acceptQuality(accept, typ, sub string) (q float64, named bool) {
 	best, specific := 0.0, -1 // specific: 2 typ/sub, 1 typ/*, 0 */*
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+	for _, part := range strings.Split(accept, ",") {
 		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		t, st, _ := strings.Cut(strings.ToLower(strings.TrimSpace(mt)), "/")
 		level := -1

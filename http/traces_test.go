@@ -584,7 +584,8 @@ func TestWantsCSV(t *testing.T) {
 		"text/csv;q=0.5, application/json;q=0.9": false,
 		"text/csv;q=0.9, application/json;q=0.5": true,
 		"application/json, text/csv":             true,
-		"text/csv;q=0.4, */*":                    true,
+		"text/csv;q=0.4, */*":                    false,
+		"text/csv, */*":                          true,
 		"text/*;q=0, text/csv":                   true,
 		"text/csv;q=0, text/*":                   false,
 	} {
@@ -595,5 +596,12 @@ func TestWantsCSV(t *testing.T) {
 		if got := wantsCSV(r); got != want {
 			t.Errorf("Accept %q: CSV %v, want %v", accept, got, want)
 		}
+	}
+	// Two Accept lines are one list.
+	r, _ := http.NewRequest("POST", "/v1/traces", nil)
+	r.Header.Add("Accept", "application/json;q=0.5")
+	r.Header.Add("Accept", "text/csv")
+	if !wantsCSV(r) {
+		t.Error("text/csv on a second Accept line was not seen")
 	}
 }

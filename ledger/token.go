@@ -19,10 +19,14 @@ func (l *Ledger) MayAct(ctx context.Context, a domain.Actor) error {
 	if a.Role != domain.RolePerson || a.PersonID == uuid.Nil {
 		return nil
 	}
+	// Under the fence, with its overlay: a token of a person this replica
+	// has just erased acts no more, whatever the read models say yet.
+	defer l.Fence.write()()
 	f, err := l.Reads.PassFacts(ctx, PassFactsQuery{Persons: []uuid.UUID{a.PersonID}})
 	if err != nil {
 		return fmt.Errorf("read the token holder %s: %w", a.Subject, err)
 	}
+	l.Fence.overlay(&f)
 	p, known := f.Persons[a.PersonID]
 	return domain.MayActWithToken(a, p, known)
 }

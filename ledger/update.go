@@ -191,7 +191,9 @@ func (l *Ledger) append(ctx context.Context, aggregate string, expectedVersion u
 		return Result{}, fmt.Errorf("append %s: store answered %d results for %d events", aggregate, len(appended), len(envs))
 	}
 	last := appended[len(appended)-1]
-	l.Own.noted(last.Position)
+	if k := domain.AggregateKind(aggregate); k == domain.KindPerson || k == domain.KindVenue {
+		l.Own.noted(last.Position) // what a pass decides on (not declarations, not the audit chain)
+	}
 	return Result{EventID: envs[len(envs)-1].ID, Position: last.Position, Duplicate: last.Duplicate}, nil
 }
 

@@ -167,14 +167,17 @@ func open(ctx context.Context, cfg config) (_ *app, err error) {
 
 	a.passes = eventstore.NewPassIndex(a.es)
 	// A pass waits for the facts it reads to hold this replica's writes
-	// before it (the command side's own follower with PostgreSQL).
-	factsAt := a.proj.WaitFor
+	// before it (the command side's own follower with PostgreSQL), except
+	// while that follower replays the log after a start: the facts are then
+	// read from the tables (facts.ReadModel), and a wait would only add its
+	// second to every pass.
+	follower := a.proj
 	if a.factsProj != nil {
-		factsAt = a.factsProj.WaitFor
+		follower = a.factsProj
 	}
 	a.ledger = &ledger.Ledger{
 		Fence:  new(ledger.ErasureFence),
-		Own:    &ledger.OwnWrites{Reach: factsAt},
+		Own:    &ledger.OwnWrites{Reach: follower.WaitFor, Following: follower.StartupDone},
 		Events: a.es,
 		Log:    a.passes, // a person's replay from the log reads only their packs
 		Audit:  a.es,

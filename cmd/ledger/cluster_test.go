@@ -33,8 +33,9 @@ import (
 // The production shape, as separate processes: three nats-server nodes
 // (built from the module version go.mod pins, sync_interval: always) and two
 // `ledger serve --replicas 3` replicas started together, PostgreSQL read
-// models in a database of their own when DATABASE_URL answers (memory read
-// models otherwise). Passes stream into both replicas (every fifth one sent
+// models in a database of their own on the tests' PostgreSQL (internal/pgtest:
+// DATABASE_URL, or a throwaway cluster; memory read models where there is
+// neither, a failure under CI=true). Passes stream into both replicas (every fifth one sent
 // to both at once) and registrations go on, while the stream leader is
 // SIGKILLed (and restarted), the next leader is frozen (SIGSTOP until
 // writes have resumed without it, then SIGCONT) and one replica is

@@ -14,7 +14,7 @@ package pgtest
 import (
 	"context"
 	"fmt"
-	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -29,10 +29,10 @@ import (
 )
 
 var (
-	once sync.Once
-	url  string
-	why  string // why there is no database, when url is ""
-	stop func()
+	once  sync.Once
+	dbURL string
+	why   string // why there is no database, when dbURL is ""
+	stop  func()
 )
 
 // URL returns the tests' database, or "" and why there is none. The first
@@ -43,20 +43,20 @@ func URL() (string, string) {
 		if u != "" {
 			err := ping(u)
 			if err == nil {
-				url = u
+				dbURL = u
 				return
 			}
 			fmt.Fprintf(os.Stderr, "pgtest: DATABASE_URL does not answer (%v): starting a throwaway PostgreSQL\n", err)
 		}
 		var err error
-		if url, stop, err = throwaway(); err != nil {
-			url, why = "", err.Error()
+		if dbURL, stop, err = throwaway(); err != nil {
+			dbURL, why = "", err.Error()
 			if u != "" {
 				why = "DATABASE_URL does not answer and " + why
 			}
 		}
 	})
-	return url, why
+	return dbURL, why
 }
 
 // Need returns the tests' database URL, or skips tb (fails it under
@@ -118,8 +118,11 @@ func ping(u string) error {
 	return c.Ping(ctx)
 }
 
-// throwaway starts a cluster in a temp dir from the machine's initdb.
-func throwaway() (string, func(), error) {
+// throwaway starts a cluster in a temp dir from the machine's initdb. It
+// listens on no TCP port, only on a unix socket in that dir (0700, its
+// owner's: the postgres user's when the tests run as root), so its trust
+// authentication lets in no other local user.
+func throwaway() (_ string, _ func(), err error) {
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(bins) == 0 {
 		if p, err := exec.LookPath("initdb"); err == nil {
@@ -134,6 +137,11 @@ func throwaway() (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(dir)
+		}
+	}()
 	// PostgreSQL refuses to run as root: run it as the postgres user.
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
@@ -160,11 +168,8 @@ func throwaway() (string, func(), error) {
 	if out, err := run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
 		return "", nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	port, err := freePort()
-	if err != nil {
-		return "", nil, err
-	}
-	srv := run("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
+	const port = "5432" // names the socket file only: no TCP port is opened
+	srv := run("postgres", "-D", data, "-p", port, "-k", dir, "-c", "listen_addresses=",
 		"-c", "fsync=off", "-c", "max_connections=200")
 	logFile, err := os.Create(filepath.Join(dir, "postgres.log"))
 	if err != nil {
@@ -174,24 +179,32 @@ func throwaway() (string, func(), error) {
 	if err := srv.Start(); err != nil {
 		return "", nil, fmt.Errorf("start postgres: %w", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = srv.Wait(); close(exited) }()
 	stop := func() {
 		// SIGINT is PostgreSQL's fast shutdown.
 		_ = srv.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = srv.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(10 * time.Second):
 			_ = srv.Process.Kill()
+			<-exited
 		}
 		_ = os.RemoveAll(dir)
 	}
-	u := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	u := fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%s&sslmode=disable", url.QueryEscape(dir), port)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := ping(u)
 		if err == nil {
 			return u, stop, nil
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
+			_ = os.RemoveAll(dir)
+			return "", nil, fmt.Errorf("throwaway postgres exited: %s", log)
+		default:
 		}
 		if time.Now().After(deadline) {
 			stop()
@@ -199,13 +212,4 @@ func throwaway() (string, func(), error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -662,10 +662,15 @@ func (s *Store) rebuildStays(ctx context.Context) error {
 // writeBuiltStays writes the stays of the temporary table stays_built
 // into the (emptied) stays table in the order they start, with its indexes
 // dropped and then made again from their definitions as PostgreSQL holds
-// them (the migrations stay the one place that says what they are).
+// them (the migrations stay the one place that says what they are; an
+// index a constraint owns is kept and filled as it goes).
 func (s *Store) writeBuiltStays(ctx context.Context, tx pgx.Tx) error {
 	var defs, names []string
-	rows, err := tx.Query(ctx, `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'stays'`, s.schema)
+	// Indexes a constraint owns (none today) stay: dropping one fails.
+	rows, err := tx.Query(ctx, `SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid
+		WHERE i.indrelid = to_regclass($1) AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid)`,
+		s.schema+".stays")
 	if err != nil {
 		return fmt.Errorf("indexes of stays: %w", err)
 	}
