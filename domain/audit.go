@@ -243,17 +243,23 @@ func digitOf(r rune) int {
 	return int(r-zero) % 10
 }
 
-// chineseDigits are the Chinese numerals 0-9 and their values: the common
-// ones (〇 and 零 both zero; 幺 the one said in phone numbers, 两/兩 two),
-// and the financial ones, simplified and traditional.
+// chineseDigits are the numerals a Chinese (or Japanese) writer may spell
+// a number with, 0-9, and their values: the common ones, with the circles
+// typed for zero (〇, ○, ◯); the financial ones, simplified, traditional and
+// Japanese; the Suzhou numerals; and the digits said aloud on a phone or a
+// radio (幺/么 one, 两/兩 two, 洞 zero, 拐 seven, 勾 nine).
 var chineseDigits = func() map[rune]int {
 	m := make(map[rune]int)
-	for _, set := range []string{"〇一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖", "零壹貳參肆伍陸柒捌玖"} {
+	for _, set := range []string{"〇一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖", "零壹貳參肆伍陸柒捌玖", " 〡〢〣〤〥〦〧〨〩"} {
 		for d, r := range []rune(set) {
-			m[r] = d
+			if r != ' ' {
+				m[r] = d
+			}
 		}
 	}
-	m['幺'], m['两'], m['兩'], m['叄'] = 1, 2, 2, 3
+	for r, d := range map[rune]int{'○': 0, '◯': 0, '洞': 0, '幺': 1, '么': 1, '壱': 1, '两': 2, '兩': 2, '弐': 2, '叄': 3, '参': 3, '拐': 7, '勾': 9} {
+		m[r] = d
+	}
 	return m
 }()
 

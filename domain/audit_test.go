@@ -296,7 +296,8 @@ func TestAuditedReasonHoldsNoPersonalNumber(t *testing.T) {
 		"phone 138-0013-8000", "call 138.0013.8000", "(138)0013-8000", "１３８－００１３－８０００", "+86 138-0013-8000",
 		"tel 0539-8123456", "(0539) 812-3456", "110105-19491231-002X", "110105 1949 1231 0038",
 		// In Chinese numerals, common and financial, mixed with digits.
-		"电话一三八〇〇一三八〇〇〇", "一一〇一〇五一九四九一二三一〇〇三八", "壹叁捌零零壹叁捌零零零", "138〇〇13八〇〇〇", "幺三八〇〇幺三八〇〇〇", "一三八两两一三八〇〇〇"} {
+		"电话一三八〇〇一三八〇〇〇", "一一〇一〇五一九四九一二三一〇〇三八", "壹叁捌零零壹叁捌零零零", "138〇〇13八〇〇〇", "幺三八〇〇幺三八〇〇〇", "一三八两两一三八〇〇〇",
+		"一三八○○一三八○○○", "一三八◯◯一三八◯◯◯", "么三八〇〇么三八〇〇〇", "壹参捌零零壹参捌零零零", "〡〣〨〇〇〡〣〨〇〇〇"} {
 		if _, err := domain.ValidateAuditedReason(bad, true); err == nil || !strings.Contains(err.Error(), "ID or phone number") {
 			t.Errorf("%q: %v", bad, err)
 		}

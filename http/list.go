@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -98,7 +99,7 @@ func (s *Server) takes(names []string) func(http.Handler) http.Handler {
 }
 
 func onlyParams(r *http.Request, names []string) error {
-	for k := range r.URL.Query() {
+	for _, k := range slices.Sorted(maps.Keys(r.URL.Query())) { // the first by name, the same each time
 		if slices.Contains(names, k) {
 			continue
 		}

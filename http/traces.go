@@ -211,6 +211,7 @@ func acceptQuality(accept, typ, sub string) (q float64, named bool) {
 		q := 1.0
 		for _, p := range strings.Split(params, ";") {
 			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				q = 0 // a quality that is not one (NaN, 1.5) accepts nothing
 				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f >= 0 && f <= 1 {
 					q = f
 				}

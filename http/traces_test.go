@@ -585,6 +585,8 @@ func TestWantsCSV(t *testing.T) {
 		"text/csv;q=0.9, application/json;q=0.5": true,
 		"application/json, text/csv":             true,
 		"text/csv;q=0.4, */*":                    false,
+		"text/csv;q=NaN, application/json;q=0.9": false,
+		"text/csv;q=1.5, application/json":       false,
 		"text/csv, */*":                          true,
 		"text/*;q=0, text/csv":                   true,
 		"text/csv;q=0, text/*":                   false,
