@@ -96,8 +96,8 @@ func (AuditRecorded) SchemaVersion() int { return 1 }
 
 // auditedEvents maps each audited event type to the entry it makes (when
 // and the source are filled in by AuditEntryOf, and who unless the event
-// names them): the one list of what
-// the audit trail holds. Adding a kind is one line here.
+// names them): the one list of what the audit trail holds. Adding a kind is
+// one line here.
 var auditedEvents = map[string]func(Event) AuditRecorded{
 	TypeTraceRequested: auditOf(func(t *TraceRequested) AuditRecorded {
 		kind := AuditContacts
@@ -249,16 +249,14 @@ func digitOf(r rune) int {
 // Japanese; the Suzhou numerals; and the digits said aloud on a phone or a
 // radio (幺/么 one, 两/兩 two, 洞 zero, 拐 seven, 勾 nine).
 var chineseDigits = func() map[rune]int {
-	m := make(map[rune]int)
-	for _, set := range []string{"〇一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖", "零壹貳參肆伍陸柒捌玖", " 〡〢〣〤〥〦〧〨〩"} {
+	m := map[rune]int{'○': 0, '◯': 0, '洞': 0, '幺': 1, '么': 1, '壱': 1, '两': 2, '兩': 2, '弐': 2, '叄': 3, '参': 3, '拐': 7, '勾': 9}
+	for _, set := range []string{"〇一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖", "零壹貳參肆伍陸柒捌玖"} {
 		for d, r := range []rune(set) {
-			if r != ' ' {
-				m[r] = d
-			}
+			m[r] = d
 		}
 	}
-	for r, d := range map[rune]int{'○': 0, '◯': 0, '洞': 0, '幺': 1, '么': 1, '壱': 1, '两': 2, '兩': 2, '弐': 2, '叄': 3, '参': 3, '拐': 7, '勾': 9} {
-		m[r] = d
+	for d, r := range []rune("〡〢〣〤〥〦〧〨〩") { // Suzhou, from one
+		m[r] = d + 1
 	}
 	return m
 }()

@@ -188,7 +188,7 @@ func (s *Server) routes() chi.Router {
 	)
 	r.Route("/v1", func(r chi.Router) {
 		// Each route with the query parameters it takes (the same as its
-		// operation's in openapi.yaml: TestOpenAPIDescribesEveryRoute);
+		// operation's in openapi.yaml: TestRoutesTakeTheirParameters);
 		// any other is refused before the route's gate, where a typo
 		// ("distrct") would otherwise be silently ignored.
 		type params = []string

@@ -665,7 +665,6 @@ func (s *Store) rebuildStays(ctx context.Context) error {
 // them (the migrations stay the one place that says what they are; an
 // index a constraint owns is kept and filled as it goes).
 func (s *Store) writeBuiltStays(ctx context.Context, tx pgx.Tx) error {
-	var defs, names []string
 	// Indexes a constraint owns (none today) stay: dropping one fails.
 	rows, err := tx.Query(ctx, `SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i
 		JOIN pg_class c ON c.oid = i.indexrelid
@@ -674,30 +673,23 @@ func (s *Store) writeBuiltStays(ctx context.Context, tx pgx.Tx) error {
 	if err != nil {
 		return fmt.Errorf("indexes of stays: %w", err)
 	}
-	for rows.Next() {
-		var name, def string
-		if err := rows.Scan(&name, &def); err != nil {
-			rows.Close()
-			return fmt.Errorf("indexes of stays: %w", err)
-		}
-		names, defs = append(names, name), append(defs, def)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	type index struct{ Name, Def string }
+	indexes, err := pgx.CollectRows(rows, pgx.RowToStructByPos[index])
+	if err != nil {
 		return fmt.Errorf("indexes of stays: %w", err)
 	}
-	for _, n := range names {
-		if _, err := tx.Exec(ctx, `DROP INDEX `+pgx.Identifier{s.schema, n}.Sanitize()); err != nil {
-			return fmt.Errorf("drop index %s: %w", n, err)
+	for _, ix := range indexes {
+		if _, err := tx.Exec(ctx, `DROP INDEX `+pgx.Identifier{s.schema, ix.Name}.Sanitize()); err != nil {
+			return fmt.Errorf("drop index %s: %w", ix.Name, err)
 		}
 	}
 	cols := strings.Join(stayColumns, ", ")
 	if _, err := tx.Exec(ctx, s.sql(`INSERT INTO {s}.stays (`+cols+`) SELECT `+cols+` FROM stays_built ORDER BY start_at`)); err != nil {
 		return fmt.Errorf("write stays in start order: %w", err)
 	}
-	for i, def := range defs {
-		if _, err := tx.Exec(ctx, def); err != nil {
-			return fmt.Errorf("make index %s again: %w", names[i], err)
+	for _, ix := range indexes {
+		if _, err := tx.Exec(ctx, ix.Def); err != nil {
+			return fmt.Errorf("make index %s again: %w", ix.Name, err)
 		}
 	}
 	return nil
